@@ -1,0 +1,316 @@
+#include "config/config.hpp"
+
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <set>
+#include <sstream>
+
+namespace danerelay::config {
+namespace {
+
+std::string_view TypeName(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::table:
+      return "a table";
+    default:
+      return "a date or time";
+  }
+}
+
+// "5m", "300s", "4h", "5d", or an integer number of seconds.
+std::optional<std::chrono::seconds> ParseDuration(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  long long n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || n < 0) return std::nullopt;
+  const std::string_view unit(end, static_cast<size_t>(text.data() + text.size() - end));
+  long long scale;
+  if (unit.empty() || unit == "s") {
+    scale = 1;
+  } else if (unit == "m") {
+    scale = 60;
+  } else if (unit == "h") {
+    scale = 3600;
+  } else if (unit == "d") {
+    scale = 86400;
+  } else {
+    return std::nullopt;
+  }
+  if (n > std::numeric_limits<long long>::max() / scale) return std::nullopt;
+  return std::chrono::seconds(n * scale);
+}
+
+// Reads one table of the schema. The first error wins; later reads do nothing.
+class Reader {
+ public:
+  Reader(const toml::table& table, std::string prefix, const std::string& file,
+         std::optional<ConfigError>& error)
+      : table_(table), prefix_(std::move(prefix)), file_(file), error_(error) {}
+
+  void Fail(const toml::node& at, std::string_view key, std::string_view message) {
+    if (error_) return;
+    error_ = ConfigError{fmt::format("{}:{}: {}{}: {}", file_, at.source().begin.line, prefix_,
+                                     key, message)};
+  }
+  void FailHere(std::string_view key, std::string_view message) {
+    const toml::node* n = table_.get(key);
+    Fail(n ? *n : static_cast<const toml::node&>(table_), key, message);
+  }
+
+  // Every key in the table must be one of `known`.
+  void OnlyKeys(std::initializer_list<std::string_view> known) {
+    for (auto&& [k, v] : table_) {
+      bool ok = false;
+      for (auto name : known) ok = ok || k.str() == name;
+      if (!ok) {
+        if (error_) return;
+        error_ = ConfigError{fmt::format("{}:{}: {}{}: unknown key", file_,
+                                         k.source().begin.line, prefix_, k.str())};
+      }
+    }
+  }
+
+  const toml::node* Get(std::string_view key) const { return table_.get(key); }
+
+  void String(std::string_view key, std::string& out) {
+    const toml::node* n = table_.get(key);
+    if (!n) return;
+    if (!n->is_string()) return Fail(*n, key, fmt::format("expected a string, got {}", TypeName(*n)));
+    out = n->as_string()->get();
+  }
+
+  void Bool(std::string_view key, bool& out) {
+    const toml::node* n = table_.get(key);
+    if (!n) return;
+    if (!n->is_boolean()) {
+      return Fail(*n, key, fmt::format("expected true or false, got {}", TypeName(*n)));
+    }
+    out = n->as_boolean()->get();
+  }
+
+  template <typename T>
+  void Unsigned(std::string_view key, T& out, std::uint64_t min, std::uint64_t max) {
+    const toml::node* n = table_.get(key);
+    if (!n) return;
+    if (!n->is_integer()) {
+      return Fail(*n, key, fmt::format("expected an integer, got {}", TypeName(*n)));
+    }
+    const std::int64_t v = n->as_integer()->get();
+    if (v < 0 || static_cast<std::uint64_t>(v) < min || static_cast<std::uint64_t>(v) > max) {
+      return Fail(*n, key, fmt::format("{} is out of range ({}..{})", v, min, max));
+    }
+    out = static_cast<T>(v);
+  }
+
+  void Duration(std::string_view key, std::chrono::seconds& out, std::chrono::seconds min) {
+    const toml::node* n = table_.get(key);
+    if (!n) return;
+    std::optional<std::chrono::seconds> d;
+    if (n->is_integer() && n->as_integer()->get() >= 0) {
+      d = std::chrono::seconds(n->as_integer()->get());
+    } else if (n->is_string()) {
+      d = ParseDuration(n->as_string()->get());
+    } else if (!n->is_integer()) {
+      return Fail(*n, key,
+                  fmt::format("expected a duration such as \"5m\", got {}", TypeName(*n)));
+    }
+    if (!d) {
+      return Fail(*n, key, "expected a duration: a number with s, m, h or d (\"300s\", \"5m\")");
+    }
+    if (*d < min) return Fail(*n, key, fmt::format("must be at least {}s", min.count()));
+    out = *d;
+  }
+
+  void Path(std::string_view key, std::filesystem::path& out, const std::filesystem::path& base) {
+    std::string s;
+    String(key, s);
+    if (error_ || !table_.get(key)) return;
+    if (s.empty()) return FailHere(key, "must not be empty");
+    out = std::filesystem::path(s).is_relative() ? base / s : std::filesystem::path(s);
+  }
+
+ private:
+  const toml::table& table_;
+  std::string prefix_;
+  const std::string& file_;
+  std::optional<ConfigError>& error_;
+};
+
+std::string DefaultHostname() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
+  return buf;
+}
+
+// A hostname for the greeting and EHLO: letters, digits, hyphens and dots (RFC 5321 §2.3.5).
+bool ValidHostname(std::string_view h) {
+  if (h.empty() || h.size() > 253 || h.front() == '.' || h.back() == '.') return false;
+  for (char c : h) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+const toml::table* SubTable(const toml::table& root, std::string_view name, const std::string& file,
+                            std::optional<ConfigError>& error) {
+  const toml::node* n = root.get(name);
+  if (!n) return nullptr;
+  if (!n->is_table()) {
+    if (!error) {
+      error = ConfigError{fmt::format("{}:{}: {}: expected a table [{}], got {}", file,
+                                      n->source().begin.line, name, name, TypeName(*n))};
+    }
+    return nullptr;
+  }
+  return n->as_table();
+}
+
+void ReadListener(const toml::table& t, size_t index, const std::string& file,
+                  const std::filesystem::path& base, relay::ListenerOptions& out,
+                  std::optional<ConfigError>& error) {
+  Reader r(t, fmt::format("listener[{}].", index), file, error);
+  r.OnlyKeys({"address", "port", "starttls", "cert_file", "key_file"});
+  r.String("address", out.address);
+  if (!error && t.get("address")) {
+    std::string why;
+    const bool ok = out.address.find('/') == std::string::npos &&
+                    relay::IpNetwork::Parse(out.address, &why).has_value();
+    if (!ok) r.FailHere("address", "expected an IP address such as \"127.0.0.1\" or \"::\"");
+  }
+  r.Unsigned("port", out.port, 1, 65535);
+  r.Bool("starttls", out.starttls);
+  r.Path("cert_file", out.tls.cert_file, base);
+  r.Path("key_file", out.tls.key_file, base);
+  if (!error && out.starttls && (out.tls.cert_file.empty() || out.tls.key_file.empty())) {
+    r.FailHere("starttls", "STARTTLS needs cert_file and key_file");
+  }
+}
+
+}  // namespace
+
+Config Defaults() {
+  Config c;
+  c.server.hostname = DefaultHostname();
+  return c;
+}
+
+tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_view source_name,
+                                             const std::filesystem::path& base_dir) {
+  const std::string file(source_name);
+  toml::parse_result parsed = toml::parse(text, source_name);
+  if (!parsed) {
+    const auto& e = parsed.error();
+    return tl::unexpected(ConfigError{
+        fmt::format("{}:{}: syntax error: {}", file, e.source().begin.line, e.description())});
+  }
+  const toml::table& root = parsed.table();
+  Config config = Defaults();
+  config.source = file;
+  std::optional<ConfigError> error;
+
+  Reader top(root, "", file, error);
+  top.OnlyKeys({"server", "listener", "access", "limits", "queue"});
+
+  if (const auto* t = SubTable(root, "server", file, error)) {
+    Reader r(*t, "server.", file, error);
+    r.OnlyKeys({"hostname"});
+    r.String("hostname", config.server.hostname);
+    if (!error && t->get("hostname") && !ValidHostname(config.server.hostname)) {
+      r.FailHere("hostname", "expected a host name such as \"relay.example.org\"");
+    }
+  }
+
+  if (const toml::node* n = root.get("listener"); n && !error) {
+    const toml::array* arr = n->as_array();
+    if (!arr || !arr->is_array_of_tables() || arr->empty()) {
+      top.Fail(*n, "listener", "expected one or more [[listener]] tables");
+    } else {
+      config.server.listeners.clear();
+      for (size_t i = 0; i < arr->size() && !error; ++i) {
+        relay::ListenerOptions lo;
+        ReadListener(*arr->get(i)->as_table(), i, file, base_dir, lo, error);
+        config.server.listeners.push_back(std::move(lo));
+      }
+    }
+  }
+
+  if (const auto* t = SubTable(root, "access", file, error)) {
+    Reader r(*t, "access.", file, error);
+    r.OnlyKeys({"trusted_networks"});
+    if (const toml::node* n = t->get("trusted_networks"); n && !error) {
+      const toml::array* arr = n->as_array();
+      if (!arr) {
+        r.Fail(*n, "trusted_networks",
+               fmt::format("expected an array of networks, got {}", TypeName(*n)));
+      } else {
+        config.server.trusted_networks.clear();
+        for (const toml::node& item : *arr) {
+          std::string why;
+          std::optional<relay::IpNetwork> net;
+          if (item.is_string()) net = relay::IpNetwork::Parse(item.as_string()->get(), &why);
+          if (!item.is_string()) why = fmt::format("expected a string, got {}", TypeName(item));
+          if (!net) {
+            r.Fail(item, "trusted_networks", why);
+            break;
+          }
+          config.server.trusted_networks.push_back(*net);
+        }
+      }
+    }
+  }
+
+  if (const auto* t = SubTable(root, "limits", file, error)) {
+    auto& l = config.server.limits;
+    Reader r(*t, "limits.", file, error);
+    r.OnlyKeys({"max_message_size", "max_recipients", "max_connections",
+                "max_connections_per_client", "max_errors", "command_timeout", "data_timeout"});
+    r.Unsigned("max_message_size", l.max_message_size, 1024, std::uint64_t{1} << 31);
+    r.Unsigned("max_recipients", l.max_recipients, 1, 100000);
+    r.Unsigned("max_connections", l.max_connections, 1, 100000);
+    r.Unsigned("max_connections_per_client", l.max_connections_per_client, 1, 100000);
+    r.Unsigned("max_errors", l.max_errors, 1, 1000);
+    r.Duration("command_timeout", l.command_timeout, std::chrono::seconds(1));
+    r.Duration("data_timeout", l.data_timeout, std::chrono::seconds(1));
+  }
+
+  if (const auto* t = SubTable(root, "queue", file, error)) {
+    Reader r(*t, "queue.", file, error);
+    r.OnlyKeys({"path"});
+    r.Path("path", config.queue.path, base_dir);
+  }
+
+  if (error) return tl::unexpected(*error);
+  return config;
+}
+
+tl::expected<Config, ConfigError> LoadFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return tl::unexpected(
+        ConfigError{fmt::format("{}: cannot read configuration file", path.string())});
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return LoadString(text.str(), path.string(), path.parent_path());
+}
+
+}  // namespace danerelay::config

@@ -1,0 +1,38 @@
+#pragma once
+// The TOML configuration: schema, built-in defaults and validation. Turns the file into each
+// module's plain Options structs; the only place that includes toml++.
+//
+// Every error names the file, the line and the key ("danerelay.toml:12: limits.max_recipients:
+// expected an integer, got a string"); unknown keys are errors too, so a typo never silently
+// falls back to a default.
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include <tl/expected.hpp>
+
+#include "queue/store.hpp"
+#include "relay/options.hpp"
+
+namespace danerelay::config {
+
+struct Config {
+  relay::ServerOptions server;
+  queue::StoreOptions queue;
+  std::string source = "built-in defaults";  // where this configuration came from
+};
+
+struct ConfigError {
+  std::string message;
+};
+
+// Built-in defaults: listen on 127.0.0.1:2525, trust 127.0.0.0/8 and ::1, queue in ./data.
+Config Defaults();
+
+// Relative paths in a file are taken relative to the file's directory.
+tl::expected<Config, ConfigError> LoadFile(const std::filesystem::path& path);
+// `source_name` is used in error messages; relative paths are relative to `base_dir`.
+tl::expected<Config, ConfigError> LoadString(std::string_view toml, std::string_view source_name,
+                                             const std::filesystem::path& base_dir);
+
+}  // namespace danerelay::config

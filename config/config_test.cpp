@@ -1,0 +1,150 @@
+#include "config/config.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace danerelay::config {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(ConfigTest, DefaultsWorkForAFirstTry) {
+  const Config c = Defaults();
+  ASSERT_EQ(c.server.listeners.size(), 1u);
+  EXPECT_EQ(c.server.listeners[0].address, "127.0.0.1");
+  EXPECT_EQ(c.server.listeners[0].port, 2525);
+  EXPECT_FALSE(c.server.listeners[0].starttls);
+  ASSERT_EQ(c.server.trusted_networks.size(), 2u);
+  EXPECT_TRUE(c.server.trusted_networks[0].Contains("127.0.0.1"));
+  EXPECT_TRUE(c.server.trusted_networks[1].Contains("::1"));
+  EXPECT_EQ(c.queue.path, "data");
+  EXPECT_FALSE(c.server.hostname.empty());
+}
+
+TEST(ConfigTest, ExampleFileLoadsAndEqualsTheDefaults) {
+  auto c = LoadFile(DANERELAY_EXAMPLE_CONFIG);
+  ASSERT_TRUE(c) << c.error().message;
+  const Config d = Defaults();
+  EXPECT_EQ(c->server.limits.max_message_size, d.server.limits.max_message_size);
+  EXPECT_EQ(c->server.limits.max_recipients, d.server.limits.max_recipients);
+  EXPECT_EQ(c->server.limits.max_connections, d.server.limits.max_connections);
+  EXPECT_EQ(c->server.limits.max_connections_per_client,
+            d.server.limits.max_connections_per_client);
+  EXPECT_EQ(c->server.limits.max_errors, d.server.limits.max_errors);
+  EXPECT_EQ(c->server.limits.command_timeout, d.server.limits.command_timeout);
+  EXPECT_EQ(c->server.limits.data_timeout, d.server.limits.data_timeout);
+  EXPECT_EQ(c->server.listeners[0].port, d.server.listeners[0].port);
+  EXPECT_EQ(c->queue.path.filename(), "data");
+}
+
+TEST(ConfigTest, GoodFile) {
+  auto c = LoadString(R"(
+[server]
+hostname = "relay.example.org"
+
+[[listener]]
+address = "127.0.0.2"
+port = 2526
+
+[[listener]]
+address = "::1"
+port = 587
+starttls = true
+cert_file = "tls/c.pem"
+key_file = "/etc/k.pem"
+
+[access]
+trusted_networks = ["10.0.0.0/8", "2001:db8::/32"]
+
+[limits]
+max_message_size = 1048576
+max_recipients = 50
+max_connections = 10
+max_connections_per_client = 2
+command_timeout = "30s"
+data_timeout = 120
+
+[queue]
+path = "q"
+)",
+                      "t.toml", "/etc/danerelay");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->server.hostname, "relay.example.org");
+  ASSERT_EQ(c->server.listeners.size(), 2u);
+  EXPECT_EQ(c->server.listeners[0].address, "127.0.0.2");
+  EXPECT_EQ(c->server.listeners[1].port, 587);
+  EXPECT_TRUE(c->server.listeners[1].starttls);
+  EXPECT_EQ(c->server.listeners[1].tls.cert_file, "/etc/danerelay/tls/c.pem");
+  EXPECT_EQ(c->server.listeners[1].tls.key_file, "/etc/k.pem");
+  ASSERT_EQ(c->server.trusted_networks.size(), 2u);
+  EXPECT_TRUE(c->server.trusted_networks[0].Contains("10.9.8.7"));
+  EXPECT_FALSE(c->server.trusted_networks[0].Contains("127.0.0.1"));
+  EXPECT_EQ(c->server.limits.max_message_size, 1048576u);
+  EXPECT_EQ(c->server.limits.command_timeout, std::chrono::seconds(30));
+  EXPECT_EQ(c->server.limits.data_timeout, std::chrono::seconds(120));
+  EXPECT_EQ(c->queue.path, "/etc/danerelay/q");
+}
+
+struct BadCase {
+  const char* name;
+  const char* toml;
+  const char* expected;  // the whole "file:line: key: ..." prefix or a part of the message
+};
+
+class ConfigErrorTest : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(ConfigErrorTest, NamesFileLineAndKey) {
+  auto c = LoadString(GetParam().toml, "bad.toml", "/tmp");
+  ASSERT_FALSE(c) << GetParam().name;
+  EXPECT_THAT(c.error().message, HasSubstr(GetParam().expected)) << c.error().message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EachKindOfError, ConfigErrorTest,
+    ::testing::Values(
+        BadCase{"syntax", "[server]\nhostname = \n", "bad.toml:2: syntax error"},
+        BadCase{"wrong type", "[limits]\n\nmax_recipients = \"ten\"\n",
+                "bad.toml:3: limits.max_recipients: expected an integer, got a string"},
+        BadCase{"out of range", "[limits]\nmax_recipients = 0\n",
+                "bad.toml:2: limits.max_recipients: 0 is out of range"},
+        BadCase{"negative", "[limits]\nmax_connections = -5\n",
+                "bad.toml:2: limits.max_connections: -5 is out of range"},
+        BadCase{"unknown key", "[limits]\nmax_recipient = 10\n",
+                "bad.toml:2: limits.max_recipient: unknown key"},
+        BadCase{"unknown section", "[queues]\npath = \"x\"\n", "bad.toml:1: queues: unknown key"},
+        BadCase{"section not a table", "queue = 5\n",
+                "bad.toml:1: queue: expected a table [queue], got an integer"},
+        BadCase{"bad duration", "[limits]\ncommand_timeout = \"5 minutes\"\n",
+                "bad.toml:2: limits.command_timeout: expected a duration"},
+        BadCase{"bad network", "[access]\ntrusted_networks = [\"127.0.0.0/8\",\n \"10.1.2.3/8\"]\n",
+                "bad.toml:3: access.trusted_networks: '10.1.2.3/8' has host bits set"},
+        BadCase{"network not a string", "[access]\ntrusted_networks = [1]\n",
+                "bad.toml:2: access.trusted_networks: expected a string, got an integer"},
+        BadCase{"bad hostname", "[server]\nhostname = \"relay example\"\n",
+                "bad.toml:2: server.hostname: expected a host name"},
+        BadCase{"listener address", "[[listener]]\naddress = \"localhost\"\n",
+                "bad.toml:2: listener[0].address: expected an IP address"},
+        BadCase{"listener port", "[[listener]]\nport = 70000\n",
+                "bad.toml:2: listener[0].port: 70000 is out of range"},
+        BadCase{"starttls without cert", "[[listener]]\nport = 25\nstarttls = true\n",
+                "bad.toml:3: listener[0].starttls: STARTTLS needs cert_file and key_file"},
+        BadCase{"unknown listener key", "[[listener]]\nport = 25\n[[listener]]\nprot = 26\n",
+                "bad.toml:4: listener[1].prot: unknown key"},
+        BadCase{"empty path", "[queue]\npath = \"\"\n", "bad.toml:2: queue.path: must not be empty"},
+        BadCase{"bool wanted", "[[listener]]\nstarttls = \"yes\"\n",
+                "bad.toml:2: listener[0].starttls: expected true or false, got a string"}),
+    [](const auto& param_info) {
+      std::string n = param_info.param.name;
+      for (char& ch : n) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+      return n;
+    });
+
+TEST(ConfigTest, MissingFile) {
+  auto c = LoadFile("/nonexistent/danerelay.toml");
+  ASSERT_FALSE(c);
+  EXPECT_THAT(c.error().message,
+              HasSubstr("/nonexistent/danerelay.toml: cannot read configuration file"));
+}
+
+}  // namespace
+}  // namespace danerelay::config

@@ -1,0 +1,55 @@
+#pragma once
+// Group commit: one writer thread owns the read-write Store and turns every burst of concurrent
+// Submit() calls into a single transaction, so N sessions cost one fsync, not N.
+//
+// No artificial delay is added: while one commit is being synced, new submissions pile up and
+// become the next batch. The callback runs on the writer thread after the commit that holds the
+// message has returned (or failed); the caller re-posts it to its own executor.
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "queue/store.hpp"
+
+namespace danerelay::queue {
+
+class Committer {
+ public:
+  using Callback = std::function<void(tl::expected<void, StoreError>)>;
+
+  explicit Committer(std::unique_ptr<Store> store, size_t max_batch = 256);
+  // Commits everything already submitted, then stops the writer.
+  ~Committer();
+  Committer(const Committer&) = delete;
+  Committer& operator=(const Committer&) = delete;
+
+  void Submit(NewMessage message, Callback done);
+
+  struct Stats {
+    std::uint64_t messages = 0;      // messages committed
+    std::uint64_t transactions = 0;  // commits, i.e. WAL syncs
+  };
+  Stats stats() const;
+
+ private:
+  struct Pending {
+    NewMessage message;
+    Callback done;
+  };
+  void Run();
+
+  std::unique_ptr<Store> store_;
+  const size_t max_batch_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Pending> pending_;
+  bool stopping_ = false;
+  Stats stats_;
+  std::thread writer_;  // last: started after every other member exists
+};
+
+}  // namespace danerelay::queue

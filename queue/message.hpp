@@ -1,0 +1,85 @@
+#pragma once
+// What the queue stores: a message's envelope, its DSN parameters (RFC 3461) and its content.
+// Plain data; the queue knows no SMTP.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace danerelay::queue {
+
+using Clock = std::chrono::system_clock;
+using TimePoint = Clock::time_point;
+
+// RFC 3461 §4.1 NOTIFY, as a bit set; an empty set means "not given" (default behaviour).
+enum Notify : unsigned {
+  kNotifyNone = 0,
+  kNotifyNever = 1u << 0,
+  kNotifySuccess = 1u << 1,
+  kNotifyFailure = 1u << 2,
+  kNotifyDelay = 1u << 3,
+};
+std::string NotifyToString(unsigned notify);  // "SUCCESS,FAILURE", "NEVER", "" when not given
+
+enum class DsnRet { kUnspecified, kFull, kHdrs };  // RFC 3461 §4.3
+std::string_view ToString(DsnRet ret);
+
+// design.md: queued → (attempting) → delivered | deferred → … | failed | expired; held by an operator.
+enum class RecipientState { kQueued, kAttempting, kDelivered, kDeferred, kFailed, kExpired, kHeld };
+std::string_view ToString(RecipientState state);
+std::optional<RecipientState> RecipientStateFromString(std::string_view text);
+
+struct NewRecipient {
+  std::string address;  // without angle brackets
+  unsigned notify = kNotifyNone;
+  std::string orcpt;  // RFC 3461 §4.2 "addr-type;xtext" as received, empty when not given
+};
+
+// A message as the SMTP server hands it to the queue. `content` is the exact message (headers
+// and body, CRLF line ends, dot-unstuffed), including the Received header this relay added.
+struct NewMessage {
+  std::string id;
+  TimePoint arrival;
+  std::string sender;  // empty for the null sender <>
+  std::vector<NewRecipient> recipients;
+  std::string content;
+  std::string client_address;  // "192.0.2.1" or "::1"
+  std::string client_helo;
+  std::string protocol;  // "ESMTP", "ESMTPS", "SMTP"
+  bool body_8bitmime = false;
+  bool smtputf8 = false;
+  DsnRet dsn_ret = DsnRet::kUnspecified;
+  std::string dsn_envid;  // RFC 3461 §4.4, xtext-decoded
+};
+
+struct StoredRecipient {
+  int index = 0;
+  std::string address;
+  RecipientState state = RecipientState::kQueued;
+  unsigned notify = kNotifyNone;
+  std::string orcpt;
+  int attempts = 0;
+  std::optional<TimePoint> next_attempt;
+  std::string last_status;  // enhanced status of the last attempt, e.g. "4.7.5"
+  std::string last_reply;   // text of the last attempt's outcome
+};
+
+// Everything about a message except its content.
+struct MessageInfo {
+  std::string id;
+  TimePoint arrival;
+  std::string sender;
+  std::int64_t size = 0;
+  std::string client_address;
+  std::string client_helo;
+  std::string protocol;
+  bool body_8bitmime = false;
+  bool smtputf8 = false;
+  DsnRet dsn_ret = DsnRet::kUnspecified;
+  std::string dsn_envid;
+  std::vector<StoredRecipient> recipients;
+};
+
+}  // namespace danerelay::queue

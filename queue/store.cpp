@@ -1,0 +1,383 @@
+#include "queue/store.hpp"
+
+#include <sqlite3.h>
+
+#include <fmt/format.h>
+
+#include <array>
+#include <system_error>
+
+namespace danerelay::queue {
+namespace {
+
+struct DbClose {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+struct StmtFinalize {
+  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
+using DbPtr = std::unique_ptr<sqlite3, DbClose>;
+using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalize>;
+
+// Schema migrations: kMigrations[i] takes user_version i to i + 1. Never edit an entry that has
+// shipped; append a new one.
+constexpr std::array<const char*, Store::kSchemaVersion> kMigrations = {
+    R"sql(
+CREATE TABLE messages (
+  id TEXT PRIMARY KEY,
+  arrival_us INTEGER NOT NULL,
+  sender TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  client_address TEXT NOT NULL,
+  client_helo TEXT NOT NULL,
+  protocol TEXT NOT NULL,
+  body_8bitmime INTEGER NOT NULL,
+  smtputf8 INTEGER NOT NULL,
+  dsn_ret TEXT NOT NULL,
+  dsn_envid TEXT NOT NULL,
+  content BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE recipients (
+  message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  address TEXT NOT NULL,
+  state TEXT NOT NULL,
+  notify INTEGER NOT NULL,
+  orcpt TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_us INTEGER,
+  last_status TEXT NOT NULL DEFAULT '',
+  last_reply TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (message_id, idx)
+) WITHOUT ROWID;
+CREATE INDEX recipients_due ON recipients(state, next_attempt_us);
+CREATE TABLE attempts (
+  id INTEGER PRIMARY KEY,
+  message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+  recipient_idx INTEGER NOT NULL,
+  time_us INTEGER NOT NULL,
+  mx_host TEXT NOT NULL,
+  ip TEXT NOT NULL,
+  dnssec_mx TEXT NOT NULL,
+  dnssec_address TEXT NOT NULL,
+  dnssec_tlsa TEXT NOT NULL,
+  tls_verdict TEXT NOT NULL,
+  tlsa_record TEXT NOT NULL,
+  reply TEXT NOT NULL,
+  status TEXT NOT NULL
+);
+CREATE INDEX attempts_message ON attempts(message_id, recipient_idx);
+)sql",
+};
+
+std::int64_t ToMicros(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+TimePoint FromMicros(std::int64_t us) { return TimePoint(std::chrono::microseconds(us)); }
+
+std::string ColumnText(sqlite3_stmt* s, int col) {
+  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(s, col));
+  return text ? std::string(text, static_cast<size_t>(sqlite3_column_bytes(s, col))) : "";
+}
+
+DsnRet DsnRetFromString(std::string_view text) {
+  if (text == "FULL") return DsnRet::kFull;
+  if (text == "HDRS") return DsnRet::kHdrs;
+  return DsnRet::kUnspecified;
+}
+
+}  // namespace
+
+struct Store::Impl {
+  DbPtr db;
+  std::filesystem::path path;
+  int schema_version = 0;
+
+  StoreError Err(std::string_view what) const {
+    return StoreError{fmt::format("{}: {}: {}", path.string(), what, sqlite3_errmsg(db.get()))};
+  }
+
+  tl::expected<void, StoreError> Exec(const char* sql) {
+    char* msg = nullptr;
+    if (sqlite3_exec(db.get(), sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+      StoreError e{fmt::format("{}: {}", path.string(), msg ? msg : "unknown error")};
+      sqlite3_free(msg);
+      return tl::unexpected(e);
+    }
+    return {};
+  }
+
+  tl::expected<StmtPtr, StoreError> Prepare(const char* sql) {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db.get(), sql, -1, &s, nullptr) != SQLITE_OK) {
+      return tl::unexpected(Err("prepare"));
+    }
+    return StmtPtr(s);
+  }
+
+  tl::expected<int, StoreError> UserVersion() {
+    auto s = Prepare("PRAGMA user_version");
+    if (!s) return tl::unexpected(s.error());
+    if (sqlite3_step(s->get()) != SQLITE_ROW) return tl::unexpected(Err("user_version"));
+    return sqlite3_column_int(s->get(), 0);
+  }
+
+  tl::expected<void, StoreError> Migrate() {
+    auto version = UserVersion();
+    if (!version) return tl::unexpected(version.error());
+    if (*version > kSchemaVersion) {
+      return tl::unexpected(StoreError{fmt::format(
+          "{}: schema version {} is newer than this build understands ({})", path.string(),
+          *version, kSchemaVersion)});
+    }
+    for (int v = *version; v < kSchemaVersion; ++v) {
+      if (auto r = Exec("BEGIN IMMEDIATE"); !r) return r;
+      auto r = Exec(kMigrations[static_cast<size_t>(v)]);
+      if (r) r = Exec(fmt::format("PRAGMA user_version = {}", v + 1).c_str());
+      if (r) r = Exec("COMMIT");
+      if (!r) {
+        (void)Exec("ROLLBACK");
+        return r;
+      }
+    }
+    schema_version = kSchemaVersion;
+    return {};
+  }
+
+  std::vector<StoredRecipient> LoadRecipients(sqlite3_stmt* s, std::string_view id) {
+    std::vector<StoredRecipient> out;
+    sqlite3_reset(s);
+    sqlite3_bind_text(s, 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      StoredRecipient r;
+      r.index = sqlite3_column_int(s, 0);
+      r.address = ColumnText(s, 1);
+      r.state = RecipientStateFromString(ColumnText(s, 2)).value_or(RecipientState::kQueued);
+      r.notify = static_cast<unsigned>(sqlite3_column_int(s, 3));
+      r.orcpt = ColumnText(s, 4);
+      r.attempts = sqlite3_column_int(s, 5);
+      if (sqlite3_column_type(s, 6) != SQLITE_NULL) {
+        r.next_attempt = FromMicros(sqlite3_column_int64(s, 6));
+      }
+      r.last_status = ColumnText(s, 7);
+      r.last_reply = ColumnText(s, 8);
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  static MessageInfo ReadMessageRow(sqlite3_stmt* s) {
+    MessageInfo m;
+    m.id = ColumnText(s, 0);
+    m.arrival = FromMicros(sqlite3_column_int64(s, 1));
+    m.sender = ColumnText(s, 2);
+    m.size = sqlite3_column_int64(s, 3);
+    m.client_address = ColumnText(s, 4);
+    m.client_helo = ColumnText(s, 5);
+    m.protocol = ColumnText(s, 6);
+    m.body_8bitmime = sqlite3_column_int(s, 7) != 0;
+    m.smtputf8 = sqlite3_column_int(s, 8) != 0;
+    m.dsn_ret = DsnRetFromString(ColumnText(s, 9));
+    m.dsn_envid = ColumnText(s, 10);
+    return m;
+  }
+};
+
+constexpr const char* kMessageColumns =
+    "id, arrival_us, sender, size, client_address, client_helo, protocol, body_8bitmime, "
+    "smtputf8, dsn_ret, dsn_envid";
+constexpr const char* kRecipientQuery =
+    "SELECT idx, address, state, notify, orcpt, attempts, next_attempt_us, last_status, "
+    "last_reply FROM recipients WHERE message_id = ?1 ORDER BY idx";
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+std::filesystem::path Store::DatabasePath(const StoreOptions& options) {
+  return options.path / "queue.db";
+}
+
+tl::expected<std::unique_ptr<Store>, StoreError> Store::Open(const StoreOptions& options,
+                                                             OpenMode mode) {
+  auto impl = std::make_unique<Impl>();
+  impl->path = DatabasePath(options);
+  int flags = SQLITE_OPEN_NOMUTEX;
+  if (mode == OpenMode::kReadWrite) {
+    std::error_code ec;
+    std::filesystem::create_directories(options.path, ec);
+    if (ec) {
+      return tl::unexpected(StoreError{
+          fmt::format("cannot create queue directory {}: {}", options.path.string(), ec.message())});
+    }
+    flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  } else {
+    if (!std::filesystem::exists(impl->path)) {
+      return tl::unexpected(StoreError{fmt::format(
+          "{}: no queue database here (has danerelayd run with this configuration?)",
+          impl->path.string())});
+    }
+    flags |= SQLITE_OPEN_READONLY;
+  }
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(impl->path.c_str(), &raw, flags, nullptr);
+  impl->db.reset(raw);
+  if (rc != SQLITE_OK) return tl::unexpected(impl->Err("open"));
+  // The daemon's writer may hold the write lock for a group commit; readers and a second
+  // writer wait for it rather than fail.
+  sqlite3_busy_timeout(impl->db.get(), 5000);
+
+  if (mode == OpenMode::kReadWrite) {
+    // WAL lets the command line read while the daemon writes; synchronous=FULL makes every
+    // commit durable before it returns (design.md), which is what lets us answer 250.
+    auto r = impl->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+    if (!r) return tl::unexpected(r.error());
+    if (auto m = impl->Migrate(); !m) return tl::unexpected(m.error());
+  } else {
+    auto version = impl->UserVersion();
+    if (!version) return tl::unexpected(version.error());
+    if (*version > kSchemaVersion || *version == 0) {
+      return tl::unexpected(StoreError{fmt::format(
+          "{}: schema version {}, this build reads version {}", impl->path.string(), *version,
+          kSchemaVersion)});
+    }
+    impl->schema_version = *version;
+  }
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+int Store::schema_version() const { return impl_->schema_version; }
+
+std::vector<tl::expected<void, StoreError>> Store::InsertBatch(
+    std::span<const NewMessage* const> batch) {
+  std::vector<tl::expected<void, StoreError>> results(batch.size());
+  auto fail_all = [&](const StoreError& e) {
+    for (auto& r : results) r = tl::unexpected(e);
+    return results;
+  };
+  if (auto r = impl_->Exec("BEGIN IMMEDIATE"); !r) return fail_all(r.error());
+
+  auto msg_stmt = impl_->Prepare(
+      "INSERT INTO messages (id, arrival_us, sender, size, client_address, client_helo, protocol, "
+      "body_8bitmime, smtputf8, dsn_ret, dsn_envid, content) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+  auto rcpt_stmt = impl_->Prepare(
+      "INSERT INTO recipients (message_id, idx, address, state, notify, orcpt, next_attempt_us) "
+      "VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6)");
+  if (!msg_stmt || !rcpt_stmt) {
+    auto e = !msg_stmt ? msg_stmt.error() : rcpt_stmt.error();
+    (void)impl_->Exec("ROLLBACK");
+    return fail_all(e);
+  }
+  sqlite3_stmt* ms = msg_stmt->get();
+  sqlite3_stmt* rs = rcpt_stmt->get();
+
+  auto bind_text = [](sqlite3_stmt* s, int col, std::string_view text) {
+    sqlite3_bind_text(s, col, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
+  };
+
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const NewMessage& m = *batch[i];
+    // A savepoint per message: one bad message must not cost the others their commit.
+    if (auto r = impl_->Exec("SAVEPOINT msg"); !r) {
+      results[i] = tl::unexpected(r.error());
+      continue;
+    }
+    sqlite3_reset(ms);
+    bind_text(ms, 1, m.id);
+    sqlite3_bind_int64(ms, 2, ToMicros(m.arrival));
+    bind_text(ms, 3, m.sender);
+    sqlite3_bind_int64(ms, 4, static_cast<sqlite3_int64>(m.content.size()));
+    bind_text(ms, 5, m.client_address);
+    bind_text(ms, 6, m.client_helo);
+    bind_text(ms, 7, m.protocol);
+    sqlite3_bind_int(ms, 8, m.body_8bitmime ? 1 : 0);
+    sqlite3_bind_int(ms, 9, m.smtputf8 ? 1 : 0);
+    bind_text(ms, 10, ToString(m.dsn_ret));
+    bind_text(ms, 11, m.dsn_envid);
+    sqlite3_bind_blob64(ms, 12, m.content.data(), m.content.size(), SQLITE_STATIC);
+    bool ok = sqlite3_step(ms) == SQLITE_DONE;
+    std::string error = ok ? "" : impl_->Err("insert message " + m.id).message;
+    for (size_t r = 0; ok && r < m.recipients.size(); ++r) {
+      const NewRecipient& rcpt = m.recipients[r];
+      sqlite3_reset(rs);
+      bind_text(rs, 1, m.id);
+      sqlite3_bind_int(rs, 2, static_cast<int>(r));
+      bind_text(rs, 3, rcpt.address);
+      sqlite3_bind_int(rs, 4, static_cast<int>(rcpt.notify));
+      bind_text(rs, 5, rcpt.orcpt);
+      sqlite3_bind_int64(rs, 6, ToMicros(m.arrival));
+      ok = sqlite3_step(rs) == SQLITE_DONE;
+      if (!ok) error = impl_->Err("insert recipient of " + m.id).message;
+    }
+    if (ok) {
+      ok = impl_->Exec("RELEASE msg").has_value();
+    } else {
+      (void)impl_->Exec("ROLLBACK TO msg");
+      (void)impl_->Exec("RELEASE msg");
+      results[i] = tl::unexpected(StoreError{error});
+    }
+  }
+  sqlite3_reset(ms);
+  sqlite3_reset(rs);
+  if (auto r = impl_->Exec("COMMIT"); !r) {
+    (void)impl_->Exec("ROLLBACK");
+    return fail_all(r.error());
+  }
+  return results;
+}
+
+tl::expected<std::vector<MessageInfo>, StoreError> Store::ListMessages() {
+  // One read transaction, so the list is a consistent snapshot while the daemon writes.
+  if (auto r = impl_->Exec("BEGIN"); !r) return tl::unexpected(r.error());
+  auto s = impl_->Prepare(
+      fmt::format("SELECT {} FROM messages ORDER BY id", kMessageColumns).c_str());
+  auto rs = impl_->Prepare(kRecipientQuery);
+  if (!s || !rs) {
+    (void)impl_->Exec("ROLLBACK");
+    return tl::unexpected(!s ? s.error() : rs.error());
+  }
+  std::vector<MessageInfo> out;
+  int rc;
+  while ((rc = sqlite3_step(s->get())) == SQLITE_ROW) {
+    out.push_back(Impl::ReadMessageRow(s->get()));
+    out.back().recipients = impl_->LoadRecipients(rs->get(), out.back().id);
+  }
+  const bool ok = rc == SQLITE_DONE;
+  auto err = ok ? StoreError{} : impl_->Err("list messages");
+  (void)impl_->Exec("COMMIT");
+  if (!ok) return tl::unexpected(err);
+  return out;
+}
+
+tl::expected<std::optional<MessageInfo>, StoreError> Store::GetMessage(std::string_view id) {
+  if (auto r = impl_->Exec("BEGIN"); !r) return tl::unexpected(r.error());
+  auto s = impl_->Prepare(
+      fmt::format("SELECT {} FROM messages WHERE id = ?1", kMessageColumns).c_str());
+  auto rs = impl_->Prepare(kRecipientQuery);
+  if (!s || !rs) {
+    (void)impl_->Exec("ROLLBACK");
+    return tl::unexpected(!s ? s.error() : rs.error());
+  }
+  sqlite3_bind_text(s->get(), 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
+  std::optional<MessageInfo> out;
+  if (sqlite3_step(s->get()) == SQLITE_ROW) {
+    out = Impl::ReadMessageRow(s->get());
+    out->recipients = impl_->LoadRecipients(rs->get(), out->id);
+  }
+  (void)impl_->Exec("COMMIT");
+  return out;
+}
+
+tl::expected<std::optional<std::string>, StoreError> Store::GetContent(std::string_view id) {
+  auto s = impl_->Prepare("SELECT content FROM messages WHERE id = ?1");
+  if (!s) return tl::unexpected(s.error());
+  sqlite3_bind_text(s->get(), 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
+  const int rc = sqlite3_step(s->get());
+  if (rc == SQLITE_DONE) return std::optional<std::string>();
+  if (rc != SQLITE_ROW) return tl::unexpected(impl_->Err("read content"));
+  const auto* data = static_cast<const char*>(sqlite3_column_blob(s->get(), 0));
+  const auto size = static_cast<size_t>(sqlite3_column_bytes(s->get(), 0));
+  return std::optional<std::string>(std::string(data ? data : "", size));
+}
+
+}  // namespace danerelay::queue

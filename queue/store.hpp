@@ -1,0 +1,64 @@
+#pragma once
+// The durable queue: one SQLite database in WAL mode with synchronous=FULL.
+//
+// A Store is a connection; it is not thread-safe (one thread uses it at a time). The daemon's
+// writes go through a Committer (committer.hpp), which batches concurrent sessions into one
+// transaction. The command line opens its own read-only Store while the daemon runs.
+// This is the only place that includes <sqlite3.h>.
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "queue/message.hpp"
+
+namespace danerelay::queue {
+
+struct StoreOptions {
+  std::filesystem::path path = "data";  // directory that holds queue.db
+};
+
+struct StoreError {
+  std::string message;
+};
+
+enum class OpenMode { kReadWrite, kReadOnly };
+
+class Store {
+ public:
+  // kReadWrite creates the directory and the database and migrates the schema.
+  // kReadOnly fails when the database does not exist or has a newer schema than this build.
+  static tl::expected<std::unique_ptr<Store>, StoreError> Open(const StoreOptions& options,
+                                                               OpenMode mode);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  static constexpr int kSchemaVersion = 1;
+  static std::filesystem::path DatabasePath(const StoreOptions& options);
+
+  // Inserts the messages in one transaction, so one commit (one fsync) covers the batch.
+  // Returns one result per message: a message that cannot be stored (a duplicate ID, say) is
+  // rolled back alone. When the commit itself fails, every message gets the error.
+  std::vector<tl::expected<void, StoreError>> InsertBatch(std::span<const NewMessage* const> batch);
+
+  // Messages in arrival order, without content.
+  tl::expected<std::vector<MessageInfo>, StoreError> ListMessages();
+  tl::expected<std::optional<MessageInfo>, StoreError> GetMessage(std::string_view id);
+  tl::expected<std::optional<std::string>, StoreError> GetContent(std::string_view id);
+
+  int schema_version() const;
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace danerelay::queue

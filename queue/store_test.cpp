@@ -1,0 +1,176 @@
+#include "queue/store.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <future>
+#include <thread>
+
+#include "queue/committer.hpp"
+#include "queue/queue_id.hpp"
+
+namespace danerelay::queue {
+namespace {
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    options_.path = std::filesystem::temp_directory_path() /
+                    ("danerelay-store-test-" + std::to_string(::getpid()) + "-" +
+                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(options_.path);
+  }
+  void TearDown() override { std::filesystem::remove_all(options_.path); }
+
+  std::unique_ptr<Store> OpenRw() {
+    auto s = Store::Open(options_, OpenMode::kReadWrite);
+    EXPECT_TRUE(s) << (s ? "" : s.error().message);
+    return s ? std::move(*s) : nullptr;
+  }
+
+  NewMessage Message(std::string id, std::string content = "Subject: hi\r\n\r\nbody\r\n") {
+    NewMessage m;
+    m.id = std::move(id);
+    m.arrival = TimePoint(std::chrono::seconds(1'790'000'000));
+    m.sender = "alice@example.org";
+    m.recipients = {{"bob@example.net", kNotifySuccess | kNotifyFailure, "rfc822;bob@example.net"},
+                    {"carol@example.com", kNotifyNone, ""}};
+    m.content = std::move(content);
+    m.client_address = "127.0.0.1";
+    m.client_helo = "client.example.org";
+    m.protocol = "ESMTPS";
+    m.body_8bitmime = true;
+    m.dsn_ret = DsnRet::kHdrs;
+    m.dsn_envid = "env-1";
+    return m;
+  }
+
+  StoreOptions options_;
+};
+
+TEST_F(StoreTest, StoresEnvelopeDsnAndContentByteForByte) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->schema_version(), Store::kSchemaVersion);
+  std::string content = "Subject: bin\r\n\r\n";
+  for (int c = 0; c < 256; ++c) content += static_cast<char>(c);  // NUL and 8-bit bytes too
+  const NewMessage m = Message("ID1", content);
+  const NewMessage* batch[] = {&m};
+  auto results = store->InsertBatch(batch);
+  ASSERT_EQ(results.size(), 1u);
+  ASSERT_TRUE(results[0]) << results[0].error().message;
+
+  auto info = store->GetMessage("ID1");
+  ASSERT_TRUE(info && *info);
+  const MessageInfo& got = **info;
+  EXPECT_EQ(got.sender, "alice@example.org");
+  EXPECT_EQ(got.arrival, m.arrival);
+  EXPECT_EQ(got.size, static_cast<std::int64_t>(content.size()));
+  EXPECT_EQ(got.protocol, "ESMTPS");
+  EXPECT_EQ(got.dsn_ret, DsnRet::kHdrs);
+  EXPECT_EQ(got.dsn_envid, "env-1");
+  EXPECT_TRUE(got.body_8bitmime);
+  ASSERT_EQ(got.recipients.size(), 2u);
+  EXPECT_EQ(got.recipients[0].address, "bob@example.net");
+  EXPECT_EQ(got.recipients[0].notify, kNotifySuccess | kNotifyFailure);
+  EXPECT_EQ(got.recipients[0].orcpt, "rfc822;bob@example.net");
+  EXPECT_EQ(got.recipients[0].state, RecipientState::kQueued);
+  EXPECT_EQ(got.recipients[1].address, "carol@example.com");
+
+  auto body = store->GetContent("ID1");
+  ASSERT_TRUE(body && *body);
+  EXPECT_EQ(**body, content);
+  auto missing = store->GetMessage("NOPE");
+  ASSERT_TRUE(missing);
+  EXPECT_FALSE(*missing);
+}
+
+TEST_F(StoreTest, DuplicateIdFailsAloneInItsBatch) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  const NewMessage a = Message("A"), dup = Message("A"), b = Message("B");
+  const NewMessage* batch[] = {&a, &dup, &b};
+  auto results = store->InsertBatch(batch);
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_TRUE(results[0]);
+  EXPECT_FALSE(results[1]);
+  EXPECT_TRUE(results[2]);
+  auto list = store->ListMessages();
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].id, "A");
+  EXPECT_EQ((*list)[0].recipients.size(), 2u);  // the duplicate added no recipients
+  EXPECT_EQ((*list)[1].id, "B");
+}
+
+TEST_F(StoreTest, ReadOnlyOpenSeesCommitsAndCannotWrite) {
+  auto ro_missing = Store::Open(options_, OpenMode::kReadOnly);
+  ASSERT_FALSE(ro_missing);
+  EXPECT_NE(ro_missing.error().message.find("no queue database"), std::string::npos);
+
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  auto ro = Store::Open(options_, OpenMode::kReadOnly);
+  ASSERT_TRUE(ro) << ro.error().message;
+  const NewMessage m = Message("X");
+  const NewMessage* batch[] = {&m};
+  ASSERT_TRUE(store->InsertBatch(batch)[0]);
+  auto list = (*ro)->ListMessages();
+  ASSERT_TRUE(list);
+  EXPECT_EQ(list->size(), 1u);
+  EXPECT_FALSE((*ro)->InsertBatch(batch)[0]);  // read-only really is read-only
+}
+
+TEST_F(StoreTest, ReopenKeepsDataAndSchema) {
+  {
+    auto store = OpenRw();
+    ASSERT_TRUE(store);
+    const NewMessage m = Message("KEEP");
+    const NewMessage* batch[] = {&m};
+    ASSERT_TRUE(store->InsertBatch(batch)[0]);
+  }
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->schema_version(), Store::kSchemaVersion);
+  auto info = store->GetMessage("KEEP");
+  ASSERT_TRUE(info && *info);
+}
+
+TEST_F(StoreTest, CommitterGroupsConcurrentSubmissions) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  constexpr int kThreads = 50, kPerThread = 20;
+  std::atomic<int> ok{0}, failed{0};
+  QueueIdGenerator ids;
+  Committer::Stats stats;
+  {
+    Committer committer(std::move(store));
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&] {
+        for (int i = 0; i < kPerThread; ++i) {
+          std::promise<bool> done;
+          committer.Submit(Message(ids.Next(Clock::now())),
+                           [&](tl::expected<void, StoreError> r) { done.set_value(r.has_value()); });
+          (done.get_future().get() ? ok : failed)++;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    stats = committer.stats();
+  }
+  EXPECT_EQ(ok.load(), kThreads * kPerThread);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(stats.messages, static_cast<std::uint64_t>(kThreads * kPerThread));
+  // With 50 waiting submitters, commits must be shared: far fewer transactions than messages.
+  EXPECT_LT(stats.transactions * 2, stats.messages);
+  auto ro = Store::Open(options_, OpenMode::kReadOnly);
+  ASSERT_TRUE(ro);
+  auto list = (*ro)->ListMessages();
+  ASSERT_TRUE(list);
+  EXPECT_EQ(list->size(), static_cast<size_t>(kThreads * kPerThread));
+}
+
+}  // namespace
+}  // namespace danerelay::queue

@@ -1,0 +1,65 @@
+// danerelayd: the daemon. Wires config, queue and SMTP server together and runs the event loop.
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <iostream>
+
+#include "config/config.hpp"
+#include "queue/committer.hpp"
+#include "queue/queue_id.hpp"
+#include "relay/smtp_server.hpp"
+
+namespace {
+constexpr int kExitConfig = 78;    // EX_CONFIG
+constexpr int kExitSoftware = 70;  // EX_SOFTWARE: cannot open the queue or bind
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace danerelay;
+  CLI::App app{"danerelayd: outbound SMTP relay with DANE (RFC 7672)"};
+  std::string config_path;
+  app.add_option("-c,--config", config_path, "TOML configuration file (default: built-in)");
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e danerelayd[%P]: %v");
+  auto cfg = config_path.empty() ? tl::expected<config::Config, config::ConfigError>(
+                                       config::Defaults())
+                                 : config::LoadFile(config_path);
+  if (!cfg) {
+    std::cerr << "danerelayd: " << cfg.error().message << "\n";
+    return kExitConfig;
+  }
+  auto store = queue::Store::Open(cfg->queue, queue::OpenMode::kReadWrite);
+  if (!store) {
+    std::cerr << "danerelayd: queue: " << store.error().message << "\n";
+    return kExitSoftware;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+
+  asio::io_context io(1);
+  queue::QueueIdGenerator ids;
+  queue::Committer committer(std::move(*store));
+  relay::SmtpServer server(io, cfg->server, committer, ids);
+  if (auto started = server.Start(); !started) {
+    std::cerr << "danerelayd: " << started.error() << "\n";
+    return kExitSoftware;
+  }
+  spdlog::info("danerelayd {} started: hostname={}, configuration={}, queue={}", "0.1.0",
+               cfg->server.hostname, cfg->source,
+               queue::Store::DatabasePath(cfg->queue).string());
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](std::error_code ec, int signo) {
+    if (ec) return;
+    spdlog::info("terminating on signal {}", signo);
+    server.Stop();
+    io.stop();
+  });
+  io.run();
+  // The committer's destructor commits whatever was already submitted before it returns.
+  return 0;
+}

@@ -1,0 +1,88 @@
+#include "relay/network.hpp"
+
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <cstring>
+
+namespace danerelay::relay {
+namespace {
+
+struct Address {
+  bool v4 = false;
+  std::array<std::uint8_t, 16> bytes{};
+};
+
+std::optional<Address> ParseAddress(std::string_view text) {
+  const std::string s(text);
+  Address a;
+  if (inet_pton(AF_INET, s.c_str(), a.bytes.data()) == 1) {
+    a.v4 = true;
+    return a;
+  }
+  if (inet_pton(AF_INET6, s.c_str(), a.bytes.data()) == 1) {
+    static constexpr std::uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::memcmp(a.bytes.data(), kMapped, sizeof kMapped) == 0) {
+      std::memmove(a.bytes.data(), a.bytes.data() + 12, 4);
+      std::memset(a.bytes.data() + 4, 0, 12);
+      a.v4 = true;
+    }
+    return a;
+  }
+  return std::nullopt;
+}
+
+bool BitSet(const std::array<std::uint8_t, 16>& b, int bit) {
+  return (b[static_cast<size_t>(bit / 8)] >> (7 - bit % 8)) & 1;
+}
+
+}  // namespace
+
+std::optional<IpNetwork> IpNetwork::Parse(std::string_view text, std::string* error) {
+  auto fail = [&](std::string why) -> std::optional<IpNetwork> {
+    if (error) *error = std::move(why);
+    return std::nullopt;
+  };
+  const auto slash = text.find('/');
+  const auto addr = ParseAddress(text.substr(0, slash));
+  if (!addr) return fail("'" + std::string(text) + "' is not an IP address or network");
+  IpNetwork n;
+  n.v4_ = addr->v4;
+  n.bytes_ = addr->bytes;
+  const int max_prefix = n.v4_ ? 32 : 128;
+  n.prefix_ = max_prefix;
+  if (slash != std::string_view::npos) {
+    const std::string_view p = text.substr(slash + 1);
+    int prefix = -1;
+    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), prefix);
+    if (ec != std::errc() || end != p.data() + p.size() || prefix < 0 || prefix > max_prefix) {
+      return fail("'" + std::string(text) + "': prefix length must be 0.." +
+                  std::to_string(max_prefix));
+    }
+    n.prefix_ = prefix;
+  }
+  for (int bit = n.prefix_; bit < max_prefix; ++bit) {
+    if (BitSet(n.bytes_, bit)) {
+      return fail("'" + std::string(text) + "' has host bits set beyond /" +
+                  std::to_string(n.prefix_));
+    }
+  }
+  return n;
+}
+
+bool IpNetwork::Contains(std::string_view address) const {
+  const auto a = ParseAddress(address);
+  if (!a || a->v4 != v4_) return false;
+  for (int bit = 0; bit < prefix_; ++bit) {
+    if (BitSet(a->bytes, bit) != BitSet(bytes_, bit)) return false;
+  }
+  return true;
+}
+
+std::string IpNetwork::ToString() const {
+  char buf[INET6_ADDRSTRLEN] = {};
+  inet_ntop(v4_ ? AF_INET : AF_INET6, bytes_.data(), buf, sizeof buf);
+  return std::string(buf) + "/" + std::to_string(prefix_);
+}
+
+}  // namespace danerelay::relay

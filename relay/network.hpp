@@ -1,0 +1,28 @@
+#pragma once
+// IP networks for access control ("127.0.0.0/8", "::1", "2001:db8::/32").
+// No Asio here: config/ links this to validate trusted_networks.
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace danerelay::relay {
+
+class IpNetwork {
+ public:
+  // A bare address is a host network (/32 or /128). Host bits beyond the prefix must be zero,
+  // as in Postfix's mynetworks, so that a typo like 10.1.2.3/8 is reported rather than widened.
+  static std::optional<IpNetwork> Parse(std::string_view text, std::string* error = nullptr);
+
+  // `address` in text form; an IPv4-mapped IPv6 address (::ffff:192.0.2.1) matches IPv4 networks.
+  bool Contains(std::string_view address) const;
+  std::string ToString() const;
+
+ private:
+  bool v4_ = false;
+  std::array<std::uint8_t, 16> bytes_{};
+  int prefix_ = 0;
+};
+
+}  // namespace danerelay::relay

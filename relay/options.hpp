@@ -1,0 +1,41 @@
+#pragma once
+// The SMTP server's options, filled by config/ (or by a test in two lines).
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "relay/network.hpp"
+#include "tls/server_context.hpp"
+
+namespace danerelay::relay {
+
+using Duration = std::chrono::seconds;
+
+struct ListenerOptions {
+  std::string address = "127.0.0.1";  // an IP literal; "::" or "0.0.0.0" for all
+  std::uint16_t port = 2525;
+  bool starttls = false;  // offer STARTTLS; needs tls.cert_file and tls.key_file
+  tls::ServerTlsOptions tls;
+};
+
+struct LimitsOptions {
+  std::uint64_t max_message_size = 25 * 1024 * 1024;  // octets, advertised with SIZE
+  std::uint32_t max_recipients = 1000;                 // per message
+  std::uint32_t max_connections = 200;                 // in total
+  std::uint32_t max_connections_per_client = 20;       // per client IP address
+  std::uint32_t max_errors = 20;  // protocol errors before the session is closed with 421
+  // RFC 5321 §4.5.3.2.7: a server should wait at least 5 minutes for the next command or line.
+  Duration command_timeout = std::chrono::minutes(5);
+  Duration data_timeout = std::chrono::minutes(5);
+};
+
+struct ServerOptions {
+  std::string hostname;  // announced in the greeting, EHLO and Received; default: gethostname()
+  std::vector<ListenerOptions> listeners = {ListenerOptions{}};
+  std::vector<IpNetwork> trusted_networks = {*IpNetwork::Parse("127.0.0.0/8"),
+                                             *IpNetwork::Parse("::1")};
+  LimitsOptions limits;
+};
+
+}  // namespace danerelay::relay

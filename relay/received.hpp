@@ -1,0 +1,27 @@
+#pragma once
+// The Received header this relay prepends to every message (RFC 5321 §4.4, RFC 5322 §3.6.7),
+// in the layout Postfix uses so that operators and filters read it the same way.
+#include <string>
+
+#include "queue/message.hpp"
+
+namespace danerelay::relay {
+
+struct ReceivedInfo {
+  std::string helo;
+  std::string client_address;  // "192.0.2.1" or "2001:db8::1"
+  std::string hostname;
+  std::string protocol;  // "ESMTPS", RFC 3848
+  std::string queue_id;
+  std::string tls;            // "TLSv1.3 with cipher ..." or empty
+  std::string for_recipient;  // only when the message has exactly one recipient
+  queue::TimePoint time;
+};
+
+// Folded header field ending in CRLF.
+std::string FormatReceived(const ReceivedInfo& info);
+
+// RFC 5322 §3.3 date-time in UTC: "Sun, 22 Nov 2026 08:48:21 +0000".
+std::string FormatRfc5322Date(queue::TimePoint time);
+
+}  // namespace danerelay::relay

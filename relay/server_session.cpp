@@ -1,0 +1,410 @@
+#include "relay/server_session.hpp"
+
+#include <fmt/format.h>
+
+#include <cctype>
+#include <stdexcept>
+
+#include "relay/received.hpp"
+#include "relay/smtp_command.hpp"
+
+namespace danerelay::relay {
+namespace {
+
+// RFC 5321 §4.5.3.1.4 sets 512 octets for a command line and lets extensions raise it; DSN's
+// ORCPT alone may add 500 (RFC 3461 §4.2). 2048 is what Postfix's line_length_limit allows.
+constexpr size_t kMaxCommandLine = 2048;
+// RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets including CRLF.
+constexpr size_t kMaxTextLine = 1000;
+
+// A line (with its LF) is clean when it ends in CRLF and holds no other CR: a bare LF or bare CR
+// is refused everywhere, so that no peer can disagree with us about where a line or the data ends
+// (SMTP smuggling; RFC 5321 §2.3.8).
+bool CleanCrlf(std::string_view line) {
+  if (line.size() < 2 || line[line.size() - 2] != '\r') return false;
+  return line.find('\r') == line.size() - 2;
+}
+
+}  // namespace
+
+ServerSession::ServerSession(SessionParams params) : p_(std::move(params)) {}
+
+void ServerSession::Start() { Reply(220, "", p_.hostname + " ESMTP danerelay"); }
+
+void ServerSession::Feed(std::string_view bytes) {
+  if (state_ != State::kClosed) in_.append(bytes);
+}
+
+std::string ServerSession::TakeOutput() { return std::exchange(out_, {}); }
+
+std::vector<std::string> ServerSession::TakeEvents() { return std::exchange(events_, {}); }
+
+queue::NewMessage ServerSession::TakeMessage() { return std::move(message_); }
+
+void ServerSession::Reply(int code, std::string_view enhanced, std::string_view text) {
+  if (code >= 400) {
+    events_.push_back(fmt::format("reject: {} from [{}]: {} {} {}; from=<{}> proto={} helo=<{}>",
+                                  current_verb_, p_.client_address, code, enhanced, text,
+                                  message_.sender, Protocol(), helo_));
+  }
+  if (enhanced.empty()) {
+    out_ += fmt::format("{} {}\r\n", code, text);
+  } else {
+    out_ += fmt::format("{} {} {}\r\n", code, enhanced, text);
+  }
+}
+
+void ServerSession::Error(int code, std::string_view enhanced, std::string_view text) {
+  Reply(code, enhanced, text);
+  if (++errors_ >= p_.limits.max_errors) {
+    Reply(421, "4.7.0", p_.hostname + " Error: too many errors");
+    state_ = State::kClosed;
+  }
+}
+
+void ServerSession::Abort(std::string_view reason) {
+  if (state_ == State::kClosed) return;
+  Reply(421, "4.4.2", p_.hostname + " Error: " + std::string(reason));
+  state_ = State::kClosed;
+}
+
+void ServerSession::ResetTransaction() {
+  message_ = queue::NewMessage{};
+  body_8bitmime_ = false;
+  smtputf8_ = false;
+  data_.clear();
+  data_.shrink_to_fit();
+}
+
+std::string ServerSession::Protocol() const {
+  // RFC 3848: ESMTPS when TLS is in use.
+  if (!esmtp_) return tls_active_ ? "SMTPS" : "SMTP";
+  return tls_active_ ? "ESMTPS" : "ESMTP";
+}
+
+std::chrono::seconds ServerSession::ReadTimeout() const {
+  return state_ == State::kData ? p_.limits.data_timeout : p_.limits.command_timeout;
+}
+
+ServerSession::Action ServerSession::Next() {
+  size_t pos = 0;
+  std::optional<Action> action;
+  while (!action) {
+    if (state_ == State::kClosed) {
+      action = Action::kClose;
+      break;
+    }
+    if (state_ == State::kWaitEnqueue) {
+      throw std::logic_error("ServerSession::Next called before EnqueueDone");
+    }
+    const size_t lf = in_.find('\n', pos);
+    if (lf == std::string::npos) {
+      // No complete line. Bound what we buffer: a line over the limit is dropped as it comes.
+      const size_t partial = in_.size() - pos;
+      if (state_ == State::kData && partial > kMaxTextLine) {
+        data_too_long_line_ = true;
+        data_partial_line_ = true;
+        pos = in_.size();
+      } else if (state_ != State::kData && partial > kMaxCommandLine) {
+        discarding_long_line_ = true;
+        pos = in_.size();
+      }
+      action = Action::kRead;
+      break;
+    }
+    const std::string_view line(in_.data() + pos, lf + 1 - pos);
+    pos = lf + 1;
+    if (state_ == State::kData) {
+      if (!HandleDataLine(line, CleanCrlf(line))) action = FinishData();
+
+    } else if (!HandleCommandLine(line)) {
+      action = state_ == State::kClosed ? Action::kClose : Action::kStartTls;
+    }
+  }
+  if (action == Action::kStartTls || action == Action::kClose) {
+    // RFC 3207 §4.2 / CVE-2011-0411: nothing sent before the handshake may be read after it.
+    in_.clear();
+  } else {
+    in_.erase(0, pos);
+  }
+  return *action;
+}
+
+bool ServerSession::HandleDataLine(std::string_view line, bool clean) {
+  if (data_partial_line_) {
+    // The tail of a line whose head was dropped: content, never the terminator.
+    data_partial_line_ = false;
+    data_prev_line_crlf_ = line.ends_with("\r\n");
+    if (!clean) data_bad_newline_ = true;
+    return true;
+  }
+  // Only CRLF "." CRLF ends the data (RFC 5321 §4.1.1.4).
+  if (data_prev_line_crlf_ && line == ".\r\n") return false;
+  data_prev_line_crlf_ = line.ends_with("\r\n");
+  if (!clean) data_bad_newline_ = true;
+  if (line.size() > kMaxTextLine) data_too_long_line_ = true;
+  if (line.front() == '.') line.remove_prefix(1);  // RFC 5321 §4.5.2 transparency
+  if (data_too_big_ || data_bad_newline_ || data_too_long_line_) return true;
+  if (data_.size() + line.size() > p_.limits.max_message_size) {
+    data_too_big_ = true;
+    data_.clear();
+    data_.shrink_to_fit();
+    return true;
+  }
+  data_.append(line);
+  return true;
+}
+
+std::optional<ServerSession::Action> ServerSession::FinishData() {
+  current_verb_ = "END-OF-MESSAGE";
+  state_ = State::kReady;
+  if (data_bad_newline_) {
+    Error(550, "5.5.2",
+          "Error: message contains bare <CR> or <LF>; lines must end with <CR><LF>");
+  } else if (data_too_big_) {
+    Reply(552, "5.3.4", "Error: message file too big");
+  } else if (data_too_long_line_) {
+    Reply(550, "5.6.0", "Error: message has a line longer than 998 characters (RFC 5322 2.1.1)");
+  } else {
+    message_.id = p_.next_queue_id();
+    pending_id_ = message_.id;
+    message_.arrival = p_.now();
+    message_.client_address = p_.client_address;
+    message_.client_helo = helo_;
+    message_.protocol = Protocol();
+    message_.body_8bitmime = body_8bitmime_;
+    message_.smtputf8 = smtputf8_;
+    ReceivedInfo info;
+    info.helo = helo_;
+    info.client_address = p_.client_address;
+    info.hostname = p_.hostname;
+    info.protocol = message_.protocol;
+    info.queue_id = message_.id;
+    info.tls = tls_description_;
+    if (message_.recipients.size() == 1) info.for_recipient = message_.recipients[0].address;
+    info.time = message_.arrival;
+    message_.content = FormatReceived(info);
+    message_.content += data_;
+    data_.clear();
+    data_.shrink_to_fit();
+    state_ = State::kWaitEnqueue;
+    return Action::kEnqueue;
+  }
+  ResetTransaction();
+  if (state_ == State::kClosed) return Action::kClose;
+  return std::nullopt;  // the session goes on with the next pipelined command
+}
+
+void ServerSession::EnqueueDone(bool stored, std::string_view error) {
+  if (stored) {
+    Reply(250, "2.0.0", "Ok: queued as " + pending_id_);
+  } else {
+    Reply(451, "4.3.0", fmt::format("Error: queue file write error{}{}",
+                                    error.empty() ? "" : ": ", error));
+  }
+  ResetTransaction();
+  state_ = State::kReady;
+}
+
+void ServerSession::TlsStarted(std::string description) {
+  tls_active_ = true;
+  tls_description_ = std::move(description);
+  // RFC 3207 §4.2: forget everything learned before the handshake.
+  state_ = State::kGreeting;
+  esmtp_ = false;
+  helo_.clear();
+  in_.clear();
+  ResetTransaction();
+}
+
+bool ServerSession::HandleCommandLine(std::string_view line) {
+  ++counts_.total;
+  current_verb_ = "command";
+  if (discarding_long_line_ || line.size() > kMaxCommandLine) {
+    discarding_long_line_ = false;
+    Error(500, "5.5.2", "Error: line too long");
+    return state_ != State::kClosed;
+  }
+  if (!CleanCrlf(line)) {
+    Error(500, "5.5.2", "Error: bare <CR> or <LF> received; lines must end with <CR><LF>");
+    return state_ != State::kClosed;
+  }
+  const std::string_view text = line.substr(0, line.size() - 2);
+  const Command cmd = SplitCommand(text);
+  current_verb_ = cmd.verb == Verb::kUnknown ? "unknown command" : std::string(cmd.name);
+  for (char& c : current_verb_) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  switch (cmd.verb) {
+    case Verb::kEhlo:
+    case Verb::kHelo: {
+      const bool ehlo = cmd.verb == Verb::kEhlo;
+      ++(ehlo ? counts_.ehlo : counts_.helo);
+      if (cmd.argument.empty()) {
+        Error(501, "5.5.4", ehlo ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
+        break;
+      }
+      ResetTransaction();
+      helo_ = std::string(cmd.argument);
+      esmtp_ = ehlo;
+      state_ = State::kReady;
+      if (!ehlo) {
+        Reply(250, "", p_.hostname);
+        break;
+      }
+      out_ += fmt::format("250-{}\r\n", p_.hostname);
+      out_ += "250-PIPELINING\r\n";
+      out_ += fmt::format("250-SIZE {}\r\n", p_.limits.max_message_size);
+      if (p_.starttls_offered && !tls_active_) out_ += "250-STARTTLS\r\n";
+      out_ += "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250 SMTPUTF8\r\n";
+      break;
+    }
+    case Verb::kMail: {
+      ++counts_.mail;
+      if (state_ == State::kGreeting) {
+        Error(503, "5.5.1", "Error: send HELO/EHLO first");
+        break;
+      }
+      if (state_ == State::kMail) {
+        Error(503, "5.5.1", "Error: nested MAIL command");
+        break;
+      }
+      auto args = ParseMail(cmd.argument);
+      if (!args) {
+        Error(args.error().code, args.error().enhanced, args.error().text);
+        break;
+      }
+      if (args->size && *args->size > p_.limits.max_message_size) {
+        Reply(552, "5.3.4", "Message size exceeds fixed limit");
+        break;
+      }
+      ResetTransaction();
+      message_.sender = std::move(args->sender);
+      message_.dsn_ret = args->ret;
+      message_.dsn_envid = std::move(args->envid);
+      body_8bitmime_ = args->body_8bitmime;
+      smtputf8_ = args->smtputf8;
+      state_ = State::kMail;
+      Reply(250, "2.1.0", "Ok");
+      break;
+    }
+    case Verb::kRcpt: {
+      ++counts_.rcpt;
+      if (state_ != State::kMail) {
+        Error(503, "5.5.1", "Error: need MAIL command");
+        break;
+      }
+      auto args = ParseRcpt(cmd.argument, smtputf8_);
+      if (!args) {
+        Error(args.error().code, args.error().enhanced, args.error().text);
+        break;
+      }
+      if (!p_.trusted) {
+        // Never an open relay: untrusted clients may not name any recipient.
+        Error(554, "5.7.1", "<" + args->recipient + ">: Relay access denied");
+        break;
+      }
+      if (message_.recipients.size() >= p_.limits.max_recipients) {
+        Reply(452, "4.5.3", "Error: too many recipients");
+        break;
+      }
+      message_.recipients.push_back(
+          {std::move(args->recipient), args->notify, std::move(args->orcpt)});
+      Reply(250, "2.1.5", "Ok");
+      break;
+    }
+    case Verb::kData: {
+      ++counts_.data;
+      if (state_ != State::kMail) {
+        Error(503, "5.5.1", "Error: need MAIL command");
+        break;
+      }
+      if (message_.recipients.empty()) {
+        Error(554, "5.5.1", "Error: no valid recipients");
+        break;
+      }
+      if (!cmd.argument.empty()) {
+        Error(501, "5.5.4", "Syntax: DATA");
+        break;
+      }
+      state_ = State::kData;
+      data_prev_line_crlf_ = true;
+      data_bad_newline_ = data_too_long_line_ = data_too_big_ = data_partial_line_ = false;
+      data_.clear();
+      Reply(354, "", "End data with <CR><LF>.<CR><LF>");
+      break;
+    }
+    case Verb::kRset:
+      ++counts_.rset;
+      ResetTransaction();
+      if (state_ != State::kGreeting) state_ = State::kReady;
+      Reply(250, "2.0.0", "Ok");
+      break;
+    case Verb::kNoop:
+      ++counts_.noop;
+      Reply(250, "2.0.0", "Ok");
+      break;
+    case Verb::kQuit:
+      ++counts_.quit;
+      Reply(221, "2.0.0", "Bye");
+      state_ = State::kClosed;
+      return false;
+    case Verb::kVrfy:
+      ++counts_.other;
+      if (cmd.argument.empty()) {
+        Error(501, "5.5.4", "Syntax: VRFY address");
+      } else {
+        // RFC 5321 §3.5.3: a relay cannot verify, but will try.
+        Reply(252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery");
+      }
+      break;
+    case Verb::kHelp:
+      ++counts_.other;
+      Reply(214, "2.0.0",
+            "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS; see RFC 5321");
+      break;
+    case Verb::kStartTls:
+      ++counts_.starttls;
+      if (!p_.starttls_offered) {
+        Error(502, "5.5.1", "Error: command not implemented");
+      } else if (tls_active_) {
+        Error(554, "5.5.1", "Error: TLS already active");
+      } else if (!cmd.argument.empty()) {
+        Error(501, "5.5.4", "Syntax: STARTTLS");
+      } else if (state_ == State::kMail) {
+        Error(503, "5.5.1", "Error: MAIL transaction in progress");
+      } else {
+        Reply(220, "2.0.0", "Ready to start TLS");
+        return false;
+      }
+      break;
+    case Verb::kExpn:
+    case Verb::kAuth:
+    case Verb::kUnknown:
+      ++counts_.other;
+      Error(cmd.verb == Verb::kUnknown ? 500 : 502, cmd.verb == Verb::kUnknown ? "5.5.2" : "5.5.1",
+            cmd.verb == Verb::kUnknown ? "Error: command not recognized"
+                                       : "Error: command not implemented");
+      break;
+  }
+  return state_ != State::kClosed;
+}
+
+std::string ServerSession::CommandStats() const {
+  std::string out;
+  auto add = [&](const char* name, unsigned n) {
+    if (n) out += fmt::format("{}={} ", name, n);
+  };
+  add("ehlo", counts_.ehlo);
+  add("helo", counts_.helo);
+  add("starttls", counts_.starttls);
+  add("mail", counts_.mail);
+  add("rcpt", counts_.rcpt);
+  add("data", counts_.data);
+  add("rset", counts_.rset);
+  add("noop", counts_.noop);
+  add("quit", counts_.quit);
+  add("unknown", counts_.other);
+  out += fmt::format("commands={}", counts_.total);
+  return out;
+}
+
+}  // namespace danerelay::relay

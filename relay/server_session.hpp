@@ -1,0 +1,110 @@
+#pragma once
+// The SMTP server session as a sans-I/O state machine (RFC 5321, with PIPELINING RFC 2920,
+// STARTTLS RFC 3207). The I/O layer feeds it bytes and carries out what it asks for:
+//
+//   Feed(bytes); for (;;) switch (Next()) {
+//     kRead:     send TakeOutput(), read more, Feed()
+//     kEnqueue:  store TakeMessage(); EnqueueDone(result)     (no reply until the commit)
+//     kStartTls: send TakeOutput(), TLS handshake, TlsStarted(description) or close
+//     kClose:    send TakeOutput(), close
+//   }
+//
+// Replies to pipelined commands accumulate in the output until the session needs input, so a
+// pipelining client gets them in one write (RFC 2920 §3.2).
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "queue/message.hpp"
+#include "relay/options.hpp"
+
+namespace danerelay::relay {
+
+struct SessionParams {
+  std::string hostname;
+  LimitsOptions limits;
+  bool starttls_offered = false;
+  bool trusted = false;  // the client may relay (trusted network)
+  std::string client_address;
+  std::function<std::string()> next_queue_id;
+  std::function<queue::TimePoint()> now;
+};
+
+class ServerSession {
+ public:
+  enum class Action { kRead, kEnqueue, kStartTls, kClose };
+
+  explicit ServerSession(SessionParams params);
+
+  // The 220 greeting (also placed in the output).
+  void Start();
+  void Feed(std::string_view bytes);
+  Action Next();
+
+  std::string TakeOutput();
+  // Log lines for what the session refused ("reject: RCPT from [192.0.2.1]: 554 5.7.1 ...").
+  std::vector<std::string> TakeEvents();
+  queue::NewMessage TakeMessage();
+  // Called after kEnqueue with the queue's answer; the reply goes to the output.
+  void EnqueueDone(bool stored, std::string_view error = {});
+  // Called after kStartTls when the handshake succeeded. RFC 3207 §4.2: the session starts over.
+  void TlsStarted(std::string description);
+
+  // How long the I/O layer waits for the next bytes.
+  std::chrono::seconds ReadTimeout() const;
+  // Replies 421 and asks for close (used on timeout and shutdown).
+  void Abort(std::string_view reason);
+
+  // Counters for the disconnect log line, like Postfix's "ehlo=1 mail=1 rcpt=1 data=1 quit=1".
+  std::string CommandStats() const;
+  bool tls_active() const { return tls_active_; }
+
+ private:
+  enum class State { kGreeting, kReady, kMail, kData, kWaitEnqueue, kClosed };
+
+  void Reply(int code, std::string_view enhanced, std::string_view text);
+  void Error(int code, std::string_view enhanced, std::string_view text);
+  void ResetTransaction();
+  bool HandleCommandLine(std::string_view line);  // false: stop processing (action pending)
+  bool HandleDataLine(std::string_view line, bool clean_crlf);
+  std::optional<Action> FinishData();
+  std::string ReceivedHeader(const std::string& id) const;
+  std::string Protocol() const;
+
+  SessionParams p_;
+  State state_ = State::kGreeting;
+  std::string in_;
+  std::string out_;
+  std::vector<std::string> events_;
+  std::string current_verb_ = "CONNECT";
+  std::string pending_id_;
+  std::optional<Action> pending_action_;
+  bool esmtp_ = false;
+  bool tls_active_ = false;
+  std::string tls_description_;
+  std::string helo_;
+  std::uint32_t errors_ = 0;
+  bool discarding_long_line_ = false;
+
+  // Transaction.
+  queue::NewMessage message_;
+  bool body_8bitmime_ = false;
+  bool smtputf8_ = false;
+  std::string data_;
+  bool data_prev_line_crlf_ = true;  // the previous line ended in CRLF (so "." can end DATA)
+  bool data_bad_newline_ = false;
+  bool data_too_long_line_ = false;
+  bool data_too_big_ = false;
+  bool data_partial_line_ = false;  // a long line's head was dropped; its tail is still to come
+
+  struct Counts {
+    unsigned ehlo = 0, helo = 0, mail = 0, rcpt = 0, data = 0, rset = 0, noop = 0, quit = 0,
+             starttls = 0, other = 0, total = 0;
+  } counts_;
+};
+
+}  // namespace danerelay::relay

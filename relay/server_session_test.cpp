@@ -1,0 +1,276 @@
+#include "relay/server_session.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace danerelay::relay {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+struct Transcript {
+  std::string output;
+  std::vector<queue::NewMessage> messages;
+  int tls_starts = 0;
+  bool closed = false;
+};
+
+class SessionTest : public ::testing::Test {
+ protected:
+  SessionParams Params(bool trusted = true, bool starttls = true) {
+    SessionParams p;
+    p.hostname = "relay.test";
+    p.limits.max_message_size = 10000;
+    p.limits.max_recipients = 3;
+    p.limits.max_errors = 5;
+    p.starttls_offered = starttls;
+    p.trusted = trusted;
+    p.client_address = "192.0.2.7";
+    p.next_queue_id = [this] { return "ID" + std::to_string(++next_id_); };
+    p.now = [] { return queue::TimePoint(std::chrono::seconds(1795337301)); };
+    return p;
+  }
+
+  // Feeds the chunks one after another, doing what the I/O layer would do for each action.
+  static void Drive(ServerSession& s, Transcript& run, std::string_view chunk, bool store_ok = true) {
+    if (run.closed) return;
+    s.Feed(chunk);
+    for (;;) {
+      const auto action = s.Next();
+      if (action == ServerSession::Action::kEnqueue) {
+        run.messages.push_back(s.TakeMessage());
+        s.EnqueueDone(store_ok);
+        continue;
+      }
+      run.output += s.TakeOutput();
+      if (action == ServerSession::Action::kStartTls) {
+        ++run.tls_starts;
+        s.TlsStarted("TLSv1.3 with cipher TEST (256/256 bits)");
+        continue;
+      }
+      if (action == ServerSession::Action::kClose) run.closed = true;
+      return;
+    }
+  }
+
+  Transcript Talk(std::vector<std::string_view> chunks, SessionParams params) {
+    ServerSession s(std::move(params));
+    s.Start();
+    Transcript run;
+    run.output = s.TakeOutput();
+    for (auto c : chunks) Drive(s, run, c);
+    return run;
+  }
+  Transcript Talk(std::string_view all) { return Talk({all}, Params()); }
+
+  int next_id_ = 0;
+};
+
+constexpr std::string_view kTranscript =
+    "EHLO client.example\r\n"
+    "MAIL FROM:<alice@example.org> BODY=8BITMIME RET=HDRS ENVID=e1\r\n"
+    "RCPT TO:<bob@example.net> NOTIFY=FAILURE,DELAY ORCPT=rfc822;bob@example.net\r\n"
+    "RCPT TO:<carol@example.com>\r\n"
+    "DATA\r\n"
+    "Subject: test\r\n"
+    "\r\n"
+    "..leading dot\r\n"
+    ".\r\n"
+    "MAIL FROM:<>\r\n"
+    "RCPT TO:<dave@example.org>\r\n"
+    "DATA\r\n"
+    "second\r\n"
+    ".\r\n"
+    "QUIT\r\n";
+
+TEST_F(SessionTest, PipelinedTransactionRepliesInOrder) {
+  Transcript run = Talk(kTranscript);
+  EXPECT_EQ(run.output,
+            "220 relay.test ESMTP danerelay\r\n"
+            "250-relay.test\r\n"
+            "250-PIPELINING\r\n"
+            "250-SIZE 10000\r\n"
+            "250-STARTTLS\r\n"
+            "250-ENHANCEDSTATUSCODES\r\n"
+            "250-8BITMIME\r\n"
+            "250-DSN\r\n"
+            "250 SMTPUTF8\r\n"
+            "250 2.1.0 Ok\r\n"
+            "250 2.1.5 Ok\r\n"
+            "250 2.1.5 Ok\r\n"
+            "354 End data with <CR><LF>.<CR><LF>\r\n"
+            "250 2.0.0 Ok: queued as ID1\r\n"
+            "250 2.1.0 Ok\r\n"
+            "250 2.1.5 Ok\r\n"
+            "354 End data with <CR><LF>.<CR><LF>\r\n"
+            "250 2.0.0 Ok: queued as ID2\r\n"
+            "221 2.0.0 Bye\r\n");
+  EXPECT_TRUE(run.closed);
+  ASSERT_EQ(run.messages.size(), 2u);
+  const auto& m = run.messages[0];
+  EXPECT_EQ(m.id, "ID1");
+  EXPECT_EQ(m.sender, "alice@example.org");
+  EXPECT_EQ(m.protocol, "ESMTP");
+  EXPECT_TRUE(m.body_8bitmime);
+  EXPECT_EQ(m.dsn_ret, queue::DsnRet::kHdrs);
+  EXPECT_EQ(m.dsn_envid, "e1");
+  ASSERT_EQ(m.recipients.size(), 2u);
+  EXPECT_EQ(m.recipients[0].notify, queue::kNotifyFailure | queue::kNotifyDelay);
+  EXPECT_EQ(m.recipients[0].orcpt, "rfc822;bob@example.net");
+  EXPECT_THAT(m.content, StartsWith("Received: from client.example (unknown [192.0.2.7])\r\n"
+                                    "\tby relay.test (danerelay) with ESMTP id ID1; "));
+  EXPECT_THAT(m.content, HasSubstr("+0000\r\nSubject: test\r\n\r\n.leading dot\r\n"));
+  EXPECT_EQ(m.content.substr(m.content.find("Subject:")),
+            "Subject: test\r\n\r\n.leading dot\r\n");  // unstuffed, terminator removed
+  EXPECT_EQ(run.messages[1].sender, "");
+  EXPECT_THAT(run.messages[1].content, HasSubstr("for <dave@example.org>;"));
+}
+
+TEST_F(SessionTest, InputSplitAtEveryByteBoundaryGivesTheSameResult) {
+  const Transcript whole = Talk(kTranscript);
+  for (size_t cut = 1; cut < kTranscript.size(); ++cut) {
+    next_id_ = 0;
+    const Transcript split = Talk({kTranscript.substr(0, cut), kTranscript.substr(cut)}, Params());
+    ASSERT_EQ(split.output, whole.output) << "cut at " << cut;
+    ASSERT_EQ(split.messages.size(), whole.messages.size()) << "cut at " << cut;
+    for (size_t i = 0; i < whole.messages.size(); ++i) {
+      ASSERT_EQ(split.messages[i].content, whole.messages[i].content) << "cut at " << cut;
+    }
+  }
+  // And one byte at a time.
+  next_id_ = 0;
+  std::vector<std::string_view> bytes;
+  for (size_t i = 0; i < kTranscript.size(); ++i) bytes.push_back(kTranscript.substr(i, 1));
+  const Transcript trickle = Talk(bytes, Params());
+  EXPECT_EQ(trickle.output, whole.output);
+}
+
+TEST_F(SessionTest, OrderOfCommandsIsEnforced) {
+  Transcript run = Talk(
+      "MAIL FROM:<a@b.example>\r\n"
+      "HELO client.example\r\n"
+      "RCPT TO:<x@y.example>\r\n"
+      "DATA\r\n"
+      "MAIL FROM:<a@b.example>\r\n"
+      "MAIL FROM:<a@b.example>\r\n"
+      "DATA\r\n");
+  EXPECT_THAT(run.output, HasSubstr("503 5.5.1 Error: send HELO/EHLO first\r\n"
+                                    "250 relay.test\r\n"
+                                    "503 5.5.1 Error: need MAIL command\r\n"
+                                    "503 5.5.1 Error: need MAIL command\r\n"
+                                    "250 2.1.0 Ok\r\n"
+                                    "503 5.5.1 Error: nested MAIL command\r\n"
+                                    "554 5.5.1 Error: no valid recipients\r\n"));
+}
+
+TEST_F(SessionTest, UntrustedClientCannotRelay) {
+  Transcript run = Talk({"EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<victim@c.example>\r\n"
+                  "DATA\r\n"},
+                 Params(/*trusted=*/false));
+  EXPECT_THAT(run.output, HasSubstr("554 5.7.1 <victim@c.example>: Relay access denied\r\n"
+                                    "554 5.5.1 Error: no valid recipients\r\n"));
+  EXPECT_TRUE(run.messages.empty());
+}
+
+TEST_F(SessionTest, BareLfInDataCannotSmuggleASecondMessage) {
+  // The classic smuggling payload: "\n.\n" or "\r\n.\n" must not end the data.
+  Transcript run = Talk(
+      "EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<r@c.example>\r\nDATA\r\n"
+      "Subject: one\r\n\r\nbody\n.\r\nMAIL FROM:<evil@b.example>\r\nRCPT TO:<r@c.example>\r\n"
+      "DATA\r\nsmuggled\r\n.\r\nNOOP\r\n");
+  EXPECT_TRUE(run.messages.empty());
+  EXPECT_THAT(run.output, HasSubstr("354 End data with <CR><LF>.<CR><LF>\r\n"
+                                    "550 5.5.2 Error: message contains bare <CR> or <LF>"));
+  EXPECT_THAT(run.output, HasSubstr("\r\n250 2.0.0 Ok\r\n"));  // the NOOP after it
+  Transcript cr = Talk(
+      "EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<r@c.example>\r\nDATA\r\n"
+      "a\rb\r\n.\r\n");
+  EXPECT_TRUE(cr.messages.empty());
+  EXPECT_THAT(cr.output, HasSubstr("550 5.5.2"));
+}
+
+TEST_F(SessionTest, BareLfInCommandIsRefused) {
+  Transcript run = Talk("EHLO x.example\nNOOP\r\n");
+  EXPECT_THAT(run.output, HasSubstr("500 5.5.2 Error: bare <CR> or <LF> received"));
+  EXPECT_THAT(run.output, HasSubstr("250 2.0.0 Ok\r\n"));
+}
+
+TEST_F(SessionTest, StartTlsDiscardsBytesBufferedBeforeTheHandshake) {
+  // CVE-2011-0411: a MAIL injected after STARTTLS in the same packet must not run inside TLS.
+  Transcript run = Talk({"EHLO x.example\r\nSTARTTLS\r\nMAIL FROM:<injected@b.example>\r\n",
+                  "EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<r@c.example>\r\n"
+                  "DATA\r\nhi\r\n.\r\n"},
+                 Params());
+  EXPECT_EQ(run.tls_starts, 1);
+  EXPECT_THAT(run.output, HasSubstr("220 2.0.0 Ready to start TLS\r\n250-relay.test\r\n"));
+  // After TLS the EHLO no longer offers STARTTLS, and the injected MAIL left no trace.
+  const auto after = run.output.substr(run.output.find("Ready to start TLS"));
+  EXPECT_THAT(after, ::testing::Not(HasSubstr("STARTTLS")));
+  EXPECT_THAT(after, ::testing::Not(HasSubstr("nested MAIL")));
+  ASSERT_EQ(run.messages.size(), 1u);
+  EXPECT_EQ(run.messages[0].sender, "a@b.example");
+  EXPECT_EQ(run.messages[0].protocol, "ESMTPS");
+  EXPECT_THAT(run.messages[0].content, HasSubstr("(using TLSv1.3 with cipher TEST"));
+}
+
+TEST_F(SessionTest, StartTlsRefusals) {
+  Transcript off = Talk({"EHLO x.example\r\nSTARTTLS\r\n"}, Params(true, /*starttls=*/false));
+  EXPECT_THAT(off.output, ::testing::Not(HasSubstr("250-STARTTLS")));
+  EXPECT_THAT(off.output, HasSubstr("502 5.5.1"));
+  Transcript in_tx = Talk("EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nSTARTTLS\r\n");
+  EXPECT_THAT(in_tx.output, HasSubstr("503 5.5.1 Error: MAIL transaction in progress"));
+}
+
+TEST_F(SessionTest, SizeLimits) {
+  Transcript declared = Talk("EHLO x.example\r\nMAIL FROM:<a@b.example> SIZE=10001\r\n");
+  EXPECT_THAT(declared.output, HasSubstr("552 5.3.4 Message size exceeds fixed limit"));
+  std::string big = "EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<r@c.example>\r\nDATA\r\n";
+  for (int i = 0; i < 200; ++i) big += std::string(98, 'x') + "\r\n";
+  big += ".\r\nNOOP\r\n";
+  Transcript actual = Talk(big);
+  EXPECT_TRUE(actual.messages.empty());
+  EXPECT_THAT(actual.output, HasSubstr("552 5.3.4 Error: message file too big\r\n250 2.0.0 Ok"));
+}
+
+TEST_F(SessionTest, OverlongLines) {
+  std::string data = "EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<r@c.example>\r\nDATA\r\n";
+  data += std::string(1500, 'y') + "\r\n.\r\n";
+  Transcript run = Talk(data);
+  EXPECT_TRUE(run.messages.empty());
+  EXPECT_THAT(run.output, HasSubstr("550 5.6.0 Error: message has a line longer than 998"));
+  Transcript cmd = Talk("NOOP " + std::string(5000, 'z') + "\r\nNOOP\r\n");
+  EXPECT_THAT(cmd.output, HasSubstr("500 5.5.2 Error: line too long\r\n250 2.0.0 Ok\r\n"));
+}
+
+TEST_F(SessionTest, RecipientLimitAndTooManyErrors) {
+  Transcript run = Talk(
+      "EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<1@c.example>\r\nRCPT "
+      "TO:<2@c.example>\r\nRCPT TO:<3@c.example>\r\nRCPT TO:<4@c.example>\r\n");
+  EXPECT_THAT(run.output, HasSubstr("452 4.5.3 Error: too many recipients"));
+  Transcript errors = Talk("X1\r\nX2\r\nX3\r\nX4\r\nX5\r\nNOOP\r\n");
+  EXPECT_THAT(errors.output, HasSubstr("421 4.7.0 relay.test Error: too many errors\r\n"));
+  EXPECT_THAT(errors.output, ::testing::Not(HasSubstr("250 2.0.0 Ok")));
+  EXPECT_TRUE(errors.closed);
+}
+
+TEST_F(SessionTest, QueueFailureIsATemporaryError) {
+  ServerSession s(Params());
+  s.Start();
+  Transcript run;
+  Drive(s, run,
+        "EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<r@c.example>\r\nDATA\r\nhi\r\n.\r\n",
+        /*store_ok=*/false);
+  EXPECT_THAT(run.output, HasSubstr("451 4.3.0 Error: queue file write error\r\n"));
+}
+
+TEST_F(SessionTest, MiscCommands) {
+  Transcript run = Talk("EHLO x.example\r\nVRFY bob\r\nEXPN list\r\nHELP\r\nRSET\r\nAUTH PLAIN\r\nQUIT\r\n");
+  EXPECT_THAT(run.output, HasSubstr("252 2.0.0 Cannot VRFY user"));
+  EXPECT_THAT(run.output, HasSubstr("502 5.5.1 Error: command not implemented"));
+  EXPECT_THAT(run.output, HasSubstr("214 2.0.0 "));
+  EXPECT_THAT(run.output, HasSubstr("221 2.0.0 Bye\r\n"));
+}
+
+}  // namespace
+}  // namespace danerelay::relay

@@ -1,0 +1,295 @@
+#include "relay/smtp_server.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/ssl.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include <exception>
+#include <list>
+#include <unordered_map>
+
+#include "relay/server_session.hpp"
+
+namespace danerelay::relay {
+namespace {
+
+using asio::ip::tcp;
+constexpr auto kUseTuple = asio::experimental::as_tuple(asio::use_awaitable);
+
+// Logs an exception that escaped a coroutine: that is a bug, never an expected failure.
+void LogIfBug(std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    spdlog::critical("BUG: coroutine ended with an exception: {}", ex.what());
+  }
+}
+
+std::string Endpoint(const tcp::endpoint& ep) {
+  return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
+}
+
+// The one timeout helper: armed before every read, write and handshake. When it fires it
+// cancels the socket's operations, which then complete with operation_aborted.
+class Deadline {
+ public:
+  explicit Deadline(tcp::socket& socket) : socket_(socket), timer_(socket.get_executor()) {}
+  void Arm(std::chrono::steady_clock::duration d) {
+    expired_ = false;
+    timer_.expires_after(d);
+    timer_.async_wait([this](std::error_code ec) {
+      if (ec) return;  // re-armed or destroyed: `this` may be gone, so touch nothing
+      expired_ = true;
+      socket_.cancel(ec);
+    });
+  }
+  void Disarm() { timer_.cancel(); }
+  bool expired() const { return expired_; }
+
+ private:
+  tcp::socket& socket_;
+  asio::steady_timer timer_;
+  bool expired_ = false;
+};
+
+// A client connection that may switch to TLS mid-stream (STARTTLS).
+struct Connection {
+  explicit Connection(tcp::socket s) : socket(std::move(s)), deadline(socket) {}
+  tcp::socket socket;
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls;
+  Deadline deadline;
+
+  asio::awaitable<std::tuple<std::error_code, size_t>> ReadSome(char* buf, size_t size,
+                                                                std::chrono::seconds timeout) {
+    deadline.Arm(timeout);
+    auto result = tls ? co_await tls->async_read_some(asio::buffer(buf, size), kUseTuple)
+                      : co_await socket.async_read_some(asio::buffer(buf, size), kUseTuple);
+    deadline.Disarm();
+    if (deadline.expired()) std::get<0>(result) = asio::error::timed_out;
+    co_return result;
+  }
+
+  asio::awaitable<std::error_code> Write(std::string_view data, std::chrono::seconds timeout) {
+    deadline.Arm(timeout);
+    auto [ec, n] = tls ? co_await asio::async_write(*tls, asio::buffer(data), kUseTuple)
+                       : co_await asio::async_write(socket, asio::buffer(data), kUseTuple);
+    deadline.Disarm();
+    if (deadline.expired()) ec = asio::error::timed_out;
+    co_return ec;
+  }
+};
+
+}  // namespace
+
+struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
+  asio::io_context& io;
+  ServerOptions options;
+  queue::Committer& committer;
+  queue::QueueIdGenerator& ids;
+
+  struct Listener {
+    ListenerOptions options;
+    std::shared_ptr<asio::ssl::context> tls;
+    std::unique_ptr<tcp::acceptor> acceptor;
+  };
+  std::list<Listener> listeners;
+  std::unordered_map<std::string, std::uint32_t> per_client;
+  std::uint32_t total = 0;
+  bool stopping = false;
+
+  Impl(asio::io_context& i, ServerOptions o, queue::Committer& c, queue::QueueIdGenerator& g)
+      : io(i), options(std::move(o)), committer(c), ids(g) {}
+
+  // Hands the message to the group committer and resumes when its commit has returned.
+  asio::awaitable<tl::expected<void, queue::StoreError>> Enqueue(queue::NewMessage message) {
+    using Result = tl::expected<void, queue::StoreError>;
+    co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(Result)>(
+        [this, &message](auto handler) {
+          auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+          committer.Submit(std::move(message), [shared, ex = io.get_executor()](Result r) {
+            asio::post(ex, [shared, r = std::move(r)]() mutable { (*shared)(std::move(r)); });
+          });
+        },
+        asio::use_awaitable);
+  }
+
+  asio::awaitable<void> Accept(Listener& listener) {
+    auto self = shared_from_this();
+    for (;;) {
+      auto [ec, socket] = co_await listener.acceptor->async_accept(kUseTuple);
+      if (stopping) co_return;
+      if (ec) {
+        spdlog::warn("accept on {}:{}: {}", listener.options.address, listener.options.port,
+                     ec.message());
+        continue;
+      }
+      asio::co_spawn(io, Serve(std::move(socket), listener), LogIfBug);
+    }
+  }
+
+  asio::awaitable<void> Serve(tcp::socket socket, Listener& listener) {
+    auto self = shared_from_this();
+    std::error_code ec;
+    const tcp::endpoint peer = socket.remote_endpoint(ec);
+    if (ec) co_return;
+    const std::string client_ip = peer.address().is_v6() && peer.address().to_v6().is_v4_mapped()
+                                      ? asio::ip::make_address_v4(asio::ip::v4_mapped,
+                                                                  peer.address().to_v6())
+                                            .to_string()
+                                      : peer.address().to_string();
+    const std::string client = "unknown" + Endpoint(peer);
+    Connection conn(std::move(socket));
+
+    // Connection limits (Postfix: anvil's smtpd_client_connection_count_limit).
+    std::uint32_t& mine = per_client[client_ip];
+    if (total >= options.limits.max_connections ||
+        mine >= options.limits.max_connections_per_client) {
+      const bool per_ip = total < options.limits.max_connections;
+      spdlog::warn("warning: connection limit reached ({}) for {}",
+                   per_ip ? "per client" : "in total", client);
+      co_await conn.Write(fmt::format("421 4.7.0 {} Error: too many connections{}\r\n",
+                                      options.hostname, per_ip ? " from " + client_ip : ""),
+                          std::chrono::seconds(10));
+      if (mine == 0) per_client.erase(client_ip);
+      co_return;
+    }
+    ++total;
+    ++mine;
+    spdlog::info("connect from {}", client);
+
+    bool trusted = false;
+    for (const auto& net : options.trusted_networks) trusted = trusted || net.Contains(client_ip);
+    SessionParams params;
+    params.hostname = options.hostname;
+    params.limits = options.limits;
+    params.starttls_offered = listener.tls != nullptr;
+    params.trusted = trusted;
+    params.client_address = client_ip;
+    params.next_queue_id = [this] { return ids.Next(queue::Clock::now()); };
+    params.now = [] { return queue::Clock::now(); };
+    ServerSession session(std::move(params));
+    session.Start();
+
+    const auto write_timeout = options.limits.command_timeout;
+    std::string lost_after;
+    std::vector<char> buf(16384);
+    for (;;) {
+      const auto action = session.Next();
+      for (const auto& event : session.TakeEvents()) spdlog::info("{}: {}", client, event);
+      if (action == ServerSession::Action::kEnqueue) {
+        queue::NewMessage message = session.TakeMessage();
+        const std::string id = message.id, sender = message.sender;
+        const size_t size = message.content.size(), nrcpt = message.recipients.size();
+        auto stored = co_await Enqueue(std::move(message));
+        if (stored) {
+          spdlog::info("{}: client={}, from=<{}>, size={}, nrcpt={} (queue active)", id, client,
+                       sender, size, nrcpt);
+          session.EnqueueDone(true);
+        } else {
+          spdlog::error("{}: queue write failed, client={}: {}", id, client,
+                        stored.error().message);
+          session.EnqueueDone(false);
+        }
+        continue;
+      }
+      const std::string out = session.TakeOutput();
+      if (!out.empty() && (ec = co_await conn.Write(out, write_timeout))) {
+        lost_after = "write";
+        break;
+      }
+      if (action == ServerSession::Action::kClose) break;
+      if (action == ServerSession::Action::kStartTls) {
+        conn.tls = std::make_unique<asio::ssl::stream<tcp::socket&>>(conn.socket, *listener.tls);
+        conn.deadline.Arm(options.limits.command_timeout);
+        auto [hs_ec] =
+            co_await conn.tls->async_handshake(asio::ssl::stream_base::server, kUseTuple);
+        conn.deadline.Disarm();
+        if (hs_ec) {
+          spdlog::warn("SSL_accept error from {}: {}", client, hs_ec.message());
+          lost_after = "STARTTLS";
+          break;
+        }
+        const std::string description = tls::DescribeSession(conn.tls->native_handle());
+        spdlog::info("TLS connection established from {}: {}", client, description);
+        session.TlsStarted(description);
+        continue;
+      }
+      if (stopping) {
+        session.Abort("service shutting down");
+        continue;
+      }
+      auto [read_ec, n] = co_await conn.ReadSome(buf.data(), buf.size(), session.ReadTimeout());
+      if (read_ec == asio::error::timed_out) {
+        spdlog::info("timeout after {} from {}", session.CommandStats(), client);
+        session.Abort("timeout exceeded");
+        continue;
+      }
+      if (read_ec) {
+        lost_after = read_ec == asio::error::eof ? "" : read_ec.message();
+        if (read_ec == asio::error::eof || read_ec == asio::ssl::error::stream_truncated) {
+          spdlog::info("lost connection from {}", client);
+        }
+        break;
+      }
+      session.Feed(std::string_view(buf.data(), n));
+    }
+    if (conn.tls) {
+      conn.deadline.Arm(std::chrono::seconds(2));
+      co_await conn.tls->async_shutdown(kUseTuple);
+      conn.deadline.Disarm();
+    }
+    conn.socket.close(ec);
+    spdlog::info("disconnect from {} {}", client, session.CommandStats());
+    --total;
+    if (--per_client[client_ip] == 0) per_client.erase(client_ip);
+  }
+};
+
+SmtpServer::SmtpServer(asio::io_context& io, ServerOptions options, queue::Committer& committer,
+                       queue::QueueIdGenerator& ids)
+    : impl_(std::make_shared<Impl>(io, std::move(options), committer, ids)) {}
+
+SmtpServer::~SmtpServer() { Stop(); }
+
+tl::expected<void, std::string> SmtpServer::Start() {
+  for (const auto& lo : impl_->options.listeners) {
+    auto& l = impl_->listeners.emplace_back();
+    l.options = lo;
+    const std::string name = lo.address + ":" + std::to_string(lo.port);
+    if (lo.starttls) {
+      auto ctx = tls::MakeServerContext(lo.tls);
+      if (!ctx) return tl::unexpected("listener " + name + ": " + ctx.error());
+      l.tls = std::move(*ctx);
+    }
+    std::error_code ec;
+    const auto address = asio::ip::make_address(lo.address, ec);
+    if (ec) return tl::unexpected("listener " + name + ": not an IP address");
+    const tcp::endpoint ep(address, lo.port);
+    l.acceptor = std::make_unique<tcp::acceptor>(impl_->io);
+    l.acceptor->open(ep.protocol(), ec);
+    if (!ec) l.acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) l.acceptor->bind(ep, ec);
+    if (!ec) l.acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return tl::unexpected("listener " + name + ": " + ec.message());
+    spdlog::info("listening on {}{}", name, lo.starttls ? " (STARTTLS)" : "");
+  }
+  for (auto& l : impl_->listeners) asio::co_spawn(impl_->io, impl_->Accept(l), LogIfBug);
+  return {};
+}
+
+void SmtpServer::Stop() {
+  impl_->stopping = true;
+  for (auto& l : impl_->listeners) {
+    std::error_code ec;
+    if (l.acceptor) l.acceptor->close(ec);
+  }
+}
+
+}  // namespace danerelay::relay

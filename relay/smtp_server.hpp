@@ -1,0 +1,38 @@
+#pragma once
+// The SMTP listeners: accepts connections, enforces the connection limits, and runs one
+// ServerSession per client on the io_context thread. Messages go to the queue through the
+// Committer; the 250 reply is sent only after the commit that holds the message.
+#include <memory>
+#include <string>
+
+#include <tl/expected.hpp>
+
+#include "queue/committer.hpp"
+#include "queue/queue_id.hpp"
+#include "relay/options.hpp"
+
+namespace asio {
+class io_context;
+}
+
+namespace danerelay::relay {
+
+class SmtpServer {
+ public:
+  // `committer` and `ids` must outlive the server.
+  SmtpServer(asio::io_context& io, ServerOptions options, queue::Committer& committer,
+             queue::QueueIdGenerator& ids);
+  ~SmtpServer();
+
+  // Loads the TLS contexts and binds every listener; an error names the listener.
+  tl::expected<void, std::string> Start();
+  // Stops accepting. Sessions that come back for input get "421 ... shutting down"; the daemon
+  // then stops the io_context, so a session blocked in a read simply loses its connection.
+  void Stop();
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace danerelay::relay

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs every Debian package danerelay needs to build, run and test.
+# Idempotent and non-interactive: packages already present are not touched.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake pkg-config ccache
+  # libraries (design.md: installed, never vendored)
+  libasio-dev libssl-dev libunbound-dev libtomlplusplus-dev libsqlite3-dev
+  libgtest-dev libgmock-dev libexpected-dev libcli11-dev nlohmann-json3-dev
+  libfmt-dev libspdlog-dev
+  # runtime data: the DNSSEC root trust anchor
+  dns-root-data
+  # test and benchmark tools: real SMTP clients and peers, TLS, DNS
+  openssl sqlite3 swaks python3 python3-aiosmtpd postfix
+  nsd ldnsutils unbound-anchor bind9-dnsutils faketime
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+# Postfix is only needed for its tools (smtp-source, smtp-sink, posttls-finger):
+# no configuration, no listening MTA.
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+# policy-rc.d keeps the packages' daemons (postfix, nsd) from starting on install.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod +x "$policy"
+  created_policy=1
+fi
+trap '[ "$created_policy" -eq 1 ] && $SUDO rm -f "$policy"' EXIT
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,94 @@
+// danerelay: the operator's command line. Reads the same configuration as the daemon and opens
+// the queue read-only, so it is safe while danerelayd runs.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "config/config.hpp"
+#include "queue/store.hpp"
+#include "tools/queue_view.hpp"
+
+namespace {
+
+using namespace danerelay;
+constexpr int kExitNotFound = 1;
+constexpr int kExitFailure = 2;
+constexpr int kExitConfig = 78;
+
+int WithQueue(const std::string& config_path, const std::function<int(queue::Store&)>& fn) {
+  auto cfg = config_path.empty()
+                 ? tl::expected<config::Config, config::ConfigError>(config::Defaults())
+                 : config::LoadFile(config_path);
+  if (!cfg) {
+    std::cerr << "danerelay: " << cfg.error().message << "\n";
+    return kExitConfig;
+  }
+  auto store = queue::Store::Open(cfg->queue, queue::OpenMode::kReadOnly);
+  if (!store) {
+    std::cerr << "danerelay: " << store.error().message << "\n";
+    return kExitFailure;
+  }
+  return fn(**store);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"danerelay: inspect and manage the danerelay queue"};
+  app.require_subcommand(1);
+  std::string config_path;
+  app.add_option("-c,--config", config_path, "TOML configuration file (default: built-in)");
+
+  auto* queue_cmd = app.add_subcommand("queue", "inspect the mail queue");
+  queue_cmd->require_subcommand(1);
+
+  bool list_json = false;
+  auto* list = queue_cmd->add_subcommand("list", "list queued messages, like mailq");
+  list->add_flag("--json", list_json, "one JSON object per message per line");
+
+  std::string show_id;
+  bool show_json = false, show_raw = false;
+  auto* show = queue_cmd->add_subcommand("show", "show one message: envelope, recipients, headers");
+  show->add_option("id", show_id, "queue ID")->required();
+  auto* json_flag = show->add_flag("--json", show_json, "print JSON");
+  show->add_flag("--raw", show_raw, "print the stored message exactly as it will be sent")
+      ->excludes(json_flag);
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (list->parsed()) {
+    return WithQueue(config_path, [&](queue::Store& store) {
+      auto messages = store.ListMessages();
+      if (!messages) {
+        std::cerr << "danerelay: " << messages.error().message << "\n";
+        return kExitFailure;
+      }
+      list_json ? tools::PrintQueueJson(std::cout, *messages)
+                : tools::PrintQueueTable(std::cout, *messages);
+      return 0;
+    });
+  }
+  if (show->parsed()) {
+    return WithQueue(config_path, [&](queue::Store& store) {
+      auto info = store.GetMessage(show_id);
+      auto content = store.GetContent(show_id);
+      if (!info || !content) {
+        std::cerr << "danerelay: " << (!info ? info.error() : content.error()).message << "\n";
+        return kExitFailure;
+      }
+      if (!*info || !*content) {
+        std::cerr << "danerelay: " << show_id << ": no such message in the queue\n";
+        return kExitNotFound;
+      }
+      if (show_raw) {
+        std::cout.write((*content)->data(), static_cast<std::streamsize>((*content)->size()));
+      } else if (show_json) {
+        tools::PrintMessageJson(std::cout, **info, **content);
+      } else {
+        tools::PrintMessage(std::cout, **info, **content);
+      }
+      return 0;
+    });
+  }
+  return 0;
+}
