@@ -154,9 +154,11 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
       const bool per_ip = total < options.limits.max_connections;
       spdlog::warn("warning: connection limit reached ({}) for {}",
                    per_ip ? "per client" : "in total", client);
-      co_await conn.Write(fmt::format("421 4.7.0 {} Error: too many connections{}\r\n",
-                                      options.hostname, per_ip ? " from " + client_ip : ""),
-                          std::chrono::seconds(10));
+      // A named string: GCC 12 mishandles temporaries that live across a co_await.
+      const std::string reply =
+          fmt::format("421 4.7.0 {} Error: too many connections{}\r\n", options.hostname,
+                      per_ip ? " from " + client_ip : "");
+      co_await conn.Write(reply, std::chrono::seconds(10));
       if (mine == 0) per_client.erase(client_ip);
       co_return;
     }
