@@ -66,8 +66,8 @@ class Reader {
 
   void Fail(const toml::node& at, std::string_view key, std::string_view message) {
     if (error_) return;
-    error_ = ConfigError{fmt::format("{}:{}: {}{}: {}", file_, at.source().begin.line, prefix_,
-                                     key, message)};
+    error_ = ConfigError{
+        fmt::format("{}:{}: {}{}: {}", file_, at.source().begin.line, prefix_, key, message)};
   }
   void FailHere(std::string_view key, std::string_view message) {
     const toml::node* n = table_.get(key);
@@ -81,8 +81,8 @@ class Reader {
       for (auto name : known) ok = ok || k.str() == name;
       if (!ok) {
         if (error_) return;
-        error_ = ConfigError{fmt::format("{}:{}: {}{}: unknown key", file_,
-                                         k.source().begin.line, prefix_, k.str())};
+        error_ = ConfigError{fmt::format("{}:{}: {}{}: unknown key", file_, k.source().begin.line,
+                                         prefix_, k.str())};
       }
     }
   }
@@ -92,7 +92,8 @@ class Reader {
   void String(std::string_view key, std::string& out) {
     const toml::node* n = table_.get(key);
     if (!n) return;
-    if (!n->is_string()) return Fail(*n, key, fmt::format("expected a string, got {}", TypeName(*n)));
+    if (!n->is_string())
+      return Fail(*n, key, fmt::format("expected a string, got {}", TypeName(*n)));
     out = n->as_string()->get();
   }
 
@@ -128,8 +129,7 @@ class Reader {
     } else if (n->is_string()) {
       d = ParseDuration(n->as_string()->get());
     } else if (!n->is_integer()) {
-      return Fail(*n, key,
-                  fmt::format("expected a duration such as \"5m\", got {}", TypeName(*n)));
+      return Fail(*n, key, fmt::format("expected a duration such as \"5m\", got {}", TypeName(*n)));
     }
     if (!d) {
       return Fail(*n, key, "expected a duration: a number with s, m, h or d (\"300s\", \"5m\")");

@@ -130,7 +130,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.toml:3: listener[0].starttls: STARTTLS needs cert_file and key_file"},
         BadCase{"unknown listener key", "[[listener]]\nport = 25\n[[listener]]\nprot = 26\n",
                 "bad.toml:4: listener[1].prot: unknown key"},
-        BadCase{"empty path", "[queue]\npath = \"\"\n", "bad.toml:2: queue.path: must not be empty"},
+        BadCase{"empty path", "[queue]\npath = \"\"\n",
+                "bad.toml:2: queue.path: must not be empty"},
         BadCase{"bool wanted", "[[listener]]\nstarttls = \"yes\"\n",
                 "bad.toml:2: listener[0].starttls: expected true or false, got a string"}),
     [](const auto& param_info) {

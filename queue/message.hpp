@@ -26,7 +26,8 @@ std::string NotifyToString(unsigned notify);  // "SUCCESS,FAILURE", "NEVER", "" 
 enum class DsnRet { kUnspecified, kFull, kHdrs };  // RFC 3461 §4.3
 std::string_view ToString(DsnRet ret);
 
-// design.md: queued → (attempting) → delivered | deferred → … | failed | expired; held by an operator.
+// design.md: queued → (attempting) → delivered | deferred → … | failed | expired; held by an
+// operator.
 enum class RecipientState { kQueued, kAttempting, kDelivered, kDeferred, kFailed, kExpired, kHeld };
 std::string_view ToString(RecipientState state);
 std::optional<RecipientState> RecipientStateFromString(std::string_view text);

@@ -126,9 +126,9 @@ struct Store::Impl {
     auto version = UserVersion();
     if (!version) return tl::unexpected(version.error());
     if (*version > kSchemaVersion) {
-      return tl::unexpected(StoreError{fmt::format(
-          "{}: schema version {} is newer than this build understands ({})", path.string(),
-          *version, kSchemaVersion)});
+      return tl::unexpected(
+          StoreError{fmt::format("{}: schema version {} is newer than this build understands ({})",
+                                 path.string(), *version, kSchemaVersion)});
     }
     for (int v = *version; v < kSchemaVersion; ++v) {
       if (auto r = Exec("BEGIN IMMEDIATE"); !r) return r;
@@ -206,15 +206,15 @@ tl::expected<std::unique_ptr<Store>, StoreError> Store::Open(const StoreOptions&
     std::error_code ec;
     std::filesystem::create_directories(options.path, ec);
     if (ec) {
-      return tl::unexpected(StoreError{
-          fmt::format("cannot create queue directory {}: {}", options.path.string(), ec.message())});
+      return tl::unexpected(StoreError{fmt::format("cannot create queue directory {}: {}",
+                                                   options.path.string(), ec.message())});
     }
     flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   } else {
     if (!std::filesystem::exists(impl->path)) {
-      return tl::unexpected(StoreError{fmt::format(
-          "{}: no queue database here (has danerelayd run with this configuration?)",
-          impl->path.string())});
+      return tl::unexpected(StoreError{
+          fmt::format("{}: no queue database here (has danerelayd run with this configuration?)",
+                      impl->path.string())});
     }
     flags |= SQLITE_OPEN_READONLY;
   }
@@ -229,16 +229,17 @@ tl::expected<std::unique_ptr<Store>, StoreError> Store::Open(const StoreOptions&
   if (mode == OpenMode::kReadWrite) {
     // WAL lets the command line read while the daemon writes; synchronous=FULL makes every
     // commit durable before it returns (design.md), which is what lets us answer 250.
-    auto r = impl->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+    auto r =
+        impl->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
     if (!r) return tl::unexpected(r.error());
     if (auto m = impl->Migrate(); !m) return tl::unexpected(m.error());
   } else {
     auto version = impl->UserVersion();
     if (!version) return tl::unexpected(version.error());
     if (*version > kSchemaVersion || *version == 0) {
-      return tl::unexpected(StoreError{fmt::format(
-          "{}: schema version {}, this build reads version {}", impl->path.string(), *version,
-          kSchemaVersion)});
+      return tl::unexpected(
+          StoreError{fmt::format("{}: schema version {}, this build reads version {}",
+                                 impl->path.string(), *version, kSchemaVersion)});
     }
     impl->schema_version = *version;
   }
@@ -329,8 +330,8 @@ std::vector<tl::expected<void, StoreError>> Store::InsertBatch(
 tl::expected<std::vector<MessageInfo>, StoreError> Store::ListMessages() {
   // One read transaction, so the list is a consistent snapshot while the daemon writes.
   if (auto r = impl_->Exec("BEGIN"); !r) return tl::unexpected(r.error());
-  auto s = impl_->Prepare(
-      fmt::format("SELECT {} FROM messages ORDER BY id", kMessageColumns).c_str());
+  auto s =
+      impl_->Prepare(fmt::format("SELECT {} FROM messages ORDER BY id", kMessageColumns).c_str());
   auto rs = impl_->Prepare(kRecipientQuery);
   if (!s || !rs) {
     (void)impl_->Exec("ROLLBACK");
@@ -351,8 +352,8 @@ tl::expected<std::vector<MessageInfo>, StoreError> Store::ListMessages() {
 
 tl::expected<std::optional<MessageInfo>, StoreError> Store::GetMessage(std::string_view id) {
   if (auto r = impl_->Exec("BEGIN"); !r) return tl::unexpected(r.error());
-  auto s = impl_->Prepare(
-      fmt::format("SELECT {} FROM messages WHERE id = ?1", kMessageColumns).c_str());
+  auto s =
+      impl_->Prepare(fmt::format("SELECT {} FROM messages WHERE id = ?1", kMessageColumns).c_str());
   auto rs = impl_->Prepare(kRecipientQuery);
   if (!s || !rs) {
     (void)impl_->Exec("ROLLBACK");

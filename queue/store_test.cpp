@@ -151,8 +151,9 @@ TEST_F(StoreTest, CommitterGroupsConcurrentSubmissions) {
       threads.emplace_back([&] {
         for (int i = 0; i < kPerThread; ++i) {
           std::promise<bool> done;
-          committer.Submit(Message(ids.Next(Clock::now())),
-                           [&](tl::expected<void, StoreError> r) { done.set_value(r.has_value()); });
+          committer.Submit(Message(ids.Next(Clock::now())), [&](tl::expected<void, StoreError> r) {
+            done.set_value(r.has_value());
+          });
           (done.get_future().get() ? ok : failed)++;
         }
       });

@@ -1,7 +1,7 @@
 // danerelayd: the daemon. Wires config, queue and SMTP server together and runs the event loop.
+#include <spdlog/spdlog.h>
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
-#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 
@@ -26,9 +26,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e danerelayd[%P]: %v");
-  auto cfg = config_path.empty() ? tl::expected<config::Config, config::ConfigError>(
-                                       config::Defaults())
-                                 : config::LoadFile(config_path);
+  auto cfg = config_path.empty()
+                 ? tl::expected<config::Config, config::ConfigError>(config::Defaults())
+                 : config::LoadFile(config_path);
   if (!cfg) {
     std::cerr << "danerelayd: " << cfg.error().message << "\n";
     return kExitConfig;
@@ -49,8 +49,7 @@ int main(int argc, char** argv) {
     return kExitSoftware;
   }
   spdlog::info("danerelayd {} started: hostname={}, configuration={}, queue={}", "0.1.0",
-               cfg->server.hostname, cfg->source,
-               queue::Store::DatabasePath(cfg->queue).string());
+               cfg->server.hostname, cfg->source, queue::Store::DatabasePath(cfg->queue).string());
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](std::error_code ec, int signo) {

@@ -23,8 +23,8 @@ std::string FormatReceived(const ReceivedInfo& info) {
   std::string out = fmt::format("Received: from {} (unknown [{}{}])\r\n", info.helo,
                                 v6 ? "IPv6:" : "", info.client_address);
   if (!info.tls.empty()) out += fmt::format("\t(using {})\r\n", info.tls);
-  out += fmt::format("\tby {} (danerelay) with {} id {}", info.hostname, info.protocol,
-                     info.queue_id);
+  out +=
+      fmt::format("\tby {} (danerelay) with {} id {}", info.hostname, info.protocol, info.queue_id);
   if (!info.for_recipient.empty()) out += fmt::format("\r\n\tfor <{}>", info.for_recipient);
   out += fmt::format("; {}\r\n", FormatRfc5322Date(info.time));
   return out;

@@ -159,8 +159,7 @@ std::optional<ServerSession::Action> ServerSession::FinishData() {
   current_verb_ = "END-OF-MESSAGE";
   state_ = State::kReady;
   if (data_bad_newline_) {
-    Error(550, "5.5.2",
-          "Error: message contains bare <CR> or <LF>; lines must end with <CR><LF>");
+    Error(550, "5.5.2", "Error: message contains bare <CR> or <LF>; lines must end with <CR><LF>");
   } else if (data_too_big_) {
     Reply(552, "5.3.4", "Error: message file too big");
   } else if (data_too_long_line_) {
@@ -199,8 +198,8 @@ void ServerSession::EnqueueDone(bool stored, std::string_view error) {
   if (stored) {
     Reply(250, "2.0.0", "Ok: queued as " + pending_id_);
   } else {
-    Reply(451, "4.3.0", fmt::format("Error: queue file write error{}{}",
-                                    error.empty() ? "" : ": ", error));
+    Reply(451, "4.3.0",
+          fmt::format("Error: queue file write error{}{}", error.empty() ? "" : ": ", error));
   }
   ResetTransaction();
   state_ = State::kReady;

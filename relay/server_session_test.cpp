@@ -33,7 +33,8 @@ class SessionTest : public ::testing::Test {
   }
 
   // Feeds the chunks one after another, doing what the I/O layer would do for each action.
-  static void Drive(ServerSession& s, Transcript& run, std::string_view chunk, bool store_ok = true) {
+  static void Drive(ServerSession& s, Transcript& run, std::string_view chunk,
+                    bool store_ok = true) {
     if (run.closed) return;
     s.Feed(chunk);
     for (;;) {
@@ -165,9 +166,10 @@ TEST_F(SessionTest, OrderOfCommandsIsEnforced) {
 }
 
 TEST_F(SessionTest, UntrustedClientCannotRelay) {
-  Transcript run = Talk({"EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<victim@c.example>\r\n"
-                  "DATA\r\n"},
-                 Params(/*trusted=*/false));
+  Transcript run =
+      Talk({"EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<victim@c.example>\r\n"
+            "DATA\r\n"},
+           Params(/*trusted=*/false));
   EXPECT_THAT(run.output, HasSubstr("554 5.7.1 <victim@c.example>: Relay access denied\r\n"
                                     "554 5.5.1 Error: no valid recipients\r\n"));
   EXPECT_TRUE(run.messages.empty());
@@ -199,9 +201,9 @@ TEST_F(SessionTest, BareLfInCommandIsRefused) {
 TEST_F(SessionTest, StartTlsDiscardsBytesBufferedBeforeTheHandshake) {
   // CVE-2011-0411: a MAIL injected after STARTTLS in the same packet must not run inside TLS.
   Transcript run = Talk({"EHLO x.example\r\nSTARTTLS\r\nMAIL FROM:<injected@b.example>\r\n",
-                  "EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<r@c.example>\r\n"
-                  "DATA\r\nhi\r\n.\r\n"},
-                 Params());
+                         "EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<r@c.example>\r\n"
+                         "DATA\r\nhi\r\n.\r\n"},
+                        Params());
   EXPECT_EQ(run.tls_starts, 1);
   EXPECT_THAT(run.output, HasSubstr("220 2.0.0 Ready to start TLS\r\n250-relay.test\r\n"));
   // After TLS the EHLO no longer offers STARTTLS, and the injected MAIL left no trace.
@@ -225,7 +227,8 @@ TEST_F(SessionTest, StartTlsRefusals) {
 TEST_F(SessionTest, SizeLimits) {
   Transcript declared = Talk("EHLO x.example\r\nMAIL FROM:<a@b.example> SIZE=10001\r\n");
   EXPECT_THAT(declared.output, HasSubstr("552 5.3.4 Message size exceeds fixed limit"));
-  std::string big = "EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<r@c.example>\r\nDATA\r\n";
+  std::string big =
+      "EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<r@c.example>\r\nDATA\r\n";
   for (int i = 0; i < 200; ++i) big += std::string(98, 'x') + "\r\n";
   big += ".\r\nNOOP\r\n";
   Transcript actual = Talk(big);
@@ -234,7 +237,8 @@ TEST_F(SessionTest, SizeLimits) {
 }
 
 TEST_F(SessionTest, OverlongLines) {
-  std::string data = "EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<r@c.example>\r\nDATA\r\n";
+  std::string data =
+      "EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<r@c.example>\r\nDATA\r\n";
   data += std::string(1500, 'y') + "\r\n.\r\n";
   Transcript run = Talk(data);
   EXPECT_TRUE(run.messages.empty());
@@ -265,7 +269,8 @@ TEST_F(SessionTest, QueueFailureIsATemporaryError) {
 }
 
 TEST_F(SessionTest, MiscCommands) {
-  Transcript run = Talk("EHLO x.example\r\nVRFY bob\r\nEXPN list\r\nHELP\r\nRSET\r\nAUTH PLAIN\r\nQUIT\r\n");
+  Transcript run =
+      Talk("EHLO x.example\r\nVRFY bob\r\nEXPN list\r\nHELP\r\nRSET\r\nAUTH PLAIN\r\nQUIT\r\n");
   EXPECT_THAT(run.output, HasSubstr("252 2.0.0 Cannot VRFY user"));
   EXPECT_THAT(run.output, HasSubstr("502 5.5.1 Error: command not implemented"));
   EXPECT_THAT(run.output, HasSubstr("214 2.0.0 "));

@@ -103,7 +103,7 @@ struct PathAndParams {
 };
 
 tl::expected<PathAndParams, SyntaxError> SplitPath(std::string_view arg, std::string_view keyword,
-                                                  std::string_view what) {
+                                                   std::string_view what) {
   if (!IStartsWith(arg, keyword)) {
     return tl::unexpected(SyntaxError{501, "5.5.4", "Syntax: " + std::string(what)});
   }
@@ -160,8 +160,8 @@ bool ValidMailbox(std::string_view box, bool utf8) {
   const std::string_view local = box.substr(0, at);
   const std::string_view domain = box.substr(at + 1);
   if (local.size() > 64 && !utf8) return false;
-  const bool local_ok = local.front() == '"' ? ValidQuotedString(local, utf8)
-                                             : ValidDotString(local, utf8);
+  const bool local_ok =
+      local.front() == '"' ? ValidQuotedString(local, utf8) : ValidDotString(local, utf8);
   return local_ok && ValidDomain(domain, utf8);
 }
 
@@ -179,10 +179,18 @@ SyntaxError BadParam(std::string_view p, std::string_view why) {
 
 Command SplitCommand(std::string_view line) {
   static constexpr std::array<std::pair<std::string_view, Verb>, 13> kVerbs = {{
-      {"EHLO", Verb::kEhlo}, {"HELO", Verb::kHelo}, {"MAIL", Verb::kMail},
-      {"RCPT", Verb::kRcpt}, {"DATA", Verb::kData}, {"RSET", Verb::kRset},
-      {"NOOP", Verb::kNoop}, {"QUIT", Verb::kQuit}, {"VRFY", Verb::kVrfy},
-      {"EXPN", Verb::kExpn}, {"HELP", Verb::kHelp}, {"STARTTLS", Verb::kStartTls},
+      {"EHLO", Verb::kEhlo},
+      {"HELO", Verb::kHelo},
+      {"MAIL", Verb::kMail},
+      {"RCPT", Verb::kRcpt},
+      {"DATA", Verb::kData},
+      {"RSET", Verb::kRset},
+      {"NOOP", Verb::kNoop},
+      {"QUIT", Verb::kQuit},
+      {"VRFY", Verb::kVrfy},
+      {"EXPN", Verb::kExpn},
+      {"HELP", Verb::kHelp},
+      {"STARTTLS", Verb::kStartTls},
       {"AUTH", Verb::kAuth},
   }};
   Command cmd;
@@ -267,14 +275,12 @@ tl::expected<MailArgs, SyntaxError> ParseMail(std::string_view argument) {
       }
       args.envid = std::move(*decoded);
     } else {
-      return tl::unexpected(
-          SyntaxError{555, "5.5.4", "Unsupported option: " + std::string(key)});
+      return tl::unexpected(SyntaxError{555, "5.5.4", "Unsupported option: " + std::string(key)});
     }
   }
   if (!split->path.empty()) {
     if (HasNonAscii(split->path) && !args.smtputf8) {
-      return tl::unexpected(
-          SyntaxError{553, "5.6.7", "Non-ASCII sender address needs SMTPUTF8"});
+      return tl::unexpected(SyntaxError{553, "5.6.7", "Non-ASCII sender address needs SMTPUTF8"});
     }
     if (!ValidMailbox(split->path, args.smtputf8)) {
       return tl::unexpected(SyntaxError{501, "5.1.7", "Bad sender address syntax"});
@@ -328,13 +334,11 @@ tl::expected<RcptArgs, SyntaxError> ParseRcpt(std::string_view argument, bool sm
       if (!decoded) return tl::unexpected(BadParam(p, "ORCPT address is not valid xtext"));
       args.orcpt = std::string(value->substr(0, semi)) + ";" + *decoded;
     } else {
-      return tl::unexpected(
-          SyntaxError{555, "5.5.4", "Unsupported option: " + std::string(key)});
+      return tl::unexpected(SyntaxError{555, "5.5.4", "Unsupported option: " + std::string(key)});
     }
   }
   if (HasNonAscii(split->path) && !smtputf8) {
-    return tl::unexpected(
-        SyntaxError{553, "5.6.7", "Non-ASCII recipient address needs SMTPUTF8"});
+    return tl::unexpected(SyntaxError{553, "5.6.7", "Non-ASCII recipient address needs SMTPUTF8"});
   }
   // A relay has no local mailboxes, so even <postmaster> needs a domain here.
   if (split->path.empty() || !ValidMailbox(split->path, smtputf8)) {

@@ -14,8 +14,20 @@
 namespace danerelay::relay {
 
 enum class Verb {
-  kEhlo, kHelo, kMail, kRcpt, kData, kRset, kNoop, kQuit,
-  kVrfy, kExpn, kHelp, kStartTls, kAuth, kUnknown,
+  kEhlo,
+  kHelo,
+  kMail,
+  kRcpt,
+  kData,
+  kRset,
+  kNoop,
+  kQuit,
+  kVrfy,
+  kExpn,
+  kHelp,
+  kStartTls,
+  kAuth,
+  kUnknown,
 };
 
 struct Command {

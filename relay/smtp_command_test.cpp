@@ -46,13 +46,13 @@ TEST(ParseMailTest, RejectsBadSyntaxWithTheRightCodes) {
     const char* enhanced;
   };
   const Case cases[] = {
-      {"FROM:alice@example.org", 501, "5.5.4"},         // no angle brackets
-      {"TO:<alice@example.org>", 501, "5.5.4"},         // wrong keyword
-      {"FROM:<alice@example.org", 501, "5.5.4"},        // unclosed
-      {"FROM:<alice>", 501, "5.1.7"},                   // no domain
-      {"FROM:<a..b@example.org>", 501, "5.1.7"},        // double dot
-      {"FROM:<a@-bad-.example>", 501, "5.1.7"},         // label with hyphens at the ends
-      {"FROM:<a@b.example> SIZE=abc", 501, "5.5.4"},    // SIZE not a number
+      {"FROM:alice@example.org", 501, "5.5.4"},       // no angle brackets
+      {"TO:<alice@example.org>", 501, "5.5.4"},       // wrong keyword
+      {"FROM:<alice@example.org", 501, "5.5.4"},      // unclosed
+      {"FROM:<alice>", 501, "5.1.7"},                 // no domain
+      {"FROM:<a..b@example.org>", 501, "5.1.7"},      // double dot
+      {"FROM:<a@-bad-.example>", 501, "5.1.7"},       // label with hyphens at the ends
+      {"FROM:<a@b.example> SIZE=abc", 501, "5.5.4"},  // SIZE not a number
       {"FROM:<a@b.example> SIZE=1 SIZE=2", 501, "5.5.4"},
       {"FROM:<a@b.example> BODY=BINARYMIME", 501, "5.5.4"},
       {"FROM:<a@b.example> RET=ALL", 501, "5.5.4"},
@@ -60,8 +60,8 @@ TEST(ParseMailTest, RejectsBadSyntaxWithTheRightCodes) {
       {"FROM:<a@b.example> ENVID=x=y", 501, "5.5.4"},  // '=' must be encoded
       {"FROM:<a@b.example> ENVID=+4", 501, "5.5.4"},   // truncated hex escape
       {"FROM:<a@b.example> XFOO=1", 555, "5.5.4"},
-      {"FROM:<a@b.example>SIZE=1", 501, "5.5.4"},      // no space before the parameter
-      {"FROM:<jörg@example.org>", 553, "5.6.7"},       // UTF-8 without SMTPUTF8
+      {"FROM:<a@b.example>SIZE=1", 501, "5.5.4"},  // no space before the parameter
+      {"FROM:<jörg@example.org>", 553, "5.6.7"},   // UTF-8 without SMTPUTF8
   };
   for (const auto& c : cases) {
     auto m = ParseMail(c.arg);

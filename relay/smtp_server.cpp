@@ -1,5 +1,6 @@
 #include "relay/smtp_server.hpp"
 
+#include <spdlog/spdlog.h>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/ip/tcp.hpp>
@@ -8,7 +9,6 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
-#include <spdlog/spdlog.h>
 
 #include <exception>
 #include <list>
@@ -139,11 +139,10 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     std::error_code ec;
     const tcp::endpoint peer = socket.remote_endpoint(ec);
     if (ec) co_return;
-    const std::string client_ip = peer.address().is_v6() && peer.address().to_v6().is_v4_mapped()
-                                      ? asio::ip::make_address_v4(asio::ip::v4_mapped,
-                                                                  peer.address().to_v6())
-                                            .to_string()
-                                      : peer.address().to_string();
+    const std::string client_ip =
+        peer.address().is_v6() && peer.address().to_v6().is_v4_mapped()
+            ? asio::ip::make_address_v4(asio::ip::v4_mapped, peer.address().to_v6()).to_string()
+            : peer.address().to_string();
     const std::string client = "unknown" + Endpoint(peer);
     Connection conn(std::move(socket));
 
@@ -155,9 +154,8 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
       spdlog::warn("warning: connection limit reached ({}) for {}",
                    per_ip ? "per client" : "in total", client);
       // A named string: GCC 12 mishandles temporaries that live across a co_await.
-      const std::string reply =
-          fmt::format("421 4.7.0 {} Error: too many connections{}\r\n", options.hostname,
-                      per_ip ? " from " + client_ip : "");
+      const std::string reply = fmt::format("421 4.7.0 {} Error: too many connections{}\r\n",
+                                            options.hostname, per_ip ? " from " + client_ip : "");
       co_await conn.Write(reply, std::chrono::seconds(10));
       if (mine == 0) per_client.erase(client_ip);
       co_return;

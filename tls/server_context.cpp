@@ -24,8 +24,8 @@ tl::expected<std::shared_ptr<asio::ssl::context>, std::string> MakeServerContext
   auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
   SSL_CTX* raw = ctx->native_handle();
   SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
-  SSL_CTX_set_options(raw, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_options(
+      raw, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   ERR_clear_error();
   if (SSL_CTX_use_certificate_chain_file(raw, options.cert_file.c_str()) != 1) {
     return tl::unexpected("certificate " + options.cert_file.string() + ": " + OpenSslError());

@@ -14,8 +14,8 @@ std::string Iso8601(queue::TimePoint t) {
   const std::time_t secs = static_cast<std::time_t>(us / 1'000'000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, us % 1'000'000);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, us % 1'000'000);
 }
 
 // mailq's arrival column: "Sun Nov 22 08:48:21" (UTC).
@@ -32,12 +32,9 @@ nlohmann::json ToJson(const queue::MessageInfo& m) {
   nlohmann::json rcpts = nlohmann::json::array();
   for (const auto& r : m.recipients) {
     nlohmann::json j = {
-        {"address", r.address},
-        {"state", std::string(queue::ToString(r.state))},
-        {"attempts", r.attempts},
-        {"notify", queue::NotifyToString(r.notify)},
-        {"orcpt", r.orcpt},
-        {"last_status", r.last_status},
+        {"address", r.address},       {"state", std::string(queue::ToString(r.state))},
+        {"attempts", r.attempts},     {"notify", queue::NotifyToString(r.notify)},
+        {"orcpt", r.orcpt},           {"last_status", r.last_status},
         {"last_reply", r.last_reply},
     };
     j["next_attempt"] = r.next_attempt ? nlohmann::json(Iso8601(*r.next_attempt)) : nullptr;
@@ -88,8 +85,8 @@ void PrintQueueTable(std::ostream& out, const std::vector<queue::MessageInfo>& m
     out << "Mail queue is empty\n";
     return;
   }
-  out << fmt::format("{:<15} {:>8} {:<20} {}\n", "-Queue ID-", "--Size--",
-                     "----Arrival Time----", "-Sender/Recipient-------");
+  out << fmt::format("{:<15} {:>8} {:<20} {}\n", "-Queue ID-", "--Size--", "----Arrival Time----",
+                     "-Sender/Recipient-------");
   std::int64_t total = 0;
   for (const auto& m : messages) {
     total += m.size;
@@ -123,10 +120,10 @@ void PrintMessage(std::ostream& out, const queue::MessageInfo& m, const std::str
                      m.protocol);
   out << fmt::format("Body:       {}{}\n", m.body_8bitmime ? "8BITMIME" : "7BIT",
                      m.smtputf8 ? ", SMTPUTF8" : "");
-  out << fmt::format("DSN:        RET={} ENVID={}\n",
-                     m.dsn_ret == queue::DsnRet::kUnspecified ? "(default)"
-                                                              : queue::ToString(m.dsn_ret),
-                     m.dsn_envid.empty() ? "(none)" : m.dsn_envid);
+  out << fmt::format(
+      "DSN:        RET={} ENVID={}\n",
+      m.dsn_ret == queue::DsnRet::kUnspecified ? "(default)" : queue::ToString(m.dsn_ret),
+      m.dsn_envid.empty() ? "(none)" : m.dsn_envid);
   out << "Recipients:\n";
   for (const auto& r : m.recipients) {
     out << fmt::format("  <{}>  state={} attempts={}", r.address, queue::ToString(r.state),

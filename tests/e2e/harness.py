@@ -78,15 +78,21 @@ class Relay:
         return self
 
     def kill(self, sig=signal.SIGKILL):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=20)
+        """Sends `sig` and waits; returns the exit status (None if it was not running)."""
+        rc = None
         if self.proc:
+            if self.proc.poll() is None:
+                self.proc.send_signal(sig)
+            rc = self.proc.wait(timeout=20)
             self.log.close()
         self.proc = None
+        return rc
 
     def stop(self):
-        self.kill(signal.SIGTERM)
+        """A clean shutdown: SIGTERM, exit status 0 (under ASan this also checks for leaks)."""
+        rc = self.kill(signal.SIGTERM)
+        if rc != 0:
+            raise AssertionError(f"danerelayd exited with {rc} on SIGTERM:\n{self.logs()[-3000:]}")
 
     def cleanup(self):
         self.kill()

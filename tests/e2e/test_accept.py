@@ -41,8 +41,13 @@ class AcceptTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        if os.environ.get("KEEP"): print(cls.relay.logs())
-        cls.relay.cleanup()
+        try:
+            cls.relay.stop()
+            # The daemon logged each step of what the tests did.
+            logs = cls.relay.logs()
+            assert "terminating on signal 15" in logs, logs[-2000:]
+        finally:
+            cls.relay.cleanup()
 
     def by_id(self, queue_id):
         for m in self.relay.queue_json():
@@ -214,6 +219,7 @@ class TimeoutAndConfigTest(unittest.TestCase):
             out = raw_session(relay.port, b"EHLO slow.example\r\n", timeout=10)
             self.assertIn(b"421 4.4.2 relay.test Error: timeout exceeded\r\n", out)
             self.assertLess(time.monotonic() - start, 5)
+            relay.stop()
         finally:
             relay.cleanup()
 
