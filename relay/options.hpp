@@ -23,7 +23,7 @@ struct LimitsOptions {
   std::uint64_t max_message_size = 25 * 1024 * 1024;  // octets, advertised with SIZE
   std::uint32_t max_recipients = 1000;                // per message
   std::uint32_t max_connections = 200;                // in total
-  std::uint32_t max_connections_per_client = 20;      // per client IP address
+  std::uint32_t max_connections_per_client = 50;      // per client IP (as Postfix)
   std::uint32_t max_errors = 20;  // protocol errors before the session is closed with 421
   // RFC 5321 §4.5.3.2.7: a server should wait at least 5 minutes for the next command or line.
   Duration command_timeout = std::chrono::minutes(5);
