@@ -104,7 +104,8 @@ ServerSession::Action ServerSession::Next() {
       if (state_ == State::kData && partial > kMaxTextLine) {
         data_too_long_line_ = true;
         data_partial_line_ = true;
-        pos = in_.size();
+        // Keep a trailing CR: with the LF still to come it ends the line as CRLF.
+        pos = in_.back() == '\r' ? in_.size() - 1 : in_.size();
       } else if (state_ != State::kData && partial > kMaxCommandLine) {
         discarding_long_line_ = true;
         pos = in_.size();

@@ -243,6 +243,14 @@ TEST_F(SessionTest, OverlongLines) {
   Transcript run = Talk(data);
   EXPECT_TRUE(run.messages.empty());
   EXPECT_THAT(run.output, HasSubstr("550 5.6.0 Error: message has a line longer than 998"));
+  // The same line arriving in two pieces, cut anywhere near its end (the head is dropped as
+  // soon as it is too long): the "." line after it still ends the data.
+  for (size_t cut = data.size() - 12; cut < data.size(); ++cut) {
+    Transcript split =
+        Talk({std::string_view(data).substr(0, cut), std::string_view(data).substr(cut)}, Params());
+    EXPECT_THAT(split.output, HasSubstr("550 5.6.0 Error: message has a line longer than 998"))
+        << "cut at " << cut;
+  }
   Transcript cmd = Talk("NOOP " + std::string(5000, 'z') + "\r\nNOOP\r\n");
   EXPECT_THAT(cmd.output, HasSubstr("500 5.5.2 Error: line too long\r\n250 2.0.0 Ok\r\n"));
 }
