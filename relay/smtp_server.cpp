@@ -178,8 +178,11 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     session.Start();
 
     const auto write_timeout = options.limits.command_timeout;
-    std::string lost_after;
     std::vector<char> buf(16384);
+    auto lost = [&](std::error_code why) {
+      spdlog::info("lost connection after {} from {}: {}", session.LastCommand(), client,
+                   why.message());
+    };
     for (;;) {
       const auto action = session.Next();
       for (const auto& event : session.TakeEvents()) spdlog::info("{}: {}", client, event);
@@ -201,7 +204,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
       }
       const std::string out = session.TakeOutput();
       if (!out.empty() && (ec = co_await conn.Write(out, write_timeout))) {
-        lost_after = "write";
+        lost(ec);
         break;
       }
       if (action == ServerSession::Action::kClose) break;
@@ -213,7 +216,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
         conn.deadline.Disarm();
         if (hs_ec) {
           spdlog::warn("SSL_accept error from {}: {}", client, hs_ec.message());
-          lost_after = "STARTTLS";
+          lost(hs_ec);
           break;
         }
         const std::string description = tls::DescribeSession(conn.tls->native_handle());
@@ -232,10 +235,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
         continue;
       }
       if (read_ec) {
-        lost_after = read_ec == asio::error::eof ? "" : read_ec.message();
-        if (read_ec == asio::error::eof || read_ec == asio::ssl::error::stream_truncated) {
-          spdlog::info("lost connection from {}", client);
-        }
+        lost(read_ec);  // the client went away without QUIT
         break;
       }
       session.Feed(std::string_view(buf.data(), n));
