@@ -313,4 +313,9 @@ tl::expected<Config, ConfigError> LoadFile(const std::filesystem::path& path) {
   return LoadString(text.str(), path.string(), path.parent_path());
 }
 
+tl::expected<Config, ConfigError> LoadFileOrDefaults(const std::filesystem::path& path) {
+  if (path.empty()) return Defaults();
+  return LoadFile(path);
+}
+
 }  // namespace danerelay::config

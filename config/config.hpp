@@ -31,6 +31,8 @@ Config Defaults();
 
 // Relative paths in a file are taken relative to the file's directory.
 tl::expected<Config, ConfigError> LoadFile(const std::filesystem::path& path);
+// The --config option of both programs: the file, or the built-in defaults when `path` is empty.
+tl::expected<Config, ConfigError> LoadFileOrDefaults(const std::filesystem::path& path);
 // `source_name` is used in error messages; relative paths are relative to `base_dir`.
 tl::expected<Config, ConfigError> LoadString(std::string_view toml, std::string_view source_name,
                                              const std::filesystem::path& base_dir);

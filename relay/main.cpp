@@ -26,9 +26,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e danerelayd[%P]: %v");
-  auto cfg = config_path.empty()
-                 ? tl::expected<config::Config, config::ConfigError>(config::Defaults())
-                 : config::LoadFile(config_path);
+  auto cfg = config::LoadFileOrDefaults(config_path);
   if (!cfg) {
     std::cerr << "danerelayd: " << cfg.error().message << "\n";
     return kExitConfig;

@@ -16,9 +16,7 @@ constexpr int kExitFailure = 2;
 constexpr int kExitConfig = 78;
 
 int WithQueue(const std::string& config_path, const std::function<int(queue::Store&)>& fn) {
-  auto cfg = config_path.empty()
-                 ? tl::expected<config::Config, config::ConfigError>(config::Defaults())
-                 : config::LoadFile(config_path);
+  auto cfg = config::LoadFileOrDefaults(config_path);
   if (!cfg) {
     std::cerr << "danerelay: " << cfg.error().message << "\n";
     return kExitConfig;
