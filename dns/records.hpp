@@ -1,0 +1,40 @@
+#pragma once
+// Typed DNS answers with their DNSSEC state: what dns/ hands to tls/ and relay/.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dns/dnssec.hpp"
+
+namespace danerelay::dns {
+
+enum class Rcode { kNoError, kNxDomain, kNoData, kFailed };
+
+// The common part of an answer.
+struct Answer {
+  Rcode rcode = Rcode::kFailed;
+  DnssecState dnssec = DnssecState::kFailed;
+  std::string canonical_name;  // after CNAMEs; equals the query name when there were none
+  std::string why;             // for failures and bogus answers: libunbound's explanation
+};
+
+struct MxRecord {
+  std::uint16_t preference = 0;
+  std::string host;  // without the trailing dot; "" for a null MX (RFC 7505)
+};
+struct MxAnswer : Answer {
+  std::vector<MxRecord> records;
+};
+struct AddressAnswer : Answer {
+  std::vector<std::string> addresses;  // text form
+};
+struct TlsaRecord {
+  std::uint8_t usage = 0, selector = 0, mtype = 0;
+  std::vector<std::uint8_t> data;
+  std::string ToString() const;  // "3 1 1 ABCD..." as in a zone file
+};
+struct TlsaAnswer : Answer {
+  std::vector<TlsaRecord> records;
+};
+
+}  // namespace danerelay::dns

@@ -1,0 +1,282 @@
+#include "dns/resolver.hpp"
+
+#include <arpa/inet.h>
+#include <unbound.h>
+
+#include <asio/async_result.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <fmt/format.h>
+
+#include <functional>
+#include <optional>
+#include <unordered_map>
+
+namespace danerelay::dns {
+namespace {
+
+constexpr int kTypeA = 1, kTypeMx = 15, kTypeAaaa = 28, kTypeTlsa = 52;
+constexpr int kClassIn = 1;
+constexpr int kRcodeNxDomain = 3;
+
+struct UbCtxDelete {
+  void operator()(ub_ctx* c) const { ub_ctx_delete(c); }
+};
+struct UbResultFree {
+  void operator()(ub_result* r) const { ub_resolve_free(r); }
+};
+using UbResultPtr = std::unique_ptr<ub_result, UbResultFree>;
+
+struct RawResult {
+  int err = 0;
+  bool timed_out = false;
+  UbResultPtr result;
+};
+
+// A domain name in uncompressed wire format (libunbound hands out rdata uncompressed) to text,
+// without the trailing dot; "" for the root. nullopt when malformed.
+std::optional<std::string> WireName(const unsigned char* p, size_t len, size_t& pos) {
+  std::string out;
+  while (pos < len) {
+    const size_t label = p[pos++];
+    if (label == 0) return out;
+    if (label > 63 || pos + label > len) return std::nullopt;
+    if (!out.empty()) out += '.';
+    out.append(reinterpret_cast<const char*>(p + pos), label);
+    pos += label;
+  }
+  return std::nullopt;
+}
+
+std::string StripDot(std::string name) {
+  if (!name.empty() && name.back() == '.') name.pop_back();
+  return name;
+}
+
+// Fills the common part from libunbound's result.
+void Classify(const RawResult& raw, const std::string& qname, Answer& a) {
+  a.canonical_name = qname;
+  if (raw.timed_out) {
+    a.rcode = Rcode::kFailed;
+    a.dnssec = DnssecState::kFailed;
+    a.why = "timeout";
+    return;
+  }
+  if (raw.err != 0 || !raw.result) {
+    a.rcode = Rcode::kFailed;
+    a.dnssec = DnssecState::kFailed;
+    a.why = ub_strerror(raw.err);
+    return;
+  }
+  const ub_result* r = raw.result.get();
+  if (r->canonname) a.canonical_name = StripDot(r->canonname);
+  if (r->bogus) {
+    a.rcode = Rcode::kFailed;
+    a.dnssec = DnssecState::kBogus;
+    a.why = r->why_bogus ? r->why_bogus : "DNSSEC validation failed";
+    return;
+  }
+  a.dnssec = r->secure ? DnssecState::kSecure : DnssecState::kInsecure;
+  if (r->rcode == kRcodeNxDomain || r->nxdomain) {
+    a.rcode = Rcode::kNxDomain;
+  } else if (r->rcode != 0) {
+    a.rcode = Rcode::kFailed;
+    a.dnssec = DnssecState::kFailed;
+    a.why = fmt::format("rcode {}", r->rcode == 2 ? "SERVFAIL" : std::to_string(r->rcode));
+  } else {
+    a.rcode = r->havedata ? Rcode::kNoError : Rcode::kNoData;
+  }
+}
+
+}  // namespace
+
+std::string TlsaRecord::ToString() const {
+  std::string hex;
+  for (auto b : data) hex += fmt::format("{:02X}", b);
+  return fmt::format("{} {} {} {}", usage, selector, mtype, hex);
+}
+
+struct Resolver::Impl : std::enable_shared_from_this<Impl> {
+  asio::io_context& io;
+  std::unique_ptr<ub_ctx, UbCtxDelete> ctx;
+  asio::posix::stream_descriptor fd;
+  std::chrono::milliseconds timeout;
+  bool watching = false;
+
+  struct Pending {
+    Impl* impl;
+    int id = 0;
+    std::function<void(RawResult)> done;
+    asio::steady_timer timer;
+    explicit Pending(Impl* i) : impl(i), timer(i->io) {}
+  };
+  std::unordered_map<Pending*, std::unique_ptr<Pending>> pending;
+
+  Impl(asio::io_context& i, ub_ctx* c, std::chrono::milliseconds t)
+      : io(i), ctx(c), fd(i, ub_fd(c)), timeout(t) {}
+  ~Impl() {
+    fd.release();  // libunbound owns the descriptor
+  }
+
+  static void OnResult(void* mydata, int err, ub_result* result) {
+    auto* p = static_cast<Pending*>(mydata);
+    UbResultPtr owned(result);
+    Impl* self = p->impl;
+    auto it = self->pending.find(p);
+    if (it == self->pending.end()) return;  // already timed out
+    auto holder = std::move(it->second);
+    self->pending.erase(it);
+    holder->timer.cancel();
+    holder->done(RawResult{err, false, std::move(owned)});
+  }
+
+  void Watch() {
+    if (watching || pending.empty()) return;
+    watching = true;
+    fd.async_wait(asio::posix::stream_descriptor::wait_read,
+                  [self = shared_from_this()](std::error_code ec) {
+                    self->watching = false;
+                    if (ec) return;
+                    ub_process(self->ctx.get());
+                    self->Watch();
+                  });
+  }
+
+  asio::awaitable<RawResult> Query(std::string name, int type) {
+    return asio::async_initiate<decltype(asio::use_awaitable), void(RawResult)>(
+        [self = shared_from_this(), name, type](auto handler) {
+          auto h = std::make_shared<decltype(handler)>(std::move(handler));
+          auto ex = self->io.get_executor();
+          auto p = std::make_unique<Pending>(self.get());
+          Pending* key = p.get();
+          p->done = [h, ex](RawResult r) {
+            // Resume the caller from the event loop, never from inside ub_process.
+            asio::post(ex, [h, r = std::make_shared<RawResult>(std::move(r))]() mutable {
+              (*h)(std::move(*r));
+            });
+          };
+          int id = 0;
+          const int err = ub_resolve_async(self->ctx.get(), name.c_str(), type, kClassIn, key,
+                                           &Impl::OnResult, &id);
+          if (err != 0) {
+            p->done(RawResult{err, false, nullptr});
+            return;
+          }
+          p->id = id;
+          p->timer.expires_after(self->timeout);
+          p->timer.async_wait([self, key](std::error_code ec) {
+            if (ec) return;
+            auto it = self->pending.find(key);
+            if (it == self->pending.end()) return;
+            auto holder = std::move(it->second);
+            self->pending.erase(it);
+            ub_cancel(self->ctx.get(), holder->id);
+            holder->done(RawResult{0, true, nullptr});
+          });
+          self->pending.emplace(key, std::move(p));
+          self->Watch();
+        },
+        asio::use_awaitable);
+  }
+};
+
+Resolver::Resolver(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Resolver::~Resolver() {
+  for (auto& [key, p] : impl_->pending) {
+    ub_cancel(impl_->ctx.get(), p->id);
+    p->timer.cancel();
+  }
+  impl_->pending.clear();
+  std::error_code ec;
+  impl_->fd.cancel(ec);
+}
+
+tl::expected<std::unique_ptr<Resolver>, std::string> Resolver::Create(
+    asio::io_context& io, const ResolverOptions& options) {
+  ub_ctx* raw = ub_ctx_create();
+  if (!raw) return tl::unexpected(std::string("libunbound: cannot create a context"));
+  std::unique_ptr<ub_ctx, UbCtxDelete> ctx(raw);
+  auto fail = [](std::string what, int err) {
+    return tl::unexpected(fmt::format("{}: {}", what, ub_strerror(err)));
+  };
+  // A thread, not a forked process, resolves in the background; ub_fd tells us when it is done.
+  if (int err = ub_ctx_async(ctx.get(), 1)) return fail("libunbound async", err);
+  if (!std::filesystem::exists(options.trust_anchor_file)) {
+    return tl::unexpected(
+        fmt::format("trust anchor file {} does not exist", options.trust_anchor_file.string()));
+  }
+  if (int err = ub_ctx_add_ta_file(ctx.get(), options.trust_anchor_file.c_str())) {
+    return fail("trust anchor file " + options.trust_anchor_file.string(), err);
+  }
+  if (!options.root_hints.empty()) {
+    if (int err = ub_ctx_set_option(ctx.get(), "root-hints:", options.root_hints.c_str())) {
+      return fail("root hints " + options.root_hints.string(), err);
+    }
+  }
+  for (const auto& f : options.forwarders) {
+    if (int err = ub_ctx_set_fwd(ctx.get(), f.c_str())) return fail("forwarder " + f, err);
+  }
+  if (!options.forwarders.empty() || !options.root_hints.empty()) {
+    // An operator who names a resolver on loopback (or a test's local DNS world) means it.
+    ub_ctx_set_option(ctx.get(), "do-not-query-localhost:", "no");
+  }
+  // Ask for DNSSEC data even through forwarders, and never accept unsigned answers below a
+  // secure delegation: libunbound's validator does this when a trust anchor is set.
+  auto impl = std::make_shared<Impl>(io, ctx.release(), options.timeout);
+  return std::unique_ptr<Resolver>(new Resolver(std::move(impl)));
+}
+
+asio::awaitable<MxAnswer> Resolver::LookupMx(std::string domain) {
+  auto raw = co_await impl_->Query(domain, kTypeMx);
+  MxAnswer a;
+  Classify(raw, domain, a);
+  if (a.rcode != Rcode::kNoError) co_return a;
+  const ub_result* r = raw.result.get();
+  for (int i = 0; r->data[i]; ++i) {
+    const auto* p = reinterpret_cast<const unsigned char*>(r->data[i]);
+    const auto len = static_cast<size_t>(r->len[i]);
+    if (len < 3) continue;
+    size_t pos = 2;
+    auto host = WireName(p, len, pos);
+    if (!host) continue;
+    a.records.push_back(MxRecord{static_cast<std::uint16_t>(p[0] << 8 | p[1]), *host});
+  }
+  co_return a;
+}
+
+asio::awaitable<AddressAnswer> Resolver::LookupAddresses(std::string host, bool ipv6) {
+  auto raw = co_await impl_->Query(host, ipv6 ? kTypeAaaa : kTypeA);
+  AddressAnswer a;
+  Classify(raw, host, a);
+  if (a.rcode != Rcode::kNoError) co_return a;
+  const ub_result* r = raw.result.get();
+  for (int i = 0; r->data[i]; ++i) {
+    const size_t want = ipv6 ? 16 : 4;
+    if (static_cast<size_t>(r->len[i]) != want) continue;
+    char text[INET6_ADDRSTRLEN] = {};
+    inet_ntop(ipv6 ? AF_INET6 : AF_INET, r->data[i], text, sizeof text);
+    a.addresses.emplace_back(text);
+  }
+  co_return a;
+}
+
+asio::awaitable<TlsaAnswer> Resolver::LookupTlsa(std::string name) {
+  auto raw = co_await impl_->Query(name, kTypeTlsa);
+  TlsaAnswer a;
+  Classify(raw, name, a);
+  if (a.rcode != Rcode::kNoError) co_return a;
+  const ub_result* r = raw.result.get();
+  for (int i = 0; r->data[i]; ++i) {
+    const auto* p = reinterpret_cast<const unsigned char*>(r->data[i]);
+    const auto len = static_cast<size_t>(r->len[i]);
+    if (len < 3) continue;
+    a.records.push_back(TlsaRecord{p[0], p[1], p[2], std::vector<std::uint8_t>(p + 3, p + len)});
+  }
+  co_return a;
+}
+
+}  // namespace danerelay::dns

@@ -1,0 +1,51 @@
+#pragma once
+// DNS with DNSSEC validated in-process by libunbound, driven by the Asio event loop (ub_fd).
+//
+// Every answer carries its DNSSEC state; a failure (SERVFAIL, timeout, bogus) is kept apart from
+// NXDOMAIN and NODATA, because RFC 7672 treats "lookup failed" and "no records" differently and
+// nothing may turn the first into the second. This is the only place that includes <unbound.h>.
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
+#include <tl/expected.hpp>
+
+#include "dns/records.hpp"
+
+namespace danerelay::dns {
+
+struct ResolverOptions {
+  // DS or DNSKEY records of the trust anchor, zone-file format (Debian: dns-root-data).
+  std::filesystem::path trust_anchor_file = "/usr/share/dns/root.key";
+  // Upstream resolvers as "IP" or "IP@port"; validation still happens here. Empty: iterate
+  // from the root servers (root_hints, or libunbound's built-in list).
+  std::vector<std::string> forwarders;
+  std::filesystem::path root_hints;
+  std::chrono::milliseconds timeout = std::chrono::seconds(15);
+};
+
+class Resolver {
+ public:
+  // Fails with a message when libunbound rejects the options (a missing trust anchor file, say).
+  static tl::expected<std::unique_ptr<Resolver>, std::string> Create(
+      asio::io_context& io, const ResolverOptions& options);
+  ~Resolver();
+
+  asio::awaitable<MxAnswer> LookupMx(std::string domain);
+  asio::awaitable<AddressAnswer> LookupAddresses(std::string host, bool ipv6);
+  // The TLSA RRset at `name` (e.g. "_25._tcp.mx.example.org").
+  asio::awaitable<TlsaAnswer> LookupTlsa(std::string name);
+
+  struct Impl;
+
+ private:
+  explicit Resolver(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace danerelay::dns

@@ -1,0 +1,46 @@
+#pragma once
+// The DANE policy decision for one MX host: design.md's table, steps 1-5, in one pure function.
+// Steps 6-8 (STARTTLS offered? handshake? certificate matches?) happen on the connection and are
+// judged by RequirementMet() below.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dns/records.hpp"
+
+namespace danerelay::relay {
+
+enum class DaneMode { kOpportunistic, kMandatory };
+
+// What DNS said about one MX host. `tlsa` is absent when it was not looked up (RFC 7672 §2.2:
+// only when the host's address records are secure).
+struct HostDnsFacts {
+  dns::DnssecState mx = dns::DnssecState::kSecure;  // of the MX RRset (a static route: secure)
+  dns::DnssecState address = dns::DnssecState::kInsecure;
+  bool address_failed = false;  // the A/AAAA lookup failed (SERVFAIL, timeout, bogus)
+  std::optional<dns::TlsaAnswer> tlsa;
+};
+
+enum class TlsRequirement {
+  kNone,     // never set by the policy: placeholder
+  kMay,      // STARTTLS if offered, certificate not checked, plain text after a failed handshake
+  kEncrypt,  // STARTTLS required, certificate not checked
+  kDane,     // STARTTLS required and the certificate must match the usable TLSA records
+};
+
+struct PolicyDecision {
+  bool defer = false;  // do not use this host
+  std::string status;  // enhanced status when deferring: "4.4.3" (DNS) or "4.7.5"
+  std::string reason;  // plain words for logs and the queue
+  int step = 0;        // the row of the table that decided (1-8)
+  TlsRequirement tls = TlsRequirement::kMay;
+  std::vector<dns::TlsaRecord> usable;  // for kDane
+};
+
+PolicyDecision Decide(DaneMode mode, const HostDnsFacts& facts);
+
+// Whether the MX domain is under mandatory DANE: exact names, or ".example.org" for the domain
+// and all its subdomains. Case-insensitive.
+bool IsMandatory(const std::vector<std::string>& mandatory_domains, std::string_view domain);
+
+}  // namespace danerelay::relay

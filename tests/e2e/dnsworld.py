@@ -1,0 +1,141 @@
+"""A local DNSSEC world for end-to-end tests, built at test time on loopback.
+
+A signed root zone ".", a signed "test." below it, and child zones below "test." that are each
+signed (with a DS in "test."), unsigned (no DS: insecure) or bogus (a DS in "test.", but
+signatures that expired years ago). NSD serves all of them on 127.0.0.53 at a free port;
+libunbound is pointed at it as a forwarder and given the root's DNSKEY as trust anchor, so
+validation runs in-process exactly as it would against the real root.
+"""
+import os
+import subprocess
+import time
+
+from harness import free_port, wait_for_port
+
+NSD_ADDRESS = "127.0.0.53"
+
+
+def run(*args, cwd=None):
+    return subprocess.run(list(args), check=True, capture_output=True, cwd=cwd, timeout=60)
+
+
+class Zone:
+    def __init__(self, origin, kind="signed"):
+        assert kind in ("signed", "unsigned", "bogus")
+        self.origin = origin  # "example.test."
+        self.kind = kind
+        self.records = []
+
+    def add(self, line):
+        """A record relative to the zone, e.g. "mx1 A 127.0.0.10" or "@ MX 10 mx1"."""
+        self.records.append(line)
+        return self
+
+
+class DnsWorld:
+    def __init__(self, directory):
+        self.dir = os.path.join(directory, "dns")
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = free_port(NSD_ADDRESS)
+        self.zones = {}
+        self.proc = None
+        self.trust_anchor = os.path.join(self.dir, "root.anchor")
+
+    def zone(self, origin, kind="signed"):
+        z = Zone(origin, kind)
+        self.zones[origin] = z
+        return z
+
+    def _keygen(self, origin, ksk):
+        args = ["ldns-keygen", "-a", "ECDSAP256SHA256", "-r", "/dev/urandom"]
+        if ksk:
+            args.append("-k")
+        return run(*args, origin, cwd=self.dir).stdout.decode().strip()
+
+    def _write_and_sign(self, origin, body, kind):
+        name = "root" if origin == "." else origin.rstrip(".")
+        path = os.path.join(self.dir, f"{name}.zone")
+        soa = (f"$ORIGIN {origin}\n$TTL 300\n"
+               f"@ SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n@ NS ns.test.\n")
+        with open(path, "w") as f:
+            f.write(soa + body)
+        if kind == "unsigned":
+            return path, None
+        ksk = self._keygen(origin, True)
+        zsk = self._keygen(origin, False)
+        args = ["ldns-signzone", "-f", path + ".signed"]
+        if kind == "bogus":
+            args += ["-i", "20190101", "-e", "20200101"]  # signatures long expired
+        run(*args, path, ksk, zsk, cwd=self.dir)
+        with open(os.path.join(self.dir, ksk + ".ds")) as f:
+            ds = f.read().strip()
+        with open(os.path.join(self.dir, ksk + ".key")) as f:
+            dnskey = f.read().strip()
+        return path + ".signed", (ds, dnskey)
+
+    def start(self):
+        # Children first, so that their DS records can go into "test.", then "test." into ".".
+        files = {}
+        test_body = f"ns A {NSD_ADDRESS}\n"
+        for origin, z in self.zones.items():
+            body = "".join(r + "\n" for r in z.records)
+            path, keys = self._write_and_sign(origin, body, z.kind)
+            files[origin] = path
+            label = origin[: -len(".test.")]
+            test_body += f"{label} NS ns.test.\n"
+            if keys and z.kind != "unsigned":
+                test_body += keys[0] + "\n"  # the DS (absolute owner name)
+        files["test."], test_keys = self._write_and_sign("test.", test_body, "signed")
+        root_body = f"test. NS ns.test.\nns.test. A {NSD_ADDRESS}\n{test_keys[0]}\n"
+        files["."], root_keys = self._write_and_sign(".", root_body, "signed")
+        with open(self.trust_anchor, "w") as f:
+            f.write(root_keys[1] + "\n")
+
+        conf = os.path.join(self.dir, "nsd.conf")
+        with open(conf, "w") as f:
+            f.write(f"""server:
+  ip-address: {NSD_ADDRESS}@{self.port}
+  username: ""
+  chroot: ""
+  zonesdir: "{self.dir}"
+  pidfile: "{self.dir}/nsd.pid"
+  database: ""
+  zonelistfile: "{self.dir}/zone.list"
+  xfrdfile: "{self.dir}/xfrd.state"
+  xfrdir: "{self.dir}"
+  logfile: "{self.dir}/nsd.log"
+  server-count: 1
+  verbosity: 1
+remote-control:
+  control-enable: no
+""")
+            for origin, path in files.items():
+                f.write(f'zone:\n  name: "{origin}"\n  zonefile: "{path}"\n')
+        self.proc = subprocess.Popen(["nsd", "-d", "-c", conf], stdout=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(self.dir, "nsd.stderr"), "wb"))
+        self._wait_udp()
+        return self
+
+    def _wait_udp(self, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("nsd exited: " + open(os.path.join(self.dir, "nsd.stderr")).read()
+                                   + open(os.path.join(self.dir, "nsd.log")).read())
+            r = subprocess.run(["dig", "+short", "+time=1", "+tries=1", "-p", str(self.port),
+                                f"@{NSD_ADDRESS}", "test.", "SOA"], capture_output=True)
+            if r.returncode == 0 and r.stdout.strip():
+                return
+            time.sleep(0.1)
+        raise TimeoutError("nsd did not answer")
+
+    def toml(self):
+        """The [dns] section that points danerelay at this world."""
+        return (f'[dns]\ntrust_anchor_file = "{self.trust_anchor}"\n'
+                f'forwarders = ["{NSD_ADDRESS}@{self.port}"]\n')
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+        self.proc = None

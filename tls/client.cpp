@@ -1,0 +1,126 @@
+#include "tls/client.hpp"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+
+#include <fmt/format.h>
+#include <asio/ssl/context.hpp>
+
+#include "tls/server_context.hpp"
+
+namespace danerelay::tls {
+
+bool UsableForSmtp(const dns::TlsaRecord& r) {
+  if (r.usage != 2 && r.usage != 3) return false;
+  if (r.selector > 1) return false;
+  switch (r.mtype) {
+    case 0:
+      return !r.data.empty();
+    case 1:
+      return r.data.size() == 32;
+    case 2:
+      return r.data.size() == 64;
+    default:
+      return false;
+  }
+}
+
+std::vector<dns::TlsaRecord> UsableForSmtp(const std::vector<dns::TlsaRecord>& records) {
+  std::vector<dns::TlsaRecord> out;
+  for (const auto& r : records) {
+    if (UsableForSmtp(r)) out.push_back(r);
+  }
+  return out;
+}
+
+tl::expected<std::shared_ptr<asio::ssl::context>, std::string> MakeClientContext() {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  SSL_CTX* raw = ctx->native_handle();
+  SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
+  SSL_CTX_set_options(raw, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  if (SSL_CTX_dane_enable(raw) <= 0)
+    return tl::unexpected(std::string("SSL_CTX_dane_enable failed"));
+  // RFC 7672 §3.1.1: DANE-EE(3) authenticates the key alone; names and dates do not matter.
+  SSL_CTX_dane_set_flags(raw, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+  // Verification never aborts the handshake: the verdict is read afterwards, and the policy
+  // decides what a failure means (RFC 7672 §2.2: opportunistic callers must not fail).
+  SSL_CTX_set_verify(raw, SSL_VERIFY_NONE, nullptr);
+  SSL_CTX_set_default_verify_paths(raw);
+  ERR_clear_error();
+  return ctx;
+}
+
+tl::expected<void, std::string> PrepareClient(ssl_st* ssl, const std::string& sni,
+                                              const DaneSetup* dane) {
+  if (!dane) {
+    if (!sni.empty()) SSL_set_tlsext_host_name(ssl, sni.c_str());
+    return {};
+  }
+  // SSL_dane_enable also makes the base domain the SNI name and the primary reference name.
+  if (SSL_dane_enable(ssl, dane->base_domain.c_str()) <= 0) {
+    return tl::unexpected("SSL_dane_enable failed for " + dane->base_domain);
+  }
+  // DANE-TA names: any of these may appear in the certificate (RFC 7672 §3.2.2).
+  for (const auto& name : dane->extra_names) SSL_add1_host(ssl, name.c_str());
+  SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  int added = 0;
+  for (const auto& r : dane->records) {
+    if (SSL_dane_tlsa_add(ssl, r.usage, r.selector, r.mtype, r.data.data(), r.data.size()) > 0) {
+      ++added;
+    }
+  }
+  ERR_clear_error();
+  if (added == 0) return tl::unexpected(std::string("no usable TLSA records"));
+  return {};
+}
+
+std::string_view ToString(Verdict::Kind kind) {
+  switch (kind) {
+    case Verdict::Kind::kVerified:
+      return "Verified";
+    case Verdict::Kind::kTrusted:
+      return "Trusted";
+    case Verdict::Kind::kUntrusted:
+      return "Untrusted";
+    case Verdict::Kind::kAnonymous:
+      return "Anonymous";
+  }
+  return "Unknown";
+}
+
+Verdict GetVerdict(ssl_st* ssl, bool dane_enabled) {
+  Verdict v;
+  v.protocol = DescribeSession(ssl);
+  X509* peer = SSL_get0_peer_certificate(ssl);
+  if (!peer) {
+    v.kind = Verdict::Kind::kAnonymous;
+    v.reason = "no server certificate";
+    return v;
+  }
+  const long result = SSL_get_verify_result(ssl);
+  if (dane_enabled) {
+    EVP_PKEY* mspki = nullptr;
+    const int depth = SSL_get0_dane_authority(ssl, nullptr, &mspki);
+    if (result == X509_V_OK && depth >= 0) {
+      std::uint8_t usage = 0, selector = 0, mtype = 0;
+      const unsigned char* data = nullptr;
+      size_t len = 0;
+      SSL_get0_dane_tlsa(ssl, &usage, &selector, &mtype, &data, &len);
+      dns::TlsaRecord matched{usage, selector, mtype, std::vector<std::uint8_t>(data, data + len)};
+      v.kind = Verdict::Kind::kVerified;
+      v.matched_tlsa = matched.ToString();
+      v.depth = depth;
+      return v;
+    }
+    v.kind = Verdict::Kind::kUntrusted;
+    v.reason =
+        result == X509_V_OK ? "no TLSA record matched" : X509_verify_cert_error_string(result);
+    return v;
+  }
+  v.kind = result == X509_V_OK ? Verdict::Kind::kTrusted : Verdict::Kind::kUntrusted;
+  if (result != X509_V_OK) v.reason = X509_verify_cert_error_string(result);
+  return v;
+}
+
+}  // namespace danerelay::tls

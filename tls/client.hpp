@@ -1,0 +1,54 @@
+#pragma once
+// The client side of TLS for delivery: an SSL_CTX with OpenSSL's DANE support enabled, the
+// per-connection DANE setup (RFC 7672 §3), and the verdict after the handshake.
+// TLSA matching is OpenSSL's; nothing here compares digests.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "dns/records.hpp"
+
+namespace asio::ssl {
+class context;
+}
+struct ssl_st;
+
+namespace danerelay::tls {
+
+// RFC 7672 §3.1.3: usages 0 (PKIX-TA) and 1 (PKIX-EE) are not for SMTP; only DANE-TA(2) and
+// DANE-EE(3) with selector 0/1 and matching type 0/1/2 of the right length are usable.
+bool UsableForSmtp(const dns::TlsaRecord& record);
+std::vector<dns::TlsaRecord> UsableForSmtp(const std::vector<dns::TlsaRecord>& records);
+
+// A client context: TLS 1.2 or newer, DANE enabled with SHA-256 and SHA-512, no certificate
+// name checks for DANE-EE (RFC 7672 §3.1.1), the system's CA store for the "trusted" verdict.
+tl::expected<std::shared_ptr<asio::ssl::context>, std::string> MakeClientContext();
+
+struct DaneSetup {
+  std::string base_domain;               // the TLSA base domain; also the SNI name
+  std::vector<std::string> extra_names;  // MX host name, next-hop domain (RFC 7672 §3.2.2)
+  std::vector<dns::TlsaRecord> records;  // usable ones only
+};
+
+// Per connection, before the handshake: SNI, and when `dane` is given, SSL_dane_enable with its
+// base domain, the extra reference names and the TLSA records. Returns an error when OpenSSL
+// refuses all records (nothing usable: the caller must not go on as if DANE were in force).
+tl::expected<void, std::string> PrepareClient(ssl_st* ssl, const std::string& sni,
+                                              const DaneSetup* dane);
+
+struct Verdict {
+  enum class Kind { kVerified, kTrusted, kUntrusted, kAnonymous };
+  Kind kind = Kind::kAnonymous;
+  std::string matched_tlsa;  // the TLSA record that matched, zone-file form ("3 1 1 AB...")
+  int depth = -1;            // where in the chain it matched (0 = the server's certificate)
+  std::string protocol;      // "TLSv1.3 with cipher ... (256/256 bits)"
+  std::string reason;        // why not verified, from the X.509 verification
+};
+std::string_view ToString(Verdict::Kind kind);  // "Verified", "Trusted", ...
+
+// After the handshake. `dane_enabled` says whether PrepareClient got a DaneSetup.
+Verdict GetVerdict(ssl_st* ssl, bool dane_enabled);
+
+}  // namespace danerelay::tls
