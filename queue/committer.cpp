@@ -24,6 +24,14 @@ void Committer::Submit(NewMessage message, Callback done) {
   cv_.notify_one();
 }
 
+void Committer::Post(std::function<void(Store&)> job) {
+  {
+    std::lock_guard lock(mu_);
+    jobs_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+}
+
 Committer::Stats Committer::stats() const {
   std::lock_guard lock(mu_);
   return stats_;
@@ -32,16 +40,21 @@ Committer::Stats Committer::stats() const {
 void Committer::Run() {
   std::vector<Pending> batch;
   std::vector<const NewMessage*> messages;
+  std::deque<std::function<void(Store&)>> jobs;
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
-      if (pending_.empty()) return;  // stopping, and nothing left to commit
+      cv_.wait(lock, [this] { return stopping_ || !pending_.empty() || !jobs_.empty(); });
+      if (pending_.empty() && jobs_.empty()) return;  // stopping, and nothing left to do
       while (!pending_.empty() && batch.size() < max_batch_) {
         batch.push_back(std::move(pending_.front()));
         pending_.pop_front();
       }
+      jobs.swap(jobs_);
     }
+    for (auto& job : jobs) job(*store_);
+    jobs.clear();
+    if (batch.empty()) continue;
     messages.clear();
     for (const auto& p : batch) messages.push_back(&p.message);
     auto results = store_->InsertBatch(messages);

@@ -29,6 +29,10 @@ class Committer {
 
   void Submit(NewMessage message, Callback done);
 
+  // Runs `job` on the writer thread with the store. This
+  // is how the rest of the daemon reads and writes the queue: one connection, one thread.
+  void Post(std::function<void(Store&)> job);
+
   struct Stats {
     std::uint64_t messages = 0;      // messages committed
     std::uint64_t transactions = 0;  // commits, i.e. WAL syncs
@@ -47,6 +51,7 @@ class Committer {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Pending> pending_;
+  std::deque<std::function<void(Store&)>> jobs_;
   bool stopping_ = false;
   Stats stats_;
   std::thread writer_;  // last: started after every other member exists

@@ -83,4 +83,29 @@ struct MessageInfo {
   std::vector<StoredRecipient> recipients;
 };
 
+// The outcome of one delivery attempt for one recipient, as the delivery agent reports it.
+struct RecipientUpdate {
+  int index = 0;
+  RecipientState state = RecipientState::kDeferred;
+  std::optional<TimePoint> next_attempt;  // for kDeferred
+  std::string status;                     // enhanced status, "2.0.0", "4.7.5", "5.1.1"
+  std::string reply;                      // the remote reply or our explanation
+};
+
+// One row of the attempt history (design.md: time, MX host, IP, DNSSEC facts, TLS verdict,
+// matched TLSA record, SMTP reply, enhanced status).
+struct AttemptRecord {
+  int recipient_index = 0;
+  TimePoint time;
+  std::string mx_host;
+  std::string ip;
+  std::string dnssec_mx;
+  std::string dnssec_address;
+  std::string dnssec_tlsa;  // "" when TLSA was not looked up
+  std::string tls_verdict;  // "Verified", "Untrusted", "Anonymous", "none" (plain text)
+  std::string tlsa_record;  // the matched record, zone-file form
+  std::string reply;
+  std::string status;
+};
+
 }  // namespace danerelay::queue

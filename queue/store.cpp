@@ -1,27 +1,12 @@
 #include "queue/store.hpp"
 
-#include <sqlite3.h>
-
-#include <fmt/format.h>
-
-#include <array>
-#include <system_error>
+#include "queue/store_impl.hpp"
 
 namespace danerelay::queue {
-namespace {
-
-struct DbClose {
-  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-};
-struct StmtFinalize {
-  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
-};
-using DbPtr = std::unique_ptr<sqlite3, DbClose>;
-using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalize>;
 
 // Schema migrations: kMigrations[i] takes user_version i to i + 1. Never edit an entry that has
 // shipped; append a new one.
-constexpr std::array<const char*, Store::kSchemaVersion> kMigrations = {
+const char* const kMigrations[Store::kSchemaVersion] = {
     R"sql(
 CREATE TABLE messages (
   id TEXT PRIMARY KEY,
@@ -35,7 +20,8 @@ CREATE TABLE messages (
   smtputf8 INTEGER NOT NULL,
   dsn_ret TEXT NOT NULL,
   dsn_envid TEXT NOT NULL,
-  content BLOB NOT NULL
+  content BLOB NOT NULL,
+  completed_us INTEGER  -- when every recipient reached a final state; NULL while pending
 ) WITHOUT ROWID;
 CREATE TABLE recipients (
   message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
@@ -68,119 +54,6 @@ CREATE TABLE attempts (
 );
 CREATE INDEX attempts_message ON attempts(message_id, recipient_idx);
 )sql",
-};
-
-std::int64_t ToMicros(TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
-}
-TimePoint FromMicros(std::int64_t us) { return TimePoint(std::chrono::microseconds(us)); }
-
-std::string ColumnText(sqlite3_stmt* s, int col) {
-  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(s, col));
-  return text ? std::string(text, static_cast<size_t>(sqlite3_column_bytes(s, col))) : "";
-}
-
-DsnRet DsnRetFromString(std::string_view text) {
-  if (text == "FULL") return DsnRet::kFull;
-  if (text == "HDRS") return DsnRet::kHdrs;
-  return DsnRet::kUnspecified;
-}
-
-}  // namespace
-
-struct Store::Impl {
-  DbPtr db;
-  std::filesystem::path path;
-  int schema_version = 0;
-
-  StoreError Err(std::string_view what) const {
-    return StoreError{fmt::format("{}: {}: {}", path.string(), what, sqlite3_errmsg(db.get()))};
-  }
-
-  tl::expected<void, StoreError> Exec(const char* sql) {
-    char* msg = nullptr;
-    if (sqlite3_exec(db.get(), sql, nullptr, nullptr, &msg) != SQLITE_OK) {
-      StoreError e{fmt::format("{}: {}", path.string(), msg ? msg : "unknown error")};
-      sqlite3_free(msg);
-      return tl::unexpected(e);
-    }
-    return {};
-  }
-
-  tl::expected<StmtPtr, StoreError> Prepare(const char* sql) {
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(db.get(), sql, -1, &s, nullptr) != SQLITE_OK) {
-      return tl::unexpected(Err("prepare"));
-    }
-    return StmtPtr(s);
-  }
-
-  tl::expected<int, StoreError> UserVersion() {
-    auto s = Prepare("PRAGMA user_version");
-    if (!s) return tl::unexpected(s.error());
-    if (sqlite3_step(s->get()) != SQLITE_ROW) return tl::unexpected(Err("user_version"));
-    return sqlite3_column_int(s->get(), 0);
-  }
-
-  tl::expected<void, StoreError> Migrate() {
-    auto version = UserVersion();
-    if (!version) return tl::unexpected(version.error());
-    if (*version > kSchemaVersion) {
-      return tl::unexpected(
-          StoreError{fmt::format("{}: schema version {} is newer than this build understands ({})",
-                                 path.string(), *version, kSchemaVersion)});
-    }
-    for (int v = *version; v < kSchemaVersion; ++v) {
-      if (auto r = Exec("BEGIN IMMEDIATE"); !r) return r;
-      auto r = Exec(kMigrations[static_cast<size_t>(v)]);
-      if (r) r = Exec(fmt::format("PRAGMA user_version = {}", v + 1).c_str());
-      if (r) r = Exec("COMMIT");
-      if (!r) {
-        (void)Exec("ROLLBACK");
-        return r;
-      }
-    }
-    schema_version = kSchemaVersion;
-    return {};
-  }
-
-  std::vector<StoredRecipient> LoadRecipients(sqlite3_stmt* s, std::string_view id) {
-    std::vector<StoredRecipient> out;
-    sqlite3_reset(s);
-    sqlite3_bind_text(s, 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
-    while (sqlite3_step(s) == SQLITE_ROW) {
-      StoredRecipient r;
-      r.index = sqlite3_column_int(s, 0);
-      r.address = ColumnText(s, 1);
-      r.state = RecipientStateFromString(ColumnText(s, 2)).value_or(RecipientState::kQueued);
-      r.notify = static_cast<unsigned>(sqlite3_column_int(s, 3));
-      r.orcpt = ColumnText(s, 4);
-      r.attempts = sqlite3_column_int(s, 5);
-      if (sqlite3_column_type(s, 6) != SQLITE_NULL) {
-        r.next_attempt = FromMicros(sqlite3_column_int64(s, 6));
-      }
-      r.last_status = ColumnText(s, 7);
-      r.last_reply = ColumnText(s, 8);
-      out.push_back(std::move(r));
-    }
-    return out;
-  }
-
-  static MessageInfo ReadMessageRow(sqlite3_stmt* s) {
-    MessageInfo m;
-    m.id = ColumnText(s, 0);
-    m.arrival = FromMicros(sqlite3_column_int64(s, 1));
-    m.sender = ColumnText(s, 2);
-    m.size = sqlite3_column_int64(s, 3);
-    m.client_address = ColumnText(s, 4);
-    m.client_helo = ColumnText(s, 5);
-    m.protocol = ColumnText(s, 6);
-    m.body_8bitmime = sqlite3_column_int(s, 7) != 0;
-    m.smtputf8 = sqlite3_column_int(s, 8) != 0;
-    m.dsn_ret = DsnRetFromString(ColumnText(s, 9));
-    m.dsn_envid = ColumnText(s, 10);
-    return m;
-  }
 };
 
 constexpr const char* kMessageColumns =
@@ -327,11 +200,13 @@ std::vector<tl::expected<void, StoreError>> Store::InsertBatch(
   return results;
 }
 
-tl::expected<std::vector<MessageInfo>, StoreError> Store::ListMessages() {
+tl::expected<std::vector<MessageInfo>, StoreError> Store::ListMessages(bool include_completed) {
   // One read transaction, so the list is a consistent snapshot while the daemon writes.
   if (auto r = impl_->Exec("BEGIN"); !r) return tl::unexpected(r.error());
   auto s =
-      impl_->Prepare(fmt::format("SELECT {} FROM messages ORDER BY id", kMessageColumns).c_str());
+      impl_->Prepare(fmt::format("SELECT {} FROM messages {} ORDER BY id", kMessageColumns,
+                                 include_completed ? "" : "WHERE completed_us IS NULL")
+                         .c_str());
   auto rs = impl_->Prepare(kRecipientQuery);
   if (!s || !rs) {
     (void)impl_->Exec("ROLLBACK");

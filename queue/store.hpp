@@ -48,12 +48,32 @@ class Store {
   // rolled back alone. When the commit itself fails, every message gets the error.
   std::vector<tl::expected<void, StoreError>> InsertBatch(std::span<const NewMessage* const> batch);
 
-  // Messages in arrival order, without content.
-  tl::expected<std::vector<MessageInfo>, StoreError> ListMessages();
+  // Messages in arrival order, without content; those whose recipients are all final
+  // (delivered, failed) only when asked for.
+  tl::expected<std::vector<MessageInfo>, StoreError> ListMessages(bool include_completed = false);
   tl::expected<std::optional<MessageInfo>, StoreError> GetMessage(std::string_view id);
   tl::expected<std::optional<std::string>, StoreError> GetContent(std::string_view id);
 
   int schema_version() const;
+
+  // The delivery side (store_delivery.cpp). All of these run on the daemon's writer thread.
+
+  // Marks up to `limit` messages' due recipients (queued or deferred, next attempt <= now) as
+  // attempting and returns them, oldest first; each message with only its due recipients.
+  tl::expected<std::vector<MessageInfo>, StoreError> ClaimDue(TimePoint now, size_t limit);
+  // At startup: recipients left "attempting" by a crash become due again.
+  tl::expected<int, StoreError> ReleaseAttempting(TimePoint now);
+  // The earliest next attempt of any queued or deferred recipient.
+  tl::expected<std::optional<TimePoint>, StoreError> NextDue();
+  // One transaction: the recipients' new states and the attempts that led to them. A message
+  // whose recipients are all final is marked completed (kept for `queue show` until purged).
+  tl::expected<void, StoreError> RecordDelivery(std::string_view message_id,
+                                                const std::vector<RecipientUpdate>& updates,
+                                                const std::vector<AttemptRecord>& attempts,
+                                                TimePoint now);
+  tl::expected<std::vector<AttemptRecord>, StoreError> GetAttempts(std::string_view message_id);
+  // Deletes completed messages older than `before`; returns how many.
+  tl::expected<int, StoreError> PurgeCompleted(TimePoint before);
 
  private:
   struct Impl;

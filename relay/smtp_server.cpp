@@ -14,13 +14,13 @@
 #include <list>
 #include <unordered_map>
 
+#include "relay/connection.hpp"
 #include "relay/server_session.hpp"
 
 namespace danerelay::relay {
 namespace {
 
 using asio::ip::tcp;
-constexpr auto kUseTuple = asio::experimental::as_tuple(asio::use_awaitable);
 
 // Logs an exception that escaped a coroutine: that is a bug, never an expected failure.
 void LogIfBug(std::exception_ptr e) {
@@ -35,56 +35,6 @@ void LogIfBug(std::exception_ptr e) {
 std::string Endpoint(const tcp::endpoint& ep) {
   return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
 }
-
-// The one timeout helper: armed before every read, write and handshake. When it fires it
-// cancels the socket's operations, which then complete with operation_aborted.
-class Deadline {
- public:
-  explicit Deadline(tcp::socket& socket) : socket_(socket), timer_(socket.get_executor()) {}
-  void Arm(std::chrono::steady_clock::duration d) {
-    expired_ = false;
-    timer_.expires_after(d);
-    timer_.async_wait([this](std::error_code ec) {
-      if (ec) return;  // re-armed or destroyed: `this` may be gone, so touch nothing
-      expired_ = true;
-      socket_.cancel(ec);
-    });
-  }
-  void Disarm() { timer_.cancel(); }
-  bool expired() const { return expired_; }
-
- private:
-  tcp::socket& socket_;
-  asio::steady_timer timer_;
-  bool expired_ = false;
-};
-
-// A client connection that may switch to TLS mid-stream (STARTTLS).
-struct Connection {
-  explicit Connection(tcp::socket s) : socket(std::move(s)), deadline(socket) {}
-  tcp::socket socket;
-  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls;
-  Deadline deadline;
-
-  asio::awaitable<std::tuple<std::error_code, size_t>> ReadSome(char* buf, size_t size,
-                                                                std::chrono::seconds timeout) {
-    deadline.Arm(timeout);
-    auto result = tls ? co_await tls->async_read_some(asio::buffer(buf, size), kUseTuple)
-                      : co_await socket.async_read_some(asio::buffer(buf, size), kUseTuple);
-    deadline.Disarm();
-    if (deadline.expired()) std::get<0>(result) = asio::error::timed_out;
-    co_return result;
-  }
-
-  asio::awaitable<std::error_code> Write(std::string_view data, std::chrono::seconds timeout) {
-    deadline.Arm(timeout);
-    auto [ec, n] = tls ? co_await asio::async_write(*tls, asio::buffer(data), kUseTuple)
-                       : co_await asio::async_write(socket, asio::buffer(data), kUseTuple);
-    deadline.Disarm();
-    if (deadline.expired()) ec = asio::error::timed_out;
-    co_return ec;
-  }
-};
 
 }  // namespace
 
@@ -209,11 +159,9 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
       }
       if (action == ServerSession::Action::kClose) break;
       if (action == ServerSession::Action::kStartTls) {
-        conn.tls = std::make_unique<asio::ssl::stream<tcp::socket&>>(conn.socket, *listener.tls);
-        conn.deadline.Arm(options.limits.command_timeout);
-        auto [hs_ec] =
-            co_await conn.tls->async_handshake(asio::ssl::stream_base::server, kUseTuple);
-        conn.deadline.Disarm();
+        const std::error_code hs_ec =
+            co_await conn.StartTls(*listener.tls, asio::ssl::stream_base::server,
+                                   options.limits.command_timeout, [](auto*) {});
         if (hs_ec) {
           spdlog::warn("SSL_accept error from {}: {}", client, hs_ec.message());
           lost(hs_ec);
@@ -240,12 +188,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
       }
       session.Feed(std::string_view(buf.data(), n));
     }
-    if (conn.tls) {
-      conn.deadline.Arm(std::chrono::seconds(2));
-      co_await conn.tls->async_shutdown(kUseTuple);
-      conn.deadline.Disarm();
-    }
-    conn.socket.close(ec);
+    co_await conn.Close();
     spdlog::info("disconnect from {} {}", client, session.CommandStats());
     --total;
     if (--per_client[client_ip] == 0) per_client.erase(client_ip);
