@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <charconv>
 #include <fstream>
 #include <limits>
@@ -138,6 +139,25 @@ class Reader {
     out = *d;
   }
 
+  // An array of strings, each checked by `check` (which returns "" or why it is wrong).
+  template <typename Check>
+  void Strings(std::string_view key, std::vector<std::string>& out, Check check) {
+    const toml::node* n = table_.get(key);
+    if (!n) return;
+    const toml::array* arr = n->as_array();
+    if (!arr) return Fail(*n, key, fmt::format("expected an array of strings, got {}", TypeName(*n)));
+    std::vector<std::string> values;
+    for (const toml::node& item : *arr) {
+      if (!item.is_string()) {
+        return Fail(item, key, fmt::format("expected a string, got {}", TypeName(item)));
+      }
+      std::string v = item.as_string()->get();
+      if (std::string why = check(v); !why.empty()) return Fail(item, key, why);
+      values.push_back(std::move(v));
+    }
+    out = std::move(values);
+  }
+
   void Path(std::string_view key, std::filesystem::path& out, const std::filesystem::path& base) {
     std::string s;
     String(key, s);
@@ -228,7 +248,8 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   std::optional<ConfigError> error;
 
   Reader top(root, "", file, error);
-  top.OnlyKeys({"server", "listener", "access", "limits", "queue"});
+  top.OnlyKeys({"server", "listener", "access", "limits", "queue", "dns", "dane", "delivery",
+               "retry", "routes"});
 
   if (const auto* t = SubTable(root, "server", file, error)) {
     Reader r(*t, "server.", file, error);
@@ -294,8 +315,78 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
 
   if (const auto* t = SubTable(root, "queue", file, error)) {
     Reader r(*t, "queue.", file, error);
-    r.OnlyKeys({"path"});
+    r.OnlyKeys({"path", "keep_completed"});
     r.Path("path", config.queue.path, base_dir);
+    r.Duration("keep_completed", config.delivery.keep_completed, std::chrono::seconds(0));
+  }
+
+  if (const auto* t = SubTable(root, "dns", file, error)) {
+    Reader r(*t, "dns.", file, error);
+    r.OnlyKeys({"trust_anchor_file", "forwarders", "root_hints", "timeout"});
+    r.Path("trust_anchor_file", config.dns.trust_anchor_file, base_dir);
+    r.Path("root_hints", config.dns.root_hints, base_dir);
+    std::chrono::seconds timeout(15);
+    r.Duration("timeout", timeout, std::chrono::seconds(1));
+    config.dns.timeout = timeout;
+    r.Strings("forwarders", config.dns.forwarders, [](const std::string& f) -> std::string {
+      const auto at = f.find('@');
+      if (!relay::IpNetwork::Parse(f.substr(0, at)) || f.find('/') != std::string::npos) {
+        return "'" + f + "' is not an IP address (optionally with @port)";
+      }
+      if (at != std::string::npos) {
+        int port = 0;
+        const std::string p = f.substr(at + 1);
+        auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+        if (ec != std::errc() || end != p.data() + p.size() || port < 1 || port > 65535) {
+          return "'" + f + "': the port after @ must be 1..65535";
+        }
+      }
+      return "";
+    });
+  }
+
+  if (const auto* t = SubTable(root, "dane", file, error)) {
+    Reader r(*t, "dane.", file, error);
+    r.OnlyKeys({"mandatory_domains"});
+    r.Strings("mandatory_domains", config.delivery.mandatory_domains, [](const std::string& d) {
+      const std::string bare = !d.empty() && d.front() == '.' ? d.substr(1) : d;
+      return ValidHostname(bare) ? std::string()
+                                 : "'" + d + "' is not a domain (\"example.org\" or \".example.org\")";
+    });
+  }
+
+  if (const auto* t = SubTable(root, "delivery", file, error)) {
+    Reader r(*t, "delivery.", file, error);
+    r.OnlyKeys({"enabled", "port", "max_parallel", "connect_timeout"});
+    r.Bool("enabled", config.delivery.enabled);
+    r.Unsigned("port", config.delivery.port, 1, 65535);
+    r.Unsigned("max_parallel", config.delivery.max_parallel, 1, 10000);
+    r.Duration("connect_timeout", config.delivery.timeouts.connect, std::chrono::seconds(1));
+  }
+
+  if (const auto* t = SubTable(root, "retry", file, error)) {
+    Reader r(*t, "retry.", file, error);
+    r.OnlyKeys({"min_backoff"});
+    r.Duration("min_backoff", config.delivery.retry_delay, std::chrono::seconds(1));
+  }
+
+  if (const auto* t = SubTable(root, "routes", file, error)) {
+    Reader r(*t, "routes.", file, error);
+    for (auto&& [k, v] : *t) {
+      const std::string domain(k.str());
+      std::string hop;
+      r.String(domain, hop);
+      if (error) break;
+      if (!ValidHostname(domain)) {
+        r.FailHere(domain, "the key must be a domain such as \"example.net\"");
+      } else if (!relay::ParseRoute(hop)) {
+        r.FailHere(domain, "expected a next hop such as \"[mx.example.net]:25\" or \"[192.0.2.1]\"");
+      } else {
+        std::string lower = domain;
+        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        config.delivery.routes[lower] = hop;
+      }
+    }
   }
 
   if (error) return tl::unexpected(*error);

@@ -11,6 +11,7 @@
 
 #include <tl/expected.hpp>
 
+#include "dns/options.hpp"
 #include "queue/store.hpp"
 #include "relay/options.hpp"
 
@@ -19,6 +20,8 @@ namespace danerelay::config {
 struct Config {
   relay::ServerOptions server;
   queue::StoreOptions queue;
+  dns::ResolverOptions dns;
+  relay::DeliveryOptions delivery;
   std::string source = "built-in defaults";  // where this configuration came from
 };
 

@@ -35,6 +35,16 @@ TEST(ConfigTest, ExampleFileLoadsAndEqualsTheDefaults) {
   EXPECT_EQ(c->server.limits.data_timeout, d.server.limits.data_timeout);
   EXPECT_EQ(c->server.listeners[0].port, d.server.listeners[0].port);
   EXPECT_EQ(c->queue.path.filename(), "data");
+  EXPECT_EQ(c->dns.trust_anchor_file, d.dns.trust_anchor_file);
+  EXPECT_EQ(c->dns.timeout, d.dns.timeout);
+  EXPECT_EQ(c->delivery.port, d.delivery.port);
+  EXPECT_EQ(c->delivery.enabled, d.delivery.enabled);
+  EXPECT_EQ(c->delivery.max_parallel, d.delivery.max_parallel);
+  EXPECT_EQ(c->delivery.retry_delay, d.delivery.retry_delay);
+  EXPECT_EQ(c->delivery.keep_completed, d.delivery.keep_completed);
+  EXPECT_EQ(c->delivery.timeouts.connect, d.delivery.timeouts.connect);
+  EXPECT_TRUE(c->delivery.mandatory_domains.empty());
+  EXPECT_TRUE(c->delivery.routes.empty());
 }
 
 TEST(ConfigTest, GoodFile) {
@@ -66,6 +76,25 @@ data_timeout = 120
 
 [queue]
 path = "q"
+
+[dns]
+trust_anchor_file = "anchor.key"
+forwarders = ["127.0.0.53@5353", "::1"]
+timeout = "3s"
+
+[dane]
+mandatory_domains = ["example.net", ".example.org"]
+
+[delivery]
+port = 2525
+max_parallel = 4
+
+[retry]
+min_backoff = "30s"
+
+[routes]
+"Example.COM" = "[mx.example.com]:2526"
+"ip.example" = "[192.0.2.1]"
 )",
                       "t.toml", "/etc/danerelay");
   ASSERT_TRUE(c) << c.error().message;
@@ -83,6 +112,25 @@ path = "q"
   EXPECT_EQ(c->server.limits.command_timeout, std::chrono::seconds(30));
   EXPECT_EQ(c->server.limits.data_timeout, std::chrono::seconds(120));
   EXPECT_EQ(c->queue.path, "/etc/danerelay/q");
+  EXPECT_EQ(c->dns.trust_anchor_file, "/etc/danerelay/anchor.key");
+  EXPECT_EQ(c->dns.forwarders, (std::vector<std::string>{"127.0.0.53@5353", "::1"}));
+  EXPECT_EQ(c->dns.timeout, std::chrono::seconds(3));
+  EXPECT_EQ(c->delivery.mandatory_domains,
+            (std::vector<std::string>{"example.net", ".example.org"}));
+  EXPECT_EQ(c->delivery.port, 2525);
+  EXPECT_EQ(c->delivery.max_parallel, 4u);
+  EXPECT_EQ(c->delivery.retry_delay, std::chrono::seconds(30));
+  ASSERT_EQ(c->delivery.routes.size(), 2u);
+  EXPECT_EQ(c->delivery.routes.at("example.com"), "[mx.example.com]:2526");
+  auto route = relay::ParseRoute(c->delivery.routes.at("example.com"));
+  ASSERT_TRUE(route);
+  EXPECT_EQ(route->host, "mx.example.com");
+  EXPECT_EQ(route->port, 2526);
+  EXPECT_FALSE(route->ip_literal);
+  auto ip = relay::ParseRoute(c->delivery.routes.at("ip.example"));
+  ASSERT_TRUE(ip);
+  EXPECT_TRUE(ip->ip_literal);
+  EXPECT_EQ(ip->port, 0);
 }
 
 struct BadCase {
@@ -132,6 +180,16 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.toml:4: listener[1].prot: unknown key"},
         BadCase{"empty path", "[queue]\npath = \"\"\n",
                 "bad.toml:2: queue.path: must not be empty"},
+        BadCase{"bad forwarder", "[dns]\nforwarders = [\"dns.example\"]\n",
+                "bad.toml:2: dns.forwarders: 'dns.example' is not an IP address"},
+        BadCase{"bad forwarder port", "[dns]\nforwarders = [\"127.0.0.1@0\"]\n",
+                "bad.toml:2: dns.forwarders: '127.0.0.1@0': the port after @ must be 1..65535"},
+        BadCase{"bad mandatory domain", "[dane]\nmandatory_domains = [\"exa mple.org\"]\n",
+                "bad.toml:2: dane.mandatory_domains: 'exa mple.org' is not a domain"},
+        BadCase{"bad route", "[routes]\n\"example.net\" = \"[mx.example.net]:0\"\n",
+                "bad.toml:2: routes.example.net: expected a next hop"},
+        BadCase{"route not a string", "[routes]\n\"example.net\" = 25\n",
+                "bad.toml:2: routes.example.net: expected a string, got an integer"},
         BadCase{"bool wanted", "[[listener]]\nstarttls = \"yes\"\n",
                 "bad.toml:2: listener[0].starttls: expected true or false, got a string"}),
     [](const auto& param_info) {

@@ -145,7 +145,7 @@ struct Resolver::Impl : std::enable_shared_from_this<Impl> {
                   });
   }
 
-  asio::awaitable<RawResult> Query(std::string name, int type) {
+  asio::awaitable<RawResult> Query(const std::string& name, int type) {
     return asio::async_initiate<decltype(asio::use_awaitable), void(RawResult)>(
         [self = shared_from_this(), name, type](auto handler) {
           auto h = std::make_shared<decltype(handler)>(std::move(handler));
@@ -230,7 +230,7 @@ tl::expected<std::unique_ptr<Resolver>, std::string> Resolver::Create(
   return std::unique_ptr<Resolver>(new Resolver(std::move(impl)));
 }
 
-asio::awaitable<MxAnswer> Resolver::LookupMx(std::string domain) {
+asio::awaitable<MxAnswer> Resolver::LookupMx(const std::string& domain) {
   auto raw = co_await impl_->Query(domain, kTypeMx);
   MxAnswer a;
   Classify(raw, domain, a);
@@ -248,7 +248,7 @@ asio::awaitable<MxAnswer> Resolver::LookupMx(std::string domain) {
   co_return a;
 }
 
-asio::awaitable<AddressAnswer> Resolver::LookupAddresses(std::string host, bool ipv6) {
+asio::awaitable<AddressAnswer> Resolver::LookupAddresses(const std::string& host, bool ipv6) {
   auto raw = co_await impl_->Query(host, ipv6 ? kTypeAaaa : kTypeA);
   AddressAnswer a;
   Classify(raw, host, a);
@@ -264,7 +264,7 @@ asio::awaitable<AddressAnswer> Resolver::LookupAddresses(std::string host, bool 
   co_return a;
 }
 
-asio::awaitable<TlsaAnswer> Resolver::LookupTlsa(std::string name) {
+asio::awaitable<TlsaAnswer> Resolver::LookupTlsa(const std::string& name) {
   auto raw = co_await impl_->Query(name, kTypeTlsa);
   TlsaAnswer a;
   Classify(raw, name, a);

@@ -15,20 +15,13 @@
 #include <asio/io_context.hpp>
 #include <tl/expected.hpp>
 
+#include "dns/options.hpp"
 #include "dns/records.hpp"
 
 namespace danerelay::dns {
 
-struct ResolverOptions {
-  // DS or DNSKEY records of the trust anchor, zone-file format (Debian: dns-root-data).
-  std::filesystem::path trust_anchor_file = "/usr/share/dns/root.key";
-  // Upstream resolvers as "IP" or "IP@port"; validation still happens here. Empty: iterate
-  // from the root servers (root_hints, or libunbound's built-in list).
-  std::vector<std::string> forwarders;
-  std::filesystem::path root_hints;
-  std::chrono::milliseconds timeout = std::chrono::seconds(15);
-};
-
+// Arguments are references: callers await at once, and GCC 12 mishandles temporaries (such as
+// by-value parameter objects) that live across a co_await.
 class Resolver {
  public:
   // Fails with a message when libunbound rejects the options (a missing trust anchor file, say).
@@ -36,10 +29,10 @@ class Resolver {
       asio::io_context& io, const ResolverOptions& options);
   ~Resolver();
 
-  asio::awaitable<MxAnswer> LookupMx(std::string domain);
-  asio::awaitable<AddressAnswer> LookupAddresses(std::string host, bool ipv6);
+  asio::awaitable<MxAnswer> LookupMx(const std::string& domain);
+  asio::awaitable<AddressAnswer> LookupAddresses(const std::string& host, bool ipv6);
   // The TLSA RRset at `name` (e.g. "_25._tcp.mx.example.org").
-  asio::awaitable<TlsaAnswer> LookupTlsa(std::string name);
+  asio::awaitable<TlsaAnswer> LookupTlsa(const std::string& name);
 
   struct Impl;
 

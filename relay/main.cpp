@@ -9,8 +9,10 @@
 #include <iostream>
 
 #include "config/config.hpp"
+#include "dns/resolver.hpp"
 #include "queue/committer.hpp"
 #include "queue/queue_id.hpp"
+#include "relay/delivery_agent.hpp"
 #include "relay/smtp_server.hpp"
 
 namespace {
@@ -42,8 +44,21 @@ int main(int argc, char** argv) {
   queue::QueueIdGenerator ids;
   queue::Committer committer(std::move(*store));
   relay::SmtpServer server(io, cfg->server, committer, ids);
+  auto resolver = dns::Resolver::Create(io, cfg->dns);
+  if (!resolver) {
+    std::cerr << "danerelayd: dns: " << resolver.error() << "\n";
+    return kExitConfig;
+  }
+  relay::DeliveryAgent agent(io, cfg->delivery, cfg->server.hostname, **resolver, committer);
+  server.OnQueued([&agent] { agent.Wake(); });
   if (auto started = server.Start(); !started) {
     std::cerr << "danerelayd: " << started.error() << "\n";
+    return kExitSoftware;
+  }
+  if (!cfg->delivery.enabled) {
+    spdlog::warn("delivery is disabled ([delivery] enabled = false): mail is queued, not sent");
+  } else if (auto started = agent.Start(); !started) {
+    std::cerr << "danerelayd: delivery: " << started.error() << "\n";
     return kExitSoftware;
   }
   spdlog::info("danerelayd {} started: hostname={}, configuration={}, queue={}", "0.1.0",
@@ -54,6 +69,7 @@ int main(int argc, char** argv) {
     if (ec) return;
     spdlog::info("terminating on signal {}", signo);
     server.Stop();
+    agent.Stop();
     io.stop();
   });
   io.run();

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 
 namespace danerelay::relay {
@@ -83,6 +84,34 @@ std::string IpNetwork::ToString() const {
   char buf[INET6_ADDRSTRLEN] = {};
   inet_ntop(v4_ ? AF_INET : AF_INET6, bytes_.data(), buf, sizeof buf);
   return std::string(buf) + "/" + std::to_string(prefix_);
+}
+
+std::optional<Route> ParseRoute(std::string_view text) {
+  Route r;
+  std::string_view rest = text;
+  if (!rest.empty() && rest.front() == '[') {
+    const auto close = rest.find(']');
+    if (close == std::string_view::npos || close == 1) return std::nullopt;
+    r.host = std::string(rest.substr(1, close - 1));
+    rest.remove_prefix(close + 1);
+  } else {
+    const auto colon = rest.rfind(':');
+    r.host = std::string(rest.substr(0, colon));
+    rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon);
+  }
+  if (!rest.empty()) {
+    if (rest.front() != ':') return std::nullopt;
+    rest.remove_prefix(1);
+    unsigned port = 0;
+    auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), port);
+    if (ec != std::errc() || end != rest.data() + rest.size() || port == 0 || port > 65535) {
+      return std::nullopt;
+    }
+    r.port = static_cast<std::uint16_t>(port);
+  }
+  if (r.host.empty() || r.host.find_first_of(" /") != std::string::npos) return std::nullopt;
+  r.ip_literal = ParseAddress(r.host).has_value();
+  return r;
 }
 
 }  // namespace danerelay::relay

@@ -25,4 +25,12 @@ class IpNetwork {
   int prefix_ = 0;
 };
 
+// A next hop from [routes]: "[mx.example.net]:2525", "mx.example.net", "[192.0.2.1]".
+struct Route {
+  std::string host;
+  std::uint16_t port = 0;  // 0: the default delivery port
+  bool ip_literal = false;
+};
+std::optional<Route> ParseRoute(std::string_view text);
+
 }  // namespace danerelay::relay

@@ -2,6 +2,8 @@
 // The SMTP server's options, filled by config/ (or by a test in two lines).
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,27 @@ struct ServerOptions {
   std::vector<IpNetwork> trusted_networks = {*IpNetwork::Parse("127.0.0.0/8"),
                                              *IpNetwork::Parse("::1")};
   LimitsOptions limits;
+};
+
+struct ClientTimeouts {
+  // RFC 5321 §4.5.3.2.
+  std::chrono::seconds connect{30};
+  std::chrono::seconds greeting{300};
+  std::chrono::seconds command{300};  // EHLO, MAIL, RCPT, RSET, QUIT
+  std::chrono::seconds data_init{120};
+  std::chrono::seconds data_block{180};
+  std::chrono::seconds data_done{600};
+};
+
+struct DeliveryOptions {
+  bool enabled = true;  // false: accept and queue mail, deliver nothing (maintenance, tests)
+  std::uint16_t port = 25;                     // [delivery] port
+  std::uint32_t max_parallel = 20;             // messages in delivery at once
+  std::chrono::seconds retry_delay{300};       // [retry] min_backoff, fixed for now
+  std::chrono::seconds keep_completed{86400};  // [queue] keep_completed
+  std::vector<std::string> mandatory_domains;  // [dane] mandatory_domains
+  std::map<std::string, std::string> routes;   // [routes] "domain" = "[host]:port"
+  ClientTimeouts timeouts;
 };
 
 }  // namespace danerelay::relay

@@ -53,12 +53,14 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
   std::unordered_map<std::string, std::uint32_t> per_client;
   std::uint32_t total = 0;
   bool stopping = false;
+  std::function<void()> on_queued;
 
   Impl(asio::io_context& i, ServerOptions o, queue::Committer& c, queue::QueueIdGenerator& g)
       : io(i), options(std::move(o)), committer(c), ids(g) {}
 
   // Hands the message to the group committer and resumes when its commit has returned.
-  asio::awaitable<tl::expected<void, queue::StoreError>> Enqueue(queue::NewMessage message) {
+  // `message` is moved from. A reference, not a by-value parameter: see store_bridge.hpp.
+  asio::awaitable<tl::expected<void, queue::StoreError>> Enqueue(queue::NewMessage& message) {
     using Result = tl::expected<void, queue::StoreError>;
     co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(Result)>(
         [this, &message](auto handler) {
@@ -140,11 +142,12 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
         queue::NewMessage message = session.TakeMessage();
         const std::string id = message.id, sender = message.sender;
         const size_t size = message.content.size(), nrcpt = message.recipients.size();
-        auto stored = co_await Enqueue(std::move(message));
+        auto stored = co_await Enqueue(message);
         if (stored) {
           spdlog::info("{}: client={}, from=<{}>, size={}, nrcpt={} (queue active)", id, client,
                        sender, size, nrcpt);
           session.EnqueueDone(true);
+          if (on_queued) on_queued();
         } else {
           spdlog::error("{}: queue write failed, client={}: {}", id, client,
                         stored.error().message);
@@ -200,6 +203,10 @@ SmtpServer::SmtpServer(asio::io_context& io, ServerOptions options, queue::Commi
     : impl_(std::make_shared<Impl>(io, std::move(options), committer, ids)) {}
 
 SmtpServer::~SmtpServer() { Stop(); }
+
+void SmtpServer::OnQueued(std::function<void()> callback) {
+  impl_->on_queued = std::move(callback);
+}
 
 tl::expected<void, std::string> SmtpServer::Start() {
   for (const auto& lo : impl_->options.listeners) {

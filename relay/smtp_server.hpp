@@ -2,6 +2,7 @@
 // The SMTP listeners: accepts connections, enforces the connection limits, and runs one
 // ServerSession per client on the io_context thread. Messages go to the queue through the
 // Committer; the 250 reply is sent only after the commit that holds the message.
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -24,6 +25,8 @@ class SmtpServer {
              queue::QueueIdGenerator& ids);
   ~SmtpServer();
 
+  // Called on the io thread after each message is committed (the delivery agent wakes up).
+  void OnQueued(std::function<void()> callback);
   // Loads the TLS contexts and binds every listener; an error names the listener.
   tl::expected<void, std::string> Start();
   // Stops accepting. Sessions that come back for input get "421 ... shutting down"; the daemon

@@ -58,6 +58,8 @@ hostname = "bench.test"
 [[listener]]
 address = "127.0.0.1"
 port = $relay_port
+[delivery]
+enabled = false
 [limits]
 max_connections = 1000
 max_connections_per_client = 1000

@@ -49,7 +49,7 @@ def make_cert(directory, cn="relay.test"):
 class Relay:
     """A danerelayd with its own directory, configuration and queue."""
 
-    def __init__(self, extra_toml="", starttls=False, trusted=None):
+    def __init__(self, extra_toml="", starttls=False, trusted=None, deliver=False):
         self.dir = tempfile.mkdtemp(prefix="danerelay-e2e-")
         self.port = free_port()
         self.tls_port = free_port() if starttls else None
@@ -63,7 +63,11 @@ class Relay:
                       'starttls = true', 'cert_file = "relay.crt"', 'key_file = "relay.key"', '']
         if trusted is not None:
             lines += ['[access]', 'trusted_networks = ' + json.dumps(trusted), '']
-        lines += ['[queue]', 'path = "queue"', '', extra_toml]
+        lines += ['[queue]', 'path = "queue"', '']
+        if not deliver:
+            # Acceptance tests keep their mail: no delivery, hence no DNS beyond loopback.
+            lines += ['[delivery]', 'enabled = false', '']
+        lines += [extra_toml]
         self.config = os.path.join(self.dir, "danerelay.toml")
         with open(self.config, "w") as f:
             f.write("\n".join(lines))

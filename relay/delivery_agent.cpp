@@ -1,0 +1,405 @@
+#include "relay/delivery_agent.hpp"
+
+#include <spdlog/spdlog.h>
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <random>
+
+#include "dns/resolver.hpp"
+#include "relay/connection.hpp"
+#include "relay/store_bridge.hpp"
+
+namespace danerelay::relay {
+namespace {
+
+using queue::RecipientState;
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string DomainOf(const std::string& address) {
+  const auto at = address.rfind('@');
+  return Lower(at == std::string::npos ? "" : address.substr(at + 1));
+}
+
+// An MX host to try, with what DNS said about the MX RRset that named it.
+struct Host {
+  std::string name;
+  std::uint16_t port;
+  dns::DnssecState mx_dnssec;
+  bool ip_literal = false;
+};
+
+// What one domain's recipients get from one pass over its MX hosts.
+struct DomainOutcome {
+  std::vector<queue::RecipientUpdate> updates;
+  std::vector<queue::AttemptRecord> attempts;
+};
+
+// "secure: 3 1 1 AB..", "secure, no records", "" when TLSA was not looked up.
+std::string DescribeTlsa(const std::optional<dns::TlsaAnswer>& t) {
+  if (!t) return "";
+  std::string s(dns::ToString(t->dnssec));
+  if (t->rcode == dns::Rcode::kNoData || t->rcode == dns::Rcode::kNxDomain) {
+    return s + ", no records";
+  }
+  if (t->rcode == dns::Rcode::kFailed) return s + ", lookup failed: " + t->why;
+  for (size_t i = 0; i < t->records.size(); ++i) {
+    s += (i == 0 ? ": " : ", ") + t->records[i].ToString();
+  }
+  return s;
+}
+
+void LogDisposition(const std::string& id, const std::string& rcpt, const std::string& relay,
+                    const queue::RecipientUpdate& u) {
+  const char* status = u.state == RecipientState::kDelivered ? "sent"
+                       : u.state == RecipientState::kFailed  ? "bounced"
+                                                             : "deferred";
+  spdlog::info("{}: to=<{}>, relay={}, dsn={}, status={} ({})", id, rcpt,
+               relay.empty() ? "none" : relay, u.status, status, u.reply);
+}
+
+}  // namespace
+
+struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
+  asio::io_context& io;
+  DeliveryOptions options;
+  std::string helo_name;
+  dns::Resolver& resolver;
+  queue::Committer& committer;
+  std::shared_ptr<asio::ssl::context> tls_context;
+  asio::steady_timer wake;
+  std::uint32_t active = 0;
+  bool stopping = false;
+  std::mt19937 rng{std::random_device{}()};
+
+  Impl(asio::io_context& i, DeliveryOptions o, std::string h, dns::Resolver& r, queue::Committer& c)
+      : io(i), options(std::move(o)), helo_name(std::move(h)), resolver(r), committer(c), wake(i) {}
+
+  asio::awaitable<void> Run() {
+    auto self = shared_from_this();
+    const auto release = [](queue::Store& s) { return s.ReleaseAttempting(queue::Clock::now()); };
+    const auto released = co_await OnStore(committer, release);
+    if (released && *released > 0) {
+      spdlog::info("{} recipients were in delivery when the daemon stopped; retrying them",
+                   *released);
+    }
+    auto last_purge = std::chrono::steady_clock::time_point{};
+    while (!stopping) {
+      if (std::chrono::steady_clock::now() - last_purge > std::chrono::minutes(1)) {
+        last_purge = std::chrono::steady_clock::now();
+        const auto before = queue::Clock::now() - options.keep_completed;
+        const auto purge = [before](queue::Store& s) { return s.PurgeCompleted(before); };
+        (void)co_await OnStore(committer, purge);
+      }
+      while (!stopping && active < options.max_parallel) {
+        const size_t room = options.max_parallel - active;
+        const auto claim = [room](queue::Store& s) {
+          return s.ClaimDue(queue::Clock::now(), room);
+        };
+        auto due = co_await OnStore(committer, claim);
+        if (!due) {
+          spdlog::error("queue: {}", due.error().message);
+          break;
+        }
+        if (due->empty()) break;
+        for (auto& m : *due) {
+          ++active;
+          asio::co_spawn(io, DeliverMessage(std::move(m)), [self](std::exception_ptr e) {
+            --self->active;
+            self->Wake();
+            if (!e) return;
+            try {
+              std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+              spdlog::critical("BUG: delivery ended with an exception: {}", ex.what());
+            }
+          });
+        }
+      }
+      wake.expires_after(std::chrono::seconds(1));
+      co_await wake.async_wait(kUseTuple);
+    }
+  }
+
+  void Wake() { wake.cancel(); }
+
+  asio::awaitable<void> DeliverMessage(queue::MessageInfo m) {
+    auto self = shared_from_this();
+    const std::string id = m.id;
+    const auto read = [id](queue::Store& s) { return s.GetContent(id); };
+    auto content = co_await OnStore(committer, read);
+    std::vector<queue::RecipientUpdate> updates;
+    std::vector<queue::AttemptRecord> attempts;
+    if (!content || !*content) {
+      spdlog::error("{}: cannot read the message: {}", id,
+                    content ? "gone" : content.error().message);
+      for (const auto& r : m.recipients) {
+        updates.push_back({r.index, RecipientState::kDeferred,
+                           queue::Clock::now() + options.retry_delay, "4.3.0", "queue read error"});
+      }
+    } else {
+      // Recipients grouped by domain: one transaction per domain (and MX host).
+      std::map<std::string, std::vector<queue::StoredRecipient>> by_domain;
+      for (const auto& r : m.recipients) by_domain[DomainOf(r.address)].push_back(r);
+      for (auto& [domain, rcpts] : by_domain) {
+        queue::MessageInfo part = m;
+        part.recipients = rcpts;
+        DomainOutcome out = co_await DeliverDomain(part, **content, domain);
+        updates.insert(updates.end(), out.updates.begin(), out.updates.end());
+        attempts.insert(attempts.end(), out.attempts.begin(), out.attempts.end());
+      }
+    }
+    const auto record = [id, updates, attempts](queue::Store& s) {
+      return s.RecordDelivery(id, updates, attempts, queue::Clock::now());
+    };
+    auto recorded = co_await OnStore(committer, record);
+    if (!recorded)
+      spdlog::error("{}: recording the outcome failed: {}", id, recorded.error().message);
+  }
+
+  // Every recipient of `m` gets the same outcome.
+  static void All(const queue::MessageInfo& m, RecipientState state,
+                  std::optional<queue::TimePoint> next, const std::string& status,
+                  const std::string& reply, DomainOutcome& out) {
+    for (const auto& r : m.recipients) out.updates.push_back({r.index, state, next, status, reply});
+  }
+
+  asio::awaitable<DomainOutcome> DeliverDomain(const queue::MessageInfo& m,
+                                               const std::string& content,
+                                               const std::string& domain) {
+    DomainOutcome out;
+    const auto now = queue::Clock::now();
+    const auto retry_at = now + options.retry_delay;
+    const DaneMode mode = IsMandatory(options.mandatory_domains, domain) ? DaneMode::kMandatory
+                                                                         : DaneMode::kOpportunistic;
+    auto finish = [&](RecipientState state, std::string status, std::string reason,
+                      const std::string& relay) {
+      All(m, state, state == RecipientState::kDeferred ? std::optional(retry_at) : std::nullopt,
+          status, reason, out);
+      for (size_t i = 0; i < m.recipients.size(); ++i) {
+        LogDisposition(m.id, m.recipients[i].address, relay,
+                       out.updates[out.updates.size() - m.recipients.size() + i]);
+      }
+    };
+
+    // The next hops: a static route, or the MX RRset (RFC 5321 §5.1).
+    std::vector<Host> hosts;
+    if (auto it = options.routes.find(domain); it != options.routes.end()) {
+      auto route = ParseRoute(it->second);
+      const std::uint16_t port = route && route->port ? route->port : options.port;
+      // A configured next hop is as trustworthy as an MX record from a signed zone.
+      if (route) hosts.push_back({route->host, port, dns::DnssecState::kSecure, route->ip_literal});
+    } else {
+      const dns::MxAnswer mx = co_await resolver.LookupMx(domain);
+      if (mx.rcode == dns::Rcode::kNxDomain) {
+        // RFC 3463: 5.1.2 bad destination system address.
+        finish(RecipientState::kFailed, "5.1.2",
+               fmt::format("Host or domain name not found. Name service error for name={} type=MX: "
+                           "Host not found",
+                           domain),
+               "");
+        co_return out;
+      }
+      if (mx.rcode == dns::Rcode::kFailed) {
+        finish(RecipientState::kDeferred, "4.4.3",
+               fmt::format("Host or domain name lookup failed for name={} type=MX: {} ({})", domain,
+                           mx.why, dns::ToString(mx.dnssec)),
+               "");
+        co_return out;
+      }
+      if (mx.rcode == dns::Rcode::kNoData) {
+        hosts.push_back({domain, options.port, mx.dnssec});  // the implicit MX
+      } else {
+        std::vector<dns::MxRecord> records = mx.records;
+        const bool null_mx = std::any_of(records.begin(), records.end(),
+                                         [](const auto& r) { return r.host.empty(); });
+        if (null_mx) {  // RFC 7505 §3
+          finish(RecipientState::kFailed, "5.1.10",
+                 fmt::format("Domain {} does not accept mail (null MX)", domain), "");
+          co_return out;
+        }
+        std::shuffle(records.begin(), records.end(), rng);  // equal preferences in random order
+        std::stable_sort(records.begin(), records.end(),
+                         [](const auto& a, const auto& b) { return a.preference < b.preference; });
+        for (const auto& r : records) hosts.push_back({r.host, options.port, mx.dnssec});
+      }
+    }
+
+    std::string last_status = "4.4.3", last_reason = "no MX host could be used";
+    for (const Host& host : hosts) {
+      HostDnsFacts facts;
+      facts.mx = host.mx_dnssec;
+      std::vector<std::string> addresses;
+      std::string canonical = host.name;
+      if (host.ip_literal) {
+        addresses.push_back(host.name);
+        facts.address = dns::DnssecState::kInsecure;
+      } else {
+        const auto a4 = co_await resolver.LookupAddresses(host.name, false);
+        const auto a6 = co_await resolver.LookupAddresses(host.name, true);
+        facts.address_failed = a4.rcode == dns::Rcode::kFailed || a6.rcode == dns::Rcode::kFailed;
+        const bool secure =
+            a4.dnssec == dns::DnssecState::kSecure && a6.dnssec == dns::DnssecState::kSecure;
+        facts.address = facts.address_failed
+                            ? (a4.rcode == dns::Rcode::kFailed ? a4.dnssec : a6.dnssec)
+                        : secure ? dns::DnssecState::kSecure
+                                 : dns::DnssecState::kInsecure;
+        addresses = a4.addresses;  // IPv4 first, then IPv6
+        addresses.insert(addresses.end(), a6.addresses.begin(), a6.addresses.end());
+        if (a4.rcode == dns::Rcode::kNoError) canonical = a4.canonical_name;
+        if (!facts.address_failed && addresses.empty()) {
+          last_status = "4.4.4";
+          last_reason = fmt::format("no address for MX host {}", host.name);
+          RecordHost(m, host, facts, "", "", last_reason, last_status, "", out);
+          continue;
+        }
+        // RFC 7672 §2.2: TLSA only below secure MX and address records; the CNAME-expanded
+        // name first, then the original name.
+        if (!facts.address_failed && facts.mx == dns::DnssecState::kSecure && secure) {
+          std::vector<std::string> bases = {Lower(canonical)};
+          if (Lower(canonical) != Lower(host.name)) bases.push_back(Lower(host.name));
+          for (const auto& base : bases) {
+            const std::string tlsa_name = fmt::format("_{}._tcp.{}", host.port, base);
+            facts.tlsa = co_await resolver.LookupTlsa(tlsa_name);
+            canonical = base;
+            const bool none = facts.tlsa->rcode == dns::Rcode::kNoData ||
+                              facts.tlsa->rcode == dns::Rcode::kNxDomain;
+            if (!none || facts.tlsa->dnssec != dns::DnssecState::kSecure) break;
+          }
+        }
+      }
+      const PolicyDecision decision = Decide(mode, facts);
+      if (decision.defer) {
+        last_status = decision.status;
+        last_reason = fmt::format("{}: {}", host.name, decision.reason);
+        spdlog::info("{}: {} not used: {} (DANE step {})", m.id, host.name, decision.reason,
+                     decision.step);
+        RecordHost(m, host, facts, "", "", last_reason, last_status, "", out);
+        continue;
+      }
+      ClientRequest req;
+      req.port = host.port;
+      req.mx_host = host.name;
+      req.helo_name = helo_name;
+      req.tls = decision.tls;
+      if (decision.tls == TlsRequirement::kDane) {
+        tls::DaneSetup dane;
+        dane.base_domain = canonical;
+        if (Lower(host.name) != canonical) dane.extra_names.push_back(host.name);
+        dane.extra_names.push_back(domain);
+        dane.records = decision.usable;
+        req.dane = std::move(dane);
+      }
+      req.tls_context = tls_context;
+      req.message = &m;
+      req.content = &content;
+      req.timeouts = options.timeouts;
+      for (const auto& ip : addresses) {
+        req.ip = ip;
+        req.plaintext_only = false;
+        ClientResult r = co_await DeliverOverSmtp(req);
+        if (r.host_failed && r.retry_plaintext && decision.tls == TlsRequirement::kMay) {
+          // "may": a failed handshake is retried once in plain text.
+          RecordHost(m, host, facts, ip, "failed", r.reason, r.status, "", out);
+          req.plaintext_only = true;
+          r = co_await DeliverOverSmtp(req);
+        }
+        const std::string verdict =
+            r.verdict ? std::string(tls::ToString(r.verdict->kind)) : "none";
+        const std::string matched = r.verdict ? r.verdict->matched_tlsa : "";
+        if (r.host_failed) {
+          last_status = r.status;
+          last_reason = r.reason;
+          spdlog::info("{}: {}", m.id, r.reason);
+          RecordHost(m, host, facts, ip, verdict, r.reason, r.status, matched, out);
+          continue;
+        }
+        const std::string relay = fmt::format("{}[{}]:{}", host.name, ip, host.port);
+        for (size_t i = 0; i < m.recipients.size(); ++i) {
+          const auto& rc = r.recipients[i];
+          queue::RecipientUpdate u{
+              m.recipients[i].index, rc.state,
+              rc.state == RecipientState::kDeferred ? std::optional(retry_at) : std::nullopt,
+              rc.status, rc.reply};
+          out.attempts.push_back(Attempt(m.recipients[i].index, host, facts, ip, verdict, matched,
+                                         rc.reply, rc.status));
+          LogDisposition(m.id, m.recipients[i].address, relay, u);
+          out.updates.push_back(std::move(u));
+        }
+        co_return out;
+      }
+    }
+    // No host took the mail: deferred with what the last one said (4.7.5 for TLS and DANE,
+    // 4.4.x for DNS and connections).
+    finish(RecipientState::kDeferred, last_status, last_reason, "");
+    co_return out;
+  }
+
+  static queue::AttemptRecord Attempt(int index, const Host& host, const HostDnsFacts& facts,
+                                      const std::string& ip, const std::string& verdict,
+                                      const std::string& matched, const std::string& reply,
+                                      const std::string& status) {
+    queue::AttemptRecord a;
+    a.recipient_index = index;
+    a.time = queue::Clock::now();
+    a.mx_host = host.name;
+    a.ip = ip;
+    a.dnssec_mx = std::string(dns::ToString(facts.mx));
+    a.dnssec_address = facts.address_failed ? "failed" : std::string(dns::ToString(facts.address));
+    a.dnssec_tlsa = DescribeTlsa(facts.tlsa);
+    a.tls_verdict = verdict;
+    a.tlsa_record = matched;
+    a.reply = reply;
+    a.status = status;
+    return a;
+  }
+
+  static void RecordHost(const queue::MessageInfo& m, const Host& host, const HostDnsFacts& facts,
+                         const std::string& ip, const std::string& verdict,
+                         const std::string& reason, const std::string& status,
+                         const std::string& matched, DomainOutcome& out) {
+    for (const auto& r : m.recipients) {
+      out.attempts.push_back(Attempt(r.index, host, facts, ip, verdict.empty() ? "none" : verdict,
+                                     matched, reason, status));
+    }
+  }
+};
+
+DeliveryAgent::DeliveryAgent(asio::io_context& io, DeliveryOptions options, std::string helo_name,
+                             dns::Resolver& resolver, queue::Committer& committer)
+    : impl_(std::make_shared<Impl>(io, std::move(options), std::move(helo_name), resolver,
+                                   committer)) {}
+
+DeliveryAgent::~DeliveryAgent() { Stop(); }
+
+tl::expected<void, std::string> DeliveryAgent::Start() {
+  auto ctx = tls::MakeClientContext();
+  if (!ctx) return tl::unexpected(ctx.error());
+  impl_->tls_context = std::move(*ctx);
+  asio::co_spawn(impl_->io, impl_->Run(), [](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::critical("BUG: the delivery scheduler ended with an exception: {}", ex.what());
+    }
+  });
+  return {};
+}
+
+void DeliveryAgent::Wake() { impl_->Wake(); }
+
+void DeliveryAgent::Stop() {
+  impl_->stopping = true;
+  impl_->Wake();
+}
+
+}  // namespace danerelay::relay

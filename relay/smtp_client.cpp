@@ -1,0 +1,286 @@
+#include "relay/smtp_client.hpp"
+
+#include <spdlog/spdlog.h>
+#include <asio/connect.hpp>
+#include <asio/this_coro.hpp>
+
+#include <fmt/format.h>
+
+#include "relay/connection.hpp"
+#include "relay/smtp_reply.hpp"
+
+namespace danerelay::relay {
+namespace {
+
+using asio::ip::tcp;
+
+// RFC 3461 §4: xtext.
+std::string Xtext(std::string_view s) {
+  std::string out;
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 33 || c > 126 || c == '+' || c == '=') {
+      out += fmt::format("+{:02X}", c);
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+std::string DefaultStatus(const Reply& r) {
+  if (!r.enhanced.empty()) return r.enhanced;
+  return r.Positive() ? "2.0.0" : r.Transient() ? "4.0.0" : "5.0.0";
+}
+
+queue::RecipientState StateOf(const Reply& r) {
+  if (r.Positive()) return queue::RecipientState::kDelivered;
+  return r.Transient() ? queue::RecipientState::kDeferred : queue::RecipientState::kFailed;
+}
+
+// Reads whole replies from a connection.
+class ReplyReader {
+ public:
+  explicit ReplyReader(Connection& conn) : conn_(conn) {}
+  asio::awaitable<tl::expected<Reply, std::string>> Read(std::chrono::seconds timeout) {
+    for (;;) {
+      if (auto r = parser_.Next()) co_return std::move(*r);
+      auto [ec, n] = co_await conn_.ReadSome(buf_, sizeof buf_, timeout);
+      if (ec) co_return tl::unexpected(ec == asio::error::eof ? "lost connection" : ec.message());
+      parser_.Feed(std::string_view(buf_, n));
+    }
+  }
+  // RFC 3207 §4.2 the other way round: nothing the server sent before TLS counts after it.
+  void Reset() { parser_ = ReplyParser(); }
+
+ private:
+  Connection& conn_;
+  ReplyParser parser_;
+  char buf_[8192];
+};
+
+}  // namespace
+
+std::string DotStuff(const std::string& content) {
+  std::string out;
+  out.reserve(content.size() + content.size() / 64 + 8);
+  bool line_start = true;
+  for (char c : content) {
+    if (line_start && c == '.') out += '.';
+    out += c;
+    line_start = c == '\n';
+  }
+  if (!out.empty() && !out.ends_with("\r\n")) out += "\r\n";
+  out += ".\r\n";
+  return out;
+}
+
+asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& req) {
+  ClientResult res;
+  const auto& t = req.timeouts;
+  const std::string peer = fmt::format("{}[{}]:{}", req.mx_host, req.ip, req.port);
+  auto host_fail = [&](std::string status, std::string reason) {
+    res.host_failed = true;
+    res.status = std::move(status);
+    res.reason = std::move(reason);
+    return res;
+  };
+
+  std::error_code ec;
+  const auto address = asio::ip::make_address(req.ip, ec);
+  if (ec) co_return host_fail("4.4.1", "bad address " + req.ip);
+  Connection conn(tcp::socket(co_await asio::this_coro::executor));
+  conn.socket.open(address.is_v6() ? tcp::v6() : tcp::v4(), ec);
+  if (ec) co_return host_fail("4.4.1", fmt::format("connect to {}: {}", peer, ec.message()));
+  conn.deadline.Arm(t.connect);
+  std::tie(ec) = co_await conn.socket.async_connect(tcp::endpoint(address, req.port), kUseTuple);
+  conn.deadline.Disarm();
+  if (conn.deadline.expired()) ec = asio::error::timed_out;
+  if (ec) co_return host_fail("4.4.1", fmt::format("connect to {}: {}", peer, ec.message()));
+
+  ReplyReader reader(conn);
+  // Sends one command line and reads the reply. Arguments are views or named strings: GCC 12
+  // destroys temporaries that live across a co_await twice.
+  auto command =
+      [&](std::string_view line,
+          std::chrono::seconds timeout) -> asio::awaitable<tl::expected<Reply, std::string>> {
+    const std::string wire = std::string(line) + "\r\n";
+    if (auto wec = co_await conn.Write(wire, t.command)) {
+      co_return tl::unexpected(wec.message());
+    }
+    co_return co_await reader.Read(timeout);
+  };
+  auto quit = [&]() -> asio::awaitable<void> {
+    (void)co_await command("QUIT", std::chrono::seconds(10));
+    co_await conn.Close();
+  };
+
+  auto greeting = co_await reader.Read(t.greeting);
+  if (!greeting)
+    co_return host_fail(
+        "4.4.2", fmt::format("{} while reading the greeting from {}", greeting.error(), peer));
+  if (!greeting->Positive()) {
+    co_await quit();
+    co_return host_fail("4.4.2",
+                        fmt::format("host {} refused to talk to me: {}", peer, greeting->Text()));
+  }
+  const std::string ehlo_line = "EHLO " + req.helo_name;
+  auto ehlo = co_await command(ehlo_line, t.command);
+  if (!ehlo) co_return host_fail("4.4.2", fmt::format("{} after EHLO to {}", ehlo.error(), peer));
+  if (!ehlo->Positive()) {
+    co_await quit();
+    co_return host_fail("4.4.2",
+                        fmt::format("host {} said: {} (in reply to EHLO)", peer, ehlo->Text()));
+  }
+
+  const bool tls_required = req.tls == TlsRequirement::kEncrypt || req.tls == TlsRequirement::kDane;
+  if (!req.plaintext_only && ehlo->HasExtension("STARTTLS")) {
+    auto starttls = co_await command("STARTTLS", t.command);
+    if (!starttls)
+      co_return host_fail("4.4.2", fmt::format("{} after STARTTLS to {}", starttls.error(), peer));
+    if (starttls->code != 220) {
+      if (tls_required) {
+        co_await quit();
+        co_return host_fail("4.7.5",
+                            fmt::format("STARTTLS refused by {}: {}", peer, starttls->Text()));
+      }
+    } else {
+      const tls::DaneSetup* dane = req.dane ? &*req.dane : nullptr;
+      std::string prepare_error;
+      const std::error_code hs = co_await conn.StartTls(
+          *req.tls_context, asio::ssl::stream_base::client, t.command, [&](ssl_st* ssl) {
+            auto ok = tls::PrepareClient(ssl, req.mx_host, dane);
+            if (!ok) prepare_error = ok.error();
+          });
+      if (!prepare_error.empty() && dane) {
+        co_await conn.Close();
+        co_return host_fail("4.7.5", fmt::format("DANE setup for {}: {}", peer, prepare_error));
+      }
+      if (hs) {
+        co_await conn.Close();
+        res.retry_plaintext = !tls_required;
+        co_return host_fail("4.7.5",
+                            fmt::format("TLS handshake with {} failed: {}", peer, hs.message()));
+      }
+      res.tls_used = true;
+      res.verdict = tls::GetVerdict(conn.tls->native_handle(), dane != nullptr);
+      spdlog::info("{} TLS connection established to {}: {}", tls::ToString(res.verdict->kind),
+                   peer, res.verdict->protocol);
+      if (req.tls == TlsRequirement::kDane && res.verdict->kind != tls::Verdict::Kind::kVerified) {
+        co_await quit();
+        co_return host_fail("4.7.5", fmt::format("Server certificate not verified ({}): {}",
+                                                 res.verdict->reason, peer));
+      }
+      reader.Reset();
+      ehlo = co_await command(ehlo_line, t.command);
+      if (!ehlo)
+        co_return host_fail("4.4.2", fmt::format("{} after EHLO to {}", ehlo.error(), peer));
+      if (!ehlo->Positive()) {
+        co_await quit();
+        co_return host_fail("4.4.2",
+                            fmt::format("host {} said: {} (in reply to EHLO)", peer, ehlo->Text()));
+      }
+    }
+  } else if (tls_required) {
+    co_await quit();
+    co_return host_fail("4.7.5",
+                        fmt::format("TLS is required, but {} does not offer STARTTLS", peer));
+  }
+
+  // The transaction. MAIL, RCPT and DATA go in one write when the server pipelines.
+  const queue::MessageInfo& m = *req.message;
+  const bool dsn = ehlo->HasExtension("DSN");
+  res.remote_dsn = dsn;
+  std::string mail = fmt::format("MAIL FROM:<{}>", m.sender);
+  if (ehlo->HasExtension("SIZE")) mail += fmt::format(" SIZE={}", req.content->size());
+  if (m.body_8bitmime && ehlo->HasExtension("8BITMIME")) mail += " BODY=8BITMIME";
+  if (m.smtputf8 && ehlo->HasExtension("SMTPUTF8")) mail += " SMTPUTF8";
+  if (dsn && m.dsn_ret != queue::DsnRet::kUnspecified)
+    mail += " RET=" + std::string(queue::ToString(m.dsn_ret));
+  if (dsn && !m.dsn_envid.empty()) mail += " ENVID=" + Xtext(m.dsn_envid);
+  mail += "\r\n";
+  std::vector<std::string> rcpts;
+  for (const auto& r : m.recipients) {
+    std::string line = fmt::format("RCPT TO:<{}>", r.address);
+    if (dsn && r.notify) line += " NOTIFY=" + queue::NotifyToString(r.notify);
+    if (dsn && !r.orcpt.empty()) {
+      const auto semi = r.orcpt.find(';');
+      line += " ORCPT=" + r.orcpt.substr(0, semi + 1) + Xtext(r.orcpt.substr(semi + 1));
+    }
+    rcpts.push_back(line + "\r\n");
+  }
+  const bool pipelining = ehlo->HasExtension("PIPELINING");
+
+  res.recipients.assign(m.recipients.size(), {});
+  auto all = [&](const Reply& r) {
+    for (auto& rc : res.recipients) rc = {StateOf(r), DefaultStatus(r), r.Text()};
+  };
+  auto lost = [&](const std::string& why, const char* stage) {
+    const std::string text = fmt::format("{} with {} {}", why, peer, stage);
+    for (auto& rc : res.recipients) rc = {queue::RecipientState::kDeferred, "4.4.2", text};
+    return res;
+  };
+
+  if (pipelining) {
+    std::string batch = mail;
+    for (const auto& r : rcpts) batch += r;
+    batch += "DATA\r\n";
+    if (auto wec = co_await conn.Write(batch, t.command))
+      co_return lost(wec.message(), "while sending MAIL");
+  } else if (auto wec = co_await conn.Write(mail, t.command)) {
+    co_return lost(wec.message(), "while sending MAIL");
+  }
+  auto mail_reply = co_await reader.Read(t.command);
+  if (!mail_reply) co_return lost(mail_reply.error(), "after MAIL");
+  int accepted = 0;
+  std::vector<std::optional<Reply>> rcpt_replies(rcpts.size());
+  for (size_t i = 0; i < rcpts.size(); ++i) {
+    if (!pipelining) {
+      if (!mail_reply->Positive()) break;
+      if (auto wec = co_await conn.Write(rcpts[i], t.command))
+        co_return lost(wec.message(), "while sending RCPT");
+    }
+    auto r = co_await reader.Read(t.command);
+    if (!r) co_return lost(r.error(), "after RCPT");
+    if (r->Positive()) ++accepted;
+    rcpt_replies[i] = std::move(*r);
+  }
+  if (!mail_reply->Positive()) {
+    all(*mail_reply);
+    if (pipelining) (void)co_await reader.Read(t.data_init);  // the DATA reply, a refusal
+    co_await quit();
+    co_return res;
+  }
+  for (size_t i = 0; i < rcpts.size(); ++i) {
+    const Reply& r = *rcpt_replies[i];
+    res.recipients[i] = {StateOf(r), DefaultStatus(r), r.Text()};
+  }
+  if (!pipelining && accepted > 0) {
+    if (auto wec = co_await conn.Write("DATA\r\n", t.command))
+      co_return lost(wec.message(), "while sending DATA");
+  }
+  if (pipelining || accepted > 0) {
+    auto data = co_await reader.Read(t.data_init);
+    if (!data) co_return lost(data.error(), "after DATA");
+    if (accepted > 0 && data->code == 354) {
+      const std::string stuffed = DotStuff(*req.content);
+      if (auto wec = co_await conn.Write(stuffed, t.data_block))
+        co_return lost(wec.message(), "while sending message body");
+      auto done = co_await reader.Read(t.data_done);
+      if (!done) co_return lost(done.error(), "after end of data");
+      for (size_t i = 0; i < rcpts.size(); ++i) {
+        if (rcpt_replies[i]->Positive())
+          res.recipients[i] = {StateOf(*done), DefaultStatus(*done), done->Text()};
+      }
+    } else if (accepted > 0) {
+      for (size_t i = 0; i < rcpts.size(); ++i) {
+        if (rcpt_replies[i]->Positive())
+          res.recipients[i] = {StateOf(*data), DefaultStatus(*data), data->Text()};
+      }
+    }
+  }
+  co_await quit();
+  co_return res;
+}
+
+}  // namespace danerelay::relay

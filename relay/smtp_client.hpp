@@ -1,0 +1,64 @@
+#pragma once
+// The SMTP client side of one delivery: one connection to one MX address, EHLO, STARTTLS (as
+// the DANE policy requires), MAIL/RCPT/DATA pipelined when offered, QUIT.
+//
+// It reports what happened and does not decide what it means for the queue, except for the
+// per-recipient replies the server gave: the delivery agent maps host failures onto the policy.
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <asio/awaitable.hpp>
+
+#include "queue/message.hpp"
+#include "relay/dane_policy.hpp"
+#include "relay/options.hpp"
+#include "tls/client.hpp"
+
+namespace asio::ssl {
+class context;
+}
+
+namespace danerelay::relay {
+
+struct ClientRequest {
+  std::string ip;
+  std::uint16_t port = 25;
+  std::string mx_host;    // for logs and the SNI when not under DANE
+  std::string helo_name;  // our host name
+  TlsRequirement tls = TlsRequirement::kMay;
+  std::optional<tls::DaneSetup> dane;  // with TlsRequirement::kDane
+  std::shared_ptr<asio::ssl::context> tls_context;
+  bool plaintext_only = false;                  // the retry after a failed opportunistic handshake
+  const queue::MessageInfo* message = nullptr;  // envelope and the recipients to deliver
+  const std::string* content = nullptr;
+  ClientTimeouts timeouts;
+};
+
+struct ClientResult {
+  // The host as a whole failed before any recipient got an answer (connect, greeting, STARTTLS,
+  // handshake, DANE): the agent tries the next address or MX.
+  bool host_failed = false;
+  std::string status;  // for a host failure: "4.4.1", "4.7.5", ...
+  std::string reason;  // for a host failure: in plain words, with the server's reply if any
+  bool retry_plaintext = false;  // opportunistic TLS handshake failed: try once in plain text
+  bool tls_used = false;
+  std::optional<tls::Verdict> verdict;
+  bool remote_dsn = false;  // the server offered DSN
+  // With !host_failed: one entry per recipient of the request, in order.
+  struct Rcpt {
+    queue::RecipientState state = queue::RecipientState::kDeferred;
+    std::string status;
+    std::string reply;
+  };
+  std::vector<Rcpt> recipients;
+};
+
+asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& request);
+
+// RFC 5321 §4.5.2: a leading "." on a line is doubled, and the data ends with CRLF "." CRLF.
+std::string DotStuff(const std::string& content);
+
+}  // namespace danerelay::relay
