@@ -40,9 +40,10 @@ int main(int argc, char** argv) {
   auto* queue_cmd = app.add_subcommand("queue", "inspect the mail queue");
   queue_cmd->require_subcommand(1);
 
-  bool list_json = false;
+  bool list_json = false, list_all = false;
   auto* list = queue_cmd->add_subcommand("list", "list queued messages, like mailq");
   list->add_flag("--json", list_json, "one JSON object per message per line");
+  list->add_flag("--all", list_all, "include completed messages (all recipients final)");
 
   std::string show_id;
   bool show_json = false, show_raw = false;
@@ -56,7 +57,7 @@ int main(int argc, char** argv) {
 
   if (list->parsed()) {
     return WithQueue(config_path, [&](queue::Store& store) {
-      auto messages = store.ListMessages();
+      auto messages = store.ListMessages(list_all);
       if (!messages) {
         std::cerr << "danerelay: " << messages.error().message << "\n";
         return kExitFailure;
@@ -70,8 +71,10 @@ int main(int argc, char** argv) {
     return WithQueue(config_path, [&](queue::Store& store) {
       auto info = store.GetMessage(show_id);
       auto content = store.GetContent(show_id);
-      if (!info || !content) {
-        std::cerr << "danerelay: " << (!info ? info.error() : content.error()).message << "\n";
+      auto attempts = store.GetAttempts(show_id);
+      if (!info || !content || !attempts) {
+        const auto& e = !info ? info.error() : !content ? content.error() : attempts.error();
+        std::cerr << "danerelay: " << e.message << "\n";
         return kExitFailure;
       }
       if (!*info || !*content) {
@@ -81,9 +84,9 @@ int main(int argc, char** argv) {
       if (show_raw) {
         std::cout.write((*content)->data(), static_cast<std::streamsize>((*content)->size()));
       } else if (show_json) {
-        tools::PrintMessageJson(std::cout, **info, **content);
+        tools::PrintMessageJson(std::cout, **info, **content, *attempts);
       } else {
-        tools::PrintMessage(std::cout, **info, **content);
+        tools::PrintMessage(std::cout, **info, **content, *attempts);
       }
       return 0;
     });

@@ -111,7 +111,8 @@ void PrintQueueJson(std::ostream& out, const std::vector<queue::MessageInfo>& me
   }
 }
 
-void PrintMessage(std::ostream& out, const queue::MessageInfo& m, const std::string& content) {
+void PrintMessage(std::ostream& out, const queue::MessageInfo& m, const std::string& content,
+                  const std::vector<queue::AttemptRecord>& attempts) {
   out << fmt::format("Queue ID:   {}\n", m.id);
   out << fmt::format("Arrival:    {}\n", Iso8601(m.arrival));
   out << fmt::format("Sender:     <{}>\n", m.sender);
@@ -134,14 +135,42 @@ void PrintMessage(std::ostream& out, const queue::MessageInfo& m, const std::str
     out << "\n";
     if (!r.last_reply.empty()) out << fmt::format("    last: {} {}\n", r.last_status, r.last_reply);
   }
+  if (!attempts.empty()) out << "Attempts:\n";
+  for (const auto& a : attempts) {
+    const std::string rcpt =
+        a.recipient_index >= 0 && static_cast<size_t>(a.recipient_index) < m.recipients.size()
+            ? m.recipients[static_cast<size_t>(a.recipient_index)].address
+            : "?";
+    out << fmt::format("  {} <{}> via {}[{}]: {} {}\n", Iso8601(a.time), rcpt, a.mx_host,
+                       a.ip.empty() ? "-" : a.ip, a.status, a.reply);
+    out << fmt::format("      DNSSEC: MX {}, address {}, TLSA {}; TLS: {}{}\n", a.dnssec_mx,
+                       a.dnssec_address, a.dnssec_tlsa.empty() ? "not looked up" : a.dnssec_tlsa,
+                       a.tls_verdict, a.tlsa_record.empty() ? "" : ", matched " + a.tlsa_record);
+  }
   out << "Headers:\n";
   for (const auto& [name, value] : ParseHeaders(content)) {
     out << fmt::format("  {}: {}\n", name, value);
   }
 }
 
-void PrintMessageJson(std::ostream& out, const queue::MessageInfo& m, const std::string& content) {
+void PrintMessageJson(std::ostream& out, const queue::MessageInfo& m, const std::string& content,
+                      const std::vector<queue::AttemptRecord>& attempts) {
   nlohmann::json j = ToJson(m);
+  nlohmann::json history = nlohmann::json::array();
+  for (const auto& a : attempts) {
+    history.push_back({{"recipient_index", a.recipient_index},
+                       {"time", Iso8601(a.time)},
+                       {"mx_host", a.mx_host},
+                       {"ip", a.ip},
+                       {"dnssec_mx", a.dnssec_mx},
+                       {"dnssec_address", a.dnssec_address},
+                       {"dnssec_tlsa", a.dnssec_tlsa},
+                       {"tls_verdict", a.tls_verdict},
+                       {"tlsa_record", a.tlsa_record},
+                       {"reply", a.reply},
+                       {"status", a.status}});
+  }
+  j["attempts"] = std::move(history);
   nlohmann::json headers = nlohmann::json::array();
   for (auto& [name, value] : ParseHeaders(content)) {
     // Header bytes are not always UTF-8; replace what JSON cannot carry rather than fail.

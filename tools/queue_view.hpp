@@ -11,9 +11,12 @@ namespace danerelay::tools {
 
 void PrintQueueTable(std::ostream& out, const std::vector<queue::MessageInfo>& messages);
 void PrintQueueJson(std::ostream& out, const std::vector<queue::MessageInfo>& messages);
-void PrintMessage(std::ostream& out, const queue::MessageInfo& message, const std::string& content);
+// With the attempt history: one entry per recipient per host tried.
+void PrintMessage(std::ostream& out, const queue::MessageInfo& message, const std::string& content,
+                  const std::vector<queue::AttemptRecord>& attempts);
 void PrintMessageJson(std::ostream& out, const queue::MessageInfo& message,
-                      const std::string& content);
+                      const std::string& content,
+                      const std::vector<queue::AttemptRecord>& attempts);
 
 // The header section of a message (up to the first empty line), one entry per field with its
 // continuation lines unfolded into it.

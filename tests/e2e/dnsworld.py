@@ -1,8 +1,9 @@
 """A local DNSSEC world for end-to-end tests, built at test time on loopback.
 
-A signed root zone ".", a signed "test." below it, and child zones below "test." that are each
-signed (with a DS in "test."), unsigned (no DS: insecure) or bogus (a DS in "test.", but
-signatures that expired years ago). NSD serves all of them on 127.0.0.53 at a free port;
+A signed root zone ".", a signed "example." below it, and child zones below "example." that are
+each signed (with a DS in "example."), unsigned (no DS: insecure) or bogus (a DS in "example.",
+but signatures that expired years ago). Not "test.": libunbound answers NXDOMAIN for it by
+default (RFC 6761 special-use names). NSD serves all of them on 127.0.0.53 at a free port;
 libunbound is pointed at it as a forwarder and given the root's DNSKEY as trust anchor, so
 validation runs in-process exactly as it would against the real root.
 """
@@ -22,7 +23,7 @@ def run(*args, cwd=None):
 class Zone:
     def __init__(self, origin, kind="signed"):
         assert kind in ("signed", "unsigned", "bogus")
-        self.origin = origin  # "example.test."
+        self.origin = origin  # "example.example."
         self.kind = kind
         self.records = []
 
@@ -56,7 +57,7 @@ class DnsWorld:
         name = "root" if origin == "." else origin.rstrip(".")
         path = os.path.join(self.dir, f"{name}.zone")
         soa = (f"$ORIGIN {origin}\n$TTL 300\n"
-               f"@ SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n@ NS ns.test.\n")
+               f"@ SOA ns.example. hostmaster.example. 1 3600 600 86400 300\n@ NS ns.example.\n")
         with open(path, "w") as f:
             f.write(soa + body)
         if kind == "unsigned":
@@ -74,19 +75,19 @@ class DnsWorld:
         return path + ".signed", (ds, dnskey)
 
     def start(self):
-        # Children first, so that their DS records can go into "test.", then "test." into ".".
+        # Children first, so that their DS records can go into "example.", then "example." into ".".
         files = {}
         test_body = f"ns A {NSD_ADDRESS}\n"
         for origin, z in self.zones.items():
             body = "".join(r + "\n" for r in z.records)
             path, keys = self._write_and_sign(origin, body, z.kind)
             files[origin] = path
-            label = origin[: -len(".test.")]
-            test_body += f"{label} NS ns.test.\n"
+            label = origin[: -len(".example.")]
+            test_body += f"{label} NS ns.example.\n"
             if keys and z.kind != "unsigned":
                 test_body += keys[0] + "\n"  # the DS (absolute owner name)
-        files["test."], test_keys = self._write_and_sign("test.", test_body, "signed")
-        root_body = f"test. NS ns.test.\nns.test. A {NSD_ADDRESS}\n{test_keys[0]}\n"
+        files["example."], test_keys = self._write_and_sign("example.", test_body, "signed")
+        root_body = f"example. NS ns.example.\nns.example. A {NSD_ADDRESS}\n{test_keys[0]}\n"
         files["."], root_keys = self._write_and_sign(".", root_body, "signed")
         with open(self.trust_anchor, "w") as f:
             f.write(root_keys[1] + "\n")
@@ -111,8 +112,9 @@ remote-control:
 """)
             for origin, path in files.items():
                 f.write(f'zone:\n  name: "{origin}"\n  zonefile: "{path}"\n')
-        self.proc = subprocess.Popen(["nsd", "-d", "-c", conf], stdout=subprocess.DEVNULL,
-                                     stderr=open(os.path.join(self.dir, "nsd.stderr"), "wb"))
+        with open(os.path.join(self.dir, "nsd.stderr"), "wb") as err:
+            self.proc = subprocess.Popen(["nsd", "-d", "-c", conf], stdout=subprocess.DEVNULL,
+                                         stderr=err)
         self._wait_udp()
         return self
 
@@ -123,7 +125,7 @@ remote-control:
                 raise RuntimeError("nsd exited: " + open(os.path.join(self.dir, "nsd.stderr")).read()
                                    + open(os.path.join(self.dir, "nsd.log")).read())
             r = subprocess.run(["dig", "+short", "+time=1", "+tries=1", "-p", str(self.port),
-                                f"@{NSD_ADDRESS}", "test.", "SOA"], capture_output=True)
+                                f"@{NSD_ADDRESS}", "example.", "SOA"], capture_output=True)
             if r.returncode == 0 and r.stdout.strip():
                 return
             time.sleep(0.1)

@@ -1,0 +1,122 @@
+"""Receiving MX servers for end-to-end tests: aiosmtpd on 127.0.0.x, with or without STARTTLS,
+recording every message they accept (and whether it came over TLS)."""
+import os
+import socket
+import ssl
+import subprocess
+import threading
+
+from aiosmtpd.controller import Controller
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+
+def self_signed(directory, name):
+    key, crt = os.path.join(directory, f"{name}.key"), os.path.join(directory, f"{name}.crt")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-days", "2", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
+            "-keyout", key, "-out", crt)
+    return crt, key
+
+
+def private_ca(directory):
+    key, crt = os.path.join(directory, "ca.key"), os.path.join(directory, "ca.crt")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-days", "2", "-subj", "/CN=danerelay test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-keyout", key, "-out", crt)
+    return crt, key
+
+
+def signed_by(directory, name, ca_crt, ca_key):
+    """A leaf for `name` issued by the CA; the chain file holds leaf, then CA."""
+    key, csr = os.path.join(directory, f"{name}.key"), os.path.join(directory, f"{name}.csr")
+    crt, chain = os.path.join(directory, f"{name}.crt"), os.path.join(directory, f"{name}.chain")
+    ext = os.path.join(directory, f"{name}.ext")
+    with open(ext, "w") as f:
+        f.write(f"subjectAltName=DNS:{name}\n")
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-subj", f"/CN={name}", "-keyout", key, "-out", csr)
+    openssl("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
+            "-days", "2", "-extfile", ext, "-out", crt)
+    with open(chain, "w") as out, open(crt) as leaf, open(ca_crt) as ca:
+        out.write(leaf.read() + ca.read())
+    return chain, key
+
+
+def _sha256_hex(data):
+    import hashlib
+    return hashlib.sha256(data).hexdigest().upper()
+
+
+def _der(args, input_bytes=None):
+    return subprocess.run(["openssl", *args], check=True, capture_output=True, input=input_bytes,
+                          timeout=60).stdout
+
+
+def tlsa_3_1_1(crt):
+    """DANE-EE, SPKI, SHA-256."""
+    pub = _der(["x509", "-in", crt, "-pubkey", "-noout"])
+    return "3 1 1 " + _sha256_hex(_der(["pkey", "-pubin", "-outform", "DER"], pub))
+
+
+def tlsa_2_0_1(ca_crt):
+    """DANE-TA, full certificate, SHA-256."""
+    return "2 0 1 " + _sha256_hex(_der(["x509", "-in", ca_crt, "-outform", "DER"]))
+
+
+class Recorder:
+    def __init__(self):
+        self.messages = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
+                                  "content": envelope.content, "tls": session.ssl is not None})
+        return "250 2.0.0 Ok: stored"
+
+
+class MxServer:
+    def __init__(self, ip, port, cert=None, key=None):
+        self.ip, self.port = ip, port
+        self.recorder = Recorder()
+        kwargs = {}
+        if cert:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(cert, key)
+            kwargs["tls_context"] = ctx
+        self.controller = Controller(self.recorder, hostname=ip, port=port,
+                                     server_hostname=f"mx-{ip}", ready_timeout=10, **kwargs)
+
+    def start(self):
+        self.controller.start()
+        return self
+
+    def stop(self):
+        self.controller.stop()
+
+    def received_for(self, rcpt):
+        with self.recorder.lock:
+            return [m for m in self.recorder.messages if rcpt in m["to"]]
+
+
+def free_port_on(ips):
+    """A port free on every address in `ips`."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind((ips[0], 0))
+            port = s.getsockname()[1]
+        ok = True
+        for ip in ips[1:]:
+            with socket.socket() as s:
+                try:
+                    s.bind((ip, port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return port
+    raise RuntimeError("no common free port")
