@@ -12,6 +12,7 @@
 
 #include "dns/resolver.hpp"
 #include "relay/connection.hpp"
+#include "relay/next_hop.hpp"
 #include "relay/store_bridge.hpp"
 
 namespace danerelay::relay {
@@ -28,14 +29,6 @@ std::string DomainOf(const std::string& address) {
   const auto at = address.rfind('@');
   return Lower(at == std::string::npos ? "" : address.substr(at + 1));
 }
-
-// An MX host to try, with what DNS said about the MX RRset that named it.
-struct Host {
-  std::string name;
-  std::uint16_t port;
-  dns::DnssecState mx_dnssec;
-  bool ip_literal = false;
-};
 
 // What one domain's recipients get from one pass over its MX hosts.
 struct DomainOutcome {
@@ -191,90 +184,22 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     };
 
     // The next hops: a static route, or the MX RRset (RFC 5321 §5.1).
-    std::vector<Host> hosts;
-    if (auto it = options.routes.find(domain); it != options.routes.end()) {
-      auto route = ParseRoute(it->second);
-      const std::uint16_t port = route && route->port ? route->port : options.port;
-      // A configured next hop is as trustworthy as an MX record from a signed zone.
-      if (route) hosts.push_back({route->host, port, dns::DnssecState::kSecure, route->ip_literal});
-    } else {
-      const dns::MxAnswer mx = co_await resolver.LookupMx(domain);
-      if (mx.rcode == dns::Rcode::kNxDomain) {
-        // RFC 3463: 5.1.2 bad destination system address.
-        finish(RecipientState::kFailed, "5.1.2",
-               fmt::format("Host or domain name not found. Name service error for name={} type=MX: "
-                           "Host not found",
-                           domain),
-               "");
-        co_return out;
-      }
-      if (mx.rcode == dns::Rcode::kFailed) {
-        finish(RecipientState::kDeferred, "4.4.3",
-               fmt::format("Host or domain name lookup failed for name={} type=MX: {} ({})", domain,
-                           mx.why, dns::ToString(mx.dnssec)),
-               "");
-        co_return out;
-      }
-      if (mx.rcode == dns::Rcode::kNoData) {
-        hosts.push_back({domain, options.port, mx.dnssec});  // the implicit MX
-      } else {
-        std::vector<dns::MxRecord> records = mx.records;
-        const bool null_mx = std::any_of(records.begin(), records.end(),
-                                         [](const auto& r) { return r.host.empty(); });
-        if (null_mx) {  // RFC 7505 §3
-          finish(RecipientState::kFailed, "5.1.10",
-                 fmt::format("Domain {} does not accept mail (null MX)", domain), "");
-          co_return out;
-        }
-        std::shuffle(records.begin(), records.end(), rng);  // equal preferences in random order
-        std::stable_sort(records.begin(), records.end(),
-                         [](const auto& a, const auto& b) { return a.preference < b.preference; });
-        for (const auto& r : records) hosts.push_back({r.host, options.port, mx.dnssec});
-      }
+    const NextHops hops = co_await FindNextHops(resolver, domain, options, rng);
+    if (hops.hosts.empty()) {
+      finish(hops.permanent ? RecipientState::kFailed : RecipientState::kDeferred, hops.status,
+             hops.reason, "");
+      co_return out;
     }
 
     std::string last_status = "4.4.3", last_reason = "no MX host could be used";
-    for (const Host& host : hosts) {
-      HostDnsFacts facts;
-      facts.mx = host.mx_dnssec;
-      std::vector<std::string> addresses;
-      std::string canonical = host.name;
-      if (host.ip_literal) {
-        addresses.push_back(host.name);
-        facts.address = dns::DnssecState::kInsecure;
-      } else {
-        const auto a4 = co_await resolver.LookupAddresses(host.name, false);
-        const auto a6 = co_await resolver.LookupAddresses(host.name, true);
-        facts.address_failed = a4.rcode == dns::Rcode::kFailed || a6.rcode == dns::Rcode::kFailed;
-        const bool secure =
-            a4.dnssec == dns::DnssecState::kSecure && a6.dnssec == dns::DnssecState::kSecure;
-        facts.address = facts.address_failed
-                            ? (a4.rcode == dns::Rcode::kFailed ? a4.dnssec : a6.dnssec)
-                        : secure ? dns::DnssecState::kSecure
-                                 : dns::DnssecState::kInsecure;
-        addresses = a4.addresses;  // IPv4 first, then IPv6
-        addresses.insert(addresses.end(), a6.addresses.begin(), a6.addresses.end());
-        if (a4.rcode == dns::Rcode::kNoError) canonical = a4.canonical_name;
-        if (!facts.address_failed && addresses.empty()) {
-          last_status = "4.4.4";
-          last_reason = fmt::format("no address for MX host {}", host.name);
-          RecordHost(m, host, facts, "", "", last_reason, last_status, "", out);
-          continue;
-        }
-        // RFC 7672 §2.2: TLSA only below secure MX and address records; the CNAME-expanded
-        // name first, then the original name.
-        if (!facts.address_failed && facts.mx == dns::DnssecState::kSecure && secure) {
-          std::vector<std::string> bases = {Lower(canonical)};
-          if (Lower(canonical) != Lower(host.name)) bases.push_back(Lower(host.name));
-          for (const auto& base : bases) {
-            const std::string tlsa_name = fmt::format("_{}._tcp.{}", host.port, base);
-            facts.tlsa = co_await resolver.LookupTlsa(tlsa_name);
-            canonical = base;
-            const bool none = facts.tlsa->rcode == dns::Rcode::kNoData ||
-                              facts.tlsa->rcode == dns::Rcode::kNxDomain;
-            if (!none || facts.tlsa->dnssec != dns::DnssecState::kSecure) break;
-          }
-        }
+    for (const NextHop& host : hops.hosts) {
+      const HostPlan plan = co_await ResolveHost(resolver, host);
+      const HostDnsFacts& facts = plan.facts;
+      if (plan.no_address) {
+        last_status = "4.4.4";
+        last_reason = fmt::format("no address for MX host {}", host.name);
+        RecordHost(m, host, facts, "", "", last_reason, last_status, "", out);
+        continue;
       }
       const PolicyDecision decision = Decide(mode, facts);
       if (decision.defer) {
@@ -291,18 +216,13 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       req.helo_name = helo_name;
       req.tls = decision.tls;
       if (decision.tls == TlsRequirement::kDane) {
-        tls::DaneSetup dane;
-        dane.base_domain = canonical;
-        if (Lower(host.name) != canonical) dane.extra_names.push_back(host.name);
-        dane.extra_names.push_back(domain);
-        dane.records = decision.usable;
-        req.dane = std::move(dane);
+        req.dane = MakeDaneSetup(plan, host, domain, decision);
       }
       req.tls_context = tls_context;
       req.message = &m;
       req.content = &content;
       req.timeouts = options.timeouts;
-      for (const auto& ip : addresses) {
+      for (const auto& ip : plan.addresses) {
         req.ip = ip;
         req.plaintext_only = false;
         ClientResult r = co_await DeliverOverSmtp(req);
@@ -343,7 +263,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     co_return out;
   }
 
-  static queue::AttemptRecord Attempt(int index, const Host& host, const HostDnsFacts& facts,
+  static queue::AttemptRecord Attempt(int index, const NextHop& host, const HostDnsFacts& facts,
                                       const std::string& ip, const std::string& verdict,
                                       const std::string& matched, const std::string& reply,
                                       const std::string& status) {
@@ -362,10 +282,11 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     return a;
   }
 
-  static void RecordHost(const queue::MessageInfo& m, const Host& host, const HostDnsFacts& facts,
-                         const std::string& ip, const std::string& verdict,
-                         const std::string& reason, const std::string& status,
-                         const std::string& matched, DomainOutcome& out) {
+  static void RecordHost(const queue::MessageInfo& m, const NextHop& host,
+                         const HostDnsFacts& facts, const std::string& ip,
+                         const std::string& verdict, const std::string& reason,
+                         const std::string& status, const std::string& matched,
+                         DomainOutcome& out) {
     for (const auto& r : m.recipients) {
       out.attempts.push_back(Attempt(r.index, host, facts, ip, verdict.empty() ? "none" : verdict,
                                      matched, reason, status));

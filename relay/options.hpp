@@ -51,8 +51,8 @@ struct ClientTimeouts {
 };
 
 struct DeliveryOptions {
-  bool enabled = true;  // false: accept and queue mail, deliver nothing (maintenance, tests)
-  std::uint16_t port = 25;                     // [delivery] port
+  bool enabled = true;      // false: accept and queue mail, deliver nothing (maintenance, tests)
+  std::uint16_t port = 25;  // [delivery] port
   std::uint32_t max_parallel = 20;             // messages in delivery at once
   std::chrono::seconds retry_delay{300};       // [retry] min_backoff, fixed for now
   std::chrono::seconds keep_completed{86400};  // [queue] keep_completed
