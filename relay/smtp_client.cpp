@@ -134,7 +134,8 @@ asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& req) {
   }
 
   const bool tls_required = req.tls == TlsRequirement::kEncrypt || req.tls == TlsRequirement::kDane;
-  if (!req.plaintext_only && ehlo->HasExtension("STARTTLS")) {
+  res.starttls_offered = ehlo->HasExtension("STARTTLS");
+  if (!req.plaintext_only && res.starttls_offered) {
     auto starttls = co_await command("STARTTLS", t.command);
     if (!starttls)
       co_return host_fail("4.4.2", fmt::format("{} after STARTTLS to {}", starttls.error(), peer));
@@ -185,6 +186,11 @@ asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& req) {
     co_await quit();
     co_return host_fail("4.7.5",
                         fmt::format("TLS is required, but {} does not offer STARTTLS", peer));
+  }
+
+  if (!req.message) {  // a probe: the TLS facts are all we wanted
+    co_await quit();
+    co_return res;
   }
 
   // The transaction. MAIL, RCPT and DATA go in one write when the server pipelines.

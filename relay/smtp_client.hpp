@@ -31,8 +31,10 @@ struct ClientRequest {
   TlsRequirement tls = TlsRequirement::kMay;
   std::optional<tls::DaneSetup> dane;  // with TlsRequirement::kDane
   std::shared_ptr<asio::ssl::context> tls_context;
-  bool plaintext_only = false;                  // the retry after a failed opportunistic handshake
-  const queue::MessageInfo* message = nullptr;  // envelope and the recipients to deliver
+  bool plaintext_only = false;  // the retry after a failed opportunistic handshake
+  // Envelope and recipients to deliver; nullptr probes: QUIT right after the TLS step
+  // (dane-check).
+  const queue::MessageInfo* message = nullptr;
   const std::string* content = nullptr;
   ClientTimeouts timeouts;
 };
@@ -44,6 +46,7 @@ struct ClientResult {
   std::string status;  // for a host failure: "4.4.1", "4.7.5", ...
   std::string reason;  // for a host failure: in plain words, with the server's reply if any
   bool retry_plaintext = false;  // opportunistic TLS handshake failed: try once in plain text
+  bool starttls_offered = false;
   bool tls_used = false;
   std::optional<tls::Verdict> verdict;
   bool remote_dsn = false;  // the server offered DSN

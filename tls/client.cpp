@@ -1,6 +1,7 @@
 #include "tls/client.hpp"
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
@@ -89,9 +90,53 @@ std::string_view ToString(Verdict::Kind kind) {
   return "Unknown";
 }
 
+namespace {
+
+std::string Hex(const unsigned char* md, unsigned int len) {
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) out += fmt::format("{:02X}", md[i]);
+  return out;
+}
+
+std::string Name(const X509_NAME* name) {
+  char buf[512];
+  X509_NAME_oneline(name, buf, sizeof buf);
+  return buf;
+}
+
+std::vector<CertInfo> PeerChain(ssl_st* ssl) {
+  std::vector<CertInfo> out;
+  STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl);
+  if (!chain) return out;
+  for (int i = 0; i < sk_X509_num(chain); ++i) {
+    X509* cert = sk_X509_value(chain, i);
+    CertInfo info;
+    info.depth = i;
+    info.subject = Name(X509_get_subject_name(cert));
+    info.issuer = Name(X509_get_issuer_name(cert));
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    // The whole SubjectPublicKeyInfo in DER, as TLSA selector 1 hashes it (not
+    // X509_pubkey_digest, which covers only the key bits).
+    unsigned char* der = nullptr;
+    const int der_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+    if (der_len > 0 && EVP_Digest(der, static_cast<size_t>(der_len), md, &len, EVP_sha256(),
+                                  nullptr) == 1) {
+      info.spki_sha256 = Hex(md, len);
+    }
+    OPENSSL_free(der);
+    if (X509_digest(cert, EVP_sha256(), md, &len) == 1) info.cert_sha256 = Hex(md, len);
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+}  // namespace
+
 Verdict GetVerdict(ssl_st* ssl, bool dane_enabled) {
   Verdict v;
   v.protocol = DescribeSession(ssl);
+  v.chain = PeerChain(ssl);
   X509* peer = SSL_get0_peer_certificate(ssl);
   if (!peer) {
     v.kind = Verdict::Kind::kAnonymous;

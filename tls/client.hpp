@@ -38,6 +38,15 @@ struct DaneSetup {
 tl::expected<void, std::string> PrepareClient(ssl_st* ssl, const std::string& sni,
                                               const DaneSetup* dane);
 
+// One certificate of the chain the server sent, as posttls-finger shows it.
+struct CertInfo {
+  int depth = 0;
+  std::string subject;
+  std::string issuer;
+  std::string spki_sha256;  // hex: what a "3 1 1" / "2 1 1" record holds
+  std::string cert_sha256;  // hex: what a "3 0 1" / "2 0 1" record holds
+};
+
 struct Verdict {
   enum class Kind { kVerified, kTrusted, kUntrusted, kAnonymous };
   Kind kind = Kind::kAnonymous;
@@ -45,6 +54,7 @@ struct Verdict {
   int depth = -1;            // where in the chain it matched (0 = the server's certificate)
   std::string protocol;      // "TLSv1.3 with cipher ... (256/256 bits)"
   std::string reason;        // why not verified, from the X.509 verification
+  std::vector<CertInfo> chain;
 };
 std::string_view ToString(Verdict::Kind kind);  // "Verified", "Trusted", ...
 

@@ -267,5 +267,51 @@ min_backoff = "1h"
         self.assertIn("TLS: Verified, matched 3 1 1", text)
 
 
+    # --- danerelay dane-check against the same world ---------------------------------------
+
+    def dane_check(self, *args):
+        return self.relay.cli("dane-check", *args, check=False)
+
+    def test_dane_check_ee(self):
+        r = self.dane_check("ee.example")
+        out = r.stdout.decode()
+        self.assertEqual(r.returncode, 0, out)
+        self.assertIn(f"TLSA _{self.port}._tcp.mx.ee.example: secure", out)
+        self.assertIn(f"{self.ee_tlsa} (usable)", out)
+        self.assertIn(f"Matched DANE EE certificate at depth 0: {self.ee_tlsa}", out)
+        self.assertIn(f"pkey_fingerprint(sha256)={self.ee_tlsa.split()[3]}", out)
+        self.assertIn(f"Verified TLS connection established to mx.ee.example[{IPS['ee']}]", out)
+        self.assertIn("would be delivered via mx.ee.example", out)
+
+    def test_dane_check_ta_json(self):
+        r = self.dane_check("ta.example", "--json")
+        self.assertEqual(r.returncode, 0, r.stdout)
+        report = json.loads(r.stdout)
+        self.assertEqual(report["verdict"], "delivered")
+        conn = report["hosts"][0]["connections"][0]
+        self.assertEqual(conn["tls_verdict"], "Verified")
+        self.assertEqual(conn["matched_tlsa"], self.ta_tlsa)
+        self.assertEqual(conn["matched_depth"], 1)  # the CA, one above the server certificate
+        self.assertEqual(len(conn["chain"]), 2)
+        self.assertEqual(conn["chain"][1]["cert_sha256"], self.ta_tlsa.split()[3])
+
+    def test_dane_check_failures_exit_non_zero(self):
+        mismatch = self.dane_check("mismatch.example")
+        self.assertEqual(mismatch.returncode, 1, mismatch.stdout)
+        self.assertIn(b"Untrusted TLS connection established", mismatch.stdout)
+        self.assertIn(b"would be deferred", mismatch.stdout)
+        unsigned = self.dane_check("unsigned.example")
+        self.assertEqual(unsigned.returncode, 0, unsigned.stdout)
+        forced = self.dane_check("unsigned.example", "--mandatory", "--json")
+        self.assertEqual(forced.returncode, 1, forced.stdout)
+        host = json.loads(forced.stdout)["hosts"][0]
+        self.assertEqual((host["policy_step"], host["status"]), (2, "4.7.5"))
+        self.assertEqual(host["connections"], [])  # a deferred host is never contacted
+        self.assertEqual(self.dane_check("nullmx.example").returncode, 2)
+        self.assertEqual(self.dane_check("bogus.example").returncode, 1)
+        # dane-check sends no mail.
+        self.assertEqual(len(self.arrived("ee", "ee")), 1)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
