@@ -173,5 +173,83 @@ TEST_F(StoreTest, CommitterGroupsConcurrentSubmissions) {
   EXPECT_EQ(list->size(), static_cast<size_t>(kThreads * kPerThread));
 }
 
+TEST_F(StoreTest, DeliverySideClaimsRecordsAndCompletes) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  const NewMessage m = Message("D1");
+  const NewMessage* batch[] = {&m};
+  ASSERT_TRUE(store->InsertBatch(batch)[0]);
+  const TimePoint now = m.arrival + std::chrono::seconds(1);
+
+  auto due = store->ClaimDue(now, 10);
+  ASSERT_TRUE(due) << due.error().message;
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ((*due)[0].recipients.size(), 2u);
+  EXPECT_EQ((*due)[0].sender, "alice@example.org");
+  // Claimed recipients are not handed out twice.
+  auto again = store->ClaimDue(now, 10);
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(again->empty());
+
+  const TimePoint later = now + std::chrono::minutes(5);
+  AttemptRecord a;
+  a.recipient_index = 0;
+  a.time = now;
+  a.mx_host = "mx.example.net";
+  a.ip = "192.0.2.1";
+  a.dnssec_mx = "secure";
+  a.tls_verdict = "Verified";
+  a.tlsa_record = "3 1 1 AB";
+  a.reply = "250 2.0.0 Ok";
+  a.status = "2.0.0";
+  ASSERT_TRUE(store->RecordDelivery(
+      "D1",
+      {{0, RecipientState::kDelivered, std::nullopt, "2.0.0", "250 2.0.0 Ok"},
+       {1, RecipientState::kDeferred, later, "4.7.5", "Server certificate not verified"}},
+      {a}, now));
+  auto info = store->GetMessage("D1");
+  ASSERT_TRUE(info && *info);
+  EXPECT_EQ((*info)->recipients[0].state, RecipientState::kDelivered);
+  EXPECT_EQ((*info)->recipients[0].attempts, 1);
+  EXPECT_EQ((*info)->recipients[1].state, RecipientState::kDeferred);
+  EXPECT_EQ((*info)->recipients[1].last_status, "4.7.5");
+  EXPECT_EQ((*info)->recipients[1].next_attempt, later);
+  auto attempts = store->GetAttempts("D1");
+  ASSERT_TRUE(attempts);
+  ASSERT_EQ(attempts->size(), 1u);
+  EXPECT_EQ((*attempts)[0].tlsa_record, "3 1 1 AB");
+  EXPECT_EQ(store->NextDue().value(), later);
+
+  // Not yet due; then due again, then final: the message is complete and leaves the list.
+  EXPECT_TRUE(store->ClaimDue(now, 10)->empty());
+  auto retry = store->ClaimDue(later, 10);
+  ASSERT_EQ(retry->size(), 1u);
+  ASSERT_EQ((*retry)[0].recipients.size(), 1u);
+  EXPECT_EQ((*retry)[0].recipients[0].index, 1);
+  ASSERT_TRUE(store->RecordDelivery(
+      "D1", {{1, RecipientState::kFailed, std::nullopt, "5.1.1", "550 5.1.1 no such user"}}, {},
+      later));
+  EXPECT_TRUE(store->ListMessages()->empty());
+  EXPECT_EQ(store->ListMessages(/*include_completed=*/true)->size(), 1u);
+  EXPECT_FALSE(store->NextDue().value());
+  EXPECT_EQ(store->PurgeCompleted(later).value(), 0);  // completed at `later`, not before
+  EXPECT_EQ(store->PurgeCompleted(later + std::chrono::seconds(1)).value(), 1);
+  EXPECT_FALSE(*store->GetMessage("D1"));
+  EXPECT_TRUE(store->GetAttempts("D1")->empty());  // attempts go with their message
+}
+
+TEST_F(StoreTest, ReleaseAttemptingAfterACrash) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  const NewMessage m = Message("R1");
+  const NewMessage* batch[] = {&m};
+  ASSERT_TRUE(store->InsertBatch(batch)[0]);
+  ASSERT_EQ(store->ClaimDue(m.arrival, 10)->size(), 1u);
+  EXPECT_EQ(store->ReleaseAttempting(m.arrival).value(), 2);
+  auto info = store->GetMessage("R1");
+  EXPECT_EQ((*info)->recipients[0].state, RecipientState::kDeferred);
+  EXPECT_EQ(store->ClaimDue(m.arrival, 10)->size(), 1u);
+}
+
 }  // namespace
 }  // namespace danerelay::queue
