@@ -100,12 +100,15 @@ port = {port}
 connect_timeout = "5s"
 [retry]
 min_backoff = "1h"
+[routes]
+"routed.example" = "[mx.ee.example]:{port}"
+"literal.example" = "[{IPS['unsigned']}]"
 """).start()
 
         cls.ids = {}
         domains = ["ee", "ta", "mismatch", "notls", "unsigned", "mand-unsigned", "notlsa",
                    "mand-notlsa", "unusable", "unusable-notls", "bogus", "nullmx", "nosuch",
-                   "twomx"]
+                   "twomx", "routed", "literal"]
         with smtplib.SMTP("127.0.0.1", cls.relay.port, timeout=30) as c:
             c.ehlo("test.example")
             for d in domains:
@@ -248,6 +251,22 @@ min_backoff = "1h"
         rcpt2, _ = self.outcome("unusable-notls")
         self.assertEqual((rcpt2["state"], rcpt2["last_status"]), ("deferred", "4.7.5"))
         self.assertEqual(self.arrived("unusable-notls", "unusable-notls"), [])
+
+    # --- Static routes ----------------------------------------------------------------------
+
+    def test_route_to_a_dane_host_is_verified(self):
+        # routed.example has no DNS at all: the route's host is treated as its MX host.
+        rcpt, attempts = self.outcome("routed")
+        self.assertEqual(rcpt["state"], "delivered", attempts)
+        self.assertEqual(len(self.arrived("ee", "routed")), 1)
+        self.assertEqual(attempts[-1]["mx_host"], "mx.ee.example")
+        self.assertEqual(attempts[-1]["tls_verdict"], "Verified")
+
+    def test_route_to_an_ip_literal_is_opportunistic(self):
+        rcpt, attempts = self.outcome("literal")
+        self.assertEqual(rcpt["state"], "delivered", attempts)
+        self.assertEqual(len(self.arrived("unsigned", "literal")), 1)
+        self.assertEqual(attempts[-1]["dnssec_address"], "insecure")
 
     # --- Permanent DNS results -----------------------------------------------------------
 
