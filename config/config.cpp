@@ -366,8 +366,16 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
 
   if (const auto* t = SubTable(root, "retry", file, error)) {
     Reader r(*t, "retry.", file, error);
-    r.OnlyKeys({"min_backoff"});
-    r.Duration("min_backoff", config.delivery.retry_delay, std::chrono::seconds(1));
+    auto& retry = config.delivery.retry;
+    r.OnlyKeys({"min_backoff", "max_backoff", "max_lifetime", "delay_warning"});
+    r.Duration("min_backoff", retry.min_backoff, std::chrono::seconds(1));
+    r.Duration("max_backoff", retry.max_backoff, std::chrono::seconds(1));
+    r.Duration("max_lifetime", retry.max_lifetime, std::chrono::seconds(1));
+    r.Duration("delay_warning", retry.delay_warning, std::chrono::seconds(0));
+    if (!error && retry.max_backoff < retry.min_backoff) {
+      r.FailHere(t->get("max_backoff") ? "max_backoff" : "min_backoff",
+                 "max_backoff must not be shorter than min_backoff");
+    }
   }
 
   if (const auto* t = SubTable(root, "routes", file, error)) {

@@ -40,7 +40,10 @@ TEST(ConfigTest, ExampleFileLoadsAndEqualsTheDefaults) {
   EXPECT_EQ(c->delivery.port, d.delivery.port);
   EXPECT_EQ(c->delivery.enabled, d.delivery.enabled);
   EXPECT_EQ(c->delivery.max_parallel, d.delivery.max_parallel);
-  EXPECT_EQ(c->delivery.retry_delay, d.delivery.retry_delay);
+  EXPECT_EQ(c->delivery.retry.min_backoff, d.delivery.retry.min_backoff);
+  EXPECT_EQ(c->delivery.retry.max_backoff, d.delivery.retry.max_backoff);
+  EXPECT_EQ(c->delivery.retry.max_lifetime, d.delivery.retry.max_lifetime);
+  EXPECT_EQ(c->delivery.retry.delay_warning, d.delivery.retry.delay_warning);
   EXPECT_EQ(c->delivery.keep_completed, d.delivery.keep_completed);
   EXPECT_EQ(c->delivery.timeouts.connect, d.delivery.timeouts.connect);
   EXPECT_TRUE(c->delivery.mandatory_domains.empty());
@@ -91,6 +94,7 @@ max_parallel = 4
 
 [retry]
 min_backoff = "30s"
+max_lifetime = "2d"
 
 [routes]
 "Example.COM" = "[mx.example.com]:2526"
@@ -119,7 +123,8 @@ min_backoff = "30s"
             (std::vector<std::string>{"example.net", ".example.org"}));
   EXPECT_EQ(c->delivery.port, 2525);
   EXPECT_EQ(c->delivery.max_parallel, 4u);
-  EXPECT_EQ(c->delivery.retry_delay, std::chrono::seconds(30));
+  EXPECT_EQ(c->delivery.retry.min_backoff, std::chrono::seconds(30));
+  EXPECT_EQ(c->delivery.retry.max_lifetime, std::chrono::hours(48));
   ASSERT_EQ(c->delivery.routes.size(), 2u);
   EXPECT_EQ(c->delivery.routes.at("example.com"), "[mx.example.com]:2526");
   auto route = relay::ParseRoute(c->delivery.routes.at("example.com"));
@@ -190,6 +195,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.toml:2: routes.example.net: expected a next hop"},
         BadCase{"route not a string", "[routes]\n\"example.net\" = 25\n",
                 "bad.toml:2: routes.example.net: expected a string, got an integer"},
+        BadCase{"backoff order", "[retry]\nmin_backoff = \"1h\"\nmax_backoff = \"5m\"\n",
+                "bad.toml:3: retry.max_backoff: max_backoff must not be shorter than min_backoff"},
         BadCase{"bool wanted", "[[listener]]\nstarttls = \"yes\"\n",
                 "bad.toml:2: listener[0].starttls: expected true or false, got a string"}),
     [](const auto& param_info) {

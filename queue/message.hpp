@@ -65,6 +65,9 @@ struct StoredRecipient {
   std::optional<TimePoint> next_attempt;
   std::string last_status;  // enhanced status of the last attempt, e.g. "4.7.5"
   std::string last_reply;   // text of the last attempt's outcome
+  std::string last_remote;  // MX host of the last attempt ("" when none was reached)
+  std::optional<TimePoint> last_attempt;
+  bool delay_warned = false;
 };
 
 // Everything about a message except its content.
@@ -90,6 +93,8 @@ struct RecipientUpdate {
   std::optional<TimePoint> next_attempt;  // for kDeferred
   std::string status;                     // enhanced status, "2.0.0", "4.7.5", "5.1.1"
   std::string reply;                      // the remote reply or our explanation
+  std::string remote;                     // the MX host that gave `reply`, if any
+  bool delay_warned = false;              // a delay warning went out with this update
 };
 
 // One row of the attempt history (design.md: time, MX host, IP, DNSSEC facts, TLS verdict,

@@ -34,9 +34,13 @@ CREATE TABLE recipients (
   next_attempt_us INTEGER,
   last_status TEXT NOT NULL DEFAULT '',
   last_reply TEXT NOT NULL DEFAULT '',
+  last_remote TEXT NOT NULL DEFAULT '',  -- the MX host of the last attempt
+  last_attempt_us INTEGER,
+  delay_warned INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (message_id, idx)
 ) WITHOUT ROWID;
 CREATE INDEX recipients_due ON recipients(state, next_attempt_us);
+CREATE INDEX messages_arrival ON messages(arrival_us);
 CREATE TABLE attempts (
   id INTEGER PRIMARY KEY,
   message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
@@ -59,9 +63,8 @@ CREATE INDEX attempts_message ON attempts(message_id, recipient_idx);
 constexpr const char* kMessageColumns =
     "id, arrival_us, sender, size, client_address, client_helo, protocol, body_8bitmime, "
     "smtputf8, dsn_ret, dsn_envid";
-constexpr const char* kRecipientQuery =
-    "SELECT idx, address, state, notify, orcpt, attempts, next_attempt_us, last_status, "
-    "last_reply FROM recipients WHERE message_id = ?1 ORDER BY idx";
+const std::string kRecipientQuery =
+    fmt::format("SELECT {} FROM recipients WHERE message_id = ?1 ORDER BY idx", kRecipientColumns);
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
@@ -121,6 +124,57 @@ tl::expected<std::unique_ptr<Store>, StoreError> Store::Open(const StoreOptions&
 
 int Store::schema_version() const { return impl_->schema_version; }
 
+tl::expected<void, StoreError> Store::Impl::InsertMessage(const NewMessage& m) {
+  if (!insert_message) {
+    auto a = Prepare(
+        "INSERT INTO messages (id, arrival_us, sender, size, client_address, client_helo, "
+        "protocol, body_8bitmime, smtputf8, dsn_ret, dsn_envid, content) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+    auto b = Prepare(
+        "INSERT INTO recipients (message_id, idx, address, state, notify, orcpt, "
+        "next_attempt_us) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6)");
+    if (!a) return tl::unexpected(a.error());
+    if (!b) return tl::unexpected(b.error());
+    insert_message = std::move(*a);
+    insert_recipient = std::move(*b);
+  }
+  auto text = [](sqlite3_stmt* s, int col, std::string_view v) {
+    sqlite3_bind_text(s, col, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+  };
+  sqlite3_stmt* ms = insert_message.get();
+  sqlite3_stmt* rs = insert_recipient.get();
+  sqlite3_reset(ms);
+  text(ms, 1, m.id);
+  sqlite3_bind_int64(ms, 2, ToMicros(m.arrival));
+  text(ms, 3, m.sender);
+  sqlite3_bind_int64(ms, 4, static_cast<sqlite3_int64>(m.content.size()));
+  text(ms, 5, m.client_address);
+  text(ms, 6, m.client_helo);
+  text(ms, 7, m.protocol);
+  sqlite3_bind_int(ms, 8, m.body_8bitmime ? 1 : 0);
+  sqlite3_bind_int(ms, 9, m.smtputf8 ? 1 : 0);
+  text(ms, 10, ToString(m.dsn_ret));
+  text(ms, 11, m.dsn_envid);
+  sqlite3_bind_blob64(ms, 12, m.content.data(), m.content.size(), SQLITE_STATIC);
+  const int rc = sqlite3_step(ms);
+  sqlite3_reset(ms);
+  if (rc != SQLITE_DONE) return tl::unexpected(Err("insert message " + m.id));
+  for (size_t r = 0; r < m.recipients.size(); ++r) {
+    const NewRecipient& rcpt = m.recipients[r];
+    sqlite3_reset(rs);
+    text(rs, 1, m.id);
+    sqlite3_bind_int(rs, 2, static_cast<int>(r));
+    text(rs, 3, rcpt.address);
+    sqlite3_bind_int(rs, 4, static_cast<int>(rcpt.notify));
+    text(rs, 5, rcpt.orcpt);
+    sqlite3_bind_int64(rs, 6, ToMicros(m.arrival));
+    const int rrc = sqlite3_step(rs);
+    sqlite3_reset(rs);
+    if (rrc != SQLITE_DONE) return tl::unexpected(Err("insert recipient of " + m.id));
+  }
+  return {};
+}
+
 std::vector<tl::expected<void, StoreError>> Store::InsertBatch(
     std::span<const NewMessage* const> batch) {
   std::vector<tl::expected<void, StoreError>> results(batch.size());
@@ -129,70 +183,16 @@ std::vector<tl::expected<void, StoreError>> Store::InsertBatch(
     return results;
   };
   if (auto r = impl_->Exec("BEGIN IMMEDIATE"); !r) return fail_all(r.error());
-
-  auto msg_stmt = impl_->Prepare(
-      "INSERT INTO messages (id, arrival_us, sender, size, client_address, client_helo, protocol, "
-      "body_8bitmime, smtputf8, dsn_ret, dsn_envid, content) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
-  auto rcpt_stmt = impl_->Prepare(
-      "INSERT INTO recipients (message_id, idx, address, state, notify, orcpt, next_attempt_us) "
-      "VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6)");
-  if (!msg_stmt || !rcpt_stmt) {
-    auto e = !msg_stmt ? msg_stmt.error() : rcpt_stmt.error();
-    (void)impl_->Exec("ROLLBACK");
-    return fail_all(e);
-  }
-  sqlite3_stmt* ms = msg_stmt->get();
-  sqlite3_stmt* rs = rcpt_stmt->get();
-
-  auto bind_text = [](sqlite3_stmt* s, int col, std::string_view text) {
-    sqlite3_bind_text(s, col, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
-  };
-
   for (size_t i = 0; i < batch.size(); ++i) {
-    const NewMessage& m = *batch[i];
     // A savepoint per message: one bad message must not cost the others their commit.
     if (auto r = impl_->Exec("SAVEPOINT msg"); !r) {
       results[i] = tl::unexpected(r.error());
       continue;
     }
-    sqlite3_reset(ms);
-    bind_text(ms, 1, m.id);
-    sqlite3_bind_int64(ms, 2, ToMicros(m.arrival));
-    bind_text(ms, 3, m.sender);
-    sqlite3_bind_int64(ms, 4, static_cast<sqlite3_int64>(m.content.size()));
-    bind_text(ms, 5, m.client_address);
-    bind_text(ms, 6, m.client_helo);
-    bind_text(ms, 7, m.protocol);
-    sqlite3_bind_int(ms, 8, m.body_8bitmime ? 1 : 0);
-    sqlite3_bind_int(ms, 9, m.smtputf8 ? 1 : 0);
-    bind_text(ms, 10, ToString(m.dsn_ret));
-    bind_text(ms, 11, m.dsn_envid);
-    sqlite3_bind_blob64(ms, 12, m.content.data(), m.content.size(), SQLITE_STATIC);
-    bool ok = sqlite3_step(ms) == SQLITE_DONE;
-    std::string error = ok ? "" : impl_->Err("insert message " + m.id).message;
-    for (size_t r = 0; ok && r < m.recipients.size(); ++r) {
-      const NewRecipient& rcpt = m.recipients[r];
-      sqlite3_reset(rs);
-      bind_text(rs, 1, m.id);
-      sqlite3_bind_int(rs, 2, static_cast<int>(r));
-      bind_text(rs, 3, rcpt.address);
-      sqlite3_bind_int(rs, 4, static_cast<int>(rcpt.notify));
-      bind_text(rs, 5, rcpt.orcpt);
-      sqlite3_bind_int64(rs, 6, ToMicros(m.arrival));
-      ok = sqlite3_step(rs) == SQLITE_DONE;
-      if (!ok) error = impl_->Err("insert recipient of " + m.id).message;
-    }
-    if (ok) {
-      ok = impl_->Exec("RELEASE msg").has_value();
-    } else {
-      (void)impl_->Exec("ROLLBACK TO msg");
-      (void)impl_->Exec("RELEASE msg");
-      results[i] = tl::unexpected(StoreError{error});
-    }
+    results[i] = impl_->InsertMessage(*batch[i]);
+    if (!results[i]) (void)impl_->Exec("ROLLBACK TO msg");
+    (void)impl_->Exec("RELEASE msg");
   }
-  sqlite3_reset(ms);
-  sqlite3_reset(rs);
   if (auto r = impl_->Exec("COMMIT"); !r) {
     (void)impl_->Exec("ROLLBACK");
     return fail_all(r.error());
@@ -203,11 +203,10 @@ std::vector<tl::expected<void, StoreError>> Store::InsertBatch(
 tl::expected<std::vector<MessageInfo>, StoreError> Store::ListMessages(bool include_completed) {
   // One read transaction, so the list is a consistent snapshot while the daemon writes.
   if (auto r = impl_->Exec("BEGIN"); !r) return tl::unexpected(r.error());
-  auto s =
-      impl_->Prepare(fmt::format("SELECT {} FROM messages {} ORDER BY id", kMessageColumns,
-                                 include_completed ? "" : "WHERE completed_us IS NULL")
-                         .c_str());
-  auto rs = impl_->Prepare(kRecipientQuery);
+  auto s = impl_->Prepare(fmt::format("SELECT {} FROM messages {} ORDER BY id", kMessageColumns,
+                                      include_completed ? "" : "WHERE completed_us IS NULL")
+                              .c_str());
+  auto rs = impl_->Prepare(kRecipientQuery.c_str());
   if (!s || !rs) {
     (void)impl_->Exec("ROLLBACK");
     return tl::unexpected(!s ? s.error() : rs.error());
@@ -229,7 +228,7 @@ tl::expected<std::optional<MessageInfo>, StoreError> Store::GetMessage(std::stri
   if (auto r = impl_->Exec("BEGIN"); !r) return tl::unexpected(r.error());
   auto s =
       impl_->Prepare(fmt::format("SELECT {} FROM messages WHERE id = ?1", kMessageColumns).c_str());
-  auto rs = impl_->Prepare(kRecipientQuery);
+  auto rs = impl_->Prepare(kRecipientQuery.c_str());
   if (!s || !rs) {
     (void)impl_->Exec("ROLLBACK");
     return tl::unexpected(!s ? s.error() : rs.error());

@@ -65,11 +65,14 @@ class Store {
   tl::expected<int, StoreError> ReleaseAttempting(TimePoint now);
   // The earliest next attempt of any queued or deferred recipient.
   tl::expected<std::optional<TimePoint>, StoreError> NextDue();
-  // One transaction: the recipients' new states and the attempts that led to them. A message
-  // whose recipients are all final is marked completed (kept for `queue show` until purged).
+  // One transaction: the recipients' new states, the attempts that led to them, and the
+  // notices (bounces, delay warnings) they cause, so that a crash loses neither. A message whose
+  // recipients are all final (delivered, failed, expired) is marked completed (kept for
+  // `queue show` until purged).
   tl::expected<void, StoreError> RecordDelivery(std::string_view message_id,
                                                 const std::vector<RecipientUpdate>& updates,
                                                 const std::vector<AttemptRecord>& attempts,
+                                                const std::vector<NewMessage>& notices,
                                                 TimePoint now);
   tl::expected<std::vector<AttemptRecord>, StoreError> GetAttempts(std::string_view message_id);
   // Deletes completed messages older than `before`; returns how many.

@@ -23,10 +23,8 @@ tl::expected<std::vector<MessageInfo>, StoreError> Store::ClaimDue(TimePoint now
       "SELECT id, arrival_us, sender, size, client_address, client_helo, protocol, "
       "body_8bitmime, smtputf8, dsn_ret, dsn_envid FROM messages WHERE id = ?1");
   auto rcpts = impl_->Prepare(
-      fmt::format("SELECT idx, address, state, notify, orcpt, attempts, next_attempt_us, "
-                  "last_status, last_reply FROM recipients WHERE message_id = ?2 AND {} "
-                  "ORDER BY idx",
-                  kDue)
+      fmt::format("SELECT {} FROM recipients WHERE message_id = ?2 AND {} ORDER BY idx",
+                  kRecipientColumns, kDue)
           .c_str());
   auto claim = impl_->Prepare(
       fmt::format("UPDATE recipients SET state = 'attempting' WHERE message_id = ?2 AND {}", kDue)
@@ -50,16 +48,8 @@ tl::expected<std::vector<MessageInfo>, StoreError> Store::ClaimDue(TimePoint now
       sqlite3_bind_text(s, 2, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
     }
     while (sqlite3_step(rcpts->get()) == SQLITE_ROW) {
-      StoredRecipient r;
-      r.index = sqlite3_column_int(rcpts->get(), 0);
-      r.address = ColumnText(rcpts->get(), 1);
-      r.state = RecipientState::kAttempting;
-      r.notify = static_cast<unsigned>(sqlite3_column_int(rcpts->get(), 3));
-      r.orcpt = ColumnText(rcpts->get(), 4);
-      r.attempts = sqlite3_column_int(rcpts->get(), 5);
-      r.last_status = ColumnText(rcpts->get(), 7);
-      r.last_reply = ColumnText(rcpts->get(), 8);
-      m.recipients.push_back(std::move(r));
+      m.recipients.push_back(Impl::ReadRecipientRow(rcpts->get()));
+      m.recipients.back().state = RecipientState::kAttempting;
     }
     if (sqlite3_step(claim->get()) != SQLITE_DONE) return fail(impl_->Err("claim"));
     out.push_back(std::move(m));
@@ -90,6 +80,7 @@ tl::expected<std::optional<TimePoint>, StoreError> Store::NextDue() {
 tl::expected<void, StoreError> Store::RecordDelivery(std::string_view message_id,
                                                      const std::vector<RecipientUpdate>& updates,
                                                      const std::vector<AttemptRecord>& attempts,
+                                                     const std::vector<NewMessage>& notices,
                                                      TimePoint now) {
   if (auto r = impl_->Exec("BEGIN IMMEDIATE"); !r) return r;
   auto fail = [&](StoreError e) -> tl::expected<void, StoreError> {
@@ -98,14 +89,16 @@ tl::expected<void, StoreError> Store::RecordDelivery(std::string_view message_id
   };
   auto upd = impl_->Prepare(
       "UPDATE recipients SET state = ?3, next_attempt_us = ?4, last_status = ?5, "
-      "last_reply = ?6, attempts = attempts + 1 WHERE message_id = ?1 AND idx = ?2");
+      "last_reply = ?6, last_remote = ?7, last_attempt_us = ?8, "
+      "delay_warned = MAX(delay_warned, ?9), attempts = attempts + 1 "
+      "WHERE message_id = ?1 AND idx = ?2");
   auto ins = impl_->Prepare(
       "INSERT INTO attempts (message_id, recipient_idx, time_us, mx_host, ip, dnssec_mx, "
       "dnssec_address, dnssec_tlsa, tls_verdict, tlsa_record, reply, status) "
       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
   auto done = impl_->Prepare(
       "UPDATE messages SET completed_us = ?2 WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM "
-      "recipients WHERE message_id = ?1 AND state NOT IN ('delivered', 'failed'))");
+      "recipients WHERE message_id = ?1 AND state NOT IN ('delivered', 'failed', 'expired'))");
   if (!upd || !ins || !done) return fail(impl_->Err("prepare record"));
   auto text = [](sqlite3_stmt* s, int col, std::string_view v) {
     sqlite3_bind_text(s, col, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
@@ -123,6 +116,9 @@ tl::expected<void, StoreError> Store::RecordDelivery(std::string_view message_id
     }
     text(s, 5, u.status);
     text(s, 6, u.reply);
+    text(s, 7, u.remote);
+    sqlite3_bind_int64(s, 8, ToMicros(now));
+    sqlite3_bind_int(s, 9, u.delay_warned ? 1 : 0);
     if (sqlite3_step(s) != SQLITE_DONE) return fail(impl_->Err("update recipient"));
   }
   for (const auto& a : attempts) {
@@ -136,6 +132,9 @@ tl::expected<void, StoreError> Store::RecordDelivery(std::string_view message_id
                                        a.tlsa_record,    a.reply,       a.status};
     for (int i = 0; i < 9; ++i) text(s, 4 + i, fields[i]);
     if (sqlite3_step(s) != SQLITE_DONE) return fail(impl_->Err("insert attempt"));
+  }
+  for (const auto& notice : notices) {
+    if (auto r = impl_->InsertMessage(notice); !r) return fail(r.error());
   }
   sqlite3_reset(done->get());
   text(done->get(), 1, message_id);

@@ -40,11 +40,18 @@ inline DsnRet DsnRetFromString(std::string_view text) {
 using namespace internal;
 
 extern const char* const kMigrations[Store::kSchemaVersion];
+inline constexpr const char* kRecipientColumns =
+    "idx, address, state, notify, orcpt, attempts, next_attempt_us, last_status, last_reply, "
+    "last_remote, last_attempt_us, delay_warned";
 
 struct Store::Impl {
   DbPtr db;
   std::filesystem::path path;
   int schema_version = 0;
+  StmtPtr insert_message, insert_recipient;  // prepared on first use
+
+  // Inserts one message and its recipients into the open transaction.
+  tl::expected<void, StoreError> InsertMessage(const NewMessage& m);
 
   StoreError Err(std::string_view what) const {
     return StoreError{fmt::format("{}: {}: {}", path.string(), what, sqlite3_errmsg(db.get()))};
@@ -97,25 +104,33 @@ struct Store::Impl {
     return {};
   }
 
+  // Columns as in kRecipientColumns.
+  static StoredRecipient ReadRecipientRow(sqlite3_stmt* s) {
+    StoredRecipient r;
+    r.index = sqlite3_column_int(s, 0);
+    r.address = ColumnText(s, 1);
+    r.state = RecipientStateFromString(ColumnText(s, 2)).value_or(RecipientState::kQueued);
+    r.notify = static_cast<unsigned>(sqlite3_column_int(s, 3));
+    r.orcpt = ColumnText(s, 4);
+    r.attempts = sqlite3_column_int(s, 5);
+    if (sqlite3_column_type(s, 6) != SQLITE_NULL) {
+      r.next_attempt = FromMicros(sqlite3_column_int64(s, 6));
+    }
+    r.last_status = ColumnText(s, 7);
+    r.last_reply = ColumnText(s, 8);
+    r.last_remote = ColumnText(s, 9);
+    if (sqlite3_column_type(s, 10) != SQLITE_NULL) {
+      r.last_attempt = FromMicros(sqlite3_column_int64(s, 10));
+    }
+    r.delay_warned = sqlite3_column_int(s, 11) != 0;
+    return r;
+  }
+
   std::vector<StoredRecipient> LoadRecipients(sqlite3_stmt* s, std::string_view id) {
     std::vector<StoredRecipient> out;
     sqlite3_reset(s);
     sqlite3_bind_text(s, 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
-    while (sqlite3_step(s) == SQLITE_ROW) {
-      StoredRecipient r;
-      r.index = sqlite3_column_int(s, 0);
-      r.address = ColumnText(s, 1);
-      r.state = RecipientStateFromString(ColumnText(s, 2)).value_or(RecipientState::kQueued);
-      r.notify = static_cast<unsigned>(sqlite3_column_int(s, 3));
-      r.orcpt = ColumnText(s, 4);
-      r.attempts = sqlite3_column_int(s, 5);
-      if (sqlite3_column_type(s, 6) != SQLITE_NULL) {
-        r.next_attempt = FromMicros(sqlite3_column_int64(s, 6));
-      }
-      r.last_status = ColumnText(s, 7);
-      r.last_reply = ColumnText(s, 8);
-      out.push_back(std::move(r));
-    }
+    while (sqlite3_step(s) == SQLITE_ROW) out.push_back(ReadRecipientRow(s));
     return out;
   }
 

@@ -204,9 +204,9 @@ TEST_F(StoreTest, DeliverySideClaimsRecordsAndCompletes) {
   a.status = "2.0.0";
   ASSERT_TRUE(store->RecordDelivery(
       "D1",
-      {{0, RecipientState::kDelivered, std::nullopt, "2.0.0", "250 2.0.0 Ok"},
-       {1, RecipientState::kDeferred, later, "4.7.5", "Server certificate not verified"}},
-      {a}, now));
+      {{0, RecipientState::kDelivered, std::nullopt, "2.0.0", "250 2.0.0 Ok", "mx.example.net"},
+       {1, RecipientState::kDeferred, later, "4.7.5", "Server certificate not verified", ""}},
+      {a}, {}, now));
   auto info = store->GetMessage("D1");
   ASSERT_TRUE(info && *info);
   EXPECT_EQ((*info)->recipients[0].state, RecipientState::kDelivered);
@@ -227,7 +227,7 @@ TEST_F(StoreTest, DeliverySideClaimsRecordsAndCompletes) {
   ASSERT_EQ((*retry)[0].recipients.size(), 1u);
   EXPECT_EQ((*retry)[0].recipients[0].index, 1);
   ASSERT_TRUE(store->RecordDelivery(
-      "D1", {{1, RecipientState::kFailed, std::nullopt, "5.1.1", "550 5.1.1 no such user"}}, {},
+      "D1", {{1, RecipientState::kFailed, std::nullopt, "5.1.1", "550 5.1.1 no such user", "mx"}}, {}, {},
       later));
   EXPECT_TRUE(store->ListMessages()->empty());
   EXPECT_EQ(store->ListMessages(/*include_completed=*/true)->size(), 1u);

@@ -11,6 +11,8 @@
 #include <random>
 
 #include "dns/resolver.hpp"
+#include "queue/notice.hpp"
+#include "queue/retry.hpp"
 #include "relay/connection.hpp"
 #include "relay/next_hop.hpp"
 #include "relay/store_bridge.hpp"
@@ -67,14 +69,22 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   std::string helo_name;
   dns::Resolver& resolver;
   queue::Committer& committer;
+  queue::QueueIdGenerator& ids;
   std::shared_ptr<asio::ssl::context> tls_context;
   asio::steady_timer wake;
   std::uint32_t active = 0;
   bool stopping = false;
   std::mt19937 rng{std::random_device{}()};
 
-  Impl(asio::io_context& i, DeliveryOptions o, std::string h, dns::Resolver& r, queue::Committer& c)
-      : io(i), options(std::move(o)), helo_name(std::move(h)), resolver(r), committer(c), wake(i) {}
+  Impl(asio::io_context& i, DeliveryOptions o, std::string h, dns::Resolver& r, queue::Committer& c,
+       queue::QueueIdGenerator& g)
+      : io(i),
+        options(std::move(o)),
+        helo_name(std::move(h)),
+        resolver(r),
+        committer(c),
+        ids(g),
+        wake(i) {}
 
   asio::awaitable<void> Run() {
     auto self = shared_from_this();
@@ -131,12 +141,13 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     auto content = co_await OnStore(committer, read);
     std::vector<queue::RecipientUpdate> updates;
     std::vector<queue::AttemptRecord> attempts;
-    if (!content || !*content) {
+    const bool readable = content && *content;
+    if (!readable) {
       spdlog::error("{}: cannot read the message: {}", id,
                     content ? "gone" : content.error().message);
       for (const auto& r : m.recipients) {
-        updates.push_back({r.index, RecipientState::kDeferred,
-                           queue::Clock::now() + options.retry_delay, "4.3.0", "queue read error"});
+        updates.push_back(
+            {r.index, RecipientState::kDeferred, std::nullopt, "4.3.0", "queue read error", ""});
       }
     } else {
       // Recipients grouped by domain: one transaction per domain (and MX host).
@@ -150,33 +161,80 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         attempts.insert(attempts.end(), out.attempts.begin(), out.attempts.end());
       }
     }
-    const auto record = [id, updates, attempts](queue::Store& s) {
-      return s.RecordDelivery(id, updates, attempts, queue::Clock::now());
+    // When the deferred come back, who has expired, and who is told (queue/retry.hpp).
+    const auto now = queue::Clock::now();
+    queue::PassOutcome pass = queue::SchedulePass(m, std::move(updates), now, options.retry, rng);
+    std::vector<queue::NewMessage> notices;
+    if (readable) notices = Notices(m, **content, pass, now);
+    const auto record = [id, pass, attempts, notices, now](queue::Store& s) {
+      return s.RecordDelivery(id, pass.updates, attempts, notices, now);
     };
     auto recorded = co_await OnStore(committer, record);
-    if (!recorded)
+    if (!recorded) {
       spdlog::error("{}: recording the outcome failed: {}", id, recorded.error().message);
+      co_return;
+    }
+    for (const auto& u : pass.updates) {
+      if (u.state == RecipientState::kExpired) {
+        spdlog::info("{}: to=<{}>, status=expired, returned to sender ({} {})", id,
+                     AddressOf(m, u.index), u.status, u.reply);
+      }
+    }
+    if (m.sender.empty() && std::any_of(pass.updates.begin(), pass.updates.end(), [](auto& u) {
+          return u.state == RecipientState::kFailed || u.state == RecipientState::kExpired;
+        })) {
+      // A notice that cannot be delivered is not answered with another (no loops).
+      spdlog::warn("{}: undeliverable mail from <> discarded (no bounce to the null sender)", id);
+    }
+    if (!notices.empty()) Wake();
+  }
+
+  static std::string AddressOf(const queue::MessageInfo& m, int index) {
+    for (const auto& r : m.recipients) {
+      if (r.index == index) return r.address;
+    }
+    return "?";
+  }
+
+  // One bounce per message and pass for all failed recipients, one delay warning likewise.
+  std::vector<queue::NewMessage> Notices(const queue::MessageInfo& m, const std::string& content,
+                                         const queue::PassOutcome& pass, queue::TimePoint now) {
+    std::vector<queue::NewMessage> out;
+    const queue::NoticeOptions notice_options{helo_name};
+    if (!pass.bounce.empty()) {
+      out.push_back(queue::ComposeNotice(queue::NoticeKind::kFailure, m, content, pass.bounce,
+                                         ids.Next(now), now, std::nullopt, notice_options));
+      spdlog::info("{}: sender non-delivery notification: {}", m.id, out.back().id);
+    }
+    if (!pass.warn.empty()) {
+      out.push_back(queue::ComposeNotice(queue::NoticeKind::kDelay, m, content, pass.warn,
+                                         ids.Next(now), now, m.arrival + options.retry.max_lifetime,
+                                         notice_options));
+      spdlog::info("{}: sender delay notification: {}", m.id, out.back().id);
+    }
+    return out;
   }
 
   // Every recipient of `m` gets the same outcome.
   static void All(const queue::MessageInfo& m, RecipientState state,
                   std::optional<queue::TimePoint> next, const std::string& status,
-                  const std::string& reply, DomainOutcome& out) {
-    for (const auto& r : m.recipients) out.updates.push_back({r.index, state, next, status, reply});
+                  const std::string& reply, const std::string& remote, DomainOutcome& out) {
+    for (const auto& r : m.recipients) {
+      out.updates.push_back({r.index, state, next, status, reply, remote});
+    }
   }
 
   asio::awaitable<DomainOutcome> DeliverDomain(const queue::MessageInfo& m,
                                                const std::string& content,
                                                const std::string& domain) {
     DomainOutcome out;
-    const auto now = queue::Clock::now();
-    const auto retry_at = now + options.retry_delay;
     const DaneMode mode = IsMandatory(options.mandatory_domains, domain) ? DaneMode::kMandatory
                                                                          : DaneMode::kOpportunistic;
+    // Deferred updates carry no next attempt: SchedulePass decides when (queue/retry.hpp).
+    std::string last_remote;  // the last MX host that was actually contacted
     auto finish = [&](RecipientState state, std::string status, std::string reason,
                       const std::string& relay) {
-      All(m, state, state == RecipientState::kDeferred ? std::optional(retry_at) : std::nullopt,
-          status, reason, out);
+      All(m, state, std::nullopt, status, reason, last_remote, out);
       for (size_t i = 0; i < m.recipients.size(); ++i) {
         LogDisposition(m.id, m.recipients[i].address, relay,
                        out.updates[out.updates.size() - m.recipients.size() + i]);
@@ -235,6 +293,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         const std::string verdict =
             r.verdict ? std::string(tls::ToString(r.verdict->kind)) : "none";
         const std::string matched = r.verdict ? r.verdict->matched_tlsa : "";
+        last_remote = host.name;
         if (r.host_failed) {
           last_status = r.status;
           last_reason = r.reason;
@@ -246,9 +305,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         for (size_t i = 0; i < m.recipients.size(); ++i) {
           const auto& rc = r.recipients[i];
           queue::RecipientUpdate u{
-              m.recipients[i].index, rc.state,
-              rc.state == RecipientState::kDeferred ? std::optional(retry_at) : std::nullopt,
-              rc.status, rc.reply};
+              m.recipients[i].index, rc.state, std::nullopt, rc.status, rc.reply, host.name};
           out.attempts.push_back(Attempt(m.recipients[i].index, host, facts, ip, verdict, matched,
                                          rc.reply, rc.status));
           LogDisposition(m.id, m.recipients[i].address, relay, u);
@@ -295,9 +352,10 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
 };
 
 DeliveryAgent::DeliveryAgent(asio::io_context& io, DeliveryOptions options, std::string helo_name,
-                             dns::Resolver& resolver, queue::Committer& committer)
+                             dns::Resolver& resolver, queue::Committer& committer,
+                             queue::QueueIdGenerator& ids)
     : impl_(std::make_shared<Impl>(io, std::move(options), std::move(helo_name), resolver,
-                                   committer)) {}
+                                   committer, ids)) {}
 
 DeliveryAgent::~DeliveryAgent() { Stop(); }
 

@@ -4,8 +4,9 @@
 // over SMTP (smtp_client.hpp), tries the next address and the next MX when one fails, and
 // records one outcome per recipient plus every attempt.
 //
-// Scheduling is deliberately simple for now: a fixed retry delay, a poll every second and a
-// wake-up when mail is queued. Backoff, expiry and bounces belong to the queue's scheduler.
+// When to retry, when to give up and whom to tell is decided by queue/retry.hpp after each
+// pass; bounces and delay warnings (queue/notice.hpp) are queued in the same transaction as the
+// recipient states they report.
 #include <chrono>
 #include <map>
 #include <memory>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "queue/committer.hpp"
+#include "queue/queue_id.hpp"
 #include "relay/options.hpp"
 #include "relay/smtp_client.hpp"
 
@@ -27,8 +29,9 @@ namespace danerelay::relay {
 
 class DeliveryAgent {
  public:
+  // `ids` names the notices (bounces, delay warnings) the agent queues.
   DeliveryAgent(asio::io_context& io, DeliveryOptions options, std::string helo_name,
-                dns::Resolver& resolver, queue::Committer& committer);
+                dns::Resolver& resolver, queue::Committer& committer, queue::QueueIdGenerator& ids);
   ~DeliveryAgent();
   // Fails when the TLS client context cannot be made.
   tl::expected<void, std::string> Start();

@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
     std::cerr << "danerelayd: dns: " << resolver.error() << "\n";
     return kExitConfig;
   }
-  relay::DeliveryAgent agent(io, cfg->delivery, cfg->server.hostname, **resolver, committer);
+  relay::DeliveryAgent agent(io, cfg->delivery, cfg->server.hostname, **resolver, committer, ids);
   server.OnQueued([&agent] { agent.Wake(); });
   if (auto started = server.Start(); !started) {
     std::cerr << "danerelayd: " << started.error() << "\n";

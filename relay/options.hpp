@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "queue/retry.hpp"
 #include "relay/network.hpp"
 #include "tls/server_context.hpp"
 
@@ -54,7 +55,7 @@ struct DeliveryOptions {
   bool enabled = true;      // false: accept and queue mail, deliver nothing (maintenance, tests)
   std::uint16_t port = 25;  // [delivery] port
   std::uint32_t max_parallel = 20;             // messages in delivery at once
-  std::chrono::seconds retry_delay{300};       // [retry] min_backoff, fixed for now
+  queue::RetryOptions retry;                   // [retry]
   std::chrono::seconds keep_completed{86400};  // [queue] keep_completed
   std::vector<std::string> mandatory_domains;  // [dane] mandatory_domains
   std::map<std::string, std::string> routes;   // [routes] "domain" = "[host]:port"

@@ -1,0 +1,188 @@
+#include "queue/notice.hpp"
+
+#include <fmt/format.h>
+
+#include <cctype>
+#include <ctime>
+
+namespace danerelay::queue {
+namespace {
+
+std::string Rfc5322Date(TimePoint t) {
+  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const std::time_t secs = Clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  return fmt::format("{}, {:02} {} {} {:02}:{:02}:{:02} +0000", kDays[tm.tm_wday], tm.tm_mday,
+                     kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+// The header section of a message (through the blank line).
+std::string Headers(const std::string& content) {
+  const auto end = content.find("\r\n\r\n");
+  return end == std::string::npos ? content : content.substr(0, end + 2);
+}
+
+bool Is8Bit(const std::string& s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) >= 0x80) return true;
+  }
+  return false;
+}
+
+// "rfc822;bob@example.net" -> "rfc822; bob@example.net"
+std::string AddressField(const std::string& orcpt) {
+  const auto semi = orcpt.find(';');
+  if (semi == std::string::npos) return "rfc822; " + orcpt;
+  return orcpt.substr(0, semi) + "; " + orcpt.substr(semi + 1);
+}
+
+// RFC 3464 §2.3.6: "smtp; 550 ..." for a remote reply, our own type for local explanations.
+std::string DiagnosticCode(const std::string& reply) {
+  const bool smtp = reply.size() >= 4 && std::isdigit(static_cast<unsigned char>(reply[0])) &&
+                    std::isdigit(static_cast<unsigned char>(reply[1])) &&
+                    std::isdigit(static_cast<unsigned char>(reply[2])) && reply[3] == ' ';
+  return (smtp ? "smtp; " : "X-danerelay; ") + reply;
+}
+
+}  // namespace
+
+bool WantsNotice(NoticeKind kind, const MessageInfo& m, const StoredRecipient& rcpt) {
+  if (m.sender.empty()) return false;
+  if (rcpt.notify & kNotifyNever) return false;
+  if (rcpt.notify == kNotifyNone) return true;  // RFC 3461 §4.1: the default includes FAILURE
+  return (rcpt.notify & (kind == NoticeKind::kFailure ? kNotifyFailure : kNotifyDelay)) != 0;
+}
+
+std::string ExplainStatus(const std::string& status, const std::string& reply) {
+  const std::string s = status.size() > 2 ? status.substr(2) : status;  // "7.5" of "4.7.5"
+  if (s == "7.5") {
+    if (reply.find("certificate not verified") != std::string::npos) {
+      return "The receiving server's certificate did not match the TLSA records it publishes "
+             "in DNSSEC-signed DNS (DANE, RFC 7672). Either its operator changed the "
+             "certificate without updating the TLSA records, or someone is impersonating the "
+             "server. The mail was not sent.";
+    }
+    if (reply.find("STARTTLS") != std::string::npos) {
+      return "The receiving server publishes DANE (TLSA) records, or this domain requires "
+             "DANE, but the server did not offer encryption (STARTTLS). The mail was not sent "
+             "in plain text.";
+    }
+    return "A secure (DANE-authenticated) connection to the receiving server could not be "
+           "established, so the mail was not sent.";
+  }
+  if (s == "4.3") {
+    return "The DNS lookups for the receiving domain failed or did not validate (DNSSEC), so "
+           "its mail servers could not be found safely.";
+  }
+  if (s == "1.2") return "The recipient's domain does not exist in DNS.";
+  if (s == "1.10") return "The recipient's domain declares that it accepts no mail (null MX).";
+  if (s == "4.1" || s == "4.2" || s == "4.4") {
+    return "The receiving mail servers could not be reached.";
+  }
+  if (!status.empty() && status[0] == '5') return "The receiving server refused the message.";
+  return "The message could not be delivered in time.";
+}
+
+NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std::string& content,
+                         const std::vector<StoredRecipient>& recipients, std::string id,
+                         TimePoint now, std::optional<TimePoint> will_retry_until,
+                         const NoticeOptions& options) {
+  const bool failure = kind == NoticeKind::kFailure;
+  const std::string boundary =
+      fmt::format("{}.{}/{}", id, failure ? "bounce" : "delay", options.hostname);
+  std::string m;
+  m += fmt::format("From: MAILER-DAEMON@{} (Mail Delivery System)\r\n", options.hostname);
+  m += fmt::format("To: <{}>\r\n", original.sender);
+  m += failure ? "Subject: Undelivered Mail Returned to Sender\r\n"
+               : "Subject: Delayed Mail (still being retried)\r\n";
+  m += fmt::format("Date: {}\r\n", Rfc5322Date(now));
+  m += fmt::format("Message-ID: <{}@{}>\r\n", id, options.hostname);
+  m += "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n";
+  m += fmt::format(
+      "Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"{}\"\r\n",
+      boundary);
+  m += "\r\nThis is a MIME-encapsulated message.\r\n\r\n";
+
+  // 1. For people.
+  m += fmt::format(
+      "--{}\r\nContent-Description: Notification\r\n"
+      "Content-Type: text/plain; charset=utf-8\r\n\r\n",
+      boundary);
+  m += fmt::format("This is the mail system at host {}.\r\n\r\n", options.hostname);
+  if (failure) {
+    m += "I'm sorry to have to inform you that your message could not be delivered to one or\r\n"
+         "more recipients. It is attached below.\r\n\r\n";
+  } else {
+    m += "Your message could not be delivered yet to one or more recipients. It will be\r\n"
+         "retried until " +
+         (will_retry_until ? Rfc5322Date(*will_retry_until) : std::string("it expires")) +
+         "; you need not send it again.\r\n\r\n";
+  }
+  for (const auto& r : recipients) {
+    m += fmt::format("<{}>: {}\r\n", r.address, ExplainStatus(r.last_status, r.last_reply));
+    if (!r.last_reply.empty()) {
+      m += fmt::format("    ({}{})\r\n",
+                       r.last_remote.empty() ? "" : r.last_remote + " said: ", r.last_reply);
+    }
+    m += "\r\n";
+  }
+
+  // 2. For programs: RFC 3464 §2.2 (per message) and §2.3 (per recipient).
+  m += fmt::format(
+      "--{}\r\nContent-Description: Delivery report\r\n"
+      "Content-Type: message/delivery-status\r\n\r\n",
+      boundary);
+  m += fmt::format("Reporting-MTA: dns; {}\r\n", options.hostname);
+  m += fmt::format("X-Danerelay-Queue-ID: {}\r\n", original.id);
+  if (!original.dsn_envid.empty())
+    m += fmt::format("Original-Envelope-Id: {}\r\n", original.dsn_envid);
+  m += fmt::format("Arrival-Date: {}\r\n", Rfc5322Date(original.arrival));
+  for (const auto& r : recipients) {
+    m += "\r\n";
+    m += fmt::format("Final-Recipient: rfc822; {}\r\n", r.address);
+    if (!r.orcpt.empty()) m += fmt::format("Original-Recipient: {}\r\n", AddressField(r.orcpt));
+    m += fmt::format("Action: {}\r\n", failure ? "failed" : "delayed");
+    m += fmt::format("Status: {}\r\n",
+                     r.last_status.empty() ? (failure ? "5.0.0" : "4.0.0") : r.last_status);
+    if (!r.last_remote.empty()) m += fmt::format("Remote-MTA: dns; {}\r\n", r.last_remote);
+    if (!r.last_reply.empty())
+      m += fmt::format("Diagnostic-Code: {}\r\n", DiagnosticCode(r.last_reply));
+    if (r.last_attempt) m += fmt::format("Last-Attempt-Date: {}\r\n", Rfc5322Date(*r.last_attempt));
+    if (!failure && will_retry_until) {
+      m += fmt::format("Will-Retry-Until: {}\r\n", Rfc5322Date(*will_retry_until));
+    }
+  }
+
+  // 3. The original: whole, or its headers when the sender asked (RET=HDRS) or it is large.
+  const bool whole =
+      original.dsn_ret != DsnRet::kHdrs && content.size() <= options.return_size_limit;
+  const std::string returned = whole ? content : Headers(content);
+  const bool eight_bit = Is8Bit(returned);
+  m += fmt::format("\r\n--{}\r\nContent-Description: Undelivered {}\r\n", boundary,
+                   whole ? "Message" : "Message Headers");
+  m += whole ? "Content-Type: message/rfc822\r\n" : "Content-Type: text/rfc822-headers\r\n";
+  if (eight_bit) m += "Content-Transfer-Encoding: 8bit\r\n";
+  m += "\r\n" + returned;
+  if (!returned.ends_with("\r\n")) m += "\r\n";
+  m += fmt::format("\r\n--{}--\r\n", boundary);
+
+  NewMessage n;
+  n.id = std::move(id);
+  n.arrival = now;
+  n.sender = "";  // the null sender: a notice never causes a notice
+  n.recipients = {{original.sender, kNotifyNone, ""}};
+  n.content = fmt::format("Received: by {} (danerelay) id {}; {}\r\n", options.hostname, n.id,
+                          Rfc5322Date(now)) +
+              m;
+  n.client_address = "";
+  n.client_helo = "";
+  n.protocol = "local";
+  n.body_8bitmime = eight_bit;
+  n.smtputf8 = original.smtputf8;
+  return n;
+}
+
+}  // namespace danerelay::queue

@@ -1,0 +1,35 @@
+#pragma once
+// Delivery status notifications to the sender: bounces (RFC 3464 in an RFC 3462
+// multipart/report, statuses per RFC 3463) and delay warnings. Pure composition: the caller
+// queues the result as a new message from the null sender, in the same transaction as the
+// recipient states it reports.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "queue/message.hpp"
+
+namespace danerelay::queue {
+
+enum class NoticeKind { kFailure, kDelay };
+
+struct NoticeOptions {
+  std::string hostname;                   // Reporting-MTA, From: MAILER-DAEMON@hostname
+  std::size_t return_size_limit = 50000;  // larger originals come back as headers only
+};
+
+// Whether `rcpt` of `m` gets a notice of this kind: never for mail from <> (no bounce loops),
+// and RFC 3461 §4.1: NOTIFY=NEVER suppresses, an explicit NOTIFY list must name the kind.
+bool WantsNotice(NoticeKind kind, const MessageInfo& m, const StoredRecipient& rcpt);
+
+// A notice for `recipients` (their last_status, last_reply, last_remote and last_attempt say
+// what happened). `will_retry_until` is the expiry time, for delay warnings.
+NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std::string& content,
+                         const std::vector<StoredRecipient>& recipients, std::string id,
+                         TimePoint now, std::optional<TimePoint> will_retry_until,
+                         const NoticeOptions& options);
+
+// The cause in plain words, for the human-readable part.
+std::string ExplainStatus(const std::string& status, const std::string& reply);
+
+}  // namespace danerelay::queue
