@@ -72,6 +72,13 @@ class Recorder:
         self.messages = []
         self.lock = threading.Lock()
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        # Local parts starting with "reject" are unknown users: a permanent failure.
+        if address.startswith("reject"):
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
+
     async def handle_DATA(self, server, session, envelope):
         with self.lock:
             self.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),

@@ -4,6 +4,8 @@ NSD serves a signed root, "example." and child zones (signed, unsigned, bogus) o
 danerelayd validates with the world's root key; aiosmtpd MX servers with certificates made now
 listen on 127.0.0.x. Each case checks what arrived at the MX, the recipient's state in the queue,
 and the stored attempt (DNSSEC facts, TLS verdict, matched TLSA record)."""
+import email
+import email.policy
 import json
 import os
 import shutil
@@ -19,13 +21,14 @@ from mx import (MxServer, free_port_on, private_ca, self_signed, signed_by, tlsa
 
 IPS = {name: f"127.0.0.{n}" for n, name in enumerate(
     ["ee", "ta", "mismatch", "notls", "unsigned", "notlsa", "unusable", "unusable-notls",
-     "bogus", "second"], start=10)}
+     "bogus", "second", "senders"], start=10)}
+SENDER = "alice@senders.example"  # its MX records the bounces
 
 
 class DeliveryTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.servers, cls.world, cls.relay = {}, None, None
+        cls.servers, cls.world, cls.relay, cls.relay2 = {}, None, None, None
         try:
             cls.build()
         except BaseException:
@@ -70,6 +73,7 @@ class DeliveryTest(unittest.TestCase):
         zone("unusable-notls", tlsa_rr="1 1 1 " + tlsa_3_1_1(plain_crt).split()[3])
         zone("bogus", kind="bogus", tlsa_rr=cls.ee_tlsa, mx_ip=IPS["bogus"])
         w.zone("nullmx.example.").add("@ MX 0 .")
+        zone("senders")
         # Two MX hosts: the first fails DANE, the second passes.
         w.zone("twomx.example.").add("@ MX 10 mx1").add("@ MX 20 mx2") \
             .add(f"mx1 A {IPS['mismatch']}").add(f"mx2 A {IPS['second']}") \
@@ -88,6 +92,7 @@ class DeliveryTest(unittest.TestCase):
             "unusable-notls": MxServer(IPS["unusable-notls"], port),
             "bogus": MxServer(IPS["bogus"], port, ee_crt, ee_key),
             "second": MxServer(IPS["second"], port, ee_crt, ee_key),
+            "senders": MxServer(IPS["senders"], port, plain_crt, plain_key),
         })
         for s in cls.servers.values():
             s.start()
@@ -113,30 +118,69 @@ min_backoff = "1h"
             c.ehlo("test.example")
             for d in domains:
                 rcpt = f"user@{d}.example"
-                c.mail("sender@example.org")
+                c.mail(SENDER)
                 c.rcpt(rcpt)
                 code, reply = c.data(f"Subject: to {d}\r\n\r\nHello {d}.\r\n".encode())
                 assert code == 250, reply
                 cls.ids[d] = queued_id(reply)
+            # One recipient refused with 550, one accepted: a bounce for the first alone.
+            c.mail(SENDER, ["RET=HDRS", "ENVID=env550"])
+            c.rcpt("reject@ee.example", ["NOTIFY=FAILURE", "ORCPT=rfc822;reject@ee.example"])
+            c.rcpt("user2@ee.example")
+            code, reply = c.data(b"Subject: partly refused\r\n\r\nThe body stays here.\r\n")
+            assert code == 250, reply
+            cls.ids["reject"] = queued_id(reply)
+            # From the null sender: a failure must not produce a bounce.
+            c.mail("")
+            c.rcpt("reject2@ee.example")
+            code, reply = c.data(b"Subject: a bounce itself\r\n\r\nx\r\n")
+            assert code == 250, reply
+            cls.ids["nullsender"] = queued_id(reply)
+            domains += ["reject", "nullsender"]
 
-        # Wait (bounded) until no recipient is queued or in delivery any more.
+        # A second relay with a lifetime of seconds: the DANE mismatch is retried, a delay
+        # warning goes out, and then the message expires and comes back with Status 4.7.5.
+        cls.relay2 = Relay(deliver=True, extra_toml=w.toml() + f"""
+[delivery]
+port = {port}
+[retry]
+min_backoff = "1s"
+max_backoff = "1s"
+max_lifetime = "6s"
+delay_warning = "2s"
+""").start()
+        with smtplib.SMTP("127.0.0.1", cls.relay2.port, timeout=30) as c:
+            c.ehlo("test.example")
+            c.mail(SENDER)
+            c.rcpt("user@mismatch.example")
+            code, reply = c.data(b"Subject: expire me\r\n\r\nx\r\n")
+            assert code == 250, reply
+            cls.expire_id = queued_id(reply)
+
+        # Wait (bounded) until no recipient is queued or in delivery any more, the short-lived
+        # message has expired, and the notices have reached the sender's MX.
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             states = [cls.show(d)["recipients"][0]["state"] for d in domains]
-            if all(s not in ("queued", "attempting") for s in states):
+            expired = cls.show_on(cls.relay2, cls.expire_id)["recipients"][0]["state"]
+            notices = len(cls.servers["senders"].received_for(SENDER))
+            if (all(s not in ("queued", "attempting") for s in states) and expired == "expired"
+                    and notices >= 5):  # nullmx, nosuch, reject; relay2: delay warning, bounce
                 break
             time.sleep(0.3)
 
     @classmethod
     def tearDownClass(cls):
         try:
-            if cls.relay:
-                if os.environ.get("KEEP"):
-                    print(cls.relay.logs())
-                cls.relay.stop()
+            for relay in (cls.relay, cls.relay2):
+                if relay:
+                    if os.environ.get("KEEP"):
+                        print(relay.logs())
+                    relay.stop()
         finally:
-            if cls.relay:
-                cls.relay.cleanup()
+            for relay in (cls.relay, cls.relay2):
+                if relay:
+                    relay.cleanup()
             for s in cls.servers.values():
                 s.stop()
             if cls.world:
@@ -145,7 +189,11 @@ min_backoff = "1h"
 
     @classmethod
     def show(cls, domain):
-        return json.loads(cls.relay.cli("queue", "show", cls.ids[domain], "--json").stdout)
+        return cls.show_on(cls.relay, cls.ids[domain])
+
+    @staticmethod
+    def show_on(relay, queue_id):
+        return json.loads(relay.cli("queue", "show", queue_id, "--json").stdout)
 
     def outcome(self, domain):
         m = self.show(domain)
@@ -330,6 +378,80 @@ min_backoff = "1h"
         self.assertEqual(self.dane_check("bogus.example").returncode, 1)
         # dane-check sends no mail.
         self.assertEqual(len(self.arrived("ee", "ee")), 1)
+
+    # --- Bounces and delay warnings, parsed with Python's email package -------------------
+
+    def notices_about(self, queue_id):
+        """The notices at the sender's MX about `queue_id`: (message, per-message fields,
+        per-recipient field blocks, third part)."""
+        out = []
+        for got in self.servers["senders"].received_for(SENDER):
+            msg = email.message_from_bytes(got["content"], policy=email.policy.default)
+            self.assertIn(got["from"], ("", "<>"))  # from the null sender
+            self.assertEqual(msg.get_content_type(), "multipart/report")
+            self.assertEqual(msg.get_param("report-type"), "delivery-status")
+            human, status, original = msg.get_payload()
+            self.assertEqual(human.get_content_type(), "text/plain")
+            self.assertEqual(status.get_content_type(), "message/delivery-status")
+            blocks = status.get_payload()
+            if blocks[0]["X-Danerelay-Queue-ID"] == queue_id:
+                out.append((msg, human, blocks[0], blocks[1:], original))
+        return out
+
+    def test_550_bounces_at_once_with_rfc3464_fields(self):
+        m = self.show("reject")
+        self.assertEqual([r["state"] for r in m["recipients"]], ["failed", "delivered"])
+        notices = self.notices_about(self.ids["reject"])
+        self.assertEqual(len(notices), 1)
+        msg, human, fields, recipients, original = notices[0]
+        self.assertEqual(msg["Subject"], "Undelivered Mail Returned to Sender")
+        self.assertEqual(msg["To"].addresses[0].addr_spec, SENDER)
+        self.assertEqual(fields["Reporting-MTA"], "dns; relay.test")
+        self.assertEqual(fields["Original-Envelope-Id"], "env550")
+        self.assertIsNotNone(fields["Arrival-Date"])
+        self.assertEqual(len(recipients), 1)  # the delivered recipient is not listed
+        r = recipients[0]
+        self.assertEqual(r["Final-Recipient"], "rfc822; reject@ee.example")
+        self.assertEqual(r["Original-Recipient"], "rfc822; reject@ee.example")
+        self.assertEqual(r["Action"], "failed")
+        self.assertEqual(r["Status"], "5.1.1")
+        self.assertEqual(r["Remote-MTA"], "dns; mx.ee.example")
+        self.assertTrue(r["Diagnostic-Code"].startswith("smtp; 550 5.1.1 <reject@ee.example>"))
+        self.assertIsNotNone(r["Last-Attempt-Date"])
+        self.assertIn("refused the message", human.get_content())
+        # RET=HDRS: the headers come back, the body does not.
+        self.assertEqual(original.get_content_type(), "text/rfc822-headers")
+        self.assertIn("Subject: partly refused", original.get_content())
+        self.assertNotIn("The body stays here", original.get_content())
+
+    def test_permanent_dns_failures_bounce(self):
+        for domain, status in (("nullmx", "5.1.10"), ("nosuch", "5.1.2")):
+            notices = self.notices_about(self.ids[domain])
+            self.assertEqual(len(notices), 1, domain)
+            self.assertEqual(notices[0][3][0]["Status"], status)
+            self.assertEqual(notices[0][4].get_content_type(), "message/rfc822")
+
+    def test_failure_from_null_sender_produces_no_bounce(self):
+        self.assertEqual(self.show("nullsender")["recipients"][0]["state"], "failed")
+        self.assertEqual(self.notices_about(self.ids["nullsender"]), [])
+        self.assertIn(f"{self.ids['nullsender']}: undeliverable mail from <> discarded",
+                      self.relay.logs())
+
+    def test_dane_mismatch_retried_then_expired_with_4_7_5(self):
+        m = self.show_on(self.relay2, self.expire_id)
+        rcpt = m["recipients"][0]
+        self.assertEqual((rcpt["state"], rcpt["last_status"]), ("expired", "4.7.5"))
+        self.assertGreaterEqual(rcpt["attempts"], 3)  # retried with backoff before expiring
+        self.assertEqual(self.arrived("mismatch", "mismatch"), [])
+        notices = self.notices_about(self.expire_id)
+        actions = sorted(n[3][0]["Action"] for n in notices)
+        self.assertEqual(actions, ["delayed", "failed"])
+        delayed = next(n for n in notices if n[3][0]["Action"] == "delayed")
+        self.assertIsNotNone(delayed[3][0]["Will-Retry-Until"])
+        bounce = next(n for n in notices if n[3][0]["Action"] == "failed")
+        self.assertEqual(bounce[3][0]["Status"], "4.7.5")
+        self.assertIn("did not match the TLSA records", bounce[1].get_content())
+        self.assertEqual(bounce[4].get_content_type(), "message/rfc822")
 
 
 if __name__ == "__main__":
