@@ -35,29 +35,6 @@ std::string_view TypeName(const toml::node& node) {
   }
 }
 
-// "5m", "300s", "4h", "5d", or an integer number of seconds.
-std::optional<std::chrono::seconds> ParseDuration(std::string_view text) {
-  if (text.empty()) return std::nullopt;
-  long long n = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-  if (ec != std::errc() || n < 0) return std::nullopt;
-  const std::string_view unit(end, static_cast<size_t>(text.data() + text.size() - end));
-  long long scale;
-  if (unit.empty() || unit == "s") {
-    scale = 1;
-  } else if (unit == "m") {
-    scale = 60;
-  } else if (unit == "h") {
-    scale = 3600;
-  } else if (unit == "d") {
-    scale = 86400;
-  } else {
-    return std::nullopt;
-  }
-  if (n > std::numeric_limits<long long>::max() / scale) return std::nullopt;
-  return std::chrono::seconds(n * scale);
-}
-
 // Reads one table of the schema. The first error wins; later reads do nothing.
 class Reader {
  public:
@@ -145,7 +122,8 @@ class Reader {
     const toml::node* n = table_.get(key);
     if (!n) return;
     const toml::array* arr = n->as_array();
-    if (!arr) return Fail(*n, key, fmt::format("expected an array of strings, got {}", TypeName(*n)));
+    if (!arr)
+      return Fail(*n, key, fmt::format("expected an array of strings, got {}", TypeName(*n)));
     std::vector<std::string> values;
     for (const toml::node& item : *arr) {
       if (!item.is_string()) {
@@ -227,6 +205,28 @@ void ReadListener(const toml::table& t, size_t index, const std::string& file,
 
 }  // namespace
 
+std::optional<std::chrono::seconds> ParseDuration(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  long long n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || n < 0) return std::nullopt;
+  const std::string_view unit(end, static_cast<size_t>(text.data() + text.size() - end));
+  long long scale;
+  if (unit.empty() || unit == "s") {
+    scale = 1;
+  } else if (unit == "m") {
+    scale = 60;
+  } else if (unit == "h") {
+    scale = 3600;
+  } else if (unit == "d") {
+    scale = 86400;
+  } else {
+    return std::nullopt;
+  }
+  if (n > std::numeric_limits<long long>::max() / scale) return std::nullopt;
+  return std::chrono::seconds(n * scale);
+}
+
 Config Defaults() {
   Config c;
   c.server.hostname = DefaultHostname();
@@ -249,7 +249,7 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
 
   Reader top(root, "", file, error);
   top.OnlyKeys({"server", "listener", "access", "limits", "queue", "dns", "dane", "delivery",
-               "retry", "routes"});
+                "retry", "routes"});
 
   if (const auto* t = SubTable(root, "server", file, error)) {
     Reader r(*t, "server.", file, error);
@@ -350,8 +350,9 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
     r.OnlyKeys({"mandatory_domains"});
     r.Strings("mandatory_domains", config.delivery.mandatory_domains, [](const std::string& d) {
       const std::string bare = !d.empty() && d.front() == '.' ? d.substr(1) : d;
-      return ValidHostname(bare) ? std::string()
-                                 : "'" + d + "' is not a domain (\"example.org\" or \".example.org\")";
+      return ValidHostname(bare)
+                 ? std::string()
+                 : "'" + d + "' is not a domain (\"example.org\" or \".example.org\")";
     });
   }
 
@@ -388,7 +389,8 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
       if (!ValidHostname(domain)) {
         r.FailHere(domain, "the key must be a domain such as \"example.net\"");
       } else if (!relay::ParseRoute(hop)) {
-        r.FailHere(domain, "expected a next hop such as \"[mx.example.net]:25\" or \"[192.0.2.1]\"");
+        r.FailHere(domain,
+                   "expected a next hop such as \"[mx.example.net]:25\" or \"[192.0.2.1]\"");
       } else {
         std::string lower = domain;
         for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

@@ -5,7 +5,9 @@
 // Every error names the file, the line and the key ("danerelay.toml:12: limits.max_recipients:
 // expected an integer, got a string"); unknown keys are errors too, so a typo never silently
 // falls back to a default.
+#include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -28,6 +30,9 @@ struct Config {
 struct ConfigError {
   std::string message;
 };
+
+// "5m", "300s", "4h", "5d", or a bare number of seconds; nullopt when malformed.
+std::optional<std::chrono::seconds> ParseDuration(std::string_view text);
 
 // Built-in defaults: listen on 127.0.0.1:2525, trust 127.0.0.0/8 and ::1, queue in ./data.
 Config Defaults();

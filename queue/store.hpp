@@ -7,6 +7,8 @@
 // This is the only place that includes <sqlite3.h>.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -78,8 +80,49 @@ class Store {
   // Deletes completed messages older than `before`; returns how many.
   tl::expected<int, StoreError> PurgeCompleted(TimePoint before);
 
+  // The operator's side (store_admin.cpp), used by the command line with or without the daemon.
+  // Every operation is one transaction and returns the messages it touched.
+  struct Selection {
+    std::vector<std::string> ids;  // empty: any
+    std::string domain;            // recipient domain, case-insensitive
+    std::string sender;            // exact envelope sender ("<>" for the null sender)
+    std::optional<RecipientState> state;
+    std::optional<TimePoint> arrived_before;  // --older-than
+  };
+  struct Touched {
+    std::vector<std::string> messages;
+    int recipients = 0;
+  };
+  // Composes the notice (bounce) for recipients that have just become final; nullopt: none.
+  using NoticeFn = std::function<std::optional<NewMessage>(
+      const MessageInfo& message, const std::string& content,
+      const std::vector<StoredRecipient>& finished)>;
+
+  // Queued and deferred recipients become due now.
+  tl::expected<Touched, StoreError> Flush(const Selection& s, TimePoint now);
+  // Queued and deferred recipients are held: never attempted until released (or expired).
+  tl::expected<Touched, StoreError> Hold(const Selection& s);
+  // Held recipients become due now.
+  tl::expected<Touched, StoreError> Release(const Selection& s, TimePoint now);
+  // Whole messages with a selected recipient are removed, without notice.
+  tl::expected<Touched, StoreError> Delete(const Selection& s);
+  // Pending recipients (queued, deferred, held) become `final_state` now with `status`/`reply`
+  // (empty: keep the last ones); `notice` makes the bounce, queued in the same transaction.
+  tl::expected<Touched, StoreError> Finish(const Selection& s, RecipientState final_state,
+                                           const std::string& status, const std::string& reply,
+                                           TimePoint now, const NoticeFn& notice);
+
+  struct Stats {
+    std::map<std::string, int> recipients_by_state;
+    int messages = 0;  // not completed
+    std::optional<TimePoint> oldest_arrival;
+    std::vector<std::pair<std::string, int>> top_domains;  // pending recipients per domain
+  };
+  tl::expected<Stats, StoreError> GetStats(size_t top);
+
+  struct Impl;  // opaque outside queue/ (store_impl.hpp)
+
  private:
-  struct Impl;
   explicit Store(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

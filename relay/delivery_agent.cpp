@@ -127,12 +127,51 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
           });
         }
       }
+      co_await ExpireOld();
+      // The queue is looked at every second (an index lookup, not a scan), so that the
+      // command line's flush, hold and release take effect within a second.
       wake.expires_after(std::chrono::seconds(1));
       co_await wake.async_wait(kUseTuple);
     }
   }
 
   void Wake() { wake.cancel(); }
+
+  // max_lifetime holds for every state: held, queued and deferred recipients that were not
+  // attempted at their expiry are returned to the sender too (in-flight ones are judged when
+  // their attempt ends).
+  asio::awaitable<void> ExpireOld() {
+    const auto now = queue::Clock::now();
+    queue::Store::Selection old;
+    old.arrived_before = now - options.retry.max_lifetime;
+    const queue::NoticeOptions notice_options{helo_name};
+    auto& id_source = ids;
+    const auto expire = [old, now, notice_options, &id_source](queue::Store& s) {
+      return s.Finish(old, RecipientState::kExpired, "", "", now,
+                      [&](const queue::MessageInfo& m, const std::string& content,
+                          const std::vector<queue::StoredRecipient>& finished)
+                          -> std::optional<queue::NewMessage> {
+                        std::vector<queue::StoredRecipient> told;
+                        for (const auto& r : finished) {
+                          if (queue::WantsNotice(queue::NoticeKind::kFailure, m, r))
+                            told.push_back(r);
+                        }
+                        if (told.empty()) return std::nullopt;
+                        return queue::ComposeNotice(queue::NoticeKind::kFailure, m, content, told,
+                                                    id_source.Next(now), now, std::nullopt,
+                                                    notice_options);
+                      });
+    };
+    auto expired = co_await OnStore(committer, expire);
+    if (!expired) {
+      spdlog::error("queue: expiring old mail: {}", expired.error().message);
+    } else if (expired->recipients > 0) {
+      for (const auto& id : expired->messages) {
+        spdlog::info("{}: expired after {}s in the queue, returned to sender", id,
+                     options.retry.max_lifetime.count());
+      }
+    }
+  }
 
   asio::awaitable<void> DeliverMessage(queue::MessageInfo m) {
     auto self = shared_from_this();

@@ -1,14 +1,15 @@
 // danerelay: the operator's command line. Reads the same configuration as the daemon and opens
 // the queue read-only, so it is safe while danerelayd runs.
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <iostream>
 
 #include "config/config.hpp"
 #include "queue/store.hpp"
 #include "tools/dane_check.hpp"
+#include "tools/queue_admin.hpp"
 #include "tools/queue_view.hpp"
 
 namespace {
@@ -56,6 +57,37 @@ int main(int argc, char** argv) {
   show->add_flag("--raw", show_raw, "print the stored message exactly as it will be sent")
       ->excludes(json_flag);
 
+  // The operator's controls: queue IDs and/or filters.
+  struct AdminCommand {
+    tools::AdminAction action;
+    CLI::App* app;
+    std::vector<std::string> ids;
+    std::string domain, sender, state, older_than;
+    bool all = false, json = false;
+  };
+  std::vector<std::unique_ptr<AdminCommand>> admin;
+  for (auto [name, action, help] :
+       {std::tuple{"flush", tools::AdminAction::kFlush, "retry queued and deferred mail now"},
+        std::tuple{"hold", tools::AdminAction::kHold, "keep mail in the queue, do not deliver"},
+        std::tuple{"release", tools::AdminAction::kRelease, "release held mail, deliver now"},
+        std::tuple{"delete", tools::AdminAction::kDelete, "remove messages, without notice"},
+        std::tuple{"bounce", tools::AdminAction::kBounce, "return mail to its sender now"}}) {
+    auto cmd = std::make_unique<AdminCommand>();
+    cmd->action = action;
+    cmd->app = queue_cmd->add_subcommand(name, help);
+    cmd->app->add_option("ids", cmd->ids, "queue IDs");
+    cmd->app->add_option("--domain", cmd->domain, "recipient domain");
+    cmd->app->add_option("--sender", cmd->sender, "envelope sender (<> for the null sender)");
+    cmd->app->add_option("--state", cmd->state, "recipient state: queued, deferred, held, ...");
+    cmd->app->add_option("--older-than", cmd->older_than, "arrived longer ago than (5m, 2h, 3d)");
+    cmd->app->add_flag("--all", cmd->all, "every message (when no ID or filter is given)");
+    cmd->app->add_flag("--json", cmd->json, "print JSON");
+    admin.push_back(std::move(cmd));
+  }
+  bool stats_json = false;
+  auto* stats = queue_cmd->add_subcommand("stats", "counts by state, oldest message, destinations");
+  stats->add_flag("--json", stats_json, "print JSON");
+
   std::string check_domain;
   bool check_mandatory = false, check_json = false;
   auto* check = app.add_subcommand(
@@ -66,6 +98,46 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
+  for (const auto& cmd : admin) {
+    if (!cmd->app->parsed()) continue;
+    auto cfg = config::LoadFileOrDefaults(config_path);
+    if (!cfg) {
+      std::cerr << "danerelay: " << cfg.error().message << "\n";
+      return kExitConfig;
+    }
+    tools::AdminRequest req;
+    req.action = cmd->action;
+    req.selection.ids = cmd->ids;
+    req.selection.domain = cmd->domain;
+    req.selection.sender = cmd->sender;
+    if (!cmd->state.empty()) {
+      req.selection.state = queue::RecipientStateFromString(cmd->state);
+      if (!req.selection.state) {
+        std::cerr << "danerelay: --state " << cmd->state << ": not a recipient state\n";
+        return kExitFailure;
+      }
+    }
+    if (!cmd->older_than.empty()) {
+      const auto age = config::ParseDuration(cmd->older_than);
+      if (!age) {
+        std::cerr << "danerelay: --older-than " << cmd->older_than
+                  << ": expected a duration such as 30m, 2h or 3d\n";
+        return kExitFailure;
+      }
+      req.selection.arrived_before = queue::Clock::now() - *age;
+    }
+    req.all = cmd->all;
+    req.json = cmd->json;
+    return tools::RunAdmin(*cfg, req, std::cout, std::cerr);
+  }
+  if (stats->parsed()) {
+    auto cfg = config::LoadFileOrDefaults(config_path);
+    if (!cfg) {
+      std::cerr << "danerelay: " << cfg.error().message << "\n";
+      return kExitConfig;
+    }
+    return tools::RunStats(*cfg, stats_json, std::cout, std::cerr);
+  }
   if (check->parsed()) {
     // The report is the output; the delivery code's own log lines would only repeat it.
     spdlog::set_default_logger(spdlog::stderr_color_mt("danerelay"));

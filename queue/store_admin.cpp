@@ -1,0 +1,218 @@
+// The operator's side of the store: selections of recipients, and what the command line does
+// to them (flush, hold, release, delete, bounce) plus statistics.
+#include "queue/store_impl.hpp"
+
+namespace danerelay::queue {
+namespace {
+
+// A SELECT of (message_id, idx) for `s`, restricted to recipients in `states` (SQL list).
+// Parameters: ?1 ids as a JSON array, ?2 domain, ?3 sender, ?4 state, ?5 arrived before (µs).
+std::string SelectionSql(const Store::Selection& s, std::string_view states) {
+  std::string sql =
+      "SELECT r.message_id, r.idx FROM recipients r JOIN messages m ON m.id = r.message_id "
+      "WHERE m.completed_us IS NULL";
+  if (!states.empty()) sql += fmt::format(" AND r.state IN ({})", states);
+  if (!s.ids.empty()) sql += " AND r.message_id IN (SELECT value FROM json_each(?1))";
+  if (!s.domain.empty())
+    sql += " AND lower(substr(r.address, instr(r.address, '@') + 1)) = lower(?2)";
+  if (!s.sender.empty()) sql += " AND m.sender = ?3";
+  if (s.state) sql += " AND r.state = ?4";
+  if (s.arrived_before) sql += " AND m.arrival_us < ?5";
+  return sql;
+}
+
+std::string JsonArray(const std::vector<std::string>& ids) {
+  std::string out = "[";
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i) out += ',';
+    out += '"';
+    for (char c : ids[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "]";
+}
+
+}  // namespace
+
+// Runs `apply` (an UPDATE/DELETE using the temp table `sel(message_id, idx)`) in a transaction.
+static tl::expected<Store::Touched, StoreError> Apply(
+    Store::Impl& impl, const Store::Selection& s, std::string_view states,
+    const std::function<tl::expected<void, StoreError>(Store::Touched&)>& apply) {
+  if (auto r = impl.Exec("BEGIN IMMEDIATE"); !r) return tl::unexpected(r.error());
+  auto fail = [&](StoreError e) -> tl::expected<Store::Touched, StoreError> {
+    (void)impl.Exec("ROLLBACK");
+    return tl::unexpected(std::move(e));
+  };
+  if (auto r = impl.Exec("CREATE TEMP TABLE IF NOT EXISTS sel (message_id TEXT, idx INTEGER); "
+                         "DELETE FROM sel;");
+      !r) {
+    return fail(r.error());
+  }
+  auto fill = impl.Prepare(("INSERT INTO sel " + SelectionSql(s, states)).c_str());
+  if (!fill) return fail(fill.error());
+  const std::string ids = JsonArray(s.ids);
+  const std::string sender = s.sender == "<>" ? "" : s.sender;
+  sqlite3_bind_text(fill->get(), 1, ids.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(fill->get(), 2, s.domain.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(fill->get(), 3, sender.c_str(), -1, SQLITE_TRANSIENT);
+  if (s.state)
+    sqlite3_bind_text(fill->get(), 4, std::string(ToString(*s.state)).c_str(), -1,
+                      SQLITE_TRANSIENT);
+  if (s.arrived_before) sqlite3_bind_int64(fill->get(), 5, ToMicros(*s.arrived_before));
+  if (sqlite3_step(fill->get()) != SQLITE_DONE) return fail(impl.Err("select"));
+  Store::Touched t;
+  auto ids_stmt = impl.Prepare("SELECT DISTINCT message_id FROM sel ORDER BY message_id");
+  if (!ids_stmt) return fail(ids_stmt.error());
+  while (sqlite3_step(ids_stmt->get()) == SQLITE_ROW)
+    t.messages.push_back(ColumnText(ids_stmt->get(), 0));
+  auto count = impl.Prepare("SELECT COUNT(*) FROM sel");
+  if (!count || sqlite3_step(count->get()) != SQLITE_ROW) return fail(impl.Err("count"));
+  t.recipients = sqlite3_column_int(count->get(), 0);
+  if (auto r = apply(t); !r) return fail(r.error());
+  if (auto r = impl.Exec("COMMIT"); !r) return fail(r.error());
+  return t;
+}
+
+static tl::expected<void, StoreError> Run(Store::Impl& impl, const char* sql,
+                                          std::optional<std::int64_t> param = std::nullopt) {
+  auto st = impl.Prepare(sql);
+  if (!st) return tl::unexpected(st.error());
+  if (param) sqlite3_bind_int64(st->get(), 1, *param);
+  if (sqlite3_step(st->get()) != SQLITE_DONE) return tl::unexpected(impl.Err(sql));
+  return {};
+}
+
+constexpr const char* kInSel = "(message_id, idx) IN (SELECT message_id, idx FROM sel)";
+
+tl::expected<Store::Touched, StoreError> Store::Flush(const Selection& s, TimePoint now) {
+  return Apply(*impl_, s, "'queued', 'deferred'", [&](Touched&) {
+    return Run(*impl_,
+               fmt::format("UPDATE recipients SET next_attempt_us = ?1 WHERE {}", kInSel).c_str(),
+               ToMicros(now));
+  });
+}
+
+tl::expected<Store::Touched, StoreError> Store::Hold(const Selection& s) {
+  return Apply(*impl_, s, "'queued', 'deferred'", [&](Touched&) {
+    return Run(*impl_,
+               fmt::format("UPDATE recipients SET state = 'held' WHERE {}", kInSel).c_str());
+  });
+}
+
+tl::expected<Store::Touched, StoreError> Store::Release(const Selection& s, TimePoint now) {
+  return Apply(*impl_, s, "'held'", [&](Touched&) {
+    return Run(
+        *impl_,
+        fmt::format("UPDATE recipients SET state = 'deferred', next_attempt_us = ?1 WHERE {}",
+                    kInSel)
+            .c_str(),
+        ToMicros(now));
+  });
+}
+
+tl::expected<Store::Touched, StoreError> Store::Delete(const Selection& s) {
+  return Apply(*impl_, s, "", [&](Touched&) {
+    // ON DELETE CASCADE takes the recipients and the attempts along.
+    return Run(*impl_, "DELETE FROM messages WHERE id IN (SELECT message_id FROM sel)");
+  });
+}
+
+tl::expected<Store::Touched, StoreError> Store::Finish(const Selection& s,
+                                                       RecipientState final_state,
+                                                       const std::string& status,
+                                                       const std::string& reply, TimePoint now,
+                                                       const NoticeFn& notice) {
+  return Apply(
+      *impl_, s, "'queued', 'deferred', 'held'", [&](Touched& t) -> tl::expected<void, StoreError> {
+        auto upd = impl_->Prepare(
+            // An empty status keeps the last one (expiry keeps the last transient code, as
+            // Postfix does); 4.4.7 (RFC 3463: delivery time expired) when there was none.
+            "UPDATE recipients SET state = ?2, next_attempt_us = NULL, "
+            "last_status = CASE WHEN ?3 <> '' THEN ?3 WHEN last_status <> '' THEN last_status "
+            "ELSE '4.4.7' END, "
+            "last_reply = CASE WHEN ?4 <> '' THEN ?4 WHEN last_reply <> '' THEN last_reply "
+            "ELSE 'message expired in the queue' END "
+            "WHERE message_id = ?1 AND idx IN (SELECT idx FROM sel WHERE sel.message_id = ?1)");
+        auto msg =
+            impl_->Prepare(fmt::format("SELECT {} FROM messages WHERE id = ?1",
+                                       "id, arrival_us, sender, size, client_address, "
+                                       "client_helo, protocol, body_8bitmime, smtputf8, dsn_ret, "
+                                       "dsn_envid, content")
+                               .c_str());
+        auto rcpts = impl_->Prepare(
+            fmt::format("SELECT {} FROM recipients WHERE message_id = ?1 AND idx IN "
+                        "(SELECT idx FROM sel WHERE sel.message_id = ?1) ORDER BY idx",
+                        kRecipientColumns)
+                .c_str());
+        auto done = impl_->Prepare(
+            "UPDATE messages SET completed_us = ?2 WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM "
+            "recipients WHERE message_id = ?1 AND state NOT IN ('delivered', 'failed', "
+            "'expired'))");
+        if (!upd || !msg || !rcpts || !done) return tl::unexpected(impl_->Err("prepare finish"));
+        for (const auto& id : t.messages) {
+          for (sqlite3_stmt* st : {upd->get(), msg->get(), rcpts->get(), done->get()}) {
+            sqlite3_reset(st);
+            sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+          }
+          sqlite3_bind_text(upd->get(), 2, std::string(ToString(final_state)).c_str(), -1,
+                            SQLITE_TRANSIENT);
+          sqlite3_bind_text(upd->get(), 3, status.c_str(), -1, SQLITE_TRANSIENT);
+          sqlite3_bind_text(upd->get(), 4, reply.c_str(), -1, SQLITE_TRANSIENT);
+          if (sqlite3_step(upd->get()) != SQLITE_DONE) return tl::unexpected(impl_->Err("finish"));
+          if (sqlite3_step(msg->get()) != SQLITE_ROW) continue;
+          const MessageInfo info = Impl::ReadMessageRow(msg->get());
+          const auto* data = static_cast<const char*>(sqlite3_column_blob(msg->get(), 11));
+          const std::string content(data ? data : "",
+                                    static_cast<size_t>(sqlite3_column_bytes(msg->get(), 11)));
+          std::vector<StoredRecipient> finished;
+          while (sqlite3_step(rcpts->get()) == SQLITE_ROW)
+            finished.push_back(Impl::ReadRecipientRow(rcpts->get()));
+          if (auto n = notice(info, content, finished)) {
+            if (auto r = impl_->InsertMessage(*n); !r) return r;
+          }
+          sqlite3_bind_int64(done->get(), 2, ToMicros(now));
+          if (sqlite3_step(done->get()) != SQLITE_DONE)
+            return tl::unexpected(impl_->Err("complete"));
+        }
+        return {};
+      });
+}
+
+tl::expected<Store::Stats, StoreError> Store::GetStats(size_t top) {
+  Stats st;
+  if (auto r = impl_->Exec("BEGIN"); !r) return tl::unexpected(r.error());
+  auto states = impl_->Prepare(
+      "SELECT r.state, COUNT(*) FROM recipients r JOIN messages m ON m.id = r.message_id "
+      "WHERE m.completed_us IS NULL GROUP BY r.state");
+  auto msgs =
+      impl_->Prepare("SELECT COUNT(*), MIN(arrival_us) FROM messages WHERE completed_us IS NULL");
+  auto domains = impl_->Prepare(
+      "SELECT lower(substr(address, instr(address, '@') + 1)) AS d, COUNT(*) AS n FROM recipients "
+      "WHERE state IN ('queued', 'deferred', 'attempting', 'held') GROUP BY d "
+      "ORDER BY n DESC, d LIMIT ?1");
+  if (!states || !msgs || !domains) {
+    (void)impl_->Exec("ROLLBACK");
+    return tl::unexpected(impl_->Err("stats"));
+  }
+  while (sqlite3_step(states->get()) == SQLITE_ROW) {
+    st.recipients_by_state[ColumnText(states->get(), 0)] = sqlite3_column_int(states->get(), 1);
+  }
+  if (sqlite3_step(msgs->get()) == SQLITE_ROW) {
+    st.messages = sqlite3_column_int(msgs->get(), 0);
+    if (sqlite3_column_type(msgs->get(), 1) != SQLITE_NULL) {
+      st.oldest_arrival = FromMicros(sqlite3_column_int64(msgs->get(), 1));
+    }
+  }
+  sqlite3_bind_int64(domains->get(), 1, static_cast<sqlite3_int64>(top));
+  while (sqlite3_step(domains->get()) == SQLITE_ROW) {
+    st.top_domains.emplace_back(ColumnText(domains->get(), 0),
+                                sqlite3_column_int(domains->get(), 1));
+  }
+  (void)impl_->Exec("COMMIT");
+  return st;
+}
+
+}  // namespace danerelay::queue

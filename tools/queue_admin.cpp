@@ -1,0 +1,144 @@
+#include "tools/queue_admin.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "queue/notice.hpp"
+#include "queue/queue_id.hpp"
+
+namespace danerelay::tools {
+namespace {
+
+std::string_view Verb(AdminAction a) {
+  switch (a) {
+    case AdminAction::kFlush:
+      return "flush";
+    case AdminAction::kHold:
+      return "hold";
+    case AdminAction::kRelease:
+      return "release";
+    case AdminAction::kDelete:
+      return "delete";
+    case AdminAction::kBounce:
+      return "bounce";
+  }
+  return "?";
+}
+
+bool Empty(const queue::Store::Selection& s) {
+  return s.ids.empty() && s.domain.empty() && s.sender.empty() && !s.state && !s.arrived_before;
+}
+
+}  // namespace
+
+int RunAdmin(const config::Config& config, const AdminRequest& req, std::ostream& out,
+             std::ostream& err) {
+  if (Empty(req.selection) && !req.all) {
+    err << fmt::format(
+        "danerelay: queue {}: name queue IDs or a filter (--domain, --sender, --state, "
+        "--older-than), or --all\n",
+        Verb(req.action));
+    return 1;
+  }
+  auto store = queue::Store::Open(config.queue, queue::OpenMode::kReadWrite);
+  if (!store) {
+    err << "danerelay: " << store.error().message << "\n";
+    return 2;
+  }
+  const auto now = queue::Clock::now();
+  queue::QueueIdGenerator ids;
+  tl::expected<queue::Store::Touched, queue::StoreError> done;
+  switch (req.action) {
+    case AdminAction::kFlush:
+      done = (*store)->Flush(req.selection, now);
+      break;
+    case AdminAction::kHold:
+      done = (*store)->Hold(req.selection);
+      break;
+    case AdminAction::kRelease:
+      done = (*store)->Release(req.selection, now);
+      break;
+    case AdminAction::kDelete:
+      done = (*store)->Delete(req.selection);
+      break;
+    case AdminAction::kBounce: {
+      const queue::NoticeOptions options{config.server.hostname};
+      done = (*store)->Finish(req.selection, queue::RecipientState::kFailed, "5.0.0",
+                              "returned to the sender by the mail administrator", now,
+                              [&](const queue::MessageInfo& m, const std::string& content,
+                                  const std::vector<queue::StoredRecipient>& finished)
+                                  -> std::optional<queue::NewMessage> {
+                                std::vector<queue::StoredRecipient> told;
+                                for (const auto& r : finished) {
+                                  if (queue::WantsNotice(queue::NoticeKind::kFailure, m, r))
+                                    told.push_back(r);
+                                }
+                                if (told.empty()) return std::nullopt;
+                                return queue::ComposeNotice(queue::NoticeKind::kFailure, m, content,
+                                                            told, ids.Next(now), now, std::nullopt,
+                                                            options);
+                              });
+      break;
+    }
+  }
+  if (!done) {
+    err << "danerelay: " << done.error().message << "\n";
+    return 2;
+  }
+  if (req.json) {
+    out << nlohmann::json{{"action", std::string(Verb(req.action))},
+                          {"messages", done->messages},
+                          {"recipients", done->recipients}}
+               .dump()
+        << "\n";
+  } else {
+    out << fmt::format("{}: {} recipient{} in {} message{}\n", Verb(req.action), done->recipients,
+                       done->recipients == 1 ? "" : "s", done->messages.size(),
+                       done->messages.size() == 1 ? "" : "s");
+    for (const auto& id : done->messages) out << "  " << id << "\n";
+  }
+  return 0;
+}
+
+int RunStats(const config::Config& config, bool json, std::ostream& out, std::ostream& err) {
+  auto store = queue::Store::Open(config.queue, queue::OpenMode::kReadOnly);
+  if (!store) {
+    err << "danerelay: " << store.error().message << "\n";
+    return 2;
+  }
+  auto st = (*store)->GetStats(10);
+  if (!st) {
+    err << "danerelay: " << st.error().message << "\n";
+    return 2;
+  }
+  const auto now = queue::Clock::now();
+  const long long oldest =
+      st->oldest_arrival
+          ? std::chrono::duration_cast<std::chrono::seconds>(now - *st->oldest_arrival).count()
+          : 0;
+  if (json) {
+    nlohmann::json top = nlohmann::json::array();
+    for (const auto& [d, n] : st->top_domains) top.push_back({{"domain", d}, {"recipients", n}});
+    out << nlohmann::json{{"messages", st->messages},
+                          {"recipients_by_state", st->recipients_by_state},
+                          {"oldest_age_seconds",
+                           st->oldest_arrival ? nlohmann::json(oldest) : nlohmann::json(nullptr)},
+                          {"top_destinations", top}}
+               .dump()
+        << "\n";
+    return 0;
+  }
+  out << fmt::format("messages:    {}\n", st->messages);
+  for (const auto& [state, n] : st->recipients_by_state) {
+    out << fmt::format("  {:<11} {}\n", state, n);
+  }
+  if (st->oldest_arrival) {
+    out << fmt::format("oldest:      {}d {:02}h {:02}m\n", oldest / 86400, oldest % 86400 / 3600,
+                       oldest % 3600 / 60);
+  }
+  if (!st->top_domains.empty()) out << "top destinations (pending recipients):\n";
+  for (const auto& [d, n] : st->top_domains) out << fmt::format("  {:>6}  {}\n", n, d);
+  return 0;
+}
+
+}  // namespace danerelay::tools

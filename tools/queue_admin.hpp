@@ -1,0 +1,28 @@
+#pragma once
+// danerelay queue flush|hold|release|delete|bounce|stats: the operator's controls. They write
+// the queue database directly, so they work with the daemon stopped; a running daemon sees the
+// change at its next look at the queue (at most a second later).
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "queue/store.hpp"
+
+namespace danerelay::tools {
+
+enum class AdminAction { kFlush, kHold, kRelease, kDelete, kBounce };
+
+struct AdminRequest {
+  AdminAction action = AdminAction::kFlush;
+  queue::Store::Selection selection;
+  bool all = false;  // required when nothing is selected, so that a typo cannot empty the queue
+  bool json = false;
+};
+
+// Exit status: 0 done (also when nothing matched), 1 bad selection, 2 queue error.
+int RunAdmin(const config::Config& config, const AdminRequest& request, std::ostream& out,
+             std::ostream& err);
+int RunStats(const config::Config& config, bool json, std::ostream& out, std::ostream& err);
+
+}  // namespace danerelay::tools
