@@ -1,0 +1,192 @@
+"""End to end: the operator's queue commands against a running daemon (and a stopped one).
+
+Static routes to IP literals send each test domain to an aiosmtpd MX on 127.0.0.x, or to an
+address where nothing listens yet (the destination is "down"); no DNS is involved."""
+import email
+import email.policy
+import json
+import smtplib
+import time
+import unittest
+
+from harness import Relay, queued_id
+from mx import MxServer, free_port_on
+
+A, DOWN1, DOWN2, DEAD = "127.0.0.30", "127.0.0.31", "127.0.0.32", "127.0.0.33"
+SENDER = "alice@senders.example"
+
+
+def wait_for(predicate, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class QueueAdminTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.port = free_port_on([A, DOWN1, DOWN2, DEAD])
+        cls.mx = MxServer(A, cls.port).start()
+        cls.late = []
+        routes = "\n".join(f'"{d}" = "[{ip}]:{cls.port}"' for d, ip in (
+            ("up.example", A), ("senders.example", A), ("down1.example", DOWN1),
+            ("down2.example", DOWN2), ("dead.example", DEAD)))
+        cls.relay = Relay(deliver=True, extra_toml=f"""
+[delivery]
+connect_timeout = "2s"
+[retry]
+min_backoff = "1h"
+[routes]
+{routes}
+""").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.relay.stop()
+        finally:
+            cls.relay.cleanup()
+            cls.mx.stop()
+            for s in cls.late:
+                s.stop()
+
+    def send(self, rcpt, subject):
+        with smtplib.SMTP("127.0.0.1", self.relay.port, timeout=30) as c:
+            c.ehlo("admin.example")
+            c.mail(SENDER)
+            c.rcpt(rcpt)
+            code, reply = c.data(f"Subject: {subject}\r\n\r\nbody\r\n".encode())
+            self.assertEqual(code, 250, reply)
+            return queued_id(reply)
+
+    def state(self, qid):
+        return json.loads(self.relay.cli("queue", "show", qid, "--json").stdout)["recipients"][0]
+
+    def admin(self, *args):
+        r = self.relay.cli("queue", *args, "--json")
+        return json.loads(r.stdout)
+
+    def deferred(self, qid):
+        wait_for(lambda: self.state(qid)["state"] == "deferred", what=f"{qid} deferred")
+
+    def test_hold_stats_release(self):
+        qid = self.send("user@down1.example", "hold me")
+        self.deferred(qid)
+        self.assertEqual(self.state(qid)["last_status"], "4.4.1")
+        held = self.admin("hold", qid)
+        self.assertEqual((held["action"], held["messages"], held["recipients"]), ("hold", [qid], 1))
+        self.assertEqual(self.state(qid)["state"], "held")
+        stats = self.admin("stats")
+        self.assertGreaterEqual(stats["recipients_by_state"]["held"], 1)
+        self.assertIn({"domain": "down1.example", "recipients": 1}, stats["top_destinations"])
+        # The destination comes back; a held message still waits for the operator.
+        server = MxServer(DOWN1, self.port).start()
+        self.late.append(server)
+        time.sleep(1.5)
+        self.assertEqual(self.state(qid)["state"], "held")
+        released = self.admin("release", qid)
+        self.assertEqual(released["messages"], [qid])
+        wait_for(lambda: self.state(qid)["state"] == "delivered", what="delivery after release")
+        self.assertEqual(len(server.received_for("user@down1.example")), 1)
+
+    def test_flush_by_domain(self):
+        qid = self.send("user@down2.example", "flush me")
+        self.deferred(qid)
+        server = MxServer(DOWN2, self.port).start()
+        self.late.append(server)
+        # Without a flush the next attempt is an hour away.
+        time.sleep(1.5)
+        self.assertEqual(self.state(qid)["state"], "deferred")
+        flushed = self.admin("flush", "--domain", "down2.example")
+        self.assertIn(qid, flushed["messages"])
+        wait_for(lambda: self.state(qid)["state"] == "delivered", timeout=5,
+                 what="delivery within a second or so of the flush")
+        self.assertEqual(len(server.received_for("user@down2.example")), 1)
+
+    def test_bounce_returns_mail_to_the_sender_now(self):
+        qid = self.send("user@dead.example", "give up")
+        self.deferred(qid)
+        bounced = self.admin("bounce", qid)
+        self.assertEqual(bounced["recipients"], 1)
+        self.assertEqual(self.state(qid)["state"], "failed")
+
+        def notice():
+            for got in self.mx.received_for(SENDER):
+                msg = email.message_from_bytes(got["content"], policy=email.policy.default)
+                blocks = msg.get_payload()[1].get_payload()
+                if blocks[0]["X-Danerelay-Queue-ID"] == qid:
+                    return blocks
+            return None
+
+        wait_for(lambda: notice() is not None, what="the bounce at the sender's MX")
+        blocks = notice()
+        self.assertEqual(blocks[1]["Action"], "failed")
+        self.assertEqual(blocks[1]["Status"], "5.0.0")
+        self.assertIn("mail administrator", blocks[1]["Diagnostic-Code"])
+
+    def test_delete_needs_a_selection_and_removes_messages(self):
+        nothing = self.relay.cli("queue", "delete", check=False)
+        self.assertEqual(nothing.returncode, 1)
+        self.assertIn(b"name queue IDs or a filter", nothing.stderr)
+        qid = self.send("other@dead.example", "delete me")
+        self.deferred(qid)
+        deleted = self.admin("delete", "--sender", SENDER, "--state", "deferred",
+                             "--domain", "dead.example")
+        self.assertIn(qid, deleted["messages"])
+        listed = [m["id"] for m in self.relay.queue_json()]
+        self.assertNotIn(qid, listed)
+        missing = self.relay.cli("queue", "show", qid, check=False)
+        self.assertEqual(missing.returncode, 1)
+        bad = self.relay.cli("queue", "hold", "--older-than", "soon", check=False)
+        self.assertEqual(bad.returncode, 2)  # a malformed duration is refused, nothing is held
+        self.assertIn(b"--older-than soon", bad.stderr)
+
+
+class HeldMailExpiresTest(unittest.TestCase):
+    def test_held_mail_expires_and_bounces(self):
+        port = free_port_on([A, DEAD])
+        mx = MxServer(A, port).start()
+        relay = Relay(deliver=True, extra_toml=f"""
+[retry]
+min_backoff = "1h"
+max_lifetime = "3s"
+[routes]
+"dead.example" = "[{DEAD}]:{port}"
+"senders.example" = "[{A}]:{port}"
+""").start()
+        try:
+            with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as c:
+                c.ehlo("admin.example")
+                c.mail(SENDER)
+                c.rcpt("user@dead.example")
+                code, reply = c.data(b"Subject: held forever\r\n\r\nx\r\n")
+            qid = queued_id(reply)
+
+            def state():
+                return json.loads(relay.cli("queue", "show", qid, "--json").stdout)[
+                    "recipients"][0]["state"]
+
+            wait_for(lambda: state() == "deferred", what="the first attempt")
+            held = json.loads(relay.cli("queue", "hold", qid, "--json").stdout)
+            self.assertEqual(held["recipients"], 1)
+            self.assertEqual(state(), "held")
+            wait_for(lambda: json.loads(relay.cli("queue", "show", qid, "--json").stdout)
+                     ["recipients"][0]["state"] == "expired", what="expiry of held mail")
+            wait_for(lambda: mx.received_for(SENDER), what="the bounce")
+            msg = email.message_from_bytes(mx.received_for(SENDER)[0]["content"],
+                                           policy=email.policy.default)
+            self.assertEqual(msg.get_payload()[1].get_payload()[1]["Action"], "failed")
+            relay.stop()
+            # With the daemon stopped the commands still work on the database.
+            stopped = relay.cli("queue", "hold", "--all", "--json")
+            self.assertEqual(json.loads(stopped.stdout)["action"], "hold")
+        finally:
+            relay.cleanup()
+            mx.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
