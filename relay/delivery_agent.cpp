@@ -415,6 +415,13 @@ tl::expected<void, std::string> DeliveryAgent::Start() {
 
 void DeliveryAgent::Wake() { impl_->Wake(); }
 
+void DeliveryAgent::Reload(DeliveryOptions options) {
+  // Safe between awaits: the agent runs on this thread, and nothing holds a reference into the
+  // old options across a co_await (FindNextHops reads routes before its first one).
+  impl_->options = std::move(options);
+  impl_->Wake();
+}
+
 void DeliveryAgent::Stop() {
   impl_->stopping = true;
   impl_->Wake();

@@ -36,6 +36,8 @@ class DeliveryAgent {
   // Fails when the TLS client context cannot be made.
   tl::expected<void, std::string> Start();
   void Wake();  // mail was queued: look now rather than at the next poll
+  // New options (SIGHUP) for every attempt that starts from now on. Call on the io thread.
+  void Reload(DeliveryOptions options);
   void Stop();
 
   struct Impl;

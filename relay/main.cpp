@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <csignal>
+#include <functional>
 #include <iostream>
 
 #include "config/config.hpp"
@@ -64,12 +65,35 @@ int main(int argc, char** argv) {
   spdlog::info("danerelayd {} started: hostname={}, configuration={}, queue={}", "0.1.0",
                cfg->server.hostname, cfg->source, queue::Store::DatabasePath(cfg->queue).string());
 
+  // SIGHUP: re-read the configuration; an invalid file keeps the old one.
+  asio::signal_set hup(io, SIGHUP);
+  std::function<void()> await_hup = [&] {
+    hup.async_wait([&](std::error_code ec, int) {
+      if (ec) return;
+      auto fresh = config::LoadFileOrDefaults(config_path);
+      if (!fresh) {
+        spdlog::error("reload failed, keeping the old configuration: {}", fresh.error().message);
+      } else {
+        server.Reload(fresh->server);
+        agent.Reload(fresh->delivery);
+        if (fresh->queue.path != cfg->queue.path || fresh->dns.forwarders != cfg->dns.forwarders ||
+            fresh->dns.trust_anchor_file != cfg->dns.trust_anchor_file) {
+          spdlog::warn("reload: [queue] and [dns] changes take effect only after a restart");
+        }
+        spdlog::info("reloaded configuration from {}", fresh->source);
+      }
+      await_hup();
+    });
+  };
+  await_hup();
+
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](std::error_code ec, int signo) {
     if (ec) return;
     spdlog::info("terminating on signal {}", signo);
     server.Stop();
     agent.Stop();
+    hup.cancel();
     io.stop();
   });
   io.run();

@@ -234,6 +234,23 @@ tl::expected<void, std::string> SmtpServer::Start() {
   return {};
 }
 
+void SmtpServer::Reload(const ServerOptions& options) {
+  auto& current = impl_->options;
+  bool listeners_changed = options.listeners.size() != current.listeners.size();
+  for (size_t i = 0; !listeners_changed && i < options.listeners.size(); ++i) {
+    const auto& a = options.listeners[i];
+    const auto& b = current.listeners[i];
+    listeners_changed = a.address != b.address || a.port != b.port || a.starttls != b.starttls ||
+                        a.tls.cert_file != b.tls.cert_file || a.tls.key_file != b.tls.key_file;
+  }
+  if (listeners_changed) {
+    spdlog::warn("reload: [[listener]] changes take effect only after a restart");
+  }
+  const auto listeners = current.listeners;
+  current = options;
+  current.listeners = listeners;
+}
+
 void SmtpServer::Stop() {
   impl_->stopping = true;
   for (auto& l : impl_->listeners) {

@@ -29,6 +29,9 @@ class SmtpServer {
   void OnQueued(std::function<void()> callback);
   // Loads the TLS contexts and binds every listener; an error names the listener.
   tl::expected<void, std::string> Start();
+  // New limits, trusted networks and host name for sessions that start from now on (SIGHUP).
+  // Listeners are not rebound: a changed [[listener]] needs a restart, which is logged.
+  void Reload(const ServerOptions& options);
   // Stops accepting. Sessions that come back for input get "421 ... shutting down"; the daemon
   // then stops the io_context, so a session blocked in a read simply loses its connection.
   void Stop();

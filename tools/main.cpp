@@ -88,6 +88,12 @@ int main(int argc, char** argv) {
   auto* stats = queue_cmd->add_subcommand("stats", "counts by state, oldest message, destinations");
   stats->add_flag("--json", stats_json, "print JSON");
 
+  std::string check_file;
+  auto* config_cmd = app.add_subcommand("config", "configuration");
+  config_cmd->require_subcommand(1);
+  auto* config_check = config_cmd->add_subcommand("check", "validate a configuration file");
+  config_check->add_option("file", check_file, "TOML file (default: --config)");
+
   std::string check_domain;
   bool check_mandatory = false, check_json = false;
   auto* check = app.add_subcommand(
@@ -98,6 +104,18 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
+  if (config_check->parsed()) {
+    const std::string path = check_file.empty() ? config_path : check_file;
+    auto cfg = config::LoadFileOrDefaults(path);
+    if (!cfg) {
+      std::cerr << "danerelay: " << cfg.error().message << "\n";
+      return kExitConfig;
+    }
+    std::cout << cfg->source << ": ok (" << cfg->server.listeners.size() << " listener(s), "
+              << cfg->delivery.mandatory_domains.size() << " mandatory DANE domain(s), "
+              << cfg->delivery.routes.size() << " route(s))\n";
+    return 0;
+  }
   for (const auto& cmd : admin) {
     if (!cmd->app->parsed()) continue;
     auto cfg = config::LoadFileOrDefaults(config_path);

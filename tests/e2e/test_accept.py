@@ -236,6 +236,20 @@ class TimeoutAndConfigTest(unittest.TestCase):
         finally:
             relay.cleanup()
 
+    def test_config_check(self):
+        good = Relay()
+        bad = Relay(extra_toml="[dane]\nmandatory_domains = \"example.org\"\n")
+        try:
+            ok = good.cli("config", "check", good.config)
+            self.assertIn(b": ok (", ok.stdout)
+            r = bad.cli("config", "check", bad.config, check=False)
+            self.assertEqual(r.returncode, 78)
+            self.assertIn(b"dane.mandatory_domains: expected an array of strings, got a string",
+                          r.stderr)
+        finally:
+            good.cleanup()
+            bad.cleanup()
+
     def test_missing_certificate_refuses_to_start(self):
         relay = Relay(starttls=True)
         os.remove(relay.cert)

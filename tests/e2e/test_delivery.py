@@ -9,6 +9,7 @@ import email.policy
 import json
 import os
 import shutil
+import signal
 import smtplib
 import tempfile
 import time
@@ -452,6 +453,59 @@ delay_warning = "2s"
         self.assertEqual(bounce[3][0]["Status"], "4.7.5")
         self.assertIn("did not match the TLSA records", bounce[1].get_content())
         self.assertEqual(bounce[4].get_content_type(), "message/rfc822")
+
+    # --- SIGHUP -------------------------------------------------------------------------------
+
+    def test_sighup_makes_a_domain_mandatory_for_the_next_attempt(self):
+        base = self.world.toml() + f"[delivery]\nport = {self.port}\n"
+        relay = Relay(deliver=True, extra_toml=base).start()
+        try:
+            def send(rcpt):
+                with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as c:
+                    c.ehlo("test.example")
+                    c.mail(SENDER)
+                    c.rcpt(rcpt)
+                    code, reply = c.data(b"Subject: reload\r\n\r\nx\r\n")
+                    self.assertEqual(code, 250, reply)
+                    return queued_id(reply)
+
+            def final_state(qid):
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    r = self.show_on(relay, qid)["recipients"][0]
+                    if r["state"] not in ("queued", "attempting"):
+                        return r
+                    time.sleep(0.2)
+                self.fail(f"{qid} still pending")
+
+            before = final_state(send("before@notlsa.example"))
+            self.assertEqual(before["state"], "delivered")
+            with open(relay.config, "a") as f:
+                f.write('\n[dane]\nmandatory_domains = ["notlsa.example"]\n')
+            relay.proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while "reloaded configuration" not in relay.logs() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            after = final_state(send("after@notlsa.example"))
+            self.assertEqual((after["state"], after["last_status"]), ("deferred", "4.7.5"))
+            self.assertIn("mandatory DANE: no TLSA records", after["last_reply"])
+            # An invalid file is refused and the old configuration stays in force.
+            with open(relay.config) as f:
+                valid = f.read()
+            with open(relay.config, "a") as f:
+                f.write("\n[dane]\nbogus_key = 1\n")
+            relay.proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while "reload failed" not in relay.logs() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.assertIn("reload failed, keeping the old configuration", relay.logs())
+            with open(relay.config, "w") as f:
+                f.write(valid)  # for the command line below; the daemon is not told
+            still = final_state(send("still@notlsa.example"))
+            self.assertEqual(still["state"], "deferred")  # still mandatory
+            relay.stop()
+        finally:
+            relay.cleanup()
 
 
 if __name__ == "__main__":
