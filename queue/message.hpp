@@ -95,6 +95,7 @@ struct RecipientUpdate {
   std::string reply;                      // the remote reply or our explanation
   std::string remote;                     // the MX host that gave `reply`, if any
   bool delay_warned = false;              // a delay warning went out with this update
+  bool remote_dsn = false;                // delivered to a next hop that offered DSN
 };
 
 // One row of the attempt history (design.md: time, MX host, IP, DNSSEC facts, TLS verdict,

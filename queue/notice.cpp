@@ -52,6 +52,7 @@ std::string DiagnosticCode(const std::string& reply) {
 bool WantsNotice(NoticeKind kind, const MessageInfo& m, const StoredRecipient& rcpt) {
   if (m.sender.empty()) return false;
   if (rcpt.notify & kNotifyNever) return false;
+  if (kind == NoticeKind::kRelayed) return (rcpt.notify & kNotifySuccess) != 0;
   if (rcpt.notify == kNotifyNone) return true;  // RFC 3461 §4.1: the default includes FAILURE
   return (rcpt.notify & (kind == NoticeKind::kFailure ? kNotifyFailure : kNotifyDelay)) != 0;
 }
@@ -91,13 +92,15 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
                          TimePoint now, std::optional<TimePoint> will_retry_until,
                          const NoticeOptions& options) {
   const bool failure = kind == NoticeKind::kFailure;
-  const std::string boundary =
-      fmt::format("{}.{}/{}", id, failure ? "bounce" : "delay", options.hostname);
+  const bool relayed = kind == NoticeKind::kRelayed;
+  const char* action = failure ? "failed" : relayed ? "relayed" : "delayed";
+  const std::string boundary = fmt::format("{}.{}/{}", id, action, options.hostname);
   std::string m;
   m += fmt::format("From: MAILER-DAEMON@{} (Mail Delivery System)\r\n", options.hostname);
   m += fmt::format("To: <{}>\r\n", original.sender);
-  m += failure ? "Subject: Undelivered Mail Returned to Sender\r\n"
-               : "Subject: Delayed Mail (still being retried)\r\n";
+  m += failure   ? "Subject: Undelivered Mail Returned to Sender\r\n"
+       : relayed ? "Subject: Successful Mail Delivery Report\r\n"
+                 : "Subject: Delayed Mail (still being retried)\r\n";
   m += fmt::format("Date: {}\r\n", Rfc5322Date(now));
   m += fmt::format("Message-ID: <{}@{}>\r\n", id, options.hostname);
   m += "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n";
@@ -115,6 +118,10 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
   if (failure) {
     m += "I'm sorry to have to inform you that your message could not be delivered to one or\r\n"
          "more recipients. It is attached below.\r\n\r\n";
+  } else if (relayed) {
+    m += "Your message was delivered to the next mail server for the recipients below. That\r\n"
+         "server does not offer delivery status notifications, so this is the last report\r\n"
+         "you will receive about it.\r\n\r\n";
   } else {
     m += "Your message could not be delivered yet to one or more recipients. It will be\r\n"
          "retried until " +
@@ -122,7 +129,9 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
          "; you need not send it again.\r\n\r\n";
   }
   for (const auto& r : recipients) {
-    m += fmt::format("<{}>: {}\r\n", r.address, ExplainStatus(r.last_status, r.last_reply));
+    m += fmt::format(
+        "<{}>: {}\r\n", r.address,
+        relayed ? std::string("delivered") : ExplainStatus(r.last_status, r.last_reply));
     if (!r.last_reply.empty()) {
       m += fmt::format("    ({}{})\r\n",
                        r.last_remote.empty() ? "" : r.last_remote + " said: ", r.last_reply);
@@ -144,21 +153,24 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
     m += "\r\n";
     m += fmt::format("Final-Recipient: rfc822; {}\r\n", r.address);
     if (!r.orcpt.empty()) m += fmt::format("Original-Recipient: {}\r\n", AddressField(r.orcpt));
-    m += fmt::format("Action: {}\r\n", failure ? "failed" : "delayed");
-    m += fmt::format("Status: {}\r\n",
-                     r.last_status.empty() ? (failure ? "5.0.0" : "4.0.0") : r.last_status);
+    m += fmt::format("Action: {}\r\n", action);
+    m += fmt::format("Status: {}\r\n", !r.last_status.empty() ? r.last_status
+                                       : failure              ? "5.0.0"
+                                       : relayed              ? "2.0.0"
+                                                              : "4.0.0");
     if (!r.last_remote.empty()) m += fmt::format("Remote-MTA: dns; {}\r\n", r.last_remote);
     if (!r.last_reply.empty())
       m += fmt::format("Diagnostic-Code: {}\r\n", DiagnosticCode(r.last_reply));
     if (r.last_attempt) m += fmt::format("Last-Attempt-Date: {}\r\n", Rfc5322Date(*r.last_attempt));
-    if (!failure && will_retry_until) {
+    if (kind == NoticeKind::kDelay && will_retry_until) {
       m += fmt::format("Will-Retry-Until: {}\r\n", Rfc5322Date(*will_retry_until));
     }
   }
 
   // 3. The original: whole, or its headers when the sender asked (RET=HDRS) or it is large.
+  // A success report carries only the headers (as Postfix does).
   const bool whole =
-      original.dsn_ret != DsnRet::kHdrs && content.size() <= options.return_size_limit;
+      !relayed && original.dsn_ret != DsnRet::kHdrs && content.size() <= options.return_size_limit;
   const std::string returned = whole ? content : Headers(content);
   const bool eight_bit = Is8Bit(returned);
   m += fmt::format("\r\n--{}\r\nContent-Description: Undelivered {}\r\n", boundary,

@@ -11,7 +11,8 @@
 
 namespace danerelay::queue {
 
-enum class NoticeKind { kFailure, kDelay };
+// kRelayed: NOTIFY=SUCCESS, and the next hop did not offer DSN to pass it on (RFC 3461 §5.2.2).
+enum class NoticeKind { kFailure, kDelay, kRelayed };
 
 struct NoticeOptions {
   std::string hostname;                   // Reporting-MTA, From: MAILER-DAEMON@hostname
@@ -19,7 +20,8 @@ struct NoticeOptions {
 };
 
 // Whether `rcpt` of `m` gets a notice of this kind: never for mail from <> (no bounce loops),
-// and RFC 3461 §4.1: NOTIFY=NEVER suppresses, an explicit NOTIFY list must name the kind.
+// and RFC 3461 §4.1: NOTIFY=NEVER suppresses, an explicit NOTIFY list must name the kind;
+// success is reported only when asked for.
 bool WantsNotice(NoticeKind kind, const MessageInfo& m, const StoredRecipient& rcpt);
 
 // A notice for `recipients` (their last_status, last_reply, last_remote and last_attempt say

@@ -41,9 +41,10 @@ PassOutcome SchedulePass(const MessageInfo& m, std::vector<RecipientUpdate> upda
         u.state = RecipientState::kExpired;
         u.next_attempt.reset();
       } else {
-        u.next_attempt = NextAttempt((before ? before->attempts : 0) + 1, now, m.arrival, options, rng);
-        const bool late = options.delay_warning.count() > 0 &&
-                          now - m.arrival >= options.delay_warning;
+        u.next_attempt =
+            NextAttempt((before ? before->attempts : 0) + 1, now, m.arrival, options, rng);
+        const bool late =
+            options.delay_warning.count() > 0 && now - m.arrival >= options.delay_warning;
         if (late && !after.delay_warned && WantsNotice(NoticeKind::kDelay, m, after)) {
           u.delay_warned = true;
           out.warn.push_back(after);
@@ -51,6 +52,10 @@ PassOutcome SchedulePass(const MessageInfo& m, std::vector<RecipientUpdate> upda
       }
     }
     after.state = u.state;
+    if (u.state == RecipientState::kDelivered && !u.remote_dsn &&
+        WantsNotice(NoticeKind::kRelayed, m, after)) {
+      out.relayed.push_back(after);
+    }
     if ((u.state == RecipientState::kFailed || u.state == RecipientState::kExpired) &&
         WantsNotice(NoticeKind::kFailure, m, after)) {
       out.bounce.push_back(after);

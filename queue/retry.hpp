@@ -32,6 +32,7 @@ struct PassOutcome {
   std::vector<RecipientUpdate> updates;  // next_attempt set for deferred, expired marked
   std::vector<StoredRecipient> bounce;   // failed or expired, and the sender wants to know
   std::vector<StoredRecipient> warn;     // deferred past delay_warning, not yet warned
+  std::vector<StoredRecipient> relayed;  // delivered with NOTIFY=SUCCESS to a hop without DSN
 };
 
 // `updates` come from the delivery agent, deferred ones without a next attempt. `m` holds the

@@ -127,6 +127,19 @@ TEST(RetryTest, PermanentFailureBouncesAtOnce) {
   EXPECT_EQ(pass.bounce[0].last_status, "5.1.1");
 }
 
+TEST(RetryTest, SuccessIsReportedOnlyWhenAskedAndNotPassedOn) {
+  std::mt19937 rng(1);
+  const RecipientUpdate delivered{0,  RecipientState::kDelivered, std::nullopt, "2.0.0",
+                                  "250 2.0.0 Ok", "mx.example.net"};
+  const MessageInfo asked = OneRecipient("alice@example.org", kNotifySuccess | kNotifyFailure);
+  EXPECT_EQ(SchedulePass(asked, {delivered}, kT0, RetryOptions{}, rng).relayed.size(), 1u);
+  RecipientUpdate passed_on = delivered;
+  passed_on.remote_dsn = true;  // the next hop reports success itself
+  EXPECT_TRUE(SchedulePass(asked, {passed_on}, kT0, RetryOptions{}, rng).relayed.empty());
+  const MessageInfo silent = OneRecipient("alice@example.org", kNotifyNone);
+  EXPECT_TRUE(SchedulePass(silent, {delivered}, kT0, RetryOptions{}, rng).relayed.empty());
+}
+
 TEST(NoticeTest, BounceForADaneFailure) {
   MessageInfo m = OneRecipient("alice@example.org", kNotifyNone);
   m.dsn_envid = "env-7";

@@ -227,8 +227,8 @@ TEST_F(StoreTest, DeliverySideClaimsRecordsAndCompletes) {
   ASSERT_EQ((*retry)[0].recipients.size(), 1u);
   EXPECT_EQ((*retry)[0].recipients[0].index, 1);
   ASSERT_TRUE(store->RecordDelivery(
-      "D1", {{1, RecipientState::kFailed, std::nullopt, "5.1.1", "550 5.1.1 no such user", "mx"}}, {}, {},
-      later));
+      "D1", {{1, RecipientState::kFailed, std::nullopt, "5.1.1", "550 5.1.1 no such user", "mx"}},
+      {}, {}, later));
   EXPECT_TRUE(store->ListMessages()->empty());
   EXPECT_EQ(store->ListMessages(/*include_completed=*/true)->size(), 1u);
   EXPECT_FALSE(store->NextDue().value());

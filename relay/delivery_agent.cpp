@@ -235,7 +235,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     return "?";
   }
 
-  // One bounce per message and pass for all failed recipients, one delay warning likewise.
+  // One bounce per message and pass for all failed recipients; delay warnings and success
+  // reports likewise.
   std::vector<queue::NewMessage> Notices(const queue::MessageInfo& m, const std::string& content,
                                          const queue::PassOutcome& pass, queue::TimePoint now) {
     std::vector<queue::NewMessage> out;
@@ -244,6 +245,11 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       out.push_back(queue::ComposeNotice(queue::NoticeKind::kFailure, m, content, pass.bounce,
                                          ids.Next(now), now, std::nullopt, notice_options));
       spdlog::info("{}: sender non-delivery notification: {}", m.id, out.back().id);
+    }
+    if (!pass.relayed.empty()) {
+      out.push_back(queue::ComposeNotice(queue::NoticeKind::kRelayed, m, content, pass.relayed,
+                                         ids.Next(now), now, std::nullopt, notice_options));
+      spdlog::info("{}: sender delivery status notification: {}", m.id, out.back().id);
     }
     if (!pass.warn.empty()) {
       out.push_back(queue::ComposeNotice(queue::NoticeKind::kDelay, m, content, pass.warn,
@@ -345,6 +351,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
           const auto& rc = r.recipients[i];
           queue::RecipientUpdate u{
               m.recipients[i].index, rc.state, std::nullopt, rc.status, rc.reply, host.name};
+          u.remote_dsn = r.remote_dsn;
           out.attempts.push_back(Attempt(m.recipients[i].index, host, facts, ip, verdict, matched,
                                          rc.reply, rc.status));
           LogDisposition(m.id, m.recipients[i].address, relay, u);

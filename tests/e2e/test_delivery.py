@@ -131,13 +131,19 @@ min_backoff = "1h"
             code, reply = c.data(b"Subject: partly refused\r\n\r\nThe body stays here.\r\n")
             assert code == 250, reply
             cls.ids["reject"] = queued_id(reply)
+            # NOTIFY=SUCCESS to a next hop without DSN: we report "relayed" ourselves.
+            c.mail(SENDER, ["ENVID=success-1"])
+            c.rcpt("happy@ee.example", ["NOTIFY=SUCCESS"])
+            code, reply = c.data(b"Subject: tell me\r\n\r\nx\r\n")
+            assert code == 250, reply
+            cls.ids["success"] = queued_id(reply)
             # From the null sender: a failure must not produce a bounce.
             c.mail("")
             c.rcpt("reject2@ee.example")
             code, reply = c.data(b"Subject: a bounce itself\r\n\r\nx\r\n")
             assert code == 250, reply
             cls.ids["nullsender"] = queued_id(reply)
-            domains += ["reject", "nullsender"]
+            domains += ["reject", "nullsender", "success"]
 
         # A second relay with a lifetime of seconds: the DANE mismatch is retried, a delay
         # warning goes out, and then the message expires and comes back with Status 4.7.5.
@@ -166,7 +172,7 @@ delay_warning = "2s"
             expired = cls.show_on(cls.relay2, cls.expire_id)["recipients"][0]["state"]
             notices = len(cls.servers["senders"].received_for(SENDER))
             if (all(s not in ("queued", "attempting") for s in states) and expired == "expired"
-                    and notices >= 5):  # nullmx, nosuch, reject; relay2: delay warning, bounce
+                    and notices >= 6):  # nullmx, nosuch, reject, success; relay2: delay, bounce
                 break
             time.sleep(0.3)
 
@@ -431,6 +437,17 @@ delay_warning = "2s"
             self.assertEqual(len(notices), 1, domain)
             self.assertEqual(notices[0][3][0]["Status"], status)
             self.assertEqual(notices[0][4].get_content_type(), "message/rfc822")
+
+    def test_notify_success_gets_a_relayed_report(self):
+        self.assertEqual(self.show("success")["recipients"][0]["state"], "delivered")
+        notices = self.notices_about(self.ids["success"])
+        self.assertEqual(len(notices), 1)
+        msg, human, fields, recipients, original = notices[0]
+        self.assertEqual(msg["Subject"], "Successful Mail Delivery Report")
+        self.assertEqual(fields["Original-Envelope-Id"], "success-1")
+        self.assertEqual((recipients[0]["Action"], recipients[0]["Status"]), ("relayed", "2.0.0"))
+        self.assertEqual(recipients[0]["Remote-MTA"], "dns; mx.ee.example")
+        self.assertEqual(original.get_content_type(), "text/rfc822-headers")
 
     def test_failure_from_null_sender_produces_no_bounce(self):
         self.assertEqual(self.show("nullsender")["recipients"][0]["state"], "failed")
