@@ -358,7 +358,8 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
 
   if (const auto* t = SubTable(root, "delivery", file, error)) {
     Reader r(*t, "delivery.", file, error);
-    r.OnlyKeys({"enabled", "port", "max_parallel", "connect_timeout"});
+    r.OnlyKeys({"enabled", "port", "max_parallel", "max_per_destination", "connect_timeout"});
+    r.Unsigned("max_per_destination", config.delivery.max_per_destination, 1, 10000);
     r.Bool("enabled", config.delivery.enabled);
     r.Unsigned("port", config.delivery.port, 1, 65535);
     r.Unsigned("max_parallel", config.delivery.max_parallel, 1, 10000);

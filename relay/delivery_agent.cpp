@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <deque>
 #include <random>
 
 #include "dns/resolver.hpp"
@@ -73,6 +74,9 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   std::shared_ptr<asio::ssl::context> tls_context;
   asio::steady_timer wake;
   std::uint32_t active = 0;
+  // Per-destination concurrency: deliveries in progress per domain, and who waits for a slot.
+  std::map<std::string, std::uint32_t> per_domain;
+  std::map<std::string, std::deque<std::shared_ptr<asio::steady_timer>>> slot_waiters;
   bool stopping = false;
   std::mt19937 rng{std::random_device{}()};
 
@@ -137,6 +141,24 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
 
   void Wake() { wake.cancel(); }
 
+  asio::awaitable<void> AcquireSlot(const std::string& domain) {
+    while (per_domain[domain] >= options.max_per_destination) {
+      auto waiter = std::make_shared<asio::steady_timer>(io, asio::steady_timer::time_point::max());
+      slot_waiters[domain].push_back(waiter);
+      co_await waiter->async_wait(kUseTuple);  // woken by ReleaseSlot
+    }
+    ++per_domain[domain];
+  }
+
+  void ReleaseSlot(const std::string& domain) {
+    if (--per_domain[domain] == 0) per_domain.erase(domain);
+    auto it = slot_waiters.find(domain);
+    if (it == slot_waiters.end()) return;
+    it->second.front()->cancel();
+    it->second.pop_front();
+    if (it->second.empty()) slot_waiters.erase(it);
+  }
+
   // max_lifetime holds for every state: held, queued and deferred recipients that were not
   // attempted at their expiry are returned to the sender too (in-flight ones are judged when
   // their attempt ends).
@@ -195,7 +217,9 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       for (auto& [domain, rcpts] : by_domain) {
         queue::MessageInfo part = m;
         part.recipients = rcpts;
+        co_await AcquireSlot(domain);
         DomainOutcome out = co_await DeliverDomain(part, **content, domain);
+        ReleaseSlot(domain);
         updates.insert(updates.end(), out.updates.begin(), out.updates.end());
         attempts.insert(attempts.end(), out.attempts.begin(), out.attempts.end());
       }

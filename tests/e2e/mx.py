@@ -68,9 +68,12 @@ def tlsa_2_0_1(ca_crt):
 
 
 class Recorder:
-    def __init__(self):
+    def __init__(self, data_delay=0.0):
         self.messages = []
         self.lock = threading.Lock()
+        self.data_delay = data_delay  # seconds each DATA takes, to make deliveries overlap
+        self.in_data = 0
+        self.max_in_data = 0
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         # Local parts starting with "reject" are unknown users: a permanent failure.
@@ -80,6 +83,14 @@ class Recorder:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.data_delay:
+            import asyncio
+            with self.lock:
+                self.in_data += 1
+                self.max_in_data = max(self.max_in_data, self.in_data)
+            await asyncio.sleep(self.data_delay)
+            with self.lock:
+                self.in_data -= 1
         with self.lock:
             self.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
                                   "content": envelope.content, "tls": session.ssl is not None})
@@ -87,9 +98,9 @@ class Recorder:
 
 
 class MxServer:
-    def __init__(self, ip, port, cert=None, key=None):
+    def __init__(self, ip, port, cert=None, key=None, data_delay=0.0):
         self.ip, self.port = ip, port
-        self.recorder = Recorder()
+        self.recorder = Recorder(data_delay)
         kwargs = {}
         if cert:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -145,6 +145,34 @@ min_backoff = "1h"
         self.assertIn(b"--older-than soon", bad.stderr)
 
 
+class ConcurrencyTest(unittest.TestCase):
+    def test_per_destination_limit(self):
+        slow_ip = "127.0.0.34"
+        port = free_port_on([slow_ip])
+        slow = MxServer(slow_ip, port, data_delay=0.6).start()
+        relay = Relay(deliver=True, extra_toml=f"""
+[delivery]
+max_per_destination = 2
+[routes]
+"slow.example" = "[{slow_ip}]:{port}"
+""").start()
+        try:
+            with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as c:
+                c.ehlo("admin.example")
+                for i in range(6):
+                    c.mail(SENDER)
+                    c.rcpt(f"user{i}@slow.example")
+                    code, reply = c.data(b"Subject: slow\r\n\r\nx\r\n")
+                    self.assertEqual(code, 250, reply)
+            wait_for(lambda: len(slow.recorder.messages) == 6, timeout=30,
+                     what="all six deliveries")
+            self.assertEqual(slow.recorder.max_in_data, 2)  # parallel, but never more than two
+            relay.stop()
+        finally:
+            relay.cleanup()
+            slow.stop()
+
+
 class HeldMailExpiresTest(unittest.TestCase):
     def test_held_mail_expires_and_bounces(self):
         port = free_port_on([A, DEAD])
