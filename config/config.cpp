@@ -358,7 +358,13 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
 
   if (const auto* t = SubTable(root, "delivery", file, error)) {
     Reader r(*t, "delivery.", file, error);
-    r.OnlyKeys({"enabled", "port", "max_parallel", "max_per_destination", "connect_timeout"});
+    r.OnlyKeys({"enabled", "port", "max_parallel", "max_per_destination", "connect_timeout",
+                "postmaster"});
+    r.String("postmaster", config.delivery.postmaster);
+    if (!error && !config.delivery.postmaster.empty() &&
+        config.delivery.postmaster.find('@') == std::string::npos) {
+      r.FailHere("postmaster", "expected an address such as \"postmaster@example.org\"");
+    }
     r.Unsigned("max_per_destination", config.delivery.max_per_destination, 1, 10000);
     r.Bool("enabled", config.delivery.enabled);
     r.Unsigned("port", config.delivery.port, 1, 65535);

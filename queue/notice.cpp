@@ -97,10 +97,12 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
   const std::string boundary = fmt::format("{}.{}/{}", id, action, options.hostname);
   std::string m;
   m += fmt::format("From: MAILER-DAEMON@{} (Mail Delivery System)\r\n", options.hostname);
-  m += fmt::format("To: <{}>\r\n", original.sender);
-  m += failure   ? "Subject: Undelivered Mail Returned to Sender\r\n"
-       : relayed ? "Subject: Successful Mail Delivery Report\r\n"
-                 : "Subject: Delayed Mail (still being retried)\r\n";
+  const std::string& to = options.postmaster.empty() ? original.sender : options.postmaster;
+  m += fmt::format("To: <{}>\r\n", to);
+  m += !options.postmaster.empty() ? "Subject: Postmaster Copy: Undelivered Mail\r\n"
+       : failure                   ? "Subject: Undelivered Mail Returned to Sender\r\n"
+       : relayed                   ? "Subject: Successful Mail Delivery Report\r\n"
+                                   : "Subject: Delayed Mail (still being retried)\r\n";
   m += fmt::format("Date: {}\r\n", Rfc5322Date(now));
   m += fmt::format("Message-ID: <{}@{}>\r\n", id, options.hostname);
   m += "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n";
@@ -185,7 +187,7 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
   n.id = std::move(id);
   n.arrival = now;
   n.sender = "";  // the null sender: a notice never causes a notice
-  n.recipients = {{original.sender, kNotifyNone, ""}};
+  n.recipients = {{to, kNotifyNone, ""}};
   n.content = fmt::format("Received: by {} (danerelay) id {}; {}\r\n", options.hostname, n.id,
                           Rfc5322Date(now)) +
               m;

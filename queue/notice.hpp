@@ -15,8 +15,12 @@ namespace danerelay::queue {
 enum class NoticeKind { kFailure, kDelay, kRelayed };
 
 struct NoticeOptions {
+  NoticeOptions(std::string host = {}) : hostname(std::move(host)) {}  // NOLINT: implicit
   std::string hostname;                   // Reporting-MTA, From: MAILER-DAEMON@hostname
   std::size_t return_size_limit = 50000;  // larger originals come back as headers only
+  // When set, the notice goes here instead of to the sender: the postmaster's copy of an
+  // undeliverable notice (a message from <>, which never gets a bounce of its own).
+  std::string postmaster;
 };
 
 // Whether `rcpt` of `m` gets a notice of this kind: never for mail from <> (no bounce loops),

@@ -56,9 +56,9 @@ PassOutcome SchedulePass(const MessageInfo& m, std::vector<RecipientUpdate> upda
         WantsNotice(NoticeKind::kRelayed, m, after)) {
       out.relayed.push_back(after);
     }
-    if ((u.state == RecipientState::kFailed || u.state == RecipientState::kExpired) &&
-        WantsNotice(NoticeKind::kFailure, m, after)) {
-      out.bounce.push_back(after);
+    if (u.state == RecipientState::kFailed || u.state == RecipientState::kExpired) {
+      out.failed.push_back(after);
+      if (WantsNotice(NoticeKind::kFailure, m, after)) out.bounce.push_back(after);
     }
     out.updates.push_back(std::move(u));
   }

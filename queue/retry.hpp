@@ -31,6 +31,7 @@ bool Expired(TimePoint arrival, TimePoint now, const RetryOptions& options);
 struct PassOutcome {
   std::vector<RecipientUpdate> updates;  // next_attempt set for deferred, expired marked
   std::vector<StoredRecipient> bounce;   // failed or expired, and the sender wants to know
+  std::vector<StoredRecipient> failed;   // every failed or expired recipient
   std::vector<StoredRecipient> warn;     // deferred past delay_warning, not yet warned
   std::vector<StoredRecipient> relayed;  // delivered with NOTIFY=SUCCESS to a hop without DSN
 };

@@ -129,8 +129,8 @@ TEST(RetryTest, PermanentFailureBouncesAtOnce) {
 
 TEST(RetryTest, SuccessIsReportedOnlyWhenAskedAndNotPassedOn) {
   std::mt19937 rng(1);
-  const RecipientUpdate delivered{0,  RecipientState::kDelivered, std::nullopt, "2.0.0",
-                                  "250 2.0.0 Ok", "mx.example.net"};
+  const RecipientUpdate delivered{
+      0, RecipientState::kDelivered, std::nullopt, "2.0.0", "250 2.0.0 Ok", "mx.example.net"};
   const MessageInfo asked = OneRecipient("alice@example.org", kNotifySuccess | kNotifyFailure);
   EXPECT_EQ(SchedulePass(asked, {delivered}, kT0, RetryOptions{}, rng).relayed.size(), 1u);
   RecipientUpdate passed_on = delivered;

@@ -246,7 +246,6 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     if (m.sender.empty() && std::any_of(pass.updates.begin(), pass.updates.end(), [](auto& u) {
           return u.state == RecipientState::kFailed || u.state == RecipientState::kExpired;
         })) {
-      // A notice that cannot be delivered is not answered with another (no loops).
       spdlog::warn("{}: undeliverable mail from <> discarded (no bounce to the null sender)", id);
     }
     if (!notices.empty()) Wake();
@@ -269,6 +268,19 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       out.push_back(queue::ComposeNotice(queue::NoticeKind::kFailure, m, content, pass.bounce,
                                          ids.Next(now), now, std::nullopt, notice_options));
       spdlog::info("{}: sender non-delivery notification: {}", m.id, out.back().id);
+    }
+    // A notice that cannot be delivered gets no notice of its own (no loops); the postmaster
+    // may get a copy, unless the undeliverable mail was itself such a copy.
+    const bool to_postmaster =
+        m.sender.empty() && !options.postmaster.empty() && !pass.failed.empty() &&
+        std::none_of(m.recipients.begin(), m.recipients.end(),
+                     [&](const auto& r) { return r.address == options.postmaster; });
+    if (to_postmaster) {
+      queue::NoticeOptions pm = notice_options;
+      pm.postmaster = options.postmaster;
+      out.push_back(queue::ComposeNotice(queue::NoticeKind::kFailure, m, content, pass.failed,
+                                         ids.Next(now), now, std::nullopt, pm));
+      spdlog::info("{}: postmaster notification: {}", m.id, out.back().id);
     }
     if (!pass.relayed.empty()) {
       out.push_back(queue::ComposeNotice(queue::NoticeKind::kRelayed, m, content, pass.relayed,

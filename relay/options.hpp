@@ -54,9 +54,10 @@ struct ClientTimeouts {
 struct DeliveryOptions {
   bool enabled = true;      // false: accept and queue mail, deliver nothing (maintenance, tests)
   std::uint16_t port = 25;  // [delivery] port
-  std::uint32_t max_parallel = 20;             // messages in delivery at once
-  std::uint32_t max_per_destination = 20;      // deliveries to one domain at once (Postfix: 20)
-  queue::RetryOptions retry;                   // [retry]
+  std::uint32_t max_parallel = 20;         // messages in delivery at once
+  std::uint32_t max_per_destination = 20;  // deliveries to one domain at once (Postfix: 20)
+  std::string postmaster;     // gets a copy of undeliverable mail from <> ("": log only)
+  queue::RetryOptions retry;  // [retry]
   std::chrono::seconds keep_completed{86400};  // [queue] keep_completed
   std::vector<std::string> mandatory_domains;  // [dane] mandatory_domains
   std::map<std::string, std::string> routes;   // [routes] "domain" = "[host]:port"

@@ -104,6 +104,7 @@ mandatory_domains = ["mand-unsigned.example", ".mand-notlsa.example"]
 [delivery]
 port = {port}
 connect_timeout = "5s"
+postmaster = "postmaster@senders.example"
 [retry]
 min_backoff = "1h"
 [routes]
@@ -454,6 +455,19 @@ delay_warning = "2s"
         self.assertEqual(self.notices_about(self.ids["nullsender"]), [])
         self.assertIn(f"{self.ids['nullsender']}: undeliverable mail from <> discarded",
                       self.relay.logs())
+        # The configured postmaster gets a copy instead.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            copies = self.servers["senders"].received_for("postmaster@senders.example")
+            if copies:
+                break
+            time.sleep(0.2)
+        self.assertEqual(len(copies), 1)
+        msg = email.message_from_bytes(copies[0]["content"], policy=email.policy.default)
+        self.assertEqual(msg["Subject"], "Postmaster Copy: Undelivered Mail")
+        blocks = msg.get_payload()[1].get_payload()
+        self.assertEqual(blocks[0]["X-Danerelay-Queue-ID"], self.ids["nullsender"])
+        self.assertEqual((blocks[1]["Action"], blocks[1]["Status"]), ("failed", "5.1.1"))
 
     def test_dane_mismatch_retried_then_expired_with_4_7_5(self):
         m = self.show_on(self.relay2, self.expire_id)
