@@ -74,6 +74,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   std::shared_ptr<asio::ssl::context> tls_context;
   asio::steady_timer wake;
   std::uint32_t active = 0;
+  ConnectionCache connections{std::chrono::seconds(2)};  // Postfix: 2 s idle time limit
   // Per-destination concurrency: deliveries in progress per domain, and who waits for a slot.
   std::map<std::string, std::uint32_t> per_domain;
   std::map<std::string, std::deque<std::shared_ptr<asio::steady_timer>>> slot_waiters;
@@ -132,6 +133,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         }
       }
       co_await ExpireOld();
+      connections.Sweep(io.get_executor());
       // The queue is looked at every second (an index lookup, not a scan), so that the
       // command line's flush, hold and release take effect within a second.
       wake.expires_after(std::chrono::seconds(1));
@@ -364,12 +366,12 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       for (const auto& ip : plan.addresses) {
         req.ip = ip;
         req.plaintext_only = false;
-        ClientResult r = co_await DeliverOverSmtp(req);
+        ClientResult r = co_await DeliverOverSmtp(req, &connections);
         if (r.host_failed && r.retry_plaintext && decision.tls == TlsRequirement::kMay) {
           // "may": a failed handshake is retried once in plain text.
           RecordHost(m, host, facts, ip, "failed", r.reason, r.status, "", out);
           req.plaintext_only = true;
-          r = co_await DeliverOverSmtp(req);
+          r = co_await DeliverOverSmtp(req, &connections);
         }
         const std::string verdict =
             r.verdict ? std::string(tls::ToString(r.verdict->kind)) : "none";
@@ -467,6 +469,7 @@ void DeliveryAgent::Reload(DeliveryOptions options) {
 
 void DeliveryAgent::Stop() {
   impl_->stopping = true;
+  impl_->connections.Sweep(impl_->io.get_executor(), /*all=*/true);
   impl_->Wake();
 }
 

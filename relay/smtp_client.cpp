@@ -1,6 +1,7 @@
 #include "relay/smtp_client.hpp"
 
 #include <spdlog/spdlog.h>
+#include <asio/co_spawn.hpp>
 #include <asio/connect.hpp>
 #include <asio/this_coro.hpp>
 
@@ -75,21 +76,52 @@ std::string DotStuff(const std::string& content) {
   return out;
 }
 
-asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& req) {
-  ClientResult res;
+// A live session after EHLO (and STARTTLS): what a transaction needs, and what the connection
+// cache keeps between messages. Not movable (the reader refers to the connection).
+struct SmtpSession {
+  explicit SmtpSession(tcp::socket s) : conn(std::move(s)), reader(conn) {}
+  Connection conn;
+  ReplyReader reader;
+  Reply ehlo;
+  std::string peer;
+  bool starttls_offered = false;
+  bool tls_used = false;
+  std::optional<tls::Verdict> verdict;
+  std::chrono::steady_clock::time_point idle_since;
+
+  // Sends one command line and reads the reply. Arguments are views or named strings: GCC 12
+  // destroys temporaries that live across a co_await twice.
+  asio::awaitable<tl::expected<Reply, std::string>> Command(std::string_view line,
+                                                            std::chrono::seconds timeout) {
+    const std::string wire = std::string(line) + "\r\n";
+    if (auto wec = co_await conn.Write(wire, timeout)) co_return tl::unexpected(wec.message());
+    co_return co_await reader.Read(timeout);
+  }
+  asio::awaitable<void> Quit() {
+    (void)co_await Command("QUIT", std::chrono::seconds(10));
+    co_await conn.Close();
+  }
+};
+
+namespace {
+
+// Connect, greeting, EHLO, STARTTLS as the policy requires, EHLO again. On failure `res` says
+// why and the result is null.
+asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, ClientResult& res) {
   const auto& t = req.timeouts;
   const std::string peer = fmt::format("{}[{}]:{}", req.mx_host, req.ip, req.port);
   auto host_fail = [&](std::string status, std::string reason) {
     res.host_failed = true;
     res.status = std::move(status);
     res.reason = std::move(reason);
-    return res;
+    return std::shared_ptr<SmtpSession>();
   };
-
   std::error_code ec;
   const auto address = asio::ip::make_address(req.ip, ec);
   if (ec) co_return host_fail("4.4.1", "bad address " + req.ip);
-  Connection conn(tcp::socket(co_await asio::this_coro::executor));
+  auto s = std::make_shared<SmtpSession>(tcp::socket(co_await asio::this_coro::executor));
+  s->peer = peer;
+  Connection& conn = s->conn;
   conn.socket.open(address.is_v6() ? tcp::v6() : tcp::v4(), ec);
   if (ec) co_return host_fail("4.4.1", fmt::format("connect to {}: {}", peer, ec.message()));
   conn.deadline.Arm(t.connect);
@@ -98,50 +130,35 @@ asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& req) {
   if (conn.deadline.expired()) ec = asio::error::timed_out;
   if (ec) co_return host_fail("4.4.1", fmt::format("connect to {}: {}", peer, ec.message()));
 
-  ReplyReader reader(conn);
-  // Sends one command line and reads the reply. Arguments are views or named strings: GCC 12
-  // destroys temporaries that live across a co_await twice.
-  auto command =
-      [&](std::string_view line,
-          std::chrono::seconds timeout) -> asio::awaitable<tl::expected<Reply, std::string>> {
-    const std::string wire = std::string(line) + "\r\n";
-    if (auto wec = co_await conn.Write(wire, t.command)) {
-      co_return tl::unexpected(wec.message());
-    }
-    co_return co_await reader.Read(timeout);
-  };
-  auto quit = [&]() -> asio::awaitable<void> {
-    (void)co_await command("QUIT", std::chrono::seconds(10));
-    co_await conn.Close();
-  };
-
-  auto greeting = co_await reader.Read(t.greeting);
-  if (!greeting)
+  auto greeting = co_await s->reader.Read(t.greeting);
+  if (!greeting) {
     co_return host_fail(
         "4.4.2", fmt::format("{} while reading the greeting from {}", greeting.error(), peer));
+  }
   if (!greeting->Positive()) {
-    co_await quit();
+    co_await s->Quit();
     co_return host_fail("4.4.2",
                         fmt::format("host {} refused to talk to me: {}", peer, greeting->Text()));
   }
   const std::string ehlo_line = "EHLO " + req.helo_name;
-  auto ehlo = co_await command(ehlo_line, t.command);
+  auto ehlo = co_await s->Command(ehlo_line, t.command);
   if (!ehlo) co_return host_fail("4.4.2", fmt::format("{} after EHLO to {}", ehlo.error(), peer));
   if (!ehlo->Positive()) {
-    co_await quit();
+    co_await s->Quit();
     co_return host_fail("4.4.2",
                         fmt::format("host {} said: {} (in reply to EHLO)", peer, ehlo->Text()));
   }
 
   const bool tls_required = req.tls == TlsRequirement::kEncrypt || req.tls == TlsRequirement::kDane;
-  res.starttls_offered = ehlo->HasExtension("STARTTLS");
-  if (!req.plaintext_only && res.starttls_offered) {
-    auto starttls = co_await command("STARTTLS", t.command);
-    if (!starttls)
+  s->starttls_offered = res.starttls_offered = ehlo->HasExtension("STARTTLS");
+  if (!req.plaintext_only && s->starttls_offered) {
+    auto starttls = co_await s->Command("STARTTLS", t.command);
+    if (!starttls) {
       co_return host_fail("4.4.2", fmt::format("{} after STARTTLS to {}", starttls.error(), peer));
+    }
     if (starttls->code != 220) {
       if (tls_required) {
-        co_await quit();
+        co_await s->Quit();
         co_return host_fail("4.7.5",
                             fmt::format("STARTTLS refused by {}: {}", peer, starttls->Text()));
       }
@@ -163,46 +180,51 @@ asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& req) {
         co_return host_fail("4.7.5",
                             fmt::format("TLS handshake with {} failed: {}", peer, hs.message()));
       }
-      res.tls_used = true;
-      res.verdict = tls::GetVerdict(conn.tls->native_handle(), dane != nullptr);
+      s->tls_used = res.tls_used = true;
+      s->verdict = res.verdict = tls::GetVerdict(conn.tls->native_handle(), dane != nullptr);
       spdlog::info("{} TLS connection established to {}: {}", tls::ToString(res.verdict->kind),
                    peer, res.verdict->protocol);
       if (req.tls == TlsRequirement::kDane && res.verdict->kind != tls::Verdict::Kind::kVerified) {
-        co_await quit();
+        co_await s->Quit();
         co_return host_fail("4.7.5", fmt::format("Server certificate not verified ({}): {}",
                                                  res.verdict->reason, peer));
       }
-      reader.Reset();
-      ehlo = co_await command(ehlo_line, t.command);
-      if (!ehlo)
+      s->reader.Reset();
+      ehlo = co_await s->Command(ehlo_line, t.command);
+      if (!ehlo) {
         co_return host_fail("4.4.2", fmt::format("{} after EHLO to {}", ehlo.error(), peer));
+      }
       if (!ehlo->Positive()) {
-        co_await quit();
+        co_await s->Quit();
         co_return host_fail("4.4.2",
                             fmt::format("host {} said: {} (in reply to EHLO)", peer, ehlo->Text()));
       }
     }
   } else if (tls_required) {
-    co_await quit();
+    co_await s->Quit();
     co_return host_fail("4.7.5",
                         fmt::format("TLS is required, but {} does not offer STARTTLS", peer));
   }
+  s->ehlo = std::move(*ehlo);
+  co_return s;
+}
 
-  if (!req.message) {  // a probe: the TLS facts are all we wanted
-    co_await quit();
-    co_return res;
-  }
+enum class After { kReusable, kQuit, kLostBeforeMail };
 
-  // The transaction. MAIL, RCPT and DATA go in one write when the server pipelines.
+// MAIL, RCPT, DATA (pipelined when offered) on an open session; fills res.recipients.
+asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, ClientResult& res) {
+  const auto& t = req.timeouts;
   const queue::MessageInfo& m = *req.message;
-  const bool dsn = ehlo->HasExtension("DSN");
+  const Reply& ehlo = s.ehlo;
+  const bool dsn = ehlo.HasExtension("DSN");
   res.remote_dsn = dsn;
   std::string mail = fmt::format("MAIL FROM:<{}>", m.sender);
-  if (ehlo->HasExtension("SIZE")) mail += fmt::format(" SIZE={}", req.content->size());
-  if (m.body_8bitmime && ehlo->HasExtension("8BITMIME")) mail += " BODY=8BITMIME";
-  if (m.smtputf8 && ehlo->HasExtension("SMTPUTF8")) mail += " SMTPUTF8";
-  if (dsn && m.dsn_ret != queue::DsnRet::kUnspecified)
+  if (ehlo.HasExtension("SIZE")) mail += fmt::format(" SIZE={}", req.content->size());
+  if (m.body_8bitmime && ehlo.HasExtension("8BITMIME")) mail += " BODY=8BITMIME";
+  if (m.smtputf8 && ehlo.HasExtension("SMTPUTF8")) mail += " SMTPUTF8";
+  if (dsn && m.dsn_ret != queue::DsnRet::kUnspecified) {
     mail += " RET=" + std::string(queue::ToString(m.dsn_ret));
+  }
   if (dsn && !m.dsn_envid.empty()) mail += " ENVID=" + Xtext(m.dsn_envid);
   mail += "\r\n";
   std::vector<std::string> rcpts;
@@ -215,77 +237,179 @@ asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& req) {
     }
     rcpts.push_back(line + "\r\n");
   }
-  const bool pipelining = ehlo->HasExtension("PIPELINING");
+  const bool pipelining = ehlo.HasExtension("PIPELINING");
 
   res.recipients.assign(m.recipients.size(), {});
-  auto all = [&](const Reply& r) {
-    for (auto& rc : res.recipients) rc = {StateOf(r), DefaultStatus(r), r.Text()};
-  };
   auto lost = [&](const std::string& why, const char* stage) {
-    const std::string text = fmt::format("{} with {} {}", why, peer, stage);
+    const std::string text = fmt::format("{} with {} {}", why, s.peer, stage);
     for (auto& rc : res.recipients) rc = {queue::RecipientState::kDeferred, "4.4.2", text};
-    return res;
+    return After::kQuit;
   };
 
+  std::string first = mail;
   if (pipelining) {
-    std::string batch = mail;
-    for (const auto& r : rcpts) batch += r;
-    batch += "DATA\r\n";
-    if (auto wec = co_await conn.Write(batch, t.command))
-      co_return lost(wec.message(), "while sending MAIL");
-  } else if (auto wec = co_await conn.Write(mail, t.command)) {
-    co_return lost(wec.message(), "while sending MAIL");
+    for (const auto& r : rcpts) first += r;
+    first += "DATA\r\n";
   }
-  auto mail_reply = co_await reader.Read(t.command);
-  if (!mail_reply) co_return lost(mail_reply.error(), "after MAIL");
+  if (co_await s.conn.Write(first, t.command)) co_return After::kLostBeforeMail;
+  auto mail_reply = co_await s.reader.Read(t.command);
+  if (!mail_reply) co_return After::kLostBeforeMail;  // e.g. a cached connection timed out
   int accepted = 0;
   std::vector<std::optional<Reply>> rcpt_replies(rcpts.size());
   for (size_t i = 0; i < rcpts.size(); ++i) {
     if (!pipelining) {
       if (!mail_reply->Positive()) break;
-      if (auto wec = co_await conn.Write(rcpts[i], t.command))
+      if (auto wec = co_await s.conn.Write(rcpts[i], t.command)) {
         co_return lost(wec.message(), "while sending RCPT");
+      }
     }
-    auto r = co_await reader.Read(t.command);
+    auto r = co_await s.reader.Read(t.command);
     if (!r) co_return lost(r.error(), "after RCPT");
     if (r->Positive()) ++accepted;
     rcpt_replies[i] = std::move(*r);
   }
   if (!mail_reply->Positive()) {
-    all(*mail_reply);
-    if (pipelining) (void)co_await reader.Read(t.data_init);  // the DATA reply, a refusal
-    co_await quit();
-    co_return res;
+    for (auto& rc : res.recipients) {
+      rc = {StateOf(*mail_reply), DefaultStatus(*mail_reply), mail_reply->Text()};
+    }
+    if (pipelining) (void)co_await s.reader.Read(t.data_init);  // the DATA reply, a refusal
+    co_return After::kQuit;
   }
   for (size_t i = 0; i < rcpts.size(); ++i) {
     const Reply& r = *rcpt_replies[i];
     res.recipients[i] = {StateOf(r), DefaultStatus(r), r.Text()};
   }
   if (!pipelining && accepted > 0) {
-    if (auto wec = co_await conn.Write("DATA\r\n", t.command))
+    if (auto wec = co_await s.conn.Write("DATA\r\n", t.command)) {
       co_return lost(wec.message(), "while sending DATA");
+    }
   }
-  if (pipelining || accepted > 0) {
-    auto data = co_await reader.Read(t.data_init);
-    if (!data) co_return lost(data.error(), "after DATA");
-    if (accepted > 0 && data->code == 354) {
-      const std::string stuffed = DotStuff(*req.content);
-      if (auto wec = co_await conn.Write(stuffed, t.data_block))
-        co_return lost(wec.message(), "while sending message body");
-      auto done = co_await reader.Read(t.data_done);
-      if (!done) co_return lost(done.error(), "after end of data");
-      for (size_t i = 0; i < rcpts.size(); ++i) {
-        if (rcpt_replies[i]->Positive())
-          res.recipients[i] = {StateOf(*done), DefaultStatus(*done), done->Text()};
+  if (!pipelining && accepted == 0) co_return After::kReusable;
+  auto data = co_await s.reader.Read(t.data_init);
+  if (!data) co_return lost(data.error(), "after DATA");
+  if (accepted > 0 && data->code == 354) {
+    const std::string stuffed = DotStuff(*req.content);
+    if (auto wec = co_await s.conn.Write(stuffed, t.data_block)) {
+      co_return lost(wec.message(), "while sending message body");
+    }
+    auto done = co_await s.reader.Read(t.data_done);
+    if (!done) co_return lost(done.error(), "after end of data");
+    for (size_t i = 0; i < rcpts.size(); ++i) {
+      if (rcpt_replies[i]->Positive()) {
+        res.recipients[i] = {StateOf(*done), DefaultStatus(*done), done->Text()};
       }
-    } else if (accepted > 0) {
-      for (size_t i = 0; i < rcpts.size(); ++i) {
-        if (rcpt_replies[i]->Positive())
-          res.recipients[i] = {StateOf(*data), DefaultStatus(*data), data->Text()};
+    }
+    co_return After::kReusable;
+  }
+  if (accepted > 0) {
+    for (size_t i = 0; i < rcpts.size(); ++i) {
+      if (rcpt_replies[i]->Positive()) {
+        res.recipients[i] = {StateOf(*data), DefaultStatus(*data), data->Text()};
       }
     }
   }
-  co_await quit();
+  co_return After::kQuit;
+}
+
+// Sessions are shared only between deliveries under the same policy to the same host: the key
+// holds the address, the host name, the TLS requirement and, under DANE, the base domain, the
+// reference names and the TLSA records.
+std::string CacheKey(const ClientRequest& req) {
+  std::string key = fmt::format("{}|{}|{}|{}|{}", req.ip, req.port, req.mx_host,
+                                static_cast<int>(req.tls), req.plaintext_only);
+  if (req.dane) {
+    key += "|" + req.dane->base_domain;
+    for (const auto& n : req.dane->extra_names) key += "|" + n;
+    for (const auto& r : req.dane->records) key += "|" + r.ToString();
+  }
+  return key;
+}
+
+// After a transaction: RSET and back into the cache when the session is clean and the server
+// agrees (RFC 5321 §4.1.1.5), otherwise QUIT.
+asio::awaitable<void> Finish(const std::shared_ptr<SmtpSession>& s, After after,
+                             const ClientRequest& req, ConnectionCache* cache,
+                             const std::string& key) {
+  if (after == After::kLostBeforeMail) {
+    co_await s->conn.Close();
+    co_return;
+  }
+  if (after == After::kReusable && cache) {
+    auto rset = co_await s->Command("RSET", req.timeouts.command);
+    if (rset && rset->Positive()) {
+      cache->Put(key, s);
+      co_return;
+    }
+    co_await s->conn.Close();
+    co_return;
+  }
+  co_await s->Quit();
+}
+
+}  // namespace
+
+ConnectionCache::ConnectionCache(std::chrono::seconds idle_limit) : idle_limit_(idle_limit) {}
+ConnectionCache::~ConnectionCache() = default;
+
+std::shared_ptr<SmtpSession> ConnectionCache::Take(const std::string& key) {
+  auto it = idle_.find(key);
+  if (it == idle_.end()) return nullptr;
+  auto s = std::move(it->second);
+  idle_.erase(it);
+  return s;
+}
+
+void ConnectionCache::Put(const std::string& key, std::shared_ptr<SmtpSession> s) {
+  s->idle_since = std::chrono::steady_clock::now();
+  idle_.emplace(key, std::move(s));
+}
+
+void ConnectionCache::Sweep(const asio::any_io_executor& ex, bool all) {
+  const auto now = std::chrono::steady_clock::now();
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    if (all || now - it->second->idle_since >= idle_limit_) {
+      auto s = std::move(it->second);
+      it = idle_.erase(it);
+      asio::co_spawn(
+          ex, [s]() -> asio::awaitable<void> { co_await s->Quit(); }, [](std::exception_ptr) {});
+    } else {
+      ++it;
+    }
+  }
+}
+
+asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& req, ConnectionCache* cache) {
+  ClientResult res;
+  const std::string key = CacheKey(req);
+  std::shared_ptr<SmtpSession> s;
+  if (cache && req.message) s = cache->Take(key);
+  if (s) {
+    res.starttls_offered = s->starttls_offered;
+    res.tls_used = s->tls_used;
+    res.verdict = s->verdict;
+    const After after = co_await Transaction(*s, req, res);
+    if (after != After::kLostBeforeMail) {
+      spdlog::info("reused the cached connection to {}", s->peer);
+      co_await Finish(s, after, req, cache, key);
+      co_return res;
+    }
+    // The server let the idle connection go: start afresh.
+    co_await s->conn.Close();
+    res = ClientResult{};
+  }
+  s = co_await Open(req, res);
+  if (!s) co_return res;
+  if (!req.message) {  // a probe: the TLS facts are all we wanted
+    co_await s->Quit();
+    co_return res;
+  }
+  const After after = co_await Transaction(*s, req, res);
+  if (after == After::kLostBeforeMail) {
+    const std::string text = fmt::format("lost connection with {} while sending MAIL", s->peer);
+    res.recipients.assign(req.message->recipients.size(),
+                          {queue::RecipientState::kDeferred, "4.4.2", text});
+  }
+  co_await Finish(s, after, req, cache, key);
   co_return res;
 }
 

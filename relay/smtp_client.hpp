@@ -5,11 +5,13 @@
 // It reports what happened and does not decide what it means for the queue, except for the
 // per-recipient replies the server gave: the delivery agent maps host failures onto the policy.
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 
 #include "queue/message.hpp"
@@ -59,7 +61,28 @@ struct ClientResult {
   std::vector<Rcpt> recipients;
 };
 
-asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& request);
+struct SmtpSession;
+
+// Idle SMTP sessions kept between deliveries, as Postfix's connection cache does: the next
+// message to the same host under the same TLS/DANE policy goes over the same connection
+// (MAIL after RSET), without a new handshake. Used on the io thread only.
+class ConnectionCache {
+ public:
+  explicit ConnectionCache(std::chrono::seconds idle_limit);
+  ~ConnectionCache();
+  std::shared_ptr<SmtpSession> Take(const std::string& key);
+  void Put(const std::string& key, std::shared_ptr<SmtpSession> session);
+  // QUITs sessions idle for longer than the limit (or all of them).
+  void Sweep(const asio::any_io_executor& ex, bool all = false);
+
+ private:
+  std::chrono::seconds idle_limit_;
+  std::multimap<std::string, std::shared_ptr<SmtpSession>> idle_;
+};
+
+// With a cache, a clean session is kept for the next message instead of QUIT.
+asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& request,
+                                              ConnectionCache* cache = nullptr);
 
 // RFC 5321 §4.5.2: a leading "." on a line is doubled, and the data ends with CRLF "." CRLF.
 std::string DotStuff(const std::string& content);

@@ -93,7 +93,8 @@ class Recorder:
                 self.in_data -= 1
         with self.lock:
             self.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
-                                  "content": envelope.content, "tls": session.ssl is not None})
+                                  "content": envelope.content, "tls": session.ssl is not None,
+                                  "session": id(session)})
         return "250 2.0.0 Ok: stored"
 
 

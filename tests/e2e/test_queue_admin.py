@@ -173,6 +173,35 @@ max_per_destination = 2
             slow.stop()
 
 
+    def test_connection_reuse(self):
+        ip = "127.0.0.35"
+        port = free_port_on([ip])
+        mx = MxServer(ip, port).start()
+        relay = Relay(deliver=True, extra_toml=f"""
+[delivery]
+max_per_destination = 1
+[routes]
+"reuse.example" = "[{ip}]:{port}"
+""").start()
+        try:
+            with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as c:
+                c.ehlo("admin.example")
+                for i in range(4):
+                    c.mail(SENDER)
+                    c.rcpt(f"user{i}@reuse.example")
+                    code, reply = c.data(b"Subject: reuse\r\n\r\nx\r\n")
+                    self.assertEqual(code, 250, reply)
+            wait_for(lambda: len(mx.recorder.messages) == 4, what="four deliveries")
+            sessions = {m["session"] for m in mx.recorder.messages}
+            print(f"4 messages over {len(sessions)} connection(s)")
+            self.assertLess(len(sessions), 4)  # at least one message rode an existing connection
+            self.assertIn("reused the cached connection to", relay.logs())
+            relay.stop()
+        finally:
+            relay.cleanup()
+            mx.stop()
+
+
 class HeldMailExpiresTest(unittest.TestCase):
     def test_held_mail_expires_and_bounces(self):
         port = free_port_on([A, DEAD])
