@@ -1,6 +1,9 @@
 #include "queue/message.hpp"
 
+#include <fmt/format.h>
+
 #include <array>
+#include <ctime>
 #include <utility>
 
 namespace danerelay::queue {
@@ -19,6 +22,17 @@ std::string NotifyToString(unsigned notify) {
     out += name;
   }
   return out;
+}
+
+std::string FormatRfc5322Date(TimePoint t) {
+  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const std::time_t secs = Clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  return fmt::format("{}, {:02} {} {} {:02}:{:02}:{:02} +0000", kDays[tm.tm_wday], tm.tm_mday,
+                     kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 std::string_view ToString(DsnRet ret) {

@@ -23,6 +23,9 @@ enum Notify : unsigned {
 };
 std::string NotifyToString(unsigned notify);  // "SUCCESS,FAILURE", "NEVER", "" when not given
 
+// RFC 5322 §3.3 date-time in UTC: "Sun, 22 Nov 2026 08:48:21 +0000".
+std::string FormatRfc5322Date(TimePoint time);
+
 enum class DsnRet { kUnspecified, kFull, kHdrs };  // RFC 3461 §4.3
 std::string_view ToString(DsnRet ret);
 

@@ -8,17 +8,6 @@
 namespace danerelay::queue {
 namespace {
 
-std::string Rfc5322Date(TimePoint t) {
-  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  const std::time_t secs = Clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  return fmt::format("{}, {:02} {} {} {:02}:{:02}:{:02} +0000", kDays[tm.tm_wday], tm.tm_mday,
-                     kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
 // The header section of a message (through the blank line).
 std::string Headers(const std::string& content) {
   const auto end = content.find("\r\n\r\n");
@@ -103,7 +92,7 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
        : failure                   ? "Subject: Undelivered Mail Returned to Sender\r\n"
        : relayed                   ? "Subject: Successful Mail Delivery Report\r\n"
                                    : "Subject: Delayed Mail (still being retried)\r\n";
-  m += fmt::format("Date: {}\r\n", Rfc5322Date(now));
+  m += fmt::format("Date: {}\r\n", FormatRfc5322Date(now));
   m += fmt::format("Message-ID: <{}@{}>\r\n", id, options.hostname);
   m += "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n";
   m += fmt::format(
@@ -127,7 +116,7 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
   } else {
     m += "Your message could not be delivered yet to one or more recipients. It will be\r\n"
          "retried until " +
-         (will_retry_until ? Rfc5322Date(*will_retry_until) : std::string("it expires")) +
+         (will_retry_until ? FormatRfc5322Date(*will_retry_until) : std::string("it expires")) +
          "; you need not send it again.\r\n\r\n";
   }
   for (const auto& r : recipients) {
@@ -150,7 +139,7 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
   m += fmt::format("X-Danerelay-Queue-ID: {}\r\n", original.id);
   if (!original.dsn_envid.empty())
     m += fmt::format("Original-Envelope-Id: {}\r\n", original.dsn_envid);
-  m += fmt::format("Arrival-Date: {}\r\n", Rfc5322Date(original.arrival));
+  m += fmt::format("Arrival-Date: {}\r\n", FormatRfc5322Date(original.arrival));
   for (const auto& r : recipients) {
     m += "\r\n";
     m += fmt::format("Final-Recipient: rfc822; {}\r\n", r.address);
@@ -163,9 +152,10 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
     if (!r.last_remote.empty()) m += fmt::format("Remote-MTA: dns; {}\r\n", r.last_remote);
     if (!r.last_reply.empty())
       m += fmt::format("Diagnostic-Code: {}\r\n", DiagnosticCode(r.last_reply));
-    if (r.last_attempt) m += fmt::format("Last-Attempt-Date: {}\r\n", Rfc5322Date(*r.last_attempt));
+    if (r.last_attempt)
+      m += fmt::format("Last-Attempt-Date: {}\r\n", FormatRfc5322Date(*r.last_attempt));
     if (kind == NoticeKind::kDelay && will_retry_until) {
-      m += fmt::format("Will-Retry-Until: {}\r\n", Rfc5322Date(*will_retry_until));
+      m += fmt::format("Will-Retry-Until: {}\r\n", FormatRfc5322Date(*will_retry_until));
     }
   }
 
@@ -189,7 +179,7 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
   n.sender = "";  // the null sender: a notice never causes a notice
   n.recipients = {{to, kNotifyNone, ""}};
   n.content = fmt::format("Received: by {} (danerelay) id {}; {}\r\n", options.hostname, n.id,
-                          Rfc5322Date(now)) +
+                          FormatRfc5322Date(now)) +
               m;
   n.client_address = "";
   n.client_helo = "";
@@ -197,6 +187,19 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
   n.body_8bitmime = eight_bit;
   n.smtputf8 = original.smtputf8;
   return n;
+}
+
+std::optional<NewMessage> ComposeBounce(const MessageInfo& original, const std::string& content,
+                                        const std::vector<StoredRecipient>& finished,
+                                        std::string id, TimePoint now,
+                                        const NoticeOptions& options) {
+  std::vector<StoredRecipient> told;
+  for (const auto& r : finished) {
+    if (WantsNotice(NoticeKind::kFailure, original, r)) told.push_back(r);
+  }
+  if (told.empty()) return std::nullopt;
+  return ComposeNotice(NoticeKind::kFailure, original, content, told, std::move(id), now,
+                       std::nullopt, options);
 }
 
 }  // namespace danerelay::queue

@@ -35,6 +35,13 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
                          TimePoint now, std::optional<TimePoint> will_retry_until,
                          const NoticeOptions& options);
 
+// The bounce for recipients that have just failed or expired, listing those who want one;
+// nullopt when nobody does (or the sender is <>).
+std::optional<NewMessage> ComposeBounce(const MessageInfo& original, const std::string& content,
+                                        const std::vector<StoredRecipient>& finished,
+                                        std::string id, TimePoint now,
+                                        const NoticeOptions& options);
+
 // The cause in plain words, for the human-readable part.
 std::string ExplainStatus(const std::string& status, const std::string& reply);
 

@@ -173,16 +173,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     const auto expire = [old, now, notice_options, &id_source](queue::Store& s) {
       return s.Finish(old, RecipientState::kExpired, "", "", now,
                       [&](const queue::MessageInfo& m, const std::string& content,
-                          const std::vector<queue::StoredRecipient>& finished)
-                          -> std::optional<queue::NewMessage> {
-                        std::vector<queue::StoredRecipient> told;
-                        for (const auto& r : finished) {
-                          if (queue::WantsNotice(queue::NoticeKind::kFailure, m, r))
-                            told.push_back(r);
-                        }
-                        if (told.empty()) return std::nullopt;
-                        return queue::ComposeNotice(queue::NoticeKind::kFailure, m, content, told,
-                                                    id_source.Next(now), now, std::nullopt,
+                          const std::vector<queue::StoredRecipient>& finished) {
+                        return queue::ComposeBounce(m, content, finished, id_source.Next(now), now,
                                                     notice_options);
                       });
     };

@@ -21,7 +21,4 @@ struct ReceivedInfo {
 // Folded header field ending in CRLF.
 std::string FormatReceived(const ReceivedInfo& info);
 
-// RFC 5322 §3.3 date-time in UTC: "Sun, 22 Nov 2026 08:48:21 +0000".
-std::string FormatRfc5322Date(queue::TimePoint time);
-
 }  // namespace danerelay::relay

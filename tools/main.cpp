@@ -19,12 +19,19 @@ constexpr int kExitNotFound = 1;
 constexpr int kExitFailure = 2;
 constexpr int kExitConfig = 78;
 
-int WithQueue(const std::string& config_path, const std::function<int(queue::Store&)>& fn) {
-  auto cfg = config::LoadFileOrDefaults(config_path);
+// The configuration, or nullopt after saying why on stderr.
+std::optional<config::Config> LoadConfig(const std::string& path) {
+  auto cfg = config::LoadFileOrDefaults(path);
   if (!cfg) {
     std::cerr << "danerelay: " << cfg.error().message << "\n";
-    return kExitConfig;
+    return std::nullopt;
   }
+  return std::move(*cfg);
+}
+
+int WithQueue(const std::string& config_path, const std::function<int(queue::Store&)>& fn) {
+  auto cfg = LoadConfig(config_path);
+  if (!cfg) return kExitConfig;
   auto store = queue::Store::Open(cfg->queue, queue::OpenMode::kReadOnly);
   if (!store) {
     std::cerr << "danerelay: " << store.error().message << "\n";
@@ -106,11 +113,8 @@ int main(int argc, char** argv) {
 
   if (config_check->parsed()) {
     const std::string path = check_file.empty() ? config_path : check_file;
-    auto cfg = config::LoadFileOrDefaults(path);
-    if (!cfg) {
-      std::cerr << "danerelay: " << cfg.error().message << "\n";
-      return kExitConfig;
-    }
+    auto cfg = LoadConfig(path);
+    if (!cfg) return kExitConfig;
     std::cout << cfg->source << ": ok (" << cfg->server.listeners.size() << " listener(s), "
               << cfg->delivery.mandatory_domains.size() << " mandatory DANE domain(s), "
               << cfg->delivery.routes.size() << " route(s))\n";
@@ -118,11 +122,8 @@ int main(int argc, char** argv) {
   }
   for (const auto& cmd : admin) {
     if (!cmd->app->parsed()) continue;
-    auto cfg = config::LoadFileOrDefaults(config_path);
-    if (!cfg) {
-      std::cerr << "danerelay: " << cfg.error().message << "\n";
-      return kExitConfig;
-    }
+    auto cfg = LoadConfig(config_path);
+    if (!cfg) return kExitConfig;
     tools::AdminRequest req;
     req.action = cmd->action;
     req.selection.ids = cmd->ids;
@@ -149,22 +150,16 @@ int main(int argc, char** argv) {
     return tools::RunAdmin(*cfg, req, std::cout, std::cerr);
   }
   if (stats->parsed()) {
-    auto cfg = config::LoadFileOrDefaults(config_path);
-    if (!cfg) {
-      std::cerr << "danerelay: " << cfg.error().message << "\n";
-      return kExitConfig;
-    }
+    auto cfg = LoadConfig(config_path);
+    if (!cfg) return kExitConfig;
     return tools::RunStats(*cfg, stats_json, std::cout, std::cerr);
   }
   if (check->parsed()) {
     // The report is the output; the delivery code's own log lines would only repeat it.
     spdlog::set_default_logger(spdlog::stderr_color_mt("danerelay"));
     spdlog::set_level(spdlog::level::warn);
-    auto cfg = config::LoadFileOrDefaults(config_path);
-    if (!cfg) {
-      std::cerr << "danerelay: " << cfg.error().message << "\n";
-      return kExitConfig;
-    }
+    auto cfg = LoadConfig(config_path);
+    if (!cfg) return kExitConfig;
     return tools::RunDaneCheck(*cfg, check_domain, check_mandatory, check_json, std::cout);
   }
 

@@ -66,17 +66,9 @@ int RunAdmin(const config::Config& config, const AdminRequest& req, std::ostream
       done = (*store)->Finish(req.selection, queue::RecipientState::kFailed, "5.0.0",
                               "returned to the sender by the mail administrator", now,
                               [&](const queue::MessageInfo& m, const std::string& content,
-                                  const std::vector<queue::StoredRecipient>& finished)
-                                  -> std::optional<queue::NewMessage> {
-                                std::vector<queue::StoredRecipient> told;
-                                for (const auto& r : finished) {
-                                  if (queue::WantsNotice(queue::NoticeKind::kFailure, m, r))
-                                    told.push_back(r);
-                                }
-                                if (told.empty()) return std::nullopt;
-                                return queue::ComposeNotice(queue::NoticeKind::kFailure, m, content,
-                                                            told, ids.Next(now), now, std::nullopt,
-                                                            options);
+                                  const std::vector<queue::StoredRecipient>& finished) {
+                                return queue::ComposeBounce(m, content, finished, ids.Next(now),
+                                                            now, options);
                               });
       break;
     }
