@@ -109,7 +109,11 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
       const std::string reply = fmt::format("421 4.7.0 {} Error: too many connections{}\r\n",
                                             options.hostname, per_ip ? " from " + client_ip : "");
       co_await conn.Write(reply, std::chrono::seconds(10));
-      if (mine == 0) per_client.erase(client_ip);
+      // Not `mine`: other sessions of this client may have come and gone (and erased the
+      // entry) while we waited.
+      if (auto it = per_client.find(client_ip); it != per_client.end() && it->second == 0) {
+        per_client.erase(it);
+      }
       co_return;
     }
     ++total;
