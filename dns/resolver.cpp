@@ -91,6 +91,15 @@ void Classify(const RawResult& raw, const std::string& qname, Answer& a) {
   }
 }
 
+// Calls fn(rdata, length) for each record of a successful answer.
+template <typename Fn>
+void ForEachRdata(const RawResult& raw, Fn fn) {
+  const ub_result* r = raw.result.get();
+  for (int i = 0; r->data[i]; ++i) {
+    fn(reinterpret_cast<const unsigned char*>(r->data[i]), static_cast<size_t>(r->len[i]));
+  }
+}
+
 }  // namespace
 
 std::string TlsaRecord::ToString() const {
@@ -224,8 +233,8 @@ tl::expected<std::unique_ptr<Resolver>, std::string> Resolver::Create(
     // An operator who names a resolver on loopback (or a test's local DNS world) means it.
     ub_ctx_set_option(ctx.get(), "do-not-query-localhost:", "no");
   }
-  // Ask for DNSSEC data even through forwarders, and never accept unsigned answers below a
-  // secure delegation: libunbound's validator does this when a trust anchor is set.
+  // With a trust anchor set, libunbound's validator asks for DNSSEC data (through forwarders
+  // too) and refuses unsigned answers below a secure delegation.
   auto impl = std::make_shared<Impl>(io, ctx.release(), options.timeout);
   return std::unique_ptr<Resolver>(new Resolver(std::move(impl)));
 }
@@ -235,16 +244,11 @@ asio::awaitable<MxAnswer> Resolver::LookupMx(const std::string& domain) {
   MxAnswer a;
   Classify(raw, domain, a);
   if (a.rcode != Rcode::kNoError) co_return a;
-  const ub_result* r = raw.result.get();
-  for (int i = 0; r->data[i]; ++i) {
-    const auto* p = reinterpret_cast<const unsigned char*>(r->data[i]);
-    const auto len = static_cast<size_t>(r->len[i]);
-    if (len < 3) continue;
+  ForEachRdata(raw, [&](const unsigned char* p, size_t len) {
     size_t pos = 2;
-    auto host = WireName(p, len, pos);
-    if (!host) continue;
-    a.records.push_back(MxRecord{static_cast<std::uint16_t>(p[0] << 8 | p[1]), *host});
-  }
+    auto host = len < 3 ? std::nullopt : WireName(p, len, pos);
+    if (host) a.records.push_back(MxRecord{static_cast<std::uint16_t>(p[0] << 8 | p[1]), *host});
+  });
   co_return a;
 }
 
@@ -253,14 +257,12 @@ asio::awaitable<AddressAnswer> Resolver::LookupAddresses(const std::string& host
   AddressAnswer a;
   Classify(raw, host, a);
   if (a.rcode != Rcode::kNoError) co_return a;
-  const ub_result* r = raw.result.get();
-  for (int i = 0; r->data[i]; ++i) {
-    const size_t want = ipv6 ? 16 : 4;
-    if (static_cast<size_t>(r->len[i]) != want) continue;
+  ForEachRdata(raw, [&](const unsigned char* p, size_t len) {
+    if (len != (ipv6 ? 16u : 4u)) return;
     char text[INET6_ADDRSTRLEN] = {};
-    inet_ntop(ipv6 ? AF_INET6 : AF_INET, r->data[i], text, sizeof text);
+    inet_ntop(ipv6 ? AF_INET6 : AF_INET, p, text, sizeof text);
     a.addresses.emplace_back(text);
-  }
+  });
   co_return a;
 }
 
@@ -269,13 +271,11 @@ asio::awaitable<TlsaAnswer> Resolver::LookupTlsa(const std::string& name) {
   TlsaAnswer a;
   Classify(raw, name, a);
   if (a.rcode != Rcode::kNoError) co_return a;
-  const ub_result* r = raw.result.get();
-  for (int i = 0; r->data[i]; ++i) {
-    const auto* p = reinterpret_cast<const unsigned char*>(r->data[i]);
-    const auto len = static_cast<size_t>(r->len[i]);
-    if (len < 3) continue;
-    a.records.push_back(TlsaRecord{p[0], p[1], p[2], std::vector<std::uint8_t>(p + 3, p + len)});
-  }
+  ForEachRdata(raw, [&](const unsigned char* p, size_t len) {
+    if (len >= 3) {
+      a.records.push_back(TlsaRecord{p[0], p[1], p[2], std::vector<std::uint8_t>(p + 3, p + len)});
+    }
+  });
   co_return a;
 }
 

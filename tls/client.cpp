@@ -120,8 +120,8 @@ std::vector<CertInfo> PeerChain(ssl_st* ssl) {
     // X509_pubkey_digest, which covers only the key bits).
     unsigned char* der = nullptr;
     const int der_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
-    if (der_len > 0 && EVP_Digest(der, static_cast<size_t>(der_len), md, &len, EVP_sha256(),
-                                  nullptr) == 1) {
+    if (der_len > 0 &&
+        EVP_Digest(der, static_cast<size_t>(der_len), md, &len, EVP_sha256(), nullptr) == 1) {
       info.spki_sha256 = Hex(md, len);
     }
     OPENSSL_free(der);
