@@ -10,6 +10,7 @@
 #include <asio/write.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string_view>
 #include <tuple>
@@ -19,27 +20,41 @@ namespace danerelay::relay {
 inline constexpr auto kUseTuple = asio::experimental::as_tuple(asio::use_awaitable);
 
 // Armed before an operation; when it fires it cancels the socket's operations, which then
-// complete with operation_aborted, reported as timed_out.
+// complete with operation_aborted, reported as timed_out. A timer that has already fired cannot
+// be cancelled (its handler is queued), so the handler checks a generation number in state it
+// shares with the Deadline, and does nothing once the Deadline is re-armed, disarmed or gone.
 class Deadline {
  public:
   explicit Deadline(asio::ip::tcp::socket& socket)
-      : socket_(socket), timer_(socket.get_executor()) {}
+      : state_(std::make_shared<State>(State{&socket})), timer_(socket.get_executor()) {}
+  ~Deadline() { state_->socket = nullptr; }
+  Deadline(const Deadline&) = delete;
+  Deadline& operator=(const Deadline&) = delete;
+
   void Arm(std::chrono::steady_clock::duration d) {
-    expired_ = false;
+    state_->expired = false;
+    const std::uint64_t generation = ++state_->generation;
     timer_.expires_after(d);
-    timer_.async_wait([this](std::error_code ec) {
-      if (ec) return;  // re-armed or destroyed: `this` may be gone, so touch nothing
-      expired_ = true;
-      socket_.cancel(ec);
+    timer_.async_wait([state = state_, generation](std::error_code ec) {
+      if (ec || !state->socket || state->generation != generation) return;
+      state->expired = true;
+      state->socket->cancel(ec);
     });
   }
-  void Disarm() { timer_.cancel(); }
-  bool expired() const { return expired_; }
+  void Disarm() {
+    ++state_->generation;
+    timer_.cancel();
+  }
+  bool expired() const { return state_->expired; }
 
  private:
-  asio::ip::tcp::socket& socket_;
+  struct State {
+    asio::ip::tcp::socket* socket;
+    std::uint64_t generation = 0;
+    bool expired = false;
+  };
+  std::shared_ptr<State> state_;
   asio::steady_timer timer_;
-  bool expired_ = false;
 };
 
 struct Connection {
