@@ -39,3 +39,28 @@ TEST(IpNetworkTest, RejectsNonsense) {
 
 }  // namespace
 }  // namespace danerelay::relay
+
+namespace danerelay::relay {
+namespace {
+
+TEST(RouteTest, Forms) {
+  auto bracketed = ParseRoute("[mx.example.net]:2525");
+  ASSERT_TRUE(bracketed);
+  EXPECT_EQ(bracketed->host, "mx.example.net");
+  EXPECT_EQ(bracketed->port, 2525);
+  EXPECT_FALSE(bracketed->ip_literal);
+  auto bare = ParseRoute("mx.example.net");
+  ASSERT_TRUE(bare);
+  EXPECT_EQ(bare->port, 0);  // the default delivery port
+  auto v6 = ParseRoute("[2001:db8::25]:25");
+  ASSERT_TRUE(v6);
+  EXPECT_TRUE(v6->ip_literal);
+  EXPECT_EQ(v6->host, "2001:db8::25");
+  for (const char* bad : {"", "[]", "[mx.example.net]:0", "[mx.example.net]:99999",
+                          "[mx.example.net]x", "mx example", "[mx.example.net"}) {
+    EXPECT_FALSE(ParseRoute(bad)) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace danerelay::relay
