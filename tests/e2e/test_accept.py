@@ -194,10 +194,18 @@ class AcceptTest(unittest.TestCase):
     def test_connection_limit_per_client(self):
         socks = []
         try:
-            for _ in range(3):
+            # Three at once are welcome. Connections that just closed (the harness's readiness
+            # probes) may still count for a moment on a slow (sanitizer) build: retry, bounded.
+            for _ in range(100):
+                if len(socks) == 3:
+                    break
                 s = socket.create_connection(("127.0.0.1", self.relay.port), timeout=10)
-                socks.append(s)
-                self.assertTrue(s.recv(1024).startswith(b"220 "))
+                if s.recv(1024).startswith(b"220 "):
+                    socks.append(s)
+                else:
+                    s.close()
+                    time.sleep(0.05)
+            self.assertEqual(len(socks), 3)
             extra = raw_session(self.relay.port, b"")
             self.assertTrue(extra.startswith(b"421 4.7.0 relay.test Error: too many connections"),
                             extra)
