@@ -1,8 +1,6 @@
 #pragma once
 // DNSSEC facts that travel with every DNS answer (design.md: "secure | insecure | bogus | failed").
-//
-// This header is all of dns/ so far: the libunbound resolver arrives with the delivery issue.
-// The queue's attempt records already speak these words.
+// The queue's attempt records store them by these names.
 #include <string_view>
 
 namespace danerelay::dns {

@@ -1,6 +1,6 @@
 #pragma once
 // The server side of TLS: the context a listener uses for STARTTLS (RFC 3207).
-// The DANE client side arrives with the delivery issue.
+// The DANE client side is in client.hpp.
 #include <filesystem>
 #include <memory>
 #include <string>
