@@ -146,60 +146,44 @@ min_backoff = "1h"
 
 
 class ConcurrencyTest(unittest.TestCase):
-    def test_per_destination_limit(self):
-        slow_ip = "127.0.0.34"
-        port = free_port_on([slow_ip])
-        slow = MxServer(slow_ip, port, data_delay=0.6).start()
-        relay = Relay(deliver=True, extra_toml=f"""
-[delivery]
-max_per_destination = 2
-[routes]
-"slow.example" = "[{slow_ip}]:{port}"
-""").start()
-        try:
-            with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as c:
-                c.ehlo("admin.example")
-                for i in range(6):
-                    c.mail(SENDER)
-                    c.rcpt(f"user{i}@slow.example")
-                    code, reply = c.data(b"Subject: slow\r\n\r\nx\r\n")
-                    self.assertEqual(code, 250, reply)
-            wait_for(lambda: len(slow.recorder.messages) == 6, timeout=30,
-                     what="all six deliveries")
-            self.assertEqual(slow.recorder.max_in_data, 2)  # parallel, but never more than two
-            relay.stop()
-        finally:
-            relay.cleanup()
-            slow.stop()
+    """One MX, one routed domain, several messages; `limit` is max_per_destination."""
 
-
-    def test_connection_reuse(self):
-        ip = "127.0.0.35"
+    def deliver(self, ip, domain, count, limit, data_delay=0.0):
         port = free_port_on([ip])
-        mx = MxServer(ip, port).start()
+        mx = MxServer(ip, port, data_delay=data_delay).start()
         relay = Relay(deliver=True, extra_toml=f"""
 [delivery]
-max_per_destination = 1
+max_per_destination = {limit}
 [routes]
-"reuse.example" = "[{ip}]:{port}"
+"{domain}" = "[{ip}]:{port}"
 """).start()
         try:
             with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as c:
                 c.ehlo("admin.example")
-                for i in range(4):
+                for i in range(count):
                     c.mail(SENDER)
-                    c.rcpt(f"user{i}@reuse.example")
-                    code, reply = c.data(b"Subject: reuse\r\n\r\nx\r\n")
+                    c.rcpt(f"user{i}@{domain}")
+                    code, reply = c.data(b"Subject: many\r\n\r\nx\r\n")
                     self.assertEqual(code, 250, reply)
-            wait_for(lambda: len(mx.recorder.messages) == 4, what="four deliveries")
-            sessions = {m["session"] for m in mx.recorder.messages}
-            print(f"4 messages over {len(sessions)} connection(s)")
-            self.assertLess(len(sessions), 4)  # at least one message rode an existing connection
-            self.assertIn("reused the cached connection to", relay.logs())
+            wait_for(lambda: len(mx.recorder.messages) == count, timeout=30,
+                     what=f"{count} deliveries")
+            logs = relay.logs()
             relay.stop()
+            return mx.recorder, logs
         finally:
             relay.cleanup()
             mx.stop()
+
+    def test_per_destination_limit(self):
+        recorder, _ = self.deliver("127.0.0.34", "slow.example", 6, limit=2, data_delay=0.6)
+        self.assertEqual(recorder.max_in_data, 2)  # parallel, but never more than two
+
+    def test_connection_reuse(self):
+        recorder, logs = self.deliver("127.0.0.35", "reuse.example", 4, limit=1)
+        sessions = {m["session"] for m in recorder.messages}
+        print(f"4 messages over {len(sessions)} connection(s)")
+        self.assertLess(len(sessions), 4)  # at least one message rode an existing connection
+        self.assertIn("reused the cached connection to", logs)
 
 
 class HeldMailExpiresTest(unittest.TestCase):
