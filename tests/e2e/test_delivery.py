@@ -267,6 +267,9 @@ delay_warning = "2s"
     def test_bogus_signatures_are_deferred(self):
         rcpt, attempts = self.outcome("bogus")
         self.assertEqual((rcpt["state"], rcpt["last_status"]), ("deferred", "4.4.3"), rcpt)
+        # Deferred because validation failed, not because of some other DNS trouble.
+        self.assertIn("signature expired", rcpt["last_reply"])
+        self.assertIn("(bogus)", rcpt["last_reply"])
         self.assertEqual(self.arrived("bogus", "bogus"), [])
 
     # --- Opportunistic without DANE, and the same domains under mandatory DANE -----------
