@@ -399,9 +399,7 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
         r.FailHere(domain,
                    "expected a next hop such as \"[mx.example.net]:25\" or \"[192.0.2.1]\"");
       } else {
-        std::string lower = domain;
-        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        config.delivery.routes[lower] = hop;
+        config.delivery.routes[relay::LowerAscii(domain)] = hop;
       }
     }
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "relay/network.hpp"
 #include "tls/client.hpp"
 
 namespace danerelay::relay {
@@ -27,12 +28,6 @@ PolicyDecision Use(int step, TlsRequirement tls, std::string reason) {
   d.tls = tls;
   d.reason = std::move(reason);
   return d;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 }  // namespace
@@ -78,10 +73,10 @@ PolicyDecision Decide(DaneMode mode, const HostDnsFacts& f) {
 }
 
 bool IsMandatory(const std::vector<std::string>& mandatory_domains, std::string_view domain) {
-  std::string d = Lower(domain);
+  std::string d = LowerAscii(domain);
   if (!d.empty() && d.back() == '.') d.pop_back();
   for (const auto& entry : mandatory_domains) {
-    const std::string e = Lower(entry);
+    const std::string e = LowerAscii(entry);
     if (e.empty()) continue;
     if (e.front() == '.') {
       const std::string bare = e.substr(1);

@@ -22,7 +22,6 @@ struct HostDnsFacts {
 };
 
 enum class TlsRequirement {
-  kNone,     // never set by the policy: placeholder
   kMay,      // STARTTLS if offered, certificate not checked, plain text after a failed handshake
   kEncrypt,  // STARTTLS required, certificate not checked
   kDane,     // STARTTLS required and the certificate must match the usable TLSA records

@@ -37,8 +37,6 @@ std::string Outcome(const PolicyDecision& d) {
       return "encrypt";
     case TlsRequirement::kDane:
       return "dane";
-    case TlsRequirement::kNone:
-      break;
   }
   return "none";
 }

@@ -23,14 +23,9 @@ namespace {
 
 using queue::RecipientState;
 
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 std::string DomainOf(const std::string& address) {
   const auto at = address.rfind('@');
-  return Lower(at == std::string::npos ? "" : address.substr(at + 1));
+  return LowerAscii(at == std::string::npos ? "" : address.substr(at + 1));
 }
 
 // What one domain's recipients get from one pass over its MX hosts.

@@ -86,6 +86,14 @@ std::string IpNetwork::ToString() const {
   return std::string(buf) + "/" + std::to_string(prefix_);
 }
 
+std::string LowerAscii(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
 std::optional<Route> ParseRoute(std::string_view text) {
   Route r;
   std::string_view rest = text;

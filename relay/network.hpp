@@ -33,4 +33,7 @@ struct Route {
 };
 std::optional<Route> ParseRoute(std::string_view text);
 
+// Domain names compare case-insensitively (RFC 4343); this lowers ASCII letters only.
+std::string LowerAscii(std::string_view text);
+
 }  // namespace danerelay::relay

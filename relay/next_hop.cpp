@@ -8,14 +8,7 @@
 #include "dns/resolver.hpp"
 
 namespace danerelay::relay {
-namespace {
-
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 asio::awaitable<NextHops> FindNextHops(dns::Resolver& resolver, const std::string& domain,
                                        const DeliveryOptions& options, std::mt19937& rng) {
@@ -64,7 +57,7 @@ asio::awaitable<NextHops> FindNextHops(dns::Resolver& resolver, const std::strin
 asio::awaitable<HostPlan> ResolveHost(dns::Resolver& resolver, const NextHop& hop) {
   HostPlan plan;
   plan.facts.mx = hop.mx_dnssec;
-  plan.tlsa_base = Lower(hop.name);
+  plan.tlsa_base = LowerAscii(hop.name);
   if (hop.ip_literal) {
     plan.addresses.push_back(hop.name);
     plan.facts.address = dns::DnssecState::kInsecure;
@@ -91,9 +84,9 @@ asio::awaitable<HostPlan> ResolveHost(dns::Resolver& resolver, const NextHop& ho
   // the original name.
   if (f.mx != dns::DnssecState::kSecure || !secure) co_return plan;
   const std::string canonical =
-      Lower(a4.rcode == dns::Rcode::kNoError ? a4.canonical_name : a6.canonical_name);
+      LowerAscii(a4.rcode == dns::Rcode::kNoError ? a4.canonical_name : a6.canonical_name);
   std::vector<std::string> bases = {canonical};
-  if (canonical != Lower(hop.name)) bases.push_back(Lower(hop.name));
+  if (canonical != LowerAscii(hop.name)) bases.push_back(LowerAscii(hop.name));
   for (const auto& base : bases) {
     const std::string name = fmt::format("_{}._tcp.{}", hop.port, base);
     f.tlsa = co_await resolver.LookupTlsa(name);
@@ -109,7 +102,7 @@ tls::DaneSetup MakeDaneSetup(const HostPlan& plan, const NextHop& hop, const std
                              const PolicyDecision& decision) {
   tls::DaneSetup dane;
   dane.base_domain = plan.tlsa_base;
-  if (Lower(hop.name) != plan.tlsa_base) dane.extra_names.push_back(hop.name);
+  if (LowerAscii(hop.name) != plan.tlsa_base) dane.extra_names.push_back(hop.name);
   dane.extra_names.push_back(domain);
   dane.records = decision.usable;
   return dane;

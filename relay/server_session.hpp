@@ -61,7 +61,6 @@ class ServerSession {
 
   // Counters for the disconnect log line, like Postfix's "ehlo=1 mail=1 rcpt=1 data=1 quit=1".
   std::string CommandStats() const;
-  bool tls_active() const { return tls_active_; }
   // The command being handled (or "END-OF-MESSAGE"), for "lost connection after DATA".
   std::string_view LastCommand() const { return current_verb_; }
 

@@ -85,7 +85,6 @@ struct SmtpSession {
   Reply ehlo;
   std::string peer;
   bool starttls_offered = false;
-  bool tls_used = false;
   std::optional<tls::Verdict> verdict;
   std::chrono::steady_clock::time_point idle_since;
 
@@ -180,7 +179,6 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
         co_return host_fail("4.7.5",
                             fmt::format("TLS handshake with {} failed: {}", peer, hs.message()));
       }
-      s->tls_used = res.tls_used = true;
       s->verdict = res.verdict = tls::GetVerdict(conn.tls->native_handle(), dane != nullptr);
       spdlog::info("{} TLS connection established to {}: {}", tls::ToString(res.verdict->kind),
                    peer, res.verdict->protocol);
@@ -385,7 +383,6 @@ asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& req, Connecti
   if (cache && req.message) s = cache->Take(key);
   if (s) {
     res.starttls_offered = s->starttls_offered;
-    res.tls_used = s->tls_used;
     res.verdict = s->verdict;
     const After after = co_await Transaction(*s, req, res);
     if (after != After::kLostBeforeMail) {

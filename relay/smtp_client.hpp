@@ -49,7 +49,6 @@ struct ClientResult {
   std::string reason;  // for a host failure: in plain words, with the server's reply if any
   bool retry_plaintext = false;  // opportunistic TLS handshake failed: try once in plain text
   bool starttls_offered = false;
-  bool tls_used = false;
   std::optional<tls::Verdict> verdict;
   bool remote_dsn = false;  // the server offered DSN
   // With !host_failed: one entry per recipient of the request, in order.

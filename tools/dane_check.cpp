@@ -23,8 +23,6 @@ std::string_view TlsName(relay::TlsRequirement t) {
       return "encrypt (STARTTLS required, certificate not checked)";
     case relay::TlsRequirement::kDane:
       return "dane (STARTTLS required, certificate must match TLSA)";
-    case relay::TlsRequirement::kNone:
-      break;
   }
   return "none";
 }
