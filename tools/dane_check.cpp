@@ -7,8 +7,8 @@
 #include <fmt/format.h>
 
 #include "dns/resolver.hpp"
-#include "relay/next_hop.hpp"
-#include "relay/smtp_client.hpp"
+#include "relay/outbound/next_hop.hpp"
+#include "relay/outbound/smtp_client.hpp"
 
 namespace danerelay::tools {
 namespace {

@@ -1,4 +1,4 @@
-#include "relay/smtp_client.hpp"
+#include "relay/outbound/smtp_client.hpp"
 
 #include <spdlog/spdlog.h>
 #include <asio/co_spawn.hpp>
@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 
 #include "relay/connection.hpp"
-#include "relay/smtp_reply.hpp"
+#include "relay/smtp/smtp_reply.hpp"
 
 namespace danerelay::relay {
 namespace {

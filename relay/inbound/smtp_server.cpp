@@ -1,4 +1,4 @@
-#include "relay/smtp_server.hpp"
+#include "relay/inbound/smtp_server.hpp"
 
 #include <spdlog/spdlog.h>
 #include <asio/co_spawn.hpp>
@@ -15,7 +15,7 @@
 #include <unordered_map>
 
 #include "relay/connection.hpp"
-#include "relay/server_session.hpp"
+#include "relay/smtp/server_session.hpp"
 
 namespace danerelay::relay {
 namespace {

@@ -1,4 +1,4 @@
-#include "relay/server_session.hpp"
+#include "relay/smtp/server_session.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "relay/dane_policy.hpp"
+#include "relay/outbound/dane_policy.hpp"
 #include "relay/options.hpp"
 #include "tls/client.hpp"
 

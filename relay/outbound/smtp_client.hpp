@@ -15,7 +15,7 @@
 #include <asio/awaitable.hpp>
 
 #include "queue/message.hpp"
-#include "relay/dane_policy.hpp"
+#include "relay/outbound/dane_policy.hpp"
 #include "relay/options.hpp"
 #include "tls/client.hpp"
 

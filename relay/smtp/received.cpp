@@ -1,4 +1,4 @@
-#include "relay/received.hpp"
+#include "relay/smtp/received.hpp"
 
 #include <fmt/format.h>
 

@@ -16,7 +16,7 @@
 #include "queue/committer.hpp"
 #include "queue/queue_id.hpp"
 #include "relay/options.hpp"
-#include "relay/smtp_client.hpp"
+#include "relay/outbound/smtp_client.hpp"
 
 namespace asio {
 class io_context;

@@ -1,4 +1,4 @@
-#include "relay/dane_policy.hpp"
+#include "relay/outbound/dane_policy.hpp"
 
 #include <algorithm>
 #include <cctype>

@@ -1,4 +1,4 @@
-#include "relay/smtp_command.hpp"
+#include "relay/smtp/smtp_command.hpp"
 
 #include <array>
 #include <charconv>

@@ -1,4 +1,4 @@
-#include "relay/smtp_reply.hpp"
+#include "relay/smtp/smtp_reply.hpp"
 
 #include <gtest/gtest.h>
 

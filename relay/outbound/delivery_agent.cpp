@@ -1,4 +1,4 @@
-#include "relay/delivery_agent.hpp"
+#include "relay/outbound/delivery_agent.hpp"
 
 #include <spdlog/spdlog.h>
 #include <asio/co_spawn.hpp>
@@ -15,8 +15,8 @@
 #include "queue/notice.hpp"
 #include "queue/retry.hpp"
 #include "relay/connection.hpp"
-#include "relay/next_hop.hpp"
-#include "relay/store_bridge.hpp"
+#include "relay/outbound/next_hop.hpp"
+#include "relay/outbound/store_bridge.hpp"
 
 namespace danerelay::relay {
 namespace {

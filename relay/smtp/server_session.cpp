@@ -1,12 +1,12 @@
-#include "relay/server_session.hpp"
+#include "relay/smtp/server_session.hpp"
 
 #include <fmt/format.h>
 
 #include <cctype>
 #include <stdexcept>
 
-#include "relay/received.hpp"
-#include "relay/smtp_command.hpp"
+#include "relay/smtp/received.hpp"
+#include "relay/smtp/smtp_command.hpp"
 
 namespace danerelay::relay {
 namespace {

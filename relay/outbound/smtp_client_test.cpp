@@ -1,4 +1,4 @@
-#include "relay/smtp_client.hpp"
+#include "relay/outbound/smtp_client.hpp"
 
 #include <gtest/gtest.h>
 

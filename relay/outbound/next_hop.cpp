@@ -1,4 +1,4 @@
-#include "relay/next_hop.hpp"
+#include "relay/outbound/next_hop.hpp"
 
 #include <fmt/format.h>
 
