@@ -13,8 +13,8 @@
 #include "dns/resolver.hpp"
 #include "queue/committer.hpp"
 #include "queue/queue_id.hpp"
-#include "relay/outbound/delivery_agent.hpp"
 #include "relay/inbound/smtp_server.hpp"
+#include "relay/outbound/delivery_agent.hpp"
 
 namespace {
 constexpr int kExitConfig = 78;    // EX_CONFIG

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "relay/outbound/dane_policy.hpp"
 #include "relay/options.hpp"
+#include "relay/outbound/dane_policy.hpp"
 #include "tls/client.hpp"
 
 namespace danerelay::dns {

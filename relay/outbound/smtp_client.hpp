@@ -15,8 +15,8 @@
 #include <asio/awaitable.hpp>
 
 #include "queue/message.hpp"
-#include "relay/outbound/dane_policy.hpp"
 #include "relay/options.hpp"
+#include "relay/outbound/dane_policy.hpp"
 #include "tls/client.hpp"
 
 namespace asio::ssl {
