@@ -1,6 +1,7 @@
 #pragma once
 // Group commit: one writer thread owns the read-write Store and turns every burst of concurrent
-// Submit() calls into a single transaction, so N sessions cost one fsync, not N.
+// Submit() and Write() calls into a single transaction, so N sessions and M delivery outcomes
+// cost one fsync, not N + M.
 //
 // No artificial delay is added: while one commit is being synced, new submissions pile up and
 // become the next batch. The callback runs on the writer thread after the commit that holds the
@@ -29,12 +30,19 @@ class Committer {
 
   void Submit(NewMessage message, Callback done);
 
-  // Runs `job` on the writer thread with the store. This
-  // is how the rest of the daemon reads and writes the queue: one connection, one thread.
+  // Runs `job` inside the next group commit; `done` gets its result once that commit has
+  // returned (an error when the job or the commit failed). The job may run more than once
+  // (Store::CommitBatch): it assigns its outputs. How outcomes and claims are written.
+  void Write(Store::WriteJob job, Callback done);
+
+  // Runs `job` on the writer thread with the store, outside any batch: reads, and the
+  // operator-style writes that open their own transaction. This is how the rest of the daemon
+  // reaches the queue: one connection, one thread.
   void Post(std::function<void(Store&)> job);
 
   struct Stats {
     std::uint64_t messages = 0;      // messages committed
+    std::uint64_t writes = 0;        // write jobs committed
     std::uint64_t transactions = 0;  // commits, i.e. WAL syncs
   };
   Stats stats() const;
@@ -44,6 +52,10 @@ class Committer {
     NewMessage message;
     Callback done;
   };
+  struct PendingWrite {
+    Store::WriteJob job;
+    Callback done;
+  };
   void Run();
 
   std::unique_ptr<Store> store_;
@@ -51,6 +63,7 @@ class Committer {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Pending> pending_;
+  std::deque<PendingWrite> writes_;
   std::deque<std::function<void(Store&)>> jobs_;
   bool stopping_ = false;
   Stats stats_;

@@ -35,6 +35,15 @@ std::string FormatRfc5322Date(TimePoint t) {
                      kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
+std::string RecipientDomain(std::string_view address) {
+  const auto at = address.rfind('@');
+  std::string domain(at == std::string_view::npos ? "" : address.substr(at + 1));
+  for (char& c : domain) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return domain;
+}
+
 std::string_view ToString(DsnRet ret) {
   switch (ret) {
     case DsnRet::kFull:

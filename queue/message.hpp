@@ -26,6 +26,10 @@ std::string NotifyToString(unsigned notify);  // "SUCCESS,FAILURE", "NEVER", "" 
 // RFC 5322 §3.3 date-time in UTC: "Sun, 22 Nov 2026 08:48:21 +0000".
 std::string FormatRfc5322Date(TimePoint time);
 
+// The domain of an address (after its last "@"), ASCII-lowercased: what the queue groups,
+// selects and schedules recipients by. "" when there is no "@".
+std::string RecipientDomain(std::string_view address);
+
 enum class DsnRet { kUnspecified, kFull, kHdrs };  // RFC 3461 §4.3
 std::string_view ToString(DsnRet ret);
 
@@ -99,6 +103,7 @@ struct RecipientUpdate {
   std::string remote;                     // the MX host that gave `reply`, if any
   bool delay_warned = false;              // a delay warning went out with this update
   bool remote_dsn = false;                // delivered to a next hop that offered DSN
+  bool attempted = true;  // false: finished with its message (expired), not by an attempt
 };
 
 // One row of the attempt history (design.md: time, MX host, IP, DNSSEC facts, TLS verdict,

@@ -58,11 +58,30 @@ CREATE TABLE attempts (
 );
 CREATE INDEX attempts_message ON attempts(message_id, recipient_idx);
 )sql",
+    // 2: the cost per message must not depend on the size of the queue (design.md). Content
+    // moves to its own table, so no scan and no update of a message row reads or rewrites it;
+    // recipients carry their domain; every periodic query has an index bounded by its result.
+    R"sql(
+CREATE TABLE contents (
+  message_id TEXT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+  data BLOB NOT NULL
+);
+INSERT INTO contents (message_id, data) SELECT id, content FROM messages;
+ALTER TABLE messages DROP COLUMN content;
+ALTER TABLE recipients ADD COLUMN domain TEXT NOT NULL DEFAULT '';
+UPDATE recipients SET domain = lower(substr(address, instr(address, '@') + 1))
+  WHERE instr(address, '@') > 0;
+-- Claiming: the due recipients in due order, nothing else.
+CREATE INDEX recipients_next ON recipients(next_attempt_us)
+  WHERE state IN ('queued', 'deferred');
+CREATE INDEX recipients_domain ON recipients(domain, state);
+-- Expiry and the oldest message: pending messages by arrival; purge: completed by completion.
+CREATE INDEX messages_pending ON messages(arrival_us) WHERE completed_us IS NULL;
+CREATE INDEX messages_completed ON messages(completed_us) WHERE completed_us IS NOT NULL;
+DROP INDEX messages_arrival;
+)sql",
 };
 
-constexpr const char* kMessageColumns =
-    "id, arrival_us, sender, size, client_address, client_helo, protocol, body_8bitmime, "
-    "smtputf8, dsn_ret, dsn_envid";
 const std::string kRecipientQuery =
     fmt::format("SELECT {} FROM recipients WHERE message_id = ?1 ORDER BY idx", kRecipientColumns);
 
@@ -105,8 +124,11 @@ tl::expected<std::unique_ptr<Store>, StoreError> Store::Open(const StoreOptions&
   if (mode == OpenMode::kReadWrite) {
     // WAL lets the command line read while the daemon writes; synchronous=FULL makes every
     // commit durable before it returns (design.md), which is what lets us answer 250.
-    auto r =
-        impl->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+    // journal_size_limit: after a checkpoint the WAL is truncated to this size, so a burst of
+    // large messages does not leave a WAL of gigabytes behind.
+    auto r = impl->Exec(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
+        "PRAGMA journal_size_limit=67108864;");
     if (!r) return tl::unexpected(r.error());
     if (auto m = impl->Migrate(); !m) return tl::unexpected(m.error());
   } else {
@@ -128,21 +150,25 @@ tl::expected<void, StoreError> Store::Impl::InsertMessage(const NewMessage& m) {
   if (!insert_message) {
     auto a = Prepare(
         "INSERT INTO messages (id, arrival_us, sender, size, client_address, client_helo, "
-        "protocol, body_8bitmime, smtputf8, dsn_ret, dsn_envid, content) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+        "protocol, body_8bitmime, smtputf8, dsn_ret, dsn_envid) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
     auto b = Prepare(
         "INSERT INTO recipients (message_id, idx, address, state, notify, orcpt, "
-        "next_attempt_us) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6)");
+        "next_attempt_us, domain) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7)");
+    auto c = Prepare("INSERT INTO contents (message_id, data) VALUES (?1, ?2)");
     if (!a) return tl::unexpected(a.error());
     if (!b) return tl::unexpected(b.error());
+    if (!c) return tl::unexpected(c.error());
     insert_message = std::move(*a);
     insert_recipient = std::move(*b);
+    insert_content = std::move(*c);
   }
   auto text = [](sqlite3_stmt* s, int col, std::string_view v) {
     sqlite3_bind_text(s, col, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
   };
   sqlite3_stmt* ms = insert_message.get();
   sqlite3_stmt* rs = insert_recipient.get();
+  sqlite3_stmt* cs = insert_content.get();
   sqlite3_reset(ms);
   text(ms, 1, m.id);
   sqlite3_bind_int64(ms, 2, ToMicros(m.arrival));
@@ -155,10 +181,15 @@ tl::expected<void, StoreError> Store::Impl::InsertMessage(const NewMessage& m) {
   sqlite3_bind_int(ms, 9, m.smtputf8 ? 1 : 0);
   text(ms, 10, ToString(m.dsn_ret));
   text(ms, 11, m.dsn_envid);
-  sqlite3_bind_blob64(ms, 12, m.content.data(), m.content.size(), SQLITE_STATIC);
   const int rc = sqlite3_step(ms);
   sqlite3_reset(ms);
   if (rc != SQLITE_DONE) return tl::unexpected(Err("insert message " + m.id));
+  sqlite3_reset(cs);
+  text(cs, 1, m.id);
+  sqlite3_bind_blob64(cs, 2, m.content.data(), m.content.size(), SQLITE_STATIC);
+  const int crc = sqlite3_step(cs);
+  sqlite3_reset(cs);
+  if (crc != SQLITE_DONE) return tl::unexpected(Err("insert content of " + m.id));
   for (size_t r = 0; r < m.recipients.size(); ++r) {
     const NewRecipient& rcpt = m.recipients[r];
     sqlite3_reset(rs);
@@ -168,6 +199,8 @@ tl::expected<void, StoreError> Store::Impl::InsertMessage(const NewMessage& m) {
     sqlite3_bind_int(rs, 4, static_cast<int>(rcpt.notify));
     text(rs, 5, rcpt.orcpt);
     sqlite3_bind_int64(rs, 6, ToMicros(m.arrival));
+    const std::string domain = RecipientDomain(rcpt.address);
+    text(rs, 7, domain);
     const int rrc = sqlite3_step(rs);
     sqlite3_reset(rs);
     if (rrc != SQLITE_DONE) return tl::unexpected(Err("insert recipient of " + m.id));
@@ -177,74 +210,143 @@ tl::expected<void, StoreError> Store::Impl::InsertMessage(const NewMessage& m) {
 
 std::vector<tl::expected<void, StoreError>> Store::InsertBatch(
     std::span<const NewMessage* const> batch) {
-  std::vector<tl::expected<void, StoreError>> results(batch.size());
-  auto fail_all = [&](const StoreError& e) {
-    for (auto& r : results) r = tl::unexpected(e);
-    return results;
-  };
-  if (auto r = impl_->Exec("BEGIN IMMEDIATE"); !r) return fail_all(r.error());
-  for (size_t i = 0; i < batch.size(); ++i) {
-    // A savepoint per message: one bad message must not cost the others their commit.
-    if (auto r = impl_->Exec("SAVEPOINT msg"); !r) {
-      results[i] = tl::unexpected(r.error());
-      continue;
-    }
-    results[i] = impl_->InsertMessage(*batch[i]);
-    if (!results[i]) (void)impl_->Exec("ROLLBACK TO msg");
-    (void)impl_->Exec("RELEASE msg");
-  }
-  if (auto r = impl_->Exec("COMMIT"); !r) {
-    (void)impl_->Exec("ROLLBACK");
-    return fail_all(r.error());
-  }
-  return results;
+  return CommitBatch(batch, {}).messages;
 }
 
-tl::expected<std::vector<MessageInfo>, StoreError> Store::ListMessages(bool include_completed) {
-  // One read transaction, so the list is a consistent snapshot while the daemon writes.
-  if (auto r = impl_->Exec("BEGIN"); !r) return tl::unexpected(r.error());
-  auto s = impl_->Prepare(fmt::format("SELECT {} FROM messages {} ORDER BY id", kMessageColumns,
-                                      include_completed ? "" : "WHERE completed_us IS NULL")
-                              .c_str());
-  auto rs = impl_->Prepare(kRecipientQuery.c_str());
-  if (!s || !rs) {
-    (void)impl_->Exec("ROLLBACK");
-    return tl::unexpected(!s ? s.error() : rs.error());
+Store::BatchResult Store::CommitBatch(std::span<const NewMessage* const> messages,
+                                      std::span<const WriteJob* const> jobs) {
+  // Items 0..messages-1 are messages, the rest are jobs; each runs under its own savepoint so
+  // that one failure costs only itself. When SQLite rolls the whole transaction back instead
+  // (SQLITE_FULL, SQLITE_IOERR, RAISE(ROLLBACK)), everything before it is gone too: the batch
+  // starts over without the failed item. Running on in autocommit would commit the rest one by
+  // one while their callers are told it failed, and their retries would duplicate them.
+  const size_t n = messages.size() + jobs.size();
+  std::vector<tl::expected<void, StoreError>> results(n);
+  std::vector<bool> failed(n, false);
+  auto run = [&](size_t i) -> tl::expected<void, StoreError> {
+    return i < messages.size() ? impl_->InsertMessage(*messages[i])
+                               : (*jobs[i - messages.size()])(*this);
+  };
+  auto fail_rest = [&](const StoreError& e) {
+    for (size_t i = 0; i < n; ++i) {
+      if (!failed[i]) results[i] = tl::unexpected(e);
+    }
+  };
+  impl_->in_batch = true;
+  for (size_t round = 0; round <= n; ++round) {
+    if (auto r = impl_->Exec("BEGIN IMMEDIATE"); !r) {
+      fail_rest(impl_->Rollback(r.error()));
+      break;
+    }
+    bool restart = false;
+    for (size_t i = 0; i < n && !restart; ++i) {
+      if (failed[i]) continue;
+      if (auto r = impl_->Exec("SAVEPOINT item"); !r) {
+        results[i] = tl::unexpected(r.error());
+        failed[i] = true;
+        restart = true;  // the transaction's state is unknown: start over without this item
+        break;
+      }
+      results[i] = run(i);
+      if (!results[i]) {
+        failed[i] = true;
+        if (sqlite3_get_autocommit(impl_->db.get())) {
+          restart = true;  // SQLite rolled the whole transaction back
+          break;
+        }
+        if (auto r = impl_->Exec("ROLLBACK TO item"); !r) {
+          restart = true;
+          break;
+        }
+      }
+      if (auto r = impl_->Exec("RELEASE item"); !r) {
+        restart = true;
+        break;
+      }
+    }
+    if (restart) {
+      // Whatever is left of it goes; the next round redoes the rest.
+      const StoreError why = impl_->Rollback(StoreError{impl_->path.string() + ": batch lost"});
+      if (!sqlite3_get_autocommit(impl_->db.get())) {
+        fail_rest(why);
+        break;
+      }
+      for (size_t i = 0; i < n; ++i) {
+        if (!failed[i]) results[i] = {};
+      }
+      continue;
+    }
+    if (auto r = impl_->Exec("COMMIT"); !r) fail_rest(impl_->Rollback(r.error()));
+    break;
   }
-  std::vector<MessageInfo> out;
-  int rc;
-  while ((rc = sqlite3_step(s->get())) == SQLITE_ROW) {
-    out.push_back(Impl::ReadMessageRow(s->get()));
-    out.back().recipients = impl_->LoadRecipients(rs->get(), out.back().id);
-  }
-  const bool ok = rc == SQLITE_DONE;
-  auto err = ok ? StoreError{} : impl_->Err("list messages");
-  (void)impl_->Exec("COMMIT");
-  if (!ok) return tl::unexpected(err);
+  impl_->in_batch = false;
+  BatchResult out;
+  out.messages.assign(std::make_move_iterator(results.begin()),
+                      std::make_move_iterator(results.begin() + messages.size()));
+  out.jobs.assign(std::make_move_iterator(results.begin() + messages.size()),
+                  std::make_move_iterator(results.end()));
   return out;
+}
+
+tl::expected<std::vector<MessageInfo>, StoreError> Store::ListMessages(bool include_completed,
+                                                                       std::string_view domain) {
+  // One read transaction, so the list is a consistent snapshot while the daemon writes.
+  return impl_->Read<std::vector<MessageInfo>>(
+      [&]() -> tl::expected<std::vector<MessageInfo>, StoreError> {
+        const std::string pending = include_completed ? "" : "completed_us IS NULL";
+        // With a domain: its recipients' messages through the domain index, not a scan.
+        const std::string sql =
+            domain.empty()
+                ? fmt::format("SELECT {} FROM messages {} {} ORDER BY id", kMessageColumns,
+                              pending.empty() ? "" : "WHERE", pending)
+                : fmt::format(
+                      "SELECT {} FROM messages WHERE id IN (SELECT message_id FROM recipients "
+                      "WHERE domain = lower(?1)) {} {} ORDER BY id",
+                      kMessageColumns, pending.empty() ? "" : "AND", pending);
+        auto s = impl_->Prepare(sql.c_str());
+        if (!s) return tl::unexpected(s.error());
+        auto rs = impl_->Prepare(kRecipientQuery.c_str());
+        if (!rs) return tl::unexpected(rs.error());
+        if (!domain.empty()) {
+          sqlite3_bind_text(s->get(), 1, domain.data(), static_cast<int>(domain.size()),
+                            SQLITE_TRANSIENT);
+        }
+        std::vector<MessageInfo> out;
+        std::optional<StoreError> error;
+        auto r = impl_->EachRow(s->get(), "list messages", [&](sqlite3_stmt* st) {
+          out.push_back(Impl::ReadMessageRow(st));
+          auto rcpts = impl_->LoadRecipients(rs->get(), out.back().id);
+          if (!rcpts && !error) error = rcpts.error();
+          if (rcpts) out.back().recipients = std::move(*rcpts);
+        });
+        if (!r) return tl::unexpected(r.error());
+        if (error) return tl::unexpected(*error);
+        return out;
+      });
 }
 
 tl::expected<std::optional<MessageInfo>, StoreError> Store::GetMessage(std::string_view id) {
-  if (auto r = impl_->Exec("BEGIN"); !r) return tl::unexpected(r.error());
-  auto s =
-      impl_->Prepare(fmt::format("SELECT {} FROM messages WHERE id = ?1", kMessageColumns).c_str());
-  auto rs = impl_->Prepare(kRecipientQuery.c_str());
-  if (!s || !rs) {
-    (void)impl_->Exec("ROLLBACK");
-    return tl::unexpected(!s ? s.error() : rs.error());
-  }
-  sqlite3_bind_text(s->get(), 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
-  std::optional<MessageInfo> out;
-  if (sqlite3_step(s->get()) == SQLITE_ROW) {
-    out = Impl::ReadMessageRow(s->get());
-    out->recipients = impl_->LoadRecipients(rs->get(), out->id);
-  }
-  (void)impl_->Exec("COMMIT");
-  return out;
+  using Result = tl::expected<std::optional<MessageInfo>, StoreError>;
+  return impl_->Read<std::optional<MessageInfo>>([&]() -> Result {
+    auto s = impl_->Prepare(
+        fmt::format("SELECT {} FROM messages WHERE id = ?1", kMessageColumns).c_str());
+    if (!s) return tl::unexpected(s.error());
+    auto rs = impl_->Prepare(kRecipientQuery.c_str());
+    if (!rs) return tl::unexpected(rs.error());
+    sqlite3_bind_text(s->get(), 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
+    const int rc = sqlite3_step(s->get());
+    if (rc == SQLITE_DONE) return std::optional<MessageInfo>();
+    if (rc != SQLITE_ROW) return tl::unexpected(impl_->Err("read message"));
+    std::optional<MessageInfo> out = Impl::ReadMessageRow(s->get());
+    auto rcpts = impl_->LoadRecipients(rs->get(), out->id);
+    if (!rcpts) return tl::unexpected(rcpts.error());
+    out->recipients = std::move(*rcpts);
+    return out;
+  });
 }
 
 tl::expected<std::optional<std::string>, StoreError> Store::GetContent(std::string_view id) {
-  auto s = impl_->Prepare("SELECT content FROM messages WHERE id = ?1");
+  auto s = impl_->Prepare("SELECT data FROM contents WHERE message_id = ?1");
   if (!s) return tl::unexpected(s.error());
   sqlite3_bind_text(s->get(), 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
   const int rc = sqlite3_step(s->get());

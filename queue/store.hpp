@@ -42,7 +42,7 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   static std::filesystem::path DatabasePath(const StoreOptions& options);
 
   // Inserts the messages in one transaction, so one commit (one fsync) covers the batch.
@@ -50,9 +50,24 @@ class Store {
   // rolled back alone. When the commit itself fails, every message gets the error.
   std::vector<tl::expected<void, StoreError>> InsertBatch(std::span<const NewMessage* const> batch);
 
+  // A write that joins a group commit: it runs inside CommitBatch's transaction (the store's
+  // own write methods notice that and do not open one of their own).
+  using WriteJob = std::function<tl::expected<void, StoreError>(Store&)>;
+  struct BatchResult {
+    std::vector<tl::expected<void, StoreError>> messages;
+    std::vector<tl::expected<void, StoreError>> jobs;
+  };
+  // Inserts the messages and runs the jobs in one transaction: one commit, one fsync. Each item
+  // has its own savepoint, so one failure costs only itself; when SQLite rolls the whole
+  // transaction back, the batch is redone without the item that caused it. A job may run more
+  // than once: it must assign its outputs, not append to them.
+  BatchResult CommitBatch(std::span<const NewMessage* const> messages,
+                          std::span<const WriteJob* const> jobs);
+
   // Messages in arrival order, without content; those whose recipients are all final
-  // (delivered, failed) only when asked for.
-  tl::expected<std::vector<MessageInfo>, StoreError> ListMessages(bool include_completed = false);
+  // (delivered, failed) only when asked for; with `domain`, only those with a recipient there.
+  tl::expected<std::vector<MessageInfo>, StoreError> ListMessages(bool include_completed = false,
+                                                                  std::string_view domain = {});
   tl::expected<std::optional<MessageInfo>, StoreError> GetMessage(std::string_view id);
   tl::expected<std::optional<std::string>, StoreError> GetContent(std::string_view id);
 
@@ -61,12 +76,18 @@ class Store {
   // The delivery side (store_delivery.cpp). All of these run on the daemon's writer thread.
 
   // Marks up to `limit` messages' due recipients (queued or deferred, next attempt <= now) as
-  // attempting and returns them, oldest first; each message with only its due recipients.
+  // attempting and returns them, earliest due first; each message with only its due
+  // recipients. Its cost is bounded by `limit`, whatever the size of the queue.
   tl::expected<std::vector<MessageInfo>, StoreError> ClaimDue(TimePoint now, size_t limit);
   // At startup: recipients left "attempting" by a crash become due again.
   tl::expected<int, StoreError> ReleaseAttempting(TimePoint now);
-  // The earliest next attempt of any queued or deferred recipient.
+  // The earliest next attempt of any queued or deferred recipient (an index lookup).
   tl::expected<std::optional<TimePoint>, StoreError> NextDue();
+  // The arrival of the oldest message that is not completed (an index lookup).
+  tl::expected<std::optional<TimePoint>, StoreError> OldestPending();
+  // Whether another connection (the command line) has changed the database since the last
+  // call: PRAGMA data_version, so the daemon notices within its next tick without a scan.
+  tl::expected<bool, StoreError> ChangedElsewhere();
   // One transaction: the recipients' new states, the attempts that led to them, and the
   // notices (bounces, delay warnings) they cause, so that a crash loses neither. A message whose
   // recipients are all final (delivered, failed, expired) is marked completed (kept for
@@ -77,8 +98,8 @@ class Store {
                                                 const std::vector<NewMessage>& notices,
                                                 TimePoint now);
   tl::expected<std::vector<AttemptRecord>, StoreError> GetAttempts(std::string_view message_id);
-  // Deletes completed messages older than `before`; returns how many.
-  tl::expected<int, StoreError> PurgeCompleted(TimePoint before);
+  // Deletes up to `limit` completed messages older than `before`; returns how many.
+  tl::expected<int, StoreError> PurgeCompleted(TimePoint before, int limit = 1000);
 
   // The operator's side (store_admin.cpp), used by the command line with or without the daemon.
   // Every operation is one transaction and returns the messages it touched.
@@ -88,6 +109,9 @@ class Store {
     std::string sender;            // exact envelope sender ("<>" for the null sender)
     std::optional<RecipientState> state;
     std::optional<TimePoint> arrived_before;  // --older-than
+    // Leave out messages with a recipient in delivery: the attempt's outcome decides for the
+    // whole message when it ends (expiry), so that one moment makes one bounce.
+    bool skip_in_flight = false;
   };
   struct Touched {
     std::vector<std::string> messages;
@@ -113,14 +137,15 @@ class Store {
                                            TimePoint now, const NoticeFn& notice);
 
   struct Stats {
-    std::map<std::string, int> recipients_by_state;
-    int messages = 0;  // not completed
+    std::map<std::string, int> recipients_by_state;  // pending: queued, deferred, attempting, held
+    int messages = 0;                                // not completed
     std::optional<TimePoint> oldest_arrival;
     std::vector<std::pair<std::string, int>> top_domains;  // pending recipients per domain
   };
   tl::expected<Stats, StoreError> GetStats(size_t top);
 
-  struct Impl;  // opaque outside queue/ (store_impl.hpp)
+  struct Impl;                    // opaque outside queue/ (store_impl.hpp)
+  friend struct StoreTestAccess;  // unit tests reach the SQLite handle to inject faults
 
  private:
   explicit Store(std::unique_ptr<Impl> impl);

@@ -7,17 +7,27 @@ namespace {
 
 // A SELECT of (message_id, idx) for `s`, restricted to recipients in `states` (SQL list).
 // Parameters: ?1 ids as a JSON array, ?2 domain, ?3 sender, ?4 state, ?5 arrived before (µs).
+// CROSS JOIN fixes the loop order, so that the most selective index drives: a domain through
+// recipients_domain, an age through messages_pending (expiry runs every second and must cost
+// what it finds, not what is queued).
 std::string SelectionSql(const Store::Selection& s, std::string_view states) {
-  std::string sql =
-      "SELECT r.message_id, r.idx FROM recipients r JOIN messages m ON m.id = r.message_id "
-      "WHERE m.completed_us IS NULL";
+  const bool by_recipient = !s.domain.empty() || (s.ids.empty() && !s.arrived_before);
+  std::string sql = by_recipient
+                        ? "SELECT r.message_id, r.idx FROM recipients r CROSS JOIN messages m "
+                          "ON m.id = r.message_id WHERE m.completed_us IS NULL"
+                        : "SELECT r.message_id, r.idx FROM messages m CROSS JOIN recipients r "
+                          "ON r.message_id = m.id WHERE m.completed_us IS NULL";
   if (!states.empty()) sql += fmt::format(" AND r.state IN ({})", states);
-  if (!s.ids.empty()) sql += " AND r.message_id IN (SELECT value FROM json_each(?1))";
-  if (!s.domain.empty())
-    sql += " AND lower(substr(r.address, instr(r.address, '@') + 1)) = lower(?2)";
+  if (!s.ids.empty()) sql += " AND m.id IN (SELECT value FROM json_each(?1))";
+  if (!s.domain.empty()) sql += " AND r.domain = lower(?2)";
   if (!s.sender.empty()) sql += " AND m.sender = ?3";
   if (s.state) sql += " AND r.state = ?4";
   if (s.arrived_before) sql += " AND m.arrival_us < ?5";
+  if (s.skip_in_flight) {
+    sql +=
+        " AND NOT EXISTS (SELECT 1 FROM recipients a WHERE a.message_id = m.id AND "
+        "a.state = 'attempting')";
+  }
   return sql;
 }
 
@@ -41,39 +51,37 @@ std::string JsonArray(const std::vector<std::string>& ids) {
 static tl::expected<Store::Touched, StoreError> Apply(
     Store::Impl& impl, const Store::Selection& s, std::string_view states,
     const std::function<tl::expected<void, StoreError>(Store::Touched&)>& apply) {
-  if (auto r = impl.Exec("BEGIN IMMEDIATE"); !r) return tl::unexpected(r.error());
-  auto fail = [&](StoreError e) -> tl::expected<Store::Touched, StoreError> {
-    (void)impl.Exec("ROLLBACK");
-    return tl::unexpected(std::move(e));
-  };
-  if (auto r = impl.Exec("CREATE TEMP TABLE IF NOT EXISTS sel (message_id TEXT, idx INTEGER); "
-                         "DELETE FROM sel;");
-      !r) {
-    return fail(r.error());
-  }
-  auto fill = impl.Prepare(("INSERT INTO sel " + SelectionSql(s, states)).c_str());
-  if (!fill) return fail(fill.error());
-  const std::string ids = JsonArray(s.ids);
-  const std::string sender = s.sender == "<>" ? "" : s.sender;
-  sqlite3_bind_text(fill->get(), 1, ids.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(fill->get(), 2, s.domain.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(fill->get(), 3, sender.c_str(), -1, SQLITE_TRANSIENT);
-  if (s.state)
-    sqlite3_bind_text(fill->get(), 4, std::string(ToString(*s.state)).c_str(), -1,
-                      SQLITE_TRANSIENT);
-  if (s.arrived_before) sqlite3_bind_int64(fill->get(), 5, ToMicros(*s.arrived_before));
-  if (sqlite3_step(fill->get()) != SQLITE_DONE) return fail(impl.Err("select"));
-  Store::Touched t;
-  auto ids_stmt = impl.Prepare("SELECT DISTINCT message_id FROM sel ORDER BY message_id");
-  if (!ids_stmt) return fail(ids_stmt.error());
-  while (sqlite3_step(ids_stmt->get()) == SQLITE_ROW)
-    t.messages.push_back(ColumnText(ids_stmt->get(), 0));
-  auto count = impl.Prepare("SELECT COUNT(*) FROM sel");
-  if (!count || sqlite3_step(count->get()) != SQLITE_ROW) return fail(impl.Err("count"));
-  t.recipients = sqlite3_column_int(count->get(), 0);
-  if (auto r = apply(t); !r) return fail(r.error());
-  if (auto r = impl.Exec("COMMIT"); !r) return fail(r.error());
-  return t;
+  return impl.Write([&]() -> tl::expected<Store::Touched, StoreError> {
+    if (auto r = impl.Exec("CREATE TEMP TABLE IF NOT EXISTS sel (message_id TEXT, idx INTEGER); "
+                           "DELETE FROM sel;");
+        !r) {
+      return tl::unexpected(r.error());
+    }
+    auto fill = impl.Prepare(("INSERT INTO sel " + SelectionSql(s, states)).c_str());
+    if (!fill) return tl::unexpected(fill.error());
+    const std::string ids = JsonArray(s.ids);
+    const std::string sender = s.sender == "<>" ? "" : s.sender;
+    const std::string state = s.state ? std::string(ToString(*s.state)) : "";
+    sqlite3_bind_text(fill->get(), 1, ids.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(fill->get(), 2, s.domain.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(fill->get(), 3, sender.c_str(), -1, SQLITE_TRANSIENT);
+    if (s.state) sqlite3_bind_text(fill->get(), 4, state.c_str(), -1, SQLITE_TRANSIENT);
+    if (s.arrived_before) sqlite3_bind_int64(fill->get(), 5, ToMicros(*s.arrived_before));
+    if (auto r = impl.StepDone(fill->get(), "select"); !r) return tl::unexpected(r.error());
+    Store::Touched t;
+    auto ids_stmt = impl.Prepare("SELECT DISTINCT message_id FROM sel ORDER BY message_id");
+    if (!ids_stmt) return tl::unexpected(ids_stmt.error());
+    auto listed = impl.EachRow(ids_stmt->get(), "selected messages",
+                               [&](sqlite3_stmt* st) { t.messages.push_back(ColumnText(st, 0)); });
+    if (!listed) return tl::unexpected(listed.error());
+    auto count = impl.Prepare("SELECT COUNT(*) FROM sel");
+    if (!count || sqlite3_step(count->get()) != SQLITE_ROW) {
+      return tl::unexpected(impl.Err("count"));
+    }
+    t.recipients = sqlite3_column_int(count->get(), 0);
+    if (auto r = apply(t); !r) return tl::unexpected(r.error());
+    return t;
+  });
 }
 
 static tl::expected<void, StoreError> Run(Store::Impl& impl, const char* sql,
@@ -81,8 +89,7 @@ static tl::expected<void, StoreError> Run(Store::Impl& impl, const char* sql,
   auto st = impl.Prepare(sql);
   if (!st) return tl::unexpected(st.error());
   if (param) sqlite3_bind_int64(st->get(), 1, *param);
-  if (sqlite3_step(st->get()) != SQLITE_DONE) return tl::unexpected(impl.Err(sql));
-  return {};
+  return impl.StepDone(st->get(), sql);
 }
 
 constexpr const char* kInSel = "(message_id, idx) IN (SELECT message_id, idx FROM sel)";
@@ -136,12 +143,11 @@ tl::expected<Store::Touched, StoreError> Store::Finish(const Selection& s,
             "last_reply = CASE WHEN ?4 <> '' THEN ?4 WHEN last_reply <> '' THEN last_reply "
             "ELSE 'message expired in the queue' END "
             "WHERE message_id = ?1 AND idx IN (SELECT idx FROM sel WHERE sel.message_id = ?1)");
-        auto msg =
-            impl_->Prepare(fmt::format("SELECT {} FROM messages WHERE id = ?1",
-                                       "id, arrival_us, sender, size, client_address, "
-                                       "client_helo, protocol, body_8bitmime, smtputf8, dsn_ret, "
-                                       "dsn_envid, content")
-                               .c_str());
+        auto msg = impl_->Prepare(
+            fmt::format("SELECT {}, c.data FROM messages m JOIN contents c ON c.message_id = m.id "
+                        "WHERE m.id = ?1",
+                        kMessageColumns)
+                .c_str());
         auto rcpts = impl_->Prepare(
             fmt::format("SELECT {} FROM recipients WHERE message_id = ?1 AND idx IN "
                         "(SELECT idx FROM sel WHERE sel.message_id = ?1) ORDER BY idx",
@@ -161,58 +167,62 @@ tl::expected<Store::Touched, StoreError> Store::Finish(const Selection& s,
                             SQLITE_TRANSIENT);
           sqlite3_bind_text(upd->get(), 3, status.c_str(), -1, SQLITE_TRANSIENT);
           sqlite3_bind_text(upd->get(), 4, reply.c_str(), -1, SQLITE_TRANSIENT);
-          if (sqlite3_step(upd->get()) != SQLITE_DONE) return tl::unexpected(impl_->Err("finish"));
-          if (sqlite3_step(msg->get()) != SQLITE_ROW) continue;
+          if (auto r = impl_->StepDone(upd->get(), "finish"); !r) return r;
+          const int found = sqlite3_step(msg->get());
+          if (found == SQLITE_DONE) continue;
+          if (found != SQLITE_ROW) return tl::unexpected(impl_->Err("finish: read message"));
           const MessageInfo info = Impl::ReadMessageRow(msg->get());
           const auto* data = static_cast<const char*>(sqlite3_column_blob(msg->get(), 11));
           const std::string content(data ? data : "",
                                     static_cast<size_t>(sqlite3_column_bytes(msg->get(), 11)));
           std::vector<StoredRecipient> finished;
-          while (sqlite3_step(rcpts->get()) == SQLITE_ROW)
-            finished.push_back(Impl::ReadRecipientRow(rcpts->get()));
+          auto read = impl_->EachRow(
+              rcpts->get(), "finish: read recipients",
+              [&](sqlite3_stmt* st) { finished.push_back(Impl::ReadRecipientRow(st)); });
+          if (!read) return read;
           if (auto n = notice(info, content, finished)) {
             if (auto r = impl_->InsertMessage(*n); !r) return r;
           }
           sqlite3_bind_int64(done->get(), 2, ToMicros(now));
-          if (sqlite3_step(done->get()) != SQLITE_DONE)
-            return tl::unexpected(impl_->Err("complete"));
+          if (auto r = impl_->StepDone(done->get(), "complete"); !r) return r;
         }
         return {};
       });
 }
 
 tl::expected<Store::Stats, StoreError> Store::GetStats(size_t top) {
-  Stats st;
-  if (auto r = impl_->Exec("BEGIN"); !r) return tl::unexpected(r.error());
-  auto states = impl_->Prepare(
-      "SELECT r.state, COUNT(*) FROM recipients r JOIN messages m ON m.id = r.message_id "
-      "WHERE m.completed_us IS NULL GROUP BY r.state");
-  auto msgs =
-      impl_->Prepare("SELECT COUNT(*), MIN(arrival_us) FROM messages WHERE completed_us IS NULL");
-  auto domains = impl_->Prepare(
-      "SELECT lower(substr(address, instr(address, '@') + 1)) AS d, COUNT(*) AS n FROM recipients "
-      "WHERE state IN ('queued', 'deferred', 'attempting', 'held') GROUP BY d "
-      "ORDER BY n DESC, d LIMIT ?1");
-  if (!states || !msgs || !domains) {
-    (void)impl_->Exec("ROLLBACK");
-    return tl::unexpected(impl_->Err("stats"));
-  }
-  while (sqlite3_step(states->get()) == SQLITE_ROW) {
-    st.recipients_by_state[ColumnText(states->get(), 0)] = sqlite3_column_int(states->get(), 1);
-  }
-  if (sqlite3_step(msgs->get()) == SQLITE_ROW) {
+  // Counts through covering indexes (recipients_due, messages_pending, recipients_domain): no
+  // message row and no content is read.
+  return impl_->Read<Stats>([&]() -> tl::expected<Stats, StoreError> {
+    Stats st;
+    auto states = impl_->Prepare(
+        "SELECT state, COUNT(*) FROM recipients "
+        "WHERE state IN ('queued', 'deferred', 'attempting', 'held') GROUP BY state");
+    auto msgs =
+        impl_->Prepare("SELECT COUNT(*), MIN(arrival_us) FROM messages WHERE completed_us IS NULL");
+    auto domains = impl_->Prepare(
+        "SELECT domain, COUNT(*) AS n FROM recipients "
+        "WHERE state IN ('queued', 'deferred', 'attempting', 'held') GROUP BY domain "
+        "ORDER BY n DESC, domain LIMIT ?1");
+    if (!states) return tl::unexpected(states.error());
+    if (!msgs) return tl::unexpected(msgs.error());
+    if (!domains) return tl::unexpected(domains.error());
+    auto r = impl_->EachRow(states->get(), "stats: states", [&](sqlite3_stmt* s) {
+      st.recipients_by_state[ColumnText(s, 0)] = sqlite3_column_int(s, 1);
+    });
+    if (!r) return tl::unexpected(r.error());
+    if (sqlite3_step(msgs->get()) != SQLITE_ROW) return tl::unexpected(impl_->Err("stats"));
     st.messages = sqlite3_column_int(msgs->get(), 0);
     if (sqlite3_column_type(msgs->get(), 1) != SQLITE_NULL) {
       st.oldest_arrival = FromMicros(sqlite3_column_int64(msgs->get(), 1));
     }
-  }
-  sqlite3_bind_int64(domains->get(), 1, static_cast<sqlite3_int64>(top));
-  while (sqlite3_step(domains->get()) == SQLITE_ROW) {
-    st.top_domains.emplace_back(ColumnText(domains->get(), 0),
-                                sqlite3_column_int(domains->get(), 1));
-  }
-  (void)impl_->Exec("COMMIT");
-  return st;
+    sqlite3_bind_int64(domains->get(), 1, static_cast<sqlite3_int64>(top));
+    r = impl_->EachRow(domains->get(), "stats: domains", [&](sqlite3_stmt* s) {
+      st.top_domains.emplace_back(ColumnText(s, 0), sqlite3_column_int(s, 1));
+    });
+    if (!r) return tl::unexpected(r.error());
+    return st;
+  });
 }
 
 }  // namespace danerelay::queue

@@ -40,6 +40,9 @@ inline DsnRet DsnRetFromString(std::string_view text) {
 using namespace internal;
 
 extern const char* const kMigrations[Store::kSchemaVersion];
+inline constexpr const char* kMessageColumns =
+    "id, arrival_us, sender, size, client_address, client_helo, protocol, body_8bitmime, "
+    "smtputf8, dsn_ret, dsn_envid";
 inline constexpr const char* kRecipientColumns =
     "idx, address, state, notify, orcpt, attempts, next_attempt_us, last_status, last_reply, "
     "last_remote, last_attempt_us, delay_warned";
@@ -48,7 +51,9 @@ struct Store::Impl {
   DbPtr db;
   std::filesystem::path path;
   int schema_version = 0;
-  StmtPtr insert_message, insert_recipient;  // prepared on first use
+  std::int64_t data_version = 0;  // PRAGMA data_version at the last ChangedElsewhere()
+  bool in_batch = false;          // CommitBatch's transaction is open: Write() joins it
+  StmtPtr insert_message, insert_content, insert_recipient;  // prepared on first use
 
   // Inserts one message and its recipients into the open transaction.
   tl::expected<void, StoreError> InsertMessage(const NewMessage& m);
@@ -64,6 +69,57 @@ struct Store::Impl {
       sqlite3_free(msg);
       return tl::unexpected(e);
     }
+    return {};
+  }
+
+  // Ends the open transaction after a failure. The result matters: a transaction left open
+  // would change what the next BEGIN or SAVEPOINT means, so a failed rollback is reported.
+  StoreError Rollback(StoreError why) {
+    if (sqlite3_get_autocommit(db.get())) return why;  // SQLite already rolled it back
+    if (auto r = Exec("ROLLBACK"); !r) why.message += "; rollback failed: " + r.error().message;
+    return why;
+  }
+
+  // Runs `f` as one write transaction, or inside CommitBatch's when one is open (the batch's
+  // savepoint then undoes it on failure).
+  template <typename F>
+  auto Write(F&& f) -> decltype(f()) {
+    if (in_batch) return f();
+    if (auto r = Exec("BEGIN IMMEDIATE"); !r) return tl::unexpected(Rollback(r.error()));
+    auto result = f();
+    if (!result) return tl::unexpected(Rollback(result.error()));
+    if (auto r = Exec("COMMIT"); !r) return tl::unexpected(Rollback(r.error()));
+    return result;
+  }
+
+  // Runs `f` in one read transaction: a consistent snapshot while the daemon writes.
+  template <typename T, typename F>
+  tl::expected<T, StoreError> Read(F&& f) {
+    const bool own = sqlite3_get_autocommit(db.get()) != 0;
+    if (own) {
+      if (auto r = Exec("BEGIN"); !r) return tl::unexpected(r.error());
+    }
+    tl::expected<T, StoreError> result = f();
+    if (own) {
+      // A read transaction has nothing to lose; a failure to end it is still an error, since
+      // the connection would keep its old snapshot.
+      if (auto r = Exec("COMMIT"); !r) return tl::unexpected(Rollback(r.error()));
+    }
+    return result;
+  }
+
+  // Steps `s` through every row, calling `row(s)`; an error is an error, never "no more rows".
+  template <typename F>
+  tl::expected<void, StoreError> EachRow(sqlite3_stmt* s, std::string_view what, F&& row) {
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) row(s);
+    if (rc != SQLITE_DONE) return tl::unexpected(Err(what));
+    return {};
+  }
+
+  // Runs one statement that returns no rows.
+  tl::expected<void, StoreError> StepDone(sqlite3_stmt* s, std::string_view what) {
+    if (sqlite3_step(s) != SQLITE_DONE) return tl::unexpected(Err(what));
     return {};
   }
 
@@ -95,10 +151,7 @@ struct Store::Impl {
       auto r = Exec(kMigrations[static_cast<size_t>(v)]);
       if (r) r = Exec(fmt::format("PRAGMA user_version = {}", v + 1).c_str());
       if (r) r = Exec("COMMIT");
-      if (!r) {
-        (void)Exec("ROLLBACK");
-        return r;
-      }
+      if (!r) return tl::unexpected(Rollback(r.error()));
     }
     schema_version = kSchemaVersion;
     return {};
@@ -126,11 +179,14 @@ struct Store::Impl {
     return r;
   }
 
-  std::vector<StoredRecipient> LoadRecipients(sqlite3_stmt* s, std::string_view id) {
+  tl::expected<std::vector<StoredRecipient>, StoreError> LoadRecipients(sqlite3_stmt* s,
+                                                                        std::string_view id) {
     std::vector<StoredRecipient> out;
     sqlite3_reset(s);
     sqlite3_bind_text(s, 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
-    while (sqlite3_step(s) == SQLITE_ROW) out.push_back(ReadRecipientRow(s));
+    auto r = EachRow(s, "read recipients",
+                     [&](sqlite3_stmt* st) { out.push_back(ReadRecipientRow(st)); });
+    if (!r) return tl::unexpected(r.error());
     return out;
   }
 

@@ -86,7 +86,7 @@ class CrashTest(unittest.TestCase):
             self.assertEqual(missing, [], f"{len(missing)} acknowledged messages lost")
             # Byte for byte: fetch all contents in one read.
             db = sqlite3.connect(f"file:{relay.dir}/queue/queue.db?mode=ro", uri=True)
-            stored = dict(db.execute("SELECT id, content FROM messages"))
+            stored = dict(db.execute("SELECT message_id, data FROM contents"))
             db.close()
             for qid, body in acked.items():
                 self.assertEqual(strip_received(stored[qid]), body, qid)

@@ -1,0 +1,51 @@
+#pragma once
+// The fixture of the store's unit tests: a fresh queue directory per test, and a message with
+// two recipients, DSN parameters and content.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "queue/store.hpp"
+
+namespace danerelay::queue {
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    options_.path = std::filesystem::temp_directory_path() /
+                    ("danerelay-store-test-" + std::to_string(::getpid()) + "-" +
+                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(options_.path);
+  }
+  void TearDown() override { std::filesystem::remove_all(options_.path); }
+
+  std::unique_ptr<Store> OpenRw() {
+    auto s = Store::Open(options_, OpenMode::kReadWrite);
+    EXPECT_TRUE(s) << (s ? "" : s.error().message);
+    return s ? std::move(*s) : nullptr;
+  }
+
+  NewMessage Message(std::string id, std::string content = "Subject: hi\r\n\r\nbody\r\n") {
+    NewMessage m;
+    m.id = std::move(id);
+    m.arrival = TimePoint(std::chrono::seconds(1'790'000'000));
+    m.sender = "alice@example.org";
+    m.recipients = {{"bob@example.net", kNotifySuccess | kNotifyFailure, "rfc822;bob@example.net"},
+                    {"carol@example.com", kNotifyNone, ""}};
+    m.content = std::move(content);
+    m.client_address = "127.0.0.1";
+    m.client_helo = "client.example.org";
+    m.protocol = "ESMTPS";
+    m.body_8bitmime = true;
+    m.dsn_ret = DsnRet::kHdrs;
+    m.dsn_envid = "env-1";
+    return m;
+  }
+
+  StoreOptions options_;
+};
+
+}  // namespace danerelay::queue
