@@ -23,11 +23,27 @@ bool Expired(TimePoint arrival, TimePoint now, const RetryOptions& options) {
 }
 
 PassOutcome SchedulePass(const MessageInfo& m, std::vector<RecipientUpdate> updates, TimePoint now,
-                         const RetryOptions& options, std::mt19937& rng) {
+                         const RetryOptions& options, std::mt19937& rng,
+                         const std::vector<StoredRecipient>& rest) {
   PassOutcome out;
+  MessageInfo all = m;  // `m` plus the rest, so that their state before the pass is known
+  if (Expired(m.arrival, now, options)) {
+    for (const auto& r : rest) {
+      // As the expiry pass does: the last transient status is kept, 4.4.7 when there was none.
+      RecipientUpdate u{r.index,
+                        RecipientState::kExpired,
+                        std::nullopt,
+                        r.last_status.empty() ? "4.4.7" : r.last_status,
+                        r.last_reply.empty() ? "message expired in the queue" : r.last_reply,
+                        r.last_remote};
+      u.attempted = false;
+      updates.push_back(std::move(u));
+      all.recipients.push_back(r);
+    }
+  }
   for (auto& u : updates) {
     const StoredRecipient* before = nullptr;
-    for (const auto& r : m.recipients) {
+    for (const auto& r : all.recipients) {
       if (r.index == u.index) before = &r;
     }
     StoredRecipient after = before ? *before : StoredRecipient{};
@@ -35,7 +51,7 @@ PassOutcome SchedulePass(const MessageInfo& m, std::vector<RecipientUpdate> upda
     after.last_status = u.status;
     after.last_reply = u.reply;
     after.last_remote = u.remote;
-    after.last_attempt = now;
+    if (u.attempted) after.last_attempt = now;
     if (u.state == RecipientState::kDeferred) {
       if (Expired(m.arrival, now, options)) {
         u.state = RecipientState::kExpired;

@@ -37,8 +37,12 @@ struct PassOutcome {
 };
 
 // `updates` come from the delivery agent, deferred ones without a next attempt. `m` holds the
-// recipients as they were before the pass (attempt counts, delay_warned).
+// recipients as they were before the pass (attempt counts, delay_warned). `rest` are the
+// message's other pending recipients (queued, deferred, held: not in this pass): when the
+// message has expired they expire with it, so that one bounce lists every recipient that
+// failed at this moment (design.md), whichever path failed it.
 PassOutcome SchedulePass(const MessageInfo& m, std::vector<RecipientUpdate> updates, TimePoint now,
-                         const RetryOptions& options, std::mt19937& rng);
+                         const RetryOptions& options, std::mt19937& rng,
+                         const std::vector<StoredRecipient>& rest = {});
 
 }  // namespace danerelay::queue

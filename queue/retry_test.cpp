@@ -202,5 +202,38 @@ TEST(NoticeTest, DelayWarning) {
   EXPECT_THAT(w.content, ::testing::HasSubstr("Subject: Delayed Mail"));
 }
 
+// A recipient that was not in the pass (held, or due later) expires with the message when the
+// pass ends after the message's lifetime: one bounce lists both, and the held one keeps its
+// last status and attempt count.
+TEST(RetryTest, OnePassExpiresTheRestOfAnExpiredMessageInTheSameBounce) {
+  const RetryOptions options;
+  std::mt19937 rng(1);
+  const MessageInfo m = OneRecipient("alice@example.org", kNotifyNone);
+  StoredRecipient held;
+  held.index = 1;
+  held.address = "carol@example.com";
+  held.state = RecipientState::kHeld;
+  held.last_status = "4.4.1";
+  held.last_reply = "connection refused";
+  held.attempts = 3;
+  const std::vector<StoredRecipient> rest = {held};
+
+  // Before the lifetime ends the rest is left alone.
+  PassOutcome early = SchedulePass(m, {Deferred475()}, kT0 + hours(1), options, rng, rest);
+  ASSERT_EQ(early.updates.size(), 1u);
+  EXPECT_TRUE(early.bounce.empty());
+
+  PassOutcome late =
+      SchedulePass(m, {Deferred475()}, kT0 + options.max_lifetime, options, rng, rest);
+  ASSERT_EQ(late.updates.size(), 2u);
+  EXPECT_EQ(late.updates[0].state, RecipientState::kExpired);
+  EXPECT_EQ(late.updates[1].state, RecipientState::kExpired);
+  EXPECT_EQ(late.updates[1].status, "4.4.1");
+  EXPECT_FALSE(late.updates[1].attempted);
+  ASSERT_EQ(late.bounce.size(), 2u);
+  EXPECT_EQ(late.bounce[1].address, "carol@example.com");
+  EXPECT_EQ(late.bounce[1].attempts, 3);
+}
+
 }  // namespace
 }  // namespace danerelay::queue

@@ -8,25 +8,24 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <deque>
+#include <map>
 #include <random>
 
 #include "dns/resolver.hpp"
 #include "queue/notice.hpp"
 #include "queue/retry.hpp"
+#include "queue/upkeep.hpp"
 #include "relay/connection.hpp"
+#include "relay/outbound/destination_slots.hpp"
 #include "relay/outbound/next_hop.hpp"
+#include "relay/outbound/pass_notices.hpp"
+#include "relay/outbound/scheduler.hpp"
 #include "relay/outbound/store_bridge.hpp"
 
 namespace danerelay::relay {
 namespace {
 
 using queue::RecipientState;
-
-std::string DomainOf(const std::string& address) {
-  const auto at = address.rfind('@');
-  return LowerAscii(at == std::string::npos ? "" : address.substr(at + 1));
-}
 
 // What one domain's recipients get from one pass over its MX hosts.
 struct DomainOutcome {
@@ -68,11 +67,11 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   queue::QueueIdGenerator& ids;
   std::shared_ptr<asio::ssl::context> tls_context;
   asio::steady_timer wake;
-  std::uint32_t active = 0;
+  std::size_t active = 0;  // messages in delivery (or waiting for their outcome's commit)
+  Scheduler scheduler;
+  ExpiryClock expiry_clock;
   ConnectionCache connections{std::chrono::seconds(2)};  // Postfix: 2 s idle time limit
-  // Per-destination concurrency: deliveries in progress per domain, and who waits for a slot.
-  std::map<std::string, std::uint32_t> per_domain;
-  std::map<std::string, std::deque<std::shared_ptr<asio::steady_timer>>> slot_waiters;
+  DestinationSlots slots;
   bool stopping = false;
   std::mt19937 rng{std::random_device{}()};
 
@@ -84,104 +83,134 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         resolver(r),
         committer(c),
         ids(g),
-        wake(i) {}
+        wake(i),
+        scheduler(options.max_parallel),
+        slots(i) {
+    slots.SetLimit(options.max_per_destination);
+  }
 
   asio::awaitable<void> Run() {
     auto self = shared_from_this();
-    const auto release = [](queue::Store& s) { return s.ReleaseAttempting(queue::Clock::now()); };
-    const auto released = co_await OnStore(committer, release);
-    if (released && *released > 0) {
-      spdlog::info("{} recipients were in delivery when the daemon stopped; retrying them",
-                   *released);
+    // Recipients left "attempting" by a crash become due again; then what is due, and when,
+    // is known in memory from the store's index instead of being polled for.
+    const auto start = [](queue::Store& s)
+        -> tl::expected<std::pair<int, std::optional<queue::TimePoint>>, queue::StoreError> {
+      auto released = s.ReleaseAttempting(queue::Clock::now());
+      if (!released) return tl::unexpected(released.error());
+      auto next = s.NextDue();
+      if (!next) return tl::unexpected(next.error());
+      return std::pair(*released, *next);
+    };
+    auto started = co_await OnStore(committer, start);
+    if (!started) {
+      spdlog::error("queue: {}", started.error().message);
+      scheduler.Due(queue::Clock::now());
+    } else {
+      if (started->first > 0) {
+        spdlog::info("{} recipients were in delivery when the daemon stopped; retrying them",
+                     started->first);
+      }
+      scheduler.Known(started->second);
     }
-    auto last_purge = std::chrono::steady_clock::time_point{};
+    auto last_upkeep = std::chrono::steady_clock::time_point{};
+    auto last_purge = std::chrono::steady_clock::now();
     while (!stopping) {
-      if (std::chrono::steady_clock::now() - last_purge > std::chrono::minutes(1)) {
-        last_purge = std::chrono::steady_clock::now();
-        const auto before = queue::Clock::now() - options.keep_completed;
-        const auto purge = [before](queue::Store& s) { return s.PurgeCompleted(before); };
-        (void)co_await OnStore(committer, purge);
+      const auto steady_now = std::chrono::steady_clock::now();
+      if (steady_now - last_upkeep >= Scheduler::kTick) {
+        last_upkeep = steady_now;
+        const bool purge = steady_now - last_purge >= std::chrono::minutes(1);
+        if (purge) last_purge = steady_now;
+        co_await Upkeep(purge);
+        connections.Sweep(io.get_executor());
+        continue;
       }
-      while (!stopping && active < options.max_parallel) {
-        const size_t room = options.max_parallel - active;
-        const auto claim = [room](queue::Store& s) {
-          return s.ClaimDue(queue::Clock::now(), room);
-        };
-        auto due = co_await OnStore(committer, claim);
-        if (!due) {
-          spdlog::error("queue: {}", due.error().message);
-          break;
-        }
-        if (due->empty()) break;
-        for (auto& m : *due) {
-          ++active;
-          asio::co_spawn(io, DeliverMessage(std::move(m)), [self](std::exception_ptr e) {
-            --self->active;
-            self->Wake();
-            if (!e) return;
-            try {
-              std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-              spdlog::critical("BUG: delivery ended with an exception: {}", ex.what());
-            }
-          });
-        }
+      const auto now = queue::Clock::now();
+      if (const size_t n = scheduler.ToClaim(now, active); n > 0) {
+        co_await Claim(n);
+        continue;
       }
-      co_await ExpireOld();
-      connections.Sweep(io.get_executor());
-      // The queue is looked at every second (an index lookup, not a scan), so that the
-      // command line's flush, hold and release take effect within a second.
-      wake.expires_after(std::chrono::seconds(1));
+      wake.expires_at(steady_now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                       scheduler.WakeAt(now) - now));
       co_await wake.async_wait(kUseTuple);
     }
   }
 
-  void Wake() { wake.cancel(); }
+  void Kick() { wake.cancel(); }  // something changed: look again now
+  void Wake() {                   // mail was queued
+    scheduler.Due(queue::Clock::now());
+    Kick();
+  }
 
-  asio::awaitable<void> AcquireSlot(const std::string& domain) {
-    while (per_domain[domain] >= options.max_per_destination) {
-      auto waiter = std::make_shared<asio::steady_timer>(io, asio::steady_timer::time_point::max());
-      slot_waiters[domain].push_back(waiter);
-      co_await waiter->async_wait(kUseTuple);  // woken by ReleaseSlot
+  // The time expiry is judged by (scheduler.hpp: a clock stepped forward expires nothing).
+  queue::TimePoint JudgedNow() {
+    const auto r = expiry_clock.Read(queue::Clock::now(), std::chrono::steady_clock::now());
+    if (r.jumped > std::chrono::seconds(60)) {
+      spdlog::warn(
+          "warning: the system clock jumped {}s ahead of real time; mail ages at real time, "
+          "the jump expires nothing",
+          r.jumped.count());
     }
-    ++per_domain[domain];
+    return r.now;
   }
 
-  void ReleaseSlot(const std::string& domain) {
-    if (--per_domain[domain] == 0) per_domain.erase(domain);
-    auto it = slot_waiters.find(domain);
-    if (it == slot_waiters.end()) return;
-    it->second.front()->cancel();
-    it->second.pop_front();
-    if (it->second.empty()) slot_waiters.erase(it);
-  }
-
-  // max_lifetime holds for every state: held, queued and deferred recipients that were not
-  // attempted at their expiry are returned to the sender too (in-flight ones are judged when
-  // their attempt ends).
-  asio::awaitable<void> ExpireOld() {
-    const auto now = queue::Clock::now();
-    queue::Store::Selection old;
-    old.arrived_before = now - options.retry.max_lifetime;
-    const queue::NoticeOptions notice_options{helo_name};
-    auto& id_source = ids;
-    const auto expire = [old, now, notice_options, &id_source](queue::Store& s) {
-      return s.Finish(old, RecipientState::kExpired, "", "", now,
-                      [&](const queue::MessageInfo& m, const std::string& content,
-                          const std::vector<queue::StoredRecipient>& finished) {
-                        return queue::ComposeBounce(m, content, finished, id_source.Next(now), now,
-                                                    notice_options);
-                      });
+  // Claims up to `n` due messages in the next group commit and starts their delivery.
+  asio::awaitable<void> Claim(size_t n) {
+    struct Claimed {
+      std::vector<queue::MessageInfo> messages;
+      std::optional<queue::TimePoint> next_due;
     };
-    auto expired = co_await OnStore(committer, expire);
-    if (!expired) {
-      spdlog::error("queue: expiring old mail: {}", expired.error().message);
-    } else if (expired->recipients > 0) {
-      for (const auto& id : expired->messages) {
-        spdlog::info("{}: expired after {}s in the queue, returned to sender", id,
-                     options.retry.max_lifetime.count());
-      }
+    auto claimed = std::make_shared<Claimed>();
+    const queue::Store::WriteJob job =
+        [claimed, n](queue::Store& s) -> tl::expected<void, queue::StoreError> {
+      auto due = s.ClaimDue(queue::Clock::now(), n);
+      if (!due) return tl::unexpected(due.error());
+      auto next = s.NextDue();
+      if (!next) return tl::unexpected(next.error());
+      claimed->messages = std::move(*due);
+      claimed->next_due = *next;
+      return {};
+    };
+    auto r = co_await OnStoreWrite(committer, job);
+    if (!r) {
+      spdlog::error("queue: claiming due mail: {}", r.error().message);
+      scheduler.Known(queue::Clock::now() + Scheduler::kTick);  // try again at the next tick
+      co_return;
     }
+    scheduler.Known(claimed->next_due);
+    auto self = shared_from_this();
+    for (auto& m : claimed->messages) {
+      ++active;
+      asio::co_spawn(io, DeliverMessage(std::move(m)), [self](std::exception_ptr e) {
+        --self->active;
+        self->Kick();
+        if (!e) return;
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          spdlog::critical("BUG: delivery ended with an exception: {}", ex.what());
+        }
+      });
+    }
+  }
+
+  // Once per tick on the writer thread (queue/upkeep.hpp): the command line's changes, expiry
+  // of mail nobody is attempting, and every minute the purge of completed mail.
+  asio::awaitable<void> Upkeep(bool purge) {
+    queue::UpkeepRequest req;
+    req.now = JudgedNow();
+    req.max_lifetime = options.retry.max_lifetime;
+    if (purge) req.purge_before = queue::Clock::now() - options.keep_completed;
+    req.notice = queue::NoticeOptions(helo_name);
+    req.ids = &ids;
+    const auto run = [req](queue::Store& s) { return queue::RunUpkeep(s, req); };
+    const queue::UpkeepResult r = co_await OnStore(committer, run);
+    if (r.error) spdlog::error("queue: {}", r.error->message);
+    for (const auto& id : r.expired.messages) {
+      spdlog::info("{}: expired after {}s in the queue, returned to sender", id,
+                   options.retry.max_lifetime.count());
+    }
+    if (r.purged > 0) spdlog::info("queue: purged {} completed messages", r.purged);
+    if (r.reread) scheduler.Known(r.next_due);
   }
 
   asio::awaitable<void> DeliverMessage(queue::MessageInfo m) {
@@ -191,8 +220,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     auto content = co_await OnStore(committer, read);
     std::vector<queue::RecipientUpdate> updates;
     std::vector<queue::AttemptRecord> attempts;
-    const bool readable = content && *content;
-    if (!readable) {
+    std::shared_ptr<const std::string> body;
+    if (!content || !*content) {
       spdlog::error("{}: cannot read the message: {}", id,
                     content ? "gone" : content.error().message);
       for (const auto& r : m.recipients) {
@@ -200,89 +229,118 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
             {r.index, RecipientState::kDeferred, std::nullopt, "4.3.0", "queue read error", ""});
       }
     } else {
+      body = std::make_shared<const std::string>(std::move(**content));
       // Recipients grouped by domain: one transaction per domain (and MX host).
       std::map<std::string, std::vector<queue::StoredRecipient>> by_domain;
-      for (const auto& r : m.recipients) by_domain[DomainOf(r.address)].push_back(r);
+      for (const auto& r : m.recipients) by_domain[queue::RecipientDomain(r.address)].push_back(r);
       for (auto& [domain, rcpts] : by_domain) {
         queue::MessageInfo part = m;
         part.recipients = rcpts;
-        co_await AcquireSlot(domain);
-        DomainOutcome out = co_await DeliverDomain(part, **content, domain);
-        ReleaseSlot(domain);
+        co_await slots.Acquire(domain);
+        DomainOutcome out = co_await DeliverDomain(part, *body, domain);
+        slots.Release(domain);
         updates.insert(updates.end(), out.updates.begin(), out.updates.end());
         attempts.insert(attempts.end(), out.attempts.begin(), out.attempts.end());
       }
     }
-    // When the deferred come back, who has expired, and who is told (queue/retry.hpp).
-    const auto now = queue::Clock::now();
-    queue::PassOutcome pass = queue::SchedulePass(m, std::move(updates), now, options.retry, rng);
-    std::vector<queue::NewMessage> notices;
-    if (readable) notices = Notices(m, **content, pass, now);
-    const auto record = [id, pass, attempts, notices, now](queue::Store& s) {
-      return s.RecordDelivery(id, pass.updates, attempts, notices, now);
-    };
-    auto recorded = co_await OnStore(committer, record);
-    if (!recorded) {
-      spdlog::error("{}: recording the outcome failed: {}", id, recorded.error().message);
-      co_return;
-    }
-    for (const auto& u : pass.updates) {
-      if (u.state == RecipientState::kExpired) {
-        spdlog::info("{}: to=<{}>, status=expired, returned to sender ({} {})", id,
-                     AddressOf(m, u.index), u.status, u.reply);
-      }
-    }
-    if (m.sender.empty() && std::any_of(pass.updates.begin(), pass.updates.end(), [](auto& u) {
-          return u.state == RecipientState::kFailed || u.state == RecipientState::kExpired;
-        })) {
-      spdlog::warn("{}: undeliverable mail from <> discarded (no bounce to the null sender)", id);
-    }
-    if (!notices.empty()) Wake();
+    co_await RecordOutcome(std::make_shared<const queue::MessageInfo>(std::move(m)), body,
+                           std::move(updates), std::move(attempts));
   }
 
-  static std::string AddressOf(const queue::MessageInfo& m, int index) {
+  // Records a pass's outcome in the next group commit: the recipients' new states (when the
+  // deferred come back and who has expired, queue/retry.hpp), the attempts, and the notices
+  // they cause. A failed write is retried until it lands: until then the recipients stay "in
+  // delivery", so they are neither claimed again nor forgotten (design.md).
+  asio::awaitable<void> RecordOutcome(std::shared_ptr<const queue::MessageInfo> m,
+                                      std::shared_ptr<const std::string> content,
+                                      std::vector<queue::RecipientUpdate> updates,
+                                      std::vector<queue::AttemptRecord> attempts) {
+    auto self = shared_from_this();
+    const auto now = queue::Clock::now();
+    const auto judged = JudgedNow();
+    const queue::RetryOptions retry = options.retry;
+    const NoticeSettings settings{helo_name, options.postmaster, options.retry.max_lifetime};
+    const auto seed = rng();
+    struct Recorded {
+      queue::PassOutcome pass;
+      std::vector<std::pair<std::string, const char*>> notices;  // id, what
+    };
+    auto recorded = std::make_shared<Recorded>();
+    auto* id_source = &ids;
+    const queue::Store::WriteJob job =
+        [=](queue::Store& s) -> tl::expected<void, queue::StoreError> {
+      // An expired message takes its other pending recipients along, into the same bounce.
+      std::vector<queue::StoredRecipient> rest;
+      if (queue::Expired(m->arrival, judged, retry)) {
+        auto full = s.GetMessage(m->id);
+        if (!full) return tl::unexpected(full.error());
+        for (const auto& r : *full ? (*full)->recipients : std::vector<queue::StoredRecipient>{}) {
+          const bool pending = r.state == RecipientState::kQueued ||
+                               r.state == RecipientState::kDeferred ||
+                               r.state == RecipientState::kHeld;
+          const bool in_pass = std::any_of(m->recipients.begin(), m->recipients.end(),
+                                           [&](const auto& c) { return c.index == r.index; });
+          if (pending && !in_pass) rest.push_back(r);
+        }
+      }
+      std::mt19937 job_rng(seed);
+      queue::PassOutcome pass = queue::SchedulePass(*m, updates, judged, retry, job_rng, rest);
+      std::vector<PassNotice> notices;
+      if (content) notices = PassNotices(*m, *content, pass, now, settings, *id_source);
+      std::vector<queue::NewMessage> messages;
+      for (auto& n : notices) messages.push_back(std::move(n.message));
+      if (auto r = s.RecordDelivery(m->id, pass.updates, attempts, messages, now); !r) return r;
+      recorded->pass = std::move(pass);
+      recorded->notices.clear();
+      for (size_t i = 0; i < notices.size(); ++i) {
+        recorded->notices.emplace_back(messages[i].id, notices[i].what);
+      }
+      return {};
+    };
+    for (int attempt = 1;; ++attempt) {
+      auto r = co_await OnStoreWrite(committer, job);
+      if (r) break;
+      if (stopping) {
+        spdlog::error(
+            "{}: the delivery outcome could not be recorded before shutdown ({}); its "
+            "recipients will be attempted again after a restart",
+            m->id, r.error().message);
+        co_return;
+      }
+      const auto pause = std::chrono::seconds(std::min(1 << std::min(attempt, 5), 30));
+      spdlog::error("{}: recording the delivery outcome failed ({}); retrying in {}s", m->id,
+                    r.error().message, pause.count());
+      asio::steady_timer timer(io, pause);
+      co_await timer.async_wait(kUseTuple);
+    }
+    for (const auto& [notice_id, what] : recorded->notices) {
+      spdlog::info("{}: {}: {}", m->id, what, notice_id);
+    }
+    bool failed = false;
+    for (const auto& u : recorded->pass.updates) {
+      if (u.state == RecipientState::kExpired) {
+        spdlog::info("{}: to=<{}>, status=expired, returned to sender ({} {})", m->id,
+                     AddressOf(*m, recorded->pass, u.index), u.status, u.reply);
+      }
+      failed = failed || u.state == RecipientState::kFailed || u.state == RecipientState::kExpired;
+      if (u.next_attempt) scheduler.Due(*u.next_attempt);
+    }
+    if (m->sender.empty() && failed) {
+      spdlog::warn("{}: undeliverable mail from <> discarded (no bounce to the null sender)",
+                   m->id);
+    }
+    if (!recorded->notices.empty()) Wake();
+  }
+
+  static std::string AddressOf(const queue::MessageInfo& m, const queue::PassOutcome& pass,
+                               int index) {
     for (const auto& r : m.recipients) {
       if (r.index == index) return r.address;
     }
+    for (const auto& r : pass.failed) {
+      if (r.index == index) return r.address;
+    }
     return "?";
-  }
-
-  // One bounce per message and pass for all failed recipients; delay warnings and success
-  // reports likewise.
-  std::vector<queue::NewMessage> Notices(const queue::MessageInfo& m, const std::string& content,
-                                         const queue::PassOutcome& pass, queue::TimePoint now) {
-    std::vector<queue::NewMessage> out;
-    const queue::NoticeOptions notice_options{helo_name};
-    if (!pass.bounce.empty()) {
-      out.push_back(queue::ComposeNotice(queue::NoticeKind::kFailure, m, content, pass.bounce,
-                                         ids.Next(now), now, std::nullopt, notice_options));
-      spdlog::info("{}: sender non-delivery notification: {}", m.id, out.back().id);
-    }
-    // A notice that cannot be delivered gets no notice of its own (no loops); the postmaster
-    // may get a copy, unless the undeliverable mail was itself such a copy.
-    const bool to_postmaster =
-        m.sender.empty() && !options.postmaster.empty() && !pass.failed.empty() &&
-        std::none_of(m.recipients.begin(), m.recipients.end(),
-                     [&](const auto& r) { return r.address == options.postmaster; });
-    if (to_postmaster) {
-      queue::NoticeOptions pm = notice_options;
-      pm.postmaster = options.postmaster;
-      out.push_back(queue::ComposeNotice(queue::NoticeKind::kFailure, m, content, pass.failed,
-                                         ids.Next(now), now, std::nullopt, pm));
-      spdlog::info("{}: postmaster notification: {}", m.id, out.back().id);
-    }
-    if (!pass.relayed.empty()) {
-      out.push_back(queue::ComposeNotice(queue::NoticeKind::kRelayed, m, content, pass.relayed,
-                                         ids.Next(now), now, std::nullopt, notice_options));
-      spdlog::info("{}: sender delivery status notification: {}", m.id, out.back().id);
-    }
-    if (!pass.warn.empty()) {
-      out.push_back(queue::ComposeNotice(queue::NoticeKind::kDelay, m, content, pass.warn,
-                                         ids.Next(now), now, m.arrival + options.retry.max_lifetime,
-                                         notice_options));
-      spdlog::info("{}: sender delay notification: {}", m.id, out.back().id);
-    }
-    return out;
   }
 
   // Every recipient of `m` gets the same outcome.
@@ -451,7 +509,9 @@ void DeliveryAgent::Reload(DeliveryOptions options) {
   // Safe between awaits: the agent runs on this thread, and nothing holds a reference into the
   // old options across a co_await (FindNextHops reads routes before its first one).
   impl_->options = std::move(options);
-  impl_->Wake();
+  impl_->scheduler.SetMaxParallel(impl_->options.max_parallel);
+  impl_->slots.SetLimit(impl_->options.max_per_destination);
+  impl_->Kick();
 }
 
 void DeliveryAgent::Stop() {

@@ -1,0 +1,34 @@
+#pragma once
+// The queue's housekeeping, run on the writer thread once per scheduler tick: notice the command
+// line's changes, expire mail that nobody is attempting, purge completed mail. Each step is an
+// index lookup unless it finds work, so an idle daemon with a million queued recipients stays
+// idle (design.md).
+#include <chrono>
+#include <optional>
+
+#include "queue/notice.hpp"
+#include "queue/queue_id.hpp"
+#include "queue/store.hpp"
+
+namespace danerelay::queue {
+
+struct UpkeepRequest {
+  TimePoint now;  // as judged for expiry (relay's ExpiryClock), not necessarily the wall clock
+  std::chrono::seconds max_lifetime{5 * 24 * 3600};
+  std::optional<TimePoint> purge_before;  // set: purge completed mail older than this
+  NoticeOptions notice;
+  QueueIdGenerator* ids = nullptr;  // names the bounces
+};
+
+struct UpkeepResult {
+  bool changed_elsewhere = false;  // the command line wrote: re-read what is due
+  bool reread = false;             // next_due was read (the command line wrote, or expiry)
+  std::optional<TimePoint> next_due;
+  Store::Touched expired;  // messages returned to their senders
+  int purged = 0;
+  std::optional<StoreError> error;  // the first step that failed (the others still ran)
+};
+
+UpkeepResult RunUpkeep(Store& store, const UpkeepRequest& request);
+
+}  // namespace danerelay::queue

@@ -1,0 +1,31 @@
+#pragma once
+// Per-destination concurrency (Postfix: default_destination_concurrency_limit): at most `limit`
+// deliveries to one domain at once; the others wait in arrival order for a slot.
+#include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace danerelay::relay {
+
+class DestinationSlots {
+ public:
+  explicit DestinationSlots(asio::io_context& io) : io_(io) {}
+  void SetLimit(std::uint32_t limit) { limit_ = limit; }
+  // Resumes once a slot for `domain` is held; give it back with Release.
+  asio::awaitable<void> Acquire(std::string domain);
+  void Release(const std::string& domain);
+
+ private:
+  asio::io_context& io_;
+  std::uint32_t limit_ = 20;
+  std::map<std::string, std::uint32_t> in_use_;
+  std::map<std::string, std::deque<std::shared_ptr<asio::steady_timer>>> waiters_;
+};
+
+}  // namespace danerelay::relay
