@@ -98,7 +98,10 @@ class Reader {
     out = static_cast<T>(v);
   }
 
-  void Duration(std::string_view key, std::chrono::seconds& out, std::chrono::seconds min) {
+  // Durations have an upper bound too: time arithmetic on the nanosecond clock overflows
+  // beyond ~292 years, and "200000d" used to pass and expire the whole queue at once.
+  void Duration(std::string_view key, std::chrono::seconds& out, std::chrono::seconds min,
+                std::chrono::seconds max = std::chrono::hours(24 * 365)) {
     const toml::node* n = table_.get(key);
     if (!n) return;
     std::optional<std::chrono::seconds> d;
@@ -113,6 +116,10 @@ class Reader {
       return Fail(*n, key, "expected a duration: a number with s, m, h or d (\"300s\", \"5m\")");
     }
     if (*d < min) return Fail(*n, key, fmt::format("must be at least {}s", min.count()));
+    if (*d > max) {
+      return Fail(*n, key,
+                  fmt::format("must be at most {}d ({}s)", max.count() / 86400, max.count()));
+    }
     out = *d;
   }
 
@@ -205,6 +212,8 @@ void ReadListener(const toml::table& t, size_t index, const std::string& file,
 
 }  // namespace
 
+constexpr long long kMaxDurationSeconds = 100LL * 365 * 86400;
+
 std::optional<std::chrono::seconds> ParseDuration(std::string_view text) {
   if (text.empty()) return std::nullopt;
   long long n = 0;
@@ -223,7 +232,8 @@ std::optional<std::chrono::seconds> ParseDuration(std::string_view text) {
   } else {
     return std::nullopt;
   }
-  if (n > std::numeric_limits<long long>::max() / scale) return std::nullopt;
+  // A century at most: far beyond any queue, and far from the clock's overflow.
+  if (n > kMaxDurationSeconds / scale) return std::nullopt;
   return std::chrono::seconds(n * scale);
 }
 
@@ -378,8 +388,11 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
     r.OnlyKeys({"min_backoff", "max_backoff", "max_lifetime", "delay_warning"});
     r.Duration("min_backoff", retry.min_backoff, std::chrono::seconds(1));
     r.Duration("max_backoff", retry.max_backoff, std::chrono::seconds(1));
-    r.Duration("max_lifetime", retry.max_lifetime, std::chrono::seconds(1));
-    r.Duration("delay_warning", retry.delay_warning, std::chrono::seconds(0));
+    // Postfix caps maximal_queue_lifetime at 100 days; so do we, with an error instead.
+    r.Duration("max_lifetime", retry.max_lifetime, std::chrono::seconds(1),
+               std::chrono::hours(24 * 100));
+    r.Duration("delay_warning", retry.delay_warning, std::chrono::seconds(0),
+               std::chrono::hours(24 * 100));
     if (!error && retry.max_backoff < retry.min_backoff) {
       r.FailHere(t->get("max_backoff") ? "max_backoff" : "min_backoff",
                  "max_backoff must not be shorter than min_backoff");

@@ -198,6 +198,12 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.toml:2: routes.example.net: expected a string, got an integer"},
         BadCase{"backoff order", "[retry]\nmin_backoff = \"1h\"\nmax_backoff = \"5m\"\n",
                 "bad.toml:3: retry.max_backoff: max_backoff must not be shorter than min_backoff"},
+        BadCase{"lifetime beyond bound", "[retry]\nmax_lifetime = \"200000d\"\n",
+                "bad.toml:2: retry.max_lifetime: expected a duration"},
+        BadCase{"lifetime too long", "[retry]\nmax_lifetime = \"101d\"\n",
+                "bad.toml:2: retry.max_lifetime: must be at most 100d"},
+        BadCase{"integer duration too long", "[queue]\nkeep_completed = 99999999999\n",
+                "bad.toml:2: queue.keep_completed: must be at most 365d"},
         BadCase{"bool wanted", "[[listener]]\nstarttls = \"yes\"\n",
                 "bad.toml:2: listener[0].starttls: expected true or false, got a string"}),
     [](const auto& param_info) {
