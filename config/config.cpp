@@ -313,14 +313,20 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
     auto& l = config.server.limits;
     Reader r(*t, "limits.", file, error);
     r.OnlyKeys({"max_message_size", "max_recipients", "max_connections",
-                "max_connections_per_client", "max_errors", "command_timeout", "data_timeout"});
+                "max_connections_per_client", "max_errors", "command_timeout", "data_timeout",
+                "max_inflight_bytes"});
     r.Unsigned("max_message_size", l.max_message_size, 1024, std::uint64_t{1} << 31);
     r.Unsigned("max_recipients", l.max_recipients, 1, 100000);
     r.Unsigned("max_connections", l.max_connections, 1, 100000);
     r.Unsigned("max_connections_per_client", l.max_connections_per_client, 1, 100000);
     r.Unsigned("max_errors", l.max_errors, 1, 1000);
+    r.Unsigned("max_inflight_bytes", l.max_inflight_bytes, 1024, std::uint64_t{1} << 40);
     r.Duration("command_timeout", l.command_timeout, std::chrono::seconds(1));
     r.Duration("data_timeout", l.data_timeout, std::chrono::seconds(1));
+    if (!error && l.max_inflight_bytes < l.max_message_size) {
+      r.FailHere(t->get("max_inflight_bytes") ? "max_inflight_bytes" : "max_message_size",
+                 "max_inflight_bytes must not be smaller than max_message_size");
+    }
   }
 
   if (const auto* t = SubTable(root, "queue", file, error)) {

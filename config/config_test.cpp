@@ -31,6 +31,7 @@ TEST(ConfigTest, ExampleFileLoadsAndEqualsTheDefaults) {
   EXPECT_EQ(c->server.limits.max_connections_per_client,
             d.server.limits.max_connections_per_client);
   EXPECT_EQ(c->server.limits.max_errors, d.server.limits.max_errors);
+  EXPECT_EQ(c->server.limits.max_inflight_bytes, d.server.limits.max_inflight_bytes);
   EXPECT_EQ(c->server.limits.command_timeout, d.server.limits.command_timeout);
   EXPECT_EQ(c->server.limits.data_timeout, d.server.limits.data_timeout);
   EXPECT_EQ(c->server.listeners[0].port, d.server.listeners[0].port);
@@ -204,6 +205,9 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.toml:2: retry.max_lifetime: must be at most 100d"},
         BadCase{"integer duration too long", "[queue]\nkeep_completed = 99999999999\n",
                 "bad.toml:2: queue.keep_completed: must be at most 365d"},
+        BadCase{"budget below message size",
+                "[limits]\nmax_message_size = 2048\nmax_inflight_bytes = 1024\n",
+                "bad.toml:3: limits.max_inflight_bytes: max_inflight_bytes must not be smaller"},
         BadCase{"bool wanted", "[[listener]]\nstarttls = \"yes\"\n",
                 "bad.toml:2: listener[0].starttls: expected true or false, got a string"}),
     [](const auto& param_info) {

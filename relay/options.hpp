@@ -28,6 +28,8 @@ struct LimitsOptions {
   std::uint32_t max_connections = 200;                // in total
   std::uint32_t max_connections_per_client = 50;      // per client IP (as Postfix)
   std::uint32_t max_errors = 20;  // protocol errors before the session is closed with 421
+  // Message bytes all sessions together hold in memory; past it a message gets 452 4.3.1.
+  std::uint64_t max_inflight_bytes = 512 * 1024 * 1024;
   // RFC 5321 §4.5.3.2.7: a server should wait at least 5 minutes for the next command or line.
   Duration command_timeout = std::chrono::minutes(5);
   Duration data_timeout = std::chrono::minutes(5);

@@ -52,6 +52,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
   std::list<Listener> listeners;
   std::unordered_map<std::string, std::uint32_t> per_client;
   std::uint32_t total = 0;
+  ByteBudget budget{options.limits.max_inflight_bytes};
   bool stopping = false;
   std::function<void()> on_queued;
 
@@ -130,6 +131,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     params.client_address = client_ip;
     params.next_queue_id = [this] { return ids.Next(queue::Clock::now()); };
     params.now = [] { return queue::Clock::now(); };
+    params.budget = &budget;
     ServerSession session(std::move(params));
     session.Start();
 
@@ -252,6 +254,7 @@ void SmtpServer::Reload(const ServerOptions& options) {
   }
   const auto listeners = current.listeners;
   current = options;
+  impl_->budget.SetLimit(options.limits.max_inflight_bytes);
   current.listeners = listeners;
 }
 

@@ -68,12 +68,21 @@ void ServerSession::Abort(std::string_view reason) {
   state_ = State::kClosed;
 }
 
+ServerSession::~ServerSession() { DropData(); }
+
+void ServerSession::DropData() {
+  data_.clear();
+  data_.shrink_to_fit();
+  data_header_ = 0;
+  if (p_.budget) p_.budget->Give(held_);
+  held_ = 0;
+}
+
 void ServerSession::ResetTransaction() {
   message_ = queue::NewMessage{};
   body_8bitmime_ = false;
   smtputf8_ = false;
-  data_.clear();
-  data_.shrink_to_fit();
+  DropData();
 }
 
 std::string ServerSession::Protocol() const {
@@ -145,12 +154,19 @@ bool ServerSession::HandleDataLine(std::string_view line, bool clean) {
   if (!clean) data_bad_newline_ = true;
   if (line.size() > kMaxTextLine) data_too_long_line_ = true;
   if (line.front() == '.') line.remove_prefix(1);  // RFC 5321 §4.5.2 transparency
-  if (data_too_big_ || data_bad_newline_ || data_too_long_line_) return true;
-  if (data_.size() + line.size() > p_.limits.max_message_size) {
+  if (data_too_big_ || data_bad_newline_ || data_too_long_line_ || data_no_room_) return true;
+  if (data_.size() - data_header_ + line.size() > p_.limits.max_message_size) {
     data_too_big_ = true;
-    data_.clear();
-    data_.shrink_to_fit();
+    DropData();
     return true;
+  }
+  if (p_.budget) {
+    if (!p_.budget->Take(line.size())) {
+      data_no_room_ = true;
+      DropData();
+      return true;
+    }
+    held_ += line.size();
   }
   data_.append(line);
   return true;
@@ -165,34 +181,39 @@ std::optional<ServerSession::Action> ServerSession::FinishData() {
     Reply(552, "5.3.4", "Error: message file too big");
   } else if (data_too_long_line_) {
     Reply(550, "5.6.0", "Error: message has a line longer than 998 characters (RFC 5322 2.1.1)");
+  } else if (data_no_room_) {
+    Reply(452, "4.3.1", "Error: insufficient system storage, try again later");
   } else {
-    message_.id = p_.next_queue_id();
-    pending_id_ = message_.id;
+    message_.id = pending_id_;
     message_.arrival = p_.now();
     message_.client_address = p_.client_address;
     message_.client_helo = helo_;
     message_.protocol = Protocol();
     message_.body_8bitmime = body_8bitmime_;
     message_.smtputf8 = smtputf8_;
-    ReceivedInfo info;
-    info.helo = helo_;
-    info.client_address = p_.client_address;
-    info.hostname = p_.hostname;
-    info.protocol = message_.protocol;
-    info.queue_id = message_.id;
-    info.tls = tls_description_;
-    if (message_.recipients.size() == 1) info.for_recipient = message_.recipients[0].address;
-    info.time = message_.arrival;
-    message_.content = FormatReceived(info);
-    message_.content += data_;
+    // The data already begins with the Received header: moved, not copied, so a message is
+    // held once in memory. Its bytes stay taken from the budget until EnqueueDone.
+    message_.content = std::move(data_);
     data_.clear();
-    data_.shrink_to_fit();
     state_ = State::kWaitEnqueue;
     return Action::kEnqueue;
   }
   ResetTransaction();
   if (state_ == State::kClosed) return Action::kClose;
   return std::nullopt;  // the session goes on with the next pipelined command
+}
+
+std::string ServerSession::ReceivedHeader(const std::string& id) const {
+  ReceivedInfo info;
+  info.helo = helo_;
+  info.client_address = p_.client_address;
+  info.hostname = p_.hostname;
+  info.protocol = Protocol();
+  info.queue_id = id;
+  info.tls = tls_description_;
+  if (message_.recipients.size() == 1) info.for_recipient = message_.recipients[0].address;
+  info.time = p_.now();
+  return FormatReceived(info);
 }
 
 void ServerSession::EnqueueDone(bool stored, std::string_view error) {
@@ -328,7 +349,13 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
       state_ = State::kData;
       data_prev_line_crlf_ = true;
       data_bad_newline_ = data_too_long_line_ = data_too_big_ = data_partial_line_ = false;
-      data_.clear();
+      data_no_room_ = false;
+      DropData();
+      // The queue ID and the Received header are made now, so the data can be appended to the
+      // header and handed to the queue without a copy.
+      pending_id_ = p_.next_queue_id();
+      data_ = ReceivedHeader(pending_id_);
+      data_header_ = data_.size();
       Reply(354, "", "End data with <CR><LF>.<CR><LF>");
       break;
     }

@@ -21,6 +21,7 @@
 
 #include "queue/message.hpp"
 #include "relay/options.hpp"
+#include "relay/smtp/byte_budget.hpp"
 
 namespace danerelay::relay {
 
@@ -32,6 +33,7 @@ struct SessionParams {
   std::string client_address;
   std::function<std::string()> next_queue_id;
   std::function<queue::TimePoint()> now;
+  ByteBudget* budget = nullptr;  // shared by all sessions; nullptr: no limit but max_message_size
 };
 
 class ServerSession {
@@ -39,6 +41,9 @@ class ServerSession {
   enum class Action { kRead, kEnqueue, kStartTls, kClose };
 
   explicit ServerSession(SessionParams params);
+  ~ServerSession();
+  ServerSession(const ServerSession&) = delete;
+  ServerSession& operator=(const ServerSession&) = delete;
 
   // The 220 greeting (also placed in the output).
   void Start();
@@ -70,6 +75,7 @@ class ServerSession {
   void Reply(int code, std::string_view enhanced, std::string_view text);
   void Error(int code, std::string_view enhanced, std::string_view text);
   void ResetTransaction();
+  void DropData();  // frees the data and gives its bytes back to the budget
   bool HandleCommandLine(std::string_view line);  // false: stop processing (action pending)
   bool HandleDataLine(std::string_view line, bool clean_crlf);
   std::optional<Action> FinishData();
@@ -95,7 +101,10 @@ class ServerSession {
   queue::NewMessage message_;
   bool body_8bitmime_ = false;
   bool smtputf8_ = false;
-  std::string data_;
+  std::string data_;                 // the Received header, then the message as it arrives
+  std::size_t data_header_ = 0;      // the Received header's size, not counted against SIZE
+  std::uint64_t held_ = 0;           // bytes taken from p_.budget for this message
+  bool data_no_room_ = false;        // the budget was spent: 452 at the end
   bool data_prev_line_crlf_ = true;  // the previous line ended in CRLF (so "." can end DATA)
   bool data_bad_newline_ = false;
   bool data_too_long_line_ = false;

@@ -236,6 +236,43 @@ TEST_F(SessionTest, SizeLimits) {
   EXPECT_THAT(actual.output, HasSubstr("552 5.3.4 Error: message file too big\r\n250 2.0.0 Ok"));
 }
 
+// Sessions share one budget of message bytes in memory: a message that does not fit gets 452
+// 4.3.1 (try later) instead of growing the daemon without bound, and every byte comes back.
+TEST_F(SessionTest, MessagesInMemoryShareOneBudget) {
+  ByteBudget budget(3000);
+  SessionParams pa = Params(), pb = Params();
+  pa.budget = pb.budget = &budget;
+  const std::string start =
+      "EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<r@c.example>\r\nDATA\r\n";
+  std::string body;
+  for (int i = 0; i < 20; ++i) body += std::string(98, 'x') + "\r\n";  // 2000 bytes
+  ServerSession a(pa), b(pb);
+  Transcript ra, rb;
+  a.Start();
+  b.Start();
+  Drive(a, ra, start + body);  // a holds 2000 bytes, its message not yet ended
+  EXPECT_EQ(budget.used(), 2000u);
+  Drive(b, rb, start + body + ".\r\n");
+  EXPECT_THAT(rb.output, HasSubstr("452 4.3.1 Error: insufficient system storage"));
+  EXPECT_TRUE(rb.messages.empty());
+  Drive(a, ra, ".\r\n");
+  ASSERT_EQ(ra.messages.size(), 1u);
+  EXPECT_THAT(ra.messages[0].content, HasSubstr(body));
+  EXPECT_EQ(budget.used(), 0u);  // given back once queued
+  Drive(b, rb, "MAIL FROM:<a@b.example>\r\nRCPT TO:<r@c.example>\r\nDATA\r\n" + body + ".\r\n");
+  EXPECT_EQ(rb.messages.size(), 1u);
+  EXPECT_EQ(budget.used(), 0u);
+  // A session that goes away mid-message gives its bytes back too.
+  {
+    ServerSession c(pa);
+    Transcript rc;
+    c.Start();
+    Drive(c, rc, start + body);
+    EXPECT_EQ(budget.used(), 2000u);
+  }
+  EXPECT_EQ(budget.used(), 0u);
+}
+
 TEST_F(SessionTest, OverlongLines) {
   std::string data =
       "EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<r@c.example>\r\nDATA\r\n";
