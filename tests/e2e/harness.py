@@ -49,7 +49,8 @@ def make_cert(directory, cn="relay.test"):
 class Relay:
     """A danerelayd with its own directory, configuration and queue."""
 
-    def __init__(self, extra_toml="", starttls=False, trusted=None, deliver=False):
+    def __init__(self, extra_toml="", starttls=False, trusted=None, deliver=False, env=None):
+        self.env = env  # extra environment for the daemon (LD_PRELOAD for fault injection)
         self.dir = tempfile.mkdtemp(prefix="danerelay-e2e-")
         self.port = free_port()
         self.tls_port = free_port() if starttls else None
@@ -74,8 +75,9 @@ class Relay:
 
     def start(self):
         self.log = open(self.log_path, "ab")
+        env = dict(os.environ, **self.env) if self.env else None
         self.proc = subprocess.Popen([DANERELAYD, "--config", self.config],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
         wait_for_port("127.0.0.1", self.port, proc=self.proc)
         if self.tls_port:
             wait_for_port("127.0.0.1", self.tls_port, proc=self.proc)
@@ -123,6 +125,16 @@ class Relay:
 
     def raw(self, queue_id):
         return self.cli("queue", "show", queue_id, "--raw").stdout
+
+
+def wait_for(predicate, timeout=20.0, what="condition"):
+    """Polls `predicate` every 0.2 s until it holds; an AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def strip_received(raw):

@@ -9,20 +9,11 @@ import smtplib
 import time
 import unittest
 
-from harness import Relay, queued_id
+from harness import Relay, queued_id, wait_for
 from mx import MxServer, free_port_on
 
 A, DOWN1, DOWN2, DEAD = "127.0.0.30", "127.0.0.31", "127.0.0.32", "127.0.0.33"
 SENDER = "alice@senders.example"
-
-
-def wait_for(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class QueueAdminTest(unittest.TestCase):
