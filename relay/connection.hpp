@@ -20,39 +20,57 @@ namespace danerelay::relay {
 inline constexpr auto kUseTuple = asio::experimental::as_tuple(asio::use_awaitable);
 
 // Armed before an operation; when it fires it cancels the socket's operations, which then
-// complete with operation_aborted, reported as timed_out. A timer that has already fired cannot
-// be cancelled (its handler is queued), so the handler checks a generation number in state it
-// shares with the Deadline, and does nothing once the Deadline is re-armed, disarmed or gone.
+// complete with operation_aborted, reported as timed_out.
+//
+// The timer is lazy, because re-arming a timer is a system call (timerfd_settime) and a busy
+// connection arms one for every read and write: Arm() only records when the operation is due,
+// and moves the timer only when that is earlier than where it stands; Disarm() only marks the
+// Deadline idle. When the timer fires, its handler judges by the recorded state, not by the
+// timer: idle, nothing; not yet due (re-armed since), wait again until due; due, expire. A
+// handler that was already queued when the Deadline was re-armed or disarmed judges the same
+// way, so a stale firing can never cancel a later operation.
 class Deadline {
  public:
+  using Clock = std::chrono::steady_clock;
   explicit Deadline(asio::ip::tcp::socket& socket)
       : state_(std::make_shared<State>(State{&socket})), timer_(socket.get_executor()) {}
   ~Deadline() { state_->socket = nullptr; }
   Deadline(const Deadline&) = delete;
   Deadline& operator=(const Deadline&) = delete;
 
-  void Arm(std::chrono::steady_clock::duration d) {
+  void Arm(Clock::duration d) {
     state_->expired = false;
-    const std::uint64_t generation = ++state_->generation;
-    timer_.expires_after(d);
-    timer_.async_wait([state = state_, generation](std::error_code ec) {
-      if (ec || !state->socket || state->generation != generation) return;
-      state->expired = true;
-      state->socket->cancel(ec);
-    });
+    state_->active = true;
+    state_->due = Clock::now() + d;
+    if (state_->due < state_->timer_at) Wait(timer_, state_, state_->due);
   }
-  void Disarm() {
-    ++state_->generation;
-    timer_.cancel();
-  }
+  void Disarm() { state_->active = false; }
   bool expired() const { return state_->expired; }
 
  private:
   struct State {
     asio::ip::tcp::socket* socket;
-    std::uint64_t generation = 0;
+    bool active = false;
     bool expired = false;
+    Clock::time_point due{};
+    Clock::time_point timer_at = Clock::time_point::max();  // max: no wait pending
   };
+
+  // The timer lives as long as the Deadline; its handler holds only the shared state, and the
+  // state's socket pointer is cleared when the Deadline (and with it the timer) goes.
+  static void Wait(asio::steady_timer& timer, std::shared_ptr<State> state, Clock::time_point at) {
+    state->timer_at = at;
+    timer.expires_at(at);  // cancels a later wait: its handler sees operation_aborted
+    timer.async_wait([state, &timer](std::error_code ec) {
+      if (ec || !state->socket) return;  // moved earlier (a new wait is pending), or gone
+      state->timer_at = Clock::time_point::max();
+      if (!state->active) return;
+      if (Clock::now() < state->due) return Wait(timer, state, state->due);
+      state->expired = true;
+      state->socket->cancel(ec);
+    });
+  }
+
   std::shared_ptr<State> state_;
   asio::steady_timer timer_;
 };

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+
 #include "relay/connection.hpp"
 #include "relay/smtp/smtp_reply.hpp"
 
@@ -65,11 +67,15 @@ class ReplyReader {
 std::string DotStuff(const std::string& content) {
   std::string out;
   out.reserve(content.size() + content.size() / 64 + 8);
-  bool line_start = true;
-  for (char c : content) {
-    if (line_start && c == '.') out += '.';
-    out += c;
-    line_start = c == '\n';
+  // Line by line with memchr: a byte loop here was a tenth of the daemon's CPU time.
+  size_t pos = 0;
+  while (pos < content.size()) {
+    if (content[pos] == '.') out += '.';
+    const void* nl = std::memchr(content.data() + pos, '\n', content.size() - pos);
+    const size_t end = nl ? static_cast<size_t>(static_cast<const char*>(nl) - content.data()) + 1
+                          : content.size();
+    out.append(content, pos, end - pos);
+    pos = end;
   }
   if (!out.empty() && !out.ends_with("\r\n")) out += "\r\n";
   out += ".\r\n";

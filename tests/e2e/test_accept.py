@@ -231,6 +231,25 @@ class TimeoutAndConfigTest(unittest.TestCase):
         finally:
             relay.cleanup()
 
+    def test_timeout_counts_from_the_last_command(self):
+        # Commands every 0.4 s keep a session with a 1 s timeout alive for 2.4 s (the deadline
+        # moves with each read); then silence ends it within about a second.
+        relay = Relay(extra_toml='[limits]\ncommand_timeout = "1s"\n').start()
+        try:
+            with socket.create_connection(("127.0.0.1", relay.port), timeout=10) as s:
+                f = s.makefile("rb")
+                self.assertTrue(f.readline().startswith(b"220 "))
+                for _ in range(6):
+                    s.sendall(b"NOOP\r\n")
+                    self.assertEqual(f.readline(), b"250 2.0.0 Ok\r\n")
+                    time.sleep(0.4)
+                start = time.monotonic()
+                self.assertEqual(f.readline(), b"421 4.4.2 relay.test Error: timeout exceeded\r\n")
+                self.assertLess(time.monotonic() - start, 3)
+            relay.stop()
+        finally:
+            relay.cleanup()
+
     def test_bad_config_refuses_to_start(self):
         relay = Relay(extra_toml="[limits]\nmax_recipients = \"many\"\n")
         try:
