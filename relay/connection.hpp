@@ -14,6 +14,7 @@
 #include <memory>
 #include <string_view>
 #include <tuple>
+#include <vector>
 
 namespace danerelay::relay {
 
@@ -95,6 +96,20 @@ struct Connection {
     deadline.Arm(timeout);
     auto [ec, n] = tls ? co_await asio::async_write(*tls, asio::buffer(data), kUseTuple)
                        : co_await asio::async_write(socket, asio::buffer(data), kUseTuple);
+    deadline.Disarm();
+    if (deadline.expired()) ec = asio::error::timed_out;
+    co_return ec;
+  }
+
+  // Writes `pieces` in order as one gather write (no copy into one buffer).
+  asio::awaitable<std::error_code> WritePieces(const std::vector<std::string_view>& pieces,
+                                               std::chrono::seconds timeout) {
+    std::vector<asio::const_buffer> buffers;
+    buffers.reserve(pieces.size());
+    for (auto p : pieces) buffers.emplace_back(p.data(), p.size());
+    deadline.Arm(timeout);
+    auto [ec, n] = tls ? co_await asio::async_write(*tls, buffers, kUseTuple)
+                       : co_await asio::async_write(socket, buffers, kUseTuple);
     deadline.Disarm();
     if (deadline.expired()) ec = asio::error::timed_out;
     co_return ec;

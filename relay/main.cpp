@@ -5,6 +5,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <malloc.h>
+
 #include <csignal>
 #include <functional>
 #include <iostream>
@@ -40,6 +42,11 @@ int main(int argc, char** argv) {
     return kExitSoftware;
   }
   std::signal(SIGPIPE, SIG_IGN);
+  // Messages are strings of up to max_message_size, made and freed all the time. Keep freed
+  // memory in the process instead of mapping and unmapping it for each one: page faults from
+  // that churn were ~6% of the daemon's time with 100 KiB messages (perf).
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
 
   asio::io_context io(1);
   queue::QueueIdGenerator ids;

@@ -66,7 +66,12 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   queue::Committer& committer;
   queue::QueueIdGenerator& ids;
   std::shared_ptr<asio::ssl::context> tls_context;
-  asio::steady_timer wake;
+  // The loop sleeps on `kick` (never due: only cancelled, by Kick) while `alarm` stands at the
+  // next time it must look anyway. Re-arming a timer is a system call, so the alarm moves only
+  // when it must ring earlier, and a kick after every delivery costs none.
+  asio::steady_timer kick;
+  asio::steady_timer alarm;
+  std::chrono::steady_clock::time_point alarm_at = std::chrono::steady_clock::time_point::max();
   std::size_t active = 0;  // messages in delivery (or waiting for their outcome's commit)
   Scheduler scheduler;
   ExpiryClock expiry_clock;
@@ -83,7 +88,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         resolver(r),
         committer(c),
         ids(g),
-        wake(i),
+        kick(i),
+        alarm(i),
         scheduler(options.max_parallel),
         slots(i) {
     slots.SetLimit(options.max_per_destination);
@@ -129,14 +135,27 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         co_await Claim(n);
         continue;
       }
-      wake.expires_at(steady_now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                       scheduler.WakeAt(now) - now));
-      co_await wake.async_wait(kUseTuple);
+      SetAlarm(steady_now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                scheduler.WakeAt(now) - now));
+      kick.expires_at(std::chrono::steady_clock::time_point::max());
+      co_await kick.async_wait(kUseTuple);
     }
   }
 
-  void Kick() { wake.cancel(); }  // something changed: look again now
-  void Wake() {                   // mail was queued
+  void Kick() { kick.cancel(); }  // something changed: look again now
+
+  void SetAlarm(std::chrono::steady_clock::time_point at) {
+    if (at >= alarm_at) return;  // it rings early enough; the loop looks again then
+    alarm_at = at;
+    alarm.expires_at(at);  // a later alarm's handler sees operation_aborted
+    alarm.async_wait([self = weak_from_this()](std::error_code ec) {
+      auto impl = self.lock();
+      if (ec || !impl) return;
+      impl->alarm_at = std::chrono::steady_clock::time_point::max();
+      impl->Kick();
+    });
+  }
+  void Wake() {  // mail was queued
     scheduler.Due(queue::Clock::now());
     Kick();
   }
@@ -517,7 +536,8 @@ void DeliveryAgent::Reload(DeliveryOptions options) {
 void DeliveryAgent::Stop() {
   impl_->stopping = true;
   impl_->connections.Sweep(impl_->io.get_executor(), /*all=*/true);
-  impl_->Wake();
+  impl_->alarm.cancel();
+  impl_->Kick();
 }
 
 }  // namespace danerelay::relay

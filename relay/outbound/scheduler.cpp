@@ -10,8 +10,10 @@ std::size_t Scheduler::ToClaim(TimePoint now, std::size_t active) const {
 }
 
 Scheduler::TimePoint Scheduler::WakeAt(TimePoint now) const {
+  // Mail already due was not claimed for want of room: a finished delivery kicks the loop, so
+  // waiting for "now" here would only spin.
   const TimePoint tick = now + kTick;
-  return next_due_ ? std::min(std::max(*next_due_, now), tick) : tick;
+  return next_due_ && *next_due_ > now ? std::min(*next_due_, tick) : tick;
 }
 
 ExpiryClock::Reading ExpiryClock::Read(TimePoint wall, Steady steady) {

@@ -35,7 +35,8 @@ class Scheduler {
   }
   // How many messages to claim now: room for them, and something known to be due.
   std::size_t ToClaim(TimePoint now, std::size_t active) const;
-  // When to look next (at the latest one tick from now).
+  // When to look next, unless kicked first (a delivery ended, mail arrived): when the next
+  // mail falls due, at the latest one tick from now.
   TimePoint WakeAt(TimePoint now) const;
   std::optional<TimePoint> next_due() const { return next_due_; }
 

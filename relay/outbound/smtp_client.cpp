@@ -64,21 +64,23 @@ class ReplyReader {
 
 }  // namespace
 
-std::string DotStuff(const std::string& content) {
-  std::string out;
-  out.reserve(content.size() + content.size() / 64 + 8);
-  // Line by line with memchr: a byte loop here was a tenth of the daemon's CPU time.
-  size_t pos = 0;
+std::vector<std::string_view> DotStuff(std::string_view content) {
+  std::vector<std::string_view> out;
+  // Line by line with memchr (a byte loop here was a tenth of the daemon's CPU time); a piece
+  // ends only where a dot must be added.
+  size_t piece = 0, pos = 0;
   while (pos < content.size()) {
-    if (content[pos] == '.') out += '.';
+    if (content[pos] == '.') {
+      out.push_back(content.substr(piece, pos - piece));
+      out.push_back(".");
+      piece = pos;
+    }
     const void* nl = std::memchr(content.data() + pos, '\n', content.size() - pos);
-    const size_t end = nl ? static_cast<size_t>(static_cast<const char*>(nl) - content.data()) + 1
-                          : content.size();
-    out.append(content, pos, end - pos);
-    pos = end;
+    pos = nl ? static_cast<size_t>(static_cast<const char*>(nl) - content.data()) + 1
+             : content.size();
   }
-  if (!out.empty() && !out.ends_with("\r\n")) out += "\r\n";
-  out += ".\r\n";
+  out.push_back(content.substr(piece));
+  out.push_back(content.empty() || content.ends_with("\r\n") ? ".\r\n" : "\r\n.\r\n");
   return out;
 }
 
@@ -292,8 +294,8 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
   auto data = co_await s.reader.Read(t.data_init);
   if (!data) co_return lost(data.error(), "after DATA");
   if (accepted > 0 && data->code == 354) {
-    const std::string stuffed = DotStuff(*req.content);
-    if (auto wec = co_await s.conn.Write(stuffed, t.data_block)) {
+    const std::vector<std::string_view> stuffed = DotStuff(*req.content);
+    if (auto wec = co_await s.conn.WritePieces(stuffed, t.data_block)) {
       co_return lost(wec.message(), "while sending message body");
     }
     auto done = co_await s.reader.Read(t.data_done);

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <asio/any_io_executor.hpp>
@@ -84,6 +85,8 @@ asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& request,
                                               ConnectionCache* cache = nullptr);
 
 // RFC 5321 §4.5.2: a leading "." on a line is doubled, and the data ends with CRLF "." CRLF.
-std::string DotStuff(const std::string& content);
+// The pieces to send, in order: slices of `content` with the added dots and the terminator
+// between them, so a message is sent without being copied.
+std::vector<std::string_view> DotStuff(std::string_view content);
 
 }  // namespace danerelay::relay

@@ -5,11 +5,25 @@
 namespace danerelay::relay {
 namespace {
 
+std::string Stuffed(std::string_view content) {
+  std::string out;
+  for (auto piece : DotStuff(content)) out += piece;
+  return out;
+}
+
 TEST(DotStuffTest, DoublesLeadingDotsAndTerminates) {
-  EXPECT_EQ(DotStuff("a\r\n.b\r\n..c\r\n.\r\n"), "a\r\n..b\r\n...c\r\n..\r\n.\r\n");
-  EXPECT_EQ(DotStuff(".first\r\n"), "..first\r\n.\r\n");
-  EXPECT_EQ(DotStuff("no final newline"), "no final newline\r\n.\r\n");
-  EXPECT_EQ(DotStuff(""), ".\r\n");
+  EXPECT_EQ(Stuffed("a\r\n.b\r\n..c\r\n.\r\n"), "a\r\n..b\r\n...c\r\n..\r\n.\r\n");
+  EXPECT_EQ(Stuffed(".first\r\n"), "..first\r\n.\r\n");
+  EXPECT_EQ(Stuffed("no final newline"), "no final newline\r\n.\r\n");
+  EXPECT_EQ(Stuffed(""), ".\r\n");
+  EXPECT_EQ(Stuffed("x.y\r\n\r\n."), "x.y\r\n\r\n..\r\n.\r\n");  // a dot inside a line stays
+}
+
+TEST(DotStuffTest, SlicesTheContentWithoutCopying) {
+  const std::string content = "Subject: x\r\n\r\nline one\r\nline two\r\n";
+  const auto pieces = DotStuff(content);
+  ASSERT_EQ(pieces.size(), 2u);  // the whole message, then the terminator
+  EXPECT_EQ(pieces[0].data(), content.data());
 }
 
 }  // namespace
