@@ -200,8 +200,10 @@ tl::expected<Store::Stats, StoreError> Store::GetStats(size_t top) {
         "WHERE state IN ('queued', 'deferred', 'attempting', 'held') GROUP BY state");
     auto msgs =
         impl_->Prepare("SELECT COUNT(*), MIN(arrival_us) FROM messages WHERE completed_us IS NULL");
+    // INDEXED BY: left to itself the planner walks recipients_due and reads every pending row
+    // for its domain (0.25 s per 100,000); the domain index covers the query.
     auto domains = impl_->Prepare(
-        "SELECT domain, COUNT(*) AS n FROM recipients "
+        "SELECT domain, COUNT(*) AS n FROM recipients INDEXED BY recipients_domain "
         "WHERE state IN ('queued', 'deferred', 'attempting', 'held') GROUP BY domain "
         "ORDER BY n DESC, domain LIMIT ?1");
     if (!states) return tl::unexpected(states.error());

@@ -16,7 +16,8 @@ UpkeepResult RunUpkeep(Store& store, const UpkeepRequest& request) {
   // max_lifetime holds for every state: held, queued and deferred recipients are returned to
   // the sender too. A message with a recipient in delivery is left to that attempt, which
   // expires the rest with it (SchedulePass), so that one moment makes one bounce.
-  auto oldest = store.OldestPending();
+  auto oldest = request.expire ? store.OldestPending()
+                               : tl::expected<std::optional<TimePoint>, StoreError>(std::nullopt);
   if (!oldest) note(oldest.error());
   RetryOptions lifetime;
   lifetime.max_lifetime = request.max_lifetime;

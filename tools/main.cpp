@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
   auto* list = queue_cmd->add_subcommand("list", "list queued messages, like mailq");
   list->add_flag("--json", list_json, "one JSON object per message per line");
   list->add_flag("--all", list_all, "include completed messages (all recipients final)");
+  std::string list_domain;
+  list->add_option("--domain", list_domain, "only messages with a recipient in this domain");
 
   std::string show_id;
   bool show_json = false, show_raw = false;
@@ -165,7 +167,7 @@ int main(int argc, char** argv) {
 
   if (list->parsed()) {
     return WithQueue(config_path, [&](queue::Store& store) {
-      auto messages = store.ListMessages(list_all);
+      auto messages = store.ListMessages(list_all, list_domain);
       if (!messages) {
         std::cerr << "danerelay: " << messages.error().message << "\n";
         return kExitFailure;

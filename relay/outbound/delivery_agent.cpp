@@ -118,15 +118,19 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       }
       scheduler.Known(started->second);
     }
-    auto last_upkeep = std::chrono::steady_clock::time_point{};
+    auto last_poll = std::chrono::steady_clock::time_point{};
+    auto last_expiry = last_poll;
     auto last_purge = std::chrono::steady_clock::now();
     while (!stopping) {
       const auto steady_now = std::chrono::steady_clock::now();
-      if (steady_now - last_upkeep >= Scheduler::kTick) {
-        last_upkeep = steady_now;
+      if (steady_now - last_poll >= Scheduler::kTick) {
+        // Every tick: the command line's changes; every second expiry; every minute purge.
+        last_poll = steady_now;
+        const bool expire = steady_now - last_expiry >= std::chrono::seconds(1);
+        if (expire) last_expiry = steady_now;
         const bool purge = steady_now - last_purge >= std::chrono::minutes(1);
         if (purge) last_purge = steady_now;
-        co_await Upkeep(purge);
+        co_await Upkeep(expire, purge);
         connections.Sweep(io.get_executor());
         continue;
       }
@@ -212,10 +216,11 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
-  // Once per tick on the writer thread (queue/upkeep.hpp): the command line's changes, expiry
-  // of mail nobody is attempting, and every minute the purge of completed mail.
-  asio::awaitable<void> Upkeep(bool purge) {
+  // On the writer thread (queue/upkeep.hpp): the command line's changes, expiry of mail nobody
+  // is attempting, the purge of completed mail.
+  asio::awaitable<void> Upkeep(bool expire, bool purge) {
     queue::UpkeepRequest req;
+    req.expire = expire;
     req.now = JudgedNow();
     req.max_lifetime = options.retry.max_lifetime;
     if (purge) req.purge_before = queue::Clock::now() - options.keep_completed;

@@ -20,8 +20,8 @@ class Scheduler {
  public:
   using TimePoint = queue::TimePoint;
   // How often the daemon looks even when nothing is known to be due: the command line's
-  // changes (flush, release) take effect within this.
-  static constexpr std::chrono::seconds kTick{1};
+  // changes (flush, release) take effect within this. Looking is one PRAGMA data_version.
+  static constexpr std::chrono::milliseconds kTick{200};
 
   explicit Scheduler(std::size_t max_parallel) : max_parallel_(max_parallel) {}
   void SetMaxParallel(std::size_t n) { max_parallel_ = n; }
