@@ -39,7 +39,7 @@ UpkeepResult RunUpkeep(Store& store, const UpkeepRequest& request) {
   }
 
   if (request.purge_before) {
-    auto purged = store.PurgeCompleted(*request.purge_before);
+    auto purged = store.PurgeCompleted(*request.purge_before, UpkeepRequest::kPurgeBatch);
     if (!purged) note(purged.error());
     if (purged) out.purged = *purged;
   }

@@ -15,8 +15,9 @@ namespace danerelay::queue {
 struct UpkeepRequest {
   TimePoint now;  // as judged for expiry (relay's ExpiryClock), not necessarily the wall clock
   std::chrono::seconds max_lifetime{5 * 24 * 3600};
-  bool expire = true;  // false: only notice the command line's changes
-  std::optional<TimePoint> purge_before;  // set: purge completed mail older than this
+  bool expire = true;                       // false: only notice the command line's changes
+  std::optional<TimePoint> purge_before;    // set: purge completed mail older than this,
+  static constexpr int kPurgeBatch = 1000;  // at most this many messages per call
   NoticeOptions notice;
   QueueIdGenerator* ids = nullptr;  // names the bounces
 };

@@ -130,7 +130,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         if (expire) last_expiry = steady_now;
         const bool purge = steady_now - last_purge >= std::chrono::minutes(1);
         if (purge) last_purge = steady_now;
-        co_await Upkeep(expire, purge);
+        // A purge that found a full batch goes on at the next tick, a batch at a time.
+        if (co_await Upkeep(expire, purge)) last_purge = {};
         connections.Sweep(io.get_executor());
         continue;
       }
@@ -218,7 +219,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
 
   // On the writer thread (queue/upkeep.hpp): the command line's changes, expiry of mail nobody
   // is attempting, the purge of completed mail.
-  asio::awaitable<void> Upkeep(bool expire, bool purge) {
+  // Returns whether the purge left more behind (it removed a full batch).
+  asio::awaitable<bool> Upkeep(bool expire, bool purge) {
     queue::UpkeepRequest req;
     req.expire = expire;
     req.now = JudgedNow();
@@ -235,6 +237,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     }
     if (r.purged > 0) spdlog::info("queue: purged {} completed messages", r.purged);
     if (r.reread) scheduler.Known(r.next_due);
+    co_return r.purged >= queue::UpkeepRequest::kPurgeBatch;
   }
 
   asio::awaitable<void> DeliverMessage(queue::MessageInfo m) {
