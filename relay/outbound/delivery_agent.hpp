@@ -1,11 +1,12 @@
 #pragma once
-// The delivery agent: takes due recipients from the queue, resolves each recipient domain's MX
-// hosts with their DNSSEC facts, applies the DANE policy (dane_policy.hpp) per host, delivers
-// over SMTP (smtp_client.hpp), tries the next address and the next MX when one fails, and
-// records one outcome per recipient plus every attempt.
+// The delivery agent: claims due messages when the scheduler (scheduler.hpp) says mail is due
+// and there is room, delivers each message's recipients domain by domain (domain_delivery.hpp)
+// within the per-destination limits (destination_slots.hpp), and records one outcome per
+// recipient plus every attempt through the group commit. Once per tick it runs the queue's
+// upkeep (queue/upkeep.hpp: the command line's changes, expiry, purge).
 //
 // When to retry, when to give up and whom to tell is decided by queue/retry.hpp after each
-// pass; bounces and delay warnings (queue/notice.hpp) are queued in the same transaction as the
+// pass; bounces and delay warnings (pass_notices.hpp) are queued in the same transaction as the
 // recipient states they report.
 #include <chrono>
 #include <map>

@@ -1,0 +1,174 @@
+#include "relay/outbound/domain_delivery.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <fmt/format.h>
+
+#include "dns/resolver.hpp"
+#include "relay/outbound/next_hop.hpp"
+
+namespace danerelay::relay {
+namespace {
+
+using queue::RecipientState;
+
+// "secure: 3 1 1 AB..", "secure, no records", "" when TLSA was not looked up.
+std::string DescribeTlsa(const std::optional<dns::TlsaAnswer>& t) {
+  if (!t) return "";
+  std::string s(dns::ToString(t->dnssec));
+  if (t->rcode == dns::Rcode::kNoData || t->rcode == dns::Rcode::kNxDomain) {
+    return s + ", no records";
+  }
+  if (t->rcode == dns::Rcode::kFailed) return s + ", lookup failed: " + t->why;
+  for (size_t i = 0; i < t->records.size(); ++i) {
+    s += (i == 0 ? ": " : ", ") + t->records[i].ToString();
+  }
+  return s;
+}
+
+void LogDisposition(const std::string& id, const std::string& rcpt, const std::string& relay,
+                    const queue::RecipientUpdate& u) {
+  const char* status = u.state == RecipientState::kDelivered ? "sent"
+                       : u.state == RecipientState::kFailed  ? "bounced"
+                                                             : "deferred";
+  spdlog::info("{}: to=<{}>, relay={}, dsn={}, status={} ({})", id, rcpt,
+               relay.empty() ? "none" : relay, u.status, status, u.reply);
+}
+
+// Every recipient of `m` gets the same outcome.
+void All(const queue::MessageInfo& m, RecipientState state, std::optional<queue::TimePoint> next,
+         const std::string& status, const std::string& reply, const std::string& remote,
+         DomainOutcome& out) {
+  for (const auto& r : m.recipients) {
+    out.updates.push_back({r.index, state, next, status, reply, remote});
+  }
+}
+
+queue::AttemptRecord Attempt(int index, const NextHop& host, const HostDnsFacts& facts,
+                             const std::string& ip, const std::string& verdict,
+                             const std::string& matched, const std::string& reply,
+                             const std::string& status) {
+  queue::AttemptRecord a;
+  a.recipient_index = index;
+  a.time = queue::Clock::now();
+  a.mx_host = host.name;
+  a.ip = ip;
+  a.dnssec_mx = std::string(dns::ToString(facts.mx));
+  a.dnssec_address = facts.address_failed ? "failed" : std::string(dns::ToString(facts.address));
+  a.dnssec_tlsa = DescribeTlsa(facts.tlsa);
+  a.tls_verdict = verdict;
+  a.tlsa_record = matched;
+  a.reply = reply;
+  a.status = status;
+  return a;
+}
+
+void RecordHost(const queue::MessageInfo& m, const NextHop& host, const HostDnsFacts& facts,
+                const std::string& ip, const std::string& verdict, const std::string& reason,
+                const std::string& status, const std::string& matched, DomainOutcome& out) {
+  for (const auto& r : m.recipients) {
+    out.attempts.push_back(Attempt(r.index, host, facts, ip, verdict.empty() ? "none" : verdict,
+                                   matched, reason, status));
+  }
+}
+
+}  // namespace
+
+asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const queue::MessageInfo& m,
+                                             const std::string& content,
+                                             const std::string& domain) {
+  DomainOutcome out;
+  const DaneMode mode = IsMandatory(ctx.options.mandatory_domains, domain)
+                            ? DaneMode::kMandatory
+                            : DaneMode::kOpportunistic;
+  // Deferred updates carry no next attempt: SchedulePass decides when (queue/retry.hpp).
+  std::string last_remote;  // the last MX host that was actually contacted
+  auto finish = [&](RecipientState state, std::string status, std::string reason,
+                    const std::string& relay) {
+    All(m, state, std::nullopt, status, reason, last_remote, out);
+    for (size_t i = 0; i < m.recipients.size(); ++i) {
+      LogDisposition(m.id, m.recipients[i].address, relay,
+                     out.updates[out.updates.size() - m.recipients.size() + i]);
+    }
+  };
+
+  // The next hops: a static route, or the MX RRset (RFC 5321 §5.1).
+  const NextHops hops = co_await FindNextHops(ctx.resolver, domain, ctx.options, ctx.rng);
+  if (hops.hosts.empty()) {
+    finish(hops.permanent ? RecipientState::kFailed : RecipientState::kDeferred, hops.status,
+           hops.reason, "");
+    co_return out;
+  }
+
+  std::string last_status = "4.4.3", last_reason = "no MX host could be used";
+  for (const NextHop& host : hops.hosts) {
+    const HostPlan plan = co_await ResolveHost(ctx.resolver, host);
+    const HostDnsFacts& facts = plan.facts;
+    if (plan.no_address) {
+      last_status = "4.4.4";
+      last_reason = fmt::format("no address for MX host {}", host.name);
+      RecordHost(m, host, facts, "", "", last_reason, last_status, "", out);
+      continue;
+    }
+    const PolicyDecision decision = Decide(mode, facts);
+    if (decision.defer) {
+      last_status = decision.status;
+      last_reason = fmt::format("{}: {}", host.name, decision.reason);
+      spdlog::info("{}: {} not used: {} (DANE step {})", m.id, host.name, decision.reason,
+                   decision.step);
+      RecordHost(m, host, facts, "", "", last_reason, last_status, "", out);
+      continue;
+    }
+    ClientRequest req;
+    req.port = host.port;
+    req.mx_host = host.name;
+    req.helo_name = ctx.helo_name;
+    req.tls = decision.tls;
+    if (decision.tls == TlsRequirement::kDane) {
+      req.dane = MakeDaneSetup(plan, host, domain, decision);
+    }
+    req.tls_context = ctx.tls_context;
+    req.message = &m;
+    req.content = &content;
+    req.timeouts = ctx.options.timeouts;
+    for (const auto& ip : plan.addresses) {
+      req.ip = ip;
+      req.plaintext_only = false;
+      ClientResult r = co_await DeliverOverSmtp(req, ctx.connections);
+      if (r.host_failed && r.retry_plaintext && decision.tls == TlsRequirement::kMay) {
+        // "may": a failed handshake is retried once in plain text.
+        RecordHost(m, host, facts, ip, "failed", r.reason, r.status, "", out);
+        req.plaintext_only = true;
+        r = co_await DeliverOverSmtp(req, ctx.connections);
+      }
+      const std::string verdict = r.verdict ? std::string(tls::ToString(r.verdict->kind)) : "none";
+      const std::string matched = r.verdict ? r.verdict->matched_tlsa : "";
+      last_remote = host.name;
+      if (r.host_failed) {
+        last_status = r.status;
+        last_reason = r.reason;
+        spdlog::info("{}: {}", m.id, r.reason);
+        RecordHost(m, host, facts, ip, verdict, r.reason, r.status, matched, out);
+        continue;
+      }
+      const std::string relay = fmt::format("{}[{}]:{}", host.name, ip, host.port);
+      for (size_t i = 0; i < m.recipients.size(); ++i) {
+        const auto& rc = r.recipients[i];
+        queue::RecipientUpdate u{
+            m.recipients[i].index, rc.state, std::nullopt, rc.status, rc.reply, host.name};
+        u.remote_dsn = r.remote_dsn;
+        out.attempts.push_back(
+            Attempt(m.recipients[i].index, host, facts, ip, verdict, matched, rc.reply, rc.status));
+        LogDisposition(m.id, m.recipients[i].address, relay, u);
+        out.updates.push_back(std::move(u));
+      }
+      co_return out;
+    }
+  }
+  // No host took the mail: deferred with what the last one said (4.7.5 for TLS and DANE,
+  // 4.4.x for DNS and connections).
+  finish(RecipientState::kDeferred, last_status, last_reason, "");
+  co_return out;
+}
+
+}  // namespace danerelay::relay
