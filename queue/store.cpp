@@ -134,10 +134,13 @@ tl::expected<std::unique_ptr<Store>, StoreError> Store::Open(const StoreOptions&
   } else {
     auto version = impl->UserVersion();
     if (!version) return tl::unexpected(version.error());
-    if (*version > kSchemaVersion || *version == 0) {
-      return tl::unexpected(
-          StoreError{fmt::format("{}: schema version {}, this build reads version {}",
-                                 impl->path.string(), *version, kSchemaVersion)});
+    if (*version != kSchemaVersion) {
+      // Older: a read-only open cannot migrate it; the daemon does at its next start.
+      return tl::unexpected(StoreError{fmt::format(
+          "{}: schema version {}, this build reads version {}{}", impl->path.string(), *version,
+          kSchemaVersion,
+          *version < kSchemaVersion ? " (start this version of danerelayd once to upgrade it)"
+                                    : "")});
     }
     impl->schema_version = *version;
   }
