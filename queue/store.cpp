@@ -236,7 +236,9 @@ Store::BatchResult Store::CommitBatch(std::span<const NewMessage* const> message
     }
   };
   impl_->in_batch = true;
-  for (size_t round = 0; round <= n; ++round) {
+  bool finished = false;  // committed, or failed as a whole
+  for (size_t round = 0; round <= n && !finished; ++round) {
+    finished = true;
     if (auto r = impl_->Exec("BEGIN IMMEDIATE"); !r) {
       fail_rest(impl_->Rollback(r.error()));
       break;
@@ -263,6 +265,10 @@ Store::BatchResult Store::CommitBatch(std::span<const NewMessage* const> message
         }
       }
       if (auto r = impl_->Exec("RELEASE item"); !r) {
+        // Not this item's fault, perhaps; but each round must leave one out, or rounds could
+        // repeat the same failure.
+        results[i] = tl::unexpected(r.error());
+        failed[i] = true;
         restart = true;
         break;
       }
@@ -277,11 +283,14 @@ Store::BatchResult Store::CommitBatch(std::span<const NewMessage* const> message
       for (size_t i = 0; i < n; ++i) {
         if (!failed[i]) results[i] = {};
       }
+      finished = false;
       continue;
     }
     if (auto r = impl_->Exec("COMMIT"); !r) fail_rest(impl_->Rollback(r.error()));
-    break;
   }
+  // Each round leaves at least one item out, so rounds cannot run out with items left; should
+  // they, nothing was committed and no item may be reported as stored.
+  if (!finished) fail_rest(StoreError{impl_->path.string() + ": batch could not be committed"});
   impl_->in_batch = false;
   BatchResult out;
   out.messages.assign(std::make_move_iterator(results.begin()),
