@@ -25,8 +25,9 @@ std::string SelectionSql(const Store::Selection& s, std::string_view states) {
   if (s.arrived_before) sql += " AND m.arrival_us < ?5";
   if (s.skip_in_flight) {
     sql +=
+        // "+": through the primary key, not by walking every attempting recipient.
         " AND NOT EXISTS (SELECT 1 FROM recipients a WHERE a.message_id = m.id AND "
-        "a.state = 'attempting')";
+        "+a.state = 'attempting')";
   }
   return sql;
 }
@@ -52,8 +53,9 @@ static tl::expected<Store::Touched, StoreError> Apply(
     Store::Impl& impl, const Store::Selection& s, std::string_view states,
     const std::function<tl::expected<void, StoreError>(Store::Touched&)>& apply) {
   return impl.Write([&]() -> tl::expected<Store::Touched, StoreError> {
-    if (auto r = impl.Exec("CREATE TEMP TABLE IF NOT EXISTS sel (message_id TEXT, idx INTEGER); "
-                           "DELETE FROM sel;");
+    // Keyed, so the per-message steps (Finish) find a message's selected recipients directly.
+    if (auto r = impl.Exec("CREATE TEMP TABLE IF NOT EXISTS sel (message_id TEXT, idx INTEGER, "
+                           "PRIMARY KEY (message_id, idx)) WITHOUT ROWID; DELETE FROM sel;");
         !r) {
       return tl::unexpected(r.error());
     }
