@@ -60,6 +60,7 @@ struct NewMessage {
   bool smtputf8 = false;
   DsnRet dsn_ret = DsnRet::kUnspecified;
   std::string dsn_envid;  // RFC 3461 §4.4, xtext-decoded
+  std::string auth_user;  // the SMTP AUTH user that submitted it, "" when none
 };
 
 struct StoredRecipient {
@@ -90,6 +91,7 @@ struct MessageInfo {
   bool smtputf8 = false;
   DsnRet dsn_ret = DsnRet::kUnspecified;
   std::string dsn_envid;
+  std::string auth_user;
   std::vector<StoredRecipient> recipients;
 };
 

@@ -80,6 +80,10 @@ CREATE INDEX messages_pending ON messages(arrival_us) WHERE completed_us IS NULL
 CREATE INDEX messages_completed ON messages(completed_us) WHERE completed_us IS NOT NULL;
 DROP INDEX messages_arrival;
 )sql",
+    // 3: the SMTP AUTH user that submitted a message.
+    R"sql(
+ALTER TABLE messages ADD COLUMN auth_user TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 const std::string kRecipientQuery =
@@ -153,8 +157,8 @@ tl::expected<void, StoreError> Store::Impl::InsertMessage(const NewMessage& m) {
   if (!insert_message) {
     auto a = Prepare(
         "INSERT INTO messages (id, arrival_us, sender, size, client_address, client_helo, "
-        "protocol, body_8bitmime, smtputf8, dsn_ret, dsn_envid) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+        "protocol, body_8bitmime, smtputf8, dsn_ret, dsn_envid, auth_user) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
     auto b = Prepare(
         "INSERT INTO recipients (message_id, idx, address, state, notify, orcpt, "
         "next_attempt_us, domain) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7)");
@@ -184,6 +188,7 @@ tl::expected<void, StoreError> Store::Impl::InsertMessage(const NewMessage& m) {
   sqlite3_bind_int(ms, 9, m.smtputf8 ? 1 : 0);
   text(ms, 10, ToString(m.dsn_ret));
   text(ms, 11, m.dsn_envid);
+  text(ms, 12, m.auth_user);
   const int rc = sqlite3_step(ms);
   sqlite3_reset(ms);
   if (rc != SQLITE_DONE) return tl::unexpected(Err("insert message " + m.id));

@@ -174,9 +174,10 @@ tl::expected<Store::Touched, StoreError> Store::Finish(const Selection& s,
           if (found == SQLITE_DONE) continue;
           if (found != SQLITE_ROW) return tl::unexpected(impl_->Err("finish: read message"));
           const MessageInfo info = Impl::ReadMessageRow(msg->get());
-          const auto* data = static_cast<const char*>(sqlite3_column_blob(msg->get(), 11));
+          // The content follows the kMessageColumns.
+          const auto* data = static_cast<const char*>(sqlite3_column_blob(msg->get(), 12));
           const std::string content(data ? data : "",
-                                    static_cast<size_t>(sqlite3_column_bytes(msg->get(), 11)));
+                                    static_cast<size_t>(sqlite3_column_bytes(msg->get(), 12)));
           std::vector<StoredRecipient> finished;
           auto read = impl_->EachRow(
               rcpts->get(), "finish: read recipients",

@@ -48,6 +48,7 @@ nlohmann::json ToJson(const queue::MessageInfo& m) {
       {"client_address", m.client_address},
       {"client_helo", m.client_helo},
       {"protocol", m.protocol},
+      {"auth_user", m.auth_user},
       {"body", m.body_8bitmime ? "8BITMIME" : "7BIT"},
       {"smtputf8", m.smtputf8},
       {"dsn_ret", std::string(queue::ToString(m.dsn_ret))},
@@ -119,6 +120,7 @@ void PrintMessage(std::ostream& out, const queue::MessageInfo& m, const std::str
   out << fmt::format("Size:       {} octets\n", m.size);
   out << fmt::format("Client:     [{}] helo={} protocol={}\n", m.client_address, m.client_helo,
                      m.protocol);
+  if (!m.auth_user.empty()) out << fmt::format("Auth user:  {}\n", m.auth_user);
   out << fmt::format("Body:       {}{}\n", m.body_8bitmime ? "8BITMIME" : "7BIT",
                      m.smtputf8 ? ", SMTPUTF8" : "");
   out << fmt::format(

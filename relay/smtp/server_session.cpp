@@ -86,8 +86,9 @@ void ServerSession::ResetTransaction() {
 }
 
 std::string ServerSession::Protocol() const {
-  // RFC 3848: ESMTPS when TLS is in use.
+  // RFC 3848: ESMTPS when TLS is in use, ESMTPSA when the client also authenticated.
   if (!esmtp_) return tls_active_ ? "SMTPS" : "SMTP";
+  if (!authenticated_.empty()) return tls_active_ ? "ESMTPSA" : "ESMTPA";
   return tls_active_ ? "ESMTPS" : "ESMTP";
 }
 
@@ -103,8 +104,8 @@ ServerSession::Action ServerSession::Next() {
       action = Action::kClose;
       break;
     }
-    if (state_ == State::kWaitEnqueue) {
-      throw std::logic_error("ServerSession::Next called before EnqueueDone");
+    if (state_ == State::kWaitEnqueue || state_ == State::kWaitAuth) {
+      throw std::logic_error("ServerSession::Next called before EnqueueDone/AuthDone");
     }
     const size_t lf = in_.find('\n', pos);
     if (lf == std::string::npos) {
@@ -126,9 +127,10 @@ ServerSession::Action ServerSession::Next() {
     pos = lf + 1;
     if (state_ == State::kData) {
       if (!HandleDataLine(line, CleanCrlf(line))) action = FinishData();
-
-    } else if (!HandleCommandLine(line)) {
-      action = state_ == State::kClosed ? Action::kClose : Action::kStartTls;
+    } else if (!(state_ == State::kAuth ? HandleAuthLine(line) : HandleCommandLine(line))) {
+      action = state_ == State::kClosed     ? Action::kClose
+               : state_ == State::kWaitAuth ? Action::kAuthenticate
+                                            : Action::kStartTls;
     }
   }
   if (action == Action::kStartTls || action == Action::kClose) {
@@ -186,6 +188,7 @@ std::optional<ServerSession::Action> ServerSession::FinishData() {
   } else {
     message_.id = pending_id_;
     message_.arrival = p_.now();
+    message_.auth_user = authenticated_;
     message_.client_address = p_.client_address;
     message_.client_helo = helo_;
     message_.protocol = Protocol();
@@ -230,6 +233,7 @@ void ServerSession::EnqueueDone(bool stored, std::string_view error) {
 void ServerSession::TlsStarted(std::string description) {
   tls_active_ = true;
   tls_description_ = std::move(description);
+  authenticated_.clear();
   // RFC 3207 §4.2: forget everything learned before the handshake.
   state_ = State::kGreeting;
   esmtp_ = false;
@@ -275,6 +279,8 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
       out_ += "250-PIPELINING\r\n";
       out_ += fmt::format("250-SIZE {}\r\n", p_.limits.max_message_size);
       if (p_.starttls_offered && !tls_active_) out_ += "250-STARTTLS\r\n";
+      // RFC 4954 §4 and RFC 8314: credentials only inside TLS, so AUTH is offered only there.
+      if (p_.auth_offered && tls_active_) out_ += "250-AUTH PLAIN LOGIN\r\n";
       out_ += "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250 SMTPUTF8\r\n";
       break;
     }
@@ -288,9 +294,20 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
         Error(503, "5.5.1", "Error: nested MAIL command");
         break;
       }
+      if (p_.require_tls && !tls_active_) {
+        Error(530, "5.7.0", "Must issue a STARTTLS command first");
+        break;
+      }
       auto args = ParseMail(cmd.argument);
       if (!args) {
         Error(args.error().code, args.error().enhanced, args.error().text);
+        break;
+      }
+      if (!authenticated_.empty() && p_.may_send_as &&
+          !p_.may_send_as(authenticated_, args->sender)) {
+        Reply(553, "5.7.1",
+              fmt::format("<{}>: Sender address rejected: not owned by user {}", args->sender,
+                          authenticated_));
         break;
       }
       if (args->size && *args->size > p_.limits.max_message_size) {
@@ -318,8 +335,8 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
         Error(args.error().code, args.error().enhanced, args.error().text);
         break;
       }
-      if (!p_.trusted) {
-        // Never an open relay: untrusted clients may not name any recipient.
+      if (!p_.trusted && authenticated_.empty()) {
+        // Never an open relay: clients neither trusted nor authenticated may name no recipient.
         Error(554, "5.7.1", "<" + args->recipient + ">: Relay access denied");
         break;
       }
@@ -386,7 +403,8 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
     case Verb::kHelp:
       ++counts_.other;
       Reply(214, "2.0.0",
-            "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS; see RFC 5321");
+            "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH; see "
+            "RFC 5321");
       break;
     case Verb::kStartTls:
       ++counts_.starttls;
@@ -403,8 +421,10 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
         return false;
       }
       break;
-    case Verb::kExpn:
     case Verb::kAuth:
+      ++counts_.auth;
+      return HandleAuth(cmd.argument);
+    case Verb::kExpn:
     case Verb::kUnknown:
       ++counts_.other;
       Error(cmd.verb == Verb::kUnknown ? 500 : 502, cmd.verb == Verb::kUnknown ? "5.5.2" : "5.5.1",
@@ -415,6 +435,75 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
   return state_ != State::kClosed;
 }
 
+bool ServerSession::HandleAuth(std::string_view argument) {
+  if (!p_.auth_offered) {
+    Error(503, "5.5.1", "Error: authentication not enabled");
+  } else if (!tls_active_) {
+    Error(538, "5.7.11", "Encryption required for requested authentication mechanism");
+  } else if (state_ == State::kGreeting || !esmtp_) {
+    Error(503, "5.5.1", "Error: send EHLO first");
+  } else if (!authenticated_.empty()) {
+    Error(503, "5.5.1", "Error: already authenticated");
+  } else if (state_ == State::kMail) {
+    Error(503, "5.5.1", "Error: MAIL transaction in progress");
+  } else if (argument.empty()) {
+    Error(501, "5.5.4", "Syntax: AUTH mechanism");
+  } else {
+    return AuthStep(sasl_.Start(argument));
+  }
+  return state_ != State::kClosed;
+}
+
+bool ServerSession::HandleAuthLine(std::string_view line) {
+  state_ = State::kReady;  // whatever comes, this response ends or continues the exchange
+  if (line.size() > kMaxCommandLine || !CleanCrlf(line)) {
+    Error(500, "5.5.2", "Error: malformed authentication response");
+    return state_ != State::kClosed;
+  }
+  return AuthStep(sasl_.Continue(line.substr(0, line.size() - 2)));
+}
+
+bool ServerSession::AuthStep(SaslExchange::Status status) {
+  using S = SaslExchange::Status;
+  switch (status) {
+    case S::kChallenge:
+      out_ += "334 " + sasl_.challenge() + "\r\n";
+      state_ = State::kAuth;
+      return true;
+    case S::kDone:
+      auth_user_ = sasl_.user();
+      auth_password_ = sasl_.password();
+      sasl_ = SaslExchange{};  // no copy of the password stays behind
+      state_ = State::kWaitAuth;
+      return false;
+    case S::kCancelled:
+      Error(501, "5.0.0", "Authentication aborted");
+      break;
+    case S::kBadBase64:
+      Error(501, "5.5.2", "Error: invalid base64 data in authentication response");
+      break;
+    case S::kMalformed:
+      Error(535, "5.7.8", "Error: authentication failed: malformed credentials");
+      break;
+    case S::kUnknownMechanism:
+      Error(504, "5.5.4", "Error: unsupported authentication mechanism");
+      break;
+  }
+  sasl_ = SaslExchange{};
+  return state_ != State::kClosed;
+}
+
+void ServerSession::AuthDone(bool ok) {
+  state_ = State::kReady;
+  if (ok) {
+    authenticated_ = auth_user_;
+    Reply(235, "2.7.0", "Authentication successful");
+  } else {
+    Error(535, "5.7.8", "Error: authentication failed");
+  }
+  auth_user_.clear();
+}
+
 std::string ServerSession::CommandStats() const {
   std::string out;
   auto add = [&](const char* name, unsigned n) {
@@ -423,6 +512,7 @@ std::string ServerSession::CommandStats() const {
   add("ehlo", counts_.ehlo);
   add("helo", counts_.helo);
   add("starttls", counts_.starttls);
+  add("auth", counts_.auth);
   add("mail", counts_.mail);
   add("rcpt", counts_.rcpt);
   add("data", counts_.data);

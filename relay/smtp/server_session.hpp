@@ -22,6 +22,7 @@
 #include "queue/message.hpp"
 #include "relay/options.hpp"
 #include "relay/smtp/byte_budget.hpp"
+#include "relay/smtp/sasl.hpp"
 
 namespace danerelay::relay {
 
@@ -34,11 +35,16 @@ struct SessionParams {
   std::function<std::string()> next_queue_id;
   std::function<queue::TimePoint()> now;
   ByteBudget* budget = nullptr;  // shared by all sessions; nullptr: no limit but max_message_size
+  bool auth_offered = false;     // AUTH, inside TLS only ([auth] users_file set, listener auth)
+  bool require_tls = false;      // MAIL only once TLS is active (STARTTLS or implicit TLS)
+  // Whether the authenticated `user` may use `sender` in MAIL FROM ([auth] senders; as
+  // Postfix's reject_sender_login_mismatch). Empty: any sender.
+  std::function<bool(std::string_view user, std::string_view sender)> may_send_as;
 };
 
 class ServerSession {
  public:
-  enum class Action { kRead, kEnqueue, kStartTls, kClose };
+  enum class Action { kRead, kEnqueue, kStartTls, kAuthenticate, kClose };
 
   explicit ServerSession(SessionParams params);
   ~ServerSession();
@@ -57,7 +63,14 @@ class ServerSession {
   // Called after kEnqueue with the queue's answer; the reply goes to the output.
   void EnqueueDone(bool stored, std::string_view error = {});
   // Called after kStartTls when the handshake succeeded. RFC 3207 §4.2: the session starts over.
+  // On an implicit-TLS listener, called once before Start().
   void TlsStarted(std::string description);
+  // After kAuthenticate: the credentials to verify, then the verdict. The password is handed
+  // out once and not kept.
+  const std::string& AuthUser() const { return auth_user_; }
+  std::string TakePassword() { return std::exchange(auth_password_, {}); }
+  void AuthDone(bool ok);
+  const std::string& authenticated() const { return authenticated_; }
 
   // How long the I/O layer waits for the next bytes.
   std::chrono::seconds ReadTimeout() const;
@@ -70,7 +83,7 @@ class ServerSession {
   std::string_view LastCommand() const { return current_verb_; }
 
  private:
-  enum class State { kGreeting, kReady, kMail, kData, kWaitEnqueue, kClosed };
+  enum class State { kGreeting, kReady, kMail, kData, kWaitEnqueue, kAuth, kWaitAuth, kClosed };
 
   void Reply(int code, std::string_view enhanced, std::string_view text);
   void Error(int code, std::string_view enhanced, std::string_view text);
@@ -78,6 +91,9 @@ class ServerSession {
   void DropData();  // frees the data and gives its bytes back to the budget
   bool HandleCommandLine(std::string_view line);  // false: stop processing (action pending)
   bool HandleDataLine(std::string_view line, bool clean_crlf);
+  bool HandleAuth(std::string_view argument);  // false: credentials are ready
+  bool HandleAuthLine(std::string_view line);  // a continuation line
+  bool AuthStep(SaslExchange::Status status);  // false: credentials are ready
   std::optional<Action> FinishData();
   std::string ReceivedHeader(const std::string& id) const;
   std::string Protocol() const;
@@ -94,6 +110,9 @@ class ServerSession {
   bool tls_active_ = false;
   std::string tls_description_;
   std::string helo_;
+  SaslExchange sasl_;
+  std::string auth_user_, auth_password_;  // being verified
+  std::string authenticated_;              // the user, once AUTH succeeded
   std::uint32_t errors_ = 0;
   bool discarding_long_line_ = false;
 
@@ -113,7 +132,7 @@ class ServerSession {
 
   struct Counts {
     unsigned ehlo = 0, helo = 0, mail = 0, rcpt = 0, data = 0, rset = 0, noop = 0, quit = 0,
-             starttls = 0, other = 0, total = 0;
+             starttls = 0, auth = 0, other = 0, total = 0;
   } counts_;
 };
 

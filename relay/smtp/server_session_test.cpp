@@ -11,6 +11,7 @@ using ::testing::StartsWith;
 
 struct Transcript {
   std::string output;
+  std::vector<std::pair<std::string, std::string>> logins;  // user, password as verified
   std::vector<queue::NewMessage> messages;
   int tls_starts = 0;
   bool closed = false;
@@ -42,6 +43,12 @@ class SessionTest : public ::testing::Test {
       if (action == ServerSession::Action::kEnqueue) {
         run.messages.push_back(s.TakeMessage());
         s.EnqueueDone(store_ok);
+        continue;
+      }
+      if (action == ServerSession::Action::kAuthenticate) {
+        // The one account: alice, "secret".
+        run.logins.emplace_back(s.AuthUser(), s.TakePassword());
+        s.AuthDone(run.logins.back() == std::pair<std::string, std::string>("alice", "secret"));
         continue;
       }
       run.output += s.TakeOutput();
@@ -320,6 +327,113 @@ TEST_F(SessionTest, MiscCommands) {
   EXPECT_THAT(run.output, HasSubstr("502 5.5.1 Error: command not implemented"));
   EXPECT_THAT(run.output, HasSubstr("214 2.0.0 "));
   EXPECT_THAT(run.output, HasSubstr("221 2.0.0 Bye\r\n"));
+}
+
+}  // namespace
+}  // namespace danerelay::relay
+
+namespace danerelay::relay {
+namespace {
+
+class AuthTest : public SessionTest {
+ protected:
+  SessionParams AuthParams() {
+    SessionParams p = Params(/*trusted=*/false);
+    p.auth_offered = true;
+    return p;
+  }
+  static std::string Plain(std::string_view user, std::string_view password) {
+    return EncodeBase64(std::string(1, '\0') + std::string(user) + '\0' + std::string(password));
+  }
+};
+
+constexpr std::string_view kTls = "EHLO c.example\r\nSTARTTLS\r\n";
+
+TEST_F(AuthTest, OnlyInsideTlsThenTheClientMayRelay) {
+  Transcript run = Talk({"EHLO c.example\r\nAUTH PLAIN " + Plain("alice", "secret") + "\r\n",
+                         kTls.substr(kTls.find("STARTTLS")), "EHLO c.example\r\n",
+                         "AUTH PLAIN " + Plain("alice", "secret") + "\r\n",
+                         "MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.net>\r\n"
+                         "DATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n"},
+                        AuthParams());
+  // Not offered and refused before TLS; offered and accepted inside it.
+  const size_t tls = run.output.find("220 2.0.0 Ready to start TLS");
+  ASSERT_NE(tls, std::string::npos);
+  EXPECT_EQ(run.output.substr(0, tls).find("AUTH PLAIN LOGIN"), std::string::npos);
+  EXPECT_THAT(run.output.substr(0, tls),
+              HasSubstr("538 5.7.11 Encryption required for requested authentication mechanism"));
+  EXPECT_THAT(run.output.substr(tls), HasSubstr("250-AUTH PLAIN LOGIN\r\n"));
+  EXPECT_THAT(run.output.substr(tls), HasSubstr("235 2.7.0 Authentication successful\r\n"
+                                                "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"));
+  ASSERT_EQ(run.logins.size(), 1u);  // the plain-text attempt never reached verification
+  ASSERT_EQ(run.messages.size(), 1u);
+  EXPECT_EQ(run.messages[0].auth_user, "alice");
+  EXPECT_EQ(run.messages[0].protocol, "ESMTPSA");
+  EXPECT_THAT(run.messages[0].content, HasSubstr("with ESMTPSA id"));
+}
+
+TEST_F(AuthTest, UnauthenticatedUntrustedClientStillCannotRelay) {
+  Transcript run = Talk({kTls,
+                         "EHLO c.example\r\nMAIL FROM:<a@example.org>\r\n"
+                         "RCPT TO:<bob@example.net>\r\n"},
+                        AuthParams());
+  EXPECT_THAT(run.output, HasSubstr("554 5.7.1 <bob@example.net>: Relay access denied"));
+}
+
+TEST_F(AuthTest, WrongPasswordLoginCancelAndBadBase64) {
+  Transcript run = Talk({kTls, "EHLO c.example\r\nAUTH PLAIN " + Plain("alice", "wrong") +
+                                   "\r\nAUTH LOGIN\r\n*\r\nAUTH LOGIN\r\n%%%\r\n"
+                                   "AUTH PLAIN =\r\nAUTH LOGIN " +
+                                   EncodeBase64("alice") + "\r\n" + EncodeBase64("secret") +
+                                   "\r\nAUTH PLAIN " + Plain("alice", "secret") + "\r\n"},
+                        AuthParams());
+  const std::string after = run.output.substr(run.output.find("250 SMTPUTF8", 300));
+  EXPECT_THAT(after, HasSubstr("535 5.7.8 Error: authentication failed\r\n"
+                               "334 VXNlcm5hbWU6\r\n"
+                               "501 5.0.0 Authentication aborted\r\n"
+                               "334 VXNlcm5hbWU6\r\n"
+                               "501 5.5.2 Error: invalid base64 data in authentication response\r\n"
+                               "535 5.7.8 Error: authentication failed: malformed credentials\r\n"
+                               "334 UGFzc3dvcmQ6\r\n"
+                               "235 2.7.0 Authentication successful\r\n"
+                               "503 5.5.1 Error: already authenticated\r\n"));
+  ASSERT_EQ(run.logins.size(), 2u);
+  EXPECT_EQ(run.logins[0].second, "wrong");
+  EXPECT_EQ(run.logins[1].first, "alice");
+}
+
+TEST_F(AuthTest, PipelinedCommandsWaitForTheVerdict) {
+  Transcript run = Talk({kTls, "EHLO c.example\r\nAUTH PLAIN " + Plain("alice", "secret") +
+                                   "\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\n"},
+                        AuthParams());
+  EXPECT_THAT(run.output, HasSubstr("235 2.7.0 Authentication successful\r\n250 2.1.0 Ok\r\n"
+                                    "250 2.1.5 Ok\r\n"));
+}
+
+TEST_F(AuthTest, RequireTlsAndSenderBinding) {
+  SessionParams p = AuthParams();
+  p.require_tls = true;
+  p.may_send_as = [](std::string_view user, std::string_view sender) {
+    return user == "alice" && (sender.empty() || sender == "alice@example.org");
+  };
+  Transcript run =
+      Talk({"EHLO c.example\r\nMAIL FROM:<alice@example.org>\r\nSTARTTLS\r\n",
+            "EHLO c.example\r\nAUTH PLAIN " + Plain("alice", "secret") +
+                "\r\nMAIL FROM:<ceo@example.org>\r\nMAIL FROM:<alice@example.org>\r\n"},
+           p);
+  EXPECT_THAT(run.output, HasSubstr("530 5.7.0 Must issue a STARTTLS command first"));
+  EXPECT_THAT(run.output,
+              HasSubstr("553 5.7.1 <ceo@example.org>: Sender address rejected: not owned by user "
+                        "alice\r\n250 2.1.0 Ok\r\n"));
+}
+
+TEST_F(AuthTest, NotOfferedOnThisListener) {
+  SessionParams p = Params(false);
+  Transcript run =
+      Talk({kTls, "EHLO c.example\r\nAUTH PLAIN " + Plain("alice", "secret") + "\r\n"}, p);
+  EXPECT_EQ(run.output.find("AUTH PLAIN LOGIN"), std::string::npos);
+  EXPECT_THAT(run.output, HasSubstr("503 5.5.1 Error: authentication not enabled"));
+  EXPECT_TRUE(run.logins.empty());
 }
 
 }  // namespace
