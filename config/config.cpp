@@ -175,14 +175,16 @@ bool ValidHostname(std::string_view h) {
   return true;
 }
 
+// `path` names the table in messages when it is nested ("auth.senders"); default `name`.
 const toml::table* SubTable(const toml::table& root, std::string_view name, const std::string& file,
-                            std::optional<ConfigError>& error) {
+                            std::optional<ConfigError>& error, std::string_view path = {}) {
   const toml::node* n = root.get(name);
   if (!n) return nullptr;
+  if (path.empty()) path = name;
   if (!n->is_table()) {
     if (!error) {
       error = ConfigError{fmt::format("{}:{}: {}: expected a table [{}], got {}", file,
-                                      n->source().begin.line, name, name, TypeName(*n))};
+                                      n->source().begin.line, path, path, TypeName(*n))};
     }
     return nullptr;
   }
@@ -193,7 +195,8 @@ void ReadListener(const toml::table& t, size_t index, const std::string& file,
                   const std::filesystem::path& base, relay::ListenerOptions& out,
                   std::optional<ConfigError>& error) {
   Reader r(t, fmt::format("listener[{}].", index), file, error);
-  r.OnlyKeys({"address", "port", "starttls", "cert_file", "key_file"});
+  r.OnlyKeys({"address", "port", "starttls", "implicit_tls", "require_tls", "auth", "cert_file",
+              "key_file"});
   r.String("address", out.address);
   if (!error && t.get("address")) {
     std::string why;
@@ -203,10 +206,21 @@ void ReadListener(const toml::table& t, size_t index, const std::string& file,
   }
   r.Unsigned("port", out.port, 1, 65535);
   r.Bool("starttls", out.starttls);
+  r.Bool("implicit_tls", out.implicit_tls);
+  r.Bool("require_tls", out.require_tls);
+  r.Bool("auth", out.auth);
   r.Path("cert_file", out.tls.cert_file, base);
   r.Path("key_file", out.tls.key_file, base);
-  if (!error && out.starttls && (out.tls.cert_file.empty() || out.tls.key_file.empty())) {
+  const bool no_cert = out.tls.cert_file.empty() || out.tls.key_file.empty();
+  if (error) return;
+  if (out.starttls && no_cert) {
     r.FailHere("starttls", "STARTTLS needs cert_file and key_file");
+  } else if (out.implicit_tls && no_cert) {
+    r.FailHere("implicit_tls", "implicit TLS needs cert_file and key_file");
+  } else if (out.implicit_tls && out.starttls) {
+    r.FailHere("starttls", "starttls and implicit_tls exclude each other (TLS is already on)");
+  } else if (out.require_tls && !out.starttls && !out.implicit_tls) {
+    r.FailHere("require_tls", "require_tls needs starttls or implicit_tls");
   }
 }
 
@@ -258,8 +272,8 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   std::optional<ConfigError> error;
 
   Reader top(root, "", file, error);
-  top.OnlyKeys({"server", "listener", "access", "limits", "queue", "dns", "dane", "delivery",
-                "retry", "routes"});
+  top.OnlyKeys({"server", "listener", "access", "auth", "limits", "queue", "dns", "dane",
+                "delivery", "retry", "routes"});
 
   if (const auto* t = SubTable(root, "server", file, error)) {
     Reader r(*t, "server.", file, error);
@@ -305,6 +319,31 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
           }
           config.server.trusted_networks.push_back(*net);
         }
+      }
+    }
+  }
+
+  if (const auto* t = SubTable(root, "auth", file, error)) {
+    auto& a = config.server.auth;
+    Reader r(*t, "auth.", file, error);
+    r.OnlyKeys({"users_file", "max_failures", "failure_window", "senders"});
+    r.Path("users_file", a.users_file, base_dir);
+    r.Unsigned("max_failures", a.max_failures, 1, 1000);
+    r.Duration("failure_window", a.failure_window, std::chrono::seconds(1));
+    if (const auto* senders = SubTable(*t, "senders", file, error, "auth.senders")) {
+      Reader sr(*senders, "auth.senders.", file, error);
+      for (auto&& [k, v] : *senders) {
+        const std::string user(k.str());
+        std::vector<std::string> allowed;
+        sr.Strings(user, allowed, [](const std::string& entry) -> std::string {
+          const auto at = entry.find('@');
+          if (at == std::string::npos || at + 1 == entry.size() || entry.find(' ') != entry.npos) {
+            return "'" + entry + "' is not an address or \"@domain\"";
+          }
+          return "";
+        });
+        if (error) break;
+        a.senders[user] = std::move(allowed);
       }
     }
   }

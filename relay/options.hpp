@@ -2,6 +2,7 @@
 // The SMTP server's options, filled by config/ (or by a test in two lines).
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
@@ -18,8 +19,20 @@ using Duration = std::chrono::seconds;
 struct ListenerOptions {
   std::string address = "127.0.0.1";  // an IP literal; "::" or "0.0.0.0" for all
   std::uint16_t port = 2525;
-  bool starttls = false;  // offer STARTTLS; needs tls.cert_file and tls.key_file
+  bool starttls = false;      // offer STARTTLS; needs tls.cert_file and tls.key_file
+  bool implicit_tls = false;  // TLS from the first byte (RFC 8314, port 465); needs the same
+  bool require_tls = false;   // MAIL only inside TLS: 530 5.7.0 before STARTTLS
+  bool auth = true;           // offer AUTH here (inside TLS, when [auth] users_file is set)
   tls::ServerTlsOptions tls;
+};
+
+// SMTP AUTH (RFC 4954): who may submit mail without being in trusted_networks.
+struct AuthOptions {
+  std::filesystem::path users_file;  // "user:hash" lines (yescrypt, SHA-512-crypt); "": no AUTH
+  // user -> the addresses and "@domain"s it may use in MAIL FROM; users not named: any.
+  std::map<std::string, std::vector<std::string>> senders;
+  std::uint32_t max_failures = 5;  // failed AUTH per client IP within failure_window: 421
+  Duration failure_window = std::chrono::minutes(10);
 };
 
 struct LimitsOptions {
@@ -41,6 +54,7 @@ struct ServerOptions {
   std::vector<IpNetwork> trusted_networks = {*IpNetwork::Parse("127.0.0.0/8"),
                                              *IpNetwork::Parse("::1")};
   LimitsOptions limits;
+  AuthOptions auth;
 };
 
 struct ClientTimeouts {

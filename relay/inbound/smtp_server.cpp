@@ -7,6 +7,7 @@
 #include <asio/post.hpp>
 #include <asio/ssl.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/thread_pool.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
@@ -15,6 +16,7 @@
 #include <unordered_map>
 
 #include "relay/connection.hpp"
+#include "relay/inbound/accounts.hpp"
 #include "relay/smtp/server_session.hpp"
 
 namespace danerelay::relay {
@@ -36,6 +38,13 @@ std::string Endpoint(const tcp::endpoint& ep) {
   return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
 }
 
+// A user name as the client sent it, safe for a log line.
+std::string Printable(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s.substr(0, 256)) out += c > ' ' && c < 0x7f ? static_cast<char>(c) : '?';
+  return out;
+}
+
 }  // namespace
 
 struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
@@ -55,9 +64,90 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
   ByteBudget budget{options.limits.max_inflight_bytes};
   bool stopping = false;
   std::function<void()> on_queued;
+  // AUTH: the accounts (null: no AUTH), the sender map, failures per client IP, and one thread
+  // for the deliberately slow password hashes, so they never hold up the protocol thread.
+  std::shared_ptr<const Accounts> accounts;
+  std::shared_ptr<const std::map<std::string, std::vector<std::string>>> senders;
+  struct Failures {
+    std::uint32_t count = 0;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::unordered_map<std::string, Failures> auth_failures;
+  asio::thread_pool verifier{1};
 
   Impl(asio::io_context& i, ServerOptions o, queue::Committer& c, queue::QueueIdGenerator& g)
       : io(i), options(std::move(o)), committer(c), ids(g) {}
+  ~Impl() { verifier.join(); }
+
+  // [auth]: loads the users file when one is configured.
+  tl::expected<void, std::string> LoadAuth(const AuthOptions& auth) {
+    std::shared_ptr<const Accounts> loaded;
+    if (!auth.users_file.empty()) {
+      auto a = Accounts::Load(auth.users_file);
+      if (!a) return tl::unexpected(a.error());
+      loaded = std::make_shared<const Accounts>(std::move(*a));
+    }
+    accounts = std::move(loaded);
+    senders = std::make_shared<const std::map<std::string, std::vector<std::string>>>(auth.senders);
+    return {};
+  }
+
+  // Checks a password on the verifier thread; resumes on the caller's executor.
+  asio::awaitable<bool> Verify(std::shared_ptr<const Accounts> accts, std::string user,
+                               std::string password) {
+    auto ex = co_await asio::this_coro::executor;
+    co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(bool)>(
+        [&](auto handler) {
+          auto h = std::make_shared<decltype(handler)>(std::move(handler));
+          asio::post(verifier, [h, ex, accts, user = std::move(user),
+                                password = std::move(password)]() mutable {
+            const bool ok = accts->Verify(user, password);
+            asio::post(ex, [h, ok] { (*h)(ok); });
+          });
+        },
+        asio::use_awaitable);
+  }
+
+  // The failures of `ip` within the window (older ones are forgotten).
+  Failures& FailuresOf(const std::string& ip) {
+    Failures& f = auth_failures[ip];
+    const auto now = std::chrono::steady_clock::now();
+    if (f.count == 0 || now - f.since > options.auth.failure_window) f = Failures{0, now};
+    return f;
+  }
+
+  // One AUTH exchange's credentials: verified off the protocol thread; a failure is logged
+  // (user name, never the password), answered after a delay that grows with the client's
+  // failures, and past [auth] max_failures within the window the client is disconnected.
+  asio::awaitable<void> Authenticate(ServerSession& session, const std::string& client,
+                                     const std::string& client_ip) {
+    const std::string user = session.AuthUser();
+    std::string password = session.TakePassword();
+    if (FailuresOf(client_ip).count >= options.auth.max_failures) {
+      spdlog::warn("warning: {}: too many failed AUTH attempts; user=<{}> not checked", client,
+                   Printable(user));
+      session.Abort("too many failed authentication attempts");
+      co_return;
+    }
+    const bool ok = accounts && co_await Verify(accounts, user, std::move(password));
+    if (ok) {
+      spdlog::info("{}: sasl_username={}", client, user);
+      session.AuthDone(true);
+      co_return;
+    }
+    Failures& f = FailuresOf(client_ip);
+    ++f.count;
+    spdlog::warn("warning: {}: SASL authentication failed: user=<{}> ({} of {} allowed)", client,
+                 Printable(user), f.count, options.auth.max_failures);
+    const std::uint32_t count = f.count;  // `f` may go while we wait
+    asio::steady_timer pause(io, std::chrono::seconds(std::min<std::uint32_t>(count, 5)));
+    co_await pause.async_wait(kUseTuple);
+    if (count >= options.auth.max_failures) {
+      session.Abort("too many failed authentication attempts");
+    } else {
+      session.AuthDone(false);
+    }
+  }
 
   // Hands the message to the group committer and resumes when its commit has returned.
   // `message` is moved from. A reference, not a by-value parameter: see store_bridge.hpp.
@@ -126,14 +216,34 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     SessionParams params;
     params.hostname = options.hostname;
     params.limits = options.limits;
-    params.starttls_offered = listener.tls != nullptr;
+    params.starttls_offered = listener.tls != nullptr && listener.options.starttls;
+    params.auth_offered = listener.options.auth && accounts != nullptr;
+    params.require_tls = listener.options.require_tls;
+    params.may_send_as = [map = senders](std::string_view user, std::string_view sender) {
+      return MaySendAs(*map, user, sender);
+    };
     params.trusted = trusted;
     params.client_address = client_ip;
     params.next_queue_id = [this] { return ids.Next(queue::Clock::now()); };
     params.now = [] { return queue::Clock::now(); };
     params.budget = &budget;
     ServerSession session(std::move(params));
-    session.Start();
+    bool serve = true;  // false: an implicit-TLS handshake failed, there is nobody to talk to
+    if (listener.options.implicit_tls) {
+      // RFC 8314 §3: TLS from the first byte, then the greeting inside it.
+      const std::error_code hs_ec =
+          co_await conn.StartTls(*listener.tls, asio::ssl::stream_base::server,
+                                 options.limits.command_timeout, [](auto*) {});
+      if (hs_ec) {
+        spdlog::warn("SSL_accept error from {}: {}", client, hs_ec.message());
+        serve = false;
+      } else {
+        const std::string description = tls::DescribeSession(conn.tls->native_handle());
+        spdlog::info("TLS connection established from {}: {}", client, description);
+        session.TlsStarted(description);
+      }
+    }
+    if (serve) session.Start();
 
     const auto write_timeout = options.limits.command_timeout;
     std::vector<char> buf(16384);
@@ -141,7 +251,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
       spdlog::info("lost connection after {} from {}: {}", session.LastCommand(), client,
                    why.message());
     };
-    for (;;) {
+    while (serve) {
       const auto action = session.Next();
       for (const auto& event : session.TakeEvents()) spdlog::info("{}: {}", client, event);
       if (action == ServerSession::Action::kEnqueue) {
@@ -167,6 +277,10 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
         break;
       }
       if (action == ServerSession::Action::kClose) break;
+      if (action == ServerSession::Action::kAuthenticate) {
+        co_await Authenticate(session, client, client_ip);
+        continue;
+      }
       if (action == ServerSession::Action::kStartTls) {
         const std::error_code hs_ec =
             co_await conn.StartTls(*listener.tls, asio::ssl::stream_base::server,
@@ -215,11 +329,14 @@ void SmtpServer::OnQueued(std::function<void()> callback) {
 }
 
 tl::expected<void, std::string> SmtpServer::Start() {
+  if (auto auth = impl_->LoadAuth(impl_->options.auth); !auth) {
+    return tl::unexpected("[auth] users_file " + auth.error());
+  }
   for (const auto& lo : impl_->options.listeners) {
     auto& l = impl_->listeners.emplace_back();
     l.options = lo;
     const std::string name = lo.address + ":" + std::to_string(lo.port);
-    if (lo.starttls) {
+    if (lo.starttls || lo.implicit_tls) {
       auto ctx = tls::MakeServerContext(lo.tls);
       if (!ctx) return tl::unexpected("listener " + name + ": " + ctx.error());
       l.tls = std::move(*ctx);
@@ -234,7 +351,12 @@ tl::expected<void, std::string> SmtpServer::Start() {
     if (!ec) l.acceptor->bind(ep, ec);
     if (!ec) l.acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) return tl::unexpected("listener " + name + ": " + ec.message());
-    spdlog::info("listening on {}{}", name, lo.starttls ? " (STARTTLS)" : "");
+    spdlog::info("listening on {}{}{}{}", name,
+                 lo.starttls       ? " (STARTTLS)"
+                 : lo.implicit_tls ? " (implicit TLS)"
+                                   : "",
+                 lo.require_tls ? " (TLS required)" : "",
+                 lo.auth && !impl_->options.auth.users_file.empty() ? " (AUTH)" : "");
   }
   for (auto& l : impl_->listeners) asio::co_spawn(impl_->io, impl_->Accept(l), LogIfBug);
   return {};
@@ -247,10 +369,15 @@ void SmtpServer::Reload(const ServerOptions& options) {
     const auto& a = options.listeners[i];
     const auto& b = current.listeners[i];
     listeners_changed = a.address != b.address || a.port != b.port || a.starttls != b.starttls ||
-                        a.tls.cert_file != b.tls.cert_file || a.tls.key_file != b.tls.key_file;
+                        a.implicit_tls != b.implicit_tls || a.require_tls != b.require_tls ||
+                        a.auth != b.auth || a.tls.cert_file != b.tls.cert_file ||
+                        a.tls.key_file != b.tls.key_file;
   }
   if (listeners_changed) {
     spdlog::warn("reload: [[listener]] changes take effect only after a restart");
+  }
+  if (auto auth = impl_->LoadAuth(options.auth); !auth) {
+    spdlog::warn("warning: reload: keeping the old AUTH accounts: {}", auth.error());
   }
   const auto listeners = current.listeners;
   current = options;

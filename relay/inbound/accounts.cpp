@@ -1,0 +1,164 @@
+#include "relay/inbound/accounts.hpp"
+
+#include <crypt.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+namespace danerelay::relay {
+namespace {
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+bool SupportedHash(std::string_view hash) {
+  return hash.starts_with("$y$") || hash.starts_with("$6$");
+}
+
+// crypt_r's state is 32 KiB: on the heap, zeroed as libcrypt asks.
+std::string Crypt(std::string_view password, const std::string& setting) {
+  auto data = std::make_unique<crypt_data>();
+  std::memset(data.get(), 0, sizeof(crypt_data));
+  const std::string phrase(password);
+  const char* out = crypt_r(phrase.c_str(), setting.c_str(), data.get());
+  // libcrypt signals failure with NULL or a string starting with '*'.
+  return out && out[0] != '*' ? std::string(out) : std::string();
+}
+
+}  // namespace
+
+bool ValidUserName(std::string_view user) {
+  if (user.empty() || user.size() > 256) return false;
+  for (unsigned char c : user) {
+    if (c <= ' ' || c >= 0x7f || c == ':') return false;
+  }
+  return true;
+}
+
+tl::expected<Accounts, std::string> Accounts::Parse(std::string_view text,
+                                                    const std::string& name) {
+  Accounts a;
+  size_t line_no = 0;
+  while (!text.empty()) {
+    ++line_no;
+    const auto nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    if (line.ends_with('\r')) line.remove_suffix(1);
+    if (line.empty() || line.front() == '#') continue;
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos) {
+      return tl::unexpected(fmt::format("{}:{}: expected user:hash", name, line_no));
+    }
+    const std::string_view user = line.substr(0, colon), hash = line.substr(colon + 1);
+    if (!ValidUserName(user)) {
+      return tl::unexpected(fmt::format("{}:{}: '{}' is not a user name (printable, no spaces)",
+                                        name, line_no, user));
+    }
+    if (!SupportedHash(hash)) {
+      return tl::unexpected(fmt::format(
+          "{}:{}: {}: unsupported hash (yescrypt \"$y$...\" or SHA-512-crypt \"$6$...\"; make one "
+          "with danerelay passwd)",
+          name, line_no, user));
+    }
+    if (!a.hashes_.emplace(user, hash).second) {
+      return tl::unexpected(fmt::format("{}:{}: {}: listed twice", name, line_no, user));
+    }
+  }
+  return a;
+}
+
+tl::expected<Accounts, std::string> Accounts::Load(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    return tl::unexpected(fmt::format("{}: cannot read: {}", file.string(), std::strerror(errno)));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return Parse(text.str(), file.string());
+}
+
+bool Accounts::Verify(std::string_view user, std::string_view password) const {
+  // An unknown user is checked against a fixed hash, so timing does not tell who exists.
+  static const std::string kDummy = *HashPassword("no such user");
+  const auto it = hashes_.find(user);
+  const std::string& hash = it == hashes_.end() ? kDummy : it->second;
+  const std::string computed = Crypt(password, hash);
+  const bool same = !computed.empty() && computed.size() == hash.size() &&
+                    CRYPTO_memcmp(computed.data(), hash.data(), hash.size()) == 0;
+  return same && it != hashes_.end();
+}
+
+tl::expected<std::string, std::string> HashPassword(std::string_view password) {
+  char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+  // Count 0: libcrypt's default cost; no random bytes given: libcrypt draws its own.
+  if (!crypt_gensalt_rn("$y$", 0, nullptr, 0, setting, sizeof setting)) {
+    return tl::unexpected(std::string("crypt_gensalt: ") + std::strerror(errno));
+  }
+  std::string hash = Crypt(password, setting);
+  if (hash.empty()) return tl::unexpected(std::string("crypt: ") + std::strerror(errno));
+  return hash;
+}
+
+tl::expected<void, std::string> SetPassword(const std::filesystem::path& file,
+                                            std::string_view user, std::string_view hash) {
+  std::string kept;
+  if (std::ifstream in(file, std::ios::binary); in) {
+    std::string line;
+    while (std::getline(in, line)) {
+      const auto colon = line.find(':');
+      if (colon != std::string::npos && std::string_view(line).substr(0, colon) == user) continue;
+      kept += line + "\n";
+    }
+  }
+  kept += fmt::format("{}:{}\n", user, hash);
+  const std::filesystem::path tmp = file.string() + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return tl::unexpected(fmt::format("{}: {}", tmp.string(), std::strerror(errno)));
+  bool ok = ::fchmod(fd, 0600) == 0;
+  for (size_t done = 0; ok && done < kept.size();) {
+    const ssize_t n = ::write(fd, kept.data() + done, kept.size() - done);
+    ok = n > 0;
+    done += ok ? static_cast<size_t>(n) : 0;
+  }
+  ok = ok && ::fsync(fd) == 0;
+  const int saved = errno;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), file.c_str()) != 0) {
+    const std::string why = std::strerror(ok ? errno : saved);
+    ::unlink(tmp.c_str());
+    return tl::unexpected(fmt::format("{}: {}", file.string(), why));
+  }
+  return {};
+}
+
+bool MaySendAs(const std::map<std::string, std::vector<std::string>>& senders,
+               std::string_view user, std::string_view sender) {
+  if (sender.empty()) return true;
+  const auto it = senders.find(std::string(user));
+  if (it == senders.end()) return true;
+  const std::string s = Lower(sender);
+  const auto at = s.rfind('@');
+  for (const auto& entry : it->second) {
+    const std::string e = Lower(entry);
+    if (e == s) return true;
+    if (e.front() == '@' && at != std::string::npos && s.substr(at) == e) return true;
+  }
+  return false;
+}
+
+}  // namespace danerelay::relay

@@ -1,0 +1,47 @@
+#pragma once
+// The SMTP AUTH accounts: the users file ([auth] users_file), one "user:hash" per line, hashes
+// made by libcrypt (yescrypt "$y$" by default, SHA-512-crypt "$6$" accepted); blank lines and
+// "#" comments are skipped. No Asio: the command line (`danerelay passwd`) uses it too.
+#include <filesystem>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+namespace danerelay::relay {
+
+class Accounts {
+ public:
+  // Errors name the file and line ("users:3: ...").
+  static tl::expected<Accounts, std::string> Load(const std::filesystem::path& file);
+  static tl::expected<Accounts, std::string> Parse(std::string_view text, const std::string& name);
+
+  // Whether `password` is `user`'s. Deliberately slow (the hash's cost): never on the protocol
+  // thread. An unknown user costs the same as a wrong password.
+  bool Verify(std::string_view user, std::string_view password) const;
+  size_t size() const { return hashes_.size(); }
+
+ private:
+  std::map<std::string, std::string, std::less<>> hashes_;
+};
+
+// A new yescrypt hash of `password`, with a fresh salt from libcrypt.
+tl::expected<std::string, std::string> HashPassword(std::string_view password);
+
+// Adds or replaces `user` in the users file, atomically (a new file renamed over the old),
+// mode 0600; creates the file when missing.
+tl::expected<void, std::string> SetPassword(const std::filesystem::path& file,
+                                            std::string_view user, std::string_view hash);
+
+// Whether a valid account name: printable ASCII without ':' or spaces.
+bool ValidUserName(std::string_view user);
+
+// [auth] senders: whether `user` may use `sender` in MAIL FROM. Users without an entry may use
+// any; the null sender is always allowed; entries are addresses (case-insensitive) or
+// "@domain" (any address in it).
+bool MaySendAs(const std::map<std::string, std::vector<std::string>>& senders,
+               std::string_view user, std::string_view sender);
+
+}  // namespace danerelay::relay

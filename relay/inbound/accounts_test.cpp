@@ -1,0 +1,74 @@
+#include "relay/inbound/accounts.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+namespace danerelay::relay {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(AccountsTest, ParsesAndVerifiesYescryptAndSha512) {
+  const std::string y = *HashPassword("secret");
+  EXPECT_TRUE(y.starts_with("$y$"));
+  // A SHA-512-crypt hash made by libcrypt from the same phrase.
+  const std::string six =
+      "$6$saltsalt$"
+      "TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77"
+      "vwPZN.Pq.H91p5hVO1";
+  auto a = Accounts::Parse("# accounts\n\nalice:" + y + "\nbob:" + six + "\n", "users");
+  ASSERT_TRUE(a) << a.error();
+  EXPECT_EQ(a->size(), 2u);
+  EXPECT_TRUE(a->Verify("alice", "secret"));
+  EXPECT_FALSE(a->Verify("alice", "Secret"));
+  EXPECT_FALSE(a->Verify("alice", ""));
+  EXPECT_FALSE(a->Verify("carol", "secret"));  // unknown user
+  EXPECT_TRUE(a->Verify("bob", "secret"));
+}
+
+TEST(AccountsTest, ErrorsNameFileAndLine) {
+  EXPECT_THAT(Accounts::Parse("alice\n", "users").error(),
+              HasSubstr("users:1: expected user:hash"));
+  EXPECT_THAT(Accounts::Parse("\nal ice:$y$x\n", "users").error(), HasSubstr("users:2: 'al ice'"));
+  EXPECT_THAT(Accounts::Parse("alice:$1$md5$x\n", "users").error(),
+              HasSubstr("users:1: alice: unsupported hash"));
+  EXPECT_THAT(Accounts::Parse("alice:$y$a\nalice:$y$b\n", "users").error(),
+              HasSubstr("users:2: alice: listed twice"));
+}
+
+TEST(AccountsTest, SetPasswordReplacesAtomicallyWithMode0600) {
+  const auto file =
+      std::filesystem::temp_directory_path() / ("danerelay-users-" + std::to_string(::getpid()));
+  std::filesystem::remove(file);
+  ASSERT_TRUE(SetPassword(file, "alice", *HashPassword("one")));
+  ASSERT_TRUE(SetPassword(file, "bob", *HashPassword("two")));
+  ASSERT_TRUE(SetPassword(file, "alice", *HashPassword("three")));
+  auto a = Accounts::Load(file);
+  ASSERT_TRUE(a) << a.error();
+  EXPECT_EQ(a->size(), 2u);
+  EXPECT_TRUE(a->Verify("alice", "three"));
+  EXPECT_FALSE(a->Verify("alice", "one"));
+  EXPECT_TRUE(a->Verify("bob", "two"));
+  struct stat st {};
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  std::filesystem::remove(file);
+}
+
+TEST(AccountsTest, SenderBinding) {
+  const std::map<std::string, std::vector<std::string>> senders = {
+      {"alice", {"alice@example.org", "@sales.example.org"}}};
+  EXPECT_TRUE(MaySendAs(senders, "alice", "Alice@Example.org"));
+  EXPECT_TRUE(MaySendAs(senders, "alice", "anyone@sales.example.org"));
+  EXPECT_FALSE(MaySendAs(senders, "alice", "ceo@example.org"));
+  EXPECT_FALSE(MaySendAs(senders, "alice", "x@evil-sales.example.org"));
+  EXPECT_TRUE(MaySendAs(senders, "alice", ""));               // bounces
+  EXPECT_TRUE(MaySendAs(senders, "bob", "ceo@example.org"));  // no entry: any sender
+}
+
+}  // namespace
+}  // namespace danerelay::relay
