@@ -32,6 +32,14 @@ TEST(ConfigTest, ExampleFileLoadsAndEqualsTheDefaults) {
             d.server.limits.max_connections_per_client);
   EXPECT_EQ(c->server.limits.max_errors, d.server.limits.max_errors);
   EXPECT_EQ(c->server.limits.max_inflight_bytes, d.server.limits.max_inflight_bytes);
+  EXPECT_EQ(c->server.auth.users_file, d.server.auth.users_file);
+  EXPECT_EQ(c->server.auth.max_failures, d.server.auth.max_failures);
+  EXPECT_EQ(c->server.auth.failure_window, d.server.auth.failure_window);
+  EXPECT_EQ(c->server.auth.senders, d.server.auth.senders);
+  ASSERT_EQ(c->server.listeners.size(), d.server.listeners.size());
+  EXPECT_EQ(c->server.listeners[0].implicit_tls, d.server.listeners[0].implicit_tls);
+  EXPECT_EQ(c->server.listeners[0].require_tls, d.server.listeners[0].require_tls);
+  EXPECT_EQ(c->server.listeners[0].auth, d.server.listeners[0].auth);
   EXPECT_EQ(c->server.limits.command_timeout, d.server.limits.command_timeout);
   EXPECT_EQ(c->server.limits.data_timeout, d.server.limits.data_timeout);
   EXPECT_EQ(c->server.listeners[0].port, d.server.listeners[0].port);
@@ -65,11 +73,27 @@ port = 2526
 address = "::1"
 port = 587
 starttls = true
+require_tls = true
+cert_file = "tls/c.pem"
+key_file = "/etc/k.pem"
+
+[[listener]]
+address = "::1"
+port = 465
+implicit_tls = true
+auth = false
 cert_file = "tls/c.pem"
 key_file = "/etc/k.pem"
 
 [access]
 trusted_networks = ["10.0.0.0/8", "2001:db8::/32"]
+
+[auth]
+users_file = "users"
+max_failures = 3
+failure_window = "1h"
+[auth.senders]
+alice = ["alice@example.org", "@sales.example.org"]
 
 [limits]
 max_message_size = 1048576
@@ -105,7 +129,7 @@ max_lifetime = "2d"
                       "t.toml", "/etc/danerelay");
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c->server.hostname, "relay.example.org");
-  ASSERT_EQ(c->server.listeners.size(), 2u);
+  ASSERT_EQ(c->server.listeners.size(), 3u);
   EXPECT_EQ(c->server.listeners[0].address, "127.0.0.2");
   EXPECT_EQ(c->server.listeners[1].port, 587);
   EXPECT_TRUE(c->server.listeners[1].starttls);
@@ -127,6 +151,15 @@ max_lifetime = "2d"
   EXPECT_EQ(c->delivery.max_parallel, 4u);
   EXPECT_EQ(c->delivery.retry.min_backoff, std::chrono::seconds(30));
   EXPECT_EQ(c->delivery.retry.max_lifetime, std::chrono::hours(48));
+  EXPECT_TRUE(c->server.listeners[1].require_tls);
+  EXPECT_TRUE(c->server.listeners[1].auth);
+  EXPECT_TRUE(c->server.listeners[2].implicit_tls);
+  EXPECT_FALSE(c->server.listeners[2].auth);
+  EXPECT_EQ(c->server.auth.users_file, std::filesystem::path("/etc/danerelay/users"));
+  EXPECT_EQ(c->server.auth.max_failures, 3u);
+  EXPECT_EQ(c->server.auth.failure_window, std::chrono::hours(1));
+  EXPECT_EQ(c->server.auth.senders.at("alice"),
+            (std::vector<std::string>{"alice@example.org", "@sales.example.org"}));
   ASSERT_EQ(c->delivery.routes.size(), 2u);
   EXPECT_EQ(c->delivery.routes.at("example.com"), "[mx.example.com]:2526");
   auto route = relay::ParseRoute(c->delivery.routes.at("example.com"));
@@ -208,6 +241,14 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"budget below message size",
                 "[limits]\nmax_message_size = 2048\nmax_inflight_bytes = 1024\n",
                 "bad.toml:3: limits.max_inflight_bytes: max_inflight_bytes must not be smaller"},
+        BadCase{"implicit tls without cert", "[[listener]]\nport = 465\nimplicit_tls = true\n",
+                "bad.toml:3: listener[0].implicit_tls: implicit TLS needs cert_file and key_file"},
+        BadCase{"require tls without tls", "[[listener]]\nport = 587\nrequire_tls = true\n",
+                "bad.toml:3: listener[0].require_tls: require_tls needs starttls or implicit_tls"},
+        BadCase{"bad sender entry", "[auth]\n[auth.senders]\nalice = [\"alice\"]\n",
+                "bad.toml:3: auth.senders.alice: 'alice' is not an address or \"@domain\""},
+        BadCase{"unknown auth key", "[auth]\nuser_file = \"u\"\n",
+                "bad.toml:2: auth.user_file: unknown key"},
         BadCase{"bool wanted", "[[listener]]\nstarttls = \"yes\"\n",
                 "bad.toml:2: listener[0].starttls: expected true or false, got a string"}),
     [](const auto& param_info) {

@@ -9,6 +9,7 @@
 #include "config/config.hpp"
 #include "queue/store.hpp"
 #include "tools/dane_check.hpp"
+#include "tools/passwd.hpp"
 #include "tools/queue_admin.hpp"
 #include "tools/queue_view.hpp"
 
@@ -103,6 +104,11 @@ int main(int argc, char** argv) {
   auto* config_check = config_cmd->add_subcommand("check", "validate a configuration file");
   config_check->add_option("file", check_file, "TOML file (default: --config)");
 
+  std::string passwd_user;
+  auto* passwd = app.add_subcommand(
+      "passwd", "set an SMTP AUTH password in [auth] users_file (read from standard input)");
+  passwd->add_option("user", passwd_user, "account name")->required();
+
   std::string check_domain;
   bool check_mandatory = false, check_json = false;
   auto* check = app.add_subcommand(
@@ -113,6 +119,11 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
+  if (passwd->parsed()) {
+    auto cfg = LoadConfig(config_path);
+    if (!cfg) return kExitConfig;
+    return tools::RunPasswd(*cfg, passwd_user, std::cin, std::cout, std::cerr);
+  }
   if (config_check->parsed()) {
     const std::string path = check_file.empty() ? config_path : check_file;
     auto cfg = LoadConfig(path);
