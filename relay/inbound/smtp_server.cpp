@@ -92,15 +92,16 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     return {};
   }
 
-  // Checks a password on the verifier thread; resumes on the caller's executor.
-  asio::awaitable<bool> Verify(std::shared_ptr<const Accounts> accts, std::string user,
-                               std::string password) {
+  // Checks a password on the verifier thread; resumes on the caller's executor. References,
+  // copied into the job: the caller awaits at once, and GCC 12 mishandles by-value parameter
+  // temporaries that live across a co_await (see dns/resolver.hpp).
+  asio::awaitable<bool> Verify(const std::shared_ptr<const Accounts>& accts,
+                               const std::string& user, const std::string& password) {
     auto ex = co_await asio::this_coro::executor;
     co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(bool)>(
         [&](auto handler) {
           auto h = std::make_shared<decltype(handler)>(std::move(handler));
-          asio::post(verifier, [h, ex, accts, user = std::move(user),
-                                password = std::move(password)]() mutable {
+          asio::post(verifier, [h, ex, accts, user, password]() mutable {
             const bool ok = accts->Verify(user, password);
             asio::post(ex, [h, ok] { (*h)(ok); });
           });
@@ -108,10 +109,16 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
         asio::use_awaitable);
   }
 
-  // The failures of `ip` within the window (older ones are forgotten).
+  // The failures of `ip` within the window (older ones are forgotten, and swept out of the map
+  // when it grows, so clients from many addresses cannot make it grow without bound).
   Failures& FailuresOf(const std::string& ip) {
-    Failures& f = auth_failures[ip];
     const auto now = std::chrono::steady_clock::now();
+    if (auth_failures.size() > 10000) {
+      std::erase_if(auth_failures, [&](const auto& entry) {
+        return now - entry.second.since > options.auth.failure_window;
+      });
+    }
+    Failures& f = auth_failures[ip];
     if (f.count == 0 || now - f.since > options.auth.failure_window) f = Failures{0, now};
     return f;
   }
@@ -129,7 +136,9 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
       session.Abort("too many failed authentication attempts");
       co_return;
     }
-    const bool ok = accounts && co_await Verify(accounts, user, std::move(password));
+    const auto accts = accounts;  // a reload may replace them while we wait
+    const bool ok = accts && co_await Verify(accts, user, password);
+    password.assign(password.size(), '\0');
     if (ok) {
       spdlog::info("{}: sasl_username={}", client, user);
       session.AuthDone(true);
