@@ -277,7 +277,13 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         }
       }
       std::mt19937 job_rng(seed);
+      // Judged time decides expiry; the next attempts are moved by the wall clock's lead over
+      // it (zero unless the clock jumped ahead), so they lie ahead on the wall clock too and a
+      // jump does not turn backoff into immediate retries.
       queue::PassOutcome pass = queue::SchedulePass(*m, updates, judged, retry, job_rng, rest);
+      for (auto& u : pass.updates) {
+        if (u.next_attempt) *u.next_attempt += now - judged;
+      }
       std::vector<PassNotice> notices;
       if (content) notices = PassNotices(*m, *content, pass, now, settings, *id_source);
       std::vector<queue::NewMessage> messages;
