@@ -115,7 +115,7 @@ tl::expected<std::unique_ptr<Store>, StoreError> Store::Open(const StoreOptions&
           fmt::format("{}: no queue database here (has danerelayd run with this configuration?)",
                       impl->path.string())});
     }
-    flags |= SQLITE_OPEN_READONLY;
+    flags |= mode == OpenMode::kReadOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
   }
   sqlite3* raw = nullptr;
   const int rc = sqlite3_open_v2(impl->path.c_str(), &raw, flags, nullptr);
@@ -125,7 +125,7 @@ tl::expected<std::unique_ptr<Store>, StoreError> Store::Open(const StoreOptions&
   // writer wait for it rather than fail.
   sqlite3_busy_timeout(impl->db.get(), 5000);
 
-  if (mode == OpenMode::kReadWrite) {
+  if (mode != OpenMode::kReadOnly) {
     // WAL lets the command line read while the daemon writes; synchronous=FULL makes every
     // commit durable before it returns (design.md), which is what lets us answer 250.
     // journal_size_limit: after a checkpoint the WAL is truncated to this size, so a burst of
@@ -134,12 +134,15 @@ tl::expected<std::unique_ptr<Store>, StoreError> Store::Open(const StoreOptions&
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
         "PRAGMA journal_size_limit=67108864;");
     if (!r) return tl::unexpected(r.error());
+  }
+  if (mode == OpenMode::kReadWrite) {
     if (auto m = impl->Migrate(); !m) return tl::unexpected(m.error());
   } else {
     auto version = impl->UserVersion();
     if (!version) return tl::unexpected(version.error());
     if (*version != kSchemaVersion) {
-      // Older: a read-only open cannot migrate it; the daemon does at its next start.
+      // Only the daemon migrates (it owns the queue); another schema here means a daemon of
+      // another version uses it, or has not yet run.
       return tl::unexpected(StoreError{fmt::format(
           "{}: schema version {}, this build reads version {}{}", impl->path.string(), *version,
           kSchemaVersion,

@@ -30,12 +30,16 @@ struct StoreError {
   std::string message;
 };
 
-enum class OpenMode { kReadWrite, kReadOnly };
+// kReadWrite: the daemon's open, which creates the database and migrates its schema.
+// kReadWriteExisting: the command line's changes (hold, flush, ...): the database must exist
+// with this build's schema; it never creates or migrates (a running daemon of another version
+// would not understand the result). kReadOnly: inspection.
+enum class OpenMode { kReadWrite, kReadWriteExisting, kReadOnly };
 
 class Store {
  public:
-  // kReadWrite creates the directory and the database and migrates the schema.
-  // kReadOnly fails when the database does not exist or has a newer schema than this build.
+  // kReadWrite creates the directory and the database and migrates the schema; the other modes
+  // fail when the database does not exist or has another schema than this build.
   static tl::expected<std::unique_ptr<Store>, StoreError> Open(const StoreOptions& options,
                                                                OpenMode mode);
   ~Store();

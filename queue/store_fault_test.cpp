@@ -133,6 +133,13 @@ TEST_F(StoreTest, MigratesTheFirstSchema) {
       "INSERT INTO recipients (message_id, idx, address, state, notify, orcpt, next_attempt_us) "
       "VALUES ('OLD1', 0, 'b@Example.NET', 'deferred', 0, '', 1790000000000000);");
   sqlite3_close(raw);
+  // The command line neither reads nor changes an old schema: only the daemon migrates.
+  for (auto mode : {OpenMode::kReadOnly, OpenMode::kReadWriteExisting}) {
+    auto cli = Store::Open(options_, mode);
+    ASSERT_FALSE(cli);
+    EXPECT_NE(cli.error().message.find("start this version of danerelayd once"), std::string::npos)
+        << cli.error().message;
+  }
   auto store = OpenRw();
   ASSERT_TRUE(store);
   EXPECT_EQ(store->schema_version(), Store::kSchemaVersion);

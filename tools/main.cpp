@@ -1,5 +1,6 @@
-// danerelay: the operator's command line. Reads the same configuration as the daemon and opens
-// the queue read-only, so it is safe while danerelayd runs.
+// danerelay: the operator's command line. Reads the same configuration as the daemon; inspects
+// the queue read-only and changes it in single transactions, safe while danerelayd runs. It
+// never creates or migrates the queue (the daemon does).
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>

@@ -40,7 +40,7 @@ int RunAdmin(const config::Config& config, const AdminRequest& req, std::ostream
         Verb(req.action));
     return 1;
   }
-  auto store = queue::Store::Open(config.queue, queue::OpenMode::kReadWrite);
+  auto store = queue::Store::Open(config.queue, queue::OpenMode::kReadWriteExisting);
   if (!store) {
     err << "danerelay: " << store.error().message << "\n";
     return 2;
