@@ -1,5 +1,7 @@
 #include "relay/network.hpp"
 
+#include <vector>
+
 #include <arpa/inet.h>
 
 #include <charconv>
@@ -84,6 +86,55 @@ std::string IpNetwork::ToString() const {
   char buf[INET6_ADDRSTRLEN] = {};
   inet_ntop(v4_ ? AF_INET : AF_INET6, bytes_.data(), buf, sizeof buf);
   return std::string(buf) + "/" + std::to_string(prefix_);
+}
+
+std::optional<std::string_view> SpecialPurpose(std::string_view address) {
+  // Blocks that are not "globally reachable" in the registries (AS112 and AMT anycast blocks
+  // are, so they are not listed).
+  struct Block {
+    const char* network;
+    const char* name;
+  };
+  static const Block kBlocks[] = {
+      {"0.0.0.0/8", "this network"},
+      {"10.0.0.0/8", "private-use"},
+      {"100.64.0.0/10", "shared address space (CGNAT)"},
+      {"127.0.0.0/8", "loopback"},
+      {"169.254.0.0/16", "link-local"},
+      {"172.16.0.0/12", "private-use"},
+      {"192.0.0.0/24", "IETF protocol assignments"},
+      {"192.0.2.0/24", "documentation"},
+      {"192.88.99.0/24", "deprecated 6to4 relay anycast"},
+      {"192.168.0.0/16", "private-use"},
+      {"198.18.0.0/15", "benchmarking"},
+      {"198.51.100.0/24", "documentation"},
+      {"203.0.113.0/24", "documentation"},
+      {"224.0.0.0/4", "multicast"},
+      {"255.255.255.255/32", "limited broadcast"},  // before 240.0.0.0/4, which holds it
+      {"240.0.0.0/4", "reserved"},
+      {"::/128", "unspecified"},
+      {"::1/128", "loopback"},
+      {"64:ff9b:1::/48", "local-use IPv4/IPv6 translation"},
+      {"100::/64", "discard-only"},
+      {"2001::/23", "IETF protocol assignments"},
+      {"2001:db8::/32", "documentation"},
+      {"2002::/16", "6to4"},
+      {"3fff::/20", "documentation"},
+      {"5f00::/16", "segment routing (SRv6) SIDs"},
+      {"fc00::/7", "unique-local"},
+      {"fe80::/10", "link-local"},
+      {"ff00::/8", "multicast"},
+  };
+  static const auto kNetworks = [] {
+    std::vector<std::pair<IpNetwork, std::string_view>> out;
+    for (const auto& b : kBlocks) out.emplace_back(*IpNetwork::Parse(b.network), b.name);
+    return out;
+  }();
+  if (!IpNetwork::Parse(address)) return "not an IP address";
+  for (const auto& [net, name] : kNetworks) {
+    if (net.Contains(address)) return name;
+  }
+  return std::nullopt;
 }
 
 std::string LowerAscii(std::string_view text) {

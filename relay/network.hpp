@@ -25,6 +25,12 @@ class IpNetwork {
   int prefix_ = 0;
 };
 
+// Whether `address` is not globally routed, after the IANA IPv4 and IPv6 Special-Purpose
+// Address Registries (RFC 6890 and successors): the name of its block ("loopback",
+// "private-use", "shared address space (CGNAT)", "documentation", ...), or nullopt for a global
+// address. An unparsable address counts as special ("not an IP address").
+std::optional<std::string_view> SpecialPurpose(std::string_view address);
+
 // A next hop from [routes]: "[mx.example.net]:2525", "mx.example.net", "[192.0.2.1]".
 struct Route {
   std::string host;

@@ -62,5 +62,57 @@ TEST(RouteTest, Forms) {
   }
 }
 
+// One address inside (and the first one past) every special-purpose block; globally routed
+// addresses next to them are not special.
+TEST(SpecialPurposeTest, EveryRegistryBlock) {
+  const std::pair<const char*, const char*> special[] = {
+      {"0.1.2.3", "this network"},
+      {"10.255.255.255", "private-use"},
+      {"100.64.0.1", "shared address space (CGNAT)"},
+      {"100.127.255.255", "shared address space (CGNAT)"},
+      {"127.0.0.1", "loopback"},
+      {"169.254.10.10", "link-local"},
+      {"172.16.0.1", "private-use"},
+      {"172.31.255.255", "private-use"},
+      {"192.0.0.8", "IETF protocol assignments"},
+      {"192.0.2.1", "documentation"},
+      {"192.88.99.1", "deprecated 6to4 relay anycast"},
+      {"192.168.1.1", "private-use"},
+      {"198.19.255.255", "benchmarking"},
+      {"198.51.100.7", "documentation"},
+      {"203.0.113.9", "documentation"},
+      {"224.0.0.1", "multicast"},
+      {"239.255.255.255", "multicast"},
+      {"240.0.0.1", "reserved"},
+      {"255.255.255.255", "limited broadcast"},
+      {"::", "unspecified"},
+      {"::1", "loopback"},
+      {"::ffff:10.0.0.1", "private-use"},  // IPv4-mapped: judged as IPv4
+      {"64:ff9b:1::1", "local-use IPv4/IPv6 translation"},
+      {"100::1", "discard-only"},
+      {"2001:2::1", "IETF protocol assignments"},
+      {"2001:db8::25", "documentation"},
+      {"2002:c000:204::1", "6to4"},
+      {"3fff:1::1", "documentation"},
+      {"5f00::1", "segment routing (SRv6) SIDs"},
+      {"fd12:3456::1", "unique-local"},
+      {"fc00::1", "unique-local"},
+      {"fe80::1", "link-local"},
+      {"ff02::1", "multicast"},
+      {"mx.example", "not an IP address"},
+  };
+  for (const auto& [address, name] : special) {
+    const auto got = SpecialPurpose(address);
+    ASSERT_TRUE(got) << address;
+    EXPECT_EQ(*got, name) << address;
+  }
+  for (const char* global :
+       {"1.1.1.1", "8.8.8.8", "100.63.255.255", "100.128.0.0", "172.15.255.255", "172.32.0.0",
+        "192.0.1.255", "192.169.0.0", "198.17.255.255", "198.20.0.0", "223.255.255.255",
+        "2a00:1450::1", "2606:4700::1111", "2001:4860:4860::8888", "::ffff:8.8.8.8"}) {
+    EXPECT_FALSE(SpecialPurpose(global)) << global << " is globally routed";
+  }
+}
+
 }  // namespace
 }  // namespace danerelay::relay
