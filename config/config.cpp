@@ -272,8 +272,8 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   std::optional<ConfigError> error;
 
   Reader top(root, "", file, error);
-  top.OnlyKeys({"server", "listener", "access", "auth", "limits", "queue", "dns", "dane",
-                "delivery", "retry", "routes"});
+  top.OnlyKeys({"server", "listener", "access", "auth", "sender_checks", "limits", "queue", "dns",
+                "dane", "delivery", "retry", "routes"});
 
   if (const auto* t = SubTable(root, "server", file, error)) {
     Reader r(*t, "server.", file, error);
@@ -346,6 +346,19 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
         a.senders[user] = std::move(allowed);
       }
     }
+  }
+
+  if (const auto* t = SubTable(root, "sender_checks", file, error)) {
+    auto& sc = config.server.sender_checks;
+    Reader r(*t, "sender_checks.", file, error);
+    r.OnlyKeys({"domain_exists", "reject_private_mx", "allow_list", "rhsbl", "exempt_trusted"});
+    r.Bool("domain_exists", sc.domain_exists);
+    r.Bool("reject_private_mx", sc.reject_private_mx);
+    r.Path("allow_list", sc.allow_list, base_dir);
+    r.Bool("exempt_trusted", sc.exempt_trusted);
+    r.Strings("rhsbl", sc.rhsbl, [](const std::string& d) -> std::string {
+      return ValidHostname(d) ? "" : "'" + d + "' is not a domain";
+    });
   }
 
   if (const auto* t = SubTable(root, "limits", file, error)) {

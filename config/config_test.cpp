@@ -36,6 +36,11 @@ TEST(ConfigTest, ExampleFileLoadsAndEqualsTheDefaults) {
   EXPECT_EQ(c->server.auth.max_failures, d.server.auth.max_failures);
   EXPECT_EQ(c->server.auth.failure_window, d.server.auth.failure_window);
   EXPECT_EQ(c->server.auth.senders, d.server.auth.senders);
+  EXPECT_EQ(c->server.sender_checks.domain_exists, d.server.sender_checks.domain_exists);
+  EXPECT_EQ(c->server.sender_checks.reject_private_mx, d.server.sender_checks.reject_private_mx);
+  EXPECT_EQ(c->server.sender_checks.allow_list, d.server.sender_checks.allow_list);
+  EXPECT_EQ(c->server.sender_checks.rhsbl, d.server.sender_checks.rhsbl);
+  EXPECT_EQ(c->server.sender_checks.exempt_trusted, d.server.sender_checks.exempt_trusted);
   ASSERT_EQ(c->server.listeners.size(), d.server.listeners.size());
   EXPECT_EQ(c->server.listeners[0].implicit_tls, d.server.listeners[0].implicit_tls);
   EXPECT_EQ(c->server.listeners[0].require_tls, d.server.listeners[0].require_tls);
@@ -87,6 +92,12 @@ key_file = "/etc/k.pem"
 
 [access]
 trusted_networks = ["10.0.0.0/8", "2001:db8::/32"]
+
+[sender_checks]
+reject_private_mx = true
+allow_list = "senders.txt"
+rhsbl = ["dbl.example.org"]
+exempt_trusted = true
 
 [auth]
 users_file = "users"
@@ -157,6 +168,12 @@ max_lifetime = "2d"
   EXPECT_FALSE(c->server.listeners[2].auth);
   EXPECT_EQ(c->server.auth.users_file, std::filesystem::path("/etc/danerelay/users"));
   EXPECT_EQ(c->server.auth.max_failures, 3u);
+  EXPECT_TRUE(c->server.sender_checks.domain_exists);
+  EXPECT_TRUE(c->server.sender_checks.reject_private_mx);
+  EXPECT_EQ(c->server.sender_checks.allow_list,
+            std::filesystem::path("/etc/danerelay/senders.txt"));
+  EXPECT_EQ(c->server.sender_checks.rhsbl, std::vector<std::string>{"dbl.example.org"});
+  EXPECT_TRUE(c->server.sender_checks.exempt_trusted);
   EXPECT_EQ(c->server.auth.failure_window, std::chrono::hours(1));
   EXPECT_EQ(c->server.auth.senders.at("alice"),
             (std::vector<std::string>{"alice@example.org", "@sales.example.org"}));
@@ -249,6 +266,10 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.toml:3: auth.senders.alice: 'alice' is not an address or \"@domain\""},
         BadCase{"unknown auth key", "[auth]\nuser_file = \"u\"\n",
                 "bad.toml:2: auth.user_file: unknown key"},
+        BadCase{"bad rhsbl", "[sender_checks]\nrhsbl = [\"not a domain\"]\n",
+                "bad.toml:2: sender_checks.rhsbl: 'not a domain' is not a domain"},
+        BadCase{"verification not offered", "[sender_checks]\nverify_domains = []\n",
+                "bad.toml:2: sender_checks.verify_domains: unknown key"},
         BadCase{"bool wanted", "[[listener]]\nstarttls = \"yes\"\n",
                 "bad.toml:2: listener[0].starttls: expected true or false, got a string"}),
     [](const auto& param_info) {

@@ -52,12 +52,12 @@ int main(int argc, char** argv) {
   asio::io_context io(1);
   queue::QueueIdGenerator ids;
   queue::Committer committer(std::move(*store));
-  relay::SmtpServer server(io, cfg->server, committer, ids);
   auto resolver = dns::Resolver::Create(io, cfg->dns);
   if (!resolver) {
     std::cerr << "danerelayd: dns: " << resolver.error() << "\n";
     return kExitConfig;
   }
+  relay::SmtpServer server(io, cfg->server, committer, ids, **resolver);
   relay::DeliveryAgent agent(io, cfg->delivery, cfg->server.hostname, **resolver, committer, ids);
   server.OnQueued([&agent] { agent.Wake(); });
   if (auto started = server.Start(); !started) {

@@ -48,6 +48,16 @@ struct LimitsOptions {
   Duration data_timeout = std::chrono::minutes(5);
 };
 
+// The operator's checks of the sender address before MAIL is accepted (seed 002, "DNS-Checks ->
+// 1. Absender-Adresse"). The null sender is never checked.
+struct SenderCheckOptions {
+  bool domain_exists = true;       // MX, A or AAAA must exist: 550 5.1.8; a DNS failure: 450 4.1.8
+  bool reject_private_mx = false;  // MX hosts (or the domain's own addresses) not globally routed
+  std::filesystem::path allow_list;  // "": off; else only these addresses and "@domain"s
+  std::vector<std::string> rhsbl;    // domain blocklists: <sender domain>.<list> has an A record
+  bool exempt_trusted = false;       // clients in trusted_networks skip the checks
+};
+
 struct ServerOptions {
   std::string hostname;  // announced in the greeting, EHLO and Received; default: gethostname()
   std::vector<ListenerOptions> listeners = {ListenerOptions{}};
@@ -55,6 +65,7 @@ struct ServerOptions {
                                              *IpNetwork::Parse("::1")};
   LimitsOptions limits;
   AuthOptions auth;
+  SenderCheckOptions sender_checks;
 };
 
 struct ClientTimeouts {

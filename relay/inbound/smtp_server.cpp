@@ -17,6 +17,7 @@
 
 #include "relay/connection.hpp"
 #include "relay/inbound/accounts.hpp"
+#include "relay/inbound/sender_checks.hpp"
 #include "relay/smtp/server_session.hpp"
 
 namespace danerelay::relay {
@@ -74,9 +75,19 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
   };
   std::unordered_map<std::string, Failures> auth_failures;
   asio::thread_pool verifier{1};
+  dns::Resolver& resolver;
+  std::shared_ptr<const SenderChecks> sender_checks;  // replaced whole on reload
 
-  Impl(asio::io_context& i, ServerOptions o, queue::Committer& c, queue::QueueIdGenerator& g)
-      : io(i), options(std::move(o)), committer(c), ids(g) {}
+  Impl(asio::io_context& i, ServerOptions o, queue::Committer& c, queue::QueueIdGenerator& g,
+       dns::Resolver& r)
+      : io(i), options(std::move(o)), committer(c), ids(g), resolver(r) {}
+
+  tl::expected<void, std::string> LoadSenderChecks(const SenderCheckOptions& o) {
+    auto checks = SenderChecks::Make(resolver, o);
+    if (!checks) return tl::unexpected(checks.error());
+    sender_checks = std::make_shared<const SenderChecks>(std::move(*checks));
+    return {};
+  }
   ~Impl() { verifier.join(); }
 
   // [auth]: loads the users file when one is configured.
@@ -231,6 +242,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     params.may_send_as = [map = senders](std::string_view user, std::string_view sender) {
       return MaySendAs(*map, user, sender);
     };
+    params.check_sender = sender_checks->enabled() && !(trusted && sender_checks->exempt_trusted());
     params.trusted = trusted;
     params.client_address = client_ip;
     params.next_queue_id = [this] { return ids.Next(queue::Clock::now()); };
@@ -290,6 +302,13 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
         co_await Authenticate(session, client, client_ip);
         continue;
       }
+      if (action == ServerSession::Action::kCheckSender) {
+        const auto checks = sender_checks;  // a reload may replace them while we wait
+        const std::string sender = session.SenderToCheck();
+        const std::optional<Refusal> refusal = co_await checks->Check(sender);
+        session.SenderChecked(refusal);
+        continue;
+      }
       if (action == ServerSession::Action::kStartTls) {
         const std::error_code hs_ec =
             co_await conn.StartTls(*listener.tls, asio::ssl::stream_base::server,
@@ -328,8 +347,8 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
 };
 
 SmtpServer::SmtpServer(asio::io_context& io, ServerOptions options, queue::Committer& committer,
-                       queue::QueueIdGenerator& ids)
-    : impl_(std::make_shared<Impl>(io, std::move(options), committer, ids)) {}
+                       queue::QueueIdGenerator& ids, dns::Resolver& resolver)
+    : impl_(std::make_shared<Impl>(io, std::move(options), committer, ids, resolver)) {}
 
 SmtpServer::~SmtpServer() { Stop(); }
 
@@ -340,6 +359,9 @@ void SmtpServer::OnQueued(std::function<void()> callback) {
 tl::expected<void, std::string> SmtpServer::Start() {
   if (auto auth = impl_->LoadAuth(impl_->options.auth); !auth) {
     return tl::unexpected("[auth] users_file " + auth.error());
+  }
+  if (auto checks = impl_->LoadSenderChecks(impl_->options.sender_checks); !checks) {
+    return tl::unexpected("[sender_checks] allow_list " + checks.error());
   }
   for (const auto& lo : impl_->options.listeners) {
     auto& l = impl_->listeners.emplace_back();
@@ -387,6 +409,9 @@ void SmtpServer::Reload(const ServerOptions& options) {
   }
   if (auto auth = impl_->LoadAuth(options.auth); !auth) {
     spdlog::warn("warning: reload: keeping the old AUTH accounts: {}", auth.error());
+  }
+  if (auto checks = impl_->LoadSenderChecks(options.sender_checks); !checks) {
+    spdlog::warn("warning: reload: keeping the old sender checks: {}", checks.error());
   }
   const auto listeners = current.listeners;
   current = options;

@@ -15,14 +15,17 @@
 namespace asio {
 class io_context;
 }
+namespace danerelay::dns {
+class Resolver;
+}
 
 namespace danerelay::relay {
 
 class SmtpServer {
  public:
-  // `committer` and `ids` must outlive the server.
+  // `committer`, `ids` and `resolver` (the sender checks' DNS) must outlive the server.
   SmtpServer(asio::io_context& io, ServerOptions options, queue::Committer& committer,
-             queue::QueueIdGenerator& ids);
+             queue::QueueIdGenerator& ids, dns::Resolver& resolver);
   ~SmtpServer();
 
   // Called on the io thread after each message is committed (the delivery agent wakes up).

@@ -104,8 +104,9 @@ ServerSession::Action ServerSession::Next() {
       action = Action::kClose;
       break;
     }
-    if (state_ == State::kWaitEnqueue || state_ == State::kWaitAuth) {
-      throw std::logic_error("ServerSession::Next called before EnqueueDone/AuthDone");
+    if (state_ == State::kWaitEnqueue || state_ == State::kWaitAuth ||
+        state_ == State::kWaitSender) {
+      throw std::logic_error("ServerSession::Next called while waiting for the I/O layer");
     }
     const size_t lf = in_.find('\n', pos);
     if (lf == std::string::npos) {
@@ -128,9 +129,10 @@ ServerSession::Action ServerSession::Next() {
     if (state_ == State::kData) {
       if (!HandleDataLine(line, CleanCrlf(line))) action = FinishData();
     } else if (!(state_ == State::kAuth ? HandleAuthLine(line) : HandleCommandLine(line))) {
-      action = state_ == State::kClosed     ? Action::kClose
-               : state_ == State::kWaitAuth ? Action::kAuthenticate
-                                            : Action::kStartTls;
+      action = state_ == State::kClosed       ? Action::kClose
+               : state_ == State::kWaitAuth   ? Action::kAuthenticate
+               : state_ == State::kWaitSender ? Action::kCheckSender
+                                              : Action::kStartTls;
     }
   }
   if (action == Action::kStartTls || action == Action::kClose) {
@@ -320,6 +322,10 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
       message_.dsn_envid = std::move(args->envid);
       body_8bitmime_ = args->body_8bitmime;
       smtputf8_ = args->smtputf8;
+      if (p_.check_sender && !message_.sender.empty()) {
+        state_ = State::kWaitSender;  // the null sender is exempt (bounces must get through)
+        return false;
+      }
       state_ = State::kMail;
       Reply(250, "2.1.0", "Ok");
       break;
@@ -491,6 +497,17 @@ bool ServerSession::AuthStep(SaslExchange::Status status) {
   }
   sasl_ = SaslExchange{};
   return state_ != State::kClosed;
+}
+
+void ServerSession::SenderChecked(const std::optional<Refusal>& refusal) {
+  if (refusal) {
+    state_ = State::kReady;
+    Reply(refusal->code, refusal->enhanced, refusal->text);
+    ResetTransaction();
+  } else {
+    state_ = State::kMail;
+    Reply(250, "2.1.0", "Ok");
+  }
 }
 
 void ServerSession::AuthDone(bool ok) {

@@ -40,11 +40,19 @@ struct SessionParams {
   // Whether the authenticated `user` may use `sender` in MAIL FROM ([auth] senders; as
   // Postfix's reject_sender_login_mismatch). Empty: any sender.
   std::function<bool(std::string_view user, std::string_view sender)> may_send_as;
+  bool check_sender = false;  // MAIL FROM waits for the sender checks (kCheckSender)
+};
+
+// A reply that refuses something, decided outside the session (the sender checks).
+struct Refusal {
+  int code = 550;
+  std::string enhanced;
+  std::string text;
 };
 
 class ServerSession {
  public:
-  enum class Action { kRead, kEnqueue, kStartTls, kAuthenticate, kClose };
+  enum class Action { kRead, kEnqueue, kStartTls, kAuthenticate, kCheckSender, kClose };
 
   explicit ServerSession(SessionParams params);
   ~ServerSession();
@@ -70,6 +78,9 @@ class ServerSession {
   const std::string& AuthUser() const { return auth_user_; }
   std::string TakePassword() { return std::exchange(auth_password_, {}); }
   void AuthDone(bool ok);
+  // After kCheckSender: the sender of the MAIL command (never <>), then the checks' verdict.
+  const std::string& SenderToCheck() const { return message_.sender; }
+  void SenderChecked(const std::optional<Refusal>& refusal);
   const std::string& authenticated() const { return authenticated_; }
 
   // How long the I/O layer waits for the next bytes.
@@ -83,7 +94,17 @@ class ServerSession {
   std::string_view LastCommand() const { return current_verb_; }
 
  private:
-  enum class State { kGreeting, kReady, kMail, kData, kWaitEnqueue, kAuth, kWaitAuth, kClosed };
+  enum class State {
+    kGreeting,
+    kReady,
+    kMail,
+    kData,
+    kWaitEnqueue,
+    kAuth,
+    kWaitAuth,
+    kWaitSender,
+    kClosed
+  };
 
   void Reply(int code, std::string_view enhanced, std::string_view text);
   void Error(int code, std::string_view enhanced, std::string_view text);

@@ -12,6 +12,7 @@ using ::testing::StartsWith;
 struct Transcript {
   std::string output;
   std::vector<std::pair<std::string, std::string>> logins;  // user, password as verified
+  std::vector<std::string> checked;                         // senders given to the checks
   std::vector<queue::NewMessage> messages;
   int tls_starts = 0;
   bool closed = false;
@@ -43,6 +44,16 @@ class SessionTest : public ::testing::Test {
       if (action == ServerSession::Action::kEnqueue) {
         run.messages.push_back(s.TakeMessage());
         s.EnqueueDone(store_ok);
+        continue;
+      }
+      if (action == ServerSession::Action::kCheckSender) {
+        // The one refused sender domain: refused.example.
+        run.checked.push_back(s.SenderToCheck());
+        std::optional<Refusal> refusal;
+        if (run.checked.back().ends_with("@refused.example")) {
+          refusal = Refusal{550, "5.1.8", "<" + run.checked.back() + ">: Domain not found"};
+        }
+        s.SenderChecked(refusal);
         continue;
       }
       if (action == ServerSession::Action::kAuthenticate) {
@@ -434,6 +445,22 @@ TEST_F(AuthTest, NotOfferedOnThisListener) {
   EXPECT_EQ(run.output.find("AUTH PLAIN LOGIN"), std::string::npos);
   EXPECT_THAT(run.output, HasSubstr("503 5.5.1 Error: authentication not enabled"));
   EXPECT_TRUE(run.logins.empty());
+}
+
+// MAIL waits for the sender checks (not for <>); a refusal ends the transaction, and
+// pipelined commands after it are answered in order.
+TEST_F(SessionTest, SenderChecksDecideMailFrom) {
+  SessionParams p = Params();
+  p.check_sender = true;
+  Transcript run = Talk({"EHLO c.example\r\nMAIL FROM:<a@refused.example>\r\n"
+                         "RCPT TO:<b@example.net>\r\nMAIL FROM:<a@fine.example>\r\n"
+                         "RCPT TO:<b@example.net>\r\nRSET\r\nMAIL FROM:<>\r\n"},
+                        p);
+  EXPECT_THAT(run.output, HasSubstr("550 5.1.8 <a@refused.example>: Domain not found\r\n"
+                                    "503 5.5.1 Error: need MAIL command\r\n"
+                                    "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok\r\n"
+                                    "250 2.1.0 Ok\r\n"));
+  EXPECT_EQ(run.checked, (std::vector<std::string>{"a@refused.example", "a@fine.example"}));
 }
 
 }  // namespace

@@ -1,0 +1,127 @@
+#include "relay/inbound/sender_checks.hpp"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "dns/resolver.hpp"
+#include "queue/message.hpp"
+#include "relay/network.hpp"
+
+namespace danerelay::relay {
+namespace {
+
+Refusal Reject(int code, std::string enhanced, const std::string& sender, std::string why) {
+  return Refusal{code, std::move(enhanced),
+                 fmt::format("<{}>: Sender address rejected: {}", sender, why)};
+}
+
+}  // namespace
+
+tl::expected<SenderChecks, std::string> SenderChecks::Make(dns::Resolver& resolver,
+                                                           SenderCheckOptions options) {
+  SenderChecks checks(resolver, std::move(options));
+  const auto& file = checks.options_.allow_list;
+  if (file.empty()) return checks;
+  std::ifstream in(file);
+  if (!in) {
+    return tl::unexpected(fmt::format("{}: cannot read: {}", file.string(), std::strerror(errno)));
+  }
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line.front() == '#') continue;
+    if (line.find('@') == std::string::npos || line.find(' ') != std::string::npos) {
+      return tl::unexpected(fmt::format("{}:{}: expected an address or \"@domain\", got '{}'",
+                                        file.string(), n, line));
+    }
+    checks.allowed_.insert(LowerAscii(line));
+  }
+  return checks;
+}
+
+bool SenderChecks::enabled() const {
+  return options_.domain_exists || options_.reject_private_mx || !options_.allow_list.empty() ||
+         !options_.rhsbl.empty();
+}
+
+asio::awaitable<std::optional<Refusal>> SenderChecks::Check(const std::string& sender) const {
+  const std::string domain = queue::RecipientDomain(sender);
+  if (!options_.allow_list.empty()) {
+    const std::string lower = LowerAscii(sender);
+    if (!allowed_.contains(lower) && !allowed_.contains("@" + domain)) {
+      co_return Reject(553, "5.7.1", sender, "not on the list of permitted senders");
+    }
+  }
+  if (options_.domain_exists || options_.reject_private_mx) {
+    if (auto refusal = co_await CheckDomain(sender, domain)) co_return refusal;
+  }
+  for (const auto& list : options_.rhsbl) {
+    const std::string name = domain + "." + list;
+    const dns::AddressAnswer listed = co_await resolver_->LookupAddresses(name, false);
+    // RFC 5782 §2.1: an A record means "listed"; a failed lookup lists nobody.
+    if (listed.rcode == dns::Rcode::kNoError && !listed.addresses.empty()) {
+      co_return Reject(554, "5.7.1", sender,
+                       fmt::format("domain {} is listed on {}", domain, list));
+    }
+  }
+  co_return std::nullopt;
+}
+
+asio::awaitable<std::optional<Refusal>> SenderChecks::CheckDomain(const std::string& sender,
+                                                                  const std::string& domain) const {
+  const auto temporary = [&](const std::string& why) {
+    return Reject(450, "4.1.8", sender, "Domain lookup failed: " + why);
+  };
+  const auto not_found = Reject(550, "5.1.8", sender, "Domain not found");
+  const dns::MxAnswer mx = co_await resolver_->LookupMx(domain);
+  if (mx.rcode == dns::Rcode::kFailed) {
+    if (options_.domain_exists) co_return temporary(mx.why);
+    co_return std::nullopt;  // the private-MX check cannot judge; it does not reject on a guess
+  }
+  if (mx.rcode == dns::Rcode::kNxDomain) {
+    if (options_.domain_exists) co_return not_found;
+    co_return std::nullopt;
+  }
+  // The hosts mail would come back to: the MX hosts, or the domain itself (implicit MX).
+  std::vector<std::string> hosts;
+  for (const auto& r : mx.records) {
+    if (r.host.empty()) {
+      // RFC 7505 §4.2: a domain with a null MX sends no mail that could be answered.
+      co_return Reject(550, "5.7.27", sender,
+                       "Domain " + domain + " does not accept mail (null MX)");
+    }
+    hosts.push_back(r.host);
+  }
+  const bool implicit = hosts.empty();
+  if (implicit) hosts.push_back(domain);
+  bool any_address = !implicit;
+  for (const auto& host : hosts) {
+    if (options_.reject_private_mx && LowerAscii(host) == "localhost") {
+      co_return Reject(550, "5.7.1", sender, fmt::format("mail exchanger {} is localhost", host));
+    }
+    for (const bool ipv6 : {false, true}) {
+      if (!options_.reject_private_mx && !implicit) break;  // nothing to learn here
+      const dns::AddressAnswer a = co_await resolver_->LookupAddresses(host, ipv6);
+      if (a.rcode == dns::Rcode::kFailed) {
+        if (implicit && options_.domain_exists) co_return temporary(a.why);
+        continue;
+      }
+      any_address = any_address || !a.addresses.empty();
+      if (!options_.reject_private_mx) continue;
+      for (const auto& ip : a.addresses) {
+        if (const auto special = SpecialPurpose(ip)) {
+          co_return Reject(550, "5.7.1", sender,
+                           fmt::format("{} {} has address {} ({}), which is not globally routed",
+                                       implicit ? "domain" : "mail exchanger", host, ip, *special));
+        }
+      }
+    }
+  }
+  if (options_.domain_exists && !any_address) co_return not_found;
+  co_return std::nullopt;
+}
+
+}  // namespace danerelay::relay
