@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "relay/connection.hpp"
+#include "relay/reply_reader.hpp"
 #include "relay/smtp/smtp_reply.hpp"
 
 namespace danerelay::relay {
@@ -42,25 +43,6 @@ queue::RecipientState StateOf(const Reply& r) {
 }
 
 // Reads whole replies from a connection.
-class ReplyReader {
- public:
-  explicit ReplyReader(Connection& conn) : conn_(conn) {}
-  asio::awaitable<tl::expected<Reply, std::string>> Read(std::chrono::seconds timeout) {
-    for (;;) {
-      if (auto r = parser_.Next()) co_return std::move(*r);
-      auto [ec, n] = co_await conn_.ReadSome(buf_, sizeof buf_, timeout);
-      if (ec) co_return tl::unexpected(ec == asio::error::eof ? "lost connection" : ec.message());
-      parser_.Feed(std::string_view(buf_, n));
-    }
-  }
-  // RFC 3207 §4.2 the other way round: nothing the server sent before TLS counts after it.
-  void Reset() { parser_ = ReplyParser(); }
-
- private:
-  Connection& conn_;
-  ReplyParser parser_;
-  char buf_[8192];
-};
 
 }  // namespace
 
