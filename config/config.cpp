@@ -351,7 +351,12 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   if (const auto* t = SubTable(root, "sender_checks", file, error)) {
     auto& sc = config.server.sender_checks;
     Reader r(*t, "sender_checks.", file, error);
-    r.OnlyKeys({"domain_exists", "reject_private_mx", "allow_list", "rhsbl", "exempt_trusted"});
+    r.OnlyKeys({"domain_exists", "reject_private_mx", "allow_list", "rhsbl", "exempt_trusted",
+                "verify_domains", "verify_port"});
+    r.Strings("verify_domains", sc.verify_domains, [](const std::string& d) -> std::string {
+      return ValidHostname(d) ? "" : "'" + d + "' is not a domain";
+    });
+    r.Unsigned("verify_port", sc.verify_port, 1, 65535);
     r.Bool("domain_exists", sc.domain_exists);
     r.Bool("reject_private_mx", sc.reject_private_mx);
     r.Path("allow_list", sc.allow_list, base_dir);

@@ -41,6 +41,8 @@ TEST(ConfigTest, ExampleFileLoadsAndEqualsTheDefaults) {
   EXPECT_EQ(c->server.sender_checks.allow_list, d.server.sender_checks.allow_list);
   EXPECT_EQ(c->server.sender_checks.rhsbl, d.server.sender_checks.rhsbl);
   EXPECT_EQ(c->server.sender_checks.exempt_trusted, d.server.sender_checks.exempt_trusted);
+  EXPECT_EQ(c->server.sender_checks.verify_domains, d.server.sender_checks.verify_domains);
+  EXPECT_EQ(c->server.sender_checks.verify_port, d.server.sender_checks.verify_port);
   ASSERT_EQ(c->server.listeners.size(), d.server.listeners.size());
   EXPECT_EQ(c->server.listeners[0].implicit_tls, d.server.listeners[0].implicit_tls);
   EXPECT_EQ(c->server.listeners[0].require_tls, d.server.listeners[0].require_tls);
@@ -268,8 +270,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.toml:2: auth.user_file: unknown key"},
         BadCase{"bad rhsbl", "[sender_checks]\nrhsbl = [\"not a domain\"]\n",
                 "bad.toml:2: sender_checks.rhsbl: 'not a domain' is not a domain"},
-        BadCase{"verification not offered", "[sender_checks]\nverify_domains = []\n",
-                "bad.toml:2: sender_checks.verify_domains: unknown key"},
+        BadCase{"bad verify domain", "[sender_checks]\nverify_domains = [\"a b\"]\n",
+                "bad.toml:2: sender_checks.verify_domains: 'a b' is not a domain"},
         BadCase{"bool wanted", "[[listener]]\nstarttls = \"yes\"\n",
                 "bad.toml:2: listener[0].starttls: expected true or false, got a string"}),
     [](const auto& param_info) {

@@ -2,12 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 
 #include "dns/resolver.hpp"
 #include "queue/message.hpp"
+#include "relay/inbound/sender_probe.hpp"
 #include "relay/network.hpp"
 
 namespace danerelay::relay {
@@ -21,8 +23,10 @@ Refusal Reject(int code, std::string enhanced, const std::string& sender, std::s
 }  // namespace
 
 tl::expected<SenderChecks, std::string> SenderChecks::Make(dns::Resolver& resolver,
-                                                           SenderCheckOptions options) {
-  SenderChecks checks(resolver, std::move(options));
+                                                           SenderCheckOptions options,
+                                                           std::string hostname) {
+  for (auto& d : options.verify_domains) d = LowerAscii(d);
+  SenderChecks checks(resolver, std::move(options), std::move(hostname));
   const auto& file = checks.options_.allow_list;
   if (file.empty()) return checks;
   std::ifstream in(file);
@@ -44,7 +48,7 @@ tl::expected<SenderChecks, std::string> SenderChecks::Make(dns::Resolver& resolv
 
 bool SenderChecks::enabled() const {
   return options_.domain_exists || options_.reject_private_mx || !options_.allow_list.empty() ||
-         !options_.rhsbl.empty();
+         !options_.rhsbl.empty() || !options_.verify_domains.empty();
 }
 
 asio::awaitable<std::optional<Refusal>> SenderChecks::Check(const std::string& sender) const {
@@ -55,7 +59,9 @@ asio::awaitable<std::optional<Refusal>> SenderChecks::Check(const std::string& s
       co_return Reject(553, "5.7.1", sender, "not on the list of permitted senders");
     }
   }
-  if (options_.domain_exists || options_.reject_private_mx) {
+  const bool verify = std::find(options_.verify_domains.begin(), options_.verify_domains.end(),
+                                domain) != options_.verify_domains.end();
+  if (options_.domain_exists || options_.reject_private_mx || verify) {
     if (auto refusal = co_await CheckDomain(sender, domain)) co_return refusal;
   }
   for (const auto& list : options_.rhsbl) {
@@ -76,9 +82,11 @@ asio::awaitable<std::optional<Refusal>> SenderChecks::CheckDomain(const std::str
     return Reject(450, "4.1.8", sender, "Domain lookup failed: " + why);
   };
   const auto not_found = Reject(550, "5.1.8", sender, "Domain not found");
+  const bool verify = std::find(options_.verify_domains.begin(), options_.verify_domains.end(),
+                                domain) != options_.verify_domains.end();
   const dns::MxAnswer mx = co_await resolver_->LookupMx(domain);
   if (mx.rcode == dns::Rcode::kFailed) {
-    if (options_.domain_exists) co_return temporary(mx.why);
+    if (options_.domain_exists || verify) co_return temporary(mx.why);
     co_return std::nullopt;  // the private-MX check cannot judge; it does not reject on a guess
   }
   if (mx.rcode == dns::Rcode::kNxDomain) {
@@ -125,7 +133,43 @@ asio::awaitable<std::optional<Refusal>> SenderChecks::CheckDomain(const std::str
     }
   }
   if (options_.domain_exists && !any_address) co_return not_found;
+  if (verify) co_return co_await Verify(sender, hosts.front());
   co_return std::nullopt;
+}
+
+asio::awaitable<std::optional<Refusal>> SenderChecks::Verify(const std::string& sender,
+                                                             const std::string& host) const {
+  const std::string key = LowerAscii(sender);
+  const auto now = std::chrono::steady_clock::now();
+  if (auto it = verified_->find(key); it != verified_->end() && it->second.until > now) {
+    if (it->second.valid) co_return std::nullopt;
+    co_return Reject(550, "5.1.7", sender, "undeliverable address: " + it->second.reply);
+  }
+  std::string ip;
+  for (const bool ipv6 : {false, true}) {
+    const dns::AddressAnswer a = co_await resolver_->LookupAddresses(host, ipv6);
+    if (!a.addresses.empty()) {
+      ip = a.addresses.front();
+      break;
+    }
+  }
+  if (ip.empty()) {
+    co_return Reject(450, "4.1.7", sender, "unverified address: no address for " + host);
+  }
+  const ProbeResult r =
+      co_await ProbeSender(ip, options_.verify_port, hostname_, sender, std::chrono::seconds(30));
+  if (r.verdict == ProbeResult::kUnknown) {
+    co_return Reject(450, "4.1.7", sender, "unverified address: " + r.reply);  // not cached
+  }
+  if (verified_->size() > 100000) {
+    std::erase_if(*verified_, [&](const auto& e) { return e.second.until <= now; });
+  }
+  // Postfix's address_verify_positive_expire_time and ..._negative_expire_time.
+  const bool valid = r.verdict == ProbeResult::kValid;
+  (*verified_)[key] =
+      Verdict{valid, r.reply, now + (valid ? std::chrono::hours(24) : std::chrono::hours(3))};
+  if (valid) co_return std::nullopt;
+  co_return Reject(550, "5.1.7", sender, "undeliverable address: " + r.reply);
 }
 
 }  // namespace danerelay::relay

@@ -7,6 +7,9 @@
 // (blocklists, the private-MX check).
 #include <asio/awaitable.hpp>
 
+#include <chrono>
+#include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -25,8 +28,10 @@ namespace danerelay::relay {
 class SenderChecks {
  public:
   // Reads the allow-list file when one is set; the error names the file and line.
+  // `hostname` is what the verification probe says in EHLO.
   static tl::expected<SenderChecks, std::string> Make(dns::Resolver& resolver,
-                                                      SenderCheckOptions options);
+                                                      SenderCheckOptions options,
+                                                      std::string hostname);
   // Whether any check is on.
   bool enabled() const;
   bool exempt_trusted() const { return options_.exempt_trusted; }
@@ -34,13 +39,24 @@ class SenderChecks {
   asio::awaitable<std::optional<Refusal>> Check(const std::string& sender) const;
 
  private:
-  SenderChecks(dns::Resolver& resolver, SenderCheckOptions options)
-      : resolver_(&resolver), options_(std::move(options)) {}
+  SenderChecks(dns::Resolver& resolver, SenderCheckOptions options, std::string hostname)
+      : resolver_(&resolver), options_(std::move(options)), hostname_(std::move(hostname)) {}
   asio::awaitable<std::optional<Refusal>> CheckDomain(const std::string& sender,
                                                       const std::string& domain) const;
+  asio::awaitable<std::optional<Refusal>> Verify(const std::string& sender,
+                                                 const std::string& host) const;
   dns::Resolver* resolver_;
   SenderCheckOptions options_;
+  std::string hostname_;
   std::set<std::string> allowed_;  // lowercase addresses and "@domain"s
+  // Verification results by lowercase address, until when they hold.
+  struct Verdict {
+    bool valid = false;
+    std::string reply;
+    std::chrono::steady_clock::time_point until;
+  };
+  std::shared_ptr<std::map<std::string, Verdict>> verified_ =
+      std::make_shared<std::map<std::string, Verdict>>();
 };
 
 }  // namespace danerelay::relay

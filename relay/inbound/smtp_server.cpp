@@ -83,7 +83,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
       : io(i), options(std::move(o)), committer(c), ids(g), resolver(r) {}
 
   tl::expected<void, std::string> LoadSenderChecks(const SenderCheckOptions& o) {
-    auto checks = SenderChecks::Make(resolver, o);
+    auto checks = SenderChecks::Make(resolver, o, options.hostname);
     if (!checks) return tl::unexpected(checks.error());
     sender_checks = std::make_shared<const SenderChecks>(std::move(*checks));
     return {};

@@ -10,7 +10,10 @@ import tempfile
 import unittest
 
 from dnsworld import DnsWorld
-from harness import Relay
+from harness import Relay, free_port
+from mx import MxServer
+
+OWN_MX = "127.0.0.42"
 
 
 def mail_from(relay, sender):
@@ -23,7 +26,7 @@ class SenderChecksTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="danerelay-senders-")
-        cls.world, cls.relays = None, []
+        cls.world, cls.relays, cls.mx = None, [], None
         try:
             w = cls.world = DnsWorld(cls.tmp)
             # Public addresses appear only as DNS data: nothing here connects to them.
@@ -38,7 +41,11 @@ class SenderChecksTest(unittest.TestCase):
             w.zone("implicitprivate.example.").add("@ A 192.168.1.25")
             w.zone("spammer.example.").add("@ MX 10 mx").add("mx A 8.8.8.8")
             w.zone("rbl.example.").add("spammer.example A 127.0.0.2")
+            w.zone("own.example.").add("@ MX 10 mx").add(f"mx A {OWN_MX}")
             w.start()
+            # The operator's own domain's MX: refuses local parts starting with "reject".
+            cls.mx_port = free_port(OWN_MX)
+            cls.mx = MxServer(OWN_MX, cls.mx_port).start()
             cls.strict = cls.relay("domain_exists = true\nreject_private_mx = true\n"
                                    'rhsbl = ["rbl.example"]')
             cls.lenient = cls.relay("domain_exists = true\nreject_private_mx = false")
@@ -47,6 +54,7 @@ class SenderChecksTest(unittest.TestCase):
                 f.write("# who may send\nAlice@good.example\n@aonly.example\n")
             cls.allow = cls.relay(f'allow_list = "{allow}"\ndomain_exists = true')
             cls.exempt = cls.relay("domain_exists = true\nexempt_trusted = true")
+            cls.verify = cls.relay(f'verify_domains = ["own.example"]\nverify_port = {cls.mx_port}')
         except BaseException:
             cls.tearDownClass()
             raise
@@ -65,6 +73,8 @@ class SenderChecksTest(unittest.TestCase):
         finally:
             for r in cls.relays:
                 r.cleanup()
+            if cls.mx:
+                cls.mx.stop()
             if cls.world:
                 cls.world.stop()
             shutil.rmtree(cls.tmp, ignore_errors=True)
@@ -117,6 +127,21 @@ class SenderChecksTest(unittest.TestCase):
     def test_trusted_clients_can_be_exempt(self):
         self.assertEqual(mail_from(self.exempt, "x@nosuch.example")[0], 250)
         self.assertEqual(mail_from(self.strict, "x@nosuch.example")[0], 550)
+
+    def test_own_domain_senders_verified_by_a_probe_and_cached(self):
+        self.assertEqual(mail_from(self.verify, "alice@own.example")[0], 250)
+        self.assertReply(mail_from(self.verify, "reject-me@own.example"), 550,
+                         "5.1.7 <reject-me@own.example>: Sender address rejected: undeliverable "
+                         "address: 550 5.1.1")
+        self.assertEqual(mail_from(self.verify, "alice@good.example")[0], 250)  # not own: no probe
+        self.assertEqual(self.mx.recorder.messages, [])  # a probe sends no mail
+        # With the MX gone, cached answers still hold; a new address cannot be verified: 450.
+        self.mx.stop()
+        type(self).mx = None
+        self.assertEqual(mail_from(self.verify, "Alice@own.example")[0], 250)
+        self.assertEqual(mail_from(self.verify, "reject-me@own.example")[0], 550)
+        self.assertReply(mail_from(self.verify, "bob@own.example"), 450,
+                         "4.1.7 <bob@own.example>: Sender address rejected: unverified address")
 
 
 if __name__ == "__main__":
