@@ -25,7 +25,6 @@ import re
 import shutil
 import signal
 import smtplib
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,72 +32,12 @@ import tempfile
 import threading
 import time
 
+from bench_util import children, free_port, proc_stat, rss_kib, wait_port, wait_until
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DANERELAYD = os.path.join(ROOT, "build/relay/danerelayd")
 DANERELAY = os.path.join(ROOT, "build/tools/danerelay")
-TICK = os.sysconf("SC_CLK_TCK")
 RCPT = "rcpt@example.net"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port}")
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return time.monotonic()
-        time.sleep(0.05)
-    raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
-
-
-def proc_stat(pid):
-    """(utime + stime, cutime + cstime) in seconds, or None when the process is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / TICK, (int(fields[13]) + int(fields[14])) / TICK
-
-
-def children(pid):
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(entry))
-        except (OSError, IndexError, ValueError):
-            pass
-    return out
-
-
-def rss_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 class Sampler:
@@ -379,7 +318,7 @@ def latency(relay, clients, messages, size):
     return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
 
 
-def row(label, pf, dr, unit, fmt="{:.0f}", higher_is_better=True):
+def row(label, pf, dr, unit, fmt="{:.0f}"):
     ratio = dr / pf if pf else float("inf")
     print(f"{label:<34} {fmt.format(pf):>10} {fmt.format(dr):>12} {ratio:>7.2f}x  {unit}",
           flush=True)

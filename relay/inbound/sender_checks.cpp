@@ -62,7 +62,7 @@ asio::awaitable<std::optional<Refusal>> SenderChecks::Check(const std::string& s
   const bool verify = std::find(options_.verify_domains.begin(), options_.verify_domains.end(),
                                 domain) != options_.verify_domains.end();
   if (options_.domain_exists || options_.reject_private_mx || verify) {
-    if (auto refusal = co_await CheckDomain(sender, domain)) co_return refusal;
+    if (auto refusal = co_await CheckDomain(sender, domain, verify)) co_return refusal;
   }
   for (const auto& list : options_.rhsbl) {
     const std::string name = domain + "." + list;
@@ -77,13 +77,12 @@ asio::awaitable<std::optional<Refusal>> SenderChecks::Check(const std::string& s
 }
 
 asio::awaitable<std::optional<Refusal>> SenderChecks::CheckDomain(const std::string& sender,
-                                                                  const std::string& domain) const {
+                                                                  const std::string& domain,
+                                                                  bool verify) const {
   const auto temporary = [&](const std::string& why) {
     return Reject(450, "4.1.8", sender, "Domain lookup failed: " + why);
   };
   const auto not_found = Reject(550, "5.1.8", sender, "Domain not found");
-  const bool verify = std::find(options_.verify_domains.begin(), options_.verify_domains.end(),
-                                domain) != options_.verify_domains.end();
   const dns::MxAnswer mx = co_await resolver_->LookupMx(domain);
   if (mx.rcode == dns::Rcode::kFailed) {
     if (options_.domain_exists || verify) co_return temporary(mx.why);

@@ -41,8 +41,10 @@ class SenderChecks {
  private:
   SenderChecks(dns::Resolver& resolver, SenderCheckOptions options, std::string hostname)
       : resolver_(&resolver), options_(std::move(options)), hostname_(std::move(hostname)) {}
+  // Existence, private MX, and (`verify`: an own domain) the verification probe, from one MX
+  // lookup.
   asio::awaitable<std::optional<Refusal>> CheckDomain(const std::string& sender,
-                                                      const std::string& domain) const;
+                                                      const std::string& domain, bool verify) const;
   asio::awaitable<std::optional<Refusal>> Verify(const std::string& sender,
                                                  const std::string& host) const;
   dns::Resolver* resolver_;

@@ -81,7 +81,6 @@ class ServerSession {
   // After kCheckSender: the sender of the MAIL command (never <>), then the checks' verdict.
   const std::string& SenderToCheck() const { return message_.sender; }
   void SenderChecked(const std::optional<Refusal>& refusal);
-  const std::string& authenticated() const { return authenticated_; }
 
   // How long the I/O layer waits for the next bytes.
   std::chrono::seconds ReadTimeout() const;
