@@ -35,6 +35,16 @@ std::string FormatRfc5322Date(TimePoint t) {
                      kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
+std::string Printable(std::string_view text, std::size_t max_size) {
+  std::string out;
+  const bool cut = text.size() > max_size;
+  if (cut) text = text.substr(0, max_size > 3 ? max_size - 3 : 0);
+  out.reserve(text.size() + 3);
+  for (char c : text) out += (c >= 32 && c <= 126) ? c : '?';
+  if (cut) out += "...";
+  return out;
+}
+
 std::string RecipientDomain(std::string_view address) {
   const auto at = address.rfind('@');
   std::string domain(at == std::string_view::npos ? "" : address.substr(at + 1));

@@ -26,6 +26,11 @@ std::string NotifyToString(unsigned notify);  // "SUCCESS,FAILURE", "NEVER", "" 
 // RFC 5322 §3.3 date-time in UTC: "Sun, 22 Nov 2026 08:48:21 +0000".
 std::string FormatRfc5322Date(TimePoint time);
 
+// `text` made safe for a header field, a notice or a log line: every byte outside printable
+// ASCII (CR, LF, NUL, 8-bit) becomes '?', and text over `max_size` bytes is cut with "...".
+// For strings from outside: a HELO name, a remote server's reply.
+std::string Printable(std::string_view text, std::size_t max_size);
+
 // The domain of an address (after its last "@"), ASCII-lowercased: what the queue groups,
 // selects and schedules recipients by. "" when there is no "@".
 std::string RecipientDomain(std::string_view address);

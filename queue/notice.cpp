@@ -8,11 +8,21 @@
 namespace danerelay::queue {
 namespace {
 
-// The header section of a message (through the blank line).
-std::string Headers(const std::string& content) {
-  const auto end = content.find("\r\n\r\n");
-  return end == std::string::npos ? content : content.substr(0, end + 2);
+// The header section of a message (through the blank line), at most `limit` bytes cut at a
+// line end: a message without a blank line is all header, and may be large.
+std::string Headers(const std::string& content, std::size_t limit) {
+  auto end = content.find("\r\n\r\n");
+  end = end == std::string::npos ? content.size() : end + 2;
+  if (end > limit) {
+    const auto line_end = content.rfind("\r\n", limit >= 2 ? limit - 2 : 0);
+    end = line_end == std::string::npos ? 0 : line_end + 2;
+  }
+  return content.substr(0, end);
 }
+
+// Strings from outside (a remote reply, a host name) as they may appear in a notice: one line
+// of printable ASCII, short enough for RFC 5322's 998-character limit.
+std::string Field(const std::string& text) { return Printable(text, 900); }
 
 bool Is8Bit(const std::string& s) {
   for (char c : s) {
@@ -33,7 +43,7 @@ std::string DiagnosticCode(const std::string& reply) {
   const bool smtp = reply.size() >= 4 && std::isdigit(static_cast<unsigned char>(reply[0])) &&
                     std::isdigit(static_cast<unsigned char>(reply[1])) &&
                     std::isdigit(static_cast<unsigned char>(reply[2])) && reply[3] == ' ';
-  return (smtp ? "smtp; " : "X-danerelay; ") + reply;
+  return (smtp ? "smtp; " : "X-danerelay; ") + Field(reply);
 }
 
 }  // namespace
@@ -124,8 +134,9 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
         "<{}>: {}\r\n", r.address,
         relayed ? std::string("delivered") : ExplainStatus(r.last_status, r.last_reply));
     if (!r.last_reply.empty()) {
-      m += fmt::format("    ({}{})\r\n",
-                       r.last_remote.empty() ? "" : r.last_remote + " said: ", r.last_reply);
+      m += fmt::format(
+          "    ({}{})\r\n",
+          r.last_remote.empty() ? "" : Field(r.last_remote) + " said: ", Field(r.last_reply));
     }
     m += "\r\n";
   }
@@ -138,18 +149,19 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
   m += fmt::format("Reporting-MTA: dns; {}\r\n", options.hostname);
   m += fmt::format("X-Danerelay-Queue-ID: {}\r\n", original.id);
   if (!original.dsn_envid.empty())
-    m += fmt::format("Original-Envelope-Id: {}\r\n", original.dsn_envid);
+    m += fmt::format("Original-Envelope-Id: {}\r\n", Field(original.dsn_envid));
   m += fmt::format("Arrival-Date: {}\r\n", FormatRfc5322Date(original.arrival));
   for (const auto& r : recipients) {
     m += "\r\n";
     m += fmt::format("Final-Recipient: rfc822; {}\r\n", r.address);
-    if (!r.orcpt.empty()) m += fmt::format("Original-Recipient: {}\r\n", AddressField(r.orcpt));
+    if (!r.orcpt.empty())
+      m += fmt::format("Original-Recipient: {}\r\n", Field(AddressField(r.orcpt)));
     m += fmt::format("Action: {}\r\n", action);
     m += fmt::format("Status: {}\r\n", !r.last_status.empty() ? r.last_status
                                        : failure              ? "5.0.0"
                                        : relayed              ? "2.0.0"
                                                               : "4.0.0");
-    if (!r.last_remote.empty()) m += fmt::format("Remote-MTA: dns; {}\r\n", r.last_remote);
+    if (!r.last_remote.empty()) m += fmt::format("Remote-MTA: dns; {}\r\n", Field(r.last_remote));
     if (!r.last_reply.empty())
       m += fmt::format("Diagnostic-Code: {}\r\n", DiagnosticCode(r.last_reply));
     if (r.last_attempt)
@@ -163,7 +175,7 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
   // A success report carries only the headers (as Postfix does).
   const bool whole =
       !relayed && original.dsn_ret != DsnRet::kHdrs && content.size() <= options.return_size_limit;
-  const std::string returned = whole ? content : Headers(content);
+  const std::string returned = whole ? content : Headers(content, options.return_size_limit);
   const bool eight_bit = Is8Bit(returned);
   m += fmt::format("\r\n--{}\r\nContent-Description: Undelivered {}\r\n", boundary,
                    whole ? "Message" : "Message Headers");

@@ -190,6 +190,44 @@ TEST(NoticeTest, HeadersOnlyWhenAskedOrLarge) {
   EXPECT_LT(large.content.size(), 5000u);
 }
 
+TEST(NoticeTest, LargeMessageWithoutABlankLineComesBackBounded) {
+  // Issue 9: a message without a blank line is all header; it used to come back whole.
+  MessageInfo m = OneRecipient("alice@example.org", kNotifyNone);
+  StoredRecipient r = m.recipients[0];
+  r.last_status = "5.1.1";
+  std::string all_header;
+  for (int i = 0; i < 4000; ++i) all_header += "X-Filler-" + std::to_string(i) + ": yyyyyyyy\r\n";
+  const NewMessage n = ComposeNotice(NoticeKind::kFailure, m, all_header, {r}, "B4", kT0,
+                                     std::nullopt, {"relay.test"});
+  EXPECT_THAT(n.content, ::testing::HasSubstr("Content-Type: text/rfc822-headers"));
+  EXPECT_LT(n.content.size(), 50000u + 5000u);
+  EXPECT_THAT(n.content, ::testing::HasSubstr("X-Filler-0: yyyyyyyy\r\n"));
+  // Cut at a line end: the part ends with a whole header line, then the closing boundary.
+  EXPECT_THAT(n.content, ::testing::ContainsRegex("yyyyyyyy\r\n\r\n--B4.failed/relay.test--\r\n$"));
+}
+
+TEST(NoticeTest, StringsFromOutsideCannotAddHeadersOrParts) {
+  // Issue 9: ENVID and ORCPT stored before they were checked at MAIL/RCPT, and a remote reply
+  // with an inner CR, must not put lines of their own into the delivery-status part.
+  MessageInfo m = OneRecipient("alice@example.org", kNotifyNone);
+  m.dsn_envid = "e\r\nX-Injected: 1\r\n--boundary\r\n.\r\n";
+  StoredRecipient r = m.recipients[0];
+  r.orcpt = "rfc822;b\r\nX-Orcpt-Injected: 1";
+  r.last_status = "5.1.1";
+  r.last_reply = "550 5.1.1 no\rX-Reply-Injected: 1\n\xff";
+  r.last_remote = "mx\r\nX-Remote-Injected: 1";
+  const NewMessage n = ComposeNotice(NoticeKind::kFailure, m, "Subject: x\r\n\r\ny\r\n", {r}, "B5",
+                                     kT0, std::nullopt, {"relay.test"});
+  for (const char* injected : {"\nX-Injected", "\nX-Orcpt-Injected", "\nX-Reply-Injected",
+                               "\nX-Remote-Injected", "\n.\r", "\n--boundary", "\r\r", "\xff"}) {
+    EXPECT_EQ(n.content.find(injected), std::string::npos) << injected;
+  }
+  EXPECT_THAT(n.content, ::testing::HasSubstr(
+                             "Diagnostic-Code: smtp; 550 5.1.1 no?X-Reply-Injected: 1?\?\r\n"));
+  EXPECT_THAT(n.content, ::testing::HasSubstr(
+                             "Original-Envelope-Id: e?\?X-Injected: 1?\?--boundary?\?.?\?\r\n"));
+}
+
 TEST(NoticeTest, DelayWarning) {
   MessageInfo m = OneRecipient("alice@example.org", kNotifyDelay);
   StoredRecipient r = m.recipients[0];

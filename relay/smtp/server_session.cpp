@@ -22,7 +22,7 @@ constexpr size_t kMaxTextLine = 1000;
 // (SMTP smuggling; RFC 5321 §2.3.8).
 bool CleanCrlf(std::string_view line) {
   if (line.size() < 2 || line[line.size() - 2] != '\r') return false;
-  return line.find('\r') == line.size() - 2;
+  return line.find('\r') == line.size() - 2 && line.find('\n') == line.size() - 1;
 }
 
 }  // namespace
@@ -108,18 +108,26 @@ ServerSession::Action ServerSession::Next() {
         state_ == State::kWaitSender) {
       throw std::logic_error("ServerSession::Next called while waiting for the I/O layer");
     }
-    const size_t lf = in_.find('\n', pos);
+    // Data lines end at every LF (a bare one marks the message as bad); commands end only at
+    // CRLF, so that "MAIL FROM:<a>\nRCPT TO:<b>\r\n" is one bad line with one reply, not two
+    // commands.
+    size_t lf = std::string::npos;
+    if (state_ == State::kData) {
+      lf = in_.find('\n', pos);
+    } else if (const size_t crlf = in_.find("\r\n", pos); crlf != std::string::npos) {
+      lf = crlf + 1;
+    }
     if (lf == std::string::npos) {
       // No complete line. Bound what we buffer: a line over the limit is dropped as it comes.
       const size_t partial = in_.size() - pos;
-      if (state_ == State::kData && partial > kMaxTextLine) {
+      if (state_ == State::kData && partial > kMaxTextLine + 1) {  // + 1: a stuffed dot
         data_too_long_line_ = true;
         data_partial_line_ = true;
         // Keep a trailing CR: with the LF still to come it ends the line as CRLF.
         pos = in_.back() == '\r' ? in_.size() - 1 : in_.size();
       } else if (state_ != State::kData && partial > kMaxCommandLine) {
         discarding_long_line_ = true;
-        pos = in_.size();
+        pos = in_.back() == '\r' ? in_.size() - 1 : in_.size();
       }
       action = Action::kRead;
       break;
@@ -156,8 +164,9 @@ bool ServerSession::HandleDataLine(std::string_view line, bool clean) {
   if (data_prev_line_crlf_ && line == ".\r\n") return false;
   data_prev_line_crlf_ = line.ends_with("\r\n");
   if (!clean) data_bad_newline_ = true;
-  if (line.size() > kMaxTextLine) data_too_long_line_ = true;
   if (line.front() == '.') line.remove_prefix(1);  // RFC 5321 §4.5.2 transparency
+  // The limit applies to the line as it is in the message, after the dot is removed.
+  if (line.size() > kMaxTextLine) data_too_long_line_ = true;
   if (data_too_big_ || data_bad_newline_ || data_too_long_line_ || data_no_room_) return true;
   if (data_.size() - data_header_ + line.size() > p_.limits.max_message_size) {
     data_too_big_ = true;
@@ -270,7 +279,8 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
         break;
       }
       ResetTransaction();
-      helo_ = std::string(cmd.argument);
+      // Kept for the Received header and the logs: printable, no longer than a host name.
+      helo_ = queue::Printable(cmd.argument, 255);
       esmtp_ = ehlo;
       state_ = State::kReady;
       if (!ehlo) {

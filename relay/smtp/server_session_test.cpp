@@ -6,6 +6,7 @@
 namespace danerelay::relay {
 namespace {
 
+using ::testing::EndsWith;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
@@ -211,9 +212,56 @@ TEST_F(SessionTest, BareLfInDataCannotSmuggleASecondMessage) {
 }
 
 TEST_F(SessionTest, BareLfInCommandIsRefused) {
-  Transcript run = Talk("EHLO x.example\nNOOP\r\n");
-  EXPECT_THAT(run.output, HasSubstr("500 5.5.2 Error: bare <CR> or <LF> received"));
-  EXPECT_THAT(run.output, HasSubstr("250 2.0.0 Ok\r\n"));
+  // Only CRLF ends a command line: one line, one reply (issue 9: it used to be two, 500 + 503,
+  // so a peer that splits at bare LF and one that does not would disagree about the commands).
+  Transcript run =
+      Talk("EHLO x.example\r\nMAIL FROM:<a@b.example>\nRCPT TO:<r@c.example>\r\nNOOP\r\n");
+  EXPECT_THAT(run.output, EndsWith("250 SMTPUTF8\r\n"
+                                   "500 5.5.2 Error: bare <CR> or <LF> received; lines must end "
+                                   "with <CR><LF>\r\n"
+                                   "250 2.0.0 Ok\r\n"));
+  Transcript cr = Talk("NOOP\rNOOP\r\nNOOP\r\n");
+  EXPECT_THAT(cr.output, EndsWith("220 relay.test ESMTP danerelay\r\n500 5.5.2 Error: bare <CR> "
+                                  "or <LF> received; lines must end with <CR><LF>\r\n"
+                                  "250 2.0.0 Ok\r\n"));
+  // Split at every byte, the same.
+  const std::string all = "NOOP\nNOOP\r\nNOOP\r\n";
+  for (size_t cut = 1; cut < all.size(); ++cut) {
+    Transcript split =
+        Talk({std::string_view(all).substr(0, cut), std::string_view(all).substr(cut)}, Params());
+    EXPECT_EQ(split.output, cr.output) << "cut at " << cut;
+  }
+}
+
+TEST_F(SessionTest, DotStuffedLineOf998CharactersIsLegal) {
+  // RFC 5321 §4.5.2: the stuffed dot is not part of the line; 998 characters after it are fine.
+  const std::string line(998, 'd');
+  Transcript run = Talk(
+      "EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<r@c.example>\r\n"
+      "DATA\r\n." +
+      line + "\r\n.\r\n");
+  ASSERT_EQ(run.messages.size(), 1u) << run.output;
+  EXPECT_THAT(run.messages[0].content, EndsWith("\r\n" + line + "\r\n"));
+  Transcript over = Talk(
+      "EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<r@c.example>\r\n"
+      "DATA\r\n.." +
+      line + "\r\n.\r\n");
+  EXPECT_TRUE(over.messages.empty());
+  EXPECT_THAT(over.output, HasSubstr("550 5.6.0"));
+}
+
+TEST_F(SessionTest, HeloIsPrintableInReceivedAndLogs) {
+  std::string helo = "evil\xff" + std::string(1530, 'h');
+  Transcript run = Talk("EHLO " + helo +
+                        "\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<r@c.example>\r\n"
+                        "DATA\r\nSubject: x\r\n\r\nbody\r\n.\r\n");
+  ASSERT_EQ(run.messages.size(), 1u) << run.output;
+  const std::string& content = run.messages[0].content;
+  const std::string received = content.substr(0, content.find("\r\n"));
+  EXPECT_THAT(received, StartsWith("Received: from evil?hhh"));
+  EXPECT_LT(received.size(), 300u);
+  EXPECT_EQ(received.find('\xff'), std::string::npos);
+  EXPECT_EQ(run.messages[0].client_helo.size(), 255u);
 }
 
 TEST_F(SessionTest, StartTlsDiscardsBytesBufferedBeforeTheHandshake) {

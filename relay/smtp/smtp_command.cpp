@@ -94,6 +94,11 @@ bool HasNonAscii(std::string_view s) {
   return false;
 }
 
+// The refusal RFC 6531 §3.4 asks for when an address under SMTPUTF8 is not valid UTF-8.
+SyntaxError BadUtf8(std::string_view what) {
+  return SyntaxError{553, "5.6.7", "Malformed UTF-8 in " + std::string(what) + " address"};
+}
+
 // Splits "<path> PARAM=VALUE ..." after the "FROM:" or "TO:" keyword. Postfix tolerates a space
 // after the colon; so do we. Returns the path without brackets (source route removed) and the
 // parameter words.
@@ -159,7 +164,7 @@ bool ValidMailbox(std::string_view box, bool utf8) {
   if (at == std::string_view::npos) return false;
   const std::string_view local = box.substr(0, at);
   const std::string_view domain = box.substr(at + 1);
-  if (local.size() > 64 && !utf8) return false;
+  if (local.empty() || (local.size() > 64 && !utf8)) return false;
   const bool local_ok =
       local.front() == '"' ? ValidQuotedString(local, utf8) : ValidDotString(local, utf8);
   return local_ok && ValidDomain(domain, utf8);
@@ -175,7 +180,59 @@ SyntaxError BadParam(std::string_view p, std::string_view why) {
   return SyntaxError{501, "5.5.4", "Bad parameter " + std::string(p) + ": " + std::string(why)};
 }
 
+// RFC 3461 §4: decoded ENVID and ORCPT values are printable US-ASCII; anything else (CR, LF,
+// NUL, 8-bit) would end up raw in a delivery status notification.
+std::optional<std::string> DecodePrintableXtext(std::string_view xtext) {
+  auto decoded = DecodeXtext(xtext);
+  if (!decoded) return std::nullopt;
+  for (char c : *decoded) {
+    if (c < 32 || c > 126) return std::nullopt;
+  }
+  return decoded;
+}
+
+// RFC 3461 §4.2: addr-type is an atom (e.g. "rfc822", "utf-8").
+bool ValidAddrType(std::string_view type) {
+  if (type.empty() || type.size() > 32) return false;
+  for (char c : type) {
+    if (!IsAtext(static_cast<unsigned char>(c), false)) return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+bool ValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    // RFC 3629 §4: lead byte, continuation count and the smallest code point it may encode.
+    size_t more = 0;
+    std::uint32_t cp = 0, min = 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+      more = 1, cp = c & 0x1F, min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      more = 2, cp = c & 0x0F, min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      more = 3, cp = c & 0x07, min = 0x10000;
+    } else {
+      return false;  // a continuation byte, C0/C1 (overlong) or F5..FF
+    }
+    if (more >= s.size() - i) return false;  // truncated sequence
+    for (size_t k = 1; k <= more; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += more + 1;
+  }
+  return true;
+}
 
 Command SplitCommand(std::string_view line) {
   static constexpr std::array<std::pair<std::string_view, Verb>, 13> kVerbs = {{
@@ -268,10 +325,11 @@ tl::expected<MailArgs, SyntaxError> ParseMail(std::string_view argument) {
       }
     } else if (IEquals(key, "ENVID")) {
       if (!value || !once(seen_envid)) return tl::unexpected(BadParam(p, "ENVID=xtext, once"));
-      auto decoded = DecodeXtext(*value);
-      // RFC 3461 §4.4: at most 100 characters.
+      auto decoded = DecodePrintableXtext(*value);
+      // RFC 3461 §4.4: printable ASCII, at most 100 characters.
       if (!decoded || value->size() > 100) {
-        return tl::unexpected(BadParam(p, "ENVID must be xtext of at most 100 characters"));
+        return tl::unexpected(
+            BadParam(p, "ENVID must be xtext of printable ASCII, at most 100 characters"));
       }
       args.envid = std::move(*decoded);
     } else {
@@ -282,6 +340,7 @@ tl::expected<MailArgs, SyntaxError> ParseMail(std::string_view argument) {
     if (HasNonAscii(split->path) && !args.smtputf8) {
       return tl::unexpected(SyntaxError{553, "5.6.7", "Non-ASCII sender address needs SMTPUTF8"});
     }
+    if (!ValidUtf8(split->path)) return tl::unexpected(BadUtf8("sender"));
     if (!ValidMailbox(split->path, args.smtputf8)) {
       return tl::unexpected(SyntaxError{501, "5.1.7", "Bad sender address syntax"});
     }
@@ -327,11 +386,14 @@ tl::expected<RcptArgs, SyntaxError> ParseRcpt(std::string_view argument, bool sm
       seen_orcpt = true;
       // RFC 3461 §4.2: addr-type ";" xtext, at most 500 characters.
       const auto semi = value->find(';');
-      if (semi == std::string_view::npos || semi == 0 || value->size() > 500) {
+      if (semi == std::string_view::npos || !ValidAddrType(value->substr(0, semi)) ||
+          value->size() > 500) {
         return tl::unexpected(BadParam(p, "ORCPT=addr-type;xtext"));
       }
-      auto decoded = DecodeXtext(value->substr(semi + 1));
-      if (!decoded) return tl::unexpected(BadParam(p, "ORCPT address is not valid xtext"));
+      auto decoded = DecodePrintableXtext(value->substr(semi + 1));
+      if (!decoded || decoded->empty()) {
+        return tl::unexpected(BadParam(p, "ORCPT address must be xtext of printable ASCII"));
+      }
       args.orcpt = std::string(value->substr(0, semi)) + ";" + *decoded;
     } else {
       return tl::unexpected(SyntaxError{555, "5.5.4", "Unsupported option: " + std::string(key)});
@@ -340,6 +402,7 @@ tl::expected<RcptArgs, SyntaxError> ParseRcpt(std::string_view argument, bool sm
   if (HasNonAscii(split->path) && !smtputf8) {
     return tl::unexpected(SyntaxError{553, "5.6.7", "Non-ASCII recipient address needs SMTPUTF8"});
   }
+  if (!ValidUtf8(split->path)) return tl::unexpected(BadUtf8("recipient"));
   // A relay has no local mailboxes, so even <postmaster> needs a domain here.
   if (split->path.empty() || !ValidMailbox(split->path, smtputf8)) {
     return tl::unexpected(SyntaxError{501, "5.1.3", "Bad recipient address syntax"});

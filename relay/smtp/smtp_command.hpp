@@ -69,4 +69,7 @@ tl::expected<RcptArgs, SyntaxError> ParseRcpt(std::string_view argument, bool sm
 // RFC 3461 §4: "+XX" hex escapes; nullopt when malformed or outside the xtext alphabet.
 std::optional<std::string> DecodeXtext(std::string_view xtext);
 
+// Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF.
+bool ValidUtf8(std::string_view s);
+
 }  // namespace danerelay::relay

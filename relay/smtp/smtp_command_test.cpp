@@ -62,6 +62,20 @@ TEST(ParseMailTest, RejectsBadSyntaxWithTheRightCodes) {
       {"FROM:<a@b.example> XFOO=1", 555, "5.5.4"},
       {"FROM:<a@b.example>SIZE=1", 501, "5.5.4"},  // no space before the parameter
       {"FROM:<jörg@example.org>", 553, "5.6.7"},   // UTF-8 without SMTPUTF8
+      // Issue 9: xtext that decodes to CR LF (header injection into a bounce), NUL, 8-bit.
+      {"FROM:<a@b.example> ENVID=x+0D+0AX-Injected:+20yes", 501, "5.5.4"},
+      {"FROM:<a@b.example> ENVID=x+00", 501, "5.5.4"},
+      {"FROM:<a@b.example> ENVID=x+FF", 501, "5.5.4"},
+      {"FROM:<a@b.example> ENVID=x+7F", 501, "5.5.4"},
+      // Malformed UTF-8 under SMTPUTF8 (RFC 6531 §3.4): lone continuation, overlong "/",
+      // a surrogate, a truncated sequence, a byte that never occurs.
+      {"FROM:<j\x80rg@example.org> SMTPUTF8", 553, "5.6.7"},
+      {"FROM:<j\xC0\xAFrg@example.org> SMTPUTF8", 553, "5.6.7"},
+      {"FROM:<j\xED\xA0\x80rg@example.org> SMTPUTF8", 553, "5.6.7"},
+      {"FROM:<jrg@example.\xE2\x82> SMTPUTF8", 553, "5.6.7"},
+      {"FROM:<j\xFFrg@example.org> SMTPUTF8", 553, "5.6.7"},
+      // An empty local part after a source route.
+      {"FROM:<@relay.example:@example.org>", 501, "5.1.7"},
   };
   for (const auto& c : cases) {
     auto m = ParseMail(c.arg);
@@ -99,6 +113,22 @@ TEST(ParseRcptTest, Rejections) {
   EXPECT_EQ(ParseRcpt("TO:<bøb@example.net>", false).error().code, 553);
   EXPECT_TRUE(ParseRcpt("TO:<bøb@example.net>", true));
   EXPECT_TRUE(ParseRcpt("TO:<bob@[192.0.2.1]>", false));
+  // Issue 9: ORCPT decoding to control characters, a bad addr-type, an empty address.
+  EXPECT_EQ(ParseRcpt("TO:<b@example.net> ORCPT=rfc822;b+0D+0A.+0D+0A@x", false).error().code, 501);
+  EXPECT_EQ(ParseRcpt("TO:<b@example.net> ORCPT=r@c;b@x", false).error().code, 501);
+  EXPECT_EQ(ParseRcpt("TO:<b@example.net> ORCPT=rfc822;", false).error().code, 501);
+  EXPECT_EQ(ParseRcpt("TO:<b\xC3@example.net>", true).error().code, 553);
+  EXPECT_EQ(ParseRcpt("TO:<@relay.example:@example.net>", false).error().code, 501);
+}
+
+TEST(ValidUtf8Test, Cases) {
+  EXPECT_TRUE(ValidUtf8("plain"));
+  EXPECT_TRUE(ValidUtf8("j\xC3\xB6rg \xE2\x82\xAC \xF0\x9F\x93\xA7"));  // ö € 📧
+  EXPECT_FALSE(ValidUtf8("\xC3"));                                      // truncated
+  EXPECT_FALSE(ValidUtf8("\xE0\x80\xAF"));                              // overlong
+  EXPECT_FALSE(ValidUtf8("\xF4\x90\x80\x80"));                          // > U+10FFFF
+  EXPECT_FALSE(ValidUtf8("\xED\xB0\x80"));                              // surrogate
+  EXPECT_FALSE(ValidUtf8("\xF8\x88\x80\x80\x80"));                      // 5 bytes
 }
 
 TEST(DecodeXtextTest, Cases) {

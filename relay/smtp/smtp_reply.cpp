@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include "queue/message.hpp"
+
 namespace danerelay::relay {
 namespace {
 
@@ -69,7 +71,8 @@ std::optional<tl::expected<Reply, std::string>> ReplyParser::Next() {
       return tl::unexpected(std::string("reply code changed within a multiline reply"));
     }
     partial_.code = code;
-    std::string text = line.size() > 4 ? line.substr(4) : "";
+    // Reply text goes into logs, the attempts table and notices: no CR, NUL or 8-bit bytes.
+    std::string text = line.size() > 4 ? queue::Printable(line.substr(4), kMaxReplyLine) : "";
     if (partial_.lines.empty()) {
       const std::string_view first(text);
       const auto sp = first.find(' ');

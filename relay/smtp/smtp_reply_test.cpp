@@ -38,6 +38,19 @@ TEST(ReplyParserTest, EnhancedStatus) {
   EXPECT_EQ((*c)->enhanced, "");  // class disagrees with the reply code
 }
 
+TEST(ReplyParserTest, TextFromTheServerIsPrintable) {
+  // Issue 9: reply text reaches logs, the attempts table and bounces; an inner CR, a NUL or an
+  // 8-bit byte must not survive to split a header line or a log line there.
+  ReplyParser p;
+  std::string reply = "550 5.7.1 no\rX-Injected: 1\x01\xff";
+  reply += '\0';
+  reply += "z\r\n";
+  p.Feed(reply);
+  auto r = p.Next();
+  ASSERT_TRUE(r && *r);
+  EXPECT_EQ((*r)->Text(), "550 5.7.1 no?X-Injected: 1?\?\?z");
+}
+
 TEST(ReplyParserTest, MalformedReplies) {
   for (const char* bad : {"hello\r\n", "25\r\n", "250x\r\n", "999 no\r\n", "250-a\r\n251 b\r\n"}) {
     ReplyParser p;
