@@ -1,5 +1,7 @@
 #include "config/config.hpp"
 
+#include <grp.h>
+#include <pwd.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
@@ -277,10 +279,22 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
 
   if (const auto* t = SubTable(root, "server", file, error)) {
     Reader r(*t, "server.", file, error);
-    r.OnlyKeys({"hostname"});
+    r.OnlyKeys({"hostname", "user", "group"});
     r.String("hostname", config.server.hostname);
     if (!error && t->get("hostname") && !ValidHostname(config.server.hostname)) {
       r.FailHere("hostname", "expected a host name such as \"relay.example.org\"");
+    }
+    // The account must exist now, so that `config check` finds a typo before a restart does.
+    r.String("user", config.server.user);
+    r.String("group", config.server.group);
+    if (!error && t->get("user") && getpwnam(config.server.user.c_str()) == nullptr) {
+      r.FailHere("user", "no such user '" + config.server.user + "' on this system");
+    }
+    if (!error && t->get("group") && getgrnam(config.server.group.c_str()) == nullptr) {
+      r.FailHere("group", "no such group '" + config.server.group + "' on this system");
+    }
+    if (!error && !config.server.group.empty() && config.server.user.empty()) {
+      r.FailHere("group", "group needs user");
     }
   }
 
@@ -370,13 +384,16 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
     auto& l = config.server.limits;
     Reader r(*t, "limits.", file, error);
     r.OnlyKeys({"max_message_size", "max_recipients", "max_connections",
-                "max_connections_per_client", "max_errors", "command_timeout", "data_timeout",
+                "max_connections_per_client", "max_untrusted_connections", "max_errors",
+                "max_commands_without_mail", "command_timeout", "data_timeout",
                 "max_inflight_bytes"});
     r.Unsigned("max_message_size", l.max_message_size, 1024, std::uint64_t{1} << 31);
     r.Unsigned("max_recipients", l.max_recipients, 1, 100000);
     r.Unsigned("max_connections", l.max_connections, 1, 100000);
     r.Unsigned("max_connections_per_client", l.max_connections_per_client, 1, 100000);
+    r.Unsigned("max_untrusted_connections", l.max_untrusted_connections, 0, 100000);
     r.Unsigned("max_errors", l.max_errors, 1, 1000);
+    r.Unsigned("max_commands_without_mail", l.max_commands_without_mail, 10, 100000);
     r.Unsigned("max_inflight_bytes", l.max_inflight_bytes, 1024, std::uint64_t{1} << 40);
     r.Duration("command_timeout", l.command_timeout, std::chrono::seconds(1));
     r.Duration("data_timeout", l.data_timeout, std::chrono::seconds(1));

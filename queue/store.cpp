@@ -2,6 +2,12 @@
 
 #include "queue/store_impl.hpp"
 
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 namespace danerelay::queue {
 
 // Schema migrations: kMigrations[i] takes user_version i to i + 1. Never edit an entry that has
@@ -96,13 +102,31 @@ std::filesystem::path Store::DatabasePath(const StoreOptions& options) {
   return options.path / "queue.db";
 }
 
+namespace {
+
+// The command line run by someone who may not read the queue: say whose it is, not SQL text.
+StoreError NoPermission(const std::filesystem::path& path) {
+  struct stat st {};
+  std::string owner = "its owner";
+  if (stat(path.c_str(), &st) == 0) {
+    const passwd* pw = getpwuid(st.st_uid);
+    owner = pw ? pw->pw_name : fmt::format("uid {}", st.st_uid);
+  }
+  return StoreError{fmt::format(
+      "{}: permission denied; the queue belongs to {} (the account danerelayd runs as): run "
+      "this as root or as {}",
+      path.string(), owner, owner)};
+}
+
+}  // namespace
+
 tl::expected<std::unique_ptr<Store>, StoreError> Store::Open(const StoreOptions& options,
                                                              OpenMode mode) {
   auto impl = std::make_unique<Impl>();
   impl->path = DatabasePath(options);
   int flags = SQLITE_OPEN_NOMUTEX;
+  std::error_code ec;
   if (mode == OpenMode::kReadWrite) {
-    std::error_code ec;
     std::filesystem::create_directories(options.path, ec);
     if (ec) {
       return tl::unexpected(StoreError{fmt::format("cannot create queue directory {}: {}",
@@ -110,10 +134,17 @@ tl::expected<std::unique_ptr<Store>, StoreError> Store::Open(const StoreOptions&
     }
     flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   } else {
-    if (!std::filesystem::exists(impl->path)) {
+    if (access(options.path.c_str(), X_OK) != 0 && errno == EACCES) {
+      return tl::unexpected(NoPermission(options.path));
+    }
+    if (!std::filesystem::exists(impl->path, ec)) {
       return tl::unexpected(StoreError{
           fmt::format("{}: no queue database here (has danerelayd run with this configuration?)",
                       impl->path.string())});
+    }
+    // Reading a WAL database needs its -shm file, so even inspection needs write access.
+    if (access(impl->path.c_str(), R_OK | W_OK) != 0 && errno == EACCES) {
+      return tl::unexpected(NoPermission(impl->path));
     }
     flags |= mode == OpenMode::kReadOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
   }

@@ -6,6 +6,8 @@
 #include <CLI/CLI.hpp>
 
 #include <malloc.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <functional>
@@ -15,12 +17,15 @@
 #include "dns/resolver.hpp"
 #include "queue/committer.hpp"
 #include "queue/queue_id.hpp"
+#include "queue/queue_lock.hpp"
 #include "relay/inbound/smtp_server.hpp"
 #include "relay/outbound/delivery_agent.hpp"
+#include "relay/privileges.hpp"
 
 namespace {
 constexpr int kExitConfig = 78;    // EX_CONFIG
 constexpr int kExitSoftware = 70;  // EX_SOFTWARE: cannot open the queue or bind
+constexpr int kExitTempFail = 75;  // EX_TEMPFAIL: another daemon holds the queue
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -31,14 +36,43 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e danerelayd[%P]: %v");
+  // Mail is private: whatever the daemon creates (queue, WAL, lock file) is its account's only.
+  umask(077);
   auto cfg = config::LoadFileOrDefaults(config_path);
   if (!cfg) {
     std::cerr << "danerelayd: " << cfg.error().message << "\n";
     return kExitConfig;
   }
+  // Privileges, in this order: who we will be; the queue directory made that account's; one
+  // daemon per queue; the database opened; listeners bound; then root given up (below).
+  auto identity = relay::ResolveIdentity(cfg->server);
+  if (!identity) {
+    std::cerr << "danerelayd: " << identity.error() << "\n";
+    return kExitConfig;
+  }
+  // Nothing in the directory is touched before the lock is ours: it may be another daemon's.
+  if (std::error_code ec; !std::filesystem::create_directories(cfg->queue.path, ec) && ec) {
+    std::cerr << "danerelayd: queue: cannot create " << cfg->queue.path.string() << ": "
+              << ec.message() << "\n";
+    return kExitSoftware;
+  }
+  auto lock = queue::QueueLock::Acquire(cfg->queue.path);
+  if (!lock) {
+    std::cerr << "danerelayd: " << lock.error() << "\n";
+    return kExitTempFail;
+  }
+  if (auto secured = relay::SecureQueueDirectory(cfg->queue.path, *identity); !secured) {
+    std::cerr << "danerelayd: queue: " << secured.error() << "\n";
+    return kExitSoftware;
+  }
   auto store = queue::Store::Open(cfg->queue, queue::OpenMode::kReadWrite);
   if (!store) {
     std::cerr << "danerelayd: queue: " << store.error().message << "\n";
+    return kExitSoftware;
+  }
+  // The files SQLite just created (as root: root's) become the account's too.
+  if (auto secured = relay::SecureQueueDirectory(cfg->queue.path, *identity); !secured) {
+    std::cerr << "danerelayd: queue: " << secured.error() << "\n";
     return kExitSoftware;
   }
   std::signal(SIGPIPE, SIG_IGN);
@@ -64,14 +98,36 @@ int main(int argc, char** argv) {
     std::cerr << "danerelayd: " << started.error() << "\n";
     return kExitSoftware;
   }
+  if (*identity) {
+    if (auto dropped = relay::DropPrivileges(**identity); !dropped) {
+      // Never go on as root when the operator asked for an unprivileged account.
+      std::cerr << "danerelayd: cannot run as " << (*identity)->user << ": " << dropped.error()
+                << "\n";
+      return kExitSoftware;
+    }
+  } else if (geteuid() == 0) {
+    spdlog::warn("warning: running as root; set [server] user to an unprivileged account");
+  }
+  // Every client connection, sender probe and delivery holds a descriptor; so do the queue,
+  // the resolver and the listeners.
+  const std::uint64_t wanted_fds =
+      2ull * cfg->server.limits.max_connections + cfg->delivery.max_parallel + 64;
+  if (const auto fds = relay::RaiseFileLimit(wanted_fds); fds < wanted_fds) {
+    spdlog::warn(
+        "warning: the file descriptor limit is {}, below the {} that max_connections = {} and "
+        "max_parallel = {} may need; raise it (LimitNOFILE=, ulimit -n) or lower them. Past the "
+        "limit new connections wait in the listen backlog",
+        fds, wanted_fds, cfg->server.limits.max_connections, cfg->delivery.max_parallel);
+  }
   if (!cfg->delivery.enabled) {
     spdlog::warn("delivery is disabled ([delivery] enabled = false): mail is queued, not sent");
   } else if (auto started = agent.Start(); !started) {
     std::cerr << "danerelayd: delivery: " << started.error() << "\n";
     return kExitSoftware;
   }
-  spdlog::info("danerelayd {} started: hostname={}, configuration={}, queue={}", "0.1.0",
-               cfg->server.hostname, cfg->source, queue::Store::DatabasePath(cfg->queue).string());
+  spdlog::info("danerelayd {} started: hostname={}, configuration={}, queue={}, user={}", "0.1.0",
+               cfg->server.hostname, cfg->source, queue::Store::DatabasePath(cfg->queue).string(),
+               *identity ? (*identity)->user : std::to_string(geteuid()));
 
   // SIGHUP: re-read the configuration; an invalid file keeps the old one.
   asio::signal_set hup(io, SIGHUP);

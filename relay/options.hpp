@@ -40,7 +40,14 @@ struct LimitsOptions {
   std::uint32_t max_recipients = 1000;                // per message
   std::uint32_t max_connections = 200;                // in total
   std::uint32_t max_connections_per_client = 50;      // per client IP (as Postfix)
+  // Connections from clients outside trusted_networks (they may only authenticate), so that
+  // they can never take every slot from the servers the relay is there for.
+  std::uint32_t max_untrusted_connections = 100;
   std::uint32_t max_errors = 20;  // protocol errors before the session is closed with 421
+  // Commands in a row that queue no message (NOOP, RSET, VRFY, HELO, refused ones, ...;
+  // accepted RCPTs do not count) before the session is closed with 421 (Postfix:
+  // smtpd_junk_command_limit 100). The count starts over when a message is queued.
+  std::uint32_t max_commands_without_mail = 100;
   // Message bytes all sessions together hold in memory; past it a message gets 452 4.3.1.
   std::uint64_t max_inflight_bytes = 512 * 1024 * 1024;
   // RFC 5321 §4.5.3.2.7: a server should wait at least 5 minutes for the next command or line.
@@ -64,6 +71,10 @@ struct SenderCheckOptions {
 
 struct ServerOptions {
   std::string hostname;  // announced in the greeting, EHLO and Received; default: gethostname()
+  // The account the daemon runs as once its listeners are bound ("": stays as started; as
+  // root that is warned about). The group defaults to the user's primary group.
+  std::string user;
+  std::string group;
   std::vector<ListenerOptions> listeners = {ListenerOptions{}};
   std::vector<IpNetwork> trusted_networks = {*IpNetwork::Parse("127.0.0.0/8"),
                                              *IpNetwork::Parse("::1")};

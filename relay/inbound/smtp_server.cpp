@@ -62,6 +62,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
   std::list<Listener> listeners;
   std::unordered_map<std::string, std::uint32_t> per_client;
   std::uint32_t total = 0;
+  std::uint32_t untrusted = 0;  // of `total`, clients outside trusted_networks
   ByteBudget budget{options.limits.max_inflight_bytes};
   bool stopping = false;
   std::function<void()> on_queued;
@@ -189,8 +190,14 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
       auto [ec, socket] = co_await listener.acceptor->async_accept(kUseTuple);
       if (stopping) co_return;
       if (ec) {
-        spdlog::warn("accept on {}:{}: {}", listener.options.address, listener.options.port,
-                     ec.message());
+        // Out of file descriptors (EMFILE, ENFILE) or memory: the pending connection stays in
+        // the backlog, so retrying at once would spin. Pause, and say so once per pause rather
+        // than once per try.
+        spdlog::warn("warning: accept on {}:{}: {}; pausing new connections for 1s ({} open)",
+                     listener.options.address, listener.options.port, ec.message(), total);
+        asio::steady_timer pause(io, std::chrono::seconds(1));
+        co_await pause.async_wait(kUseTuple);
+        if (stopping) co_return;
         continue;
       }
       asio::co_spawn(io, Serve(std::move(socket), listener), LogIfBug);
@@ -209,13 +216,20 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     const std::string client = "unknown" + Endpoint(peer);
     Connection conn(std::move(socket));
 
-    // Connection limits (Postfix: anvil's smtpd_client_connection_count_limit).
+    bool trusted = false;
+    for (const auto& net : options.trusted_networks) trusted = trusted || net.Contains(client_ip);
+
+    // Connection limits (Postfix: anvil's smtpd_client_connection_count_limit). Clients outside
+    // trusted_networks have a share of their own, so they can never lock the servers out.
     std::uint32_t& mine = per_client[client_ip];
-    if (total >= options.limits.max_connections ||
-        mine >= options.limits.max_connections_per_client) {
-      const bool per_ip = total < options.limits.max_connections;
-      spdlog::warn("warning: connection limit reached ({}) for {}",
-                   per_ip ? "per client" : "in total", client);
+    const char* limit = total >= options.limits.max_connections             ? "in total"
+                        : mine >= options.limits.max_connections_per_client ? "per client"
+                        : !trusted && untrusted >= options.limits.max_untrusted_connections
+                            ? "for untrusted clients"
+                            : nullptr;
+    if (limit) {
+      const bool per_ip = std::string_view(limit) == "per client";
+      spdlog::warn("warning: connection limit reached ({}) for {}", limit, client);
       // A named string: GCC 12 mishandles temporaries that live across a co_await.
       const std::string reply = fmt::format("421 4.7.0 {} Error: too many connections{}\r\n",
                                             options.hostname, per_ip ? " from " + client_ip : "");
@@ -229,10 +243,8 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     }
     ++total;
     ++mine;
+    if (!trusted) ++untrusted;
     spdlog::info("connect from {}", client);
-
-    bool trusted = false;
-    for (const auto& net : options.trusted_networks) trusted = trusted || net.Contains(client_ip);
     SessionParams params;
     params.hostname = options.hostname;
     params.limits = options.limits;
@@ -342,6 +354,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     co_await conn.Close();
     spdlog::info("disconnect from {} {}", client, session.CommandStats());
     --total;
+    if (!trusted) --untrusted;
     if (--per_client[client_ip] == 0) per_client.erase(client_ip);
   }
 };

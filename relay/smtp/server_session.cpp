@@ -232,6 +232,7 @@ std::string ServerSession::ReceivedHeader(const std::string& id) const {
 
 void ServerSession::EnqueueDone(bool stored, std::string_view error) {
   if (stored) {
+    commands_without_mail_ = 0;
     Reply(250, "2.0.0", "Ok: queued as " + pending_id_);
   } else {
     Reply(451, "4.3.0",
@@ -256,6 +257,13 @@ void ServerSession::TlsStarted(std::string description) {
 bool ServerSession::HandleCommandLine(std::string_view line) {
   ++counts_.total;
   current_verb_ = "command";
+  // Every command counts toward the limit, and an accepted RCPT is taken off again below; a
+  // queued message starts the count over (EnqueueDone).
+  if (++commands_without_mail_ > p_.limits.max_commands_without_mail) {
+    Reply(421, "4.7.0", p_.hostname + " Error: too many commands without mail");
+    state_ = State::kClosed;
+    return false;
+  }
   if (discarding_long_line_ || line.size() > kMaxCommandLine) {
     discarding_long_line_ = false;
     Error(500, "5.5.2", "Error: line too long");
@@ -362,6 +370,7 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
       }
       message_.recipients.push_back(
           {std::move(args->recipient), args->notify, std::move(args->orcpt)});
+      --commands_without_mail_;  // bounded by max_recipients instead
       Reply(250, "2.1.5", "Ok");
       break;
     }

@@ -134,6 +134,7 @@ class ServerSession {
   std::string auth_user_, auth_password_;  // being verified
   std::string authenticated_;              // the user, once AUTH succeeded
   std::uint32_t errors_ = 0;
+  std::uint32_t commands_without_mail_ = 0;  // [limits] max_commands_without_mail
   bool discarding_long_line_ = false;
 
   // Transaction.
