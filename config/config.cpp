@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <fstream>
@@ -253,6 +254,62 @@ std::optional<std::chrono::seconds> ParseDuration(std::string_view text) {
   return std::chrono::seconds(n * scale);
 }
 
+// toml++ 3.3 (Debian 12) reaches __builtin_unreachable() when it asks whether some non-ASCII
+// characters (U+00A1..U+0499, U+2C6E..U+3067, U+FBE6..U+FEFE) are whitespace, which it does
+// wherever it looks for whitespace or the end of a value: undefined behaviour on a crafted
+// file (found by fuzz_config). TOML allows non-ASCII only inside strings and comments, so a
+// file with one anywhere else is refused before toml++ sees it. Inside a basic string, what
+// follows a backslash (an escape, or a line-ending backslash before skipped whitespace) must be
+// ASCII too. A quote counts as opening a string only where TOML lets one start (after "=",
+// "[", "{", ",", "." or at the start of a line), as toml++ reads it; elsewhere the file is
+// invalid anyway and its bytes count as outside. Returns the offset of the first offending byte.
+namespace {
+std::optional<std::size_t> NonAsciiOutsideStrings(std::string_view t) {
+  auto non_ascii = [&](std::size_t k) { return static_cast<unsigned char>(t[k]) >= 0x80; };
+  char prev = '\n';  // the last significant (not blank) character outside strings
+  std::size_t i = 0;
+  while (i < t.size()) {
+    const char c = t[i];
+    if (c == '#') {  // a comment, to the end of the line
+      i = t.find('\n', i);
+      if (i == std::string_view::npos) break;
+      continue;
+    }
+    const bool may_open = std::string_view("=[{,.\n").find(prev) != std::string_view::npos;
+    if ((c == '"' || c == '\'') && may_open) {
+      const std::string close(t.substr(i, 3) == std::string(3, c) ? 3 : 1, c);
+      i += close.size();
+      while (i < t.size()) {
+        if (c == '"' && t[i] == '\\') {
+          // An escape, or a line-ending backslash: toml++ then skips whitespace and newlines
+          // and asks about each character up to the next one that is neither.
+          ++i;
+          while (i < t.size() && close.size() == 3 &&
+                 (t[i] == ' ' || t[i] == '\t' || t[i] == '\r' || t[i] == '\n')) {
+            ++i;
+          }
+          if (i < t.size() && non_ascii(i)) return i;
+          ++i;
+        } else if (close.size() == 1 && t[i] == '\n') {
+          break;  // unterminated: toml++ says so
+        } else if (t.substr(i, close.size()) == close) {
+          i += close.size();
+          break;
+        } else {
+          ++i;
+        }
+      }
+      prev = c;
+      continue;
+    }
+    if (non_ascii(i)) return i;
+    if (c != ' ' && c != '\t' && c != '\r') prev = c;
+    ++i;
+  }
+  return std::nullopt;
+}
+}  // namespace
+
 Config Defaults() {
   Config c;
   c.server.hostname = DefaultHostname();
@@ -262,6 +319,11 @@ Config Defaults() {
 tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_view source_name,
                                              const std::filesystem::path& base_dir) {
   const std::string file(source_name);
+  if (auto bad = NonAsciiOutsideStrings(text)) {
+    return tl::unexpected(ConfigError{fmt::format(
+        "{}:{}: syntax error: a non-ASCII character outside a quoted string or comment", file,
+        1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(*bad), '\n'))});
+  }
   toml::parse_result parsed = toml::parse(text, source_name);
   if (!parsed) {
     const auto& e = parsed.error();

@@ -102,12 +102,6 @@ void ForEachRdata(const RawResult& raw, Fn fn) {
 
 }  // namespace
 
-std::string TlsaRecord::ToString() const {
-  std::string hex;
-  for (auto b : data) hex += fmt::format("{:02X}", b);
-  return fmt::format("{} {} {} {}", usage, selector, mtype, hex);
-}
-
 struct Resolver::Impl : std::enable_shared_from_this<Impl> {
   asio::io_context& io;
   std::unique_ptr<ub_ctx, UbCtxDelete> ctx;

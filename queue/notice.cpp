@@ -20,6 +20,23 @@ std::string Headers(const std::string& content, std::size_t limit) {
   return content.substr(0, end);
 }
 
+// RFC 3463 §2: class "." subject "." detail, 1-3 digits each.
+bool IsStatusCode(std::string_view s) {
+  int parts = 0;
+  size_t digits = 0;
+  for (char c : s) {
+    if (c >= '0' && c <= '9') {
+      if (++digits > 3) return false;
+    } else if (c == '.' && digits > 0 && parts < 2) {
+      ++parts;
+      digits = 0;
+    } else {
+      return false;
+    }
+  }
+  return parts == 2 && digits > 0 && (s[0] == '2' || s[0] == '4' || s[0] == '5');
+}
+
 // Strings from outside (a remote reply, a host name) as they may appear in a notice: one line
 // of printable ASCII, short enough for RFC 5322's 998-character limit.
 std::string Field(const std::string& text) { return Printable(text, 900); }
@@ -157,10 +174,10 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
     if (!r.orcpt.empty())
       m += fmt::format("Original-Recipient: {}\r\n", Field(AddressField(r.orcpt)));
     m += fmt::format("Action: {}\r\n", action);
-    m += fmt::format("Status: {}\r\n", !r.last_status.empty() ? r.last_status
-                                       : failure              ? "5.0.0"
-                                       : relayed              ? "2.0.0"
-                                                              : "4.0.0");
+    m += fmt::format("Status: {}\r\n", IsStatusCode(r.last_status) ? r.last_status
+                                       : failure                   ? "5.0.0"
+                                       : relayed                   ? "2.0.0"
+                                                                   : "4.0.0");
     if (!r.last_remote.empty()) m += fmt::format("Remote-MTA: dns; {}\r\n", Field(r.last_remote));
     if (!r.last_reply.empty())
       m += fmt::format("Diagnostic-Code: {}\r\n", DiagnosticCode(r.last_reply));

@@ -17,6 +17,11 @@ packages=(
   nsd ldnsutils unbound-anchor bind9-dnsutils faketime
 )
 
+# tools/fuzz.sh: clang with its libFuzzer and sanitizer runtimes.
+if [ "${1:-}" = "--fuzz" ]; then
+  packages+=(clang libclang-rt-14-dev)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

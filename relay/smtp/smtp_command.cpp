@@ -65,8 +65,9 @@ bool ValidDomain(std::string_view d, bool utf8) {
   if (d.empty() || d.size() > 255) return false;
   if (d.front() == '[') {  // address literal, RFC 5321 §4.1.3
     if (d.back() != ']' || d.size() < 3) return false;
+    // dcontent: printable ASCII but "[", "]" and "\\" (RFC 5321 §4.1.3).
     for (char c : d.substr(1, d.size() - 2)) {
-      if (c == '[' || c == ']' || c == '\\' || static_cast<unsigned char>(c) <= 32) return false;
+      if (c == '[' || c == ']' || c == '\\' || c < 33 || c > 126) return false;
     }
     return true;
   }
@@ -176,8 +177,11 @@ std::pair<std::string_view, std::optional<std::string_view>> SplitParam(std::str
   return {p.substr(0, eq), p.substr(eq + 1)};
 }
 
+// The client's own words echoed in a reply: printable and short (a reply line has 512 octets).
+std::string Echo(std::string_view text) { return queue::Printable(text, 100); }
+
 SyntaxError BadParam(std::string_view p, std::string_view why) {
-  return SyntaxError{501, "5.5.4", "Bad parameter " + std::string(p) + ": " + std::string(why)};
+  return SyntaxError{501, "5.5.4", "Bad parameter " + Echo(p) + ": " + std::string(why)};
 }
 
 // RFC 3461 §4: decoded ENVID and ORCPT values are printable US-ASCII; anything else (CR, LF,
@@ -333,7 +337,7 @@ tl::expected<MailArgs, SyntaxError> ParseMail(std::string_view argument) {
       }
       args.envid = std::move(*decoded);
     } else {
-      return tl::unexpected(SyntaxError{555, "5.5.4", "Unsupported option: " + std::string(key)});
+      return tl::unexpected(SyntaxError{555, "5.5.4", "Unsupported option: " + Echo(key)});
     }
   }
   if (!split->path.empty()) {
@@ -396,7 +400,7 @@ tl::expected<RcptArgs, SyntaxError> ParseRcpt(std::string_view argument, bool sm
       }
       args.orcpt = std::string(value->substr(0, semi)) + ";" + *decoded;
     } else {
-      return tl::unexpected(SyntaxError{555, "5.5.4", "Unsupported option: " + std::string(key)});
+      return tl::unexpected(SyntaxError{555, "5.5.4", "Unsupported option: " + Echo(key)});
     }
   }
   if (HasNonAscii(split->path) && !smtputf8) {
