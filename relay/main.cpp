@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
     std::cerr << "danerelayd: " << started.error() << "\n";
     return kExitSoftware;
   }
-  if (*identity) {
+  if (*identity && geteuid() == 0) {  // (started as the account itself: nothing to give up)
     if (auto dropped = relay::DropPrivileges(**identity); !dropped) {
       // Never go on as root when the operator asked for an unprivileged account.
       std::cerr << "danerelayd: cannot run as " << (*identity)->user << ": " << dropped.error()

@@ -249,6 +249,27 @@ class PrivilegeDropTest(unittest.TestCase):
         finally:
             self.relay.stop()
 
+    def test_started_as_the_account_itself_it_just_runs(self):
+        nobody = pwd.getpwnam("nobody")
+        os.chown(self.relay.dir, nobody.pw_uid, nobody.pw_gid)
+
+        def become_nobody():
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+
+        relay = self.relay
+        relay.log = open(relay.log_path, "ab")
+        relay.proc = subprocess.Popen([DANERELAYD, "--config", relay.config], stdout=relay.log,
+                                      stderr=subprocess.STDOUT, preexec_fn=become_nobody)
+        try:
+            wait_for(lambda: "started:" in relay.logs() or relay.proc.poll() is not None,
+                     timeout=10, what="the daemon")
+            self.assertIsNone(relay.proc.poll(), relay.logs())
+            self.assertIn("user=nobody", relay.logs())
+        finally:
+            relay.stop()
+
     def test_an_unknown_user_is_a_configuration_error(self):
         with open(self.relay.config) as f:
             text = f.read()
