@@ -574,9 +574,13 @@ tl::expected<Config, ConfigError> LoadFile(const std::filesystem::path& path) {
   return LoadString(text.str(), path.string(), path.parent_path());
 }
 
+std::filesystem::path DefaultConfigFile() { return DANERELAY_DEFAULT_CONFIG; }
+
 tl::expected<Config, ConfigError> LoadFileOrDefaults(const std::filesystem::path& path) {
-  if (path.empty()) return Defaults();
-  return LoadFile(path);
+  if (!path.empty()) return LoadFile(path);
+  std::error_code ec;
+  if (std::filesystem::exists(DefaultConfigFile(), ec)) return LoadFile(DefaultConfigFile());
+  return Defaults();
 }
 
 }  // namespace danerelay::config

@@ -39,7 +39,11 @@ Config Defaults();
 
 // Relative paths in a file are taken relative to the file's directory.
 tl::expected<Config, ConfigError> LoadFile(const std::filesystem::path& path);
-// The --config option of both programs: the file, or the built-in defaults when `path` is empty.
+// Where both programs look when --config is not given (/etc/danerelay/danerelay.toml unless
+// built with -DDANERELAY_DEFAULT_CONFIG=...).
+std::filesystem::path DefaultConfigFile();
+// The --config option of both programs: the file; when `path` is empty, DefaultConfigFile()
+// when it exists, else the built-in defaults. Config::source says which.
 tl::expected<Config, ConfigError> LoadFileOrDefaults(const std::filesystem::path& path);
 // `source_name` is used in error messages; relative paths are relative to `base_dir`.
 tl::expected<Config, ConfigError> LoadString(std::string_view toml, std::string_view source_name,

@@ -7,6 +7,7 @@
 
 #include <malloc.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -32,7 +33,10 @@ int main(int argc, char** argv) {
   using namespace danerelay;
   CLI::App app{"danerelayd: outbound SMTP relay with DANE (RFC 7672)"};
   std::string config_path;
-  app.add_option("-c,--config", config_path, "TOML configuration file (default: built-in)");
+  app.add_option("-c,--config", config_path,
+                 "TOML configuration file (default: " + config::DefaultConfigFile().string() +
+                     " when it exists, else the built-in defaults)");
+  app.set_version_flag("--version", "danerelayd " DANERELAY_VERSION);
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e danerelayd[%P]: %v");
@@ -125,18 +129,25 @@ int main(int argc, char** argv) {
     std::cerr << "danerelayd: delivery: " << started.error() << "\n";
     return kExitSoftware;
   }
-  spdlog::info("danerelayd {} started: hostname={}, configuration={}, queue={}, user={}", "0.1.0",
-               cfg->server.hostname, cfg->source, queue::Store::DatabasePath(cfg->queue).string(),
+  spdlog::info("danerelayd {} started: hostname={}, configuration={}, queue={}, user={}",
+               DANERELAY_VERSION, cfg->server.hostname, cfg->source,
+               queue::Store::DatabasePath(cfg->queue).string(),
                *identity ? (*identity)->user : std::to_string(geteuid()));
+  // systemd (Type=notify): ready once listeners, queue and delivery are up. Without
+  // NOTIFY_SOCKET these do nothing.
+  sd_notifyf(0, "READY=1\nSTATUS=accepting mail on %zu listener(s)\nMAINPID=%lu",
+             cfg->server.listeners.size(), static_cast<unsigned long>(getpid()));
 
   // SIGHUP: re-read the configuration; an invalid file keeps the old one.
   asio::signal_set hup(io, SIGHUP);
   std::function<void()> await_hup = [&] {
     hup.async_wait([&](std::error_code ec, int) {
       if (ec) return;
+      sd_notify(0, "RELOADING=1");
       auto fresh = config::LoadFileOrDefaults(config_path);
       if (!fresh) {
-        spdlog::error("reload failed, keeping the old configuration: {}", fresh.error().message);
+        spdlog::warn("warning: reload failed, keeping the old configuration: {}",
+                     fresh.error().message);
       } else {
         server.Reload(fresh->server);
         agent.Reload(fresh->delivery);
@@ -146,6 +157,7 @@ int main(int argc, char** argv) {
         }
         spdlog::info("reloaded configuration from {}", fresh->source);
       }
+      sd_notify(0, "READY=1");
       await_hup();
     });
   };
@@ -155,6 +167,7 @@ int main(int argc, char** argv) {
   signals.async_wait([&](std::error_code ec, int signo) {
     if (ec) return;
     spdlog::info("terminating on signal {}", signo);
+    sd_notify(0, "STOPPING=1");
     server.Stop();
     agent.Stop();
     hup.cancel();

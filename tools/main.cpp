@@ -48,7 +48,9 @@ int main(int argc, char** argv) {
   CLI::App app{"danerelay: inspect and manage the danerelay queue, check DANE"};
   app.require_subcommand(1);
   std::string config_path;
-  app.add_option("-c,--config", config_path, "TOML configuration file (default: built-in)");
+  app.add_option("-c,--config", config_path, "TOML configuration file (default: " + config::DefaultConfigFile().string() +
+                     " when it exists, else the built-in defaults)");
+  app.set_version_flag("--version", "danerelay " DANERELAY_VERSION);
 
   auto* queue_cmd = app.add_subcommand("queue", "inspect the mail queue");
   queue_cmd->require_subcommand(1);
