@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <vector>
 
 namespace danerelay::config {
 namespace {
@@ -256,38 +258,44 @@ std::optional<std::chrono::seconds> ParseDuration(std::string_view text) {
 
 // toml++ 3.3 (Debian 12) reaches __builtin_unreachable() when it asks whether some non-ASCII
 // characters (U+00A1..U+0499, U+2C6E..U+3067, U+FBE6..U+FEFE) are whitespace, which it does
-// wherever it looks for whitespace or the end of a value: undefined behaviour on a crafted
+// wherever it looks for whitespace or for the end of a value: undefined behaviour on a crafted
 // file (found by fuzz_config). TOML allows non-ASCII only inside strings and comments, so a
-// file with one anywhere else is refused before toml++ sees it. Inside a basic string, what
-// follows a backslash (an escape, or a line-ending backslash before skipped whitespace) must be
-// ASCII too. A quote counts as opening a string only where TOML lets one start (after "=",
-// "[", "{", ",", "." or at the start of a line), as toml++ reads it; elsewhere the file is
-// invalid anyway and its bytes count as outside. Returns the offset of the first offending byte.
+// file with one anywhere else is refused before toml++ sees it. This follows the file as
+// toml++ reads it: a bare value (a number, a date, true) runs to the next whitespace, "]", "}",
+// "," or "#", and toml++ looks at every character of it, quotes included, so a quote opens a
+// string only where a key or a value may start; inside a basic string, what follows a
+// backslash (an escape, or a line-ending backslash before skipped whitespace) must be ASCII.
+// Returns the offset of the first offending byte.
 namespace {
 std::optional<std::size_t> NonAsciiOutsideStrings(std::string_view t) {
   auto non_ascii = [&](std::size_t k) { return static_cast<unsigned char>(t[k]) >= 0x80; };
-  char prev = '\n';  // the last significant (not blank) character outside strings
+  auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
+  enum class Open { kArray, kInlineTable, kHeader };
+  std::vector<Open> open;
+  bool value_next = false;  // after "=", or "[" / "," in an array: a value comes next
+  char prev = '\n';         // the last significant character
   std::size_t i = 0;
   while (i < t.size()) {
     const char c = t[i];
+    if (blank(c)) {
+      ++i;
+      continue;
+    }
+    if (non_ascii(i)) return i;
+    const bool in_array = !open.empty() && open.back() == Open::kArray;
     if (c == '#') {  // a comment, to the end of the line
       i = t.find('\n', i);
       if (i == std::string_view::npos) break;
       continue;
     }
-    const bool may_open = std::string_view("=[{,.\n").find(prev) != std::string_view::npos;
-    if ((c == '"' || c == '\'') && may_open) {
+    if ((c == '"' || c == '\'') &&
+        std::string_view("=[{,.\n").find(prev) != std::string_view::npos) {
       const std::string close(t.substr(i, 3) == std::string(3, c) ? 3 : 1, c);
       i += close.size();
       while (i < t.size()) {
         if (c == '"' && t[i] == '\\') {
-          // An escape, or a line-ending backslash: toml++ then skips whitespace and newlines
-          // and asks about each character up to the next one that is neither.
           ++i;
-          while (i < t.size() && close.size() == 3 &&
-                 (t[i] == ' ' || t[i] == '\t' || t[i] == '\r' || t[i] == '\n')) {
-            ++i;
-          }
+          while (i < t.size() && close.size() == 3 && (blank(t[i]) || t[i] == '\n')) ++i;
           if (i < t.size() && non_ascii(i)) return i;
           ++i;
         } else if (close.size() == 1 && t[i] == '\n') {
@@ -300,10 +308,36 @@ std::optional<std::size_t> NonAsciiOutsideStrings(std::string_view t) {
         }
       }
       prev = c;
+      value_next = false;
       continue;
     }
-    if (non_ascii(i)) return i;
-    if (c != ' ' && c != '\t' && c != '\r') prev = c;
+    prev = c;
+    if (c == '\n') {
+      if (!in_array) value_next = false;
+    } else if (c == '[') {
+      open.push_back(value_next || in_array ? Open::kArray : Open::kHeader);
+      value_next = open.back() == Open::kArray;
+    } else if (c == '{') {
+      open.push_back(Open::kInlineTable);
+      value_next = false;
+    } else if (c == ']' || c == '}') {
+      if (!open.empty()) open.pop_back();
+      value_next = false;
+    } else if (c == ',') {
+      value_next = in_array;
+    } else if (c == '=') {
+      value_next = true;
+    } else if (c != '.' && value_next) {
+      // A bare value: toml++ reads up to the next terminator, looking at every character.
+      for (; i < t.size() && !blank(t[i]) &&
+             std::string_view("\n]},#").find(t[i]) == std::string_view::npos;
+           ++i) {
+        if (non_ascii(i)) return i;
+      }
+      prev = t[i - 1];
+      value_next = false;
+      continue;
+    }
     ++i;
   }
   return std::nullopt;
@@ -336,8 +370,8 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   std::optional<ConfigError> error;
 
   Reader top(root, "", file, error);
-  top.OnlyKeys({"server", "listener", "access", "auth", "sender_checks", "limits", "queue", "dns",
-                "dane", "delivery", "retry", "routes"});
+  top.OnlyKeys({"server", "log", "listener", "access", "auth", "sender_checks", "limits", "queue",
+                "dns", "dane", "delivery", "retry", "routes"});
 
   if (const auto* t = SubTable(root, "server", file, error)) {
     Reader r(*t, "server.", file, error);
@@ -371,6 +405,30 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
         ReadListener(*arr->get(i)->as_table(), i, file, base_dir, lo, error);
         config.server.listeners.push_back(std::move(lo));
       }
+    }
+  }
+
+  if (const auto* t = SubTable(root, "log", file, error)) {
+    Reader r(*t, "log.", file, error);
+    r.OnlyKeys({"level", "syslog", "syslog_facility"});
+    std::string level;
+    r.String("level", level);
+    static constexpr std::array<std::string_view, 4> kLevels = {"debug", "info", "warning",
+                                                                "error"};
+    if (!error && t->get("level")) {
+      const auto it = std::find(kLevels.begin(), kLevels.end(), level);
+      if (it == kLevels.end()) {
+        r.FailHere("level", "expected \"debug\", \"info\", \"warning\" or \"error\"");
+      } else {
+        config.log.level = 1 + static_cast<int>(it - kLevels.begin());
+      }
+    }
+    r.Bool("syslog", config.log.syslog);
+    r.String("syslog_facility", config.log.syslog_facility);
+    const std::string& f = config.log.syslog_facility;
+    if (!error && f != "mail" && f != "daemon" &&
+        !(f.size() == 6 && f.starts_with("local") && f[5] >= '0' && f[5] <= '7')) {
+      r.FailHere("syslog_facility", "expected \"mail\", \"daemon\" or \"local0\"..\"local7\"");
     }
   }
 

@@ -24,6 +24,7 @@ struct Config {
   queue::StoreOptions queue;
   dns::ResolverOptions dns;
   relay::DeliveryOptions delivery;
+  relay::LogOptions log;
   std::string source = "built-in defaults";  // where this configuration came from
 };
 

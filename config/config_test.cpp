@@ -31,6 +31,11 @@ TEST(ConfigTest, ExampleFileLoadsAndEqualsTheDefaults) {
   EXPECT_EQ(c->server.limits.max_connections_per_client,
             d.server.limits.max_connections_per_client);
   EXPECT_EQ(c->server.limits.max_errors, d.server.limits.max_errors);
+  EXPECT_EQ(c->server.limits.max_untrusted_connections, d.server.limits.max_untrusted_connections);
+  EXPECT_EQ(c->server.limits.max_commands_without_mail, d.server.limits.max_commands_without_mail);
+  EXPECT_EQ(c->log.level, d.log.level);
+  EXPECT_EQ(c->log.syslog, d.log.syslog);
+  EXPECT_EQ(c->log.syslog_facility, d.log.syslog_facility);
   EXPECT_EQ(c->server.limits.max_inflight_bytes, d.server.limits.max_inflight_bytes);
   EXPECT_EQ(c->server.auth.users_file, d.server.auth.users_file);
   EXPECT_EQ(c->server.auth.max_failures, d.server.auth.max_failures);
@@ -277,6 +282,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"non-ASCII value", "# f\xC3\xBCr \"x\n[limits]\nmax_errors = 1\xCE\x93\n",
                 "bad.toml:3: syntax error: a non-ASCII character outside a quoted string or "
                 "comment"},
+        BadCase{"bad log level", "[log]\nlevel = \"verbose\"\n",
+                "bad.toml:2: log.level: expected \"debug\", \"info\", \"warning\" or \"error\""},
+        BadCase{"bad facility", "[log]\nsyslog_facility = \"local9\"\n",
+                "bad.toml:2: log.syslog_facility: expected \"mail\", \"daemon\" or "
+                "\"local0\"..\"local7\""},
         BadCase{"unknown user", "[server]\nuser = \"no-such-user-danerelay\"\n",
                 "bad.toml:2: server.user: no such user 'no-such-user-danerelay' on this system"},
         BadCase{"group without user", "[server]\ngroup = \"root\"\n",

@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <ctime>
 #include <utility>
 
@@ -43,6 +45,35 @@ std::string Printable(std::string_view text, std::size_t max_size) {
   for (char c : text) out += (c >= 32 && c <= 126) ? c : '?';
   if (cut) out += "...";
   return out;
+}
+
+std::string HeaderValue(std::string_view content, std::string_view name) {
+  std::size_t pos = 0;
+  while (pos < content.size()) {
+    const std::size_t eol = content.find("\r\n", pos);
+    const std::string_view line =
+        content.substr(pos, eol == std::string_view::npos ? std::string_view::npos : eol - pos);
+    if (line.empty()) break;  // the end of the header section
+    const bool match = line.size() > name.size() && line[name.size()] == ':' &&
+                       std::equal(name.begin(), name.end(), line.begin(), [](char a, char b) {
+                         return std::tolower(static_cast<unsigned char>(a)) ==
+                                std::tolower(static_cast<unsigned char>(b));
+                       });
+    pos = eol == std::string_view::npos ? content.size() : eol + 2;
+    if (!match) continue;
+    std::string value(line.substr(name.size() + 1));
+    // Continuation lines (RFC 5322 §2.2.3) belong to the field.
+    while (pos < content.size() && (content[pos] == ' ' || content[pos] == '\t')) {
+      const std::size_t next = content.find("\r\n", pos);
+      value += content.substr(pos, next == std::string_view::npos ? std::string_view::npos
+                                                                 : next - pos);
+      pos = next == std::string_view::npos ? content.size() : next + 2;
+    }
+    const auto first = value.find_first_not_of(" \t");
+    if (first == std::string::npos) return "";
+    return value.substr(first, value.find_last_not_of(" \t") - first + 1);
+  }
+  return "";
 }
 
 std::string RecipientDomain(std::string_view address) {

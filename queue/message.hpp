@@ -31,6 +31,10 @@ std::string FormatRfc5322Date(TimePoint time);
 // For strings from outside: a HELO name, a remote server's reply.
 std::string Printable(std::string_view text, std::size_t max_size);
 
+// The value of the first header field `name` (case-insensitive) in the header section of
+// `content`, unfolded and trimmed; "" when there is none.
+std::string HeaderValue(std::string_view content, std::string_view name);
+
 // The domain of an address (after its last "@"), ASCII-lowercased: what the queue groups,
 // selects and schedules recipients by. "" when there is no "@".
 std::string RecipientDomain(std::string_view address);

@@ -75,6 +75,10 @@ bool WantsNotice(NoticeKind kind, const MessageInfo& m, const StoredRecipient& r
 
 std::string ExplainStatus(const std::string& status, const std::string& reply) {
   const std::string s = status.size() > 2 ? status.substr(2) : status;  // "7.5" of "4.7.5"
+  if (reply.find("by the mail administrator") != std::string::npos) {
+    return "The message was returned by the mail administrator of this relay; it was not "
+           "delivered to this recipient.";
+  }
   if (s == "7.5") {
     if (reply.find("certificate not verified") != std::string::npos) {
       return "The receiving server's certificate did not match the TLSA records it publishes "

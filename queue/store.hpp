@@ -100,7 +100,7 @@ class Store {
                                                 const std::vector<RecipientUpdate>& updates,
                                                 const std::vector<AttemptRecord>& attempts,
                                                 const std::vector<NewMessage>& notices,
-                                                TimePoint now);
+                                                TimePoint now, bool* completed = nullptr);
   tl::expected<std::vector<AttemptRecord>, StoreError> GetAttempts(std::string_view message_id);
   // Deletes up to `limit` completed messages older than `before`; returns how many.
   tl::expected<int, StoreError> PurgeCompleted(TimePoint before, int limit = 1000);

@@ -134,7 +134,7 @@ tl::expected<void, StoreError> Store::RecordDelivery(std::string_view message_id
                                                      const std::vector<RecipientUpdate>& updates,
                                                      const std::vector<AttemptRecord>& attempts,
                                                      const std::vector<NewMessage>& notices,
-                                                     TimePoint now) {
+                                                     TimePoint now, bool* completed) {
   return impl_->Write([&]() -> tl::expected<void, StoreError> {
     // An update that was not an attempt (a recipient expired with the rest of its message)
     // keeps its attempt count and time.
@@ -193,7 +193,10 @@ tl::expected<void, StoreError> Store::RecordDelivery(std::string_view message_id
     }
     text(done->get(), 1, message_id);
     sqlite3_bind_int64(done->get(), 2, ToMicros(now));
-    return impl_->StepDone(done->get(), "complete");
+    auto r = impl_->StepDone(done->get(), "complete");
+    // Every recipient is final: the message leaves the queue (kept for `keep_completed`).
+    if (r && completed) *completed = sqlite3_changes(impl_->db.get()) == 1;
+    return r;
   });
 }
 

@@ -21,6 +21,7 @@
 #include "queue/queue_lock.hpp"
 #include "relay/inbound/smtp_server.hpp"
 #include "relay/outbound/delivery_agent.hpp"
+#include "relay/logging.hpp"
 #include "relay/privileges.hpp"
 
 namespace {
@@ -39,45 +40,45 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "danerelayd " DANERELAY_VERSION);
   CLI11_PARSE(app, argc, argv);
 
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e danerelayd[%P]: %v");
+  relay::SetUpLogging("danerelayd", relay::LogOptions{});
   // Mail is private: whatever the daemon creates (queue, WAL, lock file) is its account's only.
   umask(077);
   auto cfg = config::LoadFileOrDefaults(config_path);
   if (!cfg) {
-    std::cerr << "danerelayd: " << cfg.error().message << "\n";
+    std::cerr << "danerelayd: fatal: " << cfg.error().message << "\n";
     return kExitConfig;
   }
+  relay::SetUpLogging("danerelayd", cfg->log);
+  // A reason not to start: "fatal: ..." in the log, and on stderr too when the log is syslog.
+  auto fatal = [&cfg](int status, const std::string& message) {
+    spdlog::critical("{}", message);
+    if (cfg->log.syslog) std::cerr << "danerelayd: fatal: " << message << "\n";
+    return status;
+  };
   // Privileges, in this order: who we will be; the queue directory made that account's; one
   // daemon per queue; the database opened; listeners bound; then root given up (below).
   auto identity = relay::ResolveIdentity(cfg->server);
   if (!identity) {
-    std::cerr << "danerelayd: " << identity.error() << "\n";
-    return kExitConfig;
+    return fatal(kExitConfig, identity.error());
   }
   // Nothing in the directory is touched before the lock is ours: it may be another daemon's.
   if (std::error_code ec; !std::filesystem::create_directories(cfg->queue.path, ec) && ec) {
-    std::cerr << "danerelayd: queue: cannot create " << cfg->queue.path.string() << ": "
-              << ec.message() << "\n";
-    return kExitSoftware;
+    return fatal(kExitSoftware, fmt::format("queue: cannot create {}: {}", cfg->queue.path.string(), ec.message()));
   }
   auto lock = queue::QueueLock::Acquire(cfg->queue.path);
   if (!lock) {
-    std::cerr << "danerelayd: " << lock.error() << "\n";
-    return kExitTempFail;
+    return fatal(kExitTempFail, lock.error());
   }
   if (auto secured = relay::SecureQueueDirectory(cfg->queue.path, *identity); !secured) {
-    std::cerr << "danerelayd: queue: " << secured.error() << "\n";
-    return kExitSoftware;
+    return fatal(kExitSoftware, fmt::format("queue: {}", secured.error()));
   }
   auto store = queue::Store::Open(cfg->queue, queue::OpenMode::kReadWrite);
   if (!store) {
-    std::cerr << "danerelayd: queue: " << store.error().message << "\n";
-    return kExitSoftware;
+    return fatal(kExitSoftware, fmt::format("queue: {}", store.error().message));
   }
   // The files SQLite just created (as root: root's) become the account's too.
   if (auto secured = relay::SecureQueueDirectory(cfg->queue.path, *identity); !secured) {
-    std::cerr << "danerelayd: queue: " << secured.error() << "\n";
-    return kExitSoftware;
+    return fatal(kExitSoftware, fmt::format("queue: {}", secured.error()));
   }
   std::signal(SIGPIPE, SIG_IGN);
   // Messages are strings made and freed all the time. Keep the freed memory of ordinary ones
@@ -92,25 +93,21 @@ int main(int argc, char** argv) {
   queue::Committer committer(std::move(*store));
   auto resolver = dns::Resolver::Create(io, cfg->dns);
   if (!resolver) {
-    std::cerr << "danerelayd: dns: " << resolver.error() << "\n";
-    return kExitConfig;
+    return fatal(kExitConfig, fmt::format("dns: {}", resolver.error()));
   }
   relay::SmtpServer server(io, cfg->server, committer, ids, **resolver);
   relay::DeliveryAgent agent(io, cfg->delivery, cfg->server.hostname, **resolver, committer, ids);
   server.OnQueued([&agent] { agent.Wake(); });
   if (auto started = server.Start(); !started) {
-    std::cerr << "danerelayd: " << started.error() << "\n";
-    return kExitSoftware;
+    return fatal(kExitSoftware, started.error());
   }
   if (*identity && geteuid() == 0) {  // (started as the account itself: nothing to give up)
     if (auto dropped = relay::DropPrivileges(**identity); !dropped) {
       // Never go on as root when the operator asked for an unprivileged account.
-      std::cerr << "danerelayd: cannot run as " << (*identity)->user << ": " << dropped.error()
-                << "\n";
-      return kExitSoftware;
+      return fatal(kExitSoftware, fmt::format("cannot run as {}: {}", (*identity)->user, dropped.error()));
     }
   } else if (geteuid() == 0) {
-    spdlog::warn("warning: running as root; set [server] user to an unprivileged account");
+    spdlog::warn("running as root; set [server] user to an unprivileged account");
   }
   // Every client connection, sender probe and delivery holds a descriptor; so do the queue,
   // the resolver and the listeners.
@@ -118,7 +115,7 @@ int main(int argc, char** argv) {
       2ull * cfg->server.limits.max_connections + cfg->delivery.max_parallel + 64;
   if (const auto fds = relay::RaiseFileLimit(wanted_fds); fds < wanted_fds) {
     spdlog::warn(
-        "warning: the file descriptor limit is {}, below the {} that max_connections = {} and "
+        "the file descriptor limit is {}, below the {} that max_connections = {} and "
         "max_parallel = {} may need; raise it (LimitNOFILE=, ulimit -n) or lower them. Past the "
         "limit new connections wait in the listen backlog",
         fds, wanted_fds, cfg->server.limits.max_connections, cfg->delivery.max_parallel);
@@ -126,8 +123,7 @@ int main(int argc, char** argv) {
   if (!cfg->delivery.enabled) {
     spdlog::warn("delivery is disabled ([delivery] enabled = false): mail is queued, not sent");
   } else if (auto started = agent.Start(); !started) {
-    std::cerr << "danerelayd: delivery: " << started.error() << "\n";
-    return kExitSoftware;
+    return fatal(kExitSoftware, fmt::format("delivery: {}", started.error()));
   }
   spdlog::info("danerelayd {} started: hostname={}, configuration={}, queue={}, user={}",
                DANERELAY_VERSION, cfg->server.hostname, cfg->source,
@@ -146,9 +142,10 @@ int main(int argc, char** argv) {
       sd_notify(0, "RELOADING=1");
       auto fresh = config::LoadFileOrDefaults(config_path);
       if (!fresh) {
-        spdlog::warn("warning: reload failed, keeping the old configuration: {}",
+        spdlog::warn("reload failed, keeping the old configuration: {}",
                      fresh.error().message);
       } else {
+        relay::SetUpLogging("danerelayd", fresh->log);
         server.Reload(fresh->server);
         agent.Reload(fresh->delivery);
         if (fresh->queue.path != cfg->queue.path || fresh->dns.forwarders != cfg->dns.forwarders ||

@@ -69,6 +69,13 @@ struct SenderCheckOptions {
   std::uint16_t verify_port = 25;
 };
 
+// [log]
+struct LogOptions {
+  int level = 2;                         // spdlog::level: 1 debug, 2 info, 3 warning, 4 error
+  bool syslog = false;                   // to syslog/journald instead of stderr
+  std::string syslog_facility = "mail";  // mail, daemon, local0..local7
+};
+
 struct ServerOptions {
   std::string hostname;  // announced in the greeting, EHLO and Received; default: gethostname()
   // The account the daemon runs as once its listeners are bound ("": stays as started; as

@@ -9,6 +9,7 @@
 
 #include "config/config.hpp"
 #include "queue/store.hpp"
+#include "relay/logging.hpp"
 #include "tools/dane_check.hpp"
 #include "tools/passwd.hpp"
 #include "tools/queue_admin.hpp"
@@ -163,6 +164,7 @@ int main(int argc, char** argv) {
     }
     req.all = cmd->all;
     req.json = cmd->json;
+    relay::SetUpLogging("danerelay", cfg->log);  // the action is logged where the daemon logs
     return tools::RunAdmin(*cfg, req, std::cout, std::cerr);
   }
   if (stats->parsed()) {

@@ -1,6 +1,10 @@
 #include "tools/queue_admin.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <pwd.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 
 #include "queue/notice.hpp"
@@ -76,6 +80,16 @@ int RunAdmin(const config::Config& config, const AdminRequest& req, std::ostream
   if (!done) {
     err << "danerelay: " << done.error().message << "\n";
     return 2;
+  }
+  // The operator's change goes to the mail log (syslog when [log] syslog is set), as Postfix's
+  // postsuper logs what it does.
+  if (!done->messages.empty()) {
+    const passwd* pw = getpwuid(getuid());
+    spdlog::info("{}: {} recipient{} in {} message{} by {}: {}", Verb(req.action),
+                 done->recipients, done->recipients == 1 ? "" : "s", done->messages.size(),
+                 done->messages.size() == 1 ? "" : "s",
+                 pw ? std::string(pw->pw_name) : std::to_string(getuid()),
+                 fmt::join(done->messages, " "));
   }
   if (req.json) {
     out << nlohmann::json{{"action", std::string(Verb(req.action))},

@@ -31,7 +31,7 @@ void LogIfBug(std::exception_ptr e) {
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
-    spdlog::critical("BUG: coroutine ended with an exception: {}", ex.what());
+    spdlog::error("BUG: coroutine ended with an exception: {}", ex.what());
   }
 }
 
@@ -143,7 +143,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     const std::string user = session.AuthUser();
     std::string password = session.TakePassword();
     if (FailuresOf(client_ip).count >= options.auth.max_failures) {
-      spdlog::warn("warning: {}: too many failed AUTH attempts; user=<{}> not checked", client,
+      spdlog::warn("{}: too many failed AUTH attempts; user=<{}> not checked", client,
                    Printable(user));
       session.Abort("too many failed authentication attempts");
       co_return;
@@ -158,7 +158,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     }
     Failures& f = FailuresOf(client_ip);
     ++f.count;
-    spdlog::warn("warning: {}: SASL authentication failed: user=<{}> ({} of {} allowed)", client,
+    spdlog::warn("{}: SASL authentication failed: user=<{}> ({} of {} allowed)", client,
                  Printable(user), f.count, options.auth.max_failures);
     const std::uint32_t count = f.count;  // `f` may go while we wait
     asio::steady_timer pause(io, std::chrono::seconds(std::min<std::uint32_t>(count, 5)));
@@ -193,7 +193,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
         // Out of file descriptors (EMFILE, ENFILE) or memory: the pending connection stays in
         // the backlog, so retrying at once would spin. Pause, and say so once per pause rather
         // than once per try.
-        spdlog::warn("warning: accept on {}:{}: {}; pausing new connections for 1s ({} open)",
+        spdlog::warn("accept on {}:{}: {}; pausing new connections for 1s ({} open)",
                      listener.options.address, listener.options.port, ec.message(), total);
         asio::steady_timer pause(io, std::chrono::seconds(1));
         co_await pause.async_wait(kUseTuple);
@@ -229,7 +229,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
                             : nullptr;
     if (limit) {
       const bool per_ip = std::string_view(limit) == "per client";
-      spdlog::warn("warning: connection limit reached ({}) for {}", limit, client);
+      spdlog::warn("connection limit reached ({}) for {}", limit, client);
       // A named string: GCC 12 mishandles temporaries that live across a co_await.
       const std::string reply = fmt::format("421 4.7.0 {} Error: too many connections{}\r\n",
                                             options.hostname, per_ip ? " from " + client_ip : "");
@@ -290,11 +290,14 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
       if (action == ServerSession::Action::kEnqueue) {
         queue::NewMessage message = session.TakeMessage();
         const std::string id = message.id, sender = message.sender;
+        const std::string message_id =
+            queue::Printable(queue::HeaderValue(message.content, "Message-ID"), 250);
         const size_t size = message.content.size(), nrcpt = message.recipients.size();
         auto stored = co_await Enqueue(message);
         if (stored) {
           spdlog::info("{}: client={}, from=<{}>, size={}, nrcpt={} (queue active)", id, client,
                        sender, size, nrcpt);
+          spdlog::info("{}: message-id={}", id, message_id.empty() ? "<>" : message_id);
           session.EnqueueDone(true);
           if (on_queued) on_queued();
         } else {
@@ -421,10 +424,10 @@ void SmtpServer::Reload(const ServerOptions& options) {
     spdlog::warn("reload: [[listener]] changes take effect only after a restart");
   }
   if (auto auth = impl_->LoadAuth(options.auth); !auth) {
-    spdlog::warn("warning: reload: keeping the old AUTH accounts: {}", auth.error());
+    spdlog::warn("reload: keeping the old AUTH accounts: {}", auth.error());
   }
   if (auto checks = impl_->LoadSenderChecks(options.sender_checks); !checks) {
-    spdlog::warn("warning: reload: keeping the old sender checks: {}", checks.error());
+    spdlog::warn("reload: keeping the old sender checks: {}", checks.error());
   }
   const auto listeners = current.listeners;
   current = options;

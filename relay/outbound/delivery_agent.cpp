@@ -134,7 +134,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     const auto r = expiry_clock.Read(queue::Clock::now(), std::chrono::steady_clock::now());
     if (r.jumped > std::chrono::seconds(60)) {
       spdlog::warn(
-          "warning: the system clock jumped {}s ahead of real time; mail ages at real time, "
+          "the system clock jumped {}s ahead of real time; mail ages at real time, "
           "the jump expires nothing",
           r.jumped.count());
     }
@@ -175,7 +175,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         try {
           std::rethrow_exception(e);
         } catch (const std::exception& ex) {
-          spdlog::critical("BUG: delivery ended with an exception: {}", ex.what());
+          spdlog::error("BUG: delivery ended with an exception: {}", ex.what());
         }
       });
     }
@@ -257,6 +257,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     struct Recorded {
       queue::PassOutcome pass;
       std::vector<std::pair<std::string, const char*>> notices;  // id, what
+      bool completed = false;  // every recipient final: the message left the queue
     };
     auto recorded = std::make_shared<Recorded>();
     auto* id_source = &ids;
@@ -288,7 +289,11 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       if (content) notices = PassNotices(*m, *content, pass, now, settings, *id_source);
       std::vector<queue::NewMessage> messages;
       for (auto& n : notices) messages.push_back(std::move(n.message));
-      if (auto r = s.RecordDelivery(m->id, pass.updates, attempts, messages, now); !r) return r;
+      if (auto r = s.RecordDelivery(m->id, pass.updates, attempts, messages, now,
+                                    &recorded->completed);
+          !r) {
+        return r;
+      }
       recorded->pass = std::move(pass);
       recorded->notices.clear();
       for (size_t i = 0; i < notices.size(); ++i) {
@@ -328,6 +333,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       spdlog::warn("{}: undeliverable mail from <> discarded (no bounce to the null sender)",
                    m->id);
     }
+    if (recorded->completed) spdlog::info("{}: removed", m->id);
     if (!recorded->notices.empty()) Wake();
   }
 
@@ -360,7 +366,7 @@ tl::expected<void, std::string> DeliveryAgent::Start() {
     try {
       std::rethrow_exception(e);
     } catch (const std::exception& ex) {
-      spdlog::critical("BUG: the delivery scheduler ended with an exception: {}", ex.what());
+      spdlog::error("BUG: the delivery scheduler ended with an exception: {}", ex.what());
     }
   });
   return {};

@@ -26,13 +26,28 @@ std::string DescribeTlsa(const std::optional<dns::TlsaAnswer>& t) {
   return s;
 }
 
+// Where one delivery's time went, as Postfix's delays=a/b/c/d: in the queue before this
+// attempt, DNS (MX, addresses, TLSA), connection setup with greeting, EHLO and TLS, and the
+// transaction itself.
+struct Delays {
+  queue::TimePoint arrival;
+  queue::TimePoint started;
+  std::chrono::steady_clock::duration dns{}, connect{}, transfer{};
+};
+
+std::string Seconds(std::chrono::duration<double> d) {
+  return fmt::format("{:.2g}", std::max(0.0, d.count()));
+}
+
 void LogDisposition(const std::string& id, const std::string& rcpt, const std::string& relay,
-                    const queue::RecipientUpdate& u) {
+                    const queue::RecipientUpdate& u, const Delays& d) {
   const char* status = u.state == RecipientState::kDelivered ? "sent"
                        : u.state == RecipientState::kFailed  ? "bounced"
                                                              : "deferred";
-  spdlog::info("{}: to=<{}>, relay={}, dsn={}, status={} ({})", id, rcpt,
-               relay.empty() ? "none" : relay, u.status, status, u.reply);
+  spdlog::info("{}: to=<{}>, relay={}, delay={}, delays={}/{}/{}/{}, dsn={}, status={} ({})", id,
+               rcpt, relay.empty() ? "none" : relay, Seconds(queue::Clock::now() - d.arrival),
+               Seconds(d.started - d.arrival), Seconds(d.dns), Seconds(d.connect),
+               Seconds(d.transfer), u.status, status, u.reply);
 }
 
 // Every recipient of `m` gets the same outcome.
@@ -78,6 +93,8 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
                                              const std::string& content,
                                              const std::string& domain) {
   DomainOutcome out;
+  using SteadyClock = std::chrono::steady_clock;
+  Delays delays{m.arrival, queue::Clock::now()};
   const DaneMode mode = IsMandatory(ctx.options.mandatory_domains, domain)
                             ? DaneMode::kMandatory
                             : DaneMode::kOpportunistic;
@@ -88,12 +105,14 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
     All(m, state, std::nullopt, status, reason, last_remote, out);
     for (size_t i = 0; i < m.recipients.size(); ++i) {
       LogDisposition(m.id, m.recipients[i].address, relay,
-                     out.updates[out.updates.size() - m.recipients.size() + i]);
+                     out.updates[out.updates.size() - m.recipients.size() + i], delays);
     }
   };
 
   // The next hops: a static route, or the MX RRset (RFC 5321 §5.1).
+  auto dns_started = SteadyClock::now();
   const NextHops hops = co_await FindNextHops(ctx.resolver, domain, ctx.options, ctx.rng);
+  delays.dns += SteadyClock::now() - dns_started;
   if (hops.hosts.empty()) {
     finish(hops.permanent ? RecipientState::kFailed : RecipientState::kDeferred, hops.status,
            hops.reason, "");
@@ -102,7 +121,9 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
 
   std::string last_status = "4.4.3", last_reason = "no MX host could be used";
   for (const NextHop& host : hops.hosts) {
+    dns_started = SteadyClock::now();
     const HostPlan plan = co_await ResolveHost(ctx.resolver, host);
+    delays.dns += SteadyClock::now() - dns_started;
     const HostDnsFacts& facts = plan.facts;
     if (plan.no_address) {
       last_status = "4.4.4";
@@ -138,9 +159,12 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       if (r.host_failed && r.retry_plaintext && decision.tls == TlsRequirement::kMay) {
         // "may": a failed handshake is retried once in plain text.
         RecordHost(m, host, facts, ip, "failed", r.reason, r.status, "", out);
+        delays.connect += r.connect_time;
         req.plaintext_only = true;
         r = co_await DeliverOverSmtp(req, ctx.connections);
       }
+      delays.connect += r.connect_time;
+      delays.transfer += r.transfer_time;
       const std::string verdict = r.verdict ? std::string(tls::ToString(r.verdict->kind)) : "none";
       const std::string matched = r.verdict ? r.verdict->matched_tlsa : "";
       last_remote = host.name;
@@ -159,7 +183,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
         u.remote_dsn = r.remote_dsn;
         out.attempts.push_back(
             Attempt(m.recipients[i].index, host, facts, ip, verdict, matched, rc.reply, rc.status));
-        LogDisposition(m.id, m.recipients[i].address, relay, u);
+        LogDisposition(m.id, m.recipients[i].address, relay, u, delays);
         out.updates.push_back(std::move(u));
       }
       co_return out;

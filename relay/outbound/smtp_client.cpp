@@ -367,6 +367,7 @@ void ConnectionCache::Sweep(const asio::any_io_executor& ex, bool all) {
 }
 
 asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& req, ConnectionCache* cache) {
+  using SteadyClock = std::chrono::steady_clock;
   ClientResult res;
   const std::string key = CacheKey(req);
   std::shared_ptr<SmtpSession> s;
@@ -374,7 +375,9 @@ asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& req, Connecti
   if (s) {
     res.starttls_offered = s->starttls_offered;
     res.verdict = s->verdict;
+    const auto started = SteadyClock::now();
     const After after = co_await Transaction(*s, req, res);
+    res.transfer_time = SteadyClock::now() - started;
     if (after != After::kLostBeforeMail) {
       spdlog::info("reused the cached connection to {}", s->peer);
       co_await Finish(s, after, req, cache, key);
@@ -384,13 +387,17 @@ asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& req, Connecti
     co_await s->conn.Close();
     res = ClientResult{};
   }
+  const auto opening = SteadyClock::now();
   s = co_await Open(req, res);
+  res.connect_time = SteadyClock::now() - opening;
   if (!s) co_return res;
   if (!req.message) {  // a probe: the TLS facts are all we wanted
     co_await s->Quit();
     co_return res;
   }
+  const auto sending = SteadyClock::now();
   const After after = co_await Transaction(*s, req, res);
+  res.transfer_time = SteadyClock::now() - sending;
   if (after == After::kLostBeforeMail) {
     const std::string text = fmt::format("lost connection with {} while sending MAIL", s->peer);
     res.recipients.assign(req.message->recipients.size(),

@@ -52,6 +52,10 @@ struct ClientResult {
   bool starttls_offered = false;
   std::optional<tls::Verdict> verdict;
   bool remote_dsn = false;  // the server offered DSN
+  // Where the time went (Postfix's delays=.../c/d): connecting, greeting, EHLO and TLS (zero
+  // on a cached connection), then MAIL through the reply to the data.
+  std::chrono::steady_clock::duration connect_time{};
+  std::chrono::steady_clock::duration transfer_time{};
   // With !host_failed: one entry per recipient of the request, in order.
   struct Rcpt {
     queue::RecipientState state = queue::RecipientState::kDeferred;
