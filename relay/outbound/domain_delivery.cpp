@@ -35,8 +35,15 @@ struct Delays {
   std::chrono::steady_clock::duration dns{}, connect{}, transfer{};
 };
 
+// Seconds as Postfix writes them (delay_logging_resolution_limit = 2): two decimals at most,
+// no trailing zeros, whole seconds from 10 on: "0", "0.04", "1.2", "35".
 std::string Seconds(std::chrono::duration<double> d) {
-  return fmt::format("{:.2g}", std::max(0.0, d.count()));
+  const double s = std::max(0.0, d.count());
+  if (s >= 10) return fmt::format("{:.0f}", s);
+  std::string out = fmt::format("{:.2f}", s);
+  while (out.back() == '0') out.pop_back();
+  if (out.back() == '.') out.pop_back();
+  return out;
 }
 
 void LogDisposition(const std::string& id, const std::string& rcpt, const std::string& relay,

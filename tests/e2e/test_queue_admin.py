@@ -5,6 +5,7 @@ address where nothing listens yet (the destination is "down"); no DNS is involve
 import email
 import email.policy
 import json
+import re
 import smtplib
 import time
 import unittest
@@ -62,6 +63,37 @@ min_backoff = "1h"
 
     def deferred(self, qid):
         wait_for(lambda: self.state(qid)["state"] == "deferred", what=f"{qid} deferred")
+
+    def test_logs_tell_each_message_s_story(self):
+        with smtplib.SMTP("127.0.0.1", self.relay.port, timeout=30) as c:
+            c.ehlo("admin.example")
+            c.mail(SENDER)
+            c.rcpt("logged@up.example")
+            code, reply = c.data(b"Subject: logged\r\nMessage-ID: <story-1@senders.example>\r\n"
+                                 b"\r\nbody\r\n")
+            self.assertEqual(code, 250, reply)
+            qid = queued_id(reply)
+        wait_for(lambda: f"{qid}: removed" in self.relay.logs(), what="the removed line")
+        logs = self.relay.logs()
+        self.assertIn(f"{qid}: message-id=<story-1@senders.example>", logs)
+        sent = re.search(rf"{qid}: to=<logged@up.example>, relay=[^,\[]+\[{A}\]:{self.port}, "
+                         r"delay=([0-9.]+), delays=([0-9.]+)/([0-9.]+)/([0-9.]+)/([0-9.]+), "
+                         r"dsn=2.0.0, status=sent", logs)
+        self.assertIsNotNone(sent, logs[-3000:])
+        delay, *parts = (float(x) for x in sent.groups())
+        self.assertLessEqual(sum(parts), delay + 0.05)  # each rounded to 0.01
+        # The order of the story: accepted, sent, removed.
+        self.assertLess(logs.index(f"{qid}: message-id="), logs.index(f"{qid}: to=<logged"))
+        self.assertLess(logs.index(f"{qid}: to=<logged"), logs.index(f"{qid}: removed"))
+
+    def test_operator_actions_are_logged(self):
+        qid = self.send("user@dead.example", "operator")
+        self.deferred(qid)
+        r = self.relay.cli("queue", "hold", qid)
+        self.assertRegex(r.stderr.decode(),
+                         rf"danerelay\[\d+\]: hold: 1 recipient in 1 message by \w+: {qid}\n")
+        r = self.relay.cli("queue", "delete", qid)
+        self.assertIn(f"delete: 1 recipient in 1 message by", r.stderr.decode())
 
     def test_hold_stats_release(self):
         qid = self.send("user@down1.example", "hold me")
