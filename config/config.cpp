@@ -370,8 +370,8 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   std::optional<ConfigError> error;
 
   Reader top(root, "", file, error);
-  top.OnlyKeys({"server", "log", "listener", "access", "auth", "sender_checks", "limits", "queue",
-                "dns", "dane", "delivery", "retry", "routes"});
+  top.OnlyKeys({"server", "log", "metrics", "listener", "access", "auth", "sender_checks", "limits",
+                "queue", "dns", "dane", "delivery", "retry", "routes"});
 
   if (const auto* t = SubTable(root, "server", file, error)) {
     Reader r(*t, "server.", file, error);
@@ -429,6 +429,18 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
     if (!error && f != "mail" && f != "daemon" &&
         !(f.size() == 6 && f.starts_with("local") && f[5] >= '0' && f[5] <= '7')) {
       r.FailHere("syslog_facility", "expected \"mail\", \"daemon\" or \"local0\"..\"local7\"");
+    }
+  }
+
+  if (const auto* t = SubTable(root, "metrics", file, error)) {
+    Reader r(*t, "metrics.", file, error);
+    r.OnlyKeys({"address", "port"});
+    r.String("address", config.metrics.address);
+    r.Unsigned("port", config.metrics.port, 1, 65535);
+    if (!error && !config.metrics.address.empty() &&
+        (!relay::IpNetwork::Parse(config.metrics.address) ||
+         config.metrics.address.find('/') != std::string::npos)) {
+      r.FailHere("address", "expected an IP address such as \"127.0.0.1\"");
     }
   }
 

@@ -25,6 +25,7 @@ struct Config {
   dns::ResolverOptions dns;
   relay::DeliveryOptions delivery;
   relay::LogOptions log;
+  relay::MetricsOptions metrics;
   std::string source = "built-in defaults";  // where this configuration came from
 };
 

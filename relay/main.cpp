@@ -20,8 +20,9 @@
 #include "queue/queue_id.hpp"
 #include "queue/queue_lock.hpp"
 #include "relay/inbound/smtp_server.hpp"
-#include "relay/outbound/delivery_agent.hpp"
 #include "relay/logging.hpp"
+#include "relay/metrics_server.hpp"
+#include "relay/outbound/delivery_agent.hpp"
 #include "relay/privileges.hpp"
 
 namespace {
@@ -63,7 +64,8 @@ int main(int argc, char** argv) {
   }
   // Nothing in the directory is touched before the lock is ours: it may be another daemon's.
   if (std::error_code ec; !std::filesystem::create_directories(cfg->queue.path, ec) && ec) {
-    return fatal(kExitSoftware, fmt::format("queue: cannot create {}: {}", cfg->queue.path.string(), ec.message()));
+    return fatal(kExitSoftware, fmt::format("queue: cannot create {}: {}", cfg->queue.path.string(),
+                                            ec.message()));
   }
   auto lock = queue::QueueLock::Acquire(cfg->queue.path);
   if (!lock) {
@@ -101,10 +103,13 @@ int main(int argc, char** argv) {
   if (auto started = server.Start(); !started) {
     return fatal(kExitSoftware, started.error());
   }
+  relay::MetricsServer metrics(io, cfg->metrics, cfg->queue, nullptr);
+  if (auto started = metrics.Start(); !started) return fatal(kExitSoftware, started.error());
   if (*identity && geteuid() == 0) {  // (started as the account itself: nothing to give up)
     if (auto dropped = relay::DropPrivileges(**identity); !dropped) {
       // Never go on as root when the operator asked for an unprivileged account.
-      return fatal(kExitSoftware, fmt::format("cannot run as {}: {}", (*identity)->user, dropped.error()));
+      return fatal(kExitSoftware,
+                   fmt::format("cannot run as {}: {}", (*identity)->user, dropped.error()));
     }
   } else if (geteuid() == 0) {
     spdlog::warn("running as root; set [server] user to an unprivileged account");
@@ -142,8 +147,7 @@ int main(int argc, char** argv) {
       sd_notify(0, "RELOADING=1");
       auto fresh = config::LoadFileOrDefaults(config_path);
       if (!fresh) {
-        spdlog::warn("reload failed, keeping the old configuration: {}",
-                     fresh.error().message);
+        spdlog::warn("reload failed, keeping the old configuration: {}", fresh.error().message);
       } else {
         relay::SetUpLogging("danerelayd", fresh->log);
         server.Reload(fresh->server);
@@ -167,6 +171,7 @@ int main(int argc, char** argv) {
     sd_notify(0, "STOPPING=1");
     server.Stop();
     agent.Stop();
+    metrics.Stop();
     hup.cancel();
     io.stop();
   });

@@ -76,6 +76,12 @@ struct LogOptions {
   std::string syslog_facility = "mail";  // mail, daemon, local0..local7
 };
 
+// [metrics]: the Prometheus endpoint; no address, no endpoint.
+struct MetricsOptions {
+  std::string address;  // e.g. "127.0.0.1"
+  std::uint16_t port = 9325;
+};
+
 struct ServerOptions {
   std::string hostname;  // announced in the greeting, EHLO and Received; default: gethostname()
   // The account the daemon runs as once its listeners are bound ("": stays as started; as

@@ -18,6 +18,7 @@
 #include "relay/connection.hpp"
 #include "relay/inbound/accounts.hpp"
 #include "relay/inbound/sender_checks.hpp"
+#include "relay/metrics.hpp"
 #include "relay/smtp/server_session.hpp"
 
 namespace danerelay::relay {
@@ -230,6 +231,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     if (limit) {
       const bool per_ip = std::string_view(limit) == "per client";
       spdlog::warn("connection limit reached ({}) for {}", limit, client);
+      Metrics::Get().Add("danerelay_smtpd_rejects_total", "command=\"CONNECT\"");
       // A named string: GCC 12 mishandles temporaries that live across a co_await.
       const std::string reply = fmt::format("421 4.7.0 {} Error: too many connections{}\r\n",
                                             options.hostname, per_ip ? " from " + client_ip : "");
@@ -245,6 +247,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     ++mine;
     if (!trusted) ++untrusted;
     spdlog::info("connect from {}", client);
+    Metrics::Get().Add("danerelay_smtpd_connections_total");
     SessionParams params;
     params.hostname = options.hostname;
     params.limits = options.limits;
@@ -286,7 +289,10 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     };
     while (serve) {
       const auto action = session.Next();
-      for (const auto& event : session.TakeEvents()) spdlog::info("{}: {}", client, event);
+      for (const auto& event : session.TakeEvents()) {
+        spdlog::info("{}: {}", client, event);
+        Metrics::Get().CountReject(event);
+      }
       if (action == ServerSession::Action::kEnqueue) {
         queue::NewMessage message = session.TakeMessage();
         const std::string id = message.id, sender = message.sender;
@@ -298,6 +304,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
           spdlog::info("{}: client={}, from=<{}>, size={}, nrcpt={} (queue active)", id, client,
                        sender, size, nrcpt);
           spdlog::info("{}: message-id={}", id, message_id.empty() ? "<>" : message_id);
+          Metrics::Get().Add("danerelay_messages_accepted_total");
           session.EnqueueDone(true);
           if (on_queued) on_queued();
         } else {

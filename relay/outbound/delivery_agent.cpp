@@ -12,6 +12,7 @@
 #include "queue/retry.hpp"
 #include "queue/upkeep.hpp"
 #include "relay/connection.hpp"
+#include "relay/metrics.hpp"
 #include "relay/outbound/destination_slots.hpp"
 #include "relay/outbound/domain_delivery.hpp"
 #include "relay/outbound/pass_notices.hpp"
@@ -289,8 +290,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       if (content) notices = PassNotices(*m, *content, pass, now, settings, *id_source);
       std::vector<queue::NewMessage> messages;
       for (auto& n : notices) messages.push_back(std::move(n.message));
-      if (auto r = s.RecordDelivery(m->id, pass.updates, attempts, messages, now,
-                                    &recorded->completed);
+      if (auto r =
+              s.RecordDelivery(m->id, pass.updates, attempts, messages, now, &recorded->completed);
           !r) {
         return r;
       }
@@ -319,10 +320,17 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     }
     for (const auto& [notice_id, what] : recorded->notices) {
       spdlog::info("{}: {}: {}", m->id, what, notice_id);
+      const std::string_view w = what;
+      Metrics::Get().Add("danerelay_notices_total",
+                         w.find("delay") != std::string_view::npos        ? "kind=\"delay\""
+                         : w.find("postmaster") != std::string_view::npos ? "kind=\"postmaster\""
+                         : w.find("delivery status") != std::string_view::npos ? "kind=\"relayed\""
+                                                                               : "kind=\"bounce\"");
     }
     bool failed = false;
     for (const auto& u : recorded->pass.updates) {
       if (u.state == RecipientState::kExpired) {
+        Metrics::Get().Add("danerelay_deliveries_total", "outcome=\"expired\"");
         spdlog::info("{}: to=<{}>, status=expired, returned to sender ({} {})", m->id,
                      AddressOf(*m, recorded->pass, u.index), u.status, u.reply);
       }

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "dns/resolver.hpp"
+#include "relay/metrics.hpp"
 #include "relay/outbound/next_hop.hpp"
 
 namespace danerelay::relay {
@@ -46,11 +47,16 @@ std::string Seconds(std::chrono::duration<double> d) {
   return out;
 }
 
+void CountDane(const char* outcome) {
+  if (outcome) Metrics::Get().Add("danerelay_dane_total", fmt::format("outcome=\"{}\"", outcome));
+}
+
 void LogDisposition(const std::string& id, const std::string& rcpt, const std::string& relay,
                     const queue::RecipientUpdate& u, const Delays& d) {
   const char* status = u.state == RecipientState::kDelivered ? "sent"
                        : u.state == RecipientState::kFailed  ? "bounced"
                                                              : "deferred";
+  Metrics::Get().Add("danerelay_deliveries_total", fmt::format("outcome=\"{}\"", status));
   spdlog::info("{}: to=<{}>, relay={}, delay={}, delays={}/{}/{}/{}, dsn={}, status={} ({})", id,
                rcpt, relay.empty() ? "none" : relay, Seconds(queue::Clock::now() - d.arrival),
                Seconds(d.started - d.arrival), Seconds(d.dns), Seconds(d.connect),
@@ -121,6 +127,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
   const NextHops hops = co_await FindNextHops(ctx.resolver, domain, ctx.options, ctx.rng);
   delays.dns += SteadyClock::now() - dns_started;
   if (hops.hosts.empty()) {
+    if (!hops.permanent) CountDane("dns_failure");  // the MX lookup failed or was bogus
     finish(hops.permanent ? RecipientState::kFailed : RecipientState::kDeferred, hops.status,
            hops.reason, "");
     co_return out;
@@ -139,6 +146,13 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       continue;
     }
     const PolicyDecision decision = Decide(mode, facts);
+    // design.md's table, as counted: steps 1-5 decide before any connection.
+    if (decision.tls != TlsRequirement::kDane || decision.defer) {
+      CountDane(decision.step == 1   ? "dns_failure"
+                : decision.step <= 3 ? "insecure"
+                : decision.step == 4 ? "no_tlsa"
+                                     : "unusable_tlsa");
+    }
     if (decision.defer) {
       last_status = decision.status;
       last_reason = fmt::format("{}: {}", host.name, decision.reason);
@@ -173,6 +187,15 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       delays.connect += r.connect_time;
       delays.transfer += r.transfer_time;
       const std::string verdict = r.verdict ? std::string(tls::ToString(r.verdict->kind)) : "none";
+      if (r.verdict || !r.host_failed) {
+        Metrics::Get().Add("danerelay_tls_verdicts_total", fmt::format("verdict=\"{}\"", verdict));
+      }
+      if (decision.tls == TlsRequirement::kDane) {
+        CountDane(r.verdict && r.verdict->kind == tls::Verdict::Kind::kVerified ? "verified"
+                  : !r.starttls_offered && r.host_failed                        ? "no_starttls"
+                  : r.verdict                                                   ? "mismatch"
+                                                                                : nullptr);
+      }
       const std::string matched = r.verdict ? r.verdict->matched_tlsa : "";
       last_remote = host.name;
       if (r.host_failed) {

@@ -14,9 +14,10 @@ import smtplib
 import tempfile
 import time
 import unittest
+import urllib.request
 
 from dnsworld import DnsWorld
-from harness import Relay, queued_id
+from harness import Relay, free_port, queued_id
 from mx import (MxServer, free_port_on, private_ca, self_signed, signed_by, tlsa_2_0_1,
                 tlsa_3_1_1)
 
@@ -98,7 +99,11 @@ class DeliveryTest(unittest.TestCase):
         for s in cls.servers.values():
             s.start()
 
+        cls.metrics_port = free_port()
         cls.relay = Relay(deliver=True, extra_toml=w.toml() + f"""
+[metrics]
+address = "127.0.0.1"
+port = {cls.metrics_port}
 [dane]
 mandatory_domains = ["mand-unsigned.example", ".mand-notlsa.example"]
 [delivery]
@@ -209,6 +214,61 @@ delay_warning = "2s"
 
     def arrived(self, server, domain):
         return self.servers[server].received_for(f"user@{domain}.example")
+
+    # --- Metrics -----------------------------------------------------------------------
+
+    def scrape(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                    timeout=10) as r:
+            self.assertEqual(r.status, 200)
+            self.assertTrue(r.headers["Content-Type"].startswith("text/plain; version=0.0.4"))
+            text = r.read().decode()
+        values = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                values[name] = float(value)
+        return values
+
+    def test_metrics_count_what_happened(self):
+        m = self.scrape()
+        messages = [json.loads(line) for line in self.relay.cli(
+            "queue", "list", "--all", "--json").stdout.decode().splitlines() if line.strip()]
+        states = [r["state"] for msg in messages for r in msg["recipients"]]
+        # Every delivered recipient (notices included) was counted once as sent; every message
+        # that came in over SMTP as accepted.
+        self.assertEqual(m['danerelay_deliveries_total{outcome="sent"}'], states.count("delivered"))
+        self.assertEqual(m["danerelay_messages_accepted_total"], 19)
+        self.assertGreaterEqual(m['danerelay_deliveries_total{outcome="bounced"}'],
+                                states.count("failed"))
+        self.assertGreaterEqual(m['danerelay_deliveries_total{outcome="deferred"}'],
+                                states.count("deferred"))
+        # design.md's table, per host tried: ee, ta, twomx's second MX, routed verified; the
+        # mismatch host (twice: its own domain, twomx's first MX); notls without STARTTLS;
+        # bogus; unsigned, mand-unsigned insecure; notlsa, mand-notlsa; unusable twice.
+        dane = {k.split('"')[1]: v for k, v in m.items() if k.startswith("danerelay_dane_total")}
+        self.assertGreaterEqual(dane["verified"], 4, dane)
+        self.assertGreaterEqual(dane["mismatch"], 2, dane)
+        self.assertGreaterEqual(dane["no_starttls"], 1, dane)
+        self.assertGreaterEqual(dane["dns_failure"], 1, dane)
+        self.assertGreaterEqual(dane["insecure"], 2, dane)
+        self.assertGreaterEqual(dane["no_tlsa"], 2, dane)
+        self.assertGreaterEqual(dane["unusable_tlsa"], 2, dane)
+        self.assertGreaterEqual(m['danerelay_tls_verdicts_total{verdict="Verified"}'], 4)
+        self.assertGreaterEqual(m['danerelay_notices_total{kind="bounce"}'], 3)
+        self.assertEqual(m['danerelay_notices_total{kind="relayed"}'], 1)
+        self.assertEqual(m['danerelay_notices_total{kind="postmaster"}'], 1)
+        # The queue's gauges agree with the command line.
+        self.assertEqual(m["danerelay_queue_up"], 1)
+        self.assertEqual(m['danerelay_queue_recipients{state="deferred"}'],
+                         self.relay.queue_json() and sum(
+                             1 for msg in self.relay.queue_json() for r in msg["recipients"]
+                             if r["state"] == "deferred"))
+        self.assertGreater(m["danerelay_queue_oldest_message_age_seconds"], 0)
+        # Anything but GET /metrics: 404.
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/", timeout=10)
+        self.assertEqual(e.exception.code, 404)
 
     # --- DANE passes -------------------------------------------------------------------
 

@@ -1,0 +1,33 @@
+#pragma once
+// Counters for the Prometheus endpoint ([metrics] address/port, off by default), in the text
+// exposition format 0.0.4. Counted on the io thread only (the daemon has one), so no locks.
+// Every family and its known label values are listed below, so a scrape shows zeros before
+// the first event instead of missing series.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+namespace danerelay::relay {
+
+class Metrics {
+ public:
+  // The daemon's registry.
+  static Metrics& Get();
+
+  // Adds `n` to the counter `family` with `labels` ("outcome=\"sent\"", or "" for none).
+  void Add(std::string_view family, std::string_view labels = {}, std::uint64_t n = 1);
+  std::uint64_t Value(std::string_view family, std::string_view labels = {}) const;
+
+  // HELP, TYPE and every series of every counter family, in a stable order.
+  std::string Render() const;
+
+  // The SMTP server's refusals: the command of a "reject: VERB from ..." log event.
+  void CountReject(std::string_view event);
+
+ private:
+  Metrics();
+  std::map<std::string, std::map<std::string, std::uint64_t>, std::less<>> counters_;
+};
+
+}  // namespace danerelay::relay
