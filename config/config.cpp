@@ -295,9 +295,15 @@ std::optional<std::size_t> NonAsciiOutsideStrings(std::string_view t) {
       while (i < t.size()) {
         if (c == '"' && t[i] == '\\') {
           ++i;
-          while (i < t.size() && close.size() == 3 && (blank(t[i]) || t[i] == '\n')) ++i;
           if (i < t.size() && non_ascii(i)) return i;
-          ++i;
+          if (close.size() == 3 && i < t.size() && (blank(t[i]) || t[i] == '\n')) {
+            // A line-ending backslash: toml++ skips whitespace and newlines, asking about each
+            // character up to the next one that is neither (which may start another escape).
+            while (i < t.size() && (blank(t[i]) || t[i] == '\n')) ++i;
+            if (i < t.size() && non_ascii(i)) return i;
+            continue;
+          }
+          ++i;  // the escaped character
         } else if (close.size() == 1 && t[i] == '\n') {
           break;  // unterminated: toml++ says so
         } else if (t.substr(i, close.size()) == close) {
@@ -544,7 +550,27 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
 
   if (const auto* t = SubTable(root, "dns", file, error)) {
     Reader r(*t, "dns.", file, error);
-    r.OnlyKeys({"trust_anchor_file", "forwarders", "root_hints", "timeout"});
+    r.OnlyKeys({"trust_anchor_file", "forwarders", "root_hints", "timeout", "validation_canary",
+                "bogus_canary", "health_interval", "on_validation_failure"});
+    r.String("validation_canary", config.dns.validation_canary);
+    r.String("bogus_canary", config.dns.bogus_canary);
+    for (const char* key : {"validation_canary", "bogus_canary"}) {
+      const std::string& v = std::string_view(key) == "validation_canary"
+                                 ? config.dns.validation_canary
+                                 : config.dns.bogus_canary;
+      if (!error && t->get(key) &&
+          !(v == "." || v.empty() ||
+            ValidHostname(v.back() == '.' ? v.substr(0, v.size() - 1) : v))) {
+        r.FailHere(key, "expected \".\" or a domain name");
+      }
+    }
+    r.Duration("health_interval", config.dns.health_interval, std::chrono::seconds(1));
+    std::string on_failure = "defer";
+    r.String("on_validation_failure", on_failure);
+    if (!error && on_failure != "defer" && on_failure != "deliver") {
+      r.FailHere("on_validation_failure", "expected \"defer\" or \"deliver\"");
+    }
+    config.dns.deliver_on_validation_failure = on_failure == "deliver";
     r.Path("trust_anchor_file", config.dns.trust_anchor_file, base_dir);
     r.Path("root_hints", config.dns.root_hints, base_dir);
     std::chrono::seconds timeout(15);

@@ -11,8 +11,10 @@
 
 #include <fmt/format.h>
 
+#include <fstream>
 #include <functional>
 #include <optional>
+#include <sstream>
 #include <unordered_map>
 
 namespace danerelay::dns {
@@ -198,6 +200,33 @@ Resolver::~Resolver() {
   impl_->fd.cancel(ec);
 }
 
+tl::expected<int, std::string> CountTrustAnchors(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) {
+    return tl::unexpected(
+        fmt::format("trust anchor file {}: {}", file.string(),
+                    std::filesystem::exists(file) ? "cannot be read" : "does not exist"));
+  }
+  int count = 0;
+  std::string line;
+  while (std::getline(in, line)) {
+    line = line.substr(0, line.find(';'));  // zone-file comments
+    std::istringstream words(line);
+    for (std::string w; words >> w;) {
+      if (w == "DS" || w == "DNSKEY") ++count;
+    }
+  }
+  if (count == 0) {
+    // libunbound would accept it and then call every answer insecure: opportunistic DANE off
+    // for every domain, silently.
+    return tl::unexpected(fmt::format(
+        "trust anchor file {} holds no DS or DNSKEY record; without one no answer validates "
+        "and DANE would be off for every domain",
+        file.string()));
+  }
+  return count;
+}
+
 tl::expected<std::unique_ptr<Resolver>, std::string> Resolver::Create(
     asio::io_context& io, const ResolverOptions& options) {
   ub_ctx* raw = ub_ctx_create();
@@ -208,9 +237,8 @@ tl::expected<std::unique_ptr<Resolver>, std::string> Resolver::Create(
   };
   // A thread, not a forked process, resolves in the background; ub_fd tells us when it is done.
   if (int err = ub_ctx_async(ctx.get(), 1)) return fail("libunbound async", err);
-  if (!std::filesystem::exists(options.trust_anchor_file)) {
-    return tl::unexpected(
-        fmt::format("trust anchor file {} does not exist", options.trust_anchor_file.string()));
+  if (auto anchors = CountTrustAnchors(options.trust_anchor_file); !anchors) {
+    return tl::unexpected(anchors.error());
   }
   if (int err = ub_ctx_add_ta_file(ctx.get(), options.trust_anchor_file.c_str())) {
     return fail("trust anchor file " + options.trust_anchor_file.string(), err);
@@ -257,6 +285,13 @@ asio::awaitable<AddressAnswer> Resolver::LookupAddresses(const std::string& host
     inet_ntop(ipv6 ? AF_INET6 : AF_INET, p, text, sizeof text);
     a.addresses.emplace_back(text);
   });
+  co_return a;
+}
+
+asio::awaitable<Answer> Resolver::Lookup(const std::string& name, int type) {
+  auto raw = co_await impl_->Query(name, type);
+  Answer a;
+  Classify(raw, name, a);
   co_return a;
 }
 

@@ -22,6 +22,10 @@ namespace danerelay::dns {
 
 // Arguments are references: callers await at once, and GCC 12 mishandles temporaries (such as
 // by-value parameter objects) that live across a co_await.
+// The DS and DNSKEY records in a trust anchor file (zone-file format); an error when the file
+// is missing, unreadable or holds none.
+tl::expected<int, std::string> CountTrustAnchors(const std::filesystem::path& file);
+
 class Resolver {
  public:
   // Fails with a message when libunbound rejects the options (a missing trust anchor file, say).
@@ -33,6 +37,10 @@ class Resolver {
   asio::awaitable<AddressAnswer> LookupAddresses(const std::string& host, bool ipv6);
   // The TLSA RRset at `name` (e.g. "_25._tcp.mx.example.org").
   asio::awaitable<TlsaAnswer> LookupTlsa(const std::string& name);
+  // Any RRset, for its DNSSEC state and rcode only (the resolver's self-check: the root's
+  // DNSKEY must validate as secure).
+  asio::awaitable<Answer> Lookup(const std::string& name, int type);
+  static constexpr int kTypeA = 1, kTypeDnskey = 48;
 
   struct Impl;
 

@@ -23,6 +23,7 @@
 #include "relay/logging.hpp"
 #include "relay/metrics_server.hpp"
 #include "relay/outbound/delivery_agent.hpp"
+#include "relay/outbound/resolver_health.hpp"
 #include "relay/privileges.hpp"
 
 namespace {
@@ -103,7 +104,11 @@ int main(int argc, char** argv) {
   if (auto started = server.Start(); !started) {
     return fatal(kExitSoftware, started.error());
   }
-  relay::MetricsServer metrics(io, cfg->metrics, cfg->queue, nullptr);
+  relay::ResolverHealth health(io, **resolver, cfg->dns,
+                               relay::ResolverStatusFile(cfg->queue.path));
+  agent.UseResolverHealth(&health);
+  relay::MetricsServer metrics(io, cfg->metrics, cfg->queue,
+                               [&health] { return health.MetricsText(); });
   if (auto started = metrics.Start(); !started) return fatal(kExitSoftware, started.error());
   if (*identity && geteuid() == 0) {  // (started as the account itself: nothing to give up)
     if (auto dropped = relay::DropPrivileges(**identity); !dropped) {
@@ -130,6 +135,7 @@ int main(int argc, char** argv) {
   } else if (auto started = agent.Start(); !started) {
     return fatal(kExitSoftware, fmt::format("delivery: {}", started.error()));
   }
+  health.Start();
   spdlog::info("danerelayd {} started: hostname={}, configuration={}, queue={}, user={}",
                DANERELAY_VERSION, cfg->server.hostname, cfg->source,
                queue::Store::DatabasePath(cfg->queue).string(),
@@ -152,6 +158,7 @@ int main(int argc, char** argv) {
         relay::SetUpLogging("danerelayd", fresh->log);
         server.Reload(fresh->server);
         agent.Reload(fresh->delivery);
+        health.Reload(fresh->dns);
         if (fresh->queue.path != cfg->queue.path || fresh->dns.forwarders != cfg->dns.forwarders ||
             fresh->dns.trust_anchor_file != cfg->dns.trust_anchor_file) {
           spdlog::warn("reload: [queue] and [dns] changes take effect only after a restart");
@@ -172,6 +179,7 @@ int main(int argc, char** argv) {
     server.Stop();
     agent.Stop();
     metrics.Stop();
+    health.Stop();
     hup.cancel();
     io.stop();
   });

@@ -106,6 +106,8 @@ port = {port}
 path = "queue"
 [sender_checks]
 domain_exists = false  # the load's sender domains are in no DNS here
+[dns]
+validation_canary = ""  # loopback only: no self-check against the root servers
 [routes]
 "d0.example" = "[127.0.0.1]:{mx_port}"
 """)

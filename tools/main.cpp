@@ -49,7 +49,8 @@ int main(int argc, char** argv) {
   CLI::App app{"danerelay: inspect and manage the danerelay queue, check DANE"};
   app.require_subcommand(1);
   std::string config_path;
-  app.add_option("-c,--config", config_path, "TOML configuration file (default: " + config::DefaultConfigFile().string() +
+  app.add_option("-c,--config", config_path,
+                 "TOML configuration file (default: " + config::DefaultConfigFile().string() +
                      " when it exists, else the built-in defaults)");
   app.set_version_flag("--version", "danerelay " DANERELAY_VERSION);
 

@@ -9,6 +9,7 @@
 
 #include "queue/notice.hpp"
 #include "queue/queue_id.hpp"
+#include "relay/outbound/resolver_health.hpp"
 
 namespace danerelay::tools {
 namespace {
@@ -85,8 +86,8 @@ int RunAdmin(const config::Config& config, const AdminRequest& req, std::ostream
   // postsuper logs what it does.
   if (!done->messages.empty()) {
     const passwd* pw = getpwuid(getuid());
-    spdlog::info("{}: {} recipient{} in {} message{} by {}: {}", Verb(req.action),
-                 done->recipients, done->recipients == 1 ? "" : "s", done->messages.size(),
+    spdlog::info("{}: {} recipient{} in {} message{} by {}: {}", Verb(req.action), done->recipients,
+                 done->recipients == 1 ? "" : "s", done->messages.size(),
                  done->messages.size() == 1 ? "" : "s",
                  pw ? std::string(pw->pw_name) : std::to_string(getuid()),
                  fmt::join(done->messages, " "));
@@ -122,6 +123,8 @@ int RunStats(const config::Config& config, bool json, std::ostream& out, std::os
       st->oldest_arrival
           ? std::chrono::duration_cast<std::chrono::seconds>(now - *st->oldest_arrival).count()
           : 0;
+  bool resolver_ok = true;
+  const std::string resolver = relay::DescribeResolverStatus(config.queue.path, &resolver_ok);
   if (json) {
     nlohmann::json top = nlohmann::json::array();
     for (const auto& [d, n] : st->top_domains) top.push_back({{"domain", d}, {"recipients", n}});
@@ -129,11 +132,16 @@ int RunStats(const config::Config& config, bool json, std::ostream& out, std::os
                           {"recipients_by_state", st->recipients_by_state},
                           {"oldest_age_seconds",
                            st->oldest_arrival ? nlohmann::json(oldest) : nlohmann::json(nullptr)},
-                          {"top_destinations", top}}
+                          {"top_destinations", top},
+                          {"resolver_validation_ok", resolver.empty()
+                                                         ? nlohmann::json(nullptr)
+                                                         : nlohmann::json(resolver_ok)},
+                          {"resolver", resolver}}
                .dump()
         << "\n";
     return 0;
   }
+  if (!resolver.empty()) out << resolver << "\n";
   out << fmt::format("messages:    {}\n", st->messages);
   for (const auto& [state, n] : st->recipients_by_state) {
     out << fmt::format("  {:<11} {}\n", state, n);

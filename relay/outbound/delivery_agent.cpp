@@ -31,6 +31,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   queue::Committer& committer;
   queue::QueueIdGenerator& ids;
   std::shared_ptr<asio::ssl::context> tls_context;
+  const ResolverHealth* health = nullptr;
   // The loop sleeps on `kick` (never due: only cancelled, by Kick) while `alarm` stands at the
   // next time it must look anyway. Re-arming a timer is a system call, so the alarm moves only
   // when it must ring earlier, and a kick after every delivery costs none.
@@ -229,8 +230,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         queue::MessageInfo part = m;
         part.recipients = rcpts;
         co_await slots.Acquire(domain);
-        const DomainDeliveryContext ctx{options,     helo_name,    resolver,
-                                        tls_context, &connections, rng};
+        const DomainDeliveryContext ctx{options,      helo_name, resolver, tls_context,
+                                        &connections, rng,       health};
         DomainOutcome out = co_await DeliverDomain(ctx, part, *body, domain);
         slots.Release(domain);
         updates.insert(updates.end(), out.updates.begin(), out.updates.end());
@@ -390,6 +391,8 @@ void DeliveryAgent::Reload(DeliveryOptions options) {
   impl_->slots.SetLimit(impl_->options.max_per_destination);
   impl_->Kick();
 }
+
+void DeliveryAgent::UseResolverHealth(const ResolverHealth* health) { impl_->health = health; }
 
 void DeliveryAgent::Stop() {
   impl_->stopping = true;

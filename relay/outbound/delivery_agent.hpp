@@ -28,6 +28,8 @@ class Resolver;
 
 namespace danerelay::relay {
 
+class ResolverHealth;
+
 class DeliveryAgent {
  public:
   // `ids` names the notices (bounces, delay warnings) the agent queues.
@@ -40,6 +42,8 @@ class DeliveryAgent {
   // New options (SIGHUP) for every attempt that starts from now on. Call on the io thread.
   void Reload(DeliveryOptions options);
   void Stop();
+  // The resolver's self-check, consulted before each delivery (nullptr: none).
+  void UseResolverHealth(const ResolverHealth* health);
 
   struct Impl;
 

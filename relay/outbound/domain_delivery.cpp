@@ -7,6 +7,7 @@
 #include "dns/resolver.hpp"
 #include "relay/metrics.hpp"
 #include "relay/outbound/next_hop.hpp"
+#include "relay/outbound/resolver_health.hpp"
 
 namespace danerelay::relay {
 namespace {
@@ -121,6 +122,19 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
                      out.updates[out.updates.size() - m.recipients.size() + i], delays);
     }
   };
+
+  // While the resolver's self-check fails, no answer can be trusted to say "unsigned": defer
+  // (always for mandatory DANE; otherwise unless the operator chose to deliver anyway).
+  if (ctx.health && !ctx.health->ValidationWorks()) {
+    if (mode == DaneMode::kMandatory || !ctx.health->DeliverAnyway()) {
+      CountDane("dns_failure");
+      finish(RecipientState::kDeferred, "4.4.3",
+             "DNSSEC validation is not working (" + ctx.health->Problem() + ")", "");
+      co_return out;
+    }
+    spdlog::warn("{}: delivering to {} although DNSSEC validation is not working ({})", m.id,
+                 domain, ctx.health->Problem());
+  }
 
   // The next hops: a static route, or the MX RRset (RFC 5321 §5.1).
   auto dns_started = SteadyClock::now();

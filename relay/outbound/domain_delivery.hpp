@@ -22,6 +22,8 @@ namespace danerelay::relay {
 
 // What a pass needs from the delivery agent. References: the agent outlives every pass, and
 // its options are replaced in place on reload (a pass reads them as they are at each step).
+class ResolverHealth;
+
 struct DomainDeliveryContext {
   const DeliveryOptions& options;
   const std::string& helo_name;
@@ -29,6 +31,7 @@ struct DomainDeliveryContext {
   std::shared_ptr<asio::ssl::context> tls_context;
   ConnectionCache* connections;
   std::mt19937& rng;
+  const ResolverHealth* health = nullptr;  // the resolver's self-check
 };
 
 struct DomainOutcome {

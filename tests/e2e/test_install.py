@@ -96,6 +96,9 @@ class InstallTest(unittest.TestCase):
         text = re.sub(r"\[delivery\]\nenabled = true[^\n]*", "[delivery]\nenabled = false", text)
         self.assertIn(f"port = {port}", text)
         self.assertIn("[delivery]\nenabled = false", text)
+        # No DNS beyond loopback: the resolver's self-check (the root's DNSKEY) is off.
+        text = re.sub(r'validation_canary = "\."', 'validation_canary = ""', text)
+        self.assertIn('validation_canary = ""', text)
         with open(config, "w") as f:
             f.write(text)
 

@@ -1,0 +1,165 @@
+"""End to end, issue 10: the resolver's DNSSEC self-check. A trust anchor file without a DS or
+DNSKEY record stops the daemon at start (it would make every answer "insecure" and switch DANE
+off). While running, the check's canary stops validating (the test freezes its NSD with
+SIGSTOP): the daemon logs an error, `queue stats` and the metrics show it, and mail to a
+mandatory-DANE domain is deferred with "DNSSEC validation is not working"; once NSD answers
+again the mail goes out, DANE-verified."""
+import json
+import os
+import shutil
+import signal
+import smtplib
+import subprocess
+import tempfile
+import unittest
+import urllib.request
+
+from dnsworld import DnsWorld
+from harness import DANERELAYD, Relay, free_port, queued_id, wait_for
+from mx import MxServer, free_port_on, self_signed, tlsa_3_1_1
+
+MX_IP = "127.0.0.51"
+
+
+def process_tree(pid):
+    """`pid` and its descendants (NSD serves from child processes it forks)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, []))
+    return tree
+
+
+def signal_tree(pid, sig):
+    for p in process_tree(pid):
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass
+
+
+class EmptyTrustAnchorTest(unittest.TestCase):
+    def test_an_anchor_without_records_is_an_error_at_start(self):
+        relay = Relay(deliver=True)
+        try:
+            anchor = os.path.join(relay.dir, "root.key")
+            with open(anchor, "w") as f:
+                f.write("; nothing here\n\n")
+            with open(relay.config) as f:
+                text = f.read()
+            with open(relay.config, "w") as f:
+                f.write(text.replace("[dns]\n", f'[dns]\ntrust_anchor_file = "{anchor}"\n'))
+            r = subprocess.run([DANERELAYD, "--config", relay.config], capture_output=True,
+                               timeout=30)
+            self.assertEqual(r.returncode, 78, r.stderr)
+            self.assertIn(f"trust anchor file {anchor} holds no DS or DNSKEY record",
+                          r.stderr.decode())
+        finally:
+            relay.cleanup()
+
+
+class ValidationStopsWorkingTest(unittest.TestCase):
+    def test_validation_failure_defers_mandatory_dane_and_shows_in_stats(self):
+        tmp = tempfile.mkdtemp(prefix="danerelay-health-")
+        port = free_port_on([MX_IP])
+        crt, key = self_signed(tmp, "mx.mand.example")
+        world = DnsWorld(tmp)
+        world.zone("mand.example.").add("@ MX 10 mx").add(f"mx A {MX_IP}") \
+            .add(f"_{port}._tcp.mx TLSA {tlsa_3_1_1(crt)}")
+        world.zone("canary.example.").add(f"@ 0 A {MX_IP}")  # TTL 0: asked every time
+        world.start()
+        mx = MxServer(MX_IP, port, crt, key).start()
+        metrics_port = free_port()
+        relay = Relay(deliver=True, extra_toml=world.toml() + f"""timeout = "1s"
+validation_canary = "canary.example."
+health_interval = "1s"
+[metrics]
+address = "127.0.0.1"
+port = {metrics_port}
+[dane]
+mandatory_domains = ["mand.example"]
+[delivery]
+port = {port}
+[retry]
+min_backoff = "1s"
+max_backoff = "2s"
+""")
+        frozen = False
+
+        def stats():
+            return json.loads(relay.cli("queue", "stats", "--json").stdout)
+
+        def gauge():
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics",
+                                        timeout=10) as r:
+                for line in r.read().decode().splitlines():
+                    if line.startswith("danerelay_resolver_validation_ok "):
+                        return int(line.split()[1])
+            return None
+
+        try:
+            relay.start()
+            wait_for(lambda: stats()["resolver_validation_ok"] is True, timeout=20,
+                     what="the first self-check")
+            self.assertEqual(gauge(), 1)
+
+            signal_tree(world.proc.pid, signal.SIGSTOP)  # NSD stops answering
+            frozen = True
+            wait_for(lambda: stats()["resolver_validation_ok"] is False, timeout=20,
+                     what="the self-check to fail")
+            self.assertIn("DNSSEC VALIDATION IS NOT WORKING", stats()["resolver"])
+            self.assertIn("canary.example. A came back failed",
+                          relay.cli("queue", "stats").stdout.decode())
+            self.assertIn("error: DNSSEC validation is not working: canary.example.", relay.logs())
+            self.assertEqual(gauge(), 0)
+
+            with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as c:
+                code, reply = c.ehlo("health.example")
+                c.mail("<>")
+                c.rcpt("user@mand.example")
+                code, reply = c.data(b"Subject: wait for DNSSEC\r\n\r\nx\r\n")
+                self.assertEqual(code, 250, reply)
+                qid = queued_id(reply)
+
+            def recipient():
+                return json.loads(relay.cli("queue", "show", qid, "--json").stdout)[
+                    "recipients"][0]
+
+            wait_for(lambda: recipient()["state"] == "deferred", timeout=20, what="a deferral")
+            r = recipient()
+            self.assertEqual(r["last_status"], "4.4.3")
+            self.assertIn("DNSSEC validation is not working", r["last_reply"])
+            self.assertEqual(mx.received_for("user@mand.example"), [])
+
+            signal_tree(world.proc.pid, signal.SIGCONT)
+            frozen = False
+            wait_for(lambda: "DNSSEC validation works again" in relay.logs(), timeout=20,
+                     what="the self-check to pass again")
+            relay.cli("queue", "flush", qid)
+            wait_for(lambda: recipient()["state"] == "delivered", timeout=30,
+                     what="delivery once validation works")
+            attempts = json.loads(relay.cli("queue", "show", qid, "--json").stdout)["attempts"]
+            self.assertEqual(attempts[-1]["tls_verdict"], "Verified")
+            self.assertEqual(gauge(), 1)
+            relay.stop()
+        finally:
+            if frozen:
+                signal_tree(world.proc.pid, signal.SIGCONT)
+            relay.cleanup()
+            mx.stop()
+            world.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
