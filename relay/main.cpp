@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -171,17 +172,42 @@ int main(int argc, char** argv) {
   };
   await_hup();
 
+  // SIGTERM: stop accepting and claiming; sessions get 421 4.3.2 (a DATA in progress may
+  // finish within 10 s); deliveries in flight finish and record their outcome; then exit.
+  // Bounded: after 30 s whatever still runs is cut (its recipients are retried after a
+  // restart, as after a crash).
   asio::signal_set signals(io, SIGINT, SIGTERM);
+  asio::steady_timer drain(io);
+  std::function<void(std::chrono::steady_clock::time_point)> wait_drained =
+      [&](std::chrono::steady_clock::time_point deadline) {
+        const std::size_t sessions = server.ActiveSessions(), deliveries = agent.InFlight();
+        if (sessions == 0 && deliveries == 0) {
+          io.stop();
+          return;
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+          spdlog::warn(
+              "shutdown: {} session(s) and {} message(s) in delivery still running after 30s; "
+              "stopping "
+              "anyway (those recipients are retried after a restart)",
+              sessions, deliveries);
+          io.stop();
+          return;
+        }
+        drain.expires_after(std::chrono::milliseconds(50));
+        drain.async_wait([&, deadline](std::error_code) { wait_drained(deadline); });
+      };
   signals.async_wait([&](std::error_code ec, int signo) {
     if (ec) return;
-    spdlog::info("terminating on signal {}", signo);
+    spdlog::info("terminating on signal {}: {} session(s) open, {} message(s) in delivery", signo,
+                 server.ActiveSessions(), agent.InFlight());
     sd_notify(0, "STOPPING=1");
     server.Stop();
     agent.Stop();
     metrics.Stop();
     health.Stop();
     hup.cancel();
-    io.stop();
+    wait_drained(std::chrono::steady_clock::now() + std::chrono::seconds(30));
   });
   io.run();
   // The committer's destructor commits whatever was already submitted before it returns.

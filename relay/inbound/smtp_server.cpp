@@ -66,6 +66,24 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
   std::uint32_t untrusted = 0;  // of `total`, clients outside trusted_networks
   ByteBudget budget{options.limits.max_inflight_bytes};
   bool stopping = false;
+  bool data_grace_over = false;  // shutdown: sessions in DATA are not waited for any longer
+  // Open sessions, so that a shutdown can wake the ones waiting for a command.
+  struct Live {
+    ServerSession* session;
+    Connection* conn;
+  };
+  std::list<Live> live;
+  std::unique_ptr<asio::steady_timer> grace;
+
+  // Wakes every session that waits for input and may be cut short now.
+  void WakeForShutdown() {
+    for (const auto& l : live) {
+      if (!l.session->InData() || data_grace_over) {
+        std::error_code ec;
+        l.conn->socket.cancel(ec);
+      }
+    }
+  }
   std::function<void()> on_queued;
   // AUTH: the accounts (null: no AUTH), the sender map, failures per client IP, and one thread
   // for the deliberately slow password hashes, so they never hold up the protocol thread.
@@ -264,6 +282,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     params.now = [] { return queue::Clock::now(); };
     params.budget = &budget;
     ServerSession session(std::move(params));
+    const auto me = live.insert(live.end(), Live{&session, &conn});
     bool serve = true;  // false: an implicit-TLS handshake failed, there is nobody to talk to
     if (listener.options.implicit_tls) {
       // RFC 8314 §3: TLS from the first byte, then the greeting inside it.
@@ -345,8 +364,8 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
         session.TlsStarted(description);
         continue;
       }
-      if (stopping) {
-        session.Abort("service shutting down");
+      if (stopping && (!session.InData() || data_grace_over)) {
+        session.Abort("service shutting down", "4.3.2");
         continue;
       }
       auto [read_ec, n] = co_await conn.ReadSome(buf.data(), buf.size(), session.ReadTimeout());
@@ -355,6 +374,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
         session.Abort("timeout exceeded");
         continue;
       }
+      if (read_ec == asio::error::operation_aborted && stopping) continue;  // 421 above
       if (read_ec) {
         lost(read_ec);  // the client went away without QUIT
         break;
@@ -362,6 +382,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
       session.Feed(std::string_view(buf.data(), n));
     }
     co_await conn.Close();
+    live.erase(me);
     spdlog::info("disconnect from {} {}", client, session.CommandStats());
     --total;
     if (!trusted) --untrusted;
@@ -443,11 +464,23 @@ void SmtpServer::Reload(const ServerOptions& options) {
 }
 
 void SmtpServer::Stop() {
+  if (impl_->stopping) return;
   impl_->stopping = true;
   for (auto& l : impl_->listeners) {
     std::error_code ec;
     if (l.acceptor) l.acceptor->close(ec);
   }
+  impl_->WakeForShutdown();
+  // A message being received may finish within the grace period; then it is cut too.
+  impl_->grace = std::make_unique<asio::steady_timer>(impl_->io, std::chrono::seconds(10));
+  impl_->grace->async_wait([weak = std::weak_ptr<Impl>(impl_)](std::error_code ec) {
+    auto impl = weak.lock();
+    if (ec || !impl) return;
+    impl->data_grace_over = true;
+    impl->WakeForShutdown();
+  });
 }
+
+std::size_t SmtpServer::ActiveSessions() const { return impl_->live.size(); }
 
 }  // namespace danerelay::relay

@@ -35,9 +35,12 @@ class SmtpServer {
   // New limits, trusted networks and host name for sessions that start from now on (SIGHUP).
   // Listeners are not rebound: a changed [[listener]] needs a restart, which is logged.
   void Reload(const ServerOptions& options);
-  // Stops accepting. Sessions that come back for input get "421 ... shutting down"; the daemon
-  // then stops the io_context, so a session blocked in a read simply loses its connection.
+  // Stops accepting. Every session waiting for a command gets "421 4.3.2 ... shutting down"
+  // at once; one receiving message data may finish it (and get its 250) within 10 s, then
+  // gets the 421 too. Each session logs its disconnect.
   void Stop();
+  // Sessions still open (the daemon waits for none before it exits, bounded).
+  std::size_t ActiveSessions() const;
 
  private:
   struct Impl;

@@ -392,6 +392,8 @@ void DeliveryAgent::Reload(DeliveryOptions options) {
   impl_->Kick();
 }
 
+std::size_t DeliveryAgent::InFlight() const { return impl_->active; }
+
 void DeliveryAgent::UseResolverHealth(const ResolverHealth* health) { impl_->health = health; }
 
 void DeliveryAgent::Stop() {

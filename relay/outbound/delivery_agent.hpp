@@ -41,7 +41,10 @@ class DeliveryAgent {
   void Wake();  // mail was queued: look now rather than at the next poll
   // New options (SIGHUP) for every attempt that starts from now on. Call on the io thread.
   void Reload(DeliveryOptions options);
+  // Claims nothing more; deliveries in flight go on to their end and record it.
   void Stop();
+  // Messages in delivery or waiting for their outcome's commit.
+  std::size_t InFlight() const;
   // The resolver's self-check, consulted before each delivery (nullptr: none).
   void UseResolverHealth(const ResolverHealth* health);
 

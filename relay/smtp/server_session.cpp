@@ -62,9 +62,9 @@ void ServerSession::Error(int code, std::string_view enhanced, std::string_view 
   }
 }
 
-void ServerSession::Abort(std::string_view reason) {
+void ServerSession::Abort(std::string_view reason, std::string_view enhanced) {
   if (state_ == State::kClosed) return;
-  Reply(421, "4.4.2", p_.hostname + " Error: " + std::string(reason));
+  Reply(421, enhanced, p_.hostname + " Error: " + std::string(reason));
   state_ = State::kClosed;
 }
 

@@ -84,8 +84,10 @@ class ServerSession {
 
   // How long the I/O layer waits for the next bytes.
   std::chrono::seconds ReadTimeout() const;
-  // Replies 421 and asks for close (used on timeout and shutdown).
-  void Abort(std::string_view reason);
+  // Replies 421 and asks for close (used on timeout, 4.4.2, and shutdown, 4.3.2).
+  void Abort(std::string_view reason, std::string_view enhanced = "4.4.2");
+  // Message data is being received: a shutdown lets it finish (bounded) before the 421.
+  bool InData() const { return state_ == State::kData; }
 
   // Counters for the disconnect log line, like Postfix's "ehlo=1 mail=1 rcpt=1 data=1 quit=1".
   std::string CommandStats() const;
