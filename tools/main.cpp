@@ -5,11 +5,17 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include <fmt/format.h>
+
 #include <iostream>
+#include <vector>
 
 #include "config/config.hpp"
+#include "dns/resolver.hpp"
 #include "queue/store.hpp"
+#include "relay/inbound/accounts.hpp"
 #include "relay/logging.hpp"
+#include "tls/server_context.hpp"
 #include "tools/dane_check.hpp"
 #include "tools/passwd.hpp"
 #include "tools/queue_admin.hpp"
@@ -133,6 +139,27 @@ int main(int argc, char** argv) {
     const std::string path = check_file.empty() ? config_path : check_file;
     auto cfg = LoadConfig(path);
     if (!cfg) return kExitConfig;
+    // What the daemon loads at start, loaded the same way: certificates with their keys, the
+    // trust anchor (through libunbound), the AUTH accounts.
+    std::vector<std::string> problems;
+    for (const auto& lo : cfg->server.listeners) {
+      if (!lo.starttls && !lo.implicit_tls) continue;
+      if (auto ctx = tls::MakeServerContext(lo.tls); !ctx) {
+        problems.push_back(fmt::format("listener {}:{}: {}", lo.address, lo.port, ctx.error()));
+      }
+    }
+    {
+      asio::io_context io;
+      if (auto r = dns::Resolver::Create(io, cfg->dns); !r)
+        problems.push_back("[dns] " + r.error());
+    }
+    if (!cfg->server.auth.users_file.empty()) {
+      if (auto a = relay::Accounts::Load(cfg->server.auth.users_file); !a) {
+        problems.push_back("[auth] users_file " + a.error());
+      }
+    }
+    for (const auto& p : problems) std::cerr << "danerelay: " << cfg->source << ": " << p << "\n";
+    if (!problems.empty()) return kExitConfig;
     std::cout << cfg->source << ": ok (" << cfg->server.listeners.size() << " listener(s), "
               << cfg->delivery.mandatory_domains.size() << " mandatory DANE domain(s), "
               << cfg->delivery.routes.size() << " route(s))\n";
