@@ -2,6 +2,7 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
 #include <fmt/format.h>
@@ -202,6 +203,9 @@ void PrintText(const json& r, std::ostream& out) {
 
 }  // namespace
 
+// The longest a whole dane-check may take.
+constexpr std::chrono::seconds kDaneCheckLimit(120);
+
 int RunDaneCheck(const config::Config& cfg, const std::string& domain, bool mandatory,
                  bool json_out, std::ostream& out) {
   asio::io_context io(1);
@@ -217,11 +221,27 @@ int RunDaneCheck(const config::Config& cfg, const std::string& domain, bool mand
   }
   json report;
   int status = 3;
+  // The check ends when its last lookup or probe does (each bounded by [dns] timeout and the
+  // SMTP timeouts); the resolver's descriptor watch would keep the loop alive after that, so
+  // the end stops it. The whole run is bounded as well.
+  asio::steady_timer limit(io, kDaneCheckLimit);
+  bool gave_up = false;
+  limit.async_wait([&](std::error_code ec) {
+    if (ec) return;
+    gave_up = true;
+    io.stop();
+  });
   asio::co_spawn(io, Check(cfg, domain, mandatory, **resolver, *tls_ctx, report),
                  [&](std::exception_ptr e, int s) {
                    if (!e) status = s;
+                   io.stop();
                  });
   io.run();
+  if (gave_up) {
+    out << fmt::format("dane-check: gave up after {}s without an answer for {}\n",
+                       kDaneCheckLimit.count(), domain);
+    return 3;
+  }
   if (json_out) {
     out << report.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
   } else if (!report.is_null()) {

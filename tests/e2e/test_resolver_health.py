@@ -11,11 +11,12 @@ import signal
 import smtplib
 import subprocess
 import tempfile
+import time
 import unittest
 import urllib.request
 
 from dnsworld import DnsWorld
-from harness import DANERELAYD, Relay, free_port, queued_id, wait_for
+from harness import DANERELAY, DANERELAYD, Relay, free_port, queued_id, wait_for
 from mx import MxServer, free_port_on, self_signed, tlsa_3_1_1
 
 MX_IP = "127.0.0.51"
@@ -64,6 +65,24 @@ class EmptyTrustAnchorTest(unittest.TestCase):
             self.assertEqual(r.returncode, 78, r.stderr)
             self.assertIn(f"trust anchor file {anchor} holds no DS or DNSKEY record",
                           r.stderr.decode())
+        finally:
+            relay.cleanup()
+
+
+class DaneCheckTimeoutTest(unittest.TestCase):
+    def test_dane_check_returns_when_dns_does_not_answer(self):
+        # A forwarder on loopback where nothing answers: every lookup times out.
+        relay = Relay(extra_toml='[dns]\nforwarders = ["127.0.0.1@9"]\ntimeout = "1s"\n'
+                                 'validation_canary = ""\n')
+        try:
+            started = time.monotonic()
+            r = subprocess.run([os.path.abspath(DANERELAY), "--config", relay.config,
+                                "dane-check", "example.net", "--json"],
+                               capture_output=True, timeout=60)
+            self.assertLess(time.monotonic() - started, 15)
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)  # deferred
+            report = json.loads(r.stdout)
+            self.assertEqual((report["verdict"], report["status"]), ("deferred", "4.4.3"), report)
         finally:
             relay.cleanup()
 
