@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <iostream>
 #include <vector>
@@ -27,6 +28,7 @@ using namespace danerelay;
 constexpr int kExitNotFound = 1;
 constexpr int kExitFailure = 2;
 constexpr int kExitConfig = 78;
+constexpr int kExitUsage = 64;  // EX_USAGE
 
 // The configuration, or nullopt after saying why on stderr.
 std::optional<config::Config> LoadConfig(const std::string& path) {
@@ -128,7 +130,28 @@ int main(int argc, char** argv) {
   check->add_flag("--mandatory", check_mandatory, "judge under mandatory DANE");
   check->add_flag("--json", check_json, "print JSON");
 
-  CLI11_PARSE(app, argc, argv);
+  // A word where a command belongs: say which word, and which commands there are.
+  for (CLI::App* level : {&app, queue_cmd, config_cmd}) level->allow_extras();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    for (CLI::App* level : {queue_cmd, config_cmd, &app}) {
+      if ((level != &app && !level->parsed()) || level->remaining().empty()) continue;
+      std::vector<std::string> names;
+      for (const CLI::App* sub : level->get_subcommands({})) names.push_back(sub->get_name());
+      std::cerr << fmt::format("danerelay: unknown command '{}{}'; the commands are: {}\n",
+                               level == &app ? "" : level->get_name() + " ",
+                               level->remaining().front(), fmt::join(names, ", "));
+      return kExitUsage;
+    }
+    return app.exit(e);
+  }
+  for (CLI::App* level : {&app, queue_cmd, config_cmd}) {
+    if ((level == &app || level->parsed()) && !level->remaining().empty()) {
+      std::cerr << "danerelay: unexpected argument '" << level->remaining().front() << "'\n";
+      return kExitUsage;
+    }
+  }
 
   if (passwd->parsed()) {
     auto cfg = LoadConfig(config_path);
@@ -177,8 +200,10 @@ int main(int argc, char** argv) {
     if (!cmd->state.empty()) {
       req.selection.state = queue::RecipientStateFromString(cmd->state);
       if (!req.selection.state) {
-        std::cerr << "danerelay: --state " << cmd->state << ": not a recipient state\n";
-        return kExitFailure;
+        std::cerr << "danerelay: --state " << cmd->state
+                  << ": not a recipient state; the states are: queued, deferred, attempting, "
+                     "held, delivered, failed, expired\n";
+        return kExitUsage;
       }
     }
     if (!cmd->older_than.empty()) {

@@ -1,5 +1,7 @@
 #include "tools/queue_admin.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <pwd.h>
@@ -92,6 +94,15 @@ int RunAdmin(const config::Config& config, const AdminRequest& req, std::ostream
                  pw ? std::string(pw->pw_name) : std::to_string(getuid()),
                  fmt::join(done->messages, " "));
   }
+  // Queue IDs that matched nothing: a typo, a message already gone, or nothing in it to act on.
+  int status = 0;
+  for (const auto& id : req.selection.ids) {
+    if (std::find(done->messages.begin(), done->messages.end(), id) == done->messages.end()) {
+      err << fmt::format("danerelay: {}: no such message in the queue, or nothing in it to {}\n",
+                         id, Verb(req.action));
+      status = 1;
+    }
+  }
   if (req.json) {
     out << nlohmann::json{{"action", std::string(Verb(req.action))},
                           {"messages", done->messages},
@@ -104,7 +115,7 @@ int RunAdmin(const config::Config& config, const AdminRequest& req, std::ostream
                        done->messages.size() == 1 ? "" : "s");
     for (const auto& id : done->messages) out << "  " << id << "\n";
   }
-  return 0;
+  return status;
 }
 
 int RunStats(const config::Config& config, bool json, std::ostream& out, std::ostream& err) {

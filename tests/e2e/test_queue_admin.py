@@ -95,6 +95,17 @@ min_backoff = "1h"
         r = self.relay.cli("queue", "delete", qid)
         self.assertIn(f"delete: 1 recipient in 1 message by", r.stderr.decode())
 
+    def test_command_line_mistakes_are_named(self):
+        r = self.relay.cli("queue", "hold", "NOPE", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"NOPE: no such message in the queue, or nothing in it to hold", r.stderr)
+        r = self.relay.cli("queue", "frob", check=False)
+        self.assertEqual(r.returncode, 64)
+        self.assertIn(b"unknown command 'queue frob'; the commands are: list, show", r.stderr)
+        r = self.relay.cli("queue", "hold", "--state", "bogus", check=False)
+        self.assertEqual(r.returncode, 64)
+        self.assertIn(b"the states are: queued, deferred, attempting, held", r.stderr)
+
     def test_hold_stats_release(self):
         qid = self.send("user@down1.example", "hold me")
         self.deferred(qid)
