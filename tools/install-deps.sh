@@ -13,7 +13,7 @@ packages=(
   # runtime data: the DNSSEC root trust anchor
   dns-root-data
   # test and benchmark tools: real SMTP clients and peers, TLS, DNS
-  openssl sqlite3 swaks libnet-ssleay-perl python3 python3-aiosmtpd postfix strace
+  openssl sqlite3 swaks libnet-ssleay-perl python3 python3-aiosmtpd postfix libsasl2-modules strace
   nsd ldnsutils unbound-anchor bind9-dnsutils faketime
 )
 

@@ -1,0 +1,206 @@
+"""End to end, issue 10: interoperability with the server danerelay is built for. A real Postfix
+(Debian's, a private instance: its own configuration, queue and addresses) relays through
+danerelay as its relayhost, the way the README tells an operator to set it up: submission port,
+STARTTLS required (smtp_tls_security_level = encrypt), SASL client authentication. danerelay
+delivers into the test's DNSSEC world (DANE-verified), and the bounce for a refused recipient
+finds its way back into the Postfix instance's mailbox for the sender."""
+import email
+import email.policy
+import glob
+import os
+import pwd
+import re
+import shutil
+import smtplib
+import subprocess
+import tempfile
+import unittest
+
+from dnsworld import DnsWorld
+from harness import DANERELAY, Relay, wait_for, wait_for_port
+from mx import MxServer, free_port_on, self_signed, tlsa_3_1_1
+
+MX_IP, POSTFIX_IP = "127.0.0.61", "127.0.0.62"
+SERVICES = (r"^(smtpd|pickup|cleanup|qmgr|trivial-rewrite|bounce|defer|trace|verify|flush|"
+            r"proxymap|proxywrite|smtp|relay|showq|error|retry|discard|virtual|anvil|scache|"
+            r"postlogd|tlsmgr)$")
+
+
+class PostfixInstance:
+    """A private Postfix: `postfix -c DIR`, smtpd on POSTFIX_IP:port, mail for postfix.example
+    into Maildirs below DIR/mail, everything else to `relayhost`."""
+
+    def __init__(self, base, port, relayhost, sasl_user, sasl_password):
+        self.dir = os.path.join(base, "postfix")
+        self.etc, self.queue = os.path.join(self.dir, "etc"), os.path.join(self.dir, "queue")
+        self.mail = os.path.join(self.dir, "mail")
+        for d in (self.etc, self.queue, self.mail, os.path.join(self.dir, "data")):
+            os.makedirs(d, exist_ok=True)
+        nobody = pwd.getpwnam("nobody")
+        shutil.chown(os.path.join(self.dir, "data"), "postfix")
+        os.chown(self.mail, nobody.pw_uid, nobody.pw_gid)
+        os.chmod(base, 0o755)
+        self.port, self.master = port, None
+        out, keep = [], False
+        with open("/usr/share/postfix/master.cf.dist") as f:
+            for line in f:
+                if line.startswith("#") or not line.strip():
+                    continue
+                if not line[0].isspace():
+                    cols = line.split()
+                    keep = bool(re.match(SERVICES, cols[7]))
+                    if keep:
+                        cols[4] = "n"  # no chroot: the private queue is not set up for one
+                        if cols[0] == "smtp" and cols[1] == "inet":
+                            cols[0] = f"{POSTFIX_IP}:{port}"
+                        line = " ".join(cols) + "\n"
+                if keep:
+                    out.append(line)
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            f.writelines(out)
+        with open(os.path.join(self.etc, "sasl_passwd"), "w") as f:
+            f.write(f"{relayhost} {sasl_user}:{sasl_password}\n")
+        os.chmod(os.path.join(self.etc, "sasl_passwd"), 0o600)
+        with open(os.path.join(self.etc, "mailboxes"), "w") as f:
+            f.write("alice@postfix.example alice/\n")
+        # The relayhost lines are the README's, word for word.
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write(f"""compatibility_level = 3.6
+queue_directory = {self.queue}
+data_directory = {self.dir}/data
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = all
+inet_protocols = ipv4
+myhostname = mail.postfix.example
+mydomain = postfix.example
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, permit_auth_destination, reject
+virtual_mailbox_domains = postfix.example
+virtual_mailbox_base = {self.mail}
+virtual_mailbox_maps = texthash:{self.etc}/mailboxes
+virtual_uid_maps = static:{nobody.pw_uid}
+virtual_gid_maps = static:{nobody.pw_gid}
+maillog_file_prefixes = /tmp
+maillog_file = {self.dir}/maillog
+smtp_dns_support_level = disabled
+biff = no
+relayhost = {relayhost}
+smtp_sasl_auth_enable = yes
+smtp_sasl_password_maps = texthash:{self.etc}/sasl_passwd
+smtp_sasl_security_options = noanonymous
+smtp_sasl_tls_security_options = noanonymous
+smtp_tls_security_level = encrypt
+""")
+
+    def start(self):
+        subprocess.run(["postfix", "-c", self.etc, "start"], check=True, capture_output=True,
+                       timeout=60)
+        wait_for_port(POSTFIX_IP, self.port)
+        with open(os.path.join(self.queue, "pid", "master.pid")) as f:
+            self.master = int(f.read().split()[0])
+        return self
+
+    def stop(self):
+        if self.master:
+            subprocess.run(["postfix", "-c", self.etc, "stop"], capture_output=True, timeout=60)
+            self.master = None
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "maillog"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def mailbox(self, user):
+        out = []
+        for path in sorted(glob.glob(os.path.join(self.mail, user, "new", "*"))):
+            with open(path, "rb") as f:
+                out.append(f.read())
+        return out
+
+
+class PostfixUpstreamTest(unittest.TestCase):
+    def test_postfix_relays_through_danerelay_and_gets_its_bounce(self):
+        tmp = tempfile.mkdtemp(prefix="danerelay-postfix-")
+        port = free_port_on([MX_IP, POSTFIX_IP])
+        submission = free_port_on(["127.0.0.1"])
+        crt, key = self_signed(tmp, "mx.dest.example")
+        world = DnsWorld(tmp)
+        world.zone("dest.example.").add("@ MX 10 mx").add(f"mx A {MX_IP}") \
+            .add(f"_{port}._tcp.mx TLSA {tlsa_3_1_1(crt)}")
+        world.zone("postfix.example.").add("@ MX 10 mail").add(f"mail A {POSTFIX_IP}")
+        world.start()
+        mx = MxServer(MX_IP, port, crt, key).start()
+        # No client is trusted by address: Postfix must authenticate.
+        relay = Relay(starttls=True, trusted=[], deliver=True, extra_toml=world.toml() + f"""
+[auth]
+users_file = "users"
+[[listener]]
+address = "127.0.0.1"
+port = {submission}
+starttls = true
+require_tls = true
+cert_file = "relay.crt"
+key_file = "relay.key"
+[delivery]
+port = {port}
+""")
+        postfix = None
+        try:
+            r = subprocess.run([DANERELAY, "--config", relay.config, "passwd", "postfix-host"],
+                               input=b"s3cret\n", capture_output=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            relay.start()
+            wait_for_port("127.0.0.1", submission)
+            postfix = PostfixInstance(tmp, port, f"[127.0.0.1]:{submission}", "postfix-host",
+                                      "s3cret").start()
+
+            with smtplib.SMTP(POSTFIX_IP, port, timeout=30) as c:
+                c.sendmail("alice@postfix.example", ["bob@dest.example"],
+                           b"From: alice@postfix.example\r\nSubject: through the relay\r\n\r\n"
+                           b"hello via postfix\r\n")
+                c.sendmail("alice@postfix.example", ["reject-me@dest.example"],
+                           b"From: alice@postfix.example\r\nSubject: will bounce\r\n\r\n"
+                           b"refused\r\n")
+
+            wait_for(lambda: mx.received_for("bob@dest.example"), timeout=60,
+                     what=f"delivery at the MX; postfix log:\n{postfix.log()[-1500:]}")
+            got = mx.received_for("bob@dest.example")[0]
+            self.assertTrue(got["tls"])
+            self.assertIn(b"hello via postfix", got["content"])
+            # Postfix authenticated over TLS: the Received header danerelay wrote says so.
+            self.assertRegex(got["content"].decode(errors="replace"),
+                             r"by relay\.test \(danerelay\) with ESMTPSA id")
+            self.assertIn("sasl_username=postfix-host", relay.logs())
+            self.assertIn("Verified TLS connection established to mx.dest.example", relay.logs())
+
+            # The refused recipient: a bounce from danerelay back to Postfix's mailbox.
+            wait_for(lambda: postfix.mailbox("alice"), timeout=60,
+                     what=f"the bounce in alice's mailbox; postfix log:\n{postfix.log()[-1500:]}")
+            bounce = email.message_from_bytes(postfix.mailbox("alice")[0],
+                                              policy=email.policy.default)
+            self.assertEqual(bounce["Subject"], "Undelivered Mail Returned to Sender")
+            self.assertEqual(bounce.get_content_type(), "multipart/report")
+            status = bounce.get_payload()[1].get_payload()[1]
+            self.assertEqual(status["Final-Recipient"], "rfc822; reject-me@dest.example")
+            self.assertEqual(status["Action"], "failed")
+            self.assertEqual(status["Status"], "5.1.1")
+            self.assertIn("status=sent", postfix.log())
+            relay.stop()
+        finally:
+            if postfix:
+                postfix.stop()
+            relay.cleanup()
+            mx.stop()
+            world.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
