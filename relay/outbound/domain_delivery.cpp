@@ -142,6 +142,17 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
   delays.dns += SteadyClock::now() - dns_started;
   if (hops.hosts.empty()) {
     if (!hops.permanent) CountDane("dns_failure");  // the MX lookup failed or was bogus
+    // The attempt ended in DNS: recorded like any other, with no host (queue show lists it).
+    for (const auto& r : m.recipients) {
+      queue::AttemptRecord a;
+      a.recipient_index = r.index;
+      a.time = queue::Clock::now();
+      a.dnssec_mx = hops.permanent ? "" : "failed";
+      a.tls_verdict = "none";
+      a.reply = hops.reason;
+      a.status = hops.status;
+      out.attempts.push_back(std::move(a));
+    }
     finish(hops.permanent ? RecipientState::kFailed : RecipientState::kDeferred, hops.status,
            hops.reason, "");
     co_return out;

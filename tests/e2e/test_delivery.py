@@ -331,6 +331,10 @@ delay_warning = "2s"
         self.assertIn("signature expired", rcpt["last_reply"])
         self.assertIn("(bogus)", rcpt["last_reply"])
         self.assertEqual(self.arrived("bogus", "bogus"), [])
+        # The attempt that ended in DNS is recorded like any other (it used to be missing).
+        self.assertEqual(len(attempts), rcpt["attempts"])
+        self.assertEqual((attempts[-1]["status"], attempts[-1]["dnssec_mx"]), ("4.4.3", "failed"))
+        self.assertIn("(bogus)", attempts[-1]["reply"])
 
     # --- Opportunistic without DANE, and the same domains under mandatory DANE -----------
 
@@ -396,6 +400,7 @@ delay_warning = "2s"
     def test_nxdomain_fails_5_1_2(self):
         rcpt, attempts = self.outcome("nosuch")
         self.assertEqual((rcpt["state"], rcpt["last_status"]), ("failed", "5.1.2"))
+        self.assertEqual([a["status"] for a in attempts], ["5.1.2"])
 
     def test_queue_list_hides_completed_messages(self):
         listed = {m["id"] for m in self.relay.queue_json()}
