@@ -40,8 +40,8 @@ std::string TlsaText(const std::optional<dns::TlsaAnswer>& t) {
 asio::awaitable<int> Check(const config::Config& cfg, const std::string& domain, bool mandatory,
                            dns::Resolver& resolver, std::shared_ptr<asio::ssl::context> tls_ctx,
                            json& report) {
-  relay::DeliveryOptions options = cfg.delivery;
-  options.routes.clear();  // the domain's own DNS, not our static routes
+  // The daemon's options as they are, [routes] included: the check decides as delivery would.
+  const relay::DeliveryOptions& options = cfg.delivery;
   const bool is_mandatory = mandatory || relay::IsMandatory(options.mandatory_domains, domain);
   const relay::DaneMode mode =
       is_mandatory ? relay::DaneMode::kMandatory : relay::DaneMode::kOpportunistic;
@@ -100,8 +100,16 @@ asio::awaitable<int> Check(const config::Config& cfg, const std::string& domain,
         req.tls_context = tls_ctx;
         req.timeouts = options.timeouts;
         req.timeouts.greeting = req.timeouts.command = std::chrono::seconds(30);
-        const relay::ClientResult r = co_await relay::DeliverOverSmtp(req);
+        relay::ClientResult r = co_await relay::DeliverOverSmtp(req);
         json c = {{"ip", ip}, {"starttls_offered", r.starttls_offered}, {"ok", !r.host_failed}};
+        if (r.host_failed && r.retry_plaintext && decision.tls == relay::TlsRequirement::kMay) {
+          // As delivery does under "may": a failed handshake is retried once in plain text.
+          c["handshake_failed"] = r.reason;
+          req.plaintext_only = true;
+          r = co_await relay::DeliverOverSmtp(req);
+          c["plaintext_retry"] = true;
+          c["ok"] = !r.host_failed;
+        }
         if (r.host_failed) {
           c["status"] = r.status;
           c["reason"] = r.reason;

@@ -455,6 +455,14 @@ delay_warning = "2s"
         # dane-check sends no mail.
         self.assertEqual(len(self.arrived("ee", "ee")), 1)
 
+    def test_dane_check_follows_routes_as_delivery_does(self):
+        # routed.example exists in no DNS; [routes] sends it to mx.ee.example, DANE-verified.
+        r = self.dane_check("routed.example", "--json")
+        self.assertEqual(r.returncode, 0, r.stdout)
+        report = json.loads(r.stdout)
+        self.assertEqual((report["verdict"], report["via"]), ("delivered", "mx.ee.example"))
+        self.assertEqual(report["hosts"][0]["connections"][0]["tls_verdict"], "Verified")
+
     # --- Bounces and delay warnings, parsed with Python's email package -------------------
 
     def notices_about(self, queue_id):
