@@ -71,6 +71,16 @@ int main(int argc, char** argv) {
   list->add_flag("--all", list_all, "include completed messages (all recipients final)");
   std::string list_domain;
   list->add_option("--domain", list_domain, "only messages with a recipient in this domain");
+  // The same filters as the actions take, plus --recipient.
+  std::vector<std::string> list_ids;
+  std::string list_sender, list_state, list_older, list_recipient;
+  bool list_sender_given = false;
+  list->add_option("ids", list_ids, "queue IDs (default: all)");
+  auto* sender_opt =
+      list->add_option("--sender", list_sender, "envelope sender (<> for the null sender)");
+  list->add_option("--state", list_state, "only recipients in this state");
+  list->add_option("--older-than", list_older, "arrived longer ago than (5m, 2h, 3d)");
+  list->add_option("--recipient", list_recipient, "only this recipient address");
 
   std::string show_id;
   bool show_json = false, show_raw = false;
@@ -235,12 +245,48 @@ int main(int argc, char** argv) {
   }
 
   if (list->parsed()) {
+    list_sender_given = sender_opt->count() > 0;
+    std::optional<queue::RecipientState> state;
+    if (!list_state.empty() && !(state = queue::RecipientStateFromString(list_state))) {
+      std::cerr << "danerelay: --state " << list_state
+                << ": not a recipient state; the states are: queued, deferred, attempting, held, "
+                   "delivered, failed, expired\n";
+      return kExitUsage;
+    }
+    std::optional<queue::TimePoint> before;
+    if (!list_older.empty()) {
+      const auto age = config::ParseDuration(list_older);
+      if (!age) {
+        std::cerr << "danerelay: --older-than " << list_older << ": expected 5m, 2h, 3d\n";
+        return kExitUsage;
+      }
+      before = queue::Clock::now() - *age;
+    }
     return WithQueue(config_path, [&](queue::Store& store) {
-      auto messages = store.ListMessages(list_all, list_domain);
+      // A final state is found only among completed messages too.
+      const bool final_state = state && (*state == queue::RecipientState::kDelivered ||
+                                         *state == queue::RecipientState::kFailed ||
+                                         *state == queue::RecipientState::kExpired);
+      auto messages = store.ListMessages(list_all || final_state, list_domain);
       if (!messages) {
         std::cerr << "danerelay: " << messages.error().message << "\n";
         return kExitFailure;
       }
+      // Messages that match every filter, with only the recipients that do.
+      std::erase_if(*messages, [&](queue::MessageInfo& m) {
+        const std::string sender = list_sender == "<>" ? "" : list_sender;
+        if (!list_ids.empty() &&
+            std::find(list_ids.begin(), list_ids.end(), m.id) == list_ids.end()) {
+          return true;
+        }
+        if (list_sender_given && m.sender != sender) return true;
+        if (before && m.arrival >= *before) return true;
+        std::erase_if(m.recipients, [&](const queue::StoredRecipient& r) {
+          return (state && r.state != *state) ||
+                 (!list_recipient.empty() && r.address != list_recipient);
+        });
+        return m.recipients.empty();
+      });
       list_json ? tools::PrintQueueJson(std::cout, *messages)
                 : tools::PrintQueueTable(std::cout, *messages);
       return 0;

@@ -1,5 +1,7 @@
 #include "tools/queue_view.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -93,12 +95,30 @@ void PrintQueueTable(std::ostream& out, const std::vector<queue::MessageInfo>& m
     total += m.size;
     out << fmt::format("{:<15} {:>8} {:<20} {}\n", m.id, m.size, MailqTime(m.arrival),
                        m.sender.empty() ? "MAILER-DAEMON" : m.sender);
+    // Like mailq: each reason once, then the recipients it applies to, each with its state,
+    // attempts and next retry.
+    std::vector<std::pair<std::string, std::vector<const queue::StoredRecipient*>>> by_reason;
     for (const auto& r : m.recipients) {
-      if (!r.last_reply.empty()) {
-        out << fmt::format("{:46}({}{}{})\n", "", r.last_status, r.last_status.empty() ? "" : " ",
-                           r.last_reply);
+      const std::string reason = r.last_reply.empty()
+                                     ? ""
+                                     : fmt::format("({}{}{})", r.last_status,
+                                                   r.last_status.empty() ? "" : " ", r.last_reply);
+      auto it = std::find_if(by_reason.begin(), by_reason.end(),
+                             [&](const auto& g) { return g.first == reason; });
+      if (it == by_reason.end()) it = by_reason.insert(by_reason.end(), {reason, {}});
+      it->second.push_back(&r);
+    }
+    for (const auto& [reason, rcpts] : by_reason) {
+      if (!reason.empty()) out << fmt::format("{:46}{}\n", "", reason);
+      for (const auto* r : rcpts) {
+        std::string extra;
+        if (r->attempts > 0)
+          extra += fmt::format(", {} attempt{}", r->attempts, r->attempts == 1 ? "" : "s");
+        if (r->next_attempt && r->state == queue::RecipientState::kDeferred) {
+          extra += ", next " + MailqTime(*r->next_attempt);
+        }
+        out << fmt::format("{:46}{} [{}{}]\n", "", r->address, queue::ToString(r->state), extra);
       }
-      out << fmt::format("{:46}{} [{}]\n", "", r.address, queue::ToString(r.state));
     }
     out << "\n";
   }

@@ -95,6 +95,25 @@ min_backoff = "1h"
         r = self.relay.cli("queue", "delete", qid)
         self.assertIn(f"delete: 1 recipient in 1 message by", r.stderr.decode())
 
+    def test_list_takes_the_filters_of_the_actions(self):
+        a = self.send("one@dead.example", "list a")
+        b = self.send("two@dead.example", "list b")
+        self.deferred(a)
+        self.deferred(b)
+        only = self.relay.cli("queue", "list", "--json", "--recipient", "two@dead.example")
+        got = [json.loads(line) for line in only.stdout.decode().splitlines()]
+        self.assertEqual([m["id"] for m in got], [b])
+        by_id = self.relay.cli("queue", "list", "--json", a, "--state", "deferred")
+        self.assertEqual([json.loads(x)["id"] for x in by_id.stdout.decode().splitlines()], [a])
+        none = self.relay.cli("queue", "list", "--json", a, "--state", "held")
+        self.assertEqual(none.stdout, b"")
+        other = self.relay.cli("queue", "list", "--json", "--sender", "<>", a)
+        self.assertEqual(other.stdout, b"")
+        # The text list: the reason once, then each recipient with attempts and next retry.
+        text = self.relay.cli("queue", "list", a).stdout.decode()
+        self.assertRegex(text, r"one@dead\.example \[deferred, 1 attempt, next [A-Z][a-z]{2} ")
+        self.assertEqual(text.count("Connection refused"), 1)
+
     def test_command_line_mistakes_are_named(self):
         r = self.relay.cli("queue", "hold", "NOPE", check=False)
         self.assertEqual(r.returncode, 1)
