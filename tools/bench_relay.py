@@ -21,7 +21,6 @@ Talks only to 127.0.0.1; stops only the processes it started; every wait is boun
 """
 import argparse
 import os
-import re
 import shutil
 import signal
 import smtplib
@@ -32,7 +31,8 @@ import tempfile
 import threading
 import time
 
-from bench_util import children, free_port, proc_stat, rss_kib, wait_port, wait_until
+from bench_util import (children, free_port, proc_stat, rss_kib, wait_port, wait_until,
+                        write_private_master_cf)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DANERELAYD = os.path.join(ROOT, "build/relay/danerelayd")
@@ -90,25 +90,10 @@ class Postfix:
         self.sink_port = sink_port
         self.name = "Postfix"
         self.master = None
-        services = r"^(smtpd|pickup|cleanup|qmgr|trivial-rewrite|bounce|flush|proxymap|smtp|" \
-                   r"showq|error|anvil|scache|postlogd|discard)$"
-        out, keep = [], False
-        with open("/usr/share/postfix/master.cf.dist") as f:
-            for line in f:
-                if line.startswith("#") or not line.strip():
-                    continue
-                if not line[0].isspace():
-                    cols = line.split()
-                    keep = bool(re.match(services, cols[7]))
-                    if keep:
-                        cols[4] = "n"  # no chroot: the private queue is not set up for one
-                        if cols[0] == "smtp" and cols[1] == "inet":
-                            cols[0] = f"127.0.0.1:{self.port}"
-                        line = " ".join(cols) + "\n"
-                if keep:
-                    out.append(line)
-        with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.writelines(out)
+        write_private_master_cf(
+            os.path.join(self.etc, "master.cf"),
+            r"^(smtpd|pickup|cleanup|qmgr|trivial-rewrite|bounce|flush|proxymap|smtp|showq|error|"
+            r"anvil|scache|postlogd|discard)$", f"127.0.0.1:{self.port}")
 
     def configure(self, hold):
         restrictions = "check_client_access static:HOLD, permit_mynetworks, reject" if hold \

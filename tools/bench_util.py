@@ -67,3 +67,28 @@ def rss_kib(pid):
     except OSError:
         pass
     return 0
+
+
+def write_private_master_cf(path, services, listen):
+    """A master.cf for a private Postfix instance (`postfix -c DIR`): Debian's master.cf.dist
+    with only the services matching the regular expression `services`, none chrooted (the
+    private queue is not set up for it), and the smtpd service listening on `listen`
+    ("IP:port"). Shared by bench-relay and the Postfix interoperability test."""
+    import re
+    out, keep = [], False
+    with open("/usr/share/postfix/master.cf.dist") as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            if not line[0].isspace():
+                cols = line.split()
+                keep = bool(re.match(services, cols[7]))
+                if keep:
+                    cols[4] = "n"
+                    if cols[0] == "smtp" and cols[1] == "inet":
+                        cols[0] = listen
+                    line = " ".join(cols) + "\n"
+            if keep:
+                out.append(line)
+    with open(path, "w") as f:
+        f.writelines(out)

@@ -160,3 +160,19 @@ def queued_id(reply_text):
     marker = "queued as "
     assert marker in text, text
     return text.split(marker, 1)[1].split()[0]
+
+
+def raw_session(port, data, source=None, timeout=10):
+    """Sends `data` in one write and returns everything the server says until it closes."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                 source_address=(source, 0) if source else None)
+    with s:
+        s.sendall(data)
+        out = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+        return out

@@ -8,28 +8,12 @@ import subprocess
 import time
 import unittest
 
-from harness import Relay, queued_id, strip_received
+from harness import Relay, queued_id, raw_session, strip_received
 
 
 def message(subject, body=b"Hello.\r\n"):
     return (f"From: alice@example.org\r\nTo: bob@example.net\r\nSubject: {subject}\r\n"
             f"Message-ID: <{subject}@example.org>\r\n\r\n").encode() + body
-
-
-def raw_session(port, data, source=None, timeout=10):
-    """Sends `data` in one write and returns everything the server says until it closes."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
-                                 source_address=(source, 0) if source else None)
-    with s:
-        s.sendall(data)
-        out = b""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            out += chunk
-        return out
 
 
 class AcceptTest(unittest.TestCase):

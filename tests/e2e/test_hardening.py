@@ -12,7 +12,7 @@ import subprocess
 import time
 import unittest
 
-from harness import DANERELAY, DANERELAYD, Relay, free_port, queued_id, wait_for
+from harness import DANERELAY, DANERELAYD, Relay, free_port, queued_id, raw_session, wait_for
 
 
 def replies(data):
@@ -24,20 +24,7 @@ def replies(data):
     return out
 
 
-def session(port, data, source=None, timeout=10):
-    """Sends `data` in one write; returns everything the server says until it closes."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
-                                 source_address=(source, 0) if source else None)
-    with s:
-        s.sendall(data)
-        out = b""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            out += chunk
-        return out
+session = raw_session  # sends `data` in one write; everything the server says until it closes
 
 
 HELLO = b"EHLO client.example\r\n"

@@ -9,16 +9,19 @@ import email.policy
 import glob
 import os
 import pwd
-import re
 import shutil
 import smtplib
 import subprocess
+import sys
 import tempfile
 import unittest
 
 from dnsworld import DnsWorld
 from harness import DANERELAY, Relay, wait_for, wait_for_port
 from mx import MxServer, free_port_on, self_signed, tlsa_3_1_1
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+from bench_util import write_private_master_cf  # noqa: E402  (shared with bench-relay)
 
 MX_IP, POSTFIX_IP = "127.0.0.61", "127.0.0.62"
 SERVICES = (r"^(smtpd|pickup|cleanup|qmgr|trivial-rewrite|bounce|defer|trace|verify|flush|"
@@ -41,23 +44,8 @@ class PostfixInstance:
         os.chown(self.mail, nobody.pw_uid, nobody.pw_gid)
         os.chmod(base, 0o755)
         self.port, self.master = port, None
-        out, keep = [], False
-        with open("/usr/share/postfix/master.cf.dist") as f:
-            for line in f:
-                if line.startswith("#") or not line.strip():
-                    continue
-                if not line[0].isspace():
-                    cols = line.split()
-                    keep = bool(re.match(SERVICES, cols[7]))
-                    if keep:
-                        cols[4] = "n"  # no chroot: the private queue is not set up for one
-                        if cols[0] == "smtp" and cols[1] == "inet":
-                            cols[0] = f"{POSTFIX_IP}:{port}"
-                        line = " ".join(cols) + "\n"
-                if keep:
-                    out.append(line)
-        with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.writelines(out)
+        write_private_master_cf(os.path.join(self.etc, "master.cf"), SERVICES,
+                                f"{POSTFIX_IP}:{port}")
         with open(os.path.join(self.etc, "sasl_passwd"), "w") as f:
             f.write(f"{relayhost} {sasl_user}:{sasl_password}\n")
         os.chmod(os.path.join(self.etc, "sasl_passwd"), 0o600)
