@@ -65,8 +65,8 @@ std::string HeaderValue(std::string_view content, std::string_view name) {
     // Continuation lines (RFC 5322 §2.2.3) belong to the field.
     while (pos < content.size() && (content[pos] == ' ' || content[pos] == '\t')) {
       const std::size_t next = content.find("\r\n", pos);
-      value += content.substr(pos, next == std::string_view::npos ? std::string_view::npos
-                                                                 : next - pos);
+      value +=
+          content.substr(pos, next == std::string_view::npos ? std::string_view::npos : next - pos);
       pos = next == std::string_view::npos ? content.size() : next + 2;
     }
     const auto first = value.find_first_not_of(" \t");

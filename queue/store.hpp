@@ -5,6 +5,7 @@
 // writes go through a Committer (committer.hpp), which batches concurrent sessions into one
 // transaction. The command line opens its own read-only Store while the daemon runs.
 // This is the only place that includes <sqlite3.h>.
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -147,6 +148,11 @@ class Store {
     std::vector<std::pair<std::string, int>> top_domains;  // pending recipients per domain
   };
   tl::expected<Stats, StoreError> GetStats(size_t top);
+  // Postfix's qshape: for each of `domains`, its pending recipients by the age of their
+  // message, in buckets of under 5, 10, 20, 40, 80, 160, 320, 640, 1280 minutes and older.
+  static constexpr int kShapeBuckets = 10;
+  tl::expected<std::vector<std::array<int, kShapeBuckets>>, StoreError> GetShape(
+      const std::vector<std::string>& domains, TimePoint now);
 
   struct Impl;                    // opaque outside queue/ (store_impl.hpp)
   friend struct StoreTestAccess;  // unit tests reach the SQLite handle to inject faults

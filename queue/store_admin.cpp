@@ -230,4 +230,34 @@ tl::expected<Store::Stats, StoreError> Store::GetStats(size_t top) {
   });
 }
 
+tl::expected<std::vector<std::array<int, Store::kShapeBuckets>>, StoreError> Store::GetShape(
+    const std::vector<std::string>& domains, TimePoint now) {
+  return impl_->Read<std::vector<std::array<int, kShapeBuckets>>>(
+      [&]() -> tl::expected<std::vector<std::array<int, kShapeBuckets>>, StoreError> {
+        // One domain at a time through its index, each pending recipient's message arrival.
+        auto q = impl_->Prepare(
+            "SELECT m.arrival_us FROM recipients r INDEXED BY recipients_domain "
+            "JOIN messages m ON m.id = r.message_id "
+            "WHERE r.domain = ?1 AND r.state IN ('queued', 'deferred', 'attempting', 'held')");
+        if (!q) return tl::unexpected(q.error());
+        std::vector<std::array<int, kShapeBuckets>> out;
+        for (const auto& d : domains) {
+          std::array<int, kShapeBuckets> counts{};
+          sqlite3_reset(q->get());
+          sqlite3_bind_text(q->get(), 1, d.data(), static_cast<int>(d.size()), SQLITE_TRANSIENT);
+          auto r = impl_->EachRow(q->get(), "stats: shape", [&](sqlite3_stmt* s) {
+            const auto minutes = std::chrono::duration_cast<std::chrono::minutes>(
+                                     now - FromMicros(sqlite3_column_int64(s, 0)))
+                                     .count();
+            int b = 0;
+            for (long long limit = 5; b < kShapeBuckets - 1 && minutes >= limit; limit *= 2) ++b;
+            ++counts[b];
+          });
+          if (!r) return tl::unexpected(r.error());
+          out.push_back(counts);
+        }
+        return out;
+      });
+}
+
 }  // namespace danerelay::queue

@@ -218,3 +218,31 @@ TEST_F(StoreTest, ReleaseAttemptingAfterACrash) {
 
 }  // namespace
 }  // namespace danerelay::queue
+
+namespace danerelay::queue {
+namespace {
+
+// Postfix's qshape: pending recipients per destination by the age of their message.
+TEST_F(StoreTest, ShapeCountsPendingRecipientsByAge) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  const TimePoint now = TimePoint(std::chrono::seconds(1'790'000'000));
+  std::vector<NewMessage> ms;
+  for (int minutes : {0, 4, 7, 30, 30, 2000}) {
+    NewMessage m = Message("S" + std::to_string(ms.size()));
+    m.arrival = now - std::chrono::minutes(minutes);
+    ms.push_back(std::move(m));
+  }
+  std::vector<const NewMessage*> batch;
+  for (const auto& m : ms) batch.push_back(&m);
+  for (const auto& r : store->InsertBatch(batch)) ASSERT_TRUE(r);
+  auto shape = store->GetShape({"example.net", "example.com", "nowhere.example"}, now);
+  ASSERT_TRUE(shape) << shape.error().message;
+  const std::array<int, Store::kShapeBuckets> expected = {2, 1, 0, 2, 0, 0, 0, 0, 0, 1};
+  EXPECT_EQ((*shape)[0], expected);  // bob@example.net in every message
+  EXPECT_EQ((*shape)[1], expected);  // carol@example.com too
+  EXPECT_EQ((*shape)[2], (std::array<int, Store::kShapeBuckets>{}));
+}
+
+}  // namespace
+}  // namespace danerelay::queue

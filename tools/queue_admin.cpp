@@ -134,16 +134,31 @@ int RunStats(const config::Config& config, bool json, std::ostream& out, std::os
       st->oldest_arrival
           ? std::chrono::duration_cast<std::chrono::seconds>(now - *st->oldest_arrival).count()
           : 0;
+  // Age buckets of the top destinations, like Postfix's qshape.
+  std::vector<std::string> top_names;
+  for (const auto& [d, n] : st->top_domains) top_names.push_back(d);
+  auto shape = (*store)->GetShape(top_names, now);
+  if (!shape) {
+    err << "danerelay: " << shape.error().message << "\n";
+    return 2;
+  }
+  static constexpr std::array<int, queue::Store::kShapeBuckets - 1> kLimits = {
+      5, 10, 20, 40, 80, 160, 320, 640, 1280};
   bool resolver_ok = true;
   const std::string resolver = relay::DescribeResolverStatus(config.queue.path, &resolver_ok);
   if (json) {
     nlohmann::json top = nlohmann::json::array();
-    for (const auto& [d, n] : st->top_domains) top.push_back({{"domain", d}, {"recipients", n}});
+    for (size_t i = 0; i < st->top_domains.size(); ++i) {
+      top.push_back({{"domain", st->top_domains[i].first},
+                     {"recipients", st->top_domains[i].second},
+                     {"age_buckets", (*shape)[i]}});
+    }
     out << nlohmann::json{{"messages", st->messages},
                           {"recipients_by_state", st->recipients_by_state},
                           {"oldest_age_seconds",
                            st->oldest_arrival ? nlohmann::json(oldest) : nlohmann::json(nullptr)},
                           {"top_destinations", top},
+                          {"age_bucket_minutes", kLimits},
                           {"resolver_validation_ok", resolver.empty()
                                                          ? nlohmann::json(nullptr)
                                                          : nlohmann::json(resolver_ok)},
@@ -161,8 +176,18 @@ int RunStats(const config::Config& config, bool json, std::ostream& out, std::os
     out << fmt::format("oldest:      {}d {:02}h {:02}m\n", oldest / 86400, oldest % 86400 / 3600,
                        oldest % 3600 / 60);
   }
-  if (!st->top_domains.empty()) out << "top destinations (pending recipients):\n";
-  for (const auto& [d, n] : st->top_domains) out << fmt::format("  {:>6}  {}\n", n, d);
+  if (!st->top_domains.empty()) {
+    out << "top destinations: pending recipients by the age of their message (minutes, like "
+           "qshape)\n";
+    out << fmt::format("  {:<30} {:>6}", "", "T");
+    for (int limit : kLimits) out << fmt::format(" {:>5}", limit);
+    out << fmt::format(" {:>5}\n", fmt::format("{}+", kLimits.back()));
+  }
+  for (size_t i = 0; i < st->top_domains.size(); ++i) {
+    out << fmt::format("  {:<30} {:>6}", st->top_domains[i].first, st->top_domains[i].second);
+    for (int n : (*shape)[i]) out << fmt::format(" {:>5}", n);
+    out << "\n";
+  }
   return 0;
 }
 

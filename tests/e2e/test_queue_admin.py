@@ -134,7 +134,13 @@ min_backoff = "1h"
         self.assertEqual(self.state(qid)["state"], "held")
         stats = self.admin("stats")
         self.assertGreaterEqual(stats["recipients_by_state"]["held"], 1)
-        self.assertIn({"domain": "down1.example", "recipients": 1}, stats["top_destinations"])
+        top = {d["domain"]: d for d in stats["top_destinations"]}
+        self.assertEqual(top["down1.example"]["recipients"], 1)
+        # Like qshape: the recipient's message is under 5 minutes old.
+        self.assertEqual(top["down1.example"]["age_buckets"], [1] + [0] * 9)
+        self.assertEqual(stats["age_bucket_minutes"], [5, 10, 20, 40, 80, 160, 320, 640, 1280])
+        text = self.relay.cli("queue", "stats").stdout.decode()
+        self.assertRegex(text, r"\n  down1\.example +1 +1 +0 +0")
         # The destination comes back; a held message still waits for the operator.
         server = MxServer(DOWN1, self.port).start()
         self.late.append(server)
