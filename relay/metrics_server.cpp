@@ -87,8 +87,13 @@ struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
     Connection conn(std::move(socket));
     std::string request;
     char buf[2048];
+    // The request head within 8 KiB and 10 s in all, however slowly it trickles in.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (request.find("\r\n\r\n") == std::string::npos && request.size() < 8192) {
-      auto [ec, n] = co_await conn.ReadSome(buf, sizeof buf, std::chrono::seconds(5));
+      const auto left = std::chrono::duration_cast<std::chrono::seconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) co_return;
+      auto [ec, n] = co_await conn.ReadSome(buf, sizeof buf, left);
       if (ec) co_return;
       request.append(buf, n);
     }
