@@ -206,6 +206,8 @@ class PrivilegeDropTest(unittest.TestCase):
         nobody = pwd.getpwnam("nobody")
         self.relay.start()
         try:
+            # Listeners are bound before root is given up: wait for the line logged after it.
+            wait_for(lambda: "started:" in self.relay.logs(), timeout=20, what="the start line")
             with open(f"/proc/{self.relay.proc.pid}/status") as f:
                 status = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
             self.assertEqual(status["Uid"].split(), [str(nobody.pw_uid)] * 4)
