@@ -12,19 +12,42 @@
 
 namespace danerelay::tls {
 
+namespace {
+
+// Whether OpenSSL's DANE code takes the record: SSL_dane_tlsa_add on a scratch connection (it
+// parses "Full" data as a certificate or a public key and checks digest lengths), so that a
+// record counts as usable exactly when the handshake would use it.
+bool OpenSslAccepts(const dns::TlsaRecord& r) {
+  struct Scratch {
+    SSL_CTX* ctx = nullptr;
+    Scratch() {
+      ctx = SSL_CTX_new(TLS_client_method());
+      if (ctx && SSL_CTX_dane_enable(ctx) <= 0) {
+        SSL_CTX_free(ctx);
+        ctx = nullptr;
+      }
+    }
+    ~Scratch() { SSL_CTX_free(ctx); }
+  };
+  static thread_local Scratch scratch;
+  if (!scratch.ctx) return false;
+  SSL* ssl = SSL_new(scratch.ctx);
+  if (!ssl) return false;
+  bool ok = SSL_dane_enable(ssl, "tlsa.check.invalid") > 0 &&
+            SSL_dane_tlsa_add(ssl, r.usage, r.selector, r.mtype, r.data.data(), r.data.size()) > 0;
+  SSL_free(ssl);
+  ERR_clear_error();
+  return ok;
+}
+
+}  // namespace
+
 bool UsableForSmtp(const dns::TlsaRecord& r) {
+  // RFC 7672 §3.1.3: only DANE-TA(2) and DANE-EE(3) for SMTP; selectors and matching types as
+  // RFC 6698 defines them (OpenSSL accepts private-use values we have no use for).
   if (r.usage != 2 && r.usage != 3) return false;
-  if (r.selector > 1) return false;
-  switch (r.mtype) {
-    case 0:
-      return !r.data.empty();
-    case 1:
-      return r.data.size() == 32;
-    case 2:
-      return r.data.size() == 64;
-    default:
-      return false;
-  }
+  if (r.selector > 1 || r.mtype > 2) return false;
+  return OpenSslAccepts(r);
 }
 
 std::vector<dns::TlsaRecord> UsableForSmtp(const std::vector<dns::TlsaRecord>& records) {

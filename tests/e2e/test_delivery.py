@@ -73,6 +73,10 @@ class DeliveryTest(unittest.TestCase):
         zone("mand-notlsa", mx_ip=IPS["notlsa"])
         zone("unusable", tlsa_rr="1 1 1 " + tlsa_3_1_1(plain_crt).split()[3])
         zone("unusable-notls", tlsa_rr="1 1 1 " + tlsa_3_1_1(plain_crt).split()[3])
+        # DANE-EE "full SPKI" and DANE-TA "full certificate" that are neither (issue 11):
+        # OpenSSL refuses them, so they are unusable, not a reason to defer.
+        w.zone("junk.example.").add("@ MX 10 mx").add(f"mx A {IPS['unusable']}") \
+            .add(f"{tlsa} TLSA 3 1 0 {'AB' * 40}").add(f"{tlsa} TLSA 2 0 0 {'CD' * 60}")
         zone("bogus", kind="bogus", tlsa_rr=cls.ee_tlsa, mx_ip=IPS["bogus"])
         w.zone("nullmx.example.").add("@ MX 0 .")
         zone("senders")
@@ -119,7 +123,8 @@ min_backoff = "1h"
 
         cls.ids = {}
         domains = ["ee", "ta", "mismatch", "notls", "unsigned", "mand-unsigned", "notlsa",
-                   "mand-notlsa", "unusable", "unusable-notls", "bogus", "nullmx", "nosuch",
+                   "mand-notlsa", "unusable", "unusable-notls", "junk", "bogus", "nullmx",
+                   "nosuch",
                    "twomx", "routed", "literal"]
         with smtplib.SMTP("127.0.0.1", cls.relay.port, timeout=30) as c:
             c.ehlo("test.example")
@@ -238,7 +243,7 @@ delay_warning = "2s"
         # Every delivered recipient (notices included) was counted once as sent; every message
         # that came in over SMTP as accepted.
         self.assertEqual(m['danerelay_deliveries_total{outcome="sent"}'], states.count("delivered"))
-        self.assertEqual(m["danerelay_messages_accepted_total"], 19)
+        self.assertEqual(m["danerelay_messages_accepted_total"], 20)
         self.assertGreaterEqual(m['danerelay_deliveries_total{outcome="bounced"}'],
                                 states.count("failed"))
         self.assertGreaterEqual(m['danerelay_deliveries_total{outcome="deferred"}'],
@@ -253,7 +258,7 @@ delay_warning = "2s"
         self.assertGreaterEqual(dane["dns_failure"], 1, dane)
         self.assertGreaterEqual(dane["insecure"], 2, dane)
         self.assertGreaterEqual(dane["no_tlsa"], 2, dane)
-        self.assertGreaterEqual(dane["unusable_tlsa"], 2, dane)
+        self.assertGreaterEqual(dane["unusable_tlsa"], 3, dane)
         self.assertGreaterEqual(m['danerelay_tls_verdicts_total{verdict="Verified"}'], 4)
         self.assertGreaterEqual(m['danerelay_notices_total{kind="bounce"}'], 3)
         self.assertEqual(m['danerelay_notices_total{kind="relayed"}'], 1)
@@ -374,6 +379,17 @@ delay_warning = "2s"
         rcpt2, _ = self.outcome("unusable-notls")
         self.assertEqual((rcpt2["state"], rcpt2["last_status"]), ("deferred", "4.7.5"))
         self.assertEqual(self.arrived("unusable-notls", "unusable-notls"), [])
+
+    def test_malformed_tlsa_is_unusable_not_a_deferral(self):
+        # design.md step 5: no usable TLSA record -> "encrypt" under opportunistic DANE.
+        rcpt, attempts = self.outcome("junk")
+        self.assertEqual(rcpt["state"], "delivered", attempts)
+        got = self.arrived("unusable", "junk")
+        self.assertEqual(len(got), 1)
+        self.assertTrue(got[0]["tls"])
+        report = json.loads(self.dane_check("junk.example", "--json").stdout)
+        records = report["hosts"][0]["tlsa_records"]
+        self.assertEqual([r["usable"] for r in records], [False, False], records)
 
     # --- Static routes ----------------------------------------------------------------------
 
