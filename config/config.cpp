@@ -607,7 +607,9 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   if (const auto* t = SubTable(root, "delivery", file, error)) {
     Reader r(*t, "delivery.", file, error);
     r.OnlyKeys({"enabled", "port", "max_parallel", "max_per_destination", "connect_timeout",
-                "postmaster"});
+                "postmaster", "max_mx_hosts", "max_addresses"});
+    r.Unsigned("max_mx_hosts", config.delivery.max_mx_hosts, 1, 100);
+    r.Unsigned("max_addresses", config.delivery.max_addresses, 1, 100);
     r.String("postmaster", config.delivery.postmaster);
     if (!error && !config.delivery.postmaster.empty() &&
         config.delivery.postmaster.find('@') == std::string::npos) {

@@ -111,6 +111,11 @@ struct DeliveryOptions {
   std::uint16_t port = 25;  // [delivery] port
   std::uint32_t max_parallel = 20;         // messages in delivery at once
   std::uint32_t max_per_destination = 20;  // deliveries to one domain at once (Postfix: 20)
+  // Per delivery attempt: MX hosts considered (in preference order) and addresses connected to
+  // in all (Postfix: smtp_mx_address_limit = 5), so that a domain with hundreds of MX records
+  // cannot tie a delivery slot up for hours. A cut list is logged.
+  std::uint32_t max_mx_hosts = 5;
+  std::uint32_t max_addresses = 5;
   std::string postmaster;     // gets a copy of undeliverable mail from <> ("": log only)
   queue::RetryOptions retry;  // [retry]
   std::chrono::seconds keep_completed{86400};  // [queue] keep_completed

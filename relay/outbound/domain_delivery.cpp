@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <span>
+
 #include "dns/resolver.hpp"
 #include "relay/metrics.hpp"
 #include "relay/outbound/next_hop.hpp"
@@ -159,7 +161,19 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
   }
 
   std::string last_status = "4.4.3", last_reason = "no MX host could be used";
-  for (const NextHop& host : hops.hosts) {
+  std::span<const NextHop> hosts(hops.hosts);
+  if (hosts.size() > ctx.options.max_mx_hosts) {
+    spdlog::info("{}: {} has {} MX hosts; trying the first {} ([delivery] max_mx_hosts)", m.id,
+                 domain, hosts.size(), ctx.options.max_mx_hosts);
+    hosts = hosts.first(ctx.options.max_mx_hosts);
+  }
+  std::uint32_t addresses_tried = 0;
+  for (const NextHop& host : hosts) {
+    if (addresses_tried >= ctx.options.max_addresses) {
+      spdlog::info("{}: {} addresses tried for {}; no more this time ([delivery] max_addresses)",
+                   m.id, addresses_tried, domain);
+      break;
+    }
     dns_started = SteadyClock::now();
     const HostPlan plan = co_await ResolveHost(ctx.resolver, host);
     delays.dns += SteadyClock::now() - dns_started;
@@ -199,6 +213,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
     req.content = &content;
     req.timeouts = ctx.options.timeouts;
     for (const auto& ip : plan.addresses) {
+      if (addresses_tried++ >= ctx.options.max_addresses) break;
       req.ip = ip;
       req.plaintext_only = false;
       ClientResult r = co_await DeliverOverSmtp(req, ctx.connections);

@@ -79,6 +79,12 @@ class DeliveryTest(unittest.TestCase):
             .add(f"{tlsa} TLSA 3 1 0 {'AB' * 40}").add(f"{tlsa} TLSA 2 0 0 {'CD' * 60}")
         zone("bogus", kind="bogus", tlsa_rr=cls.ee_tlsa, mx_ip=IPS["bogus"])
         w.zone("nullmx.example.").add("@ MX 0 .")
+        # Eight MX hosts where nothing listens, the first with three addresses: a delivery
+        # tries the first five hosts at most, and five addresses in all (issue 11).
+        many = w.zone("many.example.")
+        for i in range(1, 9):
+            many.add(f"@ MX {i * 10} mx{i}").add(f"mx{i} A 127.0.0.{70 + i}")
+        many.add("mx1 A 127.0.0.80").add("mx1 A 127.0.0.81")
         zone("senders")
         # Two MX hosts: the first fails DANE, the second passes.
         w.zone("twomx.example.").add("@ MX 10 mx1").add("@ MX 20 mx2") \
@@ -124,7 +130,7 @@ min_backoff = "1h"
         cls.ids = {}
         domains = ["ee", "ta", "mismatch", "notls", "unsigned", "mand-unsigned", "notlsa",
                    "mand-notlsa", "unusable", "unusable-notls", "junk", "bogus", "nullmx",
-                   "nosuch",
+                   "nosuch", "many",
                    "twomx", "routed", "literal"]
         with smtplib.SMTP("127.0.0.1", cls.relay.port, timeout=30) as c:
             c.ehlo("test.example")
@@ -243,7 +249,7 @@ delay_warning = "2s"
         # Every delivered recipient (notices included) was counted once as sent; every message
         # that came in over SMTP as accepted.
         self.assertEqual(m['danerelay_deliveries_total{outcome="sent"}'], states.count("delivered"))
-        self.assertEqual(m["danerelay_messages_accepted_total"], 20)
+        self.assertEqual(m["danerelay_messages_accepted_total"], 21)
         self.assertGreaterEqual(m['danerelay_deliveries_total{outcome="bounced"}'],
                                 states.count("failed"))
         self.assertGreaterEqual(m['danerelay_deliveries_total{outcome="deferred"}'],
@@ -379,6 +385,17 @@ delay_warning = "2s"
         rcpt2, _ = self.outcome("unusable-notls")
         self.assertEqual((rcpt2["state"], rcpt2["last_status"]), ("deferred", "4.7.5"))
         self.assertEqual(self.arrived("unusable-notls", "unusable-notls"), [])
+
+    def test_mx_hosts_and_addresses_tried_are_bounded(self):
+        rcpt, attempts = self.outcome("many")
+        self.assertEqual((rcpt["state"], rcpt["last_status"]), ("deferred", "4.4.1"), rcpt)
+        self.assertEqual(len(attempts), 5, attempts)
+        self.assertEqual([a["mx_host"] for a in attempts],
+                         ["mx1.many.example"] * 3 + ["mx2.many.example", "mx3.many.example"])
+        logs = self.relay.logs()
+        qid = self.ids["many"]
+        self.assertIn(f"{qid}: many.example has 8 MX hosts; trying the first 5", logs)
+        self.assertIn(f"{qid}: 5 addresses tried for many.example; no more this time", logs)
 
     def test_malformed_tlsa_is_unusable_not_a_deferral(self):
         # design.md step 5: no usable TLSA record -> "encrypt" under opportunistic DANE.
