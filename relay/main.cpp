@@ -93,6 +93,10 @@ int main(int argc, char** argv) {
   mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024);
 
   asio::io_context io(1);
+  // Registered now, so that a signal during the rest of the start-up is queued for the handlers
+  // below (a SIGTERM then means a clean stop, not death by the default action).
+  asio::signal_set hup(io, SIGHUP);
+  asio::signal_set signals(io, SIGINT, SIGTERM);
   queue::QueueIdGenerator ids;
   queue::Committer committer(std::move(*store));
   auto resolver = dns::Resolver::Create(io, cfg->dns);
@@ -147,7 +151,6 @@ int main(int argc, char** argv) {
              cfg->server.listeners.size(), static_cast<unsigned long>(getpid()));
 
   // SIGHUP: re-read the configuration; an invalid file keeps the old one.
-  asio::signal_set hup(io, SIGHUP);
   std::function<void()> await_hup = [&] {
     hup.async_wait([&](std::error_code ec, int) {
       if (ec) return;
@@ -176,7 +179,6 @@ int main(int argc, char** argv) {
   // finish within 10 s); deliveries in flight finish and record their outcome; then exit.
   // Bounded: after 30 s whatever still runs is cut (its recipients are retried after a
   // restart, as after a crash).
-  asio::signal_set signals(io, SIGINT, SIGTERM);
   asio::steady_timer drain(io);
   std::function<void(std::chrono::steady_clock::time_point)> wait_drained =
       [&](std::chrono::steady_clock::time_point deadline) {
