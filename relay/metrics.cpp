@@ -67,7 +67,7 @@ void Metrics::Add(std::string_view family, std::string_view labels, std::uint64_
   auto it = counters_.find(family);
   if (it == counters_.end())
     it = counters_.emplace(std::string(family), decltype(it->second){}).first;
-  auto s = it->second.find(std::string(labels));
+  auto s = it->second.find(labels);
   if (s == it->second.end()) s = it->second.emplace(std::string(labels), 0).first;
   s->second += n;
 }
@@ -75,7 +75,7 @@ void Metrics::Add(std::string_view family, std::string_view labels, std::uint64_
 std::uint64_t Metrics::Value(std::string_view family, std::string_view labels) const {
   auto it = counters_.find(family);
   if (it == counters_.end()) return 0;
-  auto s = it->second.find(std::string(labels));
+  auto s = it->second.find(labels);
   return s == it->second.end() ? 0 : s->second;
 }
 

@@ -27,7 +27,7 @@ class Metrics {
 
  private:
   Metrics();
-  std::map<std::string, std::map<std::string, std::uint64_t>, std::less<>> counters_;
+  std::map<std::string, std::map<std::string, std::uint64_t, std::less<>>, std::less<>> counters_;
 };
 
 }  // namespace danerelay::relay

@@ -40,6 +40,36 @@ std::optional<config::Config> LoadConfig(const std::string& path) {
   return std::move(*cfg);
 }
 
+// The filters the queue commands share (--sender, --state, --older-than and queue IDs), read
+// into a selection; 0, or the exit status after saying on stderr what is wrong.
+int ReadFilters(const std::vector<std::string>& ids, const std::string& domain,
+                const std::string& sender, const std::string& state, const std::string& older_than,
+                queue::Store::Selection& out) {
+  out.ids = ids;
+  out.domain = domain;
+  out.sender = sender;
+  if (!state.empty() && !(out.state = queue::RecipientStateFromString(state))) {
+    std::vector<std::string_view> names;
+    for (auto s = queue::RecipientState::kQueued; s <= queue::RecipientState::kHeld;
+         s = static_cast<queue::RecipientState>(static_cast<int>(s) + 1)) {
+      names.push_back(queue::ToString(s));
+    }
+    std::cerr << fmt::format("danerelay: --state {}: not a recipient state; the states are: {}\n",
+                             state, fmt::join(names, ", "));
+    return kExitUsage;
+  }
+  if (!older_than.empty()) {
+    const auto age = config::ParseDuration(older_than);
+    if (!age) {
+      std::cerr << "danerelay: --older-than " << older_than
+                << ": expected a duration such as 30m, 2h or 3d\n";
+      return kExitFailure;
+    }
+    out.arrived_before = queue::Clock::now() - *age;
+  }
+  return 0;
+}
+
 int WithQueue(const std::string& config_path, const std::function<int(queue::Store&)>& fn) {
   auto cfg = LoadConfig(config_path);
   if (!cfg) return kExitConfig;
@@ -74,7 +104,6 @@ int main(int argc, char** argv) {
   // The same filters as the actions take, plus --recipient.
   std::vector<std::string> list_ids;
   std::string list_sender, list_state, list_older, list_recipient;
-  bool list_sender_given = false;
   list->add_option("ids", list_ids, "queue IDs (default: all)");
   auto* sender_opt =
       list->add_option("--sender", list_sender, "envelope sender (<> for the null sender)");
@@ -204,26 +233,9 @@ int main(int argc, char** argv) {
     if (!cfg) return kExitConfig;
     tools::AdminRequest req;
     req.action = cmd->action;
-    req.selection.ids = cmd->ids;
-    req.selection.domain = cmd->domain;
-    req.selection.sender = cmd->sender;
-    if (!cmd->state.empty()) {
-      req.selection.state = queue::RecipientStateFromString(cmd->state);
-      if (!req.selection.state) {
-        std::cerr << "danerelay: --state " << cmd->state
-                  << ": not a recipient state; the states are: queued, deferred, attempting, "
-                     "held, delivered, failed, expired\n";
-        return kExitUsage;
-      }
-    }
-    if (!cmd->older_than.empty()) {
-      const auto age = config::ParseDuration(cmd->older_than);
-      if (!age) {
-        std::cerr << "danerelay: --older-than " << cmd->older_than
-                  << ": expected a duration such as 30m, 2h or 3d\n";
-        return kExitFailure;
-      }
-      req.selection.arrived_before = queue::Clock::now() - *age;
+    if (int bad = ReadFilters(cmd->ids, cmd->domain, cmd->sender, cmd->state, cmd->older_than,
+                              req.selection)) {
+      return bad;
     }
     req.all = cmd->all;
     req.json = cmd->json;
@@ -245,25 +257,15 @@ int main(int argc, char** argv) {
   }
 
   if (list->parsed()) {
-    list_sender_given = sender_opt->count() > 0;
-    std::optional<queue::RecipientState> state;
-    if (!list_state.empty() && !(state = queue::RecipientStateFromString(list_state))) {
-      std::cerr << "danerelay: --state " << list_state
-                << ": not a recipient state; the states are: queued, deferred, attempting, held, "
-                   "delivered, failed, expired\n";
-      return kExitUsage;
+    queue::Store::Selection filter;
+    if (int bad = ReadFilters(list_ids, list_domain, list_sender, list_state, list_older, filter)) {
+      return bad;
     }
-    std::optional<queue::TimePoint> before;
-    if (!list_older.empty()) {
-      const auto age = config::ParseDuration(list_older);
-      if (!age) {
-        std::cerr << "danerelay: --older-than " << list_older << ": expected 5m, 2h, 3d\n";
-        return kExitUsage;
-      }
-      before = queue::Clock::now() - *age;
-    }
+    const bool sender_given = sender_opt->count() > 0;  // "<>" is the null sender
+    const std::string sender = list_sender == "<>" ? "" : list_sender;
     return WithQueue(config_path, [&](queue::Store& store) {
       // A final state is found only among completed messages too.
+      const auto& state = filter.state;
       const bool final_state = state && (*state == queue::RecipientState::kDelivered ||
                                          *state == queue::RecipientState::kFailed ||
                                          *state == queue::RecipientState::kExpired);
@@ -274,13 +276,12 @@ int main(int argc, char** argv) {
       }
       // Messages that match every filter, with only the recipients that do.
       std::erase_if(*messages, [&](queue::MessageInfo& m) {
-        const std::string sender = list_sender == "<>" ? "" : list_sender;
-        if (!list_ids.empty() &&
-            std::find(list_ids.begin(), list_ids.end(), m.id) == list_ids.end()) {
+        if (!filter.ids.empty() &&
+            std::find(filter.ids.begin(), filter.ids.end(), m.id) == filter.ids.end()) {
           return true;
         }
-        if (list_sender_given && m.sender != sender) return true;
-        if (before && m.arrival >= *before) return true;
+        if (sender_given && m.sender != sender) return true;
+        if (filter.arrived_before && m.arrival >= *filter.arrived_before) return true;
         std::erase_if(m.recipients, [&](const queue::StoredRecipient& r) {
           return (state && r.state != *state) ||
                  (!list_recipient.empty() && r.address != list_recipient);

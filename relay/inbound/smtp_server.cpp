@@ -41,11 +41,7 @@ std::string Endpoint(const tcp::endpoint& ep) {
 }
 
 // A user name as the client sent it, safe for a log line.
-std::string Printable(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s.substr(0, 256)) out += c > ' ' && c < 0x7f ? static_cast<char>(c) : '?';
-  return out;
-}
+std::string Printable(std::string_view s) { return queue::Printable(s, 256); }
 
 }  // namespace
 

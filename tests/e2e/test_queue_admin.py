@@ -123,7 +123,8 @@ min_backoff = "1h"
         self.assertIn(b"unknown command 'queue frob'; the commands are: list, show", r.stderr)
         r = self.relay.cli("queue", "hold", "--state", "bogus", check=False)
         self.assertEqual(r.returncode, 64)
-        self.assertIn(b"the states are: queued, deferred, attempting, held", r.stderr)
+        self.assertIn(b"the states are: queued, attempting, delivered, deferred, failed, expired, "
+                      b"held\n", r.stderr)
 
     def test_hold_stats_release(self):
         qid = self.send("user@down1.example", "hold me")
