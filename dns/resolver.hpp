@@ -40,7 +40,7 @@ class Resolver {
   // Any RRset, for its DNSSEC state and rcode only (the resolver's self-check: the root's
   // DNSKEY must validate as secure).
   asio::awaitable<Answer> Lookup(const std::string& name, int type);
-  static constexpr int kTypeA = 1, kTypeDnskey = 48;
+  static constexpr int kTypeA = 1, kTypeCname = 5, kTypeDnskey = 48;
 
   struct Impl;
 

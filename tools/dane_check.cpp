@@ -59,19 +59,17 @@ asio::awaitable<int> Check(const config::Config& cfg, const std::string& domain,
   for (const auto& hop : hops.hosts) {
     const relay::HostPlan plan = co_await relay::ResolveHost(resolver, hop);
     const relay::PolicyDecision decision = relay::Decide(mode, plan.facts);
-    json h = {
-        {"host", hop.name},
-        {"port", hop.port},
-        {"dnssec_mx", std::string(dns::ToString(hop.mx_dnssec))},
-        {"dnssec_address",
-         plan.facts.address_failed ? "failed" : std::string(dns::ToString(plan.facts.address))},
-        {"addresses", plan.addresses},
-        {"tlsa_base", plan.tlsa_base},
-        {"tlsa", TlsaText(plan.facts.tlsa)},
-        {"tlsa_records", json::array()},
-        {"policy_step", decision.step},
-        {"policy", decision.reason},
-        {"connections", json::array()}};
+    json h = {{"host", hop.name},
+              {"port", hop.port},
+              {"dnssec_mx", std::string(dns::ToString(hop.mx_dnssec))},
+              {"dnssec_address", relay::DescribeAddress(plan.facts)},
+              {"addresses", plan.addresses},
+              {"tlsa_base", plan.tlsa_base},
+              {"tlsa", TlsaText(plan.facts.tlsa)},
+              {"tlsa_records", json::array()},
+              {"policy_step", decision.step},
+              {"policy", decision.reason},
+              {"connections", json::array()}};
     if (plan.facts.tlsa) {
       for (const auto& r : plan.facts.tlsa->records) {
         h["tlsa_records"].push_back({{"record", r.ToString()}, {"usable", tls::UsableForSmtp(r)}});

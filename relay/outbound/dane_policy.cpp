@@ -40,6 +40,7 @@ PolicyDecision Decide(DaneMode mode, const HostDnsFacts& f) {
   if (f.address_failed || Failed(f.address)) {
     return Defer(1, "4.4.3", "address lookup failed or DNSSEC-bogus");
   }
+  if (f.alias_failed) return Defer(1, "4.4.3", "CNAME lookup failed or DNSSEC-bogus");
   if (f.tlsa && (f.tlsa->rcode == dns::Rcode::kFailed || Failed(f.tlsa->dnssec))) {
     return Defer(1, "4.4.3", "TLSA lookup failed or DNSSEC-bogus");
   }
@@ -49,7 +50,7 @@ PolicyDecision Decide(DaneMode mode, const HostDnsFacts& f) {
                      : Use(2, TlsRequirement::kMay, "MX records are not DNSSEC-signed");
   }
   // Step 3.
-  if (f.address != dns::DnssecState::kSecure) {
+  if (f.address != dns::DnssecState::kSecure && !f.secure_alias) {
     return mandatory ? Defer(3, "4.7.5", "mandatory DANE: address records are not DNSSEC-signed")
                      : Use(3, TlsRequirement::kMay, "address records are not DNSSEC-signed");
   }
@@ -70,6 +71,13 @@ PolicyDecision Decide(DaneMode mode, const HostDnsFacts& f) {
   PolicyDecision d = Use(6, TlsRequirement::kDane, "usable TLSA records");
   d.usable = std::move(usable);
   return d;
+}
+
+std::string DescribeAddress(const HostDnsFacts& f) {
+  if (f.address_failed) return "failed";
+  std::string s(dns::ToString(f.address));
+  if (f.secure_alias && f.address != dns::DnssecState::kSecure) s += ", behind a secure CNAME";
+  return s;
 }
 
 bool IsMandatory(const std::vector<std::string>& mandatory_domains, std::string_view domain) {

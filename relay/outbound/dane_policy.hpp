@@ -13,13 +13,21 @@ namespace danerelay::relay {
 enum class DaneMode { kOpportunistic, kMandatory };
 
 // What DNS said about one MX host. `tlsa` is absent when it was not looked up (RFC 7672 §2.2:
-// only when the host's address records are secure).
+// only when the host's address records are secure, or the host name is a secure alias).
 struct HostDnsFacts {
   dns::DnssecState mx = dns::DnssecState::kSecure;  // of the MX RRset (a static route: secure)
   dns::DnssecState address = dns::DnssecState::kInsecure;
   bool address_failed = false;  // the A/AAAA lookup failed (SERVFAIL, timeout, bogus)
+  // The addresses are insecure because a CNAME chain leads into an unsigned zone, but the MX
+  // host name's own CNAME record is signed: TLSA records at that name still apply (README,
+  // "CNAMEs"). `alias_failed`: asking for that CNAME record failed.
+  bool secure_alias = false;
+  bool alias_failed = false;
   std::optional<dns::TlsaAnswer> tlsa;
 };
+
+// "secure", "insecure", "failed", or "insecure, behind a secure CNAME".
+std::string DescribeAddress(const HostDnsFacts& facts);
 
 enum class TlsRequirement {
   kMay,      // STARTTLS if offered, certificate not checked, plain text after a failed handshake

@@ -50,6 +50,15 @@ HostDnsFacts Facts(S mx, S addr, std::optional<dns::TlsaAnswer> tlsa, bool addr_
   return f;
 }
 
+HostDnsFacts Alias(HostDnsFacts f) {
+  f.secure_alias = true;
+  return f;
+}
+HostDnsFacts AliasFailed(HostDnsFacts f) {
+  f.alias_failed = true;
+  return f;
+}
+
 const Row kTable[] = {
     // 1. DNS or DNSSEC error (SERVFAIL, bogus, timeout) for MX, A/AAAA or TLSA: defer | defer
     {"mx_failed", Facts(S::kFailed, S::kSecure, std::nullopt), 1, "defer 4.4.3", "defer 4.4.3"},
@@ -65,6 +74,18 @@ const Row kTable[] = {
     {"mx_insecure", Facts(S::kInsecure, S::kSecure, std::nullopt), 2, "may", "defer 4.7.5"},
     // 3. A/AAAA of the MX host not secure: may | defer
     {"address_insecure", Facts(S::kSecure, S::kInsecure, std::nullopt), 3, "may", "defer 4.7.5"},
+    // A secure alias into an unsigned zone: the TLSA records at the alias decide (steps 4-8).
+    {"alias_tlsa_usable",
+     Alias(Facts(S::kSecure, S::kInsecure, Tlsa(dns::Rcode::kNoError, S::kSecure, {kEe}))), 6,
+     "dane", "dane"},
+    {"alias_tlsa_nodata",
+     Alias(Facts(S::kSecure, S::kInsecure, Tlsa(dns::Rcode::kNoData, S::kSecure))), 4, "may",
+     "defer 4.7.5"},
+    {"alias_tlsa_failed",
+     Alias(Facts(S::kSecure, S::kInsecure, Tlsa(dns::Rcode::kFailed, S::kFailed))), 1,
+     "defer 4.4.3", "defer 4.4.3"},
+    {"alias_lookup_failed", AliasFailed(Facts(S::kSecure, S::kInsecure, std::nullopt)), 1,
+     "defer 4.4.3", "defer 4.4.3"},
     // 4. no TLSA records (secure denial): may | defer
     {"tlsa_nodata", Facts(S::kSecure, S::kSecure, Tlsa(dns::Rcode::kNoData, S::kSecure)), 4, "may",
      "defer 4.7.5"},
@@ -102,6 +123,13 @@ TEST_P(PolicyTableTest, BothModes) {
 
 INSTANTIATE_TEST_SUITE_P(DesignTable, PolicyTableTest, ::testing::ValuesIn(kTable),
                          [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST(DescribeAddressTest, NamesTheSecureAlias) {
+  EXPECT_EQ(DescribeAddress(Facts(S::kSecure, S::kSecure, std::nullopt)), "secure");
+  EXPECT_EQ(DescribeAddress(Facts(S::kSecure, S::kFailed, std::nullopt, true)), "failed");
+  EXPECT_EQ(DescribeAddress(Alias(Facts(S::kSecure, S::kInsecure, std::nullopt))),
+            "insecure, behind a secure CNAME");
+}
 
 TEST(MandatoryDomainsTest, ExactAndSubdomains) {
   const std::vector<std::string> list = {"example.net", ".example.org"};

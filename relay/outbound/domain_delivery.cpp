@@ -85,7 +85,7 @@ queue::AttemptRecord Attempt(int index, const NextHop& host, const HostDnsFacts&
   a.mx_host = host.name;
   a.ip = ip;
   a.dnssec_mx = std::string(dns::ToString(facts.mx));
-  a.dnssec_address = facts.address_failed ? "failed" : std::string(dns::ToString(facts.address));
+  a.dnssec_address = DescribeAddress(facts);
   a.dnssec_tlsa = DescribeTlsa(facts.tlsa);
   a.tls_verdict = verdict;
   a.tlsa_record = matched;

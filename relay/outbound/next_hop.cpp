@@ -8,8 +8,6 @@
 #include "dns/resolver.hpp"
 
 namespace danerelay::relay {
-namespace {}  // namespace
-
 asio::awaitable<NextHops> FindNextHops(dns::Resolver& resolver, const std::string& domain,
                                        const DeliveryOptions& options, std::mt19937& rng) {
   NextHops out;
@@ -82,18 +80,38 @@ asio::awaitable<HostPlan> ResolveHost(dns::Resolver& resolver, const NextHop& ho
   // RFC 7672 §2.2: TLSA only below a secure MX RRset and secure address records (a lookup under
   // an unsigned zone could stall mail on broken servers); the CNAME-expanded name first, then
   // the original name.
-  if (f.mx != dns::DnssecState::kSecure || !secure) co_return plan;
+  if (f.mx != dns::DnssecState::kSecure) co_return plan;
+  const std::string original = LowerAscii(hop.name);
   const std::string canonical =
       LowerAscii(a4.rcode == dns::Rcode::kNoError ? a4.canonical_name : a6.canonical_name);
-  std::vector<std::string> bases = {canonical};
-  if (canonical != LowerAscii(hop.name)) bases.push_back(LowerAscii(hop.name));
+  std::vector<std::string> bases;
+  if (secure) {
+    bases.push_back(canonical);
+    if (canonical != original) bases.push_back(original);
+  } else if (canonical != original) {
+    // RFC 7672 §2.2.2, RFC 7671 §7: the chain became insecure after the MX host name. When that
+    // name's own CNAME record is signed, its TLSA records still apply (README, "CNAMEs").
+    const dns::Answer alias = co_await resolver.Lookup(hop.name, dns::Resolver::kTypeCname);
+    if (alias.rcode == dns::Rcode::kFailed) {
+      f.alias_failed = true;
+      co_return plan;
+    }
+    if (alias.rcode != dns::Rcode::kNoError || alias.dnssec != dns::DnssecState::kSecure) {
+      co_return plan;
+    }
+    f.secure_alias = true;
+    bases.push_back(original);
+  }
   for (const auto& base : bases) {
-    const std::string name = fmt::format("_{}._tcp.{}", hop.port, base);
-    f.tlsa = co_await resolver.LookupTlsa(name);
+    f.tlsa = co_await resolver.LookupTlsa(fmt::format("_{}._tcp.{}", hop.port, base));
     plan.tlsa_base = base;
-    const bool none =
-        f.tlsa->rcode == dns::Rcode::kNoData || f.tlsa->rcode == dns::Rcode::kNxDomain;
-    if (!none || f.tlsa->dnssec != dns::DnssecState::kSecure) break;
+    // A failure stops here (design.md step 1); a secure denial or an insecure answer (which
+    // cannot be used) moves on to the original name.
+    const bool failed =
+        f.tlsa->rcode == dns::Rcode::kFailed || f.tlsa->dnssec == dns::DnssecState::kBogus;
+    const bool found =
+        f.tlsa->rcode == dns::Rcode::kNoError && f.tlsa->dnssec == dns::DnssecState::kSecure;
+    if (failed || found) break;
   }
   co_return plan;
 }

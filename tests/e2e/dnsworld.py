@@ -1,8 +1,10 @@
 """A local DNSSEC world for end-to-end tests, built at test time on loopback.
 
-A signed root zone ".", a signed "example." below it, and child zones below "example." that are
-each signed (with a DS in "example."), unsigned (no DS: insecure) or bogus (a DS in "example.",
-but signatures that expired years ago). Not "test.": libunbound answers NXDOMAIN for it by
+A signed root zone ".", a signed "example." below it, and zones below "example." that are each
+signed (with a DS in their parent), unsigned (no DS: insecure), bogus (a DS in the parent, but
+signatures that expired years ago) or broken (NSD cannot load the zone and answers SERVFAIL). A
+zone's parent is the longest other zone it lies in ("_tcp.mx.a.example." below "a.example."),
+else "example.". Not "test.": libunbound answers NXDOMAIN for it by
 default (RFC 6761 special-use names). NSD serves all of them on 127.0.0.53 at a free port;
 libunbound is pointed at it as a forwarder and given the root's DNSKEY as trust anchor, so
 validation runs in-process exactly as it would against the real root.
@@ -22,7 +24,7 @@ def run(*args, cwd=None):
 
 class Zone:
     def __init__(self, origin, kind="signed"):
-        assert kind in ("signed", "unsigned", "bogus")
+        assert kind in ("signed", "unsigned", "bogus", "servfail")
         self.origin = origin  # "example.example."
         self.kind = kind
         self.records = []
@@ -59,8 +61,8 @@ class DnsWorld:
         soa = (f"$ORIGIN {origin}\n$TTL 300\n"
                f"@ SOA ns.example. hostmaster.example. 1 3600 600 86400 300\n@ NS ns.example.\n")
         with open(path, "w") as f:
-            f.write(soa + body)
-        if kind == "unsigned":
+            f.write("this is not a zone file\n" if kind == "servfail" else soa + body)
+        if kind in ("unsigned", "servfail"):
             return path, None
         ksk = self._keygen(origin, True)
         zsk = self._keygen(origin, False)
@@ -74,18 +76,25 @@ class DnsWorld:
             dnskey = f.read().strip()
         return path + ".signed", (ds, dnskey)
 
+    def _parent(self, origin):
+        inside = [o for o in self.zones if o != origin and origin.endswith("." + o)]
+        return max(inside, key=len) if inside else "example."
+
     def start(self):
-        # Children first, so that their DS records can go into "example.", then "example." into ".".
+        # Deepest zones first, so that each one's DS can go into its parent, then "example." into
+        # the root.
         files = {}
-        test_body = f"ns A {NSD_ADDRESS}\n"
-        for origin, z in self.zones.items():
-            body = "".join(r + "\n" for r in z.records)
+        delegations = {"example.": f"ns A {NSD_ADDRESS}\n"}
+        for origin in sorted(self.zones, key=lambda o: o.count("."), reverse=True):
+            z = self.zones[origin]
+            body = "".join(r + "\n" for r in z.records) + delegations.get(origin, "")
             path, keys = self._write_and_sign(origin, body, z.kind)
             files[origin] = path
-            label = origin[: -len(".example.")]
-            test_body += f"{label} NS ns.example.\n"
-            if keys and z.kind != "unsigned":
-                test_body += keys[0] + "\n"  # the DS (absolute owner name)
+            parent = self._parent(origin)
+            label = origin[: -len("." + parent)]
+            cut = f"{label} NS ns.example.\n" + (keys[0] + "\n" if keys else "")  # DS: absolute
+            delegations[parent] = delegations.get(parent, "") + cut
+        test_body = delegations["example."]
         files["example."], test_keys = self._write_and_sign("example.", test_body, "signed")
         root_body = f"example. NS ns.example.\nns.example. A {NSD_ADDRESS}\n{test_keys[0]}\n"
         files["."], root_keys = self._write_and_sign(".", root_body, "signed")

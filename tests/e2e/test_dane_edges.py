@@ -1,0 +1,182 @@
+"""End to end: DANE at the edges (issue 11), in a local DNSSEC world built by the test.
+
+CNAME chains that turn insecure, TLSA lookups that fail, malformed TLSA under mandatory DANE.
+Like test_delivery.py: NSD serves the world on loopback, aiosmtpd MX servers with certificates
+made now, and each case checks what arrived, the queue and the stored attempts."""
+import json
+import os
+import shutil
+import smtplib
+import tempfile
+import time
+import unittest
+
+from dnsworld import DnsWorld
+from harness import Relay, queued_id
+from mx import MxServer, free_port_on, self_signed, tlsa_3_1_1
+
+IPS = {name: f"127.0.0.{n}" for n, name in enumerate(
+    ["alias", "tlsafail", "junk"], start=20)}
+SENDER = "alice@sender.example"
+
+
+class DaneEdgesTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.servers, cls.world, cls.relay = {}, None, None
+        try:
+            cls.build()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def build(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="danerelay-edges-")
+        certs = os.path.join(cls.tmp, "certs")
+        os.makedirs(certs)
+        port = cls.port = free_port_on(list(IPS.values()))
+        ee_crt, ee_key = self_signed(certs, "host.plainhost.example")
+        other_crt, _ = self_signed(certs, "someone.else")
+        cls.ee_tlsa, other_tlsa = tlsa_3_1_1(ee_crt), tlsa_3_1_1(other_crt)
+
+        w = cls.world = DnsWorld(cls.tmp)
+        # A signed MX host name that is a CNAME into an unsigned zone: its own TLSA records
+        # apply (a match is verified, a mismatch deferred).
+        w.zone("plainhost.example.", "unsigned").add(f"host A {IPS['alias']}")
+        w.zone("alias.example.").add("@ MX 10 mx").add("mx CNAME host.plainhost.example.") \
+            .add(f"_{port}._tcp.mx TLSA {cls.ee_tlsa}")
+        w.zone("alias-bad.example.").add("@ MX 10 mx").add("mx CNAME host.plainhost.example.") \
+            .add(f"_{port}._tcp.mx TLSA {other_tlsa}")
+        # A secure CNAME to a signed host whose TLSA name lies in an unsigned zone: that insecure
+        # answer is not used; the TLSA records at the original name are.
+        w.zone("signedhost.example.").add(f"host A {IPS['alias']}")
+        w.zone("_tcp.host.signedhost.example.", "unsigned").add(f"_{port} TLSA {other_tlsa}")
+        w.zone("alias-fallback.example.").add("@ MX 10 mx") \
+            .add("mx CNAME host.signedhost.example.").add(f"_{port}._tcp.mx TLSA {cls.ee_tlsa}")
+        # Secure MX and address records, but the TLSA lookup fails (NSD answers SERVFAIL for a
+        # zone it cannot load): deferred in both modes, never read as "no TLSA".
+        w.zone("tlsafail.example.").add("@ MX 10 mx").add(f"mx A {IPS['tlsafail']}")
+        w.zone("_tcp.mx.tlsafail.example.", "servfail")
+        w.zone("mand-tlsafail.example.").add("@ MX 10 mx.tlsafail.example.")
+        # Only malformed TLSA records (OpenSSL refuses them), under mandatory DANE.
+        w.zone("junk.example.").add(f"mx A {IPS['junk']}") \
+            .add(f"_{port}._tcp.mx TLSA 3 1 0 {'AB' * 40}")
+        w.zone("mand-junk.example.").add("@ MX 10 mx.junk.example.")
+        w.start()
+
+        for name in IPS:
+            cls.servers[name] = MxServer(IPS[name], port, ee_crt, ee_key).start()
+
+        cls.relay = Relay(deliver=True, extra_toml=w.toml() + f"""
+[dane]
+mandatory_domains = ["mand-tlsafail.example", "mand-junk.example"]
+[delivery]
+port = {port}
+connect_timeout = "5s"
+[retry]
+min_backoff = "1h"
+""").start()
+        cls.ids = {}
+        cls.domains = ["alias", "alias-bad", "alias-fallback", "tlsafail", "mand-tlsafail",
+                       "mand-junk"]
+        with smtplib.SMTP("127.0.0.1", cls.relay.port, timeout=30) as c:
+            c.ehlo("test.example")
+            for d in cls.domains:
+                c.mail(SENDER)
+                c.rcpt(f"user@{d}.example")
+                code, reply = c.data(f"Subject: to {d}\r\n\r\nHello {d}.\r\n".encode())
+                assert code == 250, reply
+                cls.ids[d] = queued_id(reply)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            states = [cls.show(d)["recipients"][0]["state"] for d in cls.domains]
+            if all(s not in ("queued", "attempting") for s in states):
+                break
+            time.sleep(0.3)
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            if cls.relay:
+                if os.environ.get("KEEP"):
+                    print(cls.relay.logs())
+                cls.relay.stop()
+        finally:
+            if cls.relay:
+                cls.relay.cleanup()
+            for s in cls.servers.values():
+                s.stop()
+            if cls.world:
+                cls.world.stop()
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    @classmethod
+    def show(cls, domain):
+        return json.loads(cls.relay.cli("queue", "show", cls.ids[domain], "--json").stdout)
+
+    def outcome(self, domain):
+        m = self.show(domain)
+        return m["recipients"][0], m["attempts"]
+
+    def arrived(self, server, domain):
+        return self.servers[server].received_for(f"user@{domain}.example")
+
+    def dane_check(self, *args):
+        r = self.relay.cli("dane-check", "--json", *args, check=False)
+        return r.returncode, json.loads(r.stdout)
+
+    # --- CNAME chains -----------------------------------------------------------------------
+
+    def test_secure_alias_to_unsigned_zone_uses_tlsa_at_the_alias(self):
+        rcpt, attempts = self.outcome("alias")
+        self.assertEqual(rcpt["state"], "delivered", attempts)
+        self.assertEqual(len(self.arrived("alias", "alias")), 1)
+        a = attempts[-1]
+        self.assertEqual(a["dnssec_address"], "insecure, behind a secure CNAME")
+        self.assertEqual(a["tls_verdict"], "Verified")
+        self.assertEqual(a["tlsa_record"], self.ee_tlsa)
+        status, report = self.dane_check("alias.example")
+        self.assertEqual(status, 0, report)
+        host = report["hosts"][0]
+        self.assertEqual(host["tlsa_base"], "mx.alias.example")
+        self.assertEqual(host["connections"][0]["tls_verdict"], "Verified")
+
+    def test_secure_alias_with_a_mismatching_tlsa_is_deferred(self):
+        rcpt, attempts = self.outcome("alias-bad")
+        self.assertEqual((rcpt["state"], rcpt["last_status"]), ("deferred", "4.7.5"), attempts)
+        self.assertEqual(self.arrived("alias", "alias-bad"), [])
+        self.assertEqual(attempts[-1]["tls_verdict"], "Untrusted")
+
+    def test_insecure_tlsa_at_the_expanded_name_falls_back_to_the_original(self):
+        rcpt, attempts = self.outcome("alias-fallback")
+        self.assertEqual(rcpt["state"], "delivered", attempts)
+        a = attempts[-1]
+        self.assertEqual(a["dnssec_address"], "secure")
+        self.assertEqual((a["tls_verdict"], a["tlsa_record"]), ("Verified", self.ee_tlsa))
+        status, report = self.dane_check("alias-fallback.example")
+        self.assertEqual(report["hosts"][0]["tlsa_base"], "mx.alias-fallback.example")
+
+    # --- TLSA lookups that fail, malformed TLSA ---------------------------------------------
+
+    def test_tlsa_servfail_is_deferred_in_both_modes(self):
+        for domain in ("tlsafail", "mand-tlsafail"):
+            rcpt, attempts = self.outcome(domain)
+            self.assertEqual((rcpt["state"], rcpt["last_status"]), ("deferred", "4.4.3"),
+                             (domain, attempts))
+            self.assertIn("TLSA lookup failed", rcpt["last_reply"])
+            self.assertEqual((attempts[-1]["dnssec_mx"], attempts[-1]["dnssec_address"]),
+                             ("secure", "secure"))
+            self.assertTrue(attempts[-1]["dnssec_tlsa"].startswith("failed"), attempts[-1])
+            self.assertEqual(attempts[-1]["ip"], "")  # never contacted
+        self.assertEqual(self.servers["tlsafail"].recorder.messages, [])
+
+    def test_malformed_only_tlsa_under_mandatory_dane_is_deferred(self):
+        rcpt, attempts = self.outcome("mand-junk")
+        self.assertEqual((rcpt["state"], rcpt["last_status"]), ("deferred", "4.7.5"), attempts)
+        self.assertIn("no usable TLSA records", rcpt["last_reply"])
+        self.assertEqual(self.servers["junk"].recorder.messages, [])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
