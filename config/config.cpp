@@ -595,13 +595,17 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
 
   if (const auto* t = SubTable(root, "dane", file, error)) {
     Reader r(*t, "dane.", file, error);
-    r.OnlyKeys({"mandatory_domains"});
-    r.Strings("mandatory_domains", config.delivery.mandatory_domains, [](const std::string& d) {
+    r.OnlyKeys({"mandatory_domains", "testing_domains", "preflight_interval"});
+    const auto domain_entry = [](const std::string& d) {
       const std::string bare = !d.empty() && d.front() == '.' ? d.substr(1) : d;
       return ValidHostname(bare)
                  ? std::string()
                  : "'" + d + "' is not a domain (\"example.org\" or \".example.org\")";
-    });
+    };
+    r.Strings("mandatory_domains", config.delivery.mandatory_domains, domain_entry);
+    r.Strings("testing_domains", config.delivery.testing_domains, domain_entry);
+    r.Duration("preflight_interval", config.delivery.preflight_interval, std::chrono::seconds(0),
+               std::chrono::hours(24 * 7));
   }
 
   if (const auto* t = SubTable(root, "delivery", file, error)) {

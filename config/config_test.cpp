@@ -131,6 +131,8 @@ timeout = "3s"
 
 [dane]
 mandatory_domains = ["example.net", ".example.org"]
+testing_domains = ["example.com"]
+preflight_interval = "1h"
 
 [delivery]
 port = 2525
@@ -165,6 +167,8 @@ max_lifetime = "2d"
   EXPECT_EQ(c->dns.timeout, std::chrono::seconds(3));
   EXPECT_EQ(c->delivery.mandatory_domains,
             (std::vector<std::string>{"example.net", ".example.org"}));
+  EXPECT_EQ(c->delivery.testing_domains, (std::vector<std::string>{"example.com"}));
+  EXPECT_EQ(c->delivery.preflight_interval, std::chrono::hours(1));
   EXPECT_EQ(c->delivery.port, 2525);
   EXPECT_EQ(c->delivery.max_parallel, 4u);
   EXPECT_EQ(c->delivery.retry.min_backoff, std::chrono::seconds(30));
@@ -250,6 +254,10 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.toml:2: dns.forwarders: '127.0.0.1@0': the port after @ must be 1..65535"},
         BadCase{"bad mandatory domain", "[dane]\nmandatory_domains = [\"exa mple.org\"]\n",
                 "bad.toml:2: dane.mandatory_domains: 'exa mple.org' is not a domain"},
+        BadCase{"bad testing domain", "[dane]\ntesting_domains = [\"-x.org\"]\n",
+                "bad.toml:2: dane.testing_domains: '-x.org' is not a domain"},
+        BadCase{"preflight too rare", "[dane]\npreflight_interval = \"8d\"\n",
+                "bad.toml:2: dane.preflight_interval: must be at most 7d"},
         BadCase{"bad route", "[routes]\n\"example.net\" = \"[mx.example.net]:0\"\n",
                 "bad.toml:2: routes.example.net: expected a next hop"},
         BadCase{"route not a string", "[routes]\n\"example.net\" = 25\n",

@@ -131,6 +131,7 @@ struct AttemptRecord {
   std::string tlsa_record;  // the matched record, zone-file form
   std::string reply;
   std::string status;
+  std::string note;  // [dane] testing_domains: "would defer under mandatory DANE: ..."
 };
 
 }  // namespace danerelay::queue

@@ -90,6 +90,10 @@ DROP INDEX messages_arrival;
     R"sql(
 ALTER TABLE messages ADD COLUMN auth_user TEXT NOT NULL DEFAULT '';
 )sql",
+    // 4: a note on an attempt (DANE testing mode: what mandatory DANE would have done).
+    R"sql(
+ALTER TABLE attempts ADD COLUMN note TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 const std::string kRecipientQuery =

@@ -24,8 +24,10 @@
 #include "relay/logging.hpp"
 #include "relay/metrics_server.hpp"
 #include "relay/outbound/delivery_agent.hpp"
+#include "relay/outbound/preflight.hpp"
 #include "relay/outbound/resolver_health.hpp"
 #include "relay/privileges.hpp"
+#include "tls/client.hpp"
 
 namespace {
 constexpr int kExitConfig = 78;    // EX_CONFIG
@@ -112,8 +114,13 @@ int main(int argc, char** argv) {
   relay::ResolverHealth health(io, **resolver, cfg->dns,
                                relay::ResolverStatusFile(cfg->queue.path));
   agent.UseResolverHealth(&health);
-  relay::MetricsServer metrics(io, cfg->metrics, cfg->queue,
-                               [&health] { return health.MetricsText(); });
+  auto probe_tls = tls::MakeClientContext();
+  if (!probe_tls) return fatal(kExitSoftware, fmt::format("tls: {}", probe_tls.error()));
+  relay::Preflight preflight(io, **resolver, cfg->delivery, cfg->server.hostname, *probe_tls,
+                             relay::PreflightStatusFile(cfg->queue.path));
+  relay::MetricsServer metrics(io, cfg->metrics, cfg->queue, [&health, &preflight] {
+    return health.MetricsText() + preflight.MetricsText();
+  });
   if (auto started = metrics.Start(); !started) return fatal(kExitSoftware, started.error());
   if (*identity && geteuid() == 0) {  // (started as the account itself: nothing to give up)
     if (auto dropped = relay::DropPrivileges(**identity); !dropped) {
@@ -141,6 +148,7 @@ int main(int argc, char** argv) {
     return fatal(kExitSoftware, fmt::format("delivery: {}", started.error()));
   }
   health.Start();
+  if (cfg->delivery.enabled) preflight.Start();
   spdlog::info("danerelayd {} started: hostname={}, configuration={}, queue={}, user={}",
                DANERELAY_VERSION, cfg->server.hostname, cfg->source,
                queue::Store::DatabasePath(cfg->queue).string(),
@@ -163,6 +171,7 @@ int main(int argc, char** argv) {
         server.Reload(fresh->server);
         agent.Reload(fresh->delivery);
         health.Reload(fresh->dns);
+        if (cfg->delivery.enabled) preflight.Reload(fresh->delivery);
         if (fresh->queue.path != cfg->queue.path || fresh->dns.forwarders != cfg->dns.forwarders ||
             fresh->dns.trust_anchor_file != cfg->dns.trust_anchor_file) {
           spdlog::warn("reload: [queue] and [dns] changes take effect only after a restart");
@@ -208,6 +217,7 @@ int main(int argc, char** argv) {
     agent.Stop();
     metrics.Stop();
     health.Stop();
+    preflight.Stop();
     hup.cancel();
     wait_drained(std::chrono::steady_clock::now() + std::chrono::seconds(30));
   });

@@ -18,7 +18,7 @@ struct Family {
 // What an operator watches. DANE outcomes are per MX host attempt, following design.md's
 // table: DNS failure (step 1), insecure MX or address (2, 3), no TLSA (4), no usable TLSA (5),
 // and for DANE hosts the handshake: verified, certificate mismatch, no STARTTLS.
-const std::array<Family, 8> kFamilies = {{
+const std::array<Family, 9> kFamilies = {{
     {"danerelay_messages_accepted_total", "Messages accepted and queued (250 after DATA).", "", {}},
     {"danerelay_smtpd_rejects_total",
      "Refusals by the SMTP server, by the command refused.",
@@ -42,6 +42,11 @@ const std::array<Family, 8> kFamilies = {{
      "kind",
      {"bounce", "delay", "relayed", "postmaster"}},
     {"danerelay_smtpd_connections_total", "Client connections accepted.", "", {}},
+    {"danerelay_dane_testing_would_defer_total",
+     "MX hosts of [dane] testing_domains that mandatory DANE would have deferred (the mail went "
+     "out under opportunistic DANE).",
+     "",
+     {}},
     {"danerelay_resolver_checks_total",
      "DNSSEC validation self-checks of the resolver, by result.",
      "result",

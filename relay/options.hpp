@@ -120,6 +120,10 @@ struct DeliveryOptions {
   queue::RetryOptions retry;  // [retry]
   std::chrono::seconds keep_completed{86400};  // [queue] keep_completed
   std::vector<std::string> mandatory_domains;  // [dane] mandatory_domains
+  // [dane] testing_domains: DANE is judged as mandatory and what would defer is logged and
+  // recorded ("would defer"), but the mail goes out under the opportunistic rules.
+  std::vector<std::string> testing_domains;
+  std::chrono::seconds preflight_interval = std::chrono::hours(6);  // 0: no pre-flight check
   std::map<std::string, std::string> routes;   // [routes] "domain" = "[host]:port"
   ClientTimeouts timeouts;
 };

@@ -11,6 +11,7 @@
 
 #include "queue/notice.hpp"
 #include "queue/queue_id.hpp"
+#include "relay/outbound/preflight.hpp"
 #include "relay/outbound/resolver_health.hpp"
 
 namespace danerelay::tools {
@@ -146,6 +147,9 @@ int RunStats(const config::Config& config, bool json, std::ostream& out, std::os
       5, 10, 20, 40, 80, 160, 320, 640, 1280};
   bool resolver_ok = true;
   const std::string resolver = relay::DescribeResolverStatus(config.queue.path, &resolver_ok);
+  int preflight_failing = 0;
+  const std::vector<std::string> preflight =
+      relay::DescribePreflightStatus(config.queue.path, &preflight_failing);
   if (json) {
     nlohmann::json top = nlohmann::json::array();
     for (size_t i = 0; i < st->top_domains.size(); ++i) {
@@ -162,12 +166,17 @@ int RunStats(const config::Config& config, bool json, std::ostream& out, std::os
                           {"resolver_validation_ok", resolver.empty()
                                                          ? nlohmann::json(nullptr)
                                                          : nlohmann::json(resolver_ok)},
-                          {"resolver", resolver}}
+                          {"resolver", resolver},
+                          {"preflight_failing_domains", preflight.empty()
+                                                            ? nlohmann::json(nullptr)
+                                                            : nlohmann::json(preflight_failing)},
+                          {"preflight", preflight}}
                .dump()
         << "\n";
     return 0;
   }
   if (!resolver.empty()) out << resolver << "\n";
+  for (const auto& line : preflight) out << line << "\n";
   out << fmt::format("messages:    {}\n", st->messages);
   for (const auto& [state, n] : st->recipients_by_state) {
     out << fmt::format("  {:<11} {}\n", state, n);

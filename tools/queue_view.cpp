@@ -168,6 +168,7 @@ void PrintMessage(std::ostream& out, const queue::MessageInfo& m, const std::str
     out << fmt::format("      DNSSEC: MX {}, address {}, TLSA {}; TLS: {}{}\n", a.dnssec_mx,
                        a.dnssec_address, a.dnssec_tlsa.empty() ? "not looked up" : a.dnssec_tlsa,
                        a.tls_verdict, a.tlsa_record.empty() ? "" : ", matched " + a.tlsa_record);
+    if (!a.note.empty()) out << "      Note: " << a.note << "\n";
   }
   out << "Headers:\n";
   for (const auto& [name, value] : ParseHeaders(content)) {
@@ -190,7 +191,8 @@ void PrintMessageJson(std::ostream& out, const queue::MessageInfo& m, const std:
                        {"tls_verdict", a.tls_verdict},
                        {"tlsa_record", a.tlsa_record},
                        {"reply", a.reply},
-                       {"status", a.status}});
+                       {"status", a.status},
+                       {"note", a.note}});
   }
   j["attempts"] = std::move(history);
   nlohmann::json headers = nlohmann::json::array();

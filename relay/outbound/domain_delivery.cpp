@@ -78,7 +78,7 @@ void All(const queue::MessageInfo& m, RecipientState state, std::optional<queue:
 queue::AttemptRecord Attempt(int index, const NextHop& host, const HostDnsFacts& facts,
                              const std::string& ip, const std::string& verdict,
                              const std::string& matched, const std::string& reply,
-                             const std::string& status) {
+                             const std::string& status, const std::string& note = "") {
   queue::AttemptRecord a;
   a.recipient_index = index;
   a.time = queue::Clock::now();
@@ -91,15 +91,17 @@ queue::AttemptRecord Attempt(int index, const NextHop& host, const HostDnsFacts&
   a.tlsa_record = matched;
   a.reply = reply;
   a.status = status;
+  a.note = note;
   return a;
 }
 
 void RecordHost(const queue::MessageInfo& m, const NextHop& host, const HostDnsFacts& facts,
                 const std::string& ip, const std::string& verdict, const std::string& reason,
-                const std::string& status, const std::string& matched, DomainOutcome& out) {
+                const std::string& status, const std::string& matched, DomainOutcome& out,
+                const std::string& note = "") {
   for (const auto& r : m.recipients) {
     out.attempts.push_back(Attempt(r.index, host, facts, ip, verdict.empty() ? "none" : verdict,
-                                   matched, reason, status));
+                                   matched, reason, status, note));
   }
 }
 
@@ -114,6 +116,9 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
   const DaneMode mode = IsMandatory(ctx.options.mandatory_domains, domain)
                             ? DaneMode::kMandatory
                             : DaneMode::kOpportunistic;
+  // [dane] testing_domains: judged as mandatory as well, delivered under the opportunistic rules.
+  const bool testing =
+      mode == DaneMode::kOpportunistic && IsMandatory(ctx.options.testing_domains, domain);
   // Deferred updates carry no next attempt: SchedulePass decides when (queue/retry.hpp).
   std::string last_remote;  // the last MX host that was actually contacted
   auto finish = [&](RecipientState state, std::string status, std::string reason,
@@ -185,6 +190,20 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       continue;
     }
     const PolicyDecision decision = Decide(mode, facts);
+    // Steps 2-5 are where the modes differ; from step 6 on both defer alike.
+    std::string note;
+    if (const PolicyDecision strict = Decide(DaneMode::kMandatory, facts);
+        testing && strict.defer && !decision.defer) {
+      std::string_view why = strict.reason;
+      if (why.starts_with("mandatory DANE: ")) why.remove_prefix(16);
+      note = fmt::format("DANE testing: mandatory DANE would defer: {} {} (step {})", strict.status,
+                         why, strict.step);
+      Metrics::Get().Add("danerelay_dane_testing_would_defer_total");
+      spdlog::warn(
+          "{}: DANE testing for {}: {} would be deferred under mandatory DANE: {} (step {}); "
+          "delivering under opportunistic DANE",
+          m.id, domain, host.name, why, strict.step);
+    }
     // design.md's table, as counted: steps 1-5 decide before any connection.
     if (decision.tls != TlsRequirement::kDane || decision.defer) {
       CountDane(decision.step == 1   ? "dns_failure"
@@ -219,7 +238,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       ClientResult r = co_await DeliverOverSmtp(req, ctx.connections);
       if (r.host_failed && r.retry_plaintext && decision.tls == TlsRequirement::kMay) {
         // "may": a failed handshake is retried once in plain text.
-        RecordHost(m, host, facts, ip, "failed", r.reason, r.status, "", out);
+        RecordHost(m, host, facts, ip, "failed", r.reason, r.status, "", out, note);
         delays.connect += r.connect_time;
         req.plaintext_only = true;
         r = co_await DeliverOverSmtp(req, ctx.connections);
@@ -242,7 +261,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
         last_status = r.status;
         last_reason = r.reason;
         spdlog::info("{}: {}", m.id, r.reason);
-        RecordHost(m, host, facts, ip, verdict, r.reason, r.status, matched, out);
+        RecordHost(m, host, facts, ip, verdict, r.reason, r.status, matched, out, note);
         continue;
       }
       const std::string relay = fmt::format("{}[{}]:{}", host.name, ip, host.port);
@@ -251,8 +270,8 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
         queue::RecipientUpdate u{
             m.recipients[i].index, rc.state, std::nullopt, rc.status, rc.reply, host.name};
         u.remote_dsn = r.remote_dsn;
-        out.attempts.push_back(
-            Attempt(m.recipients[i].index, host, facts, ip, verdict, matched, rc.reply, rc.status));
+        out.attempts.push_back(Attempt(m.recipients[i].index, host, facts, ip, verdict, matched,
+                                       rc.reply, rc.status, note));
         LogDisposition(m.id, m.recipients[i].address, relay, u, delays);
         out.updates.push_back(std::move(u));
       }

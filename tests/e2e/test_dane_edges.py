@@ -12,11 +12,11 @@ import time
 import unittest
 
 from dnsworld import DnsWorld
-from harness import Relay, queued_id
+from harness import Relay, free_port, queued_id
 from mx import MxServer, free_port_on, self_signed, tlsa_3_1_1
 
 IPS = {name: f"127.0.0.{n}" for n, name in enumerate(
-    ["alias", "tlsafail", "junk"], start=20)}
+    ["alias", "tlsafail", "junk", "testing"], start=20)}
 SENDER = "alice@sender.example"
 
 
@@ -63,14 +63,22 @@ class DaneEdgesTest(unittest.TestCase):
         w.zone("junk.example.").add(f"mx A {IPS['junk']}") \
             .add(f"_{port}._tcp.mx TLSA 3 1 0 {'AB' * 40}")
         w.zone("mand-junk.example.").add("@ MX 10 mx.junk.example.")
+        # Signed, no TLSA: mandatory DANE would defer (step 4); in testing mode it is delivered.
+        w.zone("testing.example.").add("@ MX 10 mx").add(f"mx A {IPS['testing']}")
         w.start()
 
         for name in IPS:
             cls.servers[name] = MxServer(IPS[name], port, ee_crt, ee_key).start()
 
+        cls.metrics_port = free_port()
         cls.relay = Relay(deliver=True, extra_toml=w.toml() + f"""
 [dane]
-mandatory_domains = ["mand-tlsafail.example", "mand-junk.example"]
+mandatory_domains = ["mand-tlsafail.example", "mand-junk.example", "alias-bad.example",
+                     ".alias.example"]
+testing_domains = ["testing.example"]
+[metrics]
+address = "127.0.0.1"
+port = {cls.metrics_port}
 [delivery]
 port = {port}
 connect_timeout = "5s"
@@ -79,7 +87,7 @@ min_backoff = "1h"
 """).start()
         cls.ids = {}
         cls.domains = ["alias", "alias-bad", "alias-fallback", "tlsafail", "mand-tlsafail",
-                       "mand-junk"]
+                       "mand-junk", "testing"]
         with smtplib.SMTP("127.0.0.1", cls.relay.port, timeout=30) as c:
             c.ehlo("test.example")
             for d in cls.domains:
@@ -91,9 +99,13 @@ min_backoff = "1h"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             states = [cls.show(d)["recipients"][0]["state"] for d in cls.domains]
-            if all(s not in ("queued", "attempting") for s in states):
+            if all(s not in ("queued", "attempting") for s in states) and cls.stats()["preflight"]:
                 break
             time.sleep(0.3)
+
+    @classmethod
+    def stats(cls):
+        return json.loads(cls.relay.cli("queue", "stats", "--json").stdout)
 
     @classmethod
     def tearDownClass(cls):
@@ -176,6 +188,62 @@ min_backoff = "1h"
         self.assertEqual((rcpt["state"], rcpt["last_status"]), ("deferred", "4.7.5"), attempts)
         self.assertIn("no usable TLSA records", rcpt["last_reply"])
         self.assertEqual(self.servers["junk"].recorder.messages, [])
+
+    # --- [dane] testing_domains ------------------------------------------------------------
+
+    def test_testing_domain_is_delivered_with_would_defer_recorded(self):
+        rcpt, attempts = self.outcome("testing")
+        self.assertEqual(rcpt["state"], "delivered", attempts)
+        self.assertEqual(len(self.arrived("testing", "testing")), 1)
+        note = attempts[-1]["note"]
+        self.assertIn("mandatory DANE would defer: 4.7.5", note)
+        self.assertIn("no TLSA records (step 4)", note)
+        self.assertIn(f"warning: {self.ids['testing']}: DANE testing for testing.example: "
+                      "mx.testing.example would be deferred under mandatory DANE",
+                      self.relay.logs())
+        text = self.relay.cli("queue", "show", self.ids["testing"]).stdout.decode()
+        self.assertIn("Note: DANE testing: mandatory DANE would defer", text)
+        # A domain that passes mandatory DANE carries no note.
+        self.assertEqual(self.outcome("alias")[1][-1]["note"], "")
+        self.assertEqual(self.scrape()["danerelay_dane_testing_would_defer_total"], 1)
+
+    # --- The pre-flight check of mandatory domains ------------------------------------------
+
+    def scrape(self):
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                    timeout=10) as r:
+            text = r.read().decode()
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines() if line and not line.startswith("#")}
+
+    def test_preflight_warns_about_mandatory_domains_that_would_be_deferred(self):
+        logs = self.relay.logs()
+        prefix = "warning: pre-flight: mail to mandatory-DANE domain"
+        # The TLSA record does not match the server's certificate: named with host and reason.
+        self.assertIn(f"{prefix} alias-bad.example would be deferred now: MX host "
+                      f"mx.alias-bad.example[{IPS['alias']}]: 4.7.5 Server certificate not verified", logs)
+        self.assertIn(f"{prefix} mand-tlsafail.example would be deferred now: MX host "
+                      "mx.tlsafail.example: 4.4.3 TLSA lookup failed", logs)
+        self.assertIn(f"{prefix} mand-junk.example would be deferred now: MX host "
+                      "mx.junk.example: 4.7.5 mandatory DANE: no usable TLSA records", logs)
+        self.assertIn("pre-flight: mail to mandatory-DANE domain alias.example would be "
+                      "delivered via mx.alias.example", logs)
+        self.assertNotIn(f"{prefix} alias.example", logs)
+        # No mail was sent by the check: alias-bad's MX got nothing, alias's only the one test
+        # message.
+        self.assertEqual(self.arrived("alias", "alias-bad"), [])
+        self.assertEqual(len(self.arrived("alias", "alias")), 1)
+        stats = self.stats()
+        self.assertEqual(stats["preflight_failing_domains"], 3, stats)
+        self.assertTrue(any("alias-bad.example WOULD BE DEFERRED" in line
+                            for line in stats["preflight"]), stats)
+        text = self.relay.cli("queue", "stats").stdout.decode()
+        self.assertIn("pre-flight:  alias.example ok, via mx.alias.example", text)
+        m = self.scrape()
+        self.assertEqual(m['danerelay_dane_preflight_failing{domain="alias-bad.example"}'], 1)
+        self.assertEqual(m['danerelay_dane_preflight_failing{domain="mand-junk.example"}'], 1)
+        self.assertEqual(m['danerelay_dane_preflight_failing{domain="alias.example"}'], 0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,142 @@
+#include "relay/outbound/dane_probe.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <fmt/format.h>
+
+#include "dns/resolver.hpp"
+#include "relay/outbound/next_hop.hpp"
+#include "relay/outbound/smtp_client.hpp"
+
+namespace danerelay::relay {
+namespace {
+
+std::string_view TlsName(TlsRequirement t) {
+  switch (t) {
+    case TlsRequirement::kMay:
+      return "may (STARTTLS if offered, certificate not checked)";
+    case TlsRequirement::kEncrypt:
+      return "encrypt (STARTTLS required, certificate not checked)";
+    case TlsRequirement::kDane:
+      return "dane (STARTTLS required, certificate must match TLSA)";
+  }
+  return "none";
+}
+
+std::string TlsaText(const std::optional<dns::TlsaAnswer>& t) {
+  if (!t) return "not looked up (MX or address records not secure)";
+  std::string s(dns::ToString(t->dnssec));
+  if (t->rcode == dns::Rcode::kFailed) return s + ", lookup failed: " + t->why;
+  if (t->records.empty()) return s + ", no records";
+  return s;
+}
+
+}  // namespace
+
+asio::awaitable<int> ProbeDomain(const DeliveryOptions& options, const std::string& helo_name,
+                                 const std::string& domain, bool mandatory, dns::Resolver& resolver,
+                                 std::shared_ptr<asio::ssl::context> tls_ctx,
+                                 nlohmann::json& report) {
+  const bool is_mandatory = mandatory || IsMandatory(options.mandatory_domains, domain);
+  const DaneMode mode = is_mandatory ? DaneMode::kMandatory : DaneMode::kOpportunistic;
+  report["domain"] = domain;
+  report["mode"] = is_mandatory ? "mandatory" : "opportunistic";
+  std::mt19937 rng(0);
+  const NextHops hops = co_await FindNextHops(resolver, domain, options, rng);
+  report["hosts"] = nlohmann::json::array();
+  if (hops.hosts.empty()) {
+    report["verdict"] = hops.permanent ? "bounced" : "deferred";
+    report["status"] = hops.status;
+    report["reason"] = hops.reason;
+    co_return hops.permanent ? 2 : 1;
+  }
+  for (const auto& hop : hops.hosts) {
+    const HostPlan plan = co_await ResolveHost(resolver, hop);
+    const PolicyDecision decision = Decide(mode, plan.facts);
+    nlohmann::json h = {{"host", hop.name},
+                        {"port", hop.port},
+                        {"dnssec_mx", std::string(dns::ToString(hop.mx_dnssec))},
+                        {"dnssec_address", DescribeAddress(plan.facts)},
+                        {"addresses", plan.addresses},
+                        {"tlsa_base", plan.tlsa_base},
+                        {"tlsa", TlsaText(plan.facts.tlsa)},
+                        {"tlsa_records", nlohmann::json::array()},
+                        {"policy_step", decision.step},
+                        {"policy", decision.reason},
+                        {"connections", nlohmann::json::array()}};
+    if (plan.facts.tlsa) {
+      for (const auto& r : plan.facts.tlsa->records) {
+        h["tlsa_records"].push_back({{"record", r.ToString()}, {"usable", tls::UsableForSmtp(r)}});
+      }
+    }
+    if (plan.no_address) {
+      h["result"] = "deferred";
+      h["reason"] = "no address records";
+    } else if (decision.defer) {
+      h["result"] = "deferred";
+      h["status"] = decision.status;
+      h["reason"] = decision.reason;
+    } else {
+      h["tls_requirement"] = std::string(TlsName(decision.tls));
+      bool passed = false;
+      for (const auto& ip : plan.addresses) {
+        ClientRequest req;
+        req.ip = ip;
+        req.port = hop.port;
+        req.mx_host = hop.name;
+        req.helo_name = helo_name;
+        req.tls = decision.tls;
+        if (decision.tls == TlsRequirement::kDane) {
+          req.dane = MakeDaneSetup(plan, hop, domain, decision);
+        }
+        req.tls_context = tls_ctx;
+        req.timeouts = options.timeouts;
+        req.timeouts.greeting = req.timeouts.command = std::chrono::seconds(30);
+        ClientResult r = co_await DeliverOverSmtp(req);
+        nlohmann::json c = {
+            {"ip", ip}, {"starttls_offered", r.starttls_offered}, {"ok", !r.host_failed}};
+        if (r.host_failed && r.retry_plaintext && decision.tls == TlsRequirement::kMay) {
+          // As delivery does under "may": a failed handshake is retried once in plain text.
+          c["handshake_failed"] = r.reason;
+          req.plaintext_only = true;
+          r = co_await DeliverOverSmtp(req);
+          c["plaintext_retry"] = true;
+          c["ok"] = !r.host_failed;
+        }
+        if (r.host_failed) {
+          c["status"] = r.status;
+          c["reason"] = r.reason;
+        }
+        if (r.verdict) {
+          c["tls_verdict"] = std::string(tls::ToString(r.verdict->kind));
+          c["tls"] = r.verdict->protocol;
+          c["matched_tlsa"] = r.verdict->matched_tlsa;
+          c["matched_depth"] = r.verdict->depth;
+          c["verify_reason"] = r.verdict->reason;
+          c["chain"] = nlohmann::json::array();
+          for (const auto& cert : r.verdict->chain) {
+            c["chain"].push_back({{"depth", cert.depth},
+                                  {"subject", cert.subject},
+                                  {"issuer", cert.issuer},
+                                  {"spki_sha256", cert.spki_sha256},
+                                  {"cert_sha256", cert.cert_sha256}});
+          }
+        }
+        passed = passed || !r.host_failed;
+        h["connections"].push_back(std::move(c));
+      }
+      h["result"] = passed ? "delivered" : "deferred";
+    }
+    const bool ok = h["result"] == "delivered";
+    report["hosts"].push_back(std::move(h));
+    if (ok) {
+      report["verdict"] = "delivered";
+      report["via"] = hop.name;
+      co_return 0;  // delivery stops at the first host that takes the mail
+    }
+  }
+  report["verdict"] = "deferred";
+  co_return 1;
+}
+
+}  // namespace danerelay::relay
