@@ -18,6 +18,8 @@
 #include <sstream>
 #include <vector>
 
+#include "dns/idn.hpp"
+
 namespace danerelay::config {
 namespace {
 
@@ -596,14 +598,26 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   if (const auto* t = SubTable(root, "dane", file, error)) {
     Reader r(*t, "dane.", file, error);
     r.OnlyKeys({"mandatory_domains", "testing_domains", "preflight_interval"});
+    // U-labels are welcome ("bücher.example"); they are kept in the A-label form that delivery
+    // compares with (IDNA2008).
     const auto domain_entry = [](const std::string& d) {
       const std::string bare = !d.empty() && d.front() == '.' ? d.substr(1) : d;
-      return ValidHostname(bare)
+      const auto ascii = dns::ToAsciiDomain(bare);
+      if (!ascii) return "'" + d + "' is " + ascii.error();
+      return ValidHostname(*ascii)
                  ? std::string()
                  : "'" + d + "' is not a domain (\"example.org\" or \".example.org\")";
     };
+    const auto to_ascii = [](std::vector<std::string>& entries) {
+      for (auto& d : entries) {
+        const bool dot = !d.empty() && d.front() == '.';
+        d = (dot ? "." : "") + dns::ToAsciiDomain(dot ? d.substr(1) : d).value_or(d);
+      }
+    };
     r.Strings("mandatory_domains", config.delivery.mandatory_domains, domain_entry);
     r.Strings("testing_domains", config.delivery.testing_domains, domain_entry);
+    to_ascii(config.delivery.mandatory_domains);
+    to_ascii(config.delivery.testing_domains);
     r.Duration("preflight_interval", config.delivery.preflight_interval, std::chrono::seconds(0),
                std::chrono::hours(24 * 7));
   }
@@ -650,13 +664,14 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
       std::string hop;
       r.String(domain, hop);
       if (error) break;
-      if (!ValidHostname(domain)) {
+      const std::string ascii = dns::ToAsciiDomain(domain).value_or("");
+      if (!ValidHostname(ascii)) {
         r.FailHere(domain, "the key must be a domain such as \"example.net\"");
       } else if (!relay::ParseRoute(hop)) {
         r.FailHere(domain,
                    "expected a next hop such as \"[mx.example.net]:25\" or \"[192.0.2.1]\"");
       } else {
-        config.delivery.routes[relay::LowerAscii(domain)] = hop;
+        config.delivery.routes[ascii] = hop;
       }
     }
   }

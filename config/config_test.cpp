@@ -131,7 +131,7 @@ timeout = "3s"
 
 [dane]
 mandatory_domains = ["example.net", ".example.org"]
-testing_domains = ["example.com"]
+testing_domains = ["example.com", ".BÜCHER.example"]
 preflight_interval = "1h"
 
 [delivery]
@@ -167,7 +167,9 @@ max_lifetime = "2d"
   EXPECT_EQ(c->dns.timeout, std::chrono::seconds(3));
   EXPECT_EQ(c->delivery.mandatory_domains,
             (std::vector<std::string>{"example.net", ".example.org"}));
-  EXPECT_EQ(c->delivery.testing_domains, (std::vector<std::string>{"example.com"}));
+  // U-labels are kept as A-labels, the form delivery compares with.
+  EXPECT_EQ(c->delivery.testing_domains,
+            (std::vector<std::string>{"example.com", ".xn--bcher-kva.example"}));
   EXPECT_EQ(c->delivery.preflight_interval, std::chrono::hours(1));
   EXPECT_EQ(c->delivery.port, 2525);
   EXPECT_EQ(c->delivery.max_parallel, 4u);
@@ -254,8 +256,11 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.toml:2: dns.forwarders: '127.0.0.1@0': the port after @ must be 1..65535"},
         BadCase{"bad mandatory domain", "[dane]\nmandatory_domains = [\"exa mple.org\"]\n",
                 "bad.toml:2: dane.mandatory_domains: 'exa mple.org' is not a domain"},
-        BadCase{"bad testing domain", "[dane]\ntesting_domains = [\"-x.org\"]\n",
-                "bad.toml:2: dane.testing_domains: '-x.org' is not a domain"},
+        BadCase{"bad testing domain", "[dane]\ntesting_domains = [\"a/b.org\"]\n",
+                "bad.toml:2: dane.testing_domains: 'a/b.org' is not a domain"},
+        BadCase{"bad IDN", "[dane]\nmandatory_domains = [\"\xe2\x98\x83.example\"]\n",
+                "bad.toml:2: dane.mandatory_domains: '\xe2\x98\x83.example' is not a valid "
+                "internationalized domain name"},
         BadCase{"preflight too rare", "[dane]\npreflight_interval = \"8d\"\n",
                 "bad.toml:2: dane.preflight_interval: must be at most 7d"},
         BadCase{"bad route", "[routes]\n\"example.net\" = \"[mx.example.net]:0\"\n",

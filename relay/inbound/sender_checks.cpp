@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "dns/idn.hpp"
 #include "dns/resolver.hpp"
 #include "queue/message.hpp"
 #include "relay/inbound/sender_probe.hpp"
@@ -61,11 +62,13 @@ asio::awaitable<std::optional<Refusal>> SenderChecks::Check(const std::string& s
   }
   const bool verify = std::find(options_.verify_domains.begin(), options_.verify_domains.end(),
                                 domain) != options_.verify_domains.end();
+  // DNS knows the A-label form; a name IDNA2008 refuses is looked up as it is (and not found).
+  const std::string dns_domain = dns::ToAsciiDomain(domain).value_or(domain);
   if (options_.domain_exists || options_.reject_private_mx || verify) {
-    if (auto refusal = co_await CheckDomain(sender, domain, verify)) co_return refusal;
+    if (auto refusal = co_await CheckDomain(sender, dns_domain, verify)) co_return refusal;
   }
   for (const auto& list : options_.rhsbl) {
-    const std::string name = domain + "." + list;
+    const std::string name = dns_domain + "." + list;
     const dns::AddressAnswer listed = co_await resolver_->LookupAddresses(name, false);
     // RFC 5782 §2.1: an A record means "listed"; a failed lookup lists nobody.
     if (listed.rcode == dns::Rcode::kNoError && !listed.addresses.empty()) {

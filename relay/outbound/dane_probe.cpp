@@ -4,6 +4,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <span>
+
+#include "dns/idn.hpp"
 #include "dns/resolver.hpp"
 #include "relay/outbound/next_hop.hpp"
 #include "relay/outbound/smtp_client.hpp"
@@ -34,9 +38,20 @@ std::string TlsaText(const std::optional<dns::TlsaAnswer>& t) {
 }  // namespace
 
 asio::awaitable<int> ProbeDomain(const DeliveryOptions& options, const std::string& helo_name,
-                                 const std::string& domain, bool mandatory, dns::Resolver& resolver,
+                                 const std::string& given_domain, bool mandatory,
+                                 dns::Resolver& resolver,
                                  std::shared_ptr<asio::ssl::context> tls_ctx,
                                  nlohmann::json& report) {
+  const auto ascii = dns::ToAsciiDomain(given_domain);
+  if (!ascii) {
+    report = {{"domain", given_domain},
+              {"hosts", nlohmann::json::array()},
+              {"verdict", "bounced"},
+              {"status", "5.1.2"},
+              {"reason", fmt::format("{} is {}", given_domain, ascii.error())}};
+    co_return 2;
+  }
+  const std::string domain = *ascii;
   const bool is_mandatory = mandatory || IsMandatory(options.mandatory_domains, domain);
   const DaneMode mode = is_mandatory ? DaneMode::kMandatory : DaneMode::kOpportunistic;
   report["domain"] = domain;
@@ -50,7 +65,11 @@ asio::awaitable<int> ProbeDomain(const DeliveryOptions& options, const std::stri
     report["reason"] = hops.reason;
     co_return hops.permanent ? 2 : 1;
   }
-  for (const auto& hop : hops.hosts) {
+  // As delivery: at most max_mx_hosts hosts.
+  const std::span<const NextHop> hosts(hops.hosts.data(),
+                                       std::min<size_t>(hops.hosts.size(), options.max_mx_hosts));
+  std::uint32_t addresses_tried = 0;  // and max_addresses addresses in all
+  for (const auto& hop : hosts) {
     const HostPlan plan = co_await ResolveHost(resolver, hop);
     const PolicyDecision decision = Decide(mode, plan.facts);
     nlohmann::json h = {{"host", hop.name},
@@ -80,6 +99,7 @@ asio::awaitable<int> ProbeDomain(const DeliveryOptions& options, const std::stri
       h["tls_requirement"] = std::string(TlsName(decision.tls));
       bool passed = false;
       for (const auto& ip : plan.addresses) {
+        if (addresses_tried++ >= options.max_addresses) break;
         ClientRequest req;
         req.ip = ip;
         req.port = hop.port;

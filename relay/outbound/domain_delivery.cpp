@@ -6,6 +6,7 @@
 
 #include <span>
 
+#include "dns/idn.hpp"
 #include "dns/resolver.hpp"
 #include "relay/metrics.hpp"
 #include "relay/outbound/next_hop.hpp"
@@ -109,10 +110,13 @@ void RecordHost(const queue::MessageInfo& m, const NextHop& host, const HostDnsF
 
 asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const queue::MessageInfo& m,
                                              const std::string& content,
-                                             const std::string& domain) {
+                                             const std::string& recipient_domain) {
   DomainOutcome out;
   using SteadyClock = std::chrono::steady_clock;
   Delays delays{m.arrival, queue::Clock::now()};
+  // DNS, the TLSA base, DANE-TA names and the mandatory list see the A-label form (IDNA2008).
+  const auto ascii = dns::ToAsciiDomain(recipient_domain);
+  const std::string domain = ascii.value_or(recipient_domain);
   const DaneMode mode = IsMandatory(ctx.options.mandatory_domains, domain)
                             ? DaneMode::kMandatory
                             : DaneMode::kOpportunistic;
@@ -129,6 +133,14 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
                      out.updates[out.updates.size() - m.recipients.size() + i], delays);
     }
   };
+
+  if (!ascii) {
+    finish(RecipientState::kFailed, "5.1.2",
+           fmt::format("Recipient domain {} is {}", queue::Printable(recipient_domain, 255),
+                       ascii.error()),
+           "");
+    co_return out;
+  }
 
   // While the resolver's self-check fails, no answer can be trusted to say "unsigned": defer
   // (always for mandatory DANE; otherwise unless the operator chose to deliver anyway).

@@ -9,6 +9,7 @@
 
 #include <cstring>
 
+#include "dns/idn.hpp"
 #include "relay/connection.hpp"
 #include "relay/reply_reader.hpp"
 #include "relay/smtp/smtp_reply.hpp"
@@ -206,18 +207,44 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
   const Reply& ehlo = s.ehlo;
   const bool dsn = ehlo.HasExtension("DSN");
   res.remote_dsn = dsn;
-  std::string mail = fmt::format("MAIL FROM:<{}>", m.sender);
+  res.recipients.assign(m.recipients.size(), {});
+  // RFC 6531 §3.4: a next hop without SMTPUTF8 gets the addresses with their domains in
+  // A-labels; an address whose local part is not ASCII cannot go there and fails with 5.6.7.
+  const bool utf8 = m.smtputf8 && ehlo.HasExtension("SMTPUTF8");
+  auto envelope = [&](const std::string& address) -> tl::expected<std::string, std::string> {
+    if (utf8) return address;
+    return dns::ToAsciiAddress(address);
+  };
+  auto cannot = [&](const std::string& address, const std::string& why) {
+    return ClientResult::Rcpt{queue::RecipientState::kFailed, "5.6.7",
+                              fmt::format("{} does not support SMTPUTF8, which <{}> needs ({})",
+                                          s.peer, queue::Printable(address, 300), why)};
+  };
+  const auto sender = envelope(m.sender);
+  if (!sender) {
+    for (auto& rc : res.recipients) rc = cannot(m.sender, sender.error());
+    co_return After::kReusable;  // nothing was sent
+  }
+  std::string mail = fmt::format("MAIL FROM:<{}>", *sender);
   if (ehlo.HasExtension("SIZE")) mail += fmt::format(" SIZE={}", req.content->size());
   if (m.body_8bitmime && ehlo.HasExtension("8BITMIME")) mail += " BODY=8BITMIME";
-  if (m.smtputf8 && ehlo.HasExtension("SMTPUTF8")) mail += " SMTPUTF8";
+  if (utf8) mail += " SMTPUTF8";
   if (dsn && m.dsn_ret != queue::DsnRet::kUnspecified) {
     mail += " RET=" + std::string(queue::ToString(m.dsn_ret));
   }
   if (dsn && !m.dsn_envid.empty()) mail += " ENVID=" + Xtext(m.dsn_envid);
   mail += "\r\n";
   std::vector<std::string> rcpts;
-  for (const auto& r : m.recipients) {
-    std::string line = fmt::format("RCPT TO:<{}>", r.address);
+  std::vector<size_t> sent;  // rcpts[i] is for m.recipients[sent[i]]
+  for (size_t k = 0; k < m.recipients.size(); ++k) {
+    const auto& r = m.recipients[k];
+    const auto address = envelope(r.address);
+    if (!address) {
+      res.recipients[k] = cannot(r.address, address.error());
+      continue;
+    }
+    sent.push_back(k);
+    std::string line = fmt::format("RCPT TO:<{}>", *address);
     if (dsn && r.notify) line += " NOTIFY=" + queue::NotifyToString(r.notify);
     if (dsn && !r.orcpt.empty()) {
       const auto semi = r.orcpt.find(';');
@@ -225,12 +252,12 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
     }
     rcpts.push_back(line + "\r\n");
   }
+  if (rcpts.empty()) co_return After::kReusable;
   const bool pipelining = ehlo.HasExtension("PIPELINING");
 
-  res.recipients.assign(m.recipients.size(), {});
   auto lost = [&](const std::string& why, const char* stage) {
     const std::string text = fmt::format("{} with {} {}", why, s.peer, stage);
-    for (auto& rc : res.recipients) rc = {queue::RecipientState::kDeferred, "4.4.2", text};
+    for (size_t k : sent) res.recipients[k] = {queue::RecipientState::kDeferred, "4.4.2", text};
     return After::kQuit;
   };
 
@@ -257,15 +284,15 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
     rcpt_replies[i] = std::move(*r);
   }
   if (!mail_reply->Positive()) {
-    for (auto& rc : res.recipients) {
-      rc = {StateOf(*mail_reply), DefaultStatus(*mail_reply), mail_reply->Text()};
+    for (size_t k : sent) {
+      res.recipients[k] = {StateOf(*mail_reply), DefaultStatus(*mail_reply), mail_reply->Text()};
     }
     if (pipelining) (void)co_await s.reader.Read(t.data_init);  // the DATA reply, a refusal
     co_return After::kQuit;
   }
   for (size_t i = 0; i < rcpts.size(); ++i) {
     const Reply& r = *rcpt_replies[i];
-    res.recipients[i] = {StateOf(r), DefaultStatus(r), r.Text()};
+    res.recipients[sent[i]] = {StateOf(r), DefaultStatus(r), r.Text()};
   }
   if (!pipelining && accepted > 0) {
     if (auto wec = co_await s.conn.Write("DATA\r\n", t.command)) {
@@ -284,7 +311,7 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
     if (!done) co_return lost(done.error(), "after end of data");
     for (size_t i = 0; i < rcpts.size(); ++i) {
       if (rcpt_replies[i]->Positive()) {
-        res.recipients[i] = {StateOf(*done), DefaultStatus(*done), done->Text()};
+        res.recipients[sent[i]] = {StateOf(*done), DefaultStatus(*done), done->Text()};
       }
     }
     co_return After::kReusable;
@@ -292,7 +319,7 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
   if (accepted > 0) {
     for (size_t i = 0; i < rcpts.size(); ++i) {
       if (rcpt_replies[i]->Positive()) {
-        res.recipients[i] = {StateOf(*data), DefaultStatus(*data), data->Text()};
+        res.recipients[sent[i]] = {StateOf(*data), DefaultStatus(*data), data->Text()};
       }
     }
   }

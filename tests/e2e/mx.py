@@ -99,7 +99,7 @@ class Recorder:
 
 
 class MxServer:
-    def __init__(self, ip, port, cert=None, key=None, data_delay=0.0):
+    def __init__(self, ip, port, cert=None, key=None, data_delay=0.0, smtputf8=False):
         self.ip, self.port = ip, port
         self.recorder = Recorder(data_delay)
         kwargs = {}
@@ -108,7 +108,8 @@ class MxServer:
             ctx.load_cert_chain(cert, key)
             kwargs["tls_context"] = ctx
         self.controller = Controller(self.recorder, hostname=ip, port=port,
-                                     server_hostname=f"mx-{ip}", ready_timeout=10, **kwargs)
+                                     server_hostname=f"mx-{ip}", ready_timeout=10,
+                                     enable_SMTPUTF8=smtputf8, **kwargs)
 
     def start(self):
         self.controller.start()

@@ -16,7 +16,7 @@ from harness import Relay, free_port, queued_id
 from mx import MxServer, free_port_on, self_signed, tlsa_3_1_1
 
 IPS = {name: f"127.0.0.{n}" for n, name in enumerate(
-    ["alias", "tlsafail", "junk", "testing"], start=20)}
+    ["alias", "tlsafail", "junk", "testing", "idn", "idn-ascii"], start=20)}
 SENDER = "alice@sender.example"
 
 
@@ -65,16 +65,23 @@ class DaneEdgesTest(unittest.TestCase):
         w.zone("mand-junk.example.").add("@ MX 10 mx.junk.example.")
         # Signed, no TLSA: mandatory DANE would defer (step 4); in testing mode it is delivered.
         w.zone("testing.example.").add("@ MX 10 mx").add(f"mx A {IPS['testing']}")
+        # IDN: bücher.example (DANE, an MX that offers SMTPUTF8), café.example (an MX without
+        # SMTPUTF8), ñu.example (signed, no TLSA; mandatory by its U-label in the configuration).
+        w.zone("xn--bcher-kva.example.").add("@ MX 10 mx").add(f"mx A {IPS['idn']}") \
+            .add(f"_{port}._tcp.mx TLSA {cls.ee_tlsa}")
+        w.zone("xn--caf-dma.example.").add("@ MX 10 mx").add(f"mx A {IPS['idn-ascii']}")
+        w.zone("xn--u-qga.example.").add("@ MX 10 mx").add(f"mx A {IPS['idn-ascii']}")
         w.start()
 
         for name in IPS:
-            cls.servers[name] = MxServer(IPS[name], port, ee_crt, ee_key).start()
+            cls.servers[name] = MxServer(IPS[name], port, ee_crt, ee_key,
+                                         smtputf8=name == "idn").start()
 
         cls.metrics_port = free_port()
         cls.relay = Relay(deliver=True, extra_toml=w.toml() + f"""
 [dane]
 mandatory_domains = ["mand-tlsafail.example", "mand-junk.example", "alias-bad.example",
-                     ".alias.example"]
+                     ".alias.example", "ñu.example"]
 testing_domains = ["testing.example"]
 [metrics]
 address = "127.0.0.1"
@@ -96,6 +103,15 @@ min_backoff = "1h"
                 code, reply = c.data(f"Subject: to {d}\r\n\r\nHello {d}.\r\n".encode())
                 assert code == 250, reply
                 cls.ids[d] = queued_id(reply)
+            # Under SMTPUTF8, to U-label domains.
+            for key, rcpt in (("bücher", "user@bücher.example"), ("café", "info@café.example"),
+                              ("jörg", "jörg@café.example"), ("ñu", "user@ñu.example")):
+                c.mail(SENDER, ["SMTPUTF8"])
+                c.rcpt(rcpt)
+                code, reply = c.data(f"Subject: to {key}\r\n\r\nHello.\r\n".encode())
+                assert code == 250, reply
+                cls.ids[key] = queued_id(reply)
+                cls.domains.append(key)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             states = [cls.show(d)["recipients"][0]["state"] for d in cls.domains]
@@ -106,6 +122,10 @@ min_backoff = "1h"
     @classmethod
     def stats(cls):
         return json.loads(cls.relay.cli("queue", "stats", "--json").stdout)
+
+    @classmethod
+    def show_id(cls, key):
+        return json.loads(cls.relay.cli("queue", "show", cls.ids[key], "--json").stdout)
 
     @classmethod
     def tearDownClass(cls):
@@ -124,8 +144,8 @@ min_backoff = "1h"
             shutil.rmtree(cls.tmp, ignore_errors=True)
 
     @classmethod
-    def show(cls, domain):
-        return json.loads(cls.relay.cli("queue", "show", cls.ids[domain], "--json").stdout)
+    def show(cls, key):
+        return json.loads(cls.relay.cli("queue", "show", cls.ids[key], "--json").stdout)
 
     def outcome(self, domain):
         m = self.show(domain)
@@ -235,7 +255,7 @@ min_backoff = "1h"
         self.assertEqual(self.arrived("alias", "alias-bad"), [])
         self.assertEqual(len(self.arrived("alias", "alias")), 1)
         stats = self.stats()
-        self.assertEqual(stats["preflight_failing_domains"], 3, stats)
+        self.assertEqual(stats["preflight_failing_domains"], 4, stats)  # and xn--u-qga.example
         self.assertTrue(any("alias-bad.example WOULD BE DEFERRED" in line
                             for line in stats["preflight"]), stats)
         text = self.relay.cli("queue", "stats").stdout.decode()
@@ -244,6 +264,38 @@ min_backoff = "1h"
         self.assertEqual(m['danerelay_dane_preflight_failing{domain="alias-bad.example"}'], 1)
         self.assertEqual(m['danerelay_dane_preflight_failing{domain="mand-junk.example"}'], 1)
         self.assertEqual(m['danerelay_dane_preflight_failing{domain="alias.example"}'], 0)
+
+    # --- IDN and SMTPUTF8 -----------------------------------------------------------------------
+
+    def test_idn_domain_is_looked_up_as_a_labels_and_verified(self):
+        rcpt, attempts = self.outcome("bücher")
+        self.assertEqual(rcpt["state"], "delivered", attempts)
+        self.assertEqual(attempts[-1]["tls_verdict"], "Verified")
+        self.assertEqual(attempts[-1]["mx_host"], "mx.xn--bcher-kva.example")
+        # The next hop offers SMTPUTF8: the address goes on as it was given.
+        got = self.servers["idn"].received_for("user@bücher.example")
+        self.assertEqual(len(got), 1)
+        status, report = self.dane_check("bücher.example")
+        self.assertEqual((status, report["verdict"]), (0, "delivered"), report)
+
+    def test_without_smtputf8_at_the_next_hop_domains_go_as_a_labels(self):
+        rcpt, attempts = self.outcome("café")
+        self.assertEqual(rcpt["state"], "delivered", attempts)
+        got = self.servers["idn-ascii"].received_for("info@xn--caf-dma.example")
+        self.assertEqual(len(got), 1)
+
+    def test_without_smtputf8_at_the_next_hop_a_utf8_local_part_bounces_5_6_7(self):
+        rcpt, attempts = self.outcome("jörg")
+        self.assertEqual((rcpt["state"], rcpt["last_status"]), ("failed", "5.6.7"), attempts)
+        self.assertIn("does not support SMTPUTF8", rcpt["last_reply"])
+        # Nothing but info@'s message reached that MX (jörg's was never offered to it).
+        self.assertEqual([m["to"] for m in self.servers["idn-ascii"].recorder.messages],
+                         [["info@xn--caf-dma.example"]])
+
+    def test_mandatory_domain_given_as_u_label_matches(self):
+        rcpt, attempts = self.outcome("ñu")
+        self.assertEqual((rcpt["state"], rcpt["last_status"]), ("deferred", "4.7.5"), attempts)
+        self.assertIn("mandatory DANE: no TLSA records", rcpt["last_reply"])
 
 
 if __name__ == "__main__":
