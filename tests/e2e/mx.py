@@ -99,13 +99,20 @@ class Recorder:
 
 
 class MxServer:
-    def __init__(self, ip, port, cert=None, key=None, data_delay=0.0, smtputf8=False):
+    """`broken_tls`: STARTTLS is offered and answered 220, but the server side of the handshake
+    allows only TLS 1.0, which OpenSSL 3 refuses at its default security level: every handshake
+    fails."""
+
+    def __init__(self, ip, port, cert=None, key=None, data_delay=0.0, smtputf8=False,
+                 broken_tls=False):
         self.ip, self.port = ip, port
         self.recorder = Recorder(data_delay)
         kwargs = {}
         if cert:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(cert, key)
+            if broken_tls:
+                ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1
             kwargs["tls_context"] = ctx
         self.controller = Controller(self.recorder, hostname=ip, port=port,
                                      server_hostname=f"mx-{ip}", ready_timeout=10,
@@ -123,15 +130,93 @@ class MxServer:
             return [m for m in self.recorder.messages if rcpt in m["to"]]
 
 
+class RefusingStarttlsServer:
+    """An SMTP server that offers STARTTLS and answers it with 454 (RFC 3207 §4: "TLS not
+    available due to temporary reason"); it takes mail in plain text and records it."""
+
+    def __init__(self, ip, port):
+        self.ip, self.port = ip, port
+        self.messages = []
+        self.sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((ip, port))
+        self.sock.listen(16)
+        self.sock.settimeout(0.5)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn):
+        conn.settimeout(10)
+        f = conn.makefile("rwb")
+        try:
+            f.write(b"220 refuse.test ESMTP\r\n")
+            f.flush()
+            envelope = {"from": None, "to": []}
+            for _ in range(100):  # bounded: a session of at most 100 commands
+                line = f.readline()
+                if not line:
+                    return
+                verb = line[:4].upper()
+                if verb in (b"EHLO", b"HELO"):
+                    f.write(b"250-refuse.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n")
+                elif verb == b"STAR":
+                    f.write(b"454 4.7.0 TLS not available due to temporary reason\r\n")
+                elif verb == b"MAIL":
+                    envelope = {"from": line.decode().strip(), "to": []}
+                    f.write(b"250 2.1.0 Ok\r\n")
+                elif verb == b"RCPT":
+                    envelope["to"].append(line.decode().strip())
+                    f.write(b"250 2.1.5 Ok\r\n")
+                elif verb == b"DATA":
+                    f.write(b"354 go ahead\r\n")
+                    f.flush()
+                    body = b""
+                    while (chunk := f.readline()) and chunk != b".\r\n":
+                        body += chunk
+                    self.messages.append(dict(envelope, content=body))
+                    f.write(b"250 2.0.0 Ok: stored\r\n")
+                elif verb == b"QUIT":
+                    f.write(b"221 2.0.0 Bye\r\n")
+                    f.flush()
+                    return
+                else:
+                    f.write(b"250 2.0.0 Ok\r\n")
+                f.flush()
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+
 def free_port_on(ips):
-    """A port free on every address in `ips`."""
+    """A port free on every address in `ips` (IPv4 or IPv6)."""
+    def family(ip):
+        return socket.AF_INET6 if ":" in ip else socket.AF_INET
+
     for _ in range(50):
-        with socket.socket() as s:
+        with socket.socket(family(ips[0])) as s:
             s.bind((ips[0], 0))
             port = s.getsockname()[1]
         ok = True
         for ip in ips[1:]:
-            with socket.socket() as s:
+            with socket.socket(family(ip)) as s:
                 try:
                     s.bind((ip, port))
                 except OSError:

@@ -4,6 +4,7 @@ CNAME chains that turn insecure, TLSA lookups that fail, malformed TLSA under ma
 Like test_delivery.py: NSD serves the world on loopback, aiosmtpd MX servers with certificates
 made now, and each case checks what arrived, the queue and the stored attempts."""
 import json
+import logging
 import os
 import shutil
 import smtplib
@@ -13,11 +14,13 @@ import unittest
 
 from dnsworld import DnsWorld
 from harness import Relay, free_port, queued_id
-from mx import MxServer, free_port_on, self_signed, tlsa_3_1_1
+from mx import MxServer, RefusingStarttlsServer, free_port_on, self_signed, tlsa_3_1_1
 
 IPS = {name: f"127.0.0.{n}" for n, name in enumerate(
-    ["alias", "tlsafail", "junk", "testing", "idn", "idn-ascii"], start=20)}
+    ["alias", "tlsafail", "junk", "testing", "idn", "idn-ascii", "hsfail", "refuse"], start=20)}
 SENDER = "alice@sender.example"
+# The broken-TLS MX fails every handshake on purpose; aiosmtpd would print each one's traceback.
+logging.getLogger("mail.log").setLevel(logging.CRITICAL)
 
 
 class DaneEdgesTest(unittest.TestCase):
@@ -35,7 +38,7 @@ class DaneEdgesTest(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp(prefix="danerelay-edges-")
         certs = os.path.join(cls.tmp, "certs")
         os.makedirs(certs)
-        port = cls.port = free_port_on(list(IPS.values()))
+        port = cls.port = free_port_on(list(IPS.values()) + ["::1"])
         ee_crt, ee_key = self_signed(certs, "host.plainhost.example")
         other_crt, _ = self_signed(certs, "someone.else")
         cls.ee_tlsa, other_tlsa = tlsa_3_1_1(ee_crt), tlsa_3_1_1(other_crt)
@@ -71,11 +74,26 @@ class DaneEdgesTest(unittest.TestCase):
             .add(f"_{port}._tcp.mx TLSA {cls.ee_tlsa}")
         w.zone("xn--caf-dma.example.").add("@ MX 10 mx").add(f"mx A {IPS['idn-ascii']}")
         w.zone("xn--u-qga.example.").add("@ MX 10 mx").add(f"mx A {IPS['idn-ascii']}")
+        # Handshakes that fail: retried in plain text under "may", deferred under DANE.
+        w.zone("hsfail.example.").add("@ MX 10 mx").add(f"mx A {IPS['hsfail']}")
+        w.zone("hsfail-dane.example.").add("@ MX 10 mx").add(f"mx A {IPS['hsfail']}") \
+            .add(f"_{port}._tcp.mx TLSA {cls.ee_tlsa}")
+        # STARTTLS answered 454 under DANE.
+        w.zone("refuse.example.").add("@ MX 10 mx").add(f"mx A {IPS['refuse']}") \
+            .add(f"_{port}._tcp.mx TLSA {cls.ee_tlsa}")
+        # An MX on ::1 (AAAA only), DANE-verified.
+        w.zone("v6.example.").add("@ MX 10 mx").add("mx AAAA ::1") \
+            .add(f"_{port}._tcp.mx TLSA {cls.ee_tlsa}")
         w.start()
 
         for name in IPS:
-            cls.servers[name] = MxServer(IPS[name], port, ee_crt, ee_key,
-                                         smtputf8=name == "idn").start()
+            if name not in ("hsfail", "refuse"):
+                cls.servers[name] = MxServer(IPS[name], port, ee_crt, ee_key,
+                                             smtputf8=name == "idn").start()
+        cls.servers["hsfail"] = MxServer(IPS["hsfail"], port, ee_crt, ee_key,
+                                         broken_tls=True).start()
+        cls.servers["refuse"] = RefusingStarttlsServer(IPS["refuse"], port).start()
+        cls.servers["v6"] = MxServer("::1", port, ee_crt, ee_key).start()
 
         cls.metrics_port = free_port()
         cls.relay = Relay(deliver=True, extra_toml=w.toml() + f"""
@@ -94,7 +112,7 @@ min_backoff = "1h"
 """).start()
         cls.ids = {}
         cls.domains = ["alias", "alias-bad", "alias-fallback", "tlsafail", "mand-tlsafail",
-                       "mand-junk", "testing"]
+                       "mand-junk", "testing", "hsfail", "hsfail-dane", "refuse", "v6"]
         with smtplib.SMTP("127.0.0.1", cls.relay.port, timeout=30) as c:
             c.ehlo("test.example")
             for d in cls.domains:
@@ -296,6 +314,39 @@ min_backoff = "1h"
         rcpt, attempts = self.outcome("ñu")
         self.assertEqual((rcpt["state"], rcpt["last_status"]), ("deferred", "4.7.5"), attempts)
         self.assertIn("mandatory DANE: no TLSA records", rcpt["last_reply"])
+
+    # --- Handshakes, STARTTLS refused, IPv6 -------------------------------------------------
+
+    def test_handshake_failure_under_may_is_retried_in_plain_text(self):
+        rcpt, attempts = self.outcome("hsfail")
+        self.assertEqual(rcpt["state"], "delivered", attempts)
+        got = self.arrived("hsfail", "hsfail")
+        self.assertEqual(len(got), 1)
+        self.assertFalse(got[0]["tls"])
+        self.assertEqual([a["tls_verdict"] for a in attempts], ["failed", "none"], attempts)
+        self.assertIn("TLS handshake with mx.hsfail.example", attempts[0]["reply"])
+
+    def test_handshake_failure_under_dane_is_deferred(self):
+        rcpt, attempts = self.outcome("hsfail-dane")
+        self.assertEqual((rcpt["state"], rcpt["last_status"]), ("deferred", "4.7.5"), attempts)
+        self.assertIn("TLS handshake with mx.hsfail-dane.example", rcpt["last_reply"])
+        self.assertEqual(len(attempts), 1)  # no plain-text retry
+        self.assertEqual(self.arrived("hsfail", "hsfail-dane"), [])
+
+    def test_starttls_refused_with_454_under_dane_is_deferred(self):
+        rcpt, attempts = self.outcome("refuse")
+        self.assertEqual((rcpt["state"], rcpt["last_status"]), ("deferred", "4.7.5"), attempts)
+        self.assertIn("STARTTLS refused by mx.refuse.example", rcpt["last_reply"])
+        self.assertIn("454 4.7.0", rcpt["last_reply"])
+        self.assertEqual(self.servers["refuse"].messages, [])
+
+    def test_mx_on_ipv6_loopback_is_dane_verified(self):
+        rcpt, attempts = self.outcome("v6")
+        self.assertEqual(rcpt["state"], "delivered", attempts)
+        self.assertEqual((attempts[-1]["ip"], attempts[-1]["tls_verdict"]), ("::1", "Verified"))
+        self.assertEqual(len(self.arrived("v6", "v6")), 1)
+        self.assertIn("Verified TLS connection established to mx.v6.example[::1]",
+                      self.relay.logs())
 
 
 if __name__ == "__main__":
