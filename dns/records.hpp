@@ -28,6 +28,9 @@ struct MxAnswer : Answer {
 struct AddressAnswer : Answer {
   std::vector<std::string> addresses;  // text form
 };
+struct TxtAnswer : Answer {
+  std::vector<std::string> records;  // each record's character-strings joined
+};
 struct TlsaRecord {
   std::uint8_t usage = 0, selector = 0, mtype = 0;
   std::vector<std::uint8_t> data;

@@ -295,6 +295,24 @@ asio::awaitable<Answer> Resolver::Lookup(const std::string& name, int type) {
   co_return a;
 }
 
+asio::awaitable<TxtAnswer> Resolver::LookupTxt(const std::string& name) {
+  auto raw = co_await impl_->Query(name, kTypeTxt);
+  TxtAnswer a;
+  Classify(raw, name, a);
+  if (a.rcode != Rcode::kNoError) co_return a;
+  ForEachRdata(raw, [&](const unsigned char* p, size_t len) {
+    std::string text;
+    for (size_t i = 0; i < len;) {  // <length><bytes>, repeated (RFC 1035 §3.3.14)
+      const size_t n = p[i];
+      if (i + 1 + n > len) return;  // malformed: skip the record
+      text.append(reinterpret_cast<const char*>(p + i + 1), n);
+      i += 1 + n;
+    }
+    a.records.push_back(std::move(text));
+  });
+  co_return a;
+}
+
 asio::awaitable<TlsaAnswer> Resolver::LookupTlsa(const std::string& name) {
   auto raw = co_await impl_->Query(name, kTypeTlsa);
   TlsaAnswer a;

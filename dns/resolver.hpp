@@ -35,12 +35,13 @@ class Resolver {
 
   asio::awaitable<MxAnswer> LookupMx(const std::string& domain);
   asio::awaitable<AddressAnswer> LookupAddresses(const std::string& host, bool ipv6);
+  asio::awaitable<TxtAnswer> LookupTxt(const std::string& name);
   // The TLSA RRset at `name` (e.g. "_25._tcp.mx.example.org").
   asio::awaitable<TlsaAnswer> LookupTlsa(const std::string& name);
   // Any RRset, for its DNSSEC state and rcode only (the resolver's self-check: the root's
   // DNSKEY must validate as secure).
   asio::awaitable<Answer> Lookup(const std::string& name, int type);
-  static constexpr int kTypeA = 1, kTypeCname = 5, kTypeDnskey = 48;
+  static constexpr int kTypeA = 1, kTypeCname = 5, kTypeTxt = 16, kTypeDnskey = 48;
 
   struct Impl;
 

@@ -131,7 +131,8 @@ struct AttemptRecord {
   std::string tlsa_record;  // the matched record, zone-file form
   std::string reply;
   std::string status;
-  std::string note;  // [dane] testing_domains: "would defer under mandatory DANE: ..."
+  std::string note;     // [dane] testing_domains: "would defer under mandatory DANE: ..."
+  std::string mta_sts;  // the MTA-STS policy applied: "enforce id=..." ("" for none)
 };
 
 }  // namespace danerelay::queue

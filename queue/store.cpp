@@ -94,6 +94,16 @@ ALTER TABLE messages ADD COLUMN auth_user TEXT NOT NULL DEFAULT '';
     R"sql(
 ALTER TABLE attempts ADD COLUMN note TEXT NOT NULL DEFAULT '';
 )sql",
+    // 5: MTA-STS: the policy cache, and the policy an attempt was made under.
+    R"sql(
+CREATE TABLE sts_policies (
+  domain TEXT PRIMARY KEY,
+  id TEXT NOT NULL,
+  policy TEXT NOT NULL,
+  fetched_us INTEGER NOT NULL
+) WITHOUT ROWID;
+ALTER TABLE attempts ADD COLUMN mta_sts TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 const std::string kRecipientQuery =

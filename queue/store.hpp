@@ -47,7 +47,7 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
   static std::filesystem::path DatabasePath(const StoreOptions& options);
 
   // Inserts the messages in one transaction, so one commit (one fsync) covers the batch.
@@ -103,6 +103,17 @@ class Store {
                                                 const std::vector<NewMessage>& notices,
                                                 TimePoint now, bool* completed = nullptr);
   tl::expected<std::vector<AttemptRecord>, StoreError> GetAttempts(std::string_view message_id);
+
+  // The MTA-STS policy cache (RFC 8461 §5): the last policy fetched for each domain, kept
+  // across restarts. The policy text is stored as fetched; relay/ parses it.
+  struct StsPolicyRecord {
+    std::string domain;
+    std::string id;      // the TXT record's id it was fetched under
+    std::string policy;  // the policy file
+    TimePoint fetched;
+  };
+  tl::expected<std::optional<StsPolicyRecord>, StoreError> GetStsPolicy(std::string_view domain);
+  tl::expected<void, StoreError> PutStsPolicy(const StsPolicyRecord& record);
   // Deletes up to `limit` completed messages older than `before`; returns how many.
   tl::expected<int, StoreError> PurgeCompleted(TimePoint before, int limit = 1000);
 

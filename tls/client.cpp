@@ -58,7 +58,8 @@ std::vector<dns::TlsaRecord> UsableForSmtp(const std::vector<dns::TlsaRecord>& r
   return out;
 }
 
-tl::expected<std::shared_ptr<asio::ssl::context>, std::string> MakeClientContext() {
+tl::expected<std::shared_ptr<asio::ssl::context>, std::string> MakeClientContext(
+    const std::string& ca_file) {
   auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
   SSL_CTX* raw = ctx->native_handle();
   SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
@@ -70,15 +71,27 @@ tl::expected<std::shared_ptr<asio::ssl::context>, std::string> MakeClientContext
   // Verification never aborts the handshake: the verdict is read afterwards, and the policy
   // decides what a failure means (RFC 7672 §2.2: opportunistic callers must not fail).
   SSL_CTX_set_verify(raw, SSL_VERIFY_NONE, nullptr);
-  SSL_CTX_set_default_verify_paths(raw);
+  if (ca_file.empty()) {
+    SSL_CTX_set_default_verify_paths(raw);
+  } else if (SSL_CTX_load_verify_locations(raw, ca_file.c_str(), nullptr) != 1) {
+    ERR_clear_error();
+    return tl::unexpected(fmt::format("cannot load CA certificates from {}", ca_file));
+  }
   ERR_clear_error();
   return ctx;
 }
 
 tl::expected<void, std::string> PrepareClient(ssl_st* ssl, const std::string& sni,
-                                              const DaneSetup* dane) {
+                                              const DaneSetup* dane,
+                                              const std::string& webpki_name) {
   if (!dane) {
     if (!sni.empty()) SSL_set_tlsext_host_name(ssl, sni.c_str());
+    if (!webpki_name.empty()) {
+      SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      if (SSL_set1_host(ssl, webpki_name.c_str()) != 1) {
+        return tl::unexpected("cannot check certificates for " + webpki_name);
+      }
+    }
     return {};
   }
   // SSL_dane_enable also makes the base domain the SNI name and the primary reference name.

@@ -23,8 +23,10 @@ bool UsableForSmtp(const dns::TlsaRecord& record);
 std::vector<dns::TlsaRecord> UsableForSmtp(const std::vector<dns::TlsaRecord>& records);
 
 // A client context: TLS 1.2 or newer, DANE enabled with SHA-256 and SHA-512, no certificate
-// name checks for DANE-EE (RFC 7672 §3.1.1), the system's CA store for the "trusted" verdict.
-tl::expected<std::shared_ptr<asio::ssl::context>, std::string> MakeClientContext();
+// name checks for DANE-EE (RFC 7672 §3.1.1), and for the "trusted" verdict (WebPKI, as MTA-STS
+// needs) the CA certificates in `ca_file`, or the system's store when it is empty.
+tl::expected<std::shared_ptr<asio::ssl::context>, std::string> MakeClientContext(
+    const std::string& ca_file = "");
 
 struct DaneSetup {
   std::string base_domain;               // the TLSA base domain; also the SNI name
@@ -35,8 +37,11 @@ struct DaneSetup {
 // Per connection, before the handshake: SNI, and when `dane` is given, SSL_dane_enable with its
 // base domain, the extra reference names and the TLSA records. Returns an error when OpenSSL
 // refuses all records (nothing usable: the caller must not go on as if DANE were in force).
+// Without `dane`, `webpki_name` (MTA-STS, RFC 8461 §4.2) makes the X.509 verification check
+// that name too, so that "Trusted" means: a chain to a trusted CA, valid for that host.
 tl::expected<void, std::string> PrepareClient(ssl_st* ssl, const std::string& sni,
-                                              const DaneSetup* dane);
+                                              const DaneSetup* dane,
+                                              const std::string& webpki_name = "");
 
 // One certificate of the chain the server sent, as posttls-finger shows it.
 struct CertInfo {

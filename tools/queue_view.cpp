@@ -168,6 +168,7 @@ void PrintMessage(std::ostream& out, const queue::MessageInfo& m, const std::str
     out << fmt::format("      DNSSEC: MX {}, address {}, TLSA {}; TLS: {}{}\n", a.dnssec_mx,
                        a.dnssec_address, a.dnssec_tlsa.empty() ? "not looked up" : a.dnssec_tlsa,
                        a.tls_verdict, a.tlsa_record.empty() ? "" : ", matched " + a.tlsa_record);
+    if (!a.mta_sts.empty()) out << "      MTA-STS: " << a.mta_sts << "\n";
     if (!a.note.empty()) out << "      Note: " << a.note << "\n";
   }
   out << "Headers:\n";
@@ -192,7 +193,8 @@ void PrintMessageJson(std::ostream& out, const queue::MessageInfo& m, const std:
                        {"tlsa_record", a.tlsa_record},
                        {"reply", a.reply},
                        {"status", a.status},
-                       {"note", a.note}});
+                       {"note", a.note},
+                       {"mta_sts", a.mta_sts}});
   }
   j["attempts"] = std::move(history);
   nlohmann::json headers = nlohmann::json::array();

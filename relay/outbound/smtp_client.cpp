@@ -157,10 +157,11 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
       std::string prepare_error;
       const std::error_code hs = co_await conn.StartTls(
           *req.tls_context, asio::ssl::stream_base::client, t.command, [&](ssl_st* ssl) {
-            auto ok = tls::PrepareClient(ssl, req.mx_host, dane);
+            auto ok = tls::PrepareClient(ssl, req.mx_host, dane,
+                                         req.webpki_check ? req.mx_host : std::string());
             if (!ok) prepare_error = ok.error();
           });
-      if (!prepare_error.empty() && dane) {
+      if (!prepare_error.empty() && (dane || req.webpki_required)) {
         co_await conn.Close();
         co_return host_fail("4.7.5", fmt::format("DANE setup for {}: {}", peer, prepare_error));
       }
@@ -176,6 +177,12 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
       if (req.tls == TlsRequirement::kDane && res.verdict->kind != tls::Verdict::Kind::kVerified) {
         co_await s->Quit();
         co_return host_fail("4.7.5", fmt::format("Server certificate not verified ({}): {}",
+                                                 res.verdict->reason, peer));
+      }
+      if (req.webpki_required && res.verdict->kind != tls::Verdict::Kind::kTrusted) {
+        co_await s->Quit();
+        co_return host_fail("4.7.5", fmt::format("Server certificate not trusted under the "
+                                                 "MTA-STS policy ({}): {}",
                                                  res.verdict->reason, peer));
       }
       s->reader.Reset();
@@ -327,11 +334,12 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
 }
 
 // Sessions are shared only between deliveries under the same policy to the same host: the key
-// holds the address, the host name, the TLS requirement and, under DANE, the base domain, the
-// reference names and the TLSA records.
+// holds the address, the host name, the TLS requirement, the MTA-STS checks and, under DANE,
+// the base domain, the reference names and the TLSA records.
 std::string CacheKey(const ClientRequest& req) {
-  std::string key = fmt::format("{}|{}|{}|{}|{}", req.ip, req.port, req.mx_host,
-                                static_cast<int>(req.tls), req.plaintext_only);
+  std::string key =
+      fmt::format("{}|{}|{}|{}|{}|{}|{}", req.ip, req.port, req.mx_host, static_cast<int>(req.tls),
+                  req.plaintext_only, req.webpki_check, req.webpki_required);
   if (req.dane) {
     key += "|" + req.dane->base_domain;
     for (const auto& n : req.dane->extra_names) key += "|" + n;

@@ -33,6 +33,10 @@ struct ClientRequest {
   std::string helo_name;  // our host name
   TlsRequirement tls = TlsRequirement::kMay;
   std::optional<tls::DaneSetup> dane;  // with TlsRequirement::kDane
+  // MTA-STS (RFC 8461 §4.2): check the certificate under WebPKI for mx_host ("Trusted" then
+  // means valid for it); `webpki_required` (mode enforce): anything else fails the host.
+  bool webpki_check = false;
+  bool webpki_required = false;
   std::shared_ptr<asio::ssl::context> tls_context;
   bool plaintext_only = false;  // the retry after a failed opportunistic handshake
   // Envelope and recipients to deliver; nullptr probes: QUIT right after the TLS step
