@@ -379,7 +379,7 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
 
   Reader top(root, "", file, error);
   top.OnlyKeys({"server", "log", "metrics", "listener", "access", "auth", "sender_checks", "limits",
-                "queue", "dns", "dane", "delivery", "retry", "routes"});
+                "queue", "dns", "dane", "delivery", "retry", "routes", "mta_sts", "tls"});
 
   if (const auto* t = SubTable(root, "server", file, error)) {
     Reader r(*t, "server.", file, error);
@@ -620,6 +620,29 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
     to_ascii(config.delivery.testing_domains);
     r.Duration("preflight_interval", config.delivery.preflight_interval, std::chrono::seconds(0),
                std::chrono::hours(24 * 7));
+  }
+
+  if (const auto* t = SubTable(root, "mta_sts", file, error)) {
+    Reader r(*t, "mta_sts.", file, error);
+    r.OnlyKeys({"enabled", "https_port", "fetch_timeout"});
+    r.Bool("enabled", config.delivery.mta_sts.enabled);
+    r.Unsigned("https_port", config.delivery.mta_sts.https_port, 1, 65535);
+    r.Duration("fetch_timeout", config.delivery.mta_sts.fetch_timeout, std::chrono::seconds(1),
+               std::chrono::minutes(10));
+  }
+
+  if (const auto* t = SubTable(root, "tls", file, error)) {
+    Reader r(*t, "tls.", file, error);
+    r.OnlyKeys({"ca_file"});
+    std::filesystem::path ca;
+    r.Path("ca_file", ca, base_dir);
+    if (!error && !ca.empty()) {
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(ca, ec)) {
+        r.FailHere("ca_file", fmt::format("'{}' is not a readable file", ca.string()));
+      }
+      config.delivery.mta_sts.ca_file = ca.string();
+    }
   }
 
   if (const auto* t = SubTable(root, "delivery", file, error)) {

@@ -106,6 +106,14 @@ struct ClientTimeouts {
   std::chrono::seconds data_done{600};
 };
 
+// [mta_sts] (RFC 8461), with [tls] ca_file.
+struct MtaStsOptions {
+  bool enabled = true;
+  std::uint16_t https_port = 443;  // where policy servers listen (tests and proxies change it)
+  std::chrono::seconds fetch_timeout{60};
+  std::string ca_file;  // [tls] ca_file: the WebPKI trust store ("": the system's)
+};
+
 struct DeliveryOptions {
   bool enabled = true;      // false: accept and queue mail, deliver nothing (maintenance, tests)
   std::uint16_t port = 25;  // [delivery] port
@@ -125,6 +133,7 @@ struct DeliveryOptions {
   std::vector<std::string> testing_domains;
   std::chrono::seconds preflight_interval = std::chrono::hours(6);  // 0: no pre-flight check
   std::map<std::string, std::string> routes;   // [routes] "domain" = "[host]:port"
+  MtaStsOptions mta_sts;
   ClientTimeouts timeouts;
 };
 

@@ -18,6 +18,7 @@
 #include "relay/outbound/pass_notices.hpp"
 #include "relay/outbound/scheduler.hpp"
 #include "relay/outbound/store_bridge.hpp"
+#include "relay/outbound/sts_policies.hpp"
 
 namespace danerelay::relay {
 
@@ -32,6 +33,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   queue::QueueIdGenerator& ids;
   std::shared_ptr<asio::ssl::context> tls_context;
   const ResolverHealth* health = nullptr;
+  std::unique_ptr<StsPolicies> sts;  // MTA-STS policies, fetched and cached
   // The loop sleeps on `kick` (never due: only cancelled, by Kick) while `alarm` stands at the
   // next time it must look anyway. Re-arming a timer is a system call, so the alarm moves only
   // when it must ring earlier, and a kick after every delivery costs none.
@@ -230,8 +232,9 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         queue::MessageInfo part = m;
         part.recipients = rcpts;
         co_await slots.Acquire(domain);
-        const DomainDeliveryContext ctx{options,      helo_name, resolver, tls_context,
-                                        &connections, rng,       health};
+        const DomainDeliveryContext ctx{
+            options,      helo_name, resolver, tls_context,
+            &connections, rng,       health,   options.mta_sts.enabled ? sts.get() : nullptr};
         DomainOutcome out = co_await DeliverDomain(ctx, part, *body, domain);
         slots.Release(domain);
         updates.insert(updates.end(), out.updates.begin(), out.updates.end());
@@ -367,9 +370,11 @@ DeliveryAgent::DeliveryAgent(asio::io_context& io, DeliveryOptions options, std:
 DeliveryAgent::~DeliveryAgent() { Stop(); }
 
 tl::expected<void, std::string> DeliveryAgent::Start() {
-  auto ctx = tls::MakeClientContext();
+  auto ctx = tls::MakeClientContext(impl_->options.mta_sts.ca_file);
   if (!ctx) return tl::unexpected(ctx.error());
   impl_->tls_context = std::move(*ctx);
+  impl_->sts =
+      std::make_unique<StsPolicies>(impl_->resolver, &impl_->committer, impl_->options.mta_sts);
   asio::co_spawn(impl_->io, impl_->Run(), [](std::exception_ptr e) {
     if (!e) return;
     try {
@@ -387,6 +392,7 @@ void DeliveryAgent::Reload(DeliveryOptions options) {
   // Safe between awaits: the agent runs on this thread, and nothing holds a reference into the
   // old options across a co_await (FindNextHops reads routes before its first one).
   impl_->options = std::move(options);
+  if (impl_->sts) impl_->sts->Reload(impl_->options.mta_sts);
   impl_->scheduler.SetMaxParallel(impl_->options.max_parallel);
   impl_->slots.SetLimit(impl_->options.max_per_destination);
   impl_->Kick();

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <span>
 
@@ -11,6 +12,7 @@
 #include "relay/metrics.hpp"
 #include "relay/outbound/next_hop.hpp"
 #include "relay/outbound/resolver_health.hpp"
+#include "relay/outbound/sts_policies.hpp"
 
 namespace danerelay::relay {
 namespace {
@@ -76,10 +78,18 @@ void All(const queue::MessageInfo& m, RecipientState state, std::optional<queue:
   }
 }
 
+// What an attempt carries besides the facts: the DANE testing or MTA-STS testing notes, and the
+// MTA-STS policy it was made under.
+struct AttemptTags {
+  std::string note;
+  std::string mta_sts;
+  void Note(const std::string& text) { note += (note.empty() ? "" : "; ") + text; }
+};
+
 queue::AttemptRecord Attempt(int index, const NextHop& host, const HostDnsFacts& facts,
                              const std::string& ip, const std::string& verdict,
                              const std::string& matched, const std::string& reply,
-                             const std::string& status, const std::string& note = "") {
+                             const std::string& status, const AttemptTags& tags = {}) {
   queue::AttemptRecord a;
   a.recipient_index = index;
   a.time = queue::Clock::now();
@@ -92,17 +102,18 @@ queue::AttemptRecord Attempt(int index, const NextHop& host, const HostDnsFacts&
   a.tlsa_record = matched;
   a.reply = reply;
   a.status = status;
-  a.note = note;
+  a.note = tags.note;
+  a.mta_sts = tags.mta_sts;
   return a;
 }
 
 void RecordHost(const queue::MessageInfo& m, const NextHop& host, const HostDnsFacts& facts,
                 const std::string& ip, const std::string& verdict, const std::string& reason,
                 const std::string& status, const std::string& matched, DomainOutcome& out,
-                const std::string& note = "") {
+                const AttemptTags& tags = {}) {
   for (const auto& r : m.recipients) {
     out.attempts.push_back(Attempt(r.index, host, facts, ip, verdict.empty() ? "none" : verdict,
-                                   matched, reason, status, note));
+                                   matched, reason, status, tags));
   }
 }
 
@@ -177,6 +188,24 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
     co_return out;
   }
 
+  // The MTA-STS policy, for MX-based delivery (not for [routes]).
+  std::optional<sts::Policy> sts_policy;
+  std::string sts_label;  // "enforce id=..." for the attempts
+  if (ctx.sts && !ctx.options.routes.contains(domain)) {
+    dns_started = SteadyClock::now();
+    const StsLookup look = co_await ctx.sts->Get(domain);
+    delays.dns += SteadyClock::now() - dns_started;
+    if (!look.problem.empty()) {
+      spdlog::info("{}: MTA-STS for {}: {}{}", m.id, domain, look.problem,
+                   look.policy ? " (the cached policy applies)" : "");
+    }
+    if (look.policy && look.policy->mode != sts::Mode::kNone) {
+      sts_policy = look.policy;
+      sts_label = fmt::format("{} id={}{}", sts::ToString(sts_policy->mode), sts_policy->id,
+                              look.cached ? " (cached)" : "");
+    }
+  }
+
   std::string last_status = "4.4.3", last_reason = "no MX host could be used";
   std::span<const NextHop> hosts(hops.hosts);
   if (hosts.size() > ctx.options.max_mx_hosts) {
@@ -203,13 +232,13 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
     }
     const PolicyDecision decision = Decide(mode, facts);
     // Steps 2-5 are where the modes differ; from step 6 on both defer alike.
-    std::string note;
+    AttemptTags tags;
     if (const PolicyDecision strict = Decide(DaneMode::kMandatory, facts);
         testing && strict.defer && !decision.defer) {
       std::string_view why = strict.reason;
       if (why.starts_with("mandatory DANE: ")) why.remove_prefix(16);
-      note = fmt::format("DANE testing: mandatory DANE would defer: {} {} (step {})", strict.status,
-                         why, strict.step);
+      tags.Note(fmt::format("DANE testing: mandatory DANE would defer: {} {} (step {})",
+                            strict.status, why, strict.step));
       Metrics::Get().Add("danerelay_dane_testing_would_defer_total");
       spdlog::warn(
           "{}: DANE testing for {}: {} would be deferred under mandatory DANE: {} (step {}); "
@@ -228,8 +257,25 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       last_reason = fmt::format("{}: {}", host.name, decision.reason);
       spdlog::info("{}: {} not used: {} (DANE step {})", m.id, host.name, decision.reason,
                    decision.step);
-      RecordHost(m, host, facts, "", "", last_reason, last_status, "", out);
+      RecordHost(m, host, facts, "", "", last_reason, last_status, "", out, tags);
       continue;
+    }
+    // MTA-STS (RFC 8461) where DANE does not apply (§2: DANE wins where TLSA records do).
+    const bool dane_applies = decision.tls == TlsRequirement::kDane;
+    const sts::Mode sts_mode = sts_policy && !dane_applies ? sts_policy->mode : sts::Mode::kNone;
+    if (sts_policy) tags.mta_sts = sts_label + (dane_applies ? ", DANE applies" : "");
+    if (sts_mode != sts::Mode::kNone && !sts::MxAllowed(*sts_policy, host.name)) {
+      const std::string why = fmt::format("{} does not match the MTA-STS policy of {} (mx: {})",
+                                          host.name, domain, fmt::join(sts_policy->mx, ", "));
+      if (sts_mode == sts::Mode::kEnforce) {
+        last_status = "4.7.5";
+        last_reason = why;
+        spdlog::info("{}: {} not used: {}", m.id, host.name, why);
+        RecordHost(m, host, facts, "", "", last_reason, last_status, "", out, tags);
+        continue;
+      }
+      tags.Note("MTA-STS testing: " + why);
+      spdlog::warn("{}: MTA-STS testing: {}", m.id, why);
     }
     ClientRequest req;
     req.port = host.port;
@@ -238,6 +284,13 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
     req.tls = decision.tls;
     if (decision.tls == TlsRequirement::kDane) {
       req.dane = MakeDaneSetup(plan, host, domain, decision);
+    }
+    if (sts_mode == sts::Mode::kEnforce) {
+      // STARTTLS required, the certificate valid for the MX host under WebPKI.
+      if (req.tls == TlsRequirement::kMay) req.tls = TlsRequirement::kEncrypt;
+      req.webpki_check = req.webpki_required = true;
+    } else if (sts_mode == sts::Mode::kTesting) {
+      req.webpki_check = true;  // judged, noted, not required
     }
     req.tls_context = ctx.tls_context;
     req.message = &m;
@@ -250,7 +303,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       ClientResult r = co_await DeliverOverSmtp(req, ctx.connections);
       if (r.host_failed && r.retry_plaintext && decision.tls == TlsRequirement::kMay) {
         // "may": a failed handshake is retried once in plain text.
-        RecordHost(m, host, facts, ip, "failed", r.reason, r.status, "", out, note);
+        RecordHost(m, host, facts, ip, "failed", r.reason, r.status, "", out, tags);
         delays.connect += r.connect_time;
         req.plaintext_only = true;
         r = co_await DeliverOverSmtp(req, ctx.connections);
@@ -258,6 +311,16 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       delays.connect += r.connect_time;
       delays.transfer += r.transfer_time;
       const std::string verdict = r.verdict ? std::string(tls::ToString(r.verdict->kind)) : "none";
+      AttemptTags host_tags = tags;
+      if (sts_mode == sts::Mode::kTesting &&
+          (!r.verdict || r.verdict->kind != tls::Verdict::Kind::kTrusted)) {
+        const std::string why =
+            r.verdict ? fmt::format("the certificate of {}[{}] is not valid under WebPKI ({})",
+                                    host.name, ip, r.verdict->reason)
+                      : fmt::format("no TLS with {}[{}]", host.name, ip);
+        host_tags.Note("MTA-STS testing: enforce would defer: " + why);
+        spdlog::warn("{}: MTA-STS testing for {}: enforce would defer: {}", m.id, domain, why);
+      }
       if (r.verdict || !r.host_failed) {
         Metrics::Get().Add("danerelay_tls_verdicts_total", fmt::format("verdict=\"{}\"", verdict));
       }
@@ -273,7 +336,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
         last_status = r.status;
         last_reason = r.reason;
         spdlog::info("{}: {}", m.id, r.reason);
-        RecordHost(m, host, facts, ip, verdict, r.reason, r.status, matched, out, note);
+        RecordHost(m, host, facts, ip, verdict, r.reason, r.status, matched, out, host_tags);
         continue;
       }
       const std::string relay = fmt::format("{}[{}]:{}", host.name, ip, host.port);
@@ -283,7 +346,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
             m.recipients[i].index, rc.state, std::nullopt, rc.status, rc.reply, host.name};
         u.remote_dsn = r.remote_dsn;
         out.attempts.push_back(Attempt(m.recipients[i].index, host, facts, ip, verdict, matched,
-                                       rc.reply, rc.status, note));
+                                       rc.reply, rc.status, host_tags));
         LogDisposition(m.id, m.recipients[i].address, relay, u, delays);
         out.updates.push_back(std::move(u));
       }

@@ -23,6 +23,7 @@ namespace danerelay::relay {
 // What a pass needs from the delivery agent. References: the agent outlives every pass, and
 // its options are replaced in place on reload (a pass reads them as they are at each step).
 class ResolverHealth;
+class StsPolicies;
 
 struct DomainDeliveryContext {
   const DeliveryOptions& options;
@@ -32,6 +33,7 @@ struct DomainDeliveryContext {
   ConnectionCache* connections;
   std::mt19937& rng;
   const ResolverHealth* health = nullptr;  // the resolver's self-check
+  StsPolicies* sts = nullptr;              // MTA-STS; nullptr when [mta_sts] enabled = false
 };
 
 struct DomainOutcome {

@@ -1,0 +1,89 @@
+#include "relay/outbound/https_client.hpp"
+
+#include <curl/curl.h>
+
+#include <fmt/format.h>
+
+#include <memory>
+#include <mutex>
+
+namespace danerelay::relay {
+namespace {
+
+struct Sink {
+  std::string body;
+  std::size_t max_size = 0;
+  bool too_large = false;
+};
+
+size_t Write(char* data, size_t size, size_t count, void* user) {
+  auto* sink = static_cast<Sink*>(user);
+  const size_t n = size * count;
+  if (sink->body.size() + n > sink->max_size) {
+    sink->too_large = true;
+    return 0;  // libcurl stops with CURLE_WRITE_ERROR
+  }
+  sink->body.append(data, n);
+  return n;
+}
+
+struct CurlDelete {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+};
+struct SlistDelete {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+
+}  // namespace
+
+tl::expected<HttpsResponse, std::string> HttpsGet(const HttpsRequest& req) {
+  static std::once_flag init;
+  std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  if (req.addresses.empty()) return tl::unexpected("no address for " + req.host);
+  std::unique_ptr<CURL, CurlDelete> curl(curl_easy_init());
+  if (!curl) return tl::unexpected(std::string("curl_easy_init failed"));
+  CURL* c = curl.get();
+  const std::string url = req.port == 443
+                              ? fmt::format("https://{}{}", req.host, req.path)
+                              : fmt::format("https://{}:{}{}", req.host, req.port, req.path);
+  // "host:port:addr,addr": libcurl connects there and never resolves the name itself.
+  std::string pinned = fmt::format("{}:{}:", req.host, req.port);
+  for (size_t i = 0; i < req.addresses.size(); ++i) {
+    const auto& a = req.addresses[i];
+    pinned += (i ? "," : "") + (a.find(':') != std::string::npos ? "[" + a + "]" : a);
+  }
+  std::unique_ptr<curl_slist, SlistDelete> resolve(curl_slist_append(nullptr, pinned.c_str()));
+  Sink sink;
+  sink.max_size = req.max_size;
+  char error[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_RESOLVE, resolve.get());
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);  // RFC 8461 §3.3: no redirects
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (!req.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, req.ca_file.c_str());
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, static_cast<long>(req.timeout.count()));
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+  curl_easy_setopt(c, CURLOPT_USERAGENT, "danerelay");
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &Write);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
+  const CURLcode rc = curl_easy_perform(c);
+  if (sink.too_large) {
+    return tl::unexpected(fmt::format("{} is larger than {} bytes", url, req.max_size));
+  }
+  if (rc != CURLE_OK) {
+    return tl::unexpected(fmt::format("{}: {}", url, error[0] ? error : curl_easy_strerror(rc)));
+  }
+  HttpsResponse out;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out.status);
+  const char* type = nullptr;
+  curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &type);
+  if (type) out.content_type = type;
+  out.body = std::move(sink.body);
+  return out;
+}
+
+}  // namespace danerelay::relay

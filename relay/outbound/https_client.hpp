@@ -1,0 +1,33 @@
+#pragma once
+// HTTPS requests through libcurl, for MTA-STS policy fetches (RFC 8461 §3.3) and, later, TLS-RPT
+// reports: WebPKI certificate checks (the system store or a chosen CA file), no redirects, a
+// size and a time limit, and the addresses pinned to what danerelay's own resolver found
+// (libcurl never asks the system resolver). Blocking: run it off the io thread.
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+namespace danerelay::relay {
+
+struct HttpsRequest {
+  std::string host;  // e.g. "mta-sts.example.com"
+  std::uint16_t port = 443;
+  std::string path;                    // e.g. "/.well-known/mta-sts.txt"
+  std::vector<std::string> addresses;  // where `host` is; at least one
+  std::string ca_file;                 // "": the system's CA store
+  std::chrono::seconds timeout{60};
+  std::size_t max_size = 64 * 1024;  // larger bodies are an error
+};
+
+struct HttpsResponse {
+  long status = 0;
+  std::string content_type;
+  std::string body;
+};
+
+tl::expected<HttpsResponse, std::string> HttpsGet(const HttpsRequest& request);
+
+}  // namespace danerelay::relay

@@ -1,0 +1,146 @@
+#include "relay/outbound/sts_policies.hpp"
+
+#include <spdlog/spdlog.h>
+#include <asio/co_spawn.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "dns/resolver.hpp"
+#include "queue/committer.hpp"
+#include "relay/outbound/https_client.hpp"
+#include "relay/outbound/store_bridge.hpp"
+
+namespace danerelay::relay {
+namespace {
+
+constexpr std::chrono::minutes kRetryFailedFetch(5);
+
+bool Valid(const queue::TimePoint fetched, const sts::Policy& p, queue::TimePoint now) {
+  return fetched + p.max_age > now;
+}
+
+}  // namespace
+
+StsPolicies::StsPolicies(dns::Resolver& resolver, queue::Committer* committer,
+                         const MtaStsOptions& options)
+    : resolver_(resolver), committer_(committer), options_(options) {}
+
+StsPolicies::~StsPolicies() { pool_.join(); }
+
+asio::awaitable<std::optional<StsPolicies::Entry>> StsPolicies::Cached(const std::string& domain) {
+  if (auto it = memory_.find(domain); it != memory_.end()) co_return it->second;
+  if (!committer_) co_return std::nullopt;
+  const auto read = [domain](queue::Store& store) { return store.GetStsPolicy(domain); };
+  auto row = co_await OnStore(*committer_, read);
+  if (!row || !*row) co_return std::nullopt;
+  auto policy = sts::ParsePolicy((*row)->policy);
+  if (!policy) co_return std::nullopt;
+  policy->id = (*row)->id;
+  Entry e{std::move(*policy), (*row)->fetched};
+  memory_[domain] = e;
+  co_return e;
+}
+
+asio::awaitable<tl::expected<sts::Policy, std::pair<std::string, std::string>>> StsPolicies::Fetch(
+    const std::string& domain) {
+  using Failure = std::pair<std::string, std::string>;
+  HttpsRequest req;
+  req.host = "mta-sts." + domain;
+  req.port = options_.https_port;
+  req.path = "/.well-known/mta-sts.txt";
+  req.ca_file = options_.ca_file;
+  req.timeout = options_.fetch_timeout;
+  for (const bool v6 : {false, true}) {
+    const auto a = co_await resolver_.LookupAddresses(req.host, v6);
+    req.addresses.insert(req.addresses.end(), a.addresses.begin(), a.addresses.end());
+  }
+  if (req.addresses.empty()) {
+    co_return tl::unexpected(Failure{"sts-policy-fetch-error", "no address for " + req.host});
+  }
+  auto got = co_await asio::co_spawn(
+      pool_,
+      [req]() -> asio::awaitable<tl::expected<HttpsResponse, std::string>> {
+        co_return HttpsGet(req);
+      },
+      asio::use_awaitable);
+  if (!got) co_return tl::unexpected(Failure{"sts-policy-fetch-error", got.error()});
+  if (got->status != 200) {
+    co_return tl::unexpected(
+        Failure{"sts-policy-fetch-error",
+                fmt::format("https://{}{}: HTTP status {}", req.host, req.path, got->status)});
+  }
+  // RFC 8461 §3.2: served as text/plain.
+  if (!got->content_type.starts_with("text/plain")) {
+    co_return tl::unexpected(Failure{
+        "sts-policy-invalid", fmt::format("https://{}{}: Content-Type is '{}', not text/plain",
+                                          req.host, req.path, got->content_type)});
+  }
+  auto policy = sts::ParsePolicy(got->body);
+  if (!policy) {
+    co_return tl::unexpected(Failure{
+        "sts-policy-invalid", fmt::format("https://{}{}: {}", req.host, req.path, policy.error())});
+  }
+  co_return *policy;
+}
+
+asio::awaitable<StsLookup> StsPolicies::Get(const std::string& domain) {
+  StsLookup out;
+  const auto now = queue::Clock::now();
+  std::optional<Entry> cached = co_await Cached(domain);
+  if (cached && !Valid(cached->fetched, cached->policy, now)) cached.reset();
+  auto use_cache = [&](std::string problem, std::string type) {
+    out.problem = std::move(problem);
+    out.result_type = std::move(type);
+    if (cached) {
+      out.policy = cached->policy;
+      out.cached = true;
+    }
+    return out;
+  };
+
+  const dns::TxtAnswer txt = co_await resolver_.LookupTxt("_mta-sts." + domain);
+  if (txt.rcode == dns::Rcode::kFailed) {
+    co_return use_cache(fmt::format("TXT lookup for _mta-sts.{} failed: {}", domain, txt.why),
+                        "sts-policy-fetch-error");
+  }
+  const std::optional<std::string> id = sts::ParseTxt(txt.records);
+  // No (valid) TXT record: a cached policy still applies until it expires (§3.1, §10.3: a
+  // domain leaves MTA-STS by publishing mode none, not by removing the record).
+  if (!id) co_return use_cache("", "");
+  if (cached && cached->policy.id == *id) co_return use_cache("", "");
+  if (auto it = failed_.find(domain); it != failed_.end() && it->second > now) {
+    co_return use_cache("the last policy fetch failed; not tried again yet",
+                        "sts-policy-fetch-error");
+  }
+  auto fetched = co_await Fetch(domain);
+  if (!fetched) {
+    failed_[domain] = queue::Clock::now() + kRetryFailedFetch;
+    spdlog::warn(
+        "MTA-STS policy of {} (id {}) not fetched: {}{}", domain, *id, fetched.error().second,
+        cached ? fmt::format("; the cached policy (id {}) stays in force", cached->policy.id) : "");
+    co_return use_cache(fetched.error().second, fetched.error().first);
+  }
+  failed_.erase(domain);
+  fetched->id = *id;
+  const Entry fresh{*fetched, queue::Clock::now()};
+  memory_[domain] = fresh;
+  spdlog::info("MTA-STS policy of {}: id {}, mode {}, max_age {}, mx {}", domain, *id,
+               sts::ToString(fresh.policy.mode), fresh.policy.max_age.count(),
+               fmt::join(fresh.policy.mx, " "));
+  if (committer_) {
+    std::string text = fmt::format("version: STSv1\nmode: {}\nmax_age: {}\n",
+                                   sts::ToString(fresh.policy.mode), fresh.policy.max_age.count());
+    for (const auto& mx : fresh.policy.mx) text += "mx: " + mx + "\n";
+    const queue::Store::StsPolicyRecord record{domain, *id, text, fresh.fetched};
+    const auto write = [record](queue::Store& store) { return store.PutStsPolicy(record); };
+    if (auto w = co_await OnStore(*committer_, write); !w) {
+      spdlog::warn("MTA-STS policy of {} not cached on disk: {}", domain, w.error().message);
+    }
+  }
+  out.policy = fresh.policy;
+  co_return out;
+}
+
+}  // namespace danerelay::relay

@@ -1,0 +1,64 @@
+#pragma once
+// MTA-STS policies (RFC 8461 §3, §5) as delivery sees them: the TXT record at
+// _mta-sts.<domain>, the policy fetched over HTTPS when its id is new, kept in memory and in
+// the queue's database (sts_policies) for max_age, so that it survives restarts and keeps
+// applying while its server is down. A fetch that fails is not tried again for five minutes.
+#include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
+#include <asio/thread_pool.hpp>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "queue/message.hpp"
+#include "relay/options.hpp"
+#include "relay/outbound/mta_sts.hpp"
+
+namespace danerelay::dns {
+class Resolver;
+}
+namespace danerelay::queue {
+class Committer;
+}
+
+namespace danerelay::relay {
+
+struct StsLookup {
+  std::optional<sts::Policy> policy;  // in force for the domain, fresh or cached
+  bool cached = false;                // from the cache (the TXT id did not change, or a fetch
+                                      // failed while the cached policy is still valid)
+  // Why no fresh policy could be had (logged, and for TLS-RPT): a failed TXT lookup, fetch or
+  // parse. "sts-policy-fetch-error" or "sts-policy-invalid" with the details.
+  std::string problem;
+  std::string result_type;
+};
+
+class StsPolicies {
+ public:
+  // `committer`: the queue, for the persistent cache; nullptr keeps policies in memory only.
+  StsPolicies(dns::Resolver& resolver, queue::Committer* committer, const MtaStsOptions& options);
+  ~StsPolicies();
+
+  asio::awaitable<StsLookup> Get(const std::string& domain);
+  void Reload(const MtaStsOptions& options) { options_ = options; }
+
+ private:
+  struct Entry {
+    sts::Policy policy;
+    queue::TimePoint fetched;
+  };
+  asio::awaitable<std::optional<Entry>> Cached(const std::string& domain);
+  asio::awaitable<tl::expected<sts::Policy, std::pair<std::string, std::string>>> Fetch(
+      const std::string& domain);
+
+  dns::Resolver& resolver_;
+  queue::Committer* committer_;
+  MtaStsOptions options_;
+  asio::thread_pool pool_{1};  // libcurl blocks
+  std::map<std::string, Entry> memory_;
+  std::map<std::string, queue::TimePoint> failed_;  // domain -> no new fetch before then
+};
+
+}  // namespace danerelay::relay
