@@ -103,7 +103,8 @@ asio::awaitable<HostPlan> ResolveHost(dns::Resolver& resolver, const NextHop& ho
     bases.push_back(original);
   }
   for (const auto& base : bases) {
-    f.tlsa = co_await resolver.LookupTlsa(fmt::format("_{}._tcp.{}", hop.port, base));
+    const std::string name = fmt::format("_{}._tcp.{}", hop.port, base);  // named: GCC 12
+    f.tlsa = co_await resolver.LookupTlsa(name);
     plan.tlsa_base = base;
     // A failure stops here (design.md step 1); a secure denial or an insecure answer (which
     // cannot be used) moves on to the original name.

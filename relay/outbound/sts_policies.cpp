@@ -59,12 +59,11 @@ asio::awaitable<tl::expected<sts::Policy, std::pair<std::string, std::string>>> 
   if (req.addresses.empty()) {
     co_return tl::unexpected(Failure{"sts-policy-fetch-error", "no address for " + req.host});
   }
-  auto got = co_await asio::co_spawn(
-      pool_,
-      [req]() -> asio::awaitable<tl::expected<HttpsResponse, std::string>> {
-        co_return HttpsGet(req);
-      },
-      asio::use_awaitable);
+  // Named (GCC 12 and temporaries across a co_await); libcurl blocks, so it runs on the pool.
+  const auto get = [req]() -> asio::awaitable<tl::expected<HttpsResponse, std::string>> {
+    co_return HttpsGet(req);
+  };
+  auto got = co_await asio::co_spawn(pool_, get, asio::use_awaitable);
   if (!got) co_return tl::unexpected(Failure{"sts-policy-fetch-error", got.error()});
   if (got->status != 200) {
     co_return tl::unexpected(
@@ -100,7 +99,9 @@ asio::awaitable<StsLookup> StsPolicies::Get(const std::string& domain) {
     return out;
   };
 
-  const dns::TxtAnswer txt = co_await resolver_.LookupTxt("_mta-sts." + domain);
+  // Named: GCC 12 destroys temporaries that live across a co_await twice.
+  const std::string txt_name = "_mta-sts." + domain;
+  const dns::TxtAnswer txt = co_await resolver_.LookupTxt(txt_name);
   if (txt.rcode == dns::Rcode::kFailed) {
     co_return use_cache(fmt::format("TXT lookup for _mta-sts.{} failed: {}", domain, txt.why),
                         "sts-policy-fetch-error");

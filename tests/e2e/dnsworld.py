@@ -10,6 +10,7 @@ libunbound is pointed at it as a forwarder and given the root's DNSKEY as trust 
 validation runs in-process exactly as it would against the real root.
 """
 import os
+import signal
 import subprocess
 import time
 
@@ -55,11 +56,12 @@ class DnsWorld:
             args.append("-k")
         return run(*args, origin, cwd=self.dir).stdout.decode().strip()
 
-    def _write_and_sign(self, origin, body, kind):
+    def _write_and_sign(self, origin, body, kind, serial=1):
         name = "root" if origin == "." else origin.rstrip(".")
         path = os.path.join(self.dir, f"{name}.zone")
         soa = (f"$ORIGIN {origin}\n$TTL 300\n"
-               f"@ SOA ns.example. hostmaster.example. 1 3600 600 86400 300\n@ NS ns.example.\n")
+               f"@ SOA ns.example. hostmaster.example. {serial} 3600 600 86400 300\n"
+               f"@ NS ns.example.\n")
         with open(path, "w") as f:
             f.write("this is not a zone file\n" if kind == "servfail" else soa + body)
         if kind in ("unsigned", "servfail"):
@@ -139,6 +141,23 @@ remote-control:
                 return
             time.sleep(0.1)
         raise TimeoutError("nsd did not answer")
+
+    def update_unsigned(self, origin, check_name, check_type, expect, timeout=15):
+        """Rewrites the unsigned zone `origin` from its (changed) records, makes NSD reload it
+        (SIGHUP) and waits until `check_name` answers with `expect` in it."""
+        z = self.zones[origin]
+        assert z.kind == "unsigned"
+        self._write_and_sign(origin, "".join(r + "\n" for r in z.records), "unsigned",
+                             serial=int(time.time()))
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = subprocess.run(["dig", "+short", "+time=1", "+tries=1", "-p", str(self.port),
+                                f"@{NSD_ADDRESS}", check_name, check_type], capture_output=True)
+            if expect in r.stdout.decode():
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"nsd did not reload {origin}")
 
     def toml(self):
         """The [dns] section that points danerelay at this world."""

@@ -30,13 +30,14 @@ def private_ca(directory):
     return crt, key
 
 
-def signed_by(directory, name, ca_crt, ca_key):
-    """A leaf for `name` issued by the CA; the chain file holds leaf, then CA."""
+def signed_by(directory, name, ca_crt, ca_key, also=()):
+    """A leaf for `name` (and the names in `also`) issued by the CA; the chain file holds leaf,
+    then CA."""
     key, csr = os.path.join(directory, f"{name}.key"), os.path.join(directory, f"{name}.csr")
     crt, chain = os.path.join(directory, f"{name}.crt"), os.path.join(directory, f"{name}.chain")
     ext = os.path.join(directory, f"{name}.ext")
     with open(ext, "w") as f:
-        f.write(f"subjectAltName=DNS:{name}\n")
+        f.write("subjectAltName=" + ",".join(f"DNS:{n}" for n in (name, *also)) + "\n")
     openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
             "-subj", f"/CN={name}", "-keyout", key, "-out", csr)
     openssl("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",

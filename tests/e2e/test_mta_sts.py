@@ -1,0 +1,264 @@
+"""End to end: MTA-STS (RFC 8461), issue 12.
+
+The DNS world serves unsigned domains with _mta-sts TXT records and mta-sts.<domain> addresses;
+an HTTPS policy server on loopback (Python's http.server with a certificate from a test CA)
+serves each domain's policy; MX servers present certificates from the same CA (or a wrong
+name, or a self-signed key named by TLSA). [tls] ca_file points danerelay at the test CA."""
+import http.server
+import json
+import os
+import shutil
+import smtplib
+import ssl
+import tempfile
+import threading
+import time
+import unittest
+
+from dnsworld import DnsWorld
+from harness import Relay, queued_id
+from mx import (MxServer, free_port_on, private_ca, self_signed, signed_by, tlsa_3_1_1)
+
+POLICY_IP = "127.0.0.40"
+IPS = {name: f"127.0.0.{n}" for n, name in enumerate(
+    ["enforce", "nomatch", "wrongname", "dane", "cache"], start=41)}
+SENDER = "alice@sender.example"
+
+
+def policy(mode, *mx, max_age=86400):
+    return ("version: STSv1\r\n" + f"mode: {mode}\r\n" + "".join(f"mx: {m}\r\n" for m in mx)
+            + f"max_age: {max_age}\r\n")
+
+
+class PolicyServer:
+    """HTTPS on POLICY_IP: GET /.well-known/mta-sts.txt answers with the policy for the Host."""
+
+    def __init__(self, port, chain, key, policies):
+        self.policies = policies  # host name -> policy text
+        self.requests = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                host = self.headers.get("Host", "").split(":")[0]
+                outer.requests.append((host, self.path))
+                body = outer.policies.get(host)
+                if self.path != "/.well-known/mta-sts.txt" or body is None:
+                    self.send_error(404)
+                    return
+                data = body.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer((POLICY_IP, port), Handler)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(chain, key)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=10)
+
+
+class MtaStsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.servers, cls.world, cls.relay, cls.policy_server = {}, None, None, None
+        try:
+            cls.build()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def build(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="danerelay-sts-")
+        certs = os.path.join(cls.tmp, "certs")
+        os.makedirs(certs)
+        port = cls.port = free_port_on(list(IPS.values()) + [POLICY_IP])
+        ca_crt, ca_key = cls.ca = private_ca(certs)
+        domains = ["sts-enforce", "sts-nomatch", "sts-wrongname", "sts-testing", "sts-dane",
+                   "sts-cache"]
+        policy_chain, policy_key = signed_by(certs, "mta-sts.sts-enforce.example", ca_crt, ca_key,
+                                             also=[f"mta-sts.{d}.example" for d in domains])
+        certs_for = {
+            "enforce": signed_by(certs, "mx.sts-enforce.example", ca_crt, ca_key),
+            "nomatch": signed_by(certs, "mx.sts-nomatch.example", ca_crt, ca_key),
+            "wrongname": signed_by(certs, "someone.else", ca_crt, ca_key),
+            "dane": self_signed(certs, "mx.sts-dane.example"),
+            "cache": signed_by(certs, "mx.sts-cache.example", ca_crt, ca_key),
+        }
+        cls.dane_tlsa = tlsa_3_1_1(certs_for["dane"][0])
+
+        w = cls.world = DnsWorld(cls.tmp)
+        mx_ip = {"sts-enforce": "enforce", "sts-nomatch": "nomatch", "sts-wrongname": "wrongname",
+                 "sts-testing": "wrongname", "sts-dane": "dane", "sts-cache": "cache"}
+        for d in domains:
+            z = w.zone(f"{d}.example.", "signed" if d == "sts-dane" else "unsigned")
+            z.add("@ MX 10 mx").add(f"mx A {IPS[mx_ip[d]]}").add(f"mta-sts A {POLICY_IP}")
+            z.add('_mta-sts TXT "v=STSv1; id=1;"')
+            if d == "sts-dane":
+                z.add(f"_{port}._tcp.mx TLSA {cls.dane_tlsa}")
+        w.start()
+
+        cls.policies = {
+            "mta-sts.sts-enforce.example": policy("enforce", "mx.sts-enforce.example"),
+            "mta-sts.sts-nomatch.example": policy("enforce", "mx.elsewhere.example"),
+            "mta-sts.sts-wrongname.example": policy("enforce", "*.sts-wrongname.example"),
+            "mta-sts.sts-testing.example": policy("testing", "mx.sts-testing.example"),
+            # A self-signed certificate fails WebPKI, but DANE decides for this domain.
+            "mta-sts.sts-dane.example": policy("enforce", "mx.sts-dane.example"),
+            "mta-sts.sts-cache.example": policy("enforce", "mx.sts-cache.example"),
+        }
+        cls.policy_server = PolicyServer(port, policy_chain, policy_key, cls.policies).start()
+        for name, (crt, key) in certs_for.items():
+            cls.servers[name] = MxServer(IPS[name], port, crt, key).start()
+
+        cls.config = w.toml() + f"""
+[tls]
+ca_file = "{ca_crt}"
+[mta_sts]
+https_port = {port}
+fetch_timeout = "10s"
+[delivery]
+port = {port}
+connect_timeout = "5s"
+[retry]
+min_backoff = "1h"
+"""
+        cls.relay = Relay(deliver=True, extra_toml=cls.config).start()
+        cls.ids = {d: cls.send(d) for d in domains}
+        cls.wait(cls.ids.values())
+
+    @classmethod
+    def send(cls, domain, relay=None):
+        with smtplib.SMTP("127.0.0.1", (relay or cls.relay).port, timeout=30) as c:
+            c.ehlo("test.example")
+            c.mail(SENDER)
+            c.rcpt(f"user@{domain}.example")
+            code, reply = c.data(f"Subject: to {domain}\r\n\r\nHello.\r\n".encode())
+            assert code == 250, reply
+            return queued_id(reply)
+
+    @classmethod
+    def wait(cls, ids, relay=None):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            states = [cls.show(i, relay)["recipients"][0]["state"] for i in ids]
+            if all(s not in ("queued", "attempting") for s in states):
+                return
+            time.sleep(0.3)
+
+    @classmethod
+    def show(cls, queue_id, relay=None):
+        return json.loads((relay or cls.relay).cli("queue", "show", queue_id, "--json").stdout)
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            if cls.relay:
+                if os.environ.get("KEEP"):
+                    print(cls.relay.logs())
+                cls.relay.stop()
+        finally:
+            if cls.relay:
+                cls.relay.cleanup()
+            for s in cls.servers.values():
+                s.stop()
+            if cls.policy_server:
+                cls.policy_server.stop()
+            if cls.world:
+                cls.world.stop()
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def outcome(self, domain):
+        m = self.show(self.ids[domain])
+        return m["recipients"][0], m["attempts"]
+
+    def arrived(self, server, domain):
+        return self.servers[server].received_for(f"user@{domain}.example")
+
+    def test_enforce_with_a_matching_mx_and_a_valid_certificate_is_delivered(self):
+        rcpt, attempts = self.outcome("sts-enforce")
+        self.assertEqual(rcpt["state"], "delivered", attempts)
+        got = self.arrived("enforce", "sts-enforce")
+        self.assertEqual(len(got), 1)
+        self.assertTrue(got[0]["tls"])
+        self.assertEqual(attempts[-1]["tls_verdict"], "Trusted")
+        self.assertEqual(attempts[-1]["mta_sts"], "enforce id=1")
+        self.assertIn("MTA-STS policy of sts-enforce.example: id 1, mode enforce",
+                      self.relay.logs())
+
+    def test_enforce_with_an_mx_the_policy_does_not_name_is_deferred(self):
+        rcpt, attempts = self.outcome("sts-nomatch")
+        self.assertEqual((rcpt["state"], rcpt["last_status"]), ("deferred", "4.7.5"), attempts)
+        self.assertIn("mx.sts-nomatch.example does not match the MTA-STS policy",
+                      rcpt["last_reply"])
+        self.assertEqual(attempts[-1]["ip"], "")  # never contacted
+        self.assertEqual(self.arrived("nomatch", "sts-nomatch"), [])
+
+    def test_enforce_with_a_certificate_for_another_name_is_deferred(self):
+        rcpt, attempts = self.outcome("sts-wrongname")
+        self.assertEqual((rcpt["state"], rcpt["last_status"]), ("deferred", "4.7.5"), attempts)
+        self.assertIn("not trusted under the MTA-STS policy", rcpt["last_reply"])
+        self.assertIn("mismatch", rcpt["last_reply"])  # X.509: hostname mismatch
+        self.assertEqual(self.arrived("wrongname", "sts-wrongname"), [])
+
+    def test_testing_mode_delivers_and_records_the_failure(self):
+        rcpt, attempts = self.outcome("sts-testing")
+        self.assertEqual(rcpt["state"], "delivered", attempts)
+        self.assertEqual(len(self.arrived("wrongname", "sts-testing")), 1)
+        a = attempts[-1]
+        self.assertEqual(a["mta_sts"], "testing id=1")
+        self.assertIn("MTA-STS testing: enforce would defer: the certificate of "
+                      "mx.sts-testing.example", a["note"])
+        self.assertIn("warning: " + self.ids["sts-testing"] + ": MTA-STS testing for "
+                      "sts-testing.example", self.relay.logs())
+
+    def test_dane_wins_over_mta_sts(self):
+        rcpt, attempts = self.outcome("sts-dane")
+        self.assertEqual(rcpt["state"], "delivered", attempts)
+        a = attempts[-1]
+        self.assertEqual((a["tls_verdict"], a["tlsa_record"]), ("Verified", self.dane_tlsa))
+        self.assertEqual(a["mta_sts"], "enforce id=1, DANE applies")
+
+    def test_policy_survives_a_restart_and_a_policy_server_that_is_down(self):
+        rcpt, attempts = self.outcome("sts-cache")
+        self.assertEqual(rcpt["state"], "delivered", attempts)
+        queue_dir = self.relay.dir
+        # A second daemon on the same queue after the first stopped; the policy server is gone
+        # and the TXT record announces a new policy id, which cannot be fetched.
+        self.relay.stop()
+        type(self).policy_server.stop()
+        type(self).policy_server = None
+        zone = self.world.zones["sts-cache.example."]
+        zone.records = [r.replace("id=1;", "id=2;") for r in zone.records]
+        self.world.update_unsigned("sts-cache.example.", "_mta-sts.sts-cache.example", "TXT",
+                                   "id=2")
+        self.relay.start()
+        self.assertEqual(self.relay.dir, queue_dir)
+        qid = self.send("sts-cache")
+        self.wait([qid])
+        m = self.show(qid)
+        self.assertEqual(m["recipients"][0]["state"], "delivered", m)
+        self.assertEqual(m["attempts"][-1]["mta_sts"], "enforce id=1 (cached)")
+        self.assertEqual(m["attempts"][-1]["tls_verdict"], "Trusted")
+        self.assertIn("MTA-STS policy of sts-cache.example (id 2) not fetched", self.relay.logs())
+        self.assertIn("the cached policy (id 1) stays in force", self.relay.logs())
+        self.assertEqual(len(self.arrived("cache", "sts-cache")), 2)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
