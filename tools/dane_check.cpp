@@ -9,6 +9,7 @@
 
 #include "dns/resolver.hpp"
 #include "relay/outbound/dane_probe.hpp"
+#include "relay/outbound/sts_policies.hpp"
 #include "tls/client.hpp"
 
 namespace danerelay::tools {
@@ -19,6 +20,21 @@ using nlohmann::json;
 void PrintText(const json& r, std::ostream& out) {
   out << fmt::format("dane-check {} ({} DANE)\n", r["domain"].get<std::string>(),
                      r["mode"].get<std::string>());
+  if (r.contains("mta_sts")) {
+    const auto& s = r["mta_sts"];
+    if (s.contains("mode")) {
+      std::string mx;
+      for (const auto& m : s["mx"]) mx += (mx.empty() ? "" : ", ") + m.get<std::string>();
+      out << fmt::format("MTA-STS policy: mode {}, id {}, max_age {}, mx: {}{}\n",
+                         s["mode"].get<std::string>(), s["id"].get<std::string>(),
+                         s["max_age"].get<long>(), mx, s["cached"].get<bool>() ? " (cached)" : "");
+    } else {
+      out << "MTA-STS policy: none\n";
+    }
+    if (!s["problem"].get<std::string>().empty()) {
+      out << "  MTA-STS problem: " << s["problem"].get<std::string>() << "\n";
+    }
+  }
   for (const auto& h : r["hosts"]) {
     out << fmt::format("\nMX host {}:{}  (MX RRset {}, addresses {})\n",
                        h["host"].get<std::string>(), h["port"].get<int>(),
@@ -32,6 +48,7 @@ void PrintText(const json& r, std::ostream& out) {
     }
     out << fmt::format("  policy (step {}): {}\n", h["policy_step"].get<int>(),
                        h["policy"].get<std::string>());
+    if (h.contains("mta_sts")) out << "  MTA-STS: " << h["mta_sts"].get<std::string>() << "\n";
     if (h.contains("tls_requirement")) {
       out << "  TLS: " << h["tls_requirement"].get<std::string>() << "\n";
     }
@@ -92,10 +109,15 @@ int RunDaneCheck(const config::Config& cfg, const std::string& domain, bool mand
     out << "dane-check: dns: " << resolver.error() << "\n";
     return 3;
   }
-  auto tls_ctx = tls::MakeClientContext();
+  auto tls_ctx = tls::MakeClientContext(cfg.delivery.mta_sts.ca_file);
   if (!tls_ctx) {
     out << "dane-check: tls: " << tls_ctx.error() << "\n";
     return 3;
+  }
+  // MTA-STS as delivery applies it, fetched now (the daemon's cache is not consulted).
+  std::unique_ptr<relay::StsPolicies> sts;
+  if (cfg.delivery.mta_sts.enabled) {
+    sts = std::make_unique<relay::StsPolicies>(**resolver, nullptr, cfg.delivery.mta_sts);
   }
   json report;
   int status = 3;
@@ -111,7 +133,7 @@ int RunDaneCheck(const config::Config& cfg, const std::string& domain, bool mand
   });
   asio::co_spawn(io,
                  relay::ProbeDomain(cfg.delivery, cfg.server.hostname, domain, mandatory,
-                                    **resolver, *tls_ctx, report),
+                                    **resolver, *tls_ctx, sts.get(), report),
                  [&](std::exception_ptr e, int s) {
                    if (!e) status = s;
                    io.stop();

@@ -11,6 +11,7 @@
 #include "dns/resolver.hpp"
 #include "relay/outbound/next_hop.hpp"
 #include "relay/outbound/smtp_client.hpp"
+#include "relay/outbound/sts_policies.hpp"
 
 namespace danerelay::relay {
 namespace {
@@ -40,7 +41,7 @@ std::string TlsaText(const std::optional<dns::TlsaAnswer>& t) {
 asio::awaitable<int> ProbeDomain(const DeliveryOptions& options, const std::string& helo_name,
                                  const std::string& given_domain, bool mandatory,
                                  dns::Resolver& resolver,
-                                 std::shared_ptr<asio::ssl::context> tls_ctx,
+                                 std::shared_ptr<asio::ssl::context> tls_ctx, StsPolicies* sts,
                                  nlohmann::json& report) {
   const auto ascii = dns::ToAsciiDomain(given_domain);
   if (!ascii) {
@@ -65,6 +66,20 @@ asio::awaitable<int> ProbeDomain(const DeliveryOptions& options, const std::stri
     report["reason"] = hops.reason;
     co_return hops.permanent ? 2 : 1;
   }
+  // MTA-STS as delivery applies it (not for [routes]; DANE wins where it applies).
+  std::optional<sts::Policy> sts_policy;
+  if (sts && !options.routes.contains(domain)) {
+    const StsLookup look = co_await sts->Get(domain);
+    nlohmann::json j = {{"problem", look.problem}, {"cached", look.cached}};
+    if (look.policy) {
+      j["id"] = look.policy->id;
+      j["mode"] = std::string(sts::ToString(look.policy->mode));
+      j["mx"] = look.policy->mx;
+      j["max_age"] = look.policy->max_age.count();
+      if (look.policy->mode != sts::Mode::kNone) sts_policy = look.policy;
+    }
+    report["mta_sts"] = std::move(j);
+  }
   // As delivery: at most max_mx_hosts hosts.
   const std::span<const NextHop> hosts(hops.hosts.data(),
                                        std::min<size_t>(hops.hosts.size(), options.max_mx_hosts));
@@ -88,6 +103,17 @@ asio::awaitable<int> ProbeDomain(const DeliveryOptions& options, const std::stri
         h["tlsa_records"].push_back({{"record", r.ToString()}, {"usable", tls::UsableForSmtp(r)}});
       }
     }
+    // MTA-STS where DANE does not apply (and the host is usable at all).
+    const bool usable = !plan.no_address && !decision.defer;
+    const bool dane_applies = decision.tls == TlsRequirement::kDane;
+    const bool mx_allowed = sts_policy && sts::MxAllowed(*sts_policy, hop.name);
+    const sts::Mode sts_mode =
+        sts_policy && usable && !dane_applies ? sts_policy->mode : sts::Mode::kNone;
+    if (sts_policy && usable) {
+      h["mta_sts"] = dane_applies ? "DANE applies"
+                     : mx_allowed ? "the MX host matches the policy"
+                                  : "the MX host does not match the policy";
+    }
     if (plan.no_address) {
       h["result"] = "deferred";
       h["reason"] = "no address records";
@@ -95,6 +121,10 @@ asio::awaitable<int> ProbeDomain(const DeliveryOptions& options, const std::stri
       h["result"] = "deferred";
       h["status"] = decision.status;
       h["reason"] = decision.reason;
+    } else if (sts_mode == sts::Mode::kEnforce && !mx_allowed) {
+      h["result"] = "deferred";
+      h["status"] = "4.7.5";
+      h["reason"] = fmt::format("{} does not match the MTA-STS policy of {}", hop.name, domain);
     } else {
       h["tls_requirement"] = std::string(TlsName(decision.tls));
       bool passed = false;
@@ -106,6 +136,12 @@ asio::awaitable<int> ProbeDomain(const DeliveryOptions& options, const std::stri
         req.mx_host = hop.name;
         req.helo_name = helo_name;
         req.tls = decision.tls;
+        if (sts_mode == sts::Mode::kEnforce) {
+          if (req.tls == TlsRequirement::kMay) req.tls = TlsRequirement::kEncrypt;
+          req.webpki_check = req.webpki_required = true;
+        } else if (sts_mode == sts::Mode::kTesting) {
+          req.webpki_check = true;
+        }
         if (decision.tls == TlsRequirement::kDane) {
           req.dane = MakeDaneSetup(plan, hop, domain, decision);
         }

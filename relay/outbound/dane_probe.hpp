@@ -18,13 +18,16 @@ class Resolver;
 
 namespace danerelay::relay {
 
-// Fills `report` (domain, mode, hosts with their facts, policy and connections, verdict:
-// "delivered" | "deferred" | "bounced", and for a domain without hosts its status and reason)
-// and returns 0 (would be delivered), 1 (deferred) or 2 (bounced). `mandatory` forces mandatory
-// DANE; otherwise [dane] mandatory_domains decides. [routes] apply as in delivery.
+class StsPolicies;
+
+// `sts`: MTA-STS as delivery applies it (nullptr: not looked at). Fills `report` (domain, mode,
+// hosts with their facts, policy and connections, verdict: "delivered" | "deferred" | "bounced",
+// and for a domain without hosts its status and reason) and returns 0 (would be delivered), 1
+// (deferred) or 2 (bounced). `mandatory` forces mandatory DANE; otherwise [dane] mandatory_domains
+// decides. [routes] apply as in delivery.
 asio::awaitable<int> ProbeDomain(const DeliveryOptions& options, const std::string& helo_name,
                                  const std::string& domain, bool mandatory, dns::Resolver& resolver,
-                                 std::shared_ptr<asio::ssl::context> tls_ctx,
+                                 std::shared_ptr<asio::ssl::context> tls_ctx, StsPolicies* sts,
                                  nlohmann::json& report);
 
 }  // namespace danerelay::relay

@@ -95,7 +95,8 @@ struct Preflight::Impl : std::enable_shared_from_this<Impl> {
       nlohmann::json report;
       // A copy: a reload may replace `options` while this round awaits.
       const DeliveryOptions opts = options;
-      co_await ProbeDomain(opts, helo_name, domain, true, resolver, tls_context, report);
+      // Mandatory DANE decides for these domains; MTA-STS is not looked at.
+      co_await ProbeDomain(opts, helo_name, domain, true, resolver, tls_context, nullptr, report);
       if (stopping) co_return;
       const auto problems = Problems(report);
       for (const auto& p : problems) {

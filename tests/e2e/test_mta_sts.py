@@ -234,6 +234,23 @@ min_backoff = "1h"
         self.assertEqual((a["tls_verdict"], a["tlsa_record"]), ("Verified", self.dane_tlsa))
         self.assertEqual(a["mta_sts"], "enforce id=1, DANE applies")
 
+    def test_dane_check_shows_the_policy_and_its_verdict(self):
+        # (Runs before the restart test below stops the policy server: tests run by name.)
+        r = self.relay.cli("dane-check", "sts-enforce.example", "--json", check=False)
+        report = json.loads(r.stdout)
+        self.assertEqual(r.returncode, 0, report)
+        self.assertEqual((report["mta_sts"]["mode"], report["mta_sts"]["id"]), ("enforce", "1"))
+        host = report["hosts"][0]
+        self.assertEqual(host["mta_sts"], "the MX host matches the policy")
+        self.assertEqual(host["connections"][0]["tls_verdict"], "Trusted")
+        r = self.relay.cli("dane-check", "sts-nomatch.example", check=False)
+        text = r.stdout.decode()
+        self.assertEqual(r.returncode, 1, text)
+        self.assertIn("MTA-STS policy: mode enforce, id 1, max_age 86400, mx: mx.elsewhere.example",
+                      text)
+        self.assertIn("MTA-STS: the MX host does not match the policy", text)
+        self.assertIn("does not match the MTA-STS policy of sts-nomatch.example", text)
+
     def test_policy_survives_a_restart_and_a_policy_server_that_is_down(self):
         rcpt, attempts = self.outcome("sts-cache")
         self.assertEqual(rcpt["state"], "delivered", attempts)
