@@ -67,6 +67,7 @@ struct NewMessage {
   std::string protocol;  // "ESMTP", "ESMTPS", "SMTP"
   bool body_8bitmime = false;
   bool smtputf8 = false;
+  bool requiretls = false;  // RFC 8689: only over TLS authenticated by DANE or MTA-STS
   DsnRet dsn_ret = DsnRet::kUnspecified;
   std::string dsn_envid;  // RFC 3461 §4.4, xtext-decoded
   std::string auth_user;  // the SMTP AUTH user that submitted it, "" when none
@@ -98,6 +99,7 @@ struct MessageInfo {
   std::string protocol;
   bool body_8bitmime = false;
   bool smtputf8 = false;
+  bool requiretls = false;
   DsnRet dsn_ret = DsnRet::kUnspecified;
   std::string dsn_envid;
   std::string auth_user;

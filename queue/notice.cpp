@@ -192,10 +192,12 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
     }
   }
 
-  // 3. The original: whole, or its headers when the sender asked (RET=HDRS) or it is large.
+  // 3. The original: whole, or its headers when the sender asked (RET=HDRS) or it is large. A
+  // REQUIRETLS message's body never goes into a notice (RFC 8689 §5: the notice is not sent
+  // under the same protection).
   // A success report carries only the headers (as Postfix does).
-  const bool whole =
-      !relayed && original.dsn_ret != DsnRet::kHdrs && content.size() <= options.return_size_limit;
+  const bool whole = !relayed && original.dsn_ret != DsnRet::kHdrs && !original.requiretls &&
+                     content.size() <= options.return_size_limit;
   const std::string returned = whole ? content : Headers(content, options.return_size_limit);
   const bool eight_bit = Is8Bit(returned);
   m += fmt::format("\r\n--{}\r\nContent-Description: Undelivered {}\r\n", boundary,

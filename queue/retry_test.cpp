@@ -190,6 +190,22 @@ TEST(NoticeTest, HeadersOnlyWhenAskedOrLarge) {
   EXPECT_LT(large.content.size(), 5000u);
 }
 
+TEST(NoticeTest, RequireTlsMessagesComeBackWithoutTheirBody) {
+  // RFC 8689 §5: the notice does not travel under the same protection.
+  MessageInfo m = OneRecipient("alice@example.org", kNotifyNone);
+  m.requiretls = true;
+  StoredRecipient r = m.recipients[0];
+  r.last_status = "5.7.30";
+  r.last_reply = "REQUIRETLS: mx.example.net does not offer REQUIRETLS";
+  const std::string original = "Subject: private\r\n\r\nThe confidential body\r\n";
+  const NewMessage n = ComposeNotice(NoticeKind::kFailure, m, original, {r}, "B5", kT0,
+                                     std::nullopt, {"relay.test"});
+  EXPECT_THAT(n.content, ::testing::HasSubstr("Content-Type: text/rfc822-headers"));
+  EXPECT_THAT(n.content, ::testing::HasSubstr("Subject: private"));
+  EXPECT_THAT(n.content, ::testing::Not(::testing::HasSubstr("The confidential body")));
+  EXPECT_THAT(n.content, ::testing::HasSubstr("Status: 5.7.30"));
+}
+
 TEST(NoticeTest, LargeMessageWithoutABlankLineComesBackBounded) {
   // Issue 9: a message without a blank line is all header; it used to come back whole.
   MessageInfo m = OneRecipient("alice@example.org", kNotifyNone);

@@ -94,7 +94,7 @@ ALTER TABLE messages ADD COLUMN auth_user TEXT NOT NULL DEFAULT '';
     R"sql(
 ALTER TABLE attempts ADD COLUMN note TEXT NOT NULL DEFAULT '';
 )sql",
-    // 5: MTA-STS: the policy cache, and the policy an attempt was made under.
+    // 5: MTA-STS: the policy cache, and the policy an attempt was made under; REQUIRETLS.
     R"sql(
 CREATE TABLE sts_policies (
   domain TEXT PRIMARY KEY,
@@ -103,6 +103,7 @@ CREATE TABLE sts_policies (
   fetched_us INTEGER NOT NULL
 ) WITHOUT ROWID;
 ALTER TABLE attempts ADD COLUMN mta_sts TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN requiretls INTEGER NOT NULL DEFAULT 0;
 )sql",
 };
 
@@ -205,8 +206,8 @@ tl::expected<void, StoreError> Store::Impl::InsertMessage(const NewMessage& m) {
   if (!insert_message) {
     auto a = Prepare(
         "INSERT INTO messages (id, arrival_us, sender, size, client_address, client_helo, "
-        "protocol, body_8bitmime, smtputf8, dsn_ret, dsn_envid, auth_user) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+        "protocol, body_8bitmime, smtputf8, dsn_ret, dsn_envid, auth_user, requiretls) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
     auto b = Prepare(
         "INSERT INTO recipients (message_id, idx, address, state, notify, orcpt, "
         "next_attempt_us, domain) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7)");
@@ -237,6 +238,7 @@ tl::expected<void, StoreError> Store::Impl::InsertMessage(const NewMessage& m) {
   text(ms, 10, ToString(m.dsn_ret));
   text(ms, 11, m.dsn_envid);
   text(ms, 12, m.auth_user);
+  sqlite3_bind_int(ms, 13, m.requiretls ? 1 : 0);
   const int rc = sqlite3_step(ms);
   sqlite3_reset(ms);
   if (rc != SQLITE_DONE) return tl::unexpected(Err("insert message " + m.id));

@@ -175,9 +175,10 @@ tl::expected<Store::Touched, StoreError> Store::Finish(const Selection& s,
           if (found != SQLITE_ROW) return tl::unexpected(impl_->Err("finish: read message"));
           const MessageInfo info = Impl::ReadMessageRow(msg->get());
           // The content follows the kMessageColumns.
-          const auto* data = static_cast<const char*>(sqlite3_column_blob(msg->get(), 12));
+          const int at = kMessageColumnCount;
+          const auto* data = static_cast<const char*>(sqlite3_column_blob(msg->get(), at));
           const std::string content(data ? data : "",
-                                    static_cast<size_t>(sqlite3_column_bytes(msg->get(), 12)));
+                                    static_cast<size_t>(sqlite3_column_bytes(msg->get(), at)));
           std::vector<StoredRecipient> finished;
           auto read = impl_->EachRow(
               rcpts->get(), "finish: read recipients",

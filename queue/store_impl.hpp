@@ -42,7 +42,8 @@ using namespace internal;
 extern const char* const kMigrations[Store::kSchemaVersion];
 inline constexpr const char* kMessageColumns =
     "id, arrival_us, sender, size, client_address, client_helo, protocol, body_8bitmime, "
-    "smtputf8, dsn_ret, dsn_envid, auth_user";
+    "smtputf8, dsn_ret, dsn_envid, auth_user, requiretls";
+inline constexpr int kMessageColumnCount = 13;  // the columns above: what follows them is at 13
 inline constexpr const char* kRecipientColumns =
     "idx, address, state, notify, orcpt, attempts, next_attempt_us, last_status, last_reply, "
     "last_remote, last_attempt_us, delay_warned";
@@ -204,6 +205,7 @@ struct Store::Impl {
     m.dsn_ret = DsnRetFromString(ColumnText(s, 9));
     m.dsn_envid = ColumnText(s, 10);
     m.auth_user = ColumnText(s, 11);
+    m.requiretls = sqlite3_column_int(s, 12) != 0;
     return m;
   }
 };

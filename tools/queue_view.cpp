@@ -53,6 +53,7 @@ nlohmann::json ToJson(const queue::MessageInfo& m) {
       {"auth_user", m.auth_user},
       {"body", m.body_8bitmime ? "8BITMIME" : "7BIT"},
       {"smtputf8", m.smtputf8},
+      {"requiretls", m.requiretls},
       {"dsn_ret", std::string(queue::ToString(m.dsn_ret))},
       {"dsn_envid", m.dsn_envid},
       {"recipients", std::move(rcpts)},
@@ -141,8 +142,8 @@ void PrintMessage(std::ostream& out, const queue::MessageInfo& m, const std::str
   out << fmt::format("Client:     [{}] helo={} protocol={}\n", m.client_address, m.client_helo,
                      m.protocol);
   if (!m.auth_user.empty()) out << fmt::format("Auth user:  {}\n", m.auth_user);
-  out << fmt::format("Body:       {}{}\n", m.body_8bitmime ? "8BITMIME" : "7BIT",
-                     m.smtputf8 ? ", SMTPUTF8" : "");
+  out << fmt::format("Body:       {}{}{}\n", m.body_8bitmime ? "8BITMIME" : "7BIT",
+                     m.smtputf8 ? ", SMTPUTF8" : "", m.requiretls ? ", REQUIRETLS" : "");
   out << fmt::format(
       "DSN:        RET={} ENVID={}\n",
       m.dsn_ret == queue::DsnRet::kUnspecified ? "(default)" : queue::ToString(m.dsn_ret),

@@ -10,6 +10,7 @@
 #include "dns/idn.hpp"
 #include "dns/resolver.hpp"
 #include "relay/metrics.hpp"
+#include "relay/network.hpp"
 #include "relay/outbound/next_hop.hpp"
 #include "relay/outbound/resolver_health.hpp"
 #include "relay/outbound/sts_policies.hpp"
@@ -51,6 +52,27 @@ std::string Seconds(std::chrono::duration<double> d) {
   while (out.back() == '0') out.pop_back();
   if (out.back() == '.') out.pop_back();
   return out;
+}
+
+// RFC 8689 §4.2.1: a "TLS-Required: No" header field in the message header.
+bool TlsRequiredNo(std::string_view content) {
+  const std::string_view header = content.substr(0, content.find("\r\n\r\n"));
+  for (size_t pos = 0; pos < header.size();) {
+    const auto eol = header.find("\r\n", pos);
+    const std::string_view line =
+        header.substr(pos, eol == std::string_view::npos ? std::string_view::npos : eol - pos);
+    pos = eol == std::string_view::npos ? header.size() : eol + 2;
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string name = LowerAscii(line.substr(0, colon));
+    while (!name.empty() && name.back() == ' ') name.pop_back();
+    if (name != "tls-required") continue;
+    std::string value = LowerAscii(line.substr(colon + 1));
+    value.erase(0, value.find_first_not_of(" \t"));
+    value.erase(value.find_last_not_of(" \t") + 1);
+    return value == "no";
+  }
+  return false;
 }
 
 void CountDane(const char* outcome) {
@@ -191,7 +213,13 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
   // The MTA-STS policy, for MX-based delivery (not for [routes]).
   std::optional<sts::Policy> sts_policy;
   std::string sts_label;  // "enforce id=..." for the attempts
-  if (ctx.sts && !ctx.options.routes.contains(domain)) {
+  // RFC 8689 §4.2.1: "TLS-Required: No" (without REQUIRETLS) sets MTA-STS aside for this
+  // message; DANE is never set aside.
+  const bool tls_required_no = !m.requiretls && TlsRequiredNo(content);
+  if (tls_required_no) {
+    spdlog::info("{}: TLS-Required: No; MTA-STS is not applied to this message", m.id);
+  }
+  if (ctx.sts && !tls_required_no && !ctx.options.routes.contains(domain)) {
     dns_started = SteadyClock::now();
     const StsLookup look = co_await ctx.sts->Get(domain);
     delays.dns += SteadyClock::now() - dns_started;
@@ -292,6 +320,24 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
     } else if (sts_mode == sts::Mode::kTesting) {
       req.webpki_check = true;  // judged, noted, not required
     }
+    if (m.requiretls) {
+      // RFC 8689 §4.2.1: TLS authenticated by DANE, or by an MTA-STS policy that names the host
+      // (its certificate then valid under WebPKI, whatever the policy's mode).
+      const bool by_sts = sts_policy && sts::MxAllowed(*sts_policy, host.name);
+      if (!dane_applies && !by_sts) {
+        last_status = "5.7.30";
+        last_reason = fmt::format(
+            "REQUIRETLS: {} is authenticated neither by DANE nor by an MTA-STS policy", host.name);
+        spdlog::info("{}: {} not used: {}", m.id, host.name, last_reason);
+        RecordHost(m, host, facts, "", "", last_reason, last_status, "", out, tags);
+        continue;
+      }
+      if (!dane_applies) {
+        if (req.tls == TlsRequirement::kMay) req.tls = TlsRequirement::kEncrypt;
+        req.webpki_check = req.webpki_required = true;
+      }
+      req.requiretls = true;
+    }
     req.tls_context = ctx.tls_context;
     req.message = &m;
     req.content = &content;
@@ -355,7 +401,9 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
   }
   // No host took the mail: deferred with what the last one said (4.7.5 for TLS and DANE,
   // 4.4.x for DNS and connections).
-  finish(RecipientState::kDeferred, last_status, last_reason, "");
+  // 5.7.30 (REQUIRETLS could not be met) is final; everything else is tried again.
+  finish(last_status.starts_with("5.") ? RecipientState::kFailed : RecipientState::kDeferred,
+         last_status, last_reason, "");
   co_return out;
 }
 

@@ -201,6 +201,10 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
     co_return host_fail("4.7.5",
                         fmt::format("TLS is required, but {} does not offer STARTTLS", peer));
   }
+  if (req.requiretls && !ehlo->HasExtension("REQUIRETLS")) {
+    co_await s->Quit();
+    co_return host_fail("5.7.30", fmt::format("REQUIRETLS: {} does not offer REQUIRETLS", peer));
+  }
   s->ehlo = std::move(*ehlo);
   co_return s;
 }
@@ -236,6 +240,7 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
   if (ehlo.HasExtension("SIZE")) mail += fmt::format(" SIZE={}", req.content->size());
   if (m.body_8bitmime && ehlo.HasExtension("8BITMIME")) mail += " BODY=8BITMIME";
   if (utf8) mail += " SMTPUTF8";
+  if (req.requiretls) mail += " REQUIRETLS";
   if (dsn && m.dsn_ret != queue::DsnRet::kUnspecified) {
     mail += " RET=" + std::string(queue::ToString(m.dsn_ret));
   }
@@ -340,6 +345,7 @@ std::string CacheKey(const ClientRequest& req) {
   std::string key =
       fmt::format("{}|{}|{}|{}|{}|{}|{}", req.ip, req.port, req.mx_host, static_cast<int>(req.tls),
                   req.plaintext_only, req.webpki_check, req.webpki_required);
+  if (req.requiretls) key += "|REQUIRETLS";
   if (req.dane) {
     key += "|" + req.dane->base_domain;
     for (const auto& n : req.dane->extra_names) key += "|" + n;

@@ -37,6 +37,8 @@ struct ClientRequest {
   // means valid for it); `webpki_required` (mode enforce): anything else fails the host.
   bool webpki_check = false;
   bool webpki_required = false;
+  // RFC 8689: the next hop must offer REQUIRETLS (else 5.7.30), and MAIL carries it on.
+  bool requiretls = false;
   std::shared_ptr<asio::ssl::context> tls_context;
   bool plaintext_only = false;  // the retry after a failed opportunistic handshake
   // Envelope and recipients to deliver; nullptr probes: QUIT right after the TLS step

@@ -301,6 +301,8 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
       if (p_.starttls_offered && !tls_active_) out_ += "250-STARTTLS\r\n";
       // RFC 4954 §4 and RFC 8314: credentials only inside TLS, so AUTH is offered only there.
       if (p_.auth_offered && tls_active_) out_ += "250-AUTH PLAIN LOGIN\r\n";
+      // RFC 8689 §4.1: REQUIRETLS only inside TLS.
+      if (tls_active_) out_ += "250-REQUIRETLS\r\n";
       out_ += "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250 SMTPUTF8\r\n";
       break;
     }
@@ -330,6 +332,10 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
                           authenticated_));
         break;
       }
+      if (args->requiretls && !tls_active_) {
+        Reply(530, "5.7.10", "REQUIRETLS needs a TLS session (STARTTLS first)");
+        break;
+      }
       if (args->size && *args->size > p_.limits.max_message_size) {
         Reply(552, "5.3.4", "Message size exceeds fixed limit");
         break;
@@ -338,6 +344,7 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
       message_.sender = std::move(args->sender);
       message_.dsn_ret = args->ret;
       message_.dsn_envid = std::move(args->envid);
+      message_.requiretls = args->requiretls;
       body_8bitmime_ = args->body_8bitmime;
       smtputf8_ = args->smtputf8;
       if (p_.check_sender && !message_.sender.empty()) {

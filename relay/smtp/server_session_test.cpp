@@ -431,6 +431,23 @@ TEST_F(AuthTest, OnlyInsideTlsThenTheClientMayRelay) {
   EXPECT_THAT(run.messages[0].content, HasSubstr("with ESMTPSA id"));
 }
 
+TEST_F(SessionTest, RequireTlsOnlyInsideTls) {
+  // RFC 8689 §4.1: not offered and refused before STARTTLS; offered and stored inside TLS.
+  Transcript run = Talk({"EHLO c.example\r\nMAIL FROM:<a@example.org> REQUIRETLS\r\n",
+                         "STARTTLS\r\n", "EHLO c.example\r\n",
+                         "MAIL FROM:<a@example.org> REQUIRETLS\r\nRCPT TO:<b@example.net>\r\n"
+                         "DATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n"},
+                        Params());
+  const size_t tls = run.output.find("220 2.0.0 Ready to start TLS");
+  ASSERT_NE(tls, std::string::npos);
+  EXPECT_EQ(run.output.substr(0, tls).find("250-REQUIRETLS"), std::string::npos);
+  EXPECT_THAT(run.output.substr(0, tls),
+              HasSubstr("530 5.7.10 REQUIRETLS needs a TLS session (STARTTLS first)"));
+  EXPECT_THAT(run.output.substr(tls), HasSubstr("250-REQUIRETLS\r\n"));
+  ASSERT_EQ(run.messages.size(), 1u);
+  EXPECT_TRUE(run.messages[0].requiretls);
+}
+
 TEST_F(AuthTest, UnauthenticatedUntrustedClientStillCannotRelay) {
   Transcript run = Talk({kTls,
                          "EHLO c.example\r\nMAIL FROM:<a@example.org>\r\n"

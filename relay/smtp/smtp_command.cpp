@@ -318,6 +318,11 @@ tl::expected<MailArgs, SyntaxError> ParseMail(std::string_view argument) {
     } else if (IEquals(key, "SMTPUTF8")) {
       if (value || args.smtputf8) return tl::unexpected(BadParam(p, "SMTPUTF8 takes no value"));
       args.smtputf8 = true;
+    } else if (IEquals(key, "REQUIRETLS")) {
+      if (value || args.requiretls) {
+        return tl::unexpected(BadParam(p, "REQUIRETLS takes no value"));
+      }
+      args.requiretls = true;
     } else if (IEquals(key, "RET")) {
       if (!value || !once(seen_ret)) return tl::unexpected(BadParam(p, "RET=FULL|HDRS"));
       if (IEquals(*value, "FULL")) {

@@ -50,6 +50,7 @@ struct MailArgs {
   std::optional<std::uint64_t> size;
   bool body_8bitmime = false;
   bool smtputf8 = false;
+  bool requiretls = false;  // RFC 8689
   queue::DsnRet ret = queue::DsnRet::kUnspecified;
   std::string envid;  // xtext-decoded
 };

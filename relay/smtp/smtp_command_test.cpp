@@ -24,6 +24,15 @@ TEST(ParseMailTest, PathAndAllParameters) {
   EXPECT_EQ(m->envid, "a+b=c");
 }
 
+TEST(ParseMailTest, RequireTls) {
+  auto m = ParseMail("FROM:<a@b.example> REQUIRETLS");
+  ASSERT_TRUE(m);
+  EXPECT_TRUE(m->requiretls);
+  EXPECT_FALSE(ParseMail("FROM:<a@b.example>")->requiretls);
+  EXPECT_FALSE(ParseMail("FROM:<a@b.example> REQUIRETLS=YES"));
+  EXPECT_FALSE(ParseMail("FROM:<a@b.example> REQUIRETLS REQUIRETLS"));
+}
+
 TEST(ParseMailTest, NullSenderSpaceAfterColonAndSourceRoute) {
   auto null = ParseMail("FROM:<>");
   ASSERT_TRUE(null);

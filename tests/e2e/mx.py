@@ -7,6 +7,7 @@ import subprocess
 import threading
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 
 def openssl(*args):
@@ -99,15 +100,47 @@ class Recorder:
         return "250 2.0.0 Ok: stored"
 
 
+class RequireTlsRecorder(Recorder):
+    """Offers REQUIRETLS (RFC 8689) inside TLS and records whether MAIL carried it."""
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if session.ssl is not None:
+            responses.insert(len(responses) - 1, "250-REQUIRETLS")
+        return responses
+
+    async def handle_DATA(self, server, session, envelope):
+        reply = await super().handle_DATA(server, session, envelope)
+        with self.lock:
+            self.messages[-1]["requiretls"] = getattr(server, "requiretls_seen", False)
+        return reply
+
+
+class RequireTlsSmtp(SMTP):
+    async def smtp_MAIL(self, arg):
+        # aiosmtpd refuses parameters it does not know: take REQUIRETLS off first.
+        self.requiretls_seen = False
+        if arg and " REQUIRETLS" in arg.upper():
+            i = arg.upper().rfind(" REQUIRETLS")
+            arg = arg[:i] + arg[i + len(" REQUIRETLS"):]
+            self.requiretls_seen = True
+        await super().smtp_MAIL(arg)
+
+
+class RequireTlsController(Controller):
+    def factory(self):
+        return RequireTlsSmtp(self.handler, **self.SMTP_kwargs)
+
+
 class MxServer:
     """`broken_tls`: STARTTLS is offered and answered 220, but the server side of the handshake
     allows only TLS 1.0, which OpenSSL 3 refuses at its default security level: every handshake
     fails."""
 
     def __init__(self, ip, port, cert=None, key=None, data_delay=0.0, smtputf8=False,
-                 broken_tls=False):
+                 broken_tls=False, requiretls=False):
         self.ip, self.port = ip, port
-        self.recorder = Recorder(data_delay)
+        self.recorder = (RequireTlsRecorder if requiretls else Recorder)(data_delay)
         kwargs = {}
         if cert:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -115,7 +148,8 @@ class MxServer:
             if broken_tls:
                 ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1
             kwargs["tls_context"] = ctx
-        self.controller = Controller(self.recorder, hostname=ip, port=port,
+        controller = RequireTlsController if requiretls else Controller
+        self.controller = controller(self.recorder, hostname=ip, port=port,
                                      server_hostname=f"mx-{ip}", ready_timeout=10,
                                      enable_SMTPUTF8=smtputf8, **kwargs)
 

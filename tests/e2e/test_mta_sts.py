@@ -21,7 +21,7 @@ from mx import (MxServer, free_port_on, private_ca, self_signed, signed_by, tlsa
 
 POLICY_IP = "127.0.0.40"
 IPS = {name: f"127.0.0.{n}" for n, name in enumerate(
-    ["enforce", "nomatch", "wrongname", "dane", "cache"], start=41)}
+    ["enforce", "nomatch", "wrongname", "dane", "cache", "rtls"], start=41)}
 SENDER = "alice@sender.example"
 
 
@@ -91,14 +91,16 @@ class MtaStsTest(unittest.TestCase):
         ca_crt, ca_key = cls.ca = private_ca(certs)
         domains = ["sts-enforce", "sts-nomatch", "sts-wrongname", "sts-testing", "sts-dane",
                    "sts-cache"]
-        policy_chain, policy_key = signed_by(certs, "mta-sts.sts-enforce.example", ca_crt, ca_key,
-                                             also=[f"mta-sts.{d}.example" for d in domains])
+        policy_chain, policy_key = signed_by(
+            certs, "mta-sts.sts-enforce.example", ca_crt, ca_key,
+            also=[f"mta-sts.{d}.example" for d in domains + ["rtls-sts"]])
         certs_for = {
             "enforce": signed_by(certs, "mx.sts-enforce.example", ca_crt, ca_key),
             "nomatch": signed_by(certs, "mx.sts-nomatch.example", ca_crt, ca_key),
             "wrongname": signed_by(certs, "someone.else", ca_crt, ca_key),
             "dane": self_signed(certs, "mx.sts-dane.example"),
             "cache": signed_by(certs, "mx.sts-cache.example", ca_crt, ca_key),
+            "rtls": signed_by(certs, "mx.rtls-sts.example", ca_crt, ca_key),
         }
         cls.dane_tlsa = tlsa_3_1_1(certs_for["dane"][0])
 
@@ -111,6 +113,14 @@ class MtaStsTest(unittest.TestCase):
             z.add('_mta-sts TXT "v=STSv1; id=1;"')
             if d == "sts-dane":
                 z.add(f"_{port}._tcp.mx TLSA {cls.dane_tlsa}")
+        # REQUIRETLS: an MX that offers it, reached by DANE (rtls-dane: TLSA 3 1 1 of its key)
+        # and by MTA-STS (rtls-sts); an unsigned domain without a policy (rtls-plain).
+        rtls_tlsa = tlsa_3_1_1(certs_for["rtls"][0])
+        w.zone("rtls-dane.example.").add("@ MX 10 mx").add(f"mx A {IPS['rtls']}") \
+            .add(f"_{port}._tcp.mx TLSA {rtls_tlsa}")
+        w.zone("rtls-sts.example.", "unsigned").add("@ MX 10 mx").add(f"mx A {IPS['rtls']}") \
+            .add(f"mta-sts A {POLICY_IP}").add('_mta-sts TXT "v=STSv1; id=7;"')
+        w.zone("rtls-plain.example.", "unsigned").add("@ MX 10 mx").add(f"mx A {IPS['rtls']}")
         w.start()
 
         cls.policies = {
@@ -121,10 +131,12 @@ class MtaStsTest(unittest.TestCase):
             # A self-signed certificate fails WebPKI, but DANE decides for this domain.
             "mta-sts.sts-dane.example": policy("enforce", "mx.sts-dane.example"),
             "mta-sts.sts-cache.example": policy("enforce", "mx.sts-cache.example"),
+            "mta-sts.rtls-sts.example": policy("testing", "mx.rtls-sts.example"),
         }
         cls.policy_server = PolicyServer(port, policy_chain, policy_key, cls.policies).start()
         for name, (crt, key) in certs_for.items():
-            cls.servers[name] = MxServer(IPS[name], port, crt, key).start()
+            cls.servers[name] = MxServer(IPS[name], port, crt, key,
+                                         requiretls=name == "rtls").start()
 
         cls.config = w.toml() + f"""
 [tls]
@@ -138,17 +150,29 @@ connect_timeout = "5s"
 [retry]
 min_backoff = "1h"
 """
-        cls.relay = Relay(deliver=True, extra_toml=cls.config).start()
+        cls.relay = Relay(deliver=True, starttls=True, extra_toml=cls.config).start()
         cls.ids = {d: cls.send(d) for d in domains}
+        # REQUIRETLS needs TLS on the way in: the relay's STARTTLS listener.
+        for d in ("rtls-dane", "rtls-sts", "rtls-plain", "sts-dane"):
+            cls.ids["rtls:" + d] = cls.send(d, requiretls=True)
+        # TLS-Required: No sets the MTA-STS policy aside (never DANE).
+        for d in ("sts-wrongname", "sts-dane"):
+            cls.ids["no:" + d] = cls.send(d, header="TLS-Required: No\r\n")
         cls.wait(cls.ids.values())
 
     @classmethod
-    def send(cls, domain, relay=None):
-        with smtplib.SMTP("127.0.0.1", (relay or cls.relay).port, timeout=30) as c:
+    def send(cls, domain, relay=None, requiretls=False, header=""):
+        relay = relay or cls.relay
+        port = relay.tls_port if requiretls else relay.port
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
             c.ehlo("test.example")
-            c.mail(SENDER)
+            if requiretls:
+                c.starttls(context=ssl._create_unverified_context())
+                c.ehlo("test.example")
+                assert c.has_extn("requiretls")
+            c.mail(SENDER, ["REQUIRETLS"] if requiretls else [])
             c.rcpt(f"user@{domain}.example")
-            code, reply = c.data(f"Subject: to {domain}\r\n\r\nHello.\r\n".encode())
+            code, reply = c.data(f"{header}Subject: to {domain}\r\n\r\nHello.\r\n".encode())
             assert code == 250, reply
             return queued_id(reply)
 
@@ -214,7 +238,9 @@ min_backoff = "1h"
         self.assertEqual((rcpt["state"], rcpt["last_status"]), ("deferred", "4.7.5"), attempts)
         self.assertIn("not trusted under the MTA-STS policy", rcpt["last_reply"])
         self.assertIn("mismatch", rcpt["last_reply"])  # X.509: hostname mismatch
-        self.assertEqual(self.arrived("wrongname", "sts-wrongname"), [])
+        # Only the message with "TLS-Required: No" (below) got there.
+        self.assertEqual([m for m in self.arrived("wrongname", "sts-wrongname")
+                          if b"TLS-Required: No" not in m["content"]], [])
 
     def test_testing_mode_delivers_and_records_the_failure(self):
         rcpt, attempts = self.outcome("sts-testing")
@@ -233,6 +259,47 @@ min_backoff = "1h"
         a = attempts[-1]
         self.assertEqual((a["tls_verdict"], a["tlsa_record"]), ("Verified", self.dane_tlsa))
         self.assertEqual(a["mta_sts"], "enforce id=1, DANE applies")
+
+    # --- REQUIRETLS (RFC 8689) -----------------------------------------------------------------
+
+    def test_requiretls_through_a_dane_host_that_offers_it(self):
+        m = self.show(self.ids["rtls:rtls-dane"])
+        self.assertEqual(m["recipients"][0]["state"], "delivered", m)
+        self.assertTrue(m["requiretls"])
+        self.assertEqual(m["attempts"][-1]["tls_verdict"], "Verified")
+        got = self.arrived("rtls", "rtls-dane")
+        self.assertEqual(len(got), 1)
+        self.assertTrue(got[0]["tls"] and got[0]["requiretls"])  # passed on
+
+    def test_requiretls_through_an_mta_sts_host_that_offers_it(self):
+        # The policy is only "testing", but REQUIRETLS holds the host to it: WebPKI-valid.
+        m = self.show(self.ids["rtls:rtls-sts"])
+        self.assertEqual(m["recipients"][0]["state"], "delivered", m)
+        self.assertEqual(m["attempts"][-1]["tls_verdict"], "Trusted")
+        self.assertTrue(self.arrived("rtls", "rtls-sts")[0]["requiretls"])
+
+    def test_requiretls_bounces_5_7_30_without_authentication_or_support(self):
+        plain = self.show(self.ids["rtls:rtls-plain"])
+        r = plain["recipients"][0]
+        self.assertEqual((r["state"], r["last_status"]), ("failed", "5.7.30"), plain)
+        self.assertIn("authenticated neither by DANE nor by an MTA-STS policy", r["last_reply"])
+        self.assertEqual(plain["attempts"][-1]["ip"], "")  # never contacted
+        self.assertEqual(self.arrived("rtls", "rtls-plain"), [])
+        # DANE-verified, but the next hop does not offer REQUIRETLS.
+        dane = self.show(self.ids["rtls:sts-dane"])
+        r = dane["recipients"][0]
+        self.assertEqual((r["state"], r["last_status"]), ("failed", "5.7.30"), dane)
+        self.assertIn("does not offer REQUIRETLS", r["last_reply"])
+        self.assertEqual(len(self.arrived("dane", "sts-dane")), 2)  # the two other messages
+
+    def test_tls_required_no_sets_mta_sts_aside_but_not_dane(self):
+        m = self.show(self.ids["no:sts-wrongname"])
+        self.assertEqual(m["recipients"][0]["state"], "delivered", m)
+        self.assertEqual(m["attempts"][-1]["mta_sts"], "")
+        self.assertEqual(len(self.arrived("wrongname", "sts-wrongname")), 1)
+        dane = self.show(self.ids["no:sts-dane"])
+        self.assertEqual(dane["recipients"][0]["state"], "delivered", dane)
+        self.assertEqual(dane["attempts"][-1]["tls_verdict"], "Verified")
 
     def test_dane_check_shows_the_policy_and_its_verdict(self):
         # (Runs before the restart test below stops the policy server: tests run by name.)
