@@ -379,7 +379,8 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
 
   Reader top(root, "", file, error);
   top.OnlyKeys({"server", "log", "metrics", "listener", "access", "auth", "sender_checks", "limits",
-                "queue", "dns", "dane", "delivery", "retry", "routes", "mta_sts", "tls"});
+                "queue", "dns", "dane", "delivery", "retry", "routes", "mta_sts", "tls",
+                "tls_rpt"});
 
   if (const auto* t = SubTable(root, "server", file, error)) {
     Reader r(*t, "server.", file, error);
@@ -629,6 +630,13 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
     r.Unsigned("https_port", config.delivery.mta_sts.https_port, 1, 65535);
     r.Duration("fetch_timeout", config.delivery.mta_sts.fetch_timeout, std::chrono::seconds(1),
                std::chrono::minutes(10));
+  }
+
+  if (const auto* t = SubTable(root, "tls_rpt", file, error)) {
+    Reader r(*t, "tls_rpt.", file, error);
+    r.OnlyKeys({"organization", "contact"});
+    r.String("organization", config.delivery.tls_rpt.organization);
+    r.String("contact", config.delivery.tls_rpt.contact);
   }
 
   if (const auto* t = SubTable(root, "tls", file, error)) {

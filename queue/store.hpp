@@ -114,6 +114,12 @@ class Store {
   };
   tl::expected<std::optional<StsPolicyRecord>, StoreError> GetStsPolicy(std::string_view domain);
   tl::expected<void, StoreError> PutStsPolicy(const StsPolicyRecord& record);
+
+  // TLS-RPT (RFC 8460): the delivery sessions to recipients in `domain` in [from, to), one
+  // entry per connection (the attempt rows of its recipients folded), oldest first.
+  tl::expected<std::vector<AttemptRecord>, StoreError> GetDomainSessions(std::string_view domain,
+                                                                         TimePoint from,
+                                                                         TimePoint to);
   // Deletes up to `limit` completed messages older than `before`; returns how many.
   tl::expected<int, StoreError> PurgeCompleted(TimePoint before, int limit = 1000);
 

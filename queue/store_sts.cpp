@@ -31,4 +31,29 @@ tl::expected<void, StoreError> Store::PutStsPolicy(const StsPolicyRecord& record
   return impl_->StepDone(s->get(), "store MTA-STS policy");
 }
 
+tl::expected<std::vector<AttemptRecord>, StoreError> Store::GetDomainSessions(
+    std::string_view domain, TimePoint from, TimePoint to) {
+  auto s = impl_->Prepare(
+      "SELECT DISTINCT a.time_us, a.mx_host, a.ip, a.dnssec_mx, a.dnssec_address, a.dnssec_tlsa, "
+      "a.tls_verdict, a.tlsa_record, a.reply, a.status, a.note, a.mta_sts FROM attempts a "
+      "JOIN recipients r ON r.message_id = a.message_id AND r.idx = a.recipient_idx "
+      "WHERE r.domain = ?1 AND a.time_us >= ?2 AND a.time_us < ?3 ORDER BY a.time_us");
+  if (!s) return tl::unexpected(s.error());
+  sqlite3_bind_text(s->get(), 1, domain.data(), static_cast<int>(domain.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_int64(s->get(), 2, ToMicros(from));
+  sqlite3_bind_int64(s->get(), 3, ToMicros(to));
+  std::vector<AttemptRecord> out;
+  auto r = impl_->EachRow(s->get(), "read sessions", [&](sqlite3_stmt* st) {
+    AttemptRecord a;
+    a.time = FromMicros(sqlite3_column_int64(st, 0));
+    std::string* fields[] = {&a.mx_host,     &a.ip,          &a.dnssec_mx,   &a.dnssec_address,
+                             &a.dnssec_tlsa, &a.tls_verdict, &a.tlsa_record, &a.reply,
+                             &a.status,      &a.note,        &a.mta_sts};
+    for (int i = 0; i < 11; ++i) *fields[i] = ColumnText(st, 1 + i);
+    out.push_back(std::move(a));
+  });
+  if (!r) return tl::unexpected(r.error());
+  return out;
+}
+
 }  // namespace danerelay::queue

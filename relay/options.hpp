@@ -114,6 +114,12 @@ struct MtaStsOptions {
   std::string ca_file;  // [tls] ca_file: the WebPKI trust store ("": the system's)
 };
 
+// [tls_rpt] (RFC 8460): who the reports say they come from.
+struct TlsRptOptions {
+  std::string organization;  // default: the host name
+  std::string contact;       // default: postmaster@<host name>
+};
+
 struct DeliveryOptions {
   bool enabled = true;      // false: accept and queue mail, deliver nothing (maintenance, tests)
   std::uint16_t port = 25;  // [delivery] port
@@ -134,6 +140,7 @@ struct DeliveryOptions {
   std::chrono::seconds preflight_interval = std::chrono::hours(6);  // 0: no pre-flight check
   std::map<std::string, std::string> routes;   // [routes] "domain" = "[host]:port"
   MtaStsOptions mta_sts;
+  TlsRptOptions tls_rpt;
   ClientTimeouts timeouts;
 };
 

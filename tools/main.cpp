@@ -21,6 +21,7 @@
 #include "tools/passwd.hpp"
 #include "tools/queue_admin.hpp"
 #include "tools/queue_view.hpp"
+#include "tools/tls_rpt.hpp"
 
 namespace {
 
@@ -169,12 +170,20 @@ int main(int argc, char** argv) {
   check->add_flag("--mandatory", check_mandatory, "judge under mandatory DANE");
   check->add_flag("--json", check_json, "print JSON");
 
+  std::string rpt_domain, rpt_date;
+  auto* rpt_cmd = app.add_subcommand("tls-rpt", "TLS reporting (RFC 8460)");
+  rpt_cmd->require_subcommand(1);
+  auto* rpt_preview = rpt_cmd->add_subcommand(
+      "preview", "print the TLS-RPT report for DOMAIN for one UTC day; nothing is sent");
+  rpt_preview->add_option("domain", rpt_domain, "policy (recipient) domain")->required();
+  rpt_preview->add_option("--date", rpt_date, "the UTC day, YYYY-MM-DD (default: today)");
+
   // A word where a command belongs: say which word, and which commands there are.
-  for (CLI::App* level : {&app, queue_cmd, config_cmd}) level->allow_extras();
+  for (CLI::App* level : {&app, queue_cmd, config_cmd, rpt_cmd}) level->allow_extras();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    for (CLI::App* level : {queue_cmd, config_cmd, &app}) {
+    for (CLI::App* level : {queue_cmd, config_cmd, rpt_cmd, &app}) {
       if ((level != &app && !level->parsed()) || level->remaining().empty()) continue;
       std::vector<std::string> names;
       for (const CLI::App* sub : level->get_subcommands({})) names.push_back(sub->get_name());
@@ -185,7 +194,7 @@ int main(int argc, char** argv) {
     }
     return app.exit(e);
   }
-  for (CLI::App* level : {&app, queue_cmd, config_cmd}) {
+  for (CLI::App* level : {&app, queue_cmd, config_cmd, rpt_cmd}) {
     if ((level == &app || level->parsed()) && !level->remaining().empty()) {
       std::cerr << "danerelay: unexpected argument '" << level->remaining().front() << "'\n";
       return kExitUsage;
@@ -246,6 +255,11 @@ int main(int argc, char** argv) {
     auto cfg = LoadConfig(config_path);
     if (!cfg) return kExitConfig;
     return tools::RunStats(*cfg, stats_json, std::cout, std::cerr);
+  }
+  if (rpt_preview->parsed()) {
+    auto cfg = LoadConfig(config_path);
+    if (!cfg) return kExitConfig;
+    return tools::RunTlsRptPreview(*cfg, rpt_domain, rpt_date, std::cout, std::cerr);
   }
   if (check->parsed()) {
     // The report is the output; the delivery code's own log lines would only repeat it.

@@ -301,6 +301,61 @@ min_backoff = "1h"
         self.assertEqual(dane["recipients"][0]["state"], "delivered", dane)
         self.assertEqual(dane["attempts"][-1]["tls_verdict"], "Verified")
 
+    # --- TLS-RPT (RFC 8460) preview -------------------------------------------------------------
+
+    def rpt(self, domain, *args):
+        r = self.relay.cli("tls-rpt", "preview", domain, *args, check=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def check_schema(self, report):
+        # RFC 8460 §4.4: the required fields and their JSON types.
+        self.assertEqual(set(report), {"organization-name", "date-range", "contact-info",
+                                       "report-id", "policies"})
+        for key in ("organization-name", "contact-info", "report-id"):
+            self.assertIsInstance(report[key], str)
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        self.assertEqual(report["date-range"], {"start-datetime": f"{today}T00:00:00Z",
+                                                "end-datetime": f"{today}T23:59:59Z"})
+        for p in report["policies"]:
+            self.assertIn(p["policy"]["policy-type"], ("tlsa", "sts", "no-policy-found"))
+            self.assertIsInstance(p["policy"]["policy-domain"], str)
+            for key in ("total-successful-session-count", "total-failure-session-count"):
+                self.assertIsInstance(p["summary"][key], int)
+            for d in p.get("failure-details", []):
+                self.assertIsInstance(d["result-type"], str)
+                self.assertIsInstance(d["failed-session-count"], int)
+
+    def test_tls_rpt_preview_of_an_mta_sts_domain(self):
+        report = self.rpt("sts-wrongname.example")
+        self.check_schema(report)
+        self.assertEqual(report["organization-name"], "relay.test")
+        self.assertEqual(report["contact-info"], "postmaster@relay.test")
+        sts = [p for p in report["policies"] if p["policy"]["policy-type"] == "sts"]
+        self.assertEqual(len(sts), 1, report)
+        self.assertIn("mode: enforce", sts[0]["policy"]["policy-string"])
+        self.assertEqual(sts[0]["policy"]["mx-host"], ["*.sts-wrongname.example"])
+        self.assertEqual(sts[0]["summary"]["total-successful-session-count"], 0)
+        self.assertGreaterEqual(sts[0]["summary"]["total-failure-session-count"], 1)
+        d = sts[0]["failure-details"][0]
+        self.assertEqual((d["result-type"], d["receiving-mx-hostname"], d["receiving-ip"]),
+                         ("certificate-host-mismatch", "mx.sts-wrongname.example",
+                          IPS["wrongname"]))
+
+    def test_tls_rpt_preview_of_a_dane_domain(self):
+        report = self.rpt("sts-dane.example", "--date", time.strftime("%Y-%m-%d", time.gmtime()))
+        self.check_schema(report)
+        tlsa = [p for p in report["policies"] if p["policy"]["policy-type"] == "tlsa"]
+        self.assertEqual(len(tlsa), 1, report)
+        self.assertEqual(tlsa[0]["policy"]["policy-string"], [self.dane_tlsa])
+        self.assertGreaterEqual(tlsa[0]["summary"]["total-successful-session-count"], 2)
+        self.assertEqual(tlsa[0]["summary"]["total-failure-session-count"], 0)
+        # Another day: nothing.
+        self.assertEqual(self.rpt("sts-dane.example", "--date", "2020-01-01")["policies"], [])
+        bad = self.relay.cli("tls-rpt", "preview", "x.example", "--date", "yesterday",
+                             check=False)
+        self.assertEqual(bad.returncode, 64)
+
     def test_dane_check_shows_the_policy_and_its_verdict(self):
         # (Runs before the restart test below stops the policy server: tests run by name.)
         r = self.relay.cli("dane-check", "sts-enforce.example", "--json", check=False)
