@@ -16,6 +16,7 @@ namespace danerelay::relay {
 namespace {
 
 constexpr std::chrono::minutes kRetryFailedFetch(5);
+constexpr std::size_t kMaxRemembered = 100000;  // domains per map; beyond: start over
 
 bool Valid(const queue::TimePoint fetched, const sts::Policy& p, queue::TimePoint now) {
   return fetched + p.max_age > now;
@@ -31,14 +32,19 @@ StsPolicies::~StsPolicies() { pool_.join(); }
 
 asio::awaitable<std::optional<StsPolicies::Entry>> StsPolicies::Cached(const std::string& domain) {
   if (auto it = memory_.find(domain); it != memory_.end()) co_return it->second;
-  if (!committer_) co_return std::nullopt;
+  if (!committer_ || absent_.contains(domain)) co_return std::nullopt;
   const auto read = [domain](queue::Store& store) { return store.GetStsPolicy(domain); };
   auto row = co_await OnStore(*committer_, read);
+  if (row && !*row) {
+    if (absent_.size() >= kMaxRemembered) absent_.clear();
+    absent_.insert(domain);
+  }
   if (!row || !*row) co_return std::nullopt;
   auto policy = sts::ParsePolicy((*row)->policy);
   if (!policy) co_return std::nullopt;
   policy->id = (*row)->id;
   Entry e{std::move(*policy), (*row)->fetched};
+  if (memory_.size() >= kMaxRemembered) memory_.clear();
   memory_[domain] = e;
   co_return e;
 }
@@ -117,6 +123,7 @@ asio::awaitable<StsLookup> StsPolicies::Get(const std::string& domain) {
   }
   auto fetched = co_await Fetch(domain);
   if (!fetched) {
+    if (failed_.size() >= kMaxRemembered) failed_.clear();
     failed_[domain] = queue::Clock::now() + kRetryFailedFetch;
     spdlog::warn(
         "MTA-STS policy of {} (id {}) not fetched: {}{}", domain, *id, fetched.error().second,
@@ -126,7 +133,9 @@ asio::awaitable<StsLookup> StsPolicies::Get(const std::string& domain) {
   failed_.erase(domain);
   fetched->id = *id;
   const Entry fresh{*fetched, queue::Clock::now()};
+  if (memory_.size() >= kMaxRemembered) memory_.clear();  // the database still has them
   memory_[domain] = fresh;
+  absent_.erase(domain);
   spdlog::info("MTA-STS policy of {}: id {}, mode {}, max_age {}, mx {}", domain, *id,
                sts::ToString(fresh.policy.mode), fresh.policy.max_age.count(),
                fmt::join(fresh.policy.mx, " "));

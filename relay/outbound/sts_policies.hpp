@@ -10,6 +10,7 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "queue/message.hpp"
@@ -58,6 +59,9 @@ class StsPolicies {
   MtaStsOptions options_;
   asio::thread_pool pool_{1};  // libcurl blocks
   std::map<std::string, Entry> memory_;
+  // Domains known to have no policy in the database (only this daemon writes it), so that
+  // delivery to a domain without MTA-STS costs no database read. Both maps are bounded.
+  std::set<std::string> absent_;
   std::map<std::string, queue::TimePoint> failed_;  // domain -> no new fetch before then
 };
 
