@@ -6,13 +6,13 @@ made now, and each case checks what arrived, the queue and the stored attempts."
 import json
 import logging
 import os
-import shutil
 import smtplib
 import tempfile
 import time
 import unittest
 
 from dnsworld import DnsWorld
+from world_case import WorldCase
 from harness import Relay, free_port, queued_id
 from mx import MxServer, RefusingStarttlsServer, free_port_on, self_signed, tlsa_3_1_1
 
@@ -23,16 +23,7 @@ SENDER = "alice@sender.example"
 logging.getLogger("mail.log").setLevel(logging.CRITICAL)
 
 
-class DaneEdgesTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.servers, cls.world, cls.relay = {}, None, None
-        try:
-            cls.build()
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
+class DaneEdgesTest(WorldCase):
     @classmethod
     def build(cls):
         cls.tmp = tempfile.mkdtemp(prefix="danerelay-edges-")
@@ -132,7 +123,7 @@ min_backoff = "1h"
                 cls.domains.append(key)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            states = [cls.show(d)["recipients"][0]["state"] for d in cls.domains]
+            states = [cls.show(cls.ids[d])["recipients"][0]["state"] for d in cls.domains]
             if all(s not in ("queued", "attempting") for s in states) and cls.stats()["preflight"]:
                 break
             time.sleep(0.3)
@@ -141,32 +132,8 @@ min_backoff = "1h"
     def stats(cls):
         return json.loads(cls.relay.cli("queue", "stats", "--json").stdout)
 
-    @classmethod
-    def show_id(cls, key):
-        return json.loads(cls.relay.cli("queue", "show", cls.ids[key], "--json").stdout)
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            if cls.relay:
-                if os.environ.get("KEEP"):
-                    print(cls.relay.logs())
-                cls.relay.stop()
-        finally:
-            if cls.relay:
-                cls.relay.cleanup()
-            for s in cls.servers.values():
-                s.stop()
-            if cls.world:
-                cls.world.stop()
-            shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    @classmethod
-    def show(cls, key):
-        return json.loads(cls.relay.cli("queue", "show", cls.ids[key], "--json").stdout)
-
-    def outcome(self, domain):
-        m = self.show(domain)
+    def outcome(self, key):
+        m = self.show(self.ids[key])
         return m["recipients"][0], m["attempts"]
 
     def arrived(self, server, domain):

@@ -7,7 +7,6 @@ name, or a self-signed key named by TLSA). [tls] ca_file points danerelay at the
 import http.server
 import json
 import os
-import shutil
 import smtplib
 import ssl
 import tempfile
@@ -16,6 +15,7 @@ import time
 import unittest
 
 from dnsworld import DnsWorld
+from world_case import WorldCase
 from harness import Relay, queued_id
 from mx import (MxServer, free_port_on, private_ca, self_signed, signed_by, tlsa_3_1_1)
 
@@ -72,16 +72,7 @@ class PolicyServer:
         self.thread.join(timeout=10)
 
 
-class MtaStsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.servers, cls.world, cls.relay, cls.policy_server = {}, None, None, None
-        try:
-            cls.build()
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
+class MtaStsTest(WorldCase):
     @classmethod
     def build(cls):
         cls.tmp = tempfile.mkdtemp(prefix="danerelay-sts-")
@@ -133,7 +124,7 @@ class MtaStsTest(unittest.TestCase):
             "mta-sts.sts-cache.example": policy("enforce", "mx.sts-cache.example"),
             "mta-sts.rtls-sts.example": policy("testing", "mx.rtls-sts.example"),
         }
-        cls.policy_server = PolicyServer(port, policy_chain, policy_key, cls.policies).start()
+        cls.servers["policy"] = PolicyServer(port, policy_chain, policy_key, cls.policies).start()
         for name, (crt, key) in certs_for.items():
             cls.servers[name] = MxServer(IPS[name], port, crt, key,
                                          requiretls=name == "rtls").start()
@@ -184,28 +175,6 @@ min_backoff = "1h"
             if all(s not in ("queued", "attempting") for s in states):
                 return
             time.sleep(0.3)
-
-    @classmethod
-    def show(cls, queue_id, relay=None):
-        return json.loads((relay or cls.relay).cli("queue", "show", queue_id, "--json").stdout)
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            if cls.relay:
-                if os.environ.get("KEEP"):
-                    print(cls.relay.logs())
-                cls.relay.stop()
-        finally:
-            if cls.relay:
-                cls.relay.cleanup()
-            for s in cls.servers.values():
-                s.stop()
-            if cls.policy_server:
-                cls.policy_server.stop()
-            if cls.world:
-                cls.world.stop()
-            shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def outcome(self, domain):
         m = self.show(self.ids[domain])
@@ -380,8 +349,7 @@ min_backoff = "1h"
         # A second daemon on the same queue after the first stopped; the policy server is gone
         # and the TXT record announces a new policy id, which cannot be fetched.
         self.relay.stop()
-        type(self).policy_server.stop()
-        type(self).policy_server = None
+        self.servers.pop("policy").stop()
         zone = self.world.zones["sts-cache.example."]
         zone.records = [r.replace("id=1;", "id=2;") for r in zone.records]
         self.world.update_unsigned("sts-cache.example.", "_mta-sts.sts-cache.example", "TXT",
