@@ -17,6 +17,7 @@
 #include "relay/metrics.hpp"
 #include "relay/network.hpp"
 #include "relay/outbound/dane_probe.hpp"
+#include "relay/outbound/status_file.hpp"
 
 namespace danerelay::relay {
 namespace {
@@ -74,24 +75,14 @@ struct Preflight::Impl : std::enable_shared_from_this<Impl> {
   void WriteStatus(const nlohmann::json& domains) const {
     const nlohmann::json j = {{"checked", queue::FormatRfc5322Date(queue::Clock::now())},
                               {"domains", domains}};
-    const auto tmp = status_file.string() + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-      if (!out) {
-        spdlog::warn("pre-flight: cannot write {}", tmp);
-        return;
-      }
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, status_file, ec);
-    if (ec) spdlog::warn("pre-flight: cannot write {}: {}", status_file.string(), ec.message());
+    WriteStatusFile(status_file, j, "pre-flight");
   }
 
   asio::awaitable<void> Round() {
     nlohmann::json domains = nlohmann::json::array();
     std::map<std::string, bool> result;
-    for (const std::string& domain : PreflightDomains(options.mandatory_domains)) {
+    const std::vector<std::string> checked = PreflightDomains(options.mandatory_domains);
+    for (const std::string& domain : checked) {
       nlohmann::json report;
       // A copy: a reload may replace `options` while this round awaits.
       const DeliveryOptions opts = options;

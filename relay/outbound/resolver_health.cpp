@@ -15,6 +15,7 @@
 #include "queue/message.hpp"
 #include "relay/connection.hpp"
 #include "relay/metrics.hpp"
+#include "relay/outbound/status_file.hpp"
 
 namespace danerelay::relay {
 
@@ -62,18 +63,7 @@ struct ResolverHealth::Impl : std::enable_shared_from_this<Impl> {
         {"canary", options.validation_canary},
         {"deliver_anyway", options.deliver_on_validation_failure},
     };
-    const auto tmp = status_file.string() + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << j.dump() << "\n";
-      if (!out) {
-        spdlog::warn("resolver check: cannot write {}", tmp);
-        return;
-      }
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, status_file, ec);
-    if (ec) spdlog::warn("resolver check: cannot write {}: {}", status_file.string(), ec.message());
+    WriteStatusFile(status_file, j, "resolver check");
   }
 
   asio::awaitable<void> Loop() {
