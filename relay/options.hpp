@@ -138,7 +138,7 @@ struct DeliveryOptions {
   // recorded ("would defer"), but the mail goes out under the opportunistic rules.
   std::vector<std::string> testing_domains;
   std::chrono::seconds preflight_interval = std::chrono::hours(6);  // 0: no pre-flight check
-  std::map<std::string, std::string> routes;   // [routes] "domain" = "[host]:port"
+  std::map<std::string, std::string> routes;  // [routes] "domain" = "[host]:port"
   MtaStsOptions mta_sts;
   TlsRptOptions tls_rpt;
   ClientTimeouts timeouts;
