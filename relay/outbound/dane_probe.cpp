@@ -136,12 +136,7 @@ asio::awaitable<int> ProbeDomain(const DeliveryOptions& options, const std::stri
         req.mx_host = hop.name;
         req.helo_name = helo_name;
         req.tls = decision.tls;
-        if (sts_mode == sts::Mode::kEnforce) {
-          if (req.tls == TlsRequirement::kMay) req.tls = TlsRequirement::kEncrypt;
-          req.webpki_check = req.webpki_required = true;
-        } else if (sts_mode == sts::Mode::kTesting) {
-          req.webpki_check = true;
-        }
+        ApplyMtaSts(sts_mode, req);
         if (decision.tls == TlsRequirement::kDane) {
           req.dane = MakeDaneSetup(plan, hop, domain, decision);
         }

@@ -261,8 +261,8 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
     const PolicyDecision decision = Decide(mode, facts);
     // Steps 2-5 are where the modes differ; from step 6 on both defer alike.
     AttemptTags tags;
-    if (const PolicyDecision strict = Decide(DaneMode::kMandatory, facts);
-        testing && strict.defer && !decision.defer) {
+    if (const PolicyDecision strict = testing ? Decide(DaneMode::kMandatory, facts) : decision;
+        strict.defer && !decision.defer) {
       std::string_view why = strict.reason;
       if (why.starts_with("mandatory DANE: ")) why.remove_prefix(16);
       tags.Note(fmt::format("DANE testing: mandatory DANE would defer: {} {} (step {})",
@@ -313,13 +313,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
     if (decision.tls == TlsRequirement::kDane) {
       req.dane = MakeDaneSetup(plan, host, domain, decision);
     }
-    if (sts_mode == sts::Mode::kEnforce) {
-      // STARTTLS required, the certificate valid for the MX host under WebPKI.
-      if (req.tls == TlsRequirement::kMay) req.tls = TlsRequirement::kEncrypt;
-      req.webpki_check = req.webpki_required = true;
-    } else if (sts_mode == sts::Mode::kTesting) {
-      req.webpki_check = true;  // judged, noted, not required
-    }
+    ApplyMtaSts(sts_mode, req);
     if (m.requiretls) {
       // RFC 8689 §4.2.1: TLS authenticated by DANE, or by an MTA-STS policy that names the host
       // (its certificate then valid under WebPKI, whatever the policy's mode).
@@ -332,10 +326,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
         RecordHost(m, host, facts, "", "", last_reason, last_status, "", out, tags);
         continue;
       }
-      if (!dane_applies) {
-        if (req.tls == TlsRequirement::kMay) req.tls = TlsRequirement::kEncrypt;
-        req.webpki_check = req.webpki_required = true;
-      }
+      if (!dane_applies) ApplyMtaSts(sts::Mode::kEnforce, req);
       req.requiretls = true;
     }
     req.tls_context = ctx.tls_context;

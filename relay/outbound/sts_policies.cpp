@@ -24,6 +24,15 @@ bool Valid(const queue::TimePoint fetched, const sts::Policy& p, queue::TimePoin
 
 }  // namespace
 
+void ApplyMtaSts(sts::Mode mode, ClientRequest& req) {
+  if (mode == sts::Mode::kEnforce) {
+    if (req.tls == TlsRequirement::kMay) req.tls = TlsRequirement::kEncrypt;
+    req.webpki_check = req.webpki_required = true;
+  } else if (mode == sts::Mode::kTesting) {
+    req.webpki_check = true;
+  }
+}
+
 StsPolicies::StsPolicies(dns::Resolver& resolver, queue::Committer* committer,
                          const MtaStsOptions& options)
     : resolver_(resolver), committer_(committer), options_(options) {}
@@ -49,9 +58,8 @@ asio::awaitable<std::optional<StsPolicies::Entry>> StsPolicies::Cached(const std
   co_return e;
 }
 
-asio::awaitable<tl::expected<sts::Policy, std::pair<std::string, std::string>>> StsPolicies::Fetch(
+asio::awaitable<tl::expected<sts::Policy, std::string>> StsPolicies::Fetch(
     const std::string& domain) {
-  using Failure = std::pair<std::string, std::string>;
   HttpsRequest req;
   req.host = "mta-sts." + domain;
   req.port = options_.https_port;
@@ -63,29 +71,26 @@ asio::awaitable<tl::expected<sts::Policy, std::pair<std::string, std::string>>> 
     req.addresses.insert(req.addresses.end(), a.addresses.begin(), a.addresses.end());
   }
   if (req.addresses.empty()) {
-    co_return tl::unexpected(Failure{"sts-policy-fetch-error", "no address for " + req.host});
+    co_return tl::unexpected("no address for " + req.host);
   }
   // Named (GCC 12 and temporaries across a co_await); libcurl blocks, so it runs on the pool.
   const auto get = [req]() -> asio::awaitable<tl::expected<HttpsResponse, std::string>> {
     co_return HttpsGet(req);
   };
   auto got = co_await asio::co_spawn(pool_, get, asio::use_awaitable);
-  if (!got) co_return tl::unexpected(Failure{"sts-policy-fetch-error", got.error()});
+  if (!got) co_return tl::unexpected(got.error());
   if (got->status != 200) {
     co_return tl::unexpected(
-        Failure{"sts-policy-fetch-error",
-                fmt::format("https://{}{}: HTTP status {}", req.host, req.path, got->status)});
+        fmt::format("https://{}{}: HTTP status {}", req.host, req.path, got->status));
   }
   // RFC 8461 §3.2: served as text/plain.
   if (!got->content_type.starts_with("text/plain")) {
-    co_return tl::unexpected(Failure{
-        "sts-policy-invalid", fmt::format("https://{}{}: Content-Type is '{}', not text/plain",
-                                          req.host, req.path, got->content_type)});
+    co_return tl::unexpected(fmt::format("https://{}{}: Content-Type is '{}', not text/plain",
+                                         req.host, req.path, got->content_type));
   }
   auto policy = sts::ParsePolicy(got->body);
   if (!policy) {
-    co_return tl::unexpected(Failure{
-        "sts-policy-invalid", fmt::format("https://{}{}: {}", req.host, req.path, policy.error())});
+    co_return tl::unexpected(fmt::format("https://{}{}: {}", req.host, req.path, policy.error()));
   }
   co_return *policy;
 }
@@ -95,9 +100,8 @@ asio::awaitable<StsLookup> StsPolicies::Get(const std::string& domain) {
   const auto now = queue::Clock::now();
   std::optional<Entry> cached = co_await Cached(domain);
   if (cached && !Valid(cached->fetched, cached->policy, now)) cached.reset();
-  auto use_cache = [&](std::string problem, std::string type) {
+  auto use_cache = [&](std::string problem) {
     out.problem = std::move(problem);
-    out.result_type = std::move(type);
     if (cached) {
       out.policy = cached->policy;
       out.cached = true;
@@ -109,26 +113,24 @@ asio::awaitable<StsLookup> StsPolicies::Get(const std::string& domain) {
   const std::string txt_name = "_mta-sts." + domain;
   const dns::TxtAnswer txt = co_await resolver_.LookupTxt(txt_name);
   if (txt.rcode == dns::Rcode::kFailed) {
-    co_return use_cache(fmt::format("TXT lookup for _mta-sts.{} failed: {}", domain, txt.why),
-                        "sts-policy-fetch-error");
+    co_return use_cache(fmt::format("TXT lookup for _mta-sts.{} failed: {}", domain, txt.why));
   }
   const std::optional<std::string> id = sts::ParseTxt(txt.records);
   // No (valid) TXT record: a cached policy still applies until it expires (§3.1, §10.3: a
   // domain leaves MTA-STS by publishing mode none, not by removing the record).
-  if (!id) co_return use_cache("", "");
-  if (cached && cached->policy.id == *id) co_return use_cache("", "");
+  if (!id) co_return use_cache("");
+  if (cached && cached->policy.id == *id) co_return use_cache("");
   if (auto it = failed_.find(domain); it != failed_.end() && it->second > now) {
-    co_return use_cache("the last policy fetch failed; not tried again yet",
-                        "sts-policy-fetch-error");
+    co_return use_cache("the last policy fetch failed; not tried again yet");
   }
   auto fetched = co_await Fetch(domain);
   if (!fetched) {
     if (failed_.size() >= kMaxRemembered) failed_.clear();
     failed_[domain] = queue::Clock::now() + kRetryFailedFetch;
     spdlog::warn(
-        "MTA-STS policy of {} (id {}) not fetched: {}{}", domain, *id, fetched.error().second,
+        "MTA-STS policy of {} (id {}) not fetched: {}{}", domain, *id, fetched.error(),
         cached ? fmt::format("; the cached policy (id {}) stays in force", cached->policy.id) : "");
-    co_return use_cache(fetched.error().second, fetched.error().first);
+    co_return use_cache(fetched.error());
   }
   failed_.erase(domain);
   fetched->id = *id;

@@ -16,6 +16,7 @@
 #include "queue/message.hpp"
 #include "relay/options.hpp"
 #include "relay/outbound/mta_sts.hpp"
+#include "relay/outbound/smtp_client.hpp"
 
 namespace danerelay::dns {
 class Resolver;
@@ -30,11 +31,13 @@ struct StsLookup {
   std::optional<sts::Policy> policy;  // in force for the domain, fresh or cached
   bool cached = false;                // from the cache (the TXT id did not change, or a fetch
                                       // failed while the cached policy is still valid)
-  // Why no fresh policy could be had (logged, and for TLS-RPT): a failed TXT lookup, fetch or
-  // parse. "sts-policy-fetch-error" or "sts-policy-invalid" with the details.
+  // Why no fresh policy could be had (logged): a failed TXT lookup, fetch or parse.
   std::string problem;
-  std::string result_type;
 };
+
+// What a policy mode asks of a connection (RFC 8461 §4.2): enforce: STARTTLS and a certificate
+// valid for the MX host under WebPKI; testing: that certificate judged, not required.
+void ApplyMtaSts(sts::Mode mode, ClientRequest& request);
 
 class StsPolicies {
  public:
@@ -51,8 +54,7 @@ class StsPolicies {
     queue::TimePoint fetched;
   };
   asio::awaitable<std::optional<Entry>> Cached(const std::string& domain);
-  asio::awaitable<tl::expected<sts::Policy, std::pair<std::string, std::string>>> Fetch(
-      const std::string& domain);
+  asio::awaitable<tl::expected<sts::Policy, std::string>> Fetch(const std::string& domain);
 
   dns::Resolver& resolver_;
   queue::Committer* committer_;
