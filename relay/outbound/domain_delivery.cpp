@@ -56,23 +56,7 @@ std::string Seconds(std::chrono::duration<double> d) {
 
 // RFC 8689 §4.2.1: a "TLS-Required: No" header field in the message header.
 bool TlsRequiredNo(std::string_view content) {
-  const std::string_view header = content.substr(0, content.find("\r\n\r\n"));
-  for (size_t pos = 0; pos < header.size();) {
-    const auto eol = header.find("\r\n", pos);
-    const std::string_view line =
-        header.substr(pos, eol == std::string_view::npos ? std::string_view::npos : eol - pos);
-    pos = eol == std::string_view::npos ? header.size() : eol + 2;
-    const auto colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    std::string name = LowerAscii(line.substr(0, colon));
-    while (!name.empty() && name.back() == ' ') name.pop_back();
-    if (name != "tls-required") continue;
-    std::string value = LowerAscii(line.substr(colon + 1));
-    value.erase(0, value.find_first_not_of(" \t"));
-    value.erase(value.find_last_not_of(" \t") + 1);
-    return value == "no";
-  }
-  return false;
+  return LowerAscii(queue::HeaderValue(content, "TLS-Required")) == "no";
 }
 
 void CountDane(const char* outcome) {
