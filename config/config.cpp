@@ -634,7 +634,8 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
 
   if (const auto* t = SubTable(root, "tls_rpt", file, error)) {
     Reader r(*t, "tls_rpt.", file, error);
-    r.OnlyKeys({"organization", "contact"});
+    r.OnlyKeys({"enabled", "organization", "contact"});
+    r.Bool("enabled", config.delivery.tls_rpt.enabled);
     r.String("organization", config.delivery.tls_rpt.organization);
     r.String("contact", config.delivery.tls_rpt.contact);
   }

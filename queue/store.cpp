@@ -105,6 +105,18 @@ CREATE TABLE sts_policies (
 ALTER TABLE attempts ADD COLUMN mta_sts TEXT NOT NULL DEFAULT '';
 ALTER TABLE messages ADD COLUMN requiretls INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 6: TLS-RPT: the daily reports made, one per policy domain and day, so none goes out twice.
+    R"sql(
+CREATE TABLE tls_reports (
+  domain TEXT NOT NULL,
+  day_us INTEGER NOT NULL,
+  report_id TEXT NOT NULL,
+  made_us INTEGER NOT NULL,
+  rua TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  PRIMARY KEY (domain, day_us)
+) WITHOUT ROWID;
+)sql",
 };
 
 const std::string kRecipientQuery =

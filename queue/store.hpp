@@ -47,7 +47,7 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
   static std::filesystem::path DatabasePath(const StoreOptions& options);
 
   // Inserts the messages in one transaction, so one commit (one fsync) covers the batch.
@@ -120,6 +120,23 @@ class Store {
   tl::expected<std::vector<AttemptRecord>, StoreError> GetDomainSessions(std::string_view domain,
                                                                          TimePoint from,
                                                                          TimePoint to);
+  // The recipient domains with delivery sessions in [from, to) (a scan of those attempts).
+  tl::expected<std::vector<std::string>, StoreError> GetSessionDomains(TimePoint from,
+                                                                       TimePoint to);
+  // The reports made for the UTC day starting at `day` (any domain when `domain` is empty).
+  struct TlsReportRecord {
+    std::string domain;
+    TimePoint day;
+    std::string report_id;
+    TimePoint made;
+    std::string rua;      // the URIs it was sent to, space-separated ("": none published)
+    std::string outcome;  // what became of it, for the operator
+  };
+  tl::expected<std::vector<TlsReportRecord>, StoreError> GetTlsReports(TimePoint day);
+  // Records (or updates) a report, and queues `mail` (its mailto: copy) in the same
+  // transaction, so that a crash neither loses nor repeats it.
+  tl::expected<void, StoreError> PutTlsReport(const TlsReportRecord& record,
+                                              const NewMessage* mail = nullptr);
   // Deletes up to `limit` completed messages older than `before`; returns how many.
   tl::expected<int, StoreError> PurgeCompleted(TimePoint before, int limit = 1000);
 

@@ -1,4 +1,4 @@
-// The MTA-STS policy cache (RFC 8461 §5).
+// The MTA-STS policy cache (RFC 8461 §5) and what TLS-RPT (RFC 8460) reads and records.
 #include "queue/store_impl.hpp"
 
 namespace danerelay::queue {
@@ -54,6 +54,61 @@ tl::expected<std::vector<AttemptRecord>, StoreError> Store::GetDomainSessions(
   });
   if (!r) return tl::unexpected(r.error());
   return out;
+}
+
+tl::expected<std::vector<std::string>, StoreError> Store::GetSessionDomains(TimePoint from,
+                                                                            TimePoint to) {
+  auto s = impl_->Prepare(
+      "SELECT DISTINCT r.domain FROM attempts a "
+      "JOIN recipients r ON r.message_id = a.message_id AND r.idx = a.recipient_idx "
+      "WHERE a.time_us >= ?1 AND a.time_us < ?2 ORDER BY r.domain");
+  if (!s) return tl::unexpected(s.error());
+  sqlite3_bind_int64(s->get(), 1, ToMicros(from));
+  sqlite3_bind_int64(s->get(), 2, ToMicros(to));
+  std::vector<std::string> out;
+  auto r = impl_->EachRow(s->get(), "read session domains",
+                          [&](sqlite3_stmt* st) { out.push_back(ColumnText(st, 0)); });
+  if (!r) return tl::unexpected(r.error());
+  return out;
+}
+
+tl::expected<std::vector<Store::TlsReportRecord>, StoreError> Store::GetTlsReports(TimePoint day) {
+  auto s = impl_->Prepare(
+      "SELECT domain, report_id, made_us, rua, outcome FROM tls_reports WHERE day_us = ?1 "
+      "ORDER BY domain");
+  if (!s) return tl::unexpected(s.error());
+  sqlite3_bind_int64(s->get(), 1, ToMicros(day));
+  std::vector<TlsReportRecord> out;
+  auto r = impl_->EachRow(s->get(), "read TLS reports", [&](sqlite3_stmt* st) {
+    out.push_back(TlsReportRecord{ColumnText(st, 0), day, ColumnText(st, 1),
+                                  FromMicros(sqlite3_column_int64(st, 2)), ColumnText(st, 3),
+                                  ColumnText(st, 4)});
+  });
+  if (!r) return tl::unexpected(r.error());
+  return out;
+}
+
+tl::expected<void, StoreError> Store::PutTlsReport(const TlsReportRecord& record,
+                                                   const NewMessage* mail) {
+  return impl_->Write([&]() -> tl::expected<void, StoreError> {
+    auto s = impl_->Prepare(
+        "INSERT INTO tls_reports (domain, day_us, report_id, made_us, rua, outcome) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (domain, day_us) DO UPDATE SET "
+        "report_id = ?3, made_us = ?4, rua = ?5, outcome = ?6");
+    if (!s) return tl::unexpected(s.error());
+    auto text = [&](int col, std::string_view v) {
+      sqlite3_bind_text(s->get(), col, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    };
+    text(1, record.domain);
+    sqlite3_bind_int64(s->get(), 2, ToMicros(record.day));
+    text(3, record.report_id);
+    sqlite3_bind_int64(s->get(), 4, ToMicros(record.made));
+    text(5, record.rua);
+    text(6, record.outcome);
+    if (auto r = impl_->StepDone(s->get(), "record TLS report"); !r) return r;
+    if (mail) return impl_->InsertMessage(*mail);
+    return {};
+  });
 }
 
 }  // namespace danerelay::queue

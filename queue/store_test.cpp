@@ -203,6 +203,48 @@ TEST_F(StoreTest, DeliverySideClaimsRecordsAndCompletes) {
   EXPECT_TRUE(store->GetAttempts("D1")->empty());  // attempts go with their message
 }
 
+TEST_F(StoreTest, TlsReportsAreRecordedWithTheirMailInOneTransaction) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  const NewMessage m = Message("T1");  // to bob@example.net and a second recipient
+  const NewMessage* batch[] = {&m};
+  ASSERT_TRUE(store->InsertBatch(batch)[0]);
+  const TimePoint day = TimePoint(std::chrono::seconds(1796169600));
+  AttemptRecord a;
+  a.recipient_index = 0;
+  a.time = day + std::chrono::hours(3);
+  a.mx_host = "mx.example.net";
+  a.tls_verdict = "Verified";
+  a.status = "2.0.0";
+  ASSERT_TRUE(store->RecordDelivery("T1", {}, {a}, {}, a.time));
+  EXPECT_EQ(store->GetSessionDomains(day, day + std::chrono::hours(24)).value(),
+            std::vector<std::string>{"example.net"});
+  EXPECT_TRUE(store->GetSessionDomains(day + std::chrono::hours(24), day + std::chrono::hours(48))
+                  ->empty());
+
+  EXPECT_TRUE(store->GetTlsReports(day)->empty());
+  NewMessage report = Message("R1");
+  report.recipients = {{"tls@example.net", kNotifyNever, ""}};
+  Store::TlsReportRecord r{
+      "example.net",      day, "2026-12-02_example.net@h", day, "mailto:tls@example.net",
+      "mail queued as R1"};
+  ASSERT_TRUE(store->PutTlsReport(r, &report));
+  auto got = store->GetTlsReports(day);
+  ASSERT_TRUE(got);
+  ASSERT_EQ(got->size(), 1u);
+  EXPECT_EQ((*got)[0].report_id, "2026-12-02_example.net@h");
+  EXPECT_EQ((*got)[0].outcome, "mail queued as R1");
+  EXPECT_TRUE(*store->GetMessage("R1"));
+  // An update replaces the outcome; the message is not queued twice.
+  r.outcome = "mail queued as R1; posted to https://r.example:443/";
+  ASSERT_TRUE(store->PutTlsReport(r));
+  EXPECT_EQ(store->GetTlsReports(day)->at(0).outcome, r.outcome);
+  // A report whose mail cannot be stored (the ID is taken) is not recorded either.
+  Store::TlsReportRecord other{"example.org", day, "x", day, "mailto:a@example.org", "queued"};
+  EXPECT_FALSE(store->PutTlsReport(other, &report));
+  EXPECT_EQ(store->GetTlsReports(day)->size(), 1u);
+}
+
 TEST_F(StoreTest, ReleaseAttemptingAfterACrash) {
   auto store = OpenRw();
   ASSERT_TRUE(store);

@@ -26,6 +26,7 @@
 #include "relay/outbound/delivery_agent.hpp"
 #include "relay/outbound/preflight.hpp"
 #include "relay/outbound/resolver_health.hpp"
+#include "relay/outbound/tls_reporter.hpp"
 #include "relay/privileges.hpp"
 #include "tls/client.hpp"
 
@@ -118,6 +119,8 @@ int main(int argc, char** argv) {
   if (!probe_tls) return fatal(kExitSoftware, fmt::format("tls: {}", probe_tls.error()));
   relay::Preflight preflight(io, **resolver, cfg->delivery, cfg->server.hostname, *probe_tls,
                              relay::PreflightStatusFile(cfg->queue.path));
+  relay::TlsReporter tls_reporter(io, **resolver, committer, ids, cfg->delivery,
+                                  cfg->server.hostname, [&agent] { agent.Wake(); });
   relay::MetricsServer metrics(io, cfg->metrics, cfg->queue, [&health, &preflight] {
     return health.MetricsText() + preflight.MetricsText();
   });
@@ -148,7 +151,10 @@ int main(int argc, char** argv) {
     return fatal(kExitSoftware, fmt::format("delivery: {}", started.error()));
   }
   health.Start();
-  if (cfg->delivery.enabled) preflight.Start();
+  if (cfg->delivery.enabled) {
+    preflight.Start();
+    tls_reporter.Start();
+  }
   spdlog::info("danerelayd {} started: hostname={}, configuration={}, queue={}, user={}",
                DANERELAY_VERSION, cfg->server.hostname, cfg->source,
                queue::Store::DatabasePath(cfg->queue).string(),
@@ -171,7 +177,10 @@ int main(int argc, char** argv) {
         server.Reload(fresh->server);
         agent.Reload(fresh->delivery);
         health.Reload(fresh->dns);
-        if (cfg->delivery.enabled) preflight.Reload(fresh->delivery);
+        if (cfg->delivery.enabled) {
+          preflight.Reload(fresh->delivery);
+          tls_reporter.Reload(fresh->delivery);
+        }
         if (fresh->queue.path != cfg->queue.path || fresh->dns.forwarders != cfg->dns.forwarders ||
             fresh->dns.trust_anchor_file != cfg->dns.trust_anchor_file) {
           spdlog::warn("reload: [queue] and [dns] changes take effect only after a restart");
@@ -218,6 +227,7 @@ int main(int argc, char** argv) {
     metrics.Stop();
     health.Stop();
     preflight.Stop();
+    tls_reporter.Stop();
     hup.cancel();
     wait_drained(std::chrono::steady_clock::now() + std::chrono::seconds(30));
   });

@@ -18,7 +18,7 @@ struct Family {
 // What an operator watches. DANE outcomes are per MX host attempt, following design.md's
 // table: DNS failure (step 1), insecure MX or address (2, 3), no TLSA (4), no usable TLSA (5),
 // and for DANE hosts the handshake: verified, certificate mismatch, no STARTTLS.
-const std::array<Family, 9> kFamilies = {{
+const std::array<Family, 10> kFamilies = {{
     {"danerelay_messages_accepted_total", "Messages accepted and queued (250 after DATA).", "", {}},
     {"danerelay_smtpd_rejects_total",
      "Refusals by the SMTP server, by the command refused.",
@@ -51,6 +51,10 @@ const std::array<Family, 9> kFamilies = {{
      "DNSSEC validation self-checks of the resolver, by result.",
      "result",
      {"ok", "failed"}},
+    {"danerelay_tls_rpt_reports_total",
+     "TLS-RPT reports (RFC 8460): queued as mail, posted over HTTPS, or not taken by HTTPS.",
+     "outcome",
+     {"mail_queued", "https_posted", "https_failed"}},
 }};
 
 }  // namespace

@@ -114,8 +114,9 @@ struct MtaStsOptions {
   std::string ca_file;  // [tls] ca_file: the WebPKI trust store ("": the system's)
 };
 
-// [tls_rpt] (RFC 8460): who the reports say they come from.
+// [tls_rpt] (RFC 8460): whether daily reports are sent, and who they say they come from.
 struct TlsRptOptions {
+  bool enabled = false;
   std::string organization;  // default: the host name
   std::string contact;       // default: postmaster@<host name>
 };

@@ -177,6 +177,10 @@ int main(int argc, char** argv) {
       "preview", "print the TLS-RPT report for DOMAIN for one UTC day; nothing is sent");
   rpt_preview->add_option("domain", rpt_domain, "policy (recipient) domain")->required();
   rpt_preview->add_option("--date", rpt_date, "the UTC day, YYYY-MM-DD (default: today)");
+  std::string rpt_list_date;
+  auto* rpt_list = rpt_cmd->add_subcommand(
+      "list", "the reports the daemon made for one UTC day: where they went, what became of them");
+  rpt_list->add_option("--date", rpt_list_date, "the UTC day, YYYY-MM-DD (default: yesterday)");
 
   // A word where a command belongs: say which word, and which commands there are.
   for (CLI::App* level : {&app, queue_cmd, config_cmd, rpt_cmd}) level->allow_extras();
@@ -260,6 +264,11 @@ int main(int argc, char** argv) {
     auto cfg = LoadConfig(config_path);
     if (!cfg) return kExitConfig;
     return tools::RunTlsRptPreview(*cfg, rpt_domain, rpt_date, std::cout, std::cerr);
+  }
+  if (rpt_list->parsed()) {
+    auto cfg = LoadConfig(config_path);
+    if (!cfg) return kExitConfig;
+    return tools::RunTlsRptList(*cfg, rpt_list_date, std::cout, std::cerr);
   }
   if (check->parsed()) {
     // The report is the output; the delivery code's own log lines would only repeat it.

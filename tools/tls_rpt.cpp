@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include <chrono>
@@ -22,13 +23,16 @@ std::optional<queue::TimePoint> ParseDay(const std::string& text) {
   return queue::TimePoint(std::chrono::seconds(timegm(&tm)));
 }
 
+queue::TimePoint Today() {
+  const auto now = std::chrono::time_point_cast<std::chrono::seconds>(queue::Clock::now());
+  return now - std::chrono::seconds(now.time_since_epoch().count() % 86400);
+}
+
 }  // namespace
 
 int RunTlsRptPreview(const config::Config& config, const std::string& given_domain,
                      const std::string& date, std::ostream& out, std::ostream& err) {
-  const auto now = std::chrono::time_point_cast<std::chrono::seconds>(queue::Clock::now());
-  const auto today = now - std::chrono::seconds(now.time_since_epoch().count() % 86400);
-  std::optional<queue::TimePoint> day = date.empty() ? std::optional(today) : ParseDay(date);
+  std::optional<queue::TimePoint> day = date.empty() ? std::optional(Today()) : ParseDay(date);
   if (!day) {
     err << "danerelay: --date: expected YYYY-MM-DD, got '" << date << "'\n";
     return 64;
@@ -49,16 +53,42 @@ int RunTlsRptPreview(const config::Config& config, const std::string& given_doma
     err << "danerelay: " << (!sessions ? sessions.error() : policy.error()).message << "\n";
     return 2;
   }
-  relay::TlsReportHeader header;
-  header.hostname = config.server.hostname;
-  header.organization = config.delivery.tls_rpt.organization.empty()
-                            ? config.server.hostname
-                            : config.delivery.tls_rpt.organization;
-  header.contact = config.delivery.tls_rpt.contact.empty() ? "postmaster@" + config.server.hostname
-                                                           : config.delivery.tls_rpt.contact;
+  const auto header = relay::MakeTlsReportHeader(config.delivery.tls_rpt, config.server.hostname);
   const auto report =
       relay::BuildTlsReport(*domain, *day, *sessions, *policy ? (*policy)->policy : "", header);
   out << report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  return 0;
+}
+
+int RunTlsRptList(const config::Config& config, const std::string& date, std::ostream& out,
+                  std::ostream& err) {
+  std::optional<queue::TimePoint> day =
+      date.empty() ? std::optional(Today() - std::chrono::hours(24)) : ParseDay(date);
+  if (!day) {
+    err << "danerelay: --date: expected YYYY-MM-DD, got '" << date << "'\n";
+    return 64;
+  }
+  auto store = queue::Store::Open(config.queue, queue::OpenMode::kReadOnly);
+  if (!store) {
+    err << "danerelay: " << store.error().message << "\n";
+    return 2;
+  }
+  auto reports = (*store)->GetTlsReports(*day);
+  if (!reports) {
+    err << "danerelay: " << reports.error().message << "\n";
+    return 2;
+  }
+  const auto day_s = std::chrono::time_point_cast<std::chrono::seconds>(*day);
+  if (reports->empty()) {
+    out << fmt::format("no TLS-RPT reports for {:%Y-%m-%d}{}\n", day_s,
+                       config.delivery.tls_rpt.enabled ? "" : " ([tls_rpt] enabled = false)");
+    return 0;
+  }
+  for (const auto& r : *reports) {
+    out << fmt::format("{}  {}  made {}\n  to: {}\n  {}\n", r.domain,
+                       r.report_id.empty() ? "-" : r.report_id, queue::FormatRfc5322Date(r.made),
+                       r.rua.empty() ? "-" : r.rua, r.outcome);
+  }
   return 0;
 }
 

@@ -19,6 +19,7 @@
 #include "relay/outbound/scheduler.hpp"
 #include "relay/outbound/store_bridge.hpp"
 #include "relay/outbound/sts_policies.hpp"
+#include "relay/outbound/tls_reporter.hpp"
 
 namespace danerelay::relay {
 
@@ -193,7 +194,12 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     req.expire = expire;
     req.now = JudgedNow();
     req.max_lifetime = options.retry.max_lifetime;
-    if (purge) req.purge_before = queue::Clock::now() - options.keep_completed;
+    // TLS-RPT reports a whole UTC day after it ended from the attempts of completed mail: keep
+    // that mail two days at least.
+    const auto keep = options.tls_rpt.enabled
+                          ? std::max<std::chrono::seconds>(options.keep_completed, kTlsRptKeep)
+                          : options.keep_completed;
+    if (purge) req.purge_before = queue::Clock::now() - keep;
     req.notice = queue::NoticeOptions(helo_name);
     req.ids = &ids;
     const auto run = [req](queue::Store& s) { return queue::RunUpkeep(s, req); };

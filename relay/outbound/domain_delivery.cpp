@@ -14,6 +14,7 @@
 #include "relay/outbound/next_hop.hpp"
 #include "relay/outbound/resolver_health.hpp"
 #include "relay/outbound/sts_policies.hpp"
+#include "relay/outbound/tls_report.hpp"
 
 namespace danerelay::relay {
 namespace {
@@ -197,6 +198,8 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
   // The MTA-STS policy, for MX-based delivery (not for [routes]).
   std::optional<sts::Policy> sts_policy;
   std::string sts_label;  // "enforce id=..." for the attempts
+  // The domain publishes MTA-STS but no policy could be had ("no policy: <type>: <why>").
+  std::string sts_missing;
   // RFC 8689 §4.2.1: "TLS-Required: No" (without REQUIRETLS) sets MTA-STS aside for this
   // message; DANE is never set aside.
   const bool tls_required_no = !m.requiretls && TlsRequiredNo(content);
@@ -215,6 +218,8 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       sts_policy = look.policy;
       sts_label = fmt::format("{} id={}{}", sts::ToString(sts_policy->mode), sts_policy->id,
                               look.cached ? " (cached)" : "");
+    } else if (!look.policy && !look.problem_type.empty()) {
+      sts_missing = fmt::format("{}{}: {}", kNoStsPolicyLabel, look.problem_type, look.problem);
     }
   }
 
@@ -276,6 +281,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
     const bool dane_applies = decision.tls == TlsRequirement::kDane;
     const sts::Mode sts_mode = sts_policy && !dane_applies ? sts_policy->mode : sts::Mode::kNone;
     if (sts_policy) tags.mta_sts = sts_label + (dane_applies ? ", DANE applies" : "");
+    if (!sts_missing.empty() && !dane_applies) tags.mta_sts = sts_missing;
     if (sts_mode != sts::Mode::kNone && !sts::MxAllowed(*sts_policy, host.name)) {
       const std::string why = fmt::format("{} does not match the MTA-STS policy of {} (mx: {})",
                                           host.name, domain, fmt::join(sts_policy->mx, ", "));

@@ -36,12 +36,12 @@ struct SlistDelete {
 
 }  // namespace
 
-tl::expected<HttpsResponse, std::string> HttpsGet(const HttpsRequest& req) {
+tl::expected<HttpsResponse, HttpsError> HttpsRequestOnce(const HttpsRequest& req) {
   static std::once_flag init;
   std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-  if (req.addresses.empty()) return tl::unexpected("no address for " + req.host);
+  if (req.addresses.empty()) return tl::unexpected(HttpsError{"no address for " + req.host});
   std::unique_ptr<CURL, CurlDelete> curl(curl_easy_init());
-  if (!curl) return tl::unexpected(std::string("curl_easy_init failed"));
+  if (!curl) return tl::unexpected(HttpsError{"curl_easy_init failed"});
   CURL* c = curl.get();
   const std::string url = req.port == 443
                               ? fmt::format("https://{}{}", req.host, req.path)
@@ -70,12 +70,21 @@ tl::expected<HttpsResponse, std::string> HttpsGet(const HttpsRequest& req) {
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &Write);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
+  std::unique_ptr<curl_slist, SlistDelete> headers;
+  if (!req.post_body.empty()) {
+    headers.reset(curl_slist_append(nullptr, ("Content-Type: " + req.post_type).c_str()));
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.post_body.data());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.post_body.size()));
+  }
   const CURLcode rc = curl_easy_perform(c);
   if (sink.too_large) {
-    return tl::unexpected(fmt::format("{} is larger than {} bytes", url, req.max_size));
+    return tl::unexpected(HttpsError{fmt::format("{} is larger than {} bytes", url, req.max_size)});
   }
   if (rc != CURLE_OK) {
-    return tl::unexpected(fmt::format("{}: {}", url, error[0] ? error : curl_easy_strerror(rc)));
+    return tl::unexpected(
+        HttpsError{fmt::format("{}: {}", url, error[0] ? error : curl_easy_strerror(rc)),
+                   rc == CURLE_PEER_FAILED_VERIFICATION});
   }
   HttpsResponse out;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out.status);

@@ -1,8 +1,8 @@
 #pragma once
-// HTTPS requests through libcurl, for MTA-STS policy fetches (RFC 8461 §3.3) and, later, TLS-RPT
-// reports: WebPKI certificate checks (the system store or a chosen CA file), no redirects, a
-// size and a time limit, and the addresses pinned to what danerelay's own resolver found
-// (libcurl never asks the system resolver). Blocking: run it off the io thread.
+// HTTPS requests through libcurl, for MTA-STS policy fetches (RFC 8461 §3.3) and TLS-RPT
+// reports (RFC 8460 §5.4): WebPKI certificate checks (the system store or a chosen CA file), no
+// redirects, a size and a time limit, and the addresses pinned to what danerelay's own resolver
+// found (libcurl never asks the system resolver). Blocking: run it off the io thread.
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -20,6 +20,9 @@ struct HttpsRequest {
   std::string ca_file;                 // "": the system's CA store
   std::chrono::seconds timeout{60};
   std::size_t max_size = 64 * 1024;  // larger bodies are an error
+  // A POST when set: this body with this Content-Type.
+  std::string post_body;
+  std::string post_type;
 };
 
 struct HttpsResponse {
@@ -28,6 +31,12 @@ struct HttpsResponse {
   std::string body;
 };
 
-tl::expected<HttpsResponse, std::string> HttpsGet(const HttpsRequest& request);
+struct HttpsError {
+  std::string message;       // the URL and what went wrong
+  bool certificate = false;  // the server's certificate did not pass the WebPKI check
+};
+
+// GET, or POST when request.post_body is set. Any HTTP status is a response.
+tl::expected<HttpsResponse, HttpsError> HttpsRequestOnce(const HttpsRequest& request);
 
 }  // namespace danerelay::relay

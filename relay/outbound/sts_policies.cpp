@@ -58,8 +58,10 @@ asio::awaitable<std::optional<StsPolicies::Entry>> StsPolicies::Cached(const std
   co_return e;
 }
 
-asio::awaitable<tl::expected<sts::Policy, std::string>> StsPolicies::Fetch(
+asio::awaitable<tl::expected<sts::Policy, StsPolicies::Failure>> StsPolicies::Fetch(
     const std::string& domain) {
+  constexpr std::string_view kFetchError = "sts-policy-fetch-error";
+  constexpr std::string_view kInvalid = "sts-policy-invalid";
   HttpsRequest req;
   req.host = "mta-sts." + domain;
   req.port = options_.https_port;
@@ -71,26 +73,34 @@ asio::awaitable<tl::expected<sts::Policy, std::string>> StsPolicies::Fetch(
     req.addresses.insert(req.addresses.end(), a.addresses.begin(), a.addresses.end());
   }
   if (req.addresses.empty()) {
-    co_return tl::unexpected("no address for " + req.host);
+    co_return tl::unexpected(Failure{std::string(kFetchError), "no address for " + req.host});
   }
   // Named (GCC 12 and temporaries across a co_await); libcurl blocks, so it runs on the pool.
-  const auto get = [req]() -> asio::awaitable<tl::expected<HttpsResponse, std::string>> {
-    co_return HttpsGet(req);
+  const auto get = [req]() -> asio::awaitable<tl::expected<HttpsResponse, HttpsError>> {
+    co_return HttpsRequestOnce(req);
   };
   auto got = co_await asio::co_spawn(pool_, get, asio::use_awaitable);
-  if (!got) co_return tl::unexpected(got.error());
+  if (!got) {
+    co_return tl::unexpected(
+        Failure{got.error().certificate ? "sts-webpki-invalid" : std::string(kFetchError),
+                got.error().message});
+  }
   if (got->status != 200) {
     co_return tl::unexpected(
-        fmt::format("https://{}{}: HTTP status {}", req.host, req.path, got->status));
+        Failure{std::string(kFetchError),
+                fmt::format("https://{}{}: HTTP status {}", req.host, req.path, got->status)});
   }
   // RFC 8461 §3.2: served as text/plain.
   if (!got->content_type.starts_with("text/plain")) {
-    co_return tl::unexpected(fmt::format("https://{}{}: Content-Type is '{}', not text/plain",
-                                         req.host, req.path, got->content_type));
+    co_return tl::unexpected(Failure{
+        std::string(kInvalid), fmt::format("https://{}{}: Content-Type is '{}', not text/plain",
+                                           req.host, req.path, got->content_type)});
   }
   auto policy = sts::ParsePolicy(got->body);
   if (!policy) {
-    co_return tl::unexpected(fmt::format("https://{}{}: {}", req.host, req.path, policy.error()));
+    co_return tl::unexpected(
+        Failure{std::string(kInvalid),
+                fmt::format("https://{}{}: {}", req.host, req.path, policy.error())});
   }
   co_return *policy;
 }
@@ -100,8 +110,9 @@ asio::awaitable<StsLookup> StsPolicies::Get(const std::string& domain) {
   const auto now = queue::Clock::now();
   std::optional<Entry> cached = co_await Cached(domain);
   if (cached && !Valid(cached->fetched, cached->policy, now)) cached.reset();
-  auto use_cache = [&](std::string problem) {
+  auto use_cache = [&](std::string problem, std::string type = "") {
     out.problem = std::move(problem);
+    out.problem_type = std::move(type);
     if (cached) {
       out.policy = cached->policy;
       out.cached = true;
@@ -120,17 +131,17 @@ asio::awaitable<StsLookup> StsPolicies::Get(const std::string& domain) {
   // domain leaves MTA-STS by publishing mode none, not by removing the record).
   if (!id) co_return use_cache("");
   if (cached && cached->policy.id == *id) co_return use_cache("");
-  if (auto it = failed_.find(domain); it != failed_.end() && it->second > now) {
-    co_return use_cache("the last policy fetch failed; not tried again yet");
+  if (auto it = failed_.find(domain); it != failed_.end() && it->second.retry > now) {
+    co_return use_cache("the last policy fetch failed; not tried again yet", it->second.type);
   }
   auto fetched = co_await Fetch(domain);
   if (!fetched) {
     if (failed_.size() >= kMaxRemembered) failed_.clear();
-    failed_[domain] = queue::Clock::now() + kRetryFailedFetch;
+    failed_[domain] = Failed{queue::Clock::now() + kRetryFailedFetch, fetched.error().type};
     spdlog::warn(
-        "MTA-STS policy of {} (id {}) not fetched: {}{}", domain, *id, fetched.error(),
+        "MTA-STS policy of {} (id {}) not fetched: {}{}", domain, *id, fetched.error().text,
         cached ? fmt::format("; the cached policy (id {}) stays in force", cached->policy.id) : "");
-    co_return use_cache(fetched.error());
+    co_return use_cache(fetched.error().text, fetched.error().type);
   }
   failed_.erase(domain);
   fetched->id = *id;

@@ -33,6 +33,9 @@ struct StsLookup {
                                       // failed while the cached policy is still valid)
   // Why no fresh policy could be had (logged): a failed TXT lookup, fetch or parse.
   std::string problem;
+  // The RFC 8460 §4.3.2 result type of a failed fetch (sts-policy-fetch-error,
+  // sts-policy-invalid, sts-webpki-invalid), for TLS-RPT; "" when none failed.
+  std::string problem_type;
 };
 
 // What a policy mode asks of a connection (RFC 8461 §4.2): enforce: STARTTLS and a certificate
@@ -54,7 +57,11 @@ class StsPolicies {
     queue::TimePoint fetched;
   };
   asio::awaitable<std::optional<Entry>> Cached(const std::string& domain);
-  asio::awaitable<tl::expected<sts::Policy, std::string>> Fetch(const std::string& domain);
+  struct Failure {
+    std::string type;  // the RFC 8460 result type
+    std::string text;
+  };
+  asio::awaitable<tl::expected<sts::Policy, Failure>> Fetch(const std::string& domain);
 
   dns::Resolver& resolver_;
   queue::Committer* committer_;
@@ -64,7 +71,11 @@ class StsPolicies {
   // Domains known to have no policy in the database (only this daemon writes it), so that
   // delivery to a domain without MTA-STS costs no database read. Both maps are bounded.
   std::set<std::string> absent_;
-  std::map<std::string, queue::TimePoint> failed_;  // domain -> no new fetch before then
+  struct Failed {
+    queue::TimePoint retry;  // no new fetch before then
+    std::string type;        // what went wrong the last time
+  };
+  std::map<std::string, Failed> failed_;
 };
 
 }  // namespace danerelay::relay

@@ -5,11 +5,14 @@
 // result types of §4.3, read from what the attempt recorded.
 #include <nlohmann/json_fwd.hpp>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "queue/message.hpp"
+#include "relay/options.hpp"
 
 namespace danerelay::relay {
 
@@ -18,6 +21,14 @@ struct TlsReportHeader {
   std::string contact;       // [tls_rpt] contact
   std::string hostname;      // the reporting MTA, for the report id
 };
+
+// The header fields from [tls_rpt]: organization (default: the host name), contact (default:
+// postmaster@<host name>).
+TlsReportHeader MakeTlsReportHeader(const TlsRptOptions& options, const std::string& hostname);
+
+// How an attempt records that the domain publishes MTA-STS but no policy could be had:
+// "no policy: <result type>: <why>" in AttemptRecord::mta_sts.
+inline constexpr std::string_view kNoStsPolicyLabel = "no policy: ";
 
 // The §4.3 result type of a failed session, "" when the attempt was not a TLS failure (a
 // connection refused, a recipient refused inside a good TLS session).
@@ -28,5 +39,41 @@ std::string ResultType(const queue::AttemptRecord& session);
 nlohmann::json BuildTlsReport(const std::string& domain, queue::TimePoint day,
                               const std::vector<queue::AttemptRecord>& sessions,
                               std::string_view sts_policy, const TlsReportHeader& header);
+
+// The reporting URIs of a domain's TLS-RPT record (RFC 8460 §3), from the TXT records at
+// _smtp._tls.<domain>: exactly one record starting "v=TLSRPTv1"; its rua= field, a
+// comma-separated list of mailto: and https: URIs (others are dropped). Empty: no policy.
+std::vector<std::string> ParseTlsRptTxt(const std::vector<std::string>& records);
+
+// "mailto:tlsrpt@example.com?subject=x" -> "tlsrpt@example.com" (%-escapes decoded); none
+// when that is not one plain address.
+std::optional<std::string> MailtoAddress(std::string_view uri);
+
+// "https://host[:port]/path" -> its parts; none when it is not one.
+struct HttpsUri {
+  std::string host;
+  std::uint16_t port = 443;
+  std::string path;  // at least "/"
+};
+std::optional<HttpsUri> ParseHttpsUri(std::string_view uri);
+
+// gzip (RFC 1952) of `data`, as RFC 8460 §5.3 asks for.
+std::string Gzip(std::string_view data);
+
+// The report as a mail (RFC 8460 §5.3): Subject, TLS-Report-Domain, TLS-Report-Submitter, a
+// multipart/report; report-type="tlsrpt" with a text part and the gzipped JSON as an
+// application/tlsrpt+gzip attachment named submitter!domain!begin!end.json.gz.
+struct TlsReportMail {
+  std::string from;                     // From: (and the envelope sender)
+  std::vector<std::string> recipients;  // To:
+  std::string domain;                   // the policy domain
+  std::string submitter;                // the reporting domain (our host name)
+  std::string report_id;
+  queue::TimePoint begin, end;  // the report's date range
+  std::string gzipped_json;
+  std::string message_id;  // for Message-ID and the MIME boundary
+  queue::TimePoint now;
+};
+std::string ComposeTlsReportMail(const TlsReportMail& mail);
 
 }  // namespace danerelay::relay

@@ -1,0 +1,293 @@
+#include "relay/outbound/tls_reporter.hpp"
+
+#include <spdlog/spdlog.h>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/thread_pool.hpp>
+#include <asio/use_awaitable.hpp>
+#include <nlohmann/json.hpp>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <random>
+#include <set>
+
+#include "dns/resolver.hpp"
+#include "queue/committer.hpp"
+#include "queue/queue_id.hpp"
+#include "relay/connection.hpp"
+#include "relay/metrics.hpp"
+#include "relay/outbound/https_client.hpp"
+#include "relay/outbound/store_bridge.hpp"
+#include "relay/outbound/tls_report.hpp"
+
+namespace danerelay::relay {
+namespace {
+
+constexpr auto kDay = std::chrono::hours(24);
+constexpr int kPostTries = 3;
+constexpr auto kPostPause = std::chrono::seconds(30);
+
+queue::TimePoint StartOfUtcDay(queue::TimePoint t) {
+  const auto s = std::chrono::time_point_cast<std::chrono::seconds>(t);
+  return queue::TimePoint(s - std::chrono::seconds(s.time_since_epoch().count() % 86400));
+}
+
+}  // namespace
+
+struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
+  asio::io_context& io;
+  dns::Resolver& resolver;
+  queue::Committer& committer;
+  queue::QueueIdGenerator& ids;
+  DeliveryOptions options;
+  std::string hostname;
+  std::function<void()> queued;
+  asio::steady_timer timer;
+  asio::thread_pool pool{1};  // libcurl blocks
+  bool stopping = false;
+  bool running = false;
+
+  Impl(asio::io_context& i, dns::Resolver& r, queue::Committer& c, queue::QueueIdGenerator& g,
+       DeliveryOptions o, std::string h, std::function<void()> q)
+      : io(i),
+        resolver(r),
+        committer(c),
+        ids(g),
+        options(std::move(o)),
+        hostname(std::move(h)),
+        queued(std::move(q)),
+        timer(i) {}
+  ~Impl() { pool.join(); }
+
+  // The reports' sender: the contact when it is an address, else postmaster.
+  std::string Sender() const {
+    const std::string& c = options.tls_rpt.contact;
+    return MailtoAddress("mailto:" + c) ? c : "postmaster@" + hostname;
+  }
+
+  // POSTs the report to one https: URI; "" when it was taken, else why not.
+  asio::awaitable<std::string> Post(const HttpsUri& uri, const std::string& gz) {
+    HttpsRequest req;
+    req.host = uri.host;
+    req.port = uri.port;
+    req.path = uri.path;
+    req.ca_file = options.mta_sts.ca_file;
+    req.timeout = options.mta_sts.fetch_timeout;
+    req.post_body = gz;
+    req.post_type = "application/tlsrpt+gzip";
+    for (const bool v6 : {false, true}) {
+      const auto a = co_await resolver.LookupAddresses(req.host, v6);
+      req.addresses.insert(req.addresses.end(), a.addresses.begin(), a.addresses.end());
+    }
+    if (req.addresses.empty()) co_return "no address for " + req.host;
+    const auto post = [req]() -> asio::awaitable<tl::expected<HttpsResponse, HttpsError>> {
+      co_return HttpsRequestOnce(req);
+    };
+    auto got = co_await asio::co_spawn(pool, post, asio::use_awaitable);
+    if (!got) co_return got.error().message;
+    if (got->status < 200 || got->status > 299) {
+      co_return fmt::format("HTTP status {}", got->status);
+    }
+    co_return "";
+  }
+
+  asio::awaitable<void> Report(const std::string& domain, queue::TimePoint day) {
+    // Named: GCC 12 and temporaries across a co_await.
+    const std::string txt_name = "_smtp._tls." + domain;
+    const dns::TxtAnswer txt = co_await resolver.LookupTxt(txt_name);
+    if (txt.rcode == dns::Rcode::kFailed) {
+      spdlog::warn(
+          "TLS-RPT: TXT lookup for {} failed ({}); the report for {:%Y-%m-%d} is tried "
+          "again later",
+          txt_name, txt.why, std::chrono::time_point_cast<std::chrono::seconds>(day));
+      co_return;
+    }
+    const std::vector<std::string> rua = ParseTlsRptTxt(txt.records);
+    const std::string rua_text = fmt::format("{}", fmt::join(rua, " "));
+    queue::Store::TlsReportRecord record{domain, day, "", queue::Clock::now(), rua_text, ""};
+    if (rua.empty()) {
+      record.outcome = "not sent: no TLS-RPT policy (_smtp._tls TXT with rua=)";
+      const auto put = [record](queue::Store& s) { return s.PutTlsReport(record); };
+      co_await OnStoreWrite(committer, put);
+      co_return;
+    }
+    const auto read = [domain, day](queue::Store& s) {
+      return std::make_pair(s.GetDomainSessions(domain, day, day + kDay), s.GetStsPolicy(domain));
+    };
+    const auto [sessions, policy] = co_await OnStore(committer, read);
+    if (!sessions || !policy) {
+      spdlog::warn("TLS-RPT: cannot read the sessions of {}: {}", domain,
+                   (!sessions ? sessions.error() : policy.error()).message);
+      co_return;
+    }
+    const nlohmann::json report =
+        BuildTlsReport(domain, day, *sessions, *policy ? (*policy)->policy : "",
+                       MakeTlsReportHeader(options.tls_rpt, hostname));
+    record.report_id = report.value("report-id", "");
+    const std::string gz =
+        Gzip(report.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+
+    // mailto: one message to every address, queued with the record.
+    std::vector<std::string> outcome;
+    std::optional<queue::NewMessage> mail;
+    std::vector<std::string> mail_to;
+    std::vector<HttpsUri> posts;
+    for (const auto& uri : rua) {
+      if (const auto address = MailtoAddress(uri)) {
+        if (!mail) {
+          mail.emplace();
+          mail->id = ids.Next(queue::Clock::now());
+          mail->arrival = queue::Clock::now();
+          mail->sender = Sender();
+          mail->protocol = "local";
+        }
+        mail->recipients.push_back({*address, queue::kNotifyNever, ""});
+        mail_to.push_back(*address);
+      } else if (const auto https = ParseHttpsUri(uri)) {
+        posts.push_back(*https);
+      } else {
+        outcome.push_back(fmt::format("{}: not a usable URI", uri));
+      }
+    }
+    if (mail) {
+      TlsReportMail m;
+      m.from = mail->sender;
+      m.recipients = mail_to;
+      m.domain = domain;
+      m.submitter = hostname;
+      m.report_id = record.report_id;
+      m.begin = day;
+      m.end = day + kDay - std::chrono::seconds(1);
+      m.gzipped_json = gz;
+      m.message_id = mail->id;
+      m.now = queue::Clock::now();
+      mail->content = ComposeTlsReportMail(m);
+      outcome.push_back(fmt::format("mail queued as {}", mail->id));
+    }
+    if (!posts.empty()) outcome.push_back("https: being posted");
+    record.outcome = fmt::format("{}", fmt::join(outcome, "; "));
+    const std::optional<queue::NewMessage> to_queue = mail;
+    const auto put = [record, to_queue](queue::Store& s) {
+      return s.PutTlsReport(record, to_queue ? &*to_queue : nullptr);
+    };
+    if (auto w = co_await OnStoreWrite(committer, put); !w) {
+      spdlog::warn("TLS-RPT: report {} not recorded, not sent: {}", record.report_id,
+                   w.error().message);
+      co_return;
+    }
+    const int failed_sessions = [&] {
+      int n = 0;
+      for (const auto& p : report.value("policies", nlohmann::json::array())) {
+        n += p["summary"].value("total-failure-session-count", 0);
+      }
+      return n;
+    }();
+    if (mail) {
+      Metrics::Get().Add("danerelay_tls_rpt_reports_total", "outcome=\"mail_queued\"");
+      spdlog::info("TLS-RPT: report {} for {} ({} sessions, {} failed): {} <{}> to {}",
+                   record.report_id, domain, sessions->size(), failed_sessions, mail->id,
+                   mail->sender, fmt::join(mail_to, ", "));
+      if (queued) queued();
+    }
+    if (posts.empty()) co_return;
+    // https: each URI tried up to three times, 30 s apart; the outcome updates the record.
+    outcome.pop_back();
+    for (const auto& uri : posts) {
+      const std::string url = fmt::format("https://{}:{}{}", uri.host, uri.port, uri.path);
+      std::string why;
+      for (int attempt = 1; attempt <= kPostTries && !stopping; ++attempt) {
+        why = co_await Post(uri, gz);
+        if (why.empty() || attempt == kPostTries) break;
+        spdlog::info("TLS-RPT: report {} not taken by {}: {}; trying again in {}s",
+                     record.report_id, url, why, kPostPause.count());
+        timer.expires_after(kPostPause);
+        co_await timer.async_wait(kUseTuple);
+      }
+      if (why.empty()) {
+        Metrics::Get().Add("danerelay_tls_rpt_reports_total", "outcome=\"https_posted\"");
+        spdlog::info("TLS-RPT: report {} for {} ({} sessions, {} failed) posted to {}",
+                     record.report_id, domain, sessions->size(), failed_sessions, url);
+        outcome.push_back(fmt::format("posted to {}", url));
+      } else {
+        Metrics::Get().Add("danerelay_tls_rpt_reports_total", "outcome=\"https_failed\"");
+        spdlog::warn("TLS-RPT: report {} for {} could not be posted to {}: {}", record.report_id,
+                     domain, url, why);
+        outcome.push_back(fmt::format("not posted to {}: {}", url, why));
+      }
+    }
+    record.outcome = fmt::format("{}", fmt::join(outcome, "; "));
+    const auto update = [record](queue::Store& s) { return s.PutTlsReport(record); };
+    co_await OnStoreWrite(committer, update);
+  }
+
+  // The reports not yet made for yesterday and the day before.
+  asio::awaitable<void> Round() {
+    const auto today = StartOfUtcDay(queue::Clock::now());
+    for (const auto day : {today - 2 * kDay, today - kDay}) {
+      const auto read = [day](queue::Store& s) {
+        return std::make_pair(s.GetSessionDomains(day, day + kDay), s.GetTlsReports(day));
+      };
+      const auto [domains, made] = co_await OnStore(committer, read);
+      if (!domains || !made) {
+        spdlog::warn("TLS-RPT: cannot read the queue: {}",
+                     (!domains ? domains.error() : made.error()).message);
+        co_return;
+      }
+      std::set<std::string> done;
+      for (const auto& r : *made) done.insert(r.domain);
+      for (const std::string& domain : *domains) {
+        if (stopping || !options.tls_rpt.enabled) co_return;
+        if (done.contains(domain) || options.routes.contains(domain)) continue;
+        co_await Report(domain, day);
+      }
+    }
+  }
+
+  asio::awaitable<void> Loop() {
+    auto self = shared_from_this();
+    running = true;
+    std::minstd_rand random(std::random_device{}());
+    while (!stopping) {
+      if (options.tls_rpt.enabled) co_await Round();
+      if (stopping) break;
+      // Next: 00:05 to 00:35 UTC (RFC 8460 §4.1 asks reporters to spread their load).
+      const auto now = queue::Clock::now();
+      const auto next = StartOfUtcDay(now) + kDay + std::chrono::minutes(5) +
+                        std::chrono::seconds(random() % 1800);
+      timer.expires_after(
+          std::chrono::duration_cast<std::chrono::steady_clock::duration>(next - now));
+      co_await timer.async_wait(kUseTuple);
+    }
+    running = false;
+  }
+};
+
+TlsReporter::TlsReporter(asio::io_context& io, dns::Resolver& resolver, queue::Committer& committer,
+                         queue::QueueIdGenerator& ids, DeliveryOptions options,
+                         std::string hostname, std::function<void()> queued)
+    : impl_(std::make_shared<Impl>(io, resolver, committer, ids, std::move(options),
+                                   std::move(hostname), std::move(queued))) {}
+
+TlsReporter::~TlsReporter() { Stop(); }
+
+void TlsReporter::Start() {
+  if (impl_->running) return;
+  asio::co_spawn(impl_->io, impl_->Loop(), asio::detached);
+}
+
+void TlsReporter::Stop() {
+  impl_->stopping = true;
+  impl_->timer.cancel();
+}
+
+void TlsReporter::Reload(const DeliveryOptions& options) {
+  impl_->options = options;
+  impl_->timer.cancel();  // a pause between POST tries ends early too: harmless
+}
+
+}  // namespace danerelay::relay
