@@ -189,7 +189,7 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
     }();
     if (mail) {
       Metrics::Get().Add("danerelay_tls_rpt_reports_total", "outcome=\"mail_queued\"");
-      spdlog::info("TLS-RPT: report {} for {} ({} sessions, {} failed): {} <{}> to {}",
+      spdlog::info("TLS-RPT: report {} for {} ({} session(s), {} failed): {} <{}> to {}",
                    record.report_id, domain, sessions->size(), failed_sessions, mail->id,
                    mail->sender, fmt::join(mail_to, ", "));
       if (queued) queued();
@@ -210,7 +210,7 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
       }
       if (why.empty()) {
         Metrics::Get().Add("danerelay_tls_rpt_reports_total", "outcome=\"https_posted\"");
-        spdlog::info("TLS-RPT: report {} for {} ({} sessions, {} failed) posted to {}",
+        spdlog::info("TLS-RPT: report {} for {} ({} session(s), {} failed) posted to {}",
                      record.report_id, domain, sessions->size(), failed_sessions, url);
         outcome.push_back(fmt::format("posted to {}", url));
       } else {

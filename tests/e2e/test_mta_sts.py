@@ -4,19 +4,18 @@ The DNS world serves unsigned domains with _mta-sts TXT records and mta-sts.<dom
 an HTTPS policy server on loopback (Python's http.server with a certificate from a test CA)
 serves each domain's policy; MX servers present certificates from the same CA (or a wrong
 name, or a self-signed key named by TLSA). [tls] ca_file points danerelay at the test CA."""
-import http.server
 import json
 import os
 import smtplib
 import ssl
 import tempfile
-import threading
 import time
 import unittest
 
 from dnsworld import DnsWorld
 from world_case import WorldCase
 from harness import Relay, queued_id
+from https_servers import PolicyServer
 from mx import (MxServer, free_port_on, private_ca, self_signed, signed_by, tlsa_3_1_1)
 
 POLICY_IP = "127.0.0.40"
@@ -28,48 +27,6 @@ SENDER = "alice@sender.example"
 def policy(mode, *mx, max_age=86400):
     return ("version: STSv1\r\n" + f"mode: {mode}\r\n" + "".join(f"mx: {m}\r\n" for m in mx)
             + f"max_age: {max_age}\r\n")
-
-
-class PolicyServer:
-    """HTTPS on POLICY_IP: GET /.well-known/mta-sts.txt answers with the policy for the Host."""
-
-    def __init__(self, port, chain, key, policies):
-        self.policies = policies  # host name -> policy text
-        self.requests = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                host = self.headers.get("Host", "").split(":")[0]
-                outer.requests.append((host, self.path))
-                body = outer.policies.get(host)
-                if self.path != "/.well-known/mta-sts.txt" or body is None:
-                    self.send_error(404)
-                    return
-                data = body.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer((POLICY_IP, port), Handler)
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(chain, key)
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=10)
 
 
 class MtaStsTest(WorldCase):
@@ -124,7 +81,8 @@ class MtaStsTest(WorldCase):
             "mta-sts.sts-cache.example": policy("enforce", "mx.sts-cache.example"),
             "mta-sts.rtls-sts.example": policy("testing", "mx.rtls-sts.example"),
         }
-        cls.servers["policy"] = PolicyServer(port, policy_chain, policy_key, cls.policies).start()
+        cls.servers["policy"] = PolicyServer(POLICY_IP, port, policy_chain, policy_key,
+                                             cls.policies).start()
         for name, (crt, key) in certs_for.items():
             cls.servers[name] = MxServer(IPS[name], port, crt, key,
                                          requiretls=name == "rtls").start()

@@ -1,0 +1,308 @@
+"""End to end: TLS-RPT reports sent by the daemon (RFC 8460 §5), issue 12.
+
+A day of deliveries under real time to domains that publish _smtp._tls TXT records (a DANE
+domain, an MTA-STS domain whose MX shows a certificate for another name, a domain whose policy
+cannot be fetched, one whose policy is invalid) and to one without; then the daemon is started
+again under libfaketime one day later, so that its daily run reports that day: by mail through
+its own queue to the rua mailbox (reports.example's MX in the test world) and by an HTTPS POST
+to a collector with a certificate from the test CA. The reports are checked field by field
+against RFC 8460 §4 and §5.3; a third start sends nothing twice."""
+import email
+import email.policy
+import gzip
+import json
+import os
+import smtplib
+import tempfile
+import time
+import unittest
+from datetime import datetime, timedelta, timezone
+
+from dnsworld import DnsWorld
+from https_servers import PolicyServer, ReportCollector
+from harness import Relay, queued_id, wait_for
+from mx import MxServer, free_port_on, private_ca, self_signed, signed_by, tlsa_3_1_1
+from world_case import WorldCase
+
+IPS = {name: f"127.0.0.{n}" for n, name in enumerate(
+    ["dane", "sts", "plain", "inbox", "policy", "collector", "badpolicy"], start=61)}
+FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+CONTACT = "tls-reports@relay.test"
+REPORTED = ["rpt-dane", "rpt-sts", "rpt-fetch", "rpt-invalid", "rpt-webpki"]
+
+# RFC 8460 §4.4: the fields a report, a policy entry, a summary and a failure detail may have.
+TOP_KEYS = {"organization-name", "date-range", "contact-info", "report-id", "policies"}
+POLICY_KEYS = {"policy-type", "policy-string", "policy-domain", "mx-host"}
+DETAIL_KEYS = {"result-type", "sending-mta-ip", "receiving-mx-hostname", "receiving-mx-helo",
+               "receiving-ip", "failed-session-count", "additional-information",
+               "failure-reason-code"}
+RESULT_TYPES = {"starttls-not-supported", "certificate-host-mismatch", "certificate-expired",
+                "certificate-not-trusted", "validation-failure", "tlsa-invalid", "dnssec-invalid",
+                "dane-required", "sts-policy-fetch-error", "sts-policy-invalid",
+                "sts-webpki-invalid"}
+
+
+class TlsRptTest(WorldCase):
+    @classmethod
+    def build(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="danerelay-tlsrpt-")
+        certs = os.path.join(cls.tmp, "certs")
+        os.makedirs(certs)
+        port = cls.port = free_port_on(list(IPS.values()))
+        ca_crt, ca_key = private_ca(certs)
+        dane_crt, dane_key = self_signed(certs, "mx.rpt-dane.example")
+        cls.dane_tlsa = tlsa_3_1_1(dane_crt)
+        rua = (f"mailto:tlsrpt@reports.example,"
+               f"https://collector.reports.example:{port}/v1/tlsrpt")
+
+        w = cls.world = DnsWorld(cls.tmp)
+        w.zone("rpt-dane.example.").add("@ MX 10 mx").add(f"mx A {IPS['dane']}") \
+            .add(f"_{port}._tcp.mx TLSA {cls.dane_tlsa}") \
+            .add(f'_smtp._tls TXT "v=TLSRPTv1; rua={rua}"')
+        for d, mx in (("rpt-sts", "sts"), ("rpt-fetch", "plain"), ("rpt-invalid", "plain"),
+                      ("rpt-webpki", "plain")):
+            policy_ip = IPS["badpolicy" if d == "rpt-webpki" else "policy"]
+            w.zone(f"{d}.example.", "unsigned").add("@ MX 10 mx").add(f"mx A {IPS[mx]}") \
+                .add(f"mta-sts A {policy_ip}").add('_mta-sts TXT "v=STSv1; id=1;"') \
+                .add(f'_smtp._tls TXT "v=TLSRPTv1; rua={rua}"')
+        w.zone("rpt-none.example.", "unsigned").add("@ MX 10 mx").add(f"mx A {IPS['plain']}")
+        w.zone("reports.example.", "unsigned").add("@ MX 10 mx").add(f"mx A {IPS['inbox']}") \
+            .add(f"collector A {IPS['collector']}")
+        w.start()
+
+        policy_chain, policy_key = signed_by(
+            certs, "mta-sts.rpt-sts.example", ca_crt, ca_key,
+            also=["mta-sts.rpt-fetch.example", "mta-sts.rpt-invalid.example"])
+        cls.servers["policy"] = PolicyServer(IPS["policy"], port, policy_chain, policy_key, {
+            "mta-sts.rpt-sts.example":
+                "version: STSv1\r\nmode: enforce\r\nmx: mx.rpt-sts.example\r\nmax_age: 86400\r\n",
+            # rpt-fetch: no policy served (404)
+            "mta-sts.rpt-invalid.example": "version: STSv1\r\nmode: bogus\r\nmax_age: 1\r\n",
+        }).start()
+        # rpt-webpki: the policy server's certificate is not from the CA danerelay trusts.
+        bad_crt, bad_key = self_signed(certs, "mta-sts.rpt-webpki.example")
+        cls.servers["badpolicy"] = PolicyServer(IPS["badpolicy"], port, bad_crt, bad_key, {
+            "mta-sts.rpt-webpki.example":
+                "version: STSv1\r\nmode: enforce\r\nmx: mx.rpt-webpki.example\r\n"
+                "max_age: 86400\r\n"}).start()
+        collector_chain, collector_key = signed_by(certs, "collector.reports.example", ca_crt,
+                                                   ca_key)
+        # The first POST is refused (503): danerelay tries again 30 s later.
+        cls.servers["collector"] = ReportCollector(IPS["collector"], port, collector_chain,
+                                                   collector_key, refuse_first=1).start()
+        plain_crt, plain_key = self_signed(certs, "mx.plain.example")
+        for name, (crt, key) in {
+                "dane": (dane_crt, dane_key),
+                "sts": signed_by(certs, "someone.else", ca_crt, ca_key),
+                "plain": (plain_crt, plain_key), "inbox": (None, None)}.items():
+            cls.servers[name] = MxServer(IPS[name], port, crt, key).start()
+
+        cls.relay = Relay(deliver=True, extra_toml=w.toml() + f"""
+[tls]
+ca_file = "{ca_crt}"
+[mta_sts]
+https_port = {port}
+fetch_timeout = "10s"
+[tls_rpt]
+enabled = true
+organization = "Relay Test Org"
+contact = "{CONTACT}"
+[delivery]
+port = {port}
+connect_timeout = "5s"
+[retry]
+min_backoff = "1h"
+""").start()
+        # The day of the deliveries, in UTC (a run across midnight would split it).
+        cls.day = datetime.now(timezone.utc).date()
+        cls.ids = {d + str(n): cls.send(d) for n, d in enumerate(
+            ["rpt-dane", "rpt-dane", "rpt-sts", "rpt-fetch", "rpt-invalid", "rpt-webpki",
+             "rpt-none"])}
+        ids = list(cls.ids.values())
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            states = [cls.show(i)["recipients"][0]["state"] for i in ids]
+            if all(s not in ("queued", "attempting") for s in states):
+                break
+            time.sleep(0.3)
+        cls.first_logs = cls.relay.logs()
+        # Started again one day later: the daily run reports the day just lived.
+        cls.relay.stop()
+        cls.relay.env = {"LD_PRELOAD": FAKETIME, "FAKETIME": "+1d",
+                         "ASAN_OPTIONS": "verify_asan_link_order=0"}
+        cls.relay.start()
+        wait_for(lambda: len(cls.mails()) >= len(REPORTED)
+                 and len(cls.servers["collector"].received()) >= len(REPORTED),
+                 timeout=120, what="the reports by mail and by HTTPS")
+
+    @classmethod
+    def send(cls, domain):
+        with smtplib.SMTP("127.0.0.1", cls.relay.port, timeout=30) as c:
+            c.ehlo("test.example")
+            c.mail("alice@sender.example")
+            c.rcpt(f"user@{domain}.example")
+            code, reply = c.data(f"Subject: to {domain}\r\n\r\nHello.\r\n".encode())
+            assert code == 250, reply
+            return queued_id(reply)
+
+    @classmethod
+    def mails(cls):
+        return cls.servers["inbox"].received_for("tlsrpt@reports.example")
+
+    def mailed(self, domain):
+        """The one report mailed for `domain`: (the parsed message, the report's JSON)."""
+        got = [m for m in self.mails()
+               if email.message_from_bytes(m["content"], policy=email.policy.default)
+               ["TLS-Report-Domain"] == f"{domain}.example"]
+        self.assertEqual(len(got), 1, [m["content"][:300] for m in self.mails()])
+        msg = email.message_from_bytes(got[0]["content"], policy=email.policy.default)
+        parts = [p for p in msg.iter_attachments()]
+        self.assertEqual(len(parts), 1)
+        self.assertEqual(parts[0].get_content_type(), "application/tlsrpt+gzip")
+        return got[0], msg, parts[0], json.loads(gzip.decompress(parts[0].get_content()))
+
+    def posted(self, domain):
+        got = [p for p in self.servers["collector"].received()
+               if json.loads(gzip.decompress(p["body"]))["policies"][0]["policy"]
+               ["policy-domain"] == f"{domain}.example"]
+        self.assertEqual(len(got), 1)
+        return got[0], json.loads(gzip.decompress(got[0]["body"]))
+
+    def check_schema(self, report, domain):
+        """RFC 8460 §4.4, field by field."""
+        self.assertEqual(set(report), TOP_KEYS)
+        self.assertEqual(report["organization-name"], "Relay Test Org")
+        self.assertEqual(report["contact-info"], CONTACT)
+        self.assertEqual(report["date-range"], {
+            "start-datetime": f"{self.day.isoformat()}T00:00:00Z",
+            "end-datetime": f"{self.day.isoformat()}T23:59:59Z"})
+        self.assertEqual(report["report-id"], f"{self.day.isoformat()}_{domain}.example@relay.test")
+        self.assertGreaterEqual(len(report["policies"]), 1)
+        for p in report["policies"]:
+            self.assertLessEqual(set(p), {"policy", "summary", "failure-details"})
+            self.assertLessEqual(set(p["policy"]), POLICY_KEYS)
+            self.assertEqual(p["policy"]["policy-domain"], f"{domain}.example")
+            self.assertIn(p["policy"]["policy-type"], {"tlsa", "sts", "no-policy-found"})
+            for key in ("policy-string", "mx-host"):
+                if key in p["policy"]:
+                    self.assertTrue(all(isinstance(s, str) for s in p["policy"][key]))
+            self.assertEqual(set(p["summary"]), {"total-successful-session-count",
+                                                 "total-failure-session-count"})
+            for v in p["summary"].values():
+                self.assertIsInstance(v, int)
+            failed = 0
+            for d in p.get("failure-details", []):
+                self.assertLessEqual(set(d), DETAIL_KEYS)
+                self.assertIn(d["result-type"], RESULT_TYPES)
+                self.assertIsInstance(d["failed-session-count"], int)
+                failed += d["failed-session-count"]
+            self.assertEqual(failed, p["summary"]["total-failure-session-count"])
+
+    # --- the mail (RFC 8460 §5.3) ------------------------------------------------------------
+
+    def test_each_report_is_mailed_through_the_queue_as_rfc_8460_asks(self):
+        start = int(datetime(self.day.year, self.day.month, self.day.day,
+                             tzinfo=timezone.utc).timestamp())
+        for domain in REPORTED:
+            with self.subTest(domain=domain):
+                envelope, msg, part, report = self.mailed(domain)
+                self.assertEqual(envelope["from"], CONTACT)
+                self.assertEqual(msg["From"], CONTACT)
+                self.assertEqual(msg["TLS-Report-Domain"], f"{domain}.example")
+                self.assertEqual(msg["TLS-Report-Submitter"], "relay.test")
+                self.assertEqual(
+                    " ".join(str(msg["Subject"]).split()),
+                    f"Report Domain: {domain}.example Submitter: relay.test Report-ID: "
+                    f"<{report['report-id']}>")
+                self.assertEqual(msg.get_content_type(), "multipart/report")
+                self.assertEqual(msg.get_param("report-type"), "tlsrpt")
+                self.assertEqual(part.get_filename(),
+                                 f"relay.test!{domain}.example!{start}!{start + 86399}.json.gz")
+                self.check_schema(report, domain)
+
+    def test_each_report_is_posted_to_the_https_collector_too(self):
+        for domain in REPORTED:
+            with self.subTest(domain=domain):
+                post, report = self.posted(domain)
+                self.assertEqual(post["type"], "application/tlsrpt+gzip")
+                self.assertEqual(post["path"], "/v1/tlsrpt")
+                self.assertEqual(report, self.mailed(domain)[3])
+        # The refused first POST was tried again.
+        self.assertEqual(self.servers["collector"].refused, 1)
+        self.assertIn("not taken by https://collector.reports.example", self.relay.logs())
+        self.assertIn("HTTP status 503; trying again in 30s", self.relay.logs())
+
+    # --- what the reports say ----------------------------------------------------------------
+
+    def test_dane_domain_two_verified_sessions(self):
+        report = self.mailed("rpt-dane")[3]
+        self.assertEqual(report["policies"], [{
+            "policy": {"policy-type": "tlsa", "policy-string": [self.dane_tlsa],
+                       "policy-domain": "rpt-dane.example"},
+            "summary": {"total-successful-session-count": 2,
+                        "total-failure-session-count": 0}}])
+
+    def test_sts_domain_certificate_for_another_name(self):
+        report = self.mailed("rpt-sts")[3]
+        self.assertEqual(len(report["policies"]), 1)
+        p = report["policies"][0]
+        self.assertEqual(p["policy"]["policy-type"], "sts")
+        self.assertEqual(p["policy"]["mx-host"], ["mx.rpt-sts.example"])
+        self.assertEqual(p["policy"]["policy-string"],
+                         ["version: STSv1", "mode: enforce", "max_age: 86400",
+                          "mx: mx.rpt-sts.example"])
+        self.assertEqual(p["summary"]["total-successful-session-count"], 0)
+        self.assertGreaterEqual(p["summary"]["total-failure-session-count"], 1)
+        d = p["failure-details"][0]
+        self.assertEqual(d["result-type"], "certificate-host-mismatch")
+        self.assertEqual(d["receiving-mx-hostname"], "mx.rpt-sts.example")
+        self.assertEqual(d["receiving-ip"], IPS["sts"])
+
+    def test_policy_that_cannot_be_fetched_or_parsed(self):
+        for domain, kind in (("rpt-fetch", "sts-policy-fetch-error"),
+                             ("rpt-invalid", "sts-policy-invalid"),
+                             ("rpt-webpki", "sts-webpki-invalid")):
+            with self.subTest(domain=domain):
+                p = self.mailed(domain)[3]["policies"]
+                self.assertEqual(len(p), 1)
+                self.assertEqual(p[0]["policy"], {"policy-type": "sts",
+                                                  "policy-domain": f"{domain}.example"})
+                self.assertEqual(p[0]["summary"]["total-failure-session-count"], 1)
+                self.assertEqual(p[0]["failure-details"][0]["result-type"], kind)
+        # The mail itself went out (no policy, so opportunistic TLS); the attempt says why
+        # there was no policy.
+        m = self.show(self.ids["rpt-fetch3"])
+        self.assertEqual(m["recipients"][0]["state"], "delivered")
+        self.assertTrue(m["attempts"][0]["mta_sts"].startswith(
+            "no policy: sts-policy-fetch-error: https://mta-sts.rpt-fetch.example"),
+            m["attempts"])
+
+    # --- the operator's view -----------------------------------------------------------------
+
+    def test_list_shows_what_was_sent_and_what_was_not(self):
+        out = self.relay.cli("tls-rpt", "list", "--date", self.day.isoformat()).stdout.decode()
+        for domain in REPORTED:
+            self.assertIn(f"{domain}.example  {self.day.isoformat()}_{domain}.example@relay.test",
+                          out)
+        self.assertIn("rpt-none.example  -", out)
+        self.assertIn("not sent: no TLS-RPT policy", out)
+        self.assertIn("mail queued as", out)
+        self.assertIn(f"posted to https://collector.reports.example:{self.port}/v1/tlsrpt", out)
+        logs = self.relay.logs()
+        self.assertIn("TLS-RPT: report", logs)
+        self.assertIn("(2 session(s), 0 failed)", logs)
+
+    def test_zzz_a_restart_sends_nothing_twice(self):
+        mails, posts = len(self.mails()), len(self.servers["collector"].received())
+        self.relay.stop()
+        self.relay.start()
+        # The daily run has looked (its TXT lookups are logged for new reports only): give it
+        # a moment, then nothing new may have arrived.
+        wait_for(lambda: "started" in self.relay.logs().rsplit("terminating", 1)[-1], timeout=20)
+        time.sleep(2)
+        self.assertEqual(len(self.mails()), mails)
+        self.assertEqual(len(self.servers["collector"].received()), posts)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
