@@ -70,6 +70,9 @@ TEST(ConfigTest, ExampleFileLoadsAndEqualsTheDefaults) {
   EXPECT_EQ(c->delivery.timeouts.connect, d.delivery.timeouts.connect);
   EXPECT_TRUE(c->delivery.mandatory_domains.empty());
   EXPECT_TRUE(c->delivery.routes.empty());
+  EXPECT_EQ(c->delivery.mta_sts.enabled, d.delivery.mta_sts.enabled);
+  EXPECT_EQ(c->delivery.tls_rpt.enabled, d.delivery.tls_rpt.enabled);
+  EXPECT_FALSE(d.delivery.tls_rpt.enabled);  // reports go out only when asked for
 }
 
 TEST(ConfigTest, GoodFile) {
@@ -134,6 +137,10 @@ mandatory_domains = ["example.net", ".example.org"]
 testing_domains = ["example.com", ".BÜCHER.example"]
 preflight_interval = "1h"
 
+[tls_rpt]
+enabled = true
+contact = "tlsrpt@example.org"
+
 [delivery]
 port = 2525
 max_parallel = 4
@@ -171,6 +178,8 @@ max_lifetime = "2d"
   EXPECT_EQ(c->delivery.testing_domains,
             (std::vector<std::string>{"example.com", ".xn--bcher-kva.example"}));
   EXPECT_EQ(c->delivery.preflight_interval, std::chrono::hours(1));
+  EXPECT_TRUE(c->delivery.tls_rpt.enabled);
+  EXPECT_EQ(c->delivery.tls_rpt.contact, "tlsrpt@example.org");
   EXPECT_EQ(c->delivery.port, 2525);
   EXPECT_EQ(c->delivery.max_parallel, 4u);
   EXPECT_EQ(c->delivery.retry.min_backoff, std::chrono::seconds(30));

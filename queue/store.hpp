@@ -137,6 +137,8 @@ class Store {
   // transaction, so that a crash neither loses nor repeats it.
   tl::expected<void, StoreError> PutTlsReport(const TlsReportRecord& record,
                                               const NewMessage* mail = nullptr);
+  // Drops the records of days before `before`.
+  tl::expected<void, StoreError> PurgeTlsReports(TimePoint before);
   // Deletes up to `limit` completed messages older than `before`; returns how many.
   tl::expected<int, StoreError> PurgeCompleted(TimePoint before, int limit = 1000);
 

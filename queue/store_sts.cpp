@@ -111,4 +111,13 @@ tl::expected<void, StoreError> Store::PutTlsReport(const TlsReportRecord& record
   });
 }
 
+tl::expected<void, StoreError> Store::PurgeTlsReports(TimePoint before) {
+  return impl_->Write([&]() -> tl::expected<void, StoreError> {
+    auto s = impl_->Prepare("DELETE FROM tls_reports WHERE day_us < ?1");
+    if (!s) return tl::unexpected(s.error());
+    sqlite3_bind_int64(s->get(), 1, ToMicros(before));
+    return impl_->StepDone(s->get(), "purge TLS reports");
+  });
+}
+
 }  // namespace danerelay::queue

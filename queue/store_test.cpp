@@ -243,6 +243,11 @@ TEST_F(StoreTest, TlsReportsAreRecordedWithTheirMailInOneTransaction) {
   Store::TlsReportRecord other{"example.org", day, "x", day, "mailto:a@example.org", "queued"};
   EXPECT_FALSE(store->PutTlsReport(other, &report));
   EXPECT_EQ(store->GetTlsReports(day)->size(), 1u);
+  // Old records go; the day itself is kept by a purge up to its start.
+  ASSERT_TRUE(store->PurgeTlsReports(day));
+  EXPECT_EQ(store->GetTlsReports(day)->size(), 1u);
+  ASSERT_TRUE(store->PurgeTlsReports(day + std::chrono::seconds(1)));
+  EXPECT_TRUE(store->GetTlsReports(day)->empty());
 }
 
 TEST_F(StoreTest, ReleaseAttemptingAfterACrash) {

@@ -31,6 +31,8 @@ namespace {
 constexpr auto kDay = std::chrono::hours(24);
 constexpr int kPostTries = 3;
 constexpr auto kPostPause = std::chrono::seconds(30);
+// What was reported stays in tls_reports (`danerelay tls-rpt list`) this long.
+constexpr auto kKeepRecords = std::chrono::days(31);
 
 queue::TimePoint StartOfUtcDay(queue::TimePoint t) {
   const auto s = std::chrono::time_point_cast<std::chrono::seconds>(t);
@@ -67,7 +69,8 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
   // The reports' sender: the contact when it is an address, else postmaster.
   std::string Sender() const {
     const std::string& c = options.tls_rpt.contact;
-    return MailtoAddress("mailto:" + c) ? c : "postmaster@" + hostname;
+    const auto address = MailtoAddress(c.starts_with("mailto:") ? c : "mailto:" + c);
+    return address && address->find(':') == std::string::npos ? *address : "postmaster@" + hostname;
   }
 
   // POSTs the report to one https: URI; "" when it was taken, else why not.
@@ -225,9 +228,14 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
     co_await OnStoreWrite(committer, update);
   }
 
-  // The reports not yet made for yesterday and the day before.
+  // The reports not yet made for yesterday and the day before; records older than kKeepRecords
+  // are dropped.
   asio::awaitable<void> Round() {
     const auto today = StartOfUtcDay(queue::Clock::now());
+    const auto purge = [before = today - kKeepRecords](queue::Store& s) {
+      return s.PurgeTlsReports(before);
+    };
+    co_await OnStoreWrite(committer, purge);
     for (const auto day : {today - 2 * kDay, today - kDay}) {
       const auto read = [day](queue::Store& s) {
         return std::make_pair(s.GetSessionDomains(day, day + kDay), s.GetTlsReports(day));
