@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "dns/idn.hpp"
@@ -65,6 +66,14 @@ std::vector<std::string_view> DotStuff(std::string_view content) {
   out.push_back(content.substr(piece));
   out.push_back(content.empty() || content.ends_with("\r\n") ? ".\r\n" : "\r\n.\r\n");
   return out;
+}
+
+bool HeaderHasUtf8(std::string_view content) {
+  size_t end = content.find("\r\n\r\n");
+  if (content.starts_with("\r\n")) end = 0;
+  const std::string_view header = content.substr(0, end);
+  return std::any_of(header.begin(), header.end(),
+                     [](char c) { return static_cast<unsigned char>(c) > 0x7f; });
 }
 
 // A live session after EHLO (and STARTTLS): what a transaction needs, and what the connection
@@ -231,6 +240,16 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
                               fmt::format("{} does not support SMTPUTF8, which <{}> needs ({})",
                                           s.peer, queue::Printable(address, 300), why)};
   };
+  if (m.smtputf8 && !utf8 && HeaderHasUtf8(*req.content)) {
+    // As Postfix does: the header cannot be made ASCII here, so the message cannot go there.
+    for (auto& rc : res.recipients) {
+      rc = {queue::RecipientState::kFailed, "5.6.7",
+            fmt::format("{} does not support SMTPUTF8, which the message header needs (it "
+                        "contains UTF-8)",
+                        s.peer)};
+    }
+    co_return After::kReusable;  // nothing was sent
+  }
   const auto sender = envelope(m.sender);
   if (!sender) {
     for (auto& rc : res.recipients) rc = cannot(m.sender, sender.error());

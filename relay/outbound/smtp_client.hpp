@@ -99,4 +99,8 @@ asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& request,
 // between them, so a message is sent without being copied.
 std::vector<std::string_view> DotStuff(std::string_view content);
 
+// True when the header section (up to the first empty line) holds a byte outside ASCII: such a
+// message, submitted with SMTPUTF8, needs SMTPUTF8 at the next hop (RFC 6531 §3.2).
+bool HeaderHasUtf8(std::string_view content);
+
 }  // namespace danerelay::relay

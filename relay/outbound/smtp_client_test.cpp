@@ -26,5 +26,19 @@ TEST(DotStuffTest, SlicesTheContentWithoutCopying) {
   EXPECT_EQ(pieces[0].data(), content.data());
 }
 
+TEST(HeaderHasUtf8Test, LooksAtTheHeaderOnly) {
+  EXPECT_TRUE(
+      HeaderHasUtf8("Subject: Gr\xc3\xbc\xc3\x9f"
+                    "e\r\n\r\nbody\r\n"));
+  EXPECT_TRUE(HeaderHasUtf8("From: <j\xc3\xb6rg@example.org>\r\n"));  // no body at all
+  EXPECT_FALSE(
+      HeaderHasUtf8("Subject: plain\r\n\r\nGr\xc3\xbc\xc3\x9f"
+                    "e\r\n"));  // 8BITMIME body
+  EXPECT_FALSE(
+      HeaderHasUtf8("\r\nGr\xc3\xbc\xc3\x9f"
+                    "e\r\n"));  // an empty header
+  EXPECT_FALSE(HeaderHasUtf8(""));
+}
+
 }  // namespace
 }  // namespace danerelay::relay

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <stdexcept>
 
+#include "dns/idn.hpp"
 #include "relay/smtp/received.hpp"
 #include "relay/smtp/smtp_command.hpp"
 
@@ -225,7 +226,12 @@ std::string ServerSession::ReceivedHeader(const std::string& id) const {
   info.protocol = Protocol();
   info.queue_id = id;
   info.tls = tls_description_;
-  if (message_.recipients.size() == 1) info.for_recipient = message_.recipients[0].address;
+  if (message_.recipients.size() == 1) {
+    // The domain as an A-label, so that an SMTPUTF8 message whose addresses can go on in ASCII
+    // does not need SMTPUTF8 for this header (RFC 6531 §3.2, §4.3).
+    const std::string& rcpt = message_.recipients[0].address;
+    info.for_recipient = dns::ToAsciiAddress(rcpt).value_or(rcpt);
+  }
   info.time = p_.now();
   return FormatReceived(info);
 }

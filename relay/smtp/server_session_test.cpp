@@ -147,6 +147,25 @@ TEST_F(SessionTest, PipelinedTransactionRepliesInOrder) {
   EXPECT_THAT(run.messages[1].content, HasSubstr("for <dave@example.org>;"));
 }
 
+// The "for" clause names an IDN recipient with an A-label: the header stays ASCII, so the
+// message can go on to a next hop without SMTPUTF8.
+TEST_F(SessionTest, ReceivedForClauseUsesALabels) {
+  Transcript run = Talk(
+      "EHLO client.example\r\n"
+      "MAIL FROM:<alice@example.org> SMTPUTF8\r\n"
+      "RCPT TO:<info@caf\xc3\xa9.example>\r\n"
+      "DATA\r\n"
+      "Subject: x\r\n"
+      "\r\n"
+      "body\r\n"
+      ".\r\n"
+      "QUIT\r\n");
+  ASSERT_EQ(run.messages.size(), 1u);
+  EXPECT_TRUE(run.messages[0].smtputf8);
+  EXPECT_EQ(run.messages[0].recipients[0].address, "info@caf\xc3\xa9.example");
+  EXPECT_THAT(run.messages[0].content, HasSubstr("for <info@xn--caf-dma.example>;"));
+}
+
 TEST_F(SessionTest, InputSplitAtEveryByteBoundaryGivesTheSameResult) {
   const Transcript whole = Talk(kTranscript);
   for (size_t cut = 1; cut < kTranscript.size(); ++cut) {

@@ -117,10 +117,18 @@ min_backoff = "1h"
                               ("jörg", "jörg@café.example"), ("ñu", "user@ñu.example")):
                 c.mail(SENDER, ["SMTPUTF8"])
                 c.rcpt(rcpt)
-                code, reply = c.data(f"Subject: to {key}\r\n\r\nHello.\r\n".encode())
+                # An ASCII header: only the envelope needs SMTPUTF8.
+                code, reply = c.data(b"Subject: IDN\r\n\r\nHello.\r\n")
                 assert code == 250, reply
                 cls.ids[key] = queued_id(reply)
                 cls.domains.append(key)
+            # SMTPUTF8 with UTF-8 in the header, to the MX without SMTPUTF8: cannot go there.
+            c.mail(SENDER, ["SMTPUTF8"])
+            c.rcpt("kontakt@café.example")
+            code, reply = c.data("Subject: Grüße aus Köln\r\n\r\nHallo.\r\n".encode())
+            assert code == 250, reply
+            cls.ids["café-header"] = queued_id(reply)
+            cls.domains.append("café-header")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             states = [cls.show(cls.ids[d])["recipients"][0]["state"] for d in cls.domains]
@@ -276,6 +284,12 @@ min_backoff = "1h"
         # Nothing but info@'s message reached that MX (jörg's was never offered to it).
         self.assertEqual([m["to"] for m in self.servers["idn-ascii"].recorder.messages],
                          [["info@xn--caf-dma.example"]])
+
+    def test_without_smtputf8_at_the_next_hop_a_utf8_header_bounces_5_6_7(self):
+        rcpt, attempts = self.outcome("café-header")
+        self.assertEqual((rcpt["state"], rcpt["last_status"]), ("failed", "5.6.7"), attempts)
+        self.assertIn("which the message header needs", rcpt["last_reply"])
+        self.assertEqual(self.servers["idn-ascii"].received_for("kontakt@xn--caf-dma.example"), [])
 
     def test_mandatory_domain_given_as_u_label_matches(self):
         rcpt, attempts = self.outcome("ñu")
