@@ -117,6 +117,23 @@ CREATE TABLE tls_reports (
   PRIMARY KEY (domain, day_us)
 ) WITHOUT ROWID;
 )sql",
+    // 7: TLS-RPT: the https: POSTs of each report, with the report until it was taken or given
+    // up, so that a failed POST is tried again later and across a restart.
+    R"sql(
+CREATE TABLE tls_report_posts (
+  domain TEXT NOT NULL,
+  day_us INTEGER NOT NULL,
+  url TEXT NOT NULL,
+  report_id TEXT NOT NULL,
+  payload BLOB,
+  tries INTEGER NOT NULL,
+  next_us INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  last_error TEXT NOT NULL,
+  PRIMARY KEY (domain, day_us, url)
+);
+CREATE INDEX tls_report_posts_due ON tls_report_posts (next_us) WHERE state = 'pending';
+)sql",
 };
 
 const std::string kRecipientQuery =

@@ -47,7 +47,7 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  static constexpr int kSchemaVersion = 6;
+  static constexpr int kSchemaVersion = 7;
   static std::filesystem::path DatabasePath(const StoreOptions& options);
 
   // Inserts the messages in one transaction, so one commit (one fsync) covers the batch.
@@ -133,11 +133,33 @@ class Store {
     std::string outcome;  // what became of it, for the operator
   };
   tl::expected<std::vector<TlsReportRecord>, StoreError> GetTlsReports(TimePoint day);
-  // Records (or updates) a report, and queues `mail` (its mailto: copy) in the same
-  // transaction, so that a crash neither loses nor repeats it.
+  // One https: POST of a report (RFC 8460 §5.4): pending until it was taken or given up.
+  struct TlsReportPost {
+    std::string domain;
+    TimePoint day;
+    std::string url;
+    std::string report_id;
+    std::string payload;  // the gzipped report; read only for due posts
+    int tries = 0;
+    TimePoint next;                 // pending: the next try
+    std::string state = "pending";  // "pending", "posted" or "failed"
+    std::string last_error;
+  };
+  // Records a report, queues `mail` (its mailto: copy) and adds its POSTs in one transaction,
+  // so that a crash neither loses nor repeats them. A record is replaced, posts are not.
   tl::expected<void, StoreError> PutTlsReport(const TlsReportRecord& record,
-                                              const NewMessage* mail = nullptr);
-  // Drops the records of days before `before`.
+                                              const NewMessage* mail = nullptr,
+                                              const std::vector<TlsReportPost>& posts = {});
+  // The pending POSTs due at `now`, with their payload.
+  tl::expected<std::vector<TlsReportPost>, StoreError> GetDueTlsReportPosts(TimePoint now);
+  // When the next pending POST is due, if any.
+  tl::expected<std::optional<TimePoint>, StoreError> NextTlsReportPost();
+  // The POSTs of the reports of one day, without payload (`danerelay tls-rpt list`).
+  tl::expected<std::vector<TlsReportPost>, StoreError> GetTlsReportPosts(TimePoint day);
+  // Writes a POST's tries, next, state and last_error; the payload is dropped once it is no
+  // longer pending.
+  tl::expected<void, StoreError> UpdateTlsReportPost(const TlsReportPost& post);
+  // Drops the records (and POSTs) of days before `before`.
   tl::expected<void, StoreError> PurgeTlsReports(TimePoint before);
   // Deletes up to `limit` completed messages older than `before`; returns how many.
   tl::expected<int, StoreError> PurgeCompleted(TimePoint before, int limit = 1000);

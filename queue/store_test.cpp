@@ -250,6 +250,64 @@ TEST_F(StoreTest, TlsReportsAreRecordedWithTheirMailInOneTransaction) {
   EXPECT_TRUE(store->GetTlsReports(day)->empty());
 }
 
+TEST_F(StoreTest, TlsReportPostsArePendingUntilTakenOrGivenUp) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  const TimePoint day = TimePoint(std::chrono::seconds(1796169600));
+  const TimePoint made = day + std::chrono::hours(24);
+  Store::TlsReportRecord r{
+      "example.net", day, "id1", made, "https://a.example/ https://b.example/", ""};
+  Store::TlsReportPost a;
+  a.domain = "example.net";
+  a.day = day;
+  a.url = "https://a.example:443/";
+  a.report_id = "id1";
+  a.payload = std::string("gz\0a", 4);
+  a.next = made;
+  Store::TlsReportPost b = a;
+  b.url = "https://b.example:443/";
+  b.payload = "gz-b";
+  ASSERT_TRUE(store->PutTlsReport(r, nullptr, {a, b}));
+  EXPECT_EQ(store->NextTlsReportPost().value(), made);
+  EXPECT_TRUE(store->GetDueTlsReportPosts(made - std::chrono::seconds(1))->empty());
+  auto due = store->GetDueTlsReportPosts(made);
+  ASSERT_TRUE(due);
+  ASSERT_EQ(due->size(), 2u);
+  EXPECT_EQ((*due)[0].payload, std::string("gz\0a", 4));  // a blob, NUL included
+  EXPECT_EQ((*due)[0].state, "pending");
+  // a: refused, tried again in 30 s; b: taken.
+  a.tries = 1;
+  a.next = made + std::chrono::seconds(30);
+  a.last_error = "HTTP status 503";
+  ASSERT_TRUE(store->UpdateTlsReportPost(a));
+  b.tries = 1;
+  b.state = "posted";
+  ASSERT_TRUE(store->UpdateTlsReportPost(b));
+  EXPECT_EQ(store->NextTlsReportPost().value(), made + std::chrono::seconds(30));
+  EXPECT_TRUE(store->GetDueTlsReportPosts(made + std::chrono::seconds(29))->empty());
+  due = store->GetDueTlsReportPosts(made + std::chrono::seconds(30));
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ((*due)[0].url, a.url);
+  EXPECT_EQ((*due)[0].tries, 1);
+  EXPECT_EQ((*due)[0].last_error, "HTTP status 503");
+  EXPECT_EQ((*due)[0].payload, std::string("gz\0a", 4));  // kept while pending
+  a.state = "failed";
+  ASSERT_TRUE(store->UpdateTlsReportPost(a));
+  EXPECT_FALSE(store->NextTlsReportPost().value());
+  auto all = store->GetTlsReportPosts(day);
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].state, "failed");
+  EXPECT_EQ((*all)[1].state, "posted");
+  EXPECT_TRUE(store->GetTlsReportPosts(made)->empty());
+  // Replacing the record (the outcome) leaves the posts alone; a purge takes both.
+  r.outcome = "x";
+  ASSERT_TRUE(store->PutTlsReport(r));
+  EXPECT_EQ(store->GetTlsReportPosts(day)->size(), 2u);
+  ASSERT_TRUE(store->PurgeTlsReports(day + std::chrono::seconds(1)));
+  EXPECT_TRUE(store->GetTlsReportPosts(day)->empty());
+  EXPECT_TRUE(store->GetTlsReports(day)->empty());
+}
+
 TEST_F(StoreTest, ReleaseAttemptingAfterACrash) {
   auto store = OpenRw();
   ASSERT_TRUE(store);

@@ -84,10 +84,30 @@ int RunTlsRptList(const config::Config& config, const std::string& date, std::os
                        config.delivery.tls_rpt.enabled ? "" : " ([tls_rpt] enabled = false)");
     return 0;
   }
+  auto posts = (*store)->GetTlsReportPosts(*day);
+  if (!posts) {
+    err << "danerelay: " << posts.error().message << "\n";
+    return 2;
+  }
   for (const auto& r : *reports) {
-    out << fmt::format("{}  {}  made {}\n  to: {}\n  {}\n", r.domain,
+    out << fmt::format("{}  {}  made {}\n  to: {}\n", r.domain,
                        r.report_id.empty() ? "-" : r.report_id, queue::FormatRfc5322Date(r.made),
-                       r.rua.empty() ? "-" : r.rua, r.outcome);
+                       r.rua.empty() ? "-" : r.rua);
+    if (!r.outcome.empty()) out << "  " << r.outcome << "\n";
+    for (const auto& p : *posts) {
+      if (p.domain != r.domain) continue;
+      const std::string tries = fmt::format("{} tr{}", p.tries, p.tries == 1 ? "y" : "ies");
+      if (p.state == "posted") {
+        out << fmt::format("  posted to {} ({})\n", p.url, tries);
+      } else if (p.state == "failed") {
+        out << fmt::format("  not posted to {}: {} (given up after {})\n", p.url, p.last_error,
+                           tries);
+      } else {
+        out << fmt::format(
+            "  to be posted to {}: next try {}{}\n", p.url, queue::FormatRfc5322Date(p.next),
+            p.tries ? fmt::format(" ({} so far; last: {})", tries, p.last_error) : "");
+      }
+    }
   }
   return 0;
 }

@@ -14,6 +14,7 @@
 #include <fmt/ranges.h>
 
 #include <random>
+#include <ranges>
 #include <set>
 
 #include "dns/resolver.hpp"
@@ -29,10 +30,22 @@ namespace danerelay::relay {
 namespace {
 
 constexpr auto kDay = std::chrono::hours(24);
-constexpr int kPostTries = 3;
-constexpr auto kPostPause = std::chrono::seconds(30);
+// A POST refused for a reason that may pass (no connection, 5xx, 408, 429) is tried again after
+// these pauses, across restarts: eight tries in about 21 hours, then it is given up.
+constexpr std::chrono::seconds kPostPauses[] = {std::chrono::seconds(30), std::chrono::minutes(5),
+                                                std::chrono::minutes(30), std::chrono::hours(1),
+                                                std::chrono::hours(2),    std::chrono::hours(6),
+                                                std::chrono::hours(12)};
+constexpr int kPostTries = std::size(kPostPauses) + 1;
 // What was reported stays in tls_reports (`danerelay tls-rpt list`) this long.
 constexpr auto kKeepRecords = std::chrono::days(31);
+
+std::string FormatPause(std::chrono::seconds d) {
+  const auto n = d.count();
+  if (n % 3600 == 0) return fmt::format("{}h", n / 3600);
+  if (n % 60 == 0) return fmt::format("{}min", n / 60);
+  return fmt::format("{}s", n);
+}
 
 queue::TimePoint StartOfUtcDay(queue::TimePoint t) {
   const auto s = std::chrono::time_point_cast<std::chrono::seconds>(t);
@@ -53,6 +66,7 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
   asio::thread_pool pool{1};  // libcurl blocks
   bool stopping = false;
   bool running = false;
+  queue::TimePoint next_round{};  // the next daily run (at once after start and reload)
 
   Impl(asio::io_context& i, dns::Resolver& r, queue::Committer& c, queue::QueueIdGenerator& g,
        DeliveryOptions o, std::string h, std::function<void()> q)
@@ -73,8 +87,13 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
     return address && address->find(':') == std::string::npos ? *address : "postmaster@" + hostname;
   }
 
-  // POSTs the report to one https: URI; "" when it was taken, else why not.
-  asio::awaitable<std::string> Post(const HttpsUri& uri, const std::string& gz) {
+  struct PostResult {
+    std::string why;    // "" when the report was taken
+    bool again = true;  // worth another try
+  };
+
+  // POSTs the report to one https: URI.
+  asio::awaitable<PostResult> Post(const HttpsUri& uri, const std::string& gz) {
     HttpsRequest req;
     req.host = uri.host;
     req.port = uri.port;
@@ -87,16 +106,18 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
       const auto a = co_await resolver.LookupAddresses(req.host, v6);
       req.addresses.insert(req.addresses.end(), a.addresses.begin(), a.addresses.end());
     }
-    if (req.addresses.empty()) co_return "no address for " + req.host;
+    if (req.addresses.empty()) co_return PostResult{"no address for " + req.host};
     const auto post = [req]() -> asio::awaitable<tl::expected<HttpsResponse, HttpsError>> {
       co_return HttpsRequestOnce(req);
     };
     auto got = co_await asio::co_spawn(pool, post, asio::use_awaitable);
-    if (!got) co_return got.error().message;
+    if (!got) co_return PostResult{got.error().message};
     if (got->status < 200 || got->status > 299) {
-      co_return fmt::format("HTTP status {}", got->status);
+      // Other answers (a redirect, which is not followed; a 4xx) will not change.
+      const bool again = got->status >= 500 || got->status == 408 || got->status == 429;
+      co_return PostResult{fmt::format("HTTP status {}", got->status), again};
     }
-    co_return "";
+    co_return PostResult{};
   }
 
   asio::awaitable<void> Report(const std::string& domain, queue::TimePoint day) {
@@ -172,11 +193,21 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
       mail->content = ComposeTlsReportMail(m);
       outcome.push_back(fmt::format("mail queued as {}", mail->id));
     }
-    if (!posts.empty()) outcome.push_back("https: being posted");
     record.outcome = fmt::format("{}", fmt::join(outcome, "; "));
+    std::vector<queue::Store::TlsReportPost> to_post;
+    for (const auto& uri : posts) {
+      queue::Store::TlsReportPost p;
+      p.domain = domain;
+      p.day = day;
+      p.url = fmt::format("https://{}:{}{}", uri.host, uri.port, uri.path);
+      p.report_id = record.report_id;
+      p.payload = gz;
+      p.next = record.made;
+      to_post.push_back(std::move(p));
+    }
     const std::optional<queue::NewMessage> to_queue = mail;
-    const auto put = [record, to_queue](queue::Store& s) {
-      return s.PutTlsReport(record, to_queue ? &*to_queue : nullptr);
+    const auto put = [record, to_queue, to_post](queue::Store& s) {
+      return s.PutTlsReport(record, to_queue ? &*to_queue : nullptr, to_post);
     };
     if (auto w = co_await OnStoreWrite(committer, put); !w) {
       spdlog::warn("TLS-RPT: report {} not recorded, not sent: {}", record.report_id,
@@ -197,35 +228,54 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
                    mail->sender, fmt::join(mail_to, ", "));
       if (queued) queued();
     }
-    if (posts.empty()) co_return;
-    // https: each URI tried up to three times, 30 s apart; the outcome updates the record.
-    outcome.pop_back();
-    for (const auto& uri : posts) {
-      const std::string url = fmt::format("https://{}:{}{}", uri.host, uri.port, uri.path);
-      std::string why;
-      for (int attempt = 1; attempt <= kPostTries && !stopping; ++attempt) {
-        why = co_await Post(uri, gz);
-        if (why.empty() || attempt == kPostTries) break;
-        spdlog::info("TLS-RPT: report {} not taken by {}: {}; trying again in {}s",
-                     record.report_id, url, why, kPostPause.count());
-        timer.expires_after(kPostPause);
-        co_await timer.async_wait(kUseTuple);
-      }
-      if (why.empty()) {
+    if (!posts.empty()) {
+      spdlog::info(
+          "TLS-RPT: report {} for {} ({} session(s), {} failed) to be posted to {}",
+          record.report_id, domain, sessions->size(), failed_sessions,
+          fmt::join(to_post | std::views::transform([](const auto& p) { return p.url; }), ", "));
+    }
+  }
+
+  // The POSTs that are due: each tried once; taken, given up, or its next try set.
+  asio::awaitable<void> PostDue() {
+    const auto now = queue::Clock::now();
+    const auto read = [now](queue::Store& s) { return s.GetDueTlsReportPosts(now); };
+    const auto due = co_await OnStore(committer, read);
+    if (!due) {
+      spdlog::warn("TLS-RPT: cannot read the reports to post: {}", due.error().message);
+      co_return;
+    }
+    for (queue::Store::TlsReportPost p : *due) {
+      if (stopping || !options.tls_rpt.enabled) co_return;
+      const auto uri = ParseHttpsUri(p.url);
+      PostResult got{"not a usable URI", false};
+      if (uri) got = co_await Post(*uri, p.payload);  // (no co_await in ?: with GCC 12)
+      ++p.tries;
+      p.last_error = got.why;
+      if (got.why.empty()) {
+        p.state = "posted";
         Metrics::Get().Add("danerelay_tls_rpt_reports_total", "outcome=\"https_posted\"");
-        spdlog::info("TLS-RPT: report {} for {} ({} session(s), {} failed) posted to {}",
-                     record.report_id, domain, sessions->size(), failed_sessions, url);
-        outcome.push_back(fmt::format("posted to {}", url));
+        spdlog::info("TLS-RPT: report {} for {} posted to {} (try {})", p.report_id, p.domain,
+                     p.url, p.tries);
+      } else if (got.again && p.tries < kPostTries) {
+        const auto pause = kPostPauses[p.tries - 1];
+        p.next = queue::Clock::now() + pause;
+        spdlog::info("TLS-RPT: report {} not taken by {}: {}; trying again in {} (try {} of {})",
+                     p.report_id, p.url, got.why, FormatPause(pause), p.tries + 1, kPostTries);
       } else {
+        p.state = "failed";
         Metrics::Get().Add("danerelay_tls_rpt_reports_total", "outcome=\"https_failed\"");
-        spdlog::warn("TLS-RPT: report {} for {} could not be posted to {}: {}", record.report_id,
-                     domain, url, why);
-        outcome.push_back(fmt::format("not posted to {}: {}", url, why));
+        spdlog::warn(
+            "TLS-RPT: report {} for {} could not be posted to {}: {}; given up after {} "
+            "tr{}",
+            p.report_id, p.domain, p.url, got.why, p.tries, p.tries == 1 ? "y" : "ies");
+      }
+      const auto update = [p](queue::Store& s) { return s.UpdateTlsReportPost(p); };
+      if (auto w = co_await OnStoreWrite(committer, update); !w) {
+        spdlog::warn("TLS-RPT: cannot record the POST of report {}: {}", p.report_id,
+                     w.error().message);
       }
     }
-    record.outcome = fmt::format("{}", fmt::join(outcome, "; "));
-    const auto update = [record](queue::Store& s) { return s.PutTlsReport(record); };
-    co_await OnStoreWrite(committer, update);
   }
 
   // The reports not yet made for yesterday and the day before; records older than kKeepRecords
@@ -261,14 +311,26 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
     running = true;
     std::minstd_rand random(std::random_device{}());
     while (!stopping) {
-      if (options.tls_rpt.enabled) co_await Round();
+      if (options.tls_rpt.enabled && queue::Clock::now() >= next_round) {
+        co_await Round();
+        // Next: 00:05 to 00:35 UTC (RFC 8460 §4.1 asks reporters to spread their load).
+        next_round = StartOfUtcDay(queue::Clock::now()) + kDay + std::chrono::minutes(5) +
+                     std::chrono::seconds(random() % 1800);
+      }
+      if (options.tls_rpt.enabled && !stopping) co_await PostDue();
       if (stopping) break;
-      // Next: 00:05 to 00:35 UTC (RFC 8460 §4.1 asks reporters to spread their load).
+      // Disabled: asleep until a reload (which cancels the timer).
+      auto wake = queue::Clock::now() + kDay;
+      if (options.tls_rpt.enabled) {
+        wake = next_round;
+        const auto read = [](queue::Store& s) { return s.NextTlsReportPost(); };
+        if (const auto post = co_await OnStore(committer, read); post && *post) {
+          wake = std::min(wake, **post);
+        }
+      }
       const auto now = queue::Clock::now();
-      const auto next = StartOfUtcDay(now) + kDay + std::chrono::minutes(5) +
-                        std::chrono::seconds(random() % 1800);
-      timer.expires_after(
-          std::chrono::duration_cast<std::chrono::steady_clock::duration>(next - now));
+      timer.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+          std::max(wake - now, queue::Clock::duration(std::chrono::seconds(1)))));
       co_await timer.async_wait(kUseTuple);
     }
     running = false;
@@ -295,7 +357,8 @@ void TlsReporter::Stop() {
 
 void TlsReporter::Reload(const DeliveryOptions& options) {
   impl_->options = options;
-  impl_->timer.cancel();  // a pause between POST tries ends early too: harmless
+  impl_->next_round = {};
+  impl_->timer.cancel();
 }
 
 }  // namespace danerelay::relay

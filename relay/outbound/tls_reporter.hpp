@@ -4,7 +4,8 @@
 // down at midnight), one report per recipient domain that had delivery sessions that day and
 // publishes a _smtp._tls TXT record with rua= URIs. mailto: reports are queued in this queue
 // (RFC 8460 §5.3) in the same transaction that records the report in tls_reports, so a report
-// goes out once; https: reports are POSTed (§5.4, application/tlsrpt+gzip), tried three times.
+// goes out once; https: reports are POSTed (§5.4, application/tlsrpt+gzip), recorded in the
+// same transaction and tried again with growing pauses (for about 21 hours, across restarts).
 // Domains in [routes] are not reported: their mail went to a smarthost, not to their MX hosts.
 #include <chrono>
 #include <functional>

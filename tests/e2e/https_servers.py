@@ -56,11 +56,13 @@ class PolicyServer(_HttpsServer):
 
 class ReportCollector(_HttpsServer):
     """Takes POSTs (a TLS-RPT collector): each is kept with its path, headers and body; 200.
-    `refuse_first`: that many POSTs are answered 503 first (and not kept)."""
+    `refuse_first`: that many POSTs are answered 503 first (and not kept). POSTs to a path
+    ending in /reject are answered 400 (counted in `rejected`, not kept)."""
 
     def __init__(self, ip, port, chain, key, refuse_first=0):
         self.posts = []
         self.refused = 0
+        self.rejected = 0
         self.refuse_first = refuse_first
         self.lock = threading.Lock()
         outer = self
@@ -70,6 +72,10 @@ class ReportCollector(_HttpsServer):
                 n = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(n)
                 with outer.lock:
+                    if self.path.endswith("/reject"):
+                        outer.rejected += 1
+                        self.send_error(400)
+                        return
                     if outer.refused < outer.refuse_first:
                         outer.refused += 1
                         self.send_error(503)

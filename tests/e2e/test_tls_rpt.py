@@ -5,8 +5,10 @@ domain, an MTA-STS domain whose MX shows a certificate for another name, a domai
 cannot be fetched, one whose policy is invalid) and to one without; then the daemon is started
 again under libfaketime one day later, so that its daily run reports that day: by mail through
 its own queue to the rua mailbox (reports.example's MX in the test world) and by an HTTPS POST
-to a collector with a certificate from the test CA. The reports are checked field by field
-against RFC 8460 §4 and §5.3; a third start sends nothing twice."""
+to a collector with a certificate from the test CA. The collector refuses the first POST (503):
+the daemon is restarted before its next try, which the new process makes; a URI answered 400 is
+given up. The reports are checked field by field against RFC 8460 §4 and §5.3; a further start
+sends nothing twice."""
 import email
 import email.policy
 import gzip
@@ -62,9 +64,12 @@ class TlsRptTest(WorldCase):
         for d, mx in (("rpt-sts", "sts"), ("rpt-fetch", "plain"), ("rpt-invalid", "plain"),
                       ("rpt-webpki", "plain")):
             policy_ip = IPS["badpolicy" if d == "rpt-webpki" else "policy"]
+            # rpt-invalid also names a URI the collector answers with 400.
+            extra = (f",https://collector.reports.example:{port}/v1/reject"
+                     if d == "rpt-invalid" else "")
             w.zone(f"{d}.example.", "unsigned").add("@ MX 10 mx").add(f"mx A {IPS[mx]}") \
                 .add(f"mta-sts A {policy_ip}").add('_mta-sts TXT "v=STSv1; id=1;"') \
-                .add(f'_smtp._tls TXT "v=TLSRPTv1; rua={rua}"')
+                .add(f'_smtp._tls TXT "v=TLSRPTv1; rua={rua}{extra}"')
         w.zone("rpt-none.example.", "unsigned").add("@ MX 10 mx").add(f"mx A {IPS['plain']}")
         w.zone("reports.example.", "unsigned").add("@ MX 10 mx").add(f"mx A {IPS['inbox']}") \
             .add(f"collector A {IPS['collector']}")
@@ -131,8 +136,17 @@ min_backoff = "1h"
         cls.relay.env = {"LD_PRELOAD": FAKETIME, "FAKETIME": "+1d",
                          "ASAN_OPTIONS": "verify_asan_link_order=0"}
         cls.relay.start()
+        # The first POST is refused, the others taken: the daemon is stopped before the refused
+        # one is tried again (30 s later), which the next start does.
+        collector = cls.servers["collector"]
+        wait_for(lambda: collector.refused == 1 and collector.rejected == 1
+                 and len(collector.received()) >= len(REPORTED) - 1,
+                 timeout=60, what="the first round of POSTs")
+        cls.second_logs = cls.relay.logs()
+        cls.relay.stop()
+        cls.relay.start()
         wait_for(lambda: len(cls.mails()) >= len(REPORTED)
-                 and len(cls.servers["collector"].received()) >= len(REPORTED),
+                 and len(collector.received()) >= len(REPORTED),
                  timeout=120, what="the reports by mail and by HTTPS")
 
     @classmethod
@@ -227,10 +241,14 @@ min_backoff = "1h"
                 self.assertEqual(post["type"], "application/tlsrpt+gzip")
                 self.assertEqual(post["path"], "/v1/tlsrpt")
                 self.assertEqual(report, self.mailed(domain)[3])
-        # The refused first POST was tried again.
-        self.assertEqual(self.servers["collector"].refused, 1)
-        self.assertIn("not taken by https://collector.reports.example", self.relay.logs())
-        self.assertIn("HTTP status 503; trying again in 30s", self.relay.logs())
+        # The refused first POST was tried again, after a restart; the one answered 400 was
+        # not.
+        collector = self.servers["collector"]
+        self.assertEqual((collector.refused, collector.rejected), (1, 1))
+        self.assertIn("not taken by https://collector.reports.example", self.second_logs)
+        self.assertIn("HTTP status 503; trying again in 30s (try 2 of 8)", self.second_logs)
+        self.assertIn("/v1/reject: HTTP status 400; given up after 1 try", self.second_logs)
+        self.assertRegex(self.relay.logs(), r"posted to https://collector\S+ \(try 2\)")
 
     # --- what the reports say ----------------------------------------------------------------
 
@@ -287,7 +305,10 @@ min_backoff = "1h"
         self.assertIn("rpt-none.example  -", out)
         self.assertIn("not sent: no TLS-RPT policy", out)
         self.assertIn("mail queued as", out)
-        self.assertIn(f"posted to https://collector.reports.example:{self.port}/v1/tlsrpt", out)
+        url = f"https://collector.reports.example:{self.port}/v1"
+        self.assertEqual(out.count(f"posted to {url}/tlsrpt (1 try)"), len(REPORTED) - 1, out)
+        self.assertEqual(out.count(f"posted to {url}/tlsrpt (2 tries)"), 1, out)
+        self.assertIn(f"not posted to {url}/reject: HTTP status 400 (given up after 1 try)", out)
         logs = self.relay.logs()
         self.assertIn("TLS-RPT: report", logs)
         self.assertIn("(2 session(s), 0 failed)", logs)
