@@ -398,7 +398,19 @@ void DeliveryAgent::Reload(DeliveryOptions options) {
   // Safe between awaits: the agent runs on this thread, and nothing holds a reference into the
   // old options across a co_await (FindNextHops reads routes before its first one).
   impl_->options = std::move(options);
+  if (impl_->tls_context) {
+    // [tls] ca_file read again (a renewed CA file under the same name too); deliveries under
+    // way keep the context they started with.
+    auto ctx = tls::MakeClientContext(impl_->options.mta_sts.ca_file);
+    if (ctx) {
+      impl_->tls_context = std::move(*ctx);
+    } else {
+      spdlog::warn("reload: {}; the previous WebPKI trust store stays in use", ctx.error());
+    }
+  }
   if (impl_->sts) impl_->sts->Reload(impl_->options.mta_sts);
+  // Idle sessions were opened under the old settings (trust store, HELO name, TLS policy).
+  impl_->connections.Sweep(impl_->io.get_executor(), /*all=*/true);
   impl_->scheduler.SetMaxParallel(impl_->options.max_parallel);
   impl_->slots.SetLimit(impl_->options.max_per_destination);
   impl_->Kick();

@@ -6,6 +6,8 @@ serves each domain's policy; MX servers present certificates from the same CA (o
 name, or a self-signed key named by TLSA). [tls] ca_file points danerelay at the test CA."""
 import json
 import os
+import re
+import signal
 import smtplib
 import ssl
 import tempfile
@@ -14,7 +16,7 @@ import unittest
 
 from dnsworld import DnsWorld
 from world_case import WorldCase
-from harness import Relay, queued_id
+from harness import Relay, queued_id, wait_for
 from https_servers import PolicyServer
 from mx import (MxServer, free_port_on, private_ca, self_signed, signed_by, tlsa_3_1_1)
 
@@ -110,7 +112,7 @@ min_backoff = "1h"
         cls.wait(cls.ids.values())
 
     @classmethod
-    def send(cls, domain, relay=None, requiretls=False, header=""):
+    def send(cls, domain, relay=None, requiretls=False, header="", local="user"):
         relay = relay or cls.relay
         port = relay.tls_port if requiretls else relay.port
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
@@ -120,7 +122,7 @@ min_backoff = "1h"
                 c.ehlo("test.example")
                 assert c.has_extn("requiretls")
             c.mail(SENDER, ["REQUIRETLS"] if requiretls else [])
-            c.rcpt(f"user@{domain}.example")
+            c.rcpt(f"{local}@{domain}.example")
             code, reply = c.data(f"{header}Subject: to {domain}\r\n\r\nHello.\r\n".encode())
             assert code == 250, reply
             return queued_id(reply)
@@ -299,6 +301,44 @@ min_backoff = "1h"
                       text)
         self.assertIn("MTA-STS: the MX host does not match the policy", text)
         self.assertIn("does not match the MTA-STS policy of sts-nomatch.example", text)
+
+    def test_a_new_ca_file_applies_on_reload(self):
+        # [tls] ca_file pointed at another CA, then back: each takes effect with SIGHUP.
+        os.makedirs(os.path.join(self.tmp, "other-ca"))
+        other_ca, _ = private_ca(os.path.join(self.tmp, "other-ca"))
+        ca_line = f'ca_file = "{self.ca[0]}"'
+        with open(self.relay.config) as f:
+            self.assertIn(ca_line, f.read())
+
+        def reload_with(ca):
+            with open(self.relay.config) as f:
+                text = re.sub(r'(?m)^ca_file = ".*"$', f'ca_file = "{ca}"', f.read())
+            with open(self.relay.config, "w") as f:
+                f.write(text)
+            before = self.relay.logs().count("reloaded configuration")
+            self.relay.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: self.relay.logs().count("reloaded configuration") > before,
+                     what="the reload")
+
+        try:
+            reload_with(other_ca)
+            qid = self.send("sts-enforce", local="reload")
+            self.wait([qid])
+            m = self.show(qid)
+            self.assertEqual((m["recipients"][0]["state"], m["recipients"][0]["last_status"]),
+                             ("deferred", "4.7.5"), m)
+            self.assertIn("not trusted under the MTA-STS policy",
+                          m["recipients"][0]["last_reply"])
+        finally:
+            reload_with(self.ca[0])
+        self.relay.cli("queue", "flush", qid)
+        wait_for(lambda: self.show(qid)["recipients"][0]["state"] == "delivered"
+                 or len(self.show(qid)["attempts"]) > 1, what="the attempt after the flush")
+        m = self.show(qid)
+        self.assertEqual(m["recipients"][0]["state"], "delivered", m)
+        self.assertEqual(m["attempts"][-1]["tls_verdict"], "Trusted")
+        self.assertEqual(len(self.servers["enforce"].received_for("reload@sts-enforce.example")),
+                         1)
 
     def test_policy_survives_a_restart_and_a_policy_server_that_is_down(self):
         rcpt, attempts = self.outcome("sts-cache")
