@@ -265,9 +265,12 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     SessionParams params;
     params.hostname = options.hostname;
     params.limits = options.limits;
-    params.starttls_offered = listener.tls != nullptr && listener.options.starttls;
-    params.auth_offered = listener.options.auth && accounts != nullptr;
-    params.require_tls = listener.options.require_tls;
+    // This session's TLS context and listener settings: a reload may replace the listener's.
+    const std::shared_ptr<asio::ssl::context> tls_ctx = listener.tls;
+    const ListenerOptions listener_options = listener.options;
+    params.starttls_offered = tls_ctx != nullptr && listener_options.starttls;
+    params.auth_offered = listener_options.auth && accounts != nullptr;
+    params.require_tls = listener_options.require_tls;
     params.may_send_as = [map = senders](std::string_view user, std::string_view sender) {
       return MaySendAs(*map, user, sender);
     };
@@ -280,11 +283,10 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     ServerSession session(std::move(params));
     const auto me = live.insert(live.end(), Live{&session, &conn});
     bool serve = true;  // false: an implicit-TLS handshake failed, there is nobody to talk to
-    if (listener.options.implicit_tls) {
+    if (listener_options.implicit_tls) {
       // RFC 8314 §3: TLS from the first byte, then the greeting inside it.
-      const std::error_code hs_ec =
-          co_await conn.StartTls(*listener.tls, asio::ssl::stream_base::server,
-                                 options.limits.command_timeout, [](auto*) {});
+      const std::error_code hs_ec = co_await conn.StartTls(
+          *tls_ctx, asio::ssl::stream_base::server, options.limits.command_timeout, [](auto*) {});
       if (hs_ec) {
         spdlog::warn("SSL_accept error from {}: {}", client, hs_ec.message());
         serve = false;
@@ -347,9 +349,8 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
         continue;
       }
       if (action == ServerSession::Action::kStartTls) {
-        const std::error_code hs_ec =
-            co_await conn.StartTls(*listener.tls, asio::ssl::stream_base::server,
-                                   options.limits.command_timeout, [](auto*) {});
+        const std::error_code hs_ec = co_await conn.StartTls(
+            *tls_ctx, asio::ssl::stream_base::server, options.limits.command_timeout, [](auto*) {});
         if (hs_ec) {
           spdlog::warn("SSL_accept error from {}: {}", client, hs_ec.message());
           lost(hs_ec);
@@ -435,17 +436,36 @@ tl::expected<void, std::string> SmtpServer::Start() {
 
 void SmtpServer::Reload(const ServerOptions& options) {
   auto& current = impl_->options;
-  bool listeners_changed = options.listeners.size() != current.listeners.size();
-  for (size_t i = 0; !listeners_changed && i < options.listeners.size(); ++i) {
+  // The same sockets in the same modes: their other settings apply now, and certificate and
+  // key are read again (a renewed certificate under the same name too). Sockets added, removed
+  // or switched between plain, STARTTLS and implicit TLS wait for a restart.
+  bool same_sockets = options.listeners.size() == impl_->listeners.size();
+  auto l = impl_->listeners.begin();
+  for (size_t i = 0; same_sockets && i < options.listeners.size(); ++i, ++l) {
     const auto& a = options.listeners[i];
-    const auto& b = current.listeners[i];
-    listeners_changed = a.address != b.address || a.port != b.port || a.starttls != b.starttls ||
-                        a.implicit_tls != b.implicit_tls || a.require_tls != b.require_tls ||
-                        a.auth != b.auth || a.tls.cert_file != b.tls.cert_file ||
-                        a.tls.key_file != b.tls.key_file;
+    const auto& b = l->options;
+    same_sockets = a.address == b.address && a.port == b.port && a.starttls == b.starttls &&
+                   a.implicit_tls == b.implicit_tls;
   }
-  if (listeners_changed) {
-    spdlog::warn("reload: [[listener]] changes take effect only after a restart");
+  if (!same_sockets) {
+    spdlog::warn(
+        "reload: listeners added, removed or switched between plain, STARTTLS and implicit TLS "
+        "take effect only after a restart; the listeners keep their old settings");
+  } else {
+    l = impl_->listeners.begin();
+    for (size_t i = 0; i < options.listeners.size(); ++i, ++l) {
+      const auto& lo = options.listeners[i];
+      if (l->tls) {
+        auto ctx = tls::MakeServerContext(lo.tls);
+        if (!ctx) {
+          spdlog::warn("reload: listener {}:{}: {}; it keeps its old certificate and settings",
+                       lo.address, lo.port, ctx.error());
+          continue;
+        }
+        l->tls = std::move(*ctx);  // sessions under way keep the context they started with
+      }
+      l->options = lo;
+    }
   }
   if (auto auth = impl_->LoadAuth(options.auth); !auth) {
     spdlog::warn("reload: keeping the old AUTH accounts: {}", auth.error());
@@ -453,10 +473,8 @@ void SmtpServer::Reload(const ServerOptions& options) {
   if (auto checks = impl_->LoadSenderChecks(options.sender_checks); !checks) {
     spdlog::warn("reload: keeping the old sender checks: {}", checks.error());
   }
-  const auto listeners = current.listeners;
   current = options;
   impl_->budget.SetLimit(options.limits.max_inflight_bytes);
-  current.listeners = listeners;
 }
 
 void SmtpServer::Stop() {

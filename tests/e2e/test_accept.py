@@ -1,6 +1,7 @@
 """End to end: the real danerelayd accepts mail over SMTP (plain and STARTTLS) from real
 clients (smtplib, swaks, raw sockets) and the real danerelay command shows it in the queue."""
 import os
+import signal
 import smtplib
 import socket
 import ssl
@@ -8,7 +9,7 @@ import subprocess
 import time
 import unittest
 
-from harness import Relay, queued_id, raw_session, strip_received
+from harness import Relay, make_cert, queued_id, raw_session, strip_received, wait_for
 
 
 def message(subject, body=b"Hello.\r\n"):
@@ -270,6 +271,49 @@ class TimeoutAndConfigTest(unittest.TestCase):
             self.assertNotEqual(r.returncode, 0)
             self.assertIn(b"relay.crt", r.stderr)
         finally:
+            relay.cleanup()
+
+
+class ReloadTest(unittest.TestCase):
+    def test_reload_reads_a_renewed_certificate_and_keeps_the_old_one_when_broken(self):
+        relay = Relay(starttls=True).start()
+
+        def presented():
+            with smtplib.SMTP("127.0.0.1", relay.tls_port, timeout=10) as c:
+                c.ehlo("client.example")
+                c.starttls(context=ssl._create_unverified_context())
+                return c.sock.getpeercert(binary_form=True)
+
+        def on_file():
+            with open(relay.cert) as f:
+                return ssl.PEM_cert_to_DER_cert(f.read())
+
+        def reload():
+            before = relay.logs().count("reloaded configuration")
+            relay.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: relay.logs().count("reloaded configuration") > before,
+                     what="the reload")
+
+        try:
+            first = on_file()
+            self.assertEqual(presented(), first)
+            # Renewed under the same file names (as certbot does), then SIGHUP.
+            make_cert(relay.dir, cn="renewed.test")
+            renewed = on_file()
+            self.assertNotEqual(renewed, first)
+            reload()
+            self.assertEqual(presented(), renewed)
+            # A key that does not fit: a warning, and the listener keeps what it had.
+            other = os.path.join(relay.dir, "other")
+            os.mkdir(other)
+            make_cert(other, cn="other.test")
+            os.replace(os.path.join(other, "relay.key"), relay.key)
+            reload()
+            self.assertIn(f"reload: listener 127.0.0.1:{relay.tls_port}:", relay.logs())
+            self.assertIn("it keeps its old certificate", relay.logs())
+            self.assertEqual(presented(), renewed)
+        finally:
+            relay.stop()
             relay.cleanup()
 
 
