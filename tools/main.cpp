@@ -64,7 +64,7 @@ int ReadFilters(const std::vector<std::string>& ids, const std::string& domain,
     if (!age) {
       std::cerr << "danerelay: --older-than " << older_than
                 << ": expected a duration such as 30m, 2h or 3d\n";
-      return kExitFailure;
+      return kExitUsage;
     }
     out.arrived_before = queue::Clock::now() - *age;
   }

@@ -10,6 +10,7 @@ import smtplib
 import socket
 import subprocess
 import tempfile
+import tomllib
 import unittest
 
 from harness import DANERELAYD, free_port, wait_for, wait_for_port
@@ -51,6 +52,68 @@ class Notifications:
         self.sock.close()
 
 
+class ManualTest(unittest.TestCase):
+    """The manual pages render without warnings and name every command and configuration key,
+    so that they cannot fall behind the program unnoticed."""
+
+    SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    PAGES = {"danerelayd.8": "relay", "danerelay.8": "tools", "danerelay.toml.5": "config"}
+
+    def page(self, name):
+        return os.path.join(self.SOURCE, self.PAGES[name], name)
+
+    def rendered(self, name):
+        r = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-rLL=200n", self.page(name)],
+                           capture_output=True, timeout=30, env=dict(os.environ, LC_ALL="C.UTF-8"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr.decode(), "", f"groff warns about {name}")
+        # Plain text: no overstriking, hyphens as typed.
+        return re.sub(r".\x08", "", r.stdout.decode()).replace("\u2010", "-").replace("\u2212", "-")
+
+    def test_pages_render_without_warnings(self):
+        for name in self.PAGES:
+            with self.subTest(page=name):
+                self.assertIn("NAME", self.rendered(name))
+
+    def test_danerelay_8_names_every_command(self):
+        text = self.rendered("danerelay.8")
+        cli = [os.environ.get("DANERELAY", "build/tools/danerelay")]
+
+        def subcommands(*args):
+            out = subprocess.run(cli + [*args, "--help"], capture_output=True, timeout=30,
+                                 check=True).stdout.decode()
+            return re.findall(r"(?m)^  ([a-z][a-z-]+)  ", out.split("Subcommands:")[1])
+
+        top = subcommands()
+        self.assertIn("queue", top)
+        for sub in top:
+            self.assertIn(sub, text)
+            for leaf in subcommands(sub) if sub in ("queue", "config", "tls-rpt") else []:
+                self.assertIn(f"{sub} {leaf}", text)
+
+    def test_danerelay_toml_5_names_every_key(self):
+        text = self.rendered("danerelay.toml.5")
+        with open(os.path.join(self.SOURCE, "config", "danerelay.example.toml"), "rb") as f:
+            example = tomllib.load(f)
+        # Keys the example shows commented out count too (not the sample entries of the
+        # user-named tables [auth.senders] and [routes]).
+        keys, table = set(), ""
+        with open(os.path.join(self.SOURCE, "config", "danerelay.example.toml")) as f:
+            for line in f:
+                if re.match(r"\[+([a-z_.]+)\]+", line):
+                    table = line.strip("[] \n")
+                elif m := re.match(r"# ([a-z_]+) = ", line):
+                    if table not in ("auth.senders", "routes"):
+                        keys.add(m.group(1))
+        for table, body in example.items():
+            self.assertIn(f"[{table}]", text)
+            for entry in body if isinstance(body, list) else [body]:
+                keys |= {k for k, v in entry.items() if not isinstance(v, dict)}
+        for key in sorted(keys):
+            self.assertTrue(re.search(rf"\b{key}\b", text),
+                            f"danerelay.toml(5) does not describe {key}")
+
+
 class InstallTest(unittest.TestCase):
     def setUp(self):
         self.prefix = tempfile.mkdtemp(prefix="danerelay-install-")
@@ -63,7 +126,9 @@ class InstallTest(unittest.TestCase):
         p = self.prefix
         for f in ("sbin/danerelayd", "bin/danerelay", "etc/danerelay/danerelay.toml",
                   "lib/systemd/system/danerelay.service", "lib/sysusers.d/danerelay.conf",
-                  "share/doc/danerelay/danerelay.example.toml", "share/doc/danerelay/README.md"):
+                  "share/doc/danerelay/danerelay.example.toml", "share/doc/danerelay/README.md",
+                  "share/man/man8/danerelayd.8", "share/man/man8/danerelay.8",
+                  "share/man/man5/danerelay.toml.5"):
             self.assertTrue(os.path.exists(os.path.join(p, f)), f"{f} not installed:\n{out}")
         daemon, cli = os.path.join(p, "sbin/danerelayd"), os.path.join(p, "bin/danerelay")
         config = os.path.join(p, "etc/danerelay/danerelay.toml")

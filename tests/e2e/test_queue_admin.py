@@ -201,7 +201,7 @@ min_backoff = "1h"
         missing = self.relay.cli("queue", "show", qid, check=False)
         self.assertEqual(missing.returncode, 1)
         bad = self.relay.cli("queue", "hold", "--older-than", "soon", check=False)
-        self.assertEqual(bad.returncode, 2)  # a malformed duration is refused, nothing is held
+        self.assertEqual(bad.returncode, 64)  # a malformed duration is refused, nothing is held
         self.assertIn(b"--older-than soon", bad.stderr)
 
 
