@@ -145,16 +145,23 @@ int main(int argc, char** argv) {
         "limit new connections wait in the listen backlog",
         fds, wanted_fds, cfg->server.limits.max_connections, cfg->delivery.max_parallel);
   }
+  // Delivery, when enabled: the agent, the pre-flight check and the TLS reports. Started later
+  // by a reload that enables it; a reload that disables it stops the agent claiming mail.
+  bool delivery_started = false;
+  bool delivery_enabled = cfg->delivery.enabled;
+  auto start_delivery = [&]() -> tl::expected<void, std::string> {
+    if (auto started = agent.Start(); !started) return started;
+    preflight.Start();
+    tls_reporter.Start();
+    delivery_started = true;
+    return {};
+  };
   if (!cfg->delivery.enabled) {
     spdlog::warn("delivery is disabled ([delivery] enabled = false): mail is queued, not sent");
-  } else if (auto started = agent.Start(); !started) {
+  } else if (auto started = start_delivery(); !started) {
     return fatal(kExitSoftware, fmt::format("delivery: {}", started.error()));
   }
   health.Start();
-  if (cfg->delivery.enabled) {
-    preflight.Start();
-    tls_reporter.Start();
-  }
   spdlog::info("danerelayd {} started: hostname={}, configuration={}, queue={}, user={}",
                DANERELAY_VERSION, cfg->server.hostname, cfg->source,
                queue::Store::DatabasePath(cfg->queue).string(),
@@ -177,10 +184,24 @@ int main(int argc, char** argv) {
         server.Reload(fresh->server);
         agent.Reload(fresh->delivery);
         health.Reload(fresh->dns);
-        if (cfg->delivery.enabled) {
+        if (delivery_started) {
           preflight.Reload(fresh->delivery);
           tls_reporter.Reload(fresh->delivery);
         }
+        if (fresh->delivery.enabled && !delivery_enabled) {
+          if (delivery_started) {
+            spdlog::info("reload: delivery enabled again");
+          } else if (auto started = start_delivery(); started) {
+            spdlog::info("reload: delivery enabled");
+          } else {
+            spdlog::error("reload: delivery cannot start: {}", started.error());
+          }
+        } else if (!fresh->delivery.enabled && delivery_enabled) {
+          spdlog::warn(
+              "reload: delivery is disabled ([delivery] enabled = false): mail is queued, not "
+              "sent; the deliveries under way finish");
+        }
+        delivery_enabled = fresh->delivery.enabled && delivery_started;  // else: next reload
         if (fresh->queue.path != cfg->queue.path || fresh->dns.forwarders != cfg->dns.forwarders ||
             fresh->dns.trust_anchor_file != cfg->dns.trust_anchor_file) {
           spdlog::warn("reload: [queue] and [dns] changes take effect only after a restart");

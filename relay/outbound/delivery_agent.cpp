@@ -105,12 +105,18 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         continue;
       }
       const auto now = queue::Clock::now();
-      if (const size_t n = scheduler.ToClaim(now, active); n > 0) {
-        co_await Claim(n);
-        continue;
+      if (!options.enabled) {
+        // Turned off by a reload: nothing new is claimed (mail still ages and expires); the
+        // deliveries under way finish.
+        SetAlarm(steady_now + Scheduler::kTick);
+      } else {
+        if (const size_t n = scheduler.ToClaim(now, active); n > 0) {
+          co_await Claim(n);
+          continue;
+        }
+        SetAlarm(steady_now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                  scheduler.WakeAt(now) - now));
       }
-      SetAlarm(steady_now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                scheduler.WakeAt(now) - now));
       kick.expires_at(std::chrono::steady_clock::time_point::max());
       co_await kick.async_wait(kUseTuple);
     }

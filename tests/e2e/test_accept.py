@@ -1,6 +1,7 @@
 """End to end: the real danerelayd accepts mail over SMTP (plain and STARTTLS) from real
 clients (smtplib, swaks, raw sockets) and the real danerelay command shows it in the queue."""
 import os
+import re
 import signal
 import smtplib
 import socket
@@ -10,6 +11,7 @@ import time
 import unittest
 
 from harness import Relay, make_cert, queued_id, raw_session, strip_received, wait_for
+from mx import MxServer, free_port_on
 
 
 def message(subject, body=b"Hello.\r\n"):
@@ -315,6 +317,47 @@ class ReloadTest(unittest.TestCase):
         finally:
             relay.stop()
             relay.cleanup()
+
+    def test_reload_turns_delivery_on_and_off(self):
+        mx_ip = "127.0.0.44"
+        port = free_port_on([mx_ip])
+        mx = MxServer(mx_ip, port).start()
+        relay = Relay(extra_toml=f'[routes]\n"example.net" = "[{mx_ip}]:{port}"\n').start()
+
+        def reload_with(enabled):
+            with open(relay.config) as f:
+                text = re.sub(r"(?m)^enabled = (true|false)$", f"enabled = {enabled}", f.read())
+            with open(relay.config, "w") as f:
+                f.write(text)
+            before = relay.logs().count("reloaded configuration")
+            relay.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: relay.logs().count("reloaded configuration") > before,
+                     what="the reload")
+
+        def send(rcpt):
+            with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as c:
+                c.sendmail("alice@example.org", [rcpt], message(rcpt))
+
+        try:
+            send("first@example.net")
+            time.sleep(1)
+            self.assertEqual(mx.received_for("first@example.net"), [])  # started disabled
+            reload_with("true")
+            wait_for(lambda: mx.received_for("first@example.net"), what="delivery after reload")
+            self.assertIn("reload: delivery enabled", relay.logs())
+            reload_with("false")
+            self.assertIn("reload: delivery is disabled", relay.logs())
+            send("second@example.net")
+            time.sleep(1.5)
+            self.assertEqual(mx.received_for("second@example.net"), [])
+            self.assertEqual(relay.queue_json()[0]["recipients"][0]["state"], "queued")
+            reload_with("true")
+            wait_for(lambda: mx.received_for("second@example.net"), what="delivery again")
+            self.assertIn("reload: delivery enabled again", relay.logs())
+        finally:
+            relay.stop()
+            relay.cleanup()
+            mx.stop()
 
 
 if __name__ == "__main__":
