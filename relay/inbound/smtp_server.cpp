@@ -11,6 +11,7 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
+#include <algorithm>
 #include <exception>
 #include <list>
 #include <unordered_map>
@@ -55,8 +56,10 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     ListenerOptions options;
     std::shared_ptr<asio::ssl::context> tls;
     std::unique_ptr<tcp::acceptor> acceptor;
+    bool closed = false;  // removed by a reload: its Accept loop ends
   };
-  std::list<Listener> listeners;
+  // Shared with their Accept loops and sessions, so that a reload may drop one.
+  std::list<std::shared_ptr<Listener>> listeners;
   std::unordered_map<std::string, std::uint32_t> per_client;
   std::uint32_t total = 0;
   std::uint32_t untrusted = 0;  // of `total`, clients outside trusted_networks
@@ -199,11 +202,52 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
         asio::use_awaitable);
   }
 
-  asio::awaitable<void> Accept(Listener& listener) {
+  static std::string Name(const ListenerOptions& lo) {
+    return lo.address + ":" + std::to_string(lo.port);
+  }
+
+  // The TLS context a listener's settings call for (none for a plain one).
+  static tl::expected<std::shared_ptr<asio::ssl::context>, std::string> TlsFor(
+      const ListenerOptions& lo) {
+    if (!lo.starttls && !lo.implicit_tls) return nullptr;
+    return tls::MakeServerContext(lo.tls);
+  }
+
+  void LogListening(const ListenerOptions& lo, std::string_view prefix) const {
+    spdlog::info("{}listening on {}{}{}{}", prefix, Name(lo),
+                 lo.starttls       ? " (STARTTLS)"
+                 : lo.implicit_tls ? " (implicit TLS)"
+                                   : "",
+                 lo.require_tls ? " (TLS required)" : "",
+                 lo.auth && !options.auth.users_file.empty() ? " (AUTH)" : "");
+  }
+
+  // A bound, listening socket with its TLS context; not yet accepting.
+  tl::expected<std::shared_ptr<Listener>, std::string> Open(const ListenerOptions& lo) {
+    auto l = std::make_shared<Listener>();
+    l->options = lo;
+    auto ctx = TlsFor(lo);
+    if (!ctx) return tl::unexpected("listener " + Name(lo) + ": " + ctx.error());
+    l->tls = std::move(*ctx);
+    std::error_code ec;
+    const auto address = asio::ip::make_address(lo.address, ec);
+    if (ec) return tl::unexpected("listener " + Name(lo) + ": not an IP address");
+    const tcp::endpoint ep(address, lo.port);
+    l->acceptor = std::make_unique<tcp::acceptor>(io);
+    l->acceptor->open(ep.protocol(), ec);
+    if (!ec) l->acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) l->acceptor->bind(ep, ec);
+    if (!ec) l->acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return tl::unexpected("listener " + Name(lo) + ": " + ec.message());
+    return l;
+  }
+
+  asio::awaitable<void> Accept(std::shared_ptr<Listener> l) {
     auto self = shared_from_this();
+    Listener& listener = *l;
     for (;;) {
       auto [ec, socket] = co_await listener.acceptor->async_accept(kUseTuple);
-      if (stopping) co_return;
+      if (stopping || listener.closed) co_return;
       if (ec) {
         // Out of file descriptors (EMFILE, ENFILE) or memory: the pending connection stays in
         // the backlog, so retrying at once would spin. Pause, and say so once per pause rather
@@ -212,15 +256,16 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
                      listener.options.address, listener.options.port, ec.message(), total);
         asio::steady_timer pause(io, std::chrono::seconds(1));
         co_await pause.async_wait(kUseTuple);
-        if (stopping) co_return;
+        if (stopping || listener.closed) co_return;
         continue;
       }
-      asio::co_spawn(io, Serve(std::move(socket), listener), LogIfBug);
+      asio::co_spawn(io, Serve(std::move(socket), l), LogIfBug);
     }
   }
 
-  asio::awaitable<void> Serve(tcp::socket socket, Listener& listener) {
+  asio::awaitable<void> Serve(tcp::socket socket, std::shared_ptr<Listener> l) {
     auto self = shared_from_this();
+    const Listener& listener = *l;
     std::error_code ec;
     const tcp::endpoint peer = socket.remote_endpoint(ec);
     if (ec) co_return;
@@ -405,30 +450,10 @@ tl::expected<void, std::string> SmtpServer::Start() {
     return tl::unexpected("[sender_checks] allow_list " + checks.error());
   }
   for (const auto& lo : impl_->options.listeners) {
-    auto& l = impl_->listeners.emplace_back();
-    l.options = lo;
-    const std::string name = lo.address + ":" + std::to_string(lo.port);
-    if (lo.starttls || lo.implicit_tls) {
-      auto ctx = tls::MakeServerContext(lo.tls);
-      if (!ctx) return tl::unexpected("listener " + name + ": " + ctx.error());
-      l.tls = std::move(*ctx);
-    }
-    std::error_code ec;
-    const auto address = asio::ip::make_address(lo.address, ec);
-    if (ec) return tl::unexpected("listener " + name + ": not an IP address");
-    const tcp::endpoint ep(address, lo.port);
-    l.acceptor = std::make_unique<tcp::acceptor>(impl_->io);
-    l.acceptor->open(ep.protocol(), ec);
-    if (!ec) l.acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) l.acceptor->bind(ep, ec);
-    if (!ec) l.acceptor->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return tl::unexpected("listener " + name + ": " + ec.message());
-    spdlog::info("listening on {}{}{}{}", name,
-                 lo.starttls       ? " (STARTTLS)"
-                 : lo.implicit_tls ? " (implicit TLS)"
-                                   : "",
-                 lo.require_tls ? " (TLS required)" : "",
-                 lo.auth && !impl_->options.auth.users_file.empty() ? " (AUTH)" : "");
+    auto l = impl_->Open(lo);
+    if (!l) return tl::unexpected(l.error());
+    impl_->listeners.push_back(std::move(*l));
+    impl_->LogListening(lo, "");
   }
   for (auto& l : impl_->listeners) asio::co_spawn(impl_->io, impl_->Accept(l), LogIfBug);
   return {};
@@ -436,37 +461,6 @@ tl::expected<void, std::string> SmtpServer::Start() {
 
 void SmtpServer::Reload(const ServerOptions& options) {
   auto& current = impl_->options;
-  // The same sockets in the same modes: their other settings apply now, and certificate and
-  // key are read again (a renewed certificate under the same name too). Sockets added, removed
-  // or switched between plain, STARTTLS and implicit TLS wait for a restart.
-  bool same_sockets = options.listeners.size() == impl_->listeners.size();
-  auto l = impl_->listeners.begin();
-  for (size_t i = 0; same_sockets && i < options.listeners.size(); ++i, ++l) {
-    const auto& a = options.listeners[i];
-    const auto& b = l->options;
-    same_sockets = a.address == b.address && a.port == b.port && a.starttls == b.starttls &&
-                   a.implicit_tls == b.implicit_tls;
-  }
-  if (!same_sockets) {
-    spdlog::warn(
-        "reload: listeners added, removed or switched between plain, STARTTLS and implicit TLS "
-        "take effect only after a restart; the listeners keep their old settings");
-  } else {
-    l = impl_->listeners.begin();
-    for (size_t i = 0; i < options.listeners.size(); ++i, ++l) {
-      const auto& lo = options.listeners[i];
-      if (l->tls) {
-        auto ctx = tls::MakeServerContext(lo.tls);
-        if (!ctx) {
-          spdlog::warn("reload: listener {}:{}: {}; it keeps its old certificate and settings",
-                       lo.address, lo.port, ctx.error());
-          continue;
-        }
-        l->tls = std::move(*ctx);  // sessions under way keep the context they started with
-      }
-      l->options = lo;
-    }
-  }
   if (auto auth = impl_->LoadAuth(options.auth); !auth) {
     spdlog::warn("reload: keeping the old AUTH accounts: {}", auth.error());
   }
@@ -475,6 +469,47 @@ void SmtpServer::Reload(const ServerOptions& options) {
   }
   current = options;
   impl_->budget.SetLimit(options.limits.max_inflight_bytes);
+  if (impl_->stopping) return;
+  // Listeners by address and port. One kept: its settings and TLS context are replaced (the
+  // certificate and key read again, a renewed certificate under the same name too), sessions
+  // under way keep theirs. One gone: its socket is closed, its sessions go on. One new: bound
+  // now (a port below 1024 needs root or CAP_NET_BIND_SERVICE, which systemd's unit grants).
+  auto& listeners = impl_->listeners;
+  std::list<std::shared_ptr<Impl::Listener>> next;
+  for (const auto& lo : options.listeners) {
+    const auto same = [&](const auto& l) {
+      return l->options.address == lo.address && l->options.port == lo.port;
+    };
+    if (const auto it = std::find_if(listeners.begin(), listeners.end(), same);
+        it != listeners.end()) {
+      auto ctx = Impl::TlsFor(lo);
+      if (!ctx) {
+        spdlog::warn("reload: listener {}: {}; it keeps its old certificate and settings",
+                     Impl::Name(lo), ctx.error());
+      } else {
+        (*it)->tls = std::move(*ctx);
+        (*it)->options = lo;
+      }
+      next.push_back(*it);
+      listeners.erase(it);
+      continue;
+    }
+    auto opened = impl_->Open(lo);
+    if (!opened) {
+      spdlog::warn("reload: {}; not listening there (a restart will try again)", opened.error());
+      continue;
+    }
+    impl_->LogListening(lo, "reload: ");
+    next.push_back(*opened);
+    asio::co_spawn(impl_->io, impl_->Accept(*opened), LogIfBug);
+  }
+  for (auto& gone : listeners) {
+    spdlog::info("reload: no longer listening on {}", Impl::Name(gone->options));
+    gone->closed = true;
+    std::error_code ec;
+    gone->acceptor->close(ec);
+  }
+  listeners = std::move(next);
 }
 
 void SmtpServer::Stop() {
@@ -482,7 +517,7 @@ void SmtpServer::Stop() {
   impl_->stopping = true;
   for (auto& l : impl_->listeners) {
     std::error_code ec;
-    if (l.acceptor) l.acceptor->close(ec);
+    if (l->acceptor) l->acceptor->close(ec);
   }
   impl_->WakeForShutdown();
   // A message being received may finish within the grace period; then it is cut too.

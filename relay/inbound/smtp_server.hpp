@@ -32,8 +32,10 @@ class SmtpServer {
   void OnQueued(std::function<void()> callback);
   // Loads the TLS contexts and binds every listener; an error names the listener.
   tl::expected<void, std::string> Start();
-  // New limits, trusted networks and host name for sessions that start from now on (SIGHUP).
-  // Listeners are not rebound: a changed [[listener]] needs a restart, which is logged.
+  // New limits, trusted networks, accounts and host name for sessions that start from now on
+  // (SIGHUP). Listeners matched by address and port: kept ones take their new settings and
+  // read certificate and key again, removed ones stop accepting, new ones are bound; what
+  // fails is logged and the rest applies.
   void Reload(const ServerOptions& options);
   // Stops accepting. Every session waiting for a command gets "421 4.3.2 ... shutting down"
   // at once; one receiving message data may finish it (and get its 250) within 10 s, then

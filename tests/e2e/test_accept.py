@@ -10,7 +10,8 @@ import subprocess
 import time
 import unittest
 
-from harness import Relay, make_cert, queued_id, raw_session, strip_received, wait_for
+from harness import (Relay, free_port, make_cert, queued_id, raw_session, strip_received,
+                     wait_for)
 from mx import MxServer, free_port_on
 
 
@@ -315,6 +316,53 @@ class ReloadTest(unittest.TestCase):
             self.assertIn("it keeps its old certificate", relay.logs())
             self.assertEqual(presented(), renewed)
         finally:
+            relay.stop()
+            relay.cleanup()
+
+    def test_reload_adds_removes_and_changes_listeners(self):
+        relay = Relay(starttls=True).start()
+        plain, tls_port, added, busy = relay.port, relay.tls_port, free_port(), free_port()
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", busy))
+        blocker.listen()
+
+        def listener(port, extra=""):
+            return f'[[listener]]\naddress = "127.0.0.1"\nport = {port}\n{extra}\n'
+
+        tls = 'cert_file = "relay.crt"\nkey_file = "relay.key"\n'
+        try:
+            # A session on the STARTTLS listener, open across the reload that removes it.
+            old = smtplib.SMTP("127.0.0.1", tls_port, timeout=10)
+            old.ehlo("client.example")
+            with open(relay.config) as f:
+                text = f.read()
+            head, tail = text.split("[[listener]]", 1)[0], text[text.index("[queue]"):]
+            with open(relay.config, "w") as f:
+                f.write(head + listener(plain, "starttls = true\n" + tls) + listener(added)
+                        + listener(busy) + tail)
+            relay.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: "reloaded configuration" in relay.logs(), what="the reload")
+            logs = relay.logs()
+            self.assertIn(f"reload: listening on 127.0.0.1:{added}", logs)
+            self.assertIn(f"reload: listener 127.0.0.1:{busy}: ", logs)
+            self.assertIn("not listening there (a restart will try again)", logs)
+            self.assertIn(f"reload: no longer listening on 127.0.0.1:{tls_port}", logs)
+            # The new one takes mail; the kept one now offers STARTTLS; the removed one is
+            # closed, but its session goes on.
+            with smtplib.SMTP("127.0.0.1", added, timeout=10) as c:
+                c.sendmail("alice@example.org", ["bob@example.net"], message("added"))
+            with smtplib.SMTP("127.0.0.1", plain, timeout=10) as c:
+                c.ehlo("client.example")
+                self.assertTrue(c.has_extn("starttls"))
+                c.starttls(context=ssl._create_unverified_context())
+                c.sendmail("alice@example.org", ["bob@example.net"], message("plain-tls"))
+            with self.assertRaises(OSError):
+                socket.create_connection(("127.0.0.1", tls_port), timeout=5).close()
+            old.sendmail("alice@example.org", ["bob@example.net"], message("old-session"))
+            old.quit()
+            self.assertEqual(len(relay.queue_json()), 3)
+        finally:
+            blocker.close()
             relay.stop()
             relay.cleanup()
 
