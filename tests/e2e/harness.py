@@ -112,6 +112,12 @@ class Relay:
         self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def reload(self):
+        """SIGHUP, then waits for the daemon to log that it read the configuration again."""
+        before = self.logs().count("reloaded configuration")
+        self.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: self.logs().count("reloaded configuration") > before, what="the reload")
+
     def logs(self):
         with open(self.log_path, errors="replace") as f:
             return f.read()

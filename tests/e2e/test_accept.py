@@ -2,7 +2,6 @@
 clients (smtplib, swaks, raw sockets) and the real danerelay command shows it in the queue."""
 import os
 import re
-import signal
 import smtplib
 import socket
 import ssl
@@ -291,12 +290,6 @@ class ReloadTest(unittest.TestCase):
             with open(relay.cert) as f:
                 return ssl.PEM_cert_to_DER_cert(f.read())
 
-        def reload():
-            before = relay.logs().count("reloaded configuration")
-            relay.proc.send_signal(signal.SIGHUP)
-            wait_for(lambda: relay.logs().count("reloaded configuration") > before,
-                     what="the reload")
-
         try:
             first = on_file()
             self.assertEqual(presented(), first)
@@ -304,14 +297,14 @@ class ReloadTest(unittest.TestCase):
             make_cert(relay.dir, cn="renewed.test")
             renewed = on_file()
             self.assertNotEqual(renewed, first)
-            reload()
+            relay.reload()
             self.assertEqual(presented(), renewed)
             # A key that does not fit: a warning, and the listener keeps what it had.
             other = os.path.join(relay.dir, "other")
             os.mkdir(other)
             make_cert(other, cn="other.test")
             os.replace(os.path.join(other, "relay.key"), relay.key)
-            reload()
+            relay.reload()
             self.assertIn(f"reload: listener 127.0.0.1:{relay.tls_port}:", relay.logs())
             self.assertIn("it keeps its old certificate", relay.logs())
             self.assertEqual(presented(), renewed)
@@ -340,8 +333,7 @@ class ReloadTest(unittest.TestCase):
             with open(relay.config, "w") as f:
                 f.write(head + listener(plain, "starttls = true\n" + tls) + listener(added)
                         + listener(busy) + tail)
-            relay.proc.send_signal(signal.SIGHUP)
-            wait_for(lambda: "reloaded configuration" in relay.logs(), what="the reload")
+            relay.reload()
             logs = relay.logs()
             self.assertIn(f"reload: listening on 127.0.0.1:{added}", logs)
             self.assertIn(f"reload: listener 127.0.0.1:{busy}: ", logs)
@@ -377,10 +369,7 @@ class ReloadTest(unittest.TestCase):
                 text = re.sub(r"(?m)^enabled = (true|false)$", f"enabled = {enabled}", f.read())
             with open(relay.config, "w") as f:
                 f.write(text)
-            before = relay.logs().count("reloaded configuration")
-            relay.proc.send_signal(signal.SIGHUP)
-            wait_for(lambda: relay.logs().count("reloaded configuration") > before,
-                     what="the reload")
+            relay.reload()
 
         def send(rcpt):
             with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as c:

@@ -7,7 +7,6 @@ name, or a self-signed key named by TLSA). [tls] ca_file points danerelay at the
 import json
 import os
 import re
-import signal
 import smtplib
 import ssl
 import tempfile
@@ -315,10 +314,7 @@ min_backoff = "1h"
                 text = re.sub(r'(?m)^ca_file = ".*"$', f'ca_file = "{ca}"', f.read())
             with open(self.relay.config, "w") as f:
                 f.write(text)
-            before = self.relay.logs().count("reloaded configuration")
-            self.relay.proc.send_signal(signal.SIGHUP)
-            wait_for(lambda: self.relay.logs().count("reloaded configuration") > before,
-                     what="the reload")
+            self.relay.reload()
 
         try:
             reload_with(other_ca)
