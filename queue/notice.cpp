@@ -118,7 +118,7 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
   std::string m;
   m += fmt::format("From: MAILER-DAEMON@{} (Mail Delivery System)\r\n", options.hostname);
   const std::string& to = options.postmaster.empty() ? original.sender : options.postmaster;
-  m += fmt::format("To: <{}>\r\n", to);
+  m += fmt::format("To: <{}>\r\n", options.header_address ? options.header_address(to) : to);
   m += !options.postmaster.empty() ? "Subject: Postmaster Copy: Undelivered Mail\r\n"
        : failure                   ? "Subject: Undelivered Mail Returned to Sender\r\n"
        : relayed                   ? "Subject: Successful Mail Delivery Report\r\n"

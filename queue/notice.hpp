@@ -3,6 +3,7 @@
 // multipart/report, statuses per RFC 3463) and delay warnings. Pure composition: the caller
 // queues the result as a new message from the null sender, in the same transaction as the
 // recipient states it reports.
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +22,9 @@ struct NoticeOptions {
   // When set, the notice goes here instead of to the sender: the postmaster's copy of an
   // undeliverable notice (a message from <>, which never gets a bounce of its own).
   std::string postmaster;
+  // How the notice's To: header writes an address: the relay gives IDN domains as A-labels,
+  // so that a notice to an address with an ASCII local part needs no SMTPUTF8 for its header.
+  std::function<std::string(const std::string&)> header_address;
 };
 
 // Whether `rcpt` of `m` gets a notice of this kind: never for mail from <> (no bounce loops),

@@ -256,6 +256,23 @@ TEST(NoticeTest, DelayWarning) {
   EXPECT_THAT(w.content, ::testing::HasSubstr("Subject: Delayed Mail"));
 }
 
+TEST(NoticeTest, ToHeaderWrittenAsTheOptionsSay) {
+  MessageInfo m = OneRecipient("alice@example.org", kNotifyFailure);
+  m.sender = "info@caf\xc3\xa9.example";
+  m.smtputf8 = true;
+  StoredRecipient r = m.recipients[0];
+  r.last_status = "5.1.1";
+  NoticeOptions o{"relay.test"};
+  const NewMessage plain = ComposeNotice(NoticeKind::kFailure, m, "Subject: x\r\n\r\ny\r\n", {r},
+                                         "N1", kT0, std::nullopt, o);
+  EXPECT_THAT(plain.content, ::testing::HasSubstr("To: <info@caf\xc3\xa9.example>\r\n"));
+  o.header_address = [](const std::string&) { return std::string("info@xn--caf-dma.example"); };
+  const NewMessage mapped = ComposeNotice(NoticeKind::kFailure, m, "Subject: x\r\n\r\ny\r\n", {r},
+                                          "N2", kT0, std::nullopt, o);
+  EXPECT_THAT(mapped.content, ::testing::HasSubstr("To: <info@xn--caf-dma.example>\r\n"));
+  EXPECT_EQ(mapped.recipients[0].address, m.sender);  // the envelope is the relay's to write
+}
+
 // A recipient that was not in the pass (held, or due later) expires with the message when the
 // pass ends after the message's lifetime: one bounce lists both, and the held one keeps its
 // last status and attempt count.

@@ -206,7 +206,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
                           ? std::max<std::chrono::seconds>(options.keep_completed, kTlsRptKeep)
                           : options.keep_completed;
     if (purge) req.purge_before = queue::Clock::now() - keep;
-    req.notice = queue::NoticeOptions(helo_name);
+    req.notice = MakeNoticeOptions(helo_name);
     req.ids = &ids;
     const auto run = [req](queue::Store& s) { return queue::RunUpkeep(s, req); };
     const queue::UpkeepResult r = co_await OnStore(committer, run);

@@ -2,15 +2,22 @@
 
 #include <algorithm>
 
+#include "dns/idn.hpp"
 #include "queue/notice.hpp"
 
 namespace danerelay::relay {
+
+queue::NoticeOptions MakeNoticeOptions(std::string hostname) {
+  queue::NoticeOptions o(std::move(hostname));
+  o.header_address = [](const std::string& a) { return dns::ToAsciiAddress(a).value_or(a); };
+  return o;
+}
 
 std::vector<PassNotice> PassNotices(const queue::MessageInfo& m, const std::string& content,
                                     const queue::PassOutcome& pass, queue::TimePoint now,
                                     const NoticeSettings& settings, queue::QueueIdGenerator& ids) {
   std::vector<PassNotice> out;
-  const queue::NoticeOptions notice_options{settings.hostname};
+  const queue::NoticeOptions notice_options = MakeNoticeOptions(settings.hostname);
   if (!pass.bounce.empty()) {
     out.push_back({queue::ComposeNotice(queue::NoticeKind::kFailure, m, content, pass.bounce,
                                         ids.Next(now), now, std::nullopt, notice_options),

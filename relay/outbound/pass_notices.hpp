@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "queue/message.hpp"
+#include "queue/notice.hpp"
 #include "queue/queue_id.hpp"
 #include "queue/retry.hpp"
 
@@ -27,5 +28,8 @@ struct PassNotice {
 std::vector<PassNotice> PassNotices(const queue::MessageInfo& m, const std::string& content,
                                     const queue::PassOutcome& pass, queue::TimePoint now,
                                     const NoticeSettings& settings, queue::QueueIdGenerator& ids);
+
+// The notices' options for this host: IDN domains in the To: header as A-labels.
+queue::NoticeOptions MakeNoticeOptions(std::string hostname);
 
 }  // namespace danerelay::relay

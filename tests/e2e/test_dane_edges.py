@@ -13,7 +13,7 @@ import unittest
 
 from dnsworld import DnsWorld
 from world_case import WorldCase
-from harness import Relay, free_port, queued_id
+from harness import Relay, free_port, queued_id, wait_for
 from mx import MxServer, RefusingStarttlsServer, free_port_on, self_signed, tlsa_3_1_1
 
 IPS = {name: f"127.0.0.{n}" for n, name in enumerate(
@@ -129,6 +129,14 @@ min_backoff = "1h"
             assert code == 250, reply
             cls.ids["café-header"] = queued_id(reply)
             cls.domains.append("café-header")
+            # From an IDN sender whose MX lacks SMTPUTF8, to a recipient that cannot get it:
+            # the bounce goes back there, its To: header with an A-label.
+            c.mail("postmaster@café.example", ["SMTPUTF8"])
+            c.rcpt("jörg@café.example")
+            code, reply = c.data(b"Subject: IDN sender\r\n\r\nHello.\r\n")
+            assert code == 250, reply
+            cls.ids["idn-sender"] = queued_id(reply)
+            cls.domains.append("idn-sender")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             states = [cls.show(cls.ids[d])["recipients"][0]["state"] for d in cls.domains]
@@ -281,9 +289,20 @@ min_backoff = "1h"
         rcpt, attempts = self.outcome("jörg")
         self.assertEqual((rcpt["state"], rcpt["last_status"]), ("failed", "5.6.7"), attempts)
         self.assertIn("does not support SMTPUTF8", rcpt["last_reply"])
-        # Nothing but info@'s message reached that MX (jörg's was never offered to it).
-        self.assertEqual([m["to"] for m in self.servers["idn-ascii"].recorder.messages],
-                         [["info@xn--caf-dma.example"]])
+        # jörg's mail was never offered to that MX: only info@'s and (a bounce) postmaster@'s.
+        with self.servers["idn-ascii"].recorder.lock:
+            got = {a for m in self.servers["idn-ascii"].recorder.messages for a in m["to"]}
+        self.assertLessEqual(got, {"info@xn--caf-dma.example", "postmaster@xn--caf-dma.example"})
+
+    def test_bounce_to_an_idn_sender_needs_no_smtputf8(self):
+        rcpt, attempts = self.outcome("idn-sender")
+        self.assertEqual((rcpt["state"], rcpt["last_status"]), ("failed", "5.6.7"), attempts)
+        wait_for(lambda: self.servers["idn-ascii"].received_for(
+            "postmaster@xn--caf-dma.example"), what="the bounce at café.example's MX")
+        bounce = self.servers["idn-ascii"].received_for("postmaster@xn--caf-dma.example")[0]
+        self.assertEqual(bounce["from"], "<>")
+        self.assertIn(b"To: <postmaster@xn--caf-dma.example>\r\n", bounce["content"])
+        self.assertIn(b"Undelivered Mail Returned to Sender", bounce["content"])
 
     def test_without_smtputf8_at_the_next_hop_a_utf8_header_bounces_5_6_7(self):
         rcpt, attempts = self.outcome("café-header")
