@@ -472,36 +472,30 @@ void SmtpServer::Reload(const ServerOptions& options) {
   if (impl_->stopping) return;
   // Listeners by address and port. One kept: its settings and TLS context are replaced (the
   // certificate and key read again, a renewed certificate under the same name too), sessions
-  // under way keep theirs. One gone: its socket is closed, its sessions go on. One new: bound
-  // now (a port below 1024 needs root or CAP_NET_BIND_SERVICE, which systemd's unit grants).
+  // under way keep theirs. One gone: its socket is closed first (a new one may want its port
+  // under another address), its sessions go on. One new: bound now (a port below 1024 needs
+  // root or CAP_NET_BIND_SERVICE, which systemd's unit grants).
   auto& listeners = impl_->listeners;
-  std::list<std::shared_ptr<Impl::Listener>> next;
+  std::list<std::shared_ptr<Impl::Listener>> kept;
+  std::vector<const ListenerOptions*> added;
   for (const auto& lo : options.listeners) {
     const auto same = [&](const auto& l) {
       return l->options.address == lo.address && l->options.port == lo.port;
     };
-    if (const auto it = std::find_if(listeners.begin(), listeners.end(), same);
-        it != listeners.end()) {
-      auto ctx = Impl::TlsFor(lo);
-      if (!ctx) {
-        spdlog::warn("reload: listener {}: {}; it keeps its old certificate and settings",
-                     Impl::Name(lo), ctx.error());
-      } else {
-        (*it)->tls = std::move(*ctx);
-        (*it)->options = lo;
-      }
-      next.push_back(*it);
-      listeners.erase(it);
+    const auto it = std::find_if(listeners.begin(), listeners.end(), same);
+    if (it == listeners.end()) {
+      added.push_back(&lo);
       continue;
     }
-    auto opened = impl_->Open(lo);
-    if (!opened) {
-      spdlog::warn("reload: {}; not listening there (a restart will try again)", opened.error());
-      continue;
+    auto ctx = Impl::TlsFor(lo);
+    if (!ctx) {
+      spdlog::warn("reload: listener {}: {}; it keeps its old certificate and settings",
+                   Impl::Name(lo), ctx.error());
+    } else {
+      (*it)->tls = std::move(*ctx);
+      (*it)->options = lo;
     }
-    impl_->LogListening(lo, "reload: ");
-    next.push_back(*opened);
-    asio::co_spawn(impl_->io, impl_->Accept(*opened), LogIfBug);
+    kept.splice(kept.end(), listeners, it);
   }
   for (auto& gone : listeners) {
     spdlog::info("reload: no longer listening on {}", Impl::Name(gone->options));
@@ -509,7 +503,17 @@ void SmtpServer::Reload(const ServerOptions& options) {
     std::error_code ec;
     gone->acceptor->close(ec);
   }
-  listeners = std::move(next);
+  listeners = std::move(kept);
+  for (const ListenerOptions* lo : added) {
+    auto opened = impl_->Open(*lo);
+    if (!opened) {
+      spdlog::warn("reload: {}; not listening there (a restart will try again)", opened.error());
+      continue;
+    }
+    impl_->LogListening(*lo, "reload: ");
+    listeners.push_back(*opened);
+    asio::co_spawn(impl_->io, impl_->Accept(*opened), LogIfBug);
+  }
 }
 
 void SmtpServer::Stop() {
