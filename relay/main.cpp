@@ -4,6 +4,7 @@
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <fmt/ranges.h>
 #include <CLI/CLI.hpp>
 
 #include <malloc.h>
@@ -14,6 +15,8 @@
 #include <csignal>
 #include <functional>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "config/config.hpp"
 #include "dns/resolver.hpp"
@@ -182,11 +185,11 @@ int main(int argc, char** argv) {
       } else {
         relay::SetUpLogging("danerelayd", fresh->log);
         server.Reload(fresh->server);
-        agent.Reload(fresh->delivery);
+        agent.Reload(fresh->delivery, fresh->server.hostname);
         health.Reload(fresh->dns);
         if (delivery_started) {
-          preflight.Reload(fresh->delivery);
-          tls_reporter.Reload(fresh->delivery);
+          preflight.Reload(fresh->delivery, fresh->server.hostname);
+          tls_reporter.Reload(fresh->delivery, fresh->server.hostname);
         }
         if (fresh->delivery.enabled && !delivery_enabled) {
           if (delivery_started) {
@@ -202,9 +205,24 @@ int main(int argc, char** argv) {
               "sent; the deliveries under way finish");
         }
         delivery_enabled = fresh->delivery.enabled && delivery_started;  // else: next reload
-        if (fresh->queue.path != cfg->queue.path || fresh->dns.forwarders != cfg->dns.forwarders ||
-            fresh->dns.trust_anchor_file != cfg->dns.trust_anchor_file) {
-          spdlog::warn("reload: [queue] and [dns] changes take effect only after a restart");
+        // What a running daemon cannot take: said, not silently ignored.
+        std::vector<std::string> later;
+        if (fresh->queue.path != cfg->queue.path) later.push_back("[queue] path");
+        if (fresh->dns.forwarders != cfg->dns.forwarders ||
+            fresh->dns.trust_anchor_file != cfg->dns.trust_anchor_file ||
+            fresh->dns.root_hints != cfg->dns.root_hints) {
+          later.push_back("[dns] forwarders, trust_anchor_file and root_hints");
+        }
+        if (fresh->metrics.address != cfg->metrics.address ||
+            fresh->metrics.port != cfg->metrics.port) {
+          later.push_back("[metrics]");
+        }
+        if (fresh->server.user != cfg->server.user || fresh->server.group != cfg->server.group) {
+          later.push_back("[server] user and group");
+        }
+        if (!later.empty()) {
+          spdlog::warn("reload: changes to {} take effect only after a restart",
+                       fmt::join(later, ", "));
         }
         spdlog::info("reloaded configuration from {}", fresh->source);
       }

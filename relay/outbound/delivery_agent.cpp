@@ -400,10 +400,11 @@ tl::expected<void, std::string> DeliveryAgent::Start() {
 
 void DeliveryAgent::Wake() { impl_->Wake(); }
 
-void DeliveryAgent::Reload(DeliveryOptions options) {
+void DeliveryAgent::Reload(DeliveryOptions options, std::string helo_name) {
   // Safe between awaits: the agent runs on this thread, and nothing holds a reference into the
   // old options across a co_await (FindNextHops reads routes before its first one).
   impl_->options = std::move(options);
+  impl_->helo_name = std::move(helo_name);
   if (impl_->tls_context) {
     // [tls] ca_file read again (a renewed CA file under the same name too); deliveries under
     // way keep the context they started with.

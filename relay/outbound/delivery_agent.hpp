@@ -40,7 +40,8 @@ class DeliveryAgent {
   tl::expected<void, std::string> Start();
   void Wake();  // mail was queued: look now rather than at the next poll
   // New options (SIGHUP) for every attempt that starts from now on. Call on the io thread.
-  void Reload(DeliveryOptions options);
+  // New options and EHLO name ([server] hostname, also the notices' Reporting-MTA).
+  void Reload(DeliveryOptions options, std::string helo_name);
   // Claims nothing more; deliveries in flight go on to their end and record it.
   void Stop();
   // Messages in delivery or waiting for their outcome's commit.

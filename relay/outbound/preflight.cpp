@@ -140,8 +140,9 @@ void Preflight::Stop() {
   impl_->timer.cancel();
 }
 
-void Preflight::Reload(const DeliveryOptions& options) {
+void Preflight::Reload(const DeliveryOptions& options, const std::string& helo_name) {
   impl_->options = options;
+  impl_->helo_name = helo_name;
   if (impl_->running) {
     impl_->timer.cancel();  // check with the new list now
   } else {

@@ -33,8 +33,9 @@ class Preflight {
   ~Preflight();
   void Start();
   void Stop();
-  void Reload(const DeliveryOptions& options);  // and check again now
-  std::string MetricsText() const;              // gauges for the Prometheus endpoint
+  // New options and EHLO name; and check again now.
+  void Reload(const DeliveryOptions& options, const std::string& helo_name);
+  std::string MetricsText() const;  // gauges for the Prometheus endpoint
 
   struct Impl;
 

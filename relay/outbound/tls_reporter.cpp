@@ -355,8 +355,9 @@ void TlsReporter::Stop() {
   impl_->timer.cancel();
 }
 
-void TlsReporter::Reload(const DeliveryOptions& options) {
+void TlsReporter::Reload(const DeliveryOptions& options, const std::string& hostname) {
   impl_->options = options;
+  impl_->hostname = hostname;
   impl_->next_round = {};
   impl_->timer.cancel();
 }

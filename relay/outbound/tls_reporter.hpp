@@ -40,7 +40,8 @@ class TlsReporter {
   ~TlsReporter();
   void Start();
   void Stop();
-  void Reload(const DeliveryOptions& options);  // and look for unsent reports now
+  // New options and host name; and look for unsent reports now.
+  void Reload(const DeliveryOptions& options, const std::string& hostname);
 
   struct Impl;
 

@@ -96,7 +96,7 @@ class Recorder:
         with self.lock:
             self.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
                                   "content": envelope.content, "tls": session.ssl is not None,
-                                  "session": id(session)})
+                                  "session": id(session), "helo": session.host_name})
         return "250 2.0.0 Ok: stored"
 
 

@@ -339,6 +339,13 @@ class ReloadTest(unittest.TestCase):
             self.assertIn(f"reload: listener 127.0.0.1:{busy}: ", logs)
             self.assertIn("not listening there (a restart will try again)", logs)
             self.assertIn(f"reload: no longer listening on 127.0.0.1:{tls_port}", logs)
+            self.assertNotIn("take effect only after a restart", logs)
+            # What a running daemon cannot take is said.
+            with open(relay.config, "a") as f:
+                f.write('\n[metrics]\naddress = "127.0.0.1"\nport = 1\n')
+            relay.reload()
+            self.assertIn("reload: changes to [metrics] take effect only after a restart",
+                          relay.logs())
             # The new one takes mail; the kept one now offers STARTTLS; the removed one is
             # closed, but its session goes on.
             with smtplib.SMTP("127.0.0.1", added, timeout=10) as c:
@@ -364,9 +371,10 @@ class ReloadTest(unittest.TestCase):
         mx = MxServer(mx_ip, port).start()
         relay = Relay(extra_toml=f'[routes]\n"example.net" = "[{mx_ip}]:{port}"\n').start()
 
-        def reload_with(enabled):
+        def reload_with(enabled, hostname="relay.test"):
             with open(relay.config) as f:
                 text = re.sub(r"(?m)^enabled = (true|false)$", f"enabled = {enabled}", f.read())
+                text = re.sub(r'(?m)^hostname = ".*"$', f'hostname = "{hostname}"', text)
             with open(relay.config, "w") as f:
                 f.write(text)
             relay.reload()
@@ -388,9 +396,17 @@ class ReloadTest(unittest.TestCase):
             time.sleep(1.5)
             self.assertEqual(mx.received_for("second@example.net"), [])
             self.assertEqual(relay.queue_json()[0]["recipients"][0]["state"], "queued")
-            reload_with("true")
+            # Enabled again, under another host name: new sessions, outgoing EHLO and the
+            # Received header take it.
+            reload_with("true", hostname="renamed.test")
             wait_for(lambda: mx.received_for("second@example.net"), what="delivery again")
             self.assertIn("reload: delivery enabled again", relay.logs())
+            self.assertEqual(mx.received_for("first@example.net")[0]["helo"], "relay.test")
+            self.assertEqual(mx.received_for("second@example.net")[0]["helo"], "renamed.test")
+            send("third@example.net")
+            wait_for(lambda: mx.received_for("third@example.net"), what="the third message")
+            self.assertIn(b"by renamed.test (danerelay)",
+                          mx.received_for("third@example.net")[0]["content"])
         finally:
             relay.stop()
             relay.cleanup()
