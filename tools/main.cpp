@@ -16,6 +16,7 @@
 #include "queue/store.hpp"
 #include "relay/inbound/accounts.hpp"
 #include "relay/logging.hpp"
+#include "tls/client.hpp"
 #include "tls/server_context.hpp"
 #include "tools/dane_check.hpp"
 #include "tools/passwd.hpp"
@@ -214,13 +215,19 @@ int main(int argc, char** argv) {
     const std::string path = check_file.empty() ? config_path : check_file;
     auto cfg = LoadConfig(path);
     if (!cfg) return kExitConfig;
-    // What the daemon loads at start, loaded the same way: certificates with their keys, the
-    // trust anchor (through libunbound), the AUTH accounts.
+    // What the daemon loads at start (and on reload), loaded the same way: certificates with
+    // their keys, the WebPKI trust store, the trust anchor (through libunbound), the AUTH
+    // accounts.
     std::vector<std::string> problems;
     for (const auto& lo : cfg->server.listeners) {
       if (!lo.starttls && !lo.implicit_tls) continue;
       if (auto ctx = tls::MakeServerContext(lo.tls); !ctx) {
         problems.push_back(fmt::format("listener {}:{}: {}", lo.address, lo.port, ctx.error()));
+      }
+    }
+    if (!cfg->delivery.mta_sts.ca_file.empty()) {
+      if (auto ctx = tls::MakeClientContext(cfg->delivery.mta_sts.ca_file); !ctx) {
+        problems.push_back("[tls] ca_file: " + ctx.error());
       }
     }
     {

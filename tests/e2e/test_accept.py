@@ -253,6 +253,8 @@ class TimeoutAndConfigTest(unittest.TestCase):
     def test_config_check(self):
         good = Relay()
         bad = Relay(extra_toml="[dane]\nmandatory_domains = \"example.org\"\n")
+        # Readable, so the file parses; not PEM, so it cannot be loaded as a trust store.
+        no_ca = Relay(extra_toml='[tls]\nca_file = "danerelay.toml"\n')
         try:
             ok = good.cli("config", "check", good.config)
             self.assertIn(b": ok (", ok.stdout)
@@ -260,9 +262,13 @@ class TimeoutAndConfigTest(unittest.TestCase):
             self.assertEqual(r.returncode, 78)
             self.assertIn(b"dane.mandatory_domains: expected an array of strings, got a string",
                           r.stderr)
+            r = no_ca.cli("config", "check", no_ca.config, check=False)
+            self.assertEqual(r.returncode, 78, r.stdout)
+            self.assertIn(b"[tls] ca_file: cannot load CA certificates from", r.stderr)
         finally:
             good.cleanup()
             bad.cleanup()
+            no_ca.cleanup()
 
     def test_missing_certificate_refuses_to_start(self):
         relay = Relay(starttls=True)
