@@ -194,6 +194,10 @@ tl::expected<std::unique_ptr<Store>, StoreError> Store::Open(const StoreOptions&
     }
     flags |= mode == OpenMode::kReadOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
   }
+  // A queue created now gets incremental auto-vacuum (store_space.cpp); the pragma is a write
+  // on an existing file, which the daemon would take for the command line's, so only then.
+  const bool fresh =
+      mode == OpenMode::kReadWrite && !std::filesystem::exists(impl->path, ec) && !ec;
   sqlite3* raw = nullptr;
   const int rc = sqlite3_open_v2(impl->path.c_str(), &raw, flags, nullptr);
   impl->db.reset(raw);
@@ -207,6 +211,11 @@ tl::expected<std::unique_ptr<Store>, StoreError> Store::Open(const StoreOptions&
     // commit durable before it returns (design.md), which is what lets us answer 250.
     // journal_size_limit: after a checkpoint the WAL is truncated to this size, so a burst of
     // large messages does not leave a WAL of gigabytes behind.
+    if (fresh) {
+      if (auto r = impl->Exec("PRAGMA auto_vacuum=INCREMENTAL"); !r) {
+        return tl::unexpected(r.error());
+      }
+    }
     auto r = impl->Exec(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
         "PRAGMA journal_size_limit=67108864;");

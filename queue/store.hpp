@@ -212,6 +212,27 @@ class Store {
   tl::expected<std::vector<std::array<int, kShapeBuckets>>, StoreError> GetShape(
       const std::vector<std::string>& domains, TimePoint now);
 
+  // The file's pages (store_space.cpp). Free pages are those of purged mail, kept for reuse.
+  struct Space {
+    std::int64_t page_size = 0;
+    std::int64_t pages = 0;
+    std::int64_t free_pages = 0;
+    bool incremental = false;  // incremental auto-vacuum: free pages can be given back
+  };
+  tl::expected<Space, StoreError> GetSpace();
+  static constexpr std::int64_t kMinFreePages = 2048;
+  // Gives up to `max_pages` free pages back to the file system when the surplus is large (over
+  // a quarter of the file and kMinFreePages), down to a tenth; says how much. Nothing when the
+  // file is not in incremental auto-vacuum mode.
+  struct Returned {
+    std::int64_t pages = 0;
+    std::int64_t bytes = 0;
+  };
+  tl::expected<Returned, StoreError> ReturnFreeSpace(std::int64_t max_pages);
+  // VACUUM into incremental auto-vacuum mode: the file shrinks to what is in use. Rewrites the
+  // whole file and blocks every writer meanwhile: for `danerelay queue compact`, offline.
+  tl::expected<void, StoreError> Compact();
+
   struct Impl;                    // opaque outside queue/ (store_impl.hpp)
   friend struct StoreTestAccess;  // unit tests reach the SQLite handle to inject faults
 

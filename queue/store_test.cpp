@@ -308,6 +308,44 @@ TEST_F(StoreTest, TlsReportPostsArePendingUntilTakenOrGivenUp) {
   EXPECT_TRUE(store->GetTlsReports(day)->empty());
 }
 
+// After a backlog has gone, its pages are given back a bounded step at a time, down to a
+// reserve; a queue created now is in incremental auto-vacuum mode.
+TEST_F(StoreTest, FreeSpaceOfADrainedBacklogGoesBackToTheFileSystem) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  const std::string body = "Subject: big\r\n\r\n" + std::string(64 * 1024, 'x') + "\r\n";
+  std::vector<NewMessage> backlog;
+  for (int i = 0; i < 600; ++i) backlog.push_back(Message("B" + std::to_string(i), body));
+  std::vector<const NewMessage*> batch;
+  for (const auto& m : backlog) batch.push_back(&m);
+  for (const auto& r : store->InsertBatch(batch)) ASSERT_TRUE(r);
+  EXPECT_TRUE(store->GetSpace()->incremental);
+  EXPECT_EQ(store->ReturnFreeSpace(1000)->pages, 0);  // nothing free yet
+  ASSERT_TRUE(store->Delete(Store::Selection{}));
+  const Store::Space drained = store->GetSpace().value();
+  EXPECT_GT(drained.free_pages * 10, drained.pages * 9);  // ~38 MB, nearly all free
+  std::int64_t returned = 0;
+  for (int step = 0; step < 100; ++step) {
+    const auto r = store->ReturnFreeSpace(1000);
+    ASSERT_TRUE(r) << r.error().message;
+    if (r->pages == 0) break;
+    EXPECT_LE(r->pages, 1000);
+    EXPECT_EQ(r->bytes, r->pages * drained.page_size);
+    returned += r->pages;
+  }
+  const Store::Space end = store->GetSpace().value();
+  // The file shrank by what was given back (and the pointer-map pages that went with it).
+  EXPECT_GE(drained.pages - end.pages, returned);
+  EXPECT_LE(drained.pages - end.pages, returned + returned / 100);
+  EXPECT_LT(end.pages, drained.pages / 3);
+  EXPECT_LT(end.free_pages, Store::kMinFreePages);  // the reserve stays for new mail
+  // Mail goes in and out as before.
+  const NewMessage after = Message("A1");
+  const NewMessage* one[] = {&after};
+  ASSERT_TRUE(store->InsertBatch(one)[0]);
+  EXPECT_EQ(store->GetContent("A1").value(), after.content);
+}
+
 TEST_F(StoreTest, ReleaseAttemptingAfterACrash) {
   auto store = OpenRw();
   ASSERT_TRUE(store);

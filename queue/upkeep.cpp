@@ -42,6 +42,11 @@ UpkeepResult RunUpkeep(Store& store, const UpkeepRequest& request) {
     auto purged = store.PurgeCompleted(*request.purge_before, UpkeepRequest::kPurgeBatch);
     if (!purged) note(purged.error());
     if (purged) out.purged = *purged;
+    // With the purge: a surplus of free pages (a drained backlog) goes back to the file
+    // system, a bounded step each time (store_space.cpp).
+    auto returned = store.ReturnFreeSpace(UpkeepRequest::kReturnPages);
+    if (!returned) note(returned.error());
+    if (returned) out.returned = *returned;
   }
   if (out.changed_elsewhere || out.expired.recipients > 0) {
     auto next = store.NextDue();

@@ -1,9 +1,10 @@
 #pragma once
 // The queue's housekeeping, run on the writer thread once per scheduler tick: notice the command
-// line's changes, expire mail that nobody is attempting, purge completed mail. Each step is an
-// index lookup unless it finds work, so an idle daemon with a million queued recipients stays
-// idle (design.md).
+// line's changes, expire mail that nobody is attempting, purge completed mail and give a surplus
+// of free pages back to the file system. Each step is an index lookup unless it finds work, so
+// an idle daemon with a million queued recipients stays idle (design.md).
 #include <chrono>
+#include <cstdint>
 #include <optional>
 
 #include "queue/notice.hpp"
@@ -18,6 +19,7 @@ struct UpkeepRequest {
   bool expire = true;                       // false: only notice the command line's changes
   std::optional<TimePoint> purge_before;    // set: purge completed mail older than this,
   static constexpr int kPurgeBatch = 1000;  // at most this many messages per call
+  static constexpr std::int64_t kReturnPages = 8192;  // free pages given back per call, at most
   NoticeOptions notice;
   QueueIdGenerator* ids = nullptr;  // names the bounces
 };
@@ -28,6 +30,7 @@ struct UpkeepResult {
   std::optional<TimePoint> next_due;
   Store::Touched expired;  // messages returned to their senders
   int purged = 0;
+  Store::Returned returned;         // free pages given back to the file system
   std::optional<StoreError> error;  // the first step that failed (the others still ran)
 };
 

@@ -151,6 +151,8 @@ int main(int argc, char** argv) {
   bool stats_json = false;
   auto* stats = queue_cmd->add_subcommand("stats", "counts by state, oldest message, destinations");
   stats->add_flag("--json", stats_json, "print JSON");
+  auto* compact = queue_cmd->add_subcommand(
+      "compact", "give the queue file's free space back (VACUUM; with danerelayd stopped)");
 
   std::string check_file;
   auto* config_cmd = app.add_subcommand("config", "configuration");
@@ -266,6 +268,11 @@ int main(int argc, char** argv) {
     auto cfg = LoadConfig(config_path);
     if (!cfg) return kExitConfig;
     return tools::RunStats(*cfg, stats_json, std::cout, std::cerr);
+  }
+  if (compact->parsed()) {
+    auto cfg = LoadConfig(config_path);
+    if (!cfg) return kExitConfig;
+    return tools::RunCompact(*cfg, std::cout, std::cerr);
   }
   if (rpt_preview->parsed()) {
     auto cfg = LoadConfig(config_path);

@@ -11,6 +11,7 @@
 
 #include "queue/notice.hpp"
 #include "queue/queue_id.hpp"
+#include "queue/queue_lock.hpp"
 #include "relay/outbound/preflight.hpp"
 #include "relay/outbound/resolver_health.hpp"
 
@@ -150,6 +151,13 @@ int RunStats(const config::Config& config, bool json, std::ostream& out, std::os
   int preflight_failing = 0;
   const std::vector<std::string> preflight =
       relay::DescribePreflightStatus(config.queue.path, &preflight_failing);
+  auto space = (*store)->GetSpace();
+  if (!space) {
+    err << "danerelay: " << space.error().message << "\n";
+    return 2;
+  }
+  const std::int64_t file_bytes = space->pages * space->page_size;
+  const std::int64_t free_bytes = space->free_pages * space->page_size;
   if (json) {
     nlohmann::json top = nlohmann::json::array();
     for (size_t i = 0; i < st->top_domains.size(); ++i) {
@@ -170,12 +178,21 @@ int RunStats(const config::Config& config, bool json, std::ostream& out, std::os
                           {"preflight_failing_domains", preflight.empty()
                                                             ? nlohmann::json(nullptr)
                                                             : nlohmann::json(preflight_failing)},
-                          {"preflight", preflight}}
+                          {"preflight", preflight},
+                          {"queue_file_bytes", file_bytes},
+                          {"queue_file_free_bytes", free_bytes},
+                          {"queue_file_gives_back_free_space", space->incremental}}
                .dump()
         << "\n";
     return 0;
   }
   if (!resolver.empty()) out << resolver << "\n";
+  const auto mib = [](std::int64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); };
+  out << fmt::format(
+      "queue file:  {:.1f} MiB, {:.1f} MiB of it free{}\n", mib(file_bytes), mib(free_bytes),
+      space->incremental ? ""
+      : free_bytes > 0 ? " (kept: `danerelay queue compact` with danerelayd stopped gives it back)"
+                       : "");
   for (const auto& line : preflight) out << line << "\n";
   out << fmt::format("messages:    {}\n", st->messages);
   for (const auto& [state, n] : st->recipients_by_state) {
@@ -197,6 +214,44 @@ int RunStats(const config::Config& config, bool json, std::ostream& out, std::os
     for (int n : (*shape)[i]) out << fmt::format(" {:>5}", n);
     out << "\n";
   }
+  return 0;
+}
+
+int RunCompact(const config::Config& config, std::ostream& out, std::ostream& err) {
+  // VACUUM holds the write lock for as long as it copies the file: beside a running daemon it
+  // would stall acceptance and delivery. The daemon's lock says whether one runs.
+  auto lock = queue::QueueLock::Acquire(config.queue.path);
+  if (!lock) {
+    err << "danerelay: queue compact: " << lock.error()
+        << "; stop it first (compacting rewrites the whole queue file)\n";
+    return 2;
+  }
+  auto store = queue::Store::Open(config.queue, queue::OpenMode::kReadWriteExisting);
+  if (!store) {
+    err << "danerelay: " << store.error().message << "\n";
+    return 2;
+  }
+  auto before = (*store)->GetSpace();
+  if (!before) {
+    err << "danerelay: " << before.error().message << "\n";
+    return 2;
+  }
+  if (auto done = (*store)->Compact(); !done) {
+    err << "danerelay: queue compact: " << done.error().message << "\n";
+    return 2;
+  }
+  auto after = (*store)->GetSpace();
+  if (!after) {
+    err << "danerelay: " << after.error().message << "\n";
+    return 2;
+  }
+  const auto mib = [](const queue::Store::Space& s) {
+    return static_cast<double>(s.pages * s.page_size) / (1024.0 * 1024.0);
+  };
+  out << fmt::format(
+      "{}: {:.1f} MiB before, {:.1f} MiB now; from now on danerelayd gives free space back "
+      "itself\n",
+      queue::Store::DatabasePath(config.queue).string(), mib(*before), mib(*after));
   return 0;
 }
 

@@ -1,7 +1,8 @@
 #pragma once
-// danerelay queue flush|hold|release|delete|bounce|stats: the operator's controls. They write
-// the queue database directly, so they work with the daemon stopped; a running daemon sees the
-// change at its next look at the queue (at most a second later).
+// danerelay queue flush|hold|release|delete|bounce|stats|compact: the operator's controls. They
+// write the queue database directly, so they work with the daemon stopped; a running daemon sees
+// the change at its next look at the queue (at most a second later). compact only runs with
+// the daemon stopped.
 #include <ostream>
 #include <string>
 #include <vector>
@@ -24,5 +25,8 @@ struct AdminRequest {
 int RunAdmin(const config::Config& config, const AdminRequest& request, std::ostream& out,
              std::ostream& err);
 int RunStats(const config::Config& config, bool json, std::ostream& out, std::ostream& err);
+// VACUUM into incremental auto-vacuum mode, with the queue lock held (so never beside a running
+// daemon, which it would stall). Exit status: 0 done, 2 the daemon runs or a queue error.
+int RunCompact(const config::Config& config, std::ostream& out, std::ostream& err);
 
 }  // namespace danerelay::tools

@@ -216,8 +216,14 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
                    options.retry.max_lifetime.count());
     }
     if (r.purged > 0) spdlog::info("queue: purged {} completed messages", r.purged);
+    if (r.returned.pages > 0) {
+      spdlog::info("queue: gave {} MiB of free space in the queue file back to the file system",
+                   r.returned.bytes >> 20);
+    }
     if (r.reread) scheduler.Known(r.next_due);
-    co_return r.purged >= queue::UpkeepRequest::kPurgeBatch;
+    // A full batch, or a full step of free pages: go on at the next tick.
+    co_return r.purged >= queue::UpkeepRequest::kPurgeBatch ||
+        r.returned.pages >= queue::UpkeepRequest::kReturnPages;
   }
 
   asio::awaitable<void> DeliverMessage(queue::MessageInfo m) {
