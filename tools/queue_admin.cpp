@@ -220,15 +220,15 @@ int RunStats(const config::Config& config, bool json, std::ostream& out, std::os
 int RunCompact(const config::Config& config, std::ostream& out, std::ostream& err) {
   // VACUUM holds the write lock for as long as it copies the file: beside a running daemon it
   // would stall acceptance and delivery. The daemon's lock says whether one runs.
+  auto store = queue::Store::Open(config.queue, queue::OpenMode::kReadWriteExisting);
+  if (!store) {
+    err << "danerelay: " << store.error().message << "\n";
+    return 2;
+  }
   auto lock = queue::QueueLock::Acquire(config.queue.path);
   if (!lock) {
     err << "danerelay: queue compact: " << lock.error()
         << "; stop it first (compacting rewrites the whole queue file)\n";
-    return 2;
-  }
-  auto store = queue::Store::Open(config.queue, queue::OpenMode::kReadWriteExisting);
-  if (!store) {
-    err << "danerelay: " << store.error().message << "\n";
     return 2;
   }
   auto before = (*store)->GetSpace();
