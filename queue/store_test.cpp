@@ -313,12 +313,7 @@ TEST_F(StoreTest, TlsReportPostsArePendingUntilTakenOrGivenUp) {
 TEST_F(StoreTest, FreeSpaceOfADrainedBacklogGoesBackToTheFileSystem) {
   auto store = OpenRw();
   ASSERT_TRUE(store);
-  const std::string body = "Subject: big\r\n\r\n" + std::string(64 * 1024, 'x') + "\r\n";
-  std::vector<NewMessage> backlog;
-  for (int i = 0; i < 600; ++i) backlog.push_back(Message("B" + std::to_string(i), body));
-  std::vector<const NewMessage*> batch;
-  for (const auto& m : backlog) batch.push_back(&m);
-  for (const auto& r : store->InsertBatch(batch)) ASSERT_TRUE(r);
+  ASSERT_TRUE(InsertBacklog(*store));
   EXPECT_TRUE(store->GetSpace()->incremental);
   EXPECT_EQ(store->ReturnFreeSpace(1000)->pages, 0);  // nothing free yet
   ASSERT_TRUE(store->Delete(Store::Selection{}));

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "queue/store.hpp"
 
@@ -43,6 +44,20 @@ class StoreTest : public ::testing::Test {
     m.dsn_ret = DsnRet::kHdrs;
     m.dsn_envid = "env-1";
     return m;
+  }
+
+  // A backlog of 600 messages of 64 KiB (~38 MB), inserted; false when an insert failed.
+  static constexpr int kBacklog = 600;
+  bool InsertBacklog(Store& store) {
+    const std::string body = "Subject: big\r\n\r\n" + std::string(64 * 1024, 'x') + "\r\n";
+    std::vector<NewMessage> backlog;
+    for (int i = 0; i < kBacklog; ++i) backlog.push_back(Message("B" + std::to_string(i), body));
+    std::vector<const NewMessage*> batch;
+    for (const auto& m : backlog) batch.push_back(&m);
+    for (const auto& r : store.InsertBatch(batch)) {
+      if (!r) return false;
+    }
+    return true;
   }
 
   StoreOptions options_;

@@ -64,19 +64,15 @@ TEST_F(StoreTest, UpkeepExpiresIdleMailAndNoticesTheCommandLine) {
 TEST_F(StoreTest, UpkeepGivesTheFreeSpaceOfADrainedBacklogBack) {
   auto store = OpenRw();
   ASSERT_TRUE(store);
-  const std::string body = "Subject: big\r\n\r\n" + std::string(64 * 1024, 'x') + "\r\n";
-  std::vector<NewMessage> backlog;
-  for (int i = 0; i < 600; ++i) backlog.push_back(Message("B" + std::to_string(i), body));
-  std::vector<const NewMessage*> batch;
-  for (const auto& m : backlog) batch.push_back(&m);
-  for (const auto& r : store->InsertBatch(batch)) ASSERT_TRUE(r);
+  ASSERT_TRUE(InsertBacklog(*store));
   ASSERT_TRUE(store->Delete(Store::Selection{}));  // ~38 MB free
+  const TimePoint arrival = Message("X").arrival;
   QueueIdGenerator ids;
   UpkeepRequest req;
-  req.now = backlog[0].arrival;
+  req.now = arrival;
   req.ids = &ids;
   EXPECT_EQ(RunUpkeep(*store, req).returned.pages, 0);  // no purge this tick
-  req.purge_before = backlog[0].arrival;
+  req.purge_before = arrival;
   const UpkeepResult r = RunUpkeep(*store, req);
   ASSERT_FALSE(r.error) << r.error->message;
   EXPECT_EQ(r.returned.pages, UpkeepRequest::kReturnPages);  // a full step: more next tick
