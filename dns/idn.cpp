@@ -47,4 +47,8 @@ tl::expected<std::string, std::string> ToAsciiAddress(std::string_view address) 
   return std::string(address.substr(0, at + 1)) + *domain;
 }
 
+std::string ToAsciiAddressIfPossible(std::string_view address) {
+  return ToAsciiAddress(address).value_or(std::string(address));
+}
+
 }  // namespace danerelay::dns

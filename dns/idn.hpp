@@ -18,5 +18,8 @@ tl::expected<std::string, std::string> ToAsciiDomain(std::string_view domain);
 // kept. An error when the local part is not ASCII (it needs SMTPUTF8, RFC 6531) or the domain
 // cannot be converted. "" stays "" (the null sender).
 tl::expected<std::string, std::string> ToAsciiAddress(std::string_view address);
+// The same where it can be made, else the address as it is (a non-ASCII local part): for
+// headers that name an address, so that they stay ASCII whenever the envelope can.
+std::string ToAsciiAddressIfPossible(std::string_view address);
 
 }  // namespace danerelay::dns

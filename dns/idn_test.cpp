@@ -37,6 +37,8 @@ TEST(IdnTest, Addresses) {
   EXPECT_EQ(ToAsciiAddress("info@bücher.example").value(), "info@xn--bcher-kva.example");
   EXPECT_FALSE(ToAsciiAddress("jörg@bücher.example"));
   EXPECT_FALSE(ToAsciiAddress("jörg@example.org"));
+  EXPECT_EQ(ToAsciiAddressIfPossible("info@bücher.example"), "info@xn--bcher-kva.example");
+  EXPECT_EQ(ToAsciiAddressIfPossible("jörg@bücher.example"), "jörg@bücher.example");
 }
 
 }  // namespace

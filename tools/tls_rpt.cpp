@@ -96,7 +96,7 @@ int RunTlsRptList(const config::Config& config, const std::string& date, std::os
     if (!r.outcome.empty()) out << "  " << r.outcome << "\n";
     for (const auto& p : *posts) {
       if (p.domain != r.domain) continue;
-      const std::string tries = fmt::format("{} tr{}", p.tries, p.tries == 1 ? "y" : "ies");
+      const std::string tries = relay::Tries(p.tries);
       if (p.state == "posted") {
         out << fmt::format("  posted to {} ({})\n", p.url, tries);
       } else if (p.state == "failed") {

@@ -310,12 +310,12 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     SessionParams params;
     params.hostname = options.hostname;
     params.limits = options.limits;
-    // This session's TLS context and listener settings: a reload may replace the listener's.
+    // The listener's settings are read before the first co_await below; its TLS context is
+    // held for the session, since a reload may replace the listener's.
     const std::shared_ptr<asio::ssl::context> tls_ctx = listener.tls;
-    const ListenerOptions listener_options = listener.options;
-    params.starttls_offered = tls_ctx != nullptr && listener_options.starttls;
-    params.auth_offered = listener_options.auth && accounts != nullptr;
-    params.require_tls = listener_options.require_tls;
+    params.starttls_offered = tls_ctx != nullptr && listener.options.starttls;
+    params.auth_offered = listener.options.auth && accounts != nullptr;
+    params.require_tls = listener.options.require_tls;
     params.may_send_as = [map = senders](std::string_view user, std::string_view sender) {
       return MaySendAs(*map, user, sender);
     };
@@ -328,7 +328,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     ServerSession session(std::move(params));
     const auto me = live.insert(live.end(), Live{&session, &conn});
     bool serve = true;  // false: an implicit-TLS handshake failed, there is nobody to talk to
-    if (listener_options.implicit_tls) {
+    if (listener.options.implicit_tls) {
       // RFC 8314 §3: TLS from the first byte, then the greeting inside it.
       const std::error_code hs_ec = co_await conn.StartTls(
           *tls_ctx, asio::ssl::stream_base::server, options.limits.command_timeout, [](auto*) {});

@@ -9,7 +9,7 @@ namespace danerelay::relay {
 
 queue::NoticeOptions MakeNoticeOptions(std::string hostname) {
   queue::NoticeOptions o(std::move(hostname));
-  o.header_address = [](const std::string& a) { return dns::ToAsciiAddress(a).value_or(a); };
+  o.header_address = [](const std::string& a) { return dns::ToAsciiAddressIfPossible(a); };
   return o;
 }
 

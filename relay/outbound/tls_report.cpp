@@ -252,6 +252,8 @@ std::optional<HttpsUri> ParseHttpsUri(std::string_view uri) {
   return out;
 }
 
+std::string Tries(int n) { return fmt::format("{} tr{}", n, n == 1 ? "y" : "ies"); }
+
 std::string Gzip(std::string_view data) {
   z_stream z{};
   // 15 + 16: a gzip header and trailer instead of zlib's.

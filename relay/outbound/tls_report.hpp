@@ -57,6 +57,9 @@ struct HttpsUri {
 };
 std::optional<HttpsUri> ParseHttpsUri(std::string_view uri);
 
+// "1 try", "3 tries": how a POST's tries are logged and listed.
+std::string Tries(int n);
+
 // gzip (RFC 1952) of `data`, as RFC 8460 §5.3 asks for.
 std::string Gzip(std::string_view data);
 

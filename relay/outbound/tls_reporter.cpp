@@ -265,10 +265,8 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
       } else {
         p.state = "failed";
         Metrics::Get().Add("danerelay_tls_rpt_reports_total", "outcome=\"https_failed\"");
-        spdlog::warn(
-            "TLS-RPT: report {} for {} could not be posted to {}: {}; given up after {} "
-            "tr{}",
-            p.report_id, p.domain, p.url, got.why, p.tries, p.tries == 1 ? "y" : "ies");
+        spdlog::warn("TLS-RPT: report {} for {} could not be posted to {}: {}; given up after {}",
+                     p.report_id, p.domain, p.url, got.why, Tries(p.tries));
       }
       const auto update = [p](queue::Store& s) { return s.UpdateTlsReportPost(p); };
       if (auto w = co_await OnStoreWrite(committer, update); !w) {

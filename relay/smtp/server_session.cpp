@@ -229,8 +229,7 @@ std::string ServerSession::ReceivedHeader(const std::string& id) const {
   if (message_.recipients.size() == 1) {
     // The domain as an A-label, so that an SMTPUTF8 message whose addresses can go on in ASCII
     // does not need SMTPUTF8 for this header (RFC 6531 §3.2, §4.3).
-    const std::string& rcpt = message_.recipients[0].address;
-    info.for_recipient = dns::ToAsciiAddress(rcpt).value_or(rcpt);
+    info.for_recipient = dns::ToAsciiAddressIfPossible(message_.recipients[0].address);
   }
   info.time = p_.now();
   return FormatReceived(info);
