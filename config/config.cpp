@@ -352,9 +352,20 @@ std::optional<std::size_t> NonAsciiOutsideStrings(std::string_view t) {
 }
 }  // namespace
 
+namespace {
+
+// Delivery must know where we listen, so that it never connects to itself.
+void KnowOwnListeners(Config& c) {
+  c.delivery.own_listeners.clear();
+  for (const auto& l : c.server.listeners) c.delivery.own_listeners.push_back({l.address, l.port});
+}
+
+}  // namespace
+
 Config Defaults() {
   Config c;
   c.server.hostname = DefaultHostname();
+  KnowOwnListeners(c);
   return c;
 }
 
@@ -527,7 +538,7 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
     r.OnlyKeys({"max_message_size", "max_recipients", "max_connections",
                 "max_connections_per_client", "max_untrusted_connections", "max_errors",
                 "max_commands_without_mail", "command_timeout", "data_timeout",
-                "max_inflight_bytes"});
+                "max_inflight_bytes", "max_hops"});
     r.Unsigned("max_message_size", l.max_message_size, 1024, std::uint64_t{1} << 31);
     r.Unsigned("max_recipients", l.max_recipients, 1, 100000);
     r.Unsigned("max_connections", l.max_connections, 1, 100000);
@@ -536,6 +547,7 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
     r.Unsigned("max_errors", l.max_errors, 1, 1000);
     r.Unsigned("max_commands_without_mail", l.max_commands_without_mail, 10, 100000);
     r.Unsigned("max_inflight_bytes", l.max_inflight_bytes, 1024, std::uint64_t{1} << 40);
+    r.Unsigned("max_hops", config.delivery.max_hops, 1, 1000);
     r.Duration("command_timeout", l.command_timeout, std::chrono::seconds(1));
     r.Duration("data_timeout", l.data_timeout, std::chrono::seconds(1));
     if (!error && l.max_inflight_bytes < l.max_message_size) {
@@ -709,6 +721,7 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   }
 
   if (error) return tl::unexpected(*error);
+  KnowOwnListeners(config);
   return config;
 }
 

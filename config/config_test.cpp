@@ -37,6 +37,7 @@ TEST(ConfigTest, ExampleFileLoadsAndEqualsTheDefaults) {
   EXPECT_EQ(c->log.syslog, d.log.syslog);
   EXPECT_EQ(c->log.syslog_facility, d.log.syslog_facility);
   EXPECT_EQ(c->server.limits.max_inflight_bytes, d.server.limits.max_inflight_bytes);
+  EXPECT_EQ(c->delivery.max_hops, d.delivery.max_hops);
   EXPECT_EQ(c->server.auth.users_file, d.server.auth.users_file);
   EXPECT_EQ(c->server.auth.max_failures, d.server.auth.max_failures);
   EXPECT_EQ(c->server.auth.failure_window, d.server.auth.failure_window);
@@ -284,6 +285,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.toml:2: retry.max_lifetime: must be at most 100d"},
         BadCase{"integer duration too long", "[queue]\nkeep_completed = 99999999999\n",
                 "bad.toml:2: queue.keep_completed: must be at most 365d"},
+        BadCase{"no hops at all", "[limits]\nmax_hops = 0\n",
+                "bad.toml:2: limits.max_hops: 0 is out of range (1..1000)"},
         BadCase{"budget below message size",
                 "[limits]\nmax_message_size = 2048\nmax_inflight_bytes = 1024\n",
                 "bad.toml:3: limits.max_inflight_bytes: max_inflight_bytes must not be smaller"},
@@ -322,6 +325,23 @@ INSTANTIATE_TEST_SUITE_P(
       for (char& ch : n) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
       return n;
     });
+
+TEST(ConfigTest, DeliveryKnowsTheListenersAndTheHopLimit) {
+  EXPECT_EQ(Defaults().delivery.max_hops, 50u);
+  ASSERT_EQ(Defaults().delivery.own_listeners.size(), 1u);
+  EXPECT_EQ(Defaults().delivery.own_listeners[0].port, 2525);
+  auto c = LoadString(
+      "[limits]\nmax_hops = 30\n[[listener]]\naddress = \"::\"\nport = 25\n"
+      "[[listener]]\naddress = \"127.0.0.2\"\nport = 587\n",
+      "hops.toml", ".");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->delivery.max_hops, 30u);
+  ASSERT_EQ(c->delivery.own_listeners.size(), 2u);
+  EXPECT_EQ(c->delivery.own_listeners[0].address, "::");
+  EXPECT_EQ(c->delivery.own_listeners[0].port, 25);
+  EXPECT_EQ(c->delivery.own_listeners[1].address, "127.0.0.2");
+  EXPECT_EQ(c->delivery.own_listeners[1].port, 587);
+}
 
 TEST(ConfigTest, NonAsciiInStringsAndCommentsIsFine) {
   auto c = LoadString(

@@ -47,6 +47,33 @@ std::string Printable(std::string_view text, std::size_t max_size) {
   return out;
 }
 
+namespace {
+
+// "Name:" at the start of a header line, the name compared case-insensitively.
+bool FieldNamed(std::string_view line, std::string_view name) {
+  return line.size() > name.size() && line[name.size()] == ':' &&
+         std::equal(name.begin(), name.end(), line.begin(), [](char a, char b) {
+           return std::tolower(static_cast<unsigned char>(a)) ==
+                  std::tolower(static_cast<unsigned char>(b));
+         });
+}
+
+}  // namespace
+
+std::size_t CountHeaderFields(std::string_view content, std::string_view name) {
+  std::size_t count = 0;
+  std::size_t pos = 0;
+  while (pos < content.size()) {
+    const std::size_t eol = content.find("\r\n", pos);
+    const std::string_view line =
+        content.substr(pos, eol == std::string_view::npos ? std::string_view::npos : eol - pos);
+    if (line.empty()) break;  // the end of the header section
+    if (FieldNamed(line, name)) ++count;
+    pos = eol == std::string_view::npos ? content.size() : eol + 2;
+  }
+  return count;
+}
+
 std::string HeaderValue(std::string_view content, std::string_view name) {
   std::size_t pos = 0;
   while (pos < content.size()) {
@@ -54,11 +81,7 @@ std::string HeaderValue(std::string_view content, std::string_view name) {
     const std::string_view line =
         content.substr(pos, eol == std::string_view::npos ? std::string_view::npos : eol - pos);
     if (line.empty()) break;  // the end of the header section
-    const bool match = line.size() > name.size() && line[name.size()] == ':' &&
-                       std::equal(name.begin(), name.end(), line.begin(), [](char a, char b) {
-                         return std::tolower(static_cast<unsigned char>(a)) ==
-                                std::tolower(static_cast<unsigned char>(b));
-                       });
+    const bool match = FieldNamed(line, name);
     pos = eol == std::string_view::npos ? content.size() : eol + 2;
     if (!match) continue;
     std::string value(line.substr(name.size() + 1));

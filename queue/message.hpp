@@ -35,6 +35,10 @@ std::string Printable(std::string_view text, std::size_t max_size);
 // `content`, unfolded and trimmed; "" when there is none.
 std::string HeaderValue(std::string_view content, std::string_view name);
 
+// How many header fields named `name` (case-insensitive) the header section of `content` holds:
+// the hop count when `name` is "Received" (RFC 5321 §6.3).
+std::size_t CountHeaderFields(std::string_view content, std::string_view name);
+
 // The domain of an address (after its last "@"), ASCII-lowercased: what the queue groups,
 // selects and schedules recipients by. "" when there is no "@".
 std::string RecipientDomain(std::string_view address);

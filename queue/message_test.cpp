@@ -17,6 +17,15 @@ TEST(HeaderValueTest, FirstFieldUnfoldedAndOnlyInTheHeader) {
   EXPECT_EQ(HeaderValue("Subject", "Subject"), "");  // no colon, no CRLF
 }
 
+TEST(CountHeaderFieldsTest, CountsFieldsOfTheHeaderOnlyNotContinuationsOrBody) {
+  const std::string m =
+      "Received: from a\r\n\tby b\r\nRECEIVED: from c\r\nX-Received: no\r\nReceived:x\r\n"
+      "\r\nReceived: in the body\r\n";
+  EXPECT_EQ(CountHeaderFields(m, "Received"), 3u);
+  EXPECT_EQ(CountHeaderFields(m, "Subject"), 0u);
+  EXPECT_EQ(CountHeaderFields("", "Received"), 0u);
+}
+
 TEST(PrintableTest, ControlsAndEightBitBecomeQuestionMarksAndLongTextIsCut) {
   EXPECT_EQ(Printable("a\r\nb\x01\xff", 100), "a??b??");
   EXPECT_EQ(Printable(std::string(20, 'x'), 10), "xxxxxxx...");

@@ -1,8 +1,11 @@
 #include "relay/network.hpp"
 
+#include <algorithm>
 #include <vector>
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 
 #include <charconv>
 #include <cstdint>
@@ -135,6 +138,72 @@ std::optional<std::string_view> SpecialPurpose(std::string_view address) {
     if (net.Contains(address)) return name;
   }
   return std::nullopt;
+}
+
+namespace {
+
+bool SameAddress(const Address& a, const Address& b) { return a.v4 == b.v4 && a.bytes == b.bytes; }
+
+bool Unspecified(const Address& a) {
+  return std::all_of(a.bytes.begin(), a.bytes.end(), [](std::uint8_t b) { return b == 0; });
+}
+
+// 127.0.0.0/8 and ::1 are local without being on an interface list (Linux answers the whole
+// block on lo); anything else must be an address of one of the host's interfaces.
+bool IsLocal(const Address& a) {
+  if (Unspecified(a)) return true;  // connecting to 0.0.0.0 or :: reaches the host itself
+  if (a.v4 && a.bytes[0] == 127) return true;
+  if (!a.v4 && std::all_of(a.bytes.begin(), a.bytes.begin() + 15, [](auto b) { return b == 0; }) &&
+      a.bytes[15] == 1) {
+    return true;
+  }
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return false;
+  bool found = false;
+  for (const ifaddrs* i = list; i && !found; i = i->ifa_next) {
+    if (!i->ifa_addr) continue;
+    Address mine;
+    if (i->ifa_addr->sa_family == AF_INET) {
+      mine.v4 = true;
+      const auto* in = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+      std::memcpy(mine.bytes.data(), &in->sin_addr, 4);
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);
+      std::memcpy(mine.bytes.data(), &in6->sin6_addr, 16);
+    } else {
+      continue;
+    }
+    found = SameAddress(mine, a);
+  }
+  freeifaddrs(list);
+  return found;
+}
+
+}  // namespace
+
+bool ReachesListener(const std::vector<ListenAddress>& listeners, std::string_view ip,
+                     std::uint16_t port) {
+  const auto target = ParseAddress(ip);
+  if (!target) return false;
+  for (const auto& l : listeners) {
+    if (l.port != port) continue;
+    const auto mine = ParseAddress(l.address);
+    if (!mine) continue;
+    if (Unspecified(*mine) ? IsLocal(*target) : SameAddress(*mine, *target)) return true;
+  }
+  return false;
+}
+
+DnsblAnswer JudgeDnsbl(const std::vector<std::string>& addresses) {
+  DnsblAnswer out = DnsblAnswer::kNotListed;
+  for (const auto& text : addresses) {
+    const auto a = ParseAddress(text);
+    const bool loopback = a && a->v4 && a->bytes[0] == 127;
+    const bool error_code = loopback && a->bytes[1] == 255 && a->bytes[2] == 255;
+    if (loopback && !error_code) return DnsblAnswer::kListed;
+    out = DnsblAnswer::kError;
+  }
+  return out;
 }
 
 std::string LowerAscii(std::string_view text) {

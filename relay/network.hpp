@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace danerelay::relay {
 
@@ -30,6 +31,25 @@ class IpNetwork {
 // "private-use", "shared address space (CGNAT)", "documentation", ...), or nullopt for a global
 // address. An unparsable address counts as special ("not an IP address").
 std::optional<std::string_view> SpecialPurpose(std::string_view address);
+
+// One of our own listening sockets.
+struct ListenAddress {
+  std::string address;  // an IP literal; "0.0.0.0" or "::" listens on every local address
+  std::uint16_t port = 0;
+};
+
+// Whether a connection to `ip`:`port` would reach one of `listeners`: the same address, or any
+// local address (loopback, or one of the host's interfaces) when the listener is a wildcard.
+// Delivery must not connect there: the mail would come straight back (a loop).
+bool ReachesListener(const std::vector<ListenAddress>& listeners, std::string_view ip,
+                     std::uint16_t port);
+
+// What a DNS blocklist's A records say (RFC 5782 §2.1, §5): listed is an address in
+// 127.0.0.0/8; 127.255.255.0/24 are the lists' error codes (Spamhaus: query refused, over quota)
+// and an address outside 127/8 is no list answer at all (a wildcard of a lapsed list domain):
+// both are errors, which list nobody.
+enum class DnsblAnswer { kNotListed, kListed, kError };
+DnsblAnswer JudgeDnsbl(const std::vector<std::string>& addresses);
 
 // A next hop from [routes]: "[mx.example.net]:2525", "mx.example.net", "[192.0.2.1]".
 struct Route {

@@ -43,6 +43,34 @@ TEST(IpNetworkTest, RejectsNonsense) {
 namespace danerelay::relay {
 namespace {
 
+TEST(ReachesListenerTest, SameAddressAndPortOrAnyLocalAddressOfAWildcard) {
+  const std::vector<ListenAddress> specific = {{"127.0.0.1", 2525}, {"::1", 25}};
+  EXPECT_TRUE(ReachesListener(specific, "127.0.0.1", 2525));
+  EXPECT_TRUE(ReachesListener(specific, "::ffff:127.0.0.1", 2525));  // IPv4-mapped
+  EXPECT_TRUE(ReachesListener(specific, "0:0::1", 25));
+  EXPECT_FALSE(ReachesListener(specific, "127.0.0.1", 25));  // another port: another server
+  EXPECT_FALSE(ReachesListener(specific, "127.0.0.2", 2525));
+  EXPECT_FALSE(ReachesListener(specific, "not an address", 2525));
+  const std::vector<ListenAddress> wildcard = {{"0.0.0.0", 25}};
+  EXPECT_TRUE(ReachesListener(wildcard, "127.0.0.53", 25));  // all of 127/8 is local
+  EXPECT_TRUE(ReachesListener(wildcard, "0.0.0.0", 25));
+  EXPECT_FALSE(ReachesListener(wildcard, "127.0.0.53", 26));
+  EXPECT_FALSE(ReachesListener(wildcard, "192.0.2.1", 25));  // TEST-NET-1: on no interface here
+  EXPECT_TRUE(ReachesListener({{"::", 25}}, "::1", 25));
+  EXPECT_FALSE(ReachesListener({{"::", 25}}, "2001:db8::1", 25));
+  EXPECT_FALSE(ReachesListener({}, "127.0.0.1", 25));
+}
+
+TEST(JudgeDnsblTest, ListedOnlyInLoopbackOutsideTheErrorCodes) {
+  EXPECT_EQ(JudgeDnsbl({}), DnsblAnswer::kNotListed);
+  EXPECT_EQ(JudgeDnsbl({"127.0.0.2"}), DnsblAnswer::kListed);
+  EXPECT_EQ(JudgeDnsbl({"127.0.1.4"}), DnsblAnswer::kListed);
+  EXPECT_EQ(JudgeDnsbl({"127.255.255.254"}), DnsblAnswer::kError);  // public resolver refused
+  EXPECT_EQ(JudgeDnsbl({"127.255.255.255"}), DnsblAnswer::kError);  // over quota
+  EXPECT_EQ(JudgeDnsbl({"192.0.2.1"}), DnsblAnswer::kError);        // a wildcard, not a list
+  EXPECT_EQ(JudgeDnsbl({"127.255.255.252", "127.0.0.2"}), DnsblAnswer::kListed);
+}
+
 TEST(RouteTest, Forms) {
   auto bracketed = ParseRoute("[mx.example.net]:2525");
   ASSERT_TRUE(bracketed);

@@ -140,6 +140,12 @@ struct DeliveryOptions {
   std::vector<std::string> testing_domains;
   std::chrono::seconds preflight_interval = std::chrono::hours(6);  // 0: no pre-flight check
   std::map<std::string, std::string> routes;  // [routes] "domain" = "[host]:port"
+  // Mail loops (RFC 5321 §6.3): a message with more Received header fields than [limits]
+  // max_hops is returned 5.4.6, never relayed (Postfix: hopcount_limit = 50); a next hop that
+  // is one of our own listeners (the listeners of [server], filled in by config/) is never
+  // connected to.
+  std::uint32_t max_hops = 50;
+  std::vector<ListenAddress> own_listeners;
   MtaStsOptions mta_sts;
   TlsRptOptions tls_rpt;
   ClientTimeouts timeouts;

@@ -1,5 +1,7 @@
 #include "relay/inbound/sender_checks.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -70,10 +72,21 @@ asio::awaitable<std::optional<Refusal>> SenderChecks::Check(const std::string& s
   for (const auto& list : options_.rhsbl) {
     const std::string name = dns_domain + "." + list;
     const dns::AddressAnswer listed = co_await resolver_->LookupAddresses(name, false);
-    // RFC 5782 §2.1: an A record means "listed"; a failed lookup lists nobody.
-    if (listed.rcode == dns::Rcode::kNoError && !listed.addresses.empty()) {
-      co_return Reject(554, "5.7.1", sender,
-                       fmt::format("domain {} is listed on {}", domain, list));
+    // RFC 5782 §2.1: an A record in 127/8 means "listed"; a failed lookup or a list's error
+    // code lists nobody, and an error code is worth telling the operator about.
+    if (listed.rcode != dns::Rcode::kNoError) continue;
+    switch (JudgeDnsbl(listed.addresses)) {
+      case DnsblAnswer::kListed:
+        co_return Reject(554, "5.7.1", sender,
+                         fmt::format("domain {} is listed on {}", domain, list));
+      case DnsblAnswer::kError:
+        spdlog::warn(
+            "RHSBL {} answered {} for {}: an error code, not a listing (does the list refuse "
+            "this resolver, or is its quota used up?); the sender is not refused for it",
+            list, queue::Printable(listed.addresses.front(), 64), queue::Printable(name, 255));
+        break;
+      case DnsblAnswer::kNotListed:
+        break;
     }
   }
   co_return std::nullopt;

@@ -130,6 +130,17 @@ asio::awaitable<int> ProbeDomain(const DeliveryOptions& options, const std::stri
       bool passed = false;
       for (const auto& ip : plan.addresses) {
         if (addresses_tried++ >= options.max_addresses) break;
+        if (ReachesListener(options.own_listeners, ip, hop.port)) {
+          // As delivery: never connected to, the mail would loop.
+          h["connections"].push_back(
+              {{"ip", ip},
+               {"ok", false},
+               {"status", "5.4.6"},
+               {"reason", fmt::format("mail for {} loops back to myself ({}[{}]:{} is where I "
+                                      "listen)",
+                                      domain, hop.name, ip, hop.port)}});
+          continue;
+        }
         ClientRequest req;
         req.ip = ip;
         req.port = hop.port;

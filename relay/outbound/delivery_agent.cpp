@@ -241,6 +241,19 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         updates.push_back(
             {r.index, RecipientState::kDeferred, std::nullopt, "4.3.0", "queue read error", ""});
       }
+    } else if (const auto hops = queue::CountHeaderFields(**content, "Received");
+               hops > options.max_hops) {
+      // RFC 5321 §6.3: a mail loop. Returned to the sender, never relayed again.
+      body = std::make_shared<const std::string>(std::move(**content));
+      const std::string why = fmt::format(
+          "mail forwarding loop: too many hops ({} Received header fields, [limits] max_hops = {})",
+          hops, options.max_hops);
+      spdlog::warn("{}: {}; returned to sender", id, why);
+      for (const auto& r : m.recipients) {
+        updates.push_back({r.index, RecipientState::kFailed, std::nullopt, "5.4.6", why, ""});
+        spdlog::info("{}: to=<{}>, relay=none, dsn=5.4.6, status=bounced ({})", id, r.address, why);
+      }
+      Metrics::Get().Add("danerelay_deliveries_total", "outcome=\"bounced\"");
     } else {
       body = std::make_shared<const std::string>(std::move(**content));
       // Recipients grouped by domain: one transaction per domain (and MX host).

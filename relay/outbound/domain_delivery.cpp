@@ -231,7 +231,22 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
     hosts = hosts.first(ctx.options.max_mx_hosts);
   }
   std::uint32_t addresses_tried = 0;
+  // RFC 5321 §5.1: a host that is ourselves is discarded with every less preferred one. When
+  // no more preferred host was tried, the mail has nowhere to go but back to us: 5.4.6 (as
+  // Postfix). Returns true when the pass is over.
+  bool reached_myself = false;
+  auto loops_back = [&](const NextHop& host, const HostDnsFacts& facts, const std::string& ip,
+                        const std::string& why, const AttemptTags& tags) {
+    spdlog::warn("{}: {}", m.id, why);
+    Metrics::Get().Add("danerelay_loops_total");
+    const bool first = out.attempts.empty();
+    RecordHost(m, host, facts, ip, "", why, "5.4.6", "", out, tags);
+    reached_myself = true;
+    if (first) finish(RecipientState::kFailed, "5.4.6", why, "");
+    return first;
+  };
   for (const NextHop& host : hosts) {
+    if (reached_myself) break;
     if (addresses_tried >= ctx.options.max_addresses) {
       spdlog::info("{}: {} addresses tried for {}; no more this time ([delivery] max_addresses)",
                    m.id, addresses_tried, domain);
@@ -325,6 +340,15 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
     req.timeouts = ctx.options.timeouts;
     for (const auto& ip : plan.addresses) {
       if (addresses_tried++ >= ctx.options.max_addresses) break;
+      if (ReachesListener(ctx.options.own_listeners, ip, host.port)) {
+        if (loops_back(host, facts, ip,
+                       fmt::format("mail for {} loops back to myself ({}[{}]:{} is where I listen)",
+                                   domain, host.name, ip, host.port),
+                       tags)) {
+          co_return out;
+        }
+        break;
+      }
       req.ip = ip;
       req.plaintext_only = false;
       ClientResult r = co_await DeliverOverSmtp(req, ctx.connections);
@@ -356,6 +380,14 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
                   : !r.starttls_offered && r.host_failed                        ? "no_starttls"
                   : r.verdict                                                   ? "mismatch"
                                                                                 : nullptr);
+      }
+      if (r.host_failed && r.loops_back) {
+        if (loops_back(host, facts, ip,
+                       fmt::format("mail for {} loops back to myself ({})", domain, r.reason),
+                       host_tags)) {
+          co_return out;
+        }
+        break;
       }
       const std::string matched = r.verdict ? r.verdict->matched_tlsa : "";
       last_remote = host.name;

@@ -48,6 +48,13 @@ queue::RecipientState StateOf(const Reply& r) {
 
 }  // namespace
 
+bool NamesMe(const Reply& reply, std::string_view my_name) {
+  if (reply.lines.empty() || my_name.empty()) return false;
+  const std::string_view first = reply.lines[0];
+  const std::string_view word = first.substr(0, first.find_first_of(" \t"));
+  return LowerAscii(word) == LowerAscii(my_name);
+}
+
 std::vector<std::string_view> DotStuff(std::string_view content) {
   std::vector<std::string_view> out;
   // Line by line with memchr (a byte loop here was a tenth of the daemon's CPU time); a piece
@@ -139,6 +146,18 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
     co_return host_fail("4.4.2",
                         fmt::format("host {} refused to talk to me: {}", peer, greeting->Text()));
   }
+  // A mail loop: the next hop is this relay under another address (Postfix's "host greeted me
+  // with my own hostname"). The delivery agent returns the mail 5.4.6.
+  const auto greets_as_me = [&](const Reply& r, std::string_view where) {
+    if (!NamesMe(r, req.helo_name)) return false;
+    res.loops_back = true;
+    host_fail("5.4.6", fmt::format("host {} {} my own hostname {}", peer, where, req.helo_name));
+    return true;
+  };
+  if (greets_as_me(*greeting, "greeted me with")) {
+    co_await s->Quit();
+    co_return nullptr;
+  }
   const std::string ehlo_line = "EHLO " + req.helo_name;
   auto ehlo = co_await s->Command(ehlo_line, t.command);
   if (!ehlo) co_return host_fail("4.4.2", fmt::format("{} after EHLO to {}", ehlo.error(), peer));
@@ -146,6 +165,10 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
     co_await s->Quit();
     co_return host_fail("4.4.2",
                         fmt::format("host {} said: {} (in reply to EHLO)", peer, ehlo->Text()));
+  }
+  if (greets_as_me(*ehlo, "replied to EHLO with")) {
+    co_await s->Quit();
+    co_return nullptr;
   }
 
   const bool tls_required = req.tls == TlsRequirement::kEncrypt || req.tls == TlsRequirement::kDane;

@@ -18,6 +18,7 @@
 #include "queue/message.hpp"
 #include "relay/options.hpp"
 #include "relay/outbound/dane_policy.hpp"
+#include "relay/smtp/smtp_reply.hpp"
 #include "tls/client.hpp"
 
 namespace asio::ssl {
@@ -55,6 +56,7 @@ struct ClientResult {
   std::string status;  // for a host failure: "4.4.1", "4.7.5", ...
   std::string reason;  // for a host failure: in plain words, with the server's reply if any
   bool retry_plaintext = false;  // opportunistic TLS handshake failed: try once in plain text
+  bool loops_back = false;       // the server greeted us, or answered EHLO, with our own host name
   bool starttls_offered = false;
   std::optional<tls::Verdict> verdict;
   bool remote_dsn = false;  // the server offered DSN
@@ -98,6 +100,10 @@ asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& request,
 // The pieces to send, in order: slices of `content` with the added dots and the terminator
 // between them, so a message is sent without being copied.
 std::vector<std::string_view> DotStuff(std::string_view content);
+
+// True when the first word of the reply's first line (the host name in a greeting or an EHLO
+// reply, RFC 5321 §4.2) is `my_name`, compared case-insensitively: the peer is ourselves.
+bool NamesMe(const Reply& reply, std::string_view my_name);
 
 // True when the header section (up to the first empty line) holds a byte outside ASCII: such a
 // message, submitted with SMTPUTF8, needs SMTPUTF8 at the next hop (RFC 6531 §3.2).

@@ -11,6 +11,18 @@ std::string Stuffed(std::string_view content) {
   return out;
 }
 
+TEST(NamesMeTest, FirstWordOfTheFirstLineCaseInsensitively) {
+  Reply greeting{220, "", {"Relay.Test ESMTP danerelay"}};
+  EXPECT_TRUE(NamesMe(greeting, "relay.test"));
+  EXPECT_FALSE(NamesMe(greeting, "relay.test.example"));
+  EXPECT_FALSE(NamesMe(greeting, "relay"));
+  EXPECT_FALSE(NamesMe(greeting, ""));
+  Reply ehlo{250, "", {"mx.example.net Hello relay.test", "PIPELINING", "relay.test"}};
+  EXPECT_FALSE(NamesMe(ehlo, "relay.test"));  // only the first word of the first line counts
+  EXPECT_TRUE(NamesMe(Reply{250, "", {"relay.test"}}, "relay.test"));
+  EXPECT_FALSE(NamesMe(Reply{220, "", {}}, "relay.test"));
+}
+
 TEST(DotStuffTest, DoublesLeadingDotsAndTerminates) {
   EXPECT_EQ(Stuffed("a\r\n.b\r\n..c\r\n.\r\n"), "a\r\n..b\r\n...c\r\n..\r\n.\r\n");
   EXPECT_EQ(Stuffed(".first\r\n"), "..first\r\n.\r\n");

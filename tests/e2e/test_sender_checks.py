@@ -40,7 +40,10 @@ class SenderChecksTest(unittest.TestCase):
             w.zone("ula.example.").add("@ MX 10 mx").add("mx AAAA fd00::25")
             w.zone("implicitprivate.example.").add("@ A 192.168.1.25")
             w.zone("spammer.example.").add("@ MX 10 mx").add("mx A 8.8.8.8")
-            w.zone("rbl.example.").add("spammer.example A 127.0.0.2")
+            w.zone("refused.example.").add("@ MX 10 mx").add("mx A 8.8.8.8")
+            # 127.255.255.254 is Spamhaus's "query via a public resolver refused": no listing.
+            w.zone("rbl.example.").add("spammer.example A 127.0.0.2") \
+                .add("refused.example A 127.255.255.254")
             w.zone("own.example.").add("@ MX 10 mx").add(f"mx A {OWN_MX}")
             w.start()
             # The operator's own domain's MX: refuses local parts starting with "reject".
@@ -117,6 +120,11 @@ class SenderChecksTest(unittest.TestCase):
                          "5.7.1 <x@spammer.example>: Sender address rejected: domain "
                          "spammer.example is listed on rbl.example")
         self.assertEqual(mail_from(self.lenient, "x@spammer.example")[0], 250)
+
+    def test_rhsbl_error_code_is_not_a_listing(self):
+        self.assertEqual(mail_from(self.strict, "x@refused.example")[0], 250)
+        self.assertIn("RHSBL rbl.example answered 127.255.255.254 for refused.example.rbl.example: "
+                      "an error code, not a listing", self.strict.logs())
 
     def test_allow_list(self):
         self.assertEqual(mail_from(self.allow, "alice@GOOD.example")[0], 250)
