@@ -141,6 +141,27 @@ CREATE INDEX tls_report_posts_due ON tls_report_posts (next_us) WHERE state = 'p
 const std::string kRecipientQuery =
     fmt::format("SELECT {} FROM recipients WHERE message_id = ?1 ORDER BY idx", kRecipientColumns);
 
+bool IsTransient(const StoreError& e) {
+  switch (e.code) {
+    case 0:  // not SQLite's: a batch lost to another item's failure, redone next time
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_NOMEM:
+    case SQLITE_READONLY:  // a file system remounted read-only, or permissions being fixed
+    case SQLITE_INTERRUPT:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PROTOCOL:
+    case SQLITE_SCHEMA:
+      return true;
+    default:  // CONSTRAINT, CORRUPT, NOTADB, MISUSE, MISMATCH, RANGE, TOOBIG, ERROR (SQL), ...
+      return false;
+  }
+}
+
+bool IsDiskFull(const StoreError& e) { return e.code == SQLITE_FULL; }
+
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
 

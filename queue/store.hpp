@@ -29,7 +29,15 @@ struct StoreOptions {
 
 struct StoreError {
   std::string message;
+  int code = 0;  // SQLite's primary result code when SQLite said it (0: not SQLite's error)
 };
+
+// Whether trying the same write again later may succeed: a busy, full or failing disk, a lock.
+// A constraint, a corrupt file or a misuse fails the same way each time. An error that is not
+// SQLite's (a group commit lost to another item's failure) may pass next time.
+bool IsTransient(const StoreError& e);
+// SQLITE_FULL: the disk (or the file system's quota) is full.
+bool IsDiskFull(const StoreError& e);
 
 // kReadWrite: the daemon's open, which creates the database and migrates its schema.
 // kReadWriteExisting: the command line's changes (hold, flush, ...): the database must exist
@@ -115,6 +123,11 @@ class Store {
   tl::expected<std::optional<StsPolicyRecord>, StoreError> GetStsPolicy(std::string_view domain);
   tl::expected<void, StoreError> PutStsPolicy(const StsPolicyRecord& record);
 
+  // The recipients of a message that are still "attempting" (what an outcome may still write);
+  // nullopt when the message is gone (the operator deleted it, or it was purged).
+  tl::expected<std::optional<std::vector<int>>, StoreError> AttemptingRecipients(
+      std::string_view message_id);
+
   // TLS-RPT (RFC 8460): the delivery sessions to recipients in `domain` in [from, to), one
   // entry per connection (the attempt rows of its recipients folded), oldest first.
   tl::expected<std::vector<AttemptRecord>, StoreError> GetDomainSessions(std::string_view domain,
@@ -193,7 +206,8 @@ class Store {
   tl::expected<Touched, StoreError> Release(const Selection& s, TimePoint now);
   // Whole messages with a selected recipient are removed, without notice.
   tl::expected<Touched, StoreError> Delete(const Selection& s);
-  // Pending recipients (queued, deferred, held) become `final_state` now with `status`/`reply`
+  // Pending recipients (queued, deferred, held; attempting too unless s.skip_in_flight: the
+  // attempt's outcome is then dropped when it comes) become `final_state` now with `status`/`reply`
   // (empty: keep the last ones); `notice` makes the bounce, queued in the same transaction.
   tl::expected<Touched, StoreError> Finish(const Selection& s, RecipientState final_state,
                                            const std::string& status, const std::string& reply,

@@ -246,6 +246,79 @@ max_per_destination = {limit}
         self.assertIn("reused the cached connection to", logs)
 
 
+class InFlightTest(unittest.TestCase):
+    """The operator deletes or bounces a message while it is in delivery, with max_parallel = 1:
+    the outcome that comes back is dropped (logged), and the only delivery slot is free again."""
+
+    MX = "127.0.0.36"
+
+    def setUp(self):
+        self.port = free_port_on([self.MX])
+        # Each DATA takes 3 s: time enough to act on the message while it is in delivery.
+        self.mx = MxServer(self.MX, self.port, data_delay=3.0).start()
+        self.relay = Relay(deliver=True, extra_toml=f"""
+[delivery]
+max_parallel = 1
+[retry]
+min_backoff = "1h"
+[routes]
+"slow.example" = "[{self.MX}]:{self.port}"
+"senders.example" = "[{self.MX}]:{self.port}"
+""").start()
+
+    def tearDown(self):
+        try:
+            self.relay.stop()
+        finally:
+            self.relay.cleanup()
+            self.mx.stop()
+
+    def send(self, rcpt):
+        with smtplib.SMTP("127.0.0.1", self.relay.port, timeout=30) as c:
+            c.ehlo("admin.example")
+            c.mail(SENDER)
+            c.rcpt(rcpt)
+            code, reply = c.data(b"Subject: in flight\r\n\r\nbody\r\n")
+            self.assertEqual(code, 250, reply)
+            return queued_id(reply)
+
+    def in_delivery(self, qid):
+        wait_for(lambda: self.mx.recorder.in_data == 1, what="the delivery to reach DATA")
+        self.assertEqual(self.relay.show_json(qid)["recipients"][0]["state"], "attempting")
+
+    def next_message_is_delivered(self, first):
+        later = self.send("later@slow.example")
+        # On the unfixed daemon the outcome of `first` was retried every 30 s for ever and held
+        # the only slot: `later` never went out.
+        wait_for(lambda: self.mx.received_for("later@slow.example"), timeout=30,
+                 what="the next message's delivery")
+        wait_for(lambda: self.relay.show_json(later)["recipients"][0]["state"] == "delivered",
+                 what="the next message's outcome")
+        logs = self.relay.logs()
+        self.assertRegex(logs, rf"{first}: .*outcome.* dropped")
+        self.assertNotIn(f"{first}: recording the delivery outcome failed", logs)
+
+    def test_delete_during_delivery_frees_the_slot(self):
+        qid = self.send("first@slow.example")
+        self.in_delivery(qid)
+        deleted = json.loads(self.relay.cli("queue", "delete", qid, "--json").stdout)
+        self.assertEqual(deleted["messages"], [qid])
+        self.next_message_is_delivered(qid)
+        self.assertIn("deleted", self.relay.logs())
+        self.assertEqual(self.relay.cli("queue", "show", qid, check=False).returncode, 1)
+
+    def test_bounce_during_delivery_frees_the_slot(self):
+        qid = self.send("first@slow.example")
+        self.in_delivery(qid)
+        bounced = json.loads(self.relay.cli("queue", "bounce", qid, "--json").stdout)
+        self.assertEqual(bounced["recipients"], 1)
+        self.next_message_is_delivered(qid)
+        # The operator's decision stands: the late "delivered" does not overwrite it.
+        self.assertEqual(self.relay.show_json(qid)["recipients"][0]["state"], "failed")
+        wait_for(lambda: self.mx.received_for(SENDER), timeout=30, what="the bounce")
+        self.assertEqual(len(self.mx.received_for(SENDER)), 1)  # one bounce, not two
+
+
 class HeldMailExpiresTest(unittest.TestCase):
     def test_held_mail_expires_and_bounces(self):
         port = free_port_on([A, DEAD])
