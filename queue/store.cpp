@@ -237,9 +237,11 @@ tl::expected<std::unique_ptr<Store>, StoreError> Store::Open(const StoreOptions&
         return tl::unexpected(r.error());
       }
     }
+    // temp_store=MEMORY: the operator's selections (a temporary table) need no file, so they
+    // work on a full disk too.
     auto r = impl->Exec(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
-        "PRAGMA journal_size_limit=67108864;");
+        "PRAGMA journal_size_limit=67108864; PRAGMA temp_store=MEMORY;");
     if (!r) return tl::unexpected(r.error());
   }
   if (mode == OpenMode::kReadWrite) {
@@ -258,7 +260,10 @@ tl::expected<std::unique_ptr<Store>, StoreError> Store::Open(const StoreOptions&
     }
     impl->schema_version = *version;
   }
-  return std::unique_ptr<Store>(new Store(std::move(impl)));
+  auto store = std::unique_ptr<Store>(new Store(std::move(impl)));
+  // The daemon's open keeps the operator's reserve; on a full disk the upkeep makes it later.
+  if (mode == OpenMode::kReadWrite) store->KeepReserve();
+  return store;
 }
 
 int Store::schema_version() const { return impl_->schema_version; }

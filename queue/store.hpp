@@ -247,6 +247,17 @@ class Store {
   // whole file and blocks every writer meanwhile: for `danerelay queue compact`, offline.
   tl::expected<void, StoreError> Compact();
 
+  // A full disk must not keep the operator from emptying the queue: a deletion needs room in
+  // the write-ahead log too. The daemon keeps kReserveBytes allocated in a file beside the
+  // database (queue.reserve); `queue delete` and `queue bounce` give it back when they meet a
+  // full disk and try once more. KeepReserve makes the file when it is missing or short and
+  // says whether it made it now (no room for it is no error: it is made at a later call);
+  // GiveBackReserve removes it (false: there was none).
+  static constexpr std::int64_t kReserveBytes = 4 << 20;
+  static std::filesystem::path ReservePath(const StoreOptions& options);
+  bool KeepReserve();
+  bool GiveBackReserve();
+
   struct Impl;                    // opaque outside queue/ (store_impl.hpp)
   friend struct StoreTestAccess;  // unit tests reach the SQLite handle to inject faults
 

@@ -405,6 +405,21 @@ TEST_F(StoreTest, OperatorDecidesForRecipientsInDelivery) {
   EXPECT_FALSE(store->AttemptingRecipients("B").value().has_value());  // gone
 }
 
+// The operator's reserve for a full disk: made at the daemon's open, given back, made again.
+TEST_F(StoreTest, ReserveIsKeptGivenBackAndMadeAgain) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  const auto reserve = Store::ReservePath(options_);
+  ASSERT_TRUE(std::filesystem::exists(reserve));
+  EXPECT_GE(static_cast<std::int64_t>(std::filesystem::file_size(reserve)), Store::kReserveBytes);
+  EXPECT_FALSE(store->KeepReserve());  // there already
+  EXPECT_TRUE(store->GiveBackReserve());
+  EXPECT_FALSE(std::filesystem::exists(reserve));
+  EXPECT_FALSE(store->GiveBackReserve());  // nothing left to give
+  EXPECT_TRUE(store->KeepReserve());
+  EXPECT_GE(static_cast<std::int64_t>(std::filesystem::file_size(reserve)), Store::kReserveBytes);
+}
+
 }  // namespace
 }  // namespace danerelay::queue
 

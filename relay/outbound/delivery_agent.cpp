@@ -222,6 +222,10 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       spdlog::info("queue: gave {} MiB of free space in the queue file back to the file system",
                    r.returned.bytes >> 20);
     }
+    if (r.reserve_made) {
+      spdlog::info("queue: the disk has room again: {} MiB kept in reserve for the operator",
+                   queue::Store::kReserveBytes >> 20);
+    }
     if (r.reread) scheduler.Known(r.next_due);
     // A full batch, or a full step of free pages: go on at the next tick.
     co_return r.purged >= queue::UpkeepRequest::kPurgeBatch ||

@@ -1,16 +1,21 @@
 """End to end: the queue's disk fails under the real daemon (an LD_PRELOAD shim makes writes to
-SQLite's WAL fail with ENOSPC while a trigger file exists), and no mail is lost or duplicated.
+SQLite's WAL fail with ENOSPC while a trigger file exists), and no mail is lost or duplicated;
+the operator can still empty a full disk.
 
-A static route to an IP literal sends the test domain to an aiosmtpd MX on 127.0.0.40; no DNS."""
+A static route to an IP literal sends the test domain to an aiosmtpd MX on 127.0.0.40, another
+to 127.0.0.41 where nothing listens (mail there stays deferred); no DNS."""
+import json
 import os
 import smtplib
+import subprocess
 import time
 import unittest
 
-from harness import Relay, free_port, queued_id, wait_for
+from harness import DANERELAY, Relay, free_port, queued_id, wait_for
 from mx import MxServer
 
 MX = "127.0.0.40"
+DOWN = "127.0.0.41"
 FAULTFS = os.environ.get("FAULTFS", "build/tests/danerelay_faultfs.so")
 
 
@@ -26,6 +31,7 @@ class FaultTest(unittest.TestCase):
 connect_timeout = "2s"
 [routes]
 "faults.example" = "[{MX}]:{self.port}"
+"down.example" = "[{DOWN}]:{self.port}"
 """)
         self.trigger = os.path.join(self.relay.dir, "disk-full")
         self.relay.env["FAULTFS_TRIGGER"] = self.trigger
@@ -49,6 +55,60 @@ connect_timeout = "2s"
 
     def state(self, queue_id):
         return self.relay.show_json(queue_id)["recipients"][0]["state"]
+
+    def full_disk_cli(self, *args):
+        """The command line on the same full disk as the daemon (the shim preloaded)."""
+        env = dict(os.environ, LD_PRELOAD=FAULTFS, FAULTFS_TRIGGER=self.trigger,
+                   ASAN_OPTIONS="verify_asan_link_order=0")
+        return subprocess.run([DANERELAY, "--config", self.relay.config, *args],
+                              capture_output=True, timeout=60, env=env)
+
+    def fill_disk_behind_deferred_mail(self, count):
+        """Queues `count` messages that stay deferred, then fills the disk: not a byte free."""
+        ids = [self.send(f"user{i}@down.example") for i in range(count)]
+        for queue_id in ids:
+            wait_for(lambda: self.state(queue_id) == "deferred", what=f"{queue_id} deferred")
+        self.assertGreaterEqual(os.path.getsize(self.reserve), 4 << 20)
+        open(self.trigger, "w").close()
+        # The disk is full for the command line too: an operation that frees nothing fails.
+        held = self.full_disk_cli("queue", "hold", ids[0])
+        self.assertEqual(held.returncode, 2, held.stderr)
+        self.assertIn(b"disk is full", held.stderr)
+        return ids
+
+    def reserve_comes_back(self):
+        self.assertFalse(os.path.exists(self.reserve))  # given back to the file system
+        os.unlink(self.trigger)
+        wait_for(lambda: os.path.exists(self.reserve) and
+                 os.path.getsize(self.reserve) >= 4 << 20, what="the reserve made again")
+        self.assertIn("kept in reserve for the operator", self.relay.logs())
+
+    @property
+    def reserve(self):
+        return os.path.join(self.relay.dir, "queue", "queue.reserve")
+
+    def test_delete_all_empties_a_full_disk(self):
+        ids = self.fill_disk_behind_deferred_mail(3)
+        deleted = self.full_disk_cli("queue", "delete", "--all", "--json")
+        self.assertEqual(deleted.returncode, 0, deleted.stderr)
+        self.assertIn(b"gave the 4 MiB reserve", deleted.stderr)
+        self.assertEqual(sorted(json.loads(deleted.stdout)["messages"]), sorted(ids))
+        self.assertEqual(self.relay.queue_json(), [])  # the mail is gone
+        for queue_id in ids:
+            self.assertEqual(self.relay.cli("queue", "show", queue_id, check=False).returncode, 1)
+        self.reserve_comes_back()
+
+    def test_bounce_works_on_a_full_disk(self):
+        ids = self.fill_disk_behind_deferred_mail(2)
+        bounced = self.full_disk_cli("queue", "bounce", ids[0], "--json")
+        self.assertEqual(bounced.returncode, 0, bounced.stderr)
+        self.assertIn(b"gave the 4 MiB reserve", bounced.stderr)
+        self.assertEqual(json.loads(bounced.stdout)["recipients"], 1)
+        self.assertEqual(self.state(ids[0]), "failed")
+        self.assertEqual(self.state(ids[1]), "deferred")  # only what was asked for
+        # The bounce itself was queued in the same transaction: a message from <>.
+        self.assertTrue(any(m["sender"] == "" for m in self.relay.queue_json()))
+        self.reserve_comes_back()
 
     def test_acceptance_while_the_disk_is_full_is_a_temporary_error(self):
         open(self.trigger, "w").close()
