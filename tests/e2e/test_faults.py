@@ -7,6 +7,7 @@ to 127.0.0.41 where nothing listens (mail there stays deferred); no DNS."""
 import json
 import os
 import smtplib
+import sqlite3
 import subprocess
 import time
 import unittest
@@ -55,6 +56,31 @@ connect_timeout = "2s"
 
     def state(self, queue_id):
         return self.relay.show_json(queue_id)["recipients"][0]["state"]
+
+    def test_outcome_refused_for_good_is_not_retried_and_the_states_are_kept(self):
+        queue_id = self.send("dave@faults.example")
+        wait_for(lambda: self.mx.recorder.in_data == 1, what="delivery to start")
+        # While the MX holds DATA, the queue starts refusing attempt rows: a permanent error
+        # (a constraint), which trying again cannot cure.
+        db = sqlite3.connect(os.path.join(self.relay.dir, "queue", "queue.db"))
+        db.execute("CREATE TRIGGER refuse_attempts BEFORE INSERT ON attempts "
+                   "BEGIN SELECT RAISE(ABORT, 'injected: refused for good'); END")
+        db.commit()
+        db.close()
+        # The recipient's state is written without its attempt: delivered, not "attempting".
+        wait_for(lambda: self.state(queue_id) == "delivered", timeout=30,
+                 what="the recipient's state written alone")
+        logs = self.relay.logs()
+        self.assertIn(f"{queue_id}: recording the delivery outcome failed", logs)
+        self.assertIn("not retried (a permanent error)", logs)
+        self.assertNotIn("retrying in", logs)
+        self.assertIn(f"{queue_id}: recorded the recipients' states without the attempt", logs)
+        # A restart finds nothing in delivery: the message is not sent a second time.
+        self.relay.stop()
+        self.relay.start()
+        time.sleep(2.5)
+        self.assertNotIn("were in delivery when the daemon stopped", self.relay.logs())
+        self.assertEqual(len(self.mx.received_for("dave@faults.example")), 1)
 
     def full_disk_cli(self, *args):
         """The command line on the same full disk as the daemon (the shim preloaded)."""
