@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import time
 import unittest
+import urllib.request
 
 from harness import DANERELAY, Relay, free_port, queued_id, wait_for
 from mx import MxServer
@@ -27,7 +28,11 @@ class FaultTest(unittest.TestCase):
         # Under AddressSanitizer the shim is loaded ahead of ASan's runtime, which ASan would
         # refuse; the shim only wraps write calls, so the order does not matter here.
         env = {"LD_PRELOAD": FAULTFS, "ASAN_OPTIONS": "verify_asan_link_order=0"}
+        self.metrics_port = free_port()
         self.relay = Relay(deliver=True, env=env, extra_toml=f"""
+[metrics]
+address = "127.0.0.1"
+port = {self.metrics_port}
 [delivery]
 connect_timeout = "2s"
 [routes]
@@ -81,6 +86,27 @@ connect_timeout = "2s"
         time.sleep(2.5)
         self.assertNotIn("were in delivery when the daemon stopped", self.relay.logs())
         self.assertEqual(len(self.mx.received_for("dave@faults.example")), 1)
+
+    def test_outcome_write_retries_are_bounded_and_counted(self):
+        queue_id = self.send("erin@faults.example")
+        wait_for(lambda: self.mx.recorder.in_data == 1, what="delivery to start")
+        open(self.trigger, "w").close()
+        # Six tries, 1 to 16 s apart: the whole outcome is given up after about half a minute,
+        # never retried without end.
+        wait_for(lambda: f"{queue_id}: recording the delivery outcome failed" in self.relay.logs()
+                 and "giving up after 6 tries" in self.relay.logs(), timeout=90,
+                 what="the outcome write given up")
+        self.assertEqual(self.state(queue_id), "attempting")
+        os.unlink(self.trigger)
+        # Then the recipient's state is written alone: delivered, and not sent again.
+        wait_for(lambda: self.state(queue_id) == "delivered", timeout=40,
+                 what="the recipient's state written alone")
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                    timeout=10) as r:
+            metrics = r.read().decode()
+        self.assertRegex(metrics, r"(?m)^danerelay_outcome_write_retries_total ([5-9]|\d\d+)$")
+        self.assertIn('danerelay_outcomes_not_recorded_total{reason="write_failed"} 1', metrics)
+        self.assertEqual(len(self.mx.received_for("erin@faults.example")), 1)
 
     def full_disk_cli(self, *args):
         """The command line on the same full disk as the daemon (the shim preloaded)."""
