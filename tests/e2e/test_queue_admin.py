@@ -9,8 +9,9 @@ import re
 import smtplib
 import time
 import unittest
+import urllib.request
 
-from harness import Relay, queued_id, wait_for
+from harness import Relay, free_port, queued_id, wait_for
 from mx import MxServer, free_port_on
 
 A, DOWN1, DOWN2, DEAD = "127.0.0.30", "127.0.0.31", "127.0.0.32", "127.0.0.33"
@@ -256,7 +257,11 @@ class InFlightTest(unittest.TestCase):
         self.port = free_port_on([self.MX])
         # Each DATA takes 3 s: time enough to act on the message while it is in delivery.
         self.mx = MxServer(self.MX, self.port, data_delay=3.0).start()
+        self.metrics_port = free_port()
         self.relay = Relay(deliver=True, extra_toml=f"""
+[metrics]
+address = "127.0.0.1"
+port = {self.metrics_port}
 [delivery]
 max_parallel = 1
 [retry]
@@ -286,6 +291,11 @@ min_backoff = "1h"
         wait_for(lambda: self.mx.recorder.in_data == 1, what="the delivery to reach DATA")
         self.assertEqual(self.relay.show_json(qid)["recipients"][0]["state"], "attempting")
 
+    def metrics(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                    timeout=10) as r:
+            return r.read().decode()
+
     def next_message_is_delivered(self, first):
         later = self.send("later@slow.example")
         # On the unfixed daemon the outcome of `first` was retried every 30 s for ever and held
@@ -305,6 +315,7 @@ min_backoff = "1h"
         self.assertEqual(deleted["messages"], [qid])
         self.next_message_is_delivered(qid)
         self.assertIn("deleted", self.relay.logs())
+        self.assertIn('danerelay_outcomes_not_recorded_total{reason="deleted"} 1', self.metrics())
         self.assertEqual(self.relay.cli("queue", "show", qid, check=False).returncode, 1)
 
     def test_bounce_during_delivery_frees_the_slot(self):
@@ -315,6 +326,7 @@ min_backoff = "1h"
         self.next_message_is_delivered(qid)
         # The operator's decision stands: the late "delivered" does not overwrite it.
         self.assertEqual(self.relay.show_json(qid)["recipients"][0]["state"], "failed")
+        self.assertIn('danerelay_outcomes_not_recorded_total{reason="operator"} 1', self.metrics())
         wait_for(lambda: self.mx.received_for(SENDER), timeout=30, what="the bounce")
         self.assertEqual(len(self.mx.received_for(SENDER)), 1)  # one bounce, not two
 
