@@ -141,6 +141,27 @@ CREATE INDEX tls_report_posts_due ON tls_report_posts (next_us) WHERE state = 'p
 const std::string kRecipientQuery =
     fmt::format("SELECT {} FROM recipients WHERE message_id = ?1 ORDER BY idx", kRecipientColumns);
 
+bool IsTransient(const StoreError& e) {
+  switch (e.code) {
+    case 0:  // not SQLite's: a batch lost to another item's failure, redone next time
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_NOMEM:
+    case SQLITE_READONLY:  // a file system remounted read-only, or permissions being fixed
+    case SQLITE_INTERRUPT:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PROTOCOL:
+    case SQLITE_SCHEMA:
+      return true;
+    default:  // CONSTRAINT, CORRUPT, NOTADB, MISUSE, MISMATCH, RANGE, TOOBIG, ERROR (SQL), ...
+      return false;
+  }
+}
+
+bool IsDiskFull(const StoreError& e) { return e.code == SQLITE_FULL; }
+
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
 
@@ -216,9 +237,11 @@ tl::expected<std::unique_ptr<Store>, StoreError> Store::Open(const StoreOptions&
         return tl::unexpected(r.error());
       }
     }
+    // temp_store=MEMORY: the operator's selections (a temporary table) need no file, so they
+    // work on a full disk too.
     auto r = impl->Exec(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
-        "PRAGMA journal_size_limit=67108864;");
+        "PRAGMA journal_size_limit=67108864; PRAGMA temp_store=MEMORY;");
     if (!r) return tl::unexpected(r.error());
   }
   if (mode == OpenMode::kReadWrite) {
@@ -237,7 +260,10 @@ tl::expected<std::unique_ptr<Store>, StoreError> Store::Open(const StoreOptions&
     }
     impl->schema_version = *version;
   }
-  return std::unique_ptr<Store>(new Store(std::move(impl)));
+  auto store = std::unique_ptr<Store>(new Store(std::move(impl)));
+  // The daemon's open keeps the operator's reserve; on a full disk the upkeep makes it later.
+  if (mode == OpenMode::kReadWrite) store->KeepReserve();
+  return store;
 }
 
 int Store::schema_version() const { return impl_->schema_version; }

@@ -29,7 +29,15 @@ struct StoreOptions {
 
 struct StoreError {
   std::string message;
+  int code = 0;  // SQLite's primary result code when SQLite said it (0: not SQLite's error)
 };
+
+// Whether trying the same write again later may succeed: a busy, full or failing disk, a lock.
+// A constraint, a corrupt file or a misuse fails the same way each time. An error that is not
+// SQLite's (a group commit lost to another item's failure) may pass next time.
+bool IsTransient(const StoreError& e);
+// SQLITE_FULL: the disk (or the file system's quota) is full.
+bool IsDiskFull(const StoreError& e);
 
 // kReadWrite: the daemon's open, which creates the database and migrates its schema.
 // kReadWriteExisting: the command line's changes (hold, flush, ...): the database must exist
@@ -115,6 +123,11 @@ class Store {
   tl::expected<std::optional<StsPolicyRecord>, StoreError> GetStsPolicy(std::string_view domain);
   tl::expected<void, StoreError> PutStsPolicy(const StsPolicyRecord& record);
 
+  // The recipients of a message that are still "attempting" (what an outcome may still write);
+  // nullopt when the message is gone (the operator deleted it, or it was purged).
+  tl::expected<std::optional<std::vector<int>>, StoreError> AttemptingRecipients(
+      std::string_view message_id);
+
   // TLS-RPT (RFC 8460): the delivery sessions to recipients in `domain` in [from, to), one
   // entry per connection (the attempt rows of its recipients folded), oldest first.
   tl::expected<std::vector<AttemptRecord>, StoreError> GetDomainSessions(std::string_view domain,
@@ -193,7 +206,8 @@ class Store {
   tl::expected<Touched, StoreError> Release(const Selection& s, TimePoint now);
   // Whole messages with a selected recipient are removed, without notice.
   tl::expected<Touched, StoreError> Delete(const Selection& s);
-  // Pending recipients (queued, deferred, held) become `final_state` now with `status`/`reply`
+  // Pending recipients (queued, deferred, held; attempting too unless s.skip_in_flight: the
+  // attempt's outcome is then dropped when it comes) become `final_state` now with `status`/`reply`
   // (empty: keep the last ones); `notice` makes the bounce, queued in the same transaction.
   tl::expected<Touched, StoreError> Finish(const Selection& s, RecipientState final_state,
                                            const std::string& status, const std::string& reply,
@@ -232,6 +246,17 @@ class Store {
   // VACUUM into incremental auto-vacuum mode: the file shrinks to what is in use. Rewrites the
   // whole file and blocks every writer meanwhile: for `danerelay queue compact`, offline.
   tl::expected<void, StoreError> Compact();
+
+  // A full disk must not keep the operator from emptying the queue: a deletion needs room in
+  // the write-ahead log too. The daemon keeps kReserveBytes allocated in a file beside the
+  // database (queue.reserve); `queue delete` and `queue bounce` give it back when they meet a
+  // full disk and try once more. KeepReserve makes the file when it is missing or short and
+  // says whether it made it now (no room for it is no error: it is made at a later call);
+  // GiveBackReserve removes it (false: there was none).
+  static constexpr std::int64_t kReserveBytes = 4 << 20;
+  static std::filesystem::path ReservePath(const StoreOptions& options);
+  bool KeepReserve();
+  bool GiveBackReserve();
 
   struct Impl;                    // opaque outside queue/ (store_impl.hpp)
   friend struct StoreTestAccess;  // unit tests reach the SQLite handle to inject faults

@@ -134,8 +134,13 @@ tl::expected<Store::Touched, StoreError> Store::Finish(const Selection& s,
                                                        const std::string& status,
                                                        const std::string& reply, TimePoint now,
                                                        const NoticeFn& notice) {
+  // The operator's bounce takes recipients in delivery too: their outcome, when it comes, finds
+  // them final and is dropped (delivery_agent.cpp). Expiry leaves them to that outcome.
+  const std::string_view selected_recipient_states =
+      s.skip_in_flight ? "'queued', 'deferred', 'held'"
+                       : "'queued', 'deferred', 'held', 'attempting'";
   return Apply(
-      *impl_, s, "'queued', 'deferred', 'held'", [&](Touched& t) -> tl::expected<void, StoreError> {
+      *impl_, s, selected_recipient_states, [&](Touched& t) -> tl::expected<void, StoreError> {
         auto upd = impl_->Prepare(
             // An empty status keeps the last one (expiry keeps the last transient code, as
             // Postfix does); 4.4.7 (RFC 3463: delivery time expired) when there was none.

@@ -200,6 +200,28 @@ tl::expected<void, StoreError> Store::RecordDelivery(std::string_view message_id
   });
 }
 
+tl::expected<std::optional<std::vector<int>>, StoreError> Store::AttemptingRecipients(
+    std::string_view message_id) {
+  using Result = tl::expected<std::optional<std::vector<int>>, StoreError>;
+  return impl_->Read<std::optional<std::vector<int>>>([&]() -> Result {
+    // Through the primary key: the message's own recipients, whatever the queue holds.
+    auto s = impl_->Prepare(
+        "SELECT idx, state = 'attempting' FROM recipients WHERE message_id = ?1 ORDER BY idx");
+    if (!s) return tl::unexpected(s.error());
+    sqlite3_bind_text(s->get(), 1, message_id.data(), static_cast<int>(message_id.size()),
+                      SQLITE_TRANSIENT);
+    bool any = false;
+    std::vector<int> out;
+    auto r = impl_->EachRow(s->get(), "attempting recipients", [&](sqlite3_stmt* st) {
+      any = true;
+      if (sqlite3_column_int(st, 1) != 0) out.push_back(sqlite3_column_int(st, 0));
+    });
+    if (!r) return tl::unexpected(r.error());
+    if (!any) return std::optional<std::vector<int>>();  // no recipients: no message
+    return std::optional<std::vector<int>>(std::move(out));
+  });
+}
+
 tl::expected<std::vector<AttemptRecord>, StoreError> Store::GetAttempts(
     std::string_view message_id) {
   auto s = impl_->Prepare(

@@ -60,13 +60,14 @@ struct Store::Impl {
   tl::expected<void, StoreError> InsertMessage(const NewMessage& m);
 
   StoreError Err(std::string_view what) const {
-    return StoreError{fmt::format("{}: {}: {}", path.string(), what, sqlite3_errmsg(db.get()))};
+    return StoreError{fmt::format("{}: {}: {}", path.string(), what, sqlite3_errmsg(db.get())),
+                      sqlite3_extended_errcode(db.get()) & 0xff};
   }
 
   tl::expected<void, StoreError> Exec(const char* sql) {
     char* msg = nullptr;
-    if (sqlite3_exec(db.get(), sql, nullptr, nullptr, &msg) != SQLITE_OK) {
-      StoreError e{fmt::format("{}: {}", path.string(), msg ? msg : "unknown error")};
+    if (const int rc = sqlite3_exec(db.get(), sql, nullptr, nullptr, &msg); rc != SQLITE_OK) {
+      StoreError e{fmt::format("{}: {}", path.string(), msg ? msg : "unknown error"), rc & 0xff};
       sqlite3_free(msg);
       return tl::unexpected(e);
     }

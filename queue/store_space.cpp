@@ -4,6 +4,10 @@
 // a time; an older queue is converted once by `danerelay queue compact` (VACUUM, offline).
 #include "queue/store_impl.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 
 namespace danerelay::queue {
@@ -59,6 +63,31 @@ tl::expected<void, StoreError> Store::Compact() {
     return tl::unexpected(r.error());
   }
   return {};
+}
+
+std::filesystem::path Store::ReservePath(const StoreOptions& options) {
+  return options.path / "queue.reserve";
+}
+
+bool Store::KeepReserve() {
+  const auto path = impl_->path.parent_path() / "queue.reserve";
+  // Checked each second by the upkeep: one stat while it is there.
+  struct stat st {};
+  if (lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= kReserveBytes) {
+    return false;
+  }
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  // Allocated, not sparse: the blocks are the room the operator gets back.
+  const bool made = posix_fallocate(fd, 0, kReserveBytes) == 0 && fsync(fd) == 0;
+  close(fd);
+  if (!made) unlink(path.c_str());  // a short reserve holds room the queue may need now
+  return made;
+}
+
+bool Store::GiveBackReserve() {
+  // unlink(2) itself, not std::filesystem::remove: the blocks are free when it returns.
+  return unlink((impl_->path.parent_path() / "queue.reserve").c_str()) == 0;
 }
 
 }  // namespace danerelay::queue

@@ -354,6 +354,72 @@ TEST_F(StoreTest, ReleaseAttemptingAfterACrash) {
   EXPECT_EQ(store->ClaimDue(m.arrival, 10)->size(), 1u);
 }
 
+// A duplicate ID fails the same way each time: an outcome write that fails like this is not
+// tried again; a full disk may pass later.
+TEST_F(StoreTest, ErrorsSayWhetherTryingAgainMayHelp) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  const NewMessage a = Message("A"), dup = Message("A");
+  const NewMessage* batch[] = {&a, &dup};
+  auto results = store->InsertBatch(batch);
+  ASSERT_FALSE(results[1]);
+  EXPECT_FALSE(IsTransient(results[1].error())) << results[1].error().message;
+  EXPECT_FALSE(IsDiskFull(results[1].error()));
+  EXPECT_TRUE(IsTransient(StoreError{"database or disk is full", 13}));  // SQLITE_FULL
+  EXPECT_TRUE(IsDiskFull(StoreError{"database or disk is full", 13}));
+  EXPECT_TRUE(IsTransient(StoreError{"database is locked", 5}));                  // SQLITE_BUSY
+  EXPECT_FALSE(IsTransient(StoreError{"database disk image is malformed", 11}));  // CORRUPT
+}
+
+// What an outcome may still write: the operator's bounce finishes recipients in delivery (so
+// their outcome is dropped), a deletion leaves nothing; expiry leaves them to their outcome.
+TEST_F(StoreTest, OperatorDecidesForRecipientsInDelivery) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  const NewMessage a = Message("A"), b = Message("B");
+  const NewMessage* batch[] = {&a, &b};
+  for (const auto& r : store->InsertBatch(batch)) ASSERT_TRUE(r);
+  ASSERT_EQ(store->ClaimDue(a.arrival, 10)->size(), 2u);
+  EXPECT_EQ(*store->AttemptingRecipients("A").value(), std::vector<int>({0, 1}));
+
+  Store::Selection expiry;
+  expiry.ids = {"A"};
+  expiry.skip_in_flight = true;
+  const auto no_notice = [](const MessageInfo&, const std::string&,
+                            const std::vector<StoredRecipient>&) -> std::optional<NewMessage> {
+    return std::nullopt;
+  };
+  EXPECT_EQ(
+      store->Finish(expiry, RecipientState::kExpired, "", "", a.arrival, no_notice)->recipients, 0);
+  Store::Selection bounce;
+  bounce.ids = {"A"};
+  auto bounced =
+      store->Finish(bounce, RecipientState::kFailed, "5.0.0", "returned", a.arrival, no_notice);
+  ASSERT_TRUE(bounced) << bounced.error().message;
+  EXPECT_EQ(bounced->recipients, 2);
+  EXPECT_EQ(*store->AttemptingRecipients("A").value(), std::vector<int>());
+
+  Store::Selection del;
+  del.ids = {"B"};
+  ASSERT_TRUE(store->Delete(del));
+  EXPECT_FALSE(store->AttemptingRecipients("B").value().has_value());  // gone
+}
+
+// The operator's reserve for a full disk: made at the daemon's open, given back, made again.
+TEST_F(StoreTest, ReserveIsKeptGivenBackAndMadeAgain) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  const auto reserve = Store::ReservePath(options_);
+  ASSERT_TRUE(std::filesystem::exists(reserve));
+  EXPECT_GE(static_cast<std::int64_t>(std::filesystem::file_size(reserve)), Store::kReserveBytes);
+  EXPECT_FALSE(store->KeepReserve());  // there already
+  EXPECT_TRUE(store->GiveBackReserve());
+  EXPECT_FALSE(std::filesystem::exists(reserve));
+  EXPECT_FALSE(store->GiveBackReserve());  // nothing left to give
+  EXPECT_TRUE(store->KeepReserve());
+  EXPECT_GE(static_cast<std::int64_t>(std::filesystem::file_size(reserve)), Store::kReserveBytes);
+}
+
 }  // namespace
 }  // namespace danerelay::queue
 

@@ -38,6 +38,10 @@ UpkeepResult RunUpkeep(Store& store, const UpkeepRequest& request) {
     if (expired) out.expired = std::move(*expired);
   }
 
+  // The operator's reserve for a full disk, given back by `queue delete` or `queue bounce`:
+  // made again as soon as there is room (a stat while it is there).
+  if (request.expire) out.reserve_made = store.KeepReserve();
+
   if (request.purge_before) {
     auto purged = store.PurgeCompleted(*request.purge_before, UpkeepRequest::kPurgeBatch);
     if (!purged) note(purged.error());

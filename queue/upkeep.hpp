@@ -31,6 +31,7 @@ struct UpkeepResult {
   Store::Touched expired;  // messages returned to their senders
   int purged = 0;
   Store::Returned returned;         // free pages given back to the file system
+  bool reserve_made = false;        // the operator's reserve (Store::KeepReserve) was made again
   std::optional<StoreError> error;  // the first step that failed (the others still ran)
 };
 

@@ -18,7 +18,7 @@ struct Family {
 // What an operator watches. DANE outcomes are per MX host attempt, following design.md's
 // table: DNS failure (step 1), insecure MX or address (2, 3), no TLSA (4), no usable TLSA (5),
 // and for DANE hosts the handshake: verified, certificate mismatch, no STARTTLS.
-const std::array<Family, 10> kFamilies = {{
+const std::array<Family, 12> kFamilies = {{
     {"danerelay_messages_accepted_total", "Messages accepted and queued (250 after DATA).", "", {}},
     {"danerelay_smtpd_rejects_total",
      "Refusals by the SMTP server, by the command refused.",
@@ -55,6 +55,15 @@ const std::array<Family, 10> kFamilies = {{
      "TLS-RPT reports (RFC 8460): queued as mail, posted over HTTPS, or not taken by HTTPS.",
      "outcome",
      {"mail_queued", "https_posted", "https_failed"}},
+    {"danerelay_outcome_write_retries_total",
+     "Writes of a delivery outcome tried again after a transient queue error (a full disk).",
+     "",
+     {}},
+    {"danerelay_outcomes_not_recorded_total",
+     "Delivery outcomes not written whole: the operator deleted the message or finished the "
+     "recipient meanwhile, or the write failed (the recipients' states written alone).",
+     "reason",
+     {"deleted", "operator", "write_failed"}},
 }};
 
 }  // namespace

@@ -56,34 +56,46 @@ int RunAdmin(const config::Config& config, const AdminRequest& req, std::ostream
   }
   const auto now = queue::Clock::now();
   queue::QueueIdGenerator ids;
-  tl::expected<queue::Store::Touched, queue::StoreError> done;
-  switch (req.action) {
-    case AdminAction::kFlush:
-      done = (*store)->Flush(req.selection, now);
-      break;
-    case AdminAction::kHold:
-      done = (*store)->Hold(req.selection);
-      break;
-    case AdminAction::kRelease:
-      done = (*store)->Release(req.selection, now);
-      break;
-    case AdminAction::kDelete:
-      done = (*store)->Delete(req.selection);
-      break;
-    case AdminAction::kBounce: {
-      const queue::NoticeOptions options{config.server.hostname};
-      done = (*store)->Finish(req.selection, queue::RecipientState::kFailed, "5.0.0",
-                              "returned to the sender by the mail administrator", now,
-                              [&](const queue::MessageInfo& m, const std::string& content,
-                                  const std::vector<queue::StoredRecipient>& finished) {
-                                return queue::ComposeBounce(m, content, finished, ids.Next(now),
-                                                            now, options);
-                              });
-      break;
+  const auto act = [&]() -> tl::expected<queue::Store::Touched, queue::StoreError> {
+    switch (req.action) {
+      case AdminAction::kFlush:
+        return (*store)->Flush(req.selection, now);
+      case AdminAction::kHold:
+        return (*store)->Hold(req.selection);
+      case AdminAction::kRelease:
+        return (*store)->Release(req.selection, now);
+      case AdminAction::kDelete:
+        return (*store)->Delete(req.selection);
+      case AdminAction::kBounce: {
+        const queue::NoticeOptions options{config.server.hostname};
+        return (*store)->Finish(req.selection, queue::RecipientState::kFailed, "5.0.0",
+                                "returned to the sender by the mail administrator", now,
+                                [&](const queue::MessageInfo& m, const std::string& content,
+                                    const std::vector<queue::StoredRecipient>& finished) {
+                                  return queue::ComposeBounce(m, content, finished, ids.Next(now),
+                                                              now, options);
+                                });
+      }
     }
+    return tl::unexpected(queue::StoreError{"unknown action"});
+  };
+  auto done = act();
+  // On a full disk even a deletion needs room (for the write-ahead log): delete and bounce,
+  // the ways out of it, take the reserve danerelayd keeps for them and try once more.
+  const bool frees = req.action == AdminAction::kDelete || req.action == AdminAction::kBounce;
+  if (!done && frees && queue::IsDiskFull(done.error()) && (*store)->GiveBackReserve()) {
+    err << fmt::format(
+        "danerelay: the queue's disk is full: gave the {} MiB reserve ({}) back and tried again\n",
+        queue::Store::kReserveBytes >> 20, queue::Store::ReservePath(config.queue).string());
+    done = act();
   }
   if (!done) {
-    err << "danerelay: " << done.error().message << "\n";
+    err << "danerelay: " << done.error().message
+        << (frees && queue::IsDiskFull(done.error())
+                ? " (the queue's disk is full: free space there, or act on fewer messages at "
+                  "once with --domain, --sender or --older-than)"
+                : "")
+        << "\n";
     return 2;
   }
   // The operator's change goes to the mail log (syslog when [log] syslog is set), as Postfix's

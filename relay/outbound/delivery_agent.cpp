@@ -42,6 +42,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   asio::steady_timer alarm;
   std::chrono::steady_clock::time_point alarm_at = std::chrono::steady_clock::time_point::max();
   std::size_t active = 0;  // messages in delivery (or waiting for their outcome's commit)
+  // Of those, outcomes waiting to try their write again (WriteBounded): they hold no slot.
+  std::size_t unrecorded = 0;
   Scheduler scheduler;
   ExpiryClock expiry_clock;
   ConnectionCache connections{std::chrono::seconds(2)};  // Postfix: 2 s idle time limit
@@ -110,7 +112,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         // deliveries under way finish.
         SetAlarm(steady_now + Scheduler::kTick);
       } else {
-        if (const size_t n = scheduler.ToClaim(now, active); n > 0) {
+        if (const size_t n = scheduler.ToClaim(now, active - unrecorded); n > 0) {
           co_await Claim(n);
           continue;
         }
@@ -220,6 +222,10 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       spdlog::info("queue: gave {} MiB of free space in the queue file back to the file system",
                    r.returned.bytes >> 20);
     }
+    if (r.reserve_made) {
+      spdlog::info("queue: the disk has room again: {} MiB kept in reserve for the operator",
+                   queue::Store::kReserveBytes >> 20);
+    }
     if (r.reread) scheduler.Known(r.next_due);
     // A full batch, or a full step of free pages: go on at the next tick.
     co_return r.purged >= queue::UpkeepRequest::kPurgeBatch ||
@@ -278,7 +284,11 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
 
   // Records a pass's outcome in the next group commit: the recipients' new states (when the
   // deferred come back and who has expired, queue/retry.hpp), the attempts, and the notices
-  // they cause. A failed write is retried until it lands: until then the recipients stay "in
+  // they cause. Only recipients still "attempting" take their outcome: one the operator
+  // deleted or bounced meanwhile keeps the operator's decision, and its outcome is dropped with
+  // a log line. A failed write is tried again a bounded number of times (kOutcomeWrites), while
+  // the message's delivery slot serves other mail; when it cannot land, the recipients' states
+  // alone are written (RecordStatesOnly). Until one of them lands the recipients stay "in
   // delivery", so they are neither claimed again nor forgotten (design.md).
   asio::awaitable<void> RecordOutcome(std::shared_ptr<const queue::MessageInfo> m,
                                       std::shared_ptr<const std::string> content,
@@ -293,15 +303,37 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     struct Recorded {
       queue::PassOutcome pass;
       std::vector<std::pair<std::string, const char*>> notices;  // id, what
-      bool completed = false;  // every recipient final: the message left the queue
+      bool completed = false;    // every recipient final: the message left the queue
+      bool gone = false;         // the message was deleted meanwhile
+      std::vector<int> dropped;  // recipients no longer in delivery: their outcome not written
     };
     auto recorded = std::make_shared<Recorded>();
     auto* id_source = &ids;
     const queue::Store::WriteJob job =
         [=](queue::Store& s) -> tl::expected<void, queue::StoreError> {
+      recorded->gone = false;
+      recorded->dropped.clear();
+      auto live = s.AttemptingRecipients(m->id);
+      if (!live) return tl::unexpected(live.error());
+      if (!*live) {  // deleted: nothing left to record (its attempts went with it)
+        recorded->gone = true;
+        for (const auto& r : m->recipients) recorded->dropped.push_back(r.index);
+        return {};
+      }
+      const auto in_delivery = [&](int index) {
+        return std::find((*live)->begin(), (*live)->end(), index) != (*live)->end();
+      };
+      queue::MessageInfo mine = *m;  // the recipients this outcome still decides
+      std::erase_if(mine.recipients, [&](const auto& r) {
+        if (in_delivery(r.index)) return false;
+        recorded->dropped.push_back(r.index);
+        return true;
+      });
+      std::vector<queue::RecipientUpdate> mine_updates = updates;
+      std::erase_if(mine_updates, [&](const auto& u) { return !in_delivery(u.index); });
       // An expired message takes its other pending recipients along, into the same bounce.
       std::vector<queue::StoredRecipient> rest;
-      if (queue::Expired(m->arrival, judged, retry)) {
+      if (!mine.recipients.empty() && queue::Expired(m->arrival, judged, retry)) {
         auto full = s.GetMessage(m->id);
         if (!full) return tl::unexpected(full.error());
         for (const auto& r : *full ? (*full)->recipients : std::vector<queue::StoredRecipient>{}) {
@@ -317,14 +349,18 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       // Judged time decides expiry; the next attempts are moved by the wall clock's lead over
       // it (zero unless the clock jumped ahead), so they lie ahead on the wall clock too and a
       // jump does not turn backoff into immediate retries.
-      queue::PassOutcome pass = queue::SchedulePass(*m, updates, judged, retry, job_rng, rest);
+      queue::PassOutcome pass =
+          queue::SchedulePass(mine, std::move(mine_updates), judged, retry, job_rng, rest);
       for (auto& u : pass.updates) {
         if (u.next_attempt) *u.next_attempt += now - judged;
       }
       std::vector<PassNotice> notices;
-      if (content) notices = PassNotices(*m, *content, pass, now, settings, *id_source);
+      if (content && !mine.recipients.empty()) {
+        notices = PassNotices(mine, *content, pass, now, settings, *id_source);
+      }
       std::vector<queue::NewMessage> messages;
       for (auto& n : notices) messages.push_back(std::move(n.message));
+      // The attempts are history, kept for `queue show` even when the operator decided.
       if (auto r =
               s.RecordDelivery(m->id, pass.updates, attempts, messages, now, &recorded->completed);
           !r) {
@@ -337,21 +373,20 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       }
       return {};
     };
-    for (int attempt = 1;; ++attempt) {
-      auto r = co_await OnStoreWrite(committer, job);
-      if (r) break;
-      if (stopping) {
-        spdlog::error(
-            "{}: the delivery outcome could not be recorded before shutdown ({}); its "
-            "recipients will be attempted again after a restart",
-            m->id, r.error().message);
-        co_return;
-      }
-      const auto pause = std::chrono::seconds(std::min(1 << std::min(attempt, 5), 30));
-      spdlog::error("{}: recording the delivery outcome failed ({}); retrying in {}s", m->id,
-                    r.error().message, pause.count());
-      asio::steady_timer timer(io, pause);
-      co_await timer.async_wait(kUseTuple);
+    if (auto r = co_await WriteBounded(job, m->id, "the delivery outcome"); !r) {
+      co_await RecordStatesOnly(m, updates, r.error());
+      co_return;
+    }
+    for (int index : recorded->dropped) {
+      const auto u = std::find_if(updates.begin(), updates.end(),
+                                  [&](const auto& x) { return x.index == index; });
+      spdlog::warn("{}: delivery outcome for to=<{}> ({} {}) dropped: {} while it was in delivery",
+                   m->id, AddressOf(*m, recorded->pass, index),
+                   u == updates.end() ? "" : ToString(u->state),
+                   u == updates.end() ? "" : u->status,
+                   recorded->gone ? "the operator deleted the message" : "the operator bounced it");
+      Metrics::Get().Add("danerelay_outcomes_not_recorded_total",
+                         recorded->gone ? "reason=\"deleted\"" : "reason=\"operator\"");
     }
     for (const auto& [notice_id, what] : recorded->notices) {
       spdlog::info("{}: {}: {}", m->id, what, notice_id);
@@ -378,6 +413,105 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     }
     if (recorded->completed) spdlog::info("{}: removed", m->id);
     if (!recorded->notices.empty()) Wake();
+  }
+
+  // How often a write of an outcome is tried when it fails for a reason that may pass (a full
+  // or failing disk, a lock): 1+2+4+8+16 s of pauses, half a minute.
+  static constexpr int kOutcomeWrites = 6;
+
+  // Writes `job` in the next group commit; a transient failure (queue::IsTransient) is tried
+  // again after a pause, kOutcomeWrites times at most, a permanent one (a constraint, a corrupt
+  // file) not at all. While it waits, the message does not count against max_parallel: other
+  // mail is claimed and delivered meanwhile (its recipients stay "attempting", so they are not).
+  asio::awaitable<tl::expected<void, queue::StoreError>> WriteBounded(queue::Store::WriteJob job,
+                                                                      std::string id,
+                                                                      std::string what) {
+    auto self = shared_from_this();
+    bool waiting = false;
+    tl::expected<void, queue::StoreError> r;
+    for (int attempt = 1;; ++attempt) {
+      r = co_await OnStoreWrite(committer, job);
+      if (r || stopping || !queue::IsTransient(r.error()) || attempt >= kOutcomeWrites) break;
+      const auto pause = std::chrono::seconds(1 << (attempt - 1));
+      spdlog::error(
+          "{}: recording {} failed ({}); retrying in {}s ({} of {} tries; its delivery slot "
+          "serves other mail meanwhile)",
+          id, what, r.error().message, pause.count(), attempt, kOutcomeWrites);
+      Metrics::Get().Add("danerelay_outcome_write_retries_total");
+      if (!waiting) {
+        waiting = true;
+        ++unrecorded;
+        Kick();  // a slot is free
+      }
+      asio::steady_timer timer(io, pause);
+      co_await timer.async_wait(kUseTuple);
+    }
+    if (waiting) --unrecorded;
+    if (!r && stopping) {
+      spdlog::error(
+          "{}: {} could not be recorded before shutdown ({}); its recipients will be attempted "
+          "again after a restart",
+          id, what, r.error().message);
+    } else if (!r) {
+      spdlog::error("{}: recording {} failed ({}); {}", id, what, r.error().message,
+                    queue::IsTransient(r.error())
+                        ? "giving up after " + std::to_string(kOutcomeWrites) + " tries"
+                        : "not retried (a permanent error)");
+    }
+    co_return r;
+  }
+
+  // The outcome could not be written whole: its attempts, notices and backoff go, and the
+  // recipients' states alone are written, so that none stays "attempting": a delivered one is
+  // delivered (never sent twice), every other one is deferred to min_backoff from now and its
+  // next attempt decides it again (a failed one then gets its bounce). Recipients the operator
+  // bounced or deleted meanwhile are left alone. When even that cannot be written,
+  // they stay in delivery until the daemon restarts (ReleaseAttempting); what was delivered is
+  // logged, because a restart sends it again.
+  asio::awaitable<void> RecordStatesOnly(std::shared_ptr<const queue::MessageInfo> m,
+                                         std::vector<queue::RecipientUpdate> updates,
+                                         queue::StoreError why) {
+    auto self = shared_from_this();
+    const auto now = queue::Clock::now();
+    const auto next = now + options.retry.min_backoff;
+    for (auto& u : updates) {
+      if (u.state == RecipientState::kDelivered) continue;
+      u = queue::RecipientUpdate{
+          u.index,
+          RecipientState::kDeferred,
+          next,
+          "4.3.0",
+          "the outcome of the last attempt could not be recorded: " + why.message,
+          u.remote};
+    }
+    const queue::Store::WriteJob job =
+        [m, updates, now](queue::Store& s) -> tl::expected<void, queue::StoreError> {
+      auto live = s.AttemptingRecipients(m->id);
+      if (!live) return tl::unexpected(live.error());
+      if (!*live) return {};
+      std::vector<queue::RecipientUpdate> mine = updates;
+      std::erase_if(mine, [&](const auto& u) {
+        return std::find((*live)->begin(), (*live)->end(), u.index) == (*live)->end();
+      });
+      return s.RecordDelivery(m->id, mine, {}, {}, now);
+    };
+    Metrics::Get().Add("danerelay_outcomes_not_recorded_total", "reason=\"write_failed\"");
+    if (auto r = co_await WriteBounded(job, m->id, "the recipients' states"); !r) {
+      for (const auto& u : updates) {
+        if (u.state == RecipientState::kDelivered) {
+          spdlog::error(
+              "{}: to=<{}> was delivered but that cannot be recorded: it stays in delivery "
+              "until danerelayd restarts, which sends it again",
+              m->id, AddressOf(*m, {}, u.index));
+        }
+      }
+      co_return;
+    }
+    spdlog::warn(
+        "{}: recorded the recipients' states without the attempt, its notices and backoff: "
+        "delivered ones are delivered, the others deferred for {}s",
+        m->id, options.retry.min_backoff.count());
+    scheduler.Due(next);
   }
 
   static std::string AddressOf(const queue::MessageInfo& m, const queue::PassOutcome& pass,

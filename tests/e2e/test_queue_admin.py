@@ -9,8 +9,9 @@ import re
 import smtplib
 import time
 import unittest
+import urllib.request
 
-from harness import Relay, queued_id, wait_for
+from harness import Relay, free_port, queued_id, wait_for
 from mx import MxServer, free_port_on
 
 A, DOWN1, DOWN2, DEAD = "127.0.0.30", "127.0.0.31", "127.0.0.32", "127.0.0.33"
@@ -244,6 +245,90 @@ max_per_destination = {limit}
         print(f"4 messages over {len(sessions)} connection(s)")
         self.assertLess(len(sessions), 4)  # at least one message rode an existing connection
         self.assertIn("reused the cached connection to", logs)
+
+
+class InFlightTest(unittest.TestCase):
+    """The operator deletes or bounces a message while it is in delivery, with max_parallel = 1:
+    the outcome that comes back is dropped (logged), and the only delivery slot is free again."""
+
+    MX = "127.0.0.36"
+
+    def setUp(self):
+        self.port = free_port_on([self.MX])
+        # Each DATA takes 3 s: time enough to act on the message while it is in delivery.
+        self.mx = MxServer(self.MX, self.port, data_delay=3.0).start()
+        self.metrics_port = free_port()
+        self.relay = Relay(deliver=True, extra_toml=f"""
+[metrics]
+address = "127.0.0.1"
+port = {self.metrics_port}
+[delivery]
+max_parallel = 1
+[retry]
+min_backoff = "1h"
+[routes]
+"slow.example" = "[{self.MX}]:{self.port}"
+"senders.example" = "[{self.MX}]:{self.port}"
+""").start()
+
+    def tearDown(self):
+        try:
+            self.relay.stop()
+        finally:
+            self.relay.cleanup()
+            self.mx.stop()
+
+    def send(self, rcpt):
+        with smtplib.SMTP("127.0.0.1", self.relay.port, timeout=30) as c:
+            c.ehlo("admin.example")
+            c.mail(SENDER)
+            c.rcpt(rcpt)
+            code, reply = c.data(b"Subject: in flight\r\n\r\nbody\r\n")
+            self.assertEqual(code, 250, reply)
+            return queued_id(reply)
+
+    def in_delivery(self, qid):
+        wait_for(lambda: self.mx.recorder.in_data == 1, what="the delivery to reach DATA")
+        self.assertEqual(self.relay.show_json(qid)["recipients"][0]["state"], "attempting")
+
+    def metrics(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                    timeout=10) as r:
+            return r.read().decode()
+
+    def next_message_is_delivered(self, first):
+        later = self.send("later@slow.example")
+        # On the unfixed daemon the outcome of `first` was retried every 30 s for ever and held
+        # the only slot: `later` never went out.
+        wait_for(lambda: self.mx.received_for("later@slow.example"), timeout=30,
+                 what="the next message's delivery")
+        wait_for(lambda: self.relay.show_json(later)["recipients"][0]["state"] == "delivered",
+                 what="the next message's outcome")
+        logs = self.relay.logs()
+        self.assertRegex(logs, rf"{first}: .*outcome.* dropped")
+        self.assertNotIn(f"{first}: recording the delivery outcome failed", logs)
+
+    def test_delete_during_delivery_frees_the_slot(self):
+        qid = self.send("first@slow.example")
+        self.in_delivery(qid)
+        deleted = json.loads(self.relay.cli("queue", "delete", qid, "--json").stdout)
+        self.assertEqual(deleted["messages"], [qid])
+        self.next_message_is_delivered(qid)
+        self.assertIn("deleted", self.relay.logs())
+        self.assertIn('danerelay_outcomes_not_recorded_total{reason="deleted"} 1', self.metrics())
+        self.assertEqual(self.relay.cli("queue", "show", qid, check=False).returncode, 1)
+
+    def test_bounce_during_delivery_frees_the_slot(self):
+        qid = self.send("first@slow.example")
+        self.in_delivery(qid)
+        bounced = json.loads(self.relay.cli("queue", "bounce", qid, "--json").stdout)
+        self.assertEqual(bounced["recipients"], 1)
+        self.next_message_is_delivered(qid)
+        # The operator's decision stands: the late "delivered" does not overwrite it.
+        self.assertEqual(self.relay.show_json(qid)["recipients"][0]["state"], "failed")
+        self.assertIn('danerelay_outcomes_not_recorded_total{reason="operator"} 1', self.metrics())
+        wait_for(lambda: self.mx.received_for(SENDER), timeout=30, what="the bounce")
+        self.assertEqual(len(self.mx.received_for(SENDER)), 1)  # one bounce, not two
 
 
 class HeldMailExpiresTest(unittest.TestCase):
