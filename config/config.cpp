@@ -637,11 +637,12 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
 
   if (const auto* t = SubTable(root, "mta_sts", file, error)) {
     Reader r(*t, "mta_sts.", file, error);
-    r.OnlyKeys({"enabled", "https_port", "fetch_timeout"});
+    r.OnlyKeys({"enabled", "https_port", "fetch_timeout", "allow_special_addresses"});
     r.Bool("enabled", config.delivery.mta_sts.enabled);
     r.Unsigned("https_port", config.delivery.mta_sts.https_port, 1, 65535);
     r.Duration("fetch_timeout", config.delivery.mta_sts.fetch_timeout, std::chrono::seconds(1),
                std::chrono::minutes(10));
+    r.Bool("allow_special_addresses", config.delivery.mta_sts.allow_special_addresses);
   }
 
   if (const auto* t = SubTable(root, "tls_rpt", file, error)) {

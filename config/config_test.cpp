@@ -74,6 +74,10 @@ TEST(ConfigTest, ExampleFileLoadsAndEqualsTheDefaults) {
   EXPECT_EQ(c->delivery.mta_sts.enabled, d.delivery.mta_sts.enabled);
   EXPECT_EQ(c->delivery.tls_rpt.enabled, d.delivery.tls_rpt.enabled);
   EXPECT_FALSE(d.delivery.tls_rpt.enabled);  // reports go out only when asked for
+  // HTTPS to loopback and private addresses only where a test world asks for it.
+  EXPECT_FALSE(d.delivery.mta_sts.allow_special_addresses);
+  EXPECT_EQ(c->delivery.mta_sts.allow_special_addresses,
+            d.delivery.mta_sts.allow_special_addresses);
 }
 
 TEST(ConfigTest, GoodFile) {
@@ -138,6 +142,9 @@ mandatory_domains = ["example.net", ".example.org"]
 testing_domains = ["example.com", ".BÜCHER.example"]
 preflight_interval = "1h"
 
+[mta_sts]
+allow_special_addresses = true
+
 [tls_rpt]
 enabled = true
 contact = "tlsrpt@example.org"
@@ -181,6 +188,7 @@ max_lifetime = "2d"
   EXPECT_EQ(c->delivery.preflight_interval, std::chrono::hours(1));
   EXPECT_TRUE(c->delivery.tls_rpt.enabled);
   EXPECT_EQ(c->delivery.tls_rpt.contact, "tlsrpt@example.org");
+  EXPECT_TRUE(c->delivery.mta_sts.allow_special_addresses);
   EXPECT_EQ(c->delivery.port, 2525);
   EXPECT_EQ(c->delivery.max_parallel, 4u);
   EXPECT_EQ(c->delivery.retry.min_backoff, std::chrono::seconds(30));
@@ -239,6 +247,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.toml:2: limits.max_connections: -5 is out of range"},
         BadCase{"unknown key", "[limits]\nmax_recipient = 10\n",
                 "bad.toml:2: limits.max_recipient: unknown key"},
+        BadCase{"special addresses not a bool", "[mta_sts]\n\nallow_special_addresses = \"yes\"\n",
+                "bad.toml:3: mta_sts.allow_special_addresses"},
         BadCase{"unknown section", "[queues]\npath = \"x\"\n", "bad.toml:1: queues: unknown key"},
         BadCase{"section not a table", "queue = 5\n",
                 "bad.toml:1: queue: expected a table [queue], got an integer"},

@@ -138,9 +138,10 @@ int main(int argc, char** argv) {
     spdlog::warn("running as root; set [server] user to an unprivileged account");
   }
   // Every client connection, sender probe and delivery holds a descriptor; so do the queue,
-  // the resolver and the listeners.
+  // the resolver and the listeners, and the metrics endpoint's connections.
   const std::uint64_t wanted_fds =
-      2ull * cfg->server.limits.max_connections + cfg->delivery.max_parallel + 64;
+      2ull * cfg->server.limits.max_connections + cfg->delivery.max_parallel + 64 +
+      (cfg->metrics.address.empty() ? 0 : relay::kMetricsMaxConnections);
   if (const auto fds = relay::RaiseFileLimit(wanted_fds); fds < wanted_fds) {
     spdlog::warn(
         "the file descriptor limit is {}, below the {} that max_connections = {} and "

@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 #include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
@@ -18,6 +17,22 @@ namespace danerelay::relay {
 namespace {
 
 using asio::ip::tcp;
+
+// The request head must arrive within this, however slowly it trickles in; the response must
+// be taken within the other.
+constexpr std::chrono::seconds kRequestDeadline(10);
+constexpr std::chrono::seconds kResponseDeadline(10);
+// A flood of connections beyond the limit is logged at most this often.
+constexpr std::chrono::minutes kRefusalLogInterval(1);
+
+void LogIfBug(std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    spdlog::error("BUG: metrics: coroutine ended with an exception: {}", ex.what());
+  }
+}
 
 // The queue's gauges, read from a connection of our own (never the daemon's writer).
 std::string QueueGauges(const queue::StoreOptions& where) {
@@ -64,6 +79,8 @@ struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
   std::unique_ptr<tcp::acceptor> acceptor;
   asio::thread_pool reader{1};
   bool stopping = false;
+  std::size_t open = 0;  // connections being served
+  std::chrono::steady_clock::time_point refusal_logged{};
 
   Impl(asio::io_context& i, MetricsOptions o, queue::StoreOptions q, std::function<std::string()> e)
       : io(i), options(std::move(o)), queue(std::move(q)), extra(std::move(e)) {}
@@ -87,8 +104,8 @@ struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
     Connection conn(std::move(socket));
     std::string request;
     char buf[2048];
-    // The request head within 8 KiB and 10 s in all, however slowly it trickles in.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    // The request head within 8 KiB and kRequestDeadline in all.
+    const auto deadline = std::chrono::steady_clock::now() + kRequestDeadline;
     while (request.find("\r\n\r\n") == std::string::npos && request.size() < 8192) {
       const auto left = std::chrono::duration_cast<std::chrono::seconds>(
           deadline - std::chrono::steady_clock::now());
@@ -114,7 +131,7 @@ struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
           "Connection: close\r\n\r\n{}",
           body.size(), body);
     }
-    (void)co_await conn.Write(response, std::chrono::seconds(10));
+    (void)co_await conn.Write(response, kResponseDeadline);
     co_await conn.Close();
   }
 
@@ -129,7 +146,23 @@ struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
         co_await pause.async_wait(kUseTuple);
         continue;
       }
-      asio::co_spawn(io, Serve(std::move(socket)), asio::detached);
+      if (open >= kMetricsMaxConnections) {
+        // Closed at once: a waiting connection would hold a descriptor SMTP clients need.
+        std::error_code ignored;
+        socket.close(ignored);
+        const auto now = std::chrono::steady_clock::now();
+        if (now - refusal_logged >= kRefusalLogInterval) {
+          refusal_logged = now;
+          spdlog::warn("metrics: {} connections open; closing new ones until one ends",
+                       kMetricsMaxConnections);
+        }
+        continue;
+      }
+      ++open;
+      asio::co_spawn(io, Serve(std::move(socket)), [self](std::exception_ptr e) {
+        --self->open;
+        LogIfBug(e);
+      });
     }
   }
 };
@@ -155,7 +188,7 @@ tl::expected<void, std::string> MetricsServer::Start() {
   if (ec)
     return tl::unexpected(fmt::format("[metrics] {}:{}: {}", o.address, o.port, ec.message()));
   spdlog::info("metrics on http://{}:{}/metrics", o.address, o.port);
-  asio::co_spawn(impl_->io, impl_->Accept(), asio::detached);
+  asio::co_spawn(impl_->io, impl_->Accept(), LogIfBug);
   return {};
 }
 

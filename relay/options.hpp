@@ -112,6 +112,9 @@ struct MtaStsOptions {
   std::uint16_t https_port = 443;  // where policy servers listen (tests and proxies change it)
   std::chrono::seconds fetch_timeout{60};
   std::string ca_file;  // [tls] ca_file: the WebPKI trust store ("": the system's)
+  // HTTPS to special-purpose addresses (loopback, private, ...): policy fetches and TLS-RPT
+  // POSTs go where a remote domain's DNS says, so only test worlds allow it.
+  bool allow_special_addresses = false;
 };
 
 // [tls_rpt] (RFC 8460): whether daily reports are sent, and who they say they come from.

@@ -3,9 +3,12 @@
 #include <curl/curl.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <memory>
 #include <mutex>
+
+#include "relay/network.hpp"
 
 namespace danerelay::relay {
 namespace {
@@ -36,20 +39,45 @@ struct SlistDelete {
 
 }  // namespace
 
+tl::expected<std::vector<std::string>, std::string> UsableAddresses(
+    const std::string& host, const std::vector<std::string>& addresses, bool allow_special) {
+  if (allow_special) return addresses;
+  std::vector<std::string> usable;
+  std::vector<std::string> special;
+  for (const auto& a : addresses) {
+    if (const auto why = SpecialPurpose(a)) {
+      special.push_back(fmt::format("{}: {}", a, *why));
+    } else {
+      usable.push_back(a);
+    }
+  }
+  if (!usable.empty() || special.empty()) return usable;
+  return tl::unexpected(fmt::format(
+      "refused: {} has only special-purpose addresses ({}); [mta_sts] allow_special_addresses "
+      "is false",
+      host, fmt::join(special, ", ")));
+}
+
 tl::expected<HttpsResponse, HttpsError> HttpsRequestOnce(const HttpsRequest& req) {
   static std::once_flag init;
   std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   if (req.addresses.empty()) return tl::unexpected(HttpsError{"no address for " + req.host});
-  std::unique_ptr<CURL, CurlDelete> curl(curl_easy_init());
-  if (!curl) return tl::unexpected(HttpsError{"curl_easy_init failed"});
-  CURL* c = curl.get();
   const std::string url = req.port == 443
                               ? fmt::format("https://{}{}", req.host, req.path)
                               : fmt::format("https://{}:{}{}", req.host, req.port, req.path);
+  const auto addresses = UsableAddresses(req.host, req.addresses, req.allow_special_addresses);
+  if (!addresses) {
+    HttpsError refused{fmt::format("{}: {}", url, addresses.error())};
+    refused.refused = true;
+    return tl::unexpected(refused);
+  }
+  std::unique_ptr<CURL, CurlDelete> curl(curl_easy_init());
+  if (!curl) return tl::unexpected(HttpsError{"curl_easy_init failed"});
+  CURL* c = curl.get();
   // "host:port:addr,addr": libcurl connects there and never resolves the name itself.
   std::string pinned = fmt::format("{}:{}:", req.host, req.port);
-  for (size_t i = 0; i < req.addresses.size(); ++i) {
-    const auto& a = req.addresses[i];
+  for (size_t i = 0; i < addresses->size(); ++i) {
+    const auto& a = (*addresses)[i];
     pinned += (i ? "," : "") + (a.find(':') != std::string::npos ? "[" + a + "]" : a);
   }
   std::unique_ptr<curl_slist, SlistDelete> resolve(curl_slist_append(nullptr, pinned.c_str()));

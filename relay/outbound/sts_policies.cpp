@@ -9,6 +9,8 @@
 
 #include "dns/resolver.hpp"
 #include "queue/committer.hpp"
+#include "relay/connection.hpp"
+#include "relay/logging.hpp"
 #include "relay/outbound/https_client.hpp"
 #include "relay/outbound/store_bridge.hpp"
 
@@ -39,6 +41,13 @@ StsPolicies::StsPolicies(dns::Resolver& resolver, queue::Committer* committer,
 
 StsPolicies::~StsPolicies() { pool_.join(); }
 
+void StsPolicies::FetchEnded(const std::string& domain) {
+  if (auto it = fetching_.find(domain); it != fetching_.end()) {
+    it->second->cancel();
+    fetching_.erase(it);
+  }
+}
+
 asio::awaitable<std::optional<StsPolicies::Entry>> StsPolicies::Cached(const std::string& domain) {
   if (auto it = memory_.find(domain); it != memory_.end()) co_return it->second;
   if (!committer_ || absent_.contains(domain)) co_return std::nullopt;
@@ -68,6 +77,7 @@ asio::awaitable<tl::expected<sts::Policy, StsPolicies::Failure>> StsPolicies::Fe
   req.path = "/.well-known/mta-sts.txt";
   req.ca_file = options_.ca_file;
   req.timeout = options_.fetch_timeout;
+  req.allow_special_addresses = options_.allow_special_addresses;
   for (const bool v6 : {false, true}) {
     const auto a = co_await resolver_.LookupAddresses(req.host, v6);
     req.addresses.insert(req.addresses.end(), a.addresses.begin(), a.addresses.end());
@@ -134,13 +144,26 @@ asio::awaitable<StsLookup> StsPolicies::Get(const std::string& domain) {
   if (auto it = failed_.find(domain); it != failed_.end() && it->second.retry > now) {
     co_return use_cache("the last policy fetch failed; not tried again yet", it->second.type);
   }
+  if (auto it = fetching_.find(domain); it != fetching_.end()) {
+    // Another delivery is fetching this policy: its result (kept in memory_ or failed_) is ours
+    // once it ends, within the fetch time limit.
+    const auto ended = it->second;
+    co_await ended->async_wait(kUseTuple);
+    co_return co_await Get(domain);
+  }
+  const auto executor = co_await asio::this_coro::executor;
+  fetching_[domain] =
+      std::make_shared<asio::steady_timer>(executor, asio::steady_timer::time_point::max());
   auto fetched = co_await Fetch(domain);
   if (!fetched) {
     if (failed_.size() >= kMaxRemembered) failed_.clear();
     failed_[domain] = Failed{queue::Clock::now() + kRetryFailedFetch, fetched.error().type};
-    spdlog::warn(
-        "MTA-STS policy of {} (id {}) not fetched: {}{}", domain, *id, fetched.error().text,
-        cached ? fmt::format("; the cached policy (id {}) stays in force", cached->policy.id) : "");
+    FetchEnded(domain);
+    spdlog::warn("MTA-STS policy of {} (id {}) not fetched: {}{}", domain, *id,
+                 LogSafe(fetched.error().text),
+                 cached ? fmt::format("; the cached policy (id {}) stays in force",
+                                      LogSafe(cached->policy.id))
+                        : "");
     co_return use_cache(fetched.error().text, fetched.error().type);
   }
   failed_.erase(domain);
@@ -149,9 +172,12 @@ asio::awaitable<StsLookup> StsPolicies::Get(const std::string& domain) {
   if (memory_.size() >= kMaxRemembered) memory_.clear();  // the database still has them
   memory_[domain] = fresh;
   absent_.erase(domain);
+  FetchEnded(domain);
+  std::vector<std::string> safe_mx;
+  for (const auto& m : fresh.policy.mx) safe_mx.push_back(LogSafe(m));
   spdlog::info("MTA-STS policy of {}: id {}, mode {}, max_age {}, mx {}", domain, *id,
                sts::ToString(fresh.policy.mode), fresh.policy.max_age.count(),
-               fmt::join(fresh.policy.mx, " "));
+               fmt::join(safe_mx, " "));
   if (committer_) {
     std::string text = fmt::format("version: STSv1\nmode: {}\nmax_age: {}\n",
                                    sts::ToString(fresh.policy.mode), fresh.policy.max_age.count());

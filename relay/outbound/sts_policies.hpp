@@ -3,12 +3,16 @@
 // _mta-sts.<domain>, the policy fetched over HTTPS when its id is new, kept in memory and in
 // the queue's database (sts_policies) for max_age, so that it survives restarts and keeps
 // applying while its server is down. A fetch that fails is not tried again for five minutes.
+// Fetches run on a few workers (libcurl blocks), one at a time per domain, so a policy host
+// that hangs until the fetch time limit holds one worker, never the other domains' fetches.
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/thread_pool.hpp>
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -66,7 +70,11 @@ class StsPolicies {
   dns::Resolver& resolver_;
   queue::Committer* committer_;
   MtaStsOptions options_;
-  asio::thread_pool pool_{1};  // libcurl blocks
+  asio::thread_pool pool_{4};  // libcurl blocks
+  // The fetches under way, by domain: another Get() for the domain waits for the timer (never
+  // expiring, cancelled when the fetch ends) instead of fetching again.
+  std::map<std::string, std::shared_ptr<asio::steady_timer>> fetching_;
+  void FetchEnded(const std::string& domain);
   std::map<std::string, Entry> memory_;
   // Domains known to have no policy in the database (only this daemon writes it), so that
   // delivery to a domain without MTA-STS costs no database read. Both maps are bounded.

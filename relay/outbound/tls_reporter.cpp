@@ -21,6 +21,7 @@
 #include "queue/committer.hpp"
 #include "queue/queue_id.hpp"
 #include "relay/connection.hpp"
+#include "relay/logging.hpp"
 #include "relay/metrics.hpp"
 #include "relay/outbound/https_client.hpp"
 #include "relay/outbound/store_bridge.hpp"
@@ -39,6 +40,10 @@ constexpr std::chrono::seconds kPostPauses[] = {std::chrono::seconds(30), std::c
 constexpr int kPostTries = std::size(kPostPauses) + 1;
 // What was reported stays in tls_reports (`danerelay tls-rpt list`) this long.
 constexpr auto kKeepRecords = std::chrono::days(31);
+// A domain's TLS-RPT record may name any number of rua URIs; each costs a mail or a POST a day,
+// so that a remote domain cannot make us send hundreds: the first few are used (RFC 8460 §3
+// sets no limit; DMARC reporters limit theirs likewise).
+constexpr std::size_t kMaxRuaUris = 5;
 
 std::string FormatPause(std::chrono::seconds d) {
   const auto n = d.count();
@@ -100,6 +105,7 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
     req.path = uri.path;
     req.ca_file = options.mta_sts.ca_file;
     req.timeout = options.mta_sts.fetch_timeout;
+    req.allow_special_addresses = options.mta_sts.allow_special_addresses;
     req.post_body = gz;
     req.post_type = "application/tlsrpt+gzip";
     for (const bool v6 : {false, true}) {
@@ -111,7 +117,8 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
       co_return HttpsRequestOnce(req);
     };
     auto got = co_await asio::co_spawn(pool, post, asio::use_awaitable);
-    if (!got) co_return PostResult{got.error().message};
+    // A host at special-purpose addresses is refused for good (a policy, not a failure).
+    if (!got) co_return PostResult{got.error().message, !got.error().refused};
     if (got->status < 200 || got->status > 299) {
       // Other answers (a redirect, which is not followed; a 4xx) will not change.
       const bool again = got->status >= 500 || got->status == 408 || got->status == 429;
@@ -128,10 +135,15 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
       spdlog::warn(
           "TLS-RPT: TXT lookup for {} failed ({}); the report for {:%Y-%m-%d} is tried "
           "again later",
-          txt_name, txt.why, std::chrono::time_point_cast<std::chrono::seconds>(day));
+          txt_name, LogSafe(txt.why), std::chrono::time_point_cast<std::chrono::seconds>(day));
       co_return;
     }
-    const std::vector<std::string> rua = ParseTlsRptTxt(txt.records);
+    std::vector<std::string> rua = ParseTlsRptTxt(txt.records);
+    if (rua.size() > kMaxRuaUris) {
+      spdlog::warn("TLS-RPT: {} names {} rua URIs; only the first {} are used", txt_name,
+                   rua.size(), kMaxRuaUris);
+      rua.resize(kMaxRuaUris);
+    }
     const std::string rua_text = fmt::format("{}", fmt::join(rua, " "));
     queue::Store::TlsReportRecord record{domain, day, "", queue::Clock::now(), rua_text, ""};
     if (rua.empty()) {
@@ -223,16 +235,19 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
     }();
     if (mail) {
       Metrics::Get().Add("danerelay_tls_rpt_reports_total", "outcome=\"mail_queued\"");
-      spdlog::info("TLS-RPT: report {} for {} ({} session(s), {} failed): {} <{}> to {}",
-                   record.report_id, domain, sessions->size(), failed_sessions, mail->id,
-                   mail->sender, fmt::join(mail_to, ", "));
+      spdlog::info(
+          "TLS-RPT: report {} for {} ({} session(s), {} failed): {} <{}> to {}", record.report_id,
+          domain, sessions->size(), failed_sessions, mail->id, mail->sender,
+          fmt::join(mail_to | std::views::transform([](const auto& a) { return LogSafe(a); }),
+                    ", "));
       if (queued) queued();
     }
     if (!posts.empty()) {
       spdlog::info(
           "TLS-RPT: report {} for {} ({} session(s), {} failed) to be posted to {}",
           record.report_id, domain, sessions->size(), failed_sessions,
-          fmt::join(to_post | std::views::transform([](const auto& p) { return p.url; }), ", "));
+          fmt::join(to_post | std::views::transform([](const auto& p) { return LogSafe(p.url); }),
+                    ", "));
     }
   }
 
@@ -256,17 +271,18 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
         p.state = "posted";
         Metrics::Get().Add("danerelay_tls_rpt_reports_total", "outcome=\"https_posted\"");
         spdlog::info("TLS-RPT: report {} for {} posted to {} (try {})", p.report_id, p.domain,
-                     p.url, p.tries);
+                     LogSafe(p.url), p.tries);
       } else if (got.again && p.tries < kPostTries) {
         const auto pause = kPostPauses[p.tries - 1];
         p.next = queue::Clock::now() + pause;
         spdlog::info("TLS-RPT: report {} not taken by {}: {}; trying again in {} (try {} of {})",
-                     p.report_id, p.url, got.why, FormatPause(pause), p.tries + 1, kPostTries);
+                     p.report_id, LogSafe(p.url), LogSafe(got.why), FormatPause(pause), p.tries + 1,
+                     kPostTries);
       } else {
         p.state = "failed";
         Metrics::Get().Add("danerelay_tls_rpt_reports_total", "outcome=\"https_failed\"");
         spdlog::warn("TLS-RPT: report {} for {} could not be posted to {}: {}; given up after {}",
-                     p.report_id, p.domain, p.url, got.why, Tries(p.tries));
+                     p.report_id, p.domain, LogSafe(p.url), LogSafe(got.why), Tries(p.tries));
       }
       const auto update = [p](queue::Store& s) { return s.UpdateTlsReportPost(p); };
       if (auto w = co_await OnStoreWrite(committer, update); !w) {

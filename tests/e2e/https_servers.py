@@ -1,6 +1,7 @@
 """HTTPS servers on loopback for the end-to-end tests, with certificates from a test CA: an
 MTA-STS policy server (RFC 8461 §3.3) and a TLS-RPT report collector (RFC 8460 §5.4)."""
 import http.server
+import socket
 import ssl
 import threading
 
@@ -92,3 +93,39 @@ class ReportCollector(_HttpsServer):
     def received(self):
         with self.lock:
             return list(self.posts)
+
+
+class StallingServer:
+    """Accepts TCP connections and never answers (a policy host that hangs): each is held until
+    stop(). `accepted` counts them."""
+
+    def __init__(self, ip, port):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((ip, port))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.held = []
+        self.accepted = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def _serve(self):
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            self.held.append(conn)
+            self.accepted += 1
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(timeout=10)
+        for c in self.held:
+            c.close()
+        self.sock.close()

@@ -16,12 +16,12 @@ import unittest
 from dnsworld import DnsWorld
 from world_case import WorldCase
 from harness import Relay, queued_id, wait_for
-from https_servers import PolicyServer
+from https_servers import PolicyServer, StallingServer
 from mx import (MxServer, free_port_on, private_ca, self_signed, signed_by, tlsa_3_1_1)
 
 POLICY_IP = "127.0.0.40"
 IPS = {name: f"127.0.0.{n}" for n, name in enumerate(
-    ["enforce", "nomatch", "wrongname", "dane", "cache", "rtls"], start=41)}
+    ["enforce", "nomatch", "wrongname", "dane", "cache", "rtls", "stall"], start=41)}
 SENDER = "alice@sender.example"
 
 
@@ -42,7 +42,7 @@ class MtaStsTest(WorldCase):
                    "sts-cache"]
         policy_chain, policy_key = signed_by(
             certs, "mta-sts.sts-enforce.example", ca_crt, ca_key,
-            also=[f"mta-sts.{d}.example" for d in domains + ["rtls-sts"]])
+            also=[f"mta-sts.{d}.example" for d in domains + ["rtls-sts", "sts-ctl", "sts-fast"]])
         certs_for = {
             "enforce": signed_by(certs, "mx.sts-enforce.example", ca_crt, ca_key),
             "nomatch": signed_by(certs, "mx.sts-nomatch.example", ca_crt, ca_key),
@@ -70,6 +70,13 @@ class MtaStsTest(WorldCase):
         w.zone("rtls-sts.example.", "unsigned").add("@ MX 10 mx").add(f"mx A {IPS['rtls']}") \
             .add(f"mta-sts A {POLICY_IP}").add('_mta-sts TXT "v=STSv1; id=7;"')
         w.zone("rtls-plain.example.", "unsigned").add("@ MX 10 mx").add(f"mx A {IPS['rtls']}")
+        # Issue 20: a policy whose mx line carries control characters (sts-ctl); a policy host
+        # that never answers (sts-slow) and one that does (sts-fast), for the fetch workers.
+        for d, policy_ip in (("sts-ctl", POLICY_IP), ("sts-slow", IPS["stall"]),
+                             ("sts-fast", POLICY_IP)):
+            w.zone(f"{d}.example.", "unsigned").add("@ MX 10 mx") \
+                .add(f"mx A {IPS['wrongname']}") \
+                .add(f"mta-sts A {policy_ip}").add('_mta-sts TXT "v=STSv1; id=1;"')
         w.start()
 
         cls.policies = {
@@ -81,6 +88,10 @@ class MtaStsTest(WorldCase):
             "mta-sts.sts-dane.example": policy("enforce", "mx.sts-dane.example"),
             "mta-sts.sts-cache.example": policy("enforce", "mx.sts-cache.example"),
             "mta-sts.rtls-sts.example": policy("testing", "mx.rtls-sts.example"),
+            # CR and ESC inside an mx line (a line ends at LF only): text a log must not carry.
+            "mta-sts.sts-ctl.example": policy("testing", "mx.sts-ctl.example\rFORGED\x1b[2J",
+                                              "mx.sts-ctl.example"),
+            "mta-sts.sts-fast.example": policy("testing", "*.sts-fast.example"),
         }
         cls.servers["policy"] = PolicyServer(POLICY_IP, port, policy_chain, policy_key,
                                              cls.policies).start()
@@ -94,6 +105,7 @@ ca_file = "{ca_crt}"
 [mta_sts]
 https_port = {port}
 fetch_timeout = "10s"
+allow_special_addresses = true
 [delivery]
 port = {port}
 connect_timeout = "5s"
@@ -101,7 +113,7 @@ connect_timeout = "5s"
 min_backoff = "1h"
 """
         cls.relay = Relay(deliver=True, starttls=True, extra_toml=cls.config).start()
-        cls.ids = {d: cls.send(d) for d in domains}
+        cls.ids = {d: cls.send(d) for d in domains + ["sts-ctl"]}
         # REQUIRETLS needs TLS on the way in: the relay's STARTTLS listener.
         for d in ("rtls-dane", "rtls-sts", "rtls-plain", "sts-dane"):
             cls.ids["rtls:" + d] = cls.send(d, requiretls=True)
@@ -359,6 +371,67 @@ min_backoff = "1h"
         self.assertIn("MTA-STS policy of sts-cache.example (id 2) not fetched", self.relay.logs())
         self.assertIn("the cached policy (id 1) stays in force", self.relay.logs())
         self.assertEqual(len(self.arrived("cache", "sts-cache")), 2)
+
+    # --- issue 20: what the daemon fetches, and what it logs -------------------------------------
+
+    def test_policy_text_with_control_characters_is_escaped_in_the_log(self):
+        rcpt, attempts = self.outcome("sts-ctl")
+        self.assertEqual(rcpt["state"], "delivered", attempts)
+        with open(self.relay.log_path, "rb") as f:  # bytes: text mode would turn CR into LF
+            logs = f.read().decode("utf-8", "replace")
+        line = next(l for l in logs.split("\n") if "MTA-STS policy of sts-ctl.example" in l)
+        self.assertTrue(line.endswith(
+            "MTA-STS policy of sts-ctl.example: id 1, mode testing, max_age 86400, "
+            "mx mx.sts-ctl.example\\x0dforged\\x1b[2j mx.sts-ctl.example"), line)
+        self.assertNotIn("\x1b", logs)
+        self.assertNotIn("\r", logs)
+
+    def test_policy_host_at_a_special_purpose_address_is_refused_by_default(self):
+        # The same world without allow_special_addresses: the policy server is on loopback.
+        config = self.config.replace("allow_special_addresses = true\n", "")
+        self.assertNotEqual(config, self.config)
+        relay = Relay(deliver=True, extra_toml=config)
+        try:
+            relay.start()
+            qid = self.send("sts-enforce", relay=relay, local="special")
+            self.wait([qid], relay)
+            m = self.show(qid, relay)
+            # No policy, so opportunistic TLS: delivered; the attempt says why there was none.
+            self.assertEqual(m["recipients"][0]["state"], "delivered", m)
+            self.assertEqual(
+                m["attempts"][-1]["mta_sts"],
+                "no policy: sts-policy-fetch-error: https://mta-sts.sts-enforce.example:"
+                f"{self.port}/.well-known/mta-sts.txt: refused: mta-sts.sts-enforce.example has "
+                f"only special-purpose addresses ({POLICY_IP}: loopback); "
+                "[mta_sts] allow_special_addresses is false")
+            self.assertIn("MTA-STS policy of sts-enforce.example (id 1) not fetched: https://",
+                          relay.logs())
+        finally:
+            relay.stop()
+            relay.cleanup()
+
+    def test_one_slow_policy_host_does_not_hold_the_other_fetches(self):
+        # A daemon of its own (nothing cached), with a fetch time limit far beyond the test's
+        # waits: sts-slow's policy host accepts and never answers; sts-fast's fetch, asked for
+        # while sts-slow's hangs, must not wait for it.
+        stall = StallingServer(IPS["stall"], self.port).start()
+        relay = Relay(deliver=True, extra_toml=self.config.replace('fetch_timeout = "10s"',
+                                                                   'fetch_timeout = "120s"'))
+        try:
+            relay.start()
+            slow = self.send("sts-slow", relay=relay)
+            wait_for(lambda: stall.accepted >= 1, timeout=30, what="the sts-slow policy fetch")
+            fast = self.send("sts-fast", relay=relay)
+            wait_for(lambda: self.show(fast, relay)["recipients"][0]["state"] == "delivered",
+                     timeout=60, what="the sts-fast delivery")
+            self.assertEqual(self.show(fast, relay)["attempts"][-1]["mta_sts"], "testing id=1")
+            # sts-slow's fetch still hangs: sts-fast did not wait for it.
+            self.assertEqual(self.show(slow, relay)["attempts"], [])
+            self.assertNotIn("sts-slow.example (id 1) not fetched", relay.logs())
+        finally:
+            stall.stop()  # its connections end, so the hanging fetch ends too
+            relay.stop()
+            relay.cleanup()
 
 
 if __name__ == "__main__":

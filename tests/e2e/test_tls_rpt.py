@@ -31,6 +31,7 @@ IPS = {name: f"127.0.0.{n}" for n, name in enumerate(
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 CONTACT = "tls-reports@relay.test"
 REPORTED = ["rpt-dane", "rpt-sts", "rpt-fetch", "rpt-invalid", "rpt-webpki"]
+MANY, MAX_RUA = 50, 5
 
 # RFC 8460 §4.4: the fields a report, a policy entry, a summary and a failure detail may have.
 TOP_KEYS = {"organization-name", "date-range", "contact-info", "report-id", "policies"}
@@ -71,6 +72,13 @@ class TlsRptTest(WorldCase):
                 .add(f"mta-sts A {policy_ip}").add('_mta-sts TXT "v=STSv1; id=1;"') \
                 .add(f'_smtp._tls TXT "v=TLSRPTv1; rua={rua}{extra}"')
         w.zone("rpt-none.example.", "unsigned").add("@ MX 10 mx").add(f"mx A {IPS['plain']}")
+        # Issue 20: 50 mailto: URIs (in TXT strings of at most 255 octets); only the first
+        # MAX_RUA are used.
+        many = ",".join(f"mailto:many{n:02}@reports.example" for n in range(MANY))
+        text = f"v=TLSRPTv1; rua={many}"
+        strings = " ".join(f'"{text[i:i + 200]}"' for i in range(0, len(text), 200))
+        w.zone("rpt-many.example.", "unsigned").add("@ MX 10 mx").add(f"mx A {IPS['plain']}") \
+            .add(f"_smtp._tls TXT {strings}")
         w.zone("reports.example.", "unsigned").add("@ MX 10 mx").add(f"mx A {IPS['inbox']}") \
             .add(f"collector A {IPS['collector']}")
         w.start()
@@ -108,6 +116,7 @@ ca_file = "{ca_crt}"
 [mta_sts]
 https_port = {port}
 fetch_timeout = "10s"
+allow_special_addresses = true
 [tls_rpt]
 enabled = true
 organization = "Relay Test Org"
@@ -122,7 +131,7 @@ min_backoff = "1h"
         cls.day = datetime.now(timezone.utc).date()
         cls.ids = {d + str(n): cls.send(d) for n, d in enumerate(
             ["rpt-dane", "rpt-dane", "rpt-sts", "rpt-fetch", "rpt-invalid", "rpt-webpki",
-             "rpt-none"])}
+             "rpt-none", "rpt-many"])}
         ids = list(cls.ids.values())
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -146,7 +155,8 @@ min_backoff = "1h"
         cls.relay.stop()
         cls.relay.start()
         wait_for(lambda: len(cls.mails()) >= len(REPORTED)
-                 and len(collector.received()) >= len(REPORTED),
+                 and len(collector.received()) >= len(REPORTED)
+                 and cls.servers["inbox"].received_for("many00@reports.example"),
                  timeout=120, what="the reports by mail and by HTTPS")
 
     @classmethod
@@ -249,6 +259,16 @@ min_backoff = "1h"
         self.assertIn("HTTP status 503; trying again in 30s (try 2 of 8)", self.second_logs)
         self.assertIn("/v1/reject: HTTP status 400; given up after 1 try", self.second_logs)
         self.assertRegex(self.relay.logs(), r"posted to https://collector\S+ \(try 2\)")
+
+    def test_only_the_first_rua_uris_are_used(self):
+        got = self.servers["inbox"].received_for("many00@reports.example")
+        self.assertEqual(len(got), 1)
+        self.assertEqual(got[0]["to"], [f"many{n:02}@reports.example" for n in range(MAX_RUA)])
+        for n in range(MAX_RUA, MANY):
+            self.assertEqual(self.servers["inbox"].received_for(f"many{n:02}@reports.example"),
+                             [])
+        self.assertIn(f"TLS-RPT: _smtp._tls.rpt-many.example names {MANY} rua URIs; only the "
+                      f"first {MAX_RUA} are used", self.relay.logs())
 
     # --- what the reports say ----------------------------------------------------------------
 
