@@ -80,8 +80,6 @@ class AbuseTest(unittest.TestCase):
 users_file = "users"
 max_failures = 3
 [limits]
-command_timeout = "3s"
-data_timeout = "3s"
 max_untrusted_connections_per_client = 30
 """)
         with open(f"{cls.relay.dir}/allowed", "w") as f:
@@ -159,6 +157,40 @@ max_untrusted_connections_per_client = 30
             code, reply = c.docmd("NOOP")
             self.assertEqual(code, 250, reply)
 
+    def test_client_that_can_never_relay_gets_no_sender_checks(self):
+        # The allow-list would refuse this sender; an untrusted client that has not
+        # authenticated is refused at RCPT without the checks being asked at all.
+        with self.tls_session("127.0.0.84") as c:
+            code, reply = c.mail("stranger@example.org")
+            self.assertEqual(code, 250, reply)
+            code, reply = c.rcpt("bob@example.net")
+            self.assertEqual(code, 554, reply)
+        # A client that may relay still has its sender checked.
+        with smtplib.SMTP("127.0.0.1", self.relay.port, timeout=30,
+                          source_address=("127.0.0.90", 0)) as c:
+            c.ehlo("client.example")
+            code, reply = c.mail("stranger@example.org")
+            self.assertGreaterEqual(code, 500, reply)
+
+
+class DeadlinesTest(unittest.TestCase):
+    """Short timeouts: a line, and DATA, must arrive in time as a whole."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.relay = Relay(trusted=["127.0.0.90/32"], extra_toml="""
+[limits]
+command_timeout = "3s"
+data_timeout = "3s"
+""").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.relay.stop()
+        finally:
+            cls.relay.cleanup()
+
     def test_slow_byte_client_is_cut_at_the_command_deadline(self):
         s = socket.create_connection(("127.0.0.1", self.relay.port), timeout=10,
                                      source_address=("127.0.0.83", 0))
@@ -166,6 +198,7 @@ max_untrusted_connections_per_client = 30
             self.assertTrue(read_reply(s, 10).startswith(b"220"))
             # One byte a second against a 3 s command timeout: the whole line is due in 3 s.
             elapsed, said = trickle(s, b"EHLO " + b"a" * 60 + b"\r\n", 1.0, limit=20)
+        print(f"\n  one byte a second, command_timeout 3 s: cut after {elapsed} s", flush=True)
         self.assertIsNotNone(elapsed, "still connected after 20 s of one byte a second")
         self.assertIn(b"421 4.4.2", said)
         self.assertLess(elapsed, 15)
@@ -185,23 +218,9 @@ max_untrusted_connections_per_client = 30
             # About 2 bytes a second, far below the default minimum rate: cut within the
             # 3 s data timeout, though each byte comes well within it.
             elapsed, said = trickle(s, b"Subject: slow\r\n\r\n" + b"x" * 60, 0.5, limit=20)
+        print(f"\n  DATA at 2 bytes a second, data_timeout 3 s: cut after {elapsed} s", flush=True)
         self.assertIsNotNone(elapsed, "DATA at 2 bytes a second still going after 20 s")
         self.assertIn(b"421 4.4.2", said)
-
-    def test_client_that_can_never_relay_gets_no_sender_checks(self):
-        # The allow-list would refuse this sender; an untrusted client that has not
-        # authenticated is refused at RCPT without the checks being asked at all.
-        with self.tls_session("127.0.0.84") as c:
-            code, reply = c.mail("stranger@example.org")
-            self.assertEqual(code, 250, reply)
-            code, reply = c.rcpt("bob@example.net")
-            self.assertEqual(code, 554, reply)
-        # A client that may relay still has its sender checked.
-        with smtplib.SMTP("127.0.0.1", self.relay.port, timeout=30,
-                          source_address=("127.0.0.90", 0)) as c:
-            c.ehlo("client.example")
-            code, reply = c.mail("stranger@example.org")
-            self.assertGreaterEqual(code, 500, reply)
 
 
 class ConnectionLimitsTest(unittest.TestCase):
