@@ -109,9 +109,12 @@ tl::expected<Accounts, std::string> Accounts::Parse(std::string_view text,
 }
 
 std::string_view Accounts::DummySettingFor(std::string_view user) const {
-  // No accounts at all: a yescrypt one of libcrypt's default cost, as `danerelay passwd` makes.
-  static const std::string kDefault = *HashPassword("no such user");
-  if (dummy_settings_.empty()) return kDefault;
+  if (dummy_settings_.empty()) {
+    // No accounts at all: a yescrypt one of libcrypt's default cost, as `danerelay passwd`
+    // makes. Made only here: made on the first call, it cost that call a second hash.
+    static const std::string kDefault = *HashPassword("no such user");
+    return kDefault;
+  }
   return dummy_settings_[Fnv1a(user) % dummy_settings_.size()];
 }
 
