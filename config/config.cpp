@@ -492,10 +492,13 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   if (const auto* t = SubTable(root, "auth", file, error)) {
     auto& a = config.server.auth;
     Reader r(*t, "auth.", file, error);
-    r.OnlyKeys({"users_file", "max_failures", "failure_window", "senders"});
+    r.OnlyKeys(
+        {"users_file", "max_failures", "failure_window", "senders", "ipv4_prefix", "ipv6_prefix"});
     r.Path("users_file", a.users_file, base_dir);
     r.Unsigned("max_failures", a.max_failures, 1, 1000);
     r.Duration("failure_window", a.failure_window, std::chrono::seconds(1));
+    r.Unsigned("ipv4_prefix", a.ipv4_prefix, 8, 32);
+    r.Unsigned("ipv6_prefix", a.ipv6_prefix, 16, 128);
     if (const auto* senders = SubTable(*t, "senders", file, error, "auth.senders")) {
       Reader sr(*senders, "auth.senders.", file, error);
       for (auto&& [k, v] : *senders) {
@@ -538,7 +541,8 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
     r.OnlyKeys({"max_message_size", "max_recipients", "max_connections",
                 "max_connections_per_client", "max_untrusted_connections", "max_errors",
                 "max_commands_without_mail", "command_timeout", "data_timeout",
-                "max_inflight_bytes", "max_hops"});
+                "max_inflight_bytes", "max_untrusted_connections_per_client", "client_ipv6_prefix",
+                "max_connection_rate", "untrusted_auth_timeout", "min_data_rate", "max_hops"});
     r.Unsigned("max_message_size", l.max_message_size, 1024, std::uint64_t{1} << 31);
     r.Unsigned("max_recipients", l.max_recipients, 1, 100000);
     r.Unsigned("max_connections", l.max_connections, 1, 100000);
@@ -550,6 +554,12 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
     r.Unsigned("max_hops", config.delivery.max_hops, 1, 1000);
     r.Duration("command_timeout", l.command_timeout, std::chrono::seconds(1));
     r.Duration("data_timeout", l.data_timeout, std::chrono::seconds(1));
+    r.Unsigned("max_untrusted_connections_per_client", l.max_untrusted_connections_per_client, 1,
+               100000);
+    r.Unsigned("client_ipv6_prefix", l.client_ipv6_prefix, 16, 128);
+    r.Unsigned("max_connection_rate", l.max_connection_rate, 0, 1000000);
+    r.Duration("untrusted_auth_timeout", l.untrusted_auth_timeout, std::chrono::seconds(1));
+    r.Unsigned("min_data_rate", l.min_data_rate, 0, 1u << 30);
     if (!error && l.max_inflight_bytes < l.max_message_size) {
       r.FailHere(t->get("max_inflight_bytes") ? "max_inflight_bytes" : "max_message_size",
                  "max_inflight_bytes must not be smaller than max_message_size");

@@ -55,6 +55,14 @@ TEST(ConfigTest, ExampleFileLoadsAndEqualsTheDefaults) {
   EXPECT_EQ(c->server.listeners[0].auth, d.server.listeners[0].auth);
   EXPECT_EQ(c->server.limits.command_timeout, d.server.limits.command_timeout);
   EXPECT_EQ(c->server.limits.data_timeout, d.server.limits.data_timeout);
+  EXPECT_EQ(c->server.limits.min_data_rate, d.server.limits.min_data_rate);
+  EXPECT_EQ(c->server.limits.max_untrusted_connections_per_client,
+            d.server.limits.max_untrusted_connections_per_client);
+  EXPECT_EQ(c->server.limits.client_ipv6_prefix, d.server.limits.client_ipv6_prefix);
+  EXPECT_EQ(c->server.limits.max_connection_rate, d.server.limits.max_connection_rate);
+  EXPECT_EQ(c->server.limits.untrusted_auth_timeout, d.server.limits.untrusted_auth_timeout);
+  EXPECT_EQ(c->server.auth.ipv4_prefix, d.server.auth.ipv4_prefix);
+  EXPECT_EQ(c->server.auth.ipv6_prefix, d.server.auth.ipv6_prefix);
   EXPECT_EQ(c->server.listeners[0].port, d.server.listeners[0].port);
   EXPECT_EQ(c->queue.path.filename(), "data");
   EXPECT_EQ(c->dns.trust_anchor_file, d.dns.trust_anchor_file);
@@ -328,6 +336,20 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.toml:2: server.group: group needs user"},
         BadCase{"bad verify domain", "[sender_checks]\nverify_domains = [\"a b\"]\n",
                 "bad.toml:2: sender_checks.verify_domains: 'a b' is not a domain"},
+        BadCase{"auth ipv6 prefix", "[auth]\nipv6_prefix = 129\n",
+                "bad.toml:2: auth.ipv6_prefix: 129 is out of range (16..128)"},
+        BadCase{"auth ipv4 prefix", "[auth]\nipv4_prefix = 4\n",
+                "bad.toml:2: auth.ipv4_prefix: 4 is out of range (8..32)"},
+        BadCase{"client ipv6 prefix", "[limits]\nclient_ipv6_prefix = 8\n",
+                "bad.toml:2: limits.client_ipv6_prefix: 8 is out of range (16..128)"},
+        BadCase{"untrusted per client", "[limits]\nmax_untrusted_connections_per_client = 0\n",
+                "bad.toml:2: limits.max_untrusted_connections_per_client: 0 is out of range"},
+        BadCase{"connection rate", "[limits]\nmax_connection_rate = \"many\"\n",
+                "bad.toml:2: limits.max_connection_rate: expected an integer, got a string"},
+        BadCase{"min data rate", "[limits]\nmin_data_rate = -1\n",
+                "bad.toml:2: limits.min_data_rate: -1 is out of range"},
+        BadCase{"auth timeout", "[limits]\nuntrusted_auth_timeout = \"0s\"\n",
+                "bad.toml:2: limits.untrusted_auth_timeout: must be at least 1s"},
         BadCase{"bool wanted", "[[listener]]\nstarttls = \"yes\"\n",
                 "bad.toml:2: listener[0].starttls: expected true or false, got a string"}),
     [](const auto& param_info) {
@@ -361,6 +383,22 @@ TEST(ConfigTest, NonAsciiInStringsAndCommentsIsFine) {
       "ok.toml", "/etc");
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c->queue.path, "/var/d\xC3\xA4ta\"x");
+}
+
+TEST(ConfigTest, AbuseLimits) {
+  auto c = LoadString(
+      "[auth]\nipv4_prefix = 24\nipv6_prefix = 56\n"
+      "[limits]\nmax_untrusted_connections_per_client = 3\nclient_ipv6_prefix = 48\n"
+      "max_connection_rate = 0\nuntrusted_auth_timeout = \"2m\"\nmin_data_rate = 100\n",
+      "ok.toml", "/etc");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->server.auth.ipv4_prefix, 24);
+  EXPECT_EQ(c->server.auth.ipv6_prefix, 56);
+  EXPECT_EQ(c->server.limits.max_untrusted_connections_per_client, 3u);
+  EXPECT_EQ(c->server.limits.client_ipv6_prefix, 48);
+  EXPECT_EQ(c->server.limits.max_connection_rate, 0u);
+  EXPECT_EQ(c->server.limits.untrusted_auth_timeout, std::chrono::minutes(2));
+  EXPECT_EQ(c->server.limits.min_data_rate, 100u);
 }
 
 TEST(ConfigTest, MissingFile) {

@@ -39,10 +39,13 @@ class Deadline {
   Deadline(const Deadline&) = delete;
   Deadline& operator=(const Deadline&) = delete;
 
-  void Arm(Clock::duration d) {
+  void Arm(Clock::duration d) { ArmAt(Clock::now() + d); }
+  // Due at a fixed time rather than after a duration: a deadline for a whole command line or
+  // message that several reads share (a client trickling bytes gains nothing by each read).
+  void ArmAt(Clock::time_point at) {
     state_->expired = false;
     state_->active = true;
-    state_->due = Clock::now() + d;
+    state_->due = at;
     if (state_->due < state_->timer_at) Wait(timer_, state_, state_->due);
   }
   void Disarm() { state_->active = false; }
@@ -84,7 +87,14 @@ struct Connection {
 
   asio::awaitable<std::tuple<std::error_code, size_t>> ReadSome(char* buf, size_t size,
                                                                 std::chrono::seconds timeout) {
-    deadline.Arm(timeout);
+    const auto due = Deadline::Clock::now() + timeout;  // named: see dns/resolver.hpp (GCC 12)
+    co_return co_await ReadSomeUntil(buf, size, due);
+  }
+
+  // As ReadSome, due at `due` (a time already past times the read out at once).
+  asio::awaitable<std::tuple<std::error_code, size_t>> ReadSomeUntil(
+      char* buf, size_t size, Deadline::Clock::time_point due) {
+    deadline.ArmAt(due);
     auto result = tls ? co_await tls->async_read_some(asio::buffer(buf, size), kUseTuple)
                       : co_await socket.async_read_some(asio::buffer(buf, size), kUseTuple);
     deadline.Disarm();

@@ -33,6 +33,9 @@ struct AuthOptions {
   std::map<std::string, std::vector<std::string>> senders;
   std::uint32_t max_failures = 5;  // failed AUTH per client IP within failure_window: 421
   Duration failure_window = std::chrono::minutes(10);
+  // Failures are counted per client group: an IPv6 client usually holds a whole /64.
+  int ipv4_prefix = 32;
+  int ipv6_prefix = 64;
 };
 
 struct LimitsOptions {
@@ -53,6 +56,16 @@ struct LimitsOptions {
   // RFC 5321 §4.5.3.2.7: a server should wait at least 5 minutes for the next command or line.
   Duration command_timeout = std::chrono::minutes(5);
   Duration data_timeout = std::chrono::minutes(5);
+  // Clients outside trusted_networks (issue 20): a lower share per client, clients grouped by
+  // /client_ipv6_prefix, connections per minute per client group (Postfix's anvil:
+  // smtpd_client_connection_rate_limit; 0: none), and a deadline to authenticate by.
+  std::uint32_t max_untrusted_connections_per_client = 10;
+  int client_ipv6_prefix = 64;
+  std::uint32_t max_connection_rate = 60;
+  Duration untrusted_auth_timeout = std::chrono::seconds(60);
+  // DATA must arrive at this rate, octets per second (Postfix's smtpd_min_data_rate): each
+  // read adds octets/rate to the DATA deadline, never beyond data_timeout from now. 0: off.
+  std::uint32_t min_data_rate = 500;
 };
 
 // The operator's checks of the sender address before MAIL is accepted (seed 002, "DNS-Checks ->

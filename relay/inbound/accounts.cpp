@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -37,6 +38,23 @@ std::string Crypt(std::string_view password, const std::string& setting) {
   const char* out = crypt_r(phrase.c_str(), setting.c_str(), data.get());
   // libcrypt signals failure with NULL or a string starting with '*'.
   return out && out[0] != '*' ? std::string(out) : std::string();
+}
+
+// "$y$j9T$salt$hash" -> "$y$j9T$" (yescrypt's parameters); "$6$rounds=N$salt$hash" ->
+// "$6$rounds=N$"; "$6$salt$hash" -> "$6$": the scheme and its cost, without salt and hash.
+std::string_view SchemeAndCost(std::string_view hash) {
+  size_t end = hash.find('$', 3);  // after "$y$" or "$6$"
+  if (hash.starts_with("$y$") || hash.substr(3).starts_with("rounds=")) {
+    return end == std::string_view::npos ? hash : hash.substr(0, end + 1);
+  }
+  return hash.substr(0, 3);
+}
+
+// FNV-1a: a stable spread of user names over the dummy settings.
+std::uint64_t Fnv1a(std::string_view s) {
+  std::uint64_t h = 0xcbf29ce484222325u;
+  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3u;
+  return h;
 }
 
 }  // namespace
@@ -79,7 +97,25 @@ tl::expected<Accounts, std::string> Accounts::Parse(std::string_view text,
       return tl::unexpected(fmt::format("{}:{}: {}: listed twice", name, line_no, user));
     }
   }
+  // The unknown users' settings: an account's hash up to its last '$' (scheme, cost, salt).
+  // Reusing an account's salt gives nothing away: the result is compared with nothing an
+  // attacker sees, and an unknown user is never let in.
+  std::map<std::string_view, std::string_view> by_scheme;
+  for (const auto& [user, hash] : a.hashes_) by_scheme.emplace(SchemeAndCost(hash), hash);
+  for (const auto& [scheme, hash] : by_scheme) {
+    a.dummy_settings_.emplace_back(hash.substr(0, hash.rfind('$')));
+  }
   return a;
+}
+
+std::string_view Accounts::DummySettingFor(std::string_view user) const {
+  if (dummy_settings_.empty()) {
+    // No accounts at all: a yescrypt one of libcrypt's default cost, as `danerelay passwd`
+    // makes. Made only here: made on the first call, it cost that call a second hash.
+    static const std::string kDefault = *HashPassword("no such user");
+    return kDefault;
+  }
+  return dummy_settings_[Fnv1a(user) % dummy_settings_.size()];
 }
 
 tl::expected<Accounts, std::string> Accounts::Load(const std::filesystem::path& file) {
@@ -93,10 +129,10 @@ tl::expected<Accounts, std::string> Accounts::Load(const std::filesystem::path& 
 }
 
 bool Accounts::Verify(std::string_view user, std::string_view password) const {
-  // An unknown user is checked against a fixed hash, so timing does not tell who exists.
-  static const std::string kDummy = *HashPassword("no such user");
+  // An unknown user costs a hash of the same scheme and cost, so timing does not tell who
+  // exists.
   const auto it = hashes_.find(user);
-  const std::string& hash = it == hashes_.end() ? kDummy : it->second;
+  const std::string hash(it == hashes_.end() ? DummySettingFor(user) : it->second);
   const std::string computed = Crypt(password, hash);
   const bool same = !computed.empty() && computed.size() == hash.size() &&
                     CRYPTO_memcmp(computed.data(), hash.data(), hash.size()) == 0;

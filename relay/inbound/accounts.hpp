@@ -22,9 +22,15 @@ class Accounts {
   // thread. An unknown user costs the same as a wrong password.
   bool Verify(std::string_view user, std::string_view password) const;
   size_t size() const { return hashes_.size(); }
+  // What an unknown `user`'s password is hashed with: the setting (scheme, cost and salt) of an
+  // account's hash, one of each scheme and cost in the file, picked by the user name (the same
+  // name always gets the same), so that timing tells neither whether a user exists nor, where
+  // accounts use several schemes, which one a name would have.
+  std::string_view DummySettingFor(std::string_view user) const;
 
  private:
   std::map<std::string, std::string, std::less<>> hashes_;
+  std::vector<std::string> dummy_settings_;  // one per scheme and cost, in their order
 };
 
 // A new yescrypt hash of `password`, with a fresh salt from libcrypt.

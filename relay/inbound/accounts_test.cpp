@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <set>
 
 namespace danerelay::relay {
 namespace {
@@ -68,6 +69,43 @@ TEST(AccountsTest, SenderBinding) {
   EXPECT_FALSE(MaySendAs(senders, "alice", "x@evil-sales.example.org"));
   EXPECT_TRUE(MaySendAs(senders, "alice", ""));               // bounces
   EXPECT_TRUE(MaySendAs(senders, "bob", "ceo@example.org"));  // no entry: any sender
+}
+
+// Issue 20: an unknown user was checked against a yescrypt dummy, so a user with a (faster)
+// SHA-512-crypt hash answered 60-130 ms sooner than a name that does not exist.
+TEST(AccountsTest, UnknownUsersCostWhatAnAccountCosts) {
+  const std::string six =
+      "$6$saltsalt$"
+      "TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77"
+      "vwPZN.Pq.H91p5hVO1";
+  const std::string rounds =
+      "$6$rounds=10000$saltsalt$"
+      "WowrPBpEDVlCoruBosYlrZycTCx3//TyDHYqEhX9DUHHt0XTztUqzQDDUuvUGRA8aUe9p55hcAxeGcu58sm3u.";
+  auto only_six = Accounts::Parse("bob:" + six + "\n", "users");
+  ASSERT_TRUE(only_six) << only_six.error();
+  EXPECT_EQ(only_six->DummySettingFor("carol"), "$6$saltsalt");
+  EXPECT_FALSE(only_six->Verify("carol", "secret"));
+
+  const std::string y = *HashPassword("secret");
+  const std::string y_scheme = y.substr(0, y.find('$', 3) + 1);  // "$y$j9T$": scheme and cost
+  auto mixed = Accounts::Parse("alice:" + y + "\nbob:" + six + "\ndave:" + rounds + "\n", "users");
+  ASSERT_TRUE(mixed) << mixed.error();
+  std::set<std::string> schemes;
+  for (const char* user : {"carol", "eve", "mallory", "trent", "peggy", "victor", "walter", "oscar",
+                           "sybil", "zoe", "x1", "x2", "x3", "x4", "x5", "x6"}) {
+    const std::string dummy(mixed->DummySettingFor(user));
+    EXPECT_EQ(dummy, mixed->DummySettingFor(user)) << "the same user, the same dummy";
+    if (dummy.starts_with(y_scheme)) {
+      schemes.insert("yescrypt");
+    } else if (dummy.starts_with("$6$rounds=10000$")) {
+      schemes.insert("sha512 10000");
+    } else {
+      EXPECT_EQ(dummy, "$6$saltsalt");
+      schemes.insert("sha512");
+    }
+    EXPECT_FALSE(mixed->Verify(user, "secret"));
+  }
+  EXPECT_EQ(schemes.size(), 3u) << "every scheme and cost in the file is used";
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 
 #include "relay/connection.hpp"
 #include "relay/inbound/accounts.hpp"
+#include "relay/inbound/client_limits.hpp"
 #include "relay/inbound/sender_checks.hpp"
 #include "relay/metrics.hpp"
 #include "relay/smtp/server_session.hpp"
@@ -60,7 +61,9 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
   };
   // Shared with their Accept loops and sessions, so that a reload may drop one.
   std::list<std::shared_ptr<Listener>> listeners;
+  // Connections per client: trusted ones by address, others by ClientGroup.
   std::unordered_map<std::string, std::uint32_t> per_client;
+  ConnectionRate connection_rate;  // clients outside trusted_networks, per ClientGroup
   std::uint32_t total = 0;
   std::uint32_t untrusted = 0;  // of `total`, clients outside trusted_networks
   ByteBudget budget{options.limits.max_inflight_bytes};
@@ -84,7 +87,8 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     }
   }
   std::function<void()> on_queued;
-  // AUTH: the accounts (null: no AUTH), the sender map, failures per client IP, and one thread
+  // AUTH: the accounts (null: no AUTH), the sender map, failures per client group (attempts
+  // being verified included), and one thread
   // for the deliberately slow password hashes, so they never hold up the protocol thread.
   std::shared_ptr<const Accounts> accounts;
   std::shared_ptr<const std::map<std::string, std::vector<std::string>>> senders;
@@ -139,16 +143,16 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
         asio::use_awaitable);
   }
 
-  // The failures of `ip` within the window (older ones are forgotten, and swept out of the map
-  // when it grows, so clients from many addresses cannot make it grow without bound).
-  Failures& FailuresOf(const std::string& ip) {
+  // The failures of `group` within the window (older ones are forgotten, and swept out of the
+  // map when it grows, so clients from many addresses cannot make it grow without bound).
+  Failures& FailuresOf(const std::string& group) {
     const auto now = std::chrono::steady_clock::now();
     if (auth_failures.size() > 10000) {
       std::erase_if(auth_failures, [&](const auto& entry) {
         return now - entry.second.since > options.auth.failure_window;
       });
     }
-    Failures& f = auth_failures[ip];
+    Failures& f = auth_failures[group];
     if (f.count == 0 || now - f.since > options.auth.failure_window) f = Failures{0, now};
     return f;
   }
@@ -156,26 +160,38 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
   // One AUTH exchange's credentials: verified off the protocol thread; a failure is logged
   // (user name, never the password), answered after a delay that grows with the client's
   // failures, and past [auth] max_failures within the window the client is disconnected.
+  // Failures count per client group ([auth] ipv4_prefix, ipv6_prefix), and an attempt counts
+  // as a failure from the moment it arrives until its password is found right: checking the
+  // count first and raising it after the (slow) hash let parallel sessions all pass the check
+  // and have any number of passwords verified.
   asio::awaitable<void> Authenticate(ServerSession& session, const std::string& client,
                                      const std::string& client_ip) {
     const std::string user = session.AuthUser();
     std::string password = session.TakePassword();
-    if (FailuresOf(client_ip).count >= options.auth.max_failures) {
-      spdlog::warn("{}: too many failed AUTH attempts; user=<{}> not checked", client,
-                   Printable(user));
-      session.Abort("too many failed authentication attempts");
-      co_return;
+    const std::string group =
+        ClientGroup(client_ip, options.auth.ipv4_prefix, options.auth.ipv6_prefix);
+    {
+      Failures& reserved = FailuresOf(group);
+      if (reserved.count >= options.auth.max_failures) {
+        spdlog::warn("{}: too many failed AUTH attempts; user=<{}> not checked", client,
+                     Printable(user));
+        session.Abort("too many failed authentication attempts");
+        co_return;
+      }
+      ++reserved.count;  // `reserved` may go while we wait: looked up again below
     }
     const auto accts = accounts;  // a reload may replace them while we wait
     const bool ok = accts && co_await Verify(accts, user, password);
     password.assign(password.size(), '\0');
     if (ok) {
+      // Gives the reserved failure back (unless the window has started over meanwhile).
+      if (Failures& f = FailuresOf(group); f.count > 0) --f.count;
       spdlog::info("{}: sasl_username={}", client, user);
       session.AuthDone(true);
       co_return;
     }
-    Failures& f = FailuresOf(client_ip);
-    ++f.count;
+    Failures& f = FailuresOf(group);
+    if (f.count == 0) f.count = 1;  // the window started over while we verified
     spdlog::warn("{}: SASL authentication failed: user=<{}> ({} of {} allowed)", client,
                  Printable(user), f.count, options.auth.max_failures);
     const std::uint32_t count = f.count;  // `f` may go while we wait
@@ -279,17 +295,34 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     bool trusted = false;
     for (const auto& net : options.trusted_networks) trusted = trusted || net.Contains(client_ip);
 
-    // Connection limits (Postfix: anvil's smtpd_client_connection_count_limit). Clients outside
-    // trusted_networks have a share of their own, so they can never lock the servers out.
-    std::uint32_t& mine = per_client[client_ip];
-    const char* limit = total >= options.limits.max_connections             ? "in total"
-                        : mine >= options.limits.max_connections_per_client ? "per client"
+    // Connection limits (Postfix: anvil's smtpd_client_connection_count_limit and
+    // smtpd_client_connection_rate_limit). Clients outside trusted_networks have a share of
+    // their own, a smaller one each, counted per /64 for IPv6 (one site's share), and a rate,
+    // so that a few addresses can never lock the servers or the other AUTH clients out.
+    const std::string key =
+        trusted ? client_ip : ClientGroup(client_ip, 32, options.limits.client_ipv6_prefix);
+    const std::uint32_t per_client_limit =
+        trusted ? options.limits.max_connections_per_client
+                : options.limits.max_untrusted_connections_per_client;
+    const std::uint32_t rate = trusted || options.limits.max_connection_rate == 0
+                                   ? 0
+                                   : connection_rate.Admit(key, std::chrono::steady_clock::now());
+    std::uint32_t& mine = per_client[key];
+    const char* limit = rate > options.limits.max_connection_rate ? "rate"
+                        : total >= options.limits.max_connections ? "in total"
+                        : mine >= per_client_limit                ? "per client"
                         : !trusted && untrusted >= options.limits.max_untrusted_connections
                             ? "for untrusted clients"
                             : nullptr;
     if (limit) {
-      const bool per_ip = std::string_view(limit) == "per client";
-      spdlog::warn("connection limit reached ({}) for {}", limit, client);
+      const std::string_view which(limit);
+      const bool per_ip = which == "per client" || which == "rate";
+      if (which == "rate") {
+        // As Postfix's anvil words it, for log tools that know that line.
+        spdlog::warn("connection rate limit exceeded: {} from {} for service smtp", rate, client);
+      } else {
+        spdlog::warn("connection limit reached ({}) for {}", limit, client);
+      }
       Metrics::Get().Add("danerelay_smtpd_rejects_total", "command=\"CONNECT\"");
       // A named string: GCC 12 mishandles temporaries that live across a co_await.
       const std::string reply = fmt::format("421 4.7.0 {} Error: too many connections{}\r\n",
@@ -297,7 +330,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
       co_await conn.Write(reply, std::chrono::seconds(10));
       // Not `mine`: other sessions of this client may have come and gone (and erased the
       // entry) while we waited.
-      if (auto it = per_client.find(client_ip); it != per_client.end() && it->second == 0) {
+      if (auto it = per_client.find(key); it != per_client.end() && it->second == 0) {
         per_client.erase(it);
       }
       co_return;
@@ -410,10 +443,11 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
         session.Abort("service shutting down", "4.3.2");
         continue;
       }
-      auto [read_ec, n] = co_await conn.ReadSome(buf.data(), buf.size(), session.ReadTimeout());
+      const auto due = session.ReadDeadline(Deadline::Clock::now());
+      auto [read_ec, n] = co_await conn.ReadSomeUntil(buf.data(), buf.size(), due);
       if (read_ec == asio::error::timed_out) {
         spdlog::info("timeout after {} from {}", session.CommandStats(), client);
-        session.Abort("timeout exceeded");
+        session.TimedOut(Deadline::Clock::now());
         continue;
       }
       if (read_ec == asio::error::operation_aborted && stopping) continue;  // 421 above
@@ -428,7 +462,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     spdlog::info("disconnect from {} {}", client, session.CommandStats());
     --total;
     if (!trusted) --untrusted;
-    if (--per_client[client_ip] == 0) per_client.erase(client_ip);
+    if (--per_client[key] == 0) per_client.erase(key);
   }
 };
 

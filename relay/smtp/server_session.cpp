@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <stdexcept>
 
@@ -17,6 +18,19 @@ namespace {
 constexpr size_t kMaxCommandLine = 2048;
 // RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets including CRLF.
 constexpr size_t kMaxTextLine = 1000;
+// RFC 4954 §4: an AUTH command with its initial response, and each response line, may be up
+// to 12288 octets.
+constexpr size_t kMaxAuthLine = 12288;
+
+// Whether `line` (maybe incomplete) is an AUTH command, which may be longer than others.
+bool AuthCommand(std::string_view line) {
+  constexpr std::string_view kAuth = "AUTH ";
+  if (line.size() < kAuth.size()) return false;
+  for (size_t i = 0; i < kAuth.size(); ++i) {
+    if (std::toupper(static_cast<unsigned char>(line[i])) != kAuth[i]) return false;
+  }
+  return true;
+}
 
 // A line (with its LF) is clean when it ends in CRLF and holds no other CR: a bare LF or bare CR
 // is refused everywhere, so that no peer can disagree with us about where a line or the data ends
@@ -33,7 +47,9 @@ ServerSession::ServerSession(SessionParams params) : p_(std::move(params)) {}
 void ServerSession::Start() { Reply(220, "", p_.hostname + " ESMTP danerelay"); }
 
 void ServerSession::Feed(std::string_view bytes) {
-  if (state_ != State::kClosed) in_.append(bytes);
+  if (state_ == State::kClosed) return;
+  in_.append(bytes);
+  if (state_ == State::kData) data_fed_ += bytes.size();
 }
 
 std::string ServerSession::TakeOutput() { return std::exchange(out_, {}); }
@@ -93,8 +109,44 @@ std::string ServerSession::Protocol() const {
   return tls_active_ ? "ESMTPS" : "ESMTP";
 }
 
-std::chrono::seconds ServerSession::ReadTimeout() const {
-  return state_ == State::kData ? p_.limits.data_timeout : p_.limits.command_timeout;
+ServerSession::SteadyTime ServerSession::ReadDeadline(SteadyTime now) {
+  SteadyTime due;
+  if (state_ == State::kData) {
+    const SteadyTime cap = now + p_.limits.data_timeout;
+    if (!data_due_set_ || p_.limits.min_data_rate == 0) {
+      data_due_ = cap;
+    } else {
+      data_due_ += std::chrono::microseconds(data_fed_ * 1'000'000 / p_.limits.min_data_rate);
+      data_due_ = std::min(data_due_, cap);
+    }
+    data_due_set_ = true;
+    due = data_due_;
+  } else {
+    // A new line begins when nothing of one is buffered (a line over the limit that is being
+    // dropped as it comes is still the same line).
+    if (!deadlines_started_ || (in_.empty() && !discarding_long_line_)) {
+      line_due_ = now + p_.limits.command_timeout;
+    }
+    due = line_due_;
+  }
+  data_fed_ = 0;
+  if (!deadlines_started_) {
+    deadlines_started_ = true;
+    connected_ = now;
+  }
+  if (!p_.trusted && authenticated_.empty()) {
+    due = std::min(due, connected_ + p_.limits.untrusted_auth_timeout);
+  }
+  return due;
+}
+
+void ServerSession::TimedOut(SteadyTime now) {
+  if (!p_.trusted && authenticated_.empty() &&
+      now >= connected_ + p_.limits.untrusted_auth_timeout) {
+    Abort("not authenticated in time", "4.7.0");
+  } else {
+    Abort("timeout exceeded");
+  }
 }
 
 ServerSession::Action ServerSession::Next() {
@@ -126,7 +178,10 @@ ServerSession::Action ServerSession::Next() {
         data_partial_line_ = true;
         // Keep a trailing CR: with the LF still to come it ends the line as CRLF.
         pos = in_.back() == '\r' ? in_.size() - 1 : in_.size();
-      } else if (state_ != State::kData && partial > kMaxCommandLine) {
+      } else if (state_ != State::kData &&
+                 partial > (state_ == State::kAuth || AuthCommand(std::string_view(in_).substr(pos))
+                                ? kMaxAuthLine
+                                : kMaxCommandLine)) {
         discarding_long_line_ = true;
         pos = in_.back() == '\r' ? in_.size() - 1 : in_.size();
       }
@@ -269,7 +324,7 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
     state_ = State::kClosed;
     return false;
   }
-  if (discarding_long_line_ || line.size() > kMaxCommandLine) {
+  if (discarding_long_line_ || line.size() > (AuthCommand(line) ? kMaxAuthLine : kMaxCommandLine)) {
     discarding_long_line_ = false;
     Error(500, "5.5.2", "Error: line too long");
     return state_ != State::kClosed;
@@ -352,7 +407,10 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
       message_.requiretls = args->requiretls;
       body_8bitmime_ = args->body_8bitmime;
       smtputf8_ = args->smtputf8;
-      if (p_.check_sender && !message_.sender.empty()) {
+      // A client that can never relay (untrusted and not authenticated) is refused at RCPT:
+      // its sender is not worth DNS lookups or verification probes made on its behalf.
+      const bool may_relay = p_.trusted || !authenticated_.empty();
+      if (p_.check_sender && may_relay && !message_.sender.empty()) {
         state_ = State::kWaitSender;  // the null sender is exempt (bounces must get through)
         return false;
       }
@@ -401,6 +459,8 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
         break;
       }
       state_ = State::kData;
+      data_due_set_ = false;
+      data_fed_ = 0;
       data_prev_line_crlf_ = true;
       data_bad_newline_ = data_too_long_line_ = data_too_big_ = data_partial_line_ = false;
       data_no_room_ = false;
@@ -474,7 +534,9 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
 
 bool ServerSession::HandleAuthLine(std::string_view line) {
   state_ = State::kReady;  // whatever comes, this response ends or continues the exchange
-  if (line.size() > kMaxCommandLine || !CleanCrlf(line)) {
+  // The tail of a response too long to keep ends the exchange here, not the next command.
+  if (std::exchange(discarding_long_line_, false) || line.size() > kMaxAuthLine ||
+      !CleanCrlf(line)) {
     Error(500, "5.5.2", "Error: malformed authentication response");
     return state_ != State::kClosed;
   }

@@ -82,8 +82,17 @@ class ServerSession {
   const std::string& SenderToCheck() const { return message_.sender; }
   void SenderChecked(const std::optional<Refusal>& refusal);
 
-  // How long the I/O layer waits for the next bytes.
-  std::chrono::seconds ReadTimeout() const;
+  // When the bytes the session waits for are due, it being `now`; called before each read.
+  // Deadlines, not timeouts per read, so that a client cannot hold a session by trickling
+  // bytes: a whole command (or AUTH response) line is due within command_timeout of when the
+  // session began waiting for it; DATA gains octets/min_data_rate seconds with each read, never
+  // beyond data_timeout from now (as Postfix's smtpd_min_data_rate); a client outside
+  // trusted_networks must have authenticated within untrusted_auth_timeout of the first call.
+  using SteadyTime = std::chrono::steady_clock::time_point;
+  SteadyTime ReadDeadline(SteadyTime now);
+  // The deadline passed: 421 4.7.0 when the client failed to authenticate in time, else
+  // 421 4.4.2; the session asks for close.
+  void TimedOut(SteadyTime now);
   // Replies 421 and asks for close (used on timeout, 4.4.2, and shutdown, 4.3.2).
   void Abort(std::string_view reason, std::string_view enhanced = "4.4.2");
   // Message data is being received: a shutdown lets it finish (bounded) before the 421.
@@ -138,6 +147,13 @@ class ServerSession {
   std::uint32_t errors_ = 0;
   std::uint32_t commands_without_mail_ = 0;  // [limits] max_commands_without_mail
   bool discarding_long_line_ = false;
+  // ReadDeadline's state.
+  bool deadlines_started_ = false;
+  SteadyTime connected_{};
+  SteadyTime line_due_{};
+  bool data_due_set_ = false;  // data_due_ belongs to the DATA under way
+  SteadyTime data_due_{};
+  std::uint64_t data_fed_ = 0;  // octets fed in DATA since the last ReadDeadline
 
   // Transaction.
   queue::NewMessage message_;

@@ -547,5 +547,109 @@ TEST_F(SessionTest, SenderChecksDecideMailFrom) {
   EXPECT_EQ(run.checked, (std::vector<std::string>{"a@refused.example", "a@fine.example"}));
 }
 
+// RFC 4954 §4: AUTH response lines up to 12288 octets; one even longer ends the exchange with
+// one error, and the command after it is read as a command.
+TEST_F(AuthTest, LongAuthResponsesThenTheNextCommandWorks) {
+  const std::string password(8993, 'x');
+  const std::string response = Plain("alice", password);
+  ASSERT_EQ(response.size(), 12000u);
+  Transcript run =
+      Talk({kTls, "EHLO c.example\r\nAUTH PLAIN\r\n", response + "\r\n", "NOOP\r\nAUTH PLAIN\r\n",
+            std::string(20000, 'A'), "\r\nNOOP\r\n", "AUTH PLAIN " + response + "\r\nNOOP\r\n"},
+           AuthParams());
+  ASSERT_EQ(run.logins.size(), 2u);
+  EXPECT_EQ(run.logins[0].second, password);
+  EXPECT_EQ(run.logins[1].second, password);
+  EXPECT_THAT(run.output, HasSubstr("334 \r\n535 5.7.8 Error: authentication failed\r\n"
+                                    "250 2.0.0 Ok\r\n334 \r\n"
+                                    "500 5.5.2 Error: malformed authentication response\r\n"
+                                    "250 2.0.0 Ok\r\n"
+                                    "535 5.7.8 Error: authentication failed\r\n250 2.0.0 Ok\r\n"));
+}
+
+// A client that can never relay is refused at RCPT without its sender being checked.
+TEST_F(AuthTest, NoSenderChecksForAClientThatCannotRelay) {
+  SessionParams p = AuthParams();
+  p.check_sender = true;
+  Transcript run = Talk({kTls,
+                         "EHLO c.example\r\nMAIL FROM:<a@refused.example>\r\n"
+                         "RCPT TO:<b@example.net>\r\nRSET\r\nAUTH PLAIN " +
+                             Plain("alice", "secret") + "\r\nMAIL FROM:<a@refused.example>\r\n"},
+                        p);
+  EXPECT_THAT(run.output, HasSubstr("250 2.1.0 Ok\r\n554 5.7.1 <b@example.net>: Relay access "
+                                    "denied\r\n250 2.0.0 Ok\r\n235 2.7.0 Authentication "
+                                    "successful\r\n550 5.1.8 <a@refused.example>: Domain not "
+                                    "found\r\n"));
+  EXPECT_EQ(run.checked, (std::vector<std::string>{"a@refused.example"}));  // after AUTH only
+}
+
+class DeadlineTest : public SessionTest {
+ protected:
+  using T = ServerSession::SteadyTime;
+  static constexpr T kStart = T() + std::chrono::hours(1);
+  SessionParams DeadlineParams(bool trusted) {
+    SessionParams p = Params(trusted);
+    p.limits.command_timeout = std::chrono::seconds(10);
+    p.limits.data_timeout = std::chrono::seconds(20);
+    p.limits.min_data_rate = 100;
+    p.limits.untrusted_auth_timeout = std::chrono::seconds(60);
+    return p;
+  }
+  static void Feed(ServerSession& s, std::string_view bytes) {
+    s.Feed(bytes);
+    ASSERT_EQ(s.Next(), ServerSession::Action::kRead);
+    s.TakeOutput();
+  }
+};
+
+TEST_F(DeadlineTest, ACommandLineIsDueAsAWholeNotPerRead) {
+  ServerSession s(DeadlineParams(true));
+  s.Start();
+  using std::chrono::seconds;
+  EXPECT_EQ(s.ReadDeadline(kStart), kStart + seconds(10));
+  Feed(s, "E");
+  EXPECT_EQ(s.ReadDeadline(kStart + seconds(3)), kStart + seconds(10));  // one byte gains nothing
+  Feed(s, "HLO c.example\r\n");
+  EXPECT_EQ(s.ReadDeadline(kStart + seconds(5)), kStart + seconds(15));  // the next line's own
+  Feed(s, std::string(3000, 'N'));  // too long: dropped as it comes, still the same line
+  EXPECT_EQ(s.ReadDeadline(kStart + seconds(6)), kStart + seconds(15));
+  s.TimedOut(kStart + seconds(15));
+  EXPECT_EQ(s.Next(), ServerSession::Action::kClose);
+  EXPECT_THAT(s.TakeOutput(), HasSubstr("421 4.4.2 relay.test Error: timeout exceeded"));
+}
+
+TEST_F(DeadlineTest, DataMustKeepTheMinimumRate) {
+  ServerSession s(DeadlineParams(true));
+  s.Start();
+  using std::chrono::seconds;
+  s.ReadDeadline(kStart);
+  Feed(s, "EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n");
+  EXPECT_EQ(s.ReadDeadline(kStart + seconds(1)), kStart + seconds(21));
+  Feed(s, std::string(500, 'x'));  // 5 s worth at 100 octets a second
+  EXPECT_EQ(s.ReadDeadline(kStart + seconds(11)), kStart + seconds(26));
+  Feed(s, std::string(50, 'x'));
+  EXPECT_EQ(s.ReadDeadline(kStart + seconds(20)),
+            kStart + seconds(26) + std::chrono::milliseconds(500));
+  Feed(s, std::string(100000, 'x'));  // never beyond data_timeout from now
+  EXPECT_EQ(s.ReadDeadline(kStart + seconds(21)), kStart + seconds(41));
+}
+
+TEST_F(DeadlineTest, UntrustedClientsMustAuthenticateInTime) {
+  using std::chrono::seconds;
+  ServerSession trusted(DeadlineParams(true));
+  trusted.Start();
+  trusted.ReadDeadline(kStart);
+  EXPECT_EQ(trusted.ReadDeadline(kStart + seconds(55)), kStart + seconds(65));
+
+  ServerSession s(DeadlineParams(false));
+  s.Start();
+  EXPECT_EQ(s.ReadDeadline(kStart), kStart + seconds(10));
+  Feed(s, "NOOP\r\n");
+  EXPECT_EQ(s.ReadDeadline(kStart + seconds(55)), kStart + seconds(60));
+  s.TimedOut(kStart + seconds(60));
+  EXPECT_EQ(s.Next(), ServerSession::Action::kClose);
+  EXPECT_THAT(s.TakeOutput(), HasSubstr("421 4.7.0 relay.test Error: not authenticated in time"));
+}
+
 }  // namespace
 }  // namespace danerelay::relay
