@@ -102,10 +102,9 @@ class ValidationStopsWorkingTest(unittest.TestCase):
         world.start()
         mx = MxServer(MX_IP, port, crt, key).start()
         metrics_port = free_port()
-        # Each lookup gets 5 s: on a loaded machine a cold validation chain from the local NSD
-        # took longer than the 1 s this test once gave it, so every self-check was cut off and
-        # the first one never passed. The waits below end as soon as their condition holds;
-        # their bounds are generous for the same reason.
+        # Each lookup gets 5 s, not 1 s: only a frozen NSD may make a check fail, never a slow
+        # answer on a loaded machine (a cut-off check or delivery lookup costs another round).
+        # The waits below end as soon as their condition holds; their bounds are generous.
         relay = Relay(deliver=True, extra_toml=world.toml() + f"""timeout = "5s"
 validation_canary = "canary.example."
 health_interval = "1s"
