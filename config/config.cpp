@@ -1,5 +1,6 @@
 #include "config/config.hpp"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <toml++/toml.h>
@@ -10,7 +11,9 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <optional>
@@ -754,6 +757,44 @@ tl::expected<Config, ConfigError> LoadFileOrDefaults(const std::filesystem::path
   std::error_code ec;
   if (std::filesystem::exists(DefaultConfigFile(), ec)) return LoadFile(DefaultConfigFile());
   return Defaults();
+}
+
+std::vector<FileRead> FilesReadOnReload(const Config& config) {
+  std::vector<FileRead> files;
+  if (std::error_code ec; std::filesystem::is_regular_file(config.source, ec)) {
+    files.push_back({"configuration file", config.source});
+  }
+  if (!config.server.auth.users_file.empty()) {
+    files.push_back({"[auth] users_file", config.server.auth.users_file});
+  }
+  if (!config.server.sender_checks.allow_list.empty()) {
+    files.push_back({"[sender_checks] allow_list", config.server.sender_checks.allow_list});
+  }
+  for (const auto& lo : config.server.listeners) {
+    if (!lo.starttls && !lo.implicit_tls) continue;
+    const std::string name = fmt::format("listener {}:{}", lo.address, lo.port);
+    files.push_back({name + " cert_file", lo.tls.cert_file});
+    files.push_back({name + " key_file", lo.tls.key_file});
+  }
+  if (!config.delivery.mta_sts.ca_file.empty()) {
+    files.push_back({"[tls] ca_file", config.delivery.mta_sts.ca_file});
+  }
+  return files;
+}
+
+std::vector<std::string> Unreadable(const std::vector<FileRead>& files) {
+  std::vector<std::string> out;
+  for (const auto& f : files) {
+    // Opened, not access(2): that answers for the real uid, and ACLs and the like count too.
+    const int fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+      out.push_back(
+          fmt::format("{} {}: cannot read: {}", f.what, f.path.string(), std::strerror(errno)));
+    } else {
+      ::close(fd);
+    }
+  }
+  return out;
 }
 
 }  // namespace danerelay::config

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <tl/expected.hpp>
 
@@ -50,5 +51,20 @@ tl::expected<Config, ConfigError> LoadFileOrDefaults(const std::filesystem::path
 // `source_name` is used in error messages; relative paths are relative to `base_dir`.
 tl::expected<Config, ConfigError> LoadString(std::string_view toml, std::string_view source_name,
                                              const std::filesystem::path& base_dir);
+
+// A file the daemon reads again on reload (SIGHUP), when it no longer is root but [server] user:
+// the setting that names it ("[auth] users_file") and its path.
+struct FileRead {
+  std::string what;
+  std::filesystem::path path;
+};
+
+// Every file a reload reads: the configuration file itself (when `config` came from one), the
+// AUTH accounts, the sender allow-list, the certificates and keys of TLS listeners, [tls] ca_file.
+// (The trust anchor and root hints are read at start only, as root.)
+std::vector<FileRead> FilesReadOnReload(const Config& config);
+
+// Those of `files` this process cannot open for reading, each as "what path: reason".
+std::vector<std::string> Unreadable(const std::vector<FileRead>& files);
 
 }  // namespace danerelay::config

@@ -408,5 +408,50 @@ TEST(ConfigTest, MissingFile) {
               HasSubstr("/nonexistent/danerelay.toml: cannot read configuration file"));
 }
 
+TEST(ConfigTest, FilesReadOnReloadNamesEachWithItsSetting) {
+  auto c = LoadString(std::string(R"(
+[[listener]]
+address = "127.0.0.1"
+port = 25
+[[listener]]
+address = "127.0.0.1"
+port = 465
+implicit_tls = true
+cert_file = "tls/relay.crt"
+key_file = "tls/relay.key"
+[auth]
+users_file = "users"
+[sender_checks]
+allow_list = "senders.txt"
+[tls]
+ca_file = ")") + DANERELAY_EXAMPLE_CONFIG +
+                          "\"\n",
+                      "danerelay.toml", "/etc/danerelay");
+  ASSERT_TRUE(c) << c.error().message;
+  std::vector<std::string> listed;
+  for (const auto& f : FilesReadOnReload(*c)) listed.push_back(f.what + " " + f.path.string());
+  EXPECT_THAT(listed, ::testing::ElementsAre(
+                          "[auth] users_file /etc/danerelay/users",
+                          "[sender_checks] allow_list /etc/danerelay/senders.txt",
+                          "listener 127.0.0.1:465 cert_file /etc/danerelay/tls/relay.crt",
+                          "listener 127.0.0.1:465 key_file /etc/danerelay/tls/relay.key",
+                          std::string("[tls] ca_file ") + DANERELAY_EXAMPLE_CONFIG));
+  // Loaded from a file, that file is read again too.
+  auto f = LoadFile(DANERELAY_EXAMPLE_CONFIG);
+  ASSERT_TRUE(f) << f.error().message;
+  const auto from_file = FilesReadOnReload(*f);
+  ASSERT_FALSE(from_file.empty());
+  EXPECT_EQ(from_file[0].what, "configuration file");
+  EXPECT_EQ(from_file[0].path, DANERELAY_EXAMPLE_CONFIG);
+}
+
+TEST(ConfigTest, UnreadableNamesTheSettingAndTheFile) {
+  const std::vector<FileRead> files = {{"[tls] ca_file", DANERELAY_EXAMPLE_CONFIG},
+                                       {"[auth] users_file", "/nonexistent/users"}};
+  EXPECT_THAT(Unreadable(files),
+              ::testing::ElementsAre(
+                  "[auth] users_file /nonexistent/users: cannot read: No such file or directory"));
+}
+
 }  // namespace
 }  // namespace danerelay::config

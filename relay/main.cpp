@@ -181,8 +181,15 @@ int main(int argc, char** argv) {
       if (ec) return;
       sd_notify(0, "RELOADING=1");
       auto fresh = config::LoadFileOrDefaults(config_path);
+      // Read as [server] user now, not root: a file it cannot read would otherwise be skipped
+      // piece by piece (the old accounts kept) under a "reloaded configuration".
+      std::vector<std::string> unreadable;
+      if (fresh) unreadable = config::Unreadable(config::FilesReadOnReload(*fresh));
       if (!fresh) {
         spdlog::warn("reload failed, keeping the old configuration: {}", fresh.error().message);
+      } else if (!unreadable.empty()) {
+        spdlog::error("reload failed, keeping the old configuration: {}",
+                      fmt::join(unreadable, "; "));
       } else {
         relay::SetUpLogging("danerelayd", fresh->log);
         server.Reload(fresh->server);

@@ -19,6 +19,7 @@
 #include "tls/client.hpp"
 #include "tls/server_context.hpp"
 #include "tools/dane_check.hpp"
+#include "tools/file_access.hpp"
 #include "tools/passwd.hpp"
 #include "tools/queue_admin.hpp"
 #include "tools/queue_view.hpp"
@@ -242,6 +243,11 @@ int main(int argc, char** argv) {
         problems.push_back("[auth] users_file " + a.error());
       }
     }
+    // Root reads them all; the daemon reads them again on reload as [server] user.
+    const auto access = tools::CheckReadableByAccount(*cfg);
+    problems.insert(problems.end(), access.problems.begin(), access.problems.end());
+    if (!access.note.empty())
+      std::cerr << "danerelay: " << cfg->source << ": " << access.note << "\n";
     for (const auto& p : problems) std::cerr << "danerelay: " << cfg->source << ": " << p << "\n";
     if (!problems.empty()) return kExitConfig;
     std::cout << cfg->source << ": ok (" << cfg->server.listeners.size() << " listener(s), "

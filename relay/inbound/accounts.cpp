@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -153,6 +154,11 @@ tl::expected<std::string, std::string> HashPassword(std::string_view password) {
 tl::expected<void, std::string> SetPassword(const std::filesystem::path& file,
                                             std::string_view user, std::string_view hash) {
   std::string kept;
+  struct stat old {};
+  const bool existed = ::stat(file.c_str(), &old) == 0;
+  if (!existed && errno != ENOENT) {
+    return tl::unexpected(fmt::format("{}: {}", file.string(), std::strerror(errno)));
+  }
   if (std::ifstream in(file, std::ios::binary); in) {
     std::string line;
     while (std::getline(in, line)) {
@@ -160,12 +166,30 @@ tl::expected<void, std::string> SetPassword(const std::filesystem::path& file,
       if (colon != std::string::npos && std::string_view(line).substr(0, colon) == user) continue;
       kept += line + "\n";
     }
+  } else if (existed) {
+    return tl::unexpected(fmt::format("{}: cannot read: {}", file.string(), std::strerror(errno)));
   }
   kept += fmt::format("{}:{}\n", user, hash);
-  const std::filesystem::path tmp = file.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return tl::unexpected(fmt::format("{}: {}", tmp.string(), std::strerror(errno)));
-  bool ok = ::fchmod(fd, 0600) == 0;
+  // A fresh, unpredictable name in the same directory (rename(2) needs the same file system),
+  // created exclusively: a link planted there (the directory may be shared with the daemon's
+  // group) makes the open fail instead of being followed (O_EXCL and O_NOFOLLOW).
+  const std::filesystem::path dir = file.has_parent_path() ? file.parent_path() : ".";
+  std::string tmp = (dir / ("." + file.filename().string() + ".XXXXXX")).string();
+  const int fd = ::mkostemp(tmp.data(), O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return tl::unexpected(fmt::format("{}: {}", tmp, std::strerror(errno)));
+  // The replacement keeps the owner, group and mode of the file it replaces (root:danerelay
+  // 0640 is how the daemon's account reads it): becoming root's 0600 would lock the daemon out.
+  // Without the power to give it that owner, fail rather than change who may read it.
+  bool ok = true;
+  std::string step;
+  if (existed && (old.st_uid != ::geteuid() || old.st_gid != ::getegid())) {
+    ok = ::fchown(fd, old.st_uid, old.st_gid) == 0;
+    step = ok ? "" : fmt::format("cannot keep its owner {}:{}", old.st_uid, old.st_gid);
+  }
+  if (ok) {
+    ok = ::fchmod(fd, existed ? (old.st_mode & 07777) : 0600) == 0;
+    if (!ok) step = "cannot keep its mode";
+  }
   for (size_t done = 0; ok && done < kept.size();) {
     const ssize_t n = ::write(fd, kept.data() + done, kept.size() - done);
     ok = n > 0;
@@ -177,7 +201,13 @@ tl::expected<void, std::string> SetPassword(const std::filesystem::path& file,
   if (!ok || ::rename(tmp.c_str(), file.c_str()) != 0) {
     const std::string why = std::strerror(ok ? errno : saved);
     ::unlink(tmp.c_str());
-    return tl::unexpected(fmt::format("{}: {}", file.string(), why));
+    return tl::unexpected(
+        fmt::format("{}: {}{}", file.string(), step.empty() ? "" : step + ": ", why));
+  }
+  // The rename itself made durable, as the file's contents were.
+  if (const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
+    ::fsync(d);
+    ::close(d);
   }
   return {};
 }

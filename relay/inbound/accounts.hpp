@@ -36,8 +36,9 @@ class Accounts {
 // A new yescrypt hash of `password`, with a fresh salt from libcrypt.
 tl::expected<std::string, std::string> HashPassword(std::string_view password);
 
-// Adds or replaces `user` in the users file, atomically (a new file renamed over the old),
-// mode 0600; creates the file when missing.
+// Adds or replaces `user` in the users file, atomically (a new file, made under a random name
+// without following links, synced and renamed over the old). The new file keeps the owner,
+// group and mode of the old one (fails when it cannot); a missing file is created with 0600.
 tl::expected<void, std::string> SetPassword(const std::filesystem::path& file,
                                             std::string_view user, std::string_view hash);
 

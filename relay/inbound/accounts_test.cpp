@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <set>
+#include <iterator>
 
 namespace danerelay::relay {
 namespace {
@@ -58,6 +59,36 @@ TEST(AccountsTest, SetPasswordReplacesAtomicallyWithMode0600) {
   ASSERT_EQ(::stat(file.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   std::filesystem::remove(file);
+}
+
+TEST(AccountsTest, SetPasswordKeepsTheModeAndFollowsNoPlantedLink) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("danerelay-users-dir-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directory(dir);
+  const auto file = dir / "users", victim = dir / "victim";
+  ASSERT_TRUE(SetPassword(file, "alice", *HashPassword("one")));
+  ASSERT_EQ(::chmod(file.c_str(), 0640), 0);
+  { std::ofstream(victim) << "not yours\n"; }
+  // The temporary file's old, fixed name, planted as a link to another file.
+  std::filesystem::create_symlink(victim, dir / "users.tmp");
+  ASSERT_TRUE(SetPassword(file, "bob", *HashPassword("two")));
+  std::ifstream in(victim);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "not yours\n");
+  EXPECT_TRUE(std::filesystem::is_symlink(dir / "users.tmp"));
+  struct stat st {};
+  ASSERT_EQ(::lstat(file.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+  auto a = Accounts::Load(file);
+  ASSERT_TRUE(a) << a.error();
+  EXPECT_EQ(a->size(), 2u);
+  // Nothing else left in the directory (no temporary file).
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir),
+                          std::filesystem::directory_iterator()),
+            3);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(AccountsTest, SenderBinding) {

@@ -46,6 +46,22 @@ def make_cert(directory, cn="relay.test"):
     return cert, key
 
 
+def runnable_by_anyone(*programs):
+    """Copies of `programs` in a new directory of mode 0755 under the system's temporary
+    directory, so that an unprivileged account (nobody) can run them even when the build sits
+    in a home directory it cannot enter (/root is 0700). Returns the directory, then the
+    copies' paths; the caller removes the directory."""
+    directory = tempfile.mkdtemp(prefix="danerelay-bin-")
+    os.chmod(directory, 0o755)
+    copies = []
+    for program in programs:
+        copy = os.path.join(directory, os.path.basename(program))
+        shutil.copy2(program, copy)
+        os.chmod(copy, 0o755)
+        copies.append(copy)
+    return [directory, *copies]
+
+
 class Relay:
     """A danerelayd with its own directory, configuration and queue."""
 

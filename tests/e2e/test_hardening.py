@@ -5,6 +5,7 @@ import json
 import os
 import pwd
 import resource
+import shutil
 import smtplib
 import socket
 import stat
@@ -12,7 +13,8 @@ import subprocess
 import time
 import unittest
 
-from harness import DANERELAY, DANERELAYD, Relay, free_port, queued_id, raw_session, wait_for
+from harness import (DANERELAY, DANERELAYD, Relay, free_port, queued_id, raw_session,
+                     runnable_by_anyone, wait_for)
 
 
 def replies(data):
@@ -198,9 +200,12 @@ class PrivilegeDropTest(unittest.TestCase):
             f.write(text.replace('hostname = "relay.test"',
                                  'hostname = "relay.test"\nuser = "nobody"'))
         os.chmod(self.relay.config, 0o644)
+        # What runs as the account runs from copies it can reach (the checkout may be in /root).
+        self.bin, self.daemon, self.cli = runnable_by_anyone(DANERELAYD, DANERELAY)
 
     def tearDown(self):
         self.relay.cleanup()
+        shutil.rmtree(self.bin, ignore_errors=True)
 
     def test_runs_as_the_configured_user_and_the_queue_is_its_alone(self):
         nobody = pwd.getpwnam("nobody")
@@ -224,13 +229,13 @@ class PrivilegeDropTest(unittest.TestCase):
             self.assertEqual(len(self.relay.queue_json()), 1)
             as_nobody = subprocess.run(
                 ["su", "-s", "/bin/sh", "nobody", "-c",
-                 f"{os.path.abspath(DANERELAY)} --config {self.relay.config} queue list --json"],
+                 f"{self.cli} --config {self.relay.config} queue list --json"],
                 capture_output=True, timeout=60)
             self.assertEqual(as_nobody.returncode, 0, as_nobody.stderr)
             self.assertEqual(len(as_nobody.stdout.splitlines()), 1)
             other = subprocess.run(
                 ["su", "-s", "/bin/sh", "daemon", "-c",
-                 f"{os.path.abspath(DANERELAY)} --config {self.relay.config} queue show --raw x"],
+                 f"{self.cli} --config {self.relay.config} queue show --raw x"],
                 capture_output=True, timeout=60)
             self.assertEqual(other.returncode, 2)
             self.assertIn("permission denied; the queue belongs to nobody", other.stderr.decode())
@@ -249,7 +254,7 @@ class PrivilegeDropTest(unittest.TestCase):
 
         relay = self.relay
         relay.log = open(relay.log_path, "ab")
-        relay.proc = subprocess.Popen([DANERELAYD, "--config", relay.config], stdout=relay.log,
+        relay.proc = subprocess.Popen([self.daemon, "--config", relay.config], stdout=relay.log,
                                       stderr=subprocess.STDOUT, preexec_fn=become_nobody)
         try:
             wait_for(lambda: "started:" in relay.logs() or relay.proc.poll() is not None,
