@@ -1,6 +1,8 @@
 #pragma once
 // Typed DNS answers with their DNSSEC state: what dns/ hands to tls/ and relay/.
+#include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,5 +41,13 @@ struct TlsaRecord {
 struct TlsaAnswer : Answer {
   std::vector<TlsaRecord> records;
 };
+
+// A domain name in uncompressed wire format (libunbound hands out rdata uncompressed) as text,
+// without the trailing dot ("" for the root), from `pos` on; `pos` ends after the name.
+// nullopt when malformed. A label byte that is not a printable ASCII character, and a "." or
+// "\\" inside a label, is written in master-file form (RFC 1035 §5.1: "\\DDD", "\\."), so a
+// name from DNS can never carry CR, LF or other control bytes into an SMTP reply, a header or a
+// log line, and stays the same name when it is looked up again.
+std::optional<std::string> NameFromWire(const unsigned char* p, std::size_t len, std::size_t& pos);
 
 }  // namespace danerelay::dns

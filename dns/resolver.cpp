@@ -38,21 +38,6 @@ struct RawResult {
   UbResultPtr result;
 };
 
-// A domain name in uncompressed wire format (libunbound hands out rdata uncompressed) to text,
-// without the trailing dot; "" for the root. nullopt when malformed.
-std::optional<std::string> WireName(const unsigned char* p, size_t len, size_t& pos) {
-  std::string out;
-  while (pos < len) {
-    const size_t label = p[pos++];
-    if (label == 0) return out;
-    if (label > 63 || pos + label > len) return std::nullopt;
-    if (!out.empty()) out += '.';
-    out.append(reinterpret_cast<const char*>(p + pos), label);
-    pos += label;
-  }
-  return std::nullopt;
-}
-
 std::string StripDot(std::string name) {
   if (!name.empty() && name.back() == '.') name.pop_back();
   return name;
@@ -268,7 +253,7 @@ asio::awaitable<MxAnswer> Resolver::LookupMx(const std::string& domain) {
   if (a.rcode != Rcode::kNoError) co_return a;
   ForEachRdata(raw, [&](const unsigned char* p, size_t len) {
     size_t pos = 2;
-    auto host = len < 3 ? std::nullopt : WireName(p, len, pos);
+    auto host = len < 3 ? std::nullopt : NameFromWire(p, len, pos);
     if (host) a.records.push_back(MxRecord{static_cast<std::uint16_t>(p[0] << 8 | p[1]), *host});
   });
   co_return a;
