@@ -181,7 +181,7 @@ class QueueOwnershipTest(unittest.TestCase):
             self.assertEqual(stat.S_IMODE(os.stat(queue).st_mode), 0o700)
             names = sorted(os.listdir(queue))
             self.assertEqual(names, ["danerelayd.lock", "queue.db", "queue.db-shm",
-                                     "queue.db-wal"])
+                                     "queue.db-wal", "queue.reserve"])
             for name in names:
                 mode = stat.S_IMODE(os.stat(os.path.join(queue, name)).st_mode)
                 self.assertEqual(mode, 0o600, name)
