@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <set>
 #include <iterator>
+#include <set>
 
 namespace danerelay::relay {
 namespace {
