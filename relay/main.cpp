@@ -118,6 +118,7 @@ int main(int argc, char** argv) {
   relay::ResolverHealth health(io, **resolver, cfg->dns,
                                relay::ResolverStatusFile(cfg->queue.path));
   agent.UseResolverHealth(&health);
+  health.OnRecovered([&agent] { agent.ValidationWorksAgain(); });
   auto probe_tls = tls::MakeClientContext();
   if (!probe_tls) return fatal(kExitSoftware, fmt::format("tls: {}", probe_tls.error()));
   relay::Preflight preflight(io, **resolver, cfg->delivery, cfg->server.hostname, *probe_tls,
