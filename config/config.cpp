@@ -45,15 +45,34 @@ std::string_view TypeName(const toml::node& node) {
   }
 }
 
-// Reads one table of the schema. The first error wins; later reads do nothing.
+// The problems found so far, for `config check` to list them all. True while the table being
+// read has a problem: the checks guarded by it build on values read before (a port range on a
+// port that was a string). SubTable starts the next table afresh.
+class Errors {
+ public:
+  explicit operator bool() const { return in_table_; }
+  Errors& operator=(ConfigError e) {
+    in_table_ = true;
+    all_.push_back(std::move(e.message));
+    return *this;
+  }
+  void NextTable() { in_table_ = false; }
+  std::size_t Count() const { return all_.size(); }
+  ConfigError Result() const { return ConfigError{all_.front(), all_}; }
+
+ private:
+  bool in_table_ = false;
+  std::vector<std::string> all_;
+};
+
+// Reads one table of the schema. Each key's first problem is kept; the checks across keys
+// (`!error`) run only while the table has none.
 class Reader {
  public:
-  Reader(const toml::table& table, std::string prefix, const std::string& file,
-         std::optional<ConfigError>& error)
+  Reader(const toml::table& table, std::string prefix, const std::string& file, Errors& error)
       : table_(table), prefix_(std::move(prefix)), file_(file), error_(error) {}
 
   void Fail(const toml::node& at, std::string_view key, std::string_view message) {
-    if (error_) return;
     error_ = ConfigError{
         fmt::format("{}:{}: {}{}: {}", file_, at.source().begin.line, prefix_, key, message)};
   }
@@ -68,7 +87,6 @@ class Reader {
       bool ok = false;
       for (auto name : known) ok = ok || k.str() == name;
       if (!ok) {
-        if (error_) return;
         error_ = ConfigError{fmt::format("{}:{}: {}{}: unknown key", file_, k.source().begin.line,
                                          prefix_, k.str())};
       }
@@ -155,8 +173,9 @@ class Reader {
 
   void Path(std::string_view key, std::filesystem::path& out, const std::filesystem::path& base) {
     std::string s;
+    const std::size_t before = error_.Count();
     String(key, s);
-    if (error_ || !table_.get(key)) return;
+    if (error_.Count() != before || !table_.get(key)) return;
     if (s.empty()) return FailHere(key, "must not be empty");
     out = std::filesystem::path(s).is_relative() ? base / s : std::filesystem::path(s);
   }
@@ -165,7 +184,7 @@ class Reader {
   const toml::table& table_;
   std::string prefix_;
   const std::string& file_;
-  std::optional<ConfigError>& error_;
+  Errors& error_;
 };
 
 std::string DefaultHostname() {
@@ -187,23 +206,21 @@ bool ValidHostname(std::string_view h) {
 
 // `path` names the table in messages when it is nested ("auth.senders"); default `name`.
 const toml::table* SubTable(const toml::table& root, std::string_view name, const std::string& file,
-                            std::optional<ConfigError>& error, std::string_view path = {}) {
+                            Errors& error, std::string_view path = {}) {
+  error.NextTable();
   const toml::node* n = root.get(name);
   if (!n) return nullptr;
   if (path.empty()) path = name;
   if (!n->is_table()) {
-    if (!error) {
-      error = ConfigError{fmt::format("{}:{}: {}: expected a table [{}], got {}", file,
-                                      n->source().begin.line, path, path, TypeName(*n))};
-    }
+    error = ConfigError{fmt::format("{}:{}: {}: expected a table [{}], got {}", file,
+                                    n->source().begin.line, path, path, TypeName(*n))};
     return nullptr;
   }
   return n->as_table();
 }
 
 void ReadListener(const toml::table& t, size_t index, const std::string& file,
-                  const std::filesystem::path& base, relay::ListenerOptions& out,
-                  std::optional<ConfigError>& error) {
+                  const std::filesystem::path& base, relay::ListenerOptions& out, Errors& error) {
   Reader r(t, fmt::format("listener[{}].", index), file, error);
   r.OnlyKeys({"address", "port", "starttls", "implicit_tls", "require_tls", "auth", "cert_file",
               "key_file"});
@@ -389,7 +406,7 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   const toml::table& root = parsed.table();
   Config config = Defaults();
   config.source = file;
-  std::optional<ConfigError> error;
+  Errors error;
 
   Reader top(root, "", file, error);
   top.OnlyKeys({"server", "log", "metrics", "listener", "access", "auth", "sender_checks", "limits",
@@ -417,6 +434,7 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
     }
   }
 
+  error.NextTable();
   if (const toml::node* n = root.get("listener"); n && !error) {
     const toml::array* arr = n->as_array();
     if (!arr || !arr->is_array_of_tables() || arr->empty()) {
@@ -734,7 +752,7 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
     }
   }
 
-  if (error) return tl::unexpected(*error);
+  if (error.Count() > 0) return tl::unexpected(error.Result());
   KnowOwnListeners(config);
   return config;
 }

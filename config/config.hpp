@@ -31,7 +31,15 @@ struct Config {
 };
 
 struct ConfigError {
-  std::string message;
+  ConfigError() = default;
+  explicit ConfigError(std::string first, std::vector<std::string> every = {})
+      : message(std::move(first)), all(std::move(every)) {}
+
+  std::string message;  // the first problem
+  // Every problem the loader found, `message` first (empty when there is only `message`, as
+  // for a syntax error). Within a table reading stops at its first problem, since later
+  // checks may build on the value that failed; every table is read.
+  std::vector<std::string> all;
 };
 
 // "5m", "300s", "4h", "5d", or a bare number of seconds; nullopt when malformed.

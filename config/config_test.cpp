@@ -401,6 +401,28 @@ TEST(ConfigTest, AbuseLimits) {
   EXPECT_EQ(c->server.limits.min_data_rate, 100u);
 }
 
+TEST(ConfigTest, EveryProblemIsListedWithFileLineAndKey) {
+  // Two in one table, one in another, one after a table that failed; `message` stays the first.
+  auto c = LoadString(R"([server]
+user = 5
+colour = "blue"
+[limits]
+max_recipients = "many"
+[retry]
+min_backoff = "soon"
+)",
+                      "many.toml", "/tmp");
+  ASSERT_FALSE(c);
+  EXPECT_THAT(c.error().message, HasSubstr("many.toml:3: server.colour: unknown key"));
+  EXPECT_THAT(c.error().all,
+              ::testing::ElementsAre(HasSubstr("many.toml:3: server.colour: unknown key"),
+                                     HasSubstr("many.toml:2: server.user: expected a string"),
+                                     HasSubstr("many.toml:5: limits.max_recipients: expected an "
+                                               "integer"),
+                                     HasSubstr("many.toml:7: retry.min_backoff: expected a "
+                                               "duration")));
+}
+
 TEST(ConfigTest, MissingFile) {
   auto c = LoadFile("/nonexistent/danerelay.toml");
   ASSERT_FALSE(c);

@@ -354,6 +354,33 @@ TEST_F(StoreTest, ReleaseAttemptingAfterACrash) {
   EXPECT_EQ(store->ClaimDue(m.arrival, 10)->size(), 1u);
 }
 
+// Once DNSSEC validation works again only the recipients deferred because it did not become due;
+// one deferred for another reason keeps its backoff.
+TEST_F(StoreTest, MakeDeferredDueTakesOnlyThoseWithTheReply) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  const NewMessage m = Message("V1");
+  const NewMessage* batch[] = {&m};
+  ASSERT_TRUE(store->InsertBatch(batch)[0]);
+  const TimePoint now = m.arrival;
+  const TimePoint later = now + std::chrono::hours(1);
+  ASSERT_EQ(store->ClaimDue(now, 10)->size(), 1u);
+  ASSERT_TRUE(store->RecordDelivery(
+      "V1",
+      {{0, RecipientState::kDeferred, later, "4.4.3",
+        "DNSSEC validation is not working (canary.example. A came back failed)", ""},
+       {1, RecipientState::kDeferred, later, "4.7.5", "Server certificate not verified", ""}},
+      {}, {}, now));
+  EXPECT_TRUE(store->ClaimDue(now, 10)->empty());
+  EXPECT_EQ(store->MakeDeferredDue("4.4.3", "DNSSEC validation is not working", now).value(), 1);
+  auto due = store->ClaimDue(now, 10);
+  ASSERT_EQ(due->size(), 1u);
+  ASSERT_EQ((*due)[0].recipients.size(), 1u);
+  EXPECT_EQ((*due)[0].recipients[0].index, 0);
+  // Nothing left to make due: a second call finds none.
+  EXPECT_EQ(store->MakeDeferredDue("4.4.3", "DNSSEC validation is not working", now).value(), 0);
+}
+
 // A duplicate ID fails the same way each time: an outcome write that fails like this is not
 // tried again; a full disk may pass later.
 TEST_F(StoreTest, ErrorsSayWhetherTryingAgainMayHelp) {

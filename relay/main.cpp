@@ -37,6 +37,7 @@ namespace {
 constexpr int kExitConfig = 78;    // EX_CONFIG
 constexpr int kExitSoftware = 70;  // EX_SOFTWARE: cannot open the queue or bind
 constexpr int kExitTempFail = 75;  // EX_TEMPFAIL: another daemon holds the queue
+constexpr int kExitUsage = 64;     // EX_USAGE: an unknown option or a missing value
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -47,7 +48,12 @@ int main(int argc, char** argv) {
                  "TOML configuration file (default: " + config::DefaultConfigFile().string() +
                      " when it exists, else the built-in defaults)");
   app.set_version_flag("--version", "danerelayd " DANERELAY_VERSION);
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // EX_USAGE as danerelayd(8) says, not CLI11's own codes; --help and --version stay 0.
+    return app.exit(e) == 0 ? 0 : kExitUsage;
+  }
 
   relay::SetUpLogging("danerelayd", relay::LogOptions{});
   // Mail is private: whatever the daemon creates (queue, WAL, lock file) is its account's only.
@@ -118,6 +124,7 @@ int main(int argc, char** argv) {
   relay::ResolverHealth health(io, **resolver, cfg->dns,
                                relay::ResolverStatusFile(cfg->queue.path));
   agent.UseResolverHealth(&health);
+  health.OnRecovered([&agent] { agent.ValidationWorksAgain(); });
   auto probe_tls = tls::MakeClientContext();
   if (!probe_tls) return fatal(kExitSoftware, fmt::format("tls: {}", probe_tls.error()));
   relay::Preflight preflight(io, **resolver, cfg->delivery, cfg->server.hostname, *probe_tls,

@@ -200,7 +200,9 @@ int main(int argc, char** argv) {
                                level->remaining().front(), fmt::join(names, ", "));
       return kExitUsage;
     }
-    return app.exit(e);
+    // CLI11's own codes (106, 109, ...) are in no manual: a command line that cannot be used is
+    // EX_USAGE, as danerelay(8) says; --help and --version stay 0.
+    return app.exit(e) == 0 ? 0 : kExitUsage;
   }
   for (CLI::App* level : {&app, queue_cmd, config_cmd, rpt_cmd}) {
     if ((level == &app || level->parsed()) && !level->remaining().empty()) {
@@ -216,8 +218,13 @@ int main(int argc, char** argv) {
   }
   if (config_check->parsed()) {
     const std::string path = check_file.empty() ? config_path : check_file;
-    auto cfg = LoadConfig(path);
-    if (!cfg) return kExitConfig;
+    auto cfg = config::LoadFileOrDefaults(path);
+    if (!cfg) {
+      // Every problem in the file, not only the first: one edit-and-check round for all.
+      if (cfg.error().all.empty()) std::cerr << "danerelay: " << cfg.error().message << "\n";
+      for (const auto& p : cfg.error().all) std::cerr << "danerelay: " << p << "\n";
+      return kExitConfig;
+    }
     // What the daemon loads at start (and on reload), loaded the same way: certificates with
     // their keys, the WebPKI trust store, the trust anchor (through libunbound), the AUTH
     // accounts.
@@ -291,6 +298,14 @@ int main(int argc, char** argv) {
     return tools::RunTlsRptList(*cfg, rpt_list_date, std::cout, std::cerr);
   }
   if (check->parsed()) {
+    // An address is not a domain: "user@example.net" would be looked up as a name that does
+    // not exist and reported as such.
+    if (check_domain.find('@') != std::string::npos) {
+      std::cerr << "danerelay: dane-check takes a domain, not an address: '" << check_domain
+                << "'; try 'danerelay dane-check "
+                << check_domain.substr(check_domain.rfind('@') + 1) << "'\n";
+      return kExitUsage;
+    }
     // The report is the output; the delivery code's own log lines would only repeat it.
     spdlog::set_default_logger(spdlog::stderr_color_mt("danerelay"));
     spdlog::set_level(spdlog::level::warn);

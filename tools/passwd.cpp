@@ -41,11 +41,11 @@ int RunPasswd(const config::Config& config, const std::string& user, std::istrea
   if (file.empty()) {
     err << "danerelay passwd: " << config.source
         << ": [auth] users_file is not set; set it to say where the accounts live\n";
-    return 2;
+    return 78;  // EX_CONFIG, as danerelay(8) says
   }
   if (!relay::ValidUserName(user)) {
     err << "danerelay passwd: '" << user << "' is not a user name (printable, no spaces or ':')\n";
-    return 2;
+    return 64;  // EX_USAGE: a malformed argument
   }
   std::string password;
   {
@@ -57,7 +57,7 @@ int RunPasswd(const config::Config& config, const std::string& user, std::istrea
   if (!password.empty() && password.back() == '\r') password.pop_back();
   if (password.empty()) {
     err << "danerelay passwd: no password given (one line on standard input)\n";
-    return 2;
+    return 64;  // EX_USAGE
   }
   auto hash = relay::HashPassword(password);
   if (!hash) {

@@ -16,6 +16,7 @@
 #include "relay/outbound/destination_slots.hpp"
 #include "relay/outbound/domain_delivery.hpp"
 #include "relay/outbound/pass_notices.hpp"
+#include "relay/outbound/resolver_health.hpp"
 #include "relay/outbound/scheduler.hpp"
 #include "relay/outbound/store_bridge.hpp"
 #include "relay/outbound/sts_policies.hpp"
@@ -152,6 +153,50 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
           r.jumped.count());
     }
     return r.now;
+  }
+
+  void ValidationWorksAgain() {
+    if (stopping) return;
+    asio::co_spawn(io, MakeValidationDeferralsDue(), [](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("BUG: making deferred mail due ended with an exception: {}", ex.what());
+      }
+    });
+  }
+
+  // Makes the recipients deferred with kValidationNotWorking due now. The store keeps their
+  // reply, so this finds them also after a restart, and costs one pass over deferred ones.
+  asio::awaitable<void> MakeValidationDeferralsDue() {
+    auto self = shared_from_this();
+    struct Found {
+      int count = 0;
+      std::optional<queue::TimePoint> next_due;
+    };
+    auto found = std::make_shared<Found>();
+    const queue::Store::WriteJob job =
+        [found](queue::Store& s) -> tl::expected<void, queue::StoreError> {
+      auto n = s.MakeDeferredDue("4.4.3", kValidationNotWorking, queue::Clock::now());
+      if (!n) return tl::unexpected(n.error());
+      auto next = s.NextDue();
+      if (!next) return tl::unexpected(next.error());
+      found->count = *n;
+      found->next_due = *next;
+      return {};
+    };
+    auto r = co_await OnStoreWrite(committer, job);
+    if (!r) {
+      spdlog::error("queue: making mail deferred for DNSSEC validation due: {}", r.error().message);
+      co_return;
+    }
+    if (found->count > 0) {
+      spdlog::info("{} recipients deferred because DNSSEC validation was not working are due now",
+                   found->count);
+    }
+    scheduler.Known(found->next_due);
+    Kick();
   }
 
   // Claims up to `n` due messages in the next group commit and starts their delivery.
@@ -407,6 +452,16 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       failed = failed || u.state == RecipientState::kFailed || u.state == RecipientState::kExpired;
       if (u.next_attempt) scheduler.Due(*u.next_attempt);
     }
+    // Deferred because validation did not work, recorded after it works again (the check
+    // passed while this delivery was under way): due now too, as the others were.
+    if (health && health->ValidationWorks() &&
+        std::any_of(recorded->pass.updates.begin(), recorded->pass.updates.end(),
+                    [](const auto& u) {
+                      return u.state == RecipientState::kDeferred &&
+                             u.reply.find(kValidationNotWorking) != std::string::npos;
+                    })) {
+      ValidationWorksAgain();
+    }
     if (m->sender.empty() && failed) {
       spdlog::warn("{}: undeliverable mail from <> discarded (no bounce to the null sender)",
                    m->id);
@@ -579,6 +634,8 @@ void DeliveryAgent::Reload(DeliveryOptions options, std::string helo_name) {
 std::size_t DeliveryAgent::InFlight() const { return impl_->active; }
 
 void DeliveryAgent::UseResolverHealth(const ResolverHealth* health) { impl_->health = health; }
+
+void DeliveryAgent::ValidationWorksAgain() { impl_->ValidationWorksAgain(); }
 
 void DeliveryAgent::Stop() {
   impl_->stopping = true;

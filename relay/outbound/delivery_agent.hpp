@@ -48,6 +48,9 @@ class DeliveryAgent {
   std::size_t InFlight() const;
   // The resolver's self-check, consulted before each delivery (nullptr: none).
   void UseResolverHealth(const ResolverHealth* health);
+  // The resolver's self-check passes again: the recipients deferred only because it failed
+  // become due now instead of after their backoff. Call on the io thread.
+  void ValidationWorksAgain();
 
   struct Impl;
 

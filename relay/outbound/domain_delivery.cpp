@@ -166,7 +166,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
     if (mode == DaneMode::kMandatory || !ctx.health->DeliverAnyway()) {
       CountDane("dns_failure");
       finish(RecipientState::kDeferred, "4.4.3",
-             "DNSSEC validation is not working (" + ctx.health->Problem() + ")", "");
+             std::string(kValidationNotWorking) + " (" + ctx.health->Problem() + ")", "");
       co_return out;
     }
     spdlog::warn("{}: delivering to {} although DNSSEC validation is not working ({})", m.id,

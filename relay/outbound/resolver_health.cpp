@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "dns/resolver.hpp"
@@ -30,6 +31,11 @@ struct ResolverHealth::Impl : std::enable_shared_from_this<Impl> {
   bool checked = false;
   std::string problem;
   queue::TimePoint since{};  // when it last changed
+  std::function<void()> on_recovered;
+  // The pause after a failed check: kFirstRetry, doubled after each further failure, never
+  // longer than health_interval.
+  static constexpr std::chrono::seconds kFirstRetry{5};
+  std::chrono::seconds retry_after = kFirstRetry;
 
   Impl(asio::io_context& i, dns::Resolver& r, dns::ResolverOptions o, std::filesystem::path f)
       : io(i), resolver(r), options(std::move(o)), status_file(std::move(f)), timer(i) {}
@@ -84,12 +90,21 @@ struct ResolverHealth::Impl : std::enable_shared_from_this<Impl> {
         spdlog::info("DNSSEC validation works again ({} validates); deliveries resume",
                      options.validation_canary);
       }
+      const bool recovered = ok && !works;
       if (ok != works || !checked) since = queue::Clock::now();
       works = ok;
       checked = true;
       problem = found;
       WriteStatus();
-      timer.expires_after(options.health_interval);
+      if (recovered && on_recovered) on_recovered();
+      const std::chrono::seconds interval = options.health_interval;
+      if (ok) {
+        retry_after = kFirstRetry;
+        timer.expires_after(options.health_interval);
+      } else {
+        timer.expires_after(std::min(retry_after, interval));
+        retry_after = std::min(retry_after * 2, std::max(interval, kFirstRetry));
+      }
       auto [ec] = co_await timer.async_wait(kUseTuple);
       if (ec && stopping) co_return;
     }
@@ -121,6 +136,10 @@ void ResolverHealth::Reload(const dns::ResolverOptions& options) {
   impl_->options.health_interval = options.health_interval;
   impl_->options.deliver_on_validation_failure = options.deliver_on_validation_failure;
   impl_->timer.cancel();  // check with the new settings now
+}
+
+void ResolverHealth::OnRecovered(std::function<void()> callback) {
+  impl_->on_recovered = std::move(callback);
 }
 
 bool ResolverHealth::ValidationWorks() const { return impl_->works; }

@@ -5,12 +5,17 @@
 // delivery is deferred with 4.4.3 "DNSSEC validation is not working" rather than sent as if the
 // world were unsigned ([dns] on_validation_failure = "deliver" lifts that for domains not under
 // mandatory DANE, with a warning per delivery; DNSSEC-bogus answers still defer, step 1).
+// After a failed check the next comes soon (5 s, doubling up to health_interval), so that a
+// short DNS outage ends within seconds; when a check passes again, OnRecovered's callback runs
+// (the delivery agent makes the mail it deferred for this reason due at once).
 // The state goes to the log (an error at each failed check), the metrics, and a status file in
 // the queue directory that `danerelay queue stats` shows.
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "dns/options.hpp"
 
@@ -23,6 +28,10 @@ class Resolver;
 
 namespace danerelay::relay {
 
+// The reply (status 4.4.3) of a delivery deferred because the check failed; the delivery agent
+// finds those recipients by it when validation works again.
+inline constexpr std::string_view kValidationNotWorking = "DNSSEC validation is not working";
+
 class ResolverHealth {
  public:
   ResolverHealth(asio::io_context& io, dns::Resolver& resolver, dns::ResolverOptions options,
@@ -31,6 +40,8 @@ class ResolverHealth {
   void Start();
   void Stop();
   void Reload(const dns::ResolverOptions& options);
+  // Runs on the io thread each time a check passes after one failed.
+  void OnRecovered(std::function<void()> callback);
 
   // False only after a check failed (and until one passes); true before the first check.
   bool ValidationWorks() const;

@@ -29,6 +29,34 @@ SERVICES = (r"^(smtpd|pickup|cleanup|qmgr|trivial-rewrite|bounce|defer|trace|ver
             r"postlogd|tlsmgr)$")
 
 
+README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
+
+
+def readme_block(after):
+    """The first fenced block of README.md after the line that starts with `after`, as lines."""
+    with open(README) as f:
+        lines = f.read().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(after))
+    opening = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("```"))
+    closing = next(i for i in range(opening + 1, len(lines)) if lines[i].startswith("```"))
+    return lines[opening + 1:closing]
+
+
+def readme_postfix(relayhost, sasl_passwd, sasl_user, sasl_password):
+    """The README's Postfix settings (main.cf) and sasl_passwd, with the test's relay, path and
+    account in place of the README's examples: what an operator copies is what runs here."""
+    main_cf = "\n".join(readme_block("**Postfix**")) + "\n"
+    table = "\n".join(readme_block("The password table")) + "\n"
+    for text in (main_cf, table):
+        assert "[relay.example.org]:587" in text, text
+    main_cf = main_cf.replace("[relay.example.org]:587", relayhost) \
+        .replace("/etc/postfix/sasl_passwd", sasl_passwd)
+    table = table.replace("[relay.example.org]:587", relayhost) \
+        .replace("mx1:secret", f"{sasl_user}:{sasl_password}")
+    assert sasl_passwd in main_cf and sasl_user in table, (main_cf, table)
+    return main_cf, table
+
+
 class PostfixInstance:
     """A private Postfix: `postfix -c DIR`, smtpd on POSTFIX_IP:port, mail for postfix.example
     into Maildirs below DIR/mail, everything else to `relayhost`."""
@@ -46,12 +74,14 @@ class PostfixInstance:
         self.port, self.master = port, None
         write_private_master_cf(os.path.join(self.etc, "master.cf"), SERVICES,
                                 f"{POSTFIX_IP}:{port}")
+        readme_main_cf, readme_table = readme_postfix(
+            relayhost, os.path.join(self.etc, "sasl_passwd"), sasl_user, sasl_password)
         with open(os.path.join(self.etc, "sasl_passwd"), "w") as f:
-            f.write(f"{relayhost} {sasl_user}:{sasl_password}\n")
+            f.write(readme_table)
         os.chmod(os.path.join(self.etc, "sasl_passwd"), 0o600)
         with open(os.path.join(self.etc, "mailboxes"), "w") as f:
             f.write("alice@postfix.example alice/\n")
-        # The relayhost lines are the README's, word for word.
+        # The relayhost settings are the README's, taken from it (only the names replaced).
         with open(os.path.join(self.etc, "main.cf"), "w") as f:
             f.write(f"""compatibility_level = 3.6
 queue_directory = {self.queue}
@@ -77,13 +107,7 @@ maillog_file_prefixes = /tmp
 maillog_file = {self.dir}/maillog
 smtp_dns_support_level = disabled
 biff = no
-relayhost = {relayhost}
-smtp_sasl_auth_enable = yes
-smtp_sasl_password_maps = texthash:{self.etc}/sasl_passwd
-smtp_sasl_security_options = noanonymous
-smtp_sasl_tls_security_options = noanonymous
-smtp_tls_security_level = encrypt
-""")
+""" + readme_main_cf)
 
     def start(self):
         subprocess.run(["postfix", "-c", self.etc, "start"], check=True, capture_output=True,

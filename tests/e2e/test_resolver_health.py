@@ -10,6 +10,7 @@ import shutil
 import signal
 import smtplib
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -178,6 +179,83 @@ max_backoff = "2s"
             attempts = json.loads(relay.cli("queue", "show", qid, "--json").stdout)["attempts"]
             self.assertEqual(attempts[-1]["tls_verdict"], "Verified")
             self.assertEqual(gauge(), 1)
+            relay.stop()
+        finally:
+            if frozen:
+                signal_tree(world.proc.pid, signal.SIGCONT)
+            relay.cleanup()
+            mx.stop()
+            world.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+class ValidationRecoversTest(unittest.TestCase):
+    def test_recovery_is_seen_soon_and_the_deferred_mail_goes_at_once(self):
+        """Issue 21: the check that failed is tried again soon (backoff from 5 s), not only
+        after health_interval (here an hour), and the mail deferred only because validation
+        did not work is delivered as soon as it works again, not after the retry backoff (here
+        an hour too: only the recovery can deliver it within the test)."""
+        tmp = tempfile.mkdtemp(prefix="danerelay-health-")
+        port = free_port_on([MX_IP])
+        crt, key = self_signed(tmp, "mx.mand.example")
+        world = DnsWorld(tmp)
+        world.zone("mand.example.").add("@ MX 10 mx").add(f"mx A {MX_IP}") \
+            .add(f"_{port}._tcp.mx TLSA {tlsa_3_1_1(crt)}")
+        world.zone("canary.example.").add(f"@ 0 A {MX_IP}")
+        world.start()
+        mx = MxServer(MX_IP, port, crt, key).start()
+        relay = Relay(deliver=True, extra_toml=world.toml() + f"""timeout = "5s"
+validation_canary = "canary.example."
+health_interval = "1h"
+[dane]
+mandatory_domains = ["mand.example"]
+[delivery]
+port = {port}
+[retry]
+min_backoff = "1h"
+max_backoff = "1h"
+""")
+        # DNS is down from the start: the daemon's first check fails.
+        signal_tree(world.proc.pid, signal.SIGSTOP)
+        frozen = True
+
+        def stats():
+            return json.loads(relay.cli("queue", "stats", "--json").stdout)
+
+        try:
+            relay.start()
+            wait_for(lambda: stats()["resolver_validation_ok"] is False, timeout=WAIT,
+                     what="the first self-check to fail")
+            with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as c:
+                c.ehlo("health.example")
+                c.mail("<>")
+                c.rcpt("user@mand.example")
+                code, reply = c.data(b"Subject: wait for DNSSEC\r\n\r\nx\r\n")
+                self.assertEqual(code, 250, reply)
+                qid = queued_id(reply)
+
+            def recipient():
+                return json.loads(relay.cli("queue", "show", qid, "--json").stdout)[
+                    "recipients"][0]
+
+            wait_for(lambda: recipient()["state"] == "deferred", timeout=WAIT, what="a deferral")
+            self.assertIn("DNSSEC validation is not working", recipient()["last_reply"])
+
+            signal_tree(world.proc.pid, signal.SIGCONT)
+            frozen = False
+            resumed = time.monotonic()
+            wait_for(lambda: "DNSSEC validation works again" in relay.logs(), timeout=WAIT,
+                     what="the self-check to pass again before health_interval")
+            seen = time.monotonic() - resumed
+            self.assertIs(stats()["resolver_validation_ok"], True)
+            # No flush: only the recovery makes the recipient due before its hour is up.
+            wait_for(lambda: recipient()["state"] == "delivered", timeout=WAIT,
+                     what="delivery right after validation works again")
+            print(f"\nDNS back: recovery seen after {seen:.1f} s, mail delivered after "
+                  f"{time.monotonic() - resumed:.1f} s", file=sys.stderr)
+            self.assertEqual(len(mx.received_for("user@mand.example")), 1)
+            attempts = json.loads(relay.cli("queue", "show", qid, "--json").stdout)["attempts"]
+            self.assertEqual(attempts[-1]["tls_verdict"], "Verified")
             relay.stop()
         finally:
             if frozen:
