@@ -75,6 +75,9 @@ struct NewMessage {
   DsnRet dsn_ret = DsnRet::kUnspecified;
   std::string dsn_envid;  // RFC 3461 §4.4, xtext-decoded
   std::string auth_user;  // the SMTP AUTH user that submitted it, "" when none
+  // RFC 4954 §5 AUTH= of MAIL as this relay vouches for it: the mailbox when the client was
+  // trusted to assert it, "" for AUTH=<>, nullopt when the client sent none.
+  std::optional<std::string> mail_auth;
 };
 
 struct StoredRecipient {
@@ -107,6 +110,7 @@ struct MessageInfo {
   DsnRet dsn_ret = DsnRet::kUnspecified;
   std::string dsn_envid;
   std::string auth_user;
+  std::optional<std::string> mail_auth;  // as in NewMessage
   std::vector<StoredRecipient> recipients;
 };
 

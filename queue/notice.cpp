@@ -1,5 +1,7 @@
 #include "queue/notice.hpp"
 
+#include "queue/orcpt.hpp"
+
 #include <fmt/format.h>
 
 #include <cctype>
@@ -46,13 +48,6 @@ bool Is8Bit(const std::string& s) {
     if (static_cast<unsigned char>(c) >= 0x80) return true;
   }
   return false;
-}
-
-// "rfc822;bob@example.net" -> "rfc822; bob@example.net"
-std::string AddressField(const std::string& orcpt) {
-  const auto semi = orcpt.find(';');
-  if (semi == std::string::npos) return "rfc822; " + orcpt;
-  return orcpt.substr(0, semi) + "; " + orcpt.substr(semi + 1);
 }
 
 // RFC 3464 §2.3.6: "smtp; 550 ..." for a remote reply, our own type for local explanations.
@@ -176,7 +171,7 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
     m += "\r\n";
     m += fmt::format("Final-Recipient: rfc822; {}\r\n", r.address);
     if (!r.orcpt.empty())
-      m += fmt::format("Original-Recipient: {}\r\n", Field(AddressField(r.orcpt)));
+      m += fmt::format("Original-Recipient: {}\r\n", Field(OrcptField(r.orcpt)));
     m += fmt::format("Action: {}\r\n", action);
     m += fmt::format("Status: {}\r\n", IsStatusCode(r.last_status) ? r.last_status
                                        : failure                   ? "5.0.0"

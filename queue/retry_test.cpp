@@ -244,6 +244,21 @@ TEST(NoticeTest, StringsFromOutsideCannotAddHeadersOrParts) {
                              "Original-Envelope-Id: e?\?X-Injected: 1?\?--boundary?\?.?\?\r\n"));
 }
 
+TEST(NoticeTest, Utf8OriginalRecipientStaysSevenBit) {
+  // RFC 6533 §3: in a message/delivery-status a utf-8 address is in its xtext form.
+  MessageInfo m = OneRecipient("alice@example.org", kNotifyNone);
+  StoredRecipient r = m.recipients[0];
+  r.orcpt =
+      "utf-8;user@b\xC3\xBC"
+      "cher.example";
+  r.last_status = "5.1.1";
+  r.last_reply = "550 5.1.1 no";
+  const NewMessage n = ComposeNotice(NoticeKind::kFailure, m, "Subject: x\r\n\r\ny\r\n", {r}, "B6",
+                                     kT0, std::nullopt, {"relay.test"});
+  EXPECT_THAT(n.content,
+              ::testing::HasSubstr("Original-Recipient: utf-8; user@b\\x{FC}cher.example\r\n"));
+}
+
 TEST(NoticeTest, DelayWarning) {
   MessageInfo m = OneRecipient("alice@example.org", kNotifyDelay);
   StoredRecipient r = m.recipients[0];

@@ -136,6 +136,10 @@ CREATE TABLE tls_report_posts (
 );
 CREATE INDEX tls_report_posts_due ON tls_report_posts (next_us) WHERE state = 'pending';
 )sql",
+    // 8: RFC 4954 §5 AUTH= of MAIL as kept for the next hop: NULL when not given, '' for <>.
+    R"sql(
+ALTER TABLE messages ADD COLUMN mail_auth TEXT;
+)sql",
 };
 
 const std::string kRecipientQuery =
@@ -272,8 +276,8 @@ tl::expected<void, StoreError> Store::Impl::InsertMessage(const NewMessage& m) {
   if (!insert_message) {
     auto a = Prepare(
         "INSERT INTO messages (id, arrival_us, sender, size, client_address, client_helo, "
-        "protocol, body_8bitmime, smtputf8, dsn_ret, dsn_envid, auth_user, requiretls) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+        "protocol, body_8bitmime, smtputf8, dsn_ret, dsn_envid, auth_user, requiretls, "
+        "mail_auth) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
     auto b = Prepare(
         "INSERT INTO recipients (message_id, idx, address, state, notify, orcpt, "
         "next_attempt_us, domain) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7)");
@@ -305,6 +309,11 @@ tl::expected<void, StoreError> Store::Impl::InsertMessage(const NewMessage& m) {
   text(ms, 11, m.dsn_envid);
   text(ms, 12, m.auth_user);
   sqlite3_bind_int(ms, 13, m.requiretls ? 1 : 0);
+  if (m.mail_auth) {
+    text(ms, 14, *m.mail_auth);
+  } else {
+    sqlite3_bind_null(ms, 14);
+  }
   const int rc = sqlite3_step(ms);
   sqlite3_reset(ms);
   if (rc != SQLITE_DONE) return tl::unexpected(Err("insert message " + m.id));

@@ -42,8 +42,8 @@ using namespace internal;
 extern const char* const kMigrations[Store::kSchemaVersion];
 inline constexpr const char* kMessageColumns =
     "id, arrival_us, sender, size, client_address, client_helo, protocol, body_8bitmime, "
-    "smtputf8, dsn_ret, dsn_envid, auth_user, requiretls";
-inline constexpr int kMessageColumnCount = 13;  // the columns above: what follows them is at 13
+    "smtputf8, dsn_ret, dsn_envid, auth_user, requiretls, mail_auth";
+inline constexpr int kMessageColumnCount = 14;  // the columns above: what follows them is at 14
 inline constexpr const char* kRecipientColumns =
     "idx, address, state, notify, orcpt, attempts, next_attempt_us, last_status, last_reply, "
     "last_remote, last_attempt_us, delay_warned";
@@ -207,6 +207,7 @@ struct Store::Impl {
     m.dsn_envid = ColumnText(s, 10);
     m.auth_user = ColumnText(s, 11);
     m.requiretls = sqlite3_column_int(s, 12) != 0;
+    if (sqlite3_column_type(s, 13) != SQLITE_NULL) m.mail_auth = ColumnText(s, 13);
     return m;
   }
 };

@@ -51,6 +51,29 @@ TEST_F(StoreTest, StoresEnvelopeDsnAndContentByteForByte) {
   EXPECT_FALSE(*missing);
 }
 
+TEST_F(StoreTest, KeepsMailAuthAndUtf8Orcpt) {
+  // RFC 4954 §5 AUTH= (absent, <> and a mailbox are three different things) and an RFC 6533
+  // utf-8 original recipient.
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  NewMessage none = Message("N"), empty = Message("E"), box = Message("B");
+  empty.mail_auth = "";
+  box.mail_auth = "alice@example.org";
+  box.recipients[0].orcpt =
+      "utf-8;user@b\xC3\xBC"
+      "cher.example";
+  const NewMessage* batch[] = {&none, &empty, &box};
+  for (const auto& r : store->InsertBatch(batch)) ASSERT_TRUE(r) << r.error().message;
+  auto n = store->GetMessage("N"), e = store->GetMessage("E"), b = store->GetMessage("B");
+  ASSERT_TRUE(n && *n && e && *e && b && *b);
+  EXPECT_EQ((*n)->mail_auth, std::nullopt);
+  EXPECT_EQ((*e)->mail_auth, std::optional<std::string>(""));
+  EXPECT_EQ((*b)->mail_auth, std::optional<std::string>("alice@example.org"));
+  EXPECT_EQ((*b)->recipients[0].orcpt,
+            "utf-8;user@b\xC3\xBC"
+            "cher.example");
+}
+
 TEST_F(StoreTest, DuplicateIdFailsAloneInItsBatch) {
   auto store = OpenRw();
   ASSERT_TRUE(store);

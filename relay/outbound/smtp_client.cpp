@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "dns/idn.hpp"
+#include "queue/orcpt.hpp"
 #include "relay/connection.hpp"
 #include "relay/reply_reader.hpp"
 #include "relay/smtp/smtp_reply.hpp"
@@ -287,6 +288,11 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
     mail += " RET=" + std::string(queue::ToString(m.dsn_ret));
   }
   if (dsn && !m.dsn_envid.empty()) mail += " ENVID=" + Xtext(m.dsn_envid);
+  // RFC 4954 §5: passed on to a next hop that offers AUTH, as the server side vouched for it
+  // (AUTH=<> when it did not trust the client to assert the mailbox).
+  if (m.mail_auth && ehlo.HasExtension("AUTH")) {
+    mail += " AUTH=" + (m.mail_auth->empty() ? std::string("<>") : Xtext(*m.mail_auth));
+  }
   mail += "\r\n";
   std::vector<std::string> rcpts;
   std::vector<size_t> sent;  // rcpts[i] is for m.recipients[sent[i]]
@@ -300,10 +306,9 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
     sent.push_back(k);
     std::string line = fmt::format("RCPT TO:<{}>", *address);
     if (dsn && r.notify) line += " NOTIFY=" + queue::NotifyToString(r.notify);
-    if (dsn && !r.orcpt.empty()) {
-      const auto semi = r.orcpt.find(';');
-      line += " ORCPT=" + r.orcpt.substr(0, semi + 1) + Xtext(r.orcpt.substr(semi + 1));
-    }
+    // RFC 6533 §3: a utf-8 original recipient as unitext where the transaction is SMTPUTF8,
+    // else in its 7-bit xtext form.
+    if (dsn && !r.orcpt.empty()) line += " ORCPT=" + queue::OrcptParameter(r.orcpt, utf8);
     rcpts.push_back(line + "\r\n");
   }
   if (rcpts.empty()) co_return After::kReusable;

@@ -405,6 +405,14 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
       message_.dsn_ret = args->ret;
       message_.dsn_envid = std::move(args->envid);
       message_.requiretls = args->requiretls;
+      if (args->auth) {
+        // RFC 4954 §5: the mailbox is passed on only when this relay trusts the client to assert
+        // it (a trusted network, or a user who may send as it); otherwise as if AUTH=<>.
+        const bool vouched = p_.trusted || (!authenticated_.empty() &&
+                                            (!p_.may_send_as || args->auth->empty() ||
+                                             p_.may_send_as(authenticated_, *args->auth)));
+        message_.mail_auth = vouched ? std::move(*args->auth) : std::string();
+      }
       body_8bitmime_ = args->body_8bitmime;
       smtputf8_ = args->smtputf8;
       // A client that can never relay (untrusted and not authenticated) is refused at RCPT:

@@ -522,6 +522,55 @@ TEST_F(AuthTest, RequireTlsAndSenderBinding) {
                         "alice\r\n250 2.1.0 Ok\r\n"));
 }
 
+// RFC 4954 §5: AUTH= on MAIL is accepted; the mailbox is kept only when this relay trusts the
+// client to assert it (trusted network, or the authenticated user may send as it), else it
+// becomes AUTH=<>.
+TEST_F(SessionTest, MailAuthParameterFromATrustedNetwork) {
+  Transcript run = Talk(
+      "EHLO c.example\r\n"
+      "MAIL FROM:<a@b.example> AUTH=<>\r\nRCPT TO:<x@example.net>\r\nDATA\r\nSubject: "
+      "1\r\n\r\n.\r\n"
+      "MAIL FROM:<a@b.example> AUTH=a@b.example\r\nRCPT TO:<x@example.net>\r\n"
+      "DATA\r\nSubject: 2\r\n\r\n.\r\n"
+      "MAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.net>\r\nDATA\r\nSubject: 3\r\n\r\n.\r\n");
+  EXPECT_EQ(run.output.find("555"), std::string::npos) << run.output;
+  ASSERT_EQ(run.messages.size(), 3u) << run.output;
+  EXPECT_EQ(run.messages[0].mail_auth, std::optional<std::string>(""));
+  EXPECT_EQ(run.messages[1].mail_auth, std::optional<std::string>("a@b.example"));
+  EXPECT_EQ(run.messages[2].mail_auth, std::nullopt);
+}
+
+TEST_F(AuthTest, MailAuthParameterAfterAuthentication) {
+  SessionParams p = AuthParams();
+  p.may_send_as = [](std::string_view user, std::string_view sender) {
+    return user == "alice" && (sender.empty() || sender == "alice@example.org");
+  };
+  const std::string tx = "RCPT TO:<x@example.net>\r\nDATA\r\nSubject: x\r\n\r\n.\r\n";
+  Transcript run =
+      Talk({kTls, "EHLO c.example\r\nAUTH PLAIN " + Plain("alice", "secret") +
+                      "\r\nMAIL FROM:<alice@example.org> AUTH=alice@example.org\r\n" + tx +
+                      "MAIL FROM:<alice@example.org> AUTH=ceo@example.org\r\n" + tx},
+           p);
+  EXPECT_EQ(run.output.find("555"), std::string::npos) << run.output;
+  ASSERT_EQ(run.messages.size(), 2u) << run.output;
+  EXPECT_EQ(run.messages[0].mail_auth, std::optional<std::string>("alice@example.org"));
+  EXPECT_EQ(run.messages[1].mail_auth, std::optional<std::string>(""));  // not alice's to assert
+}
+
+TEST_F(SessionTest, Utf8OrcptIsAcceptedAndStored) {
+  // RFC 6533 §3, as Postfix sends it.
+  Transcript run = Talk(
+      "EHLO c.example\r\nMAIL FROM:<a@example.org> SMTPUTF8\r\n"
+      "RCPT TO:<user@b\xC3\xBC"
+      "cher.example> NOTIFY=FAILURE ORCPT=utf-8;user@b+C3+BCcher.example\r\n"
+      "DATA\r\nSubject: x\r\n\r\n.\r\n");
+  ASSERT_EQ(run.messages.size(), 1u) << run.output;
+  ASSERT_EQ(run.messages[0].recipients.size(), 1u);
+  EXPECT_EQ(run.messages[0].recipients[0].orcpt,
+            "utf-8;user@b\xC3\xBC"
+            "cher.example");
+}
+
 TEST_F(AuthTest, NotOfferedOnThisListener) {
   SessionParams p = Params(false);
   Transcript run =

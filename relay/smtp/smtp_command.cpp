@@ -1,5 +1,7 @@
 #include "relay/smtp/smtp_command.hpp"
 
+#include "queue/orcpt.hpp"
+
 #include <array>
 #include <charconv>
 #include <utility>
@@ -195,6 +197,33 @@ std::optional<std::string> DecodePrintableXtext(std::string_view xtext) {
   return decoded;
 }
 
+// RFC 6533 §3 utf-8-enc-addr: utf-8-addr-xtext ("\x{HEXPOINT}" escapes), utf-8-addr-unitext
+// (UTF-8 as it is) or, as Postfix sends it, RFC 3461 xtext of the UTF-8 bytes ("+C3+BC"). Every
+// form decodes to a non-empty address of well-formed UTF-8 without controls: it ends up in DSNs.
+std::optional<std::string> DecodeUtf8Addr(std::string_view text) {
+  std::string raw;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '+') {
+      auto byte = DecodeXtext(text.substr(i, 3));
+      if (!byte) return std::nullopt;
+      raw += *byte;
+      i += 2;
+    } else if (c <= 32 || c == 127 || c == '=') {
+      return std::nullopt;
+    } else {
+      raw += static_cast<char>(c);  // QCHAR, "\" of an escape, or UTF-8 (unitext)
+    }
+  }
+  auto decoded = queue::DecodeEmbeddedUnicode(raw);
+  if (!decoded || decoded->empty() || !ValidUtf8(*decoded)) return std::nullopt;
+  for (char ch : *decoded) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 32 || c == 127) return std::nullopt;
+  }
+  return decoded;
+}
+
 // RFC 3461 §4.2: addr-type is an atom (e.g. "rfc822", "utf-8").
 bool ValidAddrType(std::string_view type) {
   if (type.empty() || type.size() > 32) return false;
@@ -332,6 +361,18 @@ tl::expected<MailArgs, SyntaxError> ParseMail(std::string_view argument) {
       } else {
         return tl::unexpected(BadParam(p, "RET=FULL|HDRS"));
       }
+    } else if (IEquals(key, "AUTH")) {
+      // RFC 4954 §5: AUTH=<> or AUTH=xtext of a mailbox; the session decides whether to keep it.
+      if (!value || args.auth) return tl::unexpected(BadParam(p, "AUTH=<> or AUTH=xtext, once"));
+      if (*value == "<>") {
+        args.auth = std::string();
+      } else {
+        auto decoded = DecodePrintableXtext(*value);
+        if (!decoded || !ValidMailbox(*decoded, false)) {
+          return tl::unexpected(BadParam(p, "AUTH must be <> or the xtext of a mailbox"));
+        }
+        args.auth = std::move(*decoded);
+      }
     } else if (IEquals(key, "ENVID")) {
       if (!value || !once(seen_envid)) return tl::unexpected(BadParam(p, "ENVID=xtext, once"));
       auto decoded = DecodePrintableXtext(*value);
@@ -399,11 +440,18 @@ tl::expected<RcptArgs, SyntaxError> ParseRcpt(std::string_view argument, bool sm
           value->size() > 500) {
         return tl::unexpected(BadParam(p, "ORCPT=addr-type;xtext"));
       }
-      auto decoded = DecodePrintableXtext(value->substr(semi + 1));
-      if (!decoded || decoded->empty()) {
-        return tl::unexpected(BadParam(p, "ORCPT address must be xtext of printable ASCII"));
+      const std::string_view type = value->substr(0, semi);
+      std::optional<std::string> decoded;
+      if (IEquals(type, "utf-8")) {
+        decoded = DecodeUtf8Addr(value->substr(semi + 1));
+        if (!decoded) return tl::unexpected(BadParam(p, "ORCPT=utf-8; address must be UTF-8"));
+      } else {
+        decoded = DecodePrintableXtext(value->substr(semi + 1));
+        if (!decoded || decoded->empty()) {
+          return tl::unexpected(BadParam(p, "ORCPT address must be xtext of printable ASCII"));
+        }
       }
-      args.orcpt = std::string(value->substr(0, semi)) + ";" + *decoded;
+      args.orcpt = std::string(type) + ";" + *decoded;
     } else {
       return tl::unexpected(SyntaxError{555, "5.5.4", "Unsupported option: " + Echo(key)});
     }

@@ -53,12 +53,16 @@ struct MailArgs {
   bool requiretls = false;  // RFC 8689
   queue::DsnRet ret = queue::DsnRet::kUnspecified;
   std::string envid;  // xtext-decoded
+  // RFC 4954 §5 AUTH=: the xtext-decoded mailbox, "" for AUTH=<>, nullopt when not given.
+  std::optional<std::string> auth;
 };
 
 struct RcptArgs {
   std::string recipient;
   unsigned notify = queue::kNotifyNone;
-  std::string orcpt;  // "addr-type;address", the address xtext-decoded
+  // "addr-type;address", the address decoded: ASCII for rfc822 (RFC 3461 §4.2), UTF-8 for
+  // utf-8 (RFC 6533 §3); see queue/orcpt.hpp.
+  std::string orcpt;
 };
 
 // "FROM:<a@b> SIZE=10 ..." (the argument of MAIL).

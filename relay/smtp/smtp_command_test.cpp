@@ -94,6 +94,23 @@ TEST(ParseMailTest, RejectsBadSyntaxWithTheRightCodes) {
   }
 }
 
+TEST(ParseMailTest, AuthParameterRfc4954) {
+  // RFC 4954 §5: AUTH=<> or AUTH=xtext(mailbox), which a server offering AUTH MUST accept.
+  auto empty = ParseMail("FROM:<a@b.example> AUTH=<>");
+  ASSERT_TRUE(empty) << empty.error().text;
+  ASSERT_TRUE(empty->auth);
+  EXPECT_EQ(*empty->auth, "");
+  auto box = ParseMail("FROM:<a@b.example> auth=a+2Bx@b.example SIZE=10");
+  ASSERT_TRUE(box) << box.error().text;
+  ASSERT_TRUE(box->auth);
+  EXPECT_EQ(*box->auth, "a+x@b.example");
+  EXPECT_FALSE(ParseMail("FROM:<a@b.example>")->auth);
+  EXPECT_EQ(ParseMail("FROM:<a@b.example> AUTH").error().code, 501);
+  EXPECT_EQ(ParseMail("FROM:<a@b.example> AUTH=<> AUTH=<>").error().code, 501);
+  EXPECT_EQ(ParseMail("FROM:<a@b.example> AUTH=a+0D+0A@b.example").error().code, 501);
+  EXPECT_EQ(ParseMail("FROM:<a@b.example> AUTH=not-a-mailbox").error().code, 501);
+}
+
 TEST(ParseMailTest, Utf8WithSmtputf8) {
   auto m = ParseMail("FROM:<jörg@bücher.example> SMTPUTF8");
   ASSERT_TRUE(m) << m.error().text;
@@ -111,6 +128,42 @@ TEST(ParseRcptTest, DsnParameters) {
   auto never = ParseRcpt("TO:<bob@example.net> NOTIFY=NEVER", false);
   ASSERT_TRUE(never);
   EXPECT_EQ(never->notify, queue::kNotifyNever);
+}
+
+TEST(ParseRcptTest, Utf8OrcptRfc6533) {
+  // RFC 6533 §3: a server offering DSN and SMTPUTF8 MUST accept the utf-8 address type. Postfix
+  // xtext-encodes the UTF-8 bytes (RFC 3461 "+XX"); utf-8-addr-xtext uses "\x{HEXPOINT}";
+  // utf-8-addr-unitext carries UTF-8 as it is. All three are stored as the decoded address.
+  auto postfix = ParseRcpt(
+      "TO:<user@b\xC3\xBC"
+      "cher.example> ORCPT=utf-8;user@b+C3+BCcher.example",
+      true);
+  ASSERT_TRUE(postfix) << postfix.error().text;
+  EXPECT_EQ(postfix->orcpt,
+            "utf-8;user@b\xC3\xBC"
+            "cher.example");
+  auto xtext = ParseRcpt("TO:<user@example.net> ORCPT=utf-8;user@b\\x{FC}cher.example", false);
+  ASSERT_TRUE(xtext) << xtext.error().text;
+  EXPECT_EQ(xtext->orcpt,
+            "utf-8;user@b\xC3\xBC"
+            "cher.example");
+  auto unitext = ParseRcpt(
+      "TO:<user@example.net> ORCPT=UTF-8;j\xC3\xB6rg\\x{2B}1@b\xC3\xBC"
+      "cher.example",
+      true);
+  ASSERT_TRUE(unitext) << unitext.error().text;
+  EXPECT_EQ(unitext->orcpt,
+            "UTF-8;j\xC3\xB6rg+1@b\xC3\xBC"
+            "cher.example");
+  // Not UTF-8, a control character, a malformed escape: refused.
+  EXPECT_EQ(ParseRcpt("TO:<u@example.net> ORCPT=utf-8;u@b+FCcher.example", true).error().code, 501);
+  EXPECT_EQ(ParseRcpt("TO:<u@example.net> ORCPT=utf-8;u\\x{0A}@example.net", true).error().code,
+            501);
+  EXPECT_EQ(ParseRcpt("TO:<u@example.net> ORCPT=utf-8;u\\x{FC@example.net", true).error().code,
+            501);
+  // rfc822 stays ASCII (RFC 3461 §4.2).
+  EXPECT_EQ(ParseRcpt("TO:<u@example.net> ORCPT=rfc822;u@b+C3+BCcher.example", true).error().code,
+            501);
 }
 
 TEST(ParseRcptTest, Rejections) {

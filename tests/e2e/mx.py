@@ -132,15 +132,65 @@ class RequireTlsController(Controller):
         return RequireTlsSmtp(self.handler, **self.SMTP_kwargs)
 
 
+class DsnRecorder(Recorder):
+    """Offers DSN (RFC 3461) and records each recipient's NOTIFY and ORCPT as they came."""
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        responses.insert(len(responses) - 1, "250-DSN")
+        return responses
+
+    async def handle_DATA(self, server, session, envelope):
+        reply = await super().handle_DATA(server, session, envelope)
+        with self.lock:
+            self.messages[-1]["rcpt_params"] = dict(getattr(server, "dsn_params", {}))
+            self.messages[-1]["mail_auth"] = getattr(server, "mail_auth", None)
+        return reply
+
+
+class DsnSmtp(SMTP):
+    async def smtp_MAIL(self, arg):
+        # aiosmtpd offers AUTH inside TLS but refuses MAIL's AUTH= (RFC 4954 §5): record it and
+        # take it off.
+        self.dsn_params, self.mail_auth = {}, None
+        if arg:
+            words = arg.split(" ")
+            auth = [w for w in words if w.upper().startswith("AUTH=")]
+            if auth:
+                self.mail_auth = auth[0][5:]
+                arg = " ".join(w for w in words if w not in auth)
+        await super().smtp_MAIL(arg)
+
+    async def smtp_RCPT(self, arg):
+        # aiosmtpd refuses RCPT parameters (and would upper-case them): take NOTIFY and ORCPT
+        # off first, kept byte for byte per recipient.
+        if arg:
+            words = arg.split(" ")
+            kept = [w for w in words if not w.upper().startswith(("NOTIFY=", "ORCPT="))]
+            taken = [w for w in words if w not in kept]
+            if taken:
+                address = kept[0][3:].strip("<>") if kept[0].upper().startswith("TO:") else ""
+                self.dsn_params = getattr(self, "dsn_params", {})
+                self.dsn_params[address] = taken
+                arg = " ".join(kept)
+        await super().smtp_RCPT(arg)
+
+
+class DsnController(Controller):
+    def factory(self):
+        return DsnSmtp(self.handler, **self.SMTP_kwargs)
+
+
 class MxServer:
     """`broken_tls`: STARTTLS is offered and answered 220, but the server side of the handshake
     allows only TLS 1.0, which OpenSSL 3 refuses at its default security level: every handshake
     fails."""
 
     def __init__(self, ip, port, cert=None, key=None, data_delay=0.0, smtputf8=False,
-                 broken_tls=False, requiretls=False):
+                 broken_tls=False, requiretls=False, dsn=False):
         self.ip, self.port = ip, port
-        self.recorder = (RequireTlsRecorder if requiretls else Recorder)(data_delay)
+        self.recorder = (RequireTlsRecorder if requiretls else DsnRecorder if dsn
+                         else Recorder)(data_delay)
         kwargs = {}
         if cert:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -148,7 +198,8 @@ class MxServer:
             if broken_tls:
                 ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1
             kwargs["tls_context"] = ctx
-        controller = RequireTlsController if requiretls else Controller
+        controller = (RequireTlsController if requiretls else DsnController if dsn
+                      else Controller)
         self.controller = controller(self.recorder, hostname=ip, port=port,
                                      server_hostname=f"mx-{ip}", ready_timeout=10,
                                      enable_SMTPUTF8=smtputf8, **kwargs)

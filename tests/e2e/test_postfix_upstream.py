@@ -11,6 +11,7 @@ import os
 import pwd
 import shutil
 import smtplib
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -149,7 +150,8 @@ class PostfixUpstreamTest(unittest.TestCase):
             .add(f"_{port}._tcp.mx TLSA {tlsa_3_1_1(crt)}")
         world.zone("postfix.example.").add("@ MX 10 mail").add(f"mail A {POSTFIX_IP}")
         world.start()
-        mx = MxServer(MX_IP, port, crt, key).start()
+        # A next hop with SMTPUTF8 and DSN, which records each recipient's NOTIFY and ORCPT.
+        mx = MxServer(MX_IP, port, crt, key, smtputf8=True, dsn=True).start()
         # No client is trusted by address: Postfix must authenticate.
         relay = Relay(starttls=True, trusted=[], deliver=True, extra_toml=world.toml() + f"""
 [auth]
@@ -192,6 +194,49 @@ port = {port}
                              r"by relay\.test \(danerelay\) with ESMTPSA id")
             self.assertIn("sasl_username=postfix-host", relay.logs())
             self.assertIn("Verified TLS connection established to mx.dest.example", relay.logs())
+
+            # Issue 21, RFC 6533 §3: a UTF-8 recipient with the ORCPT=utf-8; Postfix sends
+            # (its RFC 3461 xtext of the UTF-8 bytes), which danerelay refused with 501 5.5.4.
+            # Sent the way Postfix sends it, not through the Postfix instance: there the
+            # SMTPUTF8 message stayed in Postfix's active queue with no delivery attempt logged
+            # within 60 s (cause not found yet).
+            tls = ssl.create_default_context()
+            tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
+            with smtplib.SMTP("127.0.0.1", submission, timeout=30) as c:
+                c.starttls(context=tls)
+                c.login("postfix-host", "s3cret")
+                c.sendmail("alice@postfix.example", ["j\u00f6rg@dest.example"],
+                           b"From: alice@postfix.example\r\nSubject: utf-8 recipient\r\n\r\n"
+                           b"hello j\xc3\xb6rg\r\n", mail_options=["SMTPUTF8"],
+                           rcpt_options=["NOTIFY=FAILURE,DELAY", "ORCPT=utf-8;j+C3+B6rg@dest.example"])
+            # The UTF-8 recipient reached the next hop with its original recipient, as
+            # utf-8-addr-unitext since the next hop offers SMTPUTF8 (RFC 6533 §3).
+            wait_for(lambda: mx.received_for("j\u00f6rg@dest.example"), timeout=60,
+                     what=f"the UTF-8 recipient at the MX; postfix log:\n{postfix.log()[-2500:]}\n"
+                     f"danerelay log:\n{relay.logs()[-3000:]}")
+            utf8 = mx.received_for("j\u00f6rg@dest.example")[0]
+            self.assertIn(b"hello j\xc3\xb6rg", utf8["content"])
+            params = utf8["rcpt_params"]["j\u00f6rg@dest.example"]
+            self.assertIn("ORCPT=utf-8;j\u00f6rg@dest.example", params)
+            self.assertIn("NOTIFY=FAILURE,DELAY", params)
+            self.assertNotIn("501 5.5.4", postfix.log())
+
+            # Issue 21, RFC 4954 §5: AUTH= on MAIL is accepted, and passed on to the next hop,
+            # which offers AUTH: the mailbox, since the client authenticated.
+            with smtplib.SMTP("127.0.0.1", submission, timeout=30) as c:
+                c.starttls(context=tls)
+                c.login("postfix-host", "s3cret")
+                for auth in ("<>", "a@b.example"):
+                    code, _ = c.mail("a@b.example", [f"AUTH={auth}"])
+                    self.assertEqual(code, 250, auth)
+                    self.assertEqual(c.rcpt("auth-param@dest.example")[0], 250)
+                    self.assertEqual(c.data(b"Subject: auth param\r\n\r\nx\r\n")[0], 250)
+            wait_for(lambda: len(mx.received_for("auth-param@dest.example")) == 2, timeout=60,
+                     what="both AUTH= messages at the MX")
+            self.assertEqual([m["mail_auth"] for m in mx.received_for("auth-param@dest.example")],
+                             ["<>", "a@b.example"])
+            # Without AUTH= on MAIL, none goes on.
+            self.assertIsNone(got["mail_auth"])
 
             # The refused recipient: a bounce from danerelay back to Postfix's mailbox.
             wait_for(lambda: postfix.mailbox("alice"), timeout=60,
