@@ -133,7 +133,9 @@ connect_timeout = "2s"
         os.unlink(self.trigger)
         wait_for(lambda: os.path.exists(self.reserve) and
                  os.path.getsize(self.reserve) >= 4 << 20, what="the reserve made again")
-        self.assertIn("kept in reserve for the operator", self.relay.logs())
+        # Logged once the upkeep that made it returns: after the file, not with it.
+        wait_for(lambda: "kept in reserve for the operator" in self.relay.logs(),
+                 what="the log line about the reserve")
 
     @property
     def reserve(self):
