@@ -24,6 +24,10 @@ def decode(body):
             i += 1
         elif body[i + 1] == "x":
             m = re.match(r"[0-9a-fA-F]+", body[i + 2:])
+            if m is None:  # not C++ (a quoted "\x{HEX}" in a comment): the text as it is
+                out += b"\\x"
+                i += 2
+                continue
             out += bytes([int(m.group(0), 16) & 0xFF])
             i += 2 + len(m.group(0))
         else:
