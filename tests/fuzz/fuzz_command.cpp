@@ -16,6 +16,24 @@ bool Printable(std::string_view s) {
   return true;
 }
 
+// A stored ORCPT, "type;address": printable ASCII, except the address of the utf-8 type
+// (RFC 6533 §3), which is well-formed UTF-8 without controls. It ends up in DSNs.
+bool OrcptSafe(std::string_view orcpt) {
+  const auto semi = orcpt.find(';');
+  if (orcpt.empty()) return true;
+  if (semi == std::string_view::npos) return false;
+  const std::string_view type = orcpt.substr(0, semi), address = orcpt.substr(semi + 1);
+  if (!Printable(type)) return false;
+  const bool utf8 = type.size() == 5 && (type[0] | 0x20) == 'u' && (type[1] | 0x20) == 't' &&
+                    (type[2] | 0x20) == 'f' && type[3] == '-' && type[4] == '8';
+  if (!utf8) return Printable(address);
+  for (char ch : address) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 32 || c == 127) return false;
+  }
+  return danerelay::relay::ValidUtf8(address);
+}
+
 // An address the parser accepted: no controls, no spaces outside quotes, an "@", bounded.
 void CheckAddress(std::string_view a, bool utf8, std::string_view line) {
   if (a.size() > 254 || a.find('@') == std::string_view::npos) Violated("address shape", line);
@@ -45,7 +63,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const bool utf8 : {false, true}) {
     if (auto rcpt = ParseRcpt(line, utf8)) {
       CheckAddress(rcpt->recipient, utf8, line);
-      if (!Printable(rcpt->orcpt) || rcpt->orcpt.size() > 500) Violated("ORCPT", line);
+      if (!OrcptSafe(rcpt->orcpt) || rcpt->orcpt.size() > 500) Violated("ORCPT", line);
     }
   }
   if (auto x = DecodeXtext(line)) {
