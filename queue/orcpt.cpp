@@ -64,7 +64,8 @@ std::string EncodeUtf8Addr(std::string_view address, bool unitext) {
   return out;
 }
 
-// RFC 3461 §4: xtext.
+}  // namespace
+
 std::string Xtext(std::string_view s) {
   std::string out;
   for (char ch : s) {
@@ -77,8 +78,6 @@ std::string Xtext(std::string_view s) {
   }
   return out;
 }
-
-}  // namespace
 
 std::optional<std::string> DecodeEmbeddedUnicode(std::string_view text) {
   std::string out;

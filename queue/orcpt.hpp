@@ -23,4 +23,7 @@ std::string OrcptParameter(std::string_view orcpt, bool smtputf8);
 // RFC 6533 §3): "rfc822; bob@example.net", "utf-8; j\x{F6}rg@b\x{FC}cher.example".
 std::string OrcptField(std::string_view orcpt);
 
+// RFC 3461 §4: xtext ("+XX" for "+", "=", and bytes outside "!".."~"); for ENVID and AUTH= too.
+std::string Xtext(std::string_view s);
+
 }  // namespace danerelay::queue

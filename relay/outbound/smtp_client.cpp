@@ -21,19 +21,7 @@ namespace {
 
 using asio::ip::tcp;
 
-// RFC 3461 §4: xtext.
-std::string Xtext(std::string_view s) {
-  std::string out;
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c < 33 || c > 126 || c == '+' || c == '=') {
-      out += fmt::format("+{:02X}", c);
-    } else {
-      out += ch;
-    }
-  }
-  return out;
-}
+using queue::Xtext;
 
 std::string DefaultStatus(const Reply& r) {
   if (!r.enhanced.empty()) return r.enhanced;
