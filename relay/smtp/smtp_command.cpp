@@ -197,6 +197,16 @@ std::optional<std::string> DecodePrintableXtext(std::string_view xtext) {
   return decoded;
 }
 
+// An original recipient ends up in DSNs: well-formed UTF-8, no controls, not empty.
+bool NonEmptyUtf8WithoutControls(std::string_view s) {
+  if (s.empty() || !ValidUtf8(s)) return false;
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 32 || c == 127) return false;
+  }
+  return true;
+}
+
 // RFC 6533 §3 utf-8-enc-addr: utf-8-addr-xtext ("\x{HEXPOINT}" escapes), utf-8-addr-unitext
 // (UTF-8 as it is) or, as Postfix sends it, RFC 3461 xtext of the UTF-8 bytes ("+C3+BC"). Every
 // form decodes to a non-empty address of well-formed UTF-8 without controls: it ends up in DSNs.
@@ -216,11 +226,20 @@ std::optional<std::string> DecodeUtf8Addr(std::string_view text) {
     }
   }
   auto decoded = queue::DecodeEmbeddedUnicode(raw);
-  if (!decoded || decoded->empty() || !ValidUtf8(*decoded)) return std::nullopt;
-  for (char ch : *decoded) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c < 32 || c == 127) return std::nullopt;
-  }
+  if (!decoded || !NonEmptyUtf8WithoutControls(*decoded)) return std::nullopt;
+  return decoded;
+}
+
+// Postfix (3.7) gives a UTF-8 recipient that came without ORCPT the original recipient
+// "rfc822;" + xtext of its UTF-8 bytes. RFC 3461 §4.2 wants rfc822 addresses in ASCII, but
+// refusing it bounces the mail at Postfix; in an SMTPUTF8 transaction the address is taken for
+// what it is, a UTF-8 address, and kept as RFC 6533's utf-8 type (so it is passed on and shown
+// in notices in the utf-8 forms of §3). Well-formed UTF-8 without controls only.
+std::optional<std::string> Rfc822Utf8Orcpt(std::string_view type, std::string_view xtext,
+                                           bool smtputf8) {
+  if (!smtputf8 || !IEquals(type, "rfc822")) return std::nullopt;
+  auto decoded = DecodeXtext(xtext);
+  if (!decoded || !NonEmptyUtf8WithoutControls(*decoded)) return std::nullopt;
   return decoded;
 }
 
@@ -445,13 +464,15 @@ tl::expected<RcptArgs, SyntaxError> ParseRcpt(std::string_view argument, bool sm
       if (IEquals(type, "utf-8")) {
         decoded = DecodeUtf8Addr(value->substr(semi + 1));
         if (!decoded) return tl::unexpected(BadParam(p, "ORCPT=utf-8; address must be UTF-8"));
+        args.orcpt = std::string(type) + ";" + *decoded;
+      } else if (auto ascii = DecodePrintableXtext(value->substr(semi + 1));
+                 ascii && !ascii->empty()) {
+        args.orcpt = std::string(type) + ";" + *ascii;
+      } else if (auto utf8 = Rfc822Utf8Orcpt(type, value->substr(semi + 1), smtputf8)) {
+        args.orcpt = "utf-8;" + *utf8;
       } else {
-        decoded = DecodePrintableXtext(value->substr(semi + 1));
-        if (!decoded || decoded->empty()) {
-          return tl::unexpected(BadParam(p, "ORCPT address must be xtext of printable ASCII"));
-        }
+        return tl::unexpected(BadParam(p, "ORCPT address must be xtext of printable ASCII"));
       }
-      args.orcpt = std::string(type) + ";" + *decoded;
     } else {
       return tl::unexpected(SyntaxError{555, "5.5.4", "Unsupported option: " + Echo(key)});
     }

@@ -161,8 +161,17 @@ TEST(ParseRcptTest, Utf8OrcptRfc6533) {
             501);
   EXPECT_EQ(ParseRcpt("TO:<u@example.net> ORCPT=utf-8;u\\x{FC@example.net", true).error().code,
             501);
-  // rfc822 stays ASCII (RFC 3461 §4.2).
-  EXPECT_EQ(ParseRcpt("TO:<u@example.net> ORCPT=rfc822;u@b+C3+BCcher.example", true).error().code,
+  // What Postfix 3.7 sends for a UTF-8 recipient without ORCPT: rfc822 with xtext of UTF-8.
+  // Taken in an SMTPUTF8 transaction as the utf-8 type it is; otherwise rfc822 stays ASCII
+  // (RFC 3461 §4.2), and bytes that are not UTF-8 are refused either way.
+  auto rfc822 = ParseRcpt("TO:<j\xC3\xB6rg@example.net> ORCPT=rfc822;j+C3+B6rg@example.net", true);
+  ASSERT_TRUE(rfc822) << rfc822.error().text;
+  EXPECT_EQ(rfc822->orcpt, "utf-8;j\xC3\xB6rg@example.net");
+  EXPECT_EQ(ParseRcpt("TO:<u@example.net> ORCPT=rfc822;u@b+C3+BCcher.example", false).error().code,
+            501);
+  EXPECT_EQ(ParseRcpt("TO:<u@example.net> ORCPT=rfc822;u@b+FCcher.example", true).error().code,
+            501);
+  EXPECT_EQ(ParseRcpt("TO:<u@example.net> ORCPT=rfc822;u+C3+B6+0A@example.net", true).error().code,
             501);
 }
 

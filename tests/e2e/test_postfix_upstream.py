@@ -195,20 +195,14 @@ port = {port}
             self.assertIn("sasl_username=postfix-host", relay.logs())
             self.assertIn("Verified TLS connection established to mx.dest.example", relay.logs())
 
-            # Issue 21, RFC 6533 §3: a UTF-8 recipient with the ORCPT=utf-8; Postfix sends
-            # (its RFC 3461 xtext of the UTF-8 bytes), which danerelay refused with 501 5.5.4.
-            # Sent the way Postfix sends it, not through the Postfix instance: there the
-            # SMTPUTF8 message stayed in Postfix's active queue with no delivery attempt logged
-            # within 60 s (cause not found yet).
-            tls = ssl.create_default_context()
-            tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
-            with smtplib.SMTP("127.0.0.1", submission, timeout=30) as c:
-                c.starttls(context=tls)
-                c.login("postfix-host", "s3cret")
+            # Issue 21, RFC 6533 §3: a UTF-8 recipient relayed by Postfix. Postfix 3.7 gives it
+            # the original recipient ORCPT=rfc822;j+C3+B6rg@dest.example (xtext of the UTF-8
+            # bytes), which danerelay refused with 501 5.5.4, and Postfix bounced the mail.
+            with smtplib.SMTP(POSTFIX_IP, port, timeout=30) as c:
                 c.sendmail("alice@postfix.example", ["j\u00f6rg@dest.example"],
                            b"From: alice@postfix.example\r\nSubject: utf-8 recipient\r\n\r\n"
-                           b"hello j\xc3\xb6rg\r\n", mail_options=["SMTPUTF8"],
-                           rcpt_options=["NOTIFY=FAILURE,DELAY", "ORCPT=utf-8;j+C3+B6rg@dest.example"])
+                           b"hello j\xc3\xb6rg\r\n", mail_options=["SMTPUTF8", "BODY=8BITMIME"],
+                           rcpt_options=["NOTIFY=FAILURE,DELAY"])
             # The UTF-8 recipient reached the next hop with its original recipient, as
             # utf-8-addr-unitext since the next hop offers SMTPUTF8 (RFC 6533 §3).
             wait_for(lambda: mx.received_for("j\u00f6rg@dest.example"), timeout=60,
@@ -221,6 +215,8 @@ port = {port}
             self.assertIn("NOTIFY=FAILURE,DELAY", params)
             self.assertNotIn("501 5.5.4", postfix.log())
 
+            tls = ssl.create_default_context()
+            tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
             # Issue 21, RFC 4954 §5: AUTH= on MAIL is accepted, and passed on to the next hop,
             # which offers AUTH: the mailbox, since the client authenticated.
             with smtplib.SMTP("127.0.0.1", submission, timeout=30) as c:
