@@ -20,6 +20,7 @@ import unittest
 from dnsworld import DnsWorld
 from harness import DANERELAY, Relay, wait_for, wait_for_port
 from mx import MxServer, free_port_on, self_signed, tlsa_3_1_1
+from readme import readme_block
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 from bench_util import write_private_master_cf  # noqa: E402  (shared with bench-relay)
@@ -28,19 +29,6 @@ MX_IP, POSTFIX_IP = "127.0.0.61", "127.0.0.62"
 SERVICES = (r"^(smtpd|pickup|cleanup|qmgr|trivial-rewrite|bounce|defer|trace|verify|flush|"
             r"proxymap|proxywrite|smtp|relay|showq|error|retry|discard|virtual|anvil|scache|"
             r"postlogd|tlsmgr)$")
-
-
-README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
-
-
-def readme_block(after):
-    """The first fenced block of README.md after the line that starts with `after`, as lines."""
-    with open(README) as f:
-        lines = f.read().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(after))
-    opening = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("```"))
-    closing = next(i for i in range(opening + 1, len(lines)) if lines[i].startswith("```"))
-    return lines[opening + 1:closing]
 
 
 def readme_postfix(relayhost, sasl_passwd, sasl_user, sasl_password):
