@@ -16,6 +16,8 @@ packages=(
   # test and benchmark tools: real SMTP clients and peers, TLS, DNS
   openssl sqlite3 swaks libnet-ssleay-perl python3 python3-aiosmtpd postfix libsasl2-modules strace
   nsd ldnsutils unbound-anchor bind9-dnsutils faketime
+  # the library exim4 needs beyond those above (tools/fetch-exim.sh: Exim is not installed)
+  libidn12
   # the manual pages are rendered (groff) to check them
   groff-base
 )
@@ -29,13 +31,20 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ "${#missing[@]}" -eq 0 ]; then
-  echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
-fi
+# Debian's Exim for tests/e2e/test_exim_upstream.py, extracted into a cache directory (its
+# packages conflict with postfix): after the packages, since it needs libidn12.
+fetch_exim() {
+  echo "install-deps: Exim for the tests in $($SUDO "$(dirname "$0")/fetch-exim.sh")"
+}
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  fetch_exim
+  exit 0
+fi
+
 export DEBIAN_FRONTEND=noninteractive
 # Postfix is only needed for its tools (smtp-source, smtp-sink, posttls-finger):
 # no configuration, no listening MTA.
@@ -52,3 +61,4 @@ if [ ! -e "$policy" ]; then
 fi
 trap '[ "$created_policy" -eq 1 ] && $SUDO rm -f "$policy"' EXIT
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fetch_exim
