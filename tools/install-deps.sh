@@ -10,7 +10,7 @@ packages=(
   libasio-dev libssl-dev libunbound-dev libtomlplusplus-dev libsqlite3-dev
   libgtest-dev libgmock-dev libexpected-dev libcli11-dev nlohmann-json3-dev
   libfmt-dev libspdlog-dev libcrypt-dev libsystemd-dev libidn2-dev libcurl4-openssl-dev
-  zlib1g-dev
+  zlib1g-dev libgmime-3.0-dev
   # runtime data: the DNSSEC root trust anchor
   dns-root-data
   # test and benchmark tools: real SMTP clients and peers, TLS, DNS

@@ -13,6 +13,7 @@
 #include "dns/idn.hpp"
 #include "queue/orcpt.hpp"
 #include "relay/connection.hpp"
+#include "relay/outbound/seven_bit.hpp"
 #include "relay/reply_reader.hpp"
 #include "relay/smtp/smtp_reply.hpp"
 
@@ -262,14 +263,37 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
     }
     co_return After::kReusable;  // nothing was sent
   }
+  // RFC 6152 §3: 8-bit content goes as it is only where 8BITMIME is offered; elsewhere it is
+  // converted to 7 bits, or the message is returned (5.6.3, RFC 3463 §3.7) when it cannot be.
+  // Whether to convert depends on the octets, not on BODY=: a client's label can be wrong.
+  const bool eight_bit_mime = ehlo.HasExtension("8BITMIME");
+  const std::string* content = req.content;
+  std::string seven_bit;  // the converted copy, when one was needed
+  if (!eight_bit_mime) {
+    auto converted = ToSevenBit(*content);
+    if (!converted) {
+      for (auto& rc : res.recipients) {
+        rc = {queue::RecipientState::kFailed, "5.6.3",
+              fmt::format("message has 8-bit content that cannot be converted to 7-bit for {}, "
+                          "which does not offer 8BITMIME ({})",
+                          s.peer, converted.error())};
+      }
+      co_return After::kReusable;  // nothing was sent
+    }
+    if (*converted) {
+      seven_bit = std::move(**converted);
+      content = &seven_bit;
+      spdlog::info("{}: converted to 7bit for {}, which does not offer 8BITMIME", m.id, s.peer);
+    }
+  }
   const auto sender = envelope(m.sender);
   if (!sender) {
     for (auto& rc : res.recipients) rc = cannot(m.sender, sender.error());
     co_return After::kReusable;  // nothing was sent
   }
   std::string mail = fmt::format("MAIL FROM:<{}>", *sender);
-  if (ehlo.HasExtension("SIZE")) mail += fmt::format(" SIZE={}", req.content->size());
-  if (m.body_8bitmime && ehlo.HasExtension("8BITMIME")) mail += " BODY=8BITMIME";
+  if (ehlo.HasExtension("SIZE")) mail += fmt::format(" SIZE={}", content->size());
+  if (m.body_8bitmime && eight_bit_mime) mail += " BODY=8BITMIME";
   if (utf8) mail += " SMTPUTF8";
   if (req.requiretls) mail += " REQUIRETLS";
   if (dsn && m.dsn_ret != queue::DsnRet::kUnspecified) {
@@ -350,7 +374,7 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
   auto data = co_await s.reader.Read(t.data_init);
   if (!data) co_return lost(data.error(), "after DATA");
   if (accepted > 0 && data->code == 354) {
-    const std::vector<std::string_view> stuffed = DotStuff(*req.content);
+    const std::vector<std::string_view> stuffed = DotStuff(*content);
     if (auto wec = co_await s.conn.WritePieces(stuffed, t.data_block)) {
       co_return lost(wec.message(), "while sending message body");
     }

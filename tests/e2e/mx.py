@@ -101,6 +101,15 @@ class Recorder:
         return "250 2.0.0 Ok: stored"
 
 
+class SevenBitRecorder(Recorder):
+    """Does not offer 8BITMIME (RFC 6152): what it receives must be 7-bit. aiosmtpd would still
+    take BODY=8BITMIME; the recorded mail_options show whether the client sent it."""
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        return [r for r in responses if r[4:].upper() != "8BITMIME"]
+
+
 class RequireTlsRecorder(Recorder):
     """Offers REQUIRETLS (RFC 8689) inside TLS and records whether MAIL carried it."""
 
@@ -185,13 +194,13 @@ class DsnController(Controller):
 class MxServer:
     """`broken_tls`: STARTTLS is offered and answered 220, but the server side of the handshake
     allows only TLS 1.0, which OpenSSL 3 refuses at its default security level: every handshake
-    fails."""
+    fails. `eightbitmime=False`: 8BITMIME is not offered."""
 
     def __init__(self, ip, port, cert=None, key=None, data_delay=0.0, smtputf8=False,
-                 broken_tls=False, requiretls=False, dsn=False):
+                 broken_tls=False, requiretls=False, dsn=False, eightbitmime=True):
         self.ip, self.port = ip, port
         self.recorder = (RequireTlsRecorder if requiretls else DsnRecorder if dsn
-                         else Recorder)(data_delay)
+                         else Recorder if eightbitmime else SevenBitRecorder)(data_delay)
         kwargs = {}
         if cert:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
