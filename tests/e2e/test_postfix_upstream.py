@@ -25,7 +25,7 @@ from readme import readme_block
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 from bench_util import write_private_master_cf  # noqa: E402  (shared with bench-relay)
 
-MX_IP, POSTFIX_IP = "127.0.0.61", "127.0.0.62"
+MX_IP, POSTFIX_IP, SEVEN_IP = "127.0.0.61", "127.0.0.62", "127.0.0.63"
 SERVICES = (r"^(smtpd|pickup|cleanup|qmgr|trivial-rewrite|bounce|defer|trace|verify|flush|"
             r"proxymap|proxywrite|smtp|relay|showq|error|retry|discard|virtual|anvil|scache|"
             r"postlogd|tlsmgr)$")
@@ -130,16 +130,19 @@ biff = no
 class PostfixUpstreamTest(unittest.TestCase):
     def test_postfix_relays_through_danerelay_and_gets_its_bounce(self):
         tmp = tempfile.mkdtemp(prefix="danerelay-postfix-")
-        port = free_port_on([MX_IP, POSTFIX_IP])
+        port = free_port_on([MX_IP, POSTFIX_IP, SEVEN_IP])
         submission = free_port_on(["127.0.0.1"])
         crt, key = self_signed(tmp, "mx.dest.example")
         world = DnsWorld(tmp)
         world.zone("dest.example.").add("@ MX 10 mx").add(f"mx A {MX_IP}") \
             .add(f"_{port}._tcp.mx TLSA {tlsa_3_1_1(crt)}")
         world.zone("postfix.example.").add("@ MX 10 mail").add(f"mail A {POSTFIX_IP}")
+        # A destination whose MX does not offer 8BITMIME (RFC 6152).
+        world.zone("seven.example.").add("@ MX 10 mx").add(f"mx A {SEVEN_IP}")
         world.start()
         # A next hop with SMTPUTF8 and DSN, which records each recipient's NOTIFY and ORCPT.
         mx = MxServer(MX_IP, port, crt, key, smtputf8=True, dsn=True).start()
+        seven = MxServer(SEVEN_IP, port, crt, key, eightbitmime=False).start()
         # No client is trusted by address: Postfix must authenticate.
         relay = Relay(starttls=True, trusted=[], deliver=True, extra_toml=world.toml() + f"""
 [auth]
@@ -203,6 +206,25 @@ port = {port}
             self.assertIn("NOTIFY=FAILURE,DELAY", params)
             self.assertNotIn("501 5.5.4", postfix.log())
 
+            # Issue 21, RFC 6152 §3: an 8-bit message Postfix relays with BODY=8BITMIME, for a
+            # next hop without 8BITMIME: it arrives converted to 7 bits, its text intact.
+            text = "Grüße aus Köln: äöü ÄÖÜ\r\n".encode()
+            with smtplib.SMTP(POSTFIX_IP, port, timeout=30) as c:
+                c.sendmail("alice@postfix.example", ["user@seven.example"],
+                           b"From: alice@postfix.example\r\nSubject: eight bit\r\n"
+                           b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                           b"Content-Transfer-Encoding: 8bit\r\n\r\n" + text,
+                           mail_options=["BODY=8BITMIME"])
+            wait_for(lambda: seven.received_for("user@seven.example"), timeout=60,
+                     what=f"the 8-bit message at the 7-bit MX; danerelay log:\n"
+                     f"{relay.logs()[-3000:]}")
+            got7 = seven.received_for("user@seven.example")[0]
+            self.assertTrue(all(b < 128 for b in got7["content"]), got7["content"][:500])
+            self.assertNotIn("BODY=8BITMIME", got7["mail_options"])
+            part = email.message_from_bytes(got7["content"], policy=email.policy.default)
+            self.assertEqual(part.get_payload(decode=True), text)
+            self.assertIn("converted to 7bit", relay.logs())
+
             tls = ssl.create_default_context()
             tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
             # Issue 21, RFC 4954 §5: AUTH= on MAIL is accepted, and passed on to the next hop,
@@ -240,6 +262,7 @@ port = {port}
                 postfix.stop()
             relay.cleanup()
             mx.stop()
+            seven.stop()
             world.stop()
             shutil.rmtree(tmp, ignore_errors=True)
 
