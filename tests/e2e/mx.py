@@ -96,7 +96,8 @@ class Recorder:
         with self.lock:
             self.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
                                   "content": envelope.content, "tls": session.ssl is not None,
-                                  "session": id(session), "helo": session.host_name})
+                                  "session": id(session), "helo": session.host_name,
+                                  "mail_options": [o.upper() for o in envelope.mail_options]})
         return "250 2.0.0 Ok: stored"
 
 
