@@ -140,6 +140,35 @@ TEST(RetryTest, SuccessIsReportedOnlyWhenAskedAndNotPassedOn) {
   EXPECT_TRUE(SchedulePass(silent, {delivered}, kT0, RetryOptions{}, rng).relayed.empty());
 }
 
+// Issue 21: whether the last reply is the remote's travels with the recipient into its notice,
+// for an attempt and for a recipient that expires with its message.
+TEST(RetryTest, WhetherTheReplyIsTheRemotesGoesIntoTheBounce) {
+  std::mt19937 rng(1);
+  MessageInfo m = OneRecipient("alice@example.org", kNotifyNone);
+  RecipientUpdate refused{0,       RecipientState::kFailed, std::nullopt,
+                          "5.1.1", "550 5.1.1 no",          "mx.example.net"};
+  refused.reply_is_remote = true;
+  PassOutcome out = SchedulePass(m, {refused}, kT0, RetryOptions{}, rng);
+  ASSERT_EQ(out.bounce.size(), 1u);
+  EXPECT_TRUE(out.bounce[0].last_reply_remote);
+  PassOutcome local = SchedulePass(m, {Deferred475()}, kT0 + hours(200), RetryOptions{}, rng);
+  ASSERT_EQ(local.bounce.size(), 1u);
+  EXPECT_FALSE(local.bounce[0].last_reply_remote);
+  StoredRecipient held;
+  held.index = 1;
+  held.address = "carol@example.com";
+  held.state = RecipientState::kHeld;
+  held.last_reply = "450 4.2.0 try later";
+  held.last_remote = "mx.example.com";
+  held.last_reply_remote = true;
+  PassOutcome late =
+      SchedulePass(m, {Deferred475()}, kT0 + hours(200), RetryOptions{}, rng, {held});
+  ASSERT_EQ(late.updates.size(), 2u);
+  EXPECT_TRUE(late.updates[1].reply_is_remote);
+  ASSERT_EQ(late.bounce.size(), 2u);
+  EXPECT_TRUE(late.bounce[1].last_reply_remote);
+}
+
 // A recipient that was not in the pass (held, or due later) expires with the message when the
 // pass ends after the message's lifetime: one bounce lists both, and the held one keeps its
 // last status and attempt count.
