@@ -91,6 +91,9 @@ struct StoredRecipient {
   std::string last_status;  // enhanced status of the last attempt, e.g. "4.7.5"
   std::string last_reply;   // text of the last attempt's outcome
   std::string last_remote;  // MX host of the last attempt ("" when none was reached)
+  // last_reply is the reply last_remote gave, not this relay's own account (see
+  // RecipientUpdate::reply_is_remote).
+  bool last_reply_remote = false;
   std::optional<TimePoint> last_attempt;
   bool delay_warned = false;
 };
@@ -121,10 +124,14 @@ struct RecipientUpdate {
   std::optional<TimePoint> next_attempt;  // for kDeferred
   std::string status;                     // enhanced status, "2.0.0", "4.7.5", "5.1.1"
   std::string reply;                      // the remote reply or our explanation
-  std::string remote;                     // the MX host that gave `reply`, if any
+  std::string remote;                     // the MX host last contacted, if any
   bool delay_warned = false;              // a delay warning went out with this update
   bool remote_dsn = false;                // delivered to a next hop that offered DSN
   bool attempted = true;  // false: finished with its message (expired), not by an attempt
+  // `reply` is the SMTP reply that `remote` sent (RFC 3464 §2.3.5-6: a notice then names it as
+  // Remote-MTA with "smtp;" diagnostics). False for this relay's own account of a failure (DNS,
+  // DANE, TLS, a refused connection, a loop, a missing extension), even when a host was reached.
+  bool reply_is_remote = false;
 };
 
 // One row of the attempt history (design.md: time, MX host, IP, DNSSEC facts, TLS verdict,

@@ -4,7 +4,6 @@
 
 #include <fmt/format.h>
 
-#include <cctype>
 #include <ctime>
 
 namespace danerelay::queue {
@@ -50,13 +49,49 @@ bool Is8Bit(const std::string& s) {
   return false;
 }
 
-// RFC 3464 §2.3.6: "smtp; 550 ..." for a remote reply, our own type for local explanations.
-std::string DiagnosticCode(const std::string& reply) {
-  const bool smtp = reply.size() >= 4 && std::isdigit(static_cast<unsigned char>(reply[0])) &&
-                    std::isdigit(static_cast<unsigned char>(reply[1])) &&
-                    std::isdigit(static_cast<unsigned char>(reply[2])) && reply[3] == ' ';
-  return (smtp ? "smtp; " : "X-danerelay; ") + Field(reply);
+// A field that may hold UTF-8 (an address in a global notice, RFC 6533 §3): one line, without
+// controls, cut at a character boundary. The addresses were checked when they came in (RFC
+// 6531 §3.3), so their bytes above 0x7F are well-formed UTF-8.
+std::string Utf8Field(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (out.size() >= 900 && (u & 0xC0) != 0x80) {
+      out += "...";
+      break;
+    }
+    out += u < 0x20 || u == 0x7F ? '?' : c;
+  }
+  return out;
 }
+
+// RFC 6533 §6: a notice about mail that needed SMTPUTF8, or that names an address that is not
+// ASCII, is a "global" one: message/global-delivery-status with "utf-8" addresses as they are,
+// and the original as message/global or message/global-headers. Anything else keeps the
+// RFC 3464 form, whose message/delivery-status is 7-bit.
+bool NeedsGlobal(const MessageInfo& m, const std::vector<StoredRecipient>& recipients) {
+  if (m.smtputf8 || Is8Bit(m.sender)) return true;
+  for (const auto& r : recipients) {
+    if (Is8Bit(r.address)) return true;
+  }
+  return false;
+}
+
+// RFC 3464 §2.3.2 and RFC 6533 §3: the address type says what the address may hold.
+std::string FinalRecipient(const std::string& address, bool global) {
+  if (global && Is8Bit(address)) return "utf-8; " + Utf8Field(address);
+  return "rfc822; " + address;
+}
+
+// The reply came from the remote MTA (a typed fact of the attempt, RecipientUpdate::
+// reply_is_remote), or it is this relay's own account of what happened: a DNS or DANE failure,
+// a refused connection, a TLS failure, a loop, the expiry. RFC 3464 §2.3.6: diagnostic-type
+// "smtp" is for an SMTP reply; our own texts get "X-Danerelay" (as Postfix's "X-Postfix"), and
+// only a remote reply names a Remote-MTA (§2.3.5).
+std::string DiagnosticCode(const StoredRecipient& r) {
+  return (r.last_reply_remote ? "smtp; " : "X-Danerelay; ") + Field(r.last_reply);
+}
+bool NamesRemote(const StoredRecipient& r) { return r.last_reply_remote && !r.last_remote.empty(); }
 
 }  // namespace
 
@@ -89,6 +124,16 @@ std::string ExplainStatus(const std::string& status, const std::string& reply) {
     return "A secure (DANE-authenticated) connection to the receiving server could not be "
            "established, so the mail was not sent.";
   }
+  // RFC 8689 §5's two codes for a REQUIRETLS message.
+  if (s == "7.30") {
+    return "The message was sent with REQUIRETLS (RFC 8689), and the receiving server does not "
+           "support REQUIRETLS, so it could not be passed on with that protection.";
+  }
+  if (s == "7.10") {
+    return "The message was sent with REQUIRETLS (RFC 8689), which requires a connection "
+           "encrypted with TLS and authenticated by DANE or MTA-STS; no such connection could "
+           "be made to the receiving server.";
+  }
   if (s == "4.3") {
     return "The DNS lookups for the receiving domain failed or did not validate (DNSSEC), so "
            "its mail servers could not be found safely.";
@@ -107,6 +152,7 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
                          TimePoint now, std::optional<TimePoint> will_retry_until,
                          const NoticeOptions& options) {
   const bool failure = kind == NoticeKind::kFailure;
+  const bool global = NeedsGlobal(original, recipients);
   const bool relayed = kind == NoticeKind::kRelayed;
   const char* action = failure ? "failed" : relayed ? "relayed" : "delayed";
   const std::string boundary = fmt::format("{}.{}/{}", id, action, options.hostname);
@@ -126,70 +172,78 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
       boundary);
   m += "\r\nThis is a MIME-encapsulated message.\r\n\r\n";
 
-  // 1. For people.
-  m += fmt::format(
-      "--{}\r\nContent-Description: Notification\r\n"
-      "Content-Type: text/plain; charset=utf-8\r\n\r\n",
-      boundary);
-  m += fmt::format("This is the mail system at host {}.\r\n\r\n", options.hostname);
+  // 1. For people. Addresses in a global notice are UTF-8: the part says it is 8bit (RFC 2045
+  // §6.2), which the notice's BODY=8BITMIME carries (below).
+  std::string human = fmt::format("This is the mail system at host {}.\r\n\r\n", options.hostname);
   if (failure) {
-    m += "I'm sorry to have to inform you that your message could not be delivered to one or\r\n"
-         "more recipients. It is attached below.\r\n\r\n";
+    human +=
+        "I'm sorry to have to inform you that your message could not be delivered to one or\r\n"
+        "more recipients. It is attached below.\r\n\r\n";
   } else if (relayed) {
-    m += "Your message was delivered to the next mail server for the recipients below. That\r\n"
-         "server does not offer delivery status notifications, so this is the last report\r\n"
-         "you will receive about it.\r\n\r\n";
+    human +=
+        "Your message was delivered to the next mail server for the recipients below. That\r\n"
+        "server does not offer delivery status notifications, so this is the last report\r\n"
+        "you will receive about it.\r\n\r\n";
   } else {
-    m += "Your message could not be delivered yet to one or more recipients. It will be\r\n"
-         "retried until " +
-         (will_retry_until ? FormatRfc5322Date(*will_retry_until) : std::string("it expires")) +
-         "; you need not send it again.\r\n\r\n";
+    human +=
+        "Your message could not be delivered yet to one or more recipients. It will be\r\n"
+        "retried until " +
+        (will_retry_until ? FormatRfc5322Date(*will_retry_until) : std::string("it expires")) +
+        "; you need not send it again.\r\n\r\n";
   }
   for (const auto& r : recipients) {
-    m += fmt::format(
-        "<{}>: {}\r\n", r.address,
+    human += fmt::format(
+        "<{}>: {}\r\n", global ? Utf8Field(r.address) : r.address,
         relayed ? std::string("delivered") : ExplainStatus(r.last_status, r.last_reply));
     if (!r.last_reply.empty()) {
-      m += fmt::format(
-          "    ({}{})\r\n",
-          r.last_remote.empty() ? "" : Field(r.last_remote) + " said: ", Field(r.last_reply));
+      human += fmt::format("    ({}{})\r\n", NamesRemote(r) ? Field(r.last_remote) + " said: " : "",
+                           Field(r.last_reply));
     }
-    m += "\r\n";
+    human += "\r\n";
+  }
+  m += fmt::format(
+      "--{}\r\nContent-Description: Notification\r\n"
+      "Content-Type: text/plain; charset=utf-8\r\n{}\r\n",
+      boundary, Is8Bit(human) ? "Content-Transfer-Encoding: 8bit\r\n" : "");
+  m += human;
+
+  // 2. For programs: RFC 3464 §2.2 (per message) and §2.3 (per recipient); in a global notice
+  // RFC 6533 §6.2's message/global-delivery-status, whose fields may hold UTF-8.
+  std::string report = fmt::format("Reporting-MTA: dns; {}\r\n", options.hostname);
+  report += fmt::format("X-Danerelay-Queue-ID: {}\r\n", original.id);
+  if (!original.dsn_envid.empty())
+    report += fmt::format("Original-Envelope-Id: {}\r\n", Field(original.dsn_envid));
+  report += fmt::format("Arrival-Date: {}\r\n", FormatRfc5322Date(original.arrival));
+  for (const auto& r : recipients) {
+    report += "\r\n";
+    report += fmt::format("Final-Recipient: {}\r\n", FinalRecipient(r.address, global));
+    if (!r.orcpt.empty()) {
+      report +=
+          fmt::format("Original-Recipient: {}\r\n",
+                      global ? Utf8Field(OrcptField(r.orcpt, true)) : Field(OrcptField(r.orcpt)));
+    }
+    report += fmt::format("Action: {}\r\n", action);
+    report += fmt::format("Status: {}\r\n", IsStatusCode(r.last_status) ? r.last_status
+                                            : failure                   ? "5.0.0"
+                                            : relayed                   ? "2.0.0"
+                                                                        : "4.0.0");
+    if (NamesRemote(r)) report += fmt::format("Remote-MTA: dns; {}\r\n", Field(r.last_remote));
+    if (!r.last_reply.empty()) report += fmt::format("Diagnostic-Code: {}\r\n", DiagnosticCode(r));
+    if (r.last_attempt)
+      report += fmt::format("Last-Attempt-Date: {}\r\n", FormatRfc5322Date(*r.last_attempt));
+    if (kind == NoticeKind::kDelay && will_retry_until) {
+      report += fmt::format("Will-Retry-Until: {}\r\n", FormatRfc5322Date(*will_retry_until));
+    }
   }
 
-  // 2. For programs: RFC 3464 §2.2 (per message) and §2.3 (per recipient).
-  m += fmt::format(
-      "--{}\r\nContent-Description: Delivery report\r\n"
-      "Content-Type: message/delivery-status\r\n\r\n",
-      boundary);
-  m += fmt::format("Reporting-MTA: dns; {}\r\n", options.hostname);
-  m += fmt::format("X-Danerelay-Queue-ID: {}\r\n", original.id);
-  if (!original.dsn_envid.empty())
-    m += fmt::format("Original-Envelope-Id: {}\r\n", Field(original.dsn_envid));
-  m += fmt::format("Arrival-Date: {}\r\n", FormatRfc5322Date(original.arrival));
-  for (const auto& r : recipients) {
-    m += "\r\n";
-    m += fmt::format("Final-Recipient: rfc822; {}\r\n", r.address);
-    if (!r.orcpt.empty())
-      m += fmt::format("Original-Recipient: {}\r\n", Field(OrcptField(r.orcpt)));
-    m += fmt::format("Action: {}\r\n", action);
-    m += fmt::format("Status: {}\r\n", IsStatusCode(r.last_status) ? r.last_status
-                                       : failure                   ? "5.0.0"
-                                       : relayed                   ? "2.0.0"
-                                                                   : "4.0.0");
-    if (!r.last_remote.empty()) m += fmt::format("Remote-MTA: dns; {}\r\n", Field(r.last_remote));
-    if (!r.last_reply.empty())
-      m += fmt::format("Diagnostic-Code: {}\r\n", DiagnosticCode(r.last_reply));
-    if (r.last_attempt)
-      m += fmt::format("Last-Attempt-Date: {}\r\n", FormatRfc5322Date(*r.last_attempt));
-    if (kind == NoticeKind::kDelay && will_retry_until) {
-      m += fmt::format("Will-Retry-Until: {}\r\n", FormatRfc5322Date(*will_retry_until));
-    }
-  }
+  m += fmt::format("--{}\r\nContent-Description: Delivery report\r\nContent-Type: {}\r\n{}\r\n",
+                   boundary, global ? "message/global-delivery-status" : "message/delivery-status",
+                   Is8Bit(report) ? "Content-Transfer-Encoding: 8bit\r\n" : "");
+  m += report;
 
   // 3. The original: whole, or its headers when the sender asked (RET=HDRS) or it is large. A
-  // REQUIRETLS message's body never goes into a notice (RFC 8689 §5: the notice is not sent
-  // under the same protection).
+  // REQUIRETLS message's body never goes into a notice (RFC 8689 §5): the notice travels a
+  // path back that the sender did not choose.
   // A success report carries only the headers (as Postfix does).
   const bool whole = !relayed && original.dsn_ret != DsnRet::kHdrs && !original.requiretls &&
                      content.size() <= options.return_size_limit;
@@ -197,7 +251,11 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
   const bool eight_bit = Is8Bit(returned);
   m += fmt::format("\r\n--{}\r\nContent-Description: Undelivered {}\r\n", boundary,
                    whole ? "Message" : "Message Headers");
-  m += whole ? "Content-Type: message/rfc822\r\n" : "Content-Type: text/rfc822-headers\r\n";
+  // RFC 6532 §3.7 message/global and RFC 6533 §6.3 message/global-headers: the original of a
+  // global notice may have UTF-8 in its header.
+  m += fmt::format("Content-Type: {}\r\n",
+                   global ? (whole ? "message/global" : "message/global-headers")
+                          : (whole ? "message/rfc822" : "text/rfc822-headers"));
   if (eight_bit) m += "Content-Transfer-Encoding: 8bit\r\n";
   m += "\r\n" + returned;
   if (!returned.ends_with("\r\n")) m += "\r\n";
@@ -214,8 +272,15 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
   n.client_address = "";
   n.client_helo = "";
   n.protocol = "local";
-  n.body_8bitmime = eight_bit;
-  n.smtputf8 = original.smtputf8;
+  // What the notice needs of its delivery (smtp_client.cpp): BODY=8BITMIME for any 8-bit part
+  // (RFC 6152), SMTPUTF8 for a global notice (RFC 6531 §3.4; RFC 6533 §6: the UTF-8 fields
+  // of a global report are meant for an SMTPUTF8 path).
+  n.body_8bitmime = Is8Bit(m);
+  n.smtputf8 = global;
+  // RFC 8689 §5: the notice about a REQUIRETLS message is sent with REQUIRETLS itself, so it
+  // too goes only over TLS that DANE or MTA-STS authenticates, to next hops that promise the
+  // same. Like any notice it comes from <> and never bounces itself.
+  n.requiretls = original.requiretls;
   return n;
 }
 

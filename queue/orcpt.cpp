@@ -117,12 +117,16 @@ std::string OrcptParameter(std::string_view orcpt, bool smtputf8) {
   return std::string(type) + ";" + Xtext(address);
 }
 
-std::string OrcptField(std::string_view orcpt) {
+std::string OrcptField(std::string_view orcpt, bool global) {
   const auto semi = orcpt.find(';');
   if (semi == std::string_view::npos) return "rfc822; " + std::string(orcpt);
   const std::string_view type = orcpt.substr(0, semi), address = orcpt.substr(semi + 1);
-  // RFC 6533 §3: message/delivery-status is 7-bit, so a utf-8 address goes as xtext form.
-  if (IEqualsUtf8Type(type)) return std::string(type) + "; " + EncodeUtf8Addr(address, false);
+  // RFC 6533 §3: message/delivery-status is 7-bit, so a utf-8 address goes as xtext form; in
+  // message/global-delivery-status it is a utf-8-address, as it is.
+  if (IEqualsUtf8Type(type)) {
+    return std::string(type) + "; " +
+           (global ? std::string(address) : EncodeUtf8Addr(address, false));
+  }
   return std::string(type) + "; " + std::string(address);
 }
 

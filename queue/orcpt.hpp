@@ -19,9 +19,10 @@ std::optional<std::string> DecodeEmbeddedUnicode(std::string_view text);
 // utf-8-addr-xtext otherwise; other types as RFC 3461 xtext.
 std::string OrcptParameter(std::string_view orcpt, bool smtputf8);
 
-// The Original-Recipient field value in a 7-bit message/delivery-status (RFC 3464 §2.3.1,
-// RFC 6533 §3): "rfc822; bob@example.net", "utf-8; j\x{F6}rg@b\x{FC}cher.example".
-std::string OrcptField(std::string_view orcpt);
+// The Original-Recipient field value (RFC 3464 §2.3.1, RFC 6533 §3): in a 7-bit
+// message/delivery-status "rfc822; bob@example.net", "utf-8; j\x{F6}rg@b\x{FC}cher.example";
+// in a message/global-delivery-status (`global`) a utf-8 address as it is, "utf-8; jörg@...".
+std::string OrcptField(std::string_view orcpt, bool global = false);
 
 // RFC 3461 §4: xtext ("+XX" for "+", "=", and bytes outside "!".."~"); for ENVID and AUTH= too.
 std::string Xtext(std::string_view s);

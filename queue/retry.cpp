@@ -37,6 +37,7 @@ PassOutcome SchedulePass(const MessageInfo& m, std::vector<RecipientUpdate> upda
                         r.last_reply.empty() ? "message expired in the queue" : r.last_reply,
                         r.last_remote};
       u.attempted = false;
+      u.reply_is_remote = !r.last_reply.empty() && r.last_reply_remote;
       updates.push_back(std::move(u));
       all.recipients.push_back(r);
     }
@@ -51,6 +52,7 @@ PassOutcome SchedulePass(const MessageInfo& m, std::vector<RecipientUpdate> upda
     after.last_status = u.status;
     after.last_reply = u.reply;
     after.last_remote = u.remote;
+    after.last_reply_remote = u.reply_is_remote;
     if (u.attempted) after.last_attempt = now;
     if (u.state == RecipientState::kDeferred) {
       if (Expired(m.arrival, now, options)) {

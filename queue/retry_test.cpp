@@ -140,152 +140,33 @@ TEST(RetryTest, SuccessIsReportedOnlyWhenAskedAndNotPassedOn) {
   EXPECT_TRUE(SchedulePass(silent, {delivered}, kT0, RetryOptions{}, rng).relayed.empty());
 }
 
-TEST(NoticeTest, BounceForADaneFailure) {
+// Issue 21: whether the last reply is the remote's travels with the recipient into its notice,
+// for an attempt and for a recipient that expires with its message.
+TEST(RetryTest, WhetherTheReplyIsTheRemotesGoesIntoTheBounce) {
+  std::mt19937 rng(1);
   MessageInfo m = OneRecipient("alice@example.org", kNotifyNone);
-  m.dsn_envid = "env-7";
-  StoredRecipient r = m.recipients[0];
-  r.last_status = "4.7.5";
-  r.last_reply = "Server certificate not verified (no matching DANE TLSA records)";
-  r.last_remote = "mx.example.net";
-  r.last_attempt = kT0 + hours(120);
-  const std::string original = "Subject: hello\r\nFrom: alice@example.org\r\n\r\nBody\r\n";
-  const NewMessage b = ComposeNotice(NoticeKind::kFailure, m, original, {r}, "B1", kT0 + hours(120),
-                                     std::nullopt, NoticeOptions{"relay.test"});
-  EXPECT_EQ(b.sender, "");
-  ASSERT_EQ(b.recipients.size(), 1u);
-  EXPECT_EQ(b.recipients[0].address, "alice@example.org");
-  using ::testing::HasSubstr;
-  EXPECT_THAT(b.content, HasSubstr("report-type=delivery-status"));
-  EXPECT_THAT(b.content, HasSubstr("certificate did not match the TLSA records"));
-  EXPECT_THAT(b.content, HasSubstr("Reporting-MTA: dns; relay.test\r\n"));
-  EXPECT_THAT(b.content, HasSubstr("Original-Envelope-Id: env-7\r\n"));
-  EXPECT_THAT(b.content, HasSubstr("Arrival-Date: Sun, 22 Nov 2026 08:48:21 +0000\r\n"));
-  EXPECT_THAT(b.content,
-              HasSubstr("Final-Recipient: rfc822; bob@example.net\r\n"
-                        "Original-Recipient: rfc822; bob@example.net\r\n"
-                        "Action: failed\r\nStatus: 4.7.5\r\n"
-                        "Remote-MTA: dns; mx.example.net\r\n"
-                        "Diagnostic-Code: X-danerelay; Server certificate not verified"));
-  EXPECT_THAT(b.content, HasSubstr("Last-Attempt-Date: Fri, 27 Nov 2026 08:48:21 +0000\r\n"));
-  EXPECT_THAT(b.content, HasSubstr("Content-Type: message/rfc822\r\n\r\n" + original));
-}
-
-TEST(NoticeTest, HeadersOnlyWhenAskedOrLarge) {
-  MessageInfo m = OneRecipient("alice@example.org", kNotifyNone);
-  m.dsn_ret = DsnRet::kHdrs;
-  StoredRecipient r = m.recipients[0];
-  r.last_status = "5.1.1";
-  r.last_reply = "550 5.1.1 no such user";
-  const std::string original = "Subject: secret\r\n\r\nDo not return this body\r\n";
-  const NewMessage hdrs = ComposeNotice(NoticeKind::kFailure, m, original, {r}, "B2", kT0,
-                                        std::nullopt, {"relay.test"});
-  EXPECT_THAT(hdrs.content, ::testing::HasSubstr("Content-Type: text/rfc822-headers"));
-  EXPECT_THAT(hdrs.content, ::testing::Not(::testing::HasSubstr("Do not return this body")));
-  EXPECT_THAT(hdrs.content, ::testing::HasSubstr("Diagnostic-Code: smtp; 550 5.1.1 no such user"));
-  m.dsn_ret = DsnRet::kUnspecified;
-  const std::string big = "Subject: big\r\n\r\n" + std::string(60000, 'x') + "\r\n";
-  const NewMessage large =
-      ComposeNotice(NoticeKind::kFailure, m, big, {r}, "B3", kT0, std::nullopt, {"relay.test"});
-  EXPECT_THAT(large.content, ::testing::HasSubstr("Content-Type: text/rfc822-headers"));
-  EXPECT_LT(large.content.size(), 5000u);
-}
-
-TEST(NoticeTest, RequireTlsMessagesComeBackWithoutTheirBody) {
-  // RFC 8689 §5: the notice does not travel under the same protection.
-  MessageInfo m = OneRecipient("alice@example.org", kNotifyNone);
-  m.requiretls = true;
-  StoredRecipient r = m.recipients[0];
-  r.last_status = "5.7.30";
-  r.last_reply = "REQUIRETLS: mx.example.net does not offer REQUIRETLS";
-  const std::string original = "Subject: private\r\n\r\nThe confidential body\r\n";
-  const NewMessage n = ComposeNotice(NoticeKind::kFailure, m, original, {r}, "B5", kT0,
-                                     std::nullopt, {"relay.test"});
-  EXPECT_THAT(n.content, ::testing::HasSubstr("Content-Type: text/rfc822-headers"));
-  EXPECT_THAT(n.content, ::testing::HasSubstr("Subject: private"));
-  EXPECT_THAT(n.content, ::testing::Not(::testing::HasSubstr("The confidential body")));
-  EXPECT_THAT(n.content, ::testing::HasSubstr("Status: 5.7.30"));
-}
-
-TEST(NoticeTest, LargeMessageWithoutABlankLineComesBackBounded) {
-  // Issue 9: a message without a blank line is all header; it used to come back whole.
-  MessageInfo m = OneRecipient("alice@example.org", kNotifyNone);
-  StoredRecipient r = m.recipients[0];
-  r.last_status = "5.1.1";
-  std::string all_header;
-  for (int i = 0; i < 4000; ++i) all_header += "X-Filler-" + std::to_string(i) + ": yyyyyyyy\r\n";
-  const NewMessage n = ComposeNotice(NoticeKind::kFailure, m, all_header, {r}, "B4", kT0,
-                                     std::nullopt, {"relay.test"});
-  EXPECT_THAT(n.content, ::testing::HasSubstr("Content-Type: text/rfc822-headers"));
-  EXPECT_LT(n.content.size(), 50000u + 5000u);
-  EXPECT_THAT(n.content, ::testing::HasSubstr("X-Filler-0: yyyyyyyy\r\n"));
-  // Cut at a line end: the part ends with a whole header line, then the closing boundary.
-  EXPECT_THAT(n.content, ::testing::ContainsRegex("yyyyyyyy\r\n\r\n--B4.failed/relay.test--\r\n$"));
-}
-
-TEST(NoticeTest, StringsFromOutsideCannotAddHeadersOrParts) {
-  // Issue 9: ENVID and ORCPT stored before they were checked at MAIL/RCPT, and a remote reply
-  // with an inner CR, must not put lines of their own into the delivery-status part.
-  MessageInfo m = OneRecipient("alice@example.org", kNotifyNone);
-  m.dsn_envid = "e\r\nX-Injected: 1\r\n--boundary\r\n.\r\n";
-  StoredRecipient r = m.recipients[0];
-  r.orcpt = "rfc822;b\r\nX-Orcpt-Injected: 1";
-  r.last_status = "5.1.1";
-  r.last_reply = "550 5.1.1 no\rX-Reply-Injected: 1\n\xff";
-  r.last_remote = "mx\r\nX-Remote-Injected: 1";
-  const NewMessage n = ComposeNotice(NoticeKind::kFailure, m, "Subject: x\r\n\r\ny\r\n", {r}, "B5",
-                                     kT0, std::nullopt, {"relay.test"});
-  for (const char* injected : {"\nX-Injected", "\nX-Orcpt-Injected", "\nX-Reply-Injected",
-                               "\nX-Remote-Injected", "\n.\r", "\n--boundary", "\r\r", "\xff"}) {
-    EXPECT_EQ(n.content.find(injected), std::string::npos) << injected;
-  }
-  EXPECT_THAT(n.content, ::testing::HasSubstr(
-                             "Diagnostic-Code: smtp; 550 5.1.1 no?X-Reply-Injected: 1?\?\r\n"));
-  EXPECT_THAT(n.content, ::testing::HasSubstr(
-                             "Original-Envelope-Id: e?\?X-Injected: 1?\?--boundary?\?.?\?\r\n"));
-}
-
-TEST(NoticeTest, Utf8OriginalRecipientStaysSevenBit) {
-  // RFC 6533 §3: in a message/delivery-status a utf-8 address is in its xtext form.
-  MessageInfo m = OneRecipient("alice@example.org", kNotifyNone);
-  StoredRecipient r = m.recipients[0];
-  r.orcpt =
-      "utf-8;user@b\xC3\xBC"
-      "cher.example";
-  r.last_status = "5.1.1";
-  r.last_reply = "550 5.1.1 no";
-  const NewMessage n = ComposeNotice(NoticeKind::kFailure, m, "Subject: x\r\n\r\ny\r\n", {r}, "B6",
-                                     kT0, std::nullopt, {"relay.test"});
-  EXPECT_THAT(n.content,
-              ::testing::HasSubstr("Original-Recipient: utf-8; user@b\\x{FC}cher.example\r\n"));
-}
-
-TEST(NoticeTest, DelayWarning) {
-  MessageInfo m = OneRecipient("alice@example.org", kNotifyDelay);
-  StoredRecipient r = m.recipients[0];
-  r.last_status = "4.4.1";
-  r.last_reply = "connect to mx.example.net[192.0.2.1]:25: Connection refused";
-  const NewMessage w = ComposeNotice(NoticeKind::kDelay, m, "Subject: x\r\n\r\ny\r\n", {r}, "W1",
-                                     kT0 + hours(4), kT0 + hours(120), {"relay.test"});
-  EXPECT_THAT(w.content, ::testing::HasSubstr("Action: delayed\r\nStatus: 4.4.1\r\n"));
-  EXPECT_THAT(w.content, ::testing::HasSubstr("Will-Retry-Until: Fri, 27 Nov 2026 08:48:21 +0000"));
-  EXPECT_THAT(w.content, ::testing::HasSubstr("Subject: Delayed Mail"));
-}
-
-TEST(NoticeTest, ToHeaderWrittenAsTheOptionsSay) {
-  MessageInfo m = OneRecipient("alice@example.org", kNotifyFailure);
-  m.sender = "info@caf\xc3\xa9.example";
-  m.smtputf8 = true;
-  StoredRecipient r = m.recipients[0];
-  r.last_status = "5.1.1";
-  NoticeOptions o{"relay.test"};
-  const NewMessage plain = ComposeNotice(NoticeKind::kFailure, m, "Subject: x\r\n\r\ny\r\n", {r},
-                                         "N1", kT0, std::nullopt, o);
-  EXPECT_THAT(plain.content, ::testing::HasSubstr("To: <info@caf\xc3\xa9.example>\r\n"));
-  o.header_address = [](const std::string&) { return std::string("info@xn--caf-dma.example"); };
-  const NewMessage mapped = ComposeNotice(NoticeKind::kFailure, m, "Subject: x\r\n\r\ny\r\n", {r},
-                                          "N2", kT0, std::nullopt, o);
-  EXPECT_THAT(mapped.content, ::testing::HasSubstr("To: <info@xn--caf-dma.example>\r\n"));
-  EXPECT_EQ(mapped.recipients[0].address, m.sender);  // the envelope is the relay's to write
+  RecipientUpdate refused{0,       RecipientState::kFailed, std::nullopt,
+                          "5.1.1", "550 5.1.1 no",          "mx.example.net"};
+  refused.reply_is_remote = true;
+  PassOutcome out = SchedulePass(m, {refused}, kT0, RetryOptions{}, rng);
+  ASSERT_EQ(out.bounce.size(), 1u);
+  EXPECT_TRUE(out.bounce[0].last_reply_remote);
+  PassOutcome local = SchedulePass(m, {Deferred475()}, kT0 + hours(200), RetryOptions{}, rng);
+  ASSERT_EQ(local.bounce.size(), 1u);
+  EXPECT_FALSE(local.bounce[0].last_reply_remote);
+  StoredRecipient held;
+  held.index = 1;
+  held.address = "carol@example.com";
+  held.state = RecipientState::kHeld;
+  held.last_reply = "450 4.2.0 try later";
+  held.last_remote = "mx.example.com";
+  held.last_reply_remote = true;
+  PassOutcome late =
+      SchedulePass(m, {Deferred475()}, kT0 + hours(200), RetryOptions{}, rng, {held});
+  ASSERT_EQ(late.updates.size(), 2u);
+  EXPECT_TRUE(late.updates[1].reply_is_remote);
+  ASSERT_EQ(late.bounce.size(), 2u);
+  EXPECT_TRUE(late.bounce[1].last_reply_remote);
 }
 
 // A recipient that was not in the pass (held, or due later) expires with the message when the

@@ -140,6 +140,12 @@ CREATE INDEX tls_report_posts_due ON tls_report_posts (next_us) WHERE state = 'p
     R"sql(
 ALTER TABLE messages ADD COLUMN mail_auth TEXT;
 )sql",
+    // 9: whether last_reply is the reply of last_remote (RFC 3464 §2.3.5-6) or this relay's own
+    // account. Rows from before are taken as our own: a notice names no Remote-MTA it is unsure
+    // of.
+    R"sql(
+ALTER TABLE recipients ADD COLUMN last_reply_remote INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 const std::string kRecipientQuery =

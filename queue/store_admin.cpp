@@ -148,7 +148,11 @@ tl::expected<Store::Touched, StoreError> Store::Finish(const Selection& s,
             "last_status = CASE WHEN ?3 <> '' THEN ?3 WHEN last_status <> '' THEN last_status "
             "ELSE '4.4.7' END, "
             "last_reply = CASE WHEN ?4 <> '' THEN ?4 WHEN last_reply <> '' THEN last_reply "
-            "ELSE 'message expired in the queue' END "
+            "ELSE 'message expired in the queue' END, "
+            // A reply of ours (the operator's bounce, or the expiry's when there was none)
+            // is no remote's.
+            "last_reply_remote = CASE WHEN ?4 <> '' OR last_reply = '' THEN 0 "
+            "ELSE last_reply_remote END "
             "WHERE message_id = ?1 AND idx IN (SELECT idx FROM sel WHERE sel.message_id = ?1)");
         auto msg = impl_->Prepare(
             fmt::format("SELECT {}, c.data FROM messages m JOIN contents c ON c.message_id = m.id "

@@ -157,7 +157,7 @@ tl::expected<void, StoreError> Store::RecordDelivery(std::string_view message_id
     // keeps its attempt count and time.
     auto upd = impl_->Prepare(
         "UPDATE recipients SET state = ?3, next_attempt_us = ?4, last_status = ?5, "
-        "last_reply = ?6, last_remote = ?7, "
+        "last_reply = ?6, last_remote = ?7, last_reply_remote = ?11, "
         "last_attempt_us = CASE WHEN ?10 THEN ?8 ELSE last_attempt_us END, "
         "delay_warned = MAX(delay_warned, ?9), attempts = attempts + ?10 "
         "WHERE message_id = ?1 AND idx = ?2");
@@ -191,6 +191,7 @@ tl::expected<void, StoreError> Store::RecordDelivery(std::string_view message_id
       sqlite3_bind_int64(s, 8, ToMicros(now));
       sqlite3_bind_int(s, 9, u.delay_warned ? 1 : 0);
       sqlite3_bind_int(s, 10, u.attempted ? 1 : 0);
+      sqlite3_bind_int(s, 11, u.reply_is_remote ? 1 : 0);
       if (auto r = impl_->StepDone(s, "update recipient"); !r) return r;
     }
     for (const auto& a : attempts) {

@@ -46,7 +46,7 @@ inline constexpr const char* kMessageColumns =
 inline constexpr int kMessageColumnCount = 14;  // the columns above: what follows them is at 14
 inline constexpr const char* kRecipientColumns =
     "idx, address, state, notify, orcpt, attempts, next_attempt_us, last_status, last_reply, "
-    "last_remote, last_attempt_us, delay_warned";
+    "last_remote, last_attempt_us, delay_warned, last_reply_remote";
 
 struct Store::Impl {
   DbPtr db;
@@ -178,6 +178,7 @@ struct Store::Impl {
       r.last_attempt = FromMicros(sqlite3_column_int64(s, 10));
     }
     r.delay_warned = sqlite3_column_int(s, 11) != 0;
+    r.last_reply_remote = sqlite3_column_int(s, 12) != 0;
     return r;
   }
 

@@ -15,6 +15,8 @@ packages=(
   dns-root-data
   # test and benchmark tools: real SMTP clients and peers, TLS, DNS
   openssl sqlite3 swaks libnet-ssleay-perl python3 python3-aiosmtpd postfix libsasl2-modules strace
+  # a second MIME parser for the notices (tests/e2e/mime_parts.pl)
+  libmime-tools-perl
   nsd ldnsutils unbound-anchor bind9-dnsutils faketime
   # the library exim4 needs beyond those above (tools/fetch-exim.sh: Exim is not installed)
   libidn12

@@ -324,7 +324,9 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       // (its certificate then valid under WebPKI, whatever the policy's mode).
       const bool by_sts = sts_policy && sts::MxAllowed(*sts_policy, host.name);
       if (!dane_applies && !by_sts) {
-        last_status = "5.7.30";
+        // RFC 8689 §5: "Unable to establish TLS-protected SMTP session", 5.7.10 (X.7.10
+        // "Encryption Needed", RFC 5248); 5.7.30 is for a server without REQUIRETLS.
+        last_status = "5.7.10";
         last_reason = fmt::format(
             "REQUIRETLS: {} is authenticated neither by DANE nor by an MTA-STS policy", host.name);
         spdlog::info("{}: {} not used: {}", m.id, host.name, last_reason);
@@ -404,6 +406,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
         queue::RecipientUpdate u{
             m.recipients[i].index, rc.state, std::nullopt, rc.status, rc.reply, host.name};
         u.remote_dsn = r.remote_dsn;
+        u.reply_is_remote = rc.from_remote;
         out.attempts.push_back(Attempt(m.recipients[i].index, host, facts, ip, verdict, matched,
                                        rc.reply, rc.status, host_tags));
         LogDisposition(m.id, m.recipients[i].address, relay, u, delays);
@@ -414,7 +417,8 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
   }
   // No host took the mail: deferred with what the last one said (4.7.5 for TLS and DANE,
   // 4.4.x for DNS and connections).
-  // 5.7.30 (REQUIRETLS could not be met) is final; everything else is tried again.
+  // A 5.x.x (REQUIRETLS could not be met: 5.7.10, 5.7.30, RFC 8689 §5) is final; everything
+  // else is tried again.
   finish(last_status.starts_with("5.") ? RecipientState::kFailed : RecipientState::kDeferred,
          last_status, last_reason, "");
   co_return out;

@@ -224,6 +224,8 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
                         fmt::format("TLS is required, but {} does not offer STARTTLS", peer));
   }
   if (req.requiretls && !ehlo->HasExtension("REQUIRETLS")) {
+    // RFC 8689 §4.2.1 and §5: "REQUIRETLS not supported by server", 5.7.30. Our finding
+    // from its EHLO reply, not a reply of the server to the message.
     co_await s->Quit();
     co_return host_fail("5.7.30", fmt::format("REQUIRETLS: {} does not offer REQUIRETLS", peer));
   }
@@ -356,14 +358,15 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
   }
   if (!mail_reply->Positive()) {
     for (size_t k : sent) {
-      res.recipients[k] = {StateOf(*mail_reply), DefaultStatus(*mail_reply), mail_reply->Text()};
+      res.recipients[k] = {StateOf(*mail_reply), DefaultStatus(*mail_reply), mail_reply->Text(),
+                           true};
     }
     if (pipelining) (void)co_await s.reader.Read(t.data_init);  // the DATA reply, a refusal
     co_return After::kQuit;
   }
   for (size_t i = 0; i < rcpts.size(); ++i) {
     const Reply& r = *rcpt_replies[i];
-    res.recipients[sent[i]] = {StateOf(r), DefaultStatus(r), r.Text()};
+    res.recipients[sent[i]] = {StateOf(r), DefaultStatus(r), r.Text(), true};
   }
   if (!pipelining && accepted > 0) {
     if (auto wec = co_await s.conn.Write("DATA\r\n", t.command)) {
@@ -382,7 +385,7 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
     if (!done) co_return lost(done.error(), "after end of data");
     for (size_t i = 0; i < rcpts.size(); ++i) {
       if (rcpt_replies[i]->Positive()) {
-        res.recipients[sent[i]] = {StateOf(*done), DefaultStatus(*done), done->Text()};
+        res.recipients[sent[i]] = {StateOf(*done), DefaultStatus(*done), done->Text(), true};
       }
     }
     co_return After::kReusable;
@@ -390,7 +393,7 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
   if (accepted > 0) {
     for (size_t i = 0; i < rcpts.size(); ++i) {
       if (rcpt_replies[i]->Positive()) {
-        res.recipients[sent[i]] = {StateOf(*data), DefaultStatus(*data), data->Text()};
+        res.recipients[sent[i]] = {StateOf(*data), DefaultStatus(*data), data->Text(), true};
       }
     }
   }

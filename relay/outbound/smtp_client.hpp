@@ -38,7 +38,8 @@ struct ClientRequest {
   // means valid for it); `webpki_required` (mode enforce): anything else fails the host.
   bool webpki_check = false;
   bool webpki_required = false;
-  // RFC 8689: the next hop must offer REQUIRETLS (else 5.7.30), and MAIL carries it on.
+  // RFC 8689 §4.2.1: the next hop must offer REQUIRETLS (else 5.7.30, §5), and MAIL carries
+  // it on.
   bool requiretls = false;
   std::shared_ptr<asio::ssl::context> tls_context;
   bool plaintext_only = false;  // the retry after a failed opportunistic handshake
@@ -69,6 +70,7 @@ struct ClientResult {
     queue::RecipientState state = queue::RecipientState::kDeferred;
     std::string status;
     std::string reply;
+    bool from_remote = false;  // `reply` is the server's reply, not our account (a lost connection)
   };
   std::vector<Rcpt> recipients;
 };

@@ -218,10 +218,12 @@ min_backoff = "1h"
         self.assertEqual(m["attempts"][-1]["tls_verdict"], "Trusted")
         self.assertTrue(self.arrived("rtls", "rtls-sts")[0]["requiretls"])
 
-    def test_requiretls_bounces_5_7_30_without_authentication_or_support(self):
+    def test_requiretls_bounces_without_authentication_or_support(self):
+        # RFC 8689 §5: 5.7.10 when no authenticated TLS session can be had, 5.7.30 when the
+        # server does not offer REQUIRETLS.
         plain = self.show(self.ids["rtls:rtls-plain"])
         r = plain["recipients"][0]
-        self.assertEqual((r["state"], r["last_status"]), ("failed", "5.7.30"), plain)
+        self.assertEqual((r["state"], r["last_status"]), ("failed", "5.7.10"), plain)
         self.assertIn("authenticated neither by DANE nor by an MTA-STS policy", r["last_reply"])
         self.assertEqual(plain["attempts"][-1]["ip"], "")  # never contacted
         self.assertEqual(self.arrived("rtls", "rtls-plain"), [])

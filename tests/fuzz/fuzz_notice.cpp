@@ -21,10 +21,13 @@ std::string Address(const std::string& text, bool utf8) {
 }
 
 void CheckStatusPart(std::string_view notice, std::string_view boundary) {
-  const std::string_view start = "Content-Type: message/delivery-status\r\n\r\n";
+  // RFC 3464's 7-bit part, or RFC 6533's global one (possibly labelled 8bit).
+  const std::string_view start = "Content-Description: Delivery report\r\n";
   auto begin = notice.find(start);
   if (begin == std::string_view::npos) Violated("no delivery-status part", notice);
-  begin += start.size();
+  begin = notice.find("\r\n\r\n", begin);
+  if (begin == std::string_view::npos) Violated("delivery-status part without a body", notice);
+  begin += 4;
   const auto end = notice.find("\r\n--" + std::string(boundary), begin);
   if (end == std::string_view::npos) Violated("delivery-status part not closed", notice);
   static const std::set<std::string_view> kFields = {"Reporting-MTA",
@@ -72,6 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   r.last_status = in.Field();
   r.last_reply = in.Field();
   r.last_remote = in.Field();
+  r.last_reply_remote = mode & 16;
   r.notify = kNotifyNone;
   if (mode & 4) r.last_attempt = m.arrival;
   m.recipients = {r};
@@ -87,7 +91,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!danerelay::fuzz::OnlyCrlf(text.substr(0, original))) Violated("notice line ends", text);
   CheckStatusPart(text,
                   kind == NoticeKind::kDelay ? "N1.delayed/relay.test" : "N1.failed/relay.test");
-  if (text.find("text/rfc822-headers") != std::string_view::npos &&
+  if ((text.find("text/rfc822-headers") != std::string_view::npos ||
+       text.find("message/global-headers") != std::string_view::npos) &&
       text.size() > options.return_size_limit + 10000) {
     Violated("headers-only notice larger than the limit", text.substr(0, 300));
   }
