@@ -4,8 +4,6 @@ A route that points at the relay itself, an MX record in the signed DNS world th
 the relay's own listeners, a next hop that greets with the relay's own host name (Postfix's
 smtp-sink with -h), and a message that has already passed more than [limits] max_hops relays.
 Each must end in one 5.4.6 bounce to the sender, never in copies of the message."""
-import os
-import shutil
 import smtplib
 import subprocess
 import tempfile
@@ -15,6 +13,7 @@ import unittest
 from dnsworld import DnsWorld
 from harness import Relay, queued_id, wait_for, wait_for_port
 from mx import MxServer, free_port_on
+from world_case import Process, WorldCase
 
 SELF_MX_IP = "127.0.0.61"   # a second listener of the relay, named by an MX record
 SENDERS_IP = "127.0.0.62"   # the senders' MX: bounces arrive here; also the hops.example route
@@ -22,28 +21,19 @@ GREETER_IP = "127.0.0.63"   # smtp-sink greeting as "relay.test", the relay's ow
 SENDER = "alice@senders.example"
 
 
-class LoopTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.world = cls.relay = cls.sink = cls.mx = None
-        cls.tmp = tempfile.mkdtemp(prefix="danerelay-loops-")
-        try:
-            cls.build()
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
+class LoopTest(WorldCase):
     @classmethod
     def build(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="danerelay-loops-")
         port = cls.port = free_port_on([SELF_MX_IP, SENDERS_IP, GREETER_IP])
         w = cls.world = DnsWorld(cls.tmp)
         w.zone("selfmx.example.").add("@ MX 10 mx").add(f"mx A {SELF_MX_IP}")
         w.zone("senders.example.").add("@ MX 10 mx").add(f"mx A {SENDERS_IP}")
         w.start()
-        cls.mx = MxServer(SENDERS_IP, port).start()
-        cls.sink = subprocess.Popen(
+        cls.mx = cls.servers["mx"] = MxServer(SENDERS_IP, port).start()
+        cls.servers["sink"] = Process(subprocess.Popen(
             ["smtp-sink", "-u", "nobody", "-h", "relay.test", f"{GREETER_IP}:{port}", "10"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_for_port(GREETER_IP, port)
         cls.relay = Relay(deliver=True, extra_toml=w.toml() + f"""
 [[listener]]
@@ -63,19 +53,6 @@ min_backoff = "1h"
 "hops.example" = "[{SENDERS_IP}]:{port}"
 """)
         cls.relay.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.relay:
-            cls.relay.cleanup()
-        if cls.sink:
-            cls.sink.terminate()
-            cls.sink.wait(timeout=10)
-        if cls.mx:
-            cls.mx.stop()
-        if cls.world:
-            cls.world.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def send(self, rcpt, received=0, subject="loop test"):
         header = "".join(f"Received: from hop{i}.example by hop{i + 1}.example; "

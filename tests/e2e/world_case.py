@@ -7,6 +7,17 @@ import shutil
 import unittest
 
 
+class Process:
+    """A helper program the test started (subprocess.Popen), stopped like the servers."""
+
+    def __init__(self, popen):
+        self.popen = popen
+
+    def stop(self):
+        self.popen.terminate()
+        self.popen.wait(timeout=10)
+
+
 class WorldCase(unittest.TestCase):
     relay = None    # the danerelayd under test (harness.Relay)
     world = None    # the DnsWorld
