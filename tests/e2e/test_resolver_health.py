@@ -53,6 +53,26 @@ def signal_tree(pid, sig):
             pass
 
 
+class DeferredMessageCase(unittest.TestCase):
+    def deferred_message(self, relay):
+        """Sends one message for the mandatory-DANE domain while validation is not working and
+        waits until it is deferred; returns its queue id and a function that reads its recipient
+        (`queue show`)."""
+        with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as c:
+            c.ehlo("health.example")
+            c.mail("<>")
+            c.rcpt("user@mand.example")
+            code, reply = c.data(b"Subject: wait for DNSSEC\r\n\r\nx\r\n")
+            self.assertEqual(code, 250, reply)
+            qid = queued_id(reply)
+
+        def recipient():
+            return json.loads(relay.cli("queue", "show", qid, "--json").stdout)["recipients"][0]
+
+        wait_for(lambda: recipient()["state"] == "deferred", timeout=WAIT, what="a deferral")
+        return qid, recipient
+
+
 class EmptyTrustAnchorTest(unittest.TestCase):
     def test_an_anchor_without_records_is_an_error_at_start(self):
         relay = Relay(deliver=True)
@@ -91,7 +111,7 @@ class DaneCheckTimeoutTest(unittest.TestCase):
             relay.cleanup()
 
 
-class ValidationStopsWorkingTest(unittest.TestCase):
+class ValidationStopsWorkingTest(DeferredMessageCase):
     def test_validation_failure_defers_mandatory_dane_and_shows_in_stats(self):
         tmp = tempfile.mkdtemp(prefix="danerelay-health-")
         port = free_port_on([MX_IP])
@@ -149,19 +169,7 @@ max_backoff = "2s"
             self.assertIn("error: DNSSEC validation is not working: canary.example.", relay.logs())
             self.assertEqual(gauge(), 0)
 
-            with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as c:
-                code, reply = c.ehlo("health.example")
-                c.mail("<>")
-                c.rcpt("user@mand.example")
-                code, reply = c.data(b"Subject: wait for DNSSEC\r\n\r\nx\r\n")
-                self.assertEqual(code, 250, reply)
-                qid = queued_id(reply)
-
-            def recipient():
-                return json.loads(relay.cli("queue", "show", qid, "--json").stdout)[
-                    "recipients"][0]
-
-            wait_for(lambda: recipient()["state"] == "deferred", timeout=WAIT, what="a deferral")
+            qid, recipient = self.deferred_message(relay)
             r = recipient()
             self.assertEqual(r["last_status"], "4.4.3")
             self.assertIn("DNSSEC validation is not working", r["last_reply"])
@@ -189,7 +197,7 @@ max_backoff = "2s"
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-class ValidationRecoversTest(unittest.TestCase):
+class ValidationRecoversTest(DeferredMessageCase):
     def test_recovery_is_seen_soon_and_the_deferred_mail_goes_at_once(self):
         """Issue 21: the check that failed is tried again soon (backoff from 5 s), not only
         after health_interval (here an hour), and the mail deferred only because validation
@@ -226,19 +234,7 @@ max_backoff = "1h"
             relay.start()
             wait_for(lambda: stats()["resolver_validation_ok"] is False, timeout=WAIT,
                      what="the first self-check to fail")
-            with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as c:
-                c.ehlo("health.example")
-                c.mail("<>")
-                c.rcpt("user@mand.example")
-                code, reply = c.data(b"Subject: wait for DNSSEC\r\n\r\nx\r\n")
-                self.assertEqual(code, 250, reply)
-                qid = queued_id(reply)
-
-            def recipient():
-                return json.loads(relay.cli("queue", "show", qid, "--json").stdout)[
-                    "recipients"][0]
-
-            wait_for(lambda: recipient()["state"] == "deferred", timeout=WAIT, what="a deferral")
+            qid, recipient = self.deferred_message(relay)
             self.assertIn("DNSSEC validation is not working", recipient()["last_reply"])
 
             signal_tree(world.proc.pid, signal.SIGCONT)
