@@ -140,6 +140,17 @@ CREATE INDEX tls_report_posts_due ON tls_report_posts (next_us) WHERE state = 'p
     R"sql(
 ALTER TABLE messages ADD COLUMN mail_auth TEXT;
 )sql",
+    // 9: the command line's changes with who made them, until the daemon has logged them.
+    R"sql(
+CREATE TABLE operator_log (
+  id INTEGER PRIMARY KEY,
+  time_us INTEGER NOT NULL,
+  message_id TEXT NOT NULL,
+  action TEXT NOT NULL,
+  user TEXT NOT NULL,
+  notice_id TEXT NOT NULL
+);
+)sql",
 };
 
 const std::string kRecipientQuery =

@@ -16,6 +16,8 @@ packages=(
   # test and benchmark tools: real SMTP clients and peers, TLS, DNS
   openssl sqlite3 swaks libnet-ssleay-perl python3 python3-aiosmtpd postfix libsasl2-modules strace
   nsd ldnsutils unbound-anchor bind9-dnsutils faketime
+  # log compatibility: pflogsumm and fail2ban-regex read the postfix log style
+  pflogsumm fail2ban
   # the manual pages are rendered (groff) to check them
   groff-base
 )
