@@ -146,6 +146,17 @@ ALTER TABLE messages ADD COLUMN mail_auth TEXT;
     R"sql(
 ALTER TABLE recipients ADD COLUMN last_reply_remote INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 10: the command line's changes with who made them, until the daemon has logged them.
+    R"sql(
+CREATE TABLE operator_log (
+  id INTEGER PRIMARY KEY,
+  time_us INTEGER NOT NULL,
+  message_id TEXT NOT NULL,
+  action TEXT NOT NULL,
+  user TEXT NOT NULL,
+  notice_id TEXT NOT NULL
+);
+)sql",
 };
 
 const std::string kRecipientQuery =

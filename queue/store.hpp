@@ -55,7 +55,7 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  static constexpr int kSchemaVersion = 9;
+  static constexpr int kSchemaVersion = 10;
   static std::filesystem::path DatabasePath(const StoreOptions& options);
 
   // Inserts the messages in one transaction, so one commit (one fsync) covers the batch.
@@ -193,10 +193,26 @@ class Store {
     // Leave out messages with a recipient in delivery: the attempt's outcome decides for the
     // whole message when it ends (expiry), so that one moment makes one bounce.
     bool skip_in_flight = false;
+    // Set by the command line: each message touched is written to the operator log in the same
+    // transaction as the change, for the daemon to log who did what (TakeOperatorLog).
+    struct Operator {
+      std::string user;    // "root", or "root (sudo by alice)"
+      std::string action;  // the command: "delete", "hold", "release", "bounce"
+    };
+    std::optional<Operator> by;
   };
   struct Touched {
     std::vector<std::string> messages;
     int recipients = 0;
+    // Finish only: each message's sender and the ID of the notice it caused ("": none), so
+    // that the log can link the notice to the message (Postfix: "sender non-delivery
+    // notification: ID").
+    struct Finished {
+      std::string message_id;
+      std::string sender;
+      std::string notice_id;
+    };
+    std::vector<Finished> finished;
   };
   // Composes the notice (bounce) for recipients that have just become final; nullopt: none.
   using NoticeFn = std::function<std::optional<NewMessage>(
@@ -217,6 +233,19 @@ class Store {
   tl::expected<Touched, StoreError> Finish(const Selection& s, RecipientState final_state,
                                            const std::string& status, const std::string& reply,
                                            TimePoint now, const NoticeFn& notice);
+
+  // The operator log (schema 10): what the command line did, oldest first, taken out of the
+  // table (one transaction) for the daemon to log. A read that finds nothing writes nothing, so
+  // the daemon may call it every tick.
+  struct OperatorEntry {
+    std::int64_t id = 0;
+    TimePoint time;
+    std::string message_id;
+    std::string action;  // as in Selection::Operator
+    std::string user;
+    std::string notice_id;  // "bounce": the notice queued ("": none, a null sender)
+  };
+  tl::expected<std::vector<OperatorEntry>, StoreError> TakeOperatorLog(size_t limit = 1000);
 
   struct Stats {
     std::map<std::string, int> recipients_by_state;  // pending: queued, deferred, attempting, held

@@ -82,6 +82,28 @@ static tl::expected<Store::Touched, StoreError> Apply(
     }
     t.recipients = sqlite3_column_int(count->get(), 0);
     if (auto r = apply(t); !r) return tl::unexpected(r.error());
+    if (s.by) {
+      auto log = impl.Prepare(
+          "INSERT INTO operator_log (time_us, message_id, action, user, notice_id) "
+          "VALUES (?1, ?2, ?3, ?4, ?5)");
+      if (!log) return tl::unexpected(log.error());
+      const auto now = ToMicros(Clock::now());
+      for (const auto& id : t.messages) {
+        std::string notice;
+        for (const auto& f : t.finished) {
+          if (f.message_id == id) notice = f.notice_id;
+        }
+        sqlite3_reset(log->get());
+        sqlite3_bind_int64(log->get(), 1, now);
+        sqlite3_bind_text(log->get(), 2, id.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(log->get(), 3, s.by->action.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(log->get(), 4, s.by->user.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(log->get(), 5, notice.c_str(), -1, SQLITE_TRANSIENT);
+        if (auto r = impl.StepDone(log->get(), "operator log"); !r) {
+          return tl::unexpected(r.error());
+        }
+      }
+    }
     return t;
   });
 }
@@ -193,9 +215,12 @@ tl::expected<Store::Touched, StoreError> Store::Finish(const Selection& s,
               rcpts->get(), "finish: read recipients",
               [&](sqlite3_stmt* st) { finished.push_back(Impl::ReadRecipientRow(st)); });
           if (!read) return read;
+          Touched::Finished ended{id, info.sender, ""};
           if (auto n = notice(info, content, finished)) {
             if (auto r = impl_->InsertMessage(*n); !r) return r;
+            ended.notice_id = n->id;
           }
+          t.finished.push_back(std::move(ended));
           sqlite3_bind_int64(done->get(), 2, ToMicros(now));
           if (auto r = impl_->StepDone(done->get(), "complete"); !r) return r;
         }
@@ -268,6 +293,30 @@ tl::expected<std::vector<std::array<int, Store::kShapeBuckets>>, StoreError> Sto
         }
         return out;
       });
+}
+
+tl::expected<std::vector<Store::OperatorEntry>, StoreError> Store::TakeOperatorLog(size_t limit) {
+  using Entries = std::vector<OperatorEntry>;
+  auto found = impl_->Read<Entries>([&]() -> tl::expected<Entries, StoreError> {
+    auto q = impl_->Prepare(
+        "SELECT id, time_us, message_id, action, user, notice_id FROM operator_log ORDER BY id "
+        "LIMIT ?1");
+    if (!q) return tl::unexpected(q.error());
+    sqlite3_bind_int64(q->get(), 1, static_cast<sqlite3_int64>(limit));
+    Entries out;
+    auto r = impl_->EachRow(q->get(), "operator log", [&](sqlite3_stmt* st) {
+      out.push_back({sqlite3_column_int64(st, 0), FromMicros(sqlite3_column_int64(st, 1)),
+                     ColumnText(st, 2), ColumnText(st, 3), ColumnText(st, 4), ColumnText(st, 5)});
+    });
+    if (!r) return tl::unexpected(r.error());
+    return out;
+  });
+  if (!found || found->empty()) return found;
+  auto taken = impl_->Write([&]() -> tl::expected<void, StoreError> {
+    return Run(*impl_, "DELETE FROM operator_log WHERE id <= ?1", found->back().id);
+  });
+  if (!taken) return tl::unexpected(taken.error());
+  return found;
 }
 
 }  // namespace danerelay::queue

@@ -12,6 +12,11 @@ UpkeepResult RunUpkeep(Store& store, const UpkeepRequest& request) {
   auto changed = store.ChangedElsewhere();
   if (!changed) note(changed.error());
   out.changed_elsewhere = changed && *changed;
+  // Every tick, not only when data_version moved: entries written while the daemon was down
+  // are logged at its start. An empty table costs one read.
+  auto taken = store.TakeOperatorLog();
+  if (!taken) note(taken.error());
+  if (taken) out.operator_log = std::move(*taken);
 
   // max_lifetime holds for every state: held, queued and deferred recipients are returned to
   // the sender too. A message with a recipient in delivery is left to that attempt, which

@@ -1,8 +1,9 @@
 #pragma once
 // The queue's housekeeping, run on the writer thread once per scheduler tick: notice the command
-// line's changes, expire mail that nobody is attempting, purge completed mail and give a surplus
-// of free pages back to the file system. Each step is an index lookup unless it finds work, so
-// an idle daemon with a million queued recipients stays idle (design.md).
+// line's changes (and take its operator log), expire mail that nobody is attempting, purge
+// completed mail and give a surplus of free pages back to the file system. Each step is an index
+// lookup unless it finds work, so an idle daemon with a million queued recipients stays idle
+// (design.md).
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -28,7 +29,8 @@ struct UpkeepResult {
   bool changed_elsewhere = false;  // the command line wrote: re-read what is due
   bool reread = false;             // next_due was read (the command line wrote, or expiry)
   std::optional<TimePoint> next_due;
-  Store::Touched expired;  // messages returned to their senders
+  Store::Touched expired;  // messages returned to their senders (with .finished: the notices)
+  std::vector<Store::OperatorEntry> operator_log;  // the command line's changes, to be logged
   int purged = 0;
   Store::Returned returned;         // free pages given back to the file system
   bool reserve_made = false;        // the operator's reserve (Store::KeepReserve) was made again

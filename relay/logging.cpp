@@ -1,56 +1,47 @@
 #include "relay/logging.hpp"
 
-#include <spdlog/pattern_formatter.h>
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/sinks/syslog_sink.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
 #include <memory>
+#include <mutex>
 
 namespace danerelay::relay {
 namespace {
 
-// %* : "warning: ", "error: ", "fatal: " or nothing, by level (Postfix's msg_warn & co).
-class LevelPrefix : public spdlog::custom_flag_formatter {
- public:
-  void format(const spdlog::details::log_msg& msg, const std::tm&,
-              spdlog::memory_buf_t& dest) override {
-    const std::string_view prefix = msg.level == spdlog::level::warn       ? "warning: "
-                                    : msg.level == spdlog::level::err      ? "error: "
-                                    : msg.level == spdlog::level::critical ? "fatal: "
-                                                                           : "";
-    dest.append(prefix.data(), prefix.data() + prefix.size());
-  }
-  std::unique_ptr<custom_flag_formatter> clone() const override {
-    return std::make_unique<LevelPrefix>();
-  }
-};
+constexpr std::array<const char*, 6> kServiceNames = {"master", "smtpd", "cleanup",
+                                                      "qmgr",   "smtp",  "bounce"};
 
-// %~ : the message, its control characters escaped as \xHH: whatever a caller passed in, a log
-// line stays one line (CR, LF and the like could otherwise forge lines for log readers such as
+// "warning: ", "error: ", "fatal: " or nothing, by level (Postfix's msg_warn & co).
+std::string_view LevelPrefix(spdlog::level::level_enum level) {
+  return level == spdlog::level::warn       ? "warning: "
+         : level == spdlog::level::err      ? "error: "
+         : level == spdlog::level::critical ? "fatal: "
+                                            : "";
+}
+
+// The message, its control characters escaped as \xHH: whatever a caller passed in, a log line
+// stays one line (CR, LF and the like could otherwise forge lines for log readers such as
 // pflogsumm or fail2ban, or drive a terminal).
-class SafeMessage : public spdlog::custom_flag_formatter {
- public:
-  void format(const spdlog::details::log_msg& msg, const std::tm&,
-              spdlog::memory_buf_t& dest) override {
-    static constexpr char kHex[] = "0123456789abcdef";
-    for (const char ch : msg.payload) {
-      const auto c = static_cast<unsigned char>(ch);
-      if (c >= 0x20 && c != 0x7f) {
-        dest.push_back(ch);
-      } else {
-        const char escaped[] = {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
-        dest.append(escaped, escaped + 4);
-      }
+void AppendSafe(std::string_view payload, std::string& dest) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (const char ch : payload) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c != 0x7f) {
+      dest.push_back(ch);
+    } else {
+      const char escaped[] = {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
+      dest.append(escaped, 4);
     }
   }
-  std::unique_ptr<custom_flag_formatter> clone() const override {
-    return std::make_unique<SafeMessage>();
-  }
-};
+}
 
 int Facility(const std::string& name) {
   static constexpr std::array<std::pair<const char*, int>, 10> kFacilities = {{
@@ -114,27 +105,112 @@ bool ParseLogLevel(const std::string& name, int* level) {
   return true;
 }
 
-void SetUpLogging(const std::string& program, const LogOptions& options) {
-  std::shared_ptr<spdlog::logger> logger;
-  std::string pattern;
-  if (options.syslog) {
-    // spdlog maps the levels to syslog priorities (warn: LOG_WARNING, err: LOG_ERR, critical:
-    // LOG_CRIT); journald reads the same socket.
-    auto sink = std::make_shared<spdlog::sinks::syslog_sink_mt>(
-        program, LOG_PID | LOG_NDELAY, Facility(options.syslog_facility), true);
-    logger = std::make_shared<spdlog::logger>(program, sink);
-    pattern = "%*%~";
-  } else {
-    logger = std::make_shared<spdlog::logger>(program,
-                                              std::make_shared<spdlog::sinks::stderr_sink_mt>());
-    pattern = "%Y-%m-%dT%H:%M:%S.%e " + program + "[%P]: %*%~";
+namespace {
+
+// The one sink of every service's logger: the loggers stay, a reload changes where the sink
+// writes (under its mutex), so no thread ever logs through a logger being replaced.
+class MailLogSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  void Configure(const std::string& master_tag, const LogOptions& options) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    master_tag_ = master_tag;
+    syslog_ = options.syslog;
+    facility_ = Facility(options.syslog_facility);
+    ident_.clear();  // openlog again with the new facility
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    // The first label, as syslog daemons write it.
+    hostname_ = std::string(host).substr(0, std::string_view(host).find('.'));
   }
-  auto formatter = std::make_unique<spdlog::pattern_formatter>();
-  formatter->add_flag<LevelPrefix>('*').add_flag<SafeMessage>('~').set_pattern(pattern);
-  logger->set_formatter(std::move(formatter));
-  logger->set_level(static_cast<spdlog::level::level_enum>(options.level));
-  logger->flush_on(spdlog::level::trace);
-  spdlog::set_default_logger(std::move(logger));
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    const std::string_view name(msg.logger_name.data(), msg.logger_name.size());
+    const std::string tag = name == "master" ? master_tag_ : "danerelay/" + std::string(name);
+    std::string text(LevelPrefix(msg.level));
+    AppendSafe(std::string_view(msg.payload.data(), msg.payload.size()), text);
+    if (syslog_) {
+      // syslog(3) takes its tag from openlog, which keeps the pointer: ident_ lives on until
+      // the next openlog. journald reads the same socket.
+      if (ident_ != tag) {
+        ident_ = tag;
+        openlog(ident_.c_str(), LOG_PID | LOG_NDELAY, facility_);
+      }
+      syslog(Priority(msg.level), "%s", text.c_str());
+      return;
+    }
+    // RFC 3339 in UTC, as rsyslog's RFC 3339 template writes a file: the zone is part of the
+    // time, and pflogsumm and fail2ban read it.
+    const auto since_epoch = msg.time.time_since_epoch();
+    const std::time_t secs = std::chrono::duration_cast<std::chrono::seconds>(since_epoch).count();
+    const auto millis =
+        std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch).count() % 1000;
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char when[80];
+    std::snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                  static_cast<int>(millis));
+    std::string line = std::string(when) + " " + hostname_ + " " + tag + "[" +
+                       std::to_string(getpid()) + "]: " + text + "\n";
+    std::fwrite(line.data(), 1, line.size(), stderr);
+  }
+  void flush_() override { std::fflush(stderr); }
+
+ private:
+  static int Priority(spdlog::level::level_enum level) {
+    switch (level) {
+      case spdlog::level::trace:
+      case spdlog::level::debug:
+        return LOG_DEBUG;
+      case spdlog::level::info:
+        return LOG_INFO;
+      case spdlog::level::warn:
+        return LOG_WARNING;
+      case spdlog::level::err:
+        return LOG_ERR;
+      default:
+        return LOG_CRIT;
+    }
+  }
+
+  std::string master_tag_ = "danerelay/master";
+  bool syslog_ = false;
+  int facility_ = LOG_MAIL;
+  std::string ident_;
+  std::string hostname_ = "localhost";
+};
+
+struct Loggers {
+  std::shared_ptr<MailLogSink> sink = std::make_shared<MailLogSink>();
+  std::array<std::shared_ptr<spdlog::logger>, kServiceNames.size()> by_service;
+  Loggers() {
+    for (size_t i = 0; i < kServiceNames.size(); ++i) {
+      by_service[i] = std::make_shared<spdlog::logger>(kServiceNames[i], sink);
+      by_service[i]->flush_on(spdlog::level::trace);
+    }
+  }
+};
+
+Loggers& TheLoggers() {
+  static Loggers loggers;  // never destroyed before the last line: a function-local static
+  return loggers;
+}
+
+}  // namespace
+
+spdlog::logger& Log(Service service) {
+  return *TheLoggers().by_service[static_cast<size_t>(service)];
+}
+
+void SetUpLogging(const std::string& master_tag, const LogOptions& options) {
+  Loggers& loggers = TheLoggers();
+  loggers.sink->Configure(master_tag, options);
+  for (auto& logger : loggers.by_service) {
+    logger->set_level(static_cast<spdlog::level::level_enum>(options.level));
+  }
+  spdlog::set_default_logger(loggers.by_service[0]);
 }
 
 }  // namespace danerelay::relay

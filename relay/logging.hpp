@@ -1,18 +1,42 @@
 #pragma once
-// Logging for both programs, in the spirit of Postfix: one line per event, "warning: ",
-// "error: " and "fatal: " before the text of those levels, to stderr (with a timestamp and
-// "danerelayd[PID]: ") or to syslog/journald (facility mail, the priority of the level, no
-// timestamp of our own) when [log] syslog = true.
+// Logging for both programs in Postfix's form, so that tools written for Postfix's log read ours
+// (pflogsumm --syslog-name=danerelay, fail2ban's postfix filter with its daemon name changed):
+// one line per event, tagged with the Postfix program that does the same job
+// ("danerelay/smtpd[PID]: ", "danerelay/qmgr[PID]: ", ...), "warning: ", "error: " and
+// "fatal: " before the text of those levels. To stderr, each line is preceded by its time in
+// UTC (RFC 3339, "Z") and the host name, as rsyslog writes a file with its RFC 3339 template;
+// to syslog/journald (facility mail, the priority of the level) when [log] syslog = true, with
+// the time left to syslog.
 #include <cstddef>
 #include <string>
 #include <string_view>
+
+#include <spdlog/logger.h>
 
 #include "relay/options.hpp"
 
 namespace danerelay::relay {
 
-// Replaces spdlog's default logger. `program` is the syslog ident and the stderr tag.
-void SetUpLogging(const std::string& program, const LogOptions& options);
+// The Postfix program whose job a line is about; it names the line's tag. Log readers count by
+// it: pflogsumm takes "client=" only from smtpd and the delivery status from any other.
+enum class Service {
+  kMaster,   // start, stop, reload, configuration, health (the default logger)
+  kSmtpd,    // SMTP server: connections, rejects, AUTH, accepted messages
+  kCleanup,  // message-id of an accepted message
+  kQmgr,     // the queue: sender and size, removed, expired, operator actions, housekeeping
+  kSmtp,     // delivery: per-recipient status, DANE and TLS facts
+  kBounce,   // notices to senders, linked to the message they are about
+};
+
+// The logger of `service`; they share one sink, set up by SetUpLogging (before that: stderr).
+// Valid for the life of the program, also across a reload.
+spdlog::logger& Log(Service service);
+
+// Sets up the sink and the level for every service's logger, and makes the master's the
+// default logger (spdlog::info & co). `master_tag` tags the default logger's lines
+// ("danerelay/master" in the daemon, "danerelay/postsuper" in the command line); the other
+// services are "danerelay/<name>". May be called again (a reload) while others log.
+void SetUpLogging(const std::string& master_tag, const LogOptions& options);
 
 // Text from outside (DNS names and records, rua URIs, policy files, remote replies) made safe
 // for a log line: bytes outside printable ASCII (control characters, DEL, non-ASCII) are written

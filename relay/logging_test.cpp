@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 #include <algorithm>
+#include <regex>
 
 namespace danerelay::relay {
 namespace {
@@ -43,17 +44,32 @@ TEST(LogSafeTest, LengthIsBounded) {
 TEST(LogLineTest, ControlCharactersInAMessageAreEscapedByTheLogger) {
   LogOptions options;
   options.syslog = false;
-  SetUpLogging("danerelayd", options);
+  SetUpLogging("danerelay/master", options);
   testing::internal::CaptureStderr();
   spdlog::info("connect to {}: refused", "mx.example\r\nforged line\x1b[2J");
   spdlog::warn("caf\xc3\xa9 stays UTF-8");
   const std::string out = testing::internal::GetCapturedStderr();
-  EXPECT_NE(out.find("danerelayd["), std::string::npos) << out;
+  EXPECT_NE(out.find(" danerelay/master["), std::string::npos) << out;
   EXPECT_NE(out.find("]: connect to mx.example\\x0d\\x0aforged line\\x1b[2J: refused\n"),
             std::string::npos)
       << out;
   EXPECT_NE(out.find("]: warning: caf\xc3\xa9 stays UTF-8\n"), std::string::npos) << out;
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 2) << out;
+}
+
+// pflogsumm and fail2ban read "TIME HOST PROGRAM[PID]: TEXT" with an RFC 3339 time; the time
+// says its zone (UTC), and each service has its Postfix program's tag.
+TEST(LogLineTest, LinesHaveAZonedTimeAHostAndTheTagOfTheirService) {
+  LogOptions options;
+  SetUpLogging("danerelay/master", options);
+  testing::internal::CaptureStderr();
+  Log(Service::kSmtpd).warn("unknown[192.0.2.1]: SASL PLAIN authentication failed: x");
+  Log(Service::kSmtp).info("ID: to=<a@b>, status=sent (250 ok)");
+  const std::string out = testing::internal::GetCapturedStderr();
+  const std::regex line(
+      R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \S+ danerelay/smtpd\[\d+\]: warning: unknown\[192\.0\.2\.1\]: SASL PLAIN authentication failed: x\n)"
+      R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \S+ danerelay/smtp\[\d+\]: ID: to=<a@b>, status=sent \(250 ok\)\n)");
+  EXPECT_TRUE(std::regex_match(out, line)) << out;
 }
 
 }  // namespace

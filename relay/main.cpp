@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : kExitUsage;
   }
 
-  relay::SetUpLogging("danerelayd", relay::LogOptions{});
+  relay::SetUpLogging("danerelay/master", relay::LogOptions{});
   // Mail is private: whatever the daemon creates (queue, WAL, lock file) is its account's only.
   umask(077);
   auto cfg = config::LoadFileOrDefaults(config_path);
@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
     std::cerr << "danerelayd: fatal: " << cfg.error().message << "\n";
     return kExitConfig;
   }
-  relay::SetUpLogging("danerelayd", cfg->log);
+  relay::SetUpLogging("danerelay/master", cfg->log);
   // A reason not to start: "fatal: ..." in the log, and on stderr too when the log is syslog.
   auto fatal = [&cfg](int status, const std::string& message) {
     spdlog::critical("{}", message);
@@ -198,7 +198,7 @@ int main(int argc, char** argv) {
         spdlog::error("reload failed, keeping the old configuration: {}",
                       fmt::join(unreadable, "; "));
       } else {
-        relay::SetUpLogging("danerelayd", fresh->log);
+        relay::SetUpLogging("danerelay/master", fresh->log);
         server.Reload(fresh->server);
         agent.Reload(fresh->delivery, fresh->server.hostname);
         health.Reload(fresh->dns);

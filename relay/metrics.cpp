@@ -98,10 +98,11 @@ std::uint64_t Metrics::Value(std::string_view family, std::string_view labels) c
 }
 
 void Metrics::CountReject(std::string_view event) {
-  // "reject: RCPT from [192.0.2.1]: 554 ..." as ServerSession writes it.
+  // "NOQUEUE: reject: RCPT from unknown[192.0.2.1]: 554 ..." as ServerSession writes it.
   constexpr std::string_view kPrefix = "reject: ";
-  if (!event.starts_with(kPrefix)) return;
-  event.remove_prefix(kPrefix.size());
+  const auto at = event.find(kPrefix);
+  if (at == std::string_view::npos) return;
+  event.remove_prefix(at + kPrefix.size());
   const auto end = event.find(" from ");
   if (end == std::string_view::npos) return;
   std::string_view verb = event.substr(0, end);

@@ -20,6 +20,8 @@ packages=(
   nsd ldnsutils unbound-anchor bind9-dnsutils faketime
   # the library exim4 needs beyond those above (tools/fetch-exim.sh: Exim is not installed)
   libidn12
+  # log compatibility: pflogsumm and fail2ban-regex read the postfix log style
+  pflogsumm fail2ban
   # the manual pages are rendered (groff) to check them
   groff-base
 )

@@ -274,7 +274,7 @@ int main(int argc, char** argv) {
     }
     req.all = cmd->all;
     req.json = cmd->json;
-    relay::SetUpLogging("danerelay", cfg->log);  // the action is logged where the daemon logs
+    relay::SetUpLogging("danerelay/postsuper", cfg->log);
     return tools::RunAdmin(*cfg, req, std::cout, std::cerr);
   }
   if (stats->parsed()) {

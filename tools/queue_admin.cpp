@@ -1,11 +1,11 @@
 #include "tools/queue_admin.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <pwd.h>
-#include <spdlog/spdlog.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
@@ -34,6 +34,18 @@ std::string_view Verb(AdminAction a) {
   return "?";
 }
 
+// Who acts, for the daemon's log: the user running the command, or under sudo the user who ran
+// sudo (root can set SUDO_USER, but root may do anything anyway).
+std::string OperatorName() {
+  const passwd* pw = getpwuid(getuid());
+  std::string name = pw ? std::string(pw->pw_name) : std::to_string(getuid());
+  const char* sudo = std::getenv("SUDO_USER");
+  if (getuid() == 0 && sudo && *sudo && name != sudo) {
+    name = queue::Printable(sudo, 64) + " via sudo";
+  }
+  return name;
+}
+
 bool Empty(const queue::Store::Selection& s) {
   return s.ids.empty() && s.domain.empty() && s.sender.empty() && !s.state && !s.arrived_before;
 }
@@ -56,19 +68,25 @@ int RunAdmin(const config::Config& config, const AdminRequest& req, std::ostream
   }
   const auto now = queue::Clock::now();
   queue::QueueIdGenerator ids;
+  // The change and the operator log in one transaction; the daemon logs who did it (a flush
+  // only makes mail due sooner, and is not logged, as Postfix's postqueue -f).
+  queue::Store::Selection selection = req.selection;
+  if (req.action != AdminAction::kFlush) {
+    selection.by = queue::Store::Selection::Operator{OperatorName(), std::string(Verb(req.action))};
+  }
   const auto act = [&]() -> tl::expected<queue::Store::Touched, queue::StoreError> {
     switch (req.action) {
       case AdminAction::kFlush:
-        return (*store)->Flush(req.selection, now);
+        return (*store)->Flush(selection, now);
       case AdminAction::kHold:
-        return (*store)->Hold(req.selection);
+        return (*store)->Hold(selection);
       case AdminAction::kRelease:
-        return (*store)->Release(req.selection, now);
+        return (*store)->Release(selection, now);
       case AdminAction::kDelete:
-        return (*store)->Delete(req.selection);
+        return (*store)->Delete(selection);
       case AdminAction::kBounce: {
         const queue::NoticeOptions options{config.server.hostname};
-        return (*store)->Finish(req.selection, queue::RecipientState::kFailed, "5.0.0",
+        return (*store)->Finish(selection, queue::RecipientState::kFailed, "5.0.0",
                                 "returned to the sender by the mail administrator", now,
                                 [&](const queue::MessageInfo& m, const std::string& content,
                                     const std::vector<queue::StoredRecipient>& finished) {
@@ -98,16 +116,9 @@ int RunAdmin(const config::Config& config, const AdminRequest& req, std::ostream
         << "\n";
     return 2;
   }
-  // The operator's change goes to the mail log (syslog when [log] syslog is set), as Postfix's
-  // postsuper logs what it does.
-  if (!done->messages.empty()) {
-    const passwd* pw = getpwuid(getuid());
-    spdlog::info("{}: {} recipient{} in {} message{} by {}: {}", Verb(req.action), done->recipients,
-                 done->recipients == 1 ? "" : "s", done->messages.size(),
-                 done->messages.size() == 1 ? "" : "s",
-                 pw ? std::string(pw->pw_name) : std::to_string(getuid()),
-                 fmt::join(done->messages, " "));
-  }
+  // The change is logged by danerelayd (from the operator log written with it), as Postfix's
+  // postsuper logs what it does: the mail log may not be writable by the operator.
+
   // Queue IDs that matched nothing: a typo, a message already gone, or nothing in it to act on.
   int status = 0;
   for (const auto& id : req.selection.ids) {

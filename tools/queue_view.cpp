@@ -51,6 +51,7 @@ nlohmann::json ToJson(const queue::MessageInfo& m) {
       {"client_helo", m.client_helo},
       {"protocol", m.protocol},
       {"auth_user", m.auth_user},
+      {"mail_auth", m.mail_auth ? nlohmann::json(*m.mail_auth) : nlohmann::json(nullptr)},
       {"body", m.body_8bitmime ? "8BITMIME" : "7BIT"},
       {"smtputf8", m.smtputf8},
       {"requiretls", m.requiretls},
@@ -89,7 +90,7 @@ void PrintQueueTable(std::ostream& out, const std::vector<queue::MessageInfo>& m
     out << "Mail queue is empty\n";
     return;
   }
-  out << fmt::format("{:<15} {:>8} {:<20} {}\n", "-Queue ID-", "--Size--", "----Arrival Time----",
+  out << fmt::format("{:<15} {:>8} {:<20} {}\n", "-Queue ID-", "--Size--", "-Arrival Time (UTC)-",
                      "-Sender/Recipient-------");
   std::int64_t total = 0;
   for (const auto& m : messages) {
@@ -116,7 +117,7 @@ void PrintQueueTable(std::ostream& out, const std::vector<queue::MessageInfo>& m
         if (r->attempts > 0)
           extra += fmt::format(", {} attempt{}", r->attempts, r->attempts == 1 ? "" : "s");
         if (r->next_attempt && r->state == queue::RecipientState::kDeferred) {
-          extra += ", next " + MailqTime(*r->next_attempt);
+          extra += ", next " + MailqTime(*r->next_attempt) + " UTC";
         }
         out << fmt::format("{:46}{} [{}{}]\n", "", r->address, queue::ToString(r->state), extra);
       }
@@ -142,6 +143,11 @@ void PrintMessage(std::ostream& out, const queue::MessageInfo& m, const std::str
   out << fmt::format("Client:     [{}] helo={} protocol={}\n", m.client_address, m.client_helo,
                      m.protocol);
   if (!m.auth_user.empty()) out << fmt::format("Auth user:  {}\n", m.auth_user);
+  // RFC 4954 §5: the AUTH= of MAIL as passed on to the next hop ("<>": given, but not vouched
+  // for or empty).
+  if (m.mail_auth) {
+    out << fmt::format("MAIL AUTH:  AUTH={}\n", m.mail_auth->empty() ? "<>" : *m.mail_auth);
+  }
   out << fmt::format("Body:       {}{}{}\n", m.body_8bitmime ? "8BITMIME" : "7BIT",
                      m.smtputf8 ? ", SMTPUTF8" : "", m.requiretls ? ", REQUIRETLS" : "");
   out << fmt::format(

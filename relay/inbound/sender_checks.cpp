@@ -13,6 +13,7 @@
 #include "dns/resolver.hpp"
 #include "queue/message.hpp"
 #include "relay/inbound/sender_probe.hpp"
+#include "relay/logging.hpp"
 #include "relay/network.hpp"
 
 namespace danerelay::relay {
@@ -80,10 +81,11 @@ asio::awaitable<std::optional<Refusal>> SenderChecks::Check(const std::string& s
         co_return Reject(554, "5.7.1", sender,
                          fmt::format("domain {} is listed on {}", domain, list));
       case DnsblAnswer::kError:
-        spdlog::warn(
-            "RHSBL {} answered {} for {}: an error code, not a listing (does the list refuse "
-            "this resolver, or is its quota used up?); the sender is not refused for it",
-            list, queue::Printable(listed.addresses.front(), 64), queue::Printable(name, 255));
+        Log(Service::kSmtpd)
+            .warn(
+                "RHSBL {} answered {} for {}: an error code, not a listing (does the list refuse "
+                "this resolver, or is its quota used up?); the sender is not refused for it",
+                list, queue::Printable(listed.addresses.front(), 64), queue::Printable(name, 255));
         break;
       case DnsblAnswer::kNotListed:
         break;

@@ -20,6 +20,7 @@
 #include "relay/inbound/accounts.hpp"
 #include "relay/inbound/client_limits.hpp"
 #include "relay/inbound/sender_checks.hpp"
+#include "relay/logging.hpp"
 #include "relay/metrics.hpp"
 #include "relay/smtp/server_session.hpp"
 
@@ -28,13 +29,16 @@ namespace {
 
 using asio::ip::tcp;
 
+// Every line of the SMTP server is smtpd's (relay/logging.hpp).
+spdlog::logger& Smtpd() { return Log(Service::kSmtpd); }
+
 // Logs an exception that escaped a coroutine: that is a bug, never an expected failure.
 void LogIfBug(std::exception_ptr e) {
   if (!e) return;
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
-    spdlog::error("BUG: coroutine ended with an exception: {}", ex.what());
+    Smtpd().error("BUG: coroutine ended with an exception: {}", ex.what());
   }
 }
 
@@ -173,8 +177,10 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     {
       Failures& reserved = FailuresOf(group);
       if (reserved.count >= options.auth.max_failures) {
-        spdlog::warn("{}: too many failed AUTH attempts; user=<{}> not checked", client,
-                     Printable(user));
+        Smtpd().warn(
+            "{}: SASL {} authentication failed: too many failed AUTH attempts; "
+            "user=<{}> not checked",
+            client, session.AuthMechanism(), Printable(user));
         session.Abort("too many failed authentication attempts");
         co_return;
       }
@@ -186,14 +192,15 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     if (ok) {
       // Gives the reserved failure back (unless the window has started over meanwhile).
       if (Failures& f = FailuresOf(group); f.count > 0) --f.count;
-      spdlog::info("{}: sasl_username={}", client, user);
+      Smtpd().info("{}: sasl_username={}", client, user);
       session.AuthDone(true);
       co_return;
     }
     Failures& f = FailuresOf(group);
     if (f.count == 0) f.count = 1;  // the window started over while we verified
-    spdlog::warn("{}: SASL authentication failed: user=<{}> ({} of {} allowed)", client,
-                 Printable(user), f.count, options.auth.max_failures);
+    // Postfix's words, which fail2ban's postfix filter (mode auth) matches.
+    Smtpd().warn("{}: SASL {} authentication failed: user=<{}> ({} of {} allowed)", client,
+                 session.AuthMechanism(), Printable(user), f.count, options.auth.max_failures);
     const std::uint32_t count = f.count;  // `f` may go while we wait
     asio::steady_timer pause(io, std::chrono::seconds(std::min<std::uint32_t>(count, 5)));
     co_await pause.async_wait(kUseTuple);
@@ -268,7 +275,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
         // Out of file descriptors (EMFILE, ENFILE) or memory: the pending connection stays in
         // the backlog, so retrying at once would spin. Pause, and say so once per pause rather
         // than once per try.
-        spdlog::warn("accept on {}:{}: {}; pausing new connections for 1s ({} open)",
+        Smtpd().warn("accept on {}:{}: {}; pausing new connections for 1s ({} open)",
                      listener.options.address, listener.options.port, ec.message(), total);
         asio::steady_timer pause(io, std::chrono::seconds(1));
         co_await pause.async_wait(kUseTuple);
@@ -319,9 +326,9 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
       const bool per_ip = which == "per client" || which == "rate";
       if (which == "rate") {
         // As Postfix's anvil words it, for log tools that know that line.
-        spdlog::warn("connection rate limit exceeded: {} from {} for service smtp", rate, client);
+        Smtpd().warn("connection rate limit exceeded: {} from {} for service smtp", rate, client);
       } else {
-        spdlog::warn("connection limit reached ({}) for {}", limit, client);
+        Smtpd().warn("connection limit reached ({}) for {}", limit, client);
       }
       Metrics::Get().Add("danerelay_smtpd_rejects_total", "command=\"CONNECT\"");
       // A named string: GCC 12 mishandles temporaries that live across a co_await.
@@ -338,7 +345,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     ++total;
     ++mine;
     if (!trusted) ++untrusted;
-    spdlog::info("connect from {}", client);
+    Smtpd().info("connect from {}", client);
     Metrics::Get().Add("danerelay_smtpd_connections_total");
     SessionParams params;
     params.hostname = options.hostname;
@@ -366,11 +373,11 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
       const std::error_code hs_ec = co_await conn.StartTls(
           *tls_ctx, asio::ssl::stream_base::server, options.limits.command_timeout, [](auto*) {});
       if (hs_ec) {
-        spdlog::warn("SSL_accept error from {}: {}", client, hs_ec.message());
+        Smtpd().warn("SSL_accept error from {}: {}", client, hs_ec.message());
         serve = false;
       } else {
         const std::string description = tls::DescribeSession(conn.tls->native_handle());
-        spdlog::info("TLS connection established from {}: {}", client, description);
+        Smtpd().info("TLS connection established from {}: {}", client, description);
         session.TlsStarted(description);
       }
     }
@@ -379,31 +386,40 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     const auto write_timeout = options.limits.command_timeout;
     std::vector<char> buf(16384);
     auto lost = [&](std::error_code why) {
-      spdlog::info("lost connection after {} from {}: {}", session.LastCommand(), client,
+      Smtpd().info("lost connection after {} from {}: {}", session.LastCommand(), client,
                    why.message());
     };
     while (serve) {
       const auto action = session.Next();
       for (const auto& event : session.TakeEvents()) {
-        spdlog::info("{}: {}", client, event);
+        Smtpd().info("{}", event);
         Metrics::Get().CountReject(event);
       }
       if (action == ServerSession::Action::kEnqueue) {
         queue::NewMessage message = session.TakeMessage();
-        const std::string id = message.id, sender = message.sender;
+        const std::string id = message.id, sender = message.sender, auth_user = message.auth_user;
         const std::string message_id =
             queue::Printable(queue::HeaderValue(message.content, "Message-ID"), 250);
         const size_t size = message.content.size(), nrcpt = message.recipients.size();
         auto stored = co_await Enqueue(message);
         if (stored) {
-          spdlog::info("{}: client={}, from=<{}>, size={}, nrcpt={} (queue active)", id, client,
-                       sender, size, nrcpt);
-          spdlog::info("{}: message-id={}", id, message_id.empty() ? "<>" : message_id);
+          // Postfix's three lines of a received message, by the programs that write them:
+          // pflogsumm counts "client=" from smtpd as received, and takes the size from qmgr.
+          if (auth_user.empty()) {
+            Smtpd().info("{}: client={}", id, client);
+          } else {
+            Smtpd().info("{}: client={}, sasl_method={}, sasl_username={}", id, client,
+                         session.AuthMechanism(), Printable(auth_user));
+          }
+          Log(Service::kCleanup)
+              .info("{}: message-id={}", id, message_id.empty() ? "<>" : message_id);
+          Log(Service::kQmgr)
+              .info("{}: from=<{}>, size={}, nrcpt={} (queue active)", id, sender, size, nrcpt);
           Metrics::Get().Add("danerelay_messages_accepted_total");
           session.EnqueueDone(true);
           if (on_queued) on_queued();
         } else {
-          spdlog::error("{}: queue write failed, client={}: {}", id, client,
+          Smtpd().error("{}: queue write failed, client={}: {}", id, client,
                         stored.error().message);
           session.EnqueueDone(false);
         }
@@ -430,12 +446,12 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
         const std::error_code hs_ec = co_await conn.StartTls(
             *tls_ctx, asio::ssl::stream_base::server, options.limits.command_timeout, [](auto*) {});
         if (hs_ec) {
-          spdlog::warn("SSL_accept error from {}: {}", client, hs_ec.message());
+          Smtpd().warn("SSL_accept error from {}: {}", client, hs_ec.message());
           lost(hs_ec);
           break;
         }
         const std::string description = tls::DescribeSession(conn.tls->native_handle());
-        spdlog::info("TLS connection established from {}: {}", client, description);
+        Smtpd().info("TLS connection established from {}: {}", client, description);
         session.TlsStarted(description);
         continue;
       }
@@ -446,7 +462,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
       const auto due = session.ReadDeadline(Deadline::Clock::now());
       auto [read_ec, n] = co_await conn.ReadSomeUntil(buf.data(), buf.size(), due);
       if (read_ec == asio::error::timed_out) {
-        spdlog::info("timeout after {} from {}", session.CommandStats(), client);
+        Smtpd().info("timeout after {} from {}", session.CommandStats(), client);
         session.TimedOut(Deadline::Clock::now());
         continue;
       }
@@ -459,7 +475,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     }
     co_await conn.Close();
     live.erase(me);
-    spdlog::info("disconnect from {} {}", client, session.CommandStats());
+    Smtpd().info("disconnect from {} {}", client, session.CommandStats());
     --total;
     if (!trusted) --untrusted;
     if (--per_client[key] == 0) per_client.erase(key);

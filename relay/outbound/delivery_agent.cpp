@@ -12,6 +12,7 @@
 #include "queue/retry.hpp"
 #include "queue/upkeep.hpp"
 #include "relay/connection.hpp"
+#include "relay/logging.hpp"
 #include "relay/metrics.hpp"
 #include "relay/outbound/destination_slots.hpp"
 #include "relay/outbound/domain_delivery.hpp"
@@ -23,6 +24,12 @@
 #include "relay/outbound/tls_reporter.hpp"
 
 namespace danerelay::relay {
+namespace {
+
+// The queue manager's lines are qmgr's (relay/logging.hpp).
+spdlog::logger& Qmgr() { return Log(Service::kQmgr); }
+
+}  // namespace
 
 using queue::RecipientState;
 
@@ -81,12 +88,12 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     };
     auto started = co_await OnStore(committer, start);
     if (!started) {
-      spdlog::error("queue: {}", started.error().message);
+      Qmgr().error("queue: {}", started.error().message);
       scheduler.Due(queue::Clock::now());
     } else {
       if (started->first > 0) {
-        spdlog::info("{} recipients were in delivery when the daemon stopped; retrying them",
-                     started->first);
+        Qmgr().info("{} recipients were in delivery when the daemon stopped; retrying them",
+                    started->first);
       }
       scheduler.Known(started->second);
     }
@@ -147,7 +154,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   queue::TimePoint JudgedNow() {
     const auto r = expiry_clock.Read(queue::Clock::now(), std::chrono::steady_clock::now());
     if (r.jumped > std::chrono::seconds(60)) {
-      spdlog::warn(
+      Qmgr().warn(
           "the system clock jumped {}s ahead of real time; mail ages at real time, "
           "the jump expires nothing",
           r.jumped.count());
@@ -162,7 +169,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       try {
         std::rethrow_exception(e);
       } catch (const std::exception& ex) {
-        spdlog::error("BUG: making deferred mail due ended with an exception: {}", ex.what());
+        Qmgr().error("BUG: making deferred mail due ended with an exception: {}", ex.what());
       }
     });
   }
@@ -188,12 +195,12 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     };
     auto r = co_await OnStoreWrite(committer, job);
     if (!r) {
-      spdlog::error("queue: making mail deferred for DNSSEC validation due: {}", r.error().message);
+      Qmgr().error("queue: making mail deferred for DNSSEC validation due: {}", r.error().message);
       co_return;
     }
     if (found->count > 0) {
-      spdlog::info("{} recipients deferred because DNSSEC validation was not working are due now",
-                   found->count);
+      Qmgr().info("{} recipients deferred because DNSSEC validation was not working are due now",
+                  found->count);
     }
     scheduler.Known(found->next_due);
     Kick();
@@ -218,7 +225,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     };
     auto r = co_await OnStoreWrite(committer, job);
     if (!r) {
-      spdlog::error("queue: claiming due mail: {}", r.error().message);
+      Qmgr().error("queue: claiming due mail: {}", r.error().message);
       scheduler.Known(queue::Clock::now() + Scheduler::kTick);  // try again at the next tick
       co_return;
     }
@@ -233,9 +240,25 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         try {
           std::rethrow_exception(e);
         } catch (const std::exception& ex) {
-          spdlog::error("BUG: delivery ended with an exception: {}", ex.what());
+          Qmgr().error("BUG: delivery ended with an exception: {}", ex.what());
         }
       });
+    }
+  }
+
+  // "ID: held by root (queue hold)": what the command line did, in the daemon's log (the
+  // command line may run as another user, without access to it; Postfix's postsuper logs too).
+  static void LogOperatorAction(const queue::Store::OperatorEntry& e) {
+    const std::string_view a = e.action;
+    const std::string_view done = a == "delete"    ? "removed"
+                                  : a == "hold"    ? "held"
+                                  : a == "release" ? "released"
+                                  : a == "bounce"  ? "bounced"
+                                                   : a;
+    Qmgr().info("{}: {} by {} (queue {})", e.message_id, done, e.user, e.action);
+    if (!e.notice_id.empty()) {
+      Log(Service::kBounce)
+          .info("{}: sender non-delivery notification: {}", e.message_id, e.notice_id);
     }
   }
 
@@ -257,19 +280,25 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     req.ids = &ids;
     const auto run = [req](queue::Store& s) { return queue::RunUpkeep(s, req); };
     const queue::UpkeepResult r = co_await OnStore(committer, run);
-    if (r.error) spdlog::error("queue: {}", r.error->message);
-    for (const auto& id : r.expired.messages) {
-      spdlog::info("{}: expired after {}s in the queue, returned to sender", id,
-                   options.retry.max_lifetime.count());
+    if (r.error) Qmgr().error("queue: {}", r.error->message);
+    for (const auto& f : r.expired.finished) {
+      // Postfix's qmgr words, then the notice linked to the message as Postfix's bounce does.
+      Qmgr().info("{}: from=<{}>, status=expired, returned to sender (after {}s in the queue)",
+                  f.message_id, f.sender, options.retry.max_lifetime.count());
+      if (!f.notice_id.empty()) {
+        Log(Service::kBounce)
+            .info("{}: sender non-delivery notification: {}", f.message_id, f.notice_id);
+      }
     }
-    if (r.purged > 0) spdlog::info("queue: purged {} completed messages", r.purged);
+    for (const auto& e : r.operator_log) LogOperatorAction(e);
+    if (r.purged > 0) Qmgr().info("queue: purged {} completed messages", r.purged);
     if (r.returned.pages > 0) {
-      spdlog::info("queue: gave {} MiB of free space in the queue file back to the file system",
-                   r.returned.bytes >> 20);
+      Qmgr().info("queue: gave {} MiB of free space in the queue file back to the file system",
+                  r.returned.bytes >> 20);
     }
     if (r.reserve_made) {
-      spdlog::info("queue: the disk has room again: {} MiB kept in reserve for the operator",
-                   queue::Store::kReserveBytes >> 20);
+      Qmgr().info("queue: the disk has room again: {} MiB kept in reserve for the operator",
+                  queue::Store::kReserveBytes >> 20);
     }
     if (r.reread) scheduler.Known(r.next_due);
     // A full batch, or a full step of free pages: go on at the next tick.
@@ -286,8 +315,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     std::vector<queue::AttemptRecord> attempts;
     std::shared_ptr<const std::string> body;
     if (!content || !*content) {
-      spdlog::error("{}: cannot read the message: {}", id,
-                    content ? "gone" : content.error().message);
+      Qmgr().error("{}: cannot read the message: {}", id,
+                   content ? "gone" : content.error().message);
       for (const auto& r : m.recipients) {
         updates.push_back(
             {r.index, RecipientState::kDeferred, std::nullopt, "4.3.0", "queue read error", ""});
@@ -299,10 +328,13 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       const std::string why = fmt::format(
           "mail forwarding loop: too many hops ({} Received header fields, [limits] max_hops = {})",
           hops, options.max_hops);
-      spdlog::warn("{}: {}; returned to sender", id, why);
+      Qmgr().warn("{}: {}; returned to sender", id, why);
       for (const auto& r : m.recipients) {
         updates.push_back({r.index, RecipientState::kFailed, std::nullopt, "5.4.6", why, ""});
-        spdlog::info("{}: to=<{}>, relay=none, dsn=5.4.6, status=bounced ({})", id, r.address, why);
+        Log(Service::kSmtp)
+            .info("{}: to=<{}>, relay=none, delay={:.0f}, dsn=5.4.6, status=bounced ({})", id,
+                  r.address, std::chrono::duration<double>(queue::Clock::now() - m.arrival).count(),
+                  why);
       }
       Metrics::Get().Add("danerelay_deliveries_total", "outcome=\"bounced\"");
     } else {
@@ -425,16 +457,15 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     for (int index : recorded->dropped) {
       const auto u = std::find_if(updates.begin(), updates.end(),
                                   [&](const auto& x) { return x.index == index; });
-      spdlog::warn("{}: delivery outcome for to=<{}> ({} {}) dropped: {} while it was in delivery",
-                   m->id, AddressOf(*m, recorded->pass, index),
-                   u == updates.end() ? "" : ToString(u->state),
-                   u == updates.end() ? "" : u->status,
-                   recorded->gone ? "the operator deleted the message" : "the operator bounced it");
+      Qmgr().warn("{}: delivery outcome for to=<{}> ({} {}) dropped: {} while it was in delivery",
+                  m->id, AddressOf(*m, recorded->pass, index),
+                  u == updates.end() ? "" : ToString(u->state), u == updates.end() ? "" : u->status,
+                  recorded->gone ? "the operator deleted the message" : "the operator bounced it");
       Metrics::Get().Add("danerelay_outcomes_not_recorded_total",
                          recorded->gone ? "reason=\"deleted\"" : "reason=\"operator\"");
     }
     for (const auto& [notice_id, what] : recorded->notices) {
-      spdlog::info("{}: {}: {}", m->id, what, notice_id);
+      Log(Service::kBounce).info("{}: {}: {}", m->id, what, notice_id);
       const std::string_view w = what;
       Metrics::Get().Add("danerelay_notices_total",
                          w.find("delay") != std::string_view::npos        ? "kind=\"delay\""
@@ -446,8 +477,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     for (const auto& u : recorded->pass.updates) {
       if (u.state == RecipientState::kExpired) {
         Metrics::Get().Add("danerelay_deliveries_total", "outcome=\"expired\"");
-        spdlog::info("{}: to=<{}>, status=expired, returned to sender ({} {})", m->id,
-                     AddressOf(*m, recorded->pass, u.index), u.status, u.reply);
+        Qmgr().info("{}: to=<{}>, status=expired, returned to sender ({} {})", m->id,
+                    AddressOf(*m, recorded->pass, u.index), u.status, u.reply);
       }
       failed = failed || u.state == RecipientState::kFailed || u.state == RecipientState::kExpired;
       if (u.next_attempt) scheduler.Due(*u.next_attempt);
@@ -463,10 +494,9 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       ValidationWorksAgain();
     }
     if (m->sender.empty() && failed) {
-      spdlog::warn("{}: undeliverable mail from <> discarded (no bounce to the null sender)",
-                   m->id);
+      Qmgr().warn("{}: undeliverable mail from <> discarded (no bounce to the null sender)", m->id);
     }
-    if (recorded->completed) spdlog::info("{}: removed", m->id);
+    if (recorded->completed) Qmgr().info("{}: removed", m->id);
     if (!recorded->notices.empty()) Wake();
   }
 
@@ -488,7 +518,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       r = co_await OnStoreWrite(committer, job);
       if (r || stopping || !queue::IsTransient(r.error()) || attempt >= kOutcomeWrites) break;
       const auto pause = std::chrono::seconds(1 << (attempt - 1));
-      spdlog::error(
+      Qmgr().error(
           "{}: recording {} failed ({}); retrying in {}s ({} of {} tries; its delivery slot "
           "serves other mail meanwhile)",
           id, what, r.error().message, pause.count(), attempt, kOutcomeWrites);
@@ -503,15 +533,15 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     }
     if (waiting) --unrecorded;
     if (!r && stopping) {
-      spdlog::error(
+      Qmgr().error(
           "{}: {} could not be recorded before shutdown ({}); its recipients will be attempted "
           "again after a restart",
           id, what, r.error().message);
     } else if (!r) {
-      spdlog::error("{}: recording {} failed ({}); {}", id, what, r.error().message,
-                    queue::IsTransient(r.error())
-                        ? "giving up after " + std::to_string(kOutcomeWrites) + " tries"
-                        : "not retried (a permanent error)");
+      Qmgr().error("{}: recording {} failed ({}); {}", id, what, r.error().message,
+                   queue::IsTransient(r.error())
+                       ? "giving up after " + std::to_string(kOutcomeWrites) + " tries"
+                       : "not retried (a permanent error)");
     }
     co_return r;
   }
@@ -554,7 +584,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     if (auto r = co_await WriteBounded(job, m->id, "the recipients' states"); !r) {
       for (const auto& u : updates) {
         if (u.state == RecipientState::kDelivered) {
-          spdlog::error(
+          Qmgr().error(
               "{}: to=<{}> was delivered but that cannot be recorded: it stays in delivery "
               "until danerelayd restarts, which sends it again",
               m->id, AddressOf(*m, {}, u.index));
@@ -562,7 +592,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       }
       co_return;
     }
-    spdlog::warn(
+    Qmgr().warn(
         "{}: recorded the recipients' states without the attempt, its notices and backoff: "
         "delivered ones are delivered, the others deferred for {}s",
         m->id, options.retry.min_backoff.count());
@@ -600,7 +630,7 @@ tl::expected<void, std::string> DeliveryAgent::Start() {
     try {
       std::rethrow_exception(e);
     } catch (const std::exception& ex) {
-      spdlog::error("BUG: the delivery scheduler ended with an exception: {}", ex.what());
+      Qmgr().error("BUG: the delivery scheduler ended with an exception: {}", ex.what());
     }
   });
   return {};
@@ -620,7 +650,7 @@ void DeliveryAgent::Reload(DeliveryOptions options, std::string helo_name) {
     if (ctx) {
       impl_->tls_context = std::move(*ctx);
     } else {
-      spdlog::warn("reload: {}; the previous WebPKI trust store stays in use", ctx.error());
+      Qmgr().warn("reload: {}; the previous WebPKI trust store stays in use", ctx.error());
     }
   }
   if (impl_->sts) impl_->sts->Reload(impl_->options.mta_sts);

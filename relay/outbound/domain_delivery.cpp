@@ -9,6 +9,7 @@
 
 #include "dns/idn.hpp"
 #include "dns/resolver.hpp"
+#include "relay/logging.hpp"
 #include "relay/metrics.hpp"
 #include "relay/network.hpp"
 #include "relay/outbound/next_hop.hpp"
@@ -70,10 +71,11 @@ void LogDisposition(const std::string& id, const std::string& rcpt, const std::s
                        : u.state == RecipientState::kFailed  ? "bounced"
                                                              : "deferred";
   Metrics::Get().Add("danerelay_deliveries_total", fmt::format("outcome=\"{}\"", status));
-  spdlog::info("{}: to=<{}>, relay={}, delay={}, delays={}/{}/{}/{}, dsn={}, status={} ({})", id,
-               rcpt, relay.empty() ? "none" : relay, Seconds(queue::Clock::now() - d.arrival),
-               Seconds(d.started - d.arrival), Seconds(d.dns), Seconds(d.connect),
-               Seconds(d.transfer), u.status, status, u.reply);
+  Log(Service::kSmtp)
+      .info("{}: to=<{}>, relay={}, delay={}, delays={}/{}/{}/{}, dsn={}, status={} ({})", id, rcpt,
+            relay.empty() ? "none" : relay, Seconds(queue::Clock::now() - d.arrival),
+            Seconds(d.started - d.arrival), Seconds(d.dns), Seconds(d.connect), Seconds(d.transfer),
+            u.status, status, u.reply);
 }
 
 // Every recipient of `m` gets the same outcome.
@@ -169,8 +171,9 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
              std::string(kValidationNotWorking) + " (" + ctx.health->Problem() + ")", "");
       co_return out;
     }
-    spdlog::warn("{}: delivering to {} although DNSSEC validation is not working ({})", m.id,
-                 domain, ctx.health->Problem());
+    Log(Service::kSmtp)
+        .warn("{}: delivering to {} although DNSSEC validation is not working ({})", m.id, domain,
+              ctx.health->Problem());
   }
 
   // The next hops: a static route, or the MX RRset (RFC 5321 §5.1).
@@ -204,15 +207,16 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
   // message; DANE is never set aside.
   const bool tls_required_no = !m.requiretls && TlsRequiredNo(content);
   if (tls_required_no) {
-    spdlog::info("{}: TLS-Required: No; MTA-STS is not applied to this message", m.id);
+    Log(Service::kSmtp).info("{}: TLS-Required: No; MTA-STS is not applied to this message", m.id);
   }
   if (ctx.sts && !tls_required_no && !ctx.options.routes.contains(domain)) {
     dns_started = SteadyClock::now();
     const StsLookup look = co_await ctx.sts->Get(domain);
     delays.dns += SteadyClock::now() - dns_started;
     if (!look.problem.empty()) {
-      spdlog::info("{}: MTA-STS for {}: {}{}", m.id, domain, look.problem,
-                   look.policy ? " (the cached policy applies)" : "");
+      Log(Service::kSmtp)
+          .info("{}: MTA-STS for {}: {}{}", m.id, domain, look.problem,
+                look.policy ? " (the cached policy applies)" : "");
     }
     if (look.policy && look.policy->mode != sts::Mode::kNone) {
       sts_policy = look.policy;
@@ -226,8 +230,9 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
   std::string last_status = "4.4.3", last_reason = "no MX host could be used";
   std::span<const NextHop> hosts(hops.hosts);
   if (hosts.size() > ctx.options.max_mx_hosts) {
-    spdlog::info("{}: {} has {} MX hosts; trying the first {} ([delivery] max_mx_hosts)", m.id,
-                 domain, hosts.size(), ctx.options.max_mx_hosts);
+    Log(Service::kSmtp)
+        .info("{}: {} has {} MX hosts; trying the first {} ([delivery] max_mx_hosts)", m.id, domain,
+              hosts.size(), ctx.options.max_mx_hosts);
     hosts = hosts.first(ctx.options.max_mx_hosts);
   }
   std::uint32_t addresses_tried = 0;
@@ -237,7 +242,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
   bool reached_myself = false;
   auto loops_back = [&](const NextHop& host, const HostDnsFacts& facts, const std::string& ip,
                         const std::string& why, const AttemptTags& tags) {
-    spdlog::warn("{}: {}", m.id, why);
+    Log(Service::kSmtp).warn("{}: {}", m.id, why);
     Metrics::Get().Add("danerelay_loops_total");
     const bool first = out.attempts.empty();
     RecordHost(m, host, facts, ip, "", why, "5.4.6", "", out, tags);
@@ -248,8 +253,9 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
   for (const NextHop& host : hosts) {
     if (reached_myself) break;
     if (addresses_tried >= ctx.options.max_addresses) {
-      spdlog::info("{}: {} addresses tried for {}; no more this time ([delivery] max_addresses)",
-                   m.id, addresses_tried, domain);
+      Log(Service::kSmtp)
+          .info("{}: {} addresses tried for {}; no more this time ([delivery] max_addresses)", m.id,
+                addresses_tried, domain);
       break;
     }
     dns_started = SteadyClock::now();
@@ -272,10 +278,11 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       tags.Note(fmt::format("DANE testing: mandatory DANE would defer: {} {} (step {})",
                             strict.status, why, strict.step));
       Metrics::Get().Add("danerelay_dane_testing_would_defer_total");
-      spdlog::warn(
-          "{}: DANE testing for {}: {} would be deferred under mandatory DANE: {} (step {}); "
-          "delivering under opportunistic DANE",
-          m.id, domain, host.name, why, strict.step);
+      Log(Service::kSmtp)
+          .warn(
+              "{}: DANE testing for {}: {} would be deferred under mandatory DANE: {} (step {}); "
+              "delivering under opportunistic DANE",
+              m.id, domain, host.name, why, strict.step);
     }
     // design.md's table, as counted: steps 1-5 decide before any connection.
     if (decision.tls != TlsRequirement::kDane || decision.defer) {
@@ -287,8 +294,9 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
     if (decision.defer) {
       last_status = decision.status;
       last_reason = fmt::format("{}: {}", host.name, decision.reason);
-      spdlog::info("{}: {} not used: {} (DANE step {})", m.id, host.name, decision.reason,
-                   decision.step);
+      Log(Service::kSmtp)
+          .info("{}: {} not used: {} (DANE step {})", m.id, host.name, decision.reason,
+                decision.step);
       RecordHost(m, host, facts, "", "", last_reason, last_status, "", out, tags);
       continue;
     }
@@ -303,12 +311,12 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       if (sts_mode == sts::Mode::kEnforce) {
         last_status = "4.7.5";
         last_reason = why;
-        spdlog::info("{}: {} not used: {}", m.id, host.name, why);
+        Log(Service::kSmtp).info("{}: {} not used: {}", m.id, host.name, why);
         RecordHost(m, host, facts, "", "", last_reason, last_status, "", out, tags);
         continue;
       }
       tags.Note("MTA-STS testing: " + why);
-      spdlog::warn("{}: MTA-STS testing: {}", m.id, why);
+      Log(Service::kSmtp).warn("{}: MTA-STS testing: {}", m.id, why);
     }
     ClientRequest req;
     req.port = host.port;
@@ -329,7 +337,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
         last_status = "5.7.10";
         last_reason = fmt::format(
             "REQUIRETLS: {} is authenticated neither by DANE nor by an MTA-STS policy", host.name);
-        spdlog::info("{}: {} not used: {}", m.id, host.name, last_reason);
+        Log(Service::kSmtp).info("{}: {} not used: {}", m.id, host.name, last_reason);
         RecordHost(m, host, facts, "", "", last_reason, last_status, "", out, tags);
         continue;
       }
@@ -372,7 +380,8 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
                                     host.name, ip, r.verdict->reason)
                       : fmt::format("no TLS with {}[{}]", host.name, ip);
         host_tags.Note("MTA-STS testing: enforce would defer: " + why);
-        spdlog::warn("{}: MTA-STS testing for {}: enforce would defer: {}", m.id, domain, why);
+        Log(Service::kSmtp)
+            .warn("{}: MTA-STS testing for {}: enforce would defer: {}", m.id, domain, why);
       }
       if (r.verdict || !r.host_failed) {
         Metrics::Get().Add("danerelay_tls_verdicts_total", fmt::format("verdict=\"{}\"", verdict));
@@ -396,7 +405,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       if (r.host_failed) {
         last_status = r.status;
         last_reason = r.reason;
-        spdlog::info("{}: {}", m.id, r.reason);
+        Log(Service::kSmtp).info("{}: {}", m.id, r.reason);
         RecordHost(m, host, facts, ip, verdict, r.reason, r.status, matched, out, host_tags);
         continue;
       }

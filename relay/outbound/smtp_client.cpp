@@ -13,6 +13,7 @@
 #include "dns/idn.hpp"
 #include "queue/orcpt.hpp"
 #include "relay/connection.hpp"
+#include "relay/logging.hpp"
 #include "relay/outbound/seven_bit.hpp"
 #include "relay/reply_reader.hpp"
 #include "relay/smtp/smtp_reply.hpp"
@@ -194,8 +195,9 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
                             fmt::format("TLS handshake with {} failed: {}", peer, hs.message()));
       }
       s->verdict = res.verdict = tls::GetVerdict(conn.tls->native_handle(), dane != nullptr);
-      spdlog::info("{} TLS connection established to {}: {}", tls::ToString(res.verdict->kind),
-                   peer, res.verdict->protocol);
+      Log(Service::kSmtp)
+          .info("{} TLS connection established to {}: {}", tls::ToString(res.verdict->kind), peer,
+                res.verdict->protocol);
       if (req.tls == TlsRequirement::kDane && res.verdict->kind != tls::Verdict::Kind::kVerified) {
         co_await s->Quit();
         co_return host_fail("4.7.5", fmt::format("Server certificate not verified ({}): {}",
@@ -482,7 +484,7 @@ asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& req, Connecti
     const After after = co_await Transaction(*s, req, res);
     res.transfer_time = SteadyClock::now() - started;
     if (after != After::kLostBeforeMail) {
-      spdlog::info("reused the cached connection to {}", s->peer);
+      Log(Service::kSmtp).info("reused the cached connection to {}", s->peer);
       co_await Finish(s, after, req, cache, key);
       co_return res;
     }

@@ -59,10 +59,16 @@ std::vector<std::string> ServerSession::TakeEvents() { return std::exchange(even
 queue::NewMessage ServerSession::TakeMessage() { return std::move(message_); }
 
 void ServerSession::Reply(int code, std::string_view enhanced, std::string_view text) {
-  if (code >= 400) {
-    events_.push_back(fmt::format("reject: {} from [{}]: {} {} {}; from=<{}> proto={} helo=<{}>",
-                                  current_verb_, p_.client_address, code, enhanced, text,
-                                  message_.sender, Protocol(), helo_));
+  // A failed AUTH is logged as its SASL warning (the line fail2ban reads), not as a reject.
+  if (code >= 400 && current_verb_ != "AUTH") {
+    // Postfix's smtpd form: the queue ID once the data has one, the sender of the MAIL being
+    // answered or of the transaction, the recipient of the RCPT being answered.
+    const bool queued = current_verb_ == "END-OF-MESSAGE" && !pending_id_.empty();
+    events_.push_back(fmt::format(
+        "{}: reject: {} from unknown[{}]: {} {}{}{}; from=<{}>{} proto={} helo=<{}>",
+        queued ? pending_id_ : "NOQUEUE", current_verb_, p_.client_address, code, enhanced,
+        enhanced.empty() ? "" : " ", text, command_sender_ ? *command_sender_ : message_.sender,
+        command_recipient_.empty() ? "" : " to=<" + command_recipient_ + ">", Protocol(), helo_));
   }
   if (enhanced.empty()) {
     out_ += fmt::format("{} {}\r\n", code, text);
@@ -81,7 +87,9 @@ void ServerSession::Error(int code, std::string_view enhanced, std::string_view 
 
 void ServerSession::Abort(std::string_view reason, std::string_view enhanced) {
   if (state_ == State::kClosed) return;
-  Reply(421, enhanced, p_.hostname + " Error: " + std::string(reason));
+  // Not through Reply: this 421 answers no command (the client waits, or a message it sent is
+  // already queued), so it is no reject line; log readers would count it as a refused message.
+  out_ += fmt::format("421 {} {} Error: {}\r\n", enhanced, p_.hostname, reason);
   state_ = State::kClosed;
 }
 
@@ -317,6 +325,8 @@ void ServerSession::TlsStarted(std::string description) {
 bool ServerSession::HandleCommandLine(std::string_view line) {
   ++counts_.total;
   current_verb_ = "command";
+  command_sender_.reset();
+  command_recipient_.clear();
   // Every command counts toward the limit, and an accepted RCPT is taken off again below; a
   // queued message starts the count over (EnqueueDone).
   if (++commands_without_mail_ > p_.limits.max_commands_without_mail) {
@@ -385,6 +395,7 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
         Error(args.error().code, args.error().enhanced, args.error().text);
         break;
       }
+      command_sender_ = args->sender;
       if (!authenticated_.empty() && p_.may_send_as &&
           !p_.may_send_as(authenticated_, args->sender)) {
         Reply(553, "5.7.1",
@@ -437,6 +448,7 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
         Error(args.error().code, args.error().enhanced, args.error().text);
         break;
       }
+      command_recipient_ = args->recipient;
       if (!p_.trusted && authenticated_.empty()) {
         // Never an open relay: clients neither trusted nor authenticated may name no recipient.
         Error(554, "5.7.1", "<" + args->recipient + ">: Relay access denied");

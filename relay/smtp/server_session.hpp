@@ -65,7 +65,9 @@ class ServerSession {
   Action Next();
 
   std::string TakeOutput();
-  // Log lines for what the session refused ("reject: RCPT from [192.0.2.1]: 554 5.7.1 ...").
+  // Log lines for what the session refused, in Postfix's form ("NOQUEUE: reject: RCPT from
+  // unknown[192.0.2.1]: 554 5.7.1 <x@y>: Relay access denied; from=<a@b> to=<x@y> proto=ESMTP
+  // helo=<h>"). A 421 that ends the session (timeout, shutdown) refuses no command: no line.
   std::vector<std::string> TakeEvents();
   queue::NewMessage TakeMessage();
   // Called after kEnqueue with the queue's answer; the reply goes to the output.
@@ -76,6 +78,8 @@ class ServerSession {
   // After kAuthenticate: the credentials to verify, then the verdict. The password is handed
   // out once and not kept.
   const std::string& AuthUser() const { return auth_user_; }
+  // The SASL mechanism of the last AUTH command ("PLAIN", "LOGIN"), for the log.
+  const std::string& AuthMechanism() const { return auth_mechanism_; }
   std::string TakePassword() { return std::exchange(auth_password_, {}); }
   void AuthDone(bool ok);
   // After kCheckSender: the sender of the MAIL command (never <>), then the checks' verdict.
@@ -134,6 +138,11 @@ class ServerSession {
   std::string in_;
   std::string out_;
   std::vector<std::string> events_;
+  // For reject lines: the addresses of the command being answered (a MAIL's sender before it
+  // is taken, a RCPT's recipient), cleared with each command.
+  std::optional<std::string> command_sender_;
+  std::string command_recipient_;
+  std::string auth_mechanism_;  // of the last AUTH command
   std::string current_verb_ = "CONNECT";
   std::string pending_id_;
   std::optional<Action> pending_action_;

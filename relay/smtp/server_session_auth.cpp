@@ -17,7 +17,9 @@ bool ServerSession::HandleAuth(std::string_view argument) {
   } else if (argument.empty()) {
     Error(501, "5.5.4", "Syntax: AUTH mechanism");
   } else {
-    return AuthStep(sasl_.Start(argument));
+    auto started = sasl_.Start(argument);
+    auth_mechanism_ = sasl_.mechanism();  // the exchange forgets it when it ends
+    return AuthStep(started);
   }
   return state_ != State::kClosed;
 }

@@ -135,7 +135,7 @@ max_untrusted_connections_per_client = 30
         logs = self.relay.logs()
         client = f"unknown[{source}]"
         verified = sum(1 for line in logs.splitlines()
-                       if client in line and ("SASL authentication failed" in line
+                       if client in line and ("authentication failed: user=" in line
                                               or "sasl_username=" in line))
         print(f"\n  20 parallel AUTH (19 wrong, 1 right), max_failures = 3: {verified} verified, "
               f"replies {sorted(str(c[0]) for c in codes)}", flush=True)

@@ -137,7 +137,7 @@ class AcceptTest(unittest.TestCase):
         self.assertIn(b"554 5.7.1 <victim@example.net>: Relay access denied\r\n", out)
         self.assertIn(b"554 5.5.1 Error: no valid recipients\r\n", out)
         self.assertEqual(len(self.relay.queue_json()), before)
-        self.assertIn("reject: RCPT from [127.0.0.2]: 554 5.7.1", self.relay.logs())
+        self.assertIn("NOQUEUE: reject: RCPT from unknown[127.0.0.2]: 554 5.7.1", self.relay.logs())
 
     def test_pipelined_session_in_one_write(self):
         out = raw_session(self.relay.port,

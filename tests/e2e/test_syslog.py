@@ -92,7 +92,7 @@ class SyslogTest(unittest.TestCase):
             pid = proc.pid  # the daemon's (in a namespace, `exec` kept the shell's PID)
             info = [m for m in lines if "message-id=<syslog-1@b.example>" in m][0]
             self.assertTrue(info.startswith(f"<{LOG_MAIL | LOG_INFO}>"), info)
-            self.assertIn(f"danerelayd[{pid}]: ", info)
+            self.assertIn(f"danerelay/cleanup[{pid}]: ", info)
             warning = [m for m in lines if "running as root" in m]
             self.assertTrue(warning, lines)
             self.assertTrue(warning[0].startswith(f"<{LOG_MAIL | LOG_WARNING}>"), warning[0])
