@@ -287,7 +287,7 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
     if (*converted) {
       seven_bit = std::move(**converted);
       content = &seven_bit;
-      spdlog::info("{}: converted to 7bit for {}, which does not offer 8BITMIME", m.id, s.peer);
+      Log(Service::kSmtp).info("{}: converted to 7bit for {}, which does not offer 8BITMIME", m.id, s.peer);
     }
   }
   const auto sender = envelope(m.sender);

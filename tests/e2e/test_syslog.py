@@ -11,6 +11,7 @@ import smtplib
 import socket
 import subprocess
 import tempfile
+import threading
 import unittest
 
 from harness import DANERELAYD, Relay, wait_for, wait_for_port
@@ -72,16 +73,27 @@ class SyslogTest(unittest.TestCase):
             daemon = ["unshare", "-m", "--propagation", "private", "sh", "-c", script]
         log = open(relay.log_path, "ab")
         proc = subprocess.Popen(daemon, stdout=log, stderr=subprocess.STDOUT)
-        lines = []
+        lines, lock, done = [], threading.Lock(), threading.Event()
+
+        # Read the socket all the time, as a syslog daemon does: a datagram socket holds only
+        # net.unix.max_dgram_qlen (often 10) unread lines, and then syslog(3) in the daemon blocks.
+        def reader():
+            while not done.is_set():
+                try:
+                    line = sock.recv(65536).decode(errors="replace")
+                except (socket.timeout, BlockingIOError):
+                    continue
+                except OSError:
+                    return
+                with lock:
+                    lines.append(line)
 
         def receive():
-            try:
-                while True:
-                    lines.append(sock.recv(65536).decode(errors="replace"))
-            except (socket.timeout, BlockingIOError):
-                pass
-            return lines
+            with lock:
+                return list(lines)
 
+        thread = threading.Thread(target=reader, daemon=True)
+        thread.start()
         try:
             wait_for_port("127.0.0.1", relay.port, proc=proc)
             with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as c:
@@ -90,11 +102,12 @@ class SyslogTest(unittest.TestCase):
             wait_for(lambda: any("message-id=<syslog-1@b.example>" in m for m in receive()),
                      timeout=10, what="the acceptance line on the syslog socket")
             pid = proc.pid  # the daemon's (in a namespace, `exec` kept the shell's PID)
-            info = [m for m in lines if "message-id=<syslog-1@b.example>" in m][0]
+            got = receive()
+            info = [m for m in got if "message-id=<syslog-1@b.example>" in m][0]
             self.assertTrue(info.startswith(f"<{LOG_MAIL | LOG_INFO}>"), info)
             self.assertIn(f"danerelay/cleanup[{pid}]: ", info)
-            warning = [m for m in lines if "running as root" in m]
-            self.assertTrue(warning, lines)
+            warning = [m for m in got if "running as root" in m]
+            self.assertTrue(warning, got)
             self.assertTrue(warning[0].startswith(f"<{LOG_MAIL | LOG_WARNING}>"), warning[0])
             self.assertIn("warning: running as root", warning[0])
             proc.send_signal(signal.SIGTERM)
@@ -107,6 +120,8 @@ class SyslogTest(unittest.TestCase):
                 proc.kill()
                 proc.wait(timeout=30)
             log.close()
+            done.set()
+            thread.join(timeout=5)
             sock.close()
             if ours is not None and os.stat("/dev/log").st_ino == ours:
                 os.unlink("/dev/log")
