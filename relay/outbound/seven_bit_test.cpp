@@ -242,17 +242,44 @@ TEST(SevenBit, WhatCannotBeConvertedIsAnError) {
            body,
        "declared base64"},
       // RFC 1847 §2.1: re-encoding would break the signature.
+      // Two labels (readers differ on which counts), and a label nobody here knows.
+      {"MIME-Version: 1.0\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n"
+       "Content-Transfer-Encoding: 8bit\r\n" +
+           body,
+       "two Content-Transfer-Encoding fields"},
+      {"MIME-Version: 1.0\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: x-custom\r\n" +
+           body,
+       "unknown transfer encoding"},
       {"MIME-Version: 1.0\r\nContent-Type: multipart/signed; boundary=s; "
        "protocol=\"application/pgp-signature\"; micalg=pgp-sha256\r\n\r\n--s\r\n"
        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n" +
            body + "--s\r\nContent-Type: application/pgp-signature\r\n\r\nSIG\r\n--s--\r\n",
        "signature"},
   };
+  // Too many parts to parse on the delivery thread: refused before parsing.
+  std::string many = "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n";
+  for (int i = 0; i < 10001; ++i) many += "--a\r\n\r\n\xc3\xbc\r\n";
+  many += "--a--\r\n";
+  cases[0] = {many, "more than 10000 MIME parts"};
   for (const auto& c : cases) {
     const auto r = ToSevenBit(c.message);
     ASSERT_FALSE(r.has_value()) << c.message;
     EXPECT_NE(r.error().find(c.why), std::string::npos) << r.error();
   }
+}
+
+// A soft line break of quoted-printable can start a line with "--" and the enclosing boundary,
+// which would end the part there (RFC 2046 §5.1.1): such a part goes as base64.
+TEST(SevenBit, QuotedPrintableThatWouldMakeABoundaryLineBecomesBase64) {
+  const std::string text = "caf\xc3\xa9 " + std::string(65, 'a') + "--XYZ\r\n";
+  const std::string m =
+      "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XYZ\"\r\n\r\n"
+      "--XYZ\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n"
+      "\r\n" +
+      text + "\r\n--XYZ\r\nContent-Type: text/plain\r\n\r\nsecond\r\n--XYZ--\r\n";
+  const std::string out = Convert(m);
+  EXPECT_NE(out.find("Content-Transfer-Encoding: base64\r\n"), std::string::npos) << out;
+  EXPECT_EQ(Leaves(out), (std::vector<std::string>{text, "second"}));
 }
 
 }  // namespace
