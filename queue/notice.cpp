@@ -167,9 +167,9 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
   m += fmt::format("Date: {}\r\n", FormatRfc5322Date(now));
   m += fmt::format("Message-ID: <{}@{}>\r\n", id, options.hostname);
   m += "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n";
-  m += fmt::format(
-      "Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"{}\"\r\n",
-      boundary);
+  // RFC 6522 §3: report-type names the subtype of the second part (RFC 6533 §6).
+  m += fmt::format("Content-Type: multipart/report; report-type={};\r\n\tboundary=\"{}\"\r\n",
+                   global ? "global-delivery-status" : "delivery-status", boundary);
   m += "\r\nThis is a MIME-encapsulated message.\r\n\r\n";
 
   // 1. For people. Addresses in a global notice are UTF-8: the part says it is 8bit (RFC 2045
@@ -196,8 +196,10 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
         "<{}>: {}\r\n", global ? Utf8Field(r.address) : r.address,
         relayed ? std::string("delivered") : ExplainStatus(r.last_status, r.last_reply));
     if (!r.last_reply.empty()) {
-      human += fmt::format("    ({}{})\r\n", NamesRemote(r) ? Field(r.last_remote) + " said: " : "",
-                           Field(r.last_reply));
+      // One line of at most 998 octets (RFC 5322 §2.1.1): a host name has at most 255.
+      human += fmt::format("    ({}{})\r\n",
+                           NamesRemote(r) ? Printable(r.last_remote, 255) + " said: " : "",
+                           Printable(r.last_reply, 700));
     }
     human += "\r\n";
   }

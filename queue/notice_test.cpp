@@ -216,6 +216,26 @@ TEST(NoticeTest, StringsFromOutsideCannotAddHeadersOrParts) {
               HasSubstr("Original-Envelope-Id: e?\?X-Injected: 1?\?--boundary?\?.?\?\r\n"));
 }
 
+// RFC 5322 §2.1.1: no line of a notice is longer than 998 octets, however long the remote's
+// reply and host name.
+TEST(NoticeTest, LongRepliesAndHostNamesKeepLinesUnder998Octets) {
+  MessageInfo m = OneRecipient("alice@example.org", kNotifyNone);
+  StoredRecipient r = m.recipients[0];
+  r.last_status = "5.1.1";
+  r.last_reply = "550 5.1.1 " + std::string(2000, 'x');
+  r.last_remote = std::string(63, 'a') + "." + std::string(63, 'b') + "." + std::string(63, 'c') +
+                  "." + std::string(61, 'd');
+  r.last_reply_remote = true;
+  const NewMessage n = ComposeNotice(NoticeKind::kFailure, m, "Subject: x\r\n\r\ny\r\n", {r}, "L1",
+                                     kT0, std::nullopt, {"relay.test"});
+  size_t start = 0;
+  for (size_t nl = n.content.find('\n'); nl != std::string::npos;
+       start = nl + 1, nl = n.content.find('\n', start)) {
+    EXPECT_LE(nl - start, 999u) << n.content.substr(start, 120);  // 998 octets and the CR
+  }
+  EXPECT_THAT(n.content, HasSubstr(r.last_remote + " said: 550 5.1.1 xxx"));
+}
+
 TEST(NoticeTest, Utf8OriginalRecipientStaysSevenBit) {
   // RFC 6533 §3: in a message/delivery-status a utf-8 address is in its xtext form.
   MessageInfo m = OneRecipient("alice@example.org", kNotifyNone);
@@ -324,7 +344,8 @@ TEST(NoticeTest, Smtputf8MailGetsAGlobalNotice) {
       "e\r\nFrom: alice@example.org\r\n\r\nBody\r\n";
   const NewMessage n = ComposeNotice(NoticeKind::kFailure, m, original, {r}, "G1", kT0,
                                      std::nullopt, {"relay.test"});
-  EXPECT_THAT(n.content, HasSubstr("Content-Type: multipart/report; report-type=delivery-status;"));
+  EXPECT_THAT(n.content,
+              HasSubstr("Content-Type: multipart/report; report-type=global-delivery-status;"));
   EXPECT_THAT(n.content, HasSubstr("Content-Type: text/plain; charset=utf-8\r\n"
                                    "Content-Transfer-Encoding: 8bit\r\n\r\n"));
   EXPECT_THAT(n.content, HasSubstr("<j\xC3\xB6rg@dest.example>: The receiving server refused"));
