@@ -199,6 +199,7 @@ class MxServer:
     def __init__(self, ip, port, cert=None, key=None, data_delay=0.0, smtputf8=False,
                  broken_tls=False, requiretls=False, dsn=False, eightbitmime=True):
         self.ip, self.port = ip, port
+        assert eightbitmime or not (requiretls or dsn), "eightbitmime=False stands alone"
         self.recorder = (RequireTlsRecorder if requiretls else DsnRecorder if dsn
                          else Recorder if eightbitmime else SevenBitRecorder)(data_delay)
         kwargs = {}
