@@ -455,6 +455,38 @@ TEST_F(StoreTest, OperatorDecidesForRecipientsInDelivery) {
   EXPECT_FALSE(store->AttemptingRecipients("B").value().has_value());  // gone
 }
 
+// The command line's actions go into the operator log with the change (one transaction); the
+// daemon takes them out once, oldest first, and an action without `by` writes nothing.
+TEST_F(StoreTest, OperatorActionsAreLoggedOnceWithTheChange) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  const NewMessage a = Message("A"), b = Message("B");
+  const NewMessage* batch[] = {&a, &b};
+  for (const auto& r : store->InsertBatch(batch)) ASSERT_TRUE(r) << r.error().message;
+  Store::Selection hold;
+  hold.ids = {"A"};
+  hold.by = Store::Selection::Operator{"root", "hold"};
+  ASSERT_TRUE(store->Hold(hold));
+  Store::Selection del;
+  del.ids = {"B"};
+  del.by = Store::Selection::Operator{"root (sudo by alice)", "delete"};
+  ASSERT_TRUE(store->Delete(del));
+  Store::Selection quiet;
+  quiet.ids = {"A"};
+  ASSERT_TRUE(store->Release(quiet, TimePoint(std::chrono::seconds(1'790'000'001))));
+
+  auto taken = store->TakeOperatorLog();
+  ASSERT_TRUE(taken) << taken.error().message;
+  ASSERT_EQ(taken->size(), 2u);
+  EXPECT_EQ((*taken)[0].message_id, "A");
+  EXPECT_EQ((*taken)[0].action, "hold");
+  EXPECT_EQ((*taken)[0].user, "root");
+  EXPECT_EQ((*taken)[1].message_id, "B");
+  EXPECT_EQ((*taken)[1].action, "delete");
+  EXPECT_EQ((*taken)[1].user, "root (sudo by alice)");
+  EXPECT_TRUE(store->TakeOperatorLog().value().empty());  // taken once
+}
+
 // The operator's reserve for a full disk: made at the daemon's open, given back, made again.
 TEST_F(StoreTest, ReserveIsKeptGivenBackAndMadeAgain) {
   auto store = OpenRw();
