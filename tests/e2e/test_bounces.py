@@ -14,7 +14,6 @@ import email.parser
 import email.policy
 import json
 import os
-import shutil
 import smtplib
 import ssl
 import subprocess
@@ -25,6 +24,7 @@ import unittest
 from dnsworld import DnsWorld
 from harness import Relay, queued_id
 from mx import MxServer, free_port_on, self_signed, tlsa_3_1_1
+from world_case import WorldCase
 
 IPS = {name: f"127.0.0.{n}" for n, name in enumerate(["dest", "noreq", "senders", "dead"],
                                                       start=110)}
@@ -40,16 +40,7 @@ def field_blocks(payload):
     return [parser.parsebytes(block + b"\n") for block in text.split(b"\n\n")]
 
 
-class BounceTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.servers, cls.world, cls.relay = {}, None, None
-        try:
-            cls.build()
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
+class BounceTest(WorldCase):
     @classmethod
     def build(cls):
         cls.tmp = tempfile.mkdtemp(prefix="danerelay-bounces-")
@@ -123,22 +114,6 @@ max_lifetime = "6s"
             if len(cls.servers["senders"].received_for(SENDER)) >= 4:
                 break
             time.sleep(0.3)
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            if cls.relay:
-                if os.environ.get("KEEP"):
-                    print(cls.relay.logs())
-                cls.relay.stop()
-        finally:
-            if cls.relay:
-                cls.relay.cleanup()
-            for s in cls.servers.values():
-                s.stop()
-            if cls.world:
-                cls.world.stop()
-            shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def notice(self, key):
         """The one notice about ids[key] at the sender's MX: (what arrived, the parsed message,
