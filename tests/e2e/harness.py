@@ -128,6 +128,14 @@ class Relay:
         self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def close(self):
+        """The end of a test class: a clean shutdown (stop), and the files removed even when
+        that failed."""
+        try:
+            self.stop()
+        finally:
+            self.cleanup()
+
     def reload(self):
         """SIGHUP, then waits for the daemon to log that it read the configuration again."""
         before = self.logs().count("reloaded configuration")

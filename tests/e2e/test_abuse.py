@@ -91,10 +91,7 @@ max_untrusted_connections_per_client = 30
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.relay.stop()
-        finally:
-            cls.relay.cleanup()
+        cls.relay.close()
 
     def tls_session(self, source):
         c = smtplib.SMTP("127.0.0.1", self.relay.tls_port, timeout=60,
@@ -186,10 +183,7 @@ data_timeout = "3s"
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.relay.stop()
-        finally:
-            cls.relay.cleanup()
+        cls.relay.close()
 
     def test_slow_byte_client_is_cut_at_the_command_deadline(self):
         s = socket.create_connection(("127.0.0.1", self.relay.port), timeout=10,
@@ -232,10 +226,7 @@ class ConnectionLimitsTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.relay.stop()
-        finally:
-            cls.relay.cleanup()
+        cls.relay.close()
 
     def test_two_addresses_with_idle_connections_leave_room_for_a_third(self):
         held = []
@@ -273,10 +264,7 @@ untrusted_auth_timeout = "3s"
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.relay.stop()
-        finally:
-            cls.relay.cleanup()
+        cls.relay.close()
 
     def greeting(self, source):
         s = socket.create_connection(("127.0.0.1", self.relay.port), timeout=10,

@@ -60,10 +60,7 @@ key_file = "relay.key"
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.relay.stop()
-        finally:
-            cls.relay.cleanup()
+        cls.relay.close()
 
     def tls_session(self, port=None, source="127.0.0.1"):
         c = smtplib.SMTP("127.0.0.1", port or self.relay.tls_port, timeout=30,

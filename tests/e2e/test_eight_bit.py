@@ -94,9 +94,8 @@ min_backoff = "1h"
     @classmethod
     def tearDownClass(cls):
         try:
-            cls.relay.stop()
+            cls.relay.close()
         finally:
-            cls.relay.cleanup()
             cls.seven.stop()
             cls.eight.stop()
 

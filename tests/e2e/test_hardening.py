@@ -40,10 +40,7 @@ class HostileInputTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.relay.stop()
-        finally:
-            cls.relay.cleanup()
+        cls.relay.close()
 
     def test_bare_lf_inside_a_command_line_gets_one_reply(self):
         out = session(self.relay.port, HELLO + b"MAIL FROM:<a@b.example>\nRCPT TO:<r@c.example>\r\n"

@@ -93,9 +93,8 @@ min_backoff = "1h"
     @classmethod
     def tearDownClass(cls):
         try:
-            cls.relay.stop()
+            cls.relay.close()
         finally:
-            cls.relay.cleanup()
             cls.controller.stop()
 
     def send(self, rcpt, subject):
@@ -209,10 +208,7 @@ min_backoff = "1h"
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.relay.stop()
-        finally:
-            cls.relay.cleanup()
+        cls.relay.close()
 
     def send(self, rcpt="x@down.example", sender=SENDER):
         with smtplib.SMTP("127.0.0.1", self.relay.port, timeout=30) as c:

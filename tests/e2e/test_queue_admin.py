@@ -39,9 +39,8 @@ min_backoff = "1h"
     @classmethod
     def tearDownClass(cls):
         try:
-            cls.relay.stop()
+            cls.relay.close()
         finally:
-            cls.relay.cleanup()
             cls.mx.stop()
             for s in cls.late:
                 s.stop()
