@@ -22,9 +22,10 @@ import tempfile
 import unittest
 
 from dnsworld import DnsWorld
-from harness import DANERELAY, Relay, wait_for, wait_for_port
+from harness import wait_for, wait_for_port
 from mx import MxServer, free_port_on, self_signed, tlsa_3_1_1
 from readme import readme_block
+from upstream import start_with_account, submission_relay
 
 MX_IP, EXIM_IP = "127.0.0.93", "127.0.0.94"
 FETCH_EXIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools",
@@ -193,7 +194,6 @@ class EximUpstreamTest(unittest.TestCase):
             self.skipTest(f"no Exim binary from tools/fetch-exim.sh: {why}")
         tmp = tempfile.mkdtemp(prefix="danerelay-exim-")
         port = free_port_on([MX_IP, EXIM_IP])
-        submission = free_port_on(["127.0.0.1"])
         crt, key = self_signed(tmp, "mx.dest.example")
         world = DnsWorld(tmp)
         world.zone("dest.example.").add("@ MX 10 mx").add(f"mx A {MX_IP}") \
@@ -203,26 +203,10 @@ class EximUpstreamTest(unittest.TestCase):
         # A next hop with SMTPUTF8 and DSN, which records MAIL's AUTH= and parameters.
         mx = MxServer(MX_IP, port, crt, key, smtputf8=True, dsn=True).start()
         # No client is trusted by address: Exim must authenticate.
-        relay = Relay(starttls=True, trusted=[], deliver=True, extra_toml=world.toml() + f"""
-[auth]
-users_file = "users"
-[[listener]]
-address = "127.0.0.1"
-port = {submission}
-starttls = true
-require_tls = true
-cert_file = "relay.crt"
-key_file = "relay.key"
-[delivery]
-port = {port}
-""")
+        relay, submission = submission_relay(world, port)
         exim = None
         try:
-            r = subprocess.run([DANERELAY, "--config", relay.config, "passwd", "exim-host"],
-                               input=b"s3cret\n", capture_output=True, timeout=60)
-            self.assertEqual(r.returncode, 0, r.stderr)
-            relay.start()
-            wait_for_port("127.0.0.1", submission)
+            start_with_account(relay, submission, "exim-host", "s3cret")
             exim = EximInstance(binary, tmp, port, submission, "exim-host", "s3cret").start()
             print(f"\n{exim.version()}", flush=True)
 

@@ -18,9 +18,10 @@ import tempfile
 import unittest
 
 from dnsworld import DnsWorld
-from harness import DANERELAY, Relay, wait_for, wait_for_port
+from harness import queued_id, wait_for, wait_for_port
 from mx import MxServer, free_port_on, self_signed, tlsa_3_1_1
 from readme import readme_block
+from upstream import start_with_account, submission_relay
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 from bench_util import write_private_master_cf  # noqa: E402  (shared with bench-relay)
@@ -131,7 +132,6 @@ class PostfixUpstreamTest(unittest.TestCase):
     def test_postfix_relays_through_danerelay_and_gets_its_bounce(self):
         tmp = tempfile.mkdtemp(prefix="danerelay-postfix-")
         port = free_port_on([MX_IP, POSTFIX_IP, SEVEN_IP])
-        submission = free_port_on(["127.0.0.1"])
         crt, key = self_signed(tmp, "mx.dest.example")
         world = DnsWorld(tmp)
         world.zone("dest.example.").add("@ MX 10 mx").add(f"mx A {MX_IP}") \
@@ -144,26 +144,10 @@ class PostfixUpstreamTest(unittest.TestCase):
         mx = MxServer(MX_IP, port, crt, key, smtputf8=True, dsn=True).start()
         seven = MxServer(SEVEN_IP, port, crt, key, eightbitmime=False).start()
         # No client is trusted by address: Postfix must authenticate.
-        relay = Relay(starttls=True, trusted=[], deliver=True, extra_toml=world.toml() + f"""
-[auth]
-users_file = "users"
-[[listener]]
-address = "127.0.0.1"
-port = {submission}
-starttls = true
-require_tls = true
-cert_file = "relay.crt"
-key_file = "relay.key"
-[delivery]
-port = {port}
-""")
+        relay, submission = submission_relay(world, port)
         postfix = None
         try:
-            r = subprocess.run([DANERELAY, "--config", relay.config, "passwd", "postfix-host"],
-                               input=b"s3cret\n", capture_output=True, timeout=60)
-            self.assertEqual(r.returncode, 0, r.stderr)
-            relay.start()
-            wait_for_port("127.0.0.1", submission)
+            start_with_account(relay, submission, "postfix-host", "s3cret")
             postfix = PostfixInstance(tmp, port, f"[127.0.0.1]:{submission}", "postfix-host",
                                       "s3cret").start()
 
@@ -232,17 +216,25 @@ port = {port}
             with smtplib.SMTP("127.0.0.1", submission, timeout=30) as c:
                 c.starttls(context=tls)
                 c.login("postfix-host", "s3cret")
+                auth_ids = []
                 for auth in ("<>", "a@b.example"):
                     code, _ = c.mail("a@b.example", [f"AUTH={auth}"])
                     self.assertEqual(code, 250, auth)
                     self.assertEqual(c.rcpt("auth-param@dest.example")[0], 250)
-                    self.assertEqual(c.data(b"Subject: auth param\r\n\r\nx\r\n")[0], 250)
+                    code, reply = c.data(b"Subject: auth param\r\n\r\nx\r\n")
+                    self.assertEqual(code, 250)
+                    auth_ids.append(queued_id(reply))
             wait_for(lambda: len(mx.received_for("auth-param@dest.example")) == 2, timeout=60,
                      what="both AUTH= messages at the MX")
             self.assertEqual([m["mail_auth"] for m in mx.received_for("auth-param@dest.example")],
                              ["<>", "a@b.example"])
             # Without AUTH= on MAIL, none goes on.
             self.assertIsNone(got["mail_auth"])
+            # The operator sees what was kept (queue show, text and JSON).
+            for qid, auth in zip(auth_ids, ("<>", "a@b.example")):
+                shown = relay.cli("queue", "show", qid).stdout.decode()
+                self.assertIn(f"MAIL AUTH:  AUTH={auth}\n", shown)
+            self.assertEqual(relay.show_json(auth_ids[1])["mail_auth"], "a@b.example")
 
             # The refused recipient: a bounce from danerelay back to Postfix's mailbox.
             wait_for(lambda: postfix.mailbox("alice"), timeout=60,
