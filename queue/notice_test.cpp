@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "queue/message_test_util.hpp"
+
 namespace danerelay::queue {
 namespace {
 
@@ -11,23 +13,6 @@ using std::chrono::seconds;
 using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-const TimePoint kT0 = TimePoint(seconds(1'795'337'301));
-
-MessageInfo OneRecipient(std::string sender, unsigned notify) {
-  MessageInfo m;
-  m.id = "M1";
-  m.sender = std::move(sender);
-  m.arrival = kT0;
-  StoredRecipient r;
-  r.index = 0;
-  r.address = "bob@example.net";
-  r.state = RecipientState::kAttempting;
-  r.notify = notify;
-  r.orcpt = "rfc822;bob@example.net";
-  m.recipients.push_back(r);
-  return m;
-}
 
 // A bounce for a remote 550, every byte as before issue 21 (made by the composer of commit
 // fbc8e44): notices about ASCII mail did not change.

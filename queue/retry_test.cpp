@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "queue/message_test_util.hpp"
 #include "queue/notice.hpp"
 
 namespace danerelay::queue {
@@ -10,23 +11,6 @@ namespace {
 
 using std::chrono::hours;
 using std::chrono::seconds;
-
-const TimePoint kT0 = TimePoint(seconds(1'795'337'301));
-
-MessageInfo OneRecipient(std::string sender, unsigned notify) {
-  MessageInfo m;
-  m.id = "M1";
-  m.sender = std::move(sender);
-  m.arrival = kT0;
-  StoredRecipient r;
-  r.index = 0;
-  r.address = "bob@example.net";
-  r.state = RecipientState::kAttempting;
-  r.notify = notify;
-  r.orcpt = "rfc822;bob@example.net";
-  m.recipients.push_back(r);
-  return m;
-}
 
 RecipientUpdate Deferred475() {
   return {0,
