@@ -1,10 +1,10 @@
 #include "relay/logging.hpp"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <spdlog/spdlog.h>
 #include <algorithm>
-#include <regex>
 
 namespace danerelay::relay {
 namespace {
@@ -66,10 +66,16 @@ TEST(LogLineTest, LinesHaveAZonedTimeAHostAndTheTagOfTheirService) {
   Log(Service::kSmtpd).warn("unknown[192.0.2.1]: SASL PLAIN authentication failed: x");
   Log(Service::kSmtp).info("ID: to=<a@b>, status=sent (250 ok)");
   const std::string out = testing::internal::GetCapturedStderr();
-  const std::regex line(
-      R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \S+ danerelay/smtpd\[\d+\]: warning: unknown\[192\.0\.2\.1\]: SASL PLAIN authentication failed: x\n)"
-      R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \S+ danerelay/smtp\[\d+\]: ID: to=<a@b>, status=sent \(250 ok\)\n)");
-  EXPECT_TRUE(std::regex_match(out, line)) << out;
+  // POSIX extended regular expressions (gmock's on Linux): std::regex makes GCC 12 warn
+  // (maybe-uninitialized, an error) in the sanitizer build.
+  const std::string time =
+      "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z [^ ]+ ";
+  EXPECT_THAT(out,
+              testing::MatchesRegex(
+                  time +
+                  "danerelay/smtpd\\[[0-9]+\\]: warning: unknown\\[192\\.0\\.2\\.1\\]: SASL PLAIN "
+                  "authentication failed: x\n" +
+                  time + "danerelay/smtp\\[[0-9]+\\]: ID: to=<a@b>, status=sent \\(250 ok\\)\n"));
 }
 
 }  // namespace
