@@ -204,6 +204,19 @@ spdlog::logger& Log(Service service) {
   return *TheLoggers().by_service[static_cast<size_t>(service)];
 }
 
+std::function<void(std::exception_ptr)> LogIfBug(Service service, std::string what) {
+  return [service, what = std::move(what)](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      Log(service).error("BUG: {} ended with an exception: {}", what, ex.what());
+    } catch (...) {
+      Log(service).error("BUG: {} ended with an exception that is not a std::exception", what);
+    }
+  };
+}
+
 void SetUpLogging(const std::string& master_tag, const LogOptions& options) {
   Loggers& loggers = TheLoggers();
   loggers.sink->Configure(master_tag, options);

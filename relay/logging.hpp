@@ -8,6 +8,8 @@
 // to syslog/journald (facility mail, the priority of the level) when [log] syslog = true, with
 // the time left to syslog.
 #include <cstddef>
+#include <exception>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -45,6 +47,11 @@ void SetUpLogging(const std::string& master_tag, const LogOptions& options);
 // reaches a log line. (The logger also escapes control characters in whole lines, as a last
 // guard; that keeps UTF-8 and leaves the length alone.)
 std::string LogSafe(std::string_view text, std::size_t max = 256);
+
+// The completion handler of a coroutine started with co_spawn (style.md: never `detached`): an
+// exception that escaped it is a bug, logged on `service`'s logger as "BUG: <what> ended with an
+// exception: ...". Nothing is logged when it ended normally.
+std::function<void(std::exception_ptr)> LogIfBug(Service service, std::string what);
 
 // "debug", "info", "warning", "error": the least severe level logged. false when unknown.
 bool ParseLogLevel(const std::string& name, int* level);

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "relay/connection.hpp"
+#include "relay/logging.hpp"
 #include "relay/metrics.hpp"
 
 namespace danerelay::relay {
@@ -24,15 +25,6 @@ constexpr std::chrono::seconds kRequestDeadline(10);
 constexpr std::chrono::seconds kResponseDeadline(10);
 // A flood of connections beyond the limit is logged at most this often.
 constexpr std::chrono::minutes kRefusalLogInterval(1);
-
-void LogIfBug(std::exception_ptr e) {
-  if (!e) return;
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    spdlog::error("BUG: metrics: coroutine ended with an exception: {}", ex.what());
-  }
-}
 
 // The queue's gauges, read from a connection of our own (never the daemon's writer).
 std::string QueueGauges(const queue::StoreOptions& where) {
@@ -159,10 +151,12 @@ struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
         continue;
       }
       ++open;
-      asio::co_spawn(io, Serve(std::move(socket)), [self](std::exception_ptr e) {
-        --self->open;
-        LogIfBug(e);
-      });
+      asio::co_spawn(
+          io, Serve(std::move(socket)),
+          [self, bug = LogIfBug(Service::kMaster, "a metrics connection")](std::exception_ptr e) {
+            --self->open;
+            bug(e);
+          });
     }
   }
 };
@@ -188,7 +182,7 @@ tl::expected<void, std::string> MetricsServer::Start() {
   if (ec)
     return tl::unexpected(fmt::format("[metrics] {}:{}: {}", o.address, o.port, ec.message()));
   spdlog::info("metrics on http://{}:{}/metrics", o.address, o.port);
-  asio::co_spawn(impl_->io, impl_->Accept(), LogIfBug);
+  asio::co_spawn(impl_->io, impl_->Accept(), LogIfBug(Service::kMaster, "the metrics listener"));
   return {};
 }
 

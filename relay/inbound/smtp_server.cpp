@@ -32,16 +32,6 @@ using asio::ip::tcp;
 // Every line of the SMTP server is smtpd's (relay/logging.hpp).
 spdlog::logger& Smtpd() { return Log(Service::kSmtpd); }
 
-// Logs an exception that escaped a coroutine: that is a bug, never an expected failure.
-void LogIfBug(std::exception_ptr e) {
-  if (!e) return;
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    Smtpd().error("BUG: coroutine ended with an exception: {}", ex.what());
-  }
-}
-
 std::string Endpoint(const tcp::endpoint& ep) {
   return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
 }
@@ -282,7 +272,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
         if (stopping || listener.closed) co_return;
         continue;
       }
-      asio::co_spawn(io, Serve(std::move(socket), l), LogIfBug);
+      asio::co_spawn(io, Serve(std::move(socket), l), LogIfBug(Service::kSmtpd, "an SMTP session"));
     }
   }
 
@@ -505,7 +495,9 @@ tl::expected<void, std::string> SmtpServer::Start() {
     impl_->listeners.push_back(std::move(*l));
     impl_->LogListening(lo, "");
   }
-  for (auto& l : impl_->listeners) asio::co_spawn(impl_->io, impl_->Accept(l), LogIfBug);
+  for (auto& l : impl_->listeners) {
+    asio::co_spawn(impl_->io, impl_->Accept(l), LogIfBug(Service::kSmtpd, "a listener"));
+  }
   return {};
 }
 
@@ -562,7 +554,7 @@ void SmtpServer::Reload(const ServerOptions& options) {
     }
     impl_->LogListening(*lo, "reload: ");
     listeners.push_back(*opened);
-    asio::co_spawn(impl_->io, impl_->Accept(*opened), LogIfBug);
+    asio::co_spawn(impl_->io, impl_->Accept(*opened), LogIfBug(Service::kSmtpd, "a listener"));
   }
 }
 

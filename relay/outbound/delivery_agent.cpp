@@ -164,14 +164,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
 
   void ValidationWorksAgain() {
     if (stopping) return;
-    asio::co_spawn(io, MakeValidationDeferralsDue(), [](std::exception_ptr e) {
-      if (!e) return;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        Qmgr().error("BUG: making deferred mail due ended with an exception: {}", ex.what());
-      }
-    });
+    asio::co_spawn(io, MakeValidationDeferralsDue(),
+                   LogIfBug(Service::kQmgr, "making deferred mail due"));
   }
 
   // Makes the recipients deferred with kValidationNotWorking due now. The store keeps their
@@ -233,16 +227,12 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     auto self = shared_from_this();
     for (auto& m : claimed->messages) {
       ++active;
-      asio::co_spawn(io, DeliverMessage(std::move(m)), [self](std::exception_ptr e) {
-        --self->active;
-        self->Kick();
-        if (!e) return;
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          Qmgr().error("BUG: delivery ended with an exception: {}", ex.what());
-        }
-      });
+      asio::co_spawn(io, DeliverMessage(std::move(m)),
+                     [self, bug = LogIfBug(Service::kQmgr, "delivery")](std::exception_ptr e) {
+                       --self->active;
+                       self->Kick();
+                       bug(e);
+                     });
     }
   }
 
@@ -625,14 +615,7 @@ tl::expected<void, std::string> DeliveryAgent::Start() {
   impl_->tls_context = std::move(*ctx);
   impl_->sts =
       std::make_unique<StsPolicies>(impl_->resolver, &impl_->committer, impl_->options.mta_sts);
-  asio::co_spawn(impl_->io, impl_->Run(), [](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      Qmgr().error("BUG: the delivery scheduler ended with an exception: {}", ex.what());
-    }
-  });
+  asio::co_spawn(impl_->io, impl_->Run(), LogIfBug(Service::kQmgr, "the delivery scheduler"));
   return {};
 }
 

@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 #include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
@@ -14,6 +13,7 @@
 
 #include "queue/message.hpp"
 #include "relay/connection.hpp"
+#include "relay/logging.hpp"
 #include "relay/metrics.hpp"
 #include "relay/network.hpp"
 #include "relay/outbound/dane_probe.hpp"
@@ -132,7 +132,7 @@ Preflight::~Preflight() { Stop(); }
 
 void Preflight::Start() {
   if (impl_->options.preflight_interval.count() == 0 || impl_->running) return;
-  asio::co_spawn(impl_->io, impl_->Loop(), asio::detached);
+  asio::co_spawn(impl_->io, impl_->Loop(), LogIfBug(Service::kMaster, "the pre-flight check"));
 }
 
 void Preflight::Stop() {

@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 #include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
@@ -15,6 +14,7 @@
 #include "dns/resolver.hpp"
 #include "queue/message.hpp"
 #include "relay/connection.hpp"
+#include "relay/logging.hpp"
 #include "relay/metrics.hpp"
 #include "relay/outbound/status_file.hpp"
 
@@ -122,7 +122,7 @@ void ResolverHealth::Start() {
     spdlog::warn("the resolver's DNSSEC self-check is off ([dns] validation_canary = \"\")");
     return;
   }
-  asio::co_spawn(impl_->io, impl_->Loop(), asio::detached);
+  asio::co_spawn(impl_->io, impl_->Loop(), LogIfBug(Service::kMaster, "the resolver self-check"));
 }
 
 void ResolverHealth::Stop() {

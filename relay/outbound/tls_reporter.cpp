@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 #include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/thread_pool.hpp>
@@ -361,7 +360,7 @@ TlsReporter::~TlsReporter() { Stop(); }
 
 void TlsReporter::Start() {
   if (impl_->running) return;
-  asio::co_spawn(impl_->io, impl_->Loop(), asio::detached);
+  asio::co_spawn(impl_->io, impl_->Loop(), LogIfBug(Service::kMaster, "the TLS report sender"));
 }
 
 void TlsReporter::Stop() {
