@@ -45,6 +45,27 @@ size_t FieldEnd(std::string_view content, size_t begin) {
   }
 }
 
+// Where the field `h` of a part really starts. GMime's offset can point at malformed lines it
+// skipped before the field (a line without a colon, a name with a NUL), so the offset is only
+// where the search begins: the first line from there that starts with the field's name and a
+// colon, within the part's header (up to its first empty line). npos when there is none.
+size_t FieldStart(std::string_view content, GMimeHeader* h) {
+  const gint64 offset = g_mime_header_get_offset(h);
+  if (offset < 0 || static_cast<size_t>(offset) >= content.size()) return std::string_view::npos;
+  const std::string_view name = g_mime_header_get_name(h);
+  for (size_t at = static_cast<size_t>(offset); at < content.size();) {
+    const std::string_view line = content.substr(at, content.find('\n', at) - at);
+    if (line.empty() || line == "\r") return std::string_view::npos;  // the header ended
+    if (line.size() > name.size() && g_ascii_strncasecmp(line.data(), name.data(), name.size()) == 0) {
+      const size_t colon = line.find_first_not_of(" \t", name.size());
+      if (colon != std::string_view::npos && line[colon] == ':') return at;
+    }
+    if (at + line.size() >= content.size()) break;
+    at += line.size() + 1;
+  }
+  return std::string_view::npos;
+}
+
 // One change to the original: [begin, end) becomes `text` (a field, or a part's content
 // encoded).
 struct Edit {
@@ -99,7 +120,11 @@ void Relabel(GMimeObject* o, std::string_view content, Plan& plan) {
   if (!cte || g_mime_header_get_offset(cte) < 0) return;
   const auto e = g_mime_content_encoding_from_string(g_mime_header_get_value(cte));
   if (e != GMIME_CONTENT_ENCODING_8BIT && e != GMIME_CONTENT_ENCODING_BINARY) return;
-  const auto at = static_cast<size_t>(g_mime_header_get_offset(cte));
+  const size_t at = FieldStart(content, cte);
+  if (at == std::string_view::npos) {
+    plan.error = "a MIME part header that cannot be read unambiguously";
+    return;
+  }
   plan.edits.push_back({at, FieldEnd(content, at), "Content-Transfer-Encoding: 7bit\r\n"});
 }
 
@@ -223,7 +248,11 @@ void PlanLeaf(GMimePart* part, bool frozen, bool bare, std::string_view content,
       std::string("Content-Transfer-Encoding: ") + EncodingName(encoding) + "\r\n";
   GMimeHeader* cte = Field(GMIME_OBJECT(part), "Content-Transfer-Encoding");
   if (cte && g_mime_header_get_offset(cte) >= 0) {
-    const auto at = static_cast<size_t>(g_mime_header_get_offset(cte));
+    const size_t at = FieldStart(content, cte);
+    if (at == std::string_view::npos) {
+      plan.error = "a MIME part header that cannot be read unambiguously";
+      return;
+    }
     plan.edits.push_back({at, FieldEnd(content, at), field});
   } else {
     plan.edits.push_back({header_end, header_end, field});

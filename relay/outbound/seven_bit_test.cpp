@@ -1,10 +1,11 @@
 #include "relay/outbound/seven_bit.hpp"
 
-#include <gmime/gmime.h>
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
+
+#include "relay/outbound/mime_leaves_test_util.hpp"
 
 namespace danerelay::relay {
 namespace {
@@ -25,38 +26,6 @@ void ExpectSevenBitCrlf(const std::string& m) {
     }
     ASSERT_LE(++line, 999u) << "long line at " << i;  // 998 octets plus its CR
   }
-}
-
-void CollectLeaves(GMimeObject* o, std::vector<std::string>& out) {
-  if (GMIME_IS_MULTIPART(o)) {
-    for (int i = 0; i < g_mime_multipart_get_count(GMIME_MULTIPART(o)); ++i) {
-      CollectLeaves(g_mime_multipart_get_part(GMIME_MULTIPART(o), i), out);
-    }
-  } else if (GMIME_IS_MESSAGE_PART(o)) {
-    GMimeMessage* inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
-    CollectLeaves(g_mime_message_get_mime_part(inner), out);
-  } else if (GMIME_IS_PART(o)) {
-    GMimeStream* mem = g_mime_stream_mem_new();
-    g_mime_data_wrapper_write_to_stream(g_mime_part_get_content(GMIME_PART(o)), mem);
-    GByteArray* bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
-    out.emplace_back(reinterpret_cast<const char*>(bytes->data), bytes->len);
-    g_object_unref(mem);
-  }
-}
-
-// The decoded contents of the leaf parts, in order, read back with GMime.
-std::vector<std::string> Leaves(const std::string& m) {
-  GMimeStream* stream = g_mime_stream_mem_new_with_buffer(m.data(), m.size());
-  GMimeParser* parser = g_mime_parser_new_with_stream(stream);
-  GMimeMessage* message = g_mime_parser_construct_message(parser, nullptr);
-  std::vector<std::string> out;
-  if (message) {
-    CollectLeaves(g_mime_message_get_mime_part(message), out);
-    g_object_unref(message);
-  }
-  g_object_unref(parser);
-  g_object_unref(stream);
-  return out;
 }
 
 std::string Convert(const std::string& m) {
@@ -280,6 +249,27 @@ TEST(SevenBit, QuotedPrintableThatWouldMakeABoundaryLineBecomesBase64) {
   const std::string out = Convert(m);
   EXPECT_NE(out.find("Content-Transfer-Encoding: base64\r\n"), std::string::npos) << out;
   EXPECT_EQ(Leaves(out), (std::vector<std::string>{text, "second"}));
+}
+
+// GMime gives a field's offset at the start of malformed lines it skipped before it when they
+// open the part's header (found by fuzz_seven_bit): the field that is replaced must be the field itself, and the junk stays.
+TEST(SevenBit, MalformedLinesBeforeTheEncodingFieldAreKeptAndTheFieldReplaced) {
+  for (const std::string& junk : {std::string("no colon on this line\r\n"),
+                                 std::string("X-Na\0me: value\r\n", 16)}) {
+    const std::string m =
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XYZ\"\r\n\r\n"
+        "--XYZ\r\n" +
+        junk + "Content-Transfer-Encoding: 8bit\r\n\r\n" + kUtf8Text + "\r\n--XYZ--\r\n";
+    const auto r = ToSevenBit(m);
+    ASSERT_TRUE(r.has_value()) << r.error();
+    ASSERT_TRUE(r->has_value());
+    const std::string& out = **r;
+    EXPECT_NE(out.find(junk + "Content-Transfer-Encoding: quoted-printable\r\n\r\n"),
+              std::string::npos)
+        << out;
+    EXPECT_EQ(out.find("8bit"), std::string::npos) << out;
+    EXPECT_EQ(Leaves(out), (std::vector<std::string>{kUtf8Text}));
+  }
 }
 
 }  // namespace
