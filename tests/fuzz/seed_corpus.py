@@ -86,6 +86,9 @@ def main():
     for s in literals("config/config_test.cpp"):
         if b"[" in s and b"\n" in s:
             write("fuzz_config", s)
+    for s in literals("relay/outbound/seven_bit_test.cpp"):
+        if b"\r\n\r\n" in s:  # whole messages (a header, an empty line, a body)
+            write("fuzz_seven_bit", s)
     for target in sorted(os.listdir(os.path.join(HERE, "corpus"))):
         n = len(os.listdir(os.path.join(HERE, "corpus", target)))
         print(f"seed_corpus: {target}: {n} inputs")
