@@ -15,7 +15,7 @@ struct ResolverOptions {
   std::vector<std::string> forwarders;
   std::filesystem::path root_hints;
   std::chrono::milliseconds timeout = std::chrono::seconds(15);
-  // The self-check (relay/outbound/resolver_health.hpp): a name that must validate as secure
+  // The self-check (relay/health/resolver_health.hpp): a name that must validate as secure
   // ("." : the root's DNSKEY RRset; any other name: its A RRset), an optional name that must
   // fail validation, how often, and what delivery does while the check fails.
   std::string validation_canary = ".";

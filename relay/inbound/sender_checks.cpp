@@ -12,8 +12,8 @@
 #include "dns/idn.hpp"
 #include "dns/resolver.hpp"
 #include "queue/message.hpp"
+#include "relay/daemon/logging.hpp"
 #include "relay/inbound/sender_probe.hpp"
-#include "relay/logging.hpp"
 #include "relay/network.hpp"
 
 namespace danerelay::relay {

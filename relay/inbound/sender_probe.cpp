@@ -3,7 +3,7 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/this_coro.hpp>
 
-#include "relay/reply_reader.hpp"
+#include "relay/io/reply_reader.hpp"
 
 namespace danerelay::relay {
 

@@ -16,12 +16,12 @@
 #include <list>
 #include <unordered_map>
 
-#include "relay/connection.hpp"
+#include "relay/daemon/logging.hpp"
+#include "relay/daemon/metrics.hpp"
 #include "relay/inbound/accounts.hpp"
 #include "relay/inbound/client_limits.hpp"
 #include "relay/inbound/sender_checks.hpp"
-#include "relay/logging.hpp"
-#include "relay/metrics.hpp"
+#include "relay/io/connection.hpp"
 #include "relay/smtp/server_session.hpp"
 
 namespace danerelay::relay {
@@ -29,7 +29,7 @@ namespace {
 
 using asio::ip::tcp;
 
-// Every line of the SMTP server is smtpd's (relay/logging.hpp).
+// Every line of the SMTP server is smtpd's (relay/daemon/logging.hpp).
 spdlog::logger& Smtpd() { return Log(Service::kSmtpd); }
 
 std::string Endpoint(const tcp::endpoint& ep) {

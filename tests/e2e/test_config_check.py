@@ -104,7 +104,7 @@ users_file = "{users}"
             f.write('[server]\nuser = 5\ncolour = "blue"\n[limits]\nmax_recipients = "many"\n'
                     '[retry]\nmin_backoff = "soon"\n')
         r = check(path, self.other)
-        self.assertEqual(r.returncode, code_for(exit_codes("tools/danerelay.8"),
+        self.assertEqual(r.returncode, code_for(exit_codes("tools/cli/danerelay.8"),
                                                 "configuration is invalid"), r.stderr)
         err = r.stderr.decode()
         for line in ("many.toml:3: server.colour: unknown key",
@@ -136,7 +136,7 @@ class ExitCodesTest(unittest.TestCase):
                               timeout=60, cwd=self.dir, stdin=subprocess.DEVNULL)
 
     def test_danerelay(self):
-        codes = exit_codes("tools/danerelay.8")
+        codes = exit_codes("tools/cli/danerelay.8")
         usage = code_for(codes, "command line cannot be used")
         invalid = code_for(codes, "configuration is invalid")
         self.assertEqual((usage, invalid), (64, 78))  # EX_USAGE, EX_CONFIG (sysexits.h)
@@ -154,14 +154,14 @@ class ExitCodesTest(unittest.TestCase):
             self.assertEqual(r.returncode, want, (args, r.stdout, r.stderr))
 
     def test_dane_check_refuses_an_address(self):
-        usage = code_for(exit_codes("tools/danerelay.8"), "command line cannot be used")
+        usage = code_for(exit_codes("tools/cli/danerelay.8"), "command line cannot be used")
         r = self.run_(DANERELAY, "--config", self.good, "dane-check", "user@example.net")
         self.assertEqual(r.returncode, usage, r.stderr)
         self.assertIn(b"dane-check takes a domain, not an address: 'user@example.net'", r.stderr)
         self.assertEqual(r.stdout, b"")
 
     def test_danerelayd(self):
-        codes = exit_codes("relay/danerelayd.8")
+        codes = exit_codes("relay/daemon/danerelayd.8")
         usage = code_for(codes, "command line cannot be used")
         invalid = code_for(codes, "configuration is invalid")
         self.assertEqual((usage, invalid), (64, 78))

@@ -57,7 +57,7 @@ class ManualTest(unittest.TestCase):
     so that they cannot fall behind the program unnoticed."""
 
     SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    PAGES = {"danerelayd.8": "relay", "danerelay.8": "tools", "danerelay.toml.5": "config"}
+    PAGES = {"danerelayd.8": "relay/daemon", "danerelay.8": "tools/cli", "danerelay.toml.5": "config"}
 
     def page(self, name):
         return os.path.join(self.SOURCE, self.PAGES[name], name)

@@ -16,7 +16,7 @@ from harness import DANERELAYD, Relay, free_port, wait_for_port
 
 FD_LIMIT = 160
 IDLE = 200
-LIMIT = 8  # the endpoint's connection limit (relay/metrics_server.hpp)
+LIMIT = 8  # the endpoint's connection limit (relay/daemon/metrics_server.hpp)
 
 
 class LimitedRelay(Relay):

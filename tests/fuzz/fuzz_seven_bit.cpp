@@ -1,4 +1,4 @@
-// Fuzz target: the 8BITMIME-to-7bit conversion (relay/outbound/seven_bit.cpp), on a message as
+// Fuzz target: the 8BITMIME-to-7bit conversion (relay/delivery/seven_bit.cpp), on a message as
 // the queue stores it (every line end CRLF: the input's bare CR and LF become CRLF). Invariants
 // when it converts: the result is 7-bit with CRLF line ends, no line of it is longer than 998
 // octets or the longest line of the original, and GMime reads the same decoded leaf contents
@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <string>
 
-#include "relay/outbound/mime_leaves_test_util.hpp"
-#include "relay/outbound/seven_bit.hpp"
+#include "relay/delivery/mime_leaves_test_util.hpp"
+#include "relay/delivery/seven_bit.hpp"
 #include "tests/fuzz/fuzz_input.hpp"
 
 namespace {

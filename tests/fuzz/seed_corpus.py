@@ -86,7 +86,7 @@ def main():
     for s in literals("config/config_test.cpp"):
         if b"[" in s and b"\n" in s:
             write("fuzz_config", s)
-    for s in literals("relay/outbound/seven_bit_test.cpp"):
+    for s in literals("relay/delivery/seven_bit_test.cpp"):
         if b"\r\n\r\n" in s:  # whole messages (a header, an empty line, a body)
             write("fuzz_seven_bit", s)
     for target in sorted(os.listdir(os.path.join(HERE, "corpus"))):

@@ -1,0 +1,131 @@
+#include "relay/daemon/metrics.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <initializer_list>
+
+namespace danerelay::relay {
+namespace {
+
+struct Family {
+  std::string_view name;
+  std::string_view help;
+  std::string_view label;  // the one label name, "" for none
+  std::initializer_list<std::string_view> values;
+};
+
+// What an operator watches. DANE outcomes are per MX host attempt, following design.md's
+// table: DNS failure (step 1), insecure MX or address (2, 3), no TLSA (4), no usable TLSA (5),
+// and for DANE hosts the handshake: verified, certificate mismatch, no STARTTLS.
+const std::array<Family, 12> kFamilies = {{
+    {"danerelay_messages_accepted_total", "Messages accepted and queued (250 after DATA).", "", {}},
+    {"danerelay_smtpd_rejects_total",
+     "Refusals by the SMTP server, by the command refused.",
+     "command",
+     {"CONNECT", "MAIL", "RCPT", "DATA", "END-OF-MESSAGE", "AUTH", "STARTTLS"}},
+    {"danerelay_deliveries_total",
+     "Delivery outcomes per recipient.",
+     "outcome",
+     {"sent", "deferred", "bounced", "expired"}},
+    {"danerelay_dane_total",
+     "DANE outcomes per MX host tried (design.md's table).",
+     "outcome",
+     {"verified", "mismatch", "no_starttls", "no_tlsa", "unusable_tlsa", "dns_failure",
+      "insecure"}},
+    {"danerelay_tls_verdicts_total",
+     "TLS verdicts of delivery connections.",
+     "verdict",
+     {"Verified", "Trusted", "Untrusted", "Anonymous", "none"}},
+    {"danerelay_notices_total",
+     "Delivery status notifications queued.",
+     "kind",
+     {"bounce", "delay", "relayed", "postmaster"}},
+    {"danerelay_smtpd_connections_total", "Client connections accepted.", "", {}},
+    {"danerelay_dane_testing_would_defer_total",
+     "MX hosts of [dane] testing_domains that mandatory DANE would have deferred (the mail went "
+     "out under opportunistic DANE).",
+     "",
+     {}},
+    {"danerelay_resolver_checks_total",
+     "DNSSEC validation self-checks of the resolver, by result.",
+     "result",
+     {"ok", "failed"}},
+    {"danerelay_tls_rpt_reports_total",
+     "TLS-RPT reports (RFC 8460): queued as mail, posted over HTTPS, or not taken by HTTPS.",
+     "outcome",
+     {"mail_queued", "https_posted", "https_failed"}},
+    {"danerelay_outcome_write_retries_total",
+     "Writes of a delivery outcome tried again after a transient queue error (a full disk).",
+     "",
+     {}},
+    {"danerelay_outcomes_not_recorded_total",
+     "Delivery outcomes not written whole: the operator deleted the message or finished the "
+     "recipient meanwhile, or the write failed (the recipients' states written alone).",
+     "reason",
+     {"deleted", "operator", "write_failed"}},
+}};
+
+}  // namespace
+
+Metrics& Metrics::Get() {
+  static Metrics metrics;
+  return metrics;
+}
+
+Metrics::Metrics() {
+  for (const auto& f : kFamilies) {
+    auto& series = counters_[std::string(f.name)];
+    if (f.values.size() == 0) series[""] = 0;
+    for (auto v : f.values) series[fmt::format("{}=\"{}\"", f.label, v)] = 0;
+  }
+}
+
+void Metrics::Add(std::string_view family, std::string_view labels, std::uint64_t n) {
+  auto it = counters_.find(family);
+  if (it == counters_.end())
+    it = counters_.emplace(std::string(family), decltype(it->second){}).first;
+  auto s = it->second.find(labels);
+  if (s == it->second.end()) s = it->second.emplace(std::string(labels), 0).first;
+  s->second += n;
+}
+
+std::uint64_t Metrics::Value(std::string_view family, std::string_view labels) const {
+  auto it = counters_.find(family);
+  if (it == counters_.end()) return 0;
+  auto s = it->second.find(labels);
+  return s == it->second.end() ? 0 : s->second;
+}
+
+void Metrics::CountReject(std::string_view event) {
+  // "NOQUEUE: reject: RCPT from unknown[192.0.2.1]: 554 ..." as ServerSession writes it.
+  constexpr std::string_view kPrefix = "reject: ";
+  const auto at = event.find(kPrefix);
+  if (at == std::string_view::npos) return;
+  event.remove_prefix(at + kPrefix.size());
+  const auto end = event.find(" from ");
+  if (end == std::string_view::npos) return;
+  std::string_view verb = event.substr(0, end);
+  for (const auto v : kFamilies[1].values) {
+    if (v == verb) {
+      Add(kFamilies[1].name, fmt::format("command=\"{}\"", verb));
+      return;
+    }
+  }
+  Add(kFamilies[1].name, "command=\"other\"");
+}
+
+std::string Metrics::Render() const {
+  std::string out;
+  for (const auto& f : kFamilies) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", f.name, f.help, f.name);
+    const auto it = counters_.find(f.name);
+    for (const auto& [labels, value] : it->second) {
+      out += labels.empty() ? fmt::format("{} {}\n", f.name, value)
+                            : fmt::format("{}{{{}}} {}\n", f.name, labels, value);
+    }
+  }
+  return out;
+}
+
+}  // namespace danerelay::relay

@@ -1,0 +1,660 @@
+#include "relay/delivery/delivery_agent.hpp"
+
+#include <spdlog/spdlog.h>
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <algorithm>
+#include <map>
+#include <random>
+
+#include "queue/retry.hpp"
+#include "queue/upkeep.hpp"
+#include "relay/daemon/logging.hpp"
+#include "relay/daemon/metrics.hpp"
+#include "relay/delivery/destination_slots.hpp"
+#include "relay/delivery/domain_delivery.hpp"
+#include "relay/delivery/pass_notices.hpp"
+#include "relay/delivery/scheduler.hpp"
+#include "relay/health/resolver_health.hpp"
+#include "relay/io/connection.hpp"
+#include "relay/io/store_bridge.hpp"
+#include "relay/policy/sts_policies.hpp"
+#include "relay/tlsrpt/tls_reporter.hpp"
+
+namespace danerelay::relay {
+namespace {
+
+// The queue manager's lines are qmgr's (relay/daemon/logging.hpp).
+spdlog::logger& Qmgr() { return Log(Service::kQmgr); }
+
+}  // namespace
+
+using queue::RecipientState;
+
+struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
+  asio::io_context& io;
+  DeliveryOptions options;
+  std::string helo_name;
+  dns::Resolver& resolver;
+  queue::Committer& committer;
+  queue::QueueIdGenerator& ids;
+  std::shared_ptr<asio::ssl::context> tls_context;
+  const ResolverHealth* health = nullptr;
+  std::unique_ptr<StsPolicies> sts;  // MTA-STS policies, fetched and cached
+  // The loop sleeps on `kick` (never due: only cancelled, by Kick) while `alarm` stands at the
+  // next time it must look anyway. Re-arming a timer is a system call, so the alarm moves only
+  // when it must ring earlier, and a kick after every delivery costs none.
+  asio::steady_timer kick;
+  asio::steady_timer alarm;
+  std::chrono::steady_clock::time_point alarm_at = std::chrono::steady_clock::time_point::max();
+  std::size_t active = 0;  // messages in delivery (or waiting for their outcome's commit)
+  // Of those, outcomes waiting to try their write again (WriteBounded): they hold no slot.
+  std::size_t unrecorded = 0;
+  Scheduler scheduler;
+  ExpiryClock expiry_clock;
+  ConnectionCache connections{std::chrono::seconds(2)};  // Postfix: 2 s idle time limit
+  DestinationSlots slots;
+  bool stopping = false;
+  std::mt19937 rng{std::random_device{}()};
+
+  Impl(asio::io_context& i, DeliveryOptions o, std::string h, dns::Resolver& r, queue::Committer& c,
+       queue::QueueIdGenerator& g)
+      : io(i),
+        options(std::move(o)),
+        helo_name(std::move(h)),
+        resolver(r),
+        committer(c),
+        ids(g),
+        kick(i),
+        alarm(i),
+        scheduler(options.max_parallel),
+        slots(i) {
+    slots.SetLimit(options.max_per_destination);
+  }
+
+  asio::awaitable<void> Run() {
+    auto self = shared_from_this();
+    // Recipients left "attempting" by a crash become due again; then what is due, and when,
+    // is known in memory from the store's index instead of being polled for.
+    const auto start = [](queue::Store& s)
+        -> tl::expected<std::pair<int, std::optional<queue::TimePoint>>, queue::StoreError> {
+      auto released = s.ReleaseAttempting(queue::Clock::now());
+      if (!released) return tl::unexpected(released.error());
+      auto next = s.NextDue();
+      if (!next) return tl::unexpected(next.error());
+      return std::pair(*released, *next);
+    };
+    auto started = co_await OnStore(committer, start);
+    if (!started) {
+      Qmgr().error("queue: {}", started.error().message);
+      scheduler.Due(queue::Clock::now());
+    } else {
+      if (started->first > 0) {
+        Qmgr().info("{} recipients were in delivery when the daemon stopped; retrying them",
+                    started->first);
+      }
+      scheduler.Known(started->second);
+    }
+    auto last_poll = std::chrono::steady_clock::time_point{};
+    auto last_expiry = last_poll;
+    auto last_purge = std::chrono::steady_clock::now();
+    while (!stopping) {
+      const auto steady_now = std::chrono::steady_clock::now();
+      if (steady_now - last_poll >= Scheduler::kTick) {
+        // Every tick: the command line's changes; every second expiry; every minute purge.
+        last_poll = steady_now;
+        const bool expire = steady_now - last_expiry >= std::chrono::seconds(1);
+        if (expire) last_expiry = steady_now;
+        const bool purge = steady_now - last_purge >= std::chrono::minutes(1);
+        if (purge) last_purge = steady_now;
+        // A purge that found a full batch goes on at the next tick, a batch at a time.
+        if (co_await Upkeep(expire, purge)) last_purge = {};
+        connections.Sweep(io.get_executor());
+        continue;
+      }
+      const auto now = queue::Clock::now();
+      if (!options.enabled) {
+        // Turned off by a reload: nothing new is claimed (mail still ages and expires); the
+        // deliveries under way finish.
+        SetAlarm(steady_now + Scheduler::kTick);
+      } else {
+        if (const size_t n = scheduler.ToClaim(now, active - unrecorded); n > 0) {
+          co_await Claim(n);
+          continue;
+        }
+        SetAlarm(steady_now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                  scheduler.WakeAt(now) - now));
+      }
+      kick.expires_at(std::chrono::steady_clock::time_point::max());
+      co_await kick.async_wait(kUseTuple);
+    }
+  }
+
+  void Kick() { kick.cancel(); }  // something changed: look again now
+
+  void SetAlarm(std::chrono::steady_clock::time_point at) {
+    if (at >= alarm_at) return;  // it rings early enough; the loop looks again then
+    alarm_at = at;
+    alarm.expires_at(at);  // a later alarm's handler sees operation_aborted
+    alarm.async_wait([self = weak_from_this()](std::error_code ec) {
+      auto impl = self.lock();
+      if (ec || !impl) return;
+      impl->alarm_at = std::chrono::steady_clock::time_point::max();
+      impl->Kick();
+    });
+  }
+  void Wake() {  // mail was queued
+    scheduler.Due(queue::Clock::now());
+    Kick();
+  }
+
+  // The time expiry is judged by (scheduler.hpp: a clock stepped forward expires nothing).
+  queue::TimePoint JudgedNow() {
+    const auto r = expiry_clock.Read(queue::Clock::now(), std::chrono::steady_clock::now());
+    if (r.jumped > std::chrono::seconds(60)) {
+      Qmgr().warn(
+          "the system clock jumped {}s ahead of real time; mail ages at real time, "
+          "the jump expires nothing",
+          r.jumped.count());
+    }
+    return r.now;
+  }
+
+  void ValidationWorksAgain() {
+    if (stopping) return;
+    asio::co_spawn(io, MakeValidationDeferralsDue(),
+                   LogIfBug(Service::kQmgr, "making deferred mail due"));
+  }
+
+  // Makes the recipients deferred with kValidationNotWorking due now. The store keeps their
+  // reply, so this finds them also after a restart, and costs one pass over deferred ones.
+  asio::awaitable<void> MakeValidationDeferralsDue() {
+    auto self = shared_from_this();
+    struct Found {
+      int count = 0;
+      std::optional<queue::TimePoint> next_due;
+    };
+    auto found = std::make_shared<Found>();
+    const queue::Store::WriteJob job =
+        [found](queue::Store& s) -> tl::expected<void, queue::StoreError> {
+      auto n = s.MakeDeferredDue("4.4.3", kValidationNotWorking, queue::Clock::now());
+      if (!n) return tl::unexpected(n.error());
+      auto next = s.NextDue();
+      if (!next) return tl::unexpected(next.error());
+      found->count = *n;
+      found->next_due = *next;
+      return {};
+    };
+    auto r = co_await OnStoreWrite(committer, job);
+    if (!r) {
+      Qmgr().error("queue: making mail deferred for DNSSEC validation due: {}", r.error().message);
+      co_return;
+    }
+    if (found->count > 0) {
+      Qmgr().info("{} recipients deferred because DNSSEC validation was not working are due now",
+                  found->count);
+    }
+    scheduler.Known(found->next_due);
+    Kick();
+  }
+
+  // Claims up to `n` due messages in the next group commit and starts their delivery.
+  asio::awaitable<void> Claim(size_t n) {
+    struct Claimed {
+      std::vector<queue::MessageInfo> messages;
+      std::optional<queue::TimePoint> next_due;
+    };
+    auto claimed = std::make_shared<Claimed>();
+    const queue::Store::WriteJob job =
+        [claimed, n](queue::Store& s) -> tl::expected<void, queue::StoreError> {
+      auto due = s.ClaimDue(queue::Clock::now(), n);
+      if (!due) return tl::unexpected(due.error());
+      auto next = s.NextDue();
+      if (!next) return tl::unexpected(next.error());
+      claimed->messages = std::move(*due);
+      claimed->next_due = *next;
+      return {};
+    };
+    auto r = co_await OnStoreWrite(committer, job);
+    if (!r) {
+      Qmgr().error("queue: claiming due mail: {}", r.error().message);
+      scheduler.Known(queue::Clock::now() + Scheduler::kTick);  // try again at the next tick
+      co_return;
+    }
+    scheduler.Known(claimed->next_due);
+    auto self = shared_from_this();
+    for (auto& m : claimed->messages) {
+      ++active;
+      asio::co_spawn(io, DeliverMessage(std::move(m)),
+                     [self, bug = LogIfBug(Service::kQmgr, "delivery")](std::exception_ptr e) {
+                       --self->active;
+                       self->Kick();
+                       bug(e);
+                     });
+    }
+  }
+
+  // "ID: held by root (queue hold)": what the command line did, in the daemon's log (the
+  // command line may run as another user, without access to it; Postfix's postsuper logs too).
+  static void LogOperatorAction(const queue::Store::OperatorEntry& e) {
+    const std::string_view a = e.action;
+    const std::string_view done = a == "delete"    ? "removed"
+                                  : a == "hold"    ? "held"
+                                  : a == "release" ? "released"
+                                  : a == "bounce"  ? "bounced"
+                                                   : a;
+    Qmgr().info("{}: {} by {} (queue {})", e.message_id, done, e.user, e.action);
+    if (!e.notice_id.empty()) {
+      Log(Service::kBounce)
+          .info("{}: sender non-delivery notification: {}", e.message_id, e.notice_id);
+    }
+  }
+
+  // On the writer thread (queue/upkeep.hpp): the command line's changes, expiry of mail nobody
+  // is attempting, the purge of completed mail.
+  // Returns whether the purge left more behind (it removed a full batch).
+  asio::awaitable<bool> Upkeep(bool expire, bool purge) {
+    queue::UpkeepRequest req;
+    req.expire = expire;
+    req.now = JudgedNow();
+    req.max_lifetime = options.retry.max_lifetime;
+    // TLS-RPT reports a whole UTC day after it ended from the attempts of completed mail: keep
+    // that mail two days at least.
+    const auto keep = options.tls_rpt.enabled
+                          ? std::max<std::chrono::seconds>(options.keep_completed, kTlsRptKeep)
+                          : options.keep_completed;
+    if (purge) req.purge_before = queue::Clock::now() - keep;
+    req.notice = MakeNoticeOptions(helo_name);
+    req.ids = &ids;
+    const auto run = [req](queue::Store& s) { return queue::RunUpkeep(s, req); };
+    const queue::UpkeepResult r = co_await OnStore(committer, run);
+    if (r.error) Qmgr().error("queue: {}", r.error->message);
+    for (const auto& f : r.expired.finished) {
+      // Postfix's qmgr words, then the notice linked to the message as Postfix's bounce does.
+      Qmgr().info("{}: from=<{}>, status=expired, returned to sender (after {}s in the queue)",
+                  f.message_id, f.sender, options.retry.max_lifetime.count());
+      if (!f.notice_id.empty()) {
+        Log(Service::kBounce)
+            .info("{}: sender non-delivery notification: {}", f.message_id, f.notice_id);
+      }
+    }
+    for (const auto& e : r.operator_log) LogOperatorAction(e);
+    if (r.purged > 0) Qmgr().info("queue: purged {} completed messages", r.purged);
+    if (r.returned.pages > 0) {
+      Qmgr().info("queue: gave {} MiB of free space in the queue file back to the file system",
+                  r.returned.bytes >> 20);
+    }
+    if (r.reserve_made) {
+      Qmgr().info("queue: the disk has room again: {} MiB kept in reserve for the operator",
+                  queue::Store::kReserveBytes >> 20);
+    }
+    if (r.reread) scheduler.Known(r.next_due);
+    // A full batch, or a full step of free pages: go on at the next tick.
+    co_return r.purged >= queue::UpkeepRequest::kPurgeBatch ||
+        r.returned.pages >= queue::UpkeepRequest::kReturnPages;
+  }
+
+  asio::awaitable<void> DeliverMessage(queue::MessageInfo m) {
+    auto self = shared_from_this();
+    const std::string id = m.id;
+    const auto read = [id](queue::Store& s) { return s.GetContent(id); };
+    auto content = co_await OnStore(committer, read);
+    std::vector<queue::RecipientUpdate> updates;
+    std::vector<queue::AttemptRecord> attempts;
+    std::shared_ptr<const std::string> body;
+    if (!content || !*content) {
+      Qmgr().error("{}: cannot read the message: {}", id,
+                   content ? "gone" : content.error().message);
+      for (const auto& r : m.recipients) {
+        updates.push_back(
+            {r.index, RecipientState::kDeferred, std::nullopt, "4.3.0", "queue read error", ""});
+      }
+    } else if (const auto hops = queue::CountHeaderFields(**content, "Received");
+               hops > options.max_hops) {
+      // RFC 5321 §6.3: a mail loop. Returned to the sender, never relayed again.
+      body = std::make_shared<const std::string>(std::move(**content));
+      const std::string why = fmt::format(
+          "mail forwarding loop: too many hops ({} Received header fields, [limits] max_hops = {})",
+          hops, options.max_hops);
+      Qmgr().warn("{}: {}; returned to sender", id, why);
+      for (const auto& r : m.recipients) {
+        updates.push_back({r.index, RecipientState::kFailed, std::nullopt, "5.4.6", why, ""});
+        Log(Service::kSmtp)
+            .info("{}: to=<{}>, relay=none, delay={:.0f}, dsn=5.4.6, status=bounced ({})", id,
+                  r.address, std::chrono::duration<double>(queue::Clock::now() - m.arrival).count(),
+                  why);
+      }
+      Metrics::Get().Add("danerelay_deliveries_total", "outcome=\"bounced\"");
+    } else {
+      body = std::make_shared<const std::string>(std::move(**content));
+      // Recipients grouped by domain: one transaction per domain (and MX host).
+      std::map<std::string, std::vector<queue::StoredRecipient>> by_domain;
+      for (const auto& r : m.recipients) by_domain[queue::RecipientDomain(r.address)].push_back(r);
+      for (auto& [domain, rcpts] : by_domain) {
+        queue::MessageInfo part = m;
+        part.recipients = rcpts;
+        co_await slots.Acquire(domain);
+        const DomainDeliveryContext ctx{
+            options,      helo_name, resolver, tls_context,
+            &connections, rng,       health,   options.mta_sts.enabled ? sts.get() : nullptr};
+        DomainOutcome out = co_await DeliverDomain(ctx, part, *body, domain);
+        slots.Release(domain);
+        updates.insert(updates.end(), out.updates.begin(), out.updates.end());
+        attempts.insert(attempts.end(), out.attempts.begin(), out.attempts.end());
+      }
+    }
+    co_await RecordOutcome(std::make_shared<const queue::MessageInfo>(std::move(m)), body,
+                           std::move(updates), std::move(attempts));
+  }
+
+  // Records a pass's outcome in the next group commit: the recipients' new states (when the
+  // deferred come back and who has expired, queue/retry.hpp), the attempts, and the notices
+  // they cause. Only recipients still "attempting" take their outcome: one the operator
+  // deleted or bounced meanwhile keeps the operator's decision, and its outcome is dropped with
+  // a log line. A failed write is tried again a bounded number of times (kOutcomeWrites), while
+  // the message's delivery slot serves other mail; when it cannot land, the recipients' states
+  // alone are written (RecordStatesOnly). Until one of them lands the recipients stay "in
+  // delivery", so they are neither claimed again nor forgotten (design.md).
+  asio::awaitable<void> RecordOutcome(std::shared_ptr<const queue::MessageInfo> m,
+                                      std::shared_ptr<const std::string> content,
+                                      std::vector<queue::RecipientUpdate> updates,
+                                      std::vector<queue::AttemptRecord> attempts) {
+    auto self = shared_from_this();
+    const auto now = queue::Clock::now();
+    const auto judged = JudgedNow();
+    const queue::RetryOptions retry = options.retry;
+    const NoticeSettings settings{helo_name, options.postmaster, options.retry.max_lifetime};
+    const auto seed = rng();
+    struct Recorded {
+      queue::PassOutcome pass;
+      std::vector<std::pair<std::string, const char*>> notices;  // id, what
+      bool completed = false;    // every recipient final: the message left the queue
+      bool gone = false;         // the message was deleted meanwhile
+      std::vector<int> dropped;  // recipients no longer in delivery: their outcome not written
+    };
+    auto recorded = std::make_shared<Recorded>();
+    auto* id_source = &ids;
+    const queue::Store::WriteJob job =
+        [=](queue::Store& s) -> tl::expected<void, queue::StoreError> {
+      recorded->gone = false;
+      recorded->dropped.clear();
+      auto live = s.AttemptingRecipients(m->id);
+      if (!live) return tl::unexpected(live.error());
+      if (!*live) {  // deleted: nothing left to record (its attempts went with it)
+        recorded->gone = true;
+        for (const auto& r : m->recipients) recorded->dropped.push_back(r.index);
+        return {};
+      }
+      const auto in_delivery = [&](int index) {
+        return std::find((*live)->begin(), (*live)->end(), index) != (*live)->end();
+      };
+      queue::MessageInfo mine = *m;  // the recipients this outcome still decides
+      std::erase_if(mine.recipients, [&](const auto& r) {
+        if (in_delivery(r.index)) return false;
+        recorded->dropped.push_back(r.index);
+        return true;
+      });
+      std::vector<queue::RecipientUpdate> mine_updates = updates;
+      std::erase_if(mine_updates, [&](const auto& u) { return !in_delivery(u.index); });
+      // An expired message takes its other pending recipients along, into the same bounce.
+      std::vector<queue::StoredRecipient> rest;
+      if (!mine.recipients.empty() && queue::Expired(m->arrival, judged, retry)) {
+        auto full = s.GetMessage(m->id);
+        if (!full) return tl::unexpected(full.error());
+        for (const auto& r : *full ? (*full)->recipients : std::vector<queue::StoredRecipient>{}) {
+          const bool pending = r.state == RecipientState::kQueued ||
+                               r.state == RecipientState::kDeferred ||
+                               r.state == RecipientState::kHeld;
+          const bool in_pass = std::any_of(m->recipients.begin(), m->recipients.end(),
+                                           [&](const auto& c) { return c.index == r.index; });
+          if (pending && !in_pass) rest.push_back(r);
+        }
+      }
+      std::mt19937 job_rng(seed);
+      // Judged time decides expiry; the next attempts are moved by the wall clock's lead over
+      // it (zero unless the clock jumped ahead), so they lie ahead on the wall clock too and a
+      // jump does not turn backoff into immediate retries.
+      queue::PassOutcome pass =
+          queue::SchedulePass(mine, std::move(mine_updates), judged, retry, job_rng, rest);
+      for (auto& u : pass.updates) {
+        if (u.next_attempt) *u.next_attempt += now - judged;
+      }
+      std::vector<PassNotice> notices;
+      if (content && !mine.recipients.empty()) {
+        notices = PassNotices(mine, *content, pass, now, settings, *id_source);
+      }
+      std::vector<queue::NewMessage> messages;
+      for (auto& n : notices) messages.push_back(std::move(n.message));
+      // The attempts are history, kept for `queue show` even when the operator decided.
+      if (auto r =
+              s.RecordDelivery(m->id, pass.updates, attempts, messages, now, &recorded->completed);
+          !r) {
+        return r;
+      }
+      recorded->pass = std::move(pass);
+      recorded->notices.clear();
+      for (size_t i = 0; i < notices.size(); ++i) {
+        recorded->notices.emplace_back(messages[i].id, notices[i].what);
+      }
+      return {};
+    };
+    if (auto r = co_await WriteBounded(job, m->id, "the delivery outcome"); !r) {
+      co_await RecordStatesOnly(m, updates, r.error());
+      co_return;
+    }
+    for (int index : recorded->dropped) {
+      const auto u = std::find_if(updates.begin(), updates.end(),
+                                  [&](const auto& x) { return x.index == index; });
+      Qmgr().warn("{}: delivery outcome for to=<{}> ({} {}) dropped: {} while it was in delivery",
+                  m->id, AddressOf(*m, recorded->pass, index),
+                  u == updates.end() ? "" : ToString(u->state), u == updates.end() ? "" : u->status,
+                  recorded->gone ? "the operator deleted the message" : "the operator bounced it");
+      Metrics::Get().Add("danerelay_outcomes_not_recorded_total",
+                         recorded->gone ? "reason=\"deleted\"" : "reason=\"operator\"");
+    }
+    for (const auto& [notice_id, what] : recorded->notices) {
+      Log(Service::kBounce).info("{}: {}: {}", m->id, what, notice_id);
+      const std::string_view w = what;
+      Metrics::Get().Add("danerelay_notices_total",
+                         w.find("delay") != std::string_view::npos        ? "kind=\"delay\""
+                         : w.find("postmaster") != std::string_view::npos ? "kind=\"postmaster\""
+                         : w.find("delivery status") != std::string_view::npos ? "kind=\"relayed\""
+                                                                               : "kind=\"bounce\"");
+    }
+    bool failed = false;
+    for (const auto& u : recorded->pass.updates) {
+      if (u.state == RecipientState::kExpired) {
+        Metrics::Get().Add("danerelay_deliveries_total", "outcome=\"expired\"");
+        Qmgr().info("{}: to=<{}>, status=expired, returned to sender ({} {})", m->id,
+                    AddressOf(*m, recorded->pass, u.index), u.status, u.reply);
+      }
+      failed = failed || u.state == RecipientState::kFailed || u.state == RecipientState::kExpired;
+      if (u.next_attempt) scheduler.Due(*u.next_attempt);
+    }
+    // Deferred because validation did not work, recorded after it works again (the check
+    // passed while this delivery was under way): due now too, as the others were.
+    if (health && health->ValidationWorks() &&
+        std::any_of(recorded->pass.updates.begin(), recorded->pass.updates.end(),
+                    [](const auto& u) {
+                      return u.state == RecipientState::kDeferred &&
+                             u.reply.find(kValidationNotWorking) != std::string::npos;
+                    })) {
+      ValidationWorksAgain();
+    }
+    if (m->sender.empty() && failed) {
+      Qmgr().warn("{}: undeliverable mail from <> discarded (no bounce to the null sender)", m->id);
+    }
+    if (recorded->completed) Qmgr().info("{}: removed", m->id);
+    if (!recorded->notices.empty()) Wake();
+  }
+
+  // How often a write of an outcome is tried when it fails for a reason that may pass (a full
+  // or failing disk, a lock): 1+2+4+8+16 s of pauses, half a minute.
+  static constexpr int kOutcomeWrites = 6;
+
+  // Writes `job` in the next group commit; a transient failure (queue::IsTransient) is tried
+  // again after a pause, kOutcomeWrites times at most, a permanent one (a constraint, a corrupt
+  // file) not at all. While it waits, the message does not count against max_parallel: other
+  // mail is claimed and delivered meanwhile (its recipients stay "attempting", so they are not).
+  asio::awaitable<tl::expected<void, queue::StoreError>> WriteBounded(queue::Store::WriteJob job,
+                                                                      std::string id,
+                                                                      std::string what) {
+    auto self = shared_from_this();
+    bool waiting = false;
+    tl::expected<void, queue::StoreError> r;
+    for (int attempt = 1;; ++attempt) {
+      r = co_await OnStoreWrite(committer, job);
+      if (r || stopping || !queue::IsTransient(r.error()) || attempt >= kOutcomeWrites) break;
+      const auto pause = std::chrono::seconds(1 << (attempt - 1));
+      Qmgr().error(
+          "{}: recording {} failed ({}); retrying in {}s ({} of {} tries; its delivery slot "
+          "serves other mail meanwhile)",
+          id, what, r.error().message, pause.count(), attempt, kOutcomeWrites);
+      Metrics::Get().Add("danerelay_outcome_write_retries_total");
+      if (!waiting) {
+        waiting = true;
+        ++unrecorded;
+        Kick();  // a slot is free
+      }
+      asio::steady_timer timer(io, pause);
+      co_await timer.async_wait(kUseTuple);
+    }
+    if (waiting) --unrecorded;
+    if (!r && stopping) {
+      Qmgr().error(
+          "{}: {} could not be recorded before shutdown ({}); its recipients will be attempted "
+          "again after a restart",
+          id, what, r.error().message);
+    } else if (!r) {
+      Qmgr().error("{}: recording {} failed ({}); {}", id, what, r.error().message,
+                   queue::IsTransient(r.error())
+                       ? "giving up after " + std::to_string(kOutcomeWrites) + " tries"
+                       : "not retried (a permanent error)");
+    }
+    co_return r;
+  }
+
+  // The outcome could not be written whole: its attempts, notices and backoff go, and the
+  // recipients' states alone are written, so that none stays "attempting": a delivered one is
+  // delivered (never sent twice), every other one is deferred to min_backoff from now and its
+  // next attempt decides it again (a failed one then gets its bounce). Recipients the operator
+  // bounced or deleted meanwhile are left alone. When even that cannot be written,
+  // they stay in delivery until the daemon restarts (ReleaseAttempting); what was delivered is
+  // logged, because a restart sends it again.
+  asio::awaitable<void> RecordStatesOnly(std::shared_ptr<const queue::MessageInfo> m,
+                                         std::vector<queue::RecipientUpdate> updates,
+                                         queue::StoreError why) {
+    auto self = shared_from_this();
+    const auto now = queue::Clock::now();
+    const auto next = now + options.retry.min_backoff;
+    for (auto& u : updates) {
+      if (u.state == RecipientState::kDelivered) continue;
+      u = queue::RecipientUpdate{
+          u.index,
+          RecipientState::kDeferred,
+          next,
+          "4.3.0",
+          "the outcome of the last attempt could not be recorded: " + why.message,
+          u.remote};
+    }
+    const queue::Store::WriteJob job =
+        [m, updates, now](queue::Store& s) -> tl::expected<void, queue::StoreError> {
+      auto live = s.AttemptingRecipients(m->id);
+      if (!live) return tl::unexpected(live.error());
+      if (!*live) return {};
+      std::vector<queue::RecipientUpdate> mine = updates;
+      std::erase_if(mine, [&](const auto& u) {
+        return std::find((*live)->begin(), (*live)->end(), u.index) == (*live)->end();
+      });
+      return s.RecordDelivery(m->id, mine, {}, {}, now);
+    };
+    Metrics::Get().Add("danerelay_outcomes_not_recorded_total", "reason=\"write_failed\"");
+    if (auto r = co_await WriteBounded(job, m->id, "the recipients' states"); !r) {
+      for (const auto& u : updates) {
+        if (u.state == RecipientState::kDelivered) {
+          Qmgr().error(
+              "{}: to=<{}> was delivered but that cannot be recorded: it stays in delivery "
+              "until danerelayd restarts, which sends it again",
+              m->id, AddressOf(*m, {}, u.index));
+        }
+      }
+      co_return;
+    }
+    Qmgr().warn(
+        "{}: recorded the recipients' states without the attempt, its notices and backoff: "
+        "delivered ones are delivered, the others deferred for {}s",
+        m->id, options.retry.min_backoff.count());
+    scheduler.Due(next);
+  }
+
+  static std::string AddressOf(const queue::MessageInfo& m, const queue::PassOutcome& pass,
+                               int index) {
+    for (const auto& r : m.recipients) {
+      if (r.index == index) return r.address;
+    }
+    for (const auto& r : pass.failed) {
+      if (r.index == index) return r.address;
+    }
+    return "?";
+  }
+};
+
+DeliveryAgent::DeliveryAgent(asio::io_context& io, DeliveryOptions options, std::string helo_name,
+                             dns::Resolver& resolver, queue::Committer& committer,
+                             queue::QueueIdGenerator& ids)
+    : impl_(std::make_shared<Impl>(io, std::move(options), std::move(helo_name), resolver,
+                                   committer, ids)) {}
+
+DeliveryAgent::~DeliveryAgent() { Stop(); }
+
+tl::expected<void, std::string> DeliveryAgent::Start() {
+  auto ctx = tls::MakeClientContext(impl_->options.mta_sts.ca_file);
+  if (!ctx) return tl::unexpected(ctx.error());
+  impl_->tls_context = std::move(*ctx);
+  impl_->sts =
+      std::make_unique<StsPolicies>(impl_->resolver, &impl_->committer, impl_->options.mta_sts);
+  asio::co_spawn(impl_->io, impl_->Run(), LogIfBug(Service::kQmgr, "the delivery scheduler"));
+  return {};
+}
+
+void DeliveryAgent::Wake() { impl_->Wake(); }
+
+void DeliveryAgent::Reload(DeliveryOptions options, std::string helo_name) {
+  // Safe between awaits: the agent runs on this thread, and nothing holds a reference into the
+  // old options across a co_await (FindNextHops reads routes before its first one).
+  impl_->options = std::move(options);
+  impl_->helo_name = std::move(helo_name);
+  if (impl_->tls_context) {
+    // [tls] ca_file read again (a renewed CA file under the same name too); deliveries under
+    // way keep the context they started with.
+    auto ctx = tls::MakeClientContext(impl_->options.mta_sts.ca_file);
+    if (ctx) {
+      impl_->tls_context = std::move(*ctx);
+    } else {
+      Qmgr().warn("reload: {}; the previous WebPKI trust store stays in use", ctx.error());
+    }
+  }
+  if (impl_->sts) impl_->sts->Reload(impl_->options.mta_sts);
+  // Idle sessions were opened under the old settings (trust store, HELO name, TLS policy).
+  impl_->connections.Sweep(impl_->io.get_executor(), /*all=*/true);
+  impl_->scheduler.SetMaxParallel(impl_->options.max_parallel);
+  impl_->slots.SetLimit(impl_->options.max_per_destination);
+  impl_->Kick();
+}
+
+std::size_t DeliveryAgent::InFlight() const { return impl_->active; }
+
+void DeliveryAgent::UseResolverHealth(const ResolverHealth* health) { impl_->health = health; }
+
+void DeliveryAgent::ValidationWorksAgain() { impl_->ValidationWorksAgain(); }
+
+void DeliveryAgent::Stop() {
+  impl_->stopping = true;
+  impl_->connections.Sweep(impl_->io.get_executor(), /*all=*/true);
+  impl_->alarm.cancel();
+  impl_->Kick();
+}
+
+}  // namespace danerelay::relay

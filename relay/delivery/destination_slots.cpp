@@ -1,0 +1,27 @@
+#include "relay/delivery/destination_slots.hpp"
+
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/use_awaitable.hpp>
+
+namespace danerelay::relay {
+
+asio::awaitable<void> DestinationSlots::Acquire(std::string domain) {
+  while (in_use_[domain] >= limit_) {
+    auto waiter = std::make_shared<asio::steady_timer>(io_, asio::steady_timer::time_point::max());
+    waiters_[domain].push_back(waiter);
+    // Woken by Release (the timer is cancelled); the loop checks again.
+    co_await waiter->async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+  }
+  ++in_use_[domain];
+}
+
+void DestinationSlots::Release(const std::string& domain) {
+  if (--in_use_[domain] == 0) in_use_.erase(domain);
+  auto it = waiters_.find(domain);
+  if (it == waiters_.end()) return;
+  it->second.front()->cancel();
+  it->second.pop_front();
+  if (it->second.empty()) waiters_.erase(it);
+}
+
+}  // namespace danerelay::relay

@@ -1,0 +1,436 @@
+#include "relay/delivery/domain_delivery.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <span>
+
+#include "dns/idn.hpp"
+#include "dns/resolver.hpp"
+#include "relay/daemon/logging.hpp"
+#include "relay/daemon/metrics.hpp"
+#include "relay/health/resolver_health.hpp"
+#include "relay/network.hpp"
+#include "relay/policy/next_hop.hpp"
+#include "relay/policy/sts_policies.hpp"
+#include "relay/tlsrpt/tls_report.hpp"
+
+namespace danerelay::relay {
+namespace {
+
+using queue::RecipientState;
+
+// "secure: 3 1 1 AB..", "secure, no records", "" when TLSA was not looked up.
+std::string DescribeTlsa(const std::optional<dns::TlsaAnswer>& t) {
+  if (!t) return "";
+  std::string s(dns::ToString(t->dnssec));
+  if (t->rcode == dns::Rcode::kNoData || t->rcode == dns::Rcode::kNxDomain) {
+    return s + ", no records";
+  }
+  if (t->rcode == dns::Rcode::kFailed) return s + ", lookup failed: " + t->why;
+  for (size_t i = 0; i < t->records.size(); ++i) {
+    s += (i == 0 ? ": " : ", ") + t->records[i].ToString();
+  }
+  return s;
+}
+
+// Where one delivery's time went, as Postfix's delays=a/b/c/d: in the queue before this
+// attempt, DNS (MX, addresses, TLSA), connection setup with greeting, EHLO and TLS, and the
+// transaction itself.
+struct Delays {
+  queue::TimePoint arrival;
+  queue::TimePoint started;
+  std::chrono::steady_clock::duration dns{}, connect{}, transfer{};
+};
+
+// Seconds as Postfix writes them (delay_logging_resolution_limit = 2): two decimals at most,
+// no trailing zeros, whole seconds from 10 on: "0", "0.04", "1.2", "35".
+std::string Seconds(std::chrono::duration<double> d) {
+  const double s = std::max(0.0, d.count());
+  if (s >= 10) return fmt::format("{:.0f}", s);
+  std::string out = fmt::format("{:.2f}", s);
+  while (out.back() == '0') out.pop_back();
+  if (out.back() == '.') out.pop_back();
+  return out;
+}
+
+// RFC 8689 §4.2.1: a "TLS-Required: No" header field in the message header.
+bool TlsRequiredNo(std::string_view content) {
+  return LowerAscii(queue::HeaderValue(content, "TLS-Required")) == "no";
+}
+
+void CountDane(const char* outcome) {
+  if (outcome) Metrics::Get().Add("danerelay_dane_total", fmt::format("outcome=\"{}\"", outcome));
+}
+
+void LogDisposition(const std::string& id, const std::string& rcpt, const std::string& relay,
+                    const queue::RecipientUpdate& u, const Delays& d) {
+  const char* status = u.state == RecipientState::kDelivered ? "sent"
+                       : u.state == RecipientState::kFailed  ? "bounced"
+                                                             : "deferred";
+  Metrics::Get().Add("danerelay_deliveries_total", fmt::format("outcome=\"{}\"", status));
+  Log(Service::kSmtp)
+      .info("{}: to=<{}>, relay={}, delay={}, delays={}/{}/{}/{}, dsn={}, status={} ({})", id, rcpt,
+            relay.empty() ? "none" : relay, Seconds(queue::Clock::now() - d.arrival),
+            Seconds(d.started - d.arrival), Seconds(d.dns), Seconds(d.connect), Seconds(d.transfer),
+            u.status, status, u.reply);
+}
+
+// Every recipient of `m` gets the same outcome.
+void All(const queue::MessageInfo& m, RecipientState state, std::optional<queue::TimePoint> next,
+         const std::string& status, const std::string& reply, const std::string& remote,
+         DomainOutcome& out) {
+  for (const auto& r : m.recipients) {
+    out.updates.push_back({r.index, state, next, status, reply, remote});
+  }
+}
+
+// What an attempt carries besides the facts: the DANE testing or MTA-STS testing notes, and the
+// MTA-STS policy it was made under.
+struct AttemptTags {
+  std::string note;
+  std::string mta_sts;
+  void Note(const std::string& text) { note += (note.empty() ? "" : "; ") + text; }
+};
+
+queue::AttemptRecord Attempt(int index, const NextHop& host, const HostDnsFacts& facts,
+                             const std::string& ip, const std::string& verdict,
+                             const std::string& matched, const std::string& reply,
+                             const std::string& status, const AttemptTags& tags = {}) {
+  queue::AttemptRecord a;
+  a.recipient_index = index;
+  a.time = queue::Clock::now();
+  a.mx_host = host.name;
+  a.ip = ip;
+  a.dnssec_mx = std::string(dns::ToString(facts.mx));
+  a.dnssec_address = DescribeAddress(facts);
+  a.dnssec_tlsa = DescribeTlsa(facts.tlsa);
+  a.tls_verdict = verdict;
+  a.tlsa_record = matched;
+  a.reply = reply;
+  a.status = status;
+  a.note = tags.note;
+  a.mta_sts = tags.mta_sts;
+  return a;
+}
+
+void RecordHost(const queue::MessageInfo& m, const NextHop& host, const HostDnsFacts& facts,
+                const std::string& ip, const std::string& verdict, const std::string& reason,
+                const std::string& status, const std::string& matched, DomainOutcome& out,
+                const AttemptTags& tags = {}) {
+  for (const auto& r : m.recipients) {
+    out.attempts.push_back(Attempt(r.index, host, facts, ip, verdict.empty() ? "none" : verdict,
+                                   matched, reason, status, tags));
+  }
+}
+
+}  // namespace
+
+asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const queue::MessageInfo& m,
+                                             const std::string& content,
+                                             const std::string& recipient_domain) {
+  DomainOutcome out;
+  using SteadyClock = std::chrono::steady_clock;
+  Delays delays{m.arrival, queue::Clock::now()};
+  // DNS, the TLSA base, DANE-TA names and the mandatory list see the A-label form (IDNA2008).
+  const auto ascii = dns::ToAsciiDomain(recipient_domain);
+  const std::string domain = ascii.value_or(recipient_domain);
+  const DaneMode mode = IsMandatory(ctx.options.mandatory_domains, domain)
+                            ? DaneMode::kMandatory
+                            : DaneMode::kOpportunistic;
+  // [dane] testing_domains: judged as mandatory as well, delivered under the opportunistic rules.
+  const bool testing =
+      mode == DaneMode::kOpportunistic && IsMandatory(ctx.options.testing_domains, domain);
+  // Deferred updates carry no next attempt: SchedulePass decides when (queue/retry.hpp).
+  std::string last_remote;  // the last MX host that was actually contacted
+  auto finish = [&](RecipientState state, std::string status, std::string reason,
+                    const std::string& relay) {
+    All(m, state, std::nullopt, status, reason, last_remote, out);
+    for (size_t i = 0; i < m.recipients.size(); ++i) {
+      LogDisposition(m.id, m.recipients[i].address, relay,
+                     out.updates[out.updates.size() - m.recipients.size() + i], delays);
+    }
+  };
+
+  if (!ascii) {
+    finish(RecipientState::kFailed, "5.1.2",
+           fmt::format("Recipient domain {} is {}", queue::Printable(recipient_domain, 255),
+                       ascii.error()),
+           "");
+    co_return out;
+  }
+
+  // While the resolver's self-check fails, no answer can be trusted to say "unsigned": defer
+  // (always for mandatory DANE; otherwise unless the operator chose to deliver anyway).
+  if (ctx.health && !ctx.health->ValidationWorks()) {
+    if (mode == DaneMode::kMandatory || !ctx.health->DeliverAnyway()) {
+      CountDane("dns_failure");
+      finish(RecipientState::kDeferred, "4.4.3",
+             std::string(kValidationNotWorking) + " (" + ctx.health->Problem() + ")", "");
+      co_return out;
+    }
+    Log(Service::kSmtp)
+        .warn("{}: delivering to {} although DNSSEC validation is not working ({})", m.id, domain,
+              ctx.health->Problem());
+  }
+
+  // The next hops: a static route, or the MX RRset (RFC 5321 §5.1).
+  auto dns_started = SteadyClock::now();
+  const NextHops hops = co_await FindNextHops(ctx.resolver, domain, ctx.options, ctx.rng);
+  delays.dns += SteadyClock::now() - dns_started;
+  if (hops.hosts.empty()) {
+    if (!hops.permanent) CountDane("dns_failure");  // the MX lookup failed or was bogus
+    // The attempt ended in DNS: recorded like any other, with no host (queue show lists it).
+    for (const auto& r : m.recipients) {
+      queue::AttemptRecord a;
+      a.recipient_index = r.index;
+      a.time = queue::Clock::now();
+      a.dnssec_mx = hops.permanent ? "" : "failed";
+      a.tls_verdict = "none";
+      a.reply = hops.reason;
+      a.status = hops.status;
+      out.attempts.push_back(std::move(a));
+    }
+    finish(hops.permanent ? RecipientState::kFailed : RecipientState::kDeferred, hops.status,
+           hops.reason, "");
+    co_return out;
+  }
+
+  // The MTA-STS policy, for MX-based delivery (not for [routes]).
+  std::optional<sts::Policy> sts_policy;
+  std::string sts_label;  // "enforce id=..." for the attempts
+  // The domain publishes MTA-STS but no policy could be had ("no policy: <type>: <why>").
+  std::string sts_missing;
+  // RFC 8689 §4.2.1: "TLS-Required: No" (without REQUIRETLS) sets MTA-STS aside for this
+  // message; DANE is never set aside.
+  const bool tls_required_no = !m.requiretls && TlsRequiredNo(content);
+  if (tls_required_no) {
+    Log(Service::kSmtp).info("{}: TLS-Required: No; MTA-STS is not applied to this message", m.id);
+  }
+  if (ctx.sts && !tls_required_no && !ctx.options.routes.contains(domain)) {
+    dns_started = SteadyClock::now();
+    const StsLookup look = co_await ctx.sts->Get(domain);
+    delays.dns += SteadyClock::now() - dns_started;
+    if (!look.problem.empty()) {
+      Log(Service::kSmtp)
+          .info("{}: MTA-STS for {}: {}{}", m.id, domain, look.problem,
+                look.policy ? " (the cached policy applies)" : "");
+    }
+    if (look.policy && look.policy->mode != sts::Mode::kNone) {
+      sts_policy = look.policy;
+      sts_label = fmt::format("{} id={}{}", sts::ToString(sts_policy->mode), sts_policy->id,
+                              look.cached ? " (cached)" : "");
+    } else if (!look.policy && !look.problem_type.empty()) {
+      sts_missing = fmt::format("{}{}: {}", kNoStsPolicyLabel, look.problem_type, look.problem);
+    }
+  }
+
+  std::string last_status = "4.4.3", last_reason = "no MX host could be used";
+  std::span<const NextHop> hosts(hops.hosts);
+  if (hosts.size() > ctx.options.max_mx_hosts) {
+    Log(Service::kSmtp)
+        .info("{}: {} has {} MX hosts; trying the first {} ([delivery] max_mx_hosts)", m.id, domain,
+              hosts.size(), ctx.options.max_mx_hosts);
+    hosts = hosts.first(ctx.options.max_mx_hosts);
+  }
+  std::uint32_t addresses_tried = 0;
+  // RFC 5321 §5.1: a host that is ourselves is discarded with every less preferred one. When
+  // no more preferred host was tried, the mail has nowhere to go but back to us: 5.4.6 (as
+  // Postfix). Returns true when the pass is over.
+  bool reached_myself = false;
+  auto loops_back = [&](const NextHop& host, const HostDnsFacts& facts, const std::string& ip,
+                        const std::string& why, const AttemptTags& tags) {
+    Log(Service::kSmtp).warn("{}: {}", m.id, why);
+    Metrics::Get().Add("danerelay_loops_total");
+    const bool first = out.attempts.empty();
+    RecordHost(m, host, facts, ip, "", why, "5.4.6", "", out, tags);
+    reached_myself = true;
+    if (first) finish(RecipientState::kFailed, "5.4.6", why, "");
+    return first;
+  };
+  for (const NextHop& host : hosts) {
+    if (reached_myself) break;
+    if (addresses_tried >= ctx.options.max_addresses) {
+      Log(Service::kSmtp)
+          .info("{}: {} addresses tried for {}; no more this time ([delivery] max_addresses)", m.id,
+                addresses_tried, domain);
+      break;
+    }
+    dns_started = SteadyClock::now();
+    const HostPlan plan = co_await ResolveHost(ctx.resolver, host);
+    delays.dns += SteadyClock::now() - dns_started;
+    const HostDnsFacts& facts = plan.facts;
+    if (plan.no_address) {
+      last_status = "4.4.4";
+      last_reason = fmt::format("no address for MX host {}", host.name);
+      RecordHost(m, host, facts, "", "", last_reason, last_status, "", out);
+      continue;
+    }
+    const PolicyDecision decision = Decide(mode, facts);
+    // Steps 2-5 are where the modes differ; from step 6 on both defer alike.
+    AttemptTags tags;
+    if (const PolicyDecision strict = testing ? Decide(DaneMode::kMandatory, facts) : decision;
+        strict.defer && !decision.defer) {
+      std::string_view why = strict.reason;
+      if (why.starts_with("mandatory DANE: ")) why.remove_prefix(16);
+      tags.Note(fmt::format("DANE testing: mandatory DANE would defer: {} {} (step {})",
+                            strict.status, why, strict.step));
+      Metrics::Get().Add("danerelay_dane_testing_would_defer_total");
+      Log(Service::kSmtp)
+          .warn(
+              "{}: DANE testing for {}: {} would be deferred under mandatory DANE: {} (step {}); "
+              "delivering under opportunistic DANE",
+              m.id, domain, host.name, why, strict.step);
+    }
+    // design.md's table, as counted: steps 1-5 decide before any connection.
+    if (decision.tls != TlsRequirement::kDane || decision.defer) {
+      CountDane(decision.step == 1   ? "dns_failure"
+                : decision.step <= 3 ? "insecure"
+                : decision.step == 4 ? "no_tlsa"
+                                     : "unusable_tlsa");
+    }
+    if (decision.defer) {
+      last_status = decision.status;
+      last_reason = fmt::format("{}: {}", host.name, decision.reason);
+      Log(Service::kSmtp)
+          .info("{}: {} not used: {} (DANE step {})", m.id, host.name, decision.reason,
+                decision.step);
+      RecordHost(m, host, facts, "", "", last_reason, last_status, "", out, tags);
+      continue;
+    }
+    // MTA-STS (RFC 8461) where DANE does not apply (§2: DANE wins where TLSA records do).
+    const bool dane_applies = decision.tls == TlsRequirement::kDane;
+    const sts::Mode sts_mode = sts_policy && !dane_applies ? sts_policy->mode : sts::Mode::kNone;
+    if (sts_policy) tags.mta_sts = sts_label + (dane_applies ? ", DANE applies" : "");
+    if (!sts_missing.empty() && !dane_applies) tags.mta_sts = sts_missing;
+    if (sts_mode != sts::Mode::kNone && !sts::MxAllowed(*sts_policy, host.name)) {
+      const std::string why = fmt::format("{} does not match the MTA-STS policy of {} (mx: {})",
+                                          host.name, domain, fmt::join(sts_policy->mx, ", "));
+      if (sts_mode == sts::Mode::kEnforce) {
+        last_status = "4.7.5";
+        last_reason = why;
+        Log(Service::kSmtp).info("{}: {} not used: {}", m.id, host.name, why);
+        RecordHost(m, host, facts, "", "", last_reason, last_status, "", out, tags);
+        continue;
+      }
+      tags.Note("MTA-STS testing: " + why);
+      Log(Service::kSmtp).warn("{}: MTA-STS testing: {}", m.id, why);
+    }
+    ClientRequest req;
+    req.port = host.port;
+    req.mx_host = host.name;
+    req.helo_name = ctx.helo_name;
+    req.tls = decision.tls;
+    if (decision.tls == TlsRequirement::kDane) {
+      req.dane = MakeDaneSetup(plan, host, domain, decision);
+    }
+    ApplyMtaSts(sts_mode, req);
+    if (m.requiretls) {
+      // RFC 8689 §4.2.1: TLS authenticated by DANE, or by an MTA-STS policy that names the host
+      // (its certificate then valid under WebPKI, whatever the policy's mode).
+      const bool by_sts = sts_policy && sts::MxAllowed(*sts_policy, host.name);
+      if (!dane_applies && !by_sts) {
+        // RFC 8689 §5: "Unable to establish TLS-protected SMTP session", 5.7.10 (X.7.10
+        // "Encryption Needed", RFC 5248); 5.7.30 is for a server without REQUIRETLS.
+        last_status = "5.7.10";
+        last_reason = fmt::format(
+            "REQUIRETLS: {} is authenticated neither by DANE nor by an MTA-STS policy", host.name);
+        Log(Service::kSmtp).info("{}: {} not used: {}", m.id, host.name, last_reason);
+        RecordHost(m, host, facts, "", "", last_reason, last_status, "", out, tags);
+        continue;
+      }
+      if (!dane_applies) ApplyMtaSts(sts::Mode::kEnforce, req);
+      req.requiretls = true;
+    }
+    req.tls_context = ctx.tls_context;
+    req.message = &m;
+    req.content = &content;
+    req.timeouts = ctx.options.timeouts;
+    for (const auto& ip : plan.addresses) {
+      if (addresses_tried++ >= ctx.options.max_addresses) break;
+      if (ReachesListener(ctx.options.own_listeners, ip, host.port)) {
+        if (loops_back(host, facts, ip,
+                       fmt::format("mail for {} loops back to myself ({}[{}]:{} is where I listen)",
+                                   domain, host.name, ip, host.port),
+                       tags)) {
+          co_return out;
+        }
+        break;
+      }
+      req.ip = ip;
+      req.plaintext_only = false;
+      ClientResult r = co_await DeliverOverSmtp(req, ctx.connections);
+      if (r.host_failed && r.retry_plaintext && decision.tls == TlsRequirement::kMay) {
+        // "may": a failed handshake is retried once in plain text.
+        RecordHost(m, host, facts, ip, "failed", r.reason, r.status, "", out, tags);
+        delays.connect += r.connect_time;
+        req.plaintext_only = true;
+        r = co_await DeliverOverSmtp(req, ctx.connections);
+      }
+      delays.connect += r.connect_time;
+      delays.transfer += r.transfer_time;
+      const std::string verdict = r.verdict ? std::string(tls::ToString(r.verdict->kind)) : "none";
+      AttemptTags host_tags = tags;
+      if (sts_mode == sts::Mode::kTesting &&
+          (!r.verdict || r.verdict->kind != tls::Verdict::Kind::kTrusted)) {
+        const std::string why =
+            r.verdict ? fmt::format("the certificate of {}[{}] is not valid under WebPKI ({})",
+                                    host.name, ip, r.verdict->reason)
+                      : fmt::format("no TLS with {}[{}]", host.name, ip);
+        host_tags.Note("MTA-STS testing: enforce would defer: " + why);
+        Log(Service::kSmtp)
+            .warn("{}: MTA-STS testing for {}: enforce would defer: {}", m.id, domain, why);
+      }
+      if (r.verdict || !r.host_failed) {
+        Metrics::Get().Add("danerelay_tls_verdicts_total", fmt::format("verdict=\"{}\"", verdict));
+      }
+      if (decision.tls == TlsRequirement::kDane) {
+        CountDane(r.verdict && r.verdict->kind == tls::Verdict::Kind::kVerified ? "verified"
+                  : !r.starttls_offered && r.host_failed                        ? "no_starttls"
+                  : r.verdict                                                   ? "mismatch"
+                                                                                : nullptr);
+      }
+      if (r.host_failed && r.loops_back) {
+        if (loops_back(host, facts, ip,
+                       fmt::format("mail for {} loops back to myself ({})", domain, r.reason),
+                       host_tags)) {
+          co_return out;
+        }
+        break;
+      }
+      const std::string matched = r.verdict ? r.verdict->matched_tlsa : "";
+      last_remote = host.name;
+      if (r.host_failed) {
+        last_status = r.status;
+        last_reason = r.reason;
+        Log(Service::kSmtp).info("{}: {}", m.id, r.reason);
+        RecordHost(m, host, facts, ip, verdict, r.reason, r.status, matched, out, host_tags);
+        continue;
+      }
+      const std::string relay = fmt::format("{}[{}]:{}", host.name, ip, host.port);
+      for (size_t i = 0; i < m.recipients.size(); ++i) {
+        const auto& rc = r.recipients[i];
+        queue::RecipientUpdate u{
+            m.recipients[i].index, rc.state, std::nullopt, rc.status, rc.reply, host.name};
+        u.remote_dsn = r.remote_dsn;
+        u.reply_is_remote = rc.from_remote;
+        out.attempts.push_back(Attempt(m.recipients[i].index, host, facts, ip, verdict, matched,
+                                       rc.reply, rc.status, host_tags));
+        LogDisposition(m.id, m.recipients[i].address, relay, u, delays);
+        out.updates.push_back(std::move(u));
+      }
+      co_return out;
+    }
+  }
+  // No host took the mail: deferred with what the last one said (4.7.5 for TLS and DANE,
+  // 4.4.x for DNS and connections).
+  // A 5.x.x (REQUIRETLS could not be met: 5.7.10, 5.7.30, RFC 8689 §5) is final; everything
+  // else is tried again.
+  finish(last_status.starts_with("5.") ? RecipientState::kFailed : RecipientState::kDeferred,
+         last_status, last_reason, "");
+  co_return out;
+}
+
+}  // namespace danerelay::relay

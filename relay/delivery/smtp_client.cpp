@@ -1,0 +1,516 @@
+#include "relay/delivery/smtp_client.hpp"
+
+#include <spdlog/spdlog.h>
+#include <asio/co_spawn.hpp>
+#include <asio/connect.hpp>
+#include <asio/this_coro.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "dns/idn.hpp"
+#include "queue/orcpt.hpp"
+#include "relay/daemon/logging.hpp"
+#include "relay/delivery/seven_bit.hpp"
+#include "relay/io/connection.hpp"
+#include "relay/io/reply_reader.hpp"
+#include "relay/smtp/smtp_reply.hpp"
+
+namespace danerelay::relay {
+namespace {
+
+using asio::ip::tcp;
+
+using queue::Xtext;
+
+std::string DefaultStatus(const Reply& r) {
+  if (!r.enhanced.empty()) return r.enhanced;
+  return r.Positive() ? "2.0.0" : r.Transient() ? "4.0.0" : "5.0.0";
+}
+
+queue::RecipientState StateOf(const Reply& r) {
+  if (r.Positive()) return queue::RecipientState::kDelivered;
+  return r.Transient() ? queue::RecipientState::kDeferred : queue::RecipientState::kFailed;
+}
+
+// Reads whole replies from a connection.
+
+}  // namespace
+
+bool NamesMe(const Reply& reply, std::string_view my_name) {
+  if (reply.lines.empty() || my_name.empty()) return false;
+  const std::string_view first = reply.lines[0];
+  const std::string_view word = first.substr(0, first.find_first_of(" \t"));
+  return LowerAscii(word) == LowerAscii(my_name);
+}
+
+std::vector<std::string_view> DotStuff(std::string_view content) {
+  std::vector<std::string_view> out;
+  // Line by line with memchr (a byte loop here was a tenth of the daemon's CPU time); a piece
+  // ends only where a dot must be added.
+  size_t piece = 0, pos = 0;
+  while (pos < content.size()) {
+    if (content[pos] == '.') {
+      out.push_back(content.substr(piece, pos - piece));
+      out.push_back(".");
+      piece = pos;
+    }
+    const void* nl = std::memchr(content.data() + pos, '\n', content.size() - pos);
+    pos = nl ? static_cast<size_t>(static_cast<const char*>(nl) - content.data()) + 1
+             : content.size();
+  }
+  out.push_back(content.substr(piece));
+  out.push_back(content.empty() || content.ends_with("\r\n") ? ".\r\n" : "\r\n.\r\n");
+  return out;
+}
+
+bool HeaderHasUtf8(std::string_view content) {
+  size_t end = content.find("\r\n\r\n");
+  if (content.starts_with("\r\n")) end = 0;
+  const std::string_view header = content.substr(0, end);
+  return std::any_of(header.begin(), header.end(),
+                     [](char c) { return static_cast<unsigned char>(c) > 0x7f; });
+}
+
+// A live session after EHLO (and STARTTLS): what a transaction needs, and what the connection
+// cache keeps between messages. Not movable (the reader refers to the connection).
+struct SmtpSession {
+  explicit SmtpSession(tcp::socket s) : conn(std::move(s)), reader(conn) {}
+  Connection conn;
+  ReplyReader reader;
+  Reply ehlo;
+  std::string peer;
+  bool starttls_offered = false;
+  std::optional<tls::Verdict> verdict;
+  std::chrono::steady_clock::time_point idle_since;
+
+  // Sends one command line and reads the reply. Arguments are views or named strings: GCC 12
+  // destroys temporaries that live across a co_await twice.
+  asio::awaitable<tl::expected<Reply, std::string>> Command(std::string_view line,
+                                                            std::chrono::seconds timeout) {
+    const std::string wire = std::string(line) + "\r\n";
+    if (auto wec = co_await conn.Write(wire, timeout)) co_return tl::unexpected(wec.message());
+    co_return co_await reader.Read(timeout);
+  }
+  asio::awaitable<void> Quit() {
+    (void)co_await Command("QUIT", std::chrono::seconds(10));
+    co_await conn.Close();
+  }
+};
+
+namespace {
+
+// Connect, greeting, EHLO, STARTTLS as the policy requires, EHLO again. On failure `res` says
+// why and the result is null.
+asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, ClientResult& res) {
+  const auto& t = req.timeouts;
+  const std::string peer = fmt::format("{}[{}]:{}", req.mx_host, req.ip, req.port);
+  auto host_fail = [&](std::string status, std::string reason) {
+    res.host_failed = true;
+    res.status = std::move(status);
+    res.reason = std::move(reason);
+    return std::shared_ptr<SmtpSession>();
+  };
+  std::error_code ec;
+  const auto address = asio::ip::make_address(req.ip, ec);
+  if (ec) co_return host_fail("4.4.1", "bad address " + req.ip);
+  auto s = std::make_shared<SmtpSession>(tcp::socket(co_await asio::this_coro::executor));
+  s->peer = peer;
+  Connection& conn = s->conn;
+  conn.socket.open(address.is_v6() ? tcp::v6() : tcp::v4(), ec);
+  if (ec) co_return host_fail("4.4.1", fmt::format("connect to {}: {}", peer, ec.message()));
+  conn.deadline.Arm(t.connect);
+  std::tie(ec) = co_await conn.socket.async_connect(tcp::endpoint(address, req.port), kUseTuple);
+  conn.deadline.Disarm();
+  if (conn.deadline.expired()) ec = asio::error::timed_out;
+  if (ec) co_return host_fail("4.4.1", fmt::format("connect to {}: {}", peer, ec.message()));
+
+  auto greeting = co_await s->reader.Read(t.greeting);
+  if (!greeting) {
+    co_return host_fail(
+        "4.4.2", fmt::format("{} while reading the greeting from {}", greeting.error(), peer));
+  }
+  if (!greeting->Positive()) {
+    co_await s->Quit();
+    co_return host_fail("4.4.2",
+                        fmt::format("host {} refused to talk to me: {}", peer, greeting->Text()));
+  }
+  // A mail loop: the next hop is this relay under another address (Postfix's "host greeted me
+  // with my own hostname"). The delivery agent returns the mail 5.4.6.
+  const auto greets_as_me = [&](const Reply& r, std::string_view where) {
+    if (!NamesMe(r, req.helo_name)) return false;
+    res.loops_back = true;
+    host_fail("5.4.6", fmt::format("host {} {} my own hostname {}", peer, where, req.helo_name));
+    return true;
+  };
+  if (greets_as_me(*greeting, "greeted me with")) {
+    co_await s->Quit();
+    co_return nullptr;
+  }
+  const std::string ehlo_line = "EHLO " + req.helo_name;
+  auto ehlo = co_await s->Command(ehlo_line, t.command);
+  if (!ehlo) co_return host_fail("4.4.2", fmt::format("{} after EHLO to {}", ehlo.error(), peer));
+  if (!ehlo->Positive()) {
+    co_await s->Quit();
+    co_return host_fail("4.4.2",
+                        fmt::format("host {} said: {} (in reply to EHLO)", peer, ehlo->Text()));
+  }
+  if (greets_as_me(*ehlo, "replied to EHLO with")) {
+    co_await s->Quit();
+    co_return nullptr;
+  }
+
+  const bool tls_required = req.tls == TlsRequirement::kEncrypt || req.tls == TlsRequirement::kDane;
+  s->starttls_offered = res.starttls_offered = ehlo->HasExtension("STARTTLS");
+  if (!req.plaintext_only && s->starttls_offered) {
+    auto starttls = co_await s->Command("STARTTLS", t.command);
+    if (!starttls) {
+      co_return host_fail("4.4.2", fmt::format("{} after STARTTLS to {}", starttls.error(), peer));
+    }
+    if (starttls->code != 220) {
+      if (tls_required) {
+        co_await s->Quit();
+        co_return host_fail("4.7.5",
+                            fmt::format("STARTTLS refused by {}: {}", peer, starttls->Text()));
+      }
+    } else {
+      const tls::DaneSetup* dane = req.dane ? &*req.dane : nullptr;
+      std::string prepare_error;
+      const std::error_code hs = co_await conn.StartTls(
+          *req.tls_context, asio::ssl::stream_base::client, t.command, [&](ssl_st* ssl) {
+            auto ok = tls::PrepareClient(ssl, req.mx_host, dane,
+                                         req.webpki_check ? req.mx_host : std::string());
+            if (!ok) prepare_error = ok.error();
+          });
+      if (!prepare_error.empty() && (dane || req.webpki_required)) {
+        co_await conn.Close();
+        co_return host_fail("4.7.5", fmt::format("DANE setup for {}: {}", peer, prepare_error));
+      }
+      if (hs) {
+        co_await conn.Close();
+        res.retry_plaintext = !tls_required;
+        co_return host_fail("4.7.5",
+                            fmt::format("TLS handshake with {} failed: {}", peer, hs.message()));
+      }
+      s->verdict = res.verdict = tls::GetVerdict(conn.tls->native_handle(), dane != nullptr);
+      Log(Service::kSmtp)
+          .info("{} TLS connection established to {}: {}", tls::ToString(res.verdict->kind), peer,
+                res.verdict->protocol);
+      if (req.tls == TlsRequirement::kDane && res.verdict->kind != tls::Verdict::Kind::kVerified) {
+        co_await s->Quit();
+        co_return host_fail("4.7.5", fmt::format("Server certificate not verified ({}): {}",
+                                                 res.verdict->reason, peer));
+      }
+      if (req.webpki_required && res.verdict->kind != tls::Verdict::Kind::kTrusted) {
+        co_await s->Quit();
+        co_return host_fail("4.7.5", fmt::format("Server certificate not trusted under the "
+                                                 "MTA-STS policy ({}): {}",
+                                                 res.verdict->reason, peer));
+      }
+      s->reader.Reset();
+      ehlo = co_await s->Command(ehlo_line, t.command);
+      if (!ehlo) {
+        co_return host_fail("4.4.2", fmt::format("{} after EHLO to {}", ehlo.error(), peer));
+      }
+      if (!ehlo->Positive()) {
+        co_await s->Quit();
+        co_return host_fail("4.4.2",
+                            fmt::format("host {} said: {} (in reply to EHLO)", peer, ehlo->Text()));
+      }
+    }
+  } else if (tls_required) {
+    co_await s->Quit();
+    co_return host_fail("4.7.5",
+                        fmt::format("TLS is required, but {} does not offer STARTTLS", peer));
+  }
+  if (req.requiretls && !ehlo->HasExtension("REQUIRETLS")) {
+    // RFC 8689 §4.2.1 and §5: "REQUIRETLS not supported by server", 5.7.30. Our finding
+    // from its EHLO reply, not a reply of the server to the message.
+    co_await s->Quit();
+    co_return host_fail("5.7.30", fmt::format("REQUIRETLS: {} does not offer REQUIRETLS", peer));
+  }
+  s->ehlo = std::move(*ehlo);
+  co_return s;
+}
+
+enum class After { kReusable, kQuit, kLostBeforeMail };
+
+// MAIL, RCPT, DATA (pipelined when offered) on an open session; fills res.recipients.
+asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, ClientResult& res) {
+  const auto& t = req.timeouts;
+  const queue::MessageInfo& m = *req.message;
+  const Reply& ehlo = s.ehlo;
+  const bool dsn = ehlo.HasExtension("DSN");
+  res.remote_dsn = dsn;
+  res.recipients.assign(m.recipients.size(), {});
+  // RFC 6531 §3.4: a next hop without SMTPUTF8 gets the addresses with their domains in
+  // A-labels; an address whose local part is not ASCII cannot go there and fails with 5.6.7.
+  const bool utf8 = m.smtputf8 && ehlo.HasExtension("SMTPUTF8");
+  auto envelope = [&](const std::string& address) -> tl::expected<std::string, std::string> {
+    if (utf8) return address;
+    return dns::ToAsciiAddress(address);
+  };
+  auto cannot = [&](const std::string& address, const std::string& why) {
+    return ClientResult::Rcpt{queue::RecipientState::kFailed, "5.6.7",
+                              fmt::format("{} does not support SMTPUTF8, which <{}> needs ({})",
+                                          s.peer, queue::Printable(address, 300), why)};
+  };
+  if (m.smtputf8 && !utf8 && HeaderHasUtf8(*req.content)) {
+    // As Postfix does: the header cannot be made ASCII here, so the message cannot go there.
+    for (auto& rc : res.recipients) {
+      rc = {queue::RecipientState::kFailed, "5.6.7",
+            fmt::format("{} does not support SMTPUTF8, which the message header needs (it "
+                        "contains UTF-8)",
+                        s.peer)};
+    }
+    co_return After::kReusable;  // nothing was sent
+  }
+  // RFC 6152 §3: 8-bit content goes as it is only where 8BITMIME is offered; elsewhere it is
+  // converted to 7 bits, or the message is returned (5.6.3, RFC 3463 §3.7) when it cannot be.
+  // Whether to convert depends on the octets, not on BODY=: a client's label can be wrong.
+  const bool eight_bit_mime = ehlo.HasExtension("8BITMIME");
+  const std::string* content = req.content;
+  std::string seven_bit;  // the converted copy, when one was needed
+  if (!eight_bit_mime) {
+    auto converted = ToSevenBit(*content);
+    if (!converted) {
+      for (auto& rc : res.recipients) {
+        rc = {queue::RecipientState::kFailed, "5.6.3",
+              fmt::format("message has 8-bit content that cannot be converted to 7-bit for {}, "
+                          "which does not offer 8BITMIME ({})",
+                          s.peer, converted.error())};
+      }
+      co_return After::kReusable;  // nothing was sent
+    }
+    if (*converted) {
+      seven_bit = std::move(**converted);
+      content = &seven_bit;
+      Log(Service::kSmtp)
+          .info("{}: converted to 7bit for {}, which does not offer 8BITMIME", m.id, s.peer);
+    }
+  }
+  const auto sender = envelope(m.sender);
+  if (!sender) {
+    for (auto& rc : res.recipients) rc = cannot(m.sender, sender.error());
+    co_return After::kReusable;  // nothing was sent
+  }
+  std::string mail = fmt::format("MAIL FROM:<{}>", *sender);
+  if (ehlo.HasExtension("SIZE")) mail += fmt::format(" SIZE={}", content->size());
+  if (m.body_8bitmime && eight_bit_mime) mail += " BODY=8BITMIME";
+  if (utf8) mail += " SMTPUTF8";
+  if (req.requiretls) mail += " REQUIRETLS";
+  if (dsn && m.dsn_ret != queue::DsnRet::kUnspecified) {
+    mail += " RET=" + std::string(queue::ToString(m.dsn_ret));
+  }
+  if (dsn && !m.dsn_envid.empty()) mail += " ENVID=" + Xtext(m.dsn_envid);
+  // RFC 4954 §5: passed on to a next hop that offers AUTH, as the server side vouched for it
+  // (AUTH=<> when it did not trust the client to assert the mailbox).
+  if (m.mail_auth && ehlo.HasExtension("AUTH")) {
+    mail += " AUTH=" + (m.mail_auth->empty() ? std::string("<>") : Xtext(*m.mail_auth));
+  }
+  mail += "\r\n";
+  std::vector<std::string> rcpts;
+  std::vector<size_t> sent;  // rcpts[i] is for m.recipients[sent[i]]
+  for (size_t k = 0; k < m.recipients.size(); ++k) {
+    const auto& r = m.recipients[k];
+    const auto address = envelope(r.address);
+    if (!address) {
+      res.recipients[k] = cannot(r.address, address.error());
+      continue;
+    }
+    sent.push_back(k);
+    std::string line = fmt::format("RCPT TO:<{}>", *address);
+    if (dsn && r.notify) line += " NOTIFY=" + queue::NotifyToString(r.notify);
+    // RFC 6533 §3: a utf-8 original recipient as unitext where the transaction is SMTPUTF8,
+    // else in its 7-bit xtext form.
+    if (dsn && !r.orcpt.empty()) line += " ORCPT=" + queue::OrcptParameter(r.orcpt, utf8);
+    rcpts.push_back(line + "\r\n");
+  }
+  if (rcpts.empty()) co_return After::kReusable;
+  const bool pipelining = ehlo.HasExtension("PIPELINING");
+
+  auto lost = [&](const std::string& why, const char* stage) {
+    const std::string text = fmt::format("{} with {} {}", why, s.peer, stage);
+    for (size_t k : sent) res.recipients[k] = {queue::RecipientState::kDeferred, "4.4.2", text};
+    return After::kQuit;
+  };
+
+  std::string first = mail;
+  if (pipelining) {
+    for (const auto& r : rcpts) first += r;
+    first += "DATA\r\n";
+  }
+  if (co_await s.conn.Write(first, t.command)) co_return After::kLostBeforeMail;
+  auto mail_reply = co_await s.reader.Read(t.command);
+  if (!mail_reply) co_return After::kLostBeforeMail;  // e.g. a cached connection timed out
+  int accepted = 0;
+  std::vector<std::optional<Reply>> rcpt_replies(rcpts.size());
+  for (size_t i = 0; i < rcpts.size(); ++i) {
+    if (!pipelining) {
+      if (!mail_reply->Positive()) break;
+      if (auto wec = co_await s.conn.Write(rcpts[i], t.command)) {
+        co_return lost(wec.message(), "while sending RCPT");
+      }
+    }
+    auto r = co_await s.reader.Read(t.command);
+    if (!r) co_return lost(r.error(), "after RCPT");
+    if (r->Positive()) ++accepted;
+    rcpt_replies[i] = std::move(*r);
+  }
+  if (!mail_reply->Positive()) {
+    for (size_t k : sent) {
+      res.recipients[k] = {StateOf(*mail_reply), DefaultStatus(*mail_reply), mail_reply->Text(),
+                           true};
+    }
+    if (pipelining) (void)co_await s.reader.Read(t.data_init);  // the DATA reply, a refusal
+    co_return After::kQuit;
+  }
+  for (size_t i = 0; i < rcpts.size(); ++i) {
+    const Reply& r = *rcpt_replies[i];
+    res.recipients[sent[i]] = {StateOf(r), DefaultStatus(r), r.Text(), true};
+  }
+  if (!pipelining && accepted > 0) {
+    if (auto wec = co_await s.conn.Write("DATA\r\n", t.command)) {
+      co_return lost(wec.message(), "while sending DATA");
+    }
+  }
+  if (!pipelining && accepted == 0) co_return After::kReusable;
+  auto data = co_await s.reader.Read(t.data_init);
+  if (!data) co_return lost(data.error(), "after DATA");
+  if (accepted > 0 && data->code == 354) {
+    const std::vector<std::string_view> stuffed = DotStuff(*content);
+    if (auto wec = co_await s.conn.WritePieces(stuffed, t.data_block)) {
+      co_return lost(wec.message(), "while sending message body");
+    }
+    auto done = co_await s.reader.Read(t.data_done);
+    if (!done) co_return lost(done.error(), "after end of data");
+    for (size_t i = 0; i < rcpts.size(); ++i) {
+      if (rcpt_replies[i]->Positive()) {
+        res.recipients[sent[i]] = {StateOf(*done), DefaultStatus(*done), done->Text(), true};
+      }
+    }
+    co_return After::kReusable;
+  }
+  if (accepted > 0) {
+    for (size_t i = 0; i < rcpts.size(); ++i) {
+      if (rcpt_replies[i]->Positive()) {
+        res.recipients[sent[i]] = {StateOf(*data), DefaultStatus(*data), data->Text(), true};
+      }
+    }
+  }
+  co_return After::kQuit;
+}
+
+// Sessions are shared only between deliveries under the same policy to the same host: the key
+// holds the address, the host name, the TLS requirement, the MTA-STS checks and, under DANE,
+// the base domain, the reference names and the TLSA records.
+std::string CacheKey(const ClientRequest& req) {
+  std::string key =
+      fmt::format("{}|{}|{}|{}|{}|{}|{}", req.ip, req.port, req.mx_host, static_cast<int>(req.tls),
+                  req.plaintext_only, req.webpki_check, req.webpki_required);
+  if (req.requiretls) key += "|REQUIRETLS";
+  if (req.dane) {
+    key += "|" + req.dane->base_domain;
+    for (const auto& n : req.dane->extra_names) key += "|" + n;
+    for (const auto& r : req.dane->records) key += "|" + r.ToString();
+  }
+  return key;
+}
+
+// After a transaction: RSET and back into the cache when the session is clean and the server
+// agrees (RFC 5321 §4.1.1.5), otherwise QUIT.
+asio::awaitable<void> Finish(const std::shared_ptr<SmtpSession>& s, After after,
+                             const ClientRequest& req, ConnectionCache* cache,
+                             const std::string& key) {
+  if (after == After::kLostBeforeMail) {
+    co_await s->conn.Close();
+    co_return;
+  }
+  if (after == After::kReusable && cache) {
+    auto rset = co_await s->Command("RSET", req.timeouts.command);
+    if (rset && rset->Positive()) {
+      cache->Put(key, s);
+      co_return;
+    }
+    co_await s->conn.Close();
+    co_return;
+  }
+  co_await s->Quit();
+}
+
+}  // namespace
+
+ConnectionCache::ConnectionCache(std::chrono::seconds idle_limit) : idle_limit_(idle_limit) {}
+ConnectionCache::~ConnectionCache() = default;
+
+std::shared_ptr<SmtpSession> ConnectionCache::Take(const std::string& key) {
+  auto it = idle_.find(key);
+  if (it == idle_.end()) return nullptr;
+  auto s = std::move(it->second);
+  idle_.erase(it);
+  return s;
+}
+
+void ConnectionCache::Put(const std::string& key, std::shared_ptr<SmtpSession> s) {
+  s->idle_since = std::chrono::steady_clock::now();
+  idle_.emplace(key, std::move(s));
+}
+
+void ConnectionCache::Sweep(const asio::any_io_executor& ex, bool all) {
+  const auto now = std::chrono::steady_clock::now();
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    if (all || now - it->second->idle_since >= idle_limit_) {
+      auto s = std::move(it->second);
+      it = idle_.erase(it);
+      asio::co_spawn(
+          ex, [s]() -> asio::awaitable<void> { co_await s->Quit(); }, [](std::exception_ptr) {});
+    } else {
+      ++it;
+    }
+  }
+}
+
+asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& req, ConnectionCache* cache) {
+  using SteadyClock = std::chrono::steady_clock;
+  ClientResult res;
+  const std::string key = CacheKey(req);
+  std::shared_ptr<SmtpSession> s;
+  if (cache && req.message) s = cache->Take(key);
+  if (s) {
+    res.starttls_offered = s->starttls_offered;
+    res.verdict = s->verdict;
+    const auto started = SteadyClock::now();
+    const After after = co_await Transaction(*s, req, res);
+    res.transfer_time = SteadyClock::now() - started;
+    if (after != After::kLostBeforeMail) {
+      Log(Service::kSmtp).info("reused the cached connection to {}", s->peer);
+      co_await Finish(s, after, req, cache, key);
+      co_return res;
+    }
+    // The server let the idle connection go: start afresh.
+    co_await s->conn.Close();
+    res = ClientResult{};
+  }
+  const auto opening = SteadyClock::now();
+  s = co_await Open(req, res);
+  res.connect_time = SteadyClock::now() - opening;
+  if (!s) co_return res;
+  if (!req.message) {  // a probe: the TLS facts are all we wanted
+    co_await s->Quit();
+    co_return res;
+  }
+  const auto sending = SteadyClock::now();
+  const After after = co_await Transaction(*s, req, res);
+  res.transfer_time = SteadyClock::now() - sending;
+  if (after == After::kLostBeforeMail) {
+    const std::string text = fmt::format("lost connection with {} while sending MAIL", s->peer);
+    res.recipients.assign(req.message->recipients.size(),
+                          {queue::RecipientState::kDeferred, "4.4.2", text});
+  }
+  co_await Finish(s, after, req, cache, key);
+  co_return res;
+}
+
+}  // namespace danerelay::relay

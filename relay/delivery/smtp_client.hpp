@@ -1,0 +1,114 @@
+#pragma once
+// The SMTP client side of one delivery: one connection to one MX address, EHLO, STARTTLS (as
+// the DANE policy requires), MAIL/RCPT/DATA pipelined when offered, QUIT.
+//
+// It reports what happened and does not decide what it means for the queue, except for the
+// per-recipient replies the server gave: the delivery agent maps host failures onto the policy.
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+
+#include "queue/message.hpp"
+#include "relay/options.hpp"
+#include "relay/policy/dane_policy.hpp"
+#include "relay/smtp/smtp_reply.hpp"
+#include "tls/client.hpp"
+
+namespace asio::ssl {
+class context;
+}
+
+namespace danerelay::relay {
+
+struct ClientRequest {
+  std::string ip;
+  std::uint16_t port = 25;
+  std::string mx_host;    // for logs and the SNI when not under DANE
+  std::string helo_name;  // our host name
+  TlsRequirement tls = TlsRequirement::kMay;
+  std::optional<tls::DaneSetup> dane;  // with TlsRequirement::kDane
+  // MTA-STS (RFC 8461 §4.2): check the certificate under WebPKI for mx_host ("Trusted" then
+  // means valid for it); `webpki_required` (mode enforce): anything else fails the host.
+  bool webpki_check = false;
+  bool webpki_required = false;
+  // RFC 8689 §4.2.1: the next hop must offer REQUIRETLS (else 5.7.30, §5), and MAIL carries
+  // it on.
+  bool requiretls = false;
+  std::shared_ptr<asio::ssl::context> tls_context;
+  bool plaintext_only = false;  // the retry after a failed opportunistic handshake
+  // Envelope and recipients to deliver; nullptr probes: QUIT right after the TLS step
+  // (dane-check).
+  const queue::MessageInfo* message = nullptr;
+  const std::string* content = nullptr;
+  ClientTimeouts timeouts;
+};
+
+struct ClientResult {
+  // The host as a whole failed before any recipient got an answer (connect, greeting, STARTTLS,
+  // handshake, DANE): the agent tries the next address or MX.
+  bool host_failed = false;
+  std::string status;  // for a host failure: "4.4.1", "4.7.5", ...
+  std::string reason;  // for a host failure: in plain words, with the server's reply if any
+  bool retry_plaintext = false;  // opportunistic TLS handshake failed: try once in plain text
+  bool loops_back = false;       // the server greeted us, or answered EHLO, with our own host name
+  bool starttls_offered = false;
+  std::optional<tls::Verdict> verdict;
+  bool remote_dsn = false;  // the server offered DSN
+  // Where the time went (Postfix's delays=.../c/d): connecting, greeting, EHLO and TLS (zero
+  // on a cached connection), then MAIL through the reply to the data.
+  std::chrono::steady_clock::duration connect_time{};
+  std::chrono::steady_clock::duration transfer_time{};
+  // With !host_failed: one entry per recipient of the request, in order.
+  struct Rcpt {
+    queue::RecipientState state = queue::RecipientState::kDeferred;
+    std::string status;
+    std::string reply;
+    bool from_remote = false;  // `reply` is the server's reply, not our account (a lost connection)
+  };
+  std::vector<Rcpt> recipients;
+};
+
+struct SmtpSession;
+
+// Idle SMTP sessions kept between deliveries, as Postfix's connection cache does: the next
+// message to the same host under the same TLS/DANE policy goes over the same connection
+// (MAIL after RSET), without a new handshake. Used on the io thread only.
+class ConnectionCache {
+ public:
+  explicit ConnectionCache(std::chrono::seconds idle_limit);
+  ~ConnectionCache();
+  std::shared_ptr<SmtpSession> Take(const std::string& key);
+  void Put(const std::string& key, std::shared_ptr<SmtpSession> session);
+  // QUITs sessions idle for longer than the limit (or all of them).
+  void Sweep(const asio::any_io_executor& ex, bool all = false);
+
+ private:
+  std::chrono::seconds idle_limit_;
+  std::multimap<std::string, std::shared_ptr<SmtpSession>> idle_;
+};
+
+// With a cache, a clean session is kept for the next message instead of QUIT.
+asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& request,
+                                              ConnectionCache* cache = nullptr);
+
+// RFC 5321 §4.5.2: a leading "." on a line is doubled, and the data ends with CRLF "." CRLF.
+// The pieces to send, in order: slices of `content` with the added dots and the terminator
+// between them, so a message is sent without being copied.
+std::vector<std::string_view> DotStuff(std::string_view content);
+
+// True when the first word of the reply's first line (the host name in a greeting or an EHLO
+// reply, RFC 5321 §4.2) is `my_name`, compared case-insensitively: the peer is ourselves.
+bool NamesMe(const Reply& reply, std::string_view my_name);
+
+// True when the header section (up to the first empty line) holds a byte outside ASCII: such a
+// message, submitted with SMTPUTF8, needs SMTPUTF8 at the next hop (RFC 6531 §3.2).
+bool HeaderHasUtf8(std::string_view content);
+
+}  // namespace danerelay::relay

@@ -1,0 +1,204 @@
+#include "relay/health/dane_probe.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <span>
+
+#include "dns/idn.hpp"
+#include "dns/resolver.hpp"
+#include "relay/delivery/smtp_client.hpp"
+#include "relay/policy/next_hop.hpp"
+#include "relay/policy/sts_policies.hpp"
+
+namespace danerelay::relay {
+namespace {
+
+std::string_view TlsName(TlsRequirement t) {
+  switch (t) {
+    case TlsRequirement::kMay:
+      return "may (STARTTLS if offered, certificate not checked)";
+    case TlsRequirement::kEncrypt:
+      return "encrypt (STARTTLS required, certificate not checked)";
+    case TlsRequirement::kDane:
+      return "dane (STARTTLS required, certificate must match TLSA)";
+  }
+  return "none";
+}
+
+std::string TlsaText(const std::optional<dns::TlsaAnswer>& t) {
+  if (!t) return "not looked up (MX or address records not secure)";
+  std::string s(dns::ToString(t->dnssec));
+  if (t->rcode == dns::Rcode::kFailed) return s + ", lookup failed: " + t->why;
+  if (t->records.empty()) return s + ", no records";
+  return s;
+}
+
+}  // namespace
+
+asio::awaitable<int> ProbeDomain(const DeliveryOptions& options, const std::string& helo_name,
+                                 const std::string& given_domain, bool mandatory,
+                                 dns::Resolver& resolver,
+                                 std::shared_ptr<asio::ssl::context> tls_ctx, StsPolicies* sts,
+                                 nlohmann::json& report) {
+  const auto ascii = dns::ToAsciiDomain(given_domain);
+  if (!ascii) {
+    report = {{"domain", given_domain},
+              {"hosts", nlohmann::json::array()},
+              {"verdict", "bounced"},
+              {"status", "5.1.2"},
+              {"reason", fmt::format("{} is {}", given_domain, ascii.error())}};
+    co_return 2;
+  }
+  const std::string domain = *ascii;
+  const bool is_mandatory = mandatory || IsMandatory(options.mandatory_domains, domain);
+  const DaneMode mode = is_mandatory ? DaneMode::kMandatory : DaneMode::kOpportunistic;
+  report["domain"] = domain;
+  report["mode"] = is_mandatory ? "mandatory" : "opportunistic";
+  std::mt19937 rng(0);
+  const NextHops hops = co_await FindNextHops(resolver, domain, options, rng);
+  report["hosts"] = nlohmann::json::array();
+  if (hops.hosts.empty()) {
+    report["verdict"] = hops.permanent ? "bounced" : "deferred";
+    report["status"] = hops.status;
+    report["reason"] = hops.reason;
+    co_return hops.permanent ? 2 : 1;
+  }
+  // MTA-STS as delivery applies it (not for [routes]; DANE wins where it applies).
+  std::optional<sts::Policy> sts_policy;
+  if (sts && !options.routes.contains(domain)) {
+    const StsLookup look = co_await sts->Get(domain);
+    nlohmann::json j = {{"problem", look.problem}, {"cached", look.cached}};
+    if (look.policy) {
+      j["id"] = look.policy->id;
+      j["mode"] = std::string(sts::ToString(look.policy->mode));
+      j["mx"] = look.policy->mx;
+      j["max_age"] = look.policy->max_age.count();
+      if (look.policy->mode != sts::Mode::kNone) sts_policy = look.policy;
+    }
+    report["mta_sts"] = std::move(j);
+  }
+  // As delivery: at most max_mx_hosts hosts.
+  const std::span<const NextHop> hosts(hops.hosts.data(),
+                                       std::min<size_t>(hops.hosts.size(), options.max_mx_hosts));
+  std::uint32_t addresses_tried = 0;  // and max_addresses addresses in all
+  for (const auto& hop : hosts) {
+    const HostPlan plan = co_await ResolveHost(resolver, hop);
+    const PolicyDecision decision = Decide(mode, plan.facts);
+    nlohmann::json h = {{"host", hop.name},
+                        {"port", hop.port},
+                        {"dnssec_mx", std::string(dns::ToString(hop.mx_dnssec))},
+                        {"dnssec_address", DescribeAddress(plan.facts)},
+                        {"addresses", plan.addresses},
+                        {"tlsa_base", plan.tlsa_base},
+                        {"tlsa", TlsaText(plan.facts.tlsa)},
+                        {"tlsa_records", nlohmann::json::array()},
+                        {"policy_step", decision.step},
+                        {"policy", decision.reason},
+                        {"connections", nlohmann::json::array()}};
+    if (plan.facts.tlsa) {
+      for (const auto& r : plan.facts.tlsa->records) {
+        h["tlsa_records"].push_back({{"record", r.ToString()}, {"usable", tls::UsableForSmtp(r)}});
+      }
+    }
+    // MTA-STS where DANE does not apply (and the host is usable at all).
+    const bool usable = !plan.no_address && !decision.defer;
+    const bool dane_applies = decision.tls == TlsRequirement::kDane;
+    const bool mx_allowed = sts_policy && sts::MxAllowed(*sts_policy, hop.name);
+    const sts::Mode sts_mode =
+        sts_policy && usable && !dane_applies ? sts_policy->mode : sts::Mode::kNone;
+    if (sts_policy && usable) {
+      h["mta_sts"] = dane_applies ? "DANE applies"
+                     : mx_allowed ? "the MX host matches the policy"
+                                  : "the MX host does not match the policy";
+    }
+    if (plan.no_address) {
+      h["result"] = "deferred";
+      h["reason"] = "no address records";
+    } else if (decision.defer) {
+      h["result"] = "deferred";
+      h["status"] = decision.status;
+      h["reason"] = decision.reason;
+    } else if (sts_mode == sts::Mode::kEnforce && !mx_allowed) {
+      h["result"] = "deferred";
+      h["status"] = "4.7.5";
+      h["reason"] = fmt::format("{} does not match the MTA-STS policy of {}", hop.name, domain);
+    } else {
+      h["tls_requirement"] = std::string(TlsName(decision.tls));
+      bool passed = false;
+      for (const auto& ip : plan.addresses) {
+        if (addresses_tried++ >= options.max_addresses) break;
+        if (ReachesListener(options.own_listeners, ip, hop.port)) {
+          // As delivery: never connected to, the mail would loop.
+          h["connections"].push_back(
+              {{"ip", ip},
+               {"ok", false},
+               {"status", "5.4.6"},
+               {"reason", fmt::format("mail for {} loops back to myself ({}[{}]:{} is where I "
+                                      "listen)",
+                                      domain, hop.name, ip, hop.port)}});
+          continue;
+        }
+        ClientRequest req;
+        req.ip = ip;
+        req.port = hop.port;
+        req.mx_host = hop.name;
+        req.helo_name = helo_name;
+        req.tls = decision.tls;
+        ApplyMtaSts(sts_mode, req);
+        if (decision.tls == TlsRequirement::kDane) {
+          req.dane = MakeDaneSetup(plan, hop, domain, decision);
+        }
+        req.tls_context = tls_ctx;
+        req.timeouts = options.timeouts;
+        req.timeouts.greeting = req.timeouts.command = std::chrono::seconds(30);
+        ClientResult r = co_await DeliverOverSmtp(req);
+        nlohmann::json c = {
+            {"ip", ip}, {"starttls_offered", r.starttls_offered}, {"ok", !r.host_failed}};
+        if (r.host_failed && r.retry_plaintext && decision.tls == TlsRequirement::kMay) {
+          // As delivery does under "may": a failed handshake is retried once in plain text.
+          c["handshake_failed"] = r.reason;
+          req.plaintext_only = true;
+          r = co_await DeliverOverSmtp(req);
+          c["plaintext_retry"] = true;
+          c["ok"] = !r.host_failed;
+        }
+        if (r.host_failed) {
+          c["status"] = r.status;
+          c["reason"] = r.reason;
+        }
+        if (r.verdict) {
+          c["tls_verdict"] = std::string(tls::ToString(r.verdict->kind));
+          c["tls"] = r.verdict->protocol;
+          c["matched_tlsa"] = r.verdict->matched_tlsa;
+          c["matched_depth"] = r.verdict->depth;
+          c["verify_reason"] = r.verdict->reason;
+          c["chain"] = nlohmann::json::array();
+          for (const auto& cert : r.verdict->chain) {
+            c["chain"].push_back({{"depth", cert.depth},
+                                  {"subject", cert.subject},
+                                  {"issuer", cert.issuer},
+                                  {"spki_sha256", cert.spki_sha256},
+                                  {"cert_sha256", cert.cert_sha256}});
+          }
+        }
+        passed = passed || !r.host_failed;
+        h["connections"].push_back(std::move(c));
+      }
+      h["result"] = passed ? "delivered" : "deferred";
+    }
+    const bool ok = h["result"] == "delivered";
+    report["hosts"].push_back(std::move(h));
+    if (ok) {
+      report["verdict"] = "delivered";
+      report["via"] = hop.name;
+      co_return 0;  // delivery stops at the first host that takes the mail
+    }
+  }
+  report["verdict"] = "deferred";
+  co_return 1;
+}
+
+}  // namespace danerelay::relay

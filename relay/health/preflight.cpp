@@ -1,0 +1,203 @@
+#include "relay/health/preflight.hpp"
+
+#include <spdlog/spdlog.h>
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <fstream>
+
+#include "queue/message.hpp"
+#include "relay/daemon/logging.hpp"
+#include "relay/daemon/metrics.hpp"
+#include "relay/health/dane_probe.hpp"
+#include "relay/health/status_file.hpp"
+#include "relay/io/connection.hpp"
+#include "relay/network.hpp"
+
+namespace danerelay::relay {
+namespace {
+
+// One line per MX host that would not take the mail, from a dane-check report.
+std::vector<std::string> Problems(const nlohmann::json& report) {
+  std::vector<std::string> out;
+  if (report.value("verdict", "") == "delivered") return out;
+  if (report.contains("reason")) {
+    out.push_back(fmt::format("{} {}", report.value("status", ""), report.value("reason", "")));
+  }
+  for (const auto& h : report.value("hosts", nlohmann::json::array())) {
+    const std::string host = h.value("host", "");
+    bool connected = false;
+    for (const auto& c : h.value("connections", nlohmann::json::array())) {
+      connected = true;
+      if (c.value("ok", false)) continue;
+      out.push_back(fmt::format("MX host {}[{}]: {} {}", host, c.value("ip", ""),
+                                c.value("status", ""), c.value("reason", "")));
+    }
+    if (!connected) {
+      out.push_back(fmt::format("MX host {}: {} {}", host, h.value("status", "4.4.4"),
+                                h.value("reason", "")));
+    }
+  }
+  if (out.empty()) out.push_back("no MX host would take the mail");
+  return out;
+}
+
+}  // namespace
+
+struct Preflight::Impl : std::enable_shared_from_this<Impl> {
+  asio::io_context& io;
+  dns::Resolver& resolver;
+  DeliveryOptions options;
+  std::string helo_name;
+  std::shared_ptr<asio::ssl::context> tls_context;
+  std::filesystem::path status_file;
+  asio::steady_timer timer;
+  bool stopping = false;
+  bool running = false;
+  // domain -> whether its mail would be deferred now, from the last completed round.
+  std::map<std::string, bool> failing;
+
+  Impl(asio::io_context& i, dns::Resolver& r, DeliveryOptions o, std::string h,
+       std::shared_ptr<asio::ssl::context> t, std::filesystem::path f)
+      : io(i),
+        resolver(r),
+        options(std::move(o)),
+        helo_name(std::move(h)),
+        tls_context(std::move(t)),
+        status_file(std::move(f)),
+        timer(i) {}
+
+  void WriteStatus(const nlohmann::json& domains) const {
+    const nlohmann::json j = {{"checked", queue::FormatRfc5322Date(queue::Clock::now())},
+                              {"domains", domains}};
+    WriteStatusFile(status_file, j, "pre-flight");
+  }
+
+  asio::awaitable<void> Round() {
+    nlohmann::json domains = nlohmann::json::array();
+    std::map<std::string, bool> result;
+    const std::vector<std::string> checked = PreflightDomains(options.mandatory_domains);
+    for (const std::string& domain : checked) {
+      nlohmann::json report;
+      // A copy: a reload may replace `options` while this round awaits.
+      const DeliveryOptions opts = options;
+      // Mandatory DANE decides for these domains; MTA-STS is not looked at.
+      co_await ProbeDomain(opts, helo_name, domain, true, resolver, tls_context, nullptr, report);
+      if (stopping) co_return;
+      const auto problems = Problems(report);
+      for (const auto& p : problems) {
+        spdlog::warn("pre-flight: mail to mandatory-DANE domain {} would be deferred now: {}",
+                     domain, p);
+      }
+      if (problems.empty()) {
+        spdlog::info("pre-flight: mail to mandatory-DANE domain {} would be delivered via {}",
+                     domain, report.value("via", ""));
+      }
+      result[domain] = !problems.empty();
+      domains.push_back({{"domain", domain},
+                         {"ok", problems.empty()},
+                         {"via", report.value("via", "")},
+                         {"problems", problems}});
+    }
+    failing = std::move(result);
+    WriteStatus(domains);
+  }
+
+  asio::awaitable<void> Loop() {
+    auto self = shared_from_this();
+    running = true;
+    while (!stopping) {
+      co_await Round();
+      if (stopping || options.preflight_interval.count() == 0) break;
+      timer.expires_after(options.preflight_interval);
+      auto [ec] = co_await timer.async_wait(kUseTuple);
+      if (ec && stopping) break;
+    }
+    running = false;
+  }
+};
+
+Preflight::Preflight(asio::io_context& io, dns::Resolver& resolver, DeliveryOptions options,
+                     std::string helo_name, std::shared_ptr<asio::ssl::context> tls_context,
+                     std::filesystem::path status_file)
+    : impl_(std::make_shared<Impl>(io, resolver, std::move(options), std::move(helo_name),
+                                   std::move(tls_context), std::move(status_file))) {}
+
+Preflight::~Preflight() { Stop(); }
+
+void Preflight::Start() {
+  if (impl_->options.preflight_interval.count() == 0 || impl_->running) return;
+  asio::co_spawn(impl_->io, impl_->Loop(), LogIfBug(Service::kMaster, "the pre-flight check"));
+}
+
+void Preflight::Stop() {
+  impl_->stopping = true;
+  impl_->timer.cancel();
+}
+
+void Preflight::Reload(const DeliveryOptions& options, const std::string& helo_name) {
+  impl_->options = options;
+  impl_->helo_name = helo_name;
+  if (impl_->running) {
+    impl_->timer.cancel();  // check with the new list now
+  } else {
+    Start();
+  }
+}
+
+std::string Preflight::MetricsText() const {
+  std::string out =
+      "# HELP danerelay_dane_preflight_failing Whether mail to a mandatory-DANE domain would be "
+      "deferred now (1) or delivered (0), by the last pre-flight check.\n"
+      "# TYPE danerelay_dane_preflight_failing gauge\n";
+  for (const auto& [domain, fails] : impl_->failing) {
+    out += fmt::format("danerelay_dane_preflight_failing{{domain=\"{}\"}} {}\n", domain,
+                       fails ? 1 : 0);
+  }
+  return out;
+}
+
+std::vector<std::string> PreflightDomains(const std::vector<std::string>& mandatory_domains) {
+  std::vector<std::string> out;
+  for (const auto& entry : mandatory_domains) {
+    std::string d = LowerAscii(!entry.empty() && entry.front() == '.' ? entry.substr(1) : entry);
+    if (!d.empty() && std::find(out.begin(), out.end(), d) == out.end()) out.push_back(d);
+  }
+  return out;
+}
+
+std::filesystem::path PreflightStatusFile(const std::filesystem::path& queue_dir) {
+  return queue_dir / "preflight.status";
+}
+
+std::vector<std::string> DescribePreflightStatus(const std::filesystem::path& queue_dir,
+                                                 int* failing) {
+  std::ifstream in(PreflightStatusFile(queue_dir));
+  if (!in) return {};
+  const auto j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return {"pre-flight: status file unreadable"};
+  std::vector<std::string> out;
+  int bad = 0;
+  for (const auto& d : j.value("domains", nlohmann::json::array())) {
+    if (d.value("ok", false)) {
+      out.push_back(fmt::format("pre-flight:  {} ok, via {} (checked {})", d.value("domain", "?"),
+                                d.value("via", "?"), j.value("checked", "?")));
+      continue;
+    }
+    ++bad;
+    for (const auto& p : d.value("problems", nlohmann::json::array())) {
+      out.push_back(fmt::format("pre-flight:  {} WOULD BE DEFERRED: {} (checked {})",
+                                d.value("domain", "?"), p.get<std::string>(),
+                                j.value("checked", "?")));
+    }
+  }
+  if (failing) *failing = bad;
+  return out;
+}
+
+}  // namespace danerelay::relay

@@ -1,0 +1,202 @@
+#include "relay/tlsrpt/tls_report.hpp"
+
+#include <gtest/gtest.h>
+#include <zlib.h>
+#include <nlohmann/json.hpp>
+
+#include "relay/smtp/sasl.hpp"
+
+namespace danerelay::relay {
+namespace {
+
+queue::AttemptRecord Session(std::string mx, std::string verdict, std::string reply,
+                             std::string tlsa = "", std::string sts = "") {
+  queue::AttemptRecord a;
+  a.mx_host = std::move(mx);
+  a.ip = "192.0.2.1";
+  a.tls_verdict = std::move(verdict);
+  a.reply = std::move(reply);
+  a.dnssec_tlsa = std::move(tlsa);
+  a.mta_sts = std::move(sts);
+  return a;
+}
+
+TEST(TlsReportTest, ResultTypesFromWhatTheAttemptRecorded) {
+  EXPECT_EQ(ResultType(Session("mx", "none", "TLS is required, but mx does not offer STARTTLS")),
+            "starttls-not-supported");
+  EXPECT_EQ(ResultType(Session("mx", "Untrusted",
+                               "Server certificate not trusted under the MTA-STS policy "
+                               "(hostname mismatch): mx[192.0.2.1]:25")),
+            "certificate-host-mismatch");
+  EXPECT_EQ(ResultType(Session("mx", "Untrusted",
+                               "Server certificate not trusted under the MTA-STS policy "
+                               "(self-signed certificate): mx")),
+            "certificate-not-trusted");
+  EXPECT_EQ(ResultType(Session("mx", "Untrusted",
+                               "Server certificate not verified (no TLSA record matched): mx")),
+            "validation-failure");
+  EXPECT_EQ(ResultType(Session("mx", "none", "mx: mandatory DANE: no usable TLSA records")),
+            "tlsa-invalid");
+  EXPECT_EQ(ResultType(Session("mx", "none", "mx: mandatory DANE: no TLSA records")),
+            "dane-required");
+  EXPECT_EQ(ResultType(Session("", "none", "lookup failed ... (bogus)")), "dnssec-invalid");
+  EXPECT_EQ(ResultType(Session("mx", "Verified", "550 5.1.1 no such user")), "");
+  EXPECT_EQ(ResultType(Session("mx", "none", "connect to mx: Connection refused")), "");
+}
+
+TEST(TlsReportTest, OneEntryPerPolicyWithCountsAndDetails) {
+  const std::vector<queue::AttemptRecord> sessions = {
+      Session("mx.a.example", "Verified", "250 ok", "secure: 3 1 1 AB"),
+      Session("mx.a.example", "Untrusted", "Server certificate not verified (x): mx",
+              "secure: 3 1 1 AB"),
+      Session("mx.a.example", "Trusted", "250 ok", "", "enforce id=1"),
+      Session("mx.a.example", "Trusted", "250 ok", "", "enforce id=1 (cached)"),
+      Session("mx.a.example", "none", "connect to mx: Connection refused"),  // not counted
+  };
+  const auto day = queue::TimePoint(std::chrono::seconds(1796169600));  // 2026-12-02 00:00 UTC
+  const auto r = BuildTlsReport("a.example", day, sessions,
+                                "version: STSv1\nmode: enforce\nmax_age: 86400\nmx: mx.a.example\n",
+                                {"Example Org", "mailto:tls@example.org", "relay.example"});
+  EXPECT_EQ(r["organization-name"], "Example Org");
+  EXPECT_EQ(r["contact-info"], "mailto:tls@example.org");
+  EXPECT_EQ(r["date-range"]["start-datetime"], "2026-12-02T00:00:00Z");
+  EXPECT_EQ(r["date-range"]["end-datetime"], "2026-12-02T23:59:59Z");
+  EXPECT_EQ(r["report-id"], "2026-12-02_a.example@relay.example");
+  ASSERT_EQ(r["policies"].size(), 2u);
+  // Sorted by their JSON: "sts" before "tlsa".
+  const auto& sts = r["policies"][0];
+  EXPECT_EQ(sts["policy"]["policy-type"], "sts");
+  EXPECT_EQ(sts["policy"]["mx-host"], nlohmann::json::array({"mx.a.example"}));
+  EXPECT_EQ(sts["policy"]["policy-string"].size(), 4u);
+  EXPECT_EQ(sts["summary"]["total-successful-session-count"], 2);
+  EXPECT_EQ(sts["summary"]["total-failure-session-count"], 0);
+  EXPECT_FALSE(sts.contains("failure-details"));
+  const auto& tlsa = r["policies"][1];
+  EXPECT_EQ(tlsa["policy"]["policy-type"], "tlsa");
+  EXPECT_EQ(tlsa["policy"]["policy-string"], nlohmann::json::array({"3 1 1 AB"}));
+  EXPECT_EQ(tlsa["summary"]["total-successful-session-count"], 1);
+  EXPECT_EQ(tlsa["summary"]["total-failure-session-count"], 1);
+  const auto& d = tlsa["failure-details"][0];
+  EXPECT_EQ(d["result-type"], "validation-failure");
+  EXPECT_EQ(d["receiving-mx-hostname"], "mx.a.example");
+  EXPECT_EQ(d["receiving-ip"], "192.0.2.1");
+  EXPECT_EQ(d["failed-session-count"], 1);
+}
+
+TEST(TlsReportTest, StsPolicyThatCouldNotBeHadIsAFailureOfItsType) {
+  queue::AttemptRecord a = Session("mx.b.example", "Anonymous", "250 ok", "",
+                                   "no policy: sts-webpki-invalid: https://mta-sts.b.example/: "
+                                   "SSL certificate problem");
+  EXPECT_EQ(ResultType(a), "sts-webpki-invalid");
+  a.mta_sts = "no policy: sts-policy-invalid: mode: bogus";
+  EXPECT_EQ(ResultType(a), "sts-policy-invalid");
+  const auto day = queue::TimePoint(std::chrono::seconds(1796169600));
+  const auto r = BuildTlsReport("b.example", day, {a}, "", {"o", "c", "h"});
+  ASSERT_EQ(r["policies"].size(), 1u);
+  const auto& p = r["policies"][0];
+  EXPECT_EQ(p["policy"]["policy-type"], "sts");
+  EXPECT_FALSE(p["policy"].contains("policy-string"));
+  EXPECT_EQ(p["summary"]["total-failure-session-count"], 1);
+  EXPECT_EQ(p["failure-details"][0]["result-type"], "sts-policy-invalid");
+}
+
+TEST(TlsRptTxtTest, OneRecordWithRua) {
+  EXPECT_EQ(ParseTlsRptTxt({"v=TLSRPTv1; rua=mailto:tls@example.com"}),
+            std::vector<std::string>{"mailto:tls@example.com"});
+  EXPECT_EQ(ParseTlsRptTxt({"v=spf1 -all",
+                            "v=TLSRPTv1;rua=mailto:a@x.example, "
+                            "https://r.example/tlsrpt ,ftp://no.example/"}),
+            (std::vector<std::string>{"mailto:a@x.example", "https://r.example/tlsrpt"}));
+  EXPECT_TRUE(ParseTlsRptTxt({}).empty());
+  EXPECT_TRUE(ParseTlsRptTxt({"v=TLSRPTv1"}).empty());                           // no rua
+  EXPECT_TRUE(ParseTlsRptTxt({"v=TLSRPTv10; rua=mailto:a@x.example"}).empty());  // other version
+  EXPECT_TRUE(
+      ParseTlsRptTxt({"v=TLSRPTv1; rua=mailto:a@x.example", "v=TLSRPTv1; rua=mailto:b@x.example"})
+          .empty());  // two records: none
+}
+
+TEST(TlsRptTxtTest, MailtoAndHttpsUris) {
+  EXPECT_EQ(MailtoAddress("mailto:tls%2Brpt@example.com?subject=x"), "tls+rpt@example.com");
+  EXPECT_EQ(MailtoAddress("MAILTO:a@b.example"), "a@b.example");
+  EXPECT_FALSE(MailtoAddress("mailto:nobody"));
+  EXPECT_FALSE(MailtoAddress("mailto:a@b.example,c@d.example"));
+  EXPECT_FALSE(MailtoAddress("mailto:a%0d%0aBcc:@b.example"));  // no header injection
+  EXPECT_FALSE(MailtoAddress("https://x.example/"));
+  const auto u = ParseHttpsUri("https://Reports.Example:8443/v1/tlsrpt?k=1#frag");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->host, "reports.example");
+  EXPECT_EQ(u->port, 8443);
+  EXPECT_EQ(u->path, "/v1/tlsrpt?k=1");
+  const auto bare = ParseHttpsUri("https://r.example");
+  ASSERT_TRUE(bare);
+  EXPECT_EQ(bare->port, 443);
+  EXPECT_EQ(bare->path, "/");
+  EXPECT_FALSE(ParseHttpsUri("http://r.example/"));
+  EXPECT_FALSE(ParseHttpsUri("https://user@r.example/"));
+  EXPECT_FALSE(ParseHttpsUri("https://r.example:99999/"));
+  EXPECT_FALSE(ParseHttpsUri("https://[::1]/"));
+}
+
+std::string Gunzip(const std::string& data) {
+  z_stream z{};
+  EXPECT_EQ(inflateInit2(&z, 15 + 16), Z_OK);
+  std::string out(1 << 20, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(inflate(&z, Z_FINISH), Z_STREAM_END);
+  out.resize(z.total_out);
+  inflateEnd(&z);
+  return out;
+}
+
+TEST(TlsReportMailTest, Rfc8460Section53) {
+  const std::string json = R"({"organization-name":"o","policies":[]})";
+  const std::string gz = Gzip(json);
+  ASSERT_GE(gz.size(), 2u);
+  EXPECT_EQ(static_cast<unsigned char>(gz[0]), 0x1f);  // gzip magic, not zlib
+  EXPECT_EQ(static_cast<unsigned char>(gz[1]), 0x8b);
+  EXPECT_EQ(Gunzip(gz), json);
+
+  TlsReportMail m;
+  m.from = "postmaster@relay.example";
+  m.recipients = {"tls@b.example", "tls2@b.example"};
+  m.domain = "b.example";
+  m.submitter = "relay.example";
+  m.report_id = "2026-12-02_b.example@relay.example";
+  m.begin = queue::TimePoint(std::chrono::seconds(1796169600));
+  m.end = m.begin + std::chrono::seconds(86399);
+  m.gzipped_json = gz;
+  m.message_id = "0ABCDEF";
+  m.now = m.begin + std::chrono::hours(25);
+  const std::string mail = ComposeTlsReportMail(m);
+  const auto has = [&](std::string_view s) { return mail.find(s) != std::string::npos; };
+  EXPECT_TRUE(mail.starts_with("From: postmaster@relay.example\r\n"));
+  EXPECT_TRUE(has("To: tls@b.example,\r\n\ttls2@b.example\r\n"));
+  EXPECT_TRUE(
+      has("Subject: Report Domain: b.example Submitter: relay.example\r\n Report-ID: "
+          "<2026-12-02_b.example@relay.example>\r\n"));
+  EXPECT_TRUE(has("TLS-Report-Domain: b.example\r\n"));
+  EXPECT_TRUE(has("TLS-Report-Submitter: relay.example\r\n"));
+  EXPECT_TRUE(has("Content-Type: multipart/report; report-type=\"tlsrpt\";"));
+  EXPECT_TRUE(
+      has("Content-Type: application/tlsrpt+gzip;\r\n\t"
+          "name=\"relay.example!b.example!1796169600!1796255999.json.gz\""));
+  EXPECT_TRUE(has("filename=\"relay.example!b.example!1796169600!1796255999.json.gz\""));
+  // The attachment decodes to the gzipped JSON.
+  const auto start = mail.find("base64\r\n\r\n") + 10;
+  const auto end = mail.find("\r\n\r\n--", start);
+  std::string b64 = mail.substr(start, end - start);
+  std::erase(b64, '\r');
+  std::erase(b64, '\n');
+  const auto decoded = DecodeBase64(b64);
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(Gunzip(*decoded), json);
+  for (size_t pos = 0, nl; (nl = mail.find("\r\n", pos)) != std::string::npos; pos = nl + 2) {
+    EXPECT_LE(nl - pos, 78u);
+  }
+}
+
+}  // namespace
+}  // namespace danerelay::relay

@@ -1,0 +1,378 @@
+#include "relay/tlsrpt/tls_reporter.hpp"
+
+#include <spdlog/spdlog.h>
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/thread_pool.hpp>
+#include <asio/use_awaitable.hpp>
+#include <nlohmann/json.hpp>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <random>
+#include <ranges>
+#include <set>
+
+#include "dns/resolver.hpp"
+#include "queue/committer.hpp"
+#include "queue/queue_id.hpp"
+#include "relay/daemon/logging.hpp"
+#include "relay/daemon/metrics.hpp"
+#include "relay/io/connection.hpp"
+#include "relay/io/store_bridge.hpp"
+#include "relay/policy/https_client.hpp"
+#include "relay/tlsrpt/tls_report.hpp"
+
+namespace danerelay::relay {
+namespace {
+
+constexpr auto kDay = std::chrono::hours(24);
+// A POST refused for a reason that may pass (no connection, 5xx, 408, 429) is tried again after
+// these pauses, across restarts: eight tries in about 21 hours, then it is given up.
+constexpr std::chrono::seconds kPostPauses[] = {std::chrono::seconds(30), std::chrono::minutes(5),
+                                                std::chrono::minutes(30), std::chrono::hours(1),
+                                                std::chrono::hours(2),    std::chrono::hours(6),
+                                                std::chrono::hours(12)};
+constexpr int kPostTries = std::size(kPostPauses) + 1;
+// What was reported stays in tls_reports (`danerelay tls-rpt list`) this long.
+constexpr auto kKeepRecords = std::chrono::days(31);
+// A domain's TLS-RPT record may name any number of rua URIs; each costs a mail or a POST a day,
+// so that a remote domain cannot make us send hundreds: the first few are used (RFC 8460 §3
+// sets no limit; DMARC reporters limit theirs likewise).
+constexpr std::size_t kMaxRuaUris = 5;
+
+std::string FormatPause(std::chrono::seconds d) {
+  const auto n = d.count();
+  if (n % 3600 == 0) return fmt::format("{}h", n / 3600);
+  if (n % 60 == 0) return fmt::format("{}min", n / 60);
+  return fmt::format("{}s", n);
+}
+
+queue::TimePoint StartOfUtcDay(queue::TimePoint t) {
+  const auto s = std::chrono::time_point_cast<std::chrono::seconds>(t);
+  return queue::TimePoint(s - std::chrono::seconds(s.time_since_epoch().count() % 86400));
+}
+
+}  // namespace
+
+struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
+  asio::io_context& io;
+  dns::Resolver& resolver;
+  queue::Committer& committer;
+  queue::QueueIdGenerator& ids;
+  DeliveryOptions options;
+  std::string hostname;
+  std::function<void()> queued;
+  asio::steady_timer timer;
+  asio::thread_pool pool{1};  // libcurl blocks
+  bool stopping = false;
+  bool running = false;
+  queue::TimePoint next_round{};  // the next daily run (at once after start and reload)
+
+  Impl(asio::io_context& i, dns::Resolver& r, queue::Committer& c, queue::QueueIdGenerator& g,
+       DeliveryOptions o, std::string h, std::function<void()> q)
+      : io(i),
+        resolver(r),
+        committer(c),
+        ids(g),
+        options(std::move(o)),
+        hostname(std::move(h)),
+        queued(std::move(q)),
+        timer(i) {}
+  ~Impl() { pool.join(); }
+
+  // The reports' sender: the contact when it is an address, else postmaster.
+  std::string Sender() const {
+    const std::string& c = options.tls_rpt.contact;
+    const auto address = MailtoAddress(c.starts_with("mailto:") ? c : "mailto:" + c);
+    return address && address->find(':') == std::string::npos ? *address : "postmaster@" + hostname;
+  }
+
+  struct PostResult {
+    std::string why;    // "" when the report was taken
+    bool again = true;  // worth another try
+  };
+
+  // POSTs the report to one https: URI.
+  asio::awaitable<PostResult> Post(const HttpsUri& uri, const std::string& gz) {
+    HttpsRequest req;
+    req.host = uri.host;
+    req.port = uri.port;
+    req.path = uri.path;
+    req.ca_file = options.mta_sts.ca_file;
+    req.timeout = options.mta_sts.fetch_timeout;
+    req.allow_special_addresses = options.mta_sts.allow_special_addresses;
+    req.post_body = gz;
+    req.post_type = "application/tlsrpt+gzip";
+    for (const bool v6 : {false, true}) {
+      const auto a = co_await resolver.LookupAddresses(req.host, v6);
+      req.addresses.insert(req.addresses.end(), a.addresses.begin(), a.addresses.end());
+    }
+    if (req.addresses.empty()) co_return PostResult{"no address for " + req.host};
+    const auto post = [req]() -> asio::awaitable<tl::expected<HttpsResponse, HttpsError>> {
+      co_return HttpsRequestOnce(req);
+    };
+    auto got = co_await asio::co_spawn(pool, post, asio::use_awaitable);
+    // A host at special-purpose addresses is refused for good (a policy, not a failure).
+    if (!got) co_return PostResult{got.error().message, !got.error().refused};
+    if (got->status < 200 || got->status > 299) {
+      // Other answers (a redirect, which is not followed; a 4xx) will not change.
+      const bool again = got->status >= 500 || got->status == 408 || got->status == 429;
+      co_return PostResult{fmt::format("HTTP status {}", got->status), again};
+    }
+    co_return PostResult{};
+  }
+
+  asio::awaitable<void> Report(const std::string& domain, queue::TimePoint day) {
+    // Named: GCC 12 and temporaries across a co_await.
+    const std::string txt_name = "_smtp._tls." + domain;
+    const dns::TxtAnswer txt = co_await resolver.LookupTxt(txt_name);
+    if (txt.rcode == dns::Rcode::kFailed) {
+      spdlog::warn(
+          "TLS-RPT: TXT lookup for {} failed ({}); the report for {:%Y-%m-%d} is tried "
+          "again later",
+          txt_name, LogSafe(txt.why), std::chrono::time_point_cast<std::chrono::seconds>(day));
+      co_return;
+    }
+    std::vector<std::string> rua = ParseTlsRptTxt(txt.records);
+    if (rua.size() > kMaxRuaUris) {
+      spdlog::warn("TLS-RPT: {} names {} rua URIs; only the first {} are used", txt_name,
+                   rua.size(), kMaxRuaUris);
+      rua.resize(kMaxRuaUris);
+    }
+    const std::string rua_text = fmt::format("{}", fmt::join(rua, " "));
+    queue::Store::TlsReportRecord record{domain, day, "", queue::Clock::now(), rua_text, ""};
+    if (rua.empty()) {
+      record.outcome = "not sent: no TLS-RPT policy (_smtp._tls TXT with rua=)";
+      const auto put = [record](queue::Store& s) { return s.PutTlsReport(record); };
+      co_await OnStoreWrite(committer, put);
+      co_return;
+    }
+    const auto read = [domain, day](queue::Store& s) {
+      return std::make_pair(s.GetDomainSessions(domain, day, day + kDay), s.GetStsPolicy(domain));
+    };
+    const auto [sessions, policy] = co_await OnStore(committer, read);
+    if (!sessions || !policy) {
+      spdlog::warn("TLS-RPT: cannot read the sessions of {}: {}", domain,
+                   (!sessions ? sessions.error() : policy.error()).message);
+      co_return;
+    }
+    const nlohmann::json report =
+        BuildTlsReport(domain, day, *sessions, *policy ? (*policy)->policy : "",
+                       MakeTlsReportHeader(options.tls_rpt, hostname));
+    record.report_id = report.value("report-id", "");
+    const std::string gz =
+        Gzip(report.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+
+    // mailto: one message to every address, queued with the record.
+    std::vector<std::string> outcome;
+    std::optional<queue::NewMessage> mail;
+    std::vector<std::string> mail_to;
+    std::vector<HttpsUri> posts;
+    for (const auto& uri : rua) {
+      if (const auto address = MailtoAddress(uri)) {
+        if (!mail) {
+          mail.emplace();
+          mail->id = ids.Next(queue::Clock::now());
+          mail->arrival = queue::Clock::now();
+          mail->sender = Sender();
+          mail->protocol = "local";
+        }
+        mail->recipients.push_back({*address, queue::kNotifyNever, ""});
+        mail_to.push_back(*address);
+      } else if (const auto https = ParseHttpsUri(uri)) {
+        posts.push_back(*https);
+      } else {
+        outcome.push_back(fmt::format("{}: not a usable URI", uri));
+      }
+    }
+    if (mail) {
+      TlsReportMail m;
+      m.from = mail->sender;
+      m.recipients = mail_to;
+      m.domain = domain;
+      m.submitter = hostname;
+      m.report_id = record.report_id;
+      m.begin = day;
+      m.end = day + kDay - std::chrono::seconds(1);
+      m.gzipped_json = gz;
+      m.message_id = mail->id;
+      m.now = queue::Clock::now();
+      mail->content = ComposeTlsReportMail(m);
+      outcome.push_back(fmt::format("mail queued as {}", mail->id));
+    }
+    record.outcome = fmt::format("{}", fmt::join(outcome, "; "));
+    std::vector<queue::Store::TlsReportPost> to_post;
+    for (const auto& uri : posts) {
+      queue::Store::TlsReportPost p;
+      p.domain = domain;
+      p.day = day;
+      p.url = fmt::format("https://{}:{}{}", uri.host, uri.port, uri.path);
+      p.report_id = record.report_id;
+      p.payload = gz;
+      p.next = record.made;
+      to_post.push_back(std::move(p));
+    }
+    const std::optional<queue::NewMessage> to_queue = mail;
+    const auto put = [record, to_queue, to_post](queue::Store& s) {
+      return s.PutTlsReport(record, to_queue ? &*to_queue : nullptr, to_post);
+    };
+    if (auto w = co_await OnStoreWrite(committer, put); !w) {
+      spdlog::warn("TLS-RPT: report {} not recorded, not sent: {}", record.report_id,
+                   w.error().message);
+      co_return;
+    }
+    const int failed_sessions = [&] {
+      int n = 0;
+      for (const auto& p : report.value("policies", nlohmann::json::array())) {
+        n += p["summary"].value("total-failure-session-count", 0);
+      }
+      return n;
+    }();
+    if (mail) {
+      Metrics::Get().Add("danerelay_tls_rpt_reports_total", "outcome=\"mail_queued\"");
+      spdlog::info(
+          "TLS-RPT: report {} for {} ({} session(s), {} failed): {} <{}> to {}", record.report_id,
+          domain, sessions->size(), failed_sessions, mail->id, mail->sender,
+          fmt::join(mail_to | std::views::transform([](const auto& a) { return LogSafe(a); }),
+                    ", "));
+      if (queued) queued();
+    }
+    if (!posts.empty()) {
+      spdlog::info(
+          "TLS-RPT: report {} for {} ({} session(s), {} failed) to be posted to {}",
+          record.report_id, domain, sessions->size(), failed_sessions,
+          fmt::join(to_post | std::views::transform([](const auto& p) { return LogSafe(p.url); }),
+                    ", "));
+    }
+  }
+
+  // The POSTs that are due: each tried once; taken, given up, or its next try set.
+  asio::awaitable<void> PostDue() {
+    const auto now = queue::Clock::now();
+    const auto read = [now](queue::Store& s) { return s.GetDueTlsReportPosts(now); };
+    const auto due = co_await OnStore(committer, read);
+    if (!due) {
+      spdlog::warn("TLS-RPT: cannot read the reports to post: {}", due.error().message);
+      co_return;
+    }
+    for (queue::Store::TlsReportPost p : *due) {
+      if (stopping || !options.tls_rpt.enabled) co_return;
+      const auto uri = ParseHttpsUri(p.url);
+      PostResult got{"not a usable URI", false};
+      if (uri) got = co_await Post(*uri, p.payload);  // (no co_await in ?: with GCC 12)
+      ++p.tries;
+      p.last_error = got.why;
+      if (got.why.empty()) {
+        p.state = "posted";
+        Metrics::Get().Add("danerelay_tls_rpt_reports_total", "outcome=\"https_posted\"");
+        spdlog::info("TLS-RPT: report {} for {} posted to {} (try {})", p.report_id, p.domain,
+                     LogSafe(p.url), p.tries);
+      } else if (got.again && p.tries < kPostTries) {
+        const auto pause = kPostPauses[p.tries - 1];
+        p.next = queue::Clock::now() + pause;
+        spdlog::info("TLS-RPT: report {} not taken by {}: {}; trying again in {} (try {} of {})",
+                     p.report_id, LogSafe(p.url), LogSafe(got.why), FormatPause(pause), p.tries + 1,
+                     kPostTries);
+      } else {
+        p.state = "failed";
+        Metrics::Get().Add("danerelay_tls_rpt_reports_total", "outcome=\"https_failed\"");
+        spdlog::warn("TLS-RPT: report {} for {} could not be posted to {}: {}; given up after {}",
+                     p.report_id, p.domain, LogSafe(p.url), LogSafe(got.why), Tries(p.tries));
+      }
+      const auto update = [p](queue::Store& s) { return s.UpdateTlsReportPost(p); };
+      if (auto w = co_await OnStoreWrite(committer, update); !w) {
+        spdlog::warn("TLS-RPT: cannot record the POST of report {}: {}", p.report_id,
+                     w.error().message);
+      }
+    }
+  }
+
+  // The reports not yet made for yesterday and the day before; records older than kKeepRecords
+  // are dropped.
+  asio::awaitable<void> Round() {
+    const auto today = StartOfUtcDay(queue::Clock::now());
+    const auto purge = [before = today - kKeepRecords](queue::Store& s) {
+      return s.PurgeTlsReports(before);
+    };
+    co_await OnStoreWrite(committer, purge);
+    for (const auto day : {today - 2 * kDay, today - kDay}) {
+      const auto read = [day](queue::Store& s) {
+        return std::make_pair(s.GetSessionDomains(day, day + kDay), s.GetTlsReports(day));
+      };
+      const auto [domains, made] = co_await OnStore(committer, read);
+      if (!domains || !made) {
+        spdlog::warn("TLS-RPT: cannot read the queue: {}",
+                     (!domains ? domains.error() : made.error()).message);
+        co_return;
+      }
+      std::set<std::string> done;
+      for (const auto& r : *made) done.insert(r.domain);
+      for (const std::string& domain : *domains) {
+        if (stopping || !options.tls_rpt.enabled) co_return;
+        if (done.contains(domain) || options.routes.contains(domain)) continue;
+        co_await Report(domain, day);
+      }
+    }
+  }
+
+  asio::awaitable<void> Loop() {
+    auto self = shared_from_this();
+    running = true;
+    std::minstd_rand random(std::random_device{}());
+    while (!stopping) {
+      if (options.tls_rpt.enabled && queue::Clock::now() >= next_round) {
+        co_await Round();
+        // Next: 00:05 to 00:35 UTC (RFC 8460 §4.1 asks reporters to spread their load).
+        next_round = StartOfUtcDay(queue::Clock::now()) + kDay + std::chrono::minutes(5) +
+                     std::chrono::seconds(random() % 1800);
+      }
+      if (options.tls_rpt.enabled && !stopping) co_await PostDue();
+      if (stopping) break;
+      // Disabled: asleep until a reload (which cancels the timer).
+      auto wake = queue::Clock::now() + kDay;
+      if (options.tls_rpt.enabled) {
+        wake = next_round;
+        const auto read = [](queue::Store& s) { return s.NextTlsReportPost(); };
+        if (const auto post = co_await OnStore(committer, read); post && *post) {
+          wake = std::min(wake, **post);
+        }
+      }
+      const auto now = queue::Clock::now();
+      timer.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+          std::max(wake - now, queue::Clock::duration(std::chrono::seconds(1)))));
+      co_await timer.async_wait(kUseTuple);
+    }
+    running = false;
+  }
+};
+
+TlsReporter::TlsReporter(asio::io_context& io, dns::Resolver& resolver, queue::Committer& committer,
+                         queue::QueueIdGenerator& ids, DeliveryOptions options,
+                         std::string hostname, std::function<void()> queued)
+    : impl_(std::make_shared<Impl>(io, resolver, committer, ids, std::move(options),
+                                   std::move(hostname), std::move(queued))) {}
+
+TlsReporter::~TlsReporter() { Stop(); }
+
+void TlsReporter::Start() {
+  if (impl_->running) return;
+  asio::co_spawn(impl_->io, impl_->Loop(), LogIfBug(Service::kMaster, "the TLS report sender"));
+}
+
+void TlsReporter::Stop() {
+  impl_->stopping = true;
+  impl_->timer.cancel();
+}
+
+void TlsReporter::Reload(const DeliveryOptions& options, const std::string& hostname) {
+  impl_->options = options;
+  impl_->hostname = hostname;
+  impl_->next_round = {};
+  impl_->timer.cancel();
+}
+
+}  // namespace danerelay::relay
