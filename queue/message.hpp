@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "queue/failure.hpp"
+
 namespace danerelay::queue {
 
 using Clock = std::chrono::system_clock;
@@ -94,6 +96,7 @@ struct StoredRecipient {
   // last_reply is the reply last_remote gave, not this relay's own account (see
   // RecipientUpdate::reply_is_remote).
   bool last_reply_remote = false;
+  Cause last_cause = Cause::kNone;  // why the last attempt failed (kNone: delivered, or unknown)
   std::optional<TimePoint> last_attempt;
   bool delay_warned = false;
 };
@@ -132,6 +135,7 @@ struct RecipientUpdate {
   // Remote-MTA with "smtp;" diagnostics). False for this relay's own account of a failure (DNS,
   // DANE, TLS, a refused connection, a loop, a missing extension), even when a host was reached.
   bool reply_is_remote = false;
+  Cause cause = Cause::kNone;  // why it failed or was deferred
 };
 
 // One row of the attempt history (design.md: time, MX host, IP, DNSSEC facts, TLS verdict,
@@ -148,8 +152,9 @@ struct AttemptRecord {
   std::string tlsa_record;  // the matched record, zone-file form
   std::string reply;
   std::string status;
-  std::string note;     // [dane] testing_domains: "would defer under mandatory DANE: ..."
-  std::string mta_sts;  // the MTA-STS policy applied: "enforce id=..." ("" for none)
+  std::string note;         // [dane] testing_domains: "would defer under mandatory DANE: ..."
+  std::string mta_sts;      // the MTA-STS policy applied: "enforce id=..." ("" for none)
+  std::string result_type;  // RFC 8460 result type of a failed TLS session ("" otherwise)
 };
 
 }  // namespace danerelay::queue

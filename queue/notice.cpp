@@ -103,20 +103,20 @@ bool WantsNotice(NoticeKind kind, const MessageInfo& m, const StoredRecipient& r
   return (rcpt.notify & (kind == NoticeKind::kFailure ? kNotifyFailure : kNotifyDelay)) != 0;
 }
 
-std::string ExplainStatus(const std::string& status, const std::string& reply) {
+std::string ExplainStatus(const std::string& status, Cause cause) {
   const std::string s = status.size() > 2 ? status.substr(2) : status;  // "7.5" of "4.7.5"
-  if (reply.find("by the mail administrator") != std::string::npos) {
+  if (cause == Cause::kOperator) {
     return "The message was returned by the mail administrator of this relay; it was not "
            "delivered to this recipient.";
   }
   if (s == "7.5") {
-    if (reply.find("certificate not verified") != std::string::npos) {
+    if (cause == Cause::kDaneNotVerified) {
       return "The receiving server's certificate did not match the TLSA records it publishes "
              "in DNSSEC-signed DNS (DANE, RFC 7672). Either its operator changed the "
              "certificate without updating the TLSA records, or someone is impersonating the "
              "server. The mail was not sent.";
     }
-    if (reply.find("STARTTLS") != std::string::npos) {
+    if (cause == Cause::kStartTlsNotOffered || cause == Cause::kStartTlsRefused) {
       return "The receiving server publishes DANE (TLSA) records, or this domain requires "
              "DANE, but the server did not offer encryption (STARTTLS). The mail was not sent "
              "in plain text.";
@@ -194,7 +194,7 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
   for (const auto& r : recipients) {
     human += fmt::format(
         "<{}>: {}\r\n", global ? Utf8Field(r.address) : r.address,
-        relayed ? std::string("delivered") : ExplainStatus(r.last_status, r.last_reply));
+        relayed ? std::string("delivered") : ExplainStatus(r.last_status, r.last_cause));
     if (!r.last_reply.empty()) {
       // One line of at most 998 octets (RFC 5322 §2.1.1): a host name has at most 255.
       human += fmt::format("    ({}{})\r\n",

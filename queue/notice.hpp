@@ -47,6 +47,6 @@ std::optional<NewMessage> ComposeBounce(const MessageInfo& original, const std::
                                         const NoticeOptions& options);
 
 // The cause in plain words, for the human-readable part.
-std::string ExplainStatus(const std::string& status, const std::string& reply);
+std::string ExplainStatus(const std::string& status, Cause cause);
 
 }  // namespace danerelay::queue

@@ -92,6 +92,7 @@ TEST(NoticeTest, BounceForADaneFailure) {
   StoredRecipient r = m.recipients[0];
   r.last_status = "4.7.5";
   r.last_reply = "Server certificate not verified (no matching DANE TLSA records)";
+  r.last_cause = Cause::kDaneNotVerified;
   r.last_remote = "mx.example.net";
   r.last_attempt = kT0 + hours(120);
   const std::string original = "Subject: hello\r\nFrom: alice@example.org\r\n\r\nBody\r\n";
@@ -386,9 +387,34 @@ TEST(NoticeTest, Utf8AddressesInAGlobalNoticeCannotAddLines) {
               HasSubstr("Final-Recipient: utf-8; j\xC3\xB6rg??X-Injected: 1@dest.example\r\n"));
 }
 
+// The explanation follows the recorded cause, not the words of the reply beside it: a notice
+// whose reply text was reworded (or says something misleading) explains the same.
+TEST(NoticeTest, ExplanationFollowsTheCauseNotTheReplyText) {
+  EXPECT_THAT(ExplainStatus("4.7.5", Cause::kDaneNotVerified), HasSubstr("TLSA records"));
+  EXPECT_THAT(ExplainStatus("4.7.5", Cause::kStartTlsNotOffered),
+              HasSubstr("did not offer encryption"));
+  EXPECT_THAT(ExplainStatus("4.7.5", Cause::kTlsHandshake),
+              HasSubstr("could not be established"));
+  EXPECT_THAT(ExplainStatus("5.0.0", Cause::kOperator), HasSubstr("mail administrator"));
+  StoredRecipient r;
+  r.address = "bob@example.net";
+  r.last_status = "4.7.5";
+  r.last_cause = Cause::kDaneNotVerified;
+  MessageInfo m = OneRecipient("alice@example.org", kNotifyNone);
+  for (const std::string reply : {"STARTTLS by the mail administrator", "reworded: x"}) {
+    r.last_reply = reply;
+    const NewMessage n = ComposeNotice(NoticeKind::kFailure, m, "Subject: x\r\n\r\ny\r\n", {r},
+                                       "G4", kT0, std::nullopt, {"relay.test"});
+    EXPECT_THAT(n.content, HasSubstr("TLSA records")) << reply;
+    EXPECT_THAT(n.content, HasSubstr("Status: 4.7.5")) << reply;
+  }
+}
+
 TEST(NoticeTest, RequireTlsStatusesAreExplained) {
-  EXPECT_THAT(ExplainStatus("5.7.30", ""), HasSubstr("does not support REQUIRETLS"));
-  EXPECT_THAT(ExplainStatus("5.7.10", ""), HasSubstr("authenticated by DANE or MTA-STS"));
+  EXPECT_THAT(ExplainStatus("5.7.30", Cause::kRequireTlsNotOffered),
+              HasSubstr("does not support REQUIRETLS"));
+  EXPECT_THAT(ExplainStatus("5.7.10", Cause::kRequireTlsUnprotected),
+              HasSubstr("authenticated by DANE or MTA-STS"));
 }
 
 }  // namespace

@@ -38,6 +38,7 @@ PassOutcome SchedulePass(const MessageInfo& m, std::vector<RecipientUpdate> upda
                         r.last_remote};
       u.attempted = false;
       u.reply_is_remote = !r.last_reply.empty() && r.last_reply_remote;
+      u.cause = r.last_cause;
       updates.push_back(std::move(u));
       all.recipients.push_back(r);
     }
@@ -53,6 +54,7 @@ PassOutcome SchedulePass(const MessageInfo& m, std::vector<RecipientUpdate> upda
     after.last_reply = u.reply;
     after.last_remote = u.remote;
     after.last_reply_remote = u.reply_is_remote;
+    after.last_cause = u.cause;
     if (u.attempted) after.last_attempt = now;
     if (u.state == RecipientState::kDeferred) {
       if (Expired(m.arrival, now, options)) {

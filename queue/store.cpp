@@ -157,6 +157,13 @@ CREATE TABLE operator_log (
   notice_id TEXT NOT NULL
 );
 )sql",
+    // 11: why an attempt failed, typed (queue/failure.hpp): the RFC 8460 result type of the
+    // attempt, the cause of the recipient's last failure. Rows from before have none: their
+    // TLS-RPT sessions count without a result type, their notices explain by status alone.
+    R"sql(
+ALTER TABLE attempts ADD COLUMN result_type TEXT NOT NULL DEFAULT '';
+ALTER TABLE recipients ADD COLUMN last_cause TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 const std::string kRecipientQuery =

@@ -55,7 +55,7 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  static constexpr int kSchemaVersion = 10;
+  static constexpr int kSchemaVersion = 11;
   static std::filesystem::path DatabasePath(const StoreOptions& options);
 
   // Inserts the messages in one transaction, so one commit (one fsync) covers the batch.
@@ -229,10 +229,11 @@ class Store {
   tl::expected<Touched, StoreError> Delete(const Selection& s);
   // Pending recipients (queued, deferred, held; attempting too unless s.skip_in_flight: the
   // attempt's outcome is then dropped when it comes) become `final_state` now with `status`/`reply`
-  // (empty: keep the last ones); `notice` makes the bounce, queued in the same transaction.
+  // (empty: keep the last ones) and `cause` (kNone: keep the last one); `notice` makes the
+  // bounce, queued in the same transaction.
   tl::expected<Touched, StoreError> Finish(const Selection& s, RecipientState final_state,
                                            const std::string& status, const std::string& reply,
-                                           TimePoint now, const NoticeFn& notice);
+                                           Cause cause, TimePoint now, const NoticeFn& notice);
 
   // The operator log (schema 10): what the command line did, oldest first, taken out of the
   // table (one transaction) for the daemon to log. A read that finds nothing writes nothing, so

@@ -154,8 +154,8 @@ tl::expected<Store::Touched, StoreError> Store::Delete(const Selection& s) {
 tl::expected<Store::Touched, StoreError> Store::Finish(const Selection& s,
                                                        RecipientState final_state,
                                                        const std::string& status,
-                                                       const std::string& reply, TimePoint now,
-                                                       const NoticeFn& notice) {
+                                                       const std::string& reply, Cause cause,
+                                                       TimePoint now, const NoticeFn& notice) {
   // The operator's bounce takes recipients in delivery too: their outcome, when it comes, finds
   // them final and is dropped (delivery_agent.cpp). Expiry leaves them to that outcome.
   const std::string_view selected_recipient_states =
@@ -174,7 +174,8 @@ tl::expected<Store::Touched, StoreError> Store::Finish(const Selection& s,
             // A reply of ours (the operator's bounce, or the expiry's when there was none)
             // is no remote's.
             "last_reply_remote = CASE WHEN ?4 <> '' OR last_reply = '' THEN 0 "
-            "ELSE last_reply_remote END "
+            "ELSE last_reply_remote END, "
+            "last_cause = CASE WHEN ?5 <> '' THEN ?5 ELSE last_cause END "
             "WHERE message_id = ?1 AND idx IN (SELECT idx FROM sel WHERE sel.message_id = ?1)");
         auto msg = impl_->Prepare(
             fmt::format("SELECT {}, c.data FROM messages m JOIN contents c ON c.message_id = m.id "
@@ -200,6 +201,7 @@ tl::expected<Store::Touched, StoreError> Store::Finish(const Selection& s,
                             SQLITE_TRANSIENT);
           sqlite3_bind_text(upd->get(), 3, status.c_str(), -1, SQLITE_TRANSIENT);
           sqlite3_bind_text(upd->get(), 4, reply.c_str(), -1, SQLITE_TRANSIENT);
+          sqlite3_bind_text(upd->get(), 5, std::string(Token(cause)).c_str(), -1, SQLITE_TRANSIENT);
           if (auto r = impl_->StepDone(upd->get(), "finish"); !r) return r;
           const int found = sqlite3_step(msg->get());
           if (found == SQLITE_DONE) continue;

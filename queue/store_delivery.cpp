@@ -157,14 +157,14 @@ tl::expected<void, StoreError> Store::RecordDelivery(std::string_view message_id
     // keeps its attempt count and time.
     auto upd = impl_->Prepare(
         "UPDATE recipients SET state = ?3, next_attempt_us = ?4, last_status = ?5, "
-        "last_reply = ?6, last_remote = ?7, last_reply_remote = ?11, "
+        "last_reply = ?6, last_remote = ?7, last_reply_remote = ?11, last_cause = ?12, "
         "last_attempt_us = CASE WHEN ?10 THEN ?8 ELSE last_attempt_us END, "
         "delay_warned = MAX(delay_warned, ?9), attempts = attempts + ?10 "
         "WHERE message_id = ?1 AND idx = ?2");
     auto ins = impl_->Prepare(
         "INSERT INTO attempts (message_id, recipient_idx, time_us, mx_host, ip, dnssec_mx, "
-        "dnssec_address, dnssec_tlsa, tls_verdict, tlsa_record, reply, status, note, mta_sts) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+        "dnssec_address, dnssec_tlsa, tls_verdict, tlsa_record, reply, status, note, mta_sts, "
+        "result_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)");
     auto done = impl_->Prepare(
         "UPDATE messages SET completed_us = ?2 WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM "
         "recipients WHERE message_id = ?1 AND state NOT IN ('delivered', 'failed', 'expired'))");
@@ -192,6 +192,7 @@ tl::expected<void, StoreError> Store::RecordDelivery(std::string_view message_id
       sqlite3_bind_int(s, 9, u.delay_warned ? 1 : 0);
       sqlite3_bind_int(s, 10, u.attempted ? 1 : 0);
       sqlite3_bind_int(s, 11, u.reply_is_remote ? 1 : 0);
+      text(s, 12, Token(u.cause));
       if (auto r = impl_->StepDone(s, "update recipient"); !r) return r;
     }
     for (const auto& a : attempts) {
@@ -202,8 +203,8 @@ tl::expected<void, StoreError> Store::RecordDelivery(std::string_view message_id
       sqlite3_bind_int64(s, 3, ToMicros(a.time));
       const std::string_view fields[] = {
           a.mx_host,     a.ip,    a.dnssec_mx, a.dnssec_address, a.dnssec_tlsa, a.tls_verdict,
-          a.tlsa_record, a.reply, a.status,    a.note,           a.mta_sts};
-      for (int i = 0; i < 11; ++i) text(s, 4 + i, fields[i]);
+          a.tlsa_record, a.reply, a.status,    a.note,           a.mta_sts,     a.result_type};
+      for (int i = 0; i < 12; ++i) text(s, 4 + i, fields[i]);
       if (auto r = impl_->StepDone(s, "insert attempt"); !r) return r;
     }
     for (const auto& notice : notices) {
@@ -244,7 +245,8 @@ tl::expected<std::vector<AttemptRecord>, StoreError> Store::GetAttempts(
     std::string_view message_id) {
   auto s = impl_->Prepare(
       "SELECT recipient_idx, time_us, mx_host, ip, dnssec_mx, dnssec_address, dnssec_tlsa, "
-      "tls_verdict, tlsa_record, reply, status, note, mta_sts FROM attempts WHERE message_id = ?1 "
+      "tls_verdict, tlsa_record, reply, status, note, mta_sts, result_type FROM attempts "
+      "WHERE message_id = ?1 "
       "ORDER BY id");
   if (!s) return tl::unexpected(s.error());
   sqlite3_bind_text(s->get(), 1, message_id.data(), static_cast<int>(message_id.size()),
@@ -256,8 +258,8 @@ tl::expected<std::vector<AttemptRecord>, StoreError> Store::GetAttempts(
     a.time = FromMicros(sqlite3_column_int64(st, 1));
     std::string* fields[] = {&a.mx_host,     &a.ip,          &a.dnssec_mx,   &a.dnssec_address,
                              &a.dnssec_tlsa, &a.tls_verdict, &a.tlsa_record, &a.reply,
-                             &a.status,      &a.note,        &a.mta_sts};
-    for (int i = 0; i < 11; ++i) *fields[i] = ColumnText(st, 2 + i);
+                             &a.status,      &a.note,        &a.mta_sts,     &a.result_type};
+    for (int i = 0; i < 12; ++i) *fields[i] = ColumnText(st, 2 + i);
     out.push_back(std::move(a));
   });
   if (!r) return tl::unexpected(r.error());

@@ -46,7 +46,7 @@ inline constexpr const char* kMessageColumns =
 inline constexpr int kMessageColumnCount = 14;  // the columns above: what follows them is at 14
 inline constexpr const char* kRecipientColumns =
     "idx, address, state, notify, orcpt, attempts, next_attempt_us, last_status, last_reply, "
-    "last_remote, last_attempt_us, delay_warned, last_reply_remote";
+    "last_remote, last_attempt_us, delay_warned, last_reply_remote, last_cause";
 
 struct Store::Impl {
   DbPtr db;
@@ -179,6 +179,7 @@ struct Store::Impl {
     }
     r.delay_warned = sqlite3_column_int(s, 11) != 0;
     r.last_reply_remote = sqlite3_column_int(s, 12) != 0;
+    r.last_cause = CauseFromToken(ColumnText(s, 13));
     return r;
   }
 

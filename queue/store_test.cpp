@@ -440,11 +440,13 @@ TEST_F(StoreTest, OperatorDecidesForRecipientsInDelivery) {
     return std::nullopt;
   };
   EXPECT_EQ(
-      store->Finish(expiry, RecipientState::kExpired, "", "", a.arrival, no_notice)->recipients, 0);
+      store->Finish(expiry, RecipientState::kExpired, "", "", Cause::kNone, a.arrival, no_notice)
+          ->recipients,
+      0);
   Store::Selection bounce;
   bounce.ids = {"A"};
-  auto bounced =
-      store->Finish(bounce, RecipientState::kFailed, "5.0.0", "returned", a.arrival, no_notice);
+  auto bounced = store->Finish(bounce, RecipientState::kFailed, "5.0.0", "returned",
+                               Cause::kOperator, a.arrival, no_notice);
   ASSERT_TRUE(bounced) << bounced.error().message;
   EXPECT_EQ(bounced->recipients, 2);
   EXPECT_EQ(*store->AttemptingRecipients("A").value(), std::vector<int>());

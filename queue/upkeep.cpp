@@ -33,7 +33,7 @@ UpkeepResult RunUpkeep(Store& store, const UpkeepRequest& request) {
     old.arrived_before = request.now - request.max_lifetime + std::chrono::microseconds(1);
     old.skip_in_flight = true;
     const TimePoint now = request.now;
-    auto expired = store.Finish(old, RecipientState::kExpired, "", "", now,
+    auto expired = store.Finish(old, RecipientState::kExpired, "", "", Cause::kNone, now,
                                 [&](const MessageInfo& m, const std::string& content,
                                     const std::vector<StoredRecipient>& finished) {
                                   return ComposeBounce(m, content, finished, request.ids->Next(now),

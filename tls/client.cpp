@@ -180,6 +180,7 @@ Verdict GetVerdict(ssl_st* ssl, bool dane_enabled) {
     return v;
   }
   const long result = SSL_get_verify_result(ssl);
+  v.verify_error = result;
   if (dane_enabled) {
     EVP_PKEY* mspki = nullptr;
     const int depth = SSL_get0_dane_authority(ssl, nullptr, &mspki);

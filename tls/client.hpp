@@ -59,6 +59,7 @@ struct Verdict {
   int depth = -1;            // where in the chain it matched (0 = the server's certificate)
   std::string protocol;      // "TLSv1.3 with cipher ... (256/256 bits)"
   std::string reason;        // why not verified, from the X.509 verification
+  long verify_error = 0;     // OpenSSL's X509_V_ERR_* behind `reason` (0: X509_V_OK)
   std::vector<CertInfo> chain;
 };
 std::string_view ToString(Verdict::Kind kind);  // "Verified", "Trusted", ...

@@ -321,6 +321,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       Qmgr().warn("{}: {}; returned to sender", id, why);
       for (const auto& r : m.recipients) {
         updates.push_back({r.index, RecipientState::kFailed, std::nullopt, "5.4.6", why, ""});
+        updates.back().cause = queue::Cause::kLoop;
         Log(Service::kSmtp)
             .info("{}: to=<{}>, relay=none, delay={:.0f}, dsn=5.4.6, status=bounced ({})", id,
                   r.address, std::chrono::duration<double>(queue::Clock::now() - m.arrival).count(),
@@ -369,7 +370,12 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     const auto seed = rng();
     struct Recorded {
       queue::PassOutcome pass;
-      std::vector<std::pair<std::string, const char*>> notices;  // id, what
+      struct Notice {
+        std::string id;
+        const char* what;
+        const char* kind;
+      };
+      std::vector<Notice> notices;
       bool completed = false;    // every recipient final: the message left the queue
       bool gone = false;         // the message was deleted meanwhile
       std::vector<int> dropped;  // recipients no longer in delivery: their outcome not written
@@ -436,7 +442,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       recorded->pass = std::move(pass);
       recorded->notices.clear();
       for (size_t i = 0; i < notices.size(); ++i) {
-        recorded->notices.emplace_back(messages[i].id, notices[i].what);
+        recorded->notices.push_back({messages[i].id, notices[i].what, notices[i].kind});
       }
       return {};
     };
@@ -454,14 +460,9 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       Metrics::Get().Add("danerelay_outcomes_not_recorded_total",
                          recorded->gone ? "reason=\"deleted\"" : "reason=\"operator\"");
     }
-    for (const auto& [notice_id, what] : recorded->notices) {
-      Log(Service::kBounce).info("{}: {}: {}", m->id, what, notice_id);
-      const std::string_view w = what;
-      Metrics::Get().Add("danerelay_notices_total",
-                         w.find("delay") != std::string_view::npos        ? "kind=\"delay\""
-                         : w.find("postmaster") != std::string_view::npos ? "kind=\"postmaster\""
-                         : w.find("delivery status") != std::string_view::npos ? "kind=\"relayed\""
-                                                                               : "kind=\"bounce\"");
+    for (const auto& n : recorded->notices) {
+      Log(Service::kBounce).info("{}: {}: {}", m->id, n.what, n.id);
+      Metrics::Get().Add("danerelay_notices_total", fmt::format("kind=\"{}\"", n.kind));
     }
     bool failed = false;
     for (const auto& u : recorded->pass.updates) {

@@ -20,6 +20,7 @@
 namespace danerelay::relay {
 namespace {
 
+using queue::Cause;
 using queue::RecipientState;
 
 // "secure: 3 1 1 AB..", "secure, no records", "" when TLSA was not looked up.
@@ -79,11 +80,12 @@ void LogDisposition(const std::string& id, const std::string& rcpt, const std::s
 }
 
 // Every recipient of `m` gets the same outcome.
-void All(const queue::MessageInfo& m, RecipientState state, std::optional<queue::TimePoint> next,
-         const std::string& status, const std::string& reply, const std::string& remote,
-         DomainOutcome& out) {
+void All(const queue::MessageInfo& m, RecipientState state, const queue::Failure& f,
+         const std::string& remote, DomainOutcome& out) {
   for (const auto& r : m.recipients) {
-    out.updates.push_back({r.index, state, next, status, reply, remote});
+    queue::RecipientUpdate u{r.index, state, std::nullopt, f.status, f.text, remote};
+    u.cause = f.cause;
+    out.updates.push_back(std::move(u));
   }
 }
 
@@ -117,13 +119,17 @@ queue::AttemptRecord Attempt(int index, const NextHop& host, const HostDnsFacts&
 }
 
 void RecordHost(const queue::MessageInfo& m, const NextHop& host, const HostDnsFacts& facts,
-                const std::string& ip, const std::string& verdict, const std::string& reason,
-                const std::string& status, const std::string& matched, DomainOutcome& out,
-                const AttemptTags& tags = {}) {
+                const std::string& ip, const std::string& verdict, const queue::Failure& f,
+                const std::string& matched, DomainOutcome& out, const AttemptTags& tags = {}) {
   for (const auto& r : m.recipients) {
     out.attempts.push_back(Attempt(r.index, host, facts, ip, verdict.empty() ? "none" : verdict,
-                                   matched, reason, status, tags));
+                                   matched, f.text, f.status, tags));
+    out.attempts.back().result_type = f.result_type;
   }
+}
+
+queue::Failure Fail(queue::Cause cause, std::string status, std::string text) {
+  return {cause, std::move(status), queue::ResultType(cause), std::move(text)};
 }
 
 }  // namespace
@@ -145,9 +151,8 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       mode == DaneMode::kOpportunistic && IsMandatory(ctx.options.testing_domains, domain);
   // Deferred updates carry no next attempt: SchedulePass decides when (queue/retry.hpp).
   std::string last_remote;  // the last MX host that was actually contacted
-  auto finish = [&](RecipientState state, std::string status, std::string reason,
-                    const std::string& relay) {
-    All(m, state, std::nullopt, status, reason, last_remote, out);
+  auto finish = [&](RecipientState state, const queue::Failure& f, const std::string& relay) {
+    All(m, state, f, last_remote, out);
     for (size_t i = 0; i < m.recipients.size(); ++i) {
       LogDisposition(m.id, m.recipients[i].address, relay,
                      out.updates[out.updates.size() - m.recipients.size() + i], delays);
@@ -155,9 +160,10 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
   };
 
   if (!ascii) {
-    finish(RecipientState::kFailed, "5.1.2",
-           fmt::format("Recipient domain {} is {}", queue::Printable(recipient_domain, 255),
-                       ascii.error()),
+    finish(RecipientState::kFailed,
+           Fail(Cause::kRecipientDomain, "5.1.2",
+                fmt::format("Recipient domain {} is {}", queue::Printable(recipient_domain, 255),
+                            ascii.error())),
            "");
     co_return out;
   }
@@ -167,8 +173,10 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
   if (ctx.health && !ctx.health->ValidationWorks()) {
     if (mode == DaneMode::kMandatory || !ctx.health->DeliverAnyway()) {
       CountDane("dns_failure");
-      finish(RecipientState::kDeferred, "4.4.3",
-             std::string(kValidationNotWorking) + " (" + ctx.health->Problem() + ")", "");
+      finish(RecipientState::kDeferred,
+             Fail(Cause::kDns, "4.4.3",
+                  std::string(kValidationNotWorking) + " (" + ctx.health->Problem() + ")"),
+             "");
       co_return out;
     }
     Log(Service::kSmtp)
@@ -191,10 +199,11 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       a.tls_verdict = "none";
       a.reply = hops.reason;
       a.status = hops.status;
+      a.result_type = queue::ResultType(hops.cause);
       out.attempts.push_back(std::move(a));
     }
-    finish(hops.permanent ? RecipientState::kFailed : RecipientState::kDeferred, hops.status,
-           hops.reason, "");
+    finish(hops.permanent ? RecipientState::kFailed : RecipientState::kDeferred,
+           Fail(hops.cause, hops.status, hops.reason), "");
     co_return out;
   }
 
@@ -227,7 +236,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
     }
   }
 
-  std::string last_status = "4.4.3", last_reason = "no MX host could be used";
+  queue::Failure last = Fail(Cause::kDns, "4.4.3", "no MX host could be used");
   std::span<const NextHop> hosts(hops.hosts);
   if (hosts.size() > ctx.options.max_mx_hosts) {
     Log(Service::kSmtp)
@@ -245,9 +254,10 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
     Log(Service::kSmtp).warn("{}: {}", m.id, why);
     Metrics::Get().Add("danerelay_loops_total");
     const bool first = out.attempts.empty();
-    RecordHost(m, host, facts, ip, "", why, "5.4.6", "", out, tags);
+    const queue::Failure loop = Fail(Cause::kLoop, "5.4.6", why);
+    RecordHost(m, host, facts, ip, "", loop, "", out, tags);
     reached_myself = true;
-    if (first) finish(RecipientState::kFailed, "5.4.6", why, "");
+    if (first) finish(RecipientState::kFailed, loop, "");
     return first;
   };
   for (const NextHop& host : hosts) {
@@ -263,9 +273,8 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
     delays.dns += SteadyClock::now() - dns_started;
     const HostDnsFacts& facts = plan.facts;
     if (plan.no_address) {
-      last_status = "4.4.4";
-      last_reason = fmt::format("no address for MX host {}", host.name);
-      RecordHost(m, host, facts, "", "", last_reason, last_status, "", out);
+      last = Fail(Cause::kNoAddress, "4.4.4", fmt::format("no address for MX host {}", host.name));
+      RecordHost(m, host, facts, "", "", last, "", out);
       continue;
     }
     const PolicyDecision decision = Decide(mode, facts);
@@ -292,12 +301,12 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
                                      : "unusable_tlsa");
     }
     if (decision.defer) {
-      last_status = decision.status;
-      last_reason = fmt::format("{}: {}", host.name, decision.reason);
+      last =
+          Fail(decision.cause, decision.status, fmt::format("{}: {}", host.name, decision.reason));
       Log(Service::kSmtp)
           .info("{}: {} not used: {} (DANE step {})", m.id, host.name, decision.reason,
                 decision.step);
-      RecordHost(m, host, facts, "", "", last_reason, last_status, "", out, tags);
+      RecordHost(m, host, facts, "", "", last, "", out, tags);
       continue;
     }
     // MTA-STS (RFC 8461) where DANE does not apply (§2: DANE wins where TLSA records do).
@@ -309,10 +318,9 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       const std::string why = fmt::format("{} does not match the MTA-STS policy of {} (mx: {})",
                                           host.name, domain, fmt::join(sts_policy->mx, ", "));
       if (sts_mode == sts::Mode::kEnforce) {
-        last_status = "4.7.5";
-        last_reason = why;
+        last = Fail(Cause::kStsMxMismatch, "4.7.5", why);
         Log(Service::kSmtp).info("{}: {} not used: {}", m.id, host.name, why);
-        RecordHost(m, host, facts, "", "", last_reason, last_status, "", out, tags);
+        RecordHost(m, host, facts, "", "", last, "", out, tags);
         continue;
       }
       tags.Note("MTA-STS testing: " + why);
@@ -334,11 +342,12 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       if (!dane_applies && !by_sts) {
         // RFC 8689 §5: "Unable to establish TLS-protected SMTP session", 5.7.10 (X.7.10
         // "Encryption Needed", RFC 5248); 5.7.30 is for a server without REQUIRETLS.
-        last_status = "5.7.10";
-        last_reason = fmt::format(
-            "REQUIRETLS: {} is authenticated neither by DANE nor by an MTA-STS policy", host.name);
-        Log(Service::kSmtp).info("{}: {} not used: {}", m.id, host.name, last_reason);
-        RecordHost(m, host, facts, "", "", last_reason, last_status, "", out, tags);
+        last = Fail(
+            Cause::kRequireTlsUnprotected, "5.7.10",
+            fmt::format("REQUIRETLS: {} is authenticated neither by DANE nor by an MTA-STS policy",
+                        host.name));
+        Log(Service::kSmtp).info("{}: {} not used: {}", m.id, host.name, last.text);
+        RecordHost(m, host, facts, "", "", last, "", out, tags);
         continue;
       }
       if (!dane_applies) ApplyMtaSts(sts::Mode::kEnforce, req);
@@ -364,7 +373,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       ClientResult r = co_await DeliverOverSmtp(req, ctx.connections);
       if (r.host_failed && r.retry_plaintext && decision.tls == TlsRequirement::kMay) {
         // "may": a failed handshake is retried once in plain text.
-        RecordHost(m, host, facts, ip, "failed", r.reason, r.status, "", out, tags);
+        RecordHost(m, host, facts, ip, "failed", r.failure, "", out, tags);
         delays.connect += r.connect_time;
         req.plaintext_only = true;
         r = co_await DeliverOverSmtp(req, ctx.connections);
@@ -394,7 +403,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       }
       if (r.host_failed && r.loops_back) {
         if (loops_back(host, facts, ip,
-                       fmt::format("mail for {} loops back to myself ({})", domain, r.reason),
+                       fmt::format("mail for {} loops back to myself ({})", domain, r.failure.text),
                        host_tags)) {
           co_return out;
         }
@@ -403,10 +412,9 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       const std::string matched = r.verdict ? r.verdict->matched_tlsa : "";
       last_remote = host.name;
       if (r.host_failed) {
-        last_status = r.status;
-        last_reason = r.reason;
-        Log(Service::kSmtp).info("{}: {}", m.id, r.reason);
-        RecordHost(m, host, facts, ip, verdict, r.reason, r.status, matched, out, host_tags);
+        last = r.failure;
+        Log(Service::kSmtp).info("{}: {}", m.id, r.failure.text);
+        RecordHost(m, host, facts, ip, verdict, r.failure, matched, out, host_tags);
         continue;
       }
       const std::string relay = fmt::format("{}[{}]:{}", host.name, ip, host.port);
@@ -416,6 +424,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
             m.recipients[i].index, rc.state, std::nullopt, rc.status, rc.reply, host.name};
         u.remote_dsn = r.remote_dsn;
         u.reply_is_remote = rc.from_remote;
+        u.cause = rc.cause;
         out.attempts.push_back(Attempt(m.recipients[i].index, host, facts, ip, verdict, matched,
                                        rc.reply, rc.status, host_tags));
         LogDisposition(m.id, m.recipients[i].address, relay, u, delays);
@@ -428,8 +437,8 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
   // 4.4.x for DNS and connections).
   // A 5.x.x (REQUIRETLS could not be met: 5.7.10, 5.7.30, RFC 8689 §5) is final; everything
   // else is tried again.
-  finish(last_status.starts_with("5.") ? RecipientState::kFailed : RecipientState::kDeferred,
-         last_status, last_reason, "");
+  finish(last.status.starts_with("5.") ? RecipientState::kFailed : RecipientState::kDeferred, last,
+         "");
   co_return out;
 }
 

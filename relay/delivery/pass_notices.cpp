@@ -21,7 +21,7 @@ std::vector<PassNotice> PassNotices(const queue::MessageInfo& m, const std::stri
   if (!pass.bounce.empty()) {
     out.push_back({queue::ComposeNotice(queue::NoticeKind::kFailure, m, content, pass.bounce,
                                         ids.Next(now), now, std::nullopt, notice_options),
-                   "sender non-delivery notification"});
+                   "sender non-delivery notification", "bounce"});
   }
   // A notice that cannot be delivered gets no notice of its own (no loops); the postmaster may
   // get a copy, unless the undeliverable mail was itself such a copy.
@@ -34,18 +34,18 @@ std::vector<PassNotice> PassNotices(const queue::MessageInfo& m, const std::stri
     pm.postmaster = settings.postmaster;
     out.push_back({queue::ComposeNotice(queue::NoticeKind::kFailure, m, content, pass.failed,
                                         ids.Next(now), now, std::nullopt, pm),
-                   "postmaster notification"});
+                   "postmaster notification", "postmaster"});
   }
   if (!pass.relayed.empty()) {
     out.push_back({queue::ComposeNotice(queue::NoticeKind::kRelayed, m, content, pass.relayed,
                                         ids.Next(now), now, std::nullopt, notice_options),
-                   "sender delivery status notification"});
+                   "sender delivery status notification", "relayed"});
   }
   if (!pass.warn.empty()) {
     out.push_back(
         {queue::ComposeNotice(queue::NoticeKind::kDelay, m, content, pass.warn, ids.Next(now), now,
                               m.arrival + settings.max_lifetime, notice_options),
-         "sender delay notification"});
+         "sender delay notification", "delay"});
   }
   return out;
 }

@@ -23,6 +23,8 @@ struct NoticeSettings {
 struct PassNotice {
   queue::NewMessage message;
   const char* what;  // for the log: "sender non-delivery notification", ...
+  const char*
+      kind;  // for danerelay_notices_total{kind}: "bounce", "postmaster", "relayed", "delay"
 };
 
 std::vector<PassNotice> PassNotices(const queue::MessageInfo& m, const std::string& content,

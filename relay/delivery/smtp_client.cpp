@@ -6,6 +6,7 @@
 #include <asio/this_coro.hpp>
 
 #include <fmt/format.h>
+#include <openssl/x509_vfy.h>
 
 #include <algorithm>
 #include <cstring>
@@ -23,7 +24,16 @@ namespace {
 
 using asio::ip::tcp;
 
+using queue::Cause;
 using queue::Xtext;
+
+// RFC 8460 §4.3's more specific types for a certificate OpenSSL refused as expired or for
+// another name; otherwise the cause's own type.
+std::string CertificateResultType(const tls::Verdict& v, Cause cause) {
+  if (v.verify_error == X509_V_ERR_HOSTNAME_MISMATCH) return "certificate-host-mismatch";
+  if (v.verify_error == X509_V_ERR_CERT_HAS_EXPIRED) return "certificate-expired";
+  return queue::ResultType(cause);
+}
 
 std::string DefaultStatus(const Reply& r) {
   if (!r.enhanced.empty()) return r.enhanced;
@@ -107,34 +117,40 @@ namespace {
 asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, ClientResult& res) {
   const auto& t = req.timeouts;
   const std::string peer = fmt::format("{}[{}]:{}", req.mx_host, req.ip, req.port);
-  auto host_fail = [&](std::string status, std::string reason) {
+  auto host_fail = [&](Cause cause, std::string status, std::string text,
+                       std::string result_type = "") {
     res.host_failed = true;
-    res.status = std::move(status);
-    res.reason = std::move(reason);
+    if (result_type.empty()) result_type = queue::ResultType(cause);
+    res.failure = {cause, std::move(status), std::move(result_type), std::move(text)};
     return std::shared_ptr<SmtpSession>();
   };
   std::error_code ec;
   const auto address = asio::ip::make_address(req.ip, ec);
-  if (ec) co_return host_fail("4.4.1", "bad address " + req.ip);
+  if (ec) co_return host_fail(Cause::kConnect, "4.4.1", "bad address " + req.ip);
   auto s = std::make_shared<SmtpSession>(tcp::socket(co_await asio::this_coro::executor));
   s->peer = peer;
   Connection& conn = s->conn;
   conn.socket.open(address.is_v6() ? tcp::v6() : tcp::v4(), ec);
-  if (ec) co_return host_fail("4.4.1", fmt::format("connect to {}: {}", peer, ec.message()));
+  if (ec)
+    co_return host_fail(Cause::kConnect, "4.4.1",
+                        fmt::format("connect to {}: {}", peer, ec.message()));
   conn.deadline.Arm(t.connect);
   std::tie(ec) = co_await conn.socket.async_connect(tcp::endpoint(address, req.port), kUseTuple);
   conn.deadline.Disarm();
   if (conn.deadline.expired()) ec = asio::error::timed_out;
-  if (ec) co_return host_fail("4.4.1", fmt::format("connect to {}: {}", peer, ec.message()));
+  if (ec)
+    co_return host_fail(Cause::kConnect, "4.4.1",
+                        fmt::format("connect to {}: {}", peer, ec.message()));
 
   auto greeting = co_await s->reader.Read(t.greeting);
   if (!greeting) {
     co_return host_fail(
-        "4.4.2", fmt::format("{} while reading the greeting from {}", greeting.error(), peer));
+        Cause::kSession, "4.4.2",
+        fmt::format("{} while reading the greeting from {}", greeting.error(), peer));
   }
   if (!greeting->Positive()) {
     co_await s->Quit();
-    co_return host_fail("4.4.2",
+    co_return host_fail(Cause::kRefused, "4.4.2",
                         fmt::format("host {} refused to talk to me: {}", peer, greeting->Text()));
   }
   // A mail loop: the next hop is this relay under another address (Postfix's "host greeted me
@@ -142,7 +158,8 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
   const auto greets_as_me = [&](const Reply& r, std::string_view where) {
     if (!NamesMe(r, req.helo_name)) return false;
     res.loops_back = true;
-    host_fail("5.4.6", fmt::format("host {} {} my own hostname {}", peer, where, req.helo_name));
+    host_fail(Cause::kLoop, "5.4.6",
+              fmt::format("host {} {} my own hostname {}", peer, where, req.helo_name));
     return true;
   };
   if (greets_as_me(*greeting, "greeted me with")) {
@@ -151,10 +168,12 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
   }
   const std::string ehlo_line = "EHLO " + req.helo_name;
   auto ehlo = co_await s->Command(ehlo_line, t.command);
-  if (!ehlo) co_return host_fail("4.4.2", fmt::format("{} after EHLO to {}", ehlo.error(), peer));
+  if (!ehlo)
+    co_return host_fail(Cause::kSession, "4.4.2",
+                        fmt::format("{} after EHLO to {}", ehlo.error(), peer));
   if (!ehlo->Positive()) {
     co_await s->Quit();
-    co_return host_fail("4.4.2",
+    co_return host_fail(Cause::kRefused, "4.4.2",
                         fmt::format("host {} said: {} (in reply to EHLO)", peer, ehlo->Text()));
   }
   if (greets_as_me(*ehlo, "replied to EHLO with")) {
@@ -167,12 +186,13 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
   if (!req.plaintext_only && s->starttls_offered) {
     auto starttls = co_await s->Command("STARTTLS", t.command);
     if (!starttls) {
-      co_return host_fail("4.4.2", fmt::format("{} after STARTTLS to {}", starttls.error(), peer));
+      co_return host_fail(Cause::kSession, "4.4.2",
+                          fmt::format("{} after STARTTLS to {}", starttls.error(), peer));
     }
     if (starttls->code != 220) {
       if (tls_required) {
         co_await s->Quit();
-        co_return host_fail("4.7.5",
+        co_return host_fail(Cause::kStartTlsRefused, "4.7.5",
                             fmt::format("STARTTLS refused by {}: {}", peer, starttls->Text()));
       }
     } else {
@@ -186,12 +206,13 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
           });
       if (!prepare_error.empty() && (dane || req.webpki_required)) {
         co_await conn.Close();
-        co_return host_fail("4.7.5", fmt::format("DANE setup for {}: {}", peer, prepare_error));
+        co_return host_fail(Cause::kDaneSetup, "4.7.5",
+                            fmt::format("DANE setup for {}: {}", peer, prepare_error));
       }
       if (hs) {
         co_await conn.Close();
         res.retry_plaintext = !tls_required;
-        co_return host_fail("4.7.5",
+        co_return host_fail(Cause::kTlsHandshake, "4.7.5",
                             fmt::format("TLS handshake with {} failed: {}", peer, hs.message()));
       }
       s->verdict = res.verdict = tls::GetVerdict(conn.tls->native_handle(), dane != nullptr);
@@ -200,36 +221,42 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
                 res.verdict->protocol);
       if (req.tls == TlsRequirement::kDane && res.verdict->kind != tls::Verdict::Kind::kVerified) {
         co_await s->Quit();
-        co_return host_fail("4.7.5", fmt::format("Server certificate not verified ({}): {}",
-                                                 res.verdict->reason, peer));
+        co_return host_fail(
+            Cause::kDaneNotVerified, "4.7.5",
+            fmt::format("Server certificate not verified ({}): {}", res.verdict->reason, peer),
+            CertificateResultType(*res.verdict, Cause::kDaneNotVerified));
       }
       if (req.webpki_required && res.verdict->kind != tls::Verdict::Kind::kTrusted) {
         co_await s->Quit();
-        co_return host_fail("4.7.5", fmt::format("Server certificate not trusted under the "
-                                                 "MTA-STS policy ({}): {}",
-                                                 res.verdict->reason, peer));
+        co_return host_fail(Cause::kStsNotTrusted, "4.7.5",
+                            fmt::format("Server certificate not trusted under the "
+                                        "MTA-STS policy ({}): {}",
+                                        res.verdict->reason, peer),
+                            CertificateResultType(*res.verdict, Cause::kStsNotTrusted));
       }
       s->reader.Reset();
       ehlo = co_await s->Command(ehlo_line, t.command);
       if (!ehlo) {
-        co_return host_fail("4.4.2", fmt::format("{} after EHLO to {}", ehlo.error(), peer));
+        co_return host_fail(Cause::kSession, "4.4.2",
+                            fmt::format("{} after EHLO to {}", ehlo.error(), peer));
       }
       if (!ehlo->Positive()) {
         co_await s->Quit();
-        co_return host_fail("4.4.2",
+        co_return host_fail(Cause::kRefused, "4.4.2",
                             fmt::format("host {} said: {} (in reply to EHLO)", peer, ehlo->Text()));
       }
     }
   } else if (tls_required) {
     co_await s->Quit();
-    co_return host_fail("4.7.5",
+    co_return host_fail(Cause::kStartTlsNotOffered, "4.7.5",
                         fmt::format("TLS is required, but {} does not offer STARTTLS", peer));
   }
   if (req.requiretls && !ehlo->HasExtension("REQUIRETLS")) {
     // RFC 8689 §4.2.1 and §5: "REQUIRETLS not supported by server", 5.7.30. Our finding
     // from its EHLO reply, not a reply of the server to the message.
     co_await s->Quit();
-    co_return host_fail("5.7.30", fmt::format("REQUIRETLS: {} does not offer REQUIRETLS", peer));
+    co_return host_fail(Cause::kRequireTlsNotOffered, "5.7.30",
+                        fmt::format("REQUIRETLS: {} does not offer REQUIRETLS", peer));
   }
   s->ehlo = std::move(*ehlo);
   co_return s;
@@ -255,7 +282,8 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
   auto cannot = [&](const std::string& address, const std::string& why) {
     return ClientResult::Rcpt{queue::RecipientState::kFailed, "5.6.7",
                               fmt::format("{} does not support SMTPUTF8, which <{}> needs ({})",
-                                          s.peer, queue::Printable(address, 300), why)};
+                                          s.peer, queue::Printable(address, 300), why),
+                              false, Cause::kExtensionMissing};
   };
   if (m.smtputf8 && !utf8 && HeaderHasUtf8(*req.content)) {
     // As Postfix does: the header cannot be made ASCII here, so the message cannot go there.
@@ -263,7 +291,8 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
       rc = {queue::RecipientState::kFailed, "5.6.7",
             fmt::format("{} does not support SMTPUTF8, which the message header needs (it "
                         "contains UTF-8)",
-                        s.peer)};
+                        s.peer),
+            false, Cause::kExtensionMissing};
     }
     co_return After::kReusable;  // nothing was sent
   }
@@ -280,7 +309,8 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
         rc = {queue::RecipientState::kFailed, "5.6.3",
               fmt::format("message has 8-bit content that cannot be converted to 7-bit for {}, "
                           "which does not offer 8BITMIME ({})",
-                          s.peer, converted.error())};
+                          s.peer, converted.error()),
+              false, Cause::kExtensionMissing};
       }
       co_return After::kReusable;  // nothing was sent
     }
@@ -333,7 +363,8 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
 
   auto lost = [&](const std::string& why, const char* stage) {
     const std::string text = fmt::format("{} with {} {}", why, s.peer, stage);
-    for (size_t k : sent) res.recipients[k] = {queue::RecipientState::kDeferred, "4.4.2", text};
+    for (size_t k : sent)
+      res.recipients[k] = {queue::RecipientState::kDeferred, "4.4.2", text, false, Cause::kSession};
     return After::kQuit;
   };
 
@@ -362,14 +393,14 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
   if (!mail_reply->Positive()) {
     for (size_t k : sent) {
       res.recipients[k] = {StateOf(*mail_reply), DefaultStatus(*mail_reply), mail_reply->Text(),
-                           true};
+                           true, Cause::kRemoteReply};
     }
     if (pipelining) (void)co_await s.reader.Read(t.data_init);  // the DATA reply, a refusal
     co_return After::kQuit;
   }
   for (size_t i = 0; i < rcpts.size(); ++i) {
     const Reply& r = *rcpt_replies[i];
-    res.recipients[sent[i]] = {StateOf(r), DefaultStatus(r), r.Text(), true};
+    res.recipients[sent[i]] = {StateOf(r), DefaultStatus(r), r.Text(), true, Cause::kRemoteReply};
   }
   if (!pipelining && accepted > 0) {
     if (auto wec = co_await s.conn.Write("DATA\r\n", t.command)) {
@@ -388,7 +419,8 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
     if (!done) co_return lost(done.error(), "after end of data");
     for (size_t i = 0; i < rcpts.size(); ++i) {
       if (rcpt_replies[i]->Positive()) {
-        res.recipients[sent[i]] = {StateOf(*done), DefaultStatus(*done), done->Text(), true};
+        res.recipients[sent[i]] = {StateOf(*done), DefaultStatus(*done), done->Text(), true,
+                                   Cause::kRemoteReply};
       }
     }
     co_return After::kReusable;
@@ -396,7 +428,8 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
   if (accepted > 0) {
     for (size_t i = 0; i < rcpts.size(); ++i) {
       if (rcpt_replies[i]->Positive()) {
-        res.recipients[sent[i]] = {StateOf(*data), DefaultStatus(*data), data->Text(), true};
+        res.recipients[sent[i]] = {StateOf(*data), DefaultStatus(*data), data->Text(), true,
+                                   Cause::kRemoteReply};
       }
     }
   }
@@ -506,8 +539,8 @@ asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& req, Connecti
   res.transfer_time = SteadyClock::now() - sending;
   if (after == After::kLostBeforeMail) {
     const std::string text = fmt::format("lost connection with {} while sending MAIL", s->peer);
-    res.recipients.assign(req.message->recipients.size(),
-                          {queue::RecipientState::kDeferred, "4.4.2", text});
+    res.recipients.assign(req.message->recipients.size(), {queue::RecipientState::kDeferred,
+                                                           "4.4.2", text, false, Cause::kSession});
   }
   co_await Finish(s, after, req, cache, key);
   co_return res;

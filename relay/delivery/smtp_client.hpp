@@ -15,6 +15,7 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 
+#include "queue/failure.hpp"
 #include "queue/message.hpp"
 #include "relay/options.hpp"
 #include "relay/policy/dane_policy.hpp"
@@ -54,8 +55,9 @@ struct ClientResult {
   // The host as a whole failed before any recipient got an answer (connect, greeting, STARTTLS,
   // handshake, DANE): the agent tries the next address or MX.
   bool host_failed = false;
-  std::string status;  // for a host failure: "4.4.1", "4.7.5", ...
-  std::string reason;  // for a host failure: in plain words, with the server's reply if any
+  // For a host failure: why (status "4.4.1", "4.7.5", ...; the text in plain words, with the
+  // server's reply if any).
+  queue::Failure failure;
   bool retry_plaintext = false;  // opportunistic TLS handshake failed: try once in plain text
   bool loops_back = false;       // the server greeted us, or answered EHLO, with our own host name
   bool starttls_offered = false;
@@ -71,6 +73,7 @@ struct ClientResult {
     std::string status;
     std::string reply;
     bool from_remote = false;  // `reply` is the server's reply, not our account (a lost connection)
+    queue::Cause cause = queue::Cause::kNone;  // for a failure or deferral
   };
   std::vector<Rcpt> recipients;
 };

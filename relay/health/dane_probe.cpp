@@ -159,15 +159,15 @@ asio::awaitable<int> ProbeDomain(const DeliveryOptions& options, const std::stri
             {"ip", ip}, {"starttls_offered", r.starttls_offered}, {"ok", !r.host_failed}};
         if (r.host_failed && r.retry_plaintext && decision.tls == TlsRequirement::kMay) {
           // As delivery does under "may": a failed handshake is retried once in plain text.
-          c["handshake_failed"] = r.reason;
+          c["handshake_failed"] = r.failure.text;
           req.plaintext_only = true;
           r = co_await DeliverOverSmtp(req);
           c["plaintext_retry"] = true;
           c["ok"] = !r.host_failed;
         }
         if (r.host_failed) {
-          c["status"] = r.status;
-          c["reason"] = r.reason;
+          c["status"] = r.failure.status;
+          c["reason"] = r.failure.text;
         }
         if (r.verdict) {
           c["tls_verdict"] = std::string(tls::ToString(r.verdict->kind));

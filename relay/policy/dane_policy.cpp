@@ -13,9 +13,10 @@ bool Failed(dns::DnssecState s) {
   return s == dns::DnssecState::kBogus || s == dns::DnssecState::kFailed;
 }
 
-PolicyDecision Defer(int step, std::string status, std::string reason) {
+PolicyDecision Defer(int step, queue::Cause cause, std::string status, std::string reason) {
   PolicyDecision d;
   d.defer = true;
+  d.cause = cause;
   d.step = step;
   d.status = std::move(status);
   d.reason = std::move(reason);
@@ -36,22 +37,26 @@ PolicyDecision Decide(DaneMode mode, const HostDnsFacts& f) {
   const bool mandatory = mode == DaneMode::kMandatory;
   // Step 1: a DNS or DNSSEC error anywhere defers, in both modes; a failed TLSA lookup is never
   // read as "no TLSA" (nothing may downgrade DANE).
-  if (Failed(f.mx)) return Defer(1, "4.4.3", "MX lookup failed or DNSSEC-bogus");
+  if (Failed(f.mx))
+    return Defer(1, queue::Cause::kDnssecInvalid, "4.4.3", "MX lookup failed or DNSSEC-bogus");
   if (f.address_failed || Failed(f.address)) {
-    return Defer(1, "4.4.3", "address lookup failed or DNSSEC-bogus");
+    return Defer(1, queue::Cause::kDnssecInvalid, "4.4.3", "address lookup failed or DNSSEC-bogus");
   }
-  if (f.alias_failed) return Defer(1, "4.4.3", "CNAME lookup failed or DNSSEC-bogus");
+  if (f.alias_failed)
+    return Defer(1, queue::Cause::kDnssecInvalid, "4.4.3", "CNAME lookup failed or DNSSEC-bogus");
   if (f.tlsa && (f.tlsa->rcode == dns::Rcode::kFailed || Failed(f.tlsa->dnssec))) {
-    return Defer(1, "4.4.3", "TLSA lookup failed or DNSSEC-bogus");
+    return Defer(1, queue::Cause::kDnssecInvalid, "4.4.3", "TLSA lookup failed or DNSSEC-bogus");
   }
   // Step 2.
   if (f.mx != dns::DnssecState::kSecure) {
-    return mandatory ? Defer(2, "4.7.5", "mandatory DANE: MX records are not DNSSEC-signed")
+    return mandatory ? Defer(2, queue::Cause::kDaneRequired, "4.7.5",
+                             "mandatory DANE: MX records are not DNSSEC-signed")
                      : Use(2, TlsRequirement::kMay, "MX records are not DNSSEC-signed");
   }
   // Step 3.
   if (f.address != dns::DnssecState::kSecure && !f.secure_alias) {
-    return mandatory ? Defer(3, "4.7.5", "mandatory DANE: address records are not DNSSEC-signed")
+    return mandatory ? Defer(3, queue::Cause::kDaneRequired, "4.7.5",
+                             "mandatory DANE: address records are not DNSSEC-signed")
                      : Use(3, TlsRequirement::kMay, "address records are not DNSSEC-signed");
   }
   // Step 4: only a validated denial (or an insecure TLSA zone, whose records cannot be used)
@@ -59,13 +64,15 @@ PolicyDecision Decide(DaneMode mode, const HostDnsFacts& f) {
   const bool no_tlsa = !f.tlsa || f.tlsa->rcode != dns::Rcode::kNoError ||
                        f.tlsa->dnssec != dns::DnssecState::kSecure || f.tlsa->records.empty();
   if (no_tlsa) {
-    return mandatory ? Defer(4, "4.7.5", "mandatory DANE: no TLSA records")
-                     : Use(4, TlsRequirement::kMay, "no TLSA records");
+    return mandatory
+               ? Defer(4, queue::Cause::kDaneRequired, "4.7.5", "mandatory DANE: no TLSA records")
+               : Use(4, TlsRequirement::kMay, "no TLSA records");
   }
   // Step 5.
   auto usable = tls::UsableForSmtp(f.tlsa->records);
   if (usable.empty()) {
-    return mandatory ? Defer(5, "4.7.5", "mandatory DANE: no usable TLSA records")
+    return mandatory ? Defer(5, queue::Cause::kTlsaUnusable, "4.7.5",
+                             "mandatory DANE: no usable TLSA records")
                      : Use(5, TlsRequirement::kEncrypt, "TLSA records present, none usable");
   }
   PolicyDecision d = Use(6, TlsRequirement::kDane, "usable TLSA records");

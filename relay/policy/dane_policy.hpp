@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "dns/records.hpp"
+#include "queue/failure.hpp"
 
 namespace danerelay::relay {
 
@@ -39,6 +40,7 @@ struct PolicyDecision {
   bool defer = false;  // do not use this host
   std::string status;  // enhanced status when deferring: "4.4.3" (DNS) or "4.7.5"
   std::string reason;  // plain words for logs and the queue
+  queue::Cause cause = queue::Cause::kNone;  // why, when deferring
   int step = 0;        // the row of the table that decided (1-8)
   TlsRequirement tls = TlsRequirement::kMay;
   std::vector<dns::TlsaRecord> usable;  // for kDane

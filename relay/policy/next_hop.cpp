@@ -23,6 +23,7 @@ asio::awaitable<NextHops> FindNextHops(dns::Resolver& resolver, const std::strin
   if (mx.rcode == dns::Rcode::kNxDomain) {
     out.permanent = true;
     out.status = "5.1.2";  // RFC 3463: bad destination system address
+    out.cause = queue::Cause::kRecipientDomain;
     out.reason = fmt::format(
         "Host or domain name not found. Name service error for name={} type=MX: Host not found",
         domain);
@@ -30,6 +31,8 @@ asio::awaitable<NextHops> FindNextHops(dns::Resolver& resolver, const std::strin
   }
   if (mx.rcode == dns::Rcode::kFailed) {
     out.status = "4.4.3";
+    out.cause =
+        mx.dnssec == dns::DnssecState::kBogus ? queue::Cause::kDnssecInvalid : queue::Cause::kDns;
     out.reason = fmt::format("Host or domain name lookup failed for name={} type=MX: {} ({})",
                              domain, mx.why, dns::ToString(mx.dnssec));
     co_return out;
@@ -42,6 +45,7 @@ asio::awaitable<NextHops> FindNextHops(dns::Resolver& resolver, const std::strin
   if (std::any_of(records.begin(), records.end(), [](const auto& r) { return r.host.empty(); })) {
     out.permanent = true;  // RFC 7505 §3
     out.status = "5.1.10";
+    out.cause = queue::Cause::kRecipientDomain;
     out.reason = fmt::format("Domain {} does not accept mail (null MX)", domain);
     co_return out;
   }

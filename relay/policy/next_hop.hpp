@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "queue/failure.hpp"
 #include "relay/options.hpp"
 #include "relay/policy/dane_policy.hpp"
 #include "tls/client.hpp"
@@ -31,6 +32,7 @@ struct NextHops {
   bool permanent = false;  // NXDOMAIN (5.1.2) or null MX (5.1.10); else a DNS failure (4.4.3)
   std::string status;
   std::string reason;
+  queue::Cause cause = queue::Cause::kNone;  // kRecipientDomain, kDns or kDnssecInvalid
 };
 
 // `rng` orders MX hosts of equal preference (RFC 5321 §5.1).

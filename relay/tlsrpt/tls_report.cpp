@@ -69,21 +69,8 @@ std::string ResultType(const queue::AttemptRecord& a) {
     sts.remove_prefix(kNoStsPolicyLabel.size());
     return std::string(sts.substr(0, sts.find(':')));
   }
-  const std::string_view r = a.reply;
-  if (Has(r, "does not offer STARTTLS") || Has(r, "STARTTLS refused")) {
-    return "starttls-not-supported";
-  }
-  if (Has(r, "hostname mismatch")) return "certificate-host-mismatch";
-  if (Has(r, "certificate has expired")) return "certificate-expired";
-  if (Has(r, "not trusted under the MTA-STS policy")) return "certificate-not-trusted";
-  if (Has(r, "no usable TLSA records")) return "tlsa-invalid";
-  if (Has(r, "DNSSEC-bogus") || Has(r, "(bogus)")) return "dnssec-invalid";
-  if (Has(r, "mandatory DANE:")) return "dane-required";
-  if (Has(r, "Server certificate not verified") || Has(r, "TLS handshake with") ||
-      Has(r, "does not match the MTA-STS policy") || Has(r, "DANE setup for")) {
-    return "validation-failure";
-  }
-  return "";
+  // Typed where the failure happened (queue/failure.hpp), never read back from the text.
+  return a.result_type;
 }
 
 nlohmann::json BuildTlsReport(const std::string& domain, queue::TimePoint day,

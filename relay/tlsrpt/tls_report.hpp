@@ -31,7 +31,8 @@ TlsReportHeader MakeTlsReportHeader(const TlsRptOptions& options, const std::str
 inline constexpr std::string_view kNoStsPolicyLabel = "no policy: ";
 
 // The §4.3 result type of a failed session, "" when the attempt was not a TLS failure (a
-// connection refused, a recipient refused inside a good TLS session).
+// connection refused, a recipient refused inside a good TLS session): the type recorded with the
+// attempt, or the MTA-STS policy failure its label names.
 std::string ResultType(const queue::AttemptRecord& session);
 
 // The report for `domain` for the UTC day that starts at `day`. `sts_policy`: the text of the

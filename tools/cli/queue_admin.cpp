@@ -86,13 +86,13 @@ int RunAdmin(const config::Config& config, const AdminRequest& req, std::ostream
         return (*store)->Delete(selection);
       case AdminAction::kBounce: {
         const queue::NoticeOptions options{config.server.hostname};
-        return (*store)->Finish(selection, queue::RecipientState::kFailed, "5.0.0",
-                                "returned to the sender by the mail administrator", now,
-                                [&](const queue::MessageInfo& m, const std::string& content,
-                                    const std::vector<queue::StoredRecipient>& finished) {
-                                  return queue::ComposeBounce(m, content, finished, ids.Next(now),
-                                                              now, options);
-                                });
+        return (*store)->Finish(
+            selection, queue::RecipientState::kFailed, "5.0.0",
+            "returned to the sender by the mail administrator", queue::Cause::kOperator, now,
+            [&](const queue::MessageInfo& m, const std::string& content,
+                const std::vector<queue::StoredRecipient>& finished) {
+              return queue::ComposeBounce(m, content, finished, ids.Next(now), now, options);
+            });
       }
     }
     return tl::unexpected(queue::StoreError{"unknown action"});
