@@ -20,8 +20,8 @@ struct HostDnsFacts {
   dns::DnssecState address = dns::DnssecState::kInsecure;
   bool address_failed = false;  // the A/AAAA lookup failed (SERVFAIL, timeout, bogus)
   // The addresses are insecure because a CNAME chain leads into an unsigned zone, but the MX
-  // host name's own CNAME record is signed: TLSA records at that name still apply (README,
-  // "CNAMEs"). `alias_failed`: asking for that CNAME record failed.
+  // host name's own CNAME record is signed: TLSA records at that name still apply (danerelay(7),
+  // CNAMES). `alias_failed`: asking for that CNAME record failed.
   bool secure_alias = false;
   bool alias_failed = false;
   std::optional<dns::TlsaAnswer> tlsa;

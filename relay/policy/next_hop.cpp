@@ -94,7 +94,7 @@ asio::awaitable<HostPlan> ResolveHost(dns::Resolver& resolver, const NextHop& ho
     if (canonical != original) bases.push_back(original);
   } else if (canonical != original) {
     // RFC 7672 §2.2.2, RFC 7671 §7: the chain became insecure after the MX host name. When that
-    // name's own CNAME record is signed, its TLSA records still apply (README, "CNAMEs").
+    // name's own CNAME record is signed, its TLSA records still apply (danerelay(7), CNAMES).
     const dns::Answer alias = co_await resolver.Lookup(hop.name, dns::Resolver::kTypeCname);
     if (alias.rcode == dns::Rcode::kFailed) {
       f.alias_failed = true;

@@ -57,7 +57,8 @@ class ManualTest(unittest.TestCase):
     so that they cannot fall behind the program unnoticed."""
 
     SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    PAGES = {"danerelayd.8": "relay/daemon", "danerelay.8": "tools/cli", "danerelay.toml.5": "config"}
+    PAGES = {"danerelayd.8": "relay/daemon", "danerelay.8": "tools/cli", "danerelay.toml.5": "config",
+             "danerelay.7": "relay/daemon"}
 
     def page(self, name):
         return os.path.join(self.SOURCE, self.PAGES[name], name)
@@ -128,7 +129,7 @@ class InstallTest(unittest.TestCase):
                   "lib/systemd/system/danerelay.service", "lib/sysusers.d/danerelay.conf",
                   "share/doc/danerelay/danerelay.example.toml", "share/doc/danerelay/README.md",
                   "share/man/man8/danerelayd.8", "share/man/man8/danerelay.8",
-                  "share/man/man5/danerelay.toml.5"):
+                  "share/man/man5/danerelay.toml.5", "share/man/man7/danerelay.7"):
             self.assertTrue(os.path.exists(os.path.join(p, f)), f"{f} not installed:\n{out}")
         daemon, cli = os.path.join(p, "sbin/danerelayd"), os.path.join(p, "bin/danerelay")
         config = os.path.join(p, "etc/danerelay/danerelay.toml")
