@@ -1,5 +1,5 @@
 #pragma once
-// DNSSEC facts that travel with every DNS answer (design.md: "secure | insecure | bogus | failed").
+// DNSSEC facts that travel with every DNS answer (relay/DESIGN.md: "secure | insecure | bogus | failed").
 // The queue's attempt records store them by these names.
 #include <string_view>
 

@@ -48,7 +48,7 @@ std::string RecipientDomain(std::string_view address);
 enum class DsnRet { kUnspecified, kFull, kHdrs };  // RFC 3461 §4.3
 std::string_view ToString(DsnRet ret);
 
-// design.md: queued → (attempting) → delivered | deferred → … | failed | expired; held by an
+// relay/DESIGN.md: queued → (attempting) → delivered | deferred → … | failed | expired; held by an
 // operator.
 enum class RecipientState { kQueued, kAttempting, kDelivered, kDeferred, kFailed, kExpired, kHeld };
 std::string_view ToString(RecipientState state);
@@ -138,7 +138,7 @@ struct RecipientUpdate {
   Cause cause = Cause::kNone;  // why it failed or was deferred
 };
 
-// One row of the attempt history (design.md: time, MX host, IP, DNSSEC facts, TLS verdict,
+// One row of the attempt history (relay/DESIGN.md: time, MX host, IP, DNSSEC facts, TLS verdict,
 // matched TLSA record, SMTP reply, enhanced status).
 struct AttemptRecord {
   int recipient_index = 0;

@@ -1,6 +1,6 @@
 #pragma once
 // When to try a deferred recipient again, and when to give up. Pure functions of injected time
-// (design.md: "the scheduler only decides when"), so five days are tested in microseconds.
+// (relay/DESIGN.md: "the scheduler only decides when"), so five days are tested in microseconds.
 #include <chrono>
 #include <random>
 #include <vector>
@@ -40,7 +40,7 @@ struct PassOutcome {
 // recipients as they were before the pass (attempt counts, delay_warned). `rest` are the
 // message's other pending recipients (queued, deferred, held: not in this pass): when the
 // message has expired they expire with it, so that one bounce lists every recipient that
-// failed at this moment (design.md), whichever path failed it.
+// failed at this moment (relay/DESIGN.md), whichever path failed it.
 PassOutcome SchedulePass(const MessageInfo& m, std::vector<RecipientUpdate> updates, TimePoint now,
                          const RetryOptions& options, std::mt19937& rng,
                          const std::vector<StoredRecipient>& rest = {});

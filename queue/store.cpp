@@ -64,7 +64,7 @@ CREATE TABLE attempts (
 );
 CREATE INDEX attempts_message ON attempts(message_id, recipient_idx);
 )sql",
-    // 2: the cost per message must not depend on the size of the queue (design.md). Content
+    // 2: the cost per message must not depend on the size of the queue (relay/DESIGN.md). Content
     // moves to its own table, so no scan and no update of a message row reads or rewrites it;
     // recipients carry their domain; every periodic query has an index bounded by its result.
     R"sql(
@@ -257,7 +257,7 @@ tl::expected<std::unique_ptr<Store>, StoreError> Store::Open(const StoreOptions&
 
   if (mode != OpenMode::kReadOnly) {
     // WAL lets the command line read while the daemon writes; synchronous=FULL makes every
-    // commit durable before it returns (design.md), which is what lets us answer 250.
+    // commit durable before it returns (relay/DESIGN.md), which is what lets us answer 250.
     // journal_size_limit: after a checkpoint the WAL is truncated to this size, so a burst of
     // large messages does not leave a WAL of gigabytes behind.
     if (fresh) {

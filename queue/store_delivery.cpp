@@ -1,5 +1,5 @@
 // The delivery side of the store: claiming due recipients, recording attempts and outcomes.
-// Every query here is an index lookup bounded by what it returns (design.md: the cost per
+// Every query here is an index lookup bounded by what it returns (relay/DESIGN.md: the cost per
 // message must not grow with the queue).
 #include <set>
 

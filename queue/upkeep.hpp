@@ -3,7 +3,7 @@
 // line's changes (and take its operator log), expire mail that nobody is attempting, purge
 // completed mail and give a surplus of free pages back to the file system. Each step is an index
 // lookup unless it finds work, so an idle daemon with a million queued recipients stays idle
-// (design.md).
+// (relay/DESIGN.md).
 #include <chrono>
 #include <cstdint>
 #include <optional>

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   # build
   build-essential cmake pkg-config ccache
-  # libraries (design.md: installed, never vendored)
+  # libraries (relay/DESIGN.md: installed, never vendored)
   libasio-dev libssl-dev libunbound-dev libtomlplusplus-dev libsqlite3-dev
   libgtest-dev libgmock-dev libexpected-dev libcli11-dev nlohmann-json3-dev
   libfmt-dev libspdlog-dev libcrypt-dev libsystemd-dev libidn2-dev libcurl4-openssl-dev

@@ -15,7 +15,7 @@ struct Family {
   std::initializer_list<std::string_view> values;
 };
 
-// What an operator watches. DANE outcomes are per MX host attempt, following design.md's
+// What an operator watches. DANE outcomes are per MX host attempt, following relay/DESIGN.md's
 // table: DNS failure (step 1), insecure MX or address (2, 3), no TLSA (4), no usable TLSA (5),
 // and for DANE hosts the handshake: verified, certificate mismatch, no STARTTLS.
 const std::array<Family, 12> kFamilies = {{
@@ -29,7 +29,7 @@ const std::array<Family, 12> kFamilies = {{
      "outcome",
      {"sent", "deferred", "bounced", "expired"}},
     {"danerelay_dane_total",
-     "DANE outcomes per MX host tried (design.md's table).",
+     "DANE outcomes per MX host tried (relay/DESIGN.md's table).",
      "outcome",
      {"verified", "mismatch", "no_starttls", "no_tlsa", "unusable_tlsa", "dns_failure",
       "insecure"}},

@@ -357,7 +357,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   // a log line. A failed write is tried again a bounded number of times (kOutcomeWrites), while
   // the message's delivery slot serves other mail; when it cannot land, the recipients' states
   // alone are written (RecordStatesOnly). Until one of them lands the recipients stay "in
-  // delivery", so they are neither claimed again nor forgotten (design.md).
+  // delivery", so they are neither claimed again nor forgotten (relay/DESIGN.md).
   asio::awaitable<void> RecordOutcome(std::shared_ptr<const queue::MessageInfo> m,
                                       std::shared_ptr<const std::string> content,
                                       std::vector<queue::RecipientUpdate> updates,

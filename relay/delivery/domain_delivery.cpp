@@ -293,7 +293,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
               "delivering under opportunistic DANE",
               m.id, domain, host.name, why, strict.step);
     }
-    // design.md's table, as counted: steps 1-5 decide before any connection.
+    // relay/DESIGN.md's table, as counted: steps 1-5 decide before any connection.
     if (decision.tls != TlsRequirement::kDane || decision.defer) {
       CountDane(decision.step == 1   ? "dns_failure"
                 : decision.step <= 3 ? "insecure"

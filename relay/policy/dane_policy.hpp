@@ -1,5 +1,5 @@
 #pragma once
-// The DANE policy decision for one MX host: design.md's table, steps 1-5, in one pure function.
+// The DANE policy decision for one MX host: relay/DESIGN.md's table, steps 1-5, in one pure function.
 // Steps 6-8 (STARTTLS offered? handshake? certificate matches?) happen on the connection and are
 // judged by RequirementMet() below.
 #include <optional>

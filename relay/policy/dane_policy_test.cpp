@@ -18,7 +18,7 @@ dns::TlsaAnswer Tlsa(dns::Rcode rcode, S dnssec, std::vector<dns::TlsaRecord> re
 const dns::TlsaRecord kEe{3, 1, 1, std::vector<std::uint8_t>(32, 0xab)};
 const dns::TlsaRecord kPkixEe{1, 1, 1, std::vector<std::uint8_t>(32, 0xab)};
 
-// One row of design.md's table: facts, then the outcome in each mode.
+// One row of relay/DESIGN.md's table: facts, then the outcome in each mode.
 struct Row {
   const char* name;
   HostDnsFacts facts;

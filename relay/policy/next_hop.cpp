@@ -110,7 +110,7 @@ asio::awaitable<HostPlan> ResolveHost(dns::Resolver& resolver, const NextHop& ho
     const std::string name = fmt::format("_{}._tcp.{}", hop.port, base);  // named: GCC 12
     f.tlsa = co_await resolver.LookupTlsa(name);
     plan.tlsa_base = base;
-    // A failure stops here (design.md step 1); a secure denial or an insecure answer (which
+    // A failure stops here (relay/DESIGN.md step 1); a secure denial or an insecure answer (which
     // cannot be used) moves on to the original name.
     const bool failed =
         f.tlsa->rcode == dns::Rcode::kFailed || f.tlsa->dnssec == dns::DnssecState::kBogus;

@@ -254,7 +254,7 @@ delay_warning = "2s"
                                 states.count("failed"))
         self.assertGreaterEqual(m['danerelay_deliveries_total{outcome="deferred"}'],
                                 states.count("deferred"))
-        # design.md's table, per host tried: ee, ta, twomx's second MX, routed verified; the
+        # relay/DESIGN.md's table, per host tried: ee, ta, twomx's second MX, routed verified; the
         # mismatch host (twice: its own domain, twomx's first MX); notls without STARTTLS;
         # bogus; unsigned, mand-unsigned insecure; notlsa, mand-notlsa; unusable twice.
         dane = {k.split('"')[1]: v for k, v in m.items() if k.startswith("danerelay_dane_total")}
@@ -399,7 +399,7 @@ delay_warning = "2s"
         self.assertIn(f"{qid}: 5 addresses tried for many.example; no more this time", logs)
 
     def test_malformed_tlsa_is_unusable_not_a_deferral(self):
-        # design.md step 5: no usable TLSA record -> "encrypt" under opportunistic DANE.
+        # relay/DESIGN.md step 5: no usable TLSA record -> "encrypt" under opportunistic DANE.
         rcpt, attempts = self.outcome("junk")
         self.assertEqual(rcpt["state"], "delivered", attempts)
         got = self.arrived("unusable", "junk")
