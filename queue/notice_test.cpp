@@ -393,8 +393,7 @@ TEST(NoticeTest, ExplanationFollowsTheCauseNotTheReplyText) {
   EXPECT_THAT(ExplainStatus("4.7.5", Cause::kDaneNotVerified), HasSubstr("TLSA records"));
   EXPECT_THAT(ExplainStatus("4.7.5", Cause::kStartTlsNotOffered),
               HasSubstr("did not offer encryption"));
-  EXPECT_THAT(ExplainStatus("4.7.5", Cause::kTlsHandshake),
-              HasSubstr("could not be established"));
+  EXPECT_THAT(ExplainStatus("4.7.5", Cause::kTlsHandshake), HasSubstr("could not be established"));
   EXPECT_THAT(ExplainStatus("5.0.0", Cause::kOperator), HasSubstr("mail administrator"));
   StoredRecipient r;
   r.address = "bob@example.net";

@@ -28,8 +28,8 @@ queue::AttemptRecord Session(std::string mx, std::string verdict, std::string re
 TEST(TlsReportTest, ResultTypeIsTheRecordedTypeNotTheText) {
   EXPECT_EQ(ResultType(Session("mx", "none", "anything", "", "", "starttls-not-supported")),
             "starttls-not-supported");
-  EXPECT_EQ(ResultType(Session("mx", "Untrusted", "certificate has expired (hostname mismatch)",
-                               "", "", "validation-failure")),
+  EXPECT_EQ(ResultType(Session("mx", "Untrusted", "certificate has expired (hostname mismatch)", "",
+                               "", "validation-failure")),
             "validation-failure");
   EXPECT_EQ(ResultType(Session("mx", "none", "mx: mandatory DANE: no usable TLSA records (bogus)")),
             "");
