@@ -1,6 +1,6 @@
 #pragma once
-// DNSSEC facts that travel with every DNS answer (relay/DESIGN.md: "secure | insecure | bogus | failed").
-// The queue's attempt records store them by these names.
+// DNSSEC facts that travel with every DNS answer (relay/DESIGN.md: "secure | insecure | bogus |
+// failed"). The queue's attempt records store them by these names.
 #include <string_view>
 
 namespace danerelay::dns {

@@ -1,7 +1,7 @@
 #pragma once
-// The DANE policy decision for one MX host: relay/DESIGN.md's table, steps 1-5, in one pure function.
-// Steps 6-8 (STARTTLS offered? handshake? certificate matches?) happen on the connection and are
-// judged by RequirementMet() below.
+// The DANE policy decision for one MX host: relay/DESIGN.md's table, steps 1-5, in one pure
+// function. Steps 6-8 (STARTTLS offered? handshake? certificate matches?) happen on the connection
+// and are judged by RequirementMet() below.
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,7 +41,7 @@ struct PolicyDecision {
   std::string status;  // enhanced status when deferring: "4.4.3" (DNS) or "4.7.5"
   std::string reason;  // plain words for logs and the queue
   queue::Cause cause = queue::Cause::kNone;  // why, when deferring
-  int step = 0;        // the row of the table that decided (1-8)
+  int step = 0;                              // the row of the table that decided (1-8)
   TlsRequirement tls = TlsRequirement::kMay;
   std::vector<dns::TlsaRecord> usable;  // for kDane
 };
