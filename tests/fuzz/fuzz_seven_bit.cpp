@@ -1,5 +1,6 @@
 // Fuzz target: the 8BITMIME-to-7bit conversion (relay/delivery/seven_bit.cpp), on a message as
-// the queue stores it (every line end CRLF: the input's bare CR and LF become CRLF). Invariants
+// the queue stores it: every line ends in CRLF, the last one too (the input's bare CR and LF
+// become CRLF, and a CRLF ends it; the SMTP server stores only whole CRLF lines). Invariants
 // when it converts: the result is 7-bit with CRLF line ends, no line of it is longer than 998
 // octets or the longest line of the original, and GMime reads the same decoded leaf contents
 // from it as from the original (nothing lost, moved or doubled by the splice).
@@ -26,6 +27,7 @@ std::string Crlf(std::string_view in) {
       out += in[i];
     }
   }
+  if (!out.empty() && !out.ends_with("\r\n")) out += "\r\n";
   return out;
 }
 
