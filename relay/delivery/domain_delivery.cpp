@@ -11,6 +11,7 @@
 #include "dns/resolver.hpp"
 #include "relay/daemon/logging.hpp"
 #include "relay/daemon/metrics.hpp"
+#include "relay/delivery/host_planner.hpp"
 #include "relay/health/resolver_health.hpp"
 #include "relay/network.hpp"
 #include "relay/policy/next_hop.hpp"
@@ -260,6 +261,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
     if (first) finish(RecipientState::kFailed, loop, "");
     return first;
   };
+  const DomainPolicy policy{domain, mode, testing, sts_policy, m.requiretls};
   for (const NextHop& host : hosts) {
     if (reached_myself) break;
     if (addresses_tried >= ctx.options.max_addresses) {
@@ -269,29 +271,29 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       break;
     }
     dns_started = SteadyClock::now();
-    const HostPlan plan = co_await ResolveHost(ctx.resolver, host);
+    const HostDecision plan =
+        co_await PlanHost(ctx.resolver, host, policy, ctx.options, ctx.helo_name, ctx.tls_context);
     delays.dns += SteadyClock::now() - dns_started;
-    const HostDnsFacts& facts = plan.facts;
-    if (plan.no_address) {
-      last = Fail(Cause::kNoAddress, "4.4.4", fmt::format("no address for MX host {}", host.name));
+    const HostDnsFacts& facts = plan.dns.facts;
+    const PolicyDecision& decision = plan.decision;
+    AttemptTags tags;
+    if (plan.dns.no_address) {
+      last = *plan.skip;
       RecordHost(m, host, facts, "", "", last, "", out);
       continue;
     }
-    const PolicyDecision decision = Decide(mode, facts);
     // Steps 2-5 are where the modes differ; from step 6 on both defer alike.
-    AttemptTags tags;
-    if (const PolicyDecision strict = testing ? Decide(DaneMode::kMandatory, facts) : decision;
-        strict.defer && !decision.defer) {
-      std::string_view why = strict.reason;
+    if (const auto& strict = plan.would_defer) {
+      std::string_view why = strict->reason;
       if (why.starts_with("mandatory DANE: ")) why.remove_prefix(16);
       tags.Note(fmt::format("DANE testing: mandatory DANE would defer: {} {} (step {})",
-                            strict.status, why, strict.step));
+                            strict->status, why, strict->step));
       Metrics::Get().Add("danerelay_dane_testing_would_defer_total");
       Log(Service::kSmtp)
           .warn(
               "{}: DANE testing for {}: {} would be deferred under mandatory DANE: {} (step {}); "
               "delivering under opportunistic DANE",
-              m.id, domain, host.name, why, strict.step);
+              m.id, domain, host.name, why, strict->step);
     }
     // relay/DESIGN.md's table, as counted: steps 1-5 decide before any connection.
     if (decision.tls != TlsRequirement::kDane || decision.defer) {
@@ -301,63 +303,29 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
                                      : "unusable_tlsa");
     }
     if (decision.defer) {
-      last =
-          Fail(decision.cause, decision.status, fmt::format("{}: {}", host.name, decision.reason));
+      last = *plan.skip;
       Log(Service::kSmtp)
           .info("{}: {} not used: {} (DANE step {})", m.id, host.name, decision.reason,
                 decision.step);
       RecordHost(m, host, facts, "", "", last, "", out, tags);
       continue;
     }
-    // MTA-STS (RFC 8461) where DANE does not apply (§2: DANE wins where TLSA records do).
-    const bool dane_applies = decision.tls == TlsRequirement::kDane;
-    const sts::Mode sts_mode = sts_policy && !dane_applies ? sts_policy->mode : sts::Mode::kNone;
-    if (sts_policy) tags.mta_sts = sts_label + (dane_applies ? ", DANE applies" : "");
-    if (!sts_missing.empty() && !dane_applies) tags.mta_sts = sts_missing;
-    if (sts_mode != sts::Mode::kNone && !sts::MxAllowed(*sts_policy, host.name)) {
-      const std::string why = fmt::format("{} does not match the MTA-STS policy of {} (mx: {})",
-                                          host.name, domain, fmt::join(sts_policy->mx, ", "));
-      if (sts_mode == sts::Mode::kEnforce) {
-        last = Fail(Cause::kStsMxMismatch, "4.7.5", why);
-        Log(Service::kSmtp).info("{}: {} not used: {}", m.id, host.name, why);
-        RecordHost(m, host, facts, "", "", last, "", out, tags);
-        continue;
-      }
-      tags.Note("MTA-STS testing: " + why);
-      Log(Service::kSmtp).warn("{}: MTA-STS testing: {}", m.id, why);
+    if (sts_policy) tags.mta_sts = sts_label + (plan.dane_applies ? ", DANE applies" : "");
+    if (!sts_missing.empty() && !plan.dane_applies) tags.mta_sts = sts_missing;
+    if (!plan.sts_mismatch.empty()) {
+      tags.Note("MTA-STS testing: " + plan.sts_mismatch);
+      Log(Service::kSmtp).warn("{}: MTA-STS testing: {}", m.id, plan.sts_mismatch);
     }
-    ClientRequest req;
-    req.port = host.port;
-    req.mx_host = host.name;
-    req.helo_name = ctx.helo_name;
-    req.tls = decision.tls;
-    if (decision.tls == TlsRequirement::kDane) {
-      req.dane = MakeDaneSetup(plan, host, domain, decision);
+    if (plan.skip) {  // MTA-STS enforce without this host, or REQUIRETLS unprotected
+      last = *plan.skip;
+      Log(Service::kSmtp).info("{}: {} not used: {}", m.id, host.name, last.text);
+      RecordHost(m, host, facts, "", "", last, "", out, tags);
+      continue;
     }
-    ApplyMtaSts(sts_mode, req);
-    if (m.requiretls) {
-      // RFC 8689 §4.2.1: TLS authenticated by DANE, or by an MTA-STS policy that names the host
-      // (its certificate then valid under WebPKI, whatever the policy's mode).
-      const bool by_sts = sts_policy && sts::MxAllowed(*sts_policy, host.name);
-      if (!dane_applies && !by_sts) {
-        // RFC 8689 §5: "Unable to establish TLS-protected SMTP session", 5.7.10 (X.7.10
-        // "Encryption Needed", RFC 5248); 5.7.30 is for a server without REQUIRETLS.
-        last = Fail(
-            Cause::kRequireTlsUnprotected, "5.7.10",
-            fmt::format("REQUIRETLS: {} is authenticated neither by DANE nor by an MTA-STS policy",
-                        host.name));
-        Log(Service::kSmtp).info("{}: {} not used: {}", m.id, host.name, last.text);
-        RecordHost(m, host, facts, "", "", last, "", out, tags);
-        continue;
-      }
-      if (!dane_applies) ApplyMtaSts(sts::Mode::kEnforce, req);
-      req.requiretls = true;
-    }
-    req.tls_context = ctx.tls_context;
+    ClientRequest req = plan.request;
     req.message = &m;
     req.content = &content;
-    req.timeouts = ctx.options.timeouts;
-    for (const auto& ip : plan.addresses) {
+    for (const auto& ip : plan.dns.addresses) {
       if (addresses_tried++ >= ctx.options.max_addresses) break;
       if (ReachesListener(ctx.options.own_listeners, ip, host.port)) {
         if (loops_back(host, facts, ip,
@@ -368,21 +336,17 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
         }
         break;
       }
-      req.ip = ip;
-      req.plaintext_only = false;
-      ClientResult r = co_await DeliverOverSmtp(req, ctx.connections);
-      if (r.host_failed && r.retry_plaintext && decision.tls == TlsRequirement::kMay) {
-        // "may": a failed handshake is retried once in plain text.
-        RecordHost(m, host, facts, ip, "failed", r.failure, "", out, tags);
-        delays.connect += r.connect_time;
-        req.plaintext_only = true;
-        r = co_await DeliverOverSmtp(req, ctx.connections);
+      const AddressResult tried = co_await Connect(req, ip, ctx.connections);
+      if (const auto& first = tried.handshake_failed) {
+        RecordHost(m, host, facts, ip, "failed", first->failure, "", out, tags);
+        delays.connect += first->connect_time;
       }
+      const ClientResult& r = tried.result;
       delays.connect += r.connect_time;
       delays.transfer += r.transfer_time;
       const std::string verdict = r.verdict ? std::string(tls::ToString(r.verdict->kind)) : "none";
       AttemptTags host_tags = tags;
-      if (sts_mode == sts::Mode::kTesting &&
+      if (plan.sts_mode == sts::Mode::kTesting &&
           (!r.verdict || r.verdict->kind != tls::Verdict::Kind::kTrusted)) {
         const std::string why =
             r.verdict ? fmt::format("the certificate of {}[{}] is not valid under WebPKI ({})",

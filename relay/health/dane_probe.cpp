@@ -9,7 +9,7 @@
 
 #include "dns/idn.hpp"
 #include "dns/resolver.hpp"
-#include "relay/delivery/smtp_client.hpp"
+#include "relay/delivery/host_planner.hpp"
 #include "relay/policy/next_hop.hpp"
 #include "relay/policy/sts_policies.hpp"
 
@@ -84,9 +84,11 @@ asio::awaitable<int> ProbeDomain(const DeliveryOptions& options, const std::stri
   const std::span<const NextHop> hosts(hops.hosts.data(),
                                        std::min<size_t>(hops.hosts.size(), options.max_mx_hosts));
   std::uint32_t addresses_tried = 0;  // and max_addresses addresses in all
+  const DomainPolicy policy{domain, mode, false, sts_policy, false};
   for (const auto& hop : hosts) {
-    const HostPlan plan = co_await ResolveHost(resolver, hop);
-    const PolicyDecision decision = Decide(mode, plan.facts);
+    const HostDecision hd = co_await PlanHost(resolver, hop, policy, options, helo_name, tls_ctx);
+    const HostPlan& plan = hd.dns;
+    const PolicyDecision& decision = hd.decision;
     nlohmann::json h = {{"host", hop.name},
                         {"port", hop.port},
                         {"dnssec_mx", std::string(dns::ToString(hop.mx_dnssec))},
@@ -104,30 +106,21 @@ asio::awaitable<int> ProbeDomain(const DeliveryOptions& options, const std::stri
       }
     }
     // MTA-STS where DANE does not apply (and the host is usable at all).
-    const bool usable = !plan.no_address && !decision.defer;
-    const bool dane_applies = decision.tls == TlsRequirement::kDane;
-    const bool mx_allowed = sts_policy && sts::MxAllowed(*sts_policy, hop.name);
-    const sts::Mode sts_mode =
-        sts_policy && usable && !dane_applies ? sts_policy->mode : sts::Mode::kNone;
-    if (sts_policy && usable) {
-      h["mta_sts"] = dane_applies ? "DANE applies"
-                     : mx_allowed ? "the MX host matches the policy"
-                                  : "the MX host does not match the policy";
+    if (sts_policy && !plan.no_address && !decision.defer) {
+      h["mta_sts"] = hd.dane_applies     ? "DANE applies"
+                     : hd.sts_mx_allowed ? "the MX host matches the policy"
+                                         : "the MX host does not match the policy";
     }
-    if (plan.no_address) {
+    if (hd.skip) {
       h["result"] = "deferred";
-      h["reason"] = "no address records";
-    } else if (decision.defer) {
-      h["result"] = "deferred";
-      h["status"] = decision.status;
-      h["reason"] = decision.reason;
-    } else if (sts_mode == sts::Mode::kEnforce && !mx_allowed) {
-      h["result"] = "deferred";
-      h["status"] = "4.7.5";
-      h["reason"] = fmt::format("{} does not match the MTA-STS policy of {}", hop.name, domain);
+      h["status"] = hd.skip->status;
+      // The DANE decision's own words: the report names the host already.
+      h["reason"] = decision.defer ? decision.reason : hd.skip->text;
     } else {
       h["tls_requirement"] = std::string(TlsName(decision.tls));
       bool passed = false;
+      ClientRequest req = hd.request;
+      req.timeouts.greeting = req.timeouts.command = std::chrono::seconds(30);
       for (const auto& ip : plan.addresses) {
         if (addresses_tried++ >= options.max_addresses) break;
         if (ReachesListener(options.own_listeners, ip, hop.port)) {
@@ -141,29 +134,14 @@ asio::awaitable<int> ProbeDomain(const DeliveryOptions& options, const std::stri
                                       domain, hop.name, ip, hop.port)}});
           continue;
         }
-        ClientRequest req;
-        req.ip = ip;
-        req.port = hop.port;
-        req.mx_host = hop.name;
-        req.helo_name = helo_name;
-        req.tls = decision.tls;
-        ApplyMtaSts(sts_mode, req);
-        if (decision.tls == TlsRequirement::kDane) {
-          req.dane = MakeDaneSetup(plan, hop, domain, decision);
-        }
-        req.tls_context = tls_ctx;
-        req.timeouts = options.timeouts;
-        req.timeouts.greeting = req.timeouts.command = std::chrono::seconds(30);
-        ClientResult r = co_await DeliverOverSmtp(req);
+        const AddressResult tried = co_await Connect(req, ip, nullptr);
+        const ClientResult& r = tried.result;
         nlohmann::json c = {
             {"ip", ip}, {"starttls_offered", r.starttls_offered}, {"ok", !r.host_failed}};
-        if (r.host_failed && r.retry_plaintext && decision.tls == TlsRequirement::kMay) {
+        if (tried.handshake_failed) {
           // As delivery does under "may": a failed handshake is retried once in plain text.
-          c["handshake_failed"] = r.failure.text;
-          req.plaintext_only = true;
-          r = co_await DeliverOverSmtp(req);
+          c["handshake_failed"] = tried.handshake_failed->failure.text;
           c["plaintext_retry"] = true;
-          c["ok"] = !r.host_failed;
         }
         if (r.host_failed) {
           c["status"] = r.failure.status;

@@ -132,6 +132,7 @@ min_backoff = "1h"
                    "mand-notlsa", "unusable", "unusable-notls", "junk", "bogus", "nullmx",
                    "nosuch", "many",
                    "twomx", "routed", "literal"]
+        cls.domains = list(domains)  # one message each, nothing about it but its domain
         with smtplib.SMTP("127.0.0.1", cls.relay.port, timeout=30) as c:
             c.ehlo("test.example")
             for d in domains:
@@ -471,6 +472,20 @@ delay_warning = "2s"
         self.assertEqual(conn["matched_depth"], 1)  # the CA, one above the server certificate
         self.assertEqual(len(conn["chain"]), 2)
         self.assertEqual(conn["chain"][1]["cert_sha256"], self.ta_tlsa.split()[3])
+
+    def test_dane_check_predicts_the_first_delivery_pass_for_every_domain(self):
+        """One table for the whole world: dane-check's verdict for each domain is what the first
+        delivery pass did with the mail to it (DANE pass and mismatch, no STARTTLS, unsigned,
+        mandatory, unusable and junk TLSA, bogus, null MX, NXDOMAIN, the address caps, a second
+        MX, routes). Both go through the same host planner (relay/delivery/host_planner.hpp)."""
+        verdict_of = {"delivered": "delivered", "deferred": "deferred", "failed": "bounced"}
+        self.assertEqual(len(self.domains), 18)
+        for d in self.domains:
+            with self.subTest(domain=d):
+                rcpt, attempts = self.outcome(d)
+                report = json.loads(self.dane_check(f"{d}.example", "--json").stdout)
+                self.assertEqual(report["verdict"], verdict_of[rcpt["state"]],
+                                 f"delivery: {rcpt}; dane-check: {report}")
 
     def test_dane_check_failures_exit_non_zero(self):
         mismatch = self.dane_check("mismatch.example")

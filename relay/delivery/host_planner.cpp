@@ -1,0 +1,91 @@
+#include "relay/delivery/host_planner.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "relay/policy/sts_policies.hpp"
+
+namespace danerelay::relay {
+
+using queue::Cause;
+
+asio::awaitable<HostDecision> PlanHost(dns::Resolver& resolver, const NextHop& host,
+                                       const DomainPolicy& policy, const DeliveryOptions& options,
+                                       const std::string& helo_name,
+                                       std::shared_ptr<asio::ssl::context> tls_context) {
+  HostDecision h;
+  h.dns = co_await ResolveHost(resolver, host);
+  if (h.dns.no_address) {
+    h.skip = queue::Failure{Cause::kNoAddress, "4.4.4", "",
+                            fmt::format("no address for MX host {}", host.name)};
+    co_return h;
+  }
+  h.decision = Decide(policy.mode, h.dns.facts);
+  if (policy.testing) {
+    PolicyDecision strict = Decide(DaneMode::kMandatory, h.dns.facts);
+    if (strict.defer && !h.decision.defer) h.would_defer = std::move(strict);
+  }
+  if (h.decision.defer) {
+    h.skip =
+        queue::Failure{h.decision.cause, h.decision.status, queue::ResultType(h.decision.cause),
+                       fmt::format("{}: {}", host.name, h.decision.reason)};
+    co_return h;
+  }
+  // MTA-STS (RFC 8461) where DANE does not apply (§2: DANE wins where TLSA records do).
+  h.dane_applies = h.decision.tls == TlsRequirement::kDane;
+  h.sts_mx_allowed = policy.sts && sts::MxAllowed(*policy.sts, host.name);
+  h.sts_mode = policy.sts && !h.dane_applies ? policy.sts->mode : sts::Mode::kNone;
+  if (h.sts_mode != sts::Mode::kNone && !h.sts_mx_allowed) {
+    const std::string why = fmt::format("{} does not match the MTA-STS policy of {} (mx: {})",
+                                        host.name, policy.domain, fmt::join(policy.sts->mx, ", "));
+    if (h.sts_mode == sts::Mode::kEnforce) {
+      h.skip = queue::Failure{Cause::kStsMxMismatch, "4.7.5",
+                              queue::ResultType(Cause::kStsMxMismatch), why};
+      co_return h;
+    }
+    h.sts_mismatch = why;
+  }
+  ClientRequest& req = h.request;
+  req.port = host.port;
+  req.mx_host = host.name;
+  req.helo_name = helo_name;
+  req.tls = h.decision.tls;
+  if (h.dane_applies) req.dane = MakeDaneSetup(h.dns, host, policy.domain, h.decision);
+  ApplyMtaSts(h.sts_mode, req);
+  if (policy.requiretls) {
+    // RFC 8689 §4.2.1: TLS authenticated by DANE, or by an MTA-STS policy that names the host
+    // (its certificate then valid under WebPKI, whatever the policy's mode).
+    if (!h.dane_applies && !h.sts_mx_allowed) {
+      // RFC 8689 §5: "Unable to establish TLS-protected SMTP session", 5.7.10 (X.7.10
+      // "Encryption Needed", RFC 5248); 5.7.30 is for a server without REQUIRETLS.
+      h.skip = queue::Failure{
+          Cause::kRequireTlsUnprotected, "5.7.10", "",
+          fmt::format("REQUIRETLS: {} is authenticated neither by DANE nor by an MTA-STS policy",
+                      host.name)};
+      co_return h;
+    }
+    if (!h.dane_applies) ApplyMtaSts(sts::Mode::kEnforce, req);
+    req.requiretls = true;
+  }
+  req.tls_context = std::move(tls_context);
+  req.timeouts = options.timeouts;
+  co_return h;
+}
+
+asio::awaitable<AddressResult> Connect(ClientRequest request, const std::string& ip,
+                                       ConnectionCache* cache) {
+  request.ip = ip;
+  request.plaintext_only = false;
+  AddressResult out;
+  out.result = co_await DeliverOverSmtp(request, cache);
+  const ClientResult& r = out.result;
+  if (r.host_failed && r.retry_plaintext && request.tls == TlsRequirement::kMay) {
+    // "may": a failed handshake is retried once in plain text.
+    out.handshake_failed = std::move(out.result);
+    request.plaintext_only = true;
+    out.result = co_await DeliverOverSmtp(request, cache);
+  }
+  co_return out;
+}
+
+}  // namespace danerelay::relay

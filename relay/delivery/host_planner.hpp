@@ -1,0 +1,71 @@
+#pragma once
+// What delivery decides about one MX host before and while it connects, written once for both
+// users: the delivery pass (domain_delivery.cpp) and the probe behind `dane-check` and the
+// pre-flight check (health/dane_probe.cpp), so that the tool whose whole value is to predict
+// delivery cannot drift from it.
+//
+// PlanHost: the host's addresses and DNSSEC facts, the DANE decision (relay/DESIGN.md's table),
+// MTA-STS where DANE does not apply, REQUIRETLS, and either the reason the host is not used or
+// the request to send to each of its addresses. Connect: one address as delivery connects to it
+// ("may": a failed handshake is tried once more in plain text).
+//
+// What it does not do: record attempts, log, count metrics or choose the next host; those stay
+// with the caller, which knows whether it delivers or only probes.
+#include <asio/awaitable.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "queue/failure.hpp"
+#include "relay/delivery/smtp_client.hpp"
+#include "relay/policy/dane_policy.hpp"
+#include "relay/policy/mta_sts.hpp"
+#include "relay/policy/next_hop.hpp"
+
+namespace asio::ssl {
+class context;
+}
+
+namespace danerelay::relay {
+
+// The domain-wide inputs of the per-host decision.
+struct DomainPolicy {
+  std::string domain;  // A-label form
+  DaneMode mode = DaneMode::kOpportunistic;
+  bool testing = false;            // [dane] testing_domains: also judged as mandatory
+  std::optional<sts::Policy> sts;  // the MTA-STS policy that applies (mode testing/enforce)
+  bool requiretls = false;         // RFC 8689: the message asks for REQUIRETLS
+};
+
+struct HostDecision {
+  HostPlan dns;             // addresses, DNSSEC facts, TLSA
+  PolicyDecision decision;  // the DANE table's row for this host
+  // [dane] testing: what mandatory DANE would have decided, when it would defer and the
+  // opportunistic decision does not.
+  std::optional<PolicyDecision> would_defer;
+  bool dane_applies = false;              // usable TLSA records: DANE, and MTA-STS set aside
+  sts::Mode sts_mode = sts::Mode::kNone;  // MTA-STS as applied to this host
+  bool sts_mx_allowed = false;            // the policy names this host (whatever its mode)
+  std::string sts_mismatch;               // under MTA-STS testing: the host is not in the policy
+  std::optional<queue::Failure> skip;     // the host is not used, and why
+  ClientRequest request;  // for the addresses of a host that is used (ip, message to be set)
+};
+
+asio::awaitable<HostDecision> PlanHost(dns::Resolver& resolver, const NextHop& host,
+                                       const DomainPolicy& policy, const DeliveryOptions& options,
+                                       const std::string& helo_name,
+                                       std::shared_ptr<asio::ssl::context> tls_context);
+
+struct AddressResult {
+  ClientResult result;
+  // "may": the TLS handshake failed and the address was tried again in plain text; this is
+  // the first try's result.
+  std::optional<ClientResult> handshake_failed;
+};
+
+// `request` as PlanHost made it, with its message (or none, for a probe) set.
+asio::awaitable<AddressResult> Connect(ClientRequest request, const std::string& ip,
+                                       ConnectionCache* cache);
+
+}  // namespace danerelay::relay
