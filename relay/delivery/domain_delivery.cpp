@@ -141,15 +141,8 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
   DomainOutcome out;
   using SteadyClock = std::chrono::steady_clock;
   Delays delays{m.arrival, queue::Clock::now()};
-  // DNS, the TLSA base, DANE-TA names and the mandatory list see the A-label form (IDNA2008).
-  const auto ascii = dns::ToAsciiDomain(recipient_domain);
-  const std::string domain = ascii.value_or(recipient_domain);
-  const DaneMode mode = IsMandatory(ctx.options.mandatory_domains, domain)
-                            ? DaneMode::kMandatory
-                            : DaneMode::kOpportunistic;
-  // [dane] testing_domains: judged as mandatory as well, delivered under the opportunistic rules.
-  const bool testing =
-      mode == DaneMode::kOpportunistic && IsMandatory(ctx.options.testing_domains, domain);
+  auto domain_policy = PolicyFor(ctx.options, recipient_domain);
+  const std::string domain = domain_policy ? domain_policy->domain : recipient_domain;
   // Deferred updates carry no next attempt: SchedulePass decides when (queue/retry.hpp).
   std::string last_remote;  // the last MX host that was actually contacted
   auto finish = [&](RecipientState state, const queue::Failure& f, const std::string& relay) {
@@ -160,19 +153,21 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
     }
   };
 
-  if (!ascii) {
+  if (!domain_policy) {
     finish(RecipientState::kFailed,
            Fail(Cause::kRecipientDomain, "5.1.2",
                 fmt::format("Recipient domain {} is {}", queue::Printable(recipient_domain, 255),
-                            ascii.error())),
+                            domain_policy.error())),
            "");
     co_return out;
   }
+  DomainPolicy& policy = *domain_policy;
+  policy.requiretls = m.requiretls;
 
   // While the resolver's self-check fails, no answer can be trusted to say "unsigned": defer
   // (always for mandatory DANE; otherwise unless the operator chose to deliver anyway).
   if (ctx.health && !ctx.health->ValidationWorks()) {
-    if (mode == DaneMode::kMandatory || !ctx.health->DeliverAnyway()) {
+    if (policy.mode == DaneMode::kMandatory || !ctx.health->DeliverAnyway()) {
       CountDane("dns_failure");
       finish(RecipientState::kDeferred,
              Fail(Cause::kDns, "4.4.3",
@@ -209,41 +204,31 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
   }
 
   // The MTA-STS policy, for MX-based delivery (not for [routes]).
-  std::optional<sts::Policy> sts_policy;
-  std::string sts_label;  // "enforce id=..." for the attempts
-  // The domain publishes MTA-STS but no policy could be had ("no policy: <type>: <why>").
-  std::string sts_missing;
+  StsFinding sts_found;
   // RFC 8689 §4.2.1: "TLS-Required: No" (without REQUIRETLS) sets MTA-STS aside for this
   // message; DANE is never set aside.
   const bool tls_required_no = !m.requiretls && TlsRequiredNo(content);
   if (tls_required_no) {
     Log(Service::kSmtp).info("{}: TLS-Required: No; MTA-STS is not applied to this message", m.id);
   }
-  if (ctx.sts && !tls_required_no && !ctx.options.routes.contains(domain)) {
+  if (ctx.sts && !tls_required_no) {
     dns_started = SteadyClock::now();
-    const StsLookup look = co_await ctx.sts->Get(domain);
+    sts_found = co_await FindSts(*ctx.sts, ctx.options, domain);
     delays.dns += SteadyClock::now() - dns_started;
-    if (!look.problem.empty()) {
+    if (!sts_found.lookup.problem.empty()) {
       Log(Service::kSmtp)
-          .info("{}: MTA-STS for {}: {}{}", m.id, domain, look.problem,
-                look.policy ? " (the cached policy applies)" : "");
-    }
-    if (look.policy && look.policy->mode != sts::Mode::kNone) {
-      sts_policy = look.policy;
-      sts_label = fmt::format("{} id={}{}", sts::ToString(sts_policy->mode), sts_policy->id,
-                              look.cached ? " (cached)" : "");
-    } else if (!look.policy && !look.problem_type.empty()) {
-      sts_missing = fmt::format("{}{}: {}", kNoStsPolicyLabel, look.problem_type, look.problem);
+          .info("{}: MTA-STS for {}: {}{}", m.id, domain, sts_found.lookup.problem,
+                sts_found.lookup.policy ? " (the cached policy applies)" : "");
     }
   }
+  policy.sts = sts_found.policy;
 
   queue::Failure last = Fail(Cause::kDns, "4.4.3", "no MX host could be used");
-  std::span<const NextHop> hosts(hops.hosts);
-  if (hosts.size() > ctx.options.max_mx_hosts) {
+  const std::span<const NextHop> hosts = HostsToTry(hops, ctx.options);
+  if (hosts.size() < hops.hosts.size()) {
     Log(Service::kSmtp)
         .info("{}: {} has {} MX hosts; trying the first {} ([delivery] max_mx_hosts)", m.id, domain,
-              hosts.size(), ctx.options.max_mx_hosts);
-    hosts = hosts.first(ctx.options.max_mx_hosts);
+              hops.hosts.size(), hosts.size());
   }
   std::uint32_t addresses_tried = 0;
   // RFC 5321 §5.1: a host that is ourselves is discarded with every less preferred one. When
@@ -261,7 +246,6 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
     if (first) finish(RecipientState::kFailed, loop, "");
     return first;
   };
-  const DomainPolicy policy{domain, mode, testing, sts_policy, m.requiretls};
   for (const NextHop& host : hosts) {
     if (reached_myself) break;
     if (addresses_tried >= ctx.options.max_addresses) {
@@ -310,8 +294,9 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       RecordHost(m, host, facts, "", "", last, "", out, tags);
       continue;
     }
-    if (sts_policy) tags.mta_sts = sts_label + (plan.dane_applies ? ", DANE applies" : "");
-    if (!sts_missing.empty() && !plan.dane_applies) tags.mta_sts = sts_missing;
+    if (sts_found.policy)
+      tags.mta_sts = sts_found.label + (plan.dane_applies ? ", DANE applies" : "");
+    if (!sts_found.missing.empty() && !plan.dane_applies) tags.mta_sts = sts_found.missing;
     if (!plan.sts_mismatch.empty()) {
       tags.Note("MTA-STS testing: " + plan.sts_mismatch);
       Log(Service::kSmtp).warn("{}: MTA-STS testing: {}", m.id, plan.sts_mismatch);

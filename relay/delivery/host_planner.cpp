@@ -3,11 +3,50 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "relay/policy/sts_policies.hpp"
+#include <algorithm>
+
+#include "dns/idn.hpp"
 
 namespace danerelay::relay {
 
 using queue::Cause;
+
+tl::expected<DomainPolicy, std::string> PolicyFor(const DeliveryOptions& options,
+                                                  const std::string& recipient_domain,
+                                                  bool force_mandatory) {
+  auto ascii = dns::ToAsciiDomain(recipient_domain);
+  if (!ascii) return tl::unexpected(ascii.error());
+  DomainPolicy p;
+  p.domain = std::move(*ascii);
+  p.mode = force_mandatory || IsMandatory(options.mandatory_domains, p.domain)
+               ? DaneMode::kMandatory
+               : DaneMode::kOpportunistic;
+  // [dane] testing_domains: judged as mandatory as well, delivered under the opportunistic rules.
+  p.testing = p.mode == DaneMode::kOpportunistic && IsMandatory(options.testing_domains, p.domain);
+  return p;
+}
+
+asio::awaitable<StsFinding> FindSts(StsPolicies& sts, const DeliveryOptions& options,
+                                    const std::string& domain) {
+  StsFinding f;
+  if (options.routes.contains(domain)) co_return f;
+  f.lookup = co_await sts.Get(domain);
+  const auto& policy = f.lookup.policy;
+  if (policy && policy->mode != sts::Mode::kNone) {
+    f.policy = policy;
+    f.label = fmt::format("{} id={}{}", sts::ToString(policy->mode), policy->id,
+                          f.lookup.cached ? " (cached)" : "");
+  } else if (!policy && !f.lookup.problem_type.empty()) {
+    f.missing =
+        fmt::format("{}{}: {}", sts::kNoStsPolicyLabel, f.lookup.problem_type, f.lookup.problem);
+  }
+  co_return f;
+}
+
+std::span<const NextHop> HostsToTry(const NextHops& hops, const DeliveryOptions& options) {
+  return std::span<const NextHop>(hops.hosts)
+      .first(std::min<size_t>(hops.hosts.size(), options.max_mx_hosts));
+}
 
 asio::awaitable<HostDecision> PlanHost(dns::Resolver& resolver, const NextHop& host,
                                        const DomainPolicy& policy, const DeliveryOptions& options,

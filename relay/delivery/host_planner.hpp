@@ -15,13 +15,17 @@
 
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+
+#include <tl/expected.hpp>
 
 #include "queue/failure.hpp"
 #include "relay/delivery/smtp_client.hpp"
 #include "relay/policy/dane_policy.hpp"
 #include "relay/policy/mta_sts.hpp"
 #include "relay/policy/next_hop.hpp"
+#include "relay/policy/sts_policies.hpp"
 
 namespace asio::ssl {
 class context;
@@ -51,6 +55,26 @@ struct HostDecision {
   std::optional<queue::Failure> skip;     // the host is not used, and why
   ClientRequest request;  // for the addresses of a host that is used (ip, message to be set)
 };
+
+// The domain's side, pure: its A-label form (IDNA2008: DNS, the TLSA base, DANE-TA names and the
+// mandatory list see it) and its DANE mode from [dane] mandatory_domains and testing_domains
+// (`force_mandatory`: dane-check --mandatory). An error when the name has no A-label form.
+tl::expected<DomainPolicy, std::string> PolicyFor(const DeliveryOptions& options,
+                                                  const std::string& recipient_domain,
+                                                  bool force_mandatory = false);
+
+// MTA-STS as delivery applies it: for MX-based delivery only (not for [routes]).
+struct StsFinding {
+  StsLookup lookup;                   // as the cache answered (problem logged by the caller)
+  std::optional<sts::Policy> policy;  // in force, mode testing or enforce
+  std::string label;                  // for the attempts: "enforce id=..." (" (cached)")
+  std::string missing;  // the domain publishes MTA-STS, no policy could be had (TLS-RPT label)
+};
+asio::awaitable<StsFinding> FindSts(StsPolicies& sts, const DeliveryOptions& options,
+                                    const std::string& domain);
+
+// The MX hosts delivery tries: the first [delivery] max_mx_hosts.
+std::span<const NextHop> HostsToTry(const NextHops& hops, const DeliveryOptions& options);
 
 asio::awaitable<HostDecision> PlanHost(dns::Resolver& resolver, const NextHop& host,
                                        const DomainPolicy& policy, const DeliveryOptions& options,

@@ -43,20 +43,20 @@ asio::awaitable<int> ProbeDomain(const DeliveryOptions& options, const std::stri
                                  dns::Resolver& resolver,
                                  std::shared_ptr<asio::ssl::context> tls_ctx, StsPolicies* sts,
                                  nlohmann::json& report) {
-  const auto ascii = dns::ToAsciiDomain(given_domain);
-  if (!ascii) {
+  auto domain_policy = PolicyFor(options, given_domain, mandatory);
+  if (!domain_policy) {
     report = {{"domain", given_domain},
               {"hosts", nlohmann::json::array()},
               {"verdict", "bounced"},
               {"status", "5.1.2"},
-              {"reason", fmt::format("{} is {}", given_domain, ascii.error())}};
+              {"reason", fmt::format("{} is {}", given_domain, domain_policy.error())}};
     co_return 2;
   }
-  const std::string domain = *ascii;
-  const bool is_mandatory = mandatory || IsMandatory(options.mandatory_domains, domain);
-  const DaneMode mode = is_mandatory ? DaneMode::kMandatory : DaneMode::kOpportunistic;
+  DomainPolicy& policy = *domain_policy;
+  policy.testing = false;  // the prediction is for the mode delivery uses
+  const std::string& domain = policy.domain;
   report["domain"] = domain;
-  report["mode"] = is_mandatory ? "mandatory" : "opportunistic";
+  report["mode"] = policy.mode == DaneMode::kMandatory ? "mandatory" : "opportunistic";
   std::mt19937 rng(0);
   const NextHops hops = co_await FindNextHops(resolver, domain, options, rng);
   report["hosts"] = nlohmann::json::array();
@@ -67,25 +67,22 @@ asio::awaitable<int> ProbeDomain(const DeliveryOptions& options, const std::stri
     co_return hops.permanent ? 2 : 1;
   }
   // MTA-STS as delivery applies it (not for [routes]; DANE wins where it applies).
-  std::optional<sts::Policy> sts_policy;
   if (sts && !options.routes.contains(domain)) {
-    const StsLookup look = co_await sts->Get(domain);
+    const StsFinding found = co_await FindSts(*sts, options, domain);
+    const StsLookup& look = found.lookup;
     nlohmann::json j = {{"problem", look.problem}, {"cached", look.cached}};
     if (look.policy) {
       j["id"] = look.policy->id;
       j["mode"] = std::string(sts::ToString(look.policy->mode));
       j["mx"] = look.policy->mx;
       j["max_age"] = look.policy->max_age.count();
-      if (look.policy->mode != sts::Mode::kNone) sts_policy = look.policy;
     }
     report["mta_sts"] = std::move(j);
+    policy.sts = found.policy;
   }
-  // As delivery: at most max_mx_hosts hosts.
-  const std::span<const NextHop> hosts(hops.hosts.data(),
-                                       std::min<size_t>(hops.hosts.size(), options.max_mx_hosts));
-  std::uint32_t addresses_tried = 0;  // and max_addresses addresses in all
-  const DomainPolicy policy{domain, mode, false, sts_policy, false};
-  for (const auto& hop : hosts) {
+  const std::optional<sts::Policy>& sts_policy = policy.sts;
+  std::uint32_t addresses_tried = 0;  // as delivery: max_addresses addresses in all
+  for (const auto& hop : HostsToTry(hops, options)) {
     const HostDecision hd = co_await PlanHost(resolver, hop, policy, options, helo_name, tls_ctx);
     const HostPlan& plan = hd.dns;
     const PolicyDecision& decision = hd.decision;

@@ -12,6 +12,10 @@
 
 namespace danerelay::relay::sts {
 
+// How an attempt records that the domain publishes MTA-STS but no policy could be had:
+// "no policy: <result type>: <why>" in AttemptRecord::mta_sts.
+inline constexpr std::string_view kNoStsPolicyLabel = "no policy: ";
+
 enum class Mode { kNone, kTesting, kEnforce };
 std::string_view ToString(Mode mode);  // "none", "testing", "enforce"
 

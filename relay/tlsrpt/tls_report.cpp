@@ -64,10 +64,10 @@ TlsReportHeader MakeTlsReportHeader(const TlsRptOptions& options, const std::str
 
 std::string ResultType(const queue::AttemptRecord& a) {
   // "no policy: sts-policy-fetch-error: ...": the domain publishes MTA-STS, but no policy could
-  // be had for this delivery (domain_delivery.cpp).
-  if (std::string_view sts = a.mta_sts; sts.starts_with(kNoStsPolicyLabel)) {
-    sts.remove_prefix(kNoStsPolicyLabel.size());
-    return std::string(sts.substr(0, sts.find(':')));
+  // be had for this delivery (host_planner.cpp).
+  if (std::string_view label = a.mta_sts; label.starts_with(sts::kNoStsPolicyLabel)) {
+    label.remove_prefix(sts::kNoStsPolicyLabel.size());
+    return std::string(label.substr(0, label.find(':')));
   }
   // Typed where the failure happened (queue/failure.hpp), never read back from the text.
   return a.result_type;
@@ -87,7 +87,7 @@ nlohmann::json BuildTlsReport(const std::string& domain, queue::TimePoint day,
   const std::vector<std::string> sts_lines = Lines(sts_policy);
   for (const auto& s : sessions) {
     json p = {{"policy-domain", domain}};
-    const bool no_sts_policy = s.mta_sts.starts_with(kNoStsPolicyLabel);
+    const bool no_sts_policy = s.mta_sts.starts_with(sts::kNoStsPolicyLabel);
     const bool sts = !s.mta_sts.empty() && !Has(s.mta_sts, "DANE applies") && !no_sts_policy;
     const auto tlsa = TlsaRecords(s.dnssec_tlsa);
     if (no_sts_policy) {

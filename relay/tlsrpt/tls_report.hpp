@@ -13,6 +13,7 @@
 
 #include "queue/message.hpp"
 #include "relay/options.hpp"
+#include "relay/policy/mta_sts.hpp"
 
 namespace danerelay::relay {
 
@@ -25,10 +26,6 @@ struct TlsReportHeader {
 // The header fields from [tls_rpt]: organization (default: the host name), contact (default:
 // postmaster@<host name>).
 TlsReportHeader MakeTlsReportHeader(const TlsRptOptions& options, const std::string& hostname);
-
-// How an attempt records that the domain publishes MTA-STS but no policy could be had:
-// "no policy: <result type>: <why>" in AttemptRecord::mta_sts.
-inline constexpr std::string_view kNoStsPolicyLabel = "no policy: ";
 
 // The §4.3 result type of a failed session, "" when the attempt was not a TLS failure (a
 // connection refused, a recipient refused inside a good TLS session): the type recorded with the
