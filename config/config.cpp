@@ -1,15 +1,12 @@
 #include "config/config.hpp"
 
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <array>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -21,234 +18,15 @@
 #include <sstream>
 #include <vector>
 
-#include "dns/idn.hpp"
+#include "config/load_tables.hpp"
 
 namespace danerelay::config {
 namespace {
-
-std::string_view TypeName(const toml::node& node) {
-  switch (node.type()) {
-    case toml::node_type::string:
-      return "a string";
-    case toml::node_type::integer:
-      return "an integer";
-    case toml::node_type::floating_point:
-      return "a float";
-    case toml::node_type::boolean:
-      return "a boolean";
-    case toml::node_type::array:
-      return "an array";
-    case toml::node_type::table:
-      return "a table";
-    default:
-      return "a date or time";
-  }
-}
-
-// The problems found so far, for `config check` to list them all. True while the table being
-// read has a problem: the checks guarded by it build on values read before (a port range on a
-// port that was a string). SubTable starts the next table afresh.
-class Errors {
- public:
-  explicit operator bool() const { return in_table_; }
-  Errors& operator=(ConfigError e) {
-    in_table_ = true;
-    all_.push_back(std::move(e.message));
-    return *this;
-  }
-  void NextTable() { in_table_ = false; }
-  std::size_t Count() const { return all_.size(); }
-  ConfigError Result() const { return ConfigError{all_.front(), all_}; }
-
- private:
-  bool in_table_ = false;
-  std::vector<std::string> all_;
-};
-
-// Reads one table of the schema. Each key's first problem is kept; the checks across keys
-// (`!error`) run only while the table has none.
-class Reader {
- public:
-  Reader(const toml::table& table, std::string prefix, const std::string& file, Errors& error)
-      : table_(table), prefix_(std::move(prefix)), file_(file), error_(error) {}
-
-  void Fail(const toml::node& at, std::string_view key, std::string_view message) {
-    error_ = ConfigError{
-        fmt::format("{}:{}: {}{}: {}", file_, at.source().begin.line, prefix_, key, message)};
-  }
-  void FailHere(std::string_view key, std::string_view message) {
-    const toml::node* n = table_.get(key);
-    Fail(n ? *n : static_cast<const toml::node&>(table_), key, message);
-  }
-
-  // Every key in the table must be one of `known`.
-  void OnlyKeys(std::initializer_list<std::string_view> known) {
-    for (auto&& [k, v] : table_) {
-      bool ok = false;
-      for (auto name : known) ok = ok || k.str() == name;
-      if (!ok) {
-        error_ = ConfigError{fmt::format("{}:{}: {}{}: unknown key", file_, k.source().begin.line,
-                                         prefix_, k.str())};
-      }
-    }
-  }
-
-  const toml::node* Get(std::string_view key) const { return table_.get(key); }
-
-  void String(std::string_view key, std::string& out) {
-    const toml::node* n = table_.get(key);
-    if (!n) return;
-    if (!n->is_string())
-      return Fail(*n, key, fmt::format("expected a string, got {}", TypeName(*n)));
-    out = n->as_string()->get();
-  }
-
-  void Bool(std::string_view key, bool& out) {
-    const toml::node* n = table_.get(key);
-    if (!n) return;
-    if (!n->is_boolean()) {
-      return Fail(*n, key, fmt::format("expected true or false, got {}", TypeName(*n)));
-    }
-    out = n->as_boolean()->get();
-  }
-
-  template <typename T>
-  void Unsigned(std::string_view key, T& out, std::uint64_t min, std::uint64_t max) {
-    const toml::node* n = table_.get(key);
-    if (!n) return;
-    if (!n->is_integer()) {
-      return Fail(*n, key, fmt::format("expected an integer, got {}", TypeName(*n)));
-    }
-    const std::int64_t v = n->as_integer()->get();
-    if (v < 0 || static_cast<std::uint64_t>(v) < min || static_cast<std::uint64_t>(v) > max) {
-      return Fail(*n, key, fmt::format("{} is out of range ({}..{})", v, min, max));
-    }
-    out = static_cast<T>(v);
-  }
-
-  // Durations have an upper bound too: time arithmetic on the nanosecond clock overflows
-  // beyond ~292 years, and "200000d" used to pass and expire the whole queue at once.
-  void Duration(std::string_view key, std::chrono::seconds& out, std::chrono::seconds min,
-                std::chrono::seconds max = std::chrono::hours(24 * 365)) {
-    const toml::node* n = table_.get(key);
-    if (!n) return;
-    std::optional<std::chrono::seconds> d;
-    if (n->is_integer() && n->as_integer()->get() >= 0) {
-      d = std::chrono::seconds(n->as_integer()->get());
-    } else if (n->is_string()) {
-      d = ParseDuration(n->as_string()->get());
-    } else if (!n->is_integer()) {
-      return Fail(*n, key, fmt::format("expected a duration such as \"5m\", got {}", TypeName(*n)));
-    }
-    if (!d) {
-      return Fail(*n, key, "expected a duration: a number with s, m, h or d (\"300s\", \"5m\")");
-    }
-    if (*d < min) return Fail(*n, key, fmt::format("must be at least {}s", min.count()));
-    if (*d > max) {
-      return Fail(*n, key,
-                  fmt::format("must be at most {}d ({}s)", max.count() / 86400, max.count()));
-    }
-    out = *d;
-  }
-
-  // An array of strings, each checked by `check` (which returns "" or why it is wrong).
-  template <typename Check>
-  void Strings(std::string_view key, std::vector<std::string>& out, Check check) {
-    const toml::node* n = table_.get(key);
-    if (!n) return;
-    const toml::array* arr = n->as_array();
-    if (!arr)
-      return Fail(*n, key, fmt::format("expected an array of strings, got {}", TypeName(*n)));
-    std::vector<std::string> values;
-    for (const toml::node& item : *arr) {
-      if (!item.is_string()) {
-        return Fail(item, key, fmt::format("expected a string, got {}", TypeName(item)));
-      }
-      std::string v = item.as_string()->get();
-      if (std::string why = check(v); !why.empty()) return Fail(item, key, why);
-      values.push_back(std::move(v));
-    }
-    out = std::move(values);
-  }
-
-  void Path(std::string_view key, std::filesystem::path& out, const std::filesystem::path& base) {
-    std::string s;
-    const std::size_t before = error_.Count();
-    String(key, s);
-    if (error_.Count() != before || !table_.get(key)) return;
-    if (s.empty()) return FailHere(key, "must not be empty");
-    out = std::filesystem::path(s).is_relative() ? base / s : std::filesystem::path(s);
-  }
-
- private:
-  const toml::table& table_;
-  std::string prefix_;
-  const std::string& file_;
-  Errors& error_;
-};
 
 std::string DefaultHostname() {
   char buf[256] = {};
   if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
   return buf;
-}
-
-// A hostname for the greeting and EHLO: letters, digits, hyphens and dots (RFC 5321 §2.3.5).
-bool ValidHostname(std::string_view h) {
-  if (h.empty() || h.size() > 253 || h.front() == '.' || h.back() == '.') return false;
-  for (char c : h) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '-' || c == '.';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-// `path` names the table in messages when it is nested ("auth.senders"); default `name`.
-const toml::table* SubTable(const toml::table& root, std::string_view name, const std::string& file,
-                            Errors& error, std::string_view path = {}) {
-  error.NextTable();
-  const toml::node* n = root.get(name);
-  if (!n) return nullptr;
-  if (path.empty()) path = name;
-  if (!n->is_table()) {
-    error = ConfigError{fmt::format("{}:{}: {}: expected a table [{}], got {}", file,
-                                    n->source().begin.line, path, path, TypeName(*n))};
-    return nullptr;
-  }
-  return n->as_table();
-}
-
-void ReadListener(const toml::table& t, size_t index, const std::string& file,
-                  const std::filesystem::path& base, relay::ListenerOptions& out, Errors& error) {
-  Reader r(t, fmt::format("listener[{}].", index), file, error);
-  r.OnlyKeys({"address", "port", "starttls", "implicit_tls", "require_tls", "auth", "cert_file",
-              "key_file"});
-  r.String("address", out.address);
-  if (!error && t.get("address")) {
-    std::string why;
-    const bool ok = out.address.find('/') == std::string::npos &&
-                    relay::IpNetwork::Parse(out.address, &why).has_value();
-    if (!ok) r.FailHere("address", "expected an IP address such as \"127.0.0.1\" or \"::\"");
-  }
-  r.Unsigned("port", out.port, 1, 65535);
-  r.Bool("starttls", out.starttls);
-  r.Bool("implicit_tls", out.implicit_tls);
-  r.Bool("require_tls", out.require_tls);
-  r.Bool("auth", out.auth);
-  r.Path("cert_file", out.tls.cert_file, base);
-  r.Path("key_file", out.tls.key_file, base);
-  const bool no_cert = out.tls.cert_file.empty() || out.tls.key_file.empty();
-  if (error) return;
-  if (out.starttls && no_cert) {
-    r.FailHere("starttls", "STARTTLS needs cert_file and key_file");
-  } else if (out.implicit_tls && no_cert) {
-    r.FailHere("implicit_tls", "implicit TLS needs cert_file and key_file");
-  } else if (out.implicit_tls && out.starttls) {
-    r.FailHere("starttls", "starttls and implicit_tls exclude each other (TLS is already on)");
-  } else if (out.require_tls && !out.starttls && !out.implicit_tls) {
-    r.FailHere("require_tls", "require_tls needs starttls or implicit_tls");
-  }
 }
 
 }  // namespace
@@ -406,353 +184,34 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   const toml::table& root = parsed.table();
   Config config = Defaults();
   config.source = file;
-  Errors error;
+  Source source{file, base_dir, {}};
 
-  Reader top(root, "", file, error);
+  // Every table is read, in this order, so that `config check` lists the problems of all.
+  Reader top(root, "", source);
   top.OnlyKeys({"server", "log", "metrics", "listener", "access", "auth", "sender_checks", "limits",
                 "queue", "dns", "dane", "delivery", "retry", "routes", "mta_sts", "tls",
                 "tls_rpt"});
+  auto& server = config.server;
+  auto& delivery = config.delivery;
+  if (auto r = top.Table("server")) ReadServer(*r, server);
+  ReadListeners(root, source, server.listeners);
+  if (auto r = top.Table("log")) ReadLog(*r, config.log);
+  if (auto r = top.Table("metrics")) ReadMetrics(*r, config.metrics);
+  if (auto r = top.Table("access")) ReadAccess(*r, server.trusted_networks);
+  if (auto r = top.Table("auth")) ReadAuth(*r, server.auth);
+  if (auto r = top.Table("sender_checks")) ReadSenderChecks(*r, server.sender_checks);
+  if (auto r = top.Table("limits")) ReadLimits(*r, server.limits, delivery.max_hops);
+  if (auto r = top.Table("queue")) ReadQueue(*r, config.queue, delivery.keep_completed);
+  if (auto r = top.Table("dns")) ReadDns(*r, config.dns);
+  if (auto r = top.Table("dane")) ReadDane(*r, delivery);
+  if (auto r = top.Table("mta_sts")) ReadMtaSts(*r, delivery.mta_sts);
+  if (auto r = top.Table("tls_rpt")) ReadTlsRpt(*r, delivery.tls_rpt);
+  if (auto r = top.Table("tls")) ReadTls(*r, delivery.mta_sts);
+  if (auto r = top.Table("delivery")) ReadDelivery(*r, delivery);
+  if (auto r = top.Table("retry")) ReadRetry(*r, delivery.retry);
+  if (auto r = top.Table("routes")) ReadRoutes(*r, delivery.routes);
 
-  if (const auto* t = SubTable(root, "server", file, error)) {
-    Reader r(*t, "server.", file, error);
-    r.OnlyKeys({"hostname", "user", "group"});
-    r.String("hostname", config.server.hostname);
-    if (!error && t->get("hostname") && !ValidHostname(config.server.hostname)) {
-      r.FailHere("hostname", "expected a host name such as \"relay.example.org\"");
-    }
-    // The account must exist now, so that `config check` finds a typo before a restart does.
-    r.String("user", config.server.user);
-    r.String("group", config.server.group);
-    if (!error && t->get("user") && getpwnam(config.server.user.c_str()) == nullptr) {
-      r.FailHere("user", "no such user '" + config.server.user + "' on this system");
-    }
-    if (!error && t->get("group") && getgrnam(config.server.group.c_str()) == nullptr) {
-      r.FailHere("group", "no such group '" + config.server.group + "' on this system");
-    }
-    if (!error && !config.server.group.empty() && config.server.user.empty()) {
-      r.FailHere("group", "group needs user");
-    }
-  }
-
-  error.NextTable();
-  if (const toml::node* n = root.get("listener"); n && !error) {
-    const toml::array* arr = n->as_array();
-    if (!arr || !arr->is_array_of_tables() || arr->empty()) {
-      top.Fail(*n, "listener", "expected one or more [[listener]] tables");
-    } else {
-      config.server.listeners.clear();
-      for (size_t i = 0; i < arr->size() && !error; ++i) {
-        relay::ListenerOptions lo;
-        ReadListener(*arr->get(i)->as_table(), i, file, base_dir, lo, error);
-        config.server.listeners.push_back(std::move(lo));
-      }
-    }
-  }
-
-  if (const auto* t = SubTable(root, "log", file, error)) {
-    Reader r(*t, "log.", file, error);
-    r.OnlyKeys({"level", "syslog", "syslog_facility"});
-    std::string level;
-    r.String("level", level);
-    static constexpr std::array<std::string_view, 4> kLevels = {"debug", "info", "warning",
-                                                                "error"};
-    if (!error && t->get("level")) {
-      const auto it = std::find(kLevels.begin(), kLevels.end(), level);
-      if (it == kLevels.end()) {
-        r.FailHere("level", "expected \"debug\", \"info\", \"warning\" or \"error\"");
-      } else {
-        config.log.level = 1 + static_cast<int>(it - kLevels.begin());
-      }
-    }
-    r.Bool("syslog", config.log.syslog);
-    r.String("syslog_facility", config.log.syslog_facility);
-    const std::string& f = config.log.syslog_facility;
-    if (!error && f != "mail" && f != "daemon" &&
-        !(f.size() == 6 && f.starts_with("local") && f[5] >= '0' && f[5] <= '7')) {
-      r.FailHere("syslog_facility", "expected \"mail\", \"daemon\" or \"local0\"..\"local7\"");
-    }
-  }
-
-  if (const auto* t = SubTable(root, "metrics", file, error)) {
-    Reader r(*t, "metrics.", file, error);
-    r.OnlyKeys({"address", "port"});
-    r.String("address", config.metrics.address);
-    r.Unsigned("port", config.metrics.port, 1, 65535);
-    if (!error && !config.metrics.address.empty() &&
-        (!relay::IpNetwork::Parse(config.metrics.address) ||
-         config.metrics.address.find('/') != std::string::npos)) {
-      r.FailHere("address", "expected an IP address such as \"127.0.0.1\"");
-    }
-  }
-
-  if (const auto* t = SubTable(root, "access", file, error)) {
-    Reader r(*t, "access.", file, error);
-    r.OnlyKeys({"trusted_networks"});
-    if (const toml::node* n = t->get("trusted_networks"); n && !error) {
-      const toml::array* arr = n->as_array();
-      if (!arr) {
-        r.Fail(*n, "trusted_networks",
-               fmt::format("expected an array of networks, got {}", TypeName(*n)));
-      } else {
-        config.server.trusted_networks.clear();
-        for (const toml::node& item : *arr) {
-          std::string why;
-          std::optional<relay::IpNetwork> net;
-          if (item.is_string()) net = relay::IpNetwork::Parse(item.as_string()->get(), &why);
-          if (!item.is_string()) why = fmt::format("expected a string, got {}", TypeName(item));
-          if (!net) {
-            r.Fail(item, "trusted_networks", why);
-            break;
-          }
-          config.server.trusted_networks.push_back(*net);
-        }
-      }
-    }
-  }
-
-  if (const auto* t = SubTable(root, "auth", file, error)) {
-    auto& a = config.server.auth;
-    Reader r(*t, "auth.", file, error);
-    r.OnlyKeys(
-        {"users_file", "max_failures", "failure_window", "senders", "ipv4_prefix", "ipv6_prefix"});
-    r.Path("users_file", a.users_file, base_dir);
-    r.Unsigned("max_failures", a.max_failures, 1, 1000);
-    r.Duration("failure_window", a.failure_window, std::chrono::seconds(1));
-    r.Unsigned("ipv4_prefix", a.ipv4_prefix, 8, 32);
-    r.Unsigned("ipv6_prefix", a.ipv6_prefix, 16, 128);
-    if (const auto* senders = SubTable(*t, "senders", file, error, "auth.senders")) {
-      Reader sr(*senders, "auth.senders.", file, error);
-      for (auto&& [k, v] : *senders) {
-        const std::string user(k.str());
-        std::vector<std::string> allowed;
-        sr.Strings(user, allowed, [](const std::string& entry) -> std::string {
-          const auto at = entry.find('@');
-          if (at == std::string::npos || at + 1 == entry.size() || entry.find(' ') != entry.npos) {
-            return "'" + entry + "' is not an address or \"@domain\"";
-          }
-          return "";
-        });
-        if (error) break;
-        a.senders[user] = std::move(allowed);
-      }
-    }
-  }
-
-  if (const auto* t = SubTable(root, "sender_checks", file, error)) {
-    auto& sc = config.server.sender_checks;
-    Reader r(*t, "sender_checks.", file, error);
-    r.OnlyKeys({"domain_exists", "reject_private_mx", "allow_list", "rhsbl", "exempt_trusted",
-                "verify_domains", "verify_port"});
-    r.Strings("verify_domains", sc.verify_domains, [](const std::string& d) -> std::string {
-      return ValidHostname(d) ? "" : "'" + d + "' is not a domain";
-    });
-    r.Unsigned("verify_port", sc.verify_port, 1, 65535);
-    r.Bool("domain_exists", sc.domain_exists);
-    r.Bool("reject_private_mx", sc.reject_private_mx);
-    r.Path("allow_list", sc.allow_list, base_dir);
-    r.Bool("exempt_trusted", sc.exempt_trusted);
-    r.Strings("rhsbl", sc.rhsbl, [](const std::string& d) -> std::string {
-      return ValidHostname(d) ? "" : "'" + d + "' is not a domain";
-    });
-  }
-
-  if (const auto* t = SubTable(root, "limits", file, error)) {
-    auto& l = config.server.limits;
-    Reader r(*t, "limits.", file, error);
-    r.OnlyKeys({"max_message_size", "max_recipients", "max_connections",
-                "max_connections_per_client", "max_untrusted_connections", "max_errors",
-                "max_commands_without_mail", "command_timeout", "data_timeout",
-                "max_inflight_bytes", "max_untrusted_connections_per_client", "client_ipv6_prefix",
-                "max_connection_rate", "untrusted_auth_timeout", "min_data_rate", "max_hops"});
-    r.Unsigned("max_message_size", l.max_message_size, 1024, std::uint64_t{1} << 31);
-    r.Unsigned("max_recipients", l.max_recipients, 1, 100000);
-    r.Unsigned("max_connections", l.max_connections, 1, 100000);
-    r.Unsigned("max_connections_per_client", l.max_connections_per_client, 1, 100000);
-    r.Unsigned("max_untrusted_connections", l.max_untrusted_connections, 0, 100000);
-    r.Unsigned("max_errors", l.max_errors, 1, 1000);
-    r.Unsigned("max_commands_without_mail", l.max_commands_without_mail, 10, 100000);
-    r.Unsigned("max_inflight_bytes", l.max_inflight_bytes, 1024, std::uint64_t{1} << 40);
-    r.Unsigned("max_hops", config.delivery.max_hops, 1, 1000);
-    r.Duration("command_timeout", l.command_timeout, std::chrono::seconds(1));
-    r.Duration("data_timeout", l.data_timeout, std::chrono::seconds(1));
-    r.Unsigned("max_untrusted_connections_per_client", l.max_untrusted_connections_per_client, 1,
-               100000);
-    r.Unsigned("client_ipv6_prefix", l.client_ipv6_prefix, 16, 128);
-    r.Unsigned("max_connection_rate", l.max_connection_rate, 0, 1000000);
-    r.Duration("untrusted_auth_timeout", l.untrusted_auth_timeout, std::chrono::seconds(1));
-    r.Unsigned("min_data_rate", l.min_data_rate, 0, 1u << 30);
-    if (!error && l.max_inflight_bytes < l.max_message_size) {
-      r.FailHere(t->get("max_inflight_bytes") ? "max_inflight_bytes" : "max_message_size",
-                 "max_inflight_bytes must not be smaller than max_message_size");
-    }
-  }
-
-  if (const auto* t = SubTable(root, "queue", file, error)) {
-    Reader r(*t, "queue.", file, error);
-    r.OnlyKeys({"path", "keep_completed"});
-    r.Path("path", config.queue.path, base_dir);
-    r.Duration("keep_completed", config.delivery.keep_completed, std::chrono::seconds(0));
-  }
-
-  if (const auto* t = SubTable(root, "dns", file, error)) {
-    Reader r(*t, "dns.", file, error);
-    r.OnlyKeys({"trust_anchor_file", "forwarders", "root_hints", "timeout", "validation_canary",
-                "bogus_canary", "health_interval", "on_validation_failure"});
-    r.String("validation_canary", config.dns.validation_canary);
-    r.String("bogus_canary", config.dns.bogus_canary);
-    for (const char* key : {"validation_canary", "bogus_canary"}) {
-      const std::string& v = std::string_view(key) == "validation_canary"
-                                 ? config.dns.validation_canary
-                                 : config.dns.bogus_canary;
-      if (!error && t->get(key) &&
-          !(v == "." || v.empty() ||
-            ValidHostname(v.back() == '.' ? v.substr(0, v.size() - 1) : v))) {
-        r.FailHere(key, "expected \".\" or a domain name");
-      }
-    }
-    r.Duration("health_interval", config.dns.health_interval, std::chrono::seconds(1));
-    std::string on_failure = "defer";
-    r.String("on_validation_failure", on_failure);
-    if (!error && on_failure != "defer" && on_failure != "deliver") {
-      r.FailHere("on_validation_failure", "expected \"defer\" or \"deliver\"");
-    }
-    config.dns.deliver_on_validation_failure = on_failure == "deliver";
-    r.Path("trust_anchor_file", config.dns.trust_anchor_file, base_dir);
-    r.Path("root_hints", config.dns.root_hints, base_dir);
-    std::chrono::seconds timeout(15);
-    r.Duration("timeout", timeout, std::chrono::seconds(1));
-    config.dns.timeout = timeout;
-    r.Strings("forwarders", config.dns.forwarders, [](const std::string& f) -> std::string {
-      const auto at = f.find('@');
-      if (!relay::IpNetwork::Parse(f.substr(0, at)) || f.find('/') != std::string::npos) {
-        return "'" + f + "' is not an IP address (optionally with @port)";
-      }
-      if (at != std::string::npos) {
-        int port = 0;
-        const std::string p = f.substr(at + 1);
-        auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
-        if (ec != std::errc() || end != p.data() + p.size() || port < 1 || port > 65535) {
-          return "'" + f + "': the port after @ must be 1..65535";
-        }
-      }
-      return "";
-    });
-  }
-
-  if (const auto* t = SubTable(root, "dane", file, error)) {
-    Reader r(*t, "dane.", file, error);
-    r.OnlyKeys({"mandatory_domains", "testing_domains", "preflight_interval"});
-    // U-labels are welcome ("bücher.example"); they are kept in the A-label form that delivery
-    // compares with (IDNA2008).
-    const auto domain_entry = [](const std::string& d) {
-      const std::string bare = !d.empty() && d.front() == '.' ? d.substr(1) : d;
-      const auto ascii = dns::ToAsciiDomain(bare);
-      if (!ascii) return "'" + d + "' is " + ascii.error();
-      return ValidHostname(*ascii)
-                 ? std::string()
-                 : "'" + d + "' is not a domain (\"example.org\" or \".example.org\")";
-    };
-    const auto to_ascii = [](std::vector<std::string>& entries) {
-      for (auto& d : entries) {
-        const bool dot = !d.empty() && d.front() == '.';
-        d = (dot ? "." : "") + dns::ToAsciiDomain(dot ? d.substr(1) : d).value_or(d);
-      }
-    };
-    r.Strings("mandatory_domains", config.delivery.mandatory_domains, domain_entry);
-    r.Strings("testing_domains", config.delivery.testing_domains, domain_entry);
-    to_ascii(config.delivery.mandatory_domains);
-    to_ascii(config.delivery.testing_domains);
-    r.Duration("preflight_interval", config.delivery.preflight_interval, std::chrono::seconds(0),
-               std::chrono::hours(24 * 7));
-  }
-
-  if (const auto* t = SubTable(root, "mta_sts", file, error)) {
-    Reader r(*t, "mta_sts.", file, error);
-    r.OnlyKeys({"enabled", "https_port", "fetch_timeout", "allow_special_addresses"});
-    r.Bool("enabled", config.delivery.mta_sts.enabled);
-    r.Unsigned("https_port", config.delivery.mta_sts.https_port, 1, 65535);
-    r.Duration("fetch_timeout", config.delivery.mta_sts.fetch_timeout, std::chrono::seconds(1),
-               std::chrono::minutes(10));
-    r.Bool("allow_special_addresses", config.delivery.mta_sts.allow_special_addresses);
-  }
-
-  if (const auto* t = SubTable(root, "tls_rpt", file, error)) {
-    Reader r(*t, "tls_rpt.", file, error);
-    r.OnlyKeys({"enabled", "organization", "contact"});
-    r.Bool("enabled", config.delivery.tls_rpt.enabled);
-    r.String("organization", config.delivery.tls_rpt.organization);
-    r.String("contact", config.delivery.tls_rpt.contact);
-  }
-
-  if (const auto* t = SubTable(root, "tls", file, error)) {
-    Reader r(*t, "tls.", file, error);
-    r.OnlyKeys({"ca_file"});
-    std::filesystem::path ca;
-    r.Path("ca_file", ca, base_dir);
-    if (!error && !ca.empty()) {
-      std::error_code ec;
-      if (!std::filesystem::is_regular_file(ca, ec)) {
-        r.FailHere("ca_file", fmt::format("'{}' is not a readable file", ca.string()));
-      }
-      config.delivery.mta_sts.ca_file = ca.string();
-    }
-  }
-
-  if (const auto* t = SubTable(root, "delivery", file, error)) {
-    Reader r(*t, "delivery.", file, error);
-    r.OnlyKeys({"enabled", "port", "max_parallel", "max_per_destination", "connect_timeout",
-                "postmaster", "max_mx_hosts", "max_addresses"});
-    r.Unsigned("max_mx_hosts", config.delivery.max_mx_hosts, 1, 100);
-    r.Unsigned("max_addresses", config.delivery.max_addresses, 1, 100);
-    r.String("postmaster", config.delivery.postmaster);
-    if (!error && !config.delivery.postmaster.empty() &&
-        config.delivery.postmaster.find('@') == std::string::npos) {
-      r.FailHere("postmaster", "expected an address such as \"postmaster@example.org\"");
-    }
-    r.Unsigned("max_per_destination", config.delivery.max_per_destination, 1, 10000);
-    r.Bool("enabled", config.delivery.enabled);
-    r.Unsigned("port", config.delivery.port, 1, 65535);
-    r.Unsigned("max_parallel", config.delivery.max_parallel, 1, 10000);
-    r.Duration("connect_timeout", config.delivery.timeouts.connect, std::chrono::seconds(1));
-  }
-
-  if (const auto* t = SubTable(root, "retry", file, error)) {
-    Reader r(*t, "retry.", file, error);
-    auto& retry = config.delivery.retry;
-    r.OnlyKeys({"min_backoff", "max_backoff", "max_lifetime", "delay_warning"});
-    r.Duration("min_backoff", retry.min_backoff, std::chrono::seconds(1));
-    r.Duration("max_backoff", retry.max_backoff, std::chrono::seconds(1));
-    // Postfix caps maximal_queue_lifetime at 100 days; so do we, with an error instead.
-    r.Duration("max_lifetime", retry.max_lifetime, std::chrono::seconds(1),
-               std::chrono::hours(24 * 100));
-    r.Duration("delay_warning", retry.delay_warning, std::chrono::seconds(0),
-               std::chrono::hours(24 * 100));
-    if (!error && retry.max_backoff < retry.min_backoff) {
-      r.FailHere(t->get("max_backoff") ? "max_backoff" : "min_backoff",
-                 "max_backoff must not be shorter than min_backoff");
-    }
-  }
-
-  if (const auto* t = SubTable(root, "routes", file, error)) {
-    Reader r(*t, "routes.", file, error);
-    for (auto&& [k, v] : *t) {
-      const std::string domain(k.str());
-      std::string hop;
-      r.String(domain, hop);
-      if (error) break;
-      const std::string ascii = dns::ToAsciiDomain(domain).value_or("");
-      if (!ValidHostname(ascii)) {
-        r.FailHere(domain, "the key must be a domain such as \"example.net\"");
-      } else if (!relay::ParseRoute(hop)) {
-        r.FailHere(domain,
-                   "expected a next hop such as \"[mx.example.net]:25\" or \"[192.0.2.1]\"");
-      } else {
-        config.delivery.routes[ascii] = hop;
-      }
-    }
-  }
-
-  if (error.Count() > 0) return tl::unexpected(error.Result());
+  if (source.errors.Count() > 0) return tl::unexpected(source.errors.Result());
   KnowOwnListeners(config);
   return config;
 }

@@ -1,4 +1,4 @@
-// Fuzz target: the TOML configuration loader (config/config.cpp on toml++). Invariant: a file
+// Fuzz target: the TOML configuration loader (config/ on toml++). Invariant: a file
 // is either loaded or refused with a message that names the file, a line and a key.
 #include <cstdint>
 #include <string_view>

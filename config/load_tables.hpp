@@ -1,0 +1,39 @@
+#pragma once
+// Internal to config/: the reader of each table of the file, one function per table. Each is
+// handed the table (a Reader) and the structs it fills; LoadString calls them in turn. Values
+// not in the file keep their defaults, and every problem goes to the Reader's Source.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "config/reader.hpp"
+
+namespace danerelay::config {
+
+// load_server.cpp: the daemon and its SMTP server.
+void ReadServer(Reader& r, relay::ServerOptions& server);
+// [[listener]] is an array of tables in `root`, not a table: read from there. Any listener
+// given replaces the default one.
+void ReadListeners(const toml::table& root, Source& source,
+                   std::vector<relay::ListenerOptions>& listeners);
+void ReadLog(Reader& r, relay::LogOptions& log);
+void ReadMetrics(Reader& r, relay::MetricsOptions& metrics);
+void ReadAccess(Reader& r, std::vector<relay::IpNetwork>& trusted_networks);
+void ReadAuth(Reader& r, relay::AuthOptions& auth);
+void ReadSenderChecks(Reader& r, relay::SenderCheckOptions& sc);
+void ReadLimits(Reader& r, relay::LimitsOptions& l, std::uint32_t& max_hops);
+
+// load_delivery.cpp: the queue and delivery.
+void ReadQueue(Reader& r, queue::StoreOptions& store, std::chrono::seconds& keep_completed);
+void ReadDns(Reader& r, dns::ResolverOptions& dns);
+void ReadDane(Reader& r, relay::DeliveryOptions& delivery);
+void ReadMtaSts(Reader& r, relay::MtaStsOptions& mta_sts);
+void ReadTlsRpt(Reader& r, relay::TlsRptOptions& tls_rpt);
+void ReadTls(Reader& r, relay::MtaStsOptions& mta_sts);
+void ReadDelivery(Reader& r, relay::DeliveryOptions& delivery);
+void ReadRetry(Reader& r, queue::RetryOptions& retry);
+void ReadRoutes(Reader& r, std::map<std::string, std::string>& routes);
+
+}  // namespace danerelay::config
