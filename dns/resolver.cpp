@@ -273,7 +273,7 @@ asio::awaitable<AddressAnswer> Resolver::LookupAddresses(const std::string& host
   co_return a;
 }
 
-asio::awaitable<Answer> Resolver::Lookup(const std::string& name, int type) {
+asio::awaitable<Answer> Resolver::LookupAny(const std::string& name, int type) {
   auto raw = co_await impl_->Query(name, type);
   Answer a;
   Classify(raw, name, a);

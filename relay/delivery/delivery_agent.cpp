@@ -37,7 +37,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   asio::io_context& io;
   DeliveryOptions options;
   std::string helo_name;
-  dns::Resolver& resolver;
+  dns::Lookup& resolver;
   queue::Committer& committer;
   queue::QueueIdGenerator& ids;
   std::shared_ptr<asio::ssl::context> tls_context;
@@ -59,7 +59,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   bool stopping = false;
   std::mt19937 rng{std::random_device{}()};
 
-  Impl(asio::io_context& i, DeliveryOptions o, std::string h, dns::Resolver& r, queue::Committer& c,
+  Impl(asio::io_context& i, DeliveryOptions o, std::string h, dns::Lookup& r, queue::Committer& c,
        queue::QueueIdGenerator& g)
       : io(i),
         options(std::move(o)),
@@ -603,7 +603,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
 };
 
 DeliveryAgent::DeliveryAgent(asio::io_context& io, DeliveryOptions options, std::string helo_name,
-                             dns::Resolver& resolver, queue::Committer& committer,
+                             dns::Lookup& resolver, queue::Committer& committer,
                              queue::QueueIdGenerator& ids)
     : impl_(std::make_shared<Impl>(io, std::move(options), std::move(helo_name), resolver,
                                    committer, ids)) {}

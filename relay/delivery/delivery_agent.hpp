@@ -23,7 +23,7 @@ namespace asio {
 class io_context;
 }
 namespace danerelay::dns {
-class Resolver;
+class Lookup;
 }
 
 namespace danerelay::relay {
@@ -34,7 +34,7 @@ class DeliveryAgent {
  public:
   // `ids` names the notices (bounces, delay warnings) the agent queues.
   DeliveryAgent(asio::io_context& io, DeliveryOptions options, std::string helo_name,
-                dns::Resolver& resolver, queue::Committer& committer, queue::QueueIdGenerator& ids);
+                dns::Lookup& resolver, queue::Committer& committer, queue::QueueIdGenerator& ids);
   ~DeliveryAgent();
   // Fails when the TLS client context cannot be made.
   tl::expected<void, std::string> Start();

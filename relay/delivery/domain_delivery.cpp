@@ -8,7 +8,7 @@
 #include <span>
 
 #include "dns/idn.hpp"
-#include "dns/resolver.hpp"
+#include "dns/lookup.hpp"
 #include "relay/daemon/logging.hpp"
 #include "relay/daemon/metrics.hpp"
 #include "relay/delivery/host_planner.hpp"

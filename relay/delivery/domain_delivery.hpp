@@ -15,7 +15,7 @@
 #include "relay/options.hpp"
 
 namespace danerelay::dns {
-class Resolver;
+class Lookup;
 }
 
 namespace danerelay::relay {
@@ -28,7 +28,7 @@ class StsPolicies;
 struct DomainDeliveryContext {
   const DeliveryOptions& options;
   const std::string& helo_name;
-  dns::Resolver& resolver;
+  dns::Lookup& resolver;
   std::shared_ptr<asio::ssl::context> tls_context;
   ConnectionCache* connections;
   std::mt19937& rng;

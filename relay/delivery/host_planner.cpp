@@ -48,7 +48,7 @@ std::span<const NextHop> HostsToTry(const NextHops& hops, const DeliveryOptions&
       .first(std::min<size_t>(hops.hosts.size(), options.max_mx_hosts));
 }
 
-asio::awaitable<HostDecision> PlanHost(dns::Resolver& resolver, const NextHop& host,
+asio::awaitable<HostDecision> PlanHost(dns::Lookup& resolver, const NextHop& host,
                                        const DomainPolicy& policy, const DeliveryOptions& options,
                                        const std::string& helo_name,
                                        std::shared_ptr<asio::ssl::context> tls_context) {

@@ -76,7 +76,7 @@ asio::awaitable<StsFinding> FindSts(StsPolicies& sts, const DeliveryOptions& opt
 // The MX hosts delivery tries: the first [delivery] max_mx_hosts.
 std::span<const NextHop> HostsToTry(const NextHops& hops, const DeliveryOptions& options);
 
-asio::awaitable<HostDecision> PlanHost(dns::Resolver& resolver, const NextHop& host,
+asio::awaitable<HostDecision> PlanHost(dns::Lookup& resolver, const NextHop& host,
                                        const DomainPolicy& policy, const DeliveryOptions& options,
                                        const std::string& helo_name,
                                        std::shared_ptr<asio::ssl::context> tls_context);

@@ -8,7 +8,7 @@
 #include <span>
 
 #include "dns/idn.hpp"
-#include "dns/resolver.hpp"
+#include "dns/lookup.hpp"
 #include "relay/delivery/host_planner.hpp"
 #include "relay/policy/next_hop.hpp"
 #include "relay/policy/sts_policies.hpp"
@@ -40,9 +40,8 @@ std::string TlsaText(const std::optional<dns::TlsaAnswer>& t) {
 
 asio::awaitable<int> ProbeDomain(const DeliveryOptions& options, const std::string& helo_name,
                                  const std::string& given_domain, bool mandatory,
-                                 dns::Resolver& resolver,
-                                 std::shared_ptr<asio::ssl::context> tls_ctx, StsPolicies* sts,
-                                 nlohmann::json& report) {
+                                 dns::Lookup& resolver, std::shared_ptr<asio::ssl::context> tls_ctx,
+                                 StsPolicies* sts, nlohmann::json& report) {
   auto domain_policy = PolicyFor(options, given_domain, mandatory);
   if (!domain_policy) {
     report = {{"domain", given_domain},

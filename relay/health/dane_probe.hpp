@@ -13,7 +13,7 @@
 #include "relay/options.hpp"
 
 namespace danerelay::dns {
-class Resolver;
+class Lookup;
 }
 
 namespace danerelay::relay {
@@ -26,7 +26,7 @@ class StsPolicies;
 // (deferred) or 2 (bounced). `mandatory` forces mandatory DANE; otherwise [dane] mandatory_domains
 // decides. [routes] apply as in delivery.
 asio::awaitable<int> ProbeDomain(const DeliveryOptions& options, const std::string& helo_name,
-                                 const std::string& domain, bool mandatory, dns::Resolver& resolver,
+                                 const std::string& domain, bool mandatory, dns::Lookup& resolver,
                                  std::shared_ptr<asio::ssl::context> tls_ctx, StsPolicies* sts,
                                  nlohmann::json& report);
 

@@ -51,7 +51,7 @@ std::vector<std::string> Problems(const nlohmann::json& report) {
 
 struct Preflight::Impl : std::enable_shared_from_this<Impl> {
   asio::io_context& io;
-  dns::Resolver& resolver;
+  dns::Lookup& resolver;
   DeliveryOptions options;
   std::string helo_name;
   std::shared_ptr<asio::ssl::context> tls_context;
@@ -62,7 +62,7 @@ struct Preflight::Impl : std::enable_shared_from_this<Impl> {
   // domain -> whether its mail would be deferred now, from the last completed round.
   std::map<std::string, bool> failing;
 
-  Impl(asio::io_context& i, dns::Resolver& r, DeliveryOptions o, std::string h,
+  Impl(asio::io_context& i, dns::Lookup& r, DeliveryOptions o, std::string h,
        std::shared_ptr<asio::ssl::context> t, std::filesystem::path f)
       : io(i),
         resolver(r),
@@ -122,7 +122,7 @@ struct Preflight::Impl : std::enable_shared_from_this<Impl> {
   }
 };
 
-Preflight::Preflight(asio::io_context& io, dns::Resolver& resolver, DeliveryOptions options,
+Preflight::Preflight(asio::io_context& io, dns::Lookup& resolver, DeliveryOptions options,
                      std::string helo_name, std::shared_ptr<asio::ssl::context> tls_context,
                      std::filesystem::path status_file)
     : impl_(std::make_shared<Impl>(io, resolver, std::move(options), std::move(helo_name),

@@ -20,14 +20,14 @@ namespace asio {
 class io_context;
 }
 namespace danerelay::dns {
-class Resolver;
+class Lookup;
 }
 
 namespace danerelay::relay {
 
 class Preflight {
  public:
-  Preflight(asio::io_context& io, dns::Resolver& resolver, DeliveryOptions options,
+  Preflight(asio::io_context& io, dns::Lookup& resolver, DeliveryOptions options,
             std::string helo_name, std::shared_ptr<asio::ssl::context> tls_context,
             std::filesystem::path status_file);
   ~Preflight();

@@ -11,7 +11,7 @@
 #include <algorithm>
 #include <fstream>
 
-#include "dns/resolver.hpp"
+#include "dns/lookup.hpp"
 #include "queue/message.hpp"
 #include "relay/daemon/logging.hpp"
 #include "relay/daemon/metrics.hpp"
@@ -22,7 +22,7 @@ namespace danerelay::relay {
 
 struct ResolverHealth::Impl : std::enable_shared_from_this<Impl> {
   asio::io_context& io;
-  dns::Resolver& resolver;
+  dns::Lookup& resolver;
   dns::ResolverOptions options;
   std::filesystem::path status_file;
   asio::steady_timer timer;
@@ -37,21 +37,21 @@ struct ResolverHealth::Impl : std::enable_shared_from_this<Impl> {
   static constexpr std::chrono::seconds kFirstRetry{5};
   std::chrono::seconds retry_after = kFirstRetry;
 
-  Impl(asio::io_context& i, dns::Resolver& r, dns::ResolverOptions o, std::filesystem::path f)
+  Impl(asio::io_context& i, dns::Lookup& r, dns::ResolverOptions o, std::filesystem::path f)
       : io(i), resolver(r), options(std::move(o)), status_file(std::move(f)), timer(i) {}
 
   // One check: "" when validation works, else what went wrong.
   asio::awaitable<std::string> Check() {
     const std::string canary = options.validation_canary;
-    const int type = canary == "." ? dns::Resolver::kTypeDnskey : dns::Resolver::kTypeA;
-    const dns::Answer a = co_await resolver.Lookup(canary, type);
+    const int type = canary == "." ? dns::Lookup::kTypeDnskey : dns::Lookup::kTypeA;
+    const dns::Answer a = co_await resolver.LookupAny(canary, type);
     if (a.dnssec != dns::DnssecState::kSecure) {
       co_return fmt::format("{} {} came back {}{}", canary, canary == "." ? "DNSKEY" : "A",
                             dns::ToString(a.dnssec), a.why.empty() ? "" : " (" + a.why + ")");
     }
     if (!options.bogus_canary.empty()) {
       const std::string bogus = options.bogus_canary;
-      const dns::Answer b = co_await resolver.Lookup(bogus, dns::Resolver::kTypeA);
+      const dns::Answer b = co_await resolver.LookupAny(bogus, dns::Lookup::kTypeA);
       if (b.dnssec != dns::DnssecState::kBogus) {
         co_return fmt::format("{} A should fail validation but came back {}", bogus,
                               dns::ToString(b.dnssec));
@@ -111,7 +111,7 @@ struct ResolverHealth::Impl : std::enable_shared_from_this<Impl> {
   }
 };
 
-ResolverHealth::ResolverHealth(asio::io_context& io, dns::Resolver& resolver,
+ResolverHealth::ResolverHealth(asio::io_context& io, dns::Lookup& resolver,
                                dns::ResolverOptions options, std::filesystem::path status_file)
     : impl_(std::make_shared<Impl>(io, resolver, std::move(options), std::move(status_file))) {}
 

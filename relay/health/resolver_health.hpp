@@ -23,7 +23,7 @@ namespace asio {
 class io_context;
 }
 namespace danerelay::dns {
-class Resolver;
+class Lookup;
 }
 
 namespace danerelay::relay {
@@ -34,7 +34,7 @@ inline constexpr std::string_view kValidationNotWorking = "DNSSEC validation is 
 
 class ResolverHealth {
  public:
-  ResolverHealth(asio::io_context& io, dns::Resolver& resolver, dns::ResolverOptions options,
+  ResolverHealth(asio::io_context& io, dns::Lookup& resolver, dns::ResolverOptions options,
                  std::filesystem::path status_file);
   ~ResolverHealth();
   void Start();

@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <cctype>
 
-#include "dns/resolver.hpp"
+#include "dns/lookup.hpp"
 
 namespace danerelay::relay {
-asio::awaitable<NextHops> FindNextHops(dns::Resolver& resolver, const std::string& domain,
+asio::awaitable<NextHops> FindNextHops(dns::Lookup& resolver, const std::string& domain,
                                        const DeliveryOptions& options, std::mt19937& rng) {
   NextHops out;
   if (auto it = options.routes.find(domain); it != options.routes.end()) {
@@ -56,7 +56,7 @@ asio::awaitable<NextHops> FindNextHops(dns::Resolver& resolver, const std::strin
   co_return out;
 }
 
-asio::awaitable<HostPlan> ResolveHost(dns::Resolver& resolver, const NextHop& hop) {
+asio::awaitable<HostPlan> ResolveHost(dns::Lookup& resolver, const NextHop& hop) {
   HostPlan plan;
   plan.facts.mx = hop.mx_dnssec;
   plan.tlsa_base = LowerAscii(hop.name);
@@ -95,7 +95,7 @@ asio::awaitable<HostPlan> ResolveHost(dns::Resolver& resolver, const NextHop& ho
   } else if (canonical != original) {
     // RFC 7672 §2.2.2, RFC 7671 §7: the chain became insecure after the MX host name. When that
     // name's own CNAME record is signed, its TLSA records still apply (danerelay(7), CNAMES).
-    const dns::Answer alias = co_await resolver.Lookup(hop.name, dns::Resolver::kTypeCname);
+    const dns::Answer alias = co_await resolver.LookupAny(hop.name, dns::Lookup::kTypeCname);
     if (alias.rcode == dns::Rcode::kFailed) {
       f.alias_failed = true;
       co_return plan;

@@ -14,7 +14,7 @@
 #include "tls/client.hpp"
 
 namespace danerelay::dns {
-class Resolver;
+class Lookup;
 }
 
 namespace danerelay::relay {
@@ -36,7 +36,7 @@ struct NextHops {
 };
 
 // `rng` orders MX hosts of equal preference (RFC 5321 §5.1).
-asio::awaitable<NextHops> FindNextHops(dns::Resolver& resolver, const std::string& domain,
+asio::awaitable<NextHops> FindNextHops(dns::Lookup& resolver, const std::string& domain,
                                        const DeliveryOptions& options, std::mt19937& rng);
 
 struct HostPlan {
@@ -46,7 +46,7 @@ struct HostPlan {
   bool no_address = false;             // the name exists but has no A/AAAA records
 };
 
-asio::awaitable<HostPlan> ResolveHost(dns::Resolver& resolver, const NextHop& hop);
+asio::awaitable<HostPlan> ResolveHost(dns::Lookup& resolver, const NextHop& hop);
 
 // RFC 7672 §3.2.2: the TLSA base domain is the reference name; the MX host name and the
 // next-hop (recipient) domain are accepted too.

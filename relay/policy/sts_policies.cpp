@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "dns/resolver.hpp"
+#include "dns/lookup.hpp"
 #include "queue/committer.hpp"
 #include "relay/daemon/logging.hpp"
 #include "relay/io/connection.hpp"
@@ -35,7 +35,7 @@ void ApplyMtaSts(sts::Mode mode, ClientRequest& req) {
   }
 }
 
-StsPolicies::StsPolicies(dns::Resolver& resolver, queue::Committer* committer,
+StsPolicies::StsPolicies(dns::Lookup& resolver, queue::Committer* committer,
                          const MtaStsOptions& options)
     : resolver_(resolver), committer_(committer), options_(options) {}
 

@@ -23,7 +23,7 @@
 #include "relay/policy/mta_sts.hpp"
 
 namespace danerelay::dns {
-class Resolver;
+class Lookup;
 }
 namespace danerelay::queue {
 class Committer;
@@ -49,7 +49,7 @@ void ApplyMtaSts(sts::Mode mode, ClientRequest& request);
 class StsPolicies {
  public:
   // `committer`: the queue, for the persistent cache; nullptr keeps policies in memory only.
-  StsPolicies(dns::Resolver& resolver, queue::Committer* committer, const MtaStsOptions& options);
+  StsPolicies(dns::Lookup& resolver, queue::Committer* committer, const MtaStsOptions& options);
   ~StsPolicies();
 
   asio::awaitable<StsLookup> Get(const std::string& domain);
@@ -67,7 +67,7 @@ class StsPolicies {
   };
   asio::awaitable<tl::expected<sts::Policy, Failure>> Fetch(const std::string& domain);
 
-  dns::Resolver& resolver_;
+  dns::Lookup& resolver_;
   queue::Committer* committer_;
   MtaStsOptions options_;
   asio::thread_pool pool_{4};  // libcurl blocks

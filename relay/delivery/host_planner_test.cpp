@@ -1,0 +1,388 @@
+// The outbound path's decisions without a network: next hops (MX, routes, null MX, failures),
+// the TLSA base with CNAMEs (RFC 7672 §2.2), and the host plan in both DANE modes, with MTA-STS
+// enforce and testing and REQUIRETLS, against a scripted dns::Lookup.
+#include "relay/delivery/host_planner.hpp"
+
+#include <gtest/gtest.h>
+
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+
+#include <optional>
+#include <random>
+
+#include "dns/fake_lookup.hpp"
+
+namespace danerelay::relay {
+namespace {
+
+using dns::DnssecState;
+using dns::FakeLookup;
+using queue::Cause;
+
+template <typename T>
+T Await(asio::awaitable<T> a) {
+  asio::io_context io;
+  std::optional<T> out;
+  asio::co_spawn(io, std::move(a), [&](std::exception_ptr e, T v) {
+    if (e) std::rethrow_exception(e);
+    out = std::move(v);
+  });
+  io.run();
+  return std::move(*out);
+}
+
+dns::TlsaRecord Usable() { return {3, 1, 1, std::vector<std::uint8_t>(32, 0xAB)}; }
+
+// example.org's mail host mx.example.org at 192.0.2.1, the MX RRset and addresses in a zone of
+// `state`, with TLSA records at _25._tcp.mx.example.org when `tlsa` says so.
+FakeLookup World(DnssecState state, bool tlsa) {
+  FakeLookup f;
+  auto mx = FakeLookup::With<dns::MxAnswer>(state, "example.org");
+  mx.records = {{10, "mx.example.org"}};
+  f.mx["example.org"] = mx;
+  auto a = FakeLookup::With<dns::AddressAnswer>(state, "mx.example.org");
+  a.addresses = {"192.0.2.1"};
+  f.addresses[{"mx.example.org", false}] = a;
+  auto aaaa = FakeLookup::With<dns::AddressAnswer>(state, "mx.example.org");
+  aaaa.rcode = dns::Rcode::kNoData;
+  f.addresses[{"mx.example.org", true}] = aaaa;
+  if (tlsa) {
+    auto t = FakeLookup::With<dns::TlsaAnswer>(state, "_25._tcp.mx.example.org");
+    t.records = {Usable()};
+    f.tlsa["_25._tcp.mx.example.org"] = t;
+  }
+  return f;
+}
+
+NextHops Hops(FakeLookup& f, const std::string& domain, const DeliveryOptions& o = {}) {
+  std::mt19937 rng(1);
+  return Await(FindNextHops(f, domain, o, rng));
+}
+
+TEST(NextHopTest, WhatTheMxAnswerMeans) {
+  FakeLookup f = World(DnssecState::kSecure, false);
+  const NextHops ok = Hops(f, "example.org");
+  ASSERT_EQ(ok.hosts.size(), 1u);
+  EXPECT_EQ(ok.hosts[0].name, "mx.example.org");
+  EXPECT_EQ(ok.hosts[0].mx_dnssec, DnssecState::kSecure);
+
+  const NextHops nx = Hops(f, "nowhere.example");  // no answer scripted: a secure NXDOMAIN
+  EXPECT_TRUE(nx.hosts.empty());
+  EXPECT_TRUE(nx.permanent);
+  EXPECT_EQ(nx.status, "5.1.2");
+  EXPECT_EQ(nx.cause, Cause::kRecipientDomain);
+
+  auto null_mx = FakeLookup::With<dns::MxAnswer>(DnssecState::kSecure, "null.example");
+  null_mx.records = {{0, ""}};
+  f.mx["null.example"] = null_mx;
+  const NextHops nm = Hops(f, "null.example");
+  EXPECT_TRUE(nm.permanent);
+  EXPECT_EQ(nm.status, "5.1.10");  // RFC 7505 §3
+
+  f.mx["fail.example"] = FakeLookup::Failed<dns::MxAnswer>();
+  const NextHops failed = Hops(f, "fail.example");
+  EXPECT_FALSE(failed.permanent);
+  EXPECT_EQ(failed.status, "4.4.3");
+  EXPECT_EQ(failed.cause, Cause::kDns);
+  f.mx["bogus.example"] = FakeLookup::Failed<dns::MxAnswer>(DnssecState::kBogus);
+  EXPECT_EQ(Hops(f, "bogus.example").cause, Cause::kDnssecInvalid);
+
+  // NODATA: the domain itself is the implicit MX (RFC 5321 §5.1).
+  auto nodata = FakeLookup::With<dns::MxAnswer>(DnssecState::kInsecure, "bare.example");
+  nodata.rcode = dns::Rcode::kNoData;
+  f.mx["bare.example"] = nodata;
+  const NextHops bare = Hops(f, "bare.example");
+  ASSERT_EQ(bare.hosts.size(), 1u);
+  EXPECT_EQ(bare.hosts[0].name, "bare.example");
+  EXPECT_EQ(bare.hosts[0].mx_dnssec, DnssecState::kInsecure);
+}
+
+TEST(NextHopTest, MxHostsInPreferenceOrderAndRoutesWithoutLookup) {
+  FakeLookup f;
+  auto mx = FakeLookup::With<dns::MxAnswer>(DnssecState::kSecure, "two.example");
+  mx.records = {{20, "b.two.example"}, {10, "a.two.example"}};
+  f.mx["two.example"] = mx;
+  const NextHops hops = Hops(f, "two.example");
+  ASSERT_EQ(hops.hosts.size(), 2u);
+  EXPECT_EQ(hops.hosts[0].name, "a.two.example");
+
+  DeliveryOptions o;
+  o.routes["routed.example"] = "[relay.example.net]:2525";
+  f.asked.clear();
+  const NextHops routed = Hops(f, "routed.example", o);
+  ASSERT_EQ(routed.hosts.size(), 1u);
+  EXPECT_EQ(routed.hosts[0].name, "relay.example.net");
+  EXPECT_EQ(routed.hosts[0].port, 2525);
+  EXPECT_TRUE(f.asked.empty());  // a static route: no MX lookup
+}
+
+HostPlan Resolve(FakeLookup& f, const std::string& host, DnssecState mx = DnssecState::kSecure) {
+  return Await(ResolveHost(f, NextHop{host, 25, mx}));
+}
+
+// RFC 7672 §2.2 and §2.2.2: where the TLSA records are looked up.
+TEST(NextHopTest, TlsaBaseFollowsTheCnameRules) {
+  // No TLSA lookup below an MX RRset that is not secure.
+  FakeLookup f = World(DnssecState::kSecure, true);
+  EXPECT_FALSE(Resolve(f, "mx.example.org", DnssecState::kInsecure).facts.tlsa);
+  EXPECT_EQ(std::count(f.asked.begin(), f.asked.end(), "TLSA _25._tcp.mx.example.org"), 0);
+
+  // Secure addresses behind a CNAME: the expanded name first.
+  auto a = FakeLookup::With<dns::AddressAnswer>(DnssecState::kSecure, "real.example.net");
+  a.addresses = {"192.0.2.7"};
+  f.addresses[{"alias.example.org", false}] = a;
+  f.addresses[{"alias.example.org", true}] = a;
+  auto t = FakeLookup::With<dns::TlsaAnswer>(DnssecState::kSecure, "_25._tcp.real.example.net");
+  t.records = {Usable()};
+  f.tlsa["_25._tcp.real.example.net"] = t;
+  const HostPlan secure = Resolve(f, "alias.example.org");
+  EXPECT_EQ(secure.tlsa_base, "real.example.net");
+  ASSERT_TRUE(secure.facts.tlsa);
+  EXPECT_EQ(secure.facts.tlsa->records.size(), 1u);
+
+  // The chain turns insecure after a signed CNAME: the original name's TLSA records apply.
+  auto insecure = FakeLookup::With<dns::AddressAnswer>(DnssecState::kInsecure, "cdn.example.net");
+  insecure.addresses = {"192.0.2.8"};
+  f.addresses[{"signed-alias.example.org", false}] = insecure;
+  f.addresses[{"signed-alias.example.org", true}] = insecure;
+  f.any[{"signed-alias.example.org", dns::Lookup::kTypeCname}] =
+      FakeLookup::With<dns::Answer>(DnssecState::kSecure, "signed-alias.example.org");
+  const HostPlan alias = Resolve(f, "signed-alias.example.org");
+  EXPECT_TRUE(alias.facts.secure_alias);
+  EXPECT_EQ(alias.tlsa_base, "signed-alias.example.org");
+
+  // ... and when that CNAME lookup fails, the host defers (never "no TLSA").
+  f.addresses[{"broken-alias.example.org", false}] = insecure;
+  f.addresses[{"broken-alias.example.org", true}] = insecure;
+  f.any[{"broken-alias.example.org", dns::Lookup::kTypeCname}] = FakeLookup::Failed<dns::Answer>();
+  EXPECT_TRUE(Resolve(f, "broken-alias.example.org").facts.alias_failed);
+}
+
+struct PlanCase {
+  const char* name;
+  DnssecState zone;
+  bool tlsa;
+  DaneMode mode;
+  std::optional<sts::Mode> sts;  // a policy for example.org with this mode
+  bool sts_names_host;           // its mx list names mx.example.org
+  bool requiretls;
+  // Expected:
+  std::optional<Cause> skip;  // the host is not used, for this cause
+  TlsRequirement tls;         // else: what the connection requires
+  bool webpki_required;
+};
+
+class PlanHostTest : public ::testing::TestWithParam<PlanCase> {};
+
+TEST_P(PlanHostTest, Decides) {
+  const PlanCase& c = GetParam();
+  FakeLookup f = World(c.zone, c.tlsa);
+  DomainPolicy policy;
+  policy.domain = "example.org";
+  policy.mode = c.mode;
+  policy.requiretls = c.requiretls;
+  if (c.sts) {
+    sts::Policy p;
+    p.id = "1";
+    p.mode = *c.sts;
+    p.mx = {c.sts_names_host ? "mx.example.org" : "other.example.org"};
+    policy.sts = p;
+  }
+  const DeliveryOptions options;
+  const HostDecision h = Await(
+      PlanHost(f, NextHop{"mx.example.org", 25, c.zone}, policy, options, "relay.test", nullptr));
+  if (c.skip) {
+    ASSERT_TRUE(h.skip) << c.name;
+    EXPECT_EQ(h.skip->cause, *c.skip) << c.name;
+    EXPECT_EQ(h.skip->result_type, queue::ResultType(*c.skip)) << c.name;
+    return;
+  }
+  ASSERT_FALSE(h.skip) << c.name << ": " << h.skip->text;
+  EXPECT_EQ(h.request.tls, c.tls) << c.name;
+  EXPECT_EQ(h.request.webpki_required, c.webpki_required) << c.name;
+  EXPECT_EQ(h.request.dane.has_value(), c.tls == TlsRequirement::kDane) << c.name;
+  EXPECT_EQ(h.request.requiretls, c.requiretls) << c.name;
+  EXPECT_EQ(h.request.mx_host, "mx.example.org");
+  EXPECT_EQ(h.request.helo_name, "relay.test");
+}
+
+constexpr auto kSecure = DnssecState::kSecure;
+constexpr auto kInsecure = DnssecState::kInsecure;
+constexpr auto kOpp = DaneMode::kOpportunistic;
+constexpr auto kMand = DaneMode::kMandatory;
+using sts::Mode;
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, PlanHostTest,
+    ::testing::Values(PlanCase{"signed with TLSA: DANE",
+                               kSecure,
+                               true,
+                               kOpp,
+                               {},
+                               false,
+                               false,
+                               {},
+                               TlsRequirement::kDane,
+                               false},
+                      PlanCase{"mandatory, signed with TLSA: DANE",
+                               kSecure,
+                               true,
+                               kMand,
+                               {},
+                               false,
+                               false,
+                               {},
+                               TlsRequirement::kDane,
+                               false},
+                      PlanCase{"signed without TLSA: may",
+                               kSecure,
+                               false,
+                               kOpp,
+                               {},
+                               false,
+                               false,
+                               {},
+                               TlsRequirement::kMay,
+                               false},
+                      PlanCase{"mandatory, signed without TLSA: deferred",
+                               kSecure,
+                               false,
+                               kMand,
+                               {},
+                               false,
+                               false,
+                               Cause::kDaneRequired,
+                               TlsRequirement::kMay,
+                               false},
+                      PlanCase{"mandatory, unsigned: deferred",
+                               kInsecure,
+                               false,
+                               kMand,
+                               {},
+                               false,
+                               false,
+                               Cause::kDaneRequired,
+                               TlsRequirement::kMay,
+                               false},
+                      PlanCase{"unsigned: may",
+                               kInsecure,
+                               false,
+                               kOpp,
+                               {},
+                               false,
+                               false,
+                               {},
+                               TlsRequirement::kMay,
+                               false},
+                      PlanCase{"MTA-STS enforce naming the host: encrypt, WebPKI required",
+                               kInsecure,
+                               false,
+                               kOpp,
+                               Mode::kEnforce,
+                               true,
+                               false,
+                               {},
+                               TlsRequirement::kEncrypt,
+                               true},
+                      PlanCase{"MTA-STS enforce not naming the host: not used", kInsecure, false,
+                               kOpp, Mode::kEnforce, false, false, Cause::kStsMxMismatch,
+                               TlsRequirement::kMay, false},
+                      PlanCase{"MTA-STS testing not naming the host: used, judged only",
+                               kInsecure,
+                               false,
+                               kOpp,
+                               Mode::kTesting,
+                               false,
+                               false,
+                               {},
+                               TlsRequirement::kMay,
+                               false},
+                      PlanCase{"DANE wins over MTA-STS enforce",
+                               kSecure,
+                               true,
+                               kOpp,
+                               Mode::kEnforce,
+                               false,
+                               false,
+                               {},
+                               TlsRequirement::kDane,
+                               false},
+                      PlanCase{"REQUIRETLS without DANE or MTA-STS: 5.7.10",
+                               kInsecure,
+                               false,
+                               kOpp,
+                               {},
+                               false,
+                               true,
+                               Cause::kRequireTlsUnprotected,
+                               TlsRequirement::kMay,
+                               false},
+                      PlanCase{"REQUIRETLS under MTA-STS testing naming the host: enforced",
+                               kInsecure,
+                               false,
+                               kOpp,
+                               Mode::kTesting,
+                               true,
+                               true,
+                               {},
+                               TlsRequirement::kEncrypt,
+                               true},
+                      PlanCase{"REQUIRETLS under DANE",
+                               kSecure,
+                               true,
+                               kOpp,
+                               {},
+                               false,
+                               true,
+                               {},
+                               TlsRequirement::kDane,
+                               false}),
+    [](const auto& param) { return std::to_string(param.index); });
+
+TEST(PlanHostTest, NoAddressBogusTlsaAndTheTestingNote) {
+  const DeliveryOptions options;
+  DomainPolicy policy;
+  policy.domain = "example.org";
+  FakeLookup none = World(DnssecState::kSecure, false);
+  auto empty = FakeLookup::With<dns::AddressAnswer>(DnssecState::kSecure, "mx.example.org");
+  empty.rcode = dns::Rcode::kNoData;
+  none.addresses[{"mx.example.org", false}] = empty;
+  HostDecision h = Await(PlanHost(none, NextHop{"mx.example.org"}, policy, options, "r", nullptr));
+  ASSERT_TRUE(h.skip);
+  EXPECT_EQ(h.skip->cause, Cause::kNoAddress);
+  EXPECT_EQ(h.skip->status, "4.4.4");
+
+  // A failed TLSA lookup is never "no TLSA": deferred in both modes (step 1).
+  FakeLookup bogus = World(DnssecState::kSecure, false);
+  bogus.tlsa["_25._tcp.mx.example.org"] = FakeLookup::Failed<dns::TlsaAnswer>(DnssecState::kBogus);
+  h = Await(PlanHost(bogus, NextHop{"mx.example.org"}, policy, options, "r", nullptr));
+  ASSERT_TRUE(h.skip);
+  EXPECT_EQ(h.skip->cause, Cause::kDnssecInvalid);
+  EXPECT_EQ(h.skip->result_type, "dnssec-invalid");
+
+  // [dane] testing_domains: delivered opportunistically, what mandatory DANE would do noted.
+  FakeLookup plain = World(DnssecState::kSecure, false);
+  policy.testing = true;
+  h = Await(PlanHost(plain, NextHop{"mx.example.org"}, policy, options, "r", nullptr));
+  EXPECT_FALSE(h.skip);
+  ASSERT_TRUE(h.would_defer);
+  EXPECT_EQ(h.would_defer->step, 4);
+}
+
+TEST(PolicyForTest, ALabelsModeAndTesting) {
+  DeliveryOptions o;
+  o.mandatory_domains = {".bank.example"};
+  o.testing_domains = {"trial.example"};
+  auto p = PolicyFor(o, "Bücher.example");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->domain, "xn--bcher-kva.example");
+  EXPECT_EQ(p->mode, DaneMode::kOpportunistic);
+  EXPECT_EQ(PolicyFor(o, "pay.bank.example")->mode, DaneMode::kMandatory);
+  EXPECT_TRUE(PolicyFor(o, "trial.example")->testing);
+  EXPECT_EQ(PolicyFor(o, "other.example", true)->mode, DaneMode::kMandatory);
+  EXPECT_FALSE(PolicyFor(o, std::string("bad\xff.example")));
+}
+
+}  // namespace
+}  // namespace danerelay::relay
