@@ -18,14 +18,14 @@
 #include "tools/cli/dane_check.hpp"
 #include "tools/cli/passwd.hpp"
 #include "tools/cli/queue_admin.hpp"
-#include "tools/cli/queue_view.hpp"
+#include "tools/cli/queue_filters.hpp"
+#include "tools/cli/queue_list.hpp"
+#include "tools/cli/queue_show.hpp"
 #include "tools/cli/tls_rpt.hpp"
 
 namespace {
 
 using namespace danerelay;
-constexpr int kExitNotFound = 1;
-constexpr int kExitFailure = 2;
 constexpr int kExitConfig = 78;
 constexpr int kExitUsage = 64;  // EX_USAGE
 
@@ -37,47 +37,6 @@ std::optional<config::Config> LoadConfig(const std::string& path) {
     return std::nullopt;
   }
   return std::move(*cfg);
-}
-
-// The filters the queue commands share (--sender, --state, --older-than and queue IDs), read
-// into a selection; 0, or the exit status after saying on stderr what is wrong.
-int ReadFilters(const std::vector<std::string>& ids, const std::string& domain,
-                const std::string& sender, const std::string& state, const std::string& older_than,
-                queue::Store::Selection& out) {
-  out.ids = ids;
-  out.domain = domain;
-  out.sender = sender;
-  if (!state.empty() && !(out.state = queue::RecipientStateFromString(state))) {
-    std::vector<std::string_view> names;
-    for (auto s = queue::RecipientState::kQueued; s <= queue::RecipientState::kHeld;
-         s = static_cast<queue::RecipientState>(static_cast<int>(s) + 1)) {
-      names.push_back(queue::ToString(s));
-    }
-    std::cerr << fmt::format("danerelay: --state {}: not a recipient state; the states are: {}\n",
-                             state, fmt::join(names, ", "));
-    return kExitUsage;
-  }
-  if (!older_than.empty()) {
-    const auto age = config::ParseDuration(older_than);
-    if (!age) {
-      std::cerr << "danerelay: --older-than " << older_than
-                << ": expected a duration such as 30m, 2h or 3d\n";
-      return kExitUsage;
-    }
-    out.arrived_before = queue::Clock::now() - *age;
-  }
-  return 0;
-}
-
-int WithQueue(const std::string& config_path, const std::function<int(queue::Store&)>& fn) {
-  auto cfg = LoadConfig(config_path);
-  if (!cfg) return kExitConfig;
-  auto store = queue::Store::Open(cfg->queue, queue::OpenMode::kReadOnly);
-  if (!store) {
-    std::cerr << "danerelay: " << store.error().message << "\n";
-    return kExitFailure;
-  }
-  return fn(**store);
 }
 
 }  // namespace
@@ -222,8 +181,9 @@ int main(int argc, char** argv) {
     if (!cfg) return kExitConfig;
     tools::AdminRequest req;
     req.action = cmd->action;
-    if (int bad = ReadFilters(cmd->ids, cmd->domain, cmd->sender, cmd->state, cmd->older_than,
-                              req.selection)) {
+    if (int bad =
+            tools::ReadFilters({cmd->ids, cmd->domain, cmd->sender, cmd->state, cmd->older_than},
+                               req.selection, std::cerr)) {
       return bad;
     }
     req.all = cmd->all;
@@ -269,65 +229,26 @@ int main(int argc, char** argv) {
   }
 
   if (list->parsed()) {
-    queue::Store::Selection filter;
-    if (int bad = ReadFilters(list_ids, list_domain, list_sender, list_state, list_older, filter)) {
+    tools::ListRequest req;
+    if (int bad = tools::ReadFilters({list_ids, list_domain, list_sender, list_state, list_older},
+                                     req.selection, std::cerr)) {
       return bad;
     }
-    const bool sender_given = sender_opt->count() > 0;  // "<>" is the null sender
-    const std::string sender = list_sender == "<>" ? "" : list_sender;
-    return WithQueue(config_path, [&](queue::Store& store) {
-      // A final state is found only among completed messages too.
-      const auto& state = filter.state;
-      const bool final_state = state && (*state == queue::RecipientState::kDelivered ||
-                                         *state == queue::RecipientState::kFailed ||
-                                         *state == queue::RecipientState::kExpired);
-      auto messages = store.ListMessages(list_all || final_state, list_domain);
-      if (!messages) {
-        std::cerr << "danerelay: " << messages.error().message << "\n";
-        return kExitFailure;
-      }
-      // Messages that match every filter, with only the recipients that do.
-      std::erase_if(*messages, [&](queue::MessageInfo& m) {
-        if (!filter.ids.empty() &&
-            std::find(filter.ids.begin(), filter.ids.end(), m.id) == filter.ids.end()) {
-          return true;
-        }
-        if (sender_given && m.sender != sender) return true;
-        if (filter.arrived_before && m.arrival >= *filter.arrived_before) return true;
-        std::erase_if(m.recipients, [&](const queue::StoredRecipient& r) {
-          return (state && r.state != *state) ||
-                 (!list_recipient.empty() && r.address != list_recipient);
-        });
-        return m.recipients.empty();
-      });
-      list_json ? tools::PrintQueueJson(std::cout, *messages)
-                : tools::PrintQueueTable(std::cout, *messages);
-      return 0;
-    });
+    req.sender_given = sender_opt->count() > 0;
+    req.recipient = list_recipient;
+    req.all = list_all;
+    req.json = list_json;
+    auto cfg = LoadConfig(config_path);
+    if (!cfg) return kExitConfig;
+    return tools::RunQueueList(*cfg, req, std::cout, std::cerr);
   }
   if (show->parsed()) {
-    return WithQueue(config_path, [&](queue::Store& store) {
-      auto info = store.GetMessage(show_id);
-      auto content = store.GetContent(show_id);
-      auto attempts = store.GetAttempts(show_id);
-      if (!info || !content || !attempts) {
-        const auto& e = !info ? info.error() : !content ? content.error() : attempts.error();
-        std::cerr << "danerelay: " << e.message << "\n";
-        return kExitFailure;
-      }
-      if (!*info || !*content) {
-        std::cerr << "danerelay: " << show_id << ": no such message in the queue\n";
-        return kExitNotFound;
-      }
-      if (show_raw) {
-        std::cout.write((*content)->data(), static_cast<std::streamsize>((*content)->size()));
-      } else if (show_json) {
-        tools::PrintMessageJson(std::cout, **info, **content, *attempts);
-      } else {
-        tools::PrintMessage(std::cout, **info, **content, *attempts);
-      }
-      return 0;
-    });
+    auto cfg = LoadConfig(config_path);
+    if (!cfg) return kExitConfig;
+    const auto format = show_raw    ? tools::ShowFormat::kRaw
+                        : show_json ? tools::ShowFormat::kJson
+                                    : tools::ShowFormat::kText;
+    return tools::RunQueueShow(*cfg, show_id, format, std::cout, std::cerr);
   }
   return 0;
 }
