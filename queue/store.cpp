@@ -454,43 +454,6 @@ Store::BatchResult Store::CommitBatch(std::span<const NewMessage* const> message
   return out;
 }
 
-tl::expected<std::vector<MessageInfo>, StoreError> Store::ListMessages(bool include_completed,
-                                                                       std::string_view domain) {
-  // One read transaction, so the list is a consistent snapshot while the daemon writes.
-  return impl_->Read<std::vector<MessageInfo>>(
-      [&]() -> tl::expected<std::vector<MessageInfo>, StoreError> {
-        const std::string pending = include_completed ? "" : "completed_us IS NULL";
-        // With a domain: its recipients' messages through the domain index, not a scan.
-        const std::string sql =
-            domain.empty()
-                ? fmt::format("SELECT {} FROM messages {} {} ORDER BY id", kMessageColumns,
-                              pending.empty() ? "" : "WHERE", pending)
-                : fmt::format(
-                      "SELECT {} FROM messages WHERE id IN (SELECT message_id FROM recipients "
-                      "WHERE domain = lower(?1)) {} {} ORDER BY id",
-                      kMessageColumns, pending.empty() ? "" : "AND", pending);
-        auto s = impl_->Prepare(sql.c_str());
-        if (!s) return tl::unexpected(s.error());
-        auto rs = impl_->Prepare(kRecipientQuery.c_str());
-        if (!rs) return tl::unexpected(rs.error());
-        if (!domain.empty()) {
-          sqlite3_bind_text(s->get(), 1, domain.data(), static_cast<int>(domain.size()),
-                            SQLITE_TRANSIENT);
-        }
-        std::vector<MessageInfo> out;
-        std::optional<StoreError> error;
-        auto r = impl_->EachRow(s->get(), "list messages", [&](sqlite3_stmt* st) {
-          out.push_back(Impl::ReadMessageRow(st));
-          auto rcpts = impl_->LoadRecipients(rs->get(), out.back().id);
-          if (!rcpts && !error) error = rcpts.error();
-          if (rcpts) out.back().recipients = std::move(*rcpts);
-        });
-        if (!r) return tl::unexpected(r.error());
-        if (error) return tl::unexpected(*error);
-        return out;
-      });
-}
-
 tl::expected<std::optional<MessageInfo>, StoreError> Store::GetMessage(std::string_view id) {
   using Result = tl::expected<std::optional<MessageInfo>, StoreError>;
   return impl_->Read<std::optional<MessageInfo>>([&]() -> Result {

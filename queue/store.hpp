@@ -77,10 +77,6 @@ class Store {
   BatchResult CommitBatch(std::span<const NewMessage* const> messages,
                           std::span<const WriteJob* const> jobs);
 
-  // Messages in arrival order, without content; those whose recipients are all final
-  // (delivered, failed) only when asked for; with `domain`, only those with a recipient there.
-  tl::expected<std::vector<MessageInfo>, StoreError> ListMessages(bool include_completed = false,
-                                                                  std::string_view domain = {});
   tl::expected<std::optional<MessageInfo>, StoreError> GetMessage(std::string_view id);
   tl::expected<std::optional<std::string>, StoreError> GetContent(std::string_view id);
 
@@ -190,6 +186,13 @@ class Store {
     std::string sender;            // exact envelope sender ("<>" for the null sender)
     std::optional<RecipientState> state;
     std::optional<TimePoint> arrived_before;  // --older-than
+    std::string recipient;                    // exact address (`queue list --recipient`)
+    // Messages whose recipients are all final too (the actions never select those).
+    bool include_completed = false;
+    // `domain` picks messages, those with a recipient there in any state, and the other
+    // filters pick among all their recipients (`queue list`, which shows whole messages as
+    // mailq does); otherwise it picks recipients.
+    bool domain_picks_messages = false;
     // Leave out messages with a recipient in delivery: the attempt's outcome decides for the
     // whole message when it ends (expiry), so that one moment makes one bounce.
     bool skip_in_flight = false;
@@ -218,6 +221,11 @@ class Store {
   using NoticeFn = std::function<std::optional<NewMessage>(
       const MessageInfo& message, const std::string& content,
       const std::vector<StoredRecipient>& finished)>;
+
+  // The selected recipients with their messages (without content), in queue ID order: each
+  // message with only its selected recipients, in their order. One read transaction, so the
+  // list is a consistent snapshot while the daemon writes.
+  tl::expected<std::vector<MessageInfo>, StoreError> ListMessages(const Selection& s);
 
   // Queued and deferred recipients become due now.
   tl::expected<Touched, StoreError> Flush(const Selection& s, TimePoint now);

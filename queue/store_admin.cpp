@@ -1,5 +1,5 @@
 // The operator's side of the store: selections of recipients, and what the command line does
-// to them (flush, hold, release, delete, bounce) plus statistics.
+// to them (list, flush, hold, release, delete, bounce) plus statistics.
 #include "queue/store_impl.hpp"
 
 namespace danerelay::queue {
@@ -11,18 +11,25 @@ namespace {
 // recipients_domain, an age through messages_pending (expiry runs every second and must cost
 // what it finds, not what is queued).
 std::string SelectionSql(const Store::Selection& s, std::string_view states) {
-  const bool by_recipient = !s.domain.empty() || (s.ids.empty() && !s.arrived_before);
-  std::string sql = by_recipient
-                        ? "SELECT r.message_id, r.idx FROM recipients r CROSS JOIN messages m "
-                          "ON m.id = r.message_id WHERE m.completed_us IS NULL"
-                        : "SELECT r.message_id, r.idx FROM messages m CROSS JOIN recipients r "
-                          "ON r.message_id = m.id WHERE m.completed_us IS NULL";
+  // A domain that picks messages drives through the domain index in its subquery.
+  const bool by_recipient =
+      s.domain.empty() ? s.ids.empty() && !s.arrived_before : !s.domain_picks_messages;
+  std::string sql =
+      fmt::format("SELECT r.message_id, r.idx FROM {} WHERE {}",
+                  by_recipient ? "recipients r CROSS JOIN messages m ON m.id = r.message_id"
+                               : "messages m CROSS JOIN recipients r ON r.message_id = m.id",
+                  s.include_completed ? "TRUE" : "m.completed_us IS NULL");
   if (!states.empty()) sql += fmt::format(" AND r.state IN ({})", states);
   if (!s.ids.empty()) sql += " AND m.id IN (SELECT value FROM json_each(?1))";
-  if (!s.domain.empty()) sql += " AND r.domain = lower(?2)";
+  if (!s.domain.empty()) {
+    sql += s.domain_picks_messages
+               ? " AND m.id IN (SELECT message_id FROM recipients WHERE domain = lower(?2))"
+               : " AND r.domain = lower(?2)";
+  }
   if (!s.sender.empty()) sql += " AND m.sender = ?3";
   if (s.state) sql += " AND r.state = ?4";
   if (s.arrived_before) sql += " AND m.arrival_us < ?5";
+  if (!s.recipient.empty()) sql += " AND r.address = ?6";
   if (s.skip_in_flight) {
     sql +=
         // "+": through the primary key, not by walking every attempting recipient.
@@ -46,7 +53,60 @@ std::string JsonArray(const std::vector<std::string>& ids) {
   return out + "]";
 }
 
+// Binds the parameters of SelectionSql(s, ...) to `st`.
+void BindSelection(sqlite3_stmt* st, const Store::Selection& s) {
+  const std::string ids = JsonArray(s.ids);
+  const std::string sender = s.sender == "<>" ? "" : s.sender;
+  sqlite3_bind_text(st, 1, ids.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, s.domain.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 3, sender.c_str(), -1, SQLITE_TRANSIENT);
+  if (s.state) {
+    sqlite3_bind_text(st, 4, std::string(ToString(*s.state)).c_str(), -1, SQLITE_TRANSIENT);
+  }
+  if (s.arrived_before) sqlite3_bind_int64(st, 5, ToMicros(*s.arrived_before));
+  if (!s.recipient.empty()) sqlite3_bind_text(st, 6, s.recipient.c_str(), -1, SQLITE_TRANSIENT);
+}
+
 }  // namespace
+
+tl::expected<std::vector<MessageInfo>, StoreError> Store::ListMessages(const Selection& s) {
+  using Messages = std::vector<MessageInfo>;
+  return impl_->Read<Messages>([&]() -> tl::expected<Messages, StoreError> {
+    auto sel = impl_->Prepare((SelectionSql(s, "") + " ORDER BY r.message_id, r.idx").c_str());
+    auto msg = impl_->Prepare(
+        fmt::format("SELECT {} FROM messages WHERE id = ?1", kMessageColumns).c_str());
+    auto rcpt =
+        impl_->Prepare(fmt::format("SELECT {} FROM recipients WHERE message_id = ?1 AND idx = ?2",
+                                   kRecipientColumns)
+                           .c_str());
+    if (!sel || !msg || !rcpt) return tl::unexpected(impl_->Err("prepare list"));
+    BindSelection(sel->get(), s);
+    Messages out;
+    std::optional<StoreError> error;
+    // Each selected (message, recipient) in order: a new message's row, then the recipient's.
+    const auto read = [&](sqlite3_stmt* st, const std::string& id, int idx) {
+      sqlite3_reset(st);
+      sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+      if (idx >= 0) sqlite3_bind_int(st, 2, idx);
+      if (sqlite3_step(st) == SQLITE_ROW) return true;
+      if (!error) error = impl_->Err("list messages");
+      return false;
+    };
+    auto listed = impl_->EachRow(sel->get(), "list messages", [&](sqlite3_stmt* st) {
+      const std::string id = ColumnText(st, 0);
+      if (error) return;
+      if ((out.empty() || out.back().id != id) && read(msg->get(), id, -1)) {
+        out.push_back(Impl::ReadMessageRow(msg->get()));
+      }
+      if (!error && read(rcpt->get(), id, sqlite3_column_int(st, 1))) {
+        out.back().recipients.push_back(Impl::ReadRecipientRow(rcpt->get()));
+      }
+    });
+    if (!listed) return tl::unexpected(listed.error());
+    if (error) return tl::unexpected(*error);
+    return out;
+  });
+}
 
 // Runs `apply` (an UPDATE/DELETE using the temp table `sel(message_id, idx)`) in a transaction.
 static tl::expected<Store::Touched, StoreError> Apply(
@@ -61,14 +121,7 @@ static tl::expected<Store::Touched, StoreError> Apply(
     }
     auto fill = impl.Prepare(("INSERT INTO sel " + SelectionSql(s, states)).c_str());
     if (!fill) return tl::unexpected(fill.error());
-    const std::string ids = JsonArray(s.ids);
-    const std::string sender = s.sender == "<>" ? "" : s.sender;
-    const std::string state = s.state ? std::string(ToString(*s.state)) : "";
-    sqlite3_bind_text(fill->get(), 1, ids.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(fill->get(), 2, s.domain.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(fill->get(), 3, sender.c_str(), -1, SQLITE_TRANSIENT);
-    if (s.state) sqlite3_bind_text(fill->get(), 4, state.c_str(), -1, SQLITE_TRANSIENT);
-    if (s.arrived_before) sqlite3_bind_int64(fill->get(), 5, ToMicros(*s.arrived_before));
+    BindSelection(fill->get(), s);
     if (auto r = impl.StepDone(fill->get(), "select"); !r) return tl::unexpected(r.error());
     Store::Touched t;
     auto ids_stmt = impl.Prepare("SELECT DISTINCT message_id FROM sel ORDER BY message_id");

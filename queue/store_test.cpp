@@ -84,7 +84,7 @@ TEST_F(StoreTest, DuplicateIdFailsAloneInItsBatch) {
   EXPECT_TRUE(results[0]);
   EXPECT_FALSE(results[1]);
   EXPECT_TRUE(results[2]);
-  auto list = store->ListMessages();
+  auto list = store->ListMessages({});
   ASSERT_TRUE(list);
   ASSERT_EQ(list->size(), 2u);
   EXPECT_EQ((*list)[0].id, "A");
@@ -104,7 +104,7 @@ TEST_F(StoreTest, ReadOnlyOpenSeesCommitsAndCannotWrite) {
   const NewMessage m = Message("X");
   const NewMessage* batch[] = {&m};
   ASSERT_TRUE(store->InsertBatch(batch)[0]);
-  auto list = (*ro)->ListMessages();
+  auto list = (*ro)->ListMessages({});
   ASSERT_TRUE(list);
   EXPECT_EQ(list->size(), 1u);
   EXPECT_FALSE((*ro)->InsertBatch(batch)[0]);  // read-only really is read-only
@@ -156,7 +156,7 @@ TEST_F(StoreTest, CommitterGroupsConcurrentSubmissions) {
   EXPECT_LT(stats.transactions * 2, stats.messages);
   auto ro = Store::Open(options_, OpenMode::kReadOnly);
   ASSERT_TRUE(ro);
-  auto list = (*ro)->ListMessages();
+  auto list = (*ro)->ListMessages({});
   ASSERT_TRUE(list);
   EXPECT_EQ(list->size(), static_cast<size_t>(kThreads * kPerThread));
 }
@@ -217,8 +217,8 @@ TEST_F(StoreTest, DeliverySideClaimsRecordsAndCompletes) {
   ASSERT_TRUE(store->RecordDelivery(
       "D1", {{1, RecipientState::kFailed, std::nullopt, "5.1.1", "550 5.1.1 no such user", "mx"}},
       {}, {}, later));
-  EXPECT_TRUE(store->ListMessages()->empty());
-  EXPECT_EQ(store->ListMessages(/*include_completed=*/true)->size(), 1u);
+  EXPECT_TRUE(store->ListMessages({})->empty());
+  EXPECT_EQ(store->ListMessages(Select([](auto& s) { s.include_completed = true; }))->size(), 1u);
   EXPECT_FALSE(store->NextDue().value());
   EXPECT_EQ(store->PurgeCompleted(later).value(), 0);  // completed at `later`, not before
   EXPECT_EQ(store->PurgeCompleted(later + std::chrono::seconds(1)).value(), 1);
@@ -455,6 +455,75 @@ TEST_F(StoreTest, OperatorDecidesForRecipientsInDelivery) {
   del.ids = {"B"};
   ASSERT_TRUE(store->Delete(del));
   EXPECT_FALSE(store->AttemptingRecipients("B").value().has_value());  // gone
+}
+
+// `queue list` selects as the actions do: each message with only the recipients that the
+// filters select; its --domain picks whole messages; completed ones only when asked for.
+TEST_F(StoreTest, ListShowsTheSelectedRecipientsOfEachMessage) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  NewMessage a = Message("A"), b = Message("B"), c = Message("C");
+  b.sender = "";
+  b.arrival += std::chrono::hours(1);
+  b.recipients = {{"dave@Example.NET", kNotifyNone, ""}};
+  const NewMessage* batch[] = {&a, &b, &c};
+  for (const auto& r : store->InsertBatch(batch)) ASSERT_TRUE(r);
+  ASSERT_TRUE(store->Hold(Select([](auto& s) {
+    s.ids = {"A"};
+    s.domain = "example.com";
+  })));
+  const auto no_notice = [](const MessageInfo&, const std::string&,
+                            const std::vector<StoredRecipient>&) -> std::optional<NewMessage> {
+    return std::nullopt;
+  };
+  ASSERT_TRUE(store->Finish(Select([](auto& s) { s.ids = {"C"}; }), RecipientState::kFailed,
+                            "5.0.0", "returned", Cause::kOperator, a.arrival, no_notice));
+  // Each message as "ID:recipient,recipient".
+  using Lines = std::vector<std::string>;
+  const auto list = [&](const std::function<void(Store::Selection&)>& set) {
+    Lines out;
+    auto listed = store->ListMessages(Select(set));
+    EXPECT_TRUE(listed) << listed.error().message;
+    for (const auto& m : listed.value_or(std::vector<MessageInfo>{})) {
+      std::string line = m.id + ":";
+      for (const auto& r : m.recipients)
+        line += r.address + (&r == &m.recipients.back() ? "" : ",");
+      out.push_back(line);
+    }
+    return out;
+  };
+  const std::string a_both = "A:bob@example.net,carol@example.com";
+  const std::string b_dave = "B:dave@Example.NET";
+  EXPECT_EQ(list([](auto&) {}), Lines({a_both, b_dave}));
+  EXPECT_EQ(list([](auto& s) { s.include_completed = true; }),
+            Lines({a_both, b_dave, "C:bob@example.net,carol@example.com"}));
+  EXPECT_EQ(list([](auto& s) {
+              s.domain = "EXAMPLE.com";
+              s.domain_picks_messages = true;
+            }),
+            Lines({a_both}));
+  EXPECT_EQ(list([](auto& s) { s.domain = "example.com"; }), Lines({"A:carol@example.com"}));
+  // The message has a recipient in the domain; the state picks among all its recipients.
+  EXPECT_EQ(list([](auto& s) {
+              s.domain = "example.com";
+              s.domain_picks_messages = true;
+              s.state = RecipientState::kQueued;
+            }),
+            Lines({"A:bob@example.net"}));
+  EXPECT_EQ(list([](auto& s) { s.state = RecipientState::kHeld; }), Lines({"A:carol@example.com"}));
+  EXPECT_EQ(list([](auto& s) { s.sender = "<>"; }), Lines({b_dave}));
+  EXPECT_EQ(list([](auto& s) { s.sender = "alice@example.org"; }), Lines({a_both}));
+  EXPECT_EQ(list([](auto& s) { s.recipient = "carol@example.com"; }),
+            Lines({"A:carol@example.com"}));
+  EXPECT_EQ(list([](auto& s) { s.recipient = "Carol@example.com"; }), Lines());  // as stored
+  EXPECT_EQ(list([&](auto& s) { s.arrived_before = b.arrival; }), Lines({a_both}));
+  EXPECT_EQ(list([](auto& s) { s.ids = {"B", "C"}; }), Lines({b_dave}));
+  EXPECT_EQ(list([](auto& s) {
+              s.ids = {"B", "C"};
+              s.state = RecipientState::kFailed;
+              s.include_completed = true;
+            }),
+            Lines({"C:bob@example.net,carol@example.com"}));
 }
 
 // The command line's actions go into the operator log with the change (one transaction); the

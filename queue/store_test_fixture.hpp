@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +28,13 @@ class StoreTest : public ::testing::Test {
     auto s = Store::Open(options_, OpenMode::kReadWrite);
     EXPECT_TRUE(s) << (s ? "" : s.error().message);
     return s ? std::move(*s) : nullptr;
+  }
+
+  // A selection made by `set` (designated initializers would name every field under -Wextra).
+  static Store::Selection Select(const std::function<void(Store::Selection&)>& set) {
+    Store::Selection s;
+    set(s);
+    return s;
   }
 
   NewMessage Message(std::string id, std::string content = "Subject: hi\r\n\r\nbody\r\n") {

@@ -36,7 +36,7 @@ TEST_F(StoreTest, UpkeepExpiresIdleMailAndNoticesTheCommandLine) {
   ASSERT_FALSE(r.error) << r.error->message;
   EXPECT_EQ(r.expired.messages, std::vector<std::string>{"IDLE"});
   EXPECT_EQ(r.expired.recipients, 2);
-  auto list = store->ListMessages();
+  auto list = store->ListMessages({});
   ASSERT_TRUE(list);
   // BUSY is still pending; the one bounce for IDLE is queued (from <>, to alice).
   int bounces = 0;

@@ -98,6 +98,13 @@ void PrintText(const json& r, std::ostream& out) {
 
 }  // namespace
 
+bool IsDomainArgument(const std::string& domain, std::ostream& err) {
+  if (domain.find('@') == std::string::npos) return true;
+  err << "danerelay: dane-check takes a domain, not an address: '" << domain
+      << "'; try 'danerelay dane-check " << domain.substr(domain.rfind('@') + 1) << "'\n";
+  return false;
+}
+
 // The longest a whole dane-check may take.
 constexpr std::chrono::seconds kDaneCheckLimit(120);
 

@@ -10,6 +10,10 @@
 
 namespace danerelay::tools {
 
+// An address is not a domain: "user@example.net" would be looked up as a name that does not
+// exist and reported as such. False after saying so on `err`, with the domain to try.
+bool IsDomainArgument(const std::string& domain, std::ostream& err);
+
 // Exit status: 0 mail would be delivered, 1 deferred, 2 bounced (NXDOMAIN, null MX), 3 setup
 // error (the resolver could not start).
 int RunDaneCheck(const config::Config& config, const std::string& domain, bool mandatory, bool json,

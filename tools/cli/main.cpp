@@ -8,28 +8,25 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <functional>
 #include <iostream>
+#include <memory>
 #include <vector>
 
 #include "config/config.hpp"
-#include "dns/resolver.hpp"
-#include "queue/store.hpp"
 #include "relay/daemon/logging.hpp"
-#include "relay/inbound/accounts.hpp"
-#include "tls/client.hpp"
-#include "tls/server_context.hpp"
+#include "tools/cli/config_check.hpp"
 #include "tools/cli/dane_check.hpp"
-#include "tools/cli/file_access.hpp"
 #include "tools/cli/passwd.hpp"
 #include "tools/cli/queue_admin.hpp"
-#include "tools/cli/queue_view.hpp"
+#include "tools/cli/queue_filters.hpp"
+#include "tools/cli/queue_list.hpp"
+#include "tools/cli/queue_show.hpp"
 #include "tools/cli/tls_rpt.hpp"
 
 namespace {
 
 using namespace danerelay;
-constexpr int kExitNotFound = 1;
-constexpr int kExitFailure = 2;
 constexpr int kExitConfig = 78;
 constexpr int kExitUsage = 64;  // EX_USAGE
 
@@ -43,45 +40,250 @@ std::optional<config::Config> LoadConfig(const std::string& path) {
   return std::move(*cfg);
 }
 
-// The filters the queue commands share (--sender, --state, --older-than and queue IDs), read
-// into a selection; 0, or the exit status after saying on stderr what is wrong.
-int ReadFilters(const std::vector<std::string>& ids, const std::string& domain,
-                const std::string& sender, const std::string& state, const std::string& older_than,
-                queue::Store::Selection& out) {
-  out.ids = ids;
-  out.domain = domain;
-  out.sender = sender;
-  if (!state.empty() && !(out.state = queue::RecipientStateFromString(state))) {
-    std::vector<std::string_view> names;
-    for (auto s = queue::RecipientState::kQueued; s <= queue::RecipientState::kHeld;
-         s = static_cast<queue::RecipientState>(static_cast<int>(s) + 1)) {
-      names.push_back(queue::ToString(s));
-    }
-    std::cerr << fmt::format("danerelay: --state {}: not a recipient state; the states are: {}\n",
-                             state, fmt::join(names, ", "));
-    return kExitUsage;
-  }
-  if (!older_than.empty()) {
-    const auto age = config::ParseDuration(older_than);
-    if (!age) {
-      std::cerr << "danerelay: --older-than " << older_than
-                << ": expected a duration such as 30m, 2h or 3d\n";
-      return kExitUsage;
-    }
-    out.arrived_before = queue::Clock::now() - *age;
-  }
-  return 0;
+// `work` with the configuration, or kExitConfig after saying why it cannot be loaded.
+int WithConfig(const std::string& path, const std::function<int(const config::Config&)>& work) {
+  auto cfg = LoadConfig(path);
+  if (!cfg) return kExitConfig;
+  return work(*cfg);
 }
 
-int WithQueue(const std::string& config_path, const std::function<int(queue::Store&)>& fn) {
-  auto cfg = LoadConfig(config_path);
-  if (!cfg) return kExitConfig;
-  auto store = queue::Store::Open(cfg->queue, queue::OpenMode::kReadOnly);
-  if (!store) {
-    std::cerr << "danerelay: " << store.error().message << "\n";
-    return kExitFailure;
+// A command of the command line, and what it does once named. Its arguments live with `run`
+// (the options are bound to them); the configuration path is main's, set by the time it runs.
+struct Command {
+  CLI::App* app;
+  std::function<int()> run;
+};
+using Commands = std::vector<Command>;
+
+void DeclareQueueList(CLI::App& queue, const std::string& config_path, Commands& commands) {
+  struct Args {
+    bool json = false, all = false;
+    tools::QueueFilters filters;
+    std::string recipient;
+    CLI::Option* sender = nullptr;
+  };
+  auto args = std::make_shared<Args>();
+  auto* list = queue.add_subcommand("list", "list queued messages, like mailq");
+  list->add_flag("--json", args->json, "one JSON object per message per line");
+  list->add_flag("--all", args->all, "include completed messages (all recipients final)");
+  list->add_option("--domain", args->filters.domain,
+                   "only messages with a recipient in this domain");
+  // The same filters as the actions take, plus --recipient.
+  list->add_option("ids", args->filters.ids, "queue IDs (default: all)");
+  args->sender = list->add_option("--sender", args->filters.sender,
+                                  "envelope sender (<> for the null sender)");
+  list->add_option("--state", args->filters.state, "only recipients in this state");
+  list->add_option("--older-than", args->filters.older_than,
+                   "arrived longer ago than (5m, 2h, 3d)");
+  list->add_option("--recipient", args->recipient, "only this recipient address");
+  commands.push_back({list, [args, &config_path] {
+                        tools::ListRequest req;
+                        if (int bad = tools::ReadFilters(args->filters, req.selection, std::cerr)) {
+                          return bad;
+                        }
+                        req.sender_given = args->sender->count() > 0;
+                        req.recipient = args->recipient;
+                        req.all = args->all;
+                        req.json = args->json;
+                        return WithConfig(config_path, [&](const config::Config& cfg) {
+                          return tools::RunQueueList(cfg, req, std::cout, std::cerr);
+                        });
+                      }});
+}
+
+void DeclareQueueShow(CLI::App& queue, const std::string& config_path, Commands& commands) {
+  struct Args {
+    std::string id;
+    bool json = false, raw = false;
+  };
+  auto args = std::make_shared<Args>();
+  auto* show = queue.add_subcommand("show", "show one message: envelope, recipients, headers");
+  show->add_option("id", args->id, "queue ID")->required();
+  auto* json_flag = show->add_flag("--json", args->json, "print JSON");
+  show->add_flag("--raw", args->raw, "print the stored message exactly as it will be sent")
+      ->excludes(json_flag);
+  commands.push_back({show, [args, &config_path] {
+                        const auto format = args->raw    ? tools::ShowFormat::kRaw
+                                            : args->json ? tools::ShowFormat::kJson
+                                                         : tools::ShowFormat::kText;
+                        return WithConfig(config_path, [&](const config::Config& cfg) {
+                          return tools::RunQueueShow(cfg, args->id, format, std::cout, std::cerr);
+                        });
+                      }});
+}
+
+// The operator's controls: queue IDs and/or filters.
+void DeclareQueueActions(CLI::App& queue, const std::string& config_path, Commands& commands) {
+  for (auto [name, action, help] :
+       {std::tuple{"flush", tools::AdminAction::kFlush, "retry queued and deferred mail now"},
+        std::tuple{"hold", tools::AdminAction::kHold, "keep mail in the queue, do not deliver"},
+        std::tuple{"release", tools::AdminAction::kRelease, "release held mail, deliver now"},
+        std::tuple{"delete", tools::AdminAction::kDelete, "remove messages, without notice"},
+        std::tuple{"bounce", tools::AdminAction::kBounce, "return mail to its sender now"}}) {
+    struct Args {
+      tools::QueueFilters filters;
+      tools::AdminRequest req;
+    };
+    auto args = std::make_shared<Args>();
+    args->req.action = action;
+    auto* cmd = queue.add_subcommand(name, help);
+    tools::QueueFilters& f = args->filters;
+    cmd->add_option("ids", f.ids, "queue IDs");
+    cmd->add_option("--domain", f.domain, "recipient domain");
+    cmd->add_option("--sender", f.sender, "envelope sender (<> for the null sender)");
+    cmd->add_option("--state", f.state, "recipient state: queued, deferred, held, ...");
+    cmd->add_option("--older-than", f.older_than, "arrived longer ago than (5m, 2h, 3d)");
+    cmd->add_flag("--all", args->req.all, "every message (when no ID or filter is given)");
+    cmd->add_flag("--json", args->req.json, "print JSON");
+    commands.push_back(
+        {cmd, [args, &config_path] {
+           return WithConfig(config_path, [&](const config::Config& cfg) {
+             if (int bad = tools::ReadFilters(args->filters, args->req.selection, std::cerr)) {
+               return bad;
+             }
+             relay::SetUpLogging("danerelay/postsuper", cfg.log);
+             return tools::RunAdmin(cfg, args->req, std::cout, std::cerr);
+           });
+         }});
   }
-  return fn(**store);
+}
+
+CLI::App* DeclareQueue(CLI::App& app, const std::string& config_path, Commands& commands) {
+  auto* queue = app.add_subcommand("queue", "inspect the mail queue");
+  queue->require_subcommand(1);
+  DeclareQueueList(*queue, config_path, commands);
+  DeclareQueueShow(*queue, config_path, commands);
+  DeclareQueueActions(*queue, config_path, commands);
+  auto stats_json = std::make_shared<bool>(false);
+  auto* stats = queue->add_subcommand("stats", "counts by state, oldest message, destinations");
+  stats->add_flag("--json", *stats_json, "print JSON");
+  commands.push_back({stats, [stats_json, &config_path] {
+                        return WithConfig(config_path, [&](const config::Config& cfg) {
+                          return tools::RunStats(cfg, *stats_json, std::cout, std::cerr);
+                        });
+                      }});
+  auto* compact = queue->add_subcommand(
+      "compact", "give the queue file's free space back (VACUUM; with danerelayd stopped)");
+  commands.push_back({compact, [&config_path] {
+                        return WithConfig(config_path, [&](const config::Config& cfg) {
+                          return tools::RunCompact(cfg, std::cout, std::cerr);
+                        });
+                      }});
+  return queue;
+}
+
+CLI::App* DeclareConfig(CLI::App& app, const std::string& config_path, Commands& commands) {
+  auto file = std::make_shared<std::string>();
+  auto* config_cmd = app.add_subcommand("config", "configuration");
+  config_cmd->require_subcommand(1);
+  auto* check = config_cmd->add_subcommand("check", "validate a configuration file");
+  check->add_option("file", *file, "TOML file (default: --config)");
+  commands.push_back({check, [file, &config_path] {
+                        return tools::RunConfigCheck(file->empty() ? config_path : *file, std::cout,
+                                                     std::cerr);
+                      }});
+  return config_cmd;
+}
+
+void DeclarePasswd(CLI::App& app, const std::string& config_path, Commands& commands) {
+  auto user = std::make_shared<std::string>();
+  auto* passwd = app.add_subcommand(
+      "passwd", "set an SMTP AUTH password in [auth] users_file (read from standard input)");
+  passwd->add_option("user", *user, "account name")->required();
+  commands.push_back({passwd, [user, &config_path] {
+                        return WithConfig(config_path, [&](const config::Config& cfg) {
+                          return tools::RunPasswd(cfg, *user, std::cin, std::cout, std::cerr);
+                        });
+                      }});
+}
+
+void DeclareDaneCheck(CLI::App& app, const std::string& config_path, Commands& commands) {
+  struct Args {
+    std::string domain;
+    bool mandatory = false, json = false;
+  };
+  auto args = std::make_shared<Args>();
+  auto* check = app.add_subcommand(
+      "dane-check", "what delivery to DOMAIN would do: DNSSEC, TLSA, STARTTLS, certificates");
+  check->add_option("domain", args->domain, "recipient domain")->required();
+  check->add_flag("--mandatory", args->mandatory, "judge under mandatory DANE");
+  check->add_flag("--json", args->json, "print JSON");
+  commands.push_back({check, [args, &config_path] {
+                        if (!tools::IsDomainArgument(args->domain, std::cerr)) return kExitUsage;
+                        // The report is the output; the delivery code's own log lines would
+                        // only repeat it.
+                        spdlog::set_default_logger(spdlog::stderr_color_mt("danerelay"));
+                        spdlog::set_level(spdlog::level::warn);
+                        return WithConfig(config_path, [&](const config::Config& cfg) {
+                          return tools::RunDaneCheck(cfg, args->domain, args->mandatory, args->json,
+                                                     std::cout);
+                        });
+                      }});
+}
+
+CLI::App* DeclareTlsRpt(CLI::App& app, const std::string& config_path, Commands& commands) {
+  struct Args {
+    std::string domain, date, list_date;
+  };
+  auto args = std::make_shared<Args>();
+  auto* rpt = app.add_subcommand("tls-rpt", "TLS reporting (RFC 8460)");
+  rpt->require_subcommand(1);
+  auto* preview = rpt->add_subcommand(
+      "preview", "print the TLS-RPT report for DOMAIN for one UTC day; nothing is sent");
+  preview->add_option("domain", args->domain, "policy (recipient) domain")->required();
+  preview->add_option("--date", args->date, "the UTC day, YYYY-MM-DD (default: today)");
+  auto* list = rpt->add_subcommand(
+      "list", "the reports the daemon made for one UTC day: where they went, what became of them");
+  list->add_option("--date", args->list_date, "the UTC day, YYYY-MM-DD (default: yesterday)");
+  commands.push_back({preview, [args, &config_path] {
+                        return WithConfig(config_path, [&](const config::Config& cfg) {
+                          return tools::RunTlsRptPreview(cfg, args->domain, args->date, std::cout,
+                                                         std::cerr);
+                        });
+                      }});
+  commands.push_back({list, [args, &config_path] {
+                        return WithConfig(config_path, [&](const config::Config& cfg) {
+                          return tools::RunTlsRptList(cfg, args->list_date, std::cout, std::cerr);
+                        });
+                      }});
+  return rpt;
+}
+
+// Parses the command line; nullopt when a command is to run, else the exit status after
+// saying what is wrong (or printing --help, --version). `groups` are the commands that take a
+// command (queue, config, tls-rpt).
+std::optional<int> Parse(CLI::App& app, const std::vector<CLI::App*>& groups, int argc,
+                         char** argv) {
+  // A word where a command belongs: say which word, and which commands there are.
+  app.allow_extras();
+  for (CLI::App* level : groups) level->allow_extras();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::vector<CLI::App*> levels = groups;
+    levels.push_back(&app);
+    for (CLI::App* level : levels) {
+      if ((level != &app && !level->parsed()) || level->remaining().empty()) continue;
+      std::vector<std::string> names;
+      for (const CLI::App* sub : level->get_subcommands({})) names.push_back(sub->get_name());
+      std::cerr << fmt::format("danerelay: unknown command '{}{}'; the commands are: {}\n",
+                               level == &app ? "" : level->get_name() + " ",
+                               level->remaining().front(), fmt::join(names, ", "));
+      return kExitUsage;
+    }
+    // CLI11's own codes (106, 109, ...) are in no manual: a command line that cannot be used is
+    // EX_USAGE, as danerelay(8) says; --help and --version stay 0.
+    return app.exit(e) == 0 ? 0 : kExitUsage;
+  }
+  std::vector<CLI::App*> levels = {&app};
+  levels.insert(levels.end(), groups.begin(), groups.end());
+  for (CLI::App* level : levels) {
+    if ((level == &app || level->parsed()) && !level->remaining().empty()) {
+      std::cerr << "danerelay: unexpected argument '" << level->remaining().front() << "'\n";
+      return kExitUsage;
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -95,285 +297,16 @@ int main(int argc, char** argv) {
                      " when it exists, else the built-in defaults)");
   app.set_version_flag("--version", "danerelay " DANERELAY_VERSION);
 
-  auto* queue_cmd = app.add_subcommand("queue", "inspect the mail queue");
-  queue_cmd->require_subcommand(1);
+  Commands commands;
+  CLI::App* queue = DeclareQueue(app, config_path, commands);
+  CLI::App* config = DeclareConfig(app, config_path, commands);
+  DeclarePasswd(app, config_path, commands);
+  DeclareDaneCheck(app, config_path, commands);
+  CLI::App* tls_rpt = DeclareTlsRpt(app, config_path, commands);
 
-  bool list_json = false, list_all = false;
-  auto* list = queue_cmd->add_subcommand("list", "list queued messages, like mailq");
-  list->add_flag("--json", list_json, "one JSON object per message per line");
-  list->add_flag("--all", list_all, "include completed messages (all recipients final)");
-  std::string list_domain;
-  list->add_option("--domain", list_domain, "only messages with a recipient in this domain");
-  // The same filters as the actions take, plus --recipient.
-  std::vector<std::string> list_ids;
-  std::string list_sender, list_state, list_older, list_recipient;
-  list->add_option("ids", list_ids, "queue IDs (default: all)");
-  auto* sender_opt =
-      list->add_option("--sender", list_sender, "envelope sender (<> for the null sender)");
-  list->add_option("--state", list_state, "only recipients in this state");
-  list->add_option("--older-than", list_older, "arrived longer ago than (5m, 2h, 3d)");
-  list->add_option("--recipient", list_recipient, "only this recipient address");
-
-  std::string show_id;
-  bool show_json = false, show_raw = false;
-  auto* show = queue_cmd->add_subcommand("show", "show one message: envelope, recipients, headers");
-  show->add_option("id", show_id, "queue ID")->required();
-  auto* json_flag = show->add_flag("--json", show_json, "print JSON");
-  show->add_flag("--raw", show_raw, "print the stored message exactly as it will be sent")
-      ->excludes(json_flag);
-
-  // The operator's controls: queue IDs and/or filters.
-  struct AdminCommand {
-    tools::AdminAction action;
-    CLI::App* app;
-    std::vector<std::string> ids;
-    std::string domain, sender, state, older_than;
-    bool all = false, json = false;
-  };
-  std::vector<std::unique_ptr<AdminCommand>> admin;
-  for (auto [name, action, help] :
-       {std::tuple{"flush", tools::AdminAction::kFlush, "retry queued and deferred mail now"},
-        std::tuple{"hold", tools::AdminAction::kHold, "keep mail in the queue, do not deliver"},
-        std::tuple{"release", tools::AdminAction::kRelease, "release held mail, deliver now"},
-        std::tuple{"delete", tools::AdminAction::kDelete, "remove messages, without notice"},
-        std::tuple{"bounce", tools::AdminAction::kBounce, "return mail to its sender now"}}) {
-    auto cmd = std::make_unique<AdminCommand>();
-    cmd->action = action;
-    cmd->app = queue_cmd->add_subcommand(name, help);
-    cmd->app->add_option("ids", cmd->ids, "queue IDs");
-    cmd->app->add_option("--domain", cmd->domain, "recipient domain");
-    cmd->app->add_option("--sender", cmd->sender, "envelope sender (<> for the null sender)");
-    cmd->app->add_option("--state", cmd->state, "recipient state: queued, deferred, held, ...");
-    cmd->app->add_option("--older-than", cmd->older_than, "arrived longer ago than (5m, 2h, 3d)");
-    cmd->app->add_flag("--all", cmd->all, "every message (when no ID or filter is given)");
-    cmd->app->add_flag("--json", cmd->json, "print JSON");
-    admin.push_back(std::move(cmd));
-  }
-  bool stats_json = false;
-  auto* stats = queue_cmd->add_subcommand("stats", "counts by state, oldest message, destinations");
-  stats->add_flag("--json", stats_json, "print JSON");
-  auto* compact = queue_cmd->add_subcommand(
-      "compact", "give the queue file's free space back (VACUUM; with danerelayd stopped)");
-
-  std::string check_file;
-  auto* config_cmd = app.add_subcommand("config", "configuration");
-  config_cmd->require_subcommand(1);
-  auto* config_check = config_cmd->add_subcommand("check", "validate a configuration file");
-  config_check->add_option("file", check_file, "TOML file (default: --config)");
-
-  std::string passwd_user;
-  auto* passwd = app.add_subcommand(
-      "passwd", "set an SMTP AUTH password in [auth] users_file (read from standard input)");
-  passwd->add_option("user", passwd_user, "account name")->required();
-
-  std::string check_domain;
-  bool check_mandatory = false, check_json = false;
-  auto* check = app.add_subcommand(
-      "dane-check", "what delivery to DOMAIN would do: DNSSEC, TLSA, STARTTLS, certificates");
-  check->add_option("domain", check_domain, "recipient domain")->required();
-  check->add_flag("--mandatory", check_mandatory, "judge under mandatory DANE");
-  check->add_flag("--json", check_json, "print JSON");
-
-  std::string rpt_domain, rpt_date;
-  auto* rpt_cmd = app.add_subcommand("tls-rpt", "TLS reporting (RFC 8460)");
-  rpt_cmd->require_subcommand(1);
-  auto* rpt_preview = rpt_cmd->add_subcommand(
-      "preview", "print the TLS-RPT report for DOMAIN for one UTC day; nothing is sent");
-  rpt_preview->add_option("domain", rpt_domain, "policy (recipient) domain")->required();
-  rpt_preview->add_option("--date", rpt_date, "the UTC day, YYYY-MM-DD (default: today)");
-  std::string rpt_list_date;
-  auto* rpt_list = rpt_cmd->add_subcommand(
-      "list", "the reports the daemon made for one UTC day: where they went, what became of them");
-  rpt_list->add_option("--date", rpt_list_date, "the UTC day, YYYY-MM-DD (default: yesterday)");
-
-  // A word where a command belongs: say which word, and which commands there are.
-  for (CLI::App* level : {&app, queue_cmd, config_cmd, rpt_cmd}) level->allow_extras();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    for (CLI::App* level : {queue_cmd, config_cmd, rpt_cmd, &app}) {
-      if ((level != &app && !level->parsed()) || level->remaining().empty()) continue;
-      std::vector<std::string> names;
-      for (const CLI::App* sub : level->get_subcommands({})) names.push_back(sub->get_name());
-      std::cerr << fmt::format("danerelay: unknown command '{}{}'; the commands are: {}\n",
-                               level == &app ? "" : level->get_name() + " ",
-                               level->remaining().front(), fmt::join(names, ", "));
-      return kExitUsage;
-    }
-    // CLI11's own codes (106, 109, ...) are in no manual: a command line that cannot be used is
-    // EX_USAGE, as danerelay(8) says; --help and --version stay 0.
-    return app.exit(e) == 0 ? 0 : kExitUsage;
-  }
-  for (CLI::App* level : {&app, queue_cmd, config_cmd, rpt_cmd}) {
-    if ((level == &app || level->parsed()) && !level->remaining().empty()) {
-      std::cerr << "danerelay: unexpected argument '" << level->remaining().front() << "'\n";
-      return kExitUsage;
-    }
-  }
-
-  if (passwd->parsed()) {
-    auto cfg = LoadConfig(config_path);
-    if (!cfg) return kExitConfig;
-    return tools::RunPasswd(*cfg, passwd_user, std::cin, std::cout, std::cerr);
-  }
-  if (config_check->parsed()) {
-    const std::string path = check_file.empty() ? config_path : check_file;
-    auto cfg = config::LoadFileOrDefaults(path);
-    if (!cfg) {
-      // Every problem in the file, not only the first: one edit-and-check round for all.
-      if (cfg.error().all.empty()) std::cerr << "danerelay: " << cfg.error().message << "\n";
-      for (const auto& p : cfg.error().all) std::cerr << "danerelay: " << p << "\n";
-      return kExitConfig;
-    }
-    // What the daemon loads at start (and on reload), loaded the same way: certificates with
-    // their keys, the WebPKI trust store, the trust anchor (through libunbound), the AUTH
-    // accounts.
-    std::vector<std::string> problems;
-    for (const auto& lo : cfg->server.listeners) {
-      if (!lo.starttls && !lo.implicit_tls) continue;
-      if (auto ctx = tls::MakeServerContext(lo.tls); !ctx) {
-        problems.push_back(fmt::format("listener {}:{}: {}", lo.address, lo.port, ctx.error()));
-      }
-    }
-    if (!cfg->delivery.mta_sts.ca_file.empty()) {
-      if (auto ctx = tls::MakeClientContext(cfg->delivery.mta_sts.ca_file); !ctx) {
-        problems.push_back("[tls] ca_file: " + ctx.error());
-      }
-    }
-    {
-      asio::io_context io;
-      if (auto r = dns::Resolver::Create(io, cfg->dns); !r)
-        problems.push_back("[dns] " + r.error());
-    }
-    if (!cfg->server.auth.users_file.empty()) {
-      if (auto a = relay::Accounts::Load(cfg->server.auth.users_file); !a) {
-        problems.push_back("[auth] users_file " + a.error());
-      }
-    }
-    // Root reads them all; the daemon reads them again on reload as [server] user.
-    const auto access = tools::CheckReadableByAccount(*cfg);
-    problems.insert(problems.end(), access.problems.begin(), access.problems.end());
-    if (!access.note.empty())
-      std::cerr << "danerelay: " << cfg->source << ": " << access.note << "\n";
-    for (const auto& p : problems) std::cerr << "danerelay: " << cfg->source << ": " << p << "\n";
-    if (!problems.empty()) return kExitConfig;
-    std::cout << cfg->source << ": ok (" << cfg->server.listeners.size() << " listener(s), "
-              << cfg->delivery.mandatory_domains.size() << " mandatory DANE domain(s), "
-              << cfg->delivery.routes.size() << " route(s))\n";
-    return 0;
-  }
-  for (const auto& cmd : admin) {
-    if (!cmd->app->parsed()) continue;
-    auto cfg = LoadConfig(config_path);
-    if (!cfg) return kExitConfig;
-    tools::AdminRequest req;
-    req.action = cmd->action;
-    if (int bad = ReadFilters(cmd->ids, cmd->domain, cmd->sender, cmd->state, cmd->older_than,
-                              req.selection)) {
-      return bad;
-    }
-    req.all = cmd->all;
-    req.json = cmd->json;
-    relay::SetUpLogging("danerelay/postsuper", cfg->log);
-    return tools::RunAdmin(*cfg, req, std::cout, std::cerr);
-  }
-  if (stats->parsed()) {
-    auto cfg = LoadConfig(config_path);
-    if (!cfg) return kExitConfig;
-    return tools::RunStats(*cfg, stats_json, std::cout, std::cerr);
-  }
-  if (compact->parsed()) {
-    auto cfg = LoadConfig(config_path);
-    if (!cfg) return kExitConfig;
-    return tools::RunCompact(*cfg, std::cout, std::cerr);
-  }
-  if (rpt_preview->parsed()) {
-    auto cfg = LoadConfig(config_path);
-    if (!cfg) return kExitConfig;
-    return tools::RunTlsRptPreview(*cfg, rpt_domain, rpt_date, std::cout, std::cerr);
-  }
-  if (rpt_list->parsed()) {
-    auto cfg = LoadConfig(config_path);
-    if (!cfg) return kExitConfig;
-    return tools::RunTlsRptList(*cfg, rpt_list_date, std::cout, std::cerr);
-  }
-  if (check->parsed()) {
-    // An address is not a domain: "user@example.net" would be looked up as a name that does
-    // not exist and reported as such.
-    if (check_domain.find('@') != std::string::npos) {
-      std::cerr << "danerelay: dane-check takes a domain, not an address: '" << check_domain
-                << "'; try 'danerelay dane-check "
-                << check_domain.substr(check_domain.rfind('@') + 1) << "'\n";
-      return kExitUsage;
-    }
-    // The report is the output; the delivery code's own log lines would only repeat it.
-    spdlog::set_default_logger(spdlog::stderr_color_mt("danerelay"));
-    spdlog::set_level(spdlog::level::warn);
-    auto cfg = LoadConfig(config_path);
-    if (!cfg) return kExitConfig;
-    return tools::RunDaneCheck(*cfg, check_domain, check_mandatory, check_json, std::cout);
-  }
-
-  if (list->parsed()) {
-    queue::Store::Selection filter;
-    if (int bad = ReadFilters(list_ids, list_domain, list_sender, list_state, list_older, filter)) {
-      return bad;
-    }
-    const bool sender_given = sender_opt->count() > 0;  // "<>" is the null sender
-    const std::string sender = list_sender == "<>" ? "" : list_sender;
-    return WithQueue(config_path, [&](queue::Store& store) {
-      // A final state is found only among completed messages too.
-      const auto& state = filter.state;
-      const bool final_state = state && (*state == queue::RecipientState::kDelivered ||
-                                         *state == queue::RecipientState::kFailed ||
-                                         *state == queue::RecipientState::kExpired);
-      auto messages = store.ListMessages(list_all || final_state, list_domain);
-      if (!messages) {
-        std::cerr << "danerelay: " << messages.error().message << "\n";
-        return kExitFailure;
-      }
-      // Messages that match every filter, with only the recipients that do.
-      std::erase_if(*messages, [&](queue::MessageInfo& m) {
-        if (!filter.ids.empty() &&
-            std::find(filter.ids.begin(), filter.ids.end(), m.id) == filter.ids.end()) {
-          return true;
-        }
-        if (sender_given && m.sender != sender) return true;
-        if (filter.arrived_before && m.arrival >= *filter.arrived_before) return true;
-        std::erase_if(m.recipients, [&](const queue::StoredRecipient& r) {
-          return (state && r.state != *state) ||
-                 (!list_recipient.empty() && r.address != list_recipient);
-        });
-        return m.recipients.empty();
-      });
-      list_json ? tools::PrintQueueJson(std::cout, *messages)
-                : tools::PrintQueueTable(std::cout, *messages);
-      return 0;
-    });
-  }
-  if (show->parsed()) {
-    return WithQueue(config_path, [&](queue::Store& store) {
-      auto info = store.GetMessage(show_id);
-      auto content = store.GetContent(show_id);
-      auto attempts = store.GetAttempts(show_id);
-      if (!info || !content || !attempts) {
-        const auto& e = !info ? info.error() : !content ? content.error() : attempts.error();
-        std::cerr << "danerelay: " << e.message << "\n";
-        return kExitFailure;
-      }
-      if (!*info || !*content) {
-        std::cerr << "danerelay: " << show_id << ": no such message in the queue\n";
-        return kExitNotFound;
-      }
-      if (show_raw) {
-        std::cout.write((*content)->data(), static_cast<std::streamsize>((*content)->size()));
-      } else if (show_json) {
-        tools::PrintMessageJson(std::cout, **info, **content, *attempts);
-      } else {
-        tools::PrintMessage(std::cout, **info, **content, *attempts);
-      }
-      return 0;
-    });
+  if (auto status = Parse(app, {queue, config, tls_rpt}, argc, argv)) return *status;
+  for (const Command& command : commands) {
+    if (command.app->parsed()) return command.run();
   }
   return 0;
 }

@@ -50,6 +50,22 @@ bool Empty(const queue::Store::Selection& s) {
   return s.ids.empty() && s.domain.empty() && s.sender.empty() && !s.state && !s.arrived_before;
 }
 
+// What an action did: the count and the messages, as text or JSON.
+void PrintTouched(const AdminRequest& req, const queue::Store::Touched& done, std::ostream& out) {
+  if (req.json) {
+    out << nlohmann::json{{"action", std::string(Verb(req.action))},
+                          {"messages", done.messages},
+                          {"recipients", done.recipients}}
+               .dump()
+        << "\n";
+    return;
+  }
+  out << fmt::format("{}: {} recipient{} in {} message{}\n", Verb(req.action), done.recipients,
+                     done.recipients == 1 ? "" : "s", done.messages.size(),
+                     done.messages.size() == 1 ? "" : "s");
+  for (const auto& id : done.messages) out << "  " << id << "\n";
+}
+
 }  // namespace
 
 int RunAdmin(const config::Config& config, const AdminRequest& req, std::ostream& out,
@@ -128,20 +144,91 @@ int RunAdmin(const config::Config& config, const AdminRequest& req, std::ostream
       status = 1;
     }
   }
-  if (req.json) {
-    out << nlohmann::json{{"action", std::string(Verb(req.action))},
-                          {"messages", done->messages},
-                          {"recipients", done->recipients}}
-               .dump()
-        << "\n";
-  } else {
-    out << fmt::format("{}: {} recipient{} in {} message{}\n", Verb(req.action), done->recipients,
-                       done->recipients == 1 ? "" : "s", done->messages.size(),
-                       done->messages.size() == 1 ? "" : "s");
-    for (const auto& id : done->messages) out << "  " << id << "\n";
-  }
+  PrintTouched(req, *done, out);
   return status;
 }
+
+namespace {
+
+constexpr std::array<int, queue::Store::kShapeBuckets - 1> kLimits = {5,   10,  20,  40,  80,
+                                                                      160, 320, 640, 1280};
+
+// What `queue stats` shows, gathered from the store and the daemon's status files.
+struct StatsReport {
+  queue::Store::Stats st;
+  std::vector<std::array<int, queue::Store::kShapeBuckets>> shape;
+  long long oldest = 0;  // seconds
+  bool resolver_ok = true;
+  std::string resolver;
+  int preflight_failing = 0;
+  std::vector<std::string> preflight;
+  queue::Store::Space space;
+  std::int64_t file_bytes = 0, free_bytes = 0;
+};
+
+void PrintStatsJson(const StatsReport& r, std::ostream& out) {
+  const auto& st = r.st;
+  nlohmann::json top = nlohmann::json::array();
+  for (size_t i = 0; i < st.top_domains.size(); ++i) {
+    top.push_back({{"domain", st.top_domains[i].first},
+                   {"recipients", st.top_domains[i].second},
+                   {"age_buckets", r.shape[i]}});
+  }
+  out << nlohmann::json{{"messages", st.messages},
+                        {"recipients_by_state", st.recipients_by_state},
+                        {"oldest_age_seconds",
+                         st.oldest_arrival ? nlohmann::json(r.oldest) : nlohmann::json(nullptr)},
+                        {"top_destinations", top},
+                        {"age_bucket_minutes", kLimits},
+                        {"resolver_validation_ok", r.resolver.empty()
+                                                       ? nlohmann::json(nullptr)
+                                                       : nlohmann::json(r.resolver_ok)},
+                        {"resolver", r.resolver},
+                        {"preflight_failing_domains", r.preflight.empty()
+                                                          ? nlohmann::json(nullptr)
+                                                          : nlohmann::json(r.preflight_failing)},
+                        {"preflight", r.preflight},
+                        {"queue_file_bytes", r.file_bytes},
+                        {"queue_file_free_bytes", r.free_bytes},
+                        {"queue_file_gives_back_free_space", r.space.incremental}}
+             .dump()
+      << "\n";
+}
+
+void PrintStatsText(const StatsReport& r, std::ostream& out) {
+  const auto& st = r.st;
+  if (!r.resolver.empty()) out << r.resolver << "\n";
+  const auto mib = [](std::int64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); };
+  out << fmt::format(
+      "queue file:  {:.1f} MiB, {:.1f} MiB of it free{}\n", mib(r.file_bytes), mib(r.free_bytes),
+      r.space.incremental ? ""
+      : r.free_bytes > 0
+          ? " (kept: `danerelay queue compact` with danerelayd stopped gives it back)"
+          : "");
+  for (const auto& line : r.preflight) out << line << "\n";
+  out << fmt::format("messages:    {}\n", st.messages);
+  for (const auto& [state, n] : st.recipients_by_state) {
+    out << fmt::format("  {:<11} {}\n", state, n);
+  }
+  if (st.oldest_arrival) {
+    out << fmt::format("oldest:      {}d {:02}h {:02}m\n", r.oldest / 86400,
+                       r.oldest % 86400 / 3600, r.oldest % 3600 / 60);
+  }
+  if (!st.top_domains.empty()) {
+    out << "top destinations: pending recipients by the age of their message (minutes, like "
+           "qshape)\n";
+    out << fmt::format("  {:<30} {:>6}", "", "T");
+    for (int limit : kLimits) out << fmt::format(" {:>5}", limit);
+    out << fmt::format(" {:>5}\n", fmt::format("{}+", kLimits.back()));
+  }
+  for (size_t i = 0; i < st.top_domains.size(); ++i) {
+    out << fmt::format("  {:<30} {:>6}", st.top_domains[i].first, st.top_domains[i].second);
+    for (int n : r.shape[i]) out << fmt::format(" {:>5}", n);
+    out << "\n";
+  }
+}
+
+}  // namespace
 
 int RunStats(const config::Config& config, bool json, std::ostream& out, std::ostream& err) {
   auto store = queue::Store::Open(config.queue, queue::OpenMode::kReadOnly);
@@ -149,94 +236,37 @@ int RunStats(const config::Config& config, bool json, std::ostream& out, std::os
     err << "danerelay: " << store.error().message << "\n";
     return 2;
   }
+  StatsReport r;
   auto st = (*store)->GetStats(10);
   if (!st) {
     err << "danerelay: " << st.error().message << "\n";
     return 2;
   }
+  r.st = std::move(*st);
   const auto now = queue::Clock::now();
-  const long long oldest =
-      st->oldest_arrival
-          ? std::chrono::duration_cast<std::chrono::seconds>(now - *st->oldest_arrival).count()
-          : 0;
+  if (r.st.oldest_arrival) {
+    r.oldest = std::chrono::duration_cast<std::chrono::seconds>(now - *r.st.oldest_arrival).count();
+  }
   // Age buckets of the top destinations, like Postfix's qshape.
   std::vector<std::string> top_names;
-  for (const auto& [d, n] : st->top_domains) top_names.push_back(d);
+  for (const auto& [d, n] : r.st.top_domains) top_names.push_back(d);
   auto shape = (*store)->GetShape(top_names, now);
   if (!shape) {
     err << "danerelay: " << shape.error().message << "\n";
     return 2;
   }
-  static constexpr std::array<int, queue::Store::kShapeBuckets - 1> kLimits = {
-      5, 10, 20, 40, 80, 160, 320, 640, 1280};
-  bool resolver_ok = true;
-  const std::string resolver = relay::DescribeResolverStatus(config.queue.path, &resolver_ok);
-  int preflight_failing = 0;
-  const std::vector<std::string> preflight =
-      relay::DescribePreflightStatus(config.queue.path, &preflight_failing);
+  r.shape = std::move(*shape);
+  r.resolver = relay::DescribeResolverStatus(config.queue.path, &r.resolver_ok);
+  r.preflight = relay::DescribePreflightStatus(config.queue.path, &r.preflight_failing);
   auto space = (*store)->GetSpace();
   if (!space) {
     err << "danerelay: " << space.error().message << "\n";
     return 2;
   }
-  const std::int64_t file_bytes = space->pages * space->page_size;
-  const std::int64_t free_bytes = space->free_pages * space->page_size;
-  if (json) {
-    nlohmann::json top = nlohmann::json::array();
-    for (size_t i = 0; i < st->top_domains.size(); ++i) {
-      top.push_back({{"domain", st->top_domains[i].first},
-                     {"recipients", st->top_domains[i].second},
-                     {"age_buckets", (*shape)[i]}});
-    }
-    out << nlohmann::json{{"messages", st->messages},
-                          {"recipients_by_state", st->recipients_by_state},
-                          {"oldest_age_seconds",
-                           st->oldest_arrival ? nlohmann::json(oldest) : nlohmann::json(nullptr)},
-                          {"top_destinations", top},
-                          {"age_bucket_minutes", kLimits},
-                          {"resolver_validation_ok", resolver.empty()
-                                                         ? nlohmann::json(nullptr)
-                                                         : nlohmann::json(resolver_ok)},
-                          {"resolver", resolver},
-                          {"preflight_failing_domains", preflight.empty()
-                                                            ? nlohmann::json(nullptr)
-                                                            : nlohmann::json(preflight_failing)},
-                          {"preflight", preflight},
-                          {"queue_file_bytes", file_bytes},
-                          {"queue_file_free_bytes", free_bytes},
-                          {"queue_file_gives_back_free_space", space->incremental}}
-               .dump()
-        << "\n";
-    return 0;
-  }
-  if (!resolver.empty()) out << resolver << "\n";
-  const auto mib = [](std::int64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); };
-  out << fmt::format(
-      "queue file:  {:.1f} MiB, {:.1f} MiB of it free{}\n", mib(file_bytes), mib(free_bytes),
-      space->incremental ? ""
-      : free_bytes > 0 ? " (kept: `danerelay queue compact` with danerelayd stopped gives it back)"
-                       : "");
-  for (const auto& line : preflight) out << line << "\n";
-  out << fmt::format("messages:    {}\n", st->messages);
-  for (const auto& [state, n] : st->recipients_by_state) {
-    out << fmt::format("  {:<11} {}\n", state, n);
-  }
-  if (st->oldest_arrival) {
-    out << fmt::format("oldest:      {}d {:02}h {:02}m\n", oldest / 86400, oldest % 86400 / 3600,
-                       oldest % 3600 / 60);
-  }
-  if (!st->top_domains.empty()) {
-    out << "top destinations: pending recipients by the age of their message (minutes, like "
-           "qshape)\n";
-    out << fmt::format("  {:<30} {:>6}", "", "T");
-    for (int limit : kLimits) out << fmt::format(" {:>5}", limit);
-    out << fmt::format(" {:>5}\n", fmt::format("{}+", kLimits.back()));
-  }
-  for (size_t i = 0; i < st->top_domains.size(); ++i) {
-    out << fmt::format("  {:<30} {:>6}", st->top_domains[i].first, st->top_domains[i].second);
-    for (int n : (*shape)[i]) out << fmt::format(" {:>5}", n);
-    out << "\n";
-  }
+  r.space = *space;
+  r.file_bytes = space->pages * space->page_size;
+  r.free_bytes = space->free_pages * space->page_size;
+  json ? PrintStatsJson(r, out) : PrintStatsText(r, out);
   return 0;
 }
 
