@@ -276,153 +276,185 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
-  asio::awaitable<void> Serve(tcp::socket socket, std::shared_ptr<Listener> l) {
-    auto self = shared_from_this();
-    const Listener& listener = *l;
-    std::error_code ec;
-    const tcp::endpoint peer = socket.remote_endpoint(ec);
-    if (ec) co_return;
-    const std::string client_ip =
-        peer.address().is_v6() && peer.address().to_v6().is_v4_mapped()
-            ? asio::ip::make_address_v4(asio::ip::v4_mapped, peer.address().to_v6()).to_string()
-            : peer.address().to_string();
-    const std::string client = "unknown" + Endpoint(peer);
-    Connection conn(std::move(socket));
+  // Who is connecting, as the limits and the logs see them.
+  struct Client {
+    std::string ip;        // an IPv4-mapped IPv6 address in its IPv4 form
+    std::string name;      // "unknown[address]:port", as the log lines name it
+    bool trusted = false;  // in trusted_networks
+    std::string key;       // what its connections are counted under (per_client, the rate)
+  };
 
-    bool trusted = false;
-    for (const auto& net : options.trusted_networks) trusted = trusted || net.Contains(client_ip);
+  Client ClientAt(const tcp::endpoint& peer) const {
+    Client c;
+    c.ip = peer.address().is_v6() && peer.address().to_v6().is_v4_mapped()
+               ? asio::ip::make_address_v4(asio::ip::v4_mapped, peer.address().to_v6()).to_string()
+               : peer.address().to_string();
+    c.name = "unknown" + Endpoint(peer);
+    for (const auto& net : options.trusted_networks) c.trusted = c.trusted || net.Contains(c.ip);
+    c.key = c.trusted ? c.ip : ClientGroup(c.ip, 32, options.limits.client_ipv6_prefix);
+    return c;
+  }
 
-    // Connection limits (Postfix: anvil's smtpd_client_connection_count_limit and
-    // smtpd_client_connection_rate_limit). Clients outside trusted_networks have a share of
-    // their own, a smaller one each, counted per /64 for IPv6 (one site's share), and a rate,
-    // so that a few addresses can never lock the servers or the other AUTH clients out.
-    const std::string key =
-        trusted ? client_ip : ClientGroup(client_ip, 32, options.limits.client_ipv6_prefix);
+  // Connection limits (Postfix: anvil's smtpd_client_connection_count_limit and
+  // smtpd_client_connection_rate_limit). Clients outside trusted_networks have a share of
+  // their own, a smaller one each, counted per /64 for IPv6 (one site's share), and a rate,
+  // so that a few addresses can never lock the servers or the other AUTH clients out.
+  // Admitted: the connection is counted (Release counts it out) and there is no reply.
+  // Refused: the limit is logged and the 421 to send returned.
+  std::optional<std::string> Admit(const Client& c) {
     const std::uint32_t per_client_limit =
-        trusted ? options.limits.max_connections_per_client
-                : options.limits.max_untrusted_connections_per_client;
-    const std::uint32_t rate = trusted || options.limits.max_connection_rate == 0
+        c.trusted ? options.limits.max_connections_per_client
+                  : options.limits.max_untrusted_connections_per_client;
+    const std::uint32_t rate = c.trusted || options.limits.max_connection_rate == 0
                                    ? 0
-                                   : connection_rate.Admit(key, std::chrono::steady_clock::now());
-    std::uint32_t& mine = per_client[key];
+                                   : connection_rate.Admit(c.key, std::chrono::steady_clock::now());
+    std::uint32_t& mine = per_client[c.key];
     const char* limit = rate > options.limits.max_connection_rate ? "rate"
                         : total >= options.limits.max_connections ? "in total"
                         : mine >= per_client_limit                ? "per client"
-                        : !trusted && untrusted >= options.limits.max_untrusted_connections
+                        : !c.trusted && untrusted >= options.limits.max_untrusted_connections
                             ? "for untrusted clients"
                             : nullptr;
-    if (limit) {
-      const std::string_view which(limit);
-      const bool per_ip = which == "per client" || which == "rate";
-      if (which == "rate") {
-        // As Postfix's anvil words it, for log tools that know that line.
-        Smtpd().warn("connection rate limit exceeded: {} from {} for service smtp", rate, client);
-      } else {
-        Smtpd().warn("connection limit reached ({}) for {}", limit, client);
-      }
-      Metrics::Get().Add("danerelay_smtpd_rejects_total", "command=\"CONNECT\"");
-      // A named string: GCC 12 mishandles temporaries that live across a co_await.
-      const std::string reply = fmt::format("421 4.7.0 {} Error: too many connections{}\r\n",
-                                            options.hostname, per_ip ? " from " + client_ip : "");
-      co_await conn.Write(reply, std::chrono::seconds(10));
-      // Not `mine`: other sessions of this client may have come and gone (and erased the
-      // entry) while we waited.
-      if (auto it = per_client.find(key); it != per_client.end() && it->second == 0) {
-        per_client.erase(it);
-      }
-      co_return;
+    if (!limit) {
+      ++total;
+      ++mine;
+      if (!c.trusted) ++untrusted;
+      return std::nullopt;
     }
-    ++total;
-    ++mine;
-    if (!trusted) ++untrusted;
-    Smtpd().info("connect from {}", client);
-    Metrics::Get().Add("danerelay_smtpd_connections_total");
+    const std::string_view which(limit);
+    const bool per_ip = which == "per client" || which == "rate";
+    if (which == "rate") {
+      // As Postfix's anvil words it, for log tools that know that line.
+      Smtpd().warn("connection rate limit exceeded: {} from {} for service smtp", rate, c.name);
+    } else {
+      Smtpd().warn("connection limit reached ({}) for {}", limit, c.name);
+    }
+    Metrics::Get().Add("danerelay_smtpd_rejects_total", "command=\"CONNECT\"");
+    return fmt::format("421 4.7.0 {} Error: too many connections{}\r\n", options.hostname,
+                       per_ip ? " from " + c.ip : "");
+  }
+
+  // Sends a client that Admit refused its 421, and drops the empty count Admit made for it.
+  asio::awaitable<void> Refuse(Connection& conn, const Client& c, const std::string& reply) {
+    co_await conn.Write(reply, std::chrono::seconds(10));
+    // Looked up again: other sessions of this client may have come and gone (and erased the
+    // entry) while we waited.
+    if (auto it = per_client.find(c.key); it != per_client.end() && it->second == 0) {
+      per_client.erase(it);
+    }
+  }
+
+  // Counts an admitted connection out again.
+  void Release(const Client& c) {
+    --total;
+    if (!c.trusted) --untrusted;
+    if (--per_client[c.key] == 0) per_client.erase(c.key);
+  }
+
+  // The session's settings, from the server's options, the listener's and the client.
+  SessionParams ParamsFor(const Listener& listener, const Client& c) {
     SessionParams params;
     params.hostname = options.hostname;
     params.limits = options.limits;
-    // The listener's settings are read before the first co_await below; its TLS context is
-    // held for the session, since a reload may replace the listener's.
-    const std::shared_ptr<asio::ssl::context> tls_ctx = listener.tls;
-    params.starttls_offered = tls_ctx != nullptr && listener.options.starttls;
+    params.starttls_offered = listener.tls != nullptr && listener.options.starttls;
     params.auth_offered = listener.options.auth && accounts != nullptr;
     params.require_tls = listener.options.require_tls;
     params.may_send_as = [map = senders](std::string_view user, std::string_view sender) {
       return MaySendAs(*map, user, sender);
     };
-    params.check_sender = sender_checks->enabled() && !(trusted && sender_checks->exempt_trusted());
-    params.trusted = trusted;
-    params.client_address = client_ip;
+    params.check_sender =
+        sender_checks->enabled() && !(c.trusted && sender_checks->exempt_trusted());
+    params.trusted = c.trusted;
+    params.client_address = c.ip;
     params.next_queue_id = [this] { return ids.Next(queue::Clock::now()); };
     params.now = [] { return queue::Clock::now(); };
     params.budget = &budget;
-    ServerSession session(std::move(params));
+    return params;
+  }
+
+  // The server's side of a TLS handshake, after STARTTLS (RFC 3207 §4) or from the first byte
+  // on an implicit-TLS listener (RFC 8314 §3). On success the session starts over inside TLS.
+  asio::awaitable<std::error_code> Handshake(Connection& conn, asio::ssl::context& ctx,
+                                             ServerSession& session, const Client& c) {
+    const std::error_code ec = co_await conn.StartTls(ctx, asio::ssl::stream_base::server,
+                                                      options.limits.command_timeout, [](auto*) {});
+    if (ec) {
+      Smtpd().warn("SSL_accept error from {}: {}", c.name, ec.message());
+      co_return ec;
+    }
+    const std::string description = tls::DescribeSession(conn.tls->native_handle());
+    Smtpd().info("TLS connection established from {}: {}", c.name, description);
+    session.TlsStarted(description);
+    co_return std::error_code{};
+  }
+
+  // One accepted connection: the limits, the session, and the counts and log lines at its end.
+  asio::awaitable<void> Serve(tcp::socket socket, std::shared_ptr<Listener> l) {
+    auto self = shared_from_this();
+    std::error_code ec;
+    const tcp::endpoint peer = socket.remote_endpoint(ec);
+    if (ec) co_return;
+    const Client client = ClientAt(peer);
+    Connection conn(std::move(socket));
+    const std::optional<std::string> refusal = Admit(client);
+    if (refusal) {
+      co_await Refuse(conn, client, *refusal);
+      co_return;
+    }
+    Smtpd().info("connect from {}", client.name);
+    Metrics::Get().Add("danerelay_smtpd_connections_total");
+    // The listener's settings are read before the first co_await below; its TLS context is
+    // held for the session, since a reload may replace the listener's.
+    const std::shared_ptr<asio::ssl::context> tls_ctx = l->tls;
+    const bool implicit_tls = l->options.implicit_tls;
+    ServerSession session(ParamsFor(*l, client));
     const auto me = live.insert(live.end(), Live{&session, &conn});
     bool serve = true;  // false: an implicit-TLS handshake failed, there is nobody to talk to
-    if (listener.options.implicit_tls) {
+    if (implicit_tls) {
       // RFC 8314 §3: TLS from the first byte, then the greeting inside it.
-      const std::error_code hs_ec = co_await conn.StartTls(
-          *tls_ctx, asio::ssl::stream_base::server, options.limits.command_timeout, [](auto*) {});
-      if (hs_ec) {
-        Smtpd().warn("SSL_accept error from {}: {}", client, hs_ec.message());
-        serve = false;
-      } else {
-        const std::string description = tls::DescribeSession(conn.tls->native_handle());
-        Smtpd().info("TLS connection established from {}: {}", client, description);
-        session.TlsStarted(description);
-      }
+      const std::error_code hs_ec = co_await Handshake(conn, *tls_ctx, session, client);
+      serve = !hs_ec;
     }
-    if (serve) session.Start();
+    if (serve) {
+      session.Start();
+      co_await Converse(conn, session, client, tls_ctx.get());
+    }
+    co_await conn.Close();
+    live.erase(me);
+    Smtpd().info("disconnect from {} {}", client.name, session.CommandStats());
+    Release(client);
+  }
 
+  // The session loop: carries out what the session asks for (ServerSession::Next) until it
+  // asks for the end or the connection fails. `tls_ctx`: for STARTTLS, which the session
+  // offers only when there is one.
+  asio::awaitable<void> Converse(Connection& conn, ServerSession& session, const Client& client,
+                                 asio::ssl::context* tls_ctx) {
     const auto write_timeout = options.limits.command_timeout;
     std::vector<char> buf(16384);
     auto lost = [&](std::error_code why) {
-      Smtpd().info("lost connection after {} from {}: {}", session.LastCommand(), client,
+      Smtpd().info("lost connection after {} from {}: {}", session.LastCommand(), client.name,
                    why.message());
     };
-    while (serve) {
+    std::error_code ec;
+    for (;;) {
       const auto action = session.Next();
       for (const auto& event : session.TakeEvents()) {
         Smtpd().info("{}", event);
         Metrics::Get().CountReject(event);
       }
       if (action == ServerSession::Action::kEnqueue) {
-        queue::NewMessage message = session.TakeMessage();
-        const std::string id = message.id, sender = message.sender, auth_user = message.auth_user;
-        const std::string message_id =
-            queue::Printable(queue::HeaderValue(message.content, "Message-ID"), 250);
-        const size_t size = message.content.size(), nrcpt = message.recipients.size();
-        auto stored = co_await Enqueue(message);
-        if (stored) {
-          // Postfix's three lines of a received message, by the programs that write them:
-          // pflogsumm counts "client=" from smtpd as received, and takes the size from qmgr.
-          if (auth_user.empty()) {
-            Smtpd().info("{}: client={}", id, client);
-          } else {
-            Smtpd().info("{}: client={}, sasl_method={}, sasl_username={}", id, client,
-                         session.AuthMechanism(), Printable(auth_user));
-          }
-          Log(Service::kCleanup)
-              .info("{}: message-id={}", id, message_id.empty() ? "<>" : message_id);
-          Log(Service::kQmgr)
-              .info("{}: from=<{}>, size={}, nrcpt={} (queue active)", id, sender, size, nrcpt);
-          Metrics::Get().Add("danerelay_messages_accepted_total");
-          session.EnqueueDone(true);
-          if (on_queued) on_queued();
-        } else {
-          Smtpd().error("{}: queue write failed, client={}: {}", id, client,
-                        stored.error().message);
-          session.EnqueueDone(false);
-        }
+        co_await QueueMessage(session, client);
         continue;
       }
       const std::string out = session.TakeOutput();
       if (!out.empty() && (ec = co_await conn.Write(out, write_timeout))) {
         lost(ec);
-        break;
+        co_return;
       }
-      if (action == ServerSession::Action::kClose) break;
+      if (action == ServerSession::Action::kClose) co_return;
       if (action == ServerSession::Action::kAuthenticate) {
-        co_await Authenticate(session, client, client_ip);
+        co_await Authenticate(session, client.name, client.ip);
         continue;
       }
       if (action == ServerSession::Action::kCheckSender) {
@@ -433,16 +465,10 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
         continue;
       }
       if (action == ServerSession::Action::kStartTls) {
-        const std::error_code hs_ec = co_await conn.StartTls(
-            *tls_ctx, asio::ssl::stream_base::server, options.limits.command_timeout, [](auto*) {});
-        if (hs_ec) {
-          Smtpd().warn("SSL_accept error from {}: {}", client, hs_ec.message());
-          lost(hs_ec);
-          break;
+        if ((ec = co_await Handshake(conn, *tls_ctx, session, client))) {
+          lost(ec);
+          co_return;
         }
-        const std::string description = tls::DescribeSession(conn.tls->native_handle());
-        Smtpd().info("TLS connection established from {}: {}", client, description);
-        session.TlsStarted(description);
         continue;
       }
       if (stopping && (!session.InData() || data_grace_over)) {
@@ -452,23 +478,48 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
       const auto due = session.ReadDeadline(Deadline::Clock::now());
       auto [read_ec, n] = co_await conn.ReadSomeUntil(buf.data(), buf.size(), due);
       if (read_ec == asio::error::timed_out) {
-        Smtpd().info("timeout after {} from {}", session.CommandStats(), client);
+        Smtpd().info("timeout after {} from {}", session.CommandStats(), client.name);
         session.TimedOut(Deadline::Clock::now());
         continue;
       }
       if (read_ec == asio::error::operation_aborted && stopping) continue;  // 421 above
       if (read_ec) {
         lost(read_ec);  // the client went away without QUIT
-        break;
+        co_return;
       }
       session.Feed(std::string_view(buf.data(), n));
     }
-    co_await conn.Close();
-    live.erase(me);
-    Smtpd().info("disconnect from {} {}", client, session.CommandStats());
-    --total;
-    if (!trusted) --untrusted;
-    if (--per_client[key] == 0) per_client.erase(key);
+  }
+
+  // Hands the message the session has received to the queue, and the queue's answer back to
+  // the session.
+  asio::awaitable<void> QueueMessage(ServerSession& session, const Client& client) {
+    queue::NewMessage message = session.TakeMessage();
+    const std::string id = message.id, sender = message.sender, auth_user = message.auth_user;
+    const std::string message_id =
+        queue::Printable(queue::HeaderValue(message.content, "Message-ID"), 250);
+    const size_t size = message.content.size(), nrcpt = message.recipients.size();
+    auto stored = co_await Enqueue(message);
+    if (!stored) {
+      Smtpd().error("{}: queue write failed, client={}: {}", id, client.name,
+                    stored.error().message);
+      session.EnqueueDone(false);
+      co_return;
+    }
+    // Postfix's three lines of a received message, by the programs that write them:
+    // pflogsumm counts "client=" from smtpd as received, and takes the size from qmgr.
+    if (auth_user.empty()) {
+      Smtpd().info("{}: client={}", id, client.name);
+    } else {
+      Smtpd().info("{}: client={}, sasl_method={}, sasl_username={}", id, client.name,
+                   session.AuthMechanism(), Printable(auth_user));
+    }
+    Log(Service::kCleanup).info("{}: message-id={}", id, message_id.empty() ? "<>" : message_id);
+    Log(Service::kQmgr)
+        .info("{}: from=<{}>, size={}, nrcpt={} (queue active)", id, sender, size, nrcpt);
+    Metrics::Get().Add("danerelay_messages_accepted_total");
+    session.EnqueueDone(true);
+    if (on_queued) on_queued();
   }
 };
 

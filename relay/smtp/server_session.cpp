@@ -6,8 +6,6 @@
 #include <cctype>
 #include <stdexcept>
 
-#include "dns/idn.hpp"
-#include "relay/smtp/received.hpp"
 #include "relay/smtp/smtp_command.hpp"
 
 namespace danerelay::relay {
@@ -249,67 +247,6 @@ bool ServerSession::HandleDataLine(std::string_view line, bool clean) {
   return true;
 }
 
-std::optional<ServerSession::Action> ServerSession::FinishData() {
-  current_verb_ = "END-OF-MESSAGE";
-  state_ = State::kReady;
-  if (data_bad_newline_) {
-    Error(550, "5.5.2", "Error: message contains bare <CR> or <LF>; lines must end with <CR><LF>");
-  } else if (data_too_big_) {
-    Reply(552, "5.3.4", "Error: message file too big");
-  } else if (data_too_long_line_) {
-    Reply(550, "5.6.0", "Error: message has a line longer than 998 characters (RFC 5322 2.1.1)");
-  } else if (data_no_room_) {
-    Reply(452, "4.3.1", "Error: insufficient system storage, try again later");
-  } else {
-    message_.id = pending_id_;
-    message_.arrival = p_.now();
-    message_.auth_user = authenticated_;
-    message_.client_address = p_.client_address;
-    message_.client_helo = helo_;
-    message_.protocol = Protocol();
-    message_.body_8bitmime = body_8bitmime_;
-    message_.smtputf8 = smtputf8_;
-    // The data already begins with the Received header: moved, not copied, so a message is
-    // held once in memory. Its bytes stay taken from the budget until EnqueueDone.
-    message_.content = std::move(data_);
-    data_.clear();
-    state_ = State::kWaitEnqueue;
-    return Action::kEnqueue;
-  }
-  ResetTransaction();
-  if (state_ == State::kClosed) return Action::kClose;
-  return std::nullopt;  // the session goes on with the next pipelined command
-}
-
-std::string ServerSession::ReceivedHeader(const std::string& id) const {
-  ReceivedInfo info;
-  info.helo = helo_;
-  info.client_address = p_.client_address;
-  info.hostname = p_.hostname;
-  info.protocol = Protocol();
-  info.queue_id = id;
-  info.tls = tls_description_;
-  if (message_.recipients.size() == 1) {
-    // The domain as an A-label, so that an SMTPUTF8 message whose addresses can go on in ASCII
-    // does not need SMTPUTF8 for this header (RFC 6531 §3.2, §4.3).
-    info.for_recipient = dns::ToAsciiAddressIfPossible(message_.recipients[0].address);
-  }
-  info.time = p_.now();
-  return FormatReceived(info);
-}
-
-void ServerSession::EnqueueDone(bool stored, std::string_view error) {
-  if (stored) {
-    commands_without_mail_ = 0;
-    Reply(250, "2.0.0", "Ok: queued as " + pending_id_);
-  } else {
-    Reply(451, "4.3.0",
-          fmt::format("Error: queue file write error{}{}", error.empty() ? "" : ": ", error));
-  }
-  ResetTransaction();
-  state_ = State::kReady;
-}
-
 void ServerSession::TlsStarted(std::string description) {
   tls_active_ = true;
   tls_description_ = std::move(description);
@@ -327,7 +264,7 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
   current_verb_ = "command";
   command_sender_.reset();
   command_recipient_.clear();
-  // Every command counts toward the limit, and an accepted RCPT is taken off again below; a
+  // Every command counts toward the limit, and an accepted RCPT is taken off again (OnRcpt); a
   // queued message starts the count over (EnqueueDone).
   if (++commands_without_mail_ > p_.limits.max_commands_without_mail) {
     Reply(421, "4.7.0", p_.hostname + " Error: too many commands without mail");
@@ -343,161 +280,29 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
     Error(500, "5.5.2", "Error: bare <CR> or <LF> received; lines must end with <CR><LF>");
     return state_ != State::kClosed;
   }
-  const std::string_view text = line.substr(0, line.size() - 2);
-  const Command cmd = SplitCommand(text);
+  const Command cmd = SplitCommand(line.substr(0, line.size() - 2));
   current_verb_ = cmd.verb == Verb::kUnknown ? "unknown command" : std::string(cmd.name);
   for (char& c : current_verb_) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return Dispatch(cmd);
+}
+
+bool ServerSession::Dispatch(const Command& cmd) {
   switch (cmd.verb) {
     case Verb::kEhlo:
-    case Verb::kHelo: {
-      const bool ehlo = cmd.verb == Verb::kEhlo;
-      ++(ehlo ? counts_.ehlo : counts_.helo);
-      if (cmd.argument.empty()) {
-        Error(501, "5.5.4", ehlo ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
-        break;
-      }
-      ResetTransaction();
-      // Kept for the Received header and the logs: printable, no longer than a host name.
-      helo_ = queue::Printable(cmd.argument, 255);
-      esmtp_ = ehlo;
-      state_ = State::kReady;
-      if (!ehlo) {
-        Reply(250, "", p_.hostname);
-        break;
-      }
-      out_ += fmt::format("250-{}\r\n", p_.hostname);
-      out_ += "250-PIPELINING\r\n";
-      out_ += fmt::format("250-SIZE {}\r\n", p_.limits.max_message_size);
-      if (p_.starttls_offered && !tls_active_) out_ += "250-STARTTLS\r\n";
-      // RFC 4954 §4 and RFC 8314: credentials only inside TLS, so AUTH is offered only there.
-      if (p_.auth_offered && tls_active_) out_ += "250-AUTH PLAIN LOGIN\r\n";
-      // RFC 8689 §4.1: REQUIRETLS only inside TLS.
-      if (tls_active_) out_ += "250-REQUIRETLS\r\n";
-      out_ += "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250 SMTPUTF8\r\n";
+    case Verb::kHelo:
+      OnHello(cmd.verb == Verb::kEhlo, cmd.argument);
       break;
-    }
-    case Verb::kMail: {
-      ++counts_.mail;
-      if (state_ == State::kGreeting) {
-        Error(503, "5.5.1", "Error: send HELO/EHLO first");
-        break;
-      }
-      if (state_ == State::kMail) {
-        Error(503, "5.5.1", "Error: nested MAIL command");
-        break;
-      }
-      if (p_.require_tls && !tls_active_) {
-        Error(530, "5.7.0", "Must issue a STARTTLS command first");
-        break;
-      }
-      auto args = ParseMail(cmd.argument);
-      if (!args) {
-        Error(args.error().code, args.error().enhanced, args.error().text);
-        break;
-      }
-      command_sender_ = args->sender;
-      if (!authenticated_.empty() && p_.may_send_as &&
-          !p_.may_send_as(authenticated_, args->sender)) {
-        Reply(553, "5.7.1",
-              fmt::format("<{}>: Sender address rejected: not owned by user {}", args->sender,
-                          authenticated_));
-        break;
-      }
-      if (args->requiretls && !tls_active_) {
-        Reply(530, "5.7.10", "REQUIRETLS needs a TLS session (STARTTLS first)");
-        break;
-      }
-      if (args->size && *args->size > p_.limits.max_message_size) {
-        Reply(552, "5.3.4", "Message size exceeds fixed limit");
-        break;
-      }
-      ResetTransaction();
-      message_.sender = std::move(args->sender);
-      message_.dsn_ret = args->ret;
-      message_.dsn_envid = std::move(args->envid);
-      message_.requiretls = args->requiretls;
-      if (args->auth) {
-        // RFC 4954 §5: the mailbox is passed on only when this relay trusts the client to assert
-        // it (a trusted network, or a user who may send as it); otherwise as if AUTH=<>.
-        const bool vouched = p_.trusted || (!authenticated_.empty() &&
-                                            (!p_.may_send_as || args->auth->empty() ||
-                                             p_.may_send_as(authenticated_, *args->auth)));
-        message_.mail_auth = vouched ? std::move(*args->auth) : std::string();
-      }
-      body_8bitmime_ = args->body_8bitmime;
-      smtputf8_ = args->smtputf8;
-      // A client that can never relay (untrusted and not authenticated) is refused at RCPT:
-      // its sender is not worth DNS lookups or verification probes made on its behalf.
-      const bool may_relay = p_.trusted || !authenticated_.empty();
-      if (p_.check_sender && may_relay && !message_.sender.empty()) {
-        state_ = State::kWaitSender;  // the null sender is exempt (bounces must get through)
-        return false;
-      }
-      state_ = State::kMail;
-      Reply(250, "2.1.0", "Ok");
+    case Verb::kMail:
+      OnMail(cmd.argument);
+      return state_ != State::kClosed && state_ != State::kWaitSender;
+    case Verb::kRcpt:
+      OnRcpt(cmd.argument);
       break;
-    }
-    case Verb::kRcpt: {
-      ++counts_.rcpt;
-      if (state_ != State::kMail) {
-        Error(503, "5.5.1", "Error: need MAIL command");
-        break;
-      }
-      auto args = ParseRcpt(cmd.argument, smtputf8_);
-      if (!args) {
-        Error(args.error().code, args.error().enhanced, args.error().text);
-        break;
-      }
-      command_recipient_ = args->recipient;
-      if (!p_.trusted && authenticated_.empty()) {
-        // Never an open relay: clients neither trusted nor authenticated may name no recipient.
-        Error(554, "5.7.1", "<" + args->recipient + ">: Relay access denied");
-        break;
-      }
-      if (message_.recipients.size() >= p_.limits.max_recipients) {
-        Reply(452, "4.5.3", "Error: too many recipients");
-        break;
-      }
-      message_.recipients.push_back(
-          {std::move(args->recipient), args->notify, std::move(args->orcpt)});
-      --commands_without_mail_;  // bounded by max_recipients instead
-      Reply(250, "2.1.5", "Ok");
+    case Verb::kData:
+      OnData(cmd.argument);
       break;
-    }
-    case Verb::kData: {
-      ++counts_.data;
-      if (state_ != State::kMail) {
-        Error(503, "5.5.1", "Error: need MAIL command");
-        break;
-      }
-      if (message_.recipients.empty()) {
-        Error(554, "5.5.1", "Error: no valid recipients");
-        break;
-      }
-      if (!cmd.argument.empty()) {
-        Error(501, "5.5.4", "Syntax: DATA");
-        break;
-      }
-      state_ = State::kData;
-      data_due_set_ = false;
-      data_fed_ = 0;
-      data_prev_line_crlf_ = true;
-      data_bad_newline_ = data_too_long_line_ = data_too_big_ = data_partial_line_ = false;
-      data_no_room_ = false;
-      DropData();
-      // The queue ID and the Received header are made now, so the data can be appended to the
-      // header and handed to the queue without a copy.
-      pending_id_ = p_.next_queue_id();
-      data_ = ReceivedHeader(pending_id_);
-      data_header_ = data_.size();
-      Reply(354, "", "End data with <CR><LF>.<CR><LF>");
-      break;
-    }
     case Verb::kRset:
-      ++counts_.rset;
-      ResetTransaction();
-      if (state_ != State::kGreeting) state_ = State::kReady;
-      Reply(250, "2.0.0", "Ok");
+      OnRset();
       break;
     case Verb::kNoop:
       ++counts_.noop;
@@ -507,15 +312,9 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
       ++counts_.quit;
       Reply(221, "2.0.0", "Bye");
       state_ = State::kClosed;
-      return false;
+      break;
     case Verb::kVrfy:
-      ++counts_.other;
-      if (cmd.argument.empty()) {
-        Error(501, "5.5.4", "Syntax: VRFY address");
-      } else {
-        // RFC 5321 §3.5.3: a relay cannot verify, but will try.
-        Reply(252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery");
-      }
+      OnVrfy(cmd.argument);
       break;
     case Verb::kHelp:
       ++counts_.other;
@@ -524,30 +323,77 @@ bool ServerSession::HandleCommandLine(std::string_view line) {
             "RFC 5321");
       break;
     case Verb::kStartTls:
-      ++counts_.starttls;
-      if (!p_.starttls_offered) {
-        Error(502, "5.5.1", "Error: command not implemented");
-      } else if (tls_active_) {
-        Error(554, "5.5.1", "Error: TLS already active");
-      } else if (!cmd.argument.empty()) {
-        Error(501, "5.5.4", "Syntax: STARTTLS");
-      } else if (state_ == State::kMail) {
-        Error(503, "5.5.1", "Error: MAIL transaction in progress");
-      } else {
-        Reply(220, "2.0.0", "Ready to start TLS");
-        return false;
-      }
-      break;
+      return OnStartTls(cmd.argument);
     case Verb::kAuth:
-      ++counts_.auth;
-      return HandleAuth(cmd.argument);
+      return OnAuth(cmd.argument);
     case Verb::kExpn:
+      ++counts_.other;
+      Error(502, "5.5.1", "Error: command not implemented");
+      break;
     case Verb::kUnknown:
       ++counts_.other;
-      Error(cmd.verb == Verb::kUnknown ? 500 : 502, cmd.verb == Verb::kUnknown ? "5.5.2" : "5.5.1",
-            cmd.verb == Verb::kUnknown ? "Error: command not recognized"
-                                       : "Error: command not implemented");
+      Error(500, "5.5.2", "Error: command not recognized");
       break;
+  }
+  return state_ != State::kClosed;
+}
+
+void ServerSession::OnHello(bool ehlo, std::string_view argument) {
+  ++(ehlo ? counts_.ehlo : counts_.helo);
+  if (argument.empty()) {
+    Error(501, "5.5.4", ehlo ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
+    return;
+  }
+  ResetTransaction();
+  // Kept for the Received header and the logs: printable, no longer than a host name.
+  helo_ = queue::Printable(argument, 255);
+  esmtp_ = ehlo;
+  state_ = State::kReady;
+  if (!ehlo) {
+    Reply(250, "", p_.hostname);
+    return;
+  }
+  out_ += fmt::format("250-{}\r\n", p_.hostname);
+  out_ += "250-PIPELINING\r\n";
+  out_ += fmt::format("250-SIZE {}\r\n", p_.limits.max_message_size);
+  if (p_.starttls_offered && !tls_active_) out_ += "250-STARTTLS\r\n";
+  // RFC 4954 §4 and RFC 8314: credentials only inside TLS, so AUTH is offered only there.
+  if (p_.auth_offered && tls_active_) out_ += "250-AUTH PLAIN LOGIN\r\n";
+  // RFC 8689 §4.1: REQUIRETLS only inside TLS.
+  if (tls_active_) out_ += "250-REQUIRETLS\r\n";
+  out_ += "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250 SMTPUTF8\r\n";
+}
+
+void ServerSession::OnRset() {
+  ++counts_.rset;
+  ResetTransaction();
+  if (state_ != State::kGreeting) state_ = State::kReady;
+  Reply(250, "2.0.0", "Ok");
+}
+
+void ServerSession::OnVrfy(std::string_view argument) {
+  ++counts_.other;
+  if (argument.empty()) {
+    Error(501, "5.5.4", "Syntax: VRFY address");
+  } else {
+    // RFC 5321 §3.5.3: a relay cannot verify, but will try.
+    Reply(252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery");
+  }
+}
+
+bool ServerSession::OnStartTls(std::string_view argument) {
+  ++counts_.starttls;
+  if (!p_.starttls_offered) {
+    Error(502, "5.5.1", "Error: command not implemented");
+  } else if (tls_active_) {
+    Error(554, "5.5.1", "Error: TLS already active");
+  } else if (!argument.empty()) {
+    Error(501, "5.5.4", "Syntax: STARTTLS");
+  } else if (state_ == State::kMail) {
+    Error(503, "5.5.1", "Error: MAIL transaction in progress");
+  } else {
+    Reply(220, "2.0.0", "Ready to start TLS");
+    return false;
   }
   return state_ != State::kClosed;
 }
@@ -561,17 +407,6 @@ bool ServerSession::HandleAuthLine(std::string_view line) {
     return state_ != State::kClosed;
   }
   return AuthStep(sasl_.Continue(line.substr(0, line.size() - 2)));
-}
-
-void ServerSession::SenderChecked(const std::optional<Refusal>& refusal) {
-  if (refusal) {
-    state_ = State::kReady;
-    Reply(refusal->code, refusal->enhanced, refusal->text);
-    ResetTransaction();
-  } else {
-    state_ = State::kMail;
-    Reply(250, "2.1.0", "Ok");
-  }
 }
 
 std::string ServerSession::CommandStats() const {

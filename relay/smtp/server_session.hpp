@@ -26,6 +26,8 @@
 
 namespace danerelay::relay {
 
+struct Command;  // relay/smtp/smtp_command.hpp
+
 struct SessionParams {
   std::string hostname;
   LimitsOptions limits;
@@ -125,8 +127,17 @@ class ServerSession {
   void ResetTransaction();
   void DropData();  // frees the data and gives its bytes back to the budget
   bool HandleCommandLine(std::string_view line);  // false: stop processing (action pending)
+  bool Dispatch(const Command& cmd);              // as HandleCommandLine, for a clean line
+  // One per verb, called by Dispatch; each puts its reply in the output.
+  void OnHello(bool ehlo, std::string_view argument);  // EHLO and HELO
+  void OnMail(std::string_view argument);              // may leave the session in kWaitSender
+  void OnRcpt(std::string_view argument);
+  void OnData(std::string_view argument);
+  void OnRset();
+  void OnVrfy(std::string_view argument);
+  bool OnStartTls(std::string_view argument);  // false: the handshake is due
+  bool OnAuth(std::string_view argument);      // false: credentials are ready
   bool HandleDataLine(std::string_view line, bool clean_crlf);
-  bool HandleAuth(std::string_view argument);  // false: credentials are ready
   bool HandleAuthLine(std::string_view line);  // a continuation line
   bool AuthStep(SaslExchange::Status status);  // false: credentials are ready
   std::optional<Action> FinishData();

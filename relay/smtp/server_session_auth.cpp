@@ -3,7 +3,8 @@
 
 namespace danerelay::relay {
 
-bool ServerSession::HandleAuth(std::string_view argument) {
+bool ServerSession::OnAuth(std::string_view argument) {
+  ++counts_.auth;
   if (!p_.auth_offered) {
     Error(503, "5.5.1", "Error: authentication not enabled");
   } else if (!tls_active_) {
