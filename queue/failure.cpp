@@ -6,9 +6,10 @@
 namespace danerelay::queue {
 namespace {
 
-constexpr std::array<std::pair<Cause, std::string_view>, 24> kTokens = {{
+constexpr std::array<std::pair<Cause, std::string_view>, 25> kTokens = {{
     {Cause::kNone, ""},
     {Cause::kDns, "dns"},
+    {Cause::kResolverNotValidating, "resolver-not-validating"},
     {Cause::kDnssecInvalid, "dnssec-invalid"},
     {Cause::kNoAddress, "no-address"},
     {Cause::kConnect, "connect"},

@@ -11,7 +11,8 @@ namespace danerelay::queue {
 
 enum class Cause {
   kNone,                   // no failure, or one recorded before causes were (an old queue)
-  kDns,                    // a DNS lookup failed (MX, address), or the resolver cannot validate
+  kDns,                    // a DNS lookup failed (MX, address)
+  kResolverNotValidating,  // the resolver's self-check fails: no DNS answer can be trusted
   kDnssecInvalid,          // DANE step 1: a lookup failed or was DNSSEC-bogus
   kNoAddress,              // an MX host without an address
   kConnect,                // the TCP connection could not be made

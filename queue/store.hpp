@@ -90,11 +90,10 @@ class Store {
   tl::expected<std::vector<MessageInfo>, StoreError> ClaimDue(TimePoint now, size_t limit);
   // At startup: recipients left "attempting" by a crash become due again.
   tl::expected<int, StoreError> ReleaseAttempting(TimePoint now);
-  // Deferred recipients whose last reply has `status` and contains `reply_part` become due
-  // `now` (mail deferred only because DNSSEC validation did not work, once it works again).
+  // Deferred recipients whose last failure had `cause` become due `now` (mail deferred only
+  // because DNSSEC validation did not work, once it works again).
   // Returns how many. Walks the deferred recipients (index recipients_due), not the queue.
-  tl::expected<int, StoreError> MakeDeferredDue(std::string_view status,
-                                                std::string_view reply_part, TimePoint now);
+  tl::expected<int, StoreError> MakeDeferredDue(Cause cause, TimePoint now);
   // The earliest next attempt of any queued or deferred recipient (an index lookup).
   tl::expected<std::optional<TimePoint>, StoreError> NextDue();
   // The arrival of the oldest message that is not completed (an index lookup).

@@ -89,18 +89,15 @@ tl::expected<int, StoreError> Store::ReleaseAttempting(TimePoint now) {
   });
 }
 
-tl::expected<int, StoreError> Store::MakeDeferredDue(std::string_view status,
-                                                     std::string_view reply_part, TimePoint now) {
+tl::expected<int, StoreError> Store::MakeDeferredDue(Cause cause, TimePoint now) {
   return impl_->Write([&]() -> tl::expected<int, StoreError> {
     auto s = impl_->Prepare(
         "UPDATE recipients SET next_attempt_us = ?1 WHERE state = 'deferred' AND "
-        "next_attempt_us > ?1 AND last_status = ?2 AND instr(last_reply, ?3) > 0");
+        "next_attempt_us > ?1 AND last_cause = ?2");
     if (!s) return tl::unexpected(s.error());
     sqlite3_bind_int64(s->get(), 1, ToMicros(now));
-    sqlite3_bind_text(s->get(), 2, status.data(), static_cast<int>(status.size()),
-                      SQLITE_TRANSIENT);
-    sqlite3_bind_text(s->get(), 3, reply_part.data(), static_cast<int>(reply_part.size()),
-                      SQLITE_TRANSIENT);
+    const std::string_view token = Token(cause);
+    sqlite3_bind_text(s->get(), 2, token.data(), static_cast<int>(token.size()), SQLITE_TRANSIENT);
     if (auto r = impl_->StepDone(s->get(), "make due"); !r) return tl::unexpected(r.error());
     return sqlite3_changes(impl_->db.get());
   });

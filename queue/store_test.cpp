@@ -379,7 +379,7 @@ TEST_F(StoreTest, ReleaseAttemptingAfterACrash) {
 
 // Once DNSSEC validation works again only the recipients deferred because it did not become due;
 // one deferred for another reason keeps its backoff.
-TEST_F(StoreTest, MakeDeferredDueTakesOnlyThoseWithTheReply) {
+TEST_F(StoreTest, MakeDeferredDueTakesOnlyThoseWithTheCause) {
   auto store = OpenRw();
   ASSERT_TRUE(store);
   const NewMessage m = Message("V1");
@@ -388,20 +388,20 @@ TEST_F(StoreTest, MakeDeferredDueTakesOnlyThoseWithTheReply) {
   const TimePoint now = m.arrival;
   const TimePoint later = now + std::chrono::hours(1);
   ASSERT_EQ(store->ClaimDue(now, 10)->size(), 1u);
-  ASSERT_TRUE(store->RecordDelivery(
-      "V1",
-      {{0, RecipientState::kDeferred, later, "4.4.3",
-        "DNSSEC validation is not working (canary.example. A came back failed)", ""},
-       {1, RecipientState::kDeferred, later, "4.7.5", "Server certificate not verified", ""}},
-      {}, {}, now));
+  RecipientUpdate resolver{0, RecipientState::kDeferred, later, "4.4.3", "any words", ""};
+  resolver.cause = Cause::kResolverNotValidating;
+  // The same status, and the words of the first: its cause is what counts.
+  RecipientUpdate dns{1, RecipientState::kDeferred, later, "4.4.3", "any words", ""};
+  dns.cause = Cause::kDns;
+  ASSERT_TRUE(store->RecordDelivery("V1", {resolver, dns}, {}, {}, now));
   EXPECT_TRUE(store->ClaimDue(now, 10)->empty());
-  EXPECT_EQ(store->MakeDeferredDue("4.4.3", "DNSSEC validation is not working", now).value(), 1);
+  EXPECT_EQ(store->MakeDeferredDue(Cause::kResolverNotValidating, now).value(), 1);
   auto due = store->ClaimDue(now, 10);
   ASSERT_EQ(due->size(), 1u);
   ASSERT_EQ((*due)[0].recipients.size(), 1u);
   EXPECT_EQ((*due)[0].recipients[0].index, 0);
   // Nothing left to make due: a second call finds none.
-  EXPECT_EQ(store->MakeDeferredDue("4.4.3", "DNSSEC validation is not working", now).value(), 0);
+  EXPECT_EQ(store->MakeDeferredDue(Cause::kResolverNotValidating, now).value(), 0);
 }
 
 // A duplicate ID fails the same way each time: an outcome write that fails like this is not

@@ -28,6 +28,14 @@ std::vector<dns::TlsaRecord> UsableForSmtp(const std::vector<dns::TlsaRecord>& r
 tl::expected<std::shared_ptr<asio::ssl::context>, std::string> MakeClientContext(
     const std::string& ca_file = "");
 
+// What a connection requires of TLS, as the DANE policy (relay/policy/dane_policy.hpp) decides
+// and the SMTP client carries out.
+enum class Requirement {
+  kMay,      // STARTTLS if offered, certificate not checked, plain text after a failed handshake
+  kEncrypt,  // STARTTLS required, certificate not checked
+  kDane,     // STARTTLS required and the certificate must match the usable TLSA records
+};
+
 struct DaneSetup {
   std::string base_domain;               // the TLSA base domain; also the SNI name
   std::vector<std::string> extra_names;  // MX host name, next-hop domain (RFC 7672 §3.2.2)

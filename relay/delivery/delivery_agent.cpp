@@ -168,8 +168,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
                    LogIfBug(Service::kQmgr, "making deferred mail due"));
   }
 
-  // Makes the recipients deferred with kValidationNotWorking due now. The store keeps their
-  // reply, so this finds them also after a restart, and costs one pass over deferred ones.
+  // Makes the recipients deferred because validation did not work due now. The store keeps
+  // their cause, so this finds them also after a restart, and costs one pass over deferred ones.
   asio::awaitable<void> MakeValidationDeferralsDue() {
     auto self = shared_from_this();
     struct Found {
@@ -179,7 +179,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     auto found = std::make_shared<Found>();
     const queue::Store::WriteJob job =
         [found](queue::Store& s) -> tl::expected<void, queue::StoreError> {
-      auto n = s.MakeDeferredDue("4.4.3", kValidationNotWorking, queue::Clock::now());
+      auto n = s.MakeDeferredDue(queue::Cause::kResolverNotValidating, queue::Clock::now());
       if (!n) return tl::unexpected(n.error());
       auto next = s.NextDue();
       if (!next) return tl::unexpected(next.error());
@@ -480,7 +480,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         std::any_of(recorded->pass.updates.begin(), recorded->pass.updates.end(),
                     [](const auto& u) {
                       return u.state == RecipientState::kDeferred &&
-                             u.reply.find(kValidationNotWorking) != std::string::npos;
+                             u.cause == queue::Cause::kResolverNotValidating;
                     })) {
       ValidationWorksAgain();
     }

@@ -16,7 +16,6 @@
 #include "relay/network.hpp"
 #include "relay/policy/next_hop.hpp"
 #include "relay/policy/sts_policies.hpp"
-#include "relay/tlsrpt/tls_report.hpp"
 
 namespace danerelay::relay {
 namespace {
@@ -170,7 +169,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
     if (policy.mode == DaneMode::kMandatory || !ctx.health->DeliverAnyway()) {
       CountDane("dns_failure");
       finish(RecipientState::kDeferred,
-             Fail(Cause::kDns, "4.4.3",
+             Fail(Cause::kResolverNotValidating, "4.4.3",
                   std::string(kValidationNotWorking) + " (" + ctx.health->Problem() + ")"),
              "");
       co_return out;

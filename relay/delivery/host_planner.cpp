@@ -11,6 +11,21 @@ namespace danerelay::relay {
 
 using queue::Cause;
 
+namespace {
+
+// What a policy mode asks of a connection (RFC 8461 §4.2): enforce: STARTTLS and a certificate
+// valid for the MX host under WebPKI; testing: that certificate judged, not required.
+void ApplyMtaSts(sts::Mode mode, ClientRequest& req) {
+  if (mode == sts::Mode::kEnforce) {
+    if (req.tls == TlsRequirement::kMay) req.tls = TlsRequirement::kEncrypt;
+    req.webpki_check = req.webpki_required = true;
+  } else if (mode == sts::Mode::kTesting) {
+    req.webpki_check = true;
+  }
+}
+
+}  // namespace
+
 tl::expected<DomainPolicy, std::string> PolicyFor(const DeliveryOptions& options,
                                                   const std::string& recipient_domain,
                                                   bool force_mandatory) {

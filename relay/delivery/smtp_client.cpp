@@ -181,7 +181,8 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
     co_return nullptr;
   }
 
-  const bool tls_required = req.tls == TlsRequirement::kEncrypt || req.tls == TlsRequirement::kDane;
+  const bool tls_required =
+      req.tls == tls::Requirement::kEncrypt || req.tls == tls::Requirement::kDane;
   s->starttls_offered = res.starttls_offered = ehlo->HasExtension("STARTTLS");
   if (!req.plaintext_only && s->starttls_offered) {
     auto starttls = co_await s->Command("STARTTLS", t.command);
@@ -219,7 +220,8 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
       Log(Service::kSmtp)
           .info("{} TLS connection established to {}: {}", tls::ToString(res.verdict->kind), peer,
                 res.verdict->protocol);
-      if (req.tls == TlsRequirement::kDane && res.verdict->kind != tls::Verdict::Kind::kVerified) {
+      if (req.tls == tls::Requirement::kDane &&
+          res.verdict->kind != tls::Verdict::Kind::kVerified) {
         co_await s->Quit();
         co_return host_fail(
             Cause::kDaneNotVerified, "4.7.5",

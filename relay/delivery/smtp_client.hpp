@@ -18,7 +18,6 @@
 #include "queue/failure.hpp"
 #include "queue/message.hpp"
 #include "relay/options.hpp"
-#include "relay/policy/dane_policy.hpp"
 #include "relay/smtp/smtp_reply.hpp"
 #include "tls/client.hpp"
 
@@ -33,7 +32,7 @@ struct ClientRequest {
   std::uint16_t port = 25;
   std::string mx_host;    // for logs and the SNI when not under DANE
   std::string helo_name;  // our host name
-  TlsRequirement tls = TlsRequirement::kMay;
+  tls::Requirement tls = tls::Requirement::kMay;
   std::optional<tls::DaneSetup> dane;  // with TlsRequirement::kDane
   // MTA-STS (RFC 8461 §4.2): check the certificate under WebPKI for mx_host ("Trusted" then
   // means valid for it); `webpki_required` (mode enforce): anything else fails the host.

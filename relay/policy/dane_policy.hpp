@@ -8,6 +8,7 @@
 
 #include "dns/records.hpp"
 #include "queue/failure.hpp"
+#include "tls/client.hpp"
 
 namespace danerelay::relay {
 
@@ -30,11 +31,8 @@ struct HostDnsFacts {
 // "secure", "insecure", "failed", or "insecure, behind a secure CNAME".
 std::string DescribeAddress(const HostDnsFacts& facts);
 
-enum class TlsRequirement {
-  kMay,      // STARTTLS if offered, certificate not checked, plain text after a failed handshake
-  kEncrypt,  // STARTTLS required, certificate not checked
-  kDane,     // STARTTLS required and the certificate must match the usable TLSA records
-};
+// The decision's TLS requirement (tls/client.hpp: the client below carries it out).
+using TlsRequirement = tls::Requirement;
 
 struct PolicyDecision {
   bool defer = false;  // do not use this host

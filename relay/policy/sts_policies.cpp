@@ -26,15 +26,6 @@ bool Valid(const queue::TimePoint fetched, const sts::Policy& p, queue::TimePoin
 
 }  // namespace
 
-void ApplyMtaSts(sts::Mode mode, ClientRequest& req) {
-  if (mode == sts::Mode::kEnforce) {
-    if (req.tls == TlsRequirement::kMay) req.tls = TlsRequirement::kEncrypt;
-    req.webpki_check = req.webpki_required = true;
-  } else if (mode == sts::Mode::kTesting) {
-    req.webpki_check = true;
-  }
-}
-
 StsPolicies::StsPolicies(dns::Lookup& resolver, queue::Committer* committer,
                          const MtaStsOptions& options)
     : resolver_(resolver), committer_(committer), options_(options) {}

@@ -18,7 +18,6 @@
 #include <string>
 
 #include "queue/message.hpp"
-#include "relay/delivery/smtp_client.hpp"
 #include "relay/options.hpp"
 #include "relay/policy/mta_sts.hpp"
 
@@ -41,10 +40,6 @@ struct StsLookup {
   // sts-policy-invalid, sts-webpki-invalid), for TLS-RPT; "" when none failed.
   std::string problem_type;
 };
-
-// What a policy mode asks of a connection (RFC 8461 §4.2): enforce: STARTTLS and a certificate
-// valid for the MX host under WebPKI; testing: that certificate judged, not required.
-void ApplyMtaSts(sts::Mode mode, ClientRequest& request);
 
 class StsPolicies {
  public:
