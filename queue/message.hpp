@@ -155,6 +155,8 @@ struct AttemptRecord {
   std::string note;         // [dane] testing_domains: "would defer under mandatory DANE: ..."
   std::string mta_sts;      // the MTA-STS policy applied: "enforce id=..." ("" for none)
   std::string result_type;  // RFC 8460 result type of a failed TLS session ("" otherwise)
+  // Our end of the connection (RFC 8460 §4.4 sending-mta-ip); "" when none was made.
+  std::string sending_ip;
 };
 
 }  // namespace danerelay::queue

@@ -89,11 +89,12 @@ void All(const queue::MessageInfo& m, RecipientState state, const queue::Failure
   }
 }
 
-// What an attempt carries besides the facts: the DANE testing or MTA-STS testing notes, and the
-// MTA-STS policy it was made under.
+// What an attempt carries besides the facts: the DANE testing or MTA-STS testing notes, the
+// MTA-STS policy it was made under, and our end of its connection.
 struct AttemptTags {
   std::string note;
   std::string mta_sts;
+  std::string sending_ip;
   void Note(const std::string& text) { note += (note.empty() ? "" : "; ") + text; }
 };
 
@@ -115,6 +116,7 @@ queue::AttemptRecord Attempt(int index, const NextHop& host, const HostDnsFacts&
   a.status = status;
   a.note = tags.note;
   a.mta_sts = tags.mta_sts;
+  a.sending_ip = tags.sending_ip;
   return a;
 }
 
@@ -373,7 +375,9 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       ClientResult r = co_await DeliverOverSmtp(req, ctx.connections);
       if (r.host_failed && r.retry_plaintext && decision.tls == TlsRequirement::kMay) {
         // "may": a failed handshake is retried once in plain text.
-        RecordHost(m, host, facts, ip, "failed", r.failure, "", out, tags);
+        AttemptTags tried = tags;
+        tried.sending_ip = r.local_ip;
+        RecordHost(m, host, facts, ip, "failed", r.failure, "", out, tried);
         delays.connect += r.connect_time;
         req.plaintext_only = true;
         r = co_await DeliverOverSmtp(req, ctx.connections);
@@ -382,6 +386,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       delays.transfer += r.transfer_time;
       const std::string verdict = r.verdict ? std::string(tls::ToString(r.verdict->kind)) : "none";
       AttemptTags host_tags = tags;
+      host_tags.sending_ip = r.local_ip;
       if (sts_mode == sts::Mode::kTesting &&
           (!r.verdict || r.verdict->kind != tls::Verdict::Kind::kTrusted)) {
         const std::string why =

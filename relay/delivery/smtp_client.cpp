@@ -92,6 +92,7 @@ struct SmtpSession {
   ReplyReader reader;
   Reply ehlo;
   std::string peer;
+  std::string local_ip;
   bool starttls_offered = false;
   std::optional<tls::Verdict> verdict;
   std::chrono::steady_clock::time_point idle_since;
@@ -141,6 +142,10 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
   if (ec)
     co_return host_fail(Cause::kConnect, "4.4.1",
                         fmt::format("connect to {}: {}", peer, ec.message()));
+  // RFC 8460 §4.4: a failure detail names the sending MTA's address of the session.
+  if (const auto local = conn.socket.local_endpoint(ec); !ec) {
+    s->local_ip = res.local_ip = local.address().to_string();
+  }
 
   auto greeting = co_await s->reader.Read(t.greeting);
   if (!greeting) {
@@ -514,6 +519,7 @@ asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& req, Connecti
   if (s) {
     res.starttls_offered = s->starttls_offered;
     res.verdict = s->verdict;
+    res.local_ip = s->local_ip;
     const auto started = SteadyClock::now();
     const After after = co_await Transaction(*s, req, res);
     res.transfer_time = SteadyClock::now() - started;

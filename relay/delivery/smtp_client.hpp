@@ -62,6 +62,7 @@ struct ClientResult {
   bool loops_back = false;       // the server greeted us, or answered EHLO, with our own host name
   bool starttls_offered = false;
   std::optional<tls::Verdict> verdict;
+  std::string local_ip;     // our end of the connection, once connected (RFC 8460 sending-mta-ip)
   bool remote_dsn = false;  // the server offered DSN
   // Where the time went (Postfix's delays=.../c/d): connecting, greeting, EHLO and TLS (zero
   // on a cached connection), then MAIL through the reply to the data.
