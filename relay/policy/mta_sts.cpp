@@ -130,6 +130,14 @@ tl::expected<Policy, std::string> ParsePolicy(std::string_view text) {
   return p;
 }
 
+bool IsPolicyMediaType(std::string_view content_type) {
+  // The parameters go; optional whitespace around the type (RFC 9110 §5.6.3) as well.
+  const std::string_view type = Trim(content_type.substr(0, content_type.find(';')));
+  std::string lower(type);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower == "text/plain";
+}
+
 bool MxMatches(std::string_view pattern, std::string_view host) {
   const std::string p = Lower(pattern), h = Lower(host);
   if (p.starts_with("*.")) {

@@ -63,5 +63,20 @@ TEST(StsMxTest, ExactNamesAndOneLabelWildcards) {
   EXPECT_FALSE(MxAllowed(p, "evil.example.org"));
 }
 
+// RFC 8461 §3.3: the policy is served as text/plain; media types compare case-insensitively
+// and may carry parameters.
+TEST(StsPolicyTest, MediaTypeIsTextPlainInAnyCase) {
+  EXPECT_TRUE(IsPolicyMediaType("text/plain"));
+  EXPECT_TRUE(IsPolicyMediaType("Text/Plain"));
+  EXPECT_TRUE(IsPolicyMediaType("TEXT/PLAIN; charset=UTF-8"));
+  EXPECT_TRUE(IsPolicyMediaType("text/plain;charset=us-ascii"));
+  EXPECT_TRUE(IsPolicyMediaType("text/plain ; charset=utf-8"));
+  EXPECT_FALSE(IsPolicyMediaType("text/html"));
+  EXPECT_FALSE(IsPolicyMediaType("text/plainx"));
+  EXPECT_FALSE(IsPolicyMediaType("text/plain-foo; charset=utf-8"));
+  EXPECT_FALSE(IsPolicyMediaType("application/octet-stream"));
+  EXPECT_FALSE(IsPolicyMediaType(""));
+}
+
 }  // namespace
 }  // namespace danerelay::relay::sts

@@ -100,8 +100,8 @@ asio::awaitable<tl::expected<sts::Policy, StsPolicies::Failure>> StsPolicies::Fe
         Failure{std::string(kFetchError),
                 fmt::format("https://{}{}: HTTP status {}", req.host, req.path, got->status)});
   }
-  // RFC 8461 §3.2: served as text/plain.
-  if (!got->content_type.starts_with("text/plain")) {
+  // RFC 8461 §3.3: the media type must be text/plain (any case, parameters allowed).
+  if (!sts::IsPolicyMediaType(got->content_type)) {
     co_return tl::unexpected(Failure{
         std::string(kInvalid), fmt::format("https://{}{}: Content-Type is '{}', not text/plain",
                                            req.host, req.path, got->content_type)});

@@ -93,8 +93,10 @@ class MtaStsTest(WorldCase):
                                               "mx.sts-ctl.example"),
             "mta-sts.sts-fast.example": policy("testing", "*.sts-fast.example"),
         }
+        # RFC 8461 §3.3: text/plain, whatever its case, and with a parameter.
         cls.servers["policy"] = PolicyServer(POLICY_IP, port, policy_chain, policy_key,
-                                             cls.policies).start()
+                                             cls.policies,
+                                             content_type="Text/Plain; charset=UTF-8").start()
         for name, (crt, key) in certs_for.items():
             cls.servers[name] = MxServer(IPS[name], port, crt, key,
                                          requiretls=name == "rtls").start()
