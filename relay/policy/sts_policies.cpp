@@ -140,7 +140,9 @@ asio::awaitable<StsLookup> StsPolicies::Get(const std::string& domain) {
   // No (valid) TXT record: a cached policy still applies until it expires (§3.1, §10.3: a
   // domain leaves MTA-STS by publishing mode none, not by removing the record).
   if (!id) co_return use_cache("");
-  if (cached && cached->policy.id == *id) co_return use_cache("");
+  // §5.1: the same id is fetched again ahead of expiry (a failure leaves the cached policy
+  // in force until then); an identical policy fetched anew renews it.
+  if (cached && !sts::FetchDue(cached->policy, cached->fetched, *id, now)) co_return use_cache("");
   if (auto it = failed_.find(domain); it != failed_.end() && it->second.retry > now) {
     co_return use_cache("the last policy fetch failed; not tried again yet", it->second.type);
   }
