@@ -95,6 +95,9 @@ struct AttemptTags {
   std::string note;
   std::string mta_sts;
   std::string sending_ip;
+  // RFC 8461 §5: under a testing policy, the RFC 8460 result type of what enforce would have
+  // refused (the session is let through, and still reported as a failure).
+  std::string testing_result_type;
   void Note(const std::string& text) { note += (note.empty() ? "" : "; ") + text; }
 };
 
@@ -117,6 +120,7 @@ queue::AttemptRecord Attempt(int index, const NextHop& host, const HostDnsFacts&
   a.note = tags.note;
   a.mta_sts = tags.mta_sts;
   a.sending_ip = tags.sending_ip;
+  a.result_type = tags.testing_result_type;
   return a;
 }
 
@@ -126,7 +130,7 @@ void RecordHost(const queue::MessageInfo& m, const NextHop& host, const HostDnsF
   for (const auto& r : m.recipients) {
     out.attempts.push_back(Attempt(r.index, host, facts, ip, verdict.empty() ? "none" : verdict,
                                    matched, f.text, f.status, tags));
-    out.attempts.back().result_type = f.result_type;
+    if (!f.result_type.empty()) out.attempts.back().result_type = f.result_type;
   }
 }
 
@@ -326,6 +330,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
         continue;
       }
       tags.Note("MTA-STS testing: " + why);
+      tags.testing_result_type = queue::ResultType(Cause::kStsMxMismatch);
       Log(Service::kSmtp).warn("{}: MTA-STS testing: {}", m.id, why);
     }
     ClientRequest req;
@@ -394,6 +399,16 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
                                     host.name, ip, r.verdict->reason)
                       : fmt::format("no TLS with {}[{}]", host.name, ip);
         host_tags.Note("MTA-STS testing: enforce would defer: " + why);
+        // The type enforce would have failed it with. Without TLS: a session that went on in
+        // plain text (STARTTLS not offered or refused); not the retry after a failed handshake
+        // (that failure is recorded), nor a connection that failed (no TLS matter).
+        if (host_tags.testing_result_type.empty()) {
+          host_tags.testing_result_type =
+              r.verdict ? CertificateResultType(*r.verdict, Cause::kStsNotTrusted)
+              : !r.host_failed && !req.plaintext_only
+                  ? queue::ResultType(Cause::kStartTlsNotOffered)
+                  : "";
+        }
         Log(Service::kSmtp)
             .warn("{}: MTA-STS testing for {}: enforce would defer: {}", m.id, domain, why);
       }

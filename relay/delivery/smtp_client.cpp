@@ -27,14 +27,6 @@ using asio::ip::tcp;
 using queue::Cause;
 using queue::Xtext;
 
-// RFC 8460 §4.3's more specific types for a certificate OpenSSL refused as expired or for
-// another name; otherwise the cause's own type.
-std::string CertificateResultType(const tls::Verdict& v, Cause cause) {
-  if (v.verify_error == X509_V_ERR_HOSTNAME_MISMATCH) return "certificate-host-mismatch";
-  if (v.verify_error == X509_V_ERR_CERT_HAS_EXPIRED) return "certificate-expired";
-  return queue::ResultType(cause);
-}
-
 std::string DefaultStatus(const Reply& r) {
   if (!r.enhanced.empty()) return r.enhanced;
   return r.Positive() ? "2.0.0" : r.Transient() ? "4.0.0" : "5.0.0";
@@ -48,6 +40,12 @@ queue::RecipientState StateOf(const Reply& r) {
 // Reads whole replies from a connection.
 
 }  // namespace
+
+std::string CertificateResultType(const tls::Verdict& v, Cause cause) {
+  if (v.verify_error == X509_V_ERR_HOSTNAME_MISMATCH) return "certificate-host-mismatch";
+  if (v.verify_error == X509_V_ERR_CERT_HAS_EXPIRED) return "certificate-expired";
+  return queue::ResultType(cause);
+}
 
 bool NamesMe(const Reply& reply, std::string_view my_name) {
   if (reply.lines.empty() || my_name.empty()) return false;

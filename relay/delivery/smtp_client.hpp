@@ -107,6 +107,10 @@ asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& request,
 // between them, so a message is sent without being copied.
 std::vector<std::string_view> DotStuff(std::string_view content);
 
+// The RFC 8460 §4.3 result type of a certificate that failed its check: the more specific
+// certificate-host-mismatch or certificate-expired where OpenSSL said so, else the cause's type.
+std::string CertificateResultType(const tls::Verdict& verdict, queue::Cause cause);
+
 // True when the first word of the reply's first line (the host name in a greeting or an EHLO
 // reply, RFC 5321 §4.2) is `my_name`, compared case-insensitively: the peer is ourselves.
 bool NamesMe(const Reply& reply, std::string_view my_name);

@@ -139,6 +139,33 @@ TEST(TlsReportTest, NoPolicyFoundHasAnEmptyPolicyString) {
   EXPECT_EQ(r["policies"][0]["summary"]["total-successful-session-count"], 1);
 }
 
+// RFC 8461 §5 / RFC 8460 §4.3: under a testing policy the mail goes through, but what enforce
+// would have refused is still a failed session of its type (the delivery records the type);
+// a session that was good under the policy counts as successful.
+TEST(TlsReportTest, FailuresUnderATestingPolicyAreFailures) {
+  const std::string policy = "version: STSv1\nmode: testing\nmax_age: 86400\nmx: mx.t.example\n";
+  const std::vector<queue::AttemptRecord> sessions = {
+      Session("mx.t.example", "Untrusted", "250 2.0.0 Ok", "", "testing id=1",
+              "certificate-host-mismatch"),
+      Session("mx.t.example", "none", "250 2.0.0 Ok", "", "testing id=1",
+              "starttls-not-supported"),  // plain text: no STARTTLS
+      Session("mx.other.example", "Trusted", "250 2.0.0 Ok", "", "testing id=1",
+              "validation-failure"),  // an MX the policy does not name
+      Session("mx.t.example", "Trusted", "250 2.0.0 Ok", "", "testing id=1"),
+  };
+  const auto day = queue::TimePoint(std::chrono::seconds(1796169600));
+  const auto r = BuildTlsReport("t.example", day, sessions, policy, {"o", "c", "h"});
+  ASSERT_EQ(r["policies"].size(), 1u);
+  const auto& p = r["policies"][0];
+  EXPECT_EQ(p["policy"]["policy-type"], "sts");
+  EXPECT_EQ(p["summary"]["total-successful-session-count"], 1);
+  EXPECT_EQ(p["summary"]["total-failure-session-count"], 3);
+  std::set<std::string> types;
+  for (const auto& d : p["failure-details"]) types.insert(d["result-type"].get<std::string>());
+  EXPECT_EQ(types, (std::set<std::string>{"certificate-host-mismatch", "starttls-not-supported",
+                                          "validation-failure"}));
+}
+
 TEST(TlsReportTest, StsPolicyThatCouldNotBeHadIsAFailureOfItsType) {
   queue::AttemptRecord a = Session("mx.b.example", "Anonymous", "250 ok", "",
                                    "no policy: sts-webpki-invalid: https://mta-sts.b.example/: "
