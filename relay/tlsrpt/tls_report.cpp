@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "dns/idn.hpp"
 #include "queue/message.hpp"
 #include "relay/network.hpp"
 #include "relay/smtp/sasl.hpp"
@@ -60,6 +61,20 @@ TlsReportHeader MakeTlsReportHeader(const TlsRptOptions& options, const std::str
   h.organization = options.organization.empty() ? hostname : options.organization;
   h.contact = options.contact.empty() ? "postmaster@" + hostname : options.contact;
   return h;
+}
+
+std::map<std::string, std::vector<std::string>> ReportDomains(
+    const std::vector<std::string>& stored) {
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& domain : stored) {
+    if (auto ascii = dns::ToAsciiDomain(domain)) out[*ascii].push_back(domain);
+  }
+  return out;
+}
+
+std::string ReportSubmitter(std::string_view sender) {
+  const std::string_view domain = sender.substr(sender.rfind('@') + 1);
+  return dns::ToAsciiDomain(domain).value_or(LowerAscii(domain));
 }
 
 std::string ResultType(const queue::AttemptRecord& a) {

@@ -183,6 +183,33 @@ TEST(TlsReportTest, StsPolicyThatCouldNotBeHadIsAFailureOfItsType) {
   EXPECT_EQ(p["failure-details"][0]["result-type"], "sts-policy-invalid");
 }
 
+// RFC 8460 §3 and §4.4: an IDN domain is looked up and reported in A-labels, one report for
+// all the forms its recipients were stored under.
+TEST(TlsReportTest, DomainsAreReportedInALabels) {
+  // "\xFF.example" is not UTF-8: no domain, no report.
+  const auto got =
+      ReportDomains({"B\xC3\xBC"
+                     "cher.example",
+                     "xn--bcher-kva.example", "example.com", "Example.COM", "\xFF.example"});
+  const std::map<std::string, std::vector<std::string>> want = {
+      {"example.com", {"example.com", "Example.COM"}},
+      {"xn--bcher-kva.example",
+       {"B\xC3\xBC"
+        "cher.example",
+        "xn--bcher-kva.example"}},
+  };
+  EXPECT_EQ(got, want);
+}
+
+// RFC 8460 §5.3: the submitter is the domain the report comes from, as its From: and contact.
+TEST(TlsReportTest, SubmitterIsTheSendersDomain) {
+  EXPECT_EQ(ReportSubmitter("tls-reports@Example.ORG"), "example.org");
+  EXPECT_EQ(ReportSubmitter("postmaster@mx1.example.org"), "mx1.example.org");
+  EXPECT_EQ(ReportSubmitter("tlsrpt@b\xC3\xBC"
+                            "cher.example"),
+            "xn--bcher-kva.example");
+}
+
 TEST(TlsRptTxtTest, OneRecordWithRua) {
   EXPECT_EQ(ParseTlsRptTxt({"v=TLSRPTv1; rua=mailto:tls@example.com"}),
             std::vector<std::string>{"mailto:tls@example.com"});
