@@ -152,9 +152,13 @@ struct AttemptRecord {
   std::string tlsa_record;  // the matched record, zone-file form
   std::string reply;
   std::string status;
-  std::string note;         // [dane] testing_domains: "would defer under mandatory DANE: ..."
-  std::string mta_sts;      // the MTA-STS policy applied: "enforce id=..." ("" for none)
-  std::string result_type;  // RFC 8460 result type of a failed TLS session ("" otherwise)
+  std::string note;     // [dane] testing_domains: "would defer under mandatory DANE: ..."
+  std::string mta_sts;  // the MTA-STS policy applied: "enforce id=..." ("" for none)
+  // RFC 8460 §4.3 result type of a session that failed its TLS policy ("" otherwise); under
+  // an MTA-STS testing policy also of one that was let through (RFC 8461 §5: still a failure).
+  std::string result_type;
+  // Our end of the connection (RFC 8460 §4.4 sending-mta-ip); "" when none was made.
+  std::string sending_ip;
 };
 
 }  // namespace danerelay::queue

@@ -164,6 +164,11 @@ CREATE TABLE operator_log (
 ALTER TABLE attempts ADD COLUMN result_type TEXT NOT NULL DEFAULT '';
 ALTER TABLE recipients ADD COLUMN last_cause TEXT NOT NULL DEFAULT '';
 )sql",
+    // 12: the local address of the attempt's connection, for TLS-RPT's sending-mta-ip (RFC 8460
+    // §4.4). Rows from before have none: their failure details go without it.
+    R"sql(
+ALTER TABLE attempts ADD COLUMN sending_ip TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 const std::string kRecipientQuery =

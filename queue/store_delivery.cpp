@@ -161,7 +161,8 @@ tl::expected<void, StoreError> Store::RecordDelivery(std::string_view message_id
     auto ins = impl_->Prepare(
         "INSERT INTO attempts (message_id, recipient_idx, time_us, mx_host, ip, dnssec_mx, "
         "dnssec_address, dnssec_tlsa, tls_verdict, tlsa_record, reply, status, note, mta_sts, "
-        "result_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)");
+        "result_type, sending_ip) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
+        "?14, ?15, ?16)");
     auto done = impl_->Prepare(
         "UPDATE messages SET completed_us = ?2 WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM "
         "recipients WHERE message_id = ?1 AND state NOT IN ('delivered', 'failed', 'expired'))");
@@ -199,9 +200,10 @@ tl::expected<void, StoreError> Store::RecordDelivery(std::string_view message_id
       sqlite3_bind_int(s, 2, a.recipient_index);
       sqlite3_bind_int64(s, 3, ToMicros(a.time));
       const std::string_view fields[] = {
-          a.mx_host,     a.ip,    a.dnssec_mx, a.dnssec_address, a.dnssec_tlsa, a.tls_verdict,
-          a.tlsa_record, a.reply, a.status,    a.note,           a.mta_sts,     a.result_type};
-      for (int i = 0; i < 12; ++i) text(s, 4 + i, fields[i]);
+          a.mx_host,     a.ip,          a.dnssec_mx, a.dnssec_address, a.dnssec_tlsa,
+          a.tls_verdict, a.tlsa_record, a.reply,     a.status,         a.note,
+          a.mta_sts,     a.result_type, a.sending_ip};
+      for (int i = 0; i < 13; ++i) text(s, 4 + i, fields[i]);
       if (auto r = impl_->StepDone(s, "insert attempt"); !r) return r;
     }
     for (const auto& notice : notices) {
@@ -242,7 +244,8 @@ tl::expected<std::vector<AttemptRecord>, StoreError> Store::GetAttempts(
     std::string_view message_id) {
   auto s = impl_->Prepare(
       "SELECT recipient_idx, time_us, mx_host, ip, dnssec_mx, dnssec_address, dnssec_tlsa, "
-      "tls_verdict, tlsa_record, reply, status, note, mta_sts, result_type FROM attempts "
+      "tls_verdict, tlsa_record, reply, status, note, mta_sts, result_type, sending_ip "
+      "FROM attempts "
       "WHERE message_id = ?1 "
       "ORDER BY id");
   if (!s) return tl::unexpected(s.error());
@@ -255,8 +258,9 @@ tl::expected<std::vector<AttemptRecord>, StoreError> Store::GetAttempts(
     a.time = FromMicros(sqlite3_column_int64(st, 1));
     std::string* fields[] = {&a.mx_host,     &a.ip,          &a.dnssec_mx,   &a.dnssec_address,
                              &a.dnssec_tlsa, &a.tls_verdict, &a.tlsa_record, &a.reply,
-                             &a.status,      &a.note,        &a.mta_sts,     &a.result_type};
-    for (int i = 0; i < 12; ++i) *fields[i] = ColumnText(st, 2 + i);
+                             &a.status,      &a.note,        &a.mta_sts,     &a.result_type,
+                             &a.sending_ip};
+    for (int i = 0; i < 13; ++i) *fields[i] = ColumnText(st, 2 + i);
     out.push_back(std::move(a));
   });
   if (!r) return tl::unexpected(r.error());

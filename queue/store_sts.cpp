@@ -67,7 +67,8 @@ tl::expected<std::vector<AttemptRecord>, StoreError> Store::GetDomainSessions(
     std::string_view domain, TimePoint from, TimePoint to) {
   auto s = impl_->Prepare(
       "SELECT DISTINCT a.time_us, a.mx_host, a.ip, a.dnssec_mx, a.dnssec_address, a.dnssec_tlsa, "
-      "a.tls_verdict, a.tlsa_record, a.reply, a.status, a.note, a.mta_sts, a.result_type "
+      "a.tls_verdict, a.tlsa_record, a.reply, a.status, a.note, a.mta_sts, a.result_type, "
+      "a.sending_ip "
       "FROM attempts a "
       "JOIN recipients r ON r.message_id = a.message_id AND r.idx = a.recipient_idx "
       "WHERE r.domain = ?1 AND a.time_us >= ?2 AND a.time_us < ?3 ORDER BY a.time_us");
@@ -81,8 +82,9 @@ tl::expected<std::vector<AttemptRecord>, StoreError> Store::GetDomainSessions(
     a.time = FromMicros(sqlite3_column_int64(st, 0));
     std::string* fields[] = {&a.mx_host,     &a.ip,          &a.dnssec_mx,   &a.dnssec_address,
                              &a.dnssec_tlsa, &a.tls_verdict, &a.tlsa_record, &a.reply,
-                             &a.status,      &a.note,        &a.mta_sts,     &a.result_type};
-    for (int i = 0; i < 12; ++i) *fields[i] = ColumnText(st, 1 + i);
+                             &a.status,      &a.note,        &a.mta_sts,     &a.result_type,
+                             &a.sending_ip};
+    for (int i = 0; i < 13; ++i) *fields[i] = ColumnText(st, 1 + i);
     out.push_back(std::move(a));
   });
   if (!r) return tl::unexpected(r.error());

@@ -87,7 +87,11 @@ tl::expected<void, std::string> PrepareClient(ssl_st* ssl, const std::string& sn
   if (!dane) {
     if (!sni.empty()) SSL_set_tlsext_host_name(ssl, sni.c_str());
     if (!webpki_name.empty()) {
-      SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      // RFC 8461 §4.2 (by RFC 6125): the MX host must be a DNS-ID of the subjectAltName; a
+      // certificate naming it in the subject CN only does not count, even without any SAN
+      // (where OpenSSL would fall back to the CN).
+      SSL_set_hostflags(ssl,
+                        X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
       if (SSL_set1_host(ssl, webpki_name.c_str()) != 1) {
         return tl::unexpected("cannot check certificates for " + webpki_name);
       }

@@ -46,7 +46,8 @@ struct DaneSetup {
 // base domain, the extra reference names and the TLSA records. Returns an error when OpenSSL
 // refuses all records (nothing usable: the caller must not go on as if DANE were in force).
 // Without `dane`, `webpki_name` (MTA-STS, RFC 8461 §4.2) makes the X.509 verification check
-// that name too, so that "Trusted" means: a chain to a trusted CA, valid for that host.
+// that name too, so that "Trusted" means: a chain to a trusted CA, valid for that host by a
+// subjectAltName DNS-ID (never by the subject CN).
 tl::expected<void, std::string> PrepareClient(ssl_st* ssl, const std::string& sni,
                                               const DaneSetup* dane,
                                               const std::string& webpki_name = "");

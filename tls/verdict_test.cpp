@@ -32,8 +32,9 @@ void AddExt(X509* cert, X509* issuer, int nid, const char* value) {
 
 // A certificate for `name`, signed by `issuer` (self-signed when null), valid from
 // `from_hours` to `to_hours` relative to now.
+// `san`: whether the name is also a subjectAltName DNS-ID (else it is in the subject CN only).
 Cert MakeCert(const std::string& name, const Cert* issuer, bool ca, long from_hours = -1,
-              long to_hours = 24) {
+              long to_hours = 24, bool san = true) {
   static long serial = 1;
   Cert c;
   c.key = EVP_EC_gen("P-256");
@@ -50,7 +51,7 @@ Cert MakeCert(const std::string& name, const Cert* issuer, bool ca, long from_ho
   if (ca) {
     AddExt(c.x509, issuer_cert, NID_basic_constraints, "critical,CA:TRUE");
     AddExt(c.x509, issuer_cert, NID_key_usage, "critical,keyCertSign,cRLSign");
-  } else {
+  } else if (san) {
     AddExt(c.x509, issuer_cert, NID_subject_alt_name, ("DNS:" + name).c_str());
   }
   X509_sign(c.x509, issuer ? issuer->key : c.key, EVP_sha256());
@@ -120,6 +121,37 @@ Outcome Handshake(const Cert& leaf, const std::vector<const Cert*>& chain, const
   SSL_free(server);
   SSL_CTX_free(server_ctx);
   return out;
+}
+
+// The server presents `leaf`; the client trusts `ca` and checks the certificate under WebPKI
+// for `name`, as MTA-STS does (no DANE).
+Verdict WebPkiHandshake(const Cert& leaf, const Cert& ca, const std::string& name) {
+  auto client_ctx = MakeClientContext();
+  EXPECT_TRUE(client_ctx);
+  X509_STORE_add_cert(SSL_CTX_get_cert_store((*client_ctx)->native_handle()), ca.x509);
+  SSL_CTX* server_ctx = SSL_CTX_new(TLS_server_method());
+  SSL_CTX_use_certificate(server_ctx, leaf.x509);
+  SSL_CTX_use_PrivateKey(server_ctx, leaf.key);
+  SSL* client = SSL_new((*client_ctx)->native_handle());
+  SSL* server = SSL_new(server_ctx);
+  BIO *c_bio = nullptr, *s_bio = nullptr;
+  BIO_new_bio_pair(&c_bio, 0, &s_bio, 0);
+  SSL_set_bio(client, c_bio, c_bio);
+  SSL_set_bio(server, s_bio, s_bio);
+  SSL_set_connect_state(client);
+  SSL_set_accept_state(server);
+  EXPECT_TRUE(PrepareClient(client, name, nullptr, name));
+  bool client_done = false, server_done = false;
+  for (int i = 0; i < 100 && !(client_done && server_done); ++i) {
+    if (!client_done) client_done = SSL_do_handshake(client) == 1;
+    if (!server_done) server_done = SSL_do_handshake(server) == 1;
+  }
+  EXPECT_TRUE(client_done && server_done) << "handshake did not complete";
+  Verdict v = GetVerdict(client, false);
+  SSL_free(client);
+  SSL_free(server);
+  SSL_CTX_free(server_ctx);
+  return v;
 }
 
 class VerdictTest : public ::testing::Test {
@@ -230,6 +262,21 @@ TEST_F(VerdictTest, MalformedRecordsAreRefusedBeforeTheHandshake) {
                                 dns::TlsaRecord{3, 1, 1, std::vector<std::uint8_t>(31, 1)}});
   EXPECT_FALSE(PrepareClient(ssl, junk.base_domain, &junk));
   SSL_free(ssl);
+}
+
+// MTA-STS (RFC 8461 §4.2): the MX host must be a subjectAltName DNS-ID of a certificate from a
+// trusted CA; a certificate that names it only in its subject CN is not valid for it, although
+// OpenSSL would accept the CN of a certificate without a SAN by default.
+TEST_F(VerdictTest, WebPkiNeedsTheMxHostInTheSubjectAltName) {
+  const Verdict ok = WebPkiHandshake(leaf_, ca_, "mx.example.net");
+  EXPECT_EQ(ok.kind, Verdict::Kind::kTrusted) << ok.reason;
+  Cert cn_only = MakeCert("mx.example.net", &ca_, false, -1, 24, /*san=*/false);
+  const Verdict v = WebPkiHandshake(cn_only, ca_, "mx.example.net");
+  EXPECT_EQ(v.kind, Verdict::Kind::kUntrusted);
+  EXPECT_EQ(v.verify_error, X509_V_ERR_HOSTNAME_MISMATCH) << v.reason;
+  const Verdict other = WebPkiHandshake(wrong_name_, ca_, "mx.example.net");
+  EXPECT_EQ(other.verify_error, X509_V_ERR_HOSTNAME_MISMATCH);
+  Free(cn_only);
 }
 
 }  // namespace

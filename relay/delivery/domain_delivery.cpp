@@ -89,11 +89,15 @@ void All(const queue::MessageInfo& m, RecipientState state, const queue::Failure
   }
 }
 
-// What an attempt carries besides the facts: the DANE testing or MTA-STS testing notes, and the
-// MTA-STS policy it was made under.
+// What an attempt carries besides the facts: the DANE testing or MTA-STS testing notes, the
+// MTA-STS policy it was made under, and our end of its connection.
 struct AttemptTags {
   std::string note;
   std::string mta_sts;
+  std::string sending_ip;
+  // RFC 8461 §5: under a testing policy, the RFC 8460 result type of what enforce would have
+  // refused (the session is let through, and still reported as a failure).
+  std::string testing_result_type;
   void Note(const std::string& text) { note += (note.empty() ? "" : "; ") + text; }
 };
 
@@ -115,6 +119,8 @@ queue::AttemptRecord Attempt(int index, const NextHop& host, const HostDnsFacts&
   a.status = status;
   a.note = tags.note;
   a.mta_sts = tags.mta_sts;
+  a.sending_ip = tags.sending_ip;
+  a.result_type = tags.testing_result_type;
   return a;
 }
 
@@ -124,7 +130,7 @@ void RecordHost(const queue::MessageInfo& m, const NextHop& host, const HostDnsF
   for (const auto& r : m.recipients) {
     out.attempts.push_back(Attempt(r.index, host, facts, ip, verdict.empty() ? "none" : verdict,
                                    matched, f.text, f.status, tags));
-    out.attempts.back().result_type = f.result_type;
+    if (!f.result_type.empty()) out.attempts.back().result_type = f.result_type;
   }
 }
 
@@ -298,6 +304,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
     if (!sts_found.missing.empty() && !plan.dane_applies) tags.mta_sts = sts_found.missing;
     if (!plan.sts_mismatch.empty()) {
       tags.Note("MTA-STS testing: " + plan.sts_mismatch);
+      tags.testing_result_type = queue::ResultType(Cause::kStsMxMismatch);
       Log(Service::kSmtp).warn("{}: MTA-STS testing: {}", m.id, plan.sts_mismatch);
     }
     if (plan.skip) {  // MTA-STS enforce without this host, or REQUIRETLS unprotected
@@ -322,7 +329,9 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       }
       const AddressResult tried = co_await Connect(req, ip, ctx.connections);
       if (const auto& first = tried.handshake_failed) {
-        RecordHost(m, host, facts, ip, "failed", first->failure, "", out, tags);
+        AttemptTags first_tags = tags;
+        first_tags.sending_ip = first->local_ip;
+        RecordHost(m, host, facts, ip, "failed", first->failure, "", out, first_tags);
         delays.connect += first->connect_time;
       }
       const ClientResult& r = tried.result;
@@ -330,6 +339,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
       delays.transfer += r.transfer_time;
       const std::string verdict = r.verdict ? std::string(tls::ToString(r.verdict->kind)) : "none";
       AttemptTags host_tags = tags;
+      host_tags.sending_ip = r.local_ip;
       if (plan.sts_mode == sts::Mode::kTesting &&
           (!r.verdict || r.verdict->kind != tls::Verdict::Kind::kTrusted)) {
         const std::string why =
@@ -337,6 +347,16 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
                                     host.name, ip, r.verdict->reason)
                       : fmt::format("no TLS with {}[{}]", host.name, ip);
         host_tags.Note("MTA-STS testing: enforce would defer: " + why);
+        // The type enforce would have failed it with. Without TLS: a session that went on in
+        // plain text (STARTTLS not offered or refused); not the retry after a failed handshake
+        // (that failure is recorded), nor a connection that failed (no TLS matter).
+        if (host_tags.testing_result_type.empty()) {
+          host_tags.testing_result_type =
+              r.verdict ? CertificateResultType(*r.verdict, Cause::kStsNotTrusted)
+              : !r.host_failed && !tried.handshake_failed
+                  ? queue::ResultType(Cause::kStartTlsNotOffered)
+                  : "";
+        }
         Log(Service::kSmtp)
             .warn("{}: MTA-STS testing for {}: enforce would defer: {}", m.id, domain, why);
       }

@@ -27,14 +27,6 @@ using asio::ip::tcp;
 using queue::Cause;
 using queue::Xtext;
 
-// RFC 8460 §4.3's more specific types for a certificate OpenSSL refused as expired or for
-// another name; otherwise the cause's own type.
-std::string CertificateResultType(const tls::Verdict& v, Cause cause) {
-  if (v.verify_error == X509_V_ERR_HOSTNAME_MISMATCH) return "certificate-host-mismatch";
-  if (v.verify_error == X509_V_ERR_CERT_HAS_EXPIRED) return "certificate-expired";
-  return queue::ResultType(cause);
-}
-
 std::string DefaultStatus(const Reply& r) {
   if (!r.enhanced.empty()) return r.enhanced;
   return r.Positive() ? "2.0.0" : r.Transient() ? "4.0.0" : "5.0.0";
@@ -48,6 +40,12 @@ queue::RecipientState StateOf(const Reply& r) {
 // Reads whole replies from a connection.
 
 }  // namespace
+
+std::string CertificateResultType(const tls::Verdict& v, Cause cause) {
+  if (v.verify_error == X509_V_ERR_HOSTNAME_MISMATCH) return "certificate-host-mismatch";
+  if (v.verify_error == X509_V_ERR_CERT_HAS_EXPIRED) return "certificate-expired";
+  return queue::ResultType(cause);
+}
 
 bool NamesMe(const Reply& reply, std::string_view my_name) {
   if (reply.lines.empty() || my_name.empty()) return false;
@@ -92,6 +90,7 @@ struct SmtpSession {
   ReplyReader reader;
   Reply ehlo;
   std::string peer;
+  std::string local_ip;
   bool starttls_offered = false;
   std::optional<tls::Verdict> verdict;
   std::chrono::steady_clock::time_point idle_since;
@@ -141,6 +140,10 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
   if (ec)
     co_return host_fail(Cause::kConnect, "4.4.1",
                         fmt::format("connect to {}: {}", peer, ec.message()));
+  // RFC 8460 §4.4: a failure detail names the sending MTA's address of the session.
+  if (const auto local = conn.socket.local_endpoint(ec); !ec) {
+    s->local_ip = res.local_ip = local.address().to_string();
+  }
 
   auto greeting = co_await s->reader.Read(t.greeting);
   if (!greeting) {
@@ -516,6 +519,7 @@ asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& req, Connecti
   if (s) {
     res.starttls_offered = s->starttls_offered;
     res.verdict = s->verdict;
+    res.local_ip = s->local_ip;
     const auto started = SteadyClock::now();
     const After after = co_await Transaction(*s, req, res);
     res.transfer_time = SteadyClock::now() - started;

@@ -61,6 +61,7 @@ struct ClientResult {
   bool loops_back = false;       // the server greeted us, or answered EHLO, with our own host name
   bool starttls_offered = false;
   std::optional<tls::Verdict> verdict;
+  std::string local_ip;     // our end of the connection, once connected (RFC 8460 sending-mta-ip)
   bool remote_dsn = false;  // the server offered DSN
   // Where the time went (Postfix's delays=.../c/d): connecting, greeting, EHLO and TLS (zero
   // on a cached connection), then MAIL through the reply to the data.
@@ -104,6 +105,10 @@ asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& request,
 // The pieces to send, in order: slices of `content` with the added dots and the terminator
 // between them, so a message is sent without being copied.
 std::vector<std::string_view> DotStuff(std::string_view content);
+
+// The RFC 8460 §4.3 result type of a certificate that failed its check: the more specific
+// certificate-host-mismatch or certificate-expired where OpenSSL said so, else the cause's type.
+std::string CertificateResultType(const tls::Verdict& verdict, queue::Cause cause);
 
 // True when the first word of the reply's first line (the host name in a greeting or an EHLO
 // reply, RFC 5321 §4.2) is `my_name`, compared case-insensitively: the peer is ourselves.

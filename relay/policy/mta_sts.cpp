@@ -130,6 +130,22 @@ tl::expected<Policy, std::string> ParsePolicy(std::string_view text) {
   return p;
 }
 
+bool FetchDue(const Policy& policy, std::chrono::system_clock::time_point fetched,
+              std::string_view id, std::chrono::system_clock::time_point now) {
+  if (policy.id != id) return true;
+  const std::chrono::seconds refresh =
+      std::min<std::chrono::seconds>(std::chrono::hours(24), policy.max_age / 2);
+  return now >= fetched + refresh;
+}
+
+bool IsPolicyMediaType(std::string_view content_type) {
+  // The parameters go; optional whitespace around the type (RFC 9110 §5.6.3) as well.
+  const std::string_view type = Trim(content_type.substr(0, content_type.find(';')));
+  std::string lower(type);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower == "text/plain";
+}
+
 bool MxMatches(std::string_view pattern, std::string_view host) {
   const std::string p = Lower(pattern), h = Lower(host);
   if (p.starts_with("*.")) {

@@ -34,6 +34,18 @@ std::optional<std::string> ParseTxt(const std::vector<std::string>& records);
 // 31557600 s), at least one mx unless mode is none; unknown keys are ignored. `id` is left empty.
 tl::expected<Policy, std::string> ParsePolicy(std::string_view text);
 
+// §5.1: whether the cached `policy`, fetched at `fetched`, is to be fetched again now that the
+// TXT record names `id`: when the id changed, and ahead of expiry even when it did not (from a
+// day after the fetch, or from half its max_age when that is sooner), so that a domain whose
+// policy stays the same never lapses; the re-fetched policy renews its expiry.
+bool FetchDue(const Policy& policy, std::chrono::system_clock::time_point fetched,
+              std::string_view id, std::chrono::system_clock::time_point now);
+
+// §3.3: whether a policy response's Content-Type is the media type text/plain. Type and
+// subtype compare case-insensitively (RFC 2045 §5.1), parameters ("; charset=utf-8") are
+// allowed: "Text/Plain; charset=UTF-8" is, "text/plainx" and "text/html" are not.
+bool IsPolicyMediaType(std::string_view content_type);
+
 // §4.1: an exact host name, or "*.example.net" for exactly one more label on the left;
 // case-insensitive, trailing dots ignored.
 bool MxMatches(std::string_view pattern, std::string_view host);

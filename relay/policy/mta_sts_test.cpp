@@ -63,5 +63,38 @@ TEST(StsMxTest, ExactNamesAndOneLabelWildcards) {
   EXPECT_FALSE(MxAllowed(p, "evil.example.org"));
 }
 
+// RFC 8461 §3.3: the policy is served as text/plain; media types compare case-insensitively
+// and may carry parameters.
+TEST(StsPolicyTest, MediaTypeIsTextPlainInAnyCase) {
+  EXPECT_TRUE(IsPolicyMediaType("text/plain"));
+  EXPECT_TRUE(IsPolicyMediaType("Text/Plain"));
+  EXPECT_TRUE(IsPolicyMediaType("TEXT/PLAIN; charset=UTF-8"));
+  EXPECT_TRUE(IsPolicyMediaType("text/plain;charset=us-ascii"));
+  EXPECT_TRUE(IsPolicyMediaType("text/plain ; charset=utf-8"));
+  EXPECT_FALSE(IsPolicyMediaType("text/html"));
+  EXPECT_FALSE(IsPolicyMediaType("text/plainx"));
+  EXPECT_FALSE(IsPolicyMediaType("text/plain-foo; charset=utf-8"));
+  EXPECT_FALSE(IsPolicyMediaType("application/octet-stream"));
+  EXPECT_FALSE(IsPolicyMediaType(""));
+}
+
+// RFC 8461 §5.1: a new id is fetched at once; an unchanged one ahead of expiry (a day after the
+// fetch, or at half of a shorter max_age), so that a policy that stays the same never lapses.
+TEST(StsPolicyTest, UnchangedPolicyIsFetchedAgainBeforeItExpires) {
+  using std::chrono::hours;
+  const auto fetched = std::chrono::system_clock::time_point(std::chrono::seconds(1796169600));
+  Policy week;
+  week.id = "1";
+  week.max_age = std::chrono::seconds(604800);
+  EXPECT_TRUE(FetchDue(week, fetched, "2", fetched));  // a new id
+  EXPECT_FALSE(FetchDue(week, fetched, "1", fetched));
+  EXPECT_FALSE(FetchDue(week, fetched, "1", fetched + hours(23)));
+  EXPECT_TRUE(FetchDue(week, fetched, "1", fetched + hours(24)));  // long before the week ends
+  Policy day = week;
+  day.max_age = std::chrono::seconds(86400);
+  EXPECT_FALSE(FetchDue(day, fetched, "1", fetched + hours(11)));
+  EXPECT_TRUE(FetchDue(day, fetched, "1", fetched + hours(12)));  // half of max_age: in time
+}
+
 }  // namespace
 }  // namespace danerelay::relay::sts

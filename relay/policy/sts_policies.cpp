@@ -91,8 +91,8 @@ asio::awaitable<tl::expected<sts::Policy, StsPolicies::Failure>> StsPolicies::Fe
         Failure{std::string(kFetchError),
                 fmt::format("https://{}{}: HTTP status {}", req.host, req.path, got->status)});
   }
-  // RFC 8461 §3.2: served as text/plain.
-  if (!got->content_type.starts_with("text/plain")) {
+  // RFC 8461 §3.3: the media type must be text/plain (any case, parameters allowed).
+  if (!sts::IsPolicyMediaType(got->content_type)) {
     co_return tl::unexpected(Failure{
         std::string(kInvalid), fmt::format("https://{}{}: Content-Type is '{}', not text/plain",
                                            req.host, req.path, got->content_type)});
@@ -131,7 +131,9 @@ asio::awaitable<StsLookup> StsPolicies::Get(const std::string& domain) {
   // No (valid) TXT record: a cached policy still applies until it expires (§3.1, §10.3: a
   // domain leaves MTA-STS by publishing mode none, not by removing the record).
   if (!id) co_return use_cache("");
-  if (cached && cached->policy.id == *id) co_return use_cache("");
+  // §5.1: the same id is fetched again ahead of expiry (a failure leaves the cached policy
+  // in force until then); an identical policy fetched anew renews it.
+  if (cached && !sts::FetchDue(cached->policy, cached->fetched, *id, now)) co_return use_cache("");
   if (auto it = failed_.find(domain); it != failed_.end() && it->second.retry > now) {
     co_return use_cache("the last policy fetch failed; not tried again yet", it->second.type);
   }

@@ -2,9 +2,11 @@
 // MTA-STS policies (RFC 8461 §3, §5) as delivery sees them: the TXT record at
 // _mta-sts.<domain>, the policy fetched over HTTPS when its id is new, kept in memory and in
 // the queue's database (sts_policies) for max_age, so that it survives restarts and keeps
-// applying while its server is down. A fetch that fails is not tried again for five minutes.
-// Fetches run on a few workers (libcurl blocks), one at a time per domain, so a policy host
-// that hangs until the fetch time limit holds one worker, never the other domains' fetches.
+// applying while its server is down. A policy whose id stays the same is fetched again ahead of
+// its expiry (RFC 8461 §5.1, sts::FetchDue), which renews it. A fetch that fails is not tried again
+// for five minutes. Fetches run on a few workers (libcurl blocks), one at a time per domain, so a
+// policy host that hangs until the fetch time limit holds one worker, never the other domains'
+// fetches.
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>

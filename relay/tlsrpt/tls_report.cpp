@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "dns/idn.hpp"
 #include "queue/message.hpp"
 #include "relay/network.hpp"
 #include "relay/smtp/sasl.hpp"
@@ -62,6 +63,20 @@ TlsReportHeader MakeTlsReportHeader(const TlsRptOptions& options, const std::str
   return h;
 }
 
+std::map<std::string, std::vector<std::string>> ReportDomains(
+    const std::vector<std::string>& stored) {
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& domain : stored) {
+    if (auto ascii = dns::ToAsciiDomain(domain)) out[*ascii].push_back(domain);
+  }
+  return out;
+}
+
+std::string ReportSubmitter(std::string_view sender) {
+  const std::string_view domain = sender.substr(sender.rfind('@') + 1);
+  return dns::ToAsciiDomain(domain).value_or(LowerAscii(domain));
+}
+
 std::string ResultType(const queue::AttemptRecord& a) {
   // "no policy: sts-policy-fetch-error: ...": the domain publishes MTA-STS, but no policy could
   // be had for this delivery (host_planner.cpp).
@@ -80,8 +95,9 @@ nlohmann::json BuildTlsReport(const std::string& domain, queue::TimePoint day,
   struct Policy {
     json policy;
     int ok = 0, failed = 0;
-    // (result type, MX host, IP, reason) -> sessions
-    std::map<std::tuple<std::string, std::string, std::string, std::string>, int> failures;
+    // (result type, sending IP, MX host, receiving IP, reason) -> sessions
+    std::map<std::tuple<std::string, std::string, std::string, std::string, std::string>, int>
+        failures;
   };
   std::map<std::string, Policy> by_policy;  // keyed by the policy's JSON text
   const std::vector<std::string> sts_lines = Lines(sts_policy);
@@ -92,8 +108,10 @@ nlohmann::json BuildTlsReport(const std::string& domain, queue::TimePoint day,
     const auto tlsa = TlsaRecords(s.dnssec_tlsa);
     if (no_sts_policy) {
       // §4.3.2: the domain publishes MTA-STS, its policy could not be had; there is no
-      // policy text to show.
+      // policy text to show. §4.4 has policy-string an array of strings: an empty one (strict
+      // parsers, such as Perl's Mail::TLSRPT, take an array and nothing else).
       p["policy-type"] = "sts";
+      p["policy-string"] = json::array();
     } else if (!tlsa.empty() && !sts) {
       p["policy-type"] = "tlsa";
       p["policy-string"] = tlsa;
@@ -106,7 +124,9 @@ nlohmann::json BuildTlsReport(const std::string& domain, queue::TimePoint day,
       }
       p["mx-host"] = mx;
     } else {
+      // §4.4: no policy, so no policy text: an empty array rather than no field.
       p["policy-type"] = "no-policy-found";
+      p["policy-string"] = json::array();
     }
     const std::string type = ResultType(s);
     const bool tls = s.tls_verdict == "Verified" || s.tls_verdict == "Trusted" ||
@@ -118,17 +138,21 @@ nlohmann::json BuildTlsReport(const std::string& domain, queue::TimePoint day,
       ++entry.ok;
     } else {
       ++entry.failed;
-      ++entry.failures[{type, s.mx_host, s.ip, s.reply.substr(0, 200)}];
+      ++entry.failures[{type, s.sending_ip, s.mx_host, s.ip, s.reply.substr(0, 200)}];
     }
   }
   json policies = json::array();
   for (auto& [key, e] : by_policy) {
     json details = json::array();
     for (const auto& [k, n] : e.failures) {
-      json d = {{"result-type", std::get<0>(k)}, {"failed-session-count", n}};
-      if (!std::get<1>(k).empty()) d["receiving-mx-hostname"] = std::get<1>(k);
-      if (!std::get<2>(k).empty()) d["receiving-ip"] = std::get<2>(k);
-      d["failure-reason-code"] = std::get<3>(k);
+      const auto& [type, sending_ip, mx_host, receiving_ip, reason] = k;
+      json d = {{"result-type", type}, {"failed-session-count", n}};
+      // §4.4: sending-mta-ip is known where a connection was made (not for a host passed over
+      // before connecting, nor for an attempt recorded before schema 12).
+      if (!sending_ip.empty()) d["sending-mta-ip"] = sending_ip;
+      if (!mx_host.empty()) d["receiving-mx-hostname"] = mx_host;
+      if (!receiving_ip.empty()) d["receiving-ip"] = receiving_ip;
+      d["failure-reason-code"] = reason;
       details.push_back(std::move(d));
     }
     json p = {

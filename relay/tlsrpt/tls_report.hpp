@@ -6,6 +6,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,6 +32,18 @@ TlsReportHeader MakeTlsReportHeader(const TlsRptOptions& options, const std::str
 // connection refused, a recipient refused inside a good TLS session): the type recorded with the
 // attempt, or the MTA-STS policy failure its label names.
 std::string ResultType(const queue::AttemptRecord& session);
+
+// The domains to report on, by their A-label form (RFC 8460 §3: the TXT lookup at
+// _smtp._tls.<domain>; §4.4: the policy-domain), each with the forms its recipients were stored
+// under: "Bücher.example" and "xn--bcher-kva.example" are one domain with one report. Names
+// IDNA2008 does not allow are left out (no mail could go there).
+std::map<std::string, std::vector<std::string>> ReportDomains(
+    const std::vector<std::string>& stored);
+
+// The TLS-Report-Submitter (RFC 8460 §5.3) of reports sent from `sender`: the domain of that
+// address (the contact's, or the host name's for postmaster@), in A-labels, so that the
+// submitter, the From: and the contact name the same domain.
+std::string ReportSubmitter(std::string_view sender);
 
 // The report for `domain` for the UTC day that starts at `day`. `sts_policy`: the text of the
 // domain's MTA-STS policy as cached ("" when none).

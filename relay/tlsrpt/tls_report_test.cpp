@@ -4,6 +4,8 @@
 #include <zlib.h>
 #include <nlohmann/json.hpp>
 
+#include <set>
+
 #include "relay/smtp/sasl.hpp"
 
 namespace danerelay::relay {
@@ -15,6 +17,7 @@ queue::AttemptRecord Session(std::string mx, std::string verdict, std::string re
   queue::AttemptRecord a;
   a.mx_host = std::move(mx);
   a.ip = "192.0.2.1";
+  a.sending_ip = "198.51.100.7";
   a.tls_verdict = std::move(verdict);
   a.reply = std::move(reply);
   a.dnssec_tlsa = std::move(tlsa);
@@ -90,7 +93,77 @@ TEST(TlsReportTest, OneEntryPerPolicyWithCountsAndDetails) {
   EXPECT_EQ(d["result-type"], "validation-failure");
   EXPECT_EQ(d["receiving-mx-hostname"], "mx.a.example");
   EXPECT_EQ(d["receiving-ip"], "192.0.2.1");
+  EXPECT_EQ(d["sending-mta-ip"], "198.51.100.7");
   EXPECT_EQ(d["failed-session-count"], 1);
+}
+
+// RFC 8460 §4.4: sending-mta-ip is our end of the failed session's connection; a host passed
+// over before any connection (or an attempt from before schema 12) has none to give.
+TEST(TlsReportTest, SendingMtaIpIsTheLocalAddressOfTheSession) {
+  auto a = Session("mx.c.example", "Untrusted", "not verified", "secure: 3 1 1 AB", "",
+                   "validation-failure");
+  auto b = a;
+  b.sending_ip = "2001:db8::25";
+  auto none = Session("mx.c.example", "none", "mandatory DANE: unusable", "secure: 3 1 1 AB", "",
+                      "tlsa-invalid");
+  none.sending_ip.clear();
+  none.ip.clear();
+  const auto day = queue::TimePoint(std::chrono::seconds(1796169600));
+  const auto r = BuildTlsReport("c.example", day, {a, b, none}, "", {"o", "c", "h"});
+  ASSERT_EQ(r["policies"].size(), 1u);
+  const auto& details = r["policies"][0]["failure-details"];
+  ASSERT_EQ(details.size(), 3u);  // one per sending address, and one without
+  std::set<std::string> sending;
+  for (const auto& d : details) {
+    if (d.contains("sending-mta-ip")) sending.insert(d["sending-mta-ip"].get<std::string>());
+    if (d["result-type"] == "tlsa-invalid") {
+      EXPECT_FALSE(d.contains("sending-mta-ip"));
+    }
+  }
+  EXPECT_EQ(sending, (std::set<std::string>{"198.51.100.7", "2001:db8::25"}));
+}
+
+// RFC 8460 §4.4: policy-string is an array of strings; where no policy was found, an empty one
+// (Perl's Mail::TLSRPT and other strict parsers want the array).
+TEST(TlsReportTest, NoPolicyFoundHasAnEmptyPolicyString) {
+  const auto day = queue::TimePoint(std::chrono::seconds(1796169600));
+  const auto r = BuildTlsReport("d.example", day, {Session("mx.d.example", "Anonymous", "250 ok")},
+                                "", {"o", "c", "h"});
+  ASSERT_EQ(r["policies"].size(), 1u);
+  const auto& p = r["policies"][0]["policy"];
+  EXPECT_EQ(p["policy-type"], "no-policy-found");
+  EXPECT_EQ(p["policy-domain"], "d.example");
+  ASSERT_TRUE(p.contains("policy-string"));
+  EXPECT_EQ(p["policy-string"], nlohmann::json::array());
+  EXPECT_FALSE(p.contains("mx-host"));
+  EXPECT_EQ(r["policies"][0]["summary"]["total-successful-session-count"], 1);
+}
+
+// RFC 8461 §5 / RFC 8460 §4.3: under a testing policy the mail goes through, but what enforce
+// would have refused is still a failed session of its type (the delivery records the type);
+// a session that was good under the policy counts as successful.
+TEST(TlsReportTest, FailuresUnderATestingPolicyAreFailures) {
+  const std::string policy = "version: STSv1\nmode: testing\nmax_age: 86400\nmx: mx.t.example\n";
+  const std::vector<queue::AttemptRecord> sessions = {
+      Session("mx.t.example", "Untrusted", "250 2.0.0 Ok", "", "testing id=1",
+              "certificate-host-mismatch"),
+      Session("mx.t.example", "none", "250 2.0.0 Ok", "", "testing id=1",
+              "starttls-not-supported"),  // plain text: no STARTTLS
+      Session("mx.other.example", "Trusted", "250 2.0.0 Ok", "", "testing id=1",
+              "validation-failure"),  // an MX the policy does not name
+      Session("mx.t.example", "Trusted", "250 2.0.0 Ok", "", "testing id=1"),
+  };
+  const auto day = queue::TimePoint(std::chrono::seconds(1796169600));
+  const auto r = BuildTlsReport("t.example", day, sessions, policy, {"o", "c", "h"});
+  ASSERT_EQ(r["policies"].size(), 1u);
+  const auto& p = r["policies"][0];
+  EXPECT_EQ(p["policy"]["policy-type"], "sts");
+  EXPECT_EQ(p["summary"]["total-successful-session-count"], 1);
+  EXPECT_EQ(p["summary"]["total-failure-session-count"], 3);
+  std::set<std::string> types;
+  for (const auto& d : p["failure-details"]) types.insert(d["result-type"].get<std::string>());
+  EXPECT_EQ(types, (std::set<std::string>{"certificate-host-mismatch", "starttls-not-supported",
+                                          "validation-failure"}));
 }
 
 TEST(TlsReportTest, StsPolicyThatCouldNotBeHadIsAFailureOfItsType) {
@@ -105,9 +178,36 @@ TEST(TlsReportTest, StsPolicyThatCouldNotBeHadIsAFailureOfItsType) {
   ASSERT_EQ(r["policies"].size(), 1u);
   const auto& p = r["policies"][0];
   EXPECT_EQ(p["policy"]["policy-type"], "sts");
-  EXPECT_FALSE(p["policy"].contains("policy-string"));
+  EXPECT_EQ(p["policy"]["policy-string"], nlohmann::json::array());  // no policy text to show
   EXPECT_EQ(p["summary"]["total-failure-session-count"], 1);
   EXPECT_EQ(p["failure-details"][0]["result-type"], "sts-policy-invalid");
+}
+
+// RFC 8460 §3 and §4.4: an IDN domain is looked up and reported in A-labels, one report for
+// all the forms its recipients were stored under.
+TEST(TlsReportTest, DomainsAreReportedInALabels) {
+  // "\xFF.example" is not UTF-8: no domain, no report.
+  const auto got =
+      ReportDomains({"B\xC3\xBC"
+                     "cher.example",
+                     "xn--bcher-kva.example", "example.com", "Example.COM", "\xFF.example"});
+  const std::map<std::string, std::vector<std::string>> want = {
+      {"example.com", {"example.com", "Example.COM"}},
+      {"xn--bcher-kva.example",
+       {"B\xC3\xBC"
+        "cher.example",
+        "xn--bcher-kva.example"}},
+  };
+  EXPECT_EQ(got, want);
+}
+
+// RFC 8460 §5.3: the submitter is the domain the report comes from, as its From: and contact.
+TEST(TlsReportTest, SubmitterIsTheSendersDomain) {
+  EXPECT_EQ(ReportSubmitter("tls-reports@Example.ORG"), "example.org");
+  EXPECT_EQ(ReportSubmitter("postmaster@mx1.example.org"), "mx1.example.org");
+  EXPECT_EQ(ReportSubmitter("tlsrpt@b\xC3\xBC"
+                            "cher.example"),
+            "xn--bcher-kva.example");
 }
 
 TEST(TlsRptTxtTest, OneRecordWithRua) {

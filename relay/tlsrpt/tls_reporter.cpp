@@ -126,7 +126,10 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
     co_return PostResult{};
   }
 
-  asio::awaitable<void> Report(const std::string& domain, queue::TimePoint day) {
+  // `domain`: the A-label form, for the TXT lookup, the cached MTA-STS policy and the report;
+  // `stored`: the forms the day's recipients were stored under (U-labels, A-labels).
+  asio::awaitable<void> Report(const std::string& domain, const std::vector<std::string>& stored,
+                               queue::TimePoint day) {
     // Named: GCC 12 and temporaries across a co_await.
     const std::string txt_name = "_smtp._tls." + domain;
     const dns::TxtAnswer txt = co_await resolver.LookupTxt(txt_name);
@@ -151,8 +154,18 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
       co_await OnStoreWrite(committer, put);
       co_return;
     }
-    const auto read = [domain, day](queue::Store& s) {
-      return std::make_pair(s.GetDomainSessions(domain, day, day + kDay), s.GetStsPolicy(domain));
+    const auto read = [domain, stored, day](queue::Store& s) {
+      tl::expected<std::vector<queue::AttemptRecord>, queue::StoreError> all =
+          std::vector<queue::AttemptRecord>();
+      for (const auto& form : stored) {
+        auto some = s.GetDomainSessions(form, day, day + kDay);
+        if (!some) {
+          all = tl::unexpected(some.error());
+          break;
+        }
+        all->insert(all->end(), some->begin(), some->end());
+      }
+      return std::make_pair(std::move(all), s.GetStsPolicy(domain));
     };
     const auto [sessions, policy] = co_await OnStore(committer, read);
     if (!sessions || !policy) {
@@ -194,7 +207,7 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
       m.from = mail->sender;
       m.recipients = mail_to;
       m.domain = domain;
-      m.submitter = hostname;
+      m.submitter = ReportSubmitter(m.from);
       m.report_id = record.report_id;
       m.begin = day;
       m.end = day + kDay - std::chrono::seconds(1);
@@ -311,10 +324,13 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
       }
       std::set<std::string> done;
       for (const auto& r : *made) done.insert(r.domain);
-      for (const std::string& domain : *domains) {
+      // By A-label: an IDN domain's TLS-RPT record is looked up, and reported, in that form.
+      // Named: GCC 12 and temporaries across a co_await.
+      const auto by_ascii = ReportDomains(*domains);
+      for (const auto& [domain, stored] : by_ascii) {
         if (stopping || !options.tls_rpt.enabled) co_return;
         if (done.contains(domain) || options.routes.contains(domain)) continue;
-        co_await Report(domain, day);
+        co_await Report(domain, stored, day);
       }
     }
   }

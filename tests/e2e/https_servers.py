@@ -30,9 +30,10 @@ class _QuietHandler(http.server.BaseHTTPRequestHandler):
 
 
 class PolicyServer(_HttpsServer):
-    """GET /.well-known/mta-sts.txt answers with the policy for the Host (404 for others)."""
+    """GET /.well-known/mta-sts.txt answers with the policy for the Host (404 for others), with
+    `content_type` as its Content-Type."""
 
-    def __init__(self, ip, port, chain, key, policies):
+    def __init__(self, ip, port, chain, key, policies, content_type="text/plain"):
         self.policies = policies  # host name -> policy text
         self.requests = []
         outer = self
@@ -47,7 +48,7 @@ class PolicyServer(_HttpsServer):
                     return
                 data = body.encode()
                 self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

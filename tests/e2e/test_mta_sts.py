@@ -21,7 +21,7 @@ from mx import (MxServer, free_port_on, private_ca, self_signed, signed_by, tlsa
 
 POLICY_IP = "127.0.0.40"
 IPS = {name: f"127.0.0.{n}" for n, name in enumerate(
-    ["enforce", "nomatch", "wrongname", "dane", "cache", "rtls", "stall"], start=41)}
+    ["enforce", "nomatch", "wrongname", "dane", "cache", "rtls", "stall", "notls"], start=41)}
 SENDER = "alice@sender.example"
 
 
@@ -39,7 +39,7 @@ class MtaStsTest(WorldCase):
         port = cls.port = free_port_on(list(IPS.values()) + [POLICY_IP])
         ca_crt, ca_key = cls.ca = private_ca(certs)
         domains = ["sts-enforce", "sts-nomatch", "sts-wrongname", "sts-testing", "sts-dane",
-                   "sts-cache"]
+                   "sts-cache", "sts-notls"]
         policy_chain, policy_key = signed_by(
             certs, "mta-sts.sts-enforce.example", ca_crt, ca_key,
             also=[f"mta-sts.{d}.example" for d in domains + ["rtls-sts", "sts-ctl", "sts-fast"]])
@@ -55,7 +55,8 @@ class MtaStsTest(WorldCase):
 
         w = cls.world = DnsWorld(cls.tmp)
         mx_ip = {"sts-enforce": "enforce", "sts-nomatch": "nomatch", "sts-wrongname": "wrongname",
-                 "sts-testing": "wrongname", "sts-dane": "dane", "sts-cache": "cache"}
+                 "sts-testing": "wrongname", "sts-dane": "dane", "sts-cache": "cache",
+                 "sts-notls": "notls"}
         for d in domains:
             z = w.zone(f"{d}.example.", "signed" if d == "sts-dane" else "unsigned")
             z.add("@ MX 10 mx").add(f"mx A {IPS[mx_ip[d]]}").add(f"mta-sts A {POLICY_IP}")
@@ -84,6 +85,8 @@ class MtaStsTest(WorldCase):
             "mta-sts.sts-nomatch.example": policy("enforce", "mx.elsewhere.example"),
             "mta-sts.sts-wrongname.example": policy("enforce", "*.sts-wrongname.example"),
             "mta-sts.sts-testing.example": policy("testing", "mx.sts-testing.example"),
+            # An MX without STARTTLS under a testing policy.
+            "mta-sts.sts-notls.example": policy("testing", "mx.sts-notls.example"),
             # A self-signed certificate fails WebPKI, but DANE decides for this domain.
             "mta-sts.sts-dane.example": policy("enforce", "mx.sts-dane.example"),
             "mta-sts.sts-cache.example": policy("enforce", "mx.sts-cache.example"),
@@ -93,11 +96,14 @@ class MtaStsTest(WorldCase):
                                               "mx.sts-ctl.example"),
             "mta-sts.sts-fast.example": policy("testing", "*.sts-fast.example"),
         }
+        # RFC 8461 §3.3: text/plain, whatever its case, and with a parameter.
         cls.servers["policy"] = PolicyServer(POLICY_IP, port, policy_chain, policy_key,
-                                             cls.policies).start()
+                                             cls.policies,
+                                             content_type="Text/Plain; charset=UTF-8").start()
         for name, (crt, key) in certs_for.items():
             cls.servers[name] = MxServer(IPS[name], port, crt, key,
                                          requiretls=name == "rtls").start()
+        cls.servers["notls"] = MxServer(IPS["notls"], port).start()  # no STARTTLS
 
         cls.config = w.toml() + f"""
 [tls]
@@ -192,6 +198,34 @@ min_backoff = "1h"
                       "mx.sts-testing.example", a["note"])
         self.assertIn("warning: " + self.ids["sts-testing"] + ": MTA-STS testing for "
                       "sts-testing.example", self.relay.logs())
+        # RFC 8461 §5: let through under testing, still a failure in the TLS-RPT report.
+        report = self.rpt("sts-testing.example")
+        self.check_schema(report)
+        sts = [p for p in report["policies"] if p["policy"]["policy-type"] == "sts"]
+        self.assertEqual(len(sts), 1, report)
+        self.assertIn("mode: testing", sts[0]["policy"]["policy-string"])
+        self.assertEqual(sts[0]["summary"]["total-successful-session-count"], 0, report)
+        self.assertEqual(sts[0]["summary"]["total-failure-session-count"], 1, report)
+        self.assertEqual(sts[0]["failure-details"][0]["result-type"],
+                         "certificate-host-mismatch")
+
+    def test_testing_mode_without_starttls_delivers_and_reports_the_failure(self):
+        rcpt, attempts = self.outcome("sts-notls")
+        self.assertEqual(rcpt["state"], "delivered", attempts)
+        got = self.arrived("notls", "sts-notls")
+        self.assertEqual(len(got), 1)
+        self.assertFalse(got[0]["tls"])
+        self.assertIn("MTA-STS testing: enforce would defer: no TLS with mx.sts-notls.example",
+                      attempts[-1]["note"])
+        report = self.rpt("sts-notls.example")
+        self.check_schema(report)
+        sts = [p for p in report["policies"] if p["policy"]["policy-type"] == "sts"]
+        self.assertEqual(len(sts), 1, report)
+        self.assertEqual(sts[0]["summary"]["total-successful-session-count"], 0, report)
+        self.assertEqual(sts[0]["summary"]["total-failure-session-count"], 1, report)
+        d = sts[0]["failure-details"][0]
+        self.assertEqual((d["result-type"], d["receiving-mx-hostname"], d["receiving-ip"]),
+                         ("starttls-not-supported", "mx.sts-notls.example", IPS["notls"]))
 
     def test_dane_wins_over_mta_sts(self):
         rcpt, attempts = self.outcome("sts-dane")

@@ -12,6 +12,7 @@ sends nothing twice."""
 import email
 import email.policy
 import gzip
+import ipaddress
 import json
 import os
 import smtplib
@@ -30,7 +31,9 @@ IPS = {name: f"127.0.0.{n}" for n, name in enumerate(
     ["dane", "sts", "plain", "inbox", "policy", "collector", "badpolicy"], start=61)}
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 CONTACT = "tls-reports@relay.test"
-REPORTED = ["rpt-dane", "rpt-sts", "rpt-fetch", "rpt-invalid", "rpt-webpki"]
+# xn--rpt-bcher-u9a: rpt-bücher, mailed to in U-labels, reported in A-labels (RFC 8460 §3).
+IDN = "xn--rpt-bcher-u9a"
+REPORTED = ["rpt-dane", "rpt-sts", "rpt-fetch", "rpt-invalid", "rpt-webpki", IDN]
 MANY, MAX_RUA = 50, 5
 
 # RFC 8460 §4.4: the fields a report, a policy entry, a summary and a failure detail may have.
@@ -71,6 +74,8 @@ class TlsRptTest(WorldCase):
             w.zone(f"{d}.example.", "unsigned").add("@ MX 10 mx").add(f"mx A {IPS[mx]}") \
                 .add(f"mta-sts A {policy_ip}").add('_mta-sts TXT "v=STSv1; id=1;"') \
                 .add(f'_smtp._tls TXT "v=TLSRPTv1; rua={rua}{extra}"')
+        w.zone(f"{IDN}.example.", "unsigned").add("@ MX 10 mx").add(f"mx A {IPS['plain']}") \
+            .add(f'_smtp._tls TXT "v=TLSRPTv1; rua={rua}"')
         w.zone("rpt-none.example.", "unsigned").add("@ MX 10 mx").add(f"mx A {IPS['plain']}")
         # Issue 20: 50 mailto: URIs (in TXT strings of at most 255 octets); only the first
         # MAX_RUA are used.
@@ -131,7 +136,7 @@ min_backoff = "1h"
         cls.day = datetime.now(timezone.utc).date()
         cls.ids = {d + str(n): cls.send(d) for n, d in enumerate(
             ["rpt-dane", "rpt-dane", "rpt-sts", "rpt-fetch", "rpt-invalid", "rpt-webpki",
-             "rpt-none", "rpt-many"])}
+             "rpt-none", "rpt-many", "rpt-bücher"])}
         ids = list(cls.ids.values())
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -163,9 +168,11 @@ min_backoff = "1h"
     def send(cls, domain):
         with smtplib.SMTP("127.0.0.1", cls.relay.port, timeout=30) as c:
             c.ehlo("test.example")
-            c.mail("alice@sender.example")
+            c.mail("alice@sender.example", [] if domain.isascii() else ["SMTPUTF8"])
             c.rcpt(f"user@{domain}.example")
-            code, reply = c.data(f"Subject: to {domain}\r\n\r\nHello.\r\n".encode())
+            # An ASCII header: the MX does not offer SMTPUTF8.
+            subject = domain if domain.isascii() else "an IDN domain"
+            code, reply = c.data(f"Subject: to {subject}\r\n\r\nHello.\r\n".encode())
             assert code == 250, reply
             return queued_id(reply)
 
@@ -218,6 +225,9 @@ min_backoff = "1h"
             for d in p.get("failure-details", []):
                 self.assertLessEqual(set(d), DETAIL_KEYS)
                 self.assertIn(d["result-type"], RESULT_TYPES)
+                # Every failure here had a connection: our end of it (a strict parser, Perl's
+                # Mail::TLSRPT, requires the field).
+                ipaddress.ip_address(d["sending-mta-ip"])
                 self.assertIsInstance(d["failed-session-count"], int)
                 failed += d["failed-session-count"]
             self.assertEqual(failed, p["summary"]["total-failure-session-count"])
@@ -296,6 +306,18 @@ min_backoff = "1h"
         self.assertEqual(d["receiving-mx-hostname"], "mx.rpt-sts.example")
         self.assertEqual(d["receiving-ip"], IPS["sts"])
 
+    def test_idn_domain_is_reported_in_a_labels(self):
+        # The recipient was rpt-bücher.example: the TXT record at _smtp._tls.<A-labels> names
+        # the rua, and the report's domain is the A-label form.
+        m = self.show(self.ids["rpt-bücher8"])
+        self.assertEqual(m["recipients"][0]["state"], "delivered", m)
+        envelope, msg, part, report = self.mailed(IDN)
+        self.assertEqual(msg["TLS-Report-Domain"], f"{IDN}.example")
+        self.assertEqual([p["policy"] for p in report["policies"]],
+                         [{"policy-type": "no-policy-found", "policy-string": [],
+                           "policy-domain": f"{IDN}.example"}])
+        self.assertEqual(report["policies"][0]["summary"]["total-successful-session-count"], 1)
+
     def test_policy_that_cannot_be_fetched_or_parsed(self):
         for domain, kind in (("rpt-fetch", "sts-policy-fetch-error"),
                              ("rpt-invalid", "sts-policy-invalid"),
@@ -303,7 +325,7 @@ min_backoff = "1h"
             with self.subTest(domain=domain):
                 p = self.mailed(domain)[3]["policies"]
                 self.assertEqual(len(p), 1)
-                self.assertEqual(p[0]["policy"], {"policy-type": "sts",
+                self.assertEqual(p[0]["policy"], {"policy-type": "sts", "policy-string": [],
                                                   "policy-domain": f"{domain}.example"})
                 self.assertEqual(p[0]["summary"]["total-failure-session-count"], 1)
                 self.assertEqual(p[0]["failure-details"][0]["result-type"], kind)

@@ -201,7 +201,8 @@ void PrintMessageJson(std::ostream& out, const queue::MessageInfo& m, const std:
                        {"reply", a.reply},
                        {"status", a.status},
                        {"note", a.note},
-                       {"mta_sts", a.mta_sts}});
+                       {"mta_sts", a.mta_sts},
+                       {"sending_ip", a.sending_ip}});
   }
   j["attempts"] = std::move(history);
   nlohmann::json headers = nlohmann::json::array();
