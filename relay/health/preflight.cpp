@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
-#include <asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
 #include <fmt/format.h>
@@ -17,6 +16,7 @@
 #include "relay/health/dane_probe.hpp"
 #include "relay/health/status_file.hpp"
 #include "relay/io/connection.hpp"
+#include "relay/io/periodic_task.hpp"
 #include "relay/network.hpp"
 
 namespace danerelay::relay {
@@ -49,6 +49,8 @@ std::vector<std::string> Problems(const nlohmann::json& report) {
 
 }  // namespace
 
+using Wait = std::chrono::steady_clock::duration;
+
 struct Preflight::Impl : std::enable_shared_from_this<Impl> {
   asio::io_context& io;
   dns::Lookup& resolver;
@@ -56,9 +58,7 @@ struct Preflight::Impl : std::enable_shared_from_this<Impl> {
   std::string helo_name;
   std::shared_ptr<asio::ssl::context> tls_context;
   std::filesystem::path status_file;
-  asio::steady_timer timer;
-  bool stopping = false;
-  bool running = false;
+  PeriodicTask task;
   // domain -> whether its mail would be deferred now, from the last completed round.
   std::map<std::string, bool> failing;
 
@@ -70,7 +70,7 @@ struct Preflight::Impl : std::enable_shared_from_this<Impl> {
         helo_name(std::move(h)),
         tls_context(std::move(t)),
         status_file(std::move(f)),
-        timer(i) {}
+        task(i, "the pre-flight check") {}
 
   void WriteStatus(const nlohmann::json& domains) const {
     const nlohmann::json j = {{"checked", queue::FormatRfc5322Date(queue::Clock::now())},
@@ -88,7 +88,7 @@ struct Preflight::Impl : std::enable_shared_from_this<Impl> {
       const DeliveryOptions opts = options;
       // Mandatory DANE decides for these domains; MTA-STS is not looked at.
       co_await ProbeDomain(opts, helo_name, domain, true, resolver, tls_context, nullptr, report);
-      if (stopping) co_return;
+      if (task.stopping()) co_return;
       const auto problems = Problems(report);
       for (const auto& p : problems) {
         spdlog::warn("pre-flight: mail to mandatory-DANE domain {} would be deferred now: {}",
@@ -108,17 +108,14 @@ struct Preflight::Impl : std::enable_shared_from_this<Impl> {
     WriteStatus(domains);
   }
 
-  asio::awaitable<void> Loop() {
-    auto self = shared_from_this();
-    running = true;
-    while (!stopping) {
-      co_await Round();
-      if (stopping || options.preflight_interval.count() == 0) break;
-      timer.expires_after(options.preflight_interval);
-      auto [ec] = co_await timer.async_wait(kUseTuple);
-      if (ec && stopping) break;
-    }
-    running = false;
+  // Checks the mandatory domains, then again every preflight_interval (0: once).
+  void Start() {
+    if (options.preflight_interval.count() == 0) return;
+    task.Start([self = shared_from_this()]() -> asio::awaitable<std::optional<Wait>> {
+      co_await self->Round();
+      if (self->options.preflight_interval.count() == 0) co_return std::nullopt;
+      co_return Wait(self->options.preflight_interval);
+    });
   }
 };
 
@@ -130,21 +127,15 @@ Preflight::Preflight(asio::io_context& io, dns::Lookup& resolver, DeliveryOption
 
 Preflight::~Preflight() { Stop(); }
 
-void Preflight::Start() {
-  if (impl_->options.preflight_interval.count() == 0 || impl_->running) return;
-  asio::co_spawn(impl_->io, impl_->Loop(), LogIfBug(Service::kMaster, "the pre-flight check"));
-}
+void Preflight::Start() { impl_->Start(); }
 
-void Preflight::Stop() {
-  impl_->stopping = true;
-  impl_->timer.cancel();
-}
+void Preflight::Stop() { impl_->task.Stop(); }
 
 void Preflight::Reload(const DeliveryOptions& options, const std::string& helo_name) {
   impl_->options = options;
   impl_->helo_name = helo_name;
-  if (impl_->running) {
-    impl_->timer.cancel();  // check with the new list now
+  if (impl_->task.running()) {
+    impl_->task.Poke();  // check with the new list now
   } else {
     Start();
   }

@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
-#include <asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
 #include <fmt/format.h>
@@ -17,6 +16,7 @@
 #include "relay/daemon/metrics.hpp"
 #include "relay/health/status_file.hpp"
 #include "relay/io/connection.hpp"
+#include "relay/io/periodic_task.hpp"
 
 namespace danerelay::relay {
 
@@ -25,8 +25,7 @@ struct ResolverHealth::Impl : std::enable_shared_from_this<Impl> {
   dns::Lookup& resolver;
   dns::ResolverOptions options;
   std::filesystem::path status_file;
-  asio::steady_timer timer;
-  bool stopping = false;
+  PeriodicTask task;
   bool works = true;
   bool checked = false;
   std::string problem;
@@ -38,7 +37,11 @@ struct ResolverHealth::Impl : std::enable_shared_from_this<Impl> {
   std::chrono::seconds retry_after = kFirstRetry;
 
   Impl(asio::io_context& i, dns::Lookup& r, dns::ResolverOptions o, std::filesystem::path f)
-      : io(i), resolver(r), options(std::move(o)), status_file(std::move(f)), timer(i) {}
+      : io(i),
+        resolver(r),
+        options(std::move(o)),
+        status_file(std::move(f)),
+        task(i, "the resolver self-check") {}
 
   // One check: "" when validation works, else what went wrong.
   asio::awaitable<std::string> Check() {
@@ -72,42 +75,39 @@ struct ResolverHealth::Impl : std::enable_shared_from_this<Impl> {
     WriteStatusFile(status_file, j, "resolver check");
   }
 
-  asio::awaitable<void> Loop() {
-    auto self = shared_from_this();
-    while (!stopping) {
-      const std::string found = co_await Check();
-      if (stopping) co_return;
-      const bool ok = found.empty();
-      Metrics::Get().Add("danerelay_resolver_checks_total",
-                         ok ? "result=\"ok\"" : "result=\"failed\"");
-      if (!ok) {
-        spdlog::error("DNSSEC validation is not working: {}; {}", found,
-                      options.deliver_on_validation_failure
-                          ? "delivering without DANE to domains not under mandatory DANE "
-                            "(on_validation_failure = \"deliver\")"
-                          : "deferring every delivery until it works again");
-      } else if (!works) {
-        spdlog::info("DNSSEC validation works again ({} validates); deliveries resume",
-                     options.validation_canary);
-      }
-      const bool recovered = ok && !works;
-      if (ok != works || !checked) since = queue::Clock::now();
-      works = ok;
-      checked = true;
-      problem = found;
-      WriteStatus();
-      if (recovered && on_recovered) on_recovered();
-      const std::chrono::seconds interval = options.health_interval;
-      if (ok) {
-        retry_after = kFirstRetry;
-        timer.expires_after(options.health_interval);
-      } else {
-        timer.expires_after(std::min(retry_after, interval));
-        retry_after = std::min(retry_after * 2, std::max(interval, kFirstRetry));
-      }
-      auto [ec] = co_await timer.async_wait(kUseTuple);
-      if (ec && stopping) co_return;
+  // One check, its consequences, and the wait before the next: health_interval after a good
+  // one, kFirstRetry doubling up to health_interval after failures.
+  asio::awaitable<std::optional<std::chrono::steady_clock::duration>> Round() {
+    const std::string found = co_await Check();
+    if (task.stopping()) co_return std::nullopt;
+    const bool ok = found.empty();
+    Metrics::Get().Add("danerelay_resolver_checks_total",
+                       ok ? "result=\"ok\"" : "result=\"failed\"");
+    if (!ok) {
+      spdlog::error("DNSSEC validation is not working: {}; {}", found,
+                    options.deliver_on_validation_failure
+                        ? "delivering without DANE to domains not under mandatory DANE "
+                          "(on_validation_failure = \"deliver\")"
+                        : "deferring every delivery until it works again");
+    } else if (!works) {
+      spdlog::info("DNSSEC validation works again ({} validates); deliveries resume",
+                   options.validation_canary);
     }
+    const bool recovered = ok && !works;
+    if (ok != works || !checked) since = queue::Clock::now();
+    works = ok;
+    checked = true;
+    problem = found;
+    WriteStatus();
+    if (recovered && on_recovered) on_recovered();
+    const std::chrono::seconds interval = options.health_interval;
+    if (ok) {
+      retry_after = kFirstRetry;
+      co_return interval;
+    }
+    const auto wait = std::min(retry_after, interval);
+    retry_after = std::min(retry_after * 2, std::max(interval, kFirstRetry));
+    co_return wait;
   }
 };
 
@@ -122,20 +122,17 @@ void ResolverHealth::Start() {
     spdlog::warn("the resolver's DNSSEC self-check is off ([dns] validation_canary = \"\")");
     return;
   }
-  asio::co_spawn(impl_->io, impl_->Loop(), LogIfBug(Service::kMaster, "the resolver self-check"));
+  impl_->task.Start([self = impl_] { return self->Round(); });
 }
 
-void ResolverHealth::Stop() {
-  impl_->stopping = true;
-  impl_->timer.cancel();
-}
+void ResolverHealth::Stop() { impl_->task.Stop(); }
 
 void ResolverHealth::Reload(const dns::ResolverOptions& options) {
   impl_->options.validation_canary = options.validation_canary;
   impl_->options.bogus_canary = options.bogus_canary;
   impl_->options.health_interval = options.health_interval;
   impl_->options.deliver_on_validation_failure = options.deliver_on_validation_failure;
-  impl_->timer.cancel();  // check with the new settings now
+  impl_->task.Poke();  // check with the new settings now
 }
 
 void ResolverHealth::OnRecovered(std::function<void()> callback) {

@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
-#include <asio/steady_timer.hpp>
 #include <asio/thread_pool.hpp>
 #include <asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
@@ -22,6 +21,7 @@
 #include "relay/daemon/logging.hpp"
 #include "relay/daemon/metrics.hpp"
 #include "relay/io/connection.hpp"
+#include "relay/io/periodic_task.hpp"
 #include "relay/io/store_bridge.hpp"
 #include "relay/policy/https_client.hpp"
 #include "relay/tlsrpt/tls_report.hpp"
@@ -66,11 +66,10 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
   DeliveryOptions options;
   std::string hostname;
   std::function<void()> queued;
-  asio::steady_timer timer;
-  asio::thread_pool pool{1};  // libcurl blocks
-  bool stopping = false;
-  bool running = false;
+  PeriodicTask task;
+  asio::thread_pool pool{1};      // libcurl blocks
   queue::TimePoint next_round{};  // the next daily run (at once after start and reload)
+  std::minstd_rand random{std::random_device{}()};
 
   Impl(asio::io_context& i, dns::Resolver& r, queue::Committer& c, queue::QueueIdGenerator& g,
        DeliveryOptions o, std::string h, std::function<void()> q)
@@ -81,7 +80,7 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
         options(std::move(o)),
         hostname(std::move(h)),
         queued(std::move(q)),
-        timer(i) {}
+        task(i, "the TLS report sender") {}
   ~Impl() { pool.join(); }
 
   // The reports' sender: the contact when it is an address, else postmaster.
@@ -273,7 +272,7 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
       co_return;
     }
     for (queue::Store::TlsReportPost p : *due) {
-      if (stopping || !options.tls_rpt.enabled) co_return;
+      if (task.stopping() || !options.tls_rpt.enabled) co_return;
       const auto uri = ParseHttpsUri(p.url);
       PostResult got{"not a usable URI", false};
       if (uri) got = co_await Post(*uri, p.payload);  // (no co_await in ?: with GCC 12)
@@ -328,41 +327,35 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
       // Named: GCC 12 and temporaries across a co_await.
       const auto by_ascii = ReportDomains(*domains);
       for (const auto& [domain, stored] : by_ascii) {
-        if (stopping || !options.tls_rpt.enabled) co_return;
+        if (task.stopping() || !options.tls_rpt.enabled) co_return;
         if (done.contains(domain) || options.routes.contains(domain)) continue;
         co_await Report(domain, stored, day);
       }
     }
   }
 
-  asio::awaitable<void> Loop() {
-    auto self = shared_from_this();
-    running = true;
-    std::minstd_rand random(std::random_device{}());
-    while (!stopping) {
-      if (options.tls_rpt.enabled && queue::Clock::now() >= next_round) {
-        co_await Round();
-        // Next: 00:05 to 00:35 UTC (RFC 8460 §4.1 asks reporters to spread their load).
-        next_round = StartOfUtcDay(queue::Clock::now()) + kDay + std::chrono::minutes(5) +
-                     std::chrono::seconds(random() % 1800);
-      }
-      if (options.tls_rpt.enabled && !stopping) co_await PostDue();
-      if (stopping) break;
-      // Disabled: asleep until a reload (which cancels the timer).
-      auto wake = queue::Clock::now() + kDay;
-      if (options.tls_rpt.enabled) {
-        wake = next_round;
-        const auto read = [](queue::Store& s) { return s.NextTlsReportPost(); };
-        if (const auto post = co_await OnStore(committer, read); post && *post) {
-          wake = std::min(wake, **post);
-        }
-      }
-      const auto now = queue::Clock::now();
-      timer.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-          std::max(wake - now, queue::Clock::duration(std::chrono::seconds(1)))));
-      co_await timer.async_wait(kUseTuple);
+  // The daily report run when it is due, the posts that are due, and the wait until the next
+  // of either (a day while disabled: asleep until a reload pokes it).
+  asio::awaitable<std::optional<std::chrono::steady_clock::duration>> Step() {
+    if (options.tls_rpt.enabled && queue::Clock::now() >= next_round) {
+      co_await Round();
+      // Next: 00:05 to 00:35 UTC (RFC 8460 §4.1 asks reporters to spread their load).
+      next_round = StartOfUtcDay(queue::Clock::now()) + kDay + std::chrono::minutes(5) +
+                   std::chrono::seconds(random() % 1800);
     }
-    running = false;
+    if (options.tls_rpt.enabled && !task.stopping()) co_await PostDue();
+    if (task.stopping()) co_return std::nullopt;
+    auto wake = queue::Clock::now() + kDay;
+    if (options.tls_rpt.enabled) {
+      wake = next_round;
+      const auto read = [](queue::Store& s) { return s.NextTlsReportPost(); };
+      if (const auto post = co_await OnStore(committer, read); post && *post) {
+        wake = std::min(wake, **post);
+      }
+    }
+    const auto now = queue::Clock::now();
+    co_return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::max(wake - now, queue::Clock::duration(std::chrono::seconds(1))));
   }
 };
 
@@ -375,20 +368,16 @@ TlsReporter::TlsReporter(asio::io_context& io, dns::Resolver& resolver, queue::C
 TlsReporter::~TlsReporter() { Stop(); }
 
 void TlsReporter::Start() {
-  if (impl_->running) return;
-  asio::co_spawn(impl_->io, impl_->Loop(), LogIfBug(Service::kMaster, "the TLS report sender"));
+  impl_->task.Start([self = impl_] { return self->Step(); });
 }
 
-void TlsReporter::Stop() {
-  impl_->stopping = true;
-  impl_->timer.cancel();
-}
+void TlsReporter::Stop() { impl_->task.Stop(); }
 
 void TlsReporter::Reload(const DeliveryOptions& options, const std::string& hostname) {
   impl_->options = options;
   impl_->hostname = hostname;
   impl_->next_round = {};
-  impl_->timer.cancel();
+  impl_->task.Poke();
 }
 
 }  // namespace danerelay::relay
