@@ -138,138 +138,152 @@ queue::Failure Fail(queue::Cause cause, std::string status, std::string text) {
   return {cause, std::move(status), queue::ResultType(cause), std::move(text)};
 }
 
-}  // namespace
+// One delivery pass for the recipients of one domain: the domain's plan, then each MX host in
+// turn (the host planner decides; this records, logs and counts) until one takes the mail.
+class DomainPass {
+ public:
+  DomainPass(DomainDeliveryContext& ctx, const queue::MessageInfo& m, const std::string& content)
+      : ctx_(ctx), m_(m), content_(content), delays_{m.arrival, queue::Clock::now()} {}
 
-asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const queue::MessageInfo& m,
-                                             const std::string& content,
-                                             const std::string& recipient_domain) {
-  DomainOutcome out;
-  using SteadyClock = std::chrono::steady_clock;
-  Delays delays{m.arrival, queue::Clock::now()};
-  auto domain_policy = PolicyFor(ctx.options, recipient_domain);
-  const std::string domain = domain_policy ? domain_policy->domain : recipient_domain;
-  // Deferred updates carry no next attempt: SchedulePass decides when (queue/retry.hpp).
-  std::string last_remote;  // the last MX host that was actually contacted
-  auto finish = [&](RecipientState state, const queue::Failure& f, const std::string& relay) {
-    All(m, state, f, last_remote, out);
-    for (size_t i = 0; i < m.recipients.size(); ++i) {
-      LogDisposition(m.id, m.recipients[i].address, relay,
-                     out.updates[out.updates.size() - m.recipients.size() + i], delays);
-    }
-  };
-
-  if (!domain_policy) {
-    finish(RecipientState::kFailed,
-           Fail(Cause::kRecipientDomain, "5.1.2",
-                fmt::format("Recipient domain {} is {}", queue::Printable(recipient_domain, 255),
-                            domain_policy.error())),
-           "");
-    co_return out;
-  }
-  DomainPolicy& policy = *domain_policy;
-  policy.requiretls = m.requiretls;
-
-  // While the resolver's self-check fails, no answer can be trusted to say "unsigned": defer
-  // (always for mandatory DANE; otherwise unless the operator chose to deliver anyway).
-  if (ctx.health && !ctx.health->ValidationWorks()) {
-    if (policy.mode == DaneMode::kMandatory || !ctx.health->DeliverAnyway()) {
-      CountDane("dns_failure");
-      finish(RecipientState::kDeferred,
-             Fail(Cause::kResolverNotValidating, "4.4.3",
-                  std::string(kValidationNotWorking) + " (" + ctx.health->Problem() + ")"),
-             "");
-      co_return out;
-    }
-    Log(Service::kSmtp)
-        .warn("{}: delivering to {} although DNSSEC validation is not working ({})", m.id, domain,
-              ctx.health->Problem());
-  }
-
-  // The next hops: a static route, or the MX RRset (RFC 5321 §5.1).
-  auto dns_started = SteadyClock::now();
-  const NextHops hops = co_await FindNextHops(ctx.resolver, domain, ctx.options, ctx.rng);
-  delays.dns += SteadyClock::now() - dns_started;
-  if (hops.hosts.empty()) {
-    if (!hops.permanent) CountDane("dns_failure");  // the MX lookup failed or was bogus
-    // The attempt ended in DNS: recorded like any other, with no host (queue show lists it).
-    for (const auto& r : m.recipients) {
-      queue::AttemptRecord a;
-      a.recipient_index = r.index;
-      a.time = queue::Clock::now();
-      a.dnssec_mx = hops.permanent ? "" : "failed";
-      a.tls_verdict = "none";
-      a.reply = hops.reason;
-      a.status = hops.status;
-      a.result_type = queue::ResultType(hops.cause);
-      out.attempts.push_back(std::move(a));
-    }
-    finish(hops.permanent ? RecipientState::kFailed : RecipientState::kDeferred,
-           Fail(hops.cause, hops.status, hops.reason), "");
-    co_return out;
-  }
-
-  // The MTA-STS policy, for MX-based delivery (not for [routes]).
-  StsFinding sts_found;
-  // RFC 8689 §4.2.1: "TLS-Required: No" (without REQUIRETLS) sets MTA-STS aside for this
-  // message; DANE is never set aside.
-  const bool tls_required_no = !m.requiretls && TlsRequiredNo(content);
-  if (tls_required_no) {
-    Log(Service::kSmtp).info("{}: TLS-Required: No; MTA-STS is not applied to this message", m.id);
-  }
-  if (ctx.sts && !tls_required_no) {
-    dns_started = SteadyClock::now();
-    sts_found = co_await FindSts(*ctx.sts, ctx.options, domain);
-    delays.dns += SteadyClock::now() - dns_started;
-    if (!sts_found.lookup.problem.empty()) {
+  asio::awaitable<DomainOutcome> Run(const std::string& recipient_domain) {
+    if (!co_await Prepare(recipient_domain)) co_return std::move(out_);
+    const std::span<const NextHop> hosts = HostsToTry(hops_, ctx_.options);
+    if (hosts.size() < hops_.hosts.size()) {
       Log(Service::kSmtp)
-          .info("{}: MTA-STS for {}: {}{}", m.id, domain, sts_found.lookup.problem,
-                sts_found.lookup.policy ? " (the cached policy applies)" : "");
+          .info("{}: {} has {} MX hosts; trying the first {} ([delivery] max_mx_hosts)", m_.id,
+                domain_, hops_.hosts.size(), hosts.size());
+    }
+    for (const NextHop& host : hosts) {
+      if (reached_myself_) break;
+      if (addresses_tried_ >= ctx_.options.max_addresses) {
+        Log(Service::kSmtp)
+            .info("{}: {} addresses tried for {}; no more this time ([delivery] max_addresses)",
+                  m_.id, addresses_tried_, domain_);
+        break;
+      }
+      if (co_await TryHost(host)) co_return std::move(out_);
+    }
+    // No host took the mail: deferred with what the last one said (4.7.5 for TLS and DANE,
+    // 4.4.x for DNS and connections).
+    // A 5.x.x (REQUIRETLS could not be met: 5.7.10, 5.7.30, RFC 8689 §5) is final; everything
+    // else is tried again.
+    Finish(last_.status.starts_with("5.") ? RecipientState::kFailed : RecipientState::kDeferred,
+           last_, "");
+    co_return std::move(out_);
+  }
+
+ private:
+  using SteadyClock = std::chrono::steady_clock;
+
+  // Deferred updates carry no next attempt: SchedulePass decides when (queue/retry.hpp).
+  void Finish(RecipientState state, const queue::Failure& f, const std::string& relay) {
+    All(m_, state, f, last_remote_, out_);
+    for (size_t i = 0; i < m_.recipients.size(); ++i) {
+      LogDisposition(m_.id, m_.recipients[i].address, relay,
+                     out_.updates[out_.updates.size() - m_.recipients.size() + i], delays_);
     }
   }
-  policy.sts = sts_found.policy;
 
-  queue::Failure last = Fail(Cause::kDns, "4.4.3", "no MX host could be used");
-  const std::span<const NextHop> hosts = HostsToTry(hops, ctx.options);
-  if (hosts.size() < hops.hosts.size()) {
-    Log(Service::kSmtp)
-        .info("{}: {} has {} MX hosts; trying the first {} ([delivery] max_mx_hosts)", m.id, domain,
-              hops.hosts.size(), hosts.size());
+  // The domain's side: its policy, the resolver's health, the next hops, MTA-STS. False when the
+  // pass is over before any host (the outcome recorded).
+  asio::awaitable<bool> Prepare(const std::string& recipient_domain) {
+    auto domain_policy = PolicyFor(ctx_.options, recipient_domain);
+    if (!domain_policy) {
+      Finish(RecipientState::kFailed,
+             Fail(Cause::kRecipientDomain, "5.1.2",
+                  fmt::format("Recipient domain {} is {}", queue::Printable(recipient_domain, 255),
+                              domain_policy.error())),
+             "");
+      co_return false;
+    }
+    policy_ = std::move(*domain_policy);
+    policy_.requiretls = m_.requiretls;
+    domain_ = policy_.domain;
+
+    // While the resolver's self-check fails, no answer can be trusted to say "unsigned": defer
+    // (always for mandatory DANE; otherwise unless the operator chose to deliver anyway).
+    if (ctx_.health && !ctx_.health->ValidationWorks()) {
+      if (policy_.mode == DaneMode::kMandatory || !ctx_.health->DeliverAnyway()) {
+        CountDane("dns_failure");
+        Finish(RecipientState::kDeferred,
+               Fail(Cause::kResolverNotValidating, "4.4.3",
+                    std::string(kValidationNotWorking) + " (" + ctx_.health->Problem() + ")"),
+               "");
+        co_return false;
+      }
+      Log(Service::kSmtp)
+          .warn("{}: delivering to {} although DNSSEC validation is not working ({})", m_.id,
+                domain_, ctx_.health->Problem());
+    }
+
+    // The next hops: a static route, or the MX RRset (RFC 5321 §5.1).
+    auto dns_started = SteadyClock::now();
+    hops_ = co_await FindNextHops(ctx_.resolver, domain_, ctx_.options, ctx_.rng);
+    delays_.dns += SteadyClock::now() - dns_started;
+    if (hops_.hosts.empty()) {
+      if (!hops_.permanent) CountDane("dns_failure");  // the MX lookup failed or was bogus
+      // The attempt ended in DNS: recorded like any other, with no host (queue show lists it).
+      for (const auto& r : m_.recipients) {
+        queue::AttemptRecord a;
+        a.recipient_index = r.index;
+        a.time = queue::Clock::now();
+        a.dnssec_mx = hops_.permanent ? "" : "failed";
+        a.tls_verdict = "none";
+        a.reply = hops_.reason;
+        a.status = hops_.status;
+        a.result_type = queue::ResultType(hops_.cause);
+        out_.attempts.push_back(std::move(a));
+      }
+      Finish(hops_.permanent ? RecipientState::kFailed : RecipientState::kDeferred,
+             Fail(hops_.cause, hops_.status, hops_.reason), "");
+      co_return false;
+    }
+
+    // RFC 8689 §4.2.1: "TLS-Required: No" (without REQUIRETLS) sets MTA-STS aside for this
+    // message; DANE is never set aside.
+    const bool tls_required_no = !m_.requiretls && TlsRequiredNo(content_);
+    if (tls_required_no) {
+      Log(Service::kSmtp)
+          .info("{}: TLS-Required: No; MTA-STS is not applied to this message", m_.id);
+    }
+    if (ctx_.sts && !tls_required_no) {
+      dns_started = SteadyClock::now();
+      sts_ = co_await FindSts(*ctx_.sts, ctx_.options, domain_);
+      delays_.dns += SteadyClock::now() - dns_started;
+      if (!sts_.lookup.problem.empty()) {
+        Log(Service::kSmtp)
+            .info("{}: MTA-STS for {}: {}{}", m_.id, domain_, sts_.lookup.problem,
+                  sts_.lookup.policy ? " (the cached policy applies)" : "");
+      }
+    }
+    policy_.sts = sts_.policy;
+    co_return true;
   }
-  std::uint32_t addresses_tried = 0;
+
   // RFC 5321 §5.1: a host that is ourselves is discarded with every less preferred one. When
   // no more preferred host was tried, the mail has nowhere to go but back to us: 5.4.6 (as
   // Postfix). Returns true when the pass is over.
-  bool reached_myself = false;
-  auto loops_back = [&](const NextHop& host, const HostDnsFacts& facts, const std::string& ip,
-                        const std::string& why, const AttemptTags& tags) {
-    Log(Service::kSmtp).warn("{}: {}", m.id, why);
+  bool LoopsBack(const NextHop& host, const HostDnsFacts& facts, const std::string& ip,
+                 const std::string& why, const AttemptTags& tags) {
+    Log(Service::kSmtp).warn("{}: {}", m_.id, why);
     Metrics::Get().Add("danerelay_loops_total");
-    const bool first = out.attempts.empty();
+    const bool first = out_.attempts.empty();
     const queue::Failure loop = Fail(Cause::kLoop, "5.4.6", why);
-    RecordHost(m, host, facts, ip, "", loop, "", out, tags);
-    reached_myself = true;
-    if (first) finish(RecipientState::kFailed, loop, "");
+    RecordHost(m_, host, facts, ip, "", loop, "", out_, tags);
+    reached_myself_ = true;
+    if (first) Finish(RecipientState::kFailed, loop, "");
     return first;
-  };
-  for (const NextHop& host : hosts) {
-    if (reached_myself) break;
-    if (addresses_tried >= ctx.options.max_addresses) {
-      Log(Service::kSmtp)
-          .info("{}: {} addresses tried for {}; no more this time ([delivery] max_addresses)", m.id,
-                addresses_tried, domain);
-      break;
-    }
-    dns_started = SteadyClock::now();
-    const HostDecision plan =
-        co_await PlanHost(ctx.resolver, host, policy, ctx.options, ctx.helo_name, ctx.tls_context);
-    delays.dns += SteadyClock::now() - dns_started;
+  }
+
+  // The host's plan as the attempts record it; nullopt when the host is not used (recorded).
+  std::optional<AttemptTags> Usable(const NextHop& host, const HostDecision& plan) {
     const HostDnsFacts& facts = plan.dns.facts;
     const PolicyDecision& decision = plan.decision;
     AttemptTags tags;
     if (plan.dns.no_address) {
-      last = *plan.skip;
-      RecordHost(m, host, facts, "", "", last, "", out);
-      continue;
+      last_ = *plan.skip;
+      RecordHost(m_, host, facts, "", "", last_, "", out_);
+      return std::nullopt;
     }
     // Steps 2-5 are where the modes differ; from step 6 on both defer alike.
     if (const auto& strict = plan.would_defer) {
@@ -282,7 +296,7 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
           .warn(
               "{}: DANE testing for {}: {} would be deferred under mandatory DANE: {} (step {}); "
               "delivering under opportunistic DANE",
-              m.id, domain, host.name, why, strict->step);
+              m_.id, domain_, host.name, why, strict->step);
     }
     // relay/DESIGN.md's table, as counted: steps 1-5 decide before any connection.
     if (decision.tls != TlsRequirement::kDane || decision.defer) {
@@ -292,122 +306,157 @@ asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const qu
                                      : "unusable_tlsa");
     }
     if (decision.defer) {
-      last = *plan.skip;
+      last_ = *plan.skip;
       Log(Service::kSmtp)
-          .info("{}: {} not used: {} (DANE step {})", m.id, host.name, decision.reason,
+          .info("{}: {} not used: {} (DANE step {})", m_.id, host.name, decision.reason,
                 decision.step);
-      RecordHost(m, host, facts, "", "", last, "", out, tags);
-      continue;
+      RecordHost(m_, host, facts, "", "", last_, "", out_, tags);
+      return std::nullopt;
     }
-    if (sts_found.policy)
-      tags.mta_sts = sts_found.label + (plan.dane_applies ? ", DANE applies" : "");
-    if (!sts_found.missing.empty() && !plan.dane_applies) tags.mta_sts = sts_found.missing;
+    if (sts_.policy) tags.mta_sts = sts_.label + (plan.dane_applies ? ", DANE applies" : "");
+    if (!sts_.missing.empty() && !plan.dane_applies) tags.mta_sts = sts_.missing;
     if (!plan.sts_mismatch.empty()) {
       tags.Note("MTA-STS testing: " + plan.sts_mismatch);
       tags.testing_result_type = queue::ResultType(Cause::kStsMxMismatch);
-      Log(Service::kSmtp).warn("{}: MTA-STS testing: {}", m.id, plan.sts_mismatch);
+      Log(Service::kSmtp).warn("{}: MTA-STS testing: {}", m_.id, plan.sts_mismatch);
     }
     if (plan.skip) {  // MTA-STS enforce without this host, or REQUIRETLS unprotected
-      last = *plan.skip;
-      Log(Service::kSmtp).info("{}: {} not used: {}", m.id, host.name, last.text);
-      RecordHost(m, host, facts, "", "", last, "", out, tags);
-      continue;
+      last_ = *plan.skip;
+      Log(Service::kSmtp).info("{}: {} not used: {}", m_.id, host.name, last_.text);
+      RecordHost(m_, host, facts, "", "", last_, "", out_, tags);
+      return std::nullopt;
     }
+    return tags;
+  }
+
+  // Under an MTA-STS testing policy: what enforce would have refused, noted and typed.
+  void NoteStsTesting(const NextHop& host, const std::string& ip, const AddressResult& tried,
+                      AttemptTags& tags) {
+    const ClientResult& r = tried.result;
+    if (r.verdict && r.verdict->kind == tls::Verdict::Kind::kTrusted) return;
+    const std::string why =
+        r.verdict ? fmt::format("the certificate of {}[{}] is not valid under WebPKI ({})",
+                                host.name, ip, r.verdict->reason)
+                  : fmt::format("no TLS with {}[{}]", host.name, ip);
+    tags.Note("MTA-STS testing: enforce would defer: " + why);
+    // The type enforce would have failed it with. Without TLS: a session that went on in
+    // plain text (STARTTLS not offered or refused); not the retry after a failed handshake
+    // (that failure is recorded), nor a connection that failed (no TLS matter).
+    if (tags.testing_result_type.empty()) {
+      tags.testing_result_type = r.verdict
+                                     ? CertificateResultType(*r.verdict, Cause::kStsNotTrusted)
+                                 : !r.host_failed && !tried.handshake_failed
+                                     ? queue::ResultType(Cause::kStartTlsNotOffered)
+                                     : "";
+    }
+    Log(Service::kSmtp)
+        .warn("{}: MTA-STS testing for {}: enforce would defer: {}", m_.id, domain_, why);
+  }
+
+  static void CountVerdict(const PolicyDecision& decision, const ClientResult& r,
+                           const std::string& verdict) {
+    if (r.verdict || !r.host_failed) {
+      Metrics::Get().Add("danerelay_tls_verdicts_total", fmt::format("verdict=\"{}\"", verdict));
+    }
+    if (decision.tls == TlsRequirement::kDane) {
+      CountDane(r.verdict && r.verdict->kind == tls::Verdict::Kind::kVerified ? "verified"
+                : !r.starttls_offered && r.host_failed                        ? "no_starttls"
+                : r.verdict                                                   ? "mismatch"
+                                                                              : nullptr);
+    }
+  }
+
+  // Tries the host's addresses. True when the pass is over: a host took the mail (each
+  // recipient has the server's answer), or the mail loops back to us.
+  asio::awaitable<bool> TryHost(const NextHop& host) {
+    auto dns_started = SteadyClock::now();
+    const HostDecision plan = co_await PlanHost(ctx_.resolver, host, policy_, ctx_.options,
+                                                ctx_.helo_name, ctx_.tls_context);
+    delays_.dns += SteadyClock::now() - dns_started;
+    const std::optional<AttemptTags> tags = Usable(host, plan);
+    if (!tags) co_return false;
+    const HostDnsFacts& facts = plan.dns.facts;
     ClientRequest req = plan.request;
-    req.message = &m;
-    req.content = &content;
+    req.message = &m_;
+    req.content = &content_;
     for (const auto& ip : plan.dns.addresses) {
-      if (addresses_tried++ >= ctx.options.max_addresses) break;
-      if (ReachesListener(ctx.options.own_listeners, ip, host.port)) {
-        if (loops_back(host, facts, ip,
-                       fmt::format("mail for {} loops back to myself ({}[{}]:{} is where I listen)",
-                                   domain, host.name, ip, host.port),
-                       tags)) {
-          co_return out;
-        }
-        break;
+      if (addresses_tried_++ >= ctx_.options.max_addresses) break;
+      if (ReachesListener(ctx_.options.own_listeners, ip, host.port)) {
+        co_return LoopsBack(
+            host, facts, ip,
+            fmt::format("mail for {} loops back to myself ({}[{}]:{} is where I listen)", domain_,
+                        host.name, ip, host.port),
+            *tags);
       }
-      const AddressResult tried = co_await Connect(req, ip, ctx.connections);
+      const AddressResult tried = co_await Connect(req, ip, ctx_.connections);
       if (const auto& first = tried.handshake_failed) {
-        AttemptTags first_tags = tags;
+        AttemptTags first_tags = *tags;
         first_tags.sending_ip = first->local_ip;
-        RecordHost(m, host, facts, ip, "failed", first->failure, "", out, first_tags);
-        delays.connect += first->connect_time;
+        RecordHost(m_, host, facts, ip, "failed", first->failure, "", out_, first_tags);
+        delays_.connect += first->connect_time;
       }
       const ClientResult& r = tried.result;
-      delays.connect += r.connect_time;
-      delays.transfer += r.transfer_time;
+      delays_.connect += r.connect_time;
+      delays_.transfer += r.transfer_time;
       const std::string verdict = r.verdict ? std::string(tls::ToString(r.verdict->kind)) : "none";
-      AttemptTags host_tags = tags;
+      AttemptTags host_tags = *tags;
       host_tags.sending_ip = r.local_ip;
-      if (plan.sts_mode == sts::Mode::kTesting &&
-          (!r.verdict || r.verdict->kind != tls::Verdict::Kind::kTrusted)) {
-        const std::string why =
-            r.verdict ? fmt::format("the certificate of {}[{}] is not valid under WebPKI ({})",
-                                    host.name, ip, r.verdict->reason)
-                      : fmt::format("no TLS with {}[{}]", host.name, ip);
-        host_tags.Note("MTA-STS testing: enforce would defer: " + why);
-        // The type enforce would have failed it with. Without TLS: a session that went on in
-        // plain text (STARTTLS not offered or refused); not the retry after a failed handshake
-        // (that failure is recorded), nor a connection that failed (no TLS matter).
-        if (host_tags.testing_result_type.empty()) {
-          host_tags.testing_result_type =
-              r.verdict ? CertificateResultType(*r.verdict, Cause::kStsNotTrusted)
-              : !r.host_failed && !tried.handshake_failed
-                  ? queue::ResultType(Cause::kStartTlsNotOffered)
-                  : "";
-        }
-        Log(Service::kSmtp)
-            .warn("{}: MTA-STS testing for {}: enforce would defer: {}", m.id, domain, why);
-      }
-      if (r.verdict || !r.host_failed) {
-        Metrics::Get().Add("danerelay_tls_verdicts_total", fmt::format("verdict=\"{}\"", verdict));
-      }
-      if (decision.tls == TlsRequirement::kDane) {
-        CountDane(r.verdict && r.verdict->kind == tls::Verdict::Kind::kVerified ? "verified"
-                  : !r.starttls_offered && r.host_failed                        ? "no_starttls"
-                  : r.verdict                                                   ? "mismatch"
-                                                                                : nullptr);
-      }
+      if (plan.sts_mode == sts::Mode::kTesting) NoteStsTesting(host, ip, tried, host_tags);
+      CountVerdict(plan.decision, r, verdict);
       if (r.host_failed && r.loops_back) {
-        if (loops_back(host, facts, ip,
-                       fmt::format("mail for {} loops back to myself ({})", domain, r.failure.text),
-                       host_tags)) {
-          co_return out;
-        }
-        break;
+        co_return LoopsBack(
+            host, facts, ip,
+            fmt::format("mail for {} loops back to myself ({})", domain_, r.failure.text),
+            host_tags);
       }
       const std::string matched = r.verdict ? r.verdict->matched_tlsa : "";
-      last_remote = host.name;
+      last_remote_ = host.name;
       if (r.host_failed) {
-        last = r.failure;
-        Log(Service::kSmtp).info("{}: {}", m.id, r.failure.text);
-        RecordHost(m, host, facts, ip, verdict, r.failure, matched, out, host_tags);
+        last_ = r.failure;
+        Log(Service::kSmtp).info("{}: {}", m_.id, r.failure.text);
+        RecordHost(m_, host, facts, ip, verdict, r.failure, matched, out_, host_tags);
         continue;
       }
       const std::string relay = fmt::format("{}[{}]:{}", host.name, ip, host.port);
-      for (size_t i = 0; i < m.recipients.size(); ++i) {
+      for (size_t i = 0; i < m_.recipients.size(); ++i) {
         const auto& rc = r.recipients[i];
         queue::RecipientUpdate u{
-            m.recipients[i].index, rc.state, std::nullopt, rc.status, rc.reply, host.name};
+            m_.recipients[i].index, rc.state, std::nullopt, rc.status, rc.reply, host.name};
         u.remote_dsn = r.remote_dsn;
         u.reply_is_remote = rc.from_remote;
         u.cause = rc.cause;
-        out.attempts.push_back(Attempt(m.recipients[i].index, host, facts, ip, verdict, matched,
-                                       rc.reply, rc.status, host_tags));
-        LogDisposition(m.id, m.recipients[i].address, relay, u, delays);
-        out.updates.push_back(std::move(u));
+        out_.attempts.push_back(Attempt(m_.recipients[i].index, host, facts, ip, verdict, matched,
+                                        rc.reply, rc.status, host_tags));
+        LogDisposition(m_.id, m_.recipients[i].address, relay, u, delays_);
+        out_.updates.push_back(std::move(u));
       }
-      co_return out;
+      co_return true;
     }
+    co_return false;
   }
-  // No host took the mail: deferred with what the last one said (4.7.5 for TLS and DANE,
-  // 4.4.x for DNS and connections).
-  // A 5.x.x (REQUIRETLS could not be met: 5.7.10, 5.7.30, RFC 8689 §5) is final; everything
-  // else is tried again.
-  finish(last.status.starts_with("5.") ? RecipientState::kFailed : RecipientState::kDeferred, last,
-         "");
-  co_return out;
+
+  DomainDeliveryContext& ctx_;
+  const queue::MessageInfo& m_;
+  const std::string& content_;
+  DomainOutcome out_;
+  Delays delays_;
+  DomainPolicy policy_;
+  std::string domain_;
+  NextHops hops_;
+  StsFinding sts_;
+  queue::Failure last_ = Fail(Cause::kDns, "4.4.3", "no MX host could be used");
+  std::string last_remote_;  // the last MX host that was actually contacted
+  std::uint32_t addresses_tried_ = 0;
+  bool reached_myself_ = false;
+};
+
+}  // namespace
+
+asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const queue::MessageInfo& m,
+                                             const std::string& content,
+                                             const std::string& recipient_domain) {
+  DomainPass pass(ctx, m, content);
+  co_return co_await pass.Run(recipient_domain);
 }
 
 }  // namespace danerelay::relay
