@@ -10,7 +10,6 @@ of exim4-daemon-light into a cache directory, and the test runs it with a privat
 (`exim4 -C FILE -bdf`: its own spool, log and pid file, listening on EXIM_IP only)."""
 import email
 import email.policy
-import glob
 import os
 import pwd
 import re
@@ -25,7 +24,7 @@ from dnsworld import DnsWorld
 from harness import wait_for, wait_for_port
 from mx import MxServer, free_port_on, self_signed, tlsa_3_1_1
 from readme import readme_block
-from upstream import start_with_account, submission_relay
+from upstream import maildir_messages, start_with_account, submission_relay
 
 MX_IP, EXIM_IP = "127.0.0.93", "127.0.0.94"
 FETCH_EXIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools",
@@ -179,11 +178,7 @@ begin authenticators
         return r.stdout.splitlines()[0] if r.stdout else r.stderr
 
     def mailbox(self, user):
-        out = []
-        for path in sorted(glob.glob(os.path.join(self.mail, user, "new", "*"))):
-            with open(path, "rb") as f:
-                out.append(f.read())
-        return out
+        return maildir_messages(self.mail, user)
 
 
 @unittest.skipUnless(os.geteuid() == 0, "a private Exim (exim4 -C FILE -bdf) needs root")

@@ -6,7 +6,6 @@ delivers into the test's DNSSEC world (DANE-verified), and the bounce for a refu
 finds its way back into the Postfix instance's mailbox for the sender."""
 import email
 import email.policy
-import glob
 import os
 import pwd
 import shutil
@@ -21,7 +20,7 @@ from dnsworld import DnsWorld
 from harness import queued_id, wait_for, wait_for_port
 from mx import MxServer, free_port_on, self_signed, tlsa_3_1_1
 from readme import readme_block
-from upstream import start_with_account, submission_relay
+from upstream import maildir_messages, start_with_account, submission_relay
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 from bench_util import write_private_master_cf  # noqa: E402  (shared with bench-relay)
@@ -120,11 +119,7 @@ biff = no
             return ""
 
     def mailbox(self, user):
-        out = []
-        for path in sorted(glob.glob(os.path.join(self.mail, user, "new", "*"))):
-            with open(path, "rb") as f:
-                out.append(f.read())
-        return out
+        return maildir_messages(self.mail, user)
 
 
 @unittest.skipUnless(os.geteuid() == 0, "a private Postfix instance (postfix -c DIR start) needs root")

@@ -1,6 +1,8 @@
 """The relay an upstream MTA (Postfix, Exim) hands its mail to in the upstream tests: no client
 is trusted by address, a submission listener on 127.0.0.1 requires STARTTLS and AUTH, and
 delivery goes into the test's DNS world on `port`."""
+import glob
+import os
 import subprocess
 
 from harness import DANERELAY, Relay, wait_for_port
@@ -34,3 +36,13 @@ def start_with_account(relay, submission, user, password):
     assert r.returncode == 0, r.stderr
     relay.start()
     wait_for_port("127.0.0.1", submission)
+
+
+def maildir_messages(mail_dir, user):
+    """The messages the upstream MTA delivered to `user`'s Maildir below `mail_dir`, oldest
+    first by name."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(mail_dir, user, "new", "*"))):
+        with open(path, "rb") as f:
+            out.append(f.read())
+    return out
