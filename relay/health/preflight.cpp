@@ -22,25 +22,19 @@
 namespace danerelay::relay {
 namespace {
 
-// One line per MX host that would not take the mail, from a dane-check report.
-std::vector<std::string> Problems(const nlohmann::json& report) {
+// One line per MX host that would not take the mail, from the probe's report.
+std::vector<std::string> Problems(const ProbeReport& report) {
   std::vector<std::string> out;
-  if (report.value("verdict", "") == "delivered") return out;
-  if (report.contains("reason")) {
-    out.push_back(fmt::format("{} {}", report.value("status", ""), report.value("reason", "")));
-  }
-  for (const auto& h : report.value("hosts", nlohmann::json::array())) {
-    const std::string host = h.value("host", "");
-    bool connected = false;
-    for (const auto& c : h.value("connections", nlohmann::json::array())) {
-      connected = true;
-      if (c.value("ok", false)) continue;
-      out.push_back(fmt::format("MX host {}[{}]: {} {}", host, c.value("ip", ""),
-                                c.value("status", ""), c.value("reason", "")));
+  if (report.verdict == ProbeVerdict::kDelivered) return out;
+  if (!report.reason.empty()) out.push_back(fmt::format("{} {}", report.status, report.reason));
+  for (const auto& h : report.hosts) {
+    for (const auto& c : h.connections) {
+      if (c.ok) continue;
+      out.push_back(fmt::format("MX host {}[{}]: {} {}", h.hop.name, c.ip, c.status, c.reason));
     }
-    if (!connected) {
-      out.push_back(fmt::format("MX host {}: {} {}", host, h.value("status", "4.4.4"),
-                                h.value("reason", "")));
+    if (h.connections.empty()) {
+      out.push_back(fmt::format("MX host {}: {} {}", h.hop.name,
+                                h.status.empty() ? "4.4.4" : h.status, h.reason));
     }
   }
   if (out.empty()) out.push_back("no MX host would take the mail");
@@ -83,11 +77,11 @@ struct Preflight::Impl : std::enable_shared_from_this<Impl> {
     std::map<std::string, bool> result;
     const std::vector<std::string> checked = PreflightDomains(options.mandatory_domains);
     for (const std::string& domain : checked) {
-      nlohmann::json report;
       // A copy: a reload may replace `options` while this round awaits.
       const DeliveryOptions opts = options;
       // Mandatory DANE decides for these domains; MTA-STS is not looked at.
-      co_await ProbeDomain(opts, helo_name, domain, true, resolver, tls_context, nullptr, report);
+      const ProbeReport report =
+          co_await ProbeDomain(opts, helo_name, domain, true, resolver, tls_context, nullptr);
       if (task.stopping()) co_return;
       const auto problems = Problems(report);
       for (const auto& p : problems) {
@@ -96,12 +90,12 @@ struct Preflight::Impl : std::enable_shared_from_this<Impl> {
       }
       if (problems.empty()) {
         spdlog::info("pre-flight: mail to mandatory-DANE domain {} would be delivered via {}",
-                     domain, report.value("via", ""));
+                     domain, report.via);
       }
       result[domain] = !problems.empty();
       domains.push_back({{"domain", domain},
                          {"ok", problems.empty()},
-                         {"via", report.value("via", "")},
+                         {"via", report.via},
                          {"problems", problems}});
     }
     failing = std::move(result);

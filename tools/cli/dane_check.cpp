@@ -17,6 +17,117 @@ namespace {
 
 using nlohmann::json;
 
+std::string_view TlsName(tls::Requirement t) {
+  switch (t) {
+    case tls::Requirement::kMay:
+      return "may (STARTTLS if offered, certificate not checked)";
+    case tls::Requirement::kEncrypt:
+      return "encrypt (STARTTLS required, certificate not checked)";
+    case tls::Requirement::kDane:
+      return "dane (STARTTLS required, certificate must match TLSA)";
+  }
+  return "none";
+}
+
+std::string TlsaText(const std::optional<dns::TlsaAnswer>& t) {
+  if (!t) return "not looked up (MX or address records not secure)";
+  std::string s(dns::ToString(t->dnssec));
+  if (t->rcode == dns::Rcode::kFailed) return s + ", lookup failed: " + t->why;
+  if (t->records.empty()) return s + ", no records";
+  return s;
+}
+
+json ToJson(const relay::ProbeConnection& c) {
+  json j = {{"ip", c.ip}, {"starttls_offered", c.starttls_offered}, {"ok", c.ok}};
+  if (!c.handshake_failed.empty()) {
+    // As delivery does under "may": a failed handshake is retried once in plain text.
+    j["handshake_failed"] = c.handshake_failed;
+    j["plaintext_retry"] = true;
+  }
+  if (!c.ok) {
+    j["status"] = c.status;
+    j["reason"] = c.reason;
+  }
+  if (const auto& v = c.verdict) {
+    j["tls_verdict"] = std::string(tls::ToString(v->kind));
+    j["tls"] = v->protocol;
+    j["matched_tlsa"] = v->matched_tlsa;
+    j["matched_depth"] = v->depth;
+    j["verify_reason"] = v->reason;
+    j["chain"] = json::array();
+    for (const auto& cert : v->chain) {
+      j["chain"].push_back({{"depth", cert.depth},
+                            {"subject", cert.subject},
+                            {"issuer", cert.issuer},
+                            {"spki_sha256", cert.spki_sha256},
+                            {"cert_sha256", cert.cert_sha256}});
+    }
+  }
+  return j;
+}
+
+json ToJson(const relay::ProbeHost& h) {
+  const auto& plan = h.plan.dns;
+  const auto& decision = h.plan.decision;
+  json j = {{"host", h.hop.name},
+            {"port", h.hop.port},
+            {"dnssec_mx", std::string(dns::ToString(h.hop.mx_dnssec))},
+            {"dnssec_address", relay::DescribeAddress(plan.facts)},
+            {"addresses", plan.addresses},
+            {"tlsa_base", plan.tlsa_base},
+            {"tlsa", TlsaText(plan.facts.tlsa)},
+            {"tlsa_records", json::array()},
+            {"policy_step", decision.step},
+            {"policy", decision.reason},
+            {"connections", json::array()}};
+  if (plan.facts.tlsa) {
+    for (const auto& r : plan.facts.tlsa->records) {
+      j["tlsa_records"].push_back({{"record", r.ToString()}, {"usable", tls::UsableForSmtp(r)}});
+    }
+  }
+  if (h.sts_checked) {
+    j["mta_sts"] = h.plan.dane_applies     ? "DANE applies"
+                   : h.plan.sts_mx_allowed ? "the MX host matches the policy"
+                                           : "the MX host does not match the policy";
+  }
+  if (h.plan.skip) {
+    j["status"] = h.status;
+    j["reason"] = h.reason;
+  } else {
+    j["tls_requirement"] = std::string(TlsName(decision.tls));
+  }
+  for (const auto& c : h.connections) j["connections"].push_back(ToJson(c));
+  j["result"] = h.delivered ? "delivered" : "deferred";
+  return j;
+}
+
+// The report as `dane-check --json` prints it (and the text form reads it).
+json ToJson(const relay::ProbeReport& r) {
+  static constexpr const char* kVerdicts[] = {"delivered", "deferred", "bounced"};
+  json j = {{"domain", r.domain},
+            {"mode", r.mandatory ? "mandatory" : "opportunistic"},
+            {"hosts", json::array()},
+            {"verdict", kVerdicts[relay::ExitStatus(r)]}};
+  if (r.mta_sts) {
+    const relay::StsLookup& look = *r.mta_sts;
+    json s = {{"problem", look.problem}, {"cached", look.cached}};
+    if (look.policy) {
+      s["id"] = look.policy->id;
+      s["mode"] = std::string(relay::sts::ToString(look.policy->mode));
+      s["mx"] = look.policy->mx;
+      s["max_age"] = look.policy->max_age.count();
+    }
+    j["mta_sts"] = std::move(s);
+  }
+  for (const auto& h : r.hosts) j["hosts"].push_back(ToJson(h));
+  if (!r.via.empty()) j["via"] = r.via;
+  if (!r.reason.empty()) {
+    j["status"] = r.status;
+    j["reason"] = r.reason;
+  }
+  return j;
+}
+
 void PrintText(const json& r, std::ostream& out) {
   out << fmt::format("dane-check {} ({} DANE)\n", r["domain"].get<std::string>(),
                      r["mode"].get<std::string>());
@@ -126,8 +237,7 @@ int RunDaneCheck(const config::Config& cfg, const std::string& domain, bool mand
   if (cfg.delivery.mta_sts.enabled) {
     sts = std::make_unique<relay::StsPolicies>(**resolver, nullptr, cfg.delivery.mta_sts);
   }
-  json report;
-  int status = 3;
+  std::optional<relay::ProbeReport> report;
   // The check ends when its last lookup or probe does (each bounded by [dns] timeout and the
   // SMTP timeouts); the resolver's descriptor watch would keep the loop alive after that, so
   // the end stops it. The whole run is bounded as well.
@@ -140,9 +250,9 @@ int RunDaneCheck(const config::Config& cfg, const std::string& domain, bool mand
   });
   asio::co_spawn(io,
                  relay::ProbeDomain(cfg.delivery, cfg.server.hostname, domain, mandatory,
-                                    **resolver, *tls_ctx, sts.get(), report),
-                 [&](std::exception_ptr e, int s) {
-                   if (!e) status = s;
+                                    **resolver, *tls_ctx, sts.get()),
+                 [&](std::exception_ptr e, relay::ProbeReport r) {
+                   if (!e) report = std::move(r);
                    io.stop();
                  });
   io.run();
@@ -151,12 +261,14 @@ int RunDaneCheck(const config::Config& cfg, const std::string& domain, bool mand
                        kDaneCheckLimit.count(), domain);
     return 3;
   }
+  if (!report) return 3;
+  const json j = ToJson(*report);
   if (json_out) {
-    out << report.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
-  } else if (!report.is_null()) {
-    PrintText(report, out);
+    out << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+  } else {
+    PrintText(j, out);
   }
-  return status;
+  return relay::ExitStatus(*report);
 }
 
 }  // namespace danerelay::tools
