@@ -26,6 +26,7 @@
 #include "relay/daemon/logging.hpp"
 #include "relay/daemon/metrics_server.hpp"
 #include "relay/daemon/privileges.hpp"
+#include "relay/daemon/reload.hpp"
 #include "relay/delivery/delivery_agent.hpp"
 #include "relay/health/preflight.hpp"
 #include "relay/health/resolver_health.hpp"
@@ -221,20 +222,7 @@ int main(int argc, char** argv) {
         }
         delivery_enabled = fresh->delivery.enabled && delivery_started;  // else: next reload
         // What a running daemon cannot take: said, not silently ignored.
-        std::vector<std::string> later;
-        if (fresh->queue.path != cfg->queue.path) later.push_back("[queue] path");
-        if (fresh->dns.forwarders != cfg->dns.forwarders ||
-            fresh->dns.trust_anchor_file != cfg->dns.trust_anchor_file ||
-            fresh->dns.root_hints != cfg->dns.root_hints) {
-          later.push_back("[dns] forwarders, trust_anchor_file and root_hints");
-        }
-        if (fresh->metrics.address != cfg->metrics.address ||
-            fresh->metrics.port != cfg->metrics.port) {
-          later.push_back("[metrics]");
-        }
-        if (fresh->server.user != cfg->server.user || fresh->server.group != cfg->server.group) {
-          later.push_back("[server] user and group");
-        }
+        const std::vector<std::string> later = relay::RestartNeeded(*cfg, *fresh);
         if (!later.empty()) {
           spdlog::warn("reload: changes to {} take effect only after a restart",
                        fmt::join(later, ", "));
