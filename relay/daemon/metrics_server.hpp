@@ -23,7 +23,7 @@ class io_context;
 
 namespace danerelay::relay {
 
-// Counted in the daemon's file-descriptor budget with the SMTP connections (main.cpp).
+// Counted in the daemon's file-descriptor budget with the SMTP connections (daemon.cpp).
 inline constexpr std::size_t kMetricsMaxConnections = 8;
 
 class MetricsServer {
