@@ -170,14 +170,20 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
     co_return nullptr;
   }
   const std::string ehlo_line = "EHLO " + req.helo_name;
+  // EHLO failed (before and after STARTTLS alike): lost (kSession), or refused (kRefused, QUIT).
+  const auto ehlo_failure = [&](const auto& reply) -> std::optional<queue::Failure> {
+    if (!reply) {
+      return queue::Failure{Cause::kSession, "4.4.2", "",
+                            fmt::format("{} after EHLO to {}", reply.error(), peer)};
+    }
+    if (reply->Positive()) return std::nullopt;
+    return queue::Failure{Cause::kRefused, "4.4.2", "",
+                          fmt::format("host {} said: {} (in reply to EHLO)", peer, reply->Text())};
+  };
   auto ehlo = co_await s->Command(ehlo_line, t.command);
-  if (!ehlo)
-    co_return host_fail(Cause::kSession, "4.4.2",
-                        fmt::format("{} after EHLO to {}", ehlo.error(), peer));
-  if (!ehlo->Positive()) {
-    co_await s->Quit();
-    co_return host_fail(Cause::kRefused, "4.4.2",
-                        fmt::format("host {} said: {} (in reply to EHLO)", peer, ehlo->Text()));
+  if (auto f = ehlo_failure(ehlo)) {
+    if (ehlo) co_await s->Quit();
+    co_return host_fail(f->cause, f->status, f->text);
   }
   if (greets_as_me(*ehlo, "replied to EHLO with")) {
     co_await s->Quit();
@@ -241,14 +247,9 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
       }
       s->reader.Reset();
       ehlo = co_await s->Command(ehlo_line, t.command);
-      if (!ehlo) {
-        co_return host_fail(Cause::kSession, "4.4.2",
-                            fmt::format("{} after EHLO to {}", ehlo.error(), peer));
-      }
-      if (!ehlo->Positive()) {
-        co_await s->Quit();
-        co_return host_fail(Cause::kRefused, "4.4.2",
-                            fmt::format("host {} said: {} (in reply to EHLO)", peer, ehlo->Text()));
+      if (auto f = ehlo_failure(ehlo)) {
+        if (ehlo) co_await s->Quit();
+        co_return host_fail(f->cause, f->status, f->text);
       }
     }
   } else if (tls_required) {
