@@ -325,6 +325,9 @@ delay_warning = "2s"
         rcpt, attempts = self.outcome("mismatch")
         self.assertEqual(rcpt["state"], "deferred")
         self.assertEqual(rcpt["last_status"], "4.7.5")
+        # The typed cause and TLS-RPT result type, as recorded where the failure happened.
+        self.assertEqual(rcpt["last_cause"], "dane-not-verified")
+        self.assertEqual(attempts[-1]["result_type"], "validation-failure")
         self.assertIn("Server certificate not verified", rcpt["last_reply"])
         self.assertEqual(self.arrived("mismatch", "mismatch"), [])
         self.assertEqual(attempts[-1]["tls_verdict"], "Untrusted")
@@ -334,6 +337,8 @@ delay_warning = "2s"
     def test_valid_tlsa_but_no_starttls_is_deferred(self):
         rcpt, attempts = self.outcome("notls")
         self.assertEqual((rcpt["state"], rcpt["last_status"]), ("deferred", "4.7.5"))
+        self.assertEqual(rcpt["last_cause"], "starttls-not-offered")
+        self.assertEqual(attempts[-1]["result_type"], "starttls-not-supported")
         self.assertIn("does not offer STARTTLS", rcpt["last_reply"])
         self.assertEqual(self.arrived("notls", "notls"), [])
 

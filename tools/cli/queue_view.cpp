@@ -37,7 +37,7 @@ nlohmann::json ToJson(const queue::MessageInfo& m) {
         {"address", r.address},       {"state", std::string(queue::ToString(r.state))},
         {"attempts", r.attempts},     {"notify", queue::NotifyToString(r.notify)},
         {"orcpt", r.orcpt},           {"last_status", r.last_status},
-        {"last_reply", r.last_reply},
+        {"last_reply", r.last_reply}, {"last_cause", std::string(queue::Token(r.last_cause))},
     };
     j["next_attempt"] = r.next_attempt ? nlohmann::json(Iso8601(*r.next_attempt)) : nullptr;
     rcpts.push_back(std::move(j));
@@ -163,6 +163,9 @@ void PrintMessage(std::ostream& out, const queue::MessageInfo& m, const std::str
     if (!r.orcpt.empty()) out << " ORCPT=" << r.orcpt;
     out << "\n";
     if (!r.last_reply.empty()) out << fmt::format("    last: {} {}\n", r.last_status, r.last_reply);
+    if (r.last_cause != queue::Cause::kNone && r.state != queue::RecipientState::kDelivered) {
+      out << "    cause: " << queue::Token(r.last_cause) << "\n";
+    }
   }
   if (!attempts.empty()) out << "Attempts:\n";
   for (const auto& a : attempts) {
@@ -177,6 +180,7 @@ void PrintMessage(std::ostream& out, const queue::MessageInfo& m, const std::str
                        a.tls_verdict, a.tlsa_record.empty() ? "" : ", matched " + a.tlsa_record);
     if (!a.mta_sts.empty()) out << "      MTA-STS: " << a.mta_sts << "\n";
     if (!a.note.empty()) out << "      Note: " << a.note << "\n";
+    if (!a.result_type.empty()) out << "      TLS-RPT result: " << a.result_type << "\n";
   }
   out << "Headers:\n";
   for (const auto& [name, value] : ParseHeaders(content)) {
@@ -202,7 +206,8 @@ void PrintMessageJson(std::ostream& out, const queue::MessageInfo& m, const std:
                        {"status", a.status},
                        {"note", a.note},
                        {"mta_sts", a.mta_sts},
-                       {"sending_ip", a.sending_ip}});
+                       {"sending_ip", a.sending_ip},
+                       {"result_type", a.result_type}});
   }
   j["attempts"] = std::move(history);
   nlohmann::json headers = nlohmann::json::array();
