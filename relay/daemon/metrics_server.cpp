@@ -13,6 +13,7 @@
 #include "relay/daemon/logging.hpp"
 #include "relay/daemon/metrics.hpp"
 #include "relay/io/connection.hpp"
+#include "relay/io/store_bridge.hpp"
 
 namespace danerelay::relay {
 namespace {
@@ -79,16 +80,8 @@ struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
   ~Impl() { reader.join(); }
 
   asio::awaitable<std::string> ReadGauges() {
-    auto ex = co_await asio::this_coro::executor;
-    co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::string)>(
-        [&](auto handler) {
-          auto h = std::make_shared<decltype(handler)>(std::move(handler));
-          asio::post(reader, [h, ex, where = queue]() mutable {
-            std::string text = QueueGauges(where);
-            asio::post(ex, [h, text = std::move(text)]() mutable { (*h)(std::move(text)); });
-          });
-        },
-        asio::use_awaitable);
+    const auto read = [where = queue] { return QueueGauges(where); };
+    co_return co_await OnPool(reader, read);
   }
 
   asio::awaitable<void> Serve(tcp::socket socket) {

@@ -22,6 +22,7 @@
 #include "relay/inbound/client_limits.hpp"
 #include "relay/inbound/sender_checks.hpp"
 #include "relay/io/connection.hpp"
+#include "relay/io/store_bridge.hpp"
 #include "relay/smtp/server_session.hpp"
 
 namespace danerelay::relay {
@@ -125,16 +126,8 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
   // temporaries that live across a co_await (see dns/resolver.hpp).
   asio::awaitable<bool> Verify(const std::shared_ptr<const Accounts>& accts,
                                const std::string& user, const std::string& password) {
-    auto ex = co_await asio::this_coro::executor;
-    co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(bool)>(
-        [&](auto handler) {
-          auto h = std::make_shared<decltype(handler)>(std::move(handler));
-          asio::post(verifier, [h, ex, accts, user, password]() mutable {
-            const bool ok = accts->Verify(user, password);
-            asio::post(ex, [h, ok] { (*h)(ok); });
-          });
-        },
-        asio::use_awaitable);
+    const auto check = [accts, user, password] { return accts->Verify(user, password); };
+    co_return co_await OnPool(verifier, check);
   }
 
   // The failures of `group` within the window (older ones are forgotten, and swept out of the
@@ -204,15 +197,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
   // Hands the message to the group committer and resumes when its commit has returned.
   // `message` is moved from. A reference, not a by-value parameter: see store_bridge.hpp.
   asio::awaitable<tl::expected<void, queue::StoreError>> Enqueue(queue::NewMessage& message) {
-    using Result = tl::expected<void, queue::StoreError>;
-    co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(Result)>(
-        [this, &message](auto handler) {
-          auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-          committer.Submit(std::move(message), [shared, ex = io.get_executor()](Result r) {
-            asio::post(ex, [shared, r = std::move(r)]() mutable { (*shared)(std::move(r)); });
-          });
-        },
-        asio::use_awaitable);
+    co_return co_await OnStoreSubmit(committer, message);
   }
 
   static std::string Name(const ListenerOptions& lo) {
