@@ -3,10 +3,14 @@
 // after a failed handshake, the connection cache, and a peer that greets with our own name.
 #include <gtest/gtest.h>
 
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
+#include <asio/ssl/context.hpp>
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <utility>
 
@@ -72,11 +76,47 @@ ClientRequest Request(const ScriptedPeer& peer, const queue::MessageInfo* m,
   return r;
 }
 
+// A server context with a fresh self-signed certificate for mx.peer.test, and the "3 1 1"
+// TLSA record that matches it.
+struct PeerTls {
+  std::shared_ptr<asio::ssl::context> context;
+  dns::TlsaRecord tlsa;
+};
+
+PeerTls MakePeerTls() {
+  PeerTls out;
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  X509* cert = X509_new();
+  X509_set_version(cert, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+  X509_gmtime_adj(X509_getm_notBefore(cert), -60);
+  X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+  X509_set_pubkey(cert, key);
+  X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("mx.peer.test"), -1, -1, 0);
+  X509_set_issuer_name(cert, X509_get_subject_name(cert));
+  X509_sign(cert, key, EVP_sha256());
+  unsigned char* der = nullptr;
+  const int len = i2d_PUBKEY(key, &der);
+  std::vector<std::uint8_t> digest(32);
+  unsigned int digest_len = 0;
+  EVP_Digest(der, static_cast<size_t>(len), digest.data(), &digest_len, EVP_sha256(), nullptr);
+  OPENSSL_free(der);
+  out.tlsa = dns::TlsaRecord{3, 1, 1, digest};
+  out.context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  SSL_CTX_use_certificate(out.context->native_handle(), cert);
+  SSL_CTX_use_PrivateKey(out.context->native_handle(), key);
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  return out;
+}
+
 const PeerStep kGreeting{"", {"220 mx.peer.test ESMTP scripted"}};
 const PeerStep kEhlo{"EHLO relay.test", {"250-mx.peer.test", "250-PIPELINING", "250 8BITMIME"}};
 const PeerStep kEhloStartTls{
     "EHLO relay.test", {"250-mx.peer.test", "250-PIPELINING", "250-8BITMIME", "250 STARTTLS"}};
 const PeerStep kQuit{"QUIT", {"221 2.0.0 bye"}};
+const PeerStep kStartTls{"STARTTLS", {"220 2.0.0 ready"}, false, /*start_tls=*/true};
 
 // One message to good@peer.test, from MAIL to the reply to the data.
 PeerScript Transaction() {
@@ -201,6 +241,79 @@ TEST(DeliveryClientTest, MustNotFallBackToPlainTextWhenTlsIsRequired) {
   EXPECT_FALSE(out->result.retry_plaintext);
   EXPECT_EQ(out->result.failure.cause, Cause::kTlsHandshake);
   EXPECT_EQ(peer.connections().size(), 1u);
+}
+
+TEST(DeliveryClientTest, MayEncryptsWhenStartTlsIsOffered) {
+  asio::io_context io;
+  const PeerTls tls = MakePeerTls();
+  ScriptedPeer peer(
+      io, {Concat({{kGreeting, kEhloStartTls, kStartTls, kEhlo}, Transaction(), {kQuit}})},
+      tls.context);
+  const auto m = Message({"good@peer.test"});
+  const std::string content = "Subject: x\r\n\r\nbody\r\n";
+  const ClientRequest req = Request(peer, &m, &content);
+  ASSERT_TRUE(req.tls_context);
+  const auto res = RunClient(io, peer, DeliverOverSmtp(req));
+  ASSERT_TRUE(res);
+  EXPECT_TRUE(peer.problems().empty()) << peer.problems().front();
+  EXPECT_FALSE(res->host_failed) << res->failure.text;
+  ASSERT_TRUE(res->verdict);
+  EXPECT_EQ(res->verdict->kind, tls::Verdict::Kind::kUntrusted);  // self-signed, not checked
+  ASSERT_EQ(res->recipients.size(), 1u);
+  EXPECT_EQ(res->recipients[0].state, RecipientState::kDelivered);
+  ASSERT_EQ(peer.connections().size(), 1u);
+  const auto& c = peer.connections()[0];
+  EXPECT_TRUE(c.tls_error.empty()) << c.tls_error;
+  // RFC 3207 §4.2: EHLO again over TLS before the transaction.
+  ASSERT_GE(c.commands.size(), 4u);
+  EXPECT_EQ(c.commands[1], "STARTTLS");
+  EXPECT_EQ(c.commands[2], "EHLO relay.test");
+  EXPECT_EQ(c.messages.size(), 1u);
+}
+
+TEST(DeliveryClientTest, DaneVerifiesTheCertificateAgainstTheTlsaRecords) {
+  asio::io_context io;
+  const PeerTls tls = MakePeerTls();
+  ScriptedPeer peer(
+      io, {Concat({{kGreeting, kEhloStartTls, kStartTls, kEhlo}, Transaction(), {kQuit}})},
+      tls.context);
+  const auto m = Message({"good@peer.test"});
+  const std::string content = "Subject: x\r\n\r\nbody\r\n";
+  ClientRequest req = Request(peer, &m, &content);
+  req.tls = tls::Requirement::kDane;
+  req.dane = tls::DaneSetup{"mx.peer.test", {"mx.peer.test"}, {tls.tlsa}};
+  const auto res = RunClient(io, peer, DeliverOverSmtp(req));
+  ASSERT_TRUE(res);
+  EXPECT_TRUE(peer.problems().empty()) << peer.problems().front();
+  EXPECT_FALSE(res->host_failed) << res->failure.text;
+  ASSERT_TRUE(res->verdict);
+  EXPECT_EQ(res->verdict->kind, tls::Verdict::Kind::kVerified) << res->verdict->reason;
+  EXPECT_EQ(res->verdict->matched_tlsa, tls.tlsa.ToString());
+  ASSERT_EQ(res->recipients.size(), 1u);
+  EXPECT_EQ(res->recipients[0].state, RecipientState::kDelivered);
+}
+
+TEST(DeliveryClientTest, DaneFailsTheHostWhenNoTlsaRecordMatches) {
+  asio::io_context io;
+  const PeerTls tls = MakePeerTls();
+  ScriptedPeer peer(io, {{kGreeting, kEhloStartTls, kStartTls, kQuit}}, tls.context);
+  const auto m = Message({"good@peer.test"});
+  const std::string content = "Subject: x\r\n\r\nbody\r\n";
+  ClientRequest req = Request(peer, &m, &content);
+  req.tls = tls::Requirement::kDane;
+  dns::TlsaRecord other = tls.tlsa;
+  other.data[0] ^= 0xff;
+  req.dane = tls::DaneSetup{"mx.peer.test", {"mx.peer.test"}, {other}};
+  const auto res = RunClient(io, peer, DeliverOverSmtp(req));
+  ASSERT_TRUE(res);
+  EXPECT_TRUE(peer.problems().empty()) << peer.problems().front();
+  EXPECT_TRUE(res->host_failed);
+  EXPECT_FALSE(res->retry_plaintext);
+  EXPECT_EQ(res->failure.cause, Cause::kDaneNotVerified);
+  EXPECT_EQ(res->failure.status, "4.7.5");
+  EXPECT_TRUE(res->recipients.empty());
+  ASSERT_EQ(peer.connections().size(), 1u);
+  EXPECT_TRUE(peer.connections()[0].messages.empty());
 }
 
 asio::awaitable<std::pair<ClientResult, ClientResult>> Twice(const ClientRequest* req,

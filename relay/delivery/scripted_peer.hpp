@@ -8,13 +8,15 @@
 // DATA with 354 makes the peer read the message up to the lone "." and then match "." against
 // the next step, which holds the reply to the end of data. `close_after` drops the connection
 // after the reply: STARTTLS answered 220 and then closed makes the client's handshake fail.
+// `start_tls` makes the peer take the server side of a TLS handshake after the reply, with the
+// context given to the constructor (its certificate), and go on with the script over TLS.
 //
 // What it records: per connection, each command line and each message as it came over the wire
 // (still dot-stuffed, without the terminating "."). What went against the script (an unexpected
 // command, a command after the script ended, a connection with no script left) is in
 // `problems()`, and the connection is then closed.
 //
-// It does not speak TLS. Stop() closes the listener and every connection, so that io.run()
+// Stop() closes the listener and every connection, so that io.run()
 // returns; every wait of a test is bounded by the client's timeouts and io.run_for.
 #include <asio/awaitable.hpp>
 #include <asio/co_spawn.hpp>
@@ -22,6 +24,7 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/read_until.hpp>
+#include <asio/ssl.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
@@ -39,12 +42,14 @@ struct PeerStep {
   std::string expect;              // command prefix; "" for the greeting, "." for end of data
   std::vector<std::string> reply;  // whole reply lines without CRLF: {"250-a", "250 b"}
   bool close_after = false;
+  bool start_tls = false;  // after the reply: a TLS handshake as the server (RFC 3207 §4)
 };
 using PeerScript = std::vector<PeerStep>;  // one connection
 
 struct PeerConnection {
   std::vector<std::string> commands;  // every line received outside DATA, in order
   std::vector<std::string> messages;  // as sent, dot-stuffed, up to the terminating "."
+  std::string tls_error;              // the server-side handshake failed: why
 };
 
 // Undoes RFC 5321 §4.5.2 transparency on a message as recorded.
@@ -60,8 +65,11 @@ inline std::string Unstuff(std::string_view wire) {
 
 class ScriptedPeer {
  public:
-  ScriptedPeer(asio::io_context& io, std::vector<PeerScript> scripts)
+  // `tls_context`: the server side for steps with start_tls (certificate and key loaded).
+  ScriptedPeer(asio::io_context& io, std::vector<PeerScript> scripts,
+               std::shared_ptr<asio::ssl::context> tls_context = nullptr)
       : state_(std::make_shared<State>(io, std::move(scripts))) {
+    state_->tls_context = std::move(tls_context);
     using asio::ip::tcp;
     const tcp::endpoint any_port(asio::ip::make_address("127.0.0.1"), 0);
     state_->acceptor.open(any_port.protocol());
@@ -93,6 +101,7 @@ class ScriptedPeer {
   struct State {
     State(asio::io_context& io, std::vector<PeerScript> s) : acceptor(io), scripts(std::move(s)) {}
     asio::ip::tcp::acceptor acceptor;
+    std::shared_ptr<asio::ssl::context> tls_context;
     std::vector<PeerScript> scripts;
     std::vector<PeerConnection> connections;
     std::vector<std::shared_ptr<Socket>> sockets;
@@ -142,10 +151,13 @@ class ScriptedPeer {
                                        size_t index) {
     const PeerScript& script = state->scripts[index];
     std::string buffer;
+    std::unique_ptr<asio::ssl::stream<Socket&>> tls;  // after STARTTLS
     // Reads one line without its CRLF; false when the connection is gone.
     auto read_line = [&](std::string& line) -> asio::awaitable<bool> {
       auto [ec, n] =
-          co_await asio::async_read_until(*socket, asio::dynamic_buffer(buffer), "\r\n", kTuple);
+          tls ? co_await asio::async_read_until(*tls, asio::dynamic_buffer(buffer), "\r\n", kTuple)
+              : co_await asio::async_read_until(*socket, asio::dynamic_buffer(buffer), "\r\n",
+                                                kTuple);
       if (ec) co_return false;
       line = buffer.substr(0, n - 2);
       buffer.erase(0, n);
@@ -155,7 +167,8 @@ class ScriptedPeer {
     auto send = [&](const std::vector<std::string>& lines) -> asio::awaitable<bool> {
       std::string wire;
       for (const auto& l : lines) wire += l + "\r\n";
-      auto [ec, n] = co_await asio::async_write(*socket, asio::buffer(wire), kTuple);
+      auto [ec, n] = tls ? co_await asio::async_write(*tls, asio::buffer(wire), kTuple)
+                         : co_await asio::async_write(*socket, asio::buffer(wire), kTuple);
       (void)n;
       co_return !ec;
     };
@@ -192,6 +205,21 @@ class ScriptedPeer {
       if (s.close_after) {
         socket->close(ignored);
         co_return;
+      }
+      if (s.start_tls) {
+        if (!state->tls_context) {
+          state->problems.push_back("start_tls in the script but no TLS context");
+          socket->close(ignored);
+          co_return;
+        }
+        buffer.clear();  // RFC 3207 §4: nothing sent before TLS counts after it
+        tls = std::make_unique<asio::ssl::stream<Socket&>>(*socket, *state->tls_context);
+        auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server, kTuple);
+        if (ec) {
+          state->connections[index].tls_error = ec.message();
+          socket->close(ignored);
+          co_return;
+        }
       }
     }
     // The script is over: anything more is a problem, the end of the connection is not.
