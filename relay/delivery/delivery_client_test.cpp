@@ -382,5 +382,25 @@ TEST(DeliveryClientTest, APeerAnsweringEhloWithOurOwnNameIsALoop) {
   EXPECT_EQ(res->failure.status, "5.4.6");
 }
 
+// The peer itself: a command against the script is reported, answered 503 and the connection
+// closed, so that a test cannot pass on a conversation it did not script.
+TEST(ScriptedPeerTest, ReportsACommandAgainstTheScript) {
+  asio::io_context io;
+  ScriptedPeer peer(io, {{kGreeting, {"HELO relay.test", {"250 mx.peer.test"}}, kQuit}});
+  const auto m = Message({"good@peer.test"});
+  const std::string content = "Subject: x\r\n\r\nbody\r\n";
+  const ClientRequest req = Request(peer, &m, &content);
+  const auto res = RunClient(io, peer, DeliverOverSmtp(req));
+  ASSERT_TRUE(res);
+  ASSERT_EQ(peer.problems().size(), 1u);
+  EXPECT_NE(peer.problems()[0].find("EHLO relay.test"), std::string::npos);
+  EXPECT_TRUE(res->host_failed);
+  EXPECT_EQ(res->failure.cause, Cause::kRefused);
+}
+
+TEST(ScriptedPeerTest, UnstuffUndoesLeadingDots) {
+  EXPECT_EQ(Unstuff("..a\r\nb.\r\n...c\r\n"), ".a\r\nb.\r\n..c\r\n");
+}
+
 }  // namespace
 }  // namespace danerelay::relay
