@@ -114,6 +114,8 @@ class ScriptedPeer {
       std::rethrow_exception(e);
     } catch (const std::exception& x) {
       state.problems.push_back(std::string("peer threw: ") + x.what());
+    } catch (...) {
+      state.problems.push_back("peer threw");
     }
   }
 
