@@ -111,160 +111,210 @@ struct SmtpSession {
 
 namespace {
 
-// Connect, greeting, EHLO, STARTTLS as the policy requires, EHLO again. On failure `res` says
-// why and the result is null.
-asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, ClientResult& res) {
-  const auto& t = req.timeouts;
-  const std::string peer = fmt::format("{}[{}]:{}", req.mx_host, req.ip, req.port);
-  auto host_fail = [&](Cause cause, std::string status, std::string text,
-                       std::string result_type = "") {
-    res.host_failed = true;
-    if (result_type.empty()) result_type = queue::ResultType(cause);
-    res.failure = {cause, std::move(status), std::move(result_type), std::move(text)};
-    return std::shared_ptr<SmtpSession>();
-  };
+// Marks the host as failed (the RFC 8460 result type from the cause unless given). Returns
+// false, for a step to return.
+bool FailHost(ClientResult& res, queue::Failure failure) {
+  res.host_failed = true;
+  if (failure.result_type.empty()) failure.result_type = queue::ResultType(failure.cause);
+  res.failure = std::move(failure);
+  return false;
+}
+
+bool FailHost(ClientResult& res, Cause cause, std::string status, std::string text) {
+  return FailHost(res, {cause, std::move(status), "", std::move(text)});
+}
+
+bool TlsRequired(const ClientRequest& req) {
+  return req.tls == tls::Requirement::kEncrypt || req.tls == tls::Requirement::kDane;
+}
+
+// A TCP connection to the request's address. Null on failure, `res` says why.
+asio::awaitable<std::shared_ptr<SmtpSession>> Connect(const ClientRequest& req, ClientResult& res) {
   std::error_code ec;
   const auto address = asio::ip::make_address(req.ip, ec);
-  if (ec) co_return host_fail(Cause::kConnect, "4.4.1", "bad address " + req.ip);
+  if (ec) {
+    FailHost(res, Cause::kConnect, "4.4.1", "bad address " + req.ip);
+    co_return nullptr;
+  }
   auto s = std::make_shared<SmtpSession>(tcp::socket(co_await asio::this_coro::executor));
-  s->peer = peer;
+  s->peer = fmt::format("{}[{}]:{}", req.mx_host, req.ip, req.port);
   Connection& conn = s->conn;
   conn.socket.open(address.is_v6() ? tcp::v6() : tcp::v4(), ec);
-  if (ec)
-    co_return host_fail(Cause::kConnect, "4.4.1",
-                        fmt::format("connect to {}: {}", peer, ec.message()));
-  conn.deadline.Arm(t.connect);
-  std::tie(ec) = co_await conn.socket.async_connect(tcp::endpoint(address, req.port), kUseTuple);
-  conn.deadline.Disarm();
-  if (conn.deadline.expired()) ec = asio::error::timed_out;
-  if (ec)
-    co_return host_fail(Cause::kConnect, "4.4.1",
-                        fmt::format("connect to {}: {}", peer, ec.message()));
+  if (!ec) {
+    conn.deadline.Arm(req.timeouts.connect);
+    std::tie(ec) = co_await conn.socket.async_connect(tcp::endpoint(address, req.port), kUseTuple);
+    conn.deadline.Disarm();
+    if (conn.deadline.expired()) ec = asio::error::timed_out;
+  }
+  if (ec) {
+    FailHost(res, Cause::kConnect, "4.4.1",
+             fmt::format("connect to {}: {}", s->peer, ec.message()));
+    co_return nullptr;
+  }
   // RFC 8460 §4.4: a failure detail names the sending MTA's address of the session.
   if (const auto local = conn.socket.local_endpoint(ec); !ec) {
     s->local_ip = res.local_ip = local.address().to_string();
   }
+  co_return s;
+}
 
-  auto greeting = co_await s->reader.Read(t.greeting);
+// A mail loop: the next hop is this relay under another address (Postfix's "host greeted me
+// with my own hostname"). The delivery agent returns the mail 5.4.6.
+bool LoopsBack(const SmtpSession& s, const ClientRequest& req, const Reply& reply,
+               std::string_view where, ClientResult& res) {
+  if (!NamesMe(reply, req.helo_name)) return false;
+  res.loops_back = true;
+  FailHost(res, Cause::kLoop, "5.4.6",
+           fmt::format("host {} {} my own hostname {}", s.peer, where, req.helo_name));
+  return true;
+}
+
+// The greeting (RFC 5321 §4.3.1). False when it was lost or refusing, or names ourselves.
+asio::awaitable<bool> Greet(SmtpSession& s, const ClientRequest& req, ClientResult& res) {
+  auto greeting = co_await s.reader.Read(req.timeouts.greeting);
   if (!greeting) {
-    co_return host_fail(
-        Cause::kSession, "4.4.2",
-        fmt::format("{} while reading the greeting from {}", greeting.error(), peer));
+    co_return FailHost(
+        res, Cause::kSession, "4.4.2",
+        fmt::format("{} while reading the greeting from {}", greeting.error(), s.peer));
   }
   if (!greeting->Positive()) {
-    co_await s->Quit();
-    co_return host_fail(Cause::kRefused, "4.4.2",
-                        fmt::format("host {} refused to talk to me: {}", peer, greeting->Text()));
+    co_await s.Quit();
+    co_return FailHost(res, Cause::kRefused, "4.4.2",
+                       fmt::format("host {} refused to talk to me: {}", s.peer, greeting->Text()));
   }
-  // A mail loop: the next hop is this relay under another address (Postfix's "host greeted me
-  // with my own hostname"). The delivery agent returns the mail 5.4.6.
-  const auto greets_as_me = [&](const Reply& r, std::string_view where) {
-    if (!NamesMe(r, req.helo_name)) return false;
-    res.loops_back = true;
-    host_fail(Cause::kLoop, "5.4.6",
-              fmt::format("host {} {} my own hostname {}", peer, where, req.helo_name));
-    return true;
-  };
-  if (greets_as_me(*greeting, "greeted me with")) {
-    co_await s->Quit();
-    co_return nullptr;
+  if (LoopsBack(s, req, *greeting, "greeted me with", res)) {
+    co_await s.Quit();
+    co_return false;
   }
-  const std::string ehlo_line = "EHLO " + req.helo_name;
-  // EHLO failed (before and after STARTTLS alike): lost (kSession), or refused (kRefused, QUIT).
-  const auto ehlo_failure = [&](const auto& reply) -> std::optional<queue::Failure> {
-    if (!reply) {
-      return queue::Failure{Cause::kSession, "4.4.2", "",
-                            fmt::format("{} after EHLO to {}", reply.error(), peer)};
-    }
-    if (reply->Positive()) return std::nullopt;
-    return queue::Failure{Cause::kRefused, "4.4.2", "",
-                          fmt::format("host {} said: {} (in reply to EHLO)", peer, reply->Text())};
-  };
-  auto ehlo = co_await s->Command(ehlo_line, t.command);
-  if (auto f = ehlo_failure(ehlo)) {
-    if (ehlo) co_await s->Quit();
-    co_return host_fail(f->cause, f->status, f->text);
-  }
-  if (greets_as_me(*ehlo, "replied to EHLO with")) {
-    co_await s->Quit();
-    co_return nullptr;
-  }
+  co_return true;
+}
 
-  const bool tls_required =
-      req.tls == tls::Requirement::kEncrypt || req.tls == tls::Requirement::kDane;
-  s->starttls_offered = res.starttls_offered = ehlo->HasExtension("STARTTLS");
-  if (!req.plaintext_only && s->starttls_offered) {
-    auto starttls = co_await s->Command("STARTTLS", t.command);
-    if (!starttls) {
-      co_return host_fail(Cause::kSession, "4.4.2",
-                          fmt::format("{} after STARTTLS to {}", starttls.error(), peer));
-    }
-    if (starttls->code != 220) {
-      if (tls_required) {
-        co_await s->Quit();
-        co_return host_fail(Cause::kStartTlsRefused, "4.7.5",
-                            fmt::format("STARTTLS refused by {}: {}", peer, starttls->Text()));
-      }
-    } else {
-      const tls::DaneSetup* dane = req.dane ? &*req.dane : nullptr;
-      std::string prepare_error;
-      const std::error_code hs = co_await conn.StartTls(
-          *req.tls_context, asio::ssl::stream_base::client, t.command, [&](ssl_st* ssl) {
-            auto ok = tls::PrepareClient(ssl, req.mx_host, dane,
-                                         req.webpki_check ? req.mx_host : std::string());
-            if (!ok) prepare_error = ok.error();
-          });
-      if (!prepare_error.empty() && (dane || req.webpki_required)) {
-        co_await conn.Close();
-        co_return host_fail(Cause::kDaneSetup, "4.7.5",
-                            fmt::format("DANE setup for {}: {}", peer, prepare_error));
-      }
-      if (hs) {
-        co_await conn.Close();
-        res.retry_plaintext = !tls_required;
-        co_return host_fail(Cause::kTlsHandshake, "4.7.5",
-                            fmt::format("TLS handshake with {} failed: {}", peer, hs.message()));
-      }
-      s->verdict = res.verdict = tls::GetVerdict(conn.tls->native_handle(), dane != nullptr);
-      Log(Service::kSmtp)
-          .info("{} TLS connection established to {}: {}", tls::ToString(res.verdict->kind), peer,
-                res.verdict->protocol);
-      if (req.tls == tls::Requirement::kDane &&
-          res.verdict->kind != tls::Verdict::Kind::kVerified) {
-        co_await s->Quit();
-        co_return host_fail(
-            Cause::kDaneNotVerified, "4.7.5",
-            fmt::format("Server certificate not verified ({}): {}", res.verdict->reason, peer),
-            CertificateResultType(*res.verdict, Cause::kDaneNotVerified));
-      }
-      if (req.webpki_required && res.verdict->kind != tls::Verdict::Kind::kTrusted) {
-        co_await s->Quit();
-        co_return host_fail(Cause::kStsNotTrusted, "4.7.5",
-                            fmt::format("Server certificate not trusted under the "
-                                        "MTA-STS policy ({}): {}",
-                                        res.verdict->reason, peer),
-                            CertificateResultType(*res.verdict, Cause::kStsNotTrusted));
-      }
-      s->reader.Reset();
-      ehlo = co_await s->Command(ehlo_line, t.command);
-      if (auto f = ehlo_failure(ehlo)) {
-        if (ehlo) co_await s->Quit();
-        co_return host_fail(f->cause, f->status, f->text);
-      }
-    }
-  } else if (tls_required) {
-    co_await s->Quit();
-    co_return host_fail(Cause::kStartTlsNotOffered, "4.7.5",
-                        fmt::format("TLS is required, but {} does not offer STARTTLS", peer));
+// EHLO, before and after STARTTLS alike. Nullopt when it failed: lost (kSession), or refused
+// (kRefused, QUIT).
+asio::awaitable<std::optional<Reply>> Ehlo(SmtpSession& s, const ClientRequest& req,
+                                           ClientResult& res) {
+  const std::string line = "EHLO " + req.helo_name;
+  auto ehlo = co_await s.Command(line, req.timeouts.command);
+  if (!ehlo) {
+    FailHost(res, Cause::kSession, "4.4.2",
+             fmt::format("{} after EHLO to {}", ehlo.error(), s.peer));
+    co_return std::nullopt;
   }
-  if (req.requiretls && !ehlo->HasExtension("REQUIRETLS")) {
+  if (!ehlo->Positive()) {
+    co_await s.Quit();
+    FailHost(res, Cause::kRefused, "4.4.2",
+             fmt::format("host {} said: {} (in reply to EHLO)", s.peer, ehlo->Text()));
+    co_return std::nullopt;
+  }
+  co_return std::move(*ehlo);
+}
+
+// Why the verdict of an established TLS session does not do under the policy: not verified
+// under DANE, or not trusted under an MTA-STS policy in mode enforce (RFC 8461 §4.2).
+std::optional<queue::Failure> VerdictFailure(const ClientRequest& req, const tls::Verdict& v,
+                                             const std::string& peer) {
+  if (req.tls == tls::Requirement::kDane && v.kind != tls::Verdict::Kind::kVerified) {
+    return queue::Failure{Cause::kDaneNotVerified, "4.7.5",
+                          CertificateResultType(v, Cause::kDaneNotVerified),
+                          fmt::format("Server certificate not verified ({}): {}", v.reason, peer)};
+  }
+  if (req.webpki_required && v.kind != tls::Verdict::Kind::kTrusted) {
+    return queue::Failure{Cause::kStsNotTrusted, "4.7.5",
+                          CertificateResultType(v, Cause::kStsNotTrusted),
+                          fmt::format("Server certificate not trusted under the "
+                                      "MTA-STS policy ({}): {}",
+                                      v.reason, peer)};
+  }
+  return std::nullopt;
+}
+
+// The TLS handshake after the 220 to STARTTLS, under DANE and the MTA-STS check as the request
+// asks, and the verdict's check. False on failure; a failed opportunistic handshake asks for
+// the retry in plain text.
+asio::awaitable<bool> Handshake(SmtpSession& s, const ClientRequest& req, ClientResult& res) {
+  Connection& conn = s.conn;
+  const tls::DaneSetup* dane = req.dane ? &*req.dane : nullptr;
+  std::string prepare_error;
+  const std::error_code hs = co_await conn.StartTls(
+      *req.tls_context, asio::ssl::stream_base::client, req.timeouts.command, [&](ssl_st* ssl) {
+        auto ok = tls::PrepareClient(ssl, req.mx_host, dane,
+                                     req.webpki_check ? req.mx_host : std::string());
+        if (!ok) prepare_error = ok.error();
+      });
+  if (!prepare_error.empty() && (dane || req.webpki_required)) {
+    co_await conn.Close();
+    co_return FailHost(res, Cause::kDaneSetup, "4.7.5",
+                       fmt::format("DANE setup for {}: {}", s.peer, prepare_error));
+  }
+  if (hs) {
+    co_await conn.Close();
+    res.retry_plaintext = !TlsRequired(req);
+    co_return FailHost(res, Cause::kTlsHandshake, "4.7.5",
+                       fmt::format("TLS handshake with {} failed: {}", s.peer, hs.message()));
+  }
+  s.verdict = res.verdict = tls::GetVerdict(conn.tls->native_handle(), dane != nullptr);
+  Log(Service::kSmtp)
+      .info("{} TLS connection established to {}: {}", tls::ToString(res.verdict->kind), s.peer,
+            res.verdict->protocol);
+  if (auto failure = VerdictFailure(req, *res.verdict, s.peer)) {
+    co_await s.Quit();
+    co_return FailHost(res, std::move(*failure));
+  }
+  co_return true;
+}
+
+// STARTTLS, the handshake, and EHLO again into s.ehlo (RFC 3207 §4.2). A refused STARTTLS
+// leaves the session in plain text where TLS is not required. False on failure.
+asio::awaitable<bool> StartTls(SmtpSession& s, const ClientRequest& req, ClientResult& res) {
+  auto starttls = co_await s.Command("STARTTLS", req.timeouts.command);
+  if (!starttls) {
+    co_return FailHost(res, Cause::kSession, "4.4.2",
+                       fmt::format("{} after STARTTLS to {}", starttls.error(), s.peer));
+  }
+  if (starttls->code != 220) {
+    if (!TlsRequired(req)) co_return true;
+    co_await s.Quit();
+    co_return FailHost(res, Cause::kStartTlsRefused, "4.7.5",
+                       fmt::format("STARTTLS refused by {}: {}", s.peer, starttls->Text()));
+  }
+  if (!co_await Handshake(s, req, res)) co_return false;
+  s.reader.Reset();
+  auto ehlo = co_await Ehlo(s, req, res);
+  if (!ehlo) co_return false;
+  s.ehlo = std::move(*ehlo);
+  co_return true;
+}
+
+// Connect, greeting, EHLO, STARTTLS as the policy requires, EHLO again. On failure `res` says
+// why and the result is null.
+asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, ClientResult& res) {
+  auto s = co_await Connect(req, res);
+  if (!s) co_return nullptr;
+  if (!co_await Greet(*s, req, res)) co_return nullptr;
+  auto ehlo = co_await Ehlo(*s, req, res);
+  if (!ehlo) co_return nullptr;
+  if (LoopsBack(*s, req, *ehlo, "replied to EHLO with", res)) {
+    co_await s->Quit();
+    co_return nullptr;
+  }
+  s->ehlo = std::move(*ehlo);
+  s->starttls_offered = res.starttls_offered = s->ehlo.HasExtension("STARTTLS");
+  if (!req.plaintext_only && s->starttls_offered) {
+    if (!co_await StartTls(*s, req, res)) co_return nullptr;
+  } else if (TlsRequired(req)) {
+    co_await s->Quit();
+    FailHost(res, Cause::kStartTlsNotOffered, "4.7.5",
+             fmt::format("TLS is required, but {} does not offer STARTTLS", s->peer));
+    co_return nullptr;
+  }
+  if (req.requiretls && !s->ehlo.HasExtension("REQUIRETLS")) {
     // RFC 8689 §4.2.1 and §5: "REQUIRETLS not supported by server", 5.7.30. Our finding
     // from its EHLO reply, not a reply of the server to the message.
     co_await s->Quit();
-    co_return host_fail(Cause::kRequireTlsNotOffered, "5.7.30",
-                        fmt::format("REQUIRETLS: {} does not offer REQUIRETLS", peer));
+    FailHost(res, Cause::kRequireTlsNotOffered, "5.7.30",
+             fmt::format("REQUIRETLS: {} does not offer REQUIRETLS", s->peer));
+    co_return nullptr;
   }
-  s->ehlo = std::move(*ehlo);
   co_return s;
 }
 
