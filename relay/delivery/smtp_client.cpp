@@ -111,231 +111,286 @@ struct SmtpSession {
 
 namespace {
 
-// Connect, greeting, EHLO, STARTTLS as the policy requires, EHLO again. On failure `res` says
-// why and the result is null.
-asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, ClientResult& res) {
-  const auto& t = req.timeouts;
-  const std::string peer = fmt::format("{}[{}]:{}", req.mx_host, req.ip, req.port);
-  auto host_fail = [&](Cause cause, std::string status, std::string text,
-                       std::string result_type = "") {
-    res.host_failed = true;
-    if (result_type.empty()) result_type = queue::ResultType(cause);
-    res.failure = {cause, std::move(status), std::move(result_type), std::move(text)};
-    return std::shared_ptr<SmtpSession>();
-  };
+// Marks the host as failed (the RFC 8460 result type from the cause unless given). Returns
+// false, for a step to return.
+bool FailHost(ClientResult& res, queue::Failure failure) {
+  res.host_failed = true;
+  if (failure.result_type.empty()) failure.result_type = queue::ResultType(failure.cause);
+  res.failure = std::move(failure);
+  return false;
+}
+
+bool FailHost(ClientResult& res, Cause cause, std::string status, std::string text) {
+  return FailHost(res, {cause, std::move(status), "", std::move(text)});
+}
+
+bool TlsRequired(const ClientRequest& req) {
+  return req.tls == tls::Requirement::kEncrypt || req.tls == tls::Requirement::kDane;
+}
+
+// A TCP connection to the request's address. Null on failure, `res` says why.
+asio::awaitable<std::shared_ptr<SmtpSession>> Connect(const ClientRequest& req, ClientResult& res) {
   std::error_code ec;
   const auto address = asio::ip::make_address(req.ip, ec);
-  if (ec) co_return host_fail(Cause::kConnect, "4.4.1", "bad address " + req.ip);
+  if (ec) {
+    FailHost(res, Cause::kConnect, "4.4.1", "bad address " + req.ip);
+    co_return nullptr;
+  }
   auto s = std::make_shared<SmtpSession>(tcp::socket(co_await asio::this_coro::executor));
-  s->peer = peer;
+  s->peer = fmt::format("{}[{}]:{}", req.mx_host, req.ip, req.port);
   Connection& conn = s->conn;
   conn.socket.open(address.is_v6() ? tcp::v6() : tcp::v4(), ec);
-  if (ec)
-    co_return host_fail(Cause::kConnect, "4.4.1",
-                        fmt::format("connect to {}: {}", peer, ec.message()));
-  conn.deadline.Arm(t.connect);
-  std::tie(ec) = co_await conn.socket.async_connect(tcp::endpoint(address, req.port), kUseTuple);
-  conn.deadline.Disarm();
-  if (conn.deadline.expired()) ec = asio::error::timed_out;
-  if (ec)
-    co_return host_fail(Cause::kConnect, "4.4.1",
-                        fmt::format("connect to {}: {}", peer, ec.message()));
+  if (!ec) {
+    conn.deadline.Arm(req.timeouts.connect);
+    std::tie(ec) = co_await conn.socket.async_connect(tcp::endpoint(address, req.port), kUseTuple);
+    conn.deadline.Disarm();
+    if (conn.deadline.expired()) ec = asio::error::timed_out;
+  }
+  if (ec) {
+    FailHost(res, Cause::kConnect, "4.4.1",
+             fmt::format("connect to {}: {}", s->peer, ec.message()));
+    co_return nullptr;
+  }
   // RFC 8460 §4.4: a failure detail names the sending MTA's address of the session.
   if (const auto local = conn.socket.local_endpoint(ec); !ec) {
     s->local_ip = res.local_ip = local.address().to_string();
   }
+  co_return s;
+}
 
-  auto greeting = co_await s->reader.Read(t.greeting);
+// A mail loop: the next hop is this relay under another address (Postfix's "host greeted me
+// with my own hostname"). The delivery agent returns the mail 5.4.6.
+bool LoopsBack(const SmtpSession& s, const ClientRequest& req, const Reply& reply,
+               std::string_view where, ClientResult& res) {
+  if (!NamesMe(reply, req.helo_name)) return false;
+  res.loops_back = true;
+  FailHost(res, Cause::kLoop, "5.4.6",
+           fmt::format("host {} {} my own hostname {}", s.peer, where, req.helo_name));
+  return true;
+}
+
+// The greeting (RFC 5321 §4.3.1). False when it was lost or refusing, or names ourselves.
+asio::awaitable<bool> Greet(SmtpSession& s, const ClientRequest& req, ClientResult& res) {
+  auto greeting = co_await s.reader.Read(req.timeouts.greeting);
   if (!greeting) {
-    co_return host_fail(
-        Cause::kSession, "4.4.2",
-        fmt::format("{} while reading the greeting from {}", greeting.error(), peer));
+    co_return FailHost(
+        res, Cause::kSession, "4.4.2",
+        fmt::format("{} while reading the greeting from {}", greeting.error(), s.peer));
   }
   if (!greeting->Positive()) {
-    co_await s->Quit();
-    co_return host_fail(Cause::kRefused, "4.4.2",
-                        fmt::format("host {} refused to talk to me: {}", peer, greeting->Text()));
+    co_await s.Quit();
+    co_return FailHost(res, Cause::kRefused, "4.4.2",
+                       fmt::format("host {} refused to talk to me: {}", s.peer, greeting->Text()));
   }
-  // A mail loop: the next hop is this relay under another address (Postfix's "host greeted me
-  // with my own hostname"). The delivery agent returns the mail 5.4.6.
-  const auto greets_as_me = [&](const Reply& r, std::string_view where) {
-    if (!NamesMe(r, req.helo_name)) return false;
-    res.loops_back = true;
-    host_fail(Cause::kLoop, "5.4.6",
-              fmt::format("host {} {} my own hostname {}", peer, where, req.helo_name));
-    return true;
-  };
-  if (greets_as_me(*greeting, "greeted me with")) {
-    co_await s->Quit();
-    co_return nullptr;
+  if (LoopsBack(s, req, *greeting, "greeted me with", res)) {
+    co_await s.Quit();
+    co_return false;
   }
-  const std::string ehlo_line = "EHLO " + req.helo_name;
-  // EHLO failed (before and after STARTTLS alike): lost (kSession), or refused (kRefused, QUIT).
-  const auto ehlo_failure = [&](const auto& reply) -> std::optional<queue::Failure> {
-    if (!reply) {
-      return queue::Failure{Cause::kSession, "4.4.2", "",
-                            fmt::format("{} after EHLO to {}", reply.error(), peer)};
-    }
-    if (reply->Positive()) return std::nullopt;
-    return queue::Failure{Cause::kRefused, "4.4.2", "",
-                          fmt::format("host {} said: {} (in reply to EHLO)", peer, reply->Text())};
-  };
-  auto ehlo = co_await s->Command(ehlo_line, t.command);
-  if (auto f = ehlo_failure(ehlo)) {
-    if (ehlo) co_await s->Quit();
-    co_return host_fail(f->cause, f->status, f->text);
-  }
-  if (greets_as_me(*ehlo, "replied to EHLO with")) {
-    co_await s->Quit();
-    co_return nullptr;
-  }
+  co_return true;
+}
 
-  const bool tls_required =
-      req.tls == tls::Requirement::kEncrypt || req.tls == tls::Requirement::kDane;
-  s->starttls_offered = res.starttls_offered = ehlo->HasExtension("STARTTLS");
-  if (!req.plaintext_only && s->starttls_offered) {
-    auto starttls = co_await s->Command("STARTTLS", t.command);
-    if (!starttls) {
-      co_return host_fail(Cause::kSession, "4.4.2",
-                          fmt::format("{} after STARTTLS to {}", starttls.error(), peer));
-    }
-    if (starttls->code != 220) {
-      if (tls_required) {
-        co_await s->Quit();
-        co_return host_fail(Cause::kStartTlsRefused, "4.7.5",
-                            fmt::format("STARTTLS refused by {}: {}", peer, starttls->Text()));
-      }
-    } else {
-      const tls::DaneSetup* dane = req.dane ? &*req.dane : nullptr;
-      std::string prepare_error;
-      const std::error_code hs = co_await conn.StartTls(
-          *req.tls_context, asio::ssl::stream_base::client, t.command, [&](ssl_st* ssl) {
-            auto ok = tls::PrepareClient(ssl, req.mx_host, dane,
-                                         req.webpki_check ? req.mx_host : std::string());
-            if (!ok) prepare_error = ok.error();
-          });
-      if (!prepare_error.empty() && (dane || req.webpki_required)) {
-        co_await conn.Close();
-        co_return host_fail(Cause::kDaneSetup, "4.7.5",
-                            fmt::format("DANE setup for {}: {}", peer, prepare_error));
-      }
-      if (hs) {
-        co_await conn.Close();
-        res.retry_plaintext = !tls_required;
-        co_return host_fail(Cause::kTlsHandshake, "4.7.5",
-                            fmt::format("TLS handshake with {} failed: {}", peer, hs.message()));
-      }
-      s->verdict = res.verdict = tls::GetVerdict(conn.tls->native_handle(), dane != nullptr);
-      Log(Service::kSmtp)
-          .info("{} TLS connection established to {}: {}", tls::ToString(res.verdict->kind), peer,
-                res.verdict->protocol);
-      if (req.tls == tls::Requirement::kDane &&
-          res.verdict->kind != tls::Verdict::Kind::kVerified) {
-        co_await s->Quit();
-        co_return host_fail(
-            Cause::kDaneNotVerified, "4.7.5",
-            fmt::format("Server certificate not verified ({}): {}", res.verdict->reason, peer),
-            CertificateResultType(*res.verdict, Cause::kDaneNotVerified));
-      }
-      if (req.webpki_required && res.verdict->kind != tls::Verdict::Kind::kTrusted) {
-        co_await s->Quit();
-        co_return host_fail(Cause::kStsNotTrusted, "4.7.5",
-                            fmt::format("Server certificate not trusted under the "
-                                        "MTA-STS policy ({}): {}",
-                                        res.verdict->reason, peer),
-                            CertificateResultType(*res.verdict, Cause::kStsNotTrusted));
-      }
-      s->reader.Reset();
-      ehlo = co_await s->Command(ehlo_line, t.command);
-      if (auto f = ehlo_failure(ehlo)) {
-        if (ehlo) co_await s->Quit();
-        co_return host_fail(f->cause, f->status, f->text);
-      }
-    }
-  } else if (tls_required) {
-    co_await s->Quit();
-    co_return host_fail(Cause::kStartTlsNotOffered, "4.7.5",
-                        fmt::format("TLS is required, but {} does not offer STARTTLS", peer));
+// EHLO, before and after STARTTLS alike. Nullopt when it failed: lost (kSession), or refused
+// (kRefused, QUIT).
+asio::awaitable<std::optional<Reply>> Ehlo(SmtpSession& s, const ClientRequest& req,
+                                           ClientResult& res) {
+  const std::string line = "EHLO " + req.helo_name;
+  auto ehlo = co_await s.Command(line, req.timeouts.command);
+  if (!ehlo) {
+    FailHost(res, Cause::kSession, "4.4.2",
+             fmt::format("{} after EHLO to {}", ehlo.error(), s.peer));
+    co_return std::nullopt;
   }
-  if (req.requiretls && !ehlo->HasExtension("REQUIRETLS")) {
+  if (!ehlo->Positive()) {
+    co_await s.Quit();
+    FailHost(res, Cause::kRefused, "4.4.2",
+             fmt::format("host {} said: {} (in reply to EHLO)", s.peer, ehlo->Text()));
+    co_return std::nullopt;
+  }
+  co_return std::move(*ehlo);
+}
+
+// Why the verdict of an established TLS session does not do under the policy: not verified
+// under DANE, or not trusted under an MTA-STS policy in mode enforce (RFC 8461 §4.2).
+std::optional<queue::Failure> VerdictFailure(const ClientRequest& req, const tls::Verdict& v,
+                                             const std::string& peer) {
+  if (req.tls == tls::Requirement::kDane && v.kind != tls::Verdict::Kind::kVerified) {
+    return queue::Failure{Cause::kDaneNotVerified, "4.7.5",
+                          CertificateResultType(v, Cause::kDaneNotVerified),
+                          fmt::format("Server certificate not verified ({}): {}", v.reason, peer)};
+  }
+  if (req.webpki_required && v.kind != tls::Verdict::Kind::kTrusted) {
+    return queue::Failure{Cause::kStsNotTrusted, "4.7.5",
+                          CertificateResultType(v, Cause::kStsNotTrusted),
+                          fmt::format("Server certificate not trusted under the "
+                                      "MTA-STS policy ({}): {}",
+                                      v.reason, peer)};
+  }
+  return std::nullopt;
+}
+
+// The TLS handshake after the 220 to STARTTLS, under DANE and the MTA-STS check as the request
+// asks, and the verdict's check. False on failure; a failed opportunistic handshake asks for
+// the retry in plain text.
+asio::awaitable<bool> Handshake(SmtpSession& s, const ClientRequest& req, ClientResult& res) {
+  Connection& conn = s.conn;
+  const tls::DaneSetup* dane = req.dane ? &*req.dane : nullptr;
+  std::string prepare_error;
+  const std::error_code hs = co_await conn.StartTls(
+      *req.tls_context, asio::ssl::stream_base::client, req.timeouts.command, [&](ssl_st* ssl) {
+        auto ok = tls::PrepareClient(ssl, req.mx_host, dane,
+                                     req.webpki_check ? req.mx_host : std::string());
+        if (!ok) prepare_error = ok.error();
+      });
+  if (!prepare_error.empty() && (dane || req.webpki_required)) {
+    co_await conn.Close();
+    co_return FailHost(res, Cause::kDaneSetup, "4.7.5",
+                       fmt::format("DANE setup for {}: {}", s.peer, prepare_error));
+  }
+  if (hs) {
+    co_await conn.Close();
+    res.retry_plaintext = !TlsRequired(req);
+    co_return FailHost(res, Cause::kTlsHandshake, "4.7.5",
+                       fmt::format("TLS handshake with {} failed: {}", s.peer, hs.message()));
+  }
+  s.verdict = res.verdict = tls::GetVerdict(conn.tls->native_handle(), dane != nullptr);
+  Log(Service::kSmtp)
+      .info("{} TLS connection established to {}: {}", tls::ToString(res.verdict->kind), s.peer,
+            res.verdict->protocol);
+  if (auto failure = VerdictFailure(req, *res.verdict, s.peer)) {
+    co_await s.Quit();
+    co_return FailHost(res, std::move(*failure));
+  }
+  co_return true;
+}
+
+// STARTTLS, the handshake, and EHLO again into s.ehlo (RFC 3207 §4.2). A refused STARTTLS
+// leaves the session in plain text where TLS is not required. False on failure.
+asio::awaitable<bool> StartTls(SmtpSession& s, const ClientRequest& req, ClientResult& res) {
+  auto starttls = co_await s.Command("STARTTLS", req.timeouts.command);
+  if (!starttls) {
+    co_return FailHost(res, Cause::kSession, "4.4.2",
+                       fmt::format("{} after STARTTLS to {}", starttls.error(), s.peer));
+  }
+  if (starttls->code != 220) {
+    if (!TlsRequired(req)) co_return true;
+    co_await s.Quit();
+    co_return FailHost(res, Cause::kStartTlsRefused, "4.7.5",
+                       fmt::format("STARTTLS refused by {}: {}", s.peer, starttls->Text()));
+  }
+  if (!co_await Handshake(s, req, res)) co_return false;
+  s.reader.Reset();
+  auto ehlo = co_await Ehlo(s, req, res);
+  if (!ehlo) co_return false;
+  s.ehlo = std::move(*ehlo);
+  co_return true;
+}
+
+// Connect, greeting, EHLO, STARTTLS as the policy requires, EHLO again. On failure `res` says
+// why and the result is null.
+asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, ClientResult& res) {
+  auto s = co_await Connect(req, res);
+  if (!s) co_return nullptr;
+  if (!co_await Greet(*s, req, res)) co_return nullptr;
+  auto ehlo = co_await Ehlo(*s, req, res);
+  if (!ehlo) co_return nullptr;
+  if (LoopsBack(*s, req, *ehlo, "replied to EHLO with", res)) {
+    co_await s->Quit();
+    co_return nullptr;
+  }
+  s->ehlo = std::move(*ehlo);
+  s->starttls_offered = res.starttls_offered = s->ehlo.HasExtension("STARTTLS");
+  if (!req.plaintext_only && s->starttls_offered) {
+    if (!co_await StartTls(*s, req, res)) co_return nullptr;
+  } else if (TlsRequired(req)) {
+    co_await s->Quit();
+    FailHost(res, Cause::kStartTlsNotOffered, "4.7.5",
+             fmt::format("TLS is required, but {} does not offer STARTTLS", s->peer));
+    co_return nullptr;
+  }
+  if (req.requiretls && !s->ehlo.HasExtension("REQUIRETLS")) {
     // RFC 8689 §4.2.1 and §5: "REQUIRETLS not supported by server", 5.7.30. Our finding
     // from its EHLO reply, not a reply of the server to the message.
     co_await s->Quit();
-    co_return host_fail(Cause::kRequireTlsNotOffered, "5.7.30",
-                        fmt::format("REQUIRETLS: {} does not offer REQUIRETLS", peer));
+    FailHost(res, Cause::kRequireTlsNotOffered, "5.7.30",
+             fmt::format("REQUIRETLS: {} does not offer REQUIRETLS", s->peer));
+    co_return nullptr;
   }
-  s->ehlo = std::move(*ehlo);
   co_return s;
 }
 
 enum class After { kReusable, kQuit, kLostBeforeMail };
 
-// MAIL, RCPT, DATA (pipelined when offered) on an open session; fills res.recipients.
-asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, ClientResult& res) {
-  const auto& t = req.timeouts;
+// RFC 6531 §3.4: a next hop without SMTPUTF8 gets the addresses with their domains in
+// A-labels; an address whose local part is not ASCII cannot go there and fails with 5.6.7.
+bool Utf8Transaction(const Reply& ehlo, const queue::MessageInfo& m) {
+  return m.smtputf8 && ehlo.HasExtension("SMTPUTF8");
+}
+
+tl::expected<std::string, std::string> EnvelopeAddress(const std::string& address, bool utf8) {
+  if (utf8) return address;
+  return dns::ToAsciiAddress(address);
+}
+
+ClientResult::Rcpt NeedsUtf8(const SmtpSession& s, const std::string& address,
+                             const std::string& why) {
+  return {queue::RecipientState::kFailed, "5.6.7",
+          fmt::format("{} does not support SMTPUTF8, which <{}> needs ({})", s.peer,
+                      queue::Printable(address, 300), why),
+          false, Cause::kExtensionMissing};
+}
+
+ClientResult::Rcpt FromReply(const Reply& r) {
+  return {StateOf(r), DefaultStatus(r), r.Text(), true, Cause::kRemoteReply};
+}
+
+// The message cannot go to this hop: every recipient fails alike, before anything is sent.
+void FailAll(ClientResult& res, const ClientResult::Rcpt& rcpt) {
+  for (auto& rc : res.recipients) rc = rcpt;
+}
+
+// The content as this hop can take it: the message's own, or its 7-bit form kept in
+// `seven_bit`. Null when the message cannot go there, every recipient failed in `res`.
+const std::string* ContentFor(const SmtpSession& s, const ClientRequest& req,
+                              std::string& seven_bit, ClientResult& res) {
   const queue::MessageInfo& m = *req.message;
-  const Reply& ehlo = s.ehlo;
-  const bool dsn = ehlo.HasExtension("DSN");
-  res.remote_dsn = dsn;
-  res.recipients.assign(m.recipients.size(), {});
-  // RFC 6531 §3.4: a next hop without SMTPUTF8 gets the addresses with their domains in
-  // A-labels; an address whose local part is not ASCII cannot go there and fails with 5.6.7.
-  const bool utf8 = m.smtputf8 && ehlo.HasExtension("SMTPUTF8");
-  auto envelope = [&](const std::string& address) -> tl::expected<std::string, std::string> {
-    if (utf8) return address;
-    return dns::ToAsciiAddress(address);
-  };
-  auto cannot = [&](const std::string& address, const std::string& why) {
-    return ClientResult::Rcpt{queue::RecipientState::kFailed, "5.6.7",
-                              fmt::format("{} does not support SMTPUTF8, which <{}> needs ({})",
-                                          s.peer, queue::Printable(address, 300), why),
-                              false, Cause::kExtensionMissing};
-  };
-  if (m.smtputf8 && !utf8 && HeaderHasUtf8(*req.content)) {
+  if (m.smtputf8 && !Utf8Transaction(s.ehlo, m) && HeaderHasUtf8(*req.content)) {
     // As Postfix does: the header cannot be made ASCII here, so the message cannot go there.
-    for (auto& rc : res.recipients) {
-      rc = {queue::RecipientState::kFailed, "5.6.7",
-            fmt::format("{} does not support SMTPUTF8, which the message header needs (it "
-                        "contains UTF-8)",
-                        s.peer),
-            false, Cause::kExtensionMissing};
-    }
-    co_return After::kReusable;  // nothing was sent
+    FailAll(res, {queue::RecipientState::kFailed, "5.6.7",
+                  fmt::format("{} does not support SMTPUTF8, which the message header needs (it "
+                              "contains UTF-8)",
+                              s.peer),
+                  false, Cause::kExtensionMissing});
+    return nullptr;
   }
   // RFC 6152 §3: 8-bit content goes as it is only where 8BITMIME is offered; elsewhere it is
   // converted to 7 bits, or the message is returned (5.6.3, RFC 3463 §3.7) when it cannot be.
   // Whether to convert depends on the octets, not on BODY=: a client's label can be wrong.
-  const bool eight_bit_mime = ehlo.HasExtension("8BITMIME");
-  const std::string* content = req.content;
-  std::string seven_bit;  // the converted copy, when one was needed
-  if (!eight_bit_mime) {
-    auto converted = ToSevenBit(*content);
-    if (!converted) {
-      for (auto& rc : res.recipients) {
-        rc = {queue::RecipientState::kFailed, "5.6.3",
-              fmt::format("message has 8-bit content that cannot be converted to 7-bit for {}, "
-                          "which does not offer 8BITMIME ({})",
-                          s.peer, converted.error()),
-              false, Cause::kExtensionMissing};
-      }
-      co_return After::kReusable;  // nothing was sent
-    }
-    if (*converted) {
-      seven_bit = std::move(**converted);
-      content = &seven_bit;
-      Log(Service::kSmtp)
-          .info("{}: converted to 7bit for {}, which does not offer 8BITMIME", m.id, s.peer);
-    }
+  if (s.ehlo.HasExtension("8BITMIME")) return req.content;
+  auto converted = ToSevenBit(*req.content);
+  if (!converted) {
+    FailAll(res, {queue::RecipientState::kFailed, "5.6.3",
+                  fmt::format("message has 8-bit content that cannot be converted to 7-bit for {}, "
+                              "which does not offer 8BITMIME ({})",
+                              s.peer, converted.error()),
+                  false, Cause::kExtensionMissing});
+    return nullptr;
   }
-  const auto sender = envelope(m.sender);
-  if (!sender) {
-    for (auto& rc : res.recipients) rc = cannot(m.sender, sender.error());
-    co_return After::kReusable;  // nothing was sent
-  }
-  std::string mail = fmt::format("MAIL FROM:<{}>", *sender);
-  if (ehlo.HasExtension("SIZE")) mail += fmt::format(" SIZE={}", content->size());
-  if (m.body_8bitmime && eight_bit_mime) mail += " BODY=8BITMIME";
-  if (utf8) mail += " SMTPUTF8";
+  if (!*converted) return req.content;
+  seven_bit = std::move(**converted);
+  Log(Service::kSmtp)
+      .info("{}: converted to 7bit for {}, which does not offer 8BITMIME", m.id, s.peer);
+  return &seven_bit;
+}
+
+// MAIL FROM with the parameters the next hop offers, CRLF-terminated.
+std::string MailLine(const Reply& ehlo, const ClientRequest& req, const std::string& sender,
+                     size_t size) {
+  const queue::MessageInfo& m = *req.message;
+  const bool dsn = ehlo.HasExtension("DSN");
+  std::string mail = fmt::format("MAIL FROM:<{}>", sender);
+  if (ehlo.HasExtension("SIZE")) mail += fmt::format(" SIZE={}", size);
+  if (m.body_8bitmime && ehlo.HasExtension("8BITMIME")) mail += " BODY=8BITMIME";
+  if (Utf8Transaction(ehlo, m)) mail += " SMTPUTF8";
   if (req.requiretls) mail += " REQUIRETLS";
   if (dsn && m.dsn_ret != queue::DsnRet::kUnspecified) {
     mail += " RET=" + std::string(queue::ToString(m.dsn_ret));
@@ -346,100 +401,151 @@ asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, Cli
   if (m.mail_auth && ehlo.HasExtension("AUTH")) {
     mail += " AUTH=" + (m.mail_auth->empty() ? std::string("<>") : Xtext(*m.mail_auth));
   }
-  mail += "\r\n";
+  return mail + "\r\n";
+}
+
+// The commands of one transaction, CRLF-terminated, and the content they carry.
+struct Envelope {
+  std::string mail;
   std::vector<std::string> rcpts;
-  std::vector<size_t> sent;  // rcpts[i] is for m.recipients[sent[i]]
+  std::vector<size_t> sent;  // rcpts[i] is for the message's recipients[sent[i]]
+  std::string_view content;
+};
+
+// Nullopt when nothing can be sent: the sender or every recipient needs SMTPUTF8 the next hop
+// lacks (those recipients failed in `res`).
+std::optional<Envelope> BuildEnvelope(const SmtpSession& s, const ClientRequest& req,
+                                      const std::string& content, ClientResult& res) {
+  const queue::MessageInfo& m = *req.message;
+  const bool utf8 = Utf8Transaction(s.ehlo, m);
+  const bool dsn = s.ehlo.HasExtension("DSN");
+  const auto sender = EnvelopeAddress(m.sender, utf8);
+  if (!sender) {
+    FailAll(res, NeedsUtf8(s, m.sender, sender.error()));
+    return std::nullopt;
+  }
+  Envelope e{MailLine(s.ehlo, req, *sender, content.size()), {}, {}, content};
   for (size_t k = 0; k < m.recipients.size(); ++k) {
     const auto& r = m.recipients[k];
-    const auto address = envelope(r.address);
+    const auto address = EnvelopeAddress(r.address, utf8);
     if (!address) {
-      res.recipients[k] = cannot(r.address, address.error());
+      res.recipients[k] = NeedsUtf8(s, r.address, address.error());
       continue;
     }
-    sent.push_back(k);
+    e.sent.push_back(k);
     std::string line = fmt::format("RCPT TO:<{}>", *address);
     if (dsn && r.notify) line += " NOTIFY=" + queue::NotifyToString(r.notify);
     // RFC 6533 §3: a utf-8 original recipient as unitext where the transaction is SMTPUTF8,
     // else in its 7-bit xtext form.
     if (dsn && !r.orcpt.empty()) line += " ORCPT=" + queue::OrcptParameter(r.orcpt, utf8);
-    rcpts.push_back(line + "\r\n");
+    e.rcpts.push_back(line + "\r\n");
   }
-  if (rcpts.empty()) co_return After::kReusable;
-  const bool pipelining = ehlo.HasExtension("PIPELINING");
+  if (e.rcpts.empty()) return std::nullopt;
+  return e;
+}
 
-  auto lost = [&](const std::string& why, const char* stage) {
-    const std::string text = fmt::format("{} with {} {}", why, s.peer, stage);
-    for (size_t k : sent)
-      res.recipients[k] = {queue::RecipientState::kDeferred, "4.4.2", text, false, Cause::kSession};
-    return After::kQuit;
-  };
+// The connection was lost after MAIL's reply: every recipient sent is deferred.
+After Lost(const SmtpSession& s, const Envelope& e, ClientResult& res, const std::string& why,
+           const char* stage) {
+  const std::string text = fmt::format("{} with {} {}", why, s.peer, stage);
+  for (size_t k : e.sent)
+    res.recipients[k] = {queue::RecipientState::kDeferred, "4.4.2", text, false, Cause::kSession};
+  return After::kQuit;
+}
 
-  std::string first = mail;
+// The reply to each RCPT, sent one by one unless pipelined (then already sent). Nullopt when
+// the connection was lost, the recipients deferred in `res`.
+asio::awaitable<std::optional<std::vector<Reply>>> RcptReplies(SmtpSession& s,
+                                                               const ClientTimeouts& t,
+                                                               const Envelope& e, bool pipelining,
+                                                               ClientResult& res) {
+  std::vector<Reply> replies;
+  for (const std::string& line : e.rcpts) {
+    if (!pipelining) {
+      if (auto wec = co_await s.conn.Write(line, t.command)) {
+        Lost(s, e, res, wec.message(), "while sending RCPT");
+        co_return std::nullopt;
+      }
+    }
+    auto r = co_await s.reader.Read(t.command);
+    if (!r) {
+      Lost(s, e, res, r.error(), "after RCPT");
+      co_return std::nullopt;
+    }
+    replies.push_back(std::move(*r));
+  }
+  co_return replies;
+}
+
+// DATA (already sent when pipelined), the message to the `accepted` recipients (indices into
+// the message's), and the reply to it for each of them.
+asio::awaitable<After> Data(SmtpSession& s, const ClientTimeouts& t, const Envelope& e,
+                            const std::vector<size_t>& accepted, ClientResult& res) {
+  if (!s.ehlo.HasExtension("PIPELINING")) {
+    if (auto wec = co_await s.conn.Write("DATA\r\n", t.command)) {
+      co_return Lost(s, e, res, wec.message(), "while sending DATA");
+    }
+  }
+  auto data = co_await s.reader.Read(t.data_init);
+  if (!data) co_return Lost(s, e, res, data.error(), "after DATA");
+  if (accepted.empty()) co_return After::kQuit;
+  if (data->code != 354) {
+    for (size_t k : accepted) res.recipients[k] = FromReply(*data);
+    co_return After::kQuit;
+  }
+  const std::vector<std::string_view> stuffed = DotStuff(e.content);
+  if (auto wec = co_await s.conn.WritePieces(stuffed, t.data_block)) {
+    co_return Lost(s, e, res, wec.message(), "while sending message body");
+  }
+  auto done = co_await s.reader.Read(t.data_done);
+  if (!done) co_return Lost(s, e, res, done.error(), "after end of data");
+  for (size_t k : accepted) res.recipients[k] = FromReply(*done);
+  co_return After::kReusable;
+}
+
+// MAIL, RCPT and DATA, in one write up to DATA where PIPELINING is offered (RFC 2920 §3.1),
+// then the message; the replies go into `res`.
+asio::awaitable<After> Exchange(SmtpSession& s, const ClientTimeouts& t, const Envelope& e,
+                                ClientResult& res) {
+  const bool pipelining = s.ehlo.HasExtension("PIPELINING");
+  std::string first = e.mail;
   if (pipelining) {
-    for (const auto& r : rcpts) first += r;
+    for (const auto& r : e.rcpts) first += r;
     first += "DATA\r\n";
   }
   if (co_await s.conn.Write(first, t.command)) co_return After::kLostBeforeMail;
   auto mail_reply = co_await s.reader.Read(t.command);
   if (!mail_reply) co_return After::kLostBeforeMail;  // e.g. a cached connection timed out
-  int accepted = 0;
-  std::vector<std::optional<Reply>> rcpt_replies(rcpts.size());
-  for (size_t i = 0; i < rcpts.size(); ++i) {
-    if (!pipelining) {
-      if (!mail_reply->Positive()) break;
-      if (auto wec = co_await s.conn.Write(rcpts[i], t.command)) {
-        co_return lost(wec.message(), "while sending RCPT");
-      }
-    }
-    auto r = co_await s.reader.Read(t.command);
-    if (!r) co_return lost(r.error(), "after RCPT");
-    if (r->Positive()) ++accepted;
-    rcpt_replies[i] = std::move(*r);
+  std::vector<Reply> rcpt_replies;  // none when MAIL was refused and RCPT not sent
+  if (mail_reply->Positive() || pipelining) {
+    auto replies = co_await RcptReplies(s, t, e, pipelining, res);
+    if (!replies) co_return After::kQuit;
+    rcpt_replies = std::move(*replies);
   }
   if (!mail_reply->Positive()) {
-    for (size_t k : sent) {
-      res.recipients[k] = {StateOf(*mail_reply), DefaultStatus(*mail_reply), mail_reply->Text(),
-                           true, Cause::kRemoteReply};
-    }
+    for (size_t k : e.sent) res.recipients[k] = FromReply(*mail_reply);
     if (pipelining) (void)co_await s.reader.Read(t.data_init);  // the DATA reply, a refusal
     co_return After::kQuit;
   }
-  for (size_t i = 0; i < rcpts.size(); ++i) {
-    const Reply& r = *rcpt_replies[i];
-    res.recipients[sent[i]] = {StateOf(r), DefaultStatus(r), r.Text(), true, Cause::kRemoteReply};
+  std::vector<size_t> accepted;
+  for (size_t i = 0; i < rcpt_replies.size(); ++i) {
+    res.recipients[e.sent[i]] = FromReply(rcpt_replies[i]);
+    if (rcpt_replies[i].Positive()) accepted.push_back(e.sent[i]);
   }
-  if (!pipelining && accepted > 0) {
-    if (auto wec = co_await s.conn.Write("DATA\r\n", t.command)) {
-      co_return lost(wec.message(), "while sending DATA");
-    }
-  }
-  if (!pipelining && accepted == 0) co_return After::kReusable;
-  auto data = co_await s.reader.Read(t.data_init);
-  if (!data) co_return lost(data.error(), "after DATA");
-  if (accepted > 0 && data->code == 354) {
-    const std::vector<std::string_view> stuffed = DotStuff(*content);
-    if (auto wec = co_await s.conn.WritePieces(stuffed, t.data_block)) {
-      co_return lost(wec.message(), "while sending message body");
-    }
-    auto done = co_await s.reader.Read(t.data_done);
-    if (!done) co_return lost(done.error(), "after end of data");
-    for (size_t i = 0; i < rcpts.size(); ++i) {
-      if (rcpt_replies[i]->Positive()) {
-        res.recipients[sent[i]] = {StateOf(*done), DefaultStatus(*done), done->Text(), true,
-                                   Cause::kRemoteReply};
-      }
-    }
-    co_return After::kReusable;
-  }
-  if (accepted > 0) {
-    for (size_t i = 0; i < rcpts.size(); ++i) {
-      if (rcpt_replies[i]->Positive()) {
-        res.recipients[sent[i]] = {StateOf(*data), DefaultStatus(*data), data->Text(), true,
-                                   Cause::kRemoteReply};
-      }
-    }
-  }
-  co_return After::kQuit;
+  if (!pipelining && accepted.empty()) co_return After::kReusable;
+  co_return co_await Data(s, t, e, accepted, res);
+}
+
+// MAIL, RCPT, DATA (pipelined when offered) on an open session; fills res.recipients.
+asio::awaitable<After> Transaction(SmtpSession& s, const ClientRequest& req, ClientResult& res) {
+  res.remote_dsn = s.ehlo.HasExtension("DSN");
+  res.recipients.assign(req.message->recipients.size(), {});
+  std::string seven_bit;  // the converted copy, when one was needed
+  const std::string* content = ContentFor(s, req, seven_bit, res);
+  if (!content) co_return After::kReusable;  // nothing was sent
+  const std::optional<Envelope> envelope = BuildEnvelope(s, req, *content, res);
+  if (!envelope) co_return After::kReusable;  // nothing was sent
+  co_return co_await Exchange(s, req.timeouts, *envelope, res);
 }
 
 // Sessions are shared only between deliveries under the same policy to the same host: the key
