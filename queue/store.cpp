@@ -260,6 +260,19 @@ tl::expected<std::unique_ptr<Store>, StoreError> Store::Open(const StoreOptions&
   // writer wait for it rather than fail.
   sqlite3_busy_timeout(impl->db.get(), 5000);
 
+  // The schema first: a queue of a newer danerelayd is left exactly as it is (not even switched
+  // to WAL), and only the daemon migrates an older one.
+  auto version = impl->UserVersion();
+  if (!version) return tl::unexpected(version.error());
+  if (*version > kSchemaVersion || (mode != OpenMode::kReadWrite && *version != kSchemaVersion)) {
+    // Only the daemon migrates (it owns the queue); another schema here means a daemon of
+    // another version uses it, or has not yet run.
+    return tl::unexpected(StoreError{fmt::format(
+        "{}: schema version {}, this build reads version {}{}", impl->path.string(), *version,
+        kSchemaVersion,
+        *version < kSchemaVersion ? " (start this version of danerelayd once to upgrade it)"
+                                  : " (made by a newer danerelay; not changed)")});
+  }
   if (mode != OpenMode::kReadOnly) {
     // WAL lets the command line read while the daemon writes; synchronous=FULL makes every
     // commit durable before it returns (relay/DESIGN.md), which is what lets us answer 250.
@@ -280,17 +293,6 @@ tl::expected<std::unique_ptr<Store>, StoreError> Store::Open(const StoreOptions&
   if (mode == OpenMode::kReadWrite) {
     if (auto m = impl->Migrate(); !m) return tl::unexpected(m.error());
   } else {
-    auto version = impl->UserVersion();
-    if (!version) return tl::unexpected(version.error());
-    if (*version != kSchemaVersion) {
-      // Only the daemon migrates (it owns the queue); another schema here means a daemon of
-      // another version uses it, or has not yet run.
-      return tl::unexpected(StoreError{fmt::format(
-          "{}: schema version {}, this build reads version {}{}", impl->path.string(), *version,
-          kSchemaVersion,
-          *version < kSchemaVersion ? " (start this version of danerelayd once to upgrade it)"
-                                    : "")});
-    }
     impl->schema_version = *version;
   }
   auto store = std::unique_ptr<Store>(new Store(std::move(impl)));

@@ -289,6 +289,17 @@ class Store {
   // whole file and blocks every writer meanwhile: for `danerelay queue compact`, offline.
   tl::expected<void, StoreError> Compact();
 
+  // A consistent copy of the queue in a new file `target` (0600), taken while the daemon runs
+  // (SQLite's online backup API; store_backup.cpp): self-contained, checked and fsynced before
+  // it gets its name. Never overwrites a file. Says what the copy holds.
+  struct BackupInfo {
+    std::int64_t schema_version = 0;
+    std::int64_t messages = 0;
+    std::int64_t pending_messages = 0;  // not yet completed: what a restore would deliver
+    std::int64_t bytes = 0;
+  };
+  tl::expected<BackupInfo, StoreError> Backup(const std::filesystem::path& target);
+
   // A full disk must not keep the operator from emptying the queue: a deletion needs room in
   // the write-ahead log too. The daemon keeps kReserveBytes allocated in a file beside the
   // database (queue.reserve); `queue delete` and `queue bounce` give it back when they meet a

@@ -169,6 +169,16 @@ CLI::App* DeclareQueue(CLI::App& app, const std::string& config_path, Commands& 
                           return tools::RunCompact(cfg, std::cout, std::cerr);
                         });
                       }});
+  auto backup_file = std::make_shared<std::string>();
+  auto* backup = queue->add_subcommand(
+      "backup", "copy the queue into a new file, consistently, while danerelayd runs");
+  backup->add_option("file", *backup_file, "the backup file to make (never overwritten)")
+      ->required();
+  commands.push_back({backup, [backup_file, &config_path] {
+                        return WithConfig(config_path, [&](const config::Config& cfg) {
+                          return tools::RunBackup(cfg, *backup_file, std::cout, std::cerr);
+                        });
+                      }});
   return queue;
 }
 

@@ -308,4 +308,24 @@ int RunCompact(const config::Config& config, std::ostream& out, std::ostream& er
   return 0;
 }
 
+int RunBackup(const config::Config& config, const std::string& file, std::ostream& out,
+              std::ostream& err) {
+  auto store = queue::Store::Open(config.queue, queue::OpenMode::kReadOnly);
+  if (!store) {
+    err << "danerelay: " << store.error().message << "\n";
+    return 2;
+  }
+  auto info = (*store)->Backup(file);
+  if (!info) {
+    err << "danerelay: queue backup: " << info.error().message << "\n";
+    return 2;
+  }
+  out << fmt::format(
+      "{}: {} messages ({} not yet completed), schema version {}, {:.1f} MiB; restore with "
+      "danerelayd stopped (danerelay(8), BACKUP AND RESTORE)\n",
+      file, info->messages, info->pending_messages, info->schema_version,
+      static_cast<double>(info->bytes) / (1024.0 * 1024.0));
+  return 0;
+}
+
 }  // namespace danerelay::tools

@@ -28,5 +28,9 @@ int RunStats(const config::Config& config, bool json, std::ostream& out, std::os
 // VACUUM into incremental auto-vacuum mode, with the queue lock held (so never beside a running
 // daemon, which it would stall). Exit status: 0 done, 2 the daemon runs or a queue error.
 int RunCompact(const config::Config& config, std::ostream& out, std::ostream& err);
+// A consistent copy of the queue into the new file `file`, beside a running daemon or not.
+// Exit status: 0 done, 2 a queue error or `file` exists.
+int RunBackup(const config::Config& config, const std::string& file, std::ostream& out,
+              std::ostream& err);
 
 }  // namespace danerelay::tools
