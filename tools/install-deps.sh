@@ -18,6 +18,8 @@ packages=(
   # a second MIME parser for the notices (tests/e2e/mime_parts.pl)
   libmime-tools-perl
   nsd ldnsutils unbound-anchor bind9-dnsutils faketime
+  # tools/bench-dane.sh: the validating resolver a DANE-configured Postfix needs
+  unbound
   # the library exim4 needs beyond those above (tools/fetch-exim.sh: Exim is not installed)
   libidn12
   # log compatibility: pflogsumm and fail2ban-regex read the postfix log style
