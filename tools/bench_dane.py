@@ -195,9 +195,11 @@ smtp_address_preference = ipv4
         script = ('mount --bind "$1" /etc/resolv.conf && exec postfix -c "$2" start')
         subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
                         self.resolv, self.etc], check=True, capture_output=True, timeout=60)
+        pid_file = os.path.join(self.queue, "pid", "master.pid")
+        wait_until(lambda: os.path.exists(pid_file), 30, "Postfix's master.pid")
+        with open(pid_file) as f:
+            self.master = int(f.read().split()[0])  # first: stopped also if it never listens
         wait_port(self.port)
-        with open(os.path.join(self.queue, "pid", "master.pid")) as f:
-            self.master = int(f.read().split()[0])
 
     def verified(self):
         """(Verified TLS connections, all TLS connections, status=sent) in the log so far."""
@@ -278,17 +280,24 @@ port = {self.sink_port}
 def load(relay, domains, messages, size):
     """One smtp-source per domain, all at once, MESSAGES in all (one session per message)."""
     procs = []
-    for i in range(domains):
-        n = messages // domains + (1 if i < messages % domains else 0)
-        if n:
-            procs.append(subprocess.Popen(
-                ["smtp-source", "-s", "1", "-m", str(n), "-l", str(size), "-f",
-                 "sender@bench.example", "-t", f"rcpt@d{i}.example", f"127.0.0.1:{relay.port}"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-    for p in procs:
-        _, err = p.communicate(timeout=1800)
-        if p.returncode:
-            raise RuntimeError(f"smtp-source into {relay.name} failed: {err.decode()[-300:]}")
+    try:
+        for i in range(domains):
+            n = messages // domains + (1 if i < messages % domains else 0)
+            if n:
+                procs.append(subprocess.Popen(
+                    ["smtp-source", "-s", "1", "-m", str(n), "-l", str(size), "-f",
+                     "sender@bench.example", "-t", f"rcpt@d{i}.example",
+                     f"127.0.0.1:{relay.port}"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        for p in procs:
+            _, err = p.communicate(timeout=1800)
+            if p.returncode:
+                raise RuntimeError(f"smtp-source into {relay.name} failed: {err.decode()[-300:]}")
+    finally:
+        for p in procs:  # only after a failure: stop the ones still running
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
 
 
 def one_round(relay, sink, domains, messages, size):
@@ -382,12 +391,15 @@ def parse_args():
 def run(args, work, started):
     port = free_port_at(mx_ip(0))
     world, chain, key = build_world(work, args.domains, port)
-    started.append(world.start())
+    started.append(world)  # each one listed before it starts: stopped also if starting fails
+    world.start()
     ips = [mx_ip(i) for i in range(args.domains)]
-    sink = TlsSink(ips, port, chain, key, args.sink_workers).start()
+    sink = TlsSink(ips, port, chain, key, args.sink_workers)
     started.append(sink)
-    unbound = Unbound(work, world).start()
+    sink.start()
+    unbound = Unbound(work, world)
     started.append(unbound)
+    unbound.start()
     pf = DanePostfix(work, port, unbound.resolv)
     dr = DaneDanerelay(work, port, world, os.path.join(args.build_dir, "relay/danerelayd"),
                        os.path.join(args.build_dir, "tools/danerelay"))

@@ -46,11 +46,17 @@ class Counters:
 
 
 async def _data(reader):
-    """Reads a message up to the lone dot."""
-    first = await asyncio.wait_for(reader.readline(), IDLE)
-    if first in (b".\r\n", b""):
-        return
-    await asyncio.wait_for(reader.readuntil(b"\n.\r\n"), IDLE)
+    """Reads a message up to the lone dot, line by line (a terminator straight after a line
+    read is only seen that way), within IDLE seconds."""
+    async def lines():
+        while True:
+            line = await reader.readline()
+            if not line:
+                raise asyncio.IncompleteReadError(b"", None)
+            if line == b".\r\n":
+                return
+
+    await asyncio.wait_for(lines(), IDLE)
 
 
 class _Replies:
@@ -241,16 +247,19 @@ def ceiling(sink, targets, port, messages, per_session, size, processes=2, sessi
     procs = [mp.Process(target=_load_process, args=(targets[p::processes] or targets, port,
                                                     each, per_session, size, sessions))
              for p in range(processes)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=600)
-        if p.is_alive():
-            p.terminate()
-            p.join(timeout=10)
-            raise RuntimeError("the ceiling load did not finish within 600 s")
-        if p.exitcode:
-            raise RuntimeError(f"a ceiling load process failed ({p.exitcode})")
+    try:
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=600)
+            if p.is_alive() or p.exitcode:
+                raise RuntimeError(f"a ceiling load process failed or ran over 600 s "
+                                   f"({p.exitcode})")
+    finally:
+        for p in procs:
+            if p.pid and p.is_alive():
+                p.terminate()
+                p.join(timeout=10)
     after = sink.counters.snapshot()
     n = after["messages"] - before["messages"]
     return n / (after["last"] - t0), after["full"] - before["full"], n
