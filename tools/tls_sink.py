@@ -125,7 +125,10 @@ async def _session(reader, writer, ctx, counters, worker):
 
 def _worker(socks, ctx, counters, worker, nice):
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    os.nice(nice)  # ahead of the relays and of whatever else shares the cores
+    try:
+        os.nice(nice)  # ahead of the relays and of whatever else shares the cores
+    except PermissionError:
+        pass
 
     async def serve():
         for s in socks:
