@@ -12,7 +12,12 @@ fi
 cmake --build "$build_dir" -j "$(nproc)" >&2
 out="$build_dir/package"
 mkdir -p "$out"
+rm -f "$out"/danerelay_*.deb
 (cd "$build_dir" && cpack -G DEB -B "$out") >&2
-# CPack keeps its staging tree under $out/_CPack_Packages; the newest .deb is the one just made.
-deb="$(ls -t "$out"/danerelay_*.deb | head -n 1)"
-echo "$deb"
+# CPack keeps its staging tree in $out/_CPack_Packages; the package is the one .deb beside it.
+debs=("$out"/danerelay_*.deb)
+if [ "${#debs[@]}" -ne 1 ] || [ ! -f "${debs[0]}" ]; then
+  echo "package.sh: expected one danerelay_*.deb in $out, found: ${debs[*]}" >&2
+  exit 1
+fi
+echo "${debs[0]}"
