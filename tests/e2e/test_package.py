@@ -3,7 +3,8 @@ from the build directory; dpkg-deb shows its control data, conffiles and files. 
 into a fresh Debian 12 (a minbase debootstrap chroot, unpacked from the tarball that
 tools/debian/bookworm-chroot.sh makes once and caches): apt installs it with its dependencies
 from the Debian archive, `danerelay config check` passes, danerelayd runs as the package's
-account and answers EHLO, and apt remove and purge leave nothing of it behind.
+account and answers EHLO, and apt remove and purge leave nothing of it behind. Once more with
+systemd installed: the account then comes from systemd-sysusers.
 
 Needs root (chroot, mount) and the Debian archive (apt in the chroot; the first run also
 debootstraps, a few minutes). The daemon in the chroot shares this network namespace and
@@ -178,6 +179,7 @@ class PackageTest(unittest.TestCase):
             self.run_daemon_as_the_account(chroot)
             self.check_removed(chroot)
             self.check_purged(chroot)
+            self.check_account_from_sysusers(chroot)
         finally:
             chroot.close()
 
@@ -266,6 +268,27 @@ class PackageTest(unittest.TestCase):
         self.assertEqual(leftovers, [])
         # The account stays (Debian policy for system accounts), nothing else.
         self.assertIsNotNone(chroot.account("danerelay"))
+
+    def check_account_from_sysusers(self, chroot):
+        """With systemd installed, postinst makes the account with systemd-sysusers from the
+        package's sysusers.d entry: adduser is replaced by a stand-in that fails if called."""
+        chroot.run("userdel", "danerelay")
+        self.assertIsNone(chroot.account("danerelay"))
+        chroot.run("apt-get", "install", "-y", "-q", "--no-install-recommends", "systemd",
+                   timeout=300)
+        chroot.run("dpkg-divert", "--quiet", "--rename", "--add", "/usr/sbin/adduser")
+        with open(chroot.path("/usr/sbin/adduser"), "w") as f:
+            f.write("#!/bin/sh\necho 'adduser called' >&2\nexit 1\n")
+        os.chmod(chroot.path("/usr/sbin/adduser"), 0o755)
+        chroot.run("apt-get", "install", "-y", "-q", "/tmp/" + os.path.basename(self.deb),
+                   timeout=300)
+        account = chroot.account("danerelay")
+        self.assertIsNotNone(account, "no account with systemd-sysusers")
+        self.assertEqual((account[4], account[5]), ("danerelay outbound SMTP relay", QUEUE))
+        queue = os.stat(chroot.path(QUEUE))
+        self.assertEqual((queue.st_mode & 0o777, queue.st_uid), (0o700, int(account[2])))
+        chroot.run("apt-get", "purge", "-y", "-q", "danerelay", timeout=300)
+        self.assertFalse(os.path.lexists(chroot.path(QUEUE)))
 
 
 if __name__ == "__main__":
