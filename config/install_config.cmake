@@ -5,7 +5,9 @@
 #  - the systemd unit, whose ExecStart names the installed daemon and configuration.
 # For the prefixes /usr and /usr/local the configuration is /etc/danerelay/danerelay.toml (where
 # both programs look without --config) and the queue /var/lib/danerelay; for any other prefix
-# both live below it. Inputs: SOURCE_DIR (config/), PREFIX.
+# both live below it. The unit goes to /lib/systemd/system for the prefix /usr (where Debian 12's
+# packages put units), else below the prefix. Paths are written below $DESTDIR when it is set
+# (CPack's staging directory, tools/debian/package.cmake). Inputs: SOURCE_DIR (config/), PREFIX.
 if(PREFIX STREQUAL "/usr" OR PREFIX STREQUAL "/usr/local")
   set(CONFIG_DIR "/etc/danerelay")
   set(STATE_DIR "/var/lib/danerelay")
@@ -28,7 +30,11 @@ else()
   message(STATUS "Installing the configuration: ${target}")
 endif()
 
-set(unit_dir "$ENV{DESTDIR}${PREFIX}/lib/systemd/system")
+if(PREFIX STREQUAL "/usr")
+  set(unit_dir "$ENV{DESTDIR}/lib/systemd/system")
+else()
+  set(unit_dir "$ENV{DESTDIR}${PREFIX}/lib/systemd/system")
+endif()
 file(READ "${SOURCE_DIR}/danerelay.service.in" unit)
 string(CONFIGURE "${unit}" unit @ONLY)
 file(MAKE_DIRECTORY "${unit_dir}")

@@ -26,6 +26,9 @@ packages=(
   pflogsumm fail2ban
   # the manual pages are rendered (groff) to check them
   groff-base
+  # the Debian package (tools/package.sh: CPack runs dpkg-shlibdeps and file) and its test in
+  # a Debian 12 chroot (tools/debian/bookworm-chroot.sh)
+  dpkg-dev file debootstrap
 )
 
 # tools/fuzz.sh: clang with its libFuzzer and sanitizer runtimes.
@@ -50,11 +53,23 @@ fetch_exim() {
   fi
 }
 
+# The Debian 12 chroot for tests/e2e/test_package.py, made once (debootstrap, a few minutes)
+# and cached; the test makes it itself (and fails without it) if this could not.
+make_chroot() {
+  local tarball
+  if tarball="$($SUDO "$(dirname "$0")/debian/bookworm-chroot.sh")"; then
+    echo "install-deps: Debian 12 chroot for the package test in $tarball"
+  else
+    echo "install-deps: warning: no Debian 12 chroot for tests/e2e/test_package.py (see above)" >&2
+  fi
+}
+
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
   fetch_exim
+  make_chroot
   exit 0
 fi
 
@@ -75,3 +90,4 @@ fi
 trap '[ "$created_policy" -eq 1 ] && $SUDO rm -f "$policy"' EXIT
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fetch_exim
+make_chroot
