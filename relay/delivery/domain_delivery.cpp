@@ -134,8 +134,9 @@ void RecordHost(const queue::MessageInfo& m, const NextHop& host, const HostDnsF
   }
 }
 
-queue::Failure Fail(queue::Cause cause, std::string status, std::string text) {
-  return {cause, std::move(status), queue::ResultType(cause), std::move(text)};
+queue::Failure Fail(queue::Cause cause, std::string status, std::string text,
+                    bool permanent = false) {
+  return {cause, std::move(status), queue::ResultType(cause), std::move(text), permanent};
 }
 
 // One delivery pass for the recipients of one domain: the domain's plan, then each MX host in
@@ -164,11 +165,9 @@ class DomainPass {
       if (co_await TryHost(host)) co_return std::move(out_);
     }
     // No host took the mail: deferred with what the last one said (4.7.5 for TLS and DANE,
-    // 4.4.x for DNS and connections).
-    // A 5.x.x (REQUIRETLS could not be met: 5.7.10, 5.7.30, RFC 8689 §5) is final; everything
-    // else is tried again.
-    Finish(last_.status.starts_with("5.") ? RecipientState::kFailed : RecipientState::kDeferred,
-           last_, "");
+    // 4.4.x for DNS and connections). A permanent failure (REQUIRETLS could not be met: 5.7.10,
+    // 5.7.30, RFC 8689 §5) is final; everything else is tried again.
+    Finish(last_.permanent ? RecipientState::kFailed : RecipientState::kDeferred, last_, "");
     co_return std::move(out_);
   }
 
@@ -192,7 +191,8 @@ class DomainPass {
       Finish(RecipientState::kFailed,
              Fail(Cause::kRecipientDomain, "5.1.2",
                   fmt::format("Recipient domain {} is {}", queue::Printable(recipient_domain, 255),
-                              domain_policy.error())),
+                              domain_policy.error()),
+                  /*permanent=*/true),
              "");
       co_return false;
     }
@@ -235,7 +235,7 @@ class DomainPass {
         out_.attempts.push_back(std::move(a));
       }
       Finish(hops_.permanent ? RecipientState::kFailed : RecipientState::kDeferred,
-             Fail(hops_.cause, hops_.status, hops_.reason), "");
+             Fail(hops_.cause, hops_.status, hops_.reason, hops_.permanent), "");
       co_return false;
     }
 
@@ -268,7 +268,7 @@ class DomainPass {
     Log(Service::kSmtp).warn("{}: {}", m_.id, why);
     Metrics::Get().Add("danerelay_loops_total");
     const bool first = out_.attempts.empty();
-    const queue::Failure loop = Fail(Cause::kLoop, "5.4.6", why);
+    const queue::Failure loop = Fail(Cause::kLoop, "5.4.6", why, /*permanent=*/true);
     RecordHost(m_, host, facts, ip, "", loop, "", out_, tags);
     reached_myself_ = true;
     if (first) Finish(RecipientState::kFailed, loop, "");
