@@ -29,6 +29,13 @@ namespace {
 // The queue manager's lines are qmgr's (relay/daemon/logging.hpp).
 spdlog::logger& Qmgr() { return Log(Service::kQmgr); }
 
+void RewordForTest(std::vector<queue::RecipientUpdate>& updates,
+                   std::vector<queue::AttemptRecord>& attempts) {
+  if (!RewordTexts()) return;
+  for (auto& u : updates) u.reply = Reworded(u.reply);
+  for (auto& a : attempts) a.reply = Reworded(a.reply);
+}
+
 }  // namespace
 
 using queue::RecipientState;
@@ -363,6 +370,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
                                       std::vector<queue::RecipientUpdate> updates,
                                       std::vector<queue::AttemptRecord> attempts) {
     auto self = shared_from_this();
+    RewordForTest(updates, attempts);
     const auto now = queue::Clock::now();
     const auto judged = JudgedNow();
     const queue::RetryOptions retry = options.retry;

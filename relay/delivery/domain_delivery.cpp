@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cstdlib>
 #include <span>
 
 #include "dns/idn.hpp"
@@ -174,6 +175,12 @@ class DomainPass {
  private:
   using SteadyClock = std::chrono::steady_clock;
 
+  // A host's failure, the last one so far (its text reworded under DANERELAY_TEST_REWORD).
+  void Remember(const queue::Failure& f) {
+    last_ = f;
+    last_.text = Reworded(f.text);
+  }
+
   // Deferred updates carry no next attempt: SchedulePass decides when (queue/retry.hpp).
   void Finish(RecipientState state, const queue::Failure& f, const std::string& relay) {
     All(m_, state, f, last_remote_, out_);
@@ -281,7 +288,7 @@ class DomainPass {
     const PolicyDecision& decision = plan.decision;
     AttemptTags tags;
     if (plan.dns.no_address) {
-      last_ = *plan.skip;
+      Remember(*plan.skip);
       RecordHost(m_, host, facts, "", "", last_, "", out_);
       return std::nullopt;
     }
@@ -306,7 +313,7 @@ class DomainPass {
                                      : "unusable_tlsa");
     }
     if (decision.defer) {
-      last_ = *plan.skip;
+      Remember(*plan.skip);
       Log(Service::kSmtp)
           .info("{}: {} not used: {} (DANE step {})", m_.id, host.name, decision.reason,
                 decision.step);
@@ -321,7 +328,7 @@ class DomainPass {
       Log(Service::kSmtp).warn("{}: MTA-STS testing: {}", m_.id, plan.sts_mismatch);
     }
     if (plan.skip) {  // MTA-STS enforce without this host, or REQUIRETLS unprotected
-      last_ = *plan.skip;
+      Remember(*plan.skip);
       Log(Service::kSmtp).info("{}: {} not used: {}", m_.id, host.name, last_.text);
       RecordHost(m_, host, facts, "", "", last_, "", out_, tags);
       return std::nullopt;
@@ -412,7 +419,7 @@ class DomainPass {
       const std::string matched = r.verdict ? r.verdict->matched_tlsa : "";
       last_remote_ = host.name;
       if (r.host_failed) {
-        last_ = r.failure;
+        Remember(r.failure);
         Log(Service::kSmtp).info("{}: {}", m_.id, r.failure.text);
         RecordHost(m_, host, facts, ip, verdict, r.failure, matched, out_, host_tags);
         continue;
@@ -451,6 +458,19 @@ class DomainPass {
 };
 
 }  // namespace
+
+bool RewordTexts() {
+  static const bool reword = [] {
+    const char* v = std::getenv("DANERELAY_TEST_REWORD");
+    return v && std::string_view(v) == "1";
+  }();
+  return reword;
+}
+
+std::string Reworded(const std::string& text) {
+  if (!RewordTexts() || text.empty()) return text;
+  return "reworded: " + std::string(text.rbegin(), text.rend());
+}
 
 asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const queue::MessageInfo& m,
                                              const std::string& content,
