@@ -53,6 +53,10 @@ struct Failure {
   std::string status;       // RFC 3463 enhanced status, "4.7.5"
   std::string result_type;  // RFC 8460 result type, "" when not a TLS failure
   std::string text;         // for people: logs, `queue show`, the notice's diagnostic
+  // Final: trying again cannot help (REQUIRETLS cannot be met, a loop, the domain has no mail),
+  // so the recipient is returned rather than deferred. Set where the failure is made, never
+  // read back out of `status` or `text`.
+  bool permanent = false;
 };
 
 }  // namespace danerelay::queue

@@ -147,31 +147,47 @@ std::string ExplainStatus(const std::string& status, Cause cause) {
   return "The message could not be delivered in time.";
 }
 
-NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std::string& content,
-                         const std::vector<StoredRecipient>& recipients, std::string id,
-                         TimePoint now, std::optional<TimePoint> will_retry_until,
-                         const NoticeOptions& options) {
-  const bool failure = kind == NoticeKind::kFailure;
-  const bool global = NeedsGlobal(original, recipients);
-  const bool relayed = kind == NoticeKind::kRelayed;
+namespace {
+
+// What the parts of one notice share.
+struct NoticeParts {
+  NoticeKind kind;
+  const MessageInfo& original;
+  const std::vector<StoredRecipient>& recipients;
+  std::optional<TimePoint> will_retry_until;
+  const NoticeOptions& options;
+  bool failure = kind == NoticeKind::kFailure;
+  bool relayed = kind == NoticeKind::kRelayed;
+  bool global = false;
   const char* action = failure ? "failed" : relayed ? "relayed" : "delayed";
-  const std::string boundary = fmt::format("{}.{}/{}", id, action, options.hostname);
+};
+
+// The notice's own header, up to the MIME preamble.
+std::string NoticeHeader(const NoticeParts& p, const std::string& id, const std::string& to,
+                         const std::string& boundary, TimePoint now) {
+  const NoticeOptions& options = p.options;
   std::string m;
   m += fmt::format("From: MAILER-DAEMON@{} (Mail Delivery System)\r\n", options.hostname);
-  const std::string& to = options.postmaster.empty() ? original.sender : options.postmaster;
   m += fmt::format("To: <{}>\r\n", options.header_address ? options.header_address(to) : to);
   m += !options.postmaster.empty() ? "Subject: Postmaster Copy: Undelivered Mail\r\n"
-       : failure                   ? "Subject: Undelivered Mail Returned to Sender\r\n"
-       : relayed                   ? "Subject: Successful Mail Delivery Report\r\n"
+       : p.failure                 ? "Subject: Undelivered Mail Returned to Sender\r\n"
+       : p.relayed                 ? "Subject: Successful Mail Delivery Report\r\n"
                                    : "Subject: Delayed Mail (still being retried)\r\n";
   m += fmt::format("Date: {}\r\n", FormatRfc5322Date(now));
   m += fmt::format("Message-ID: <{}@{}>\r\n", id, options.hostname);
   m += "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n";
   // RFC 6522 §3: report-type names the subtype of the second part (RFC 6533 §6).
   m += fmt::format("Content-Type: multipart/report; report-type={};\r\n\tboundary=\"{}\"\r\n",
-                   global ? "global-delivery-status" : "delivery-status", boundary);
+                   p.global ? "global-delivery-status" : "delivery-status", boundary);
   m += "\r\nThis is a MIME-encapsulated message.\r\n\r\n";
+  return m;
+}
 
+std::string HumanPart(const NoticeParts& p) {
+  const NoticeOptions& options = p.options;
+  const bool failure = p.failure, relayed = p.relayed, global = p.global;
+  const auto& will_retry_until = p.will_retry_until;
+  const auto& recipients = p.recipients;
   // 1. For people. Addresses in a global notice are UTF-8: the part says it is 8bit (RFC 2045
   // §6.2), which the notice's BODY=8BITMIME carries (below).
   std::string human = fmt::format("This is the mail system at host {}.\r\n\r\n", options.hostname);
@@ -203,12 +219,17 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
     }
     human += "\r\n";
   }
-  m += fmt::format(
-      "--{}\r\nContent-Description: Notification\r\n"
-      "Content-Type: text/plain; charset=utf-8\r\n{}\r\n",
-      boundary, Is8Bit(human) ? "Content-Transfer-Encoding: 8bit\r\n" : "");
-  m += human;
+  return human;
+}
 
+std::string ReportPart(const NoticeParts& p) {
+  const NoticeOptions& options = p.options;
+  const MessageInfo& original = p.original;
+  const bool failure = p.failure, relayed = p.relayed, global = p.global;
+  const auto& will_retry_until = p.will_retry_until;
+  const auto& recipients = p.recipients;
+  const NoticeKind kind = p.kind;
+  const char* action = p.action;
   // 2. For programs: RFC 3464 §2.2 (per message) and §2.3 (per recipient); in a global notice
   // RFC 6533 §6.2's message/global-delivery-status, whose fields may hold UTF-8.
   std::string report = fmt::format("Reporting-MTA: dns; {}\r\n", options.hostname);
@@ -238,11 +259,16 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
     }
   }
 
-  m += fmt::format("--{}\r\nContent-Description: Delivery report\r\nContent-Type: {}\r\n{}\r\n",
-                   boundary, global ? "message/global-delivery-status" : "message/delivery-status",
-                   Is8Bit(report) ? "Content-Transfer-Encoding: 8bit\r\n" : "");
-  m += report;
+  return report;
+}
 
+// The third part: the original, whole or its header, and the closing boundary.
+std::string OriginalPart(const NoticeParts& p, const std::string& content,
+                         const std::string& boundary) {
+  const NoticeOptions& options = p.options;
+  const MessageInfo& original = p.original;
+  const bool relayed = p.relayed, global = p.global;
+  std::string m;
   // 3. The original: whole, or its headers when the sender asked (RET=HDRS) or it is large. A
   // REQUIRETLS message's body never goes into a notice (RFC 8689 §5): the notice travels a
   // path back that the sender did not choose.
@@ -262,6 +288,34 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
   m += "\r\n" + returned;
   if (!returned.ends_with("\r\n")) m += "\r\n";
   m += fmt::format("\r\n--{}--\r\n", boundary);
+
+  return m;
+}
+
+}  // namespace
+
+NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std::string& content,
+                         const std::vector<StoredRecipient>& recipients, std::string id,
+                         TimePoint now, std::optional<TimePoint> will_retry_until,
+                         const NoticeOptions& options) {
+  NoticeParts p{kind, original, recipients, will_retry_until, options};
+  p.global = NeedsGlobal(original, recipients);
+  const bool global = p.global;
+  const std::string boundary = fmt::format("{}.{}/{}", id, p.action, options.hostname);
+  const std::string& to = options.postmaster.empty() ? original.sender : options.postmaster;
+  std::string m = NoticeHeader(p, id, to, boundary, now);
+  const std::string human = HumanPart(p);
+  m += fmt::format(
+      "--{}\r\nContent-Description: Notification\r\n"
+      "Content-Type: text/plain; charset=utf-8\r\n{}\r\n",
+      boundary, Is8Bit(human) ? "Content-Transfer-Encoding: 8bit\r\n" : "");
+  m += human;
+  const std::string report = ReportPart(p);
+  m += fmt::format("--{}\r\nContent-Description: Delivery report\r\nContent-Type: {}\r\n{}\r\n",
+                   boundary, global ? "message/global-delivery-status" : "message/delivery-status",
+                   Is8Bit(report) ? "Content-Transfer-Encoding: 8bit\r\n" : "");
+  m += report;
+  m += OriginalPart(p, content, boundary);
 
   NewMessage n;
   n.id = std::move(id);

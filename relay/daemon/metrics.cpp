@@ -97,18 +97,10 @@ std::uint64_t Metrics::Value(std::string_view family, std::string_view labels) c
   return s == it->second.end() ? 0 : s->second;
 }
 
-void Metrics::CountReject(std::string_view event) {
-  // "NOQUEUE: reject: RCPT from unknown[192.0.2.1]: 554 ..." as ServerSession writes it.
-  constexpr std::string_view kPrefix = "reject: ";
-  const auto at = event.find(kPrefix);
-  if (at == std::string_view::npos) return;
-  event.remove_prefix(at + kPrefix.size());
-  const auto end = event.find(" from ");
-  if (end == std::string_view::npos) return;
-  std::string_view verb = event.substr(0, end);
+void Metrics::CountReject(std::string_view command) {
   for (const auto v : kFamilies[1].values) {
-    if (v == verb) {
-      Add(kFamilies[1].name, fmt::format("command=\"{}\"", verb));
+    if (v == command) {
+      Add(kFamilies[1].name, fmt::format("command=\"{}\"", command));
       return;
     }
   }

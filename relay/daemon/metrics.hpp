@@ -22,8 +22,9 @@ class Metrics {
   // HELP, TYPE and every series of every counter family, in a stable order.
   std::string Render() const;
 
-  // The SMTP server's refusals: the command of a "reject: VERB from ..." log event.
-  void CountReject(std::string_view event);
+  // The SMTP server's refusals, by the command refused (ServerSession::Reject::command);
+  // "other" for one not in the family's list.
+  void CountReject(std::string_view command);
 
  private:
   Metrics();

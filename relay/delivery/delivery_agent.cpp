@@ -29,6 +29,13 @@ namespace {
 // The queue manager's lines are qmgr's (relay/daemon/logging.hpp).
 spdlog::logger& Qmgr() { return Log(Service::kQmgr); }
 
+void RewordForTest(std::vector<queue::RecipientUpdate>& updates,
+                   std::vector<queue::AttemptRecord>& attempts) {
+  if (!RewordTexts()) return;
+  for (auto& u : updates) u.reply = Reworded(u.reply);
+  for (auto& a : attempts) a.reply = Reworded(a.reply);
+}
+
 }  // namespace
 
 using queue::RecipientState;
@@ -358,28 +365,31 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   // the message's delivery slot serves other mail; when it cannot land, the recipients' states
   // alone are written (RecordStatesOnly). Until one of them lands the recipients stay "in
   // delivery", so they are neither claimed again nor forgotten (relay/DESIGN.md).
+  // What a recorded outcome did, for the logs and metrics after it landed.
+  struct Recorded {
+    queue::PassOutcome pass;
+    struct Notice {
+      std::string id;
+      const char* what;
+      const char* kind;
+    };
+    std::vector<Notice> notices;
+    bool completed = false;    // every recipient final: the message left the queue
+    bool gone = false;         // the message was deleted meanwhile
+    std::vector<int> dropped;  // recipients no longer in delivery: their outcome not written
+  };
+
   asio::awaitable<void> RecordOutcome(std::shared_ptr<const queue::MessageInfo> m,
                                       std::shared_ptr<const std::string> content,
                                       std::vector<queue::RecipientUpdate> updates,
                                       std::vector<queue::AttemptRecord> attempts) {
     auto self = shared_from_this();
+    RewordForTest(updates, attempts);
     const auto now = queue::Clock::now();
     const auto judged = JudgedNow();
     const queue::RetryOptions retry = options.retry;
     const NoticeSettings settings{helo_name, options.postmaster, options.retry.max_lifetime};
     const auto seed = rng();
-    struct Recorded {
-      queue::PassOutcome pass;
-      struct Notice {
-        std::string id;
-        const char* what;
-        const char* kind;
-      };
-      std::vector<Notice> notices;
-      bool completed = false;    // every recipient final: the message left the queue
-      bool gone = false;         // the message was deleted meanwhile
-      std::vector<int> dropped;  // recipients no longer in delivery: their outcome not written
-    };
     auto recorded = std::make_shared<Recorded>();
     auto* id_source = &ids;
     const queue::Store::WriteJob job =
@@ -450,6 +460,15 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       co_await RecordStatesOnly(m, updates, r.error());
       co_return;
     }
+    Announce(*m, updates, *recorded);
+  }
+
+  // Logs and counts what a recorded outcome did: outcomes the operator overrode, notices,
+  // expiries; and wakes what it made due.
+  void Announce(const queue::MessageInfo& msg, const std::vector<queue::RecipientUpdate>& updates,
+                const Recorded& rec) {
+    const queue::MessageInfo* m = &msg;
+    const Recorded* recorded = &rec;
     for (int index : recorded->dropped) {
       const auto u = std::find_if(updates.begin(), updates.end(),
                                   [&](const auto& x) { return x.index == index; });

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cstdlib>
 #include <span>
 
 #include "dns/idn.hpp"
@@ -134,8 +135,9 @@ void RecordHost(const queue::MessageInfo& m, const NextHop& host, const HostDnsF
   }
 }
 
-queue::Failure Fail(queue::Cause cause, std::string status, std::string text) {
-  return {cause, std::move(status), queue::ResultType(cause), std::move(text)};
+queue::Failure Fail(queue::Cause cause, std::string status, std::string text,
+                    bool permanent = false) {
+  return {cause, std::move(status), queue::ResultType(cause), std::move(text), permanent};
 }
 
 // One delivery pass for the recipients of one domain: the domain's plan, then each MX host in
@@ -164,16 +166,20 @@ class DomainPass {
       if (co_await TryHost(host)) co_return std::move(out_);
     }
     // No host took the mail: deferred with what the last one said (4.7.5 for TLS and DANE,
-    // 4.4.x for DNS and connections).
-    // A 5.x.x (REQUIRETLS could not be met: 5.7.10, 5.7.30, RFC 8689 §5) is final; everything
-    // else is tried again.
-    Finish(last_.status.starts_with("5.") ? RecipientState::kFailed : RecipientState::kDeferred,
-           last_, "");
+    // 4.4.x for DNS and connections). A permanent failure (REQUIRETLS could not be met: 5.7.10,
+    // 5.7.30, RFC 8689 §5) is final; everything else is tried again.
+    Finish(last_.permanent ? RecipientState::kFailed : RecipientState::kDeferred, last_, "");
     co_return std::move(out_);
   }
 
  private:
   using SteadyClock = std::chrono::steady_clock;
+
+  // A host's failure, the last one so far (its text reworded under DANERELAY_TEST_REWORD).
+  void Remember(const queue::Failure& f) {
+    last_ = f;
+    last_.text = Reworded(f.text);
+  }
 
   // Deferred updates carry no next attempt: SchedulePass decides when (queue/retry.hpp).
   void Finish(RecipientState state, const queue::Failure& f, const std::string& relay) {
@@ -192,7 +198,8 @@ class DomainPass {
       Finish(RecipientState::kFailed,
              Fail(Cause::kRecipientDomain, "5.1.2",
                   fmt::format("Recipient domain {} is {}", queue::Printable(recipient_domain, 255),
-                              domain_policy.error())),
+                              domain_policy.error()),
+                  /*permanent=*/true),
              "");
       co_return false;
     }
@@ -235,7 +242,7 @@ class DomainPass {
         out_.attempts.push_back(std::move(a));
       }
       Finish(hops_.permanent ? RecipientState::kFailed : RecipientState::kDeferred,
-             Fail(hops_.cause, hops_.status, hops_.reason), "");
+             Fail(hops_.cause, hops_.status, hops_.reason, hops_.permanent), "");
       co_return false;
     }
 
@@ -268,7 +275,7 @@ class DomainPass {
     Log(Service::kSmtp).warn("{}: {}", m_.id, why);
     Metrics::Get().Add("danerelay_loops_total");
     const bool first = out_.attempts.empty();
-    const queue::Failure loop = Fail(Cause::kLoop, "5.4.6", why);
+    const queue::Failure loop = Fail(Cause::kLoop, "5.4.6", why, /*permanent=*/true);
     RecordHost(m_, host, facts, ip, "", loop, "", out_, tags);
     reached_myself_ = true;
     if (first) Finish(RecipientState::kFailed, loop, "");
@@ -281,7 +288,7 @@ class DomainPass {
     const PolicyDecision& decision = plan.decision;
     AttemptTags tags;
     if (plan.dns.no_address) {
-      last_ = *plan.skip;
+      Remember(*plan.skip);
       RecordHost(m_, host, facts, "", "", last_, "", out_);
       return std::nullopt;
     }
@@ -306,7 +313,7 @@ class DomainPass {
                                      : "unusable_tlsa");
     }
     if (decision.defer) {
-      last_ = *plan.skip;
+      Remember(*plan.skip);
       Log(Service::kSmtp)
           .info("{}: {} not used: {} (DANE step {})", m_.id, host.name, decision.reason,
                 decision.step);
@@ -321,7 +328,7 @@ class DomainPass {
       Log(Service::kSmtp).warn("{}: MTA-STS testing: {}", m_.id, plan.sts_mismatch);
     }
     if (plan.skip) {  // MTA-STS enforce without this host, or REQUIRETLS unprotected
-      last_ = *plan.skip;
+      Remember(*plan.skip);
       Log(Service::kSmtp).info("{}: {} not used: {}", m_.id, host.name, last_.text);
       RecordHost(m_, host, facts, "", "", last_, "", out_, tags);
       return std::nullopt;
@@ -412,7 +419,7 @@ class DomainPass {
       const std::string matched = r.verdict ? r.verdict->matched_tlsa : "";
       last_remote_ = host.name;
       if (r.host_failed) {
-        last_ = r.failure;
+        Remember(r.failure);
         Log(Service::kSmtp).info("{}: {}", m_.id, r.failure.text);
         RecordHost(m_, host, facts, ip, verdict, r.failure, matched, out_, host_tags);
         continue;
@@ -451,6 +458,19 @@ class DomainPass {
 };
 
 }  // namespace
+
+bool RewordTexts() {
+  static const bool reword = [] {
+    const char* v = std::getenv("DANERELAY_TEST_REWORD");
+    return v && std::string_view(v) == "1";
+  }();
+  return reword;
+}
+
+std::string Reworded(const std::string& text) {
+  if (!RewordTexts() || text.empty()) return text;
+  return "reworded: " + std::string(text.rbegin(), text.rend());
+}
 
 asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const queue::MessageInfo& m,
                                              const std::string& content,

@@ -45,4 +45,12 @@ struct DomainOutcome {
 asio::awaitable<DomainOutcome> DeliverDomain(DomainDeliveryContext ctx, const queue::MessageInfo& m,
                                              const std::string& content, const std::string& domain);
 
+// Test only: with DANERELAY_TEST_REWORD=1 in the daemon's environment (read once), every text
+// for people that a failure carries (our own account and the server's reply) is reworded: where
+// the delivery pass takes a host's failure (so its own decisions see the new words) and where
+// the agent records an outcome. What reads the outcome (the final/deferred split, bounces,
+// `queue show`'s causes, metrics, TLS-RPT) must not change: tests/e2e/test_reworded.py.
+bool RewordTexts();
+std::string Reworded(const std::string& text);  // "reworded: " + the text reversed
+
 }  // namespace danerelay::relay

@@ -115,7 +115,8 @@ asio::awaitable<HostDecision> PlanHost(dns::Lookup& resolver, const NextHop& hos
       h.skip = queue::Failure{
           Cause::kRequireTlsUnprotected, "5.7.10", "",
           fmt::format("REQUIRETLS: {} is authenticated neither by DANE nor by an MTA-STS policy",
-                      host.name)};
+                      host.name),
+          /*permanent=*/true};
       co_return h;
     }
     if (!h.dane_applies) ApplyMtaSts(sts::Mode::kEnforce, req);

@@ -164,8 +164,9 @@ bool LoopsBack(const SmtpSession& s, const ClientRequest& req, const Reply& repl
                std::string_view where, ClientResult& res) {
   if (!NamesMe(reply, req.helo_name)) return false;
   res.loops_back = true;
-  FailHost(res, Cause::kLoop, "5.4.6",
-           fmt::format("host {} {} my own hostname {}", s.peer, where, req.helo_name));
+  FailHost(res, {Cause::kLoop, "5.4.6", "",
+                 fmt::format("host {} {} my own hostname {}", s.peer, where, req.helo_name),
+                 /*permanent=*/true});
   return true;
 }
 
@@ -311,8 +312,9 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
     // RFC 8689 §4.2.1 and §5: "REQUIRETLS not supported by server", 5.7.30. Our finding
     // from its EHLO reply, not a reply of the server to the message.
     co_await s->Quit();
-    FailHost(res, Cause::kRequireTlsNotOffered, "5.7.30",
-             fmt::format("REQUIRETLS: {} does not offer REQUIRETLS", s->peer));
+    FailHost(res, {Cause::kRequireTlsNotOffered, "5.7.30", "",
+                   fmt::format("REQUIRETLS: {} does not offer REQUIRETLS", s->peer),
+                   /*permanent=*/true});
     co_return nullptr;
   }
   co_return s;

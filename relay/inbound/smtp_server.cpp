@@ -424,9 +424,9 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     std::error_code ec;
     for (;;) {
       const auto action = session.Next();
-      for (const auto& event : session.TakeEvents()) {
-        Smtpd().info("{}", event);
-        Metrics::Get().CountReject(event);
+      for (const auto& reject : session.TakeEvents()) {
+        Smtpd().info("{}", reject.log_line);
+        Metrics::Get().CountReject(reject.command);
       }
       if (action == ServerSession::Action::kEnqueue) {
         co_await QueueMessage(session, client);

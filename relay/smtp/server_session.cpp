@@ -52,7 +52,7 @@ void ServerSession::Feed(std::string_view bytes) {
 
 std::string ServerSession::TakeOutput() { return std::exchange(out_, {}); }
 
-std::vector<std::string> ServerSession::TakeEvents() { return std::exchange(events_, {}); }
+std::vector<ServerSession::Reject> ServerSession::TakeEvents() { return std::exchange(events_, {}); }
 
 queue::NewMessage ServerSession::TakeMessage() { return std::move(message_); }
 
@@ -62,11 +62,14 @@ void ServerSession::Reply(int code, std::string_view enhanced, std::string_view 
     // Postfix's smtpd form: the queue ID once the data has one, the sender of the MAIL being
     // answered or of the transaction, the recipient of the RCPT being answered.
     const bool queued = current_verb_ == "END-OF-MESSAGE" && !pending_id_.empty();
-    events_.push_back(fmt::format(
-        "{}: reject: {} from unknown[{}]: {} {}{}{}; from=<{}>{} proto={} helo=<{}>",
-        queued ? pending_id_ : "NOQUEUE", current_verb_, p_.client_address, code, enhanced,
-        enhanced.empty() ? "" : " ", text, command_sender_ ? *command_sender_ : message_.sender,
-        command_recipient_.empty() ? "" : " to=<" + command_recipient_ + ">", Protocol(), helo_));
+    events_.push_back(
+        {current_verb_,
+         fmt::format("{}: reject: {} from unknown[{}]: {} {}{}{}; from=<{}>{} proto={} helo=<{}>",
+                     queued ? pending_id_ : "NOQUEUE", current_verb_, p_.client_address, code,
+                     enhanced, enhanced.empty() ? "" : " ", text,
+                     command_sender_ ? *command_sender_ : message_.sender,
+                     command_recipient_.empty() ? "" : " to=<" + command_recipient_ + ">",
+                     Protocol(), helo_)});
   }
   if (enhanced.empty()) {
     out_ += fmt::format("{} {}\r\n", code, text);

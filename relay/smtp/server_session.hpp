@@ -67,10 +67,15 @@ class ServerSession {
   Action Next();
 
   std::string TakeOutput();
-  // Log lines for what the session refused, in Postfix's form ("NOQUEUE: reject: RCPT from
+  // What the session refused: the command refused ("RCPT", "END-OF-MESSAGE", "unknown
+  // command"), for counting, and the log line in Postfix's form ("NOQUEUE: reject: RCPT from
   // unknown[192.0.2.1]: 554 5.7.1 <x@y>: Relay access denied; from=<a@b> to=<x@y> proto=ESMTP
-  // helo=<h>"). A 421 that ends the session (timeout, shutdown) refuses no command: no line.
-  std::vector<std::string> TakeEvents();
+  // helo=<h>"), for people. A 421 that ends the session (timeout, shutdown) refuses no command.
+  struct Reject {
+    std::string command;
+    std::string log_line;
+  };
+  std::vector<Reject> TakeEvents();
   queue::NewMessage TakeMessage();
   // Called after kEnqueue with the queue's answer; the reply goes to the output.
   void EnqueueDone(bool stored, std::string_view error = {});
@@ -148,7 +153,7 @@ class ServerSession {
   State state_ = State::kGreeting;
   std::string in_;
   std::string out_;
-  std::vector<std::string> events_;
+  std::vector<Reject> events_;
   // For reject lines: the addresses of the command being answered (a MAIL's sender before it
   // is taken, a RCPT's recipient), cleared with each command.
   std::optional<std::string> command_sender_;

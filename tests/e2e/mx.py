@@ -81,6 +81,9 @@ class Recorder:
         # Local parts starting with "reject" are unknown users: a permanent failure.
         if address.startswith("reject"):
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        # Local parts starting with "defer" are refused for now: a transient failure.
+        if address.startswith("defer"):
+            return f"450 4.2.0 <{address}>: Recipient address rejected: Mailbox busy"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Ok"
 
