@@ -351,6 +351,69 @@ TEST(DeliveryClientTest, TheCacheCarriesTheNextMessageOverTheSameConnection) {
           "RSET", "MAIL FROM:<sender@example.org>", "RCPT TO:<good@peer.test>", "DATA", "RSET"}));
 }
 
+// Two messages, with the cache swept between them, and the second one to `second`.
+asio::awaitable<std::pair<ClientResult, ClientResult>> TwiceWithSweep(const ClientRequest* first,
+                                                                      const ClientRequest* second,
+                                                                      ConnectionCache* cache) {
+  ClientResult a = co_await DeliverOverSmtp(*first, cache);
+  cache->Sweep(co_await asio::this_coro::executor);
+  ClientResult b = co_await DeliverOverSmtp(*second, cache);
+  co_return std::pair{std::move(a), std::move(b)};
+}
+
+struct CacheCase {
+  const char* name;
+  std::chrono::seconds idle_limit;
+  bool other_host;  // the second message goes to another MX host name (another cache key)
+  bool peer_drops;  // the peer closes the connection after its reply to RSET
+  bool reused;      // the second message goes over the first connection
+};
+
+const PeerStep kRset{"RSET", {"250 2.0.0 reset"}};
+
+TEST(ConnectionCacheTest, ReuseIdleLimitKeyAndADroppedConnection) {
+  const CacheCase cases[] = {
+      {"kept within the idle limit", std::chrono::seconds(60), false, false, true},
+      {"swept at the idle limit", std::chrono::seconds(0), false, false, false},
+      {"another key", std::chrono::seconds(60), true, false, false},
+      {"dropped by the server while idle", std::chrono::seconds(60), false, true, false},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    asio::io_context io;
+    PeerStep rset = kRset;
+    rset.close_after = c.peer_drops;
+    std::vector<PeerScript> scripts;
+    if (c.reused) {
+      scripts = {Concat({{kGreeting, kEhlo}, Transaction(), {rset}, Transaction(), {kRset}})};
+    } else if (c.idle_limit.count() == 0) {
+      scripts = {Concat({{kGreeting, kEhlo}, Transaction(), {rset, kQuit}}),
+                 Concat({{kGreeting, kEhlo}, Transaction(), {kRset}})};
+    } else {
+      scripts = {Concat({{kGreeting, kEhlo}, Transaction(), {rset}}),
+                 Concat({{kGreeting, kEhlo}, Transaction(), {kRset}})};
+    }
+    ScriptedPeer peer(io, scripts);
+    ConnectionCache cache(c.idle_limit);
+    const auto m = Message({"good@peer.test"});
+    const std::string content = "Subject: x\r\n\r\nbody\r\n";
+    const ClientRequest first = Request(peer, &m, &content);
+    ClientRequest second = first;
+    if (c.other_host) second.mx_host = "mx2.peer.test";
+    const auto out = RunClient(io, peer, TwiceWithSweep(&first, &second, &cache));
+    ASSERT_TRUE(out);
+    for (const ClientResult* r : {&out->first, &out->second}) {
+      ASSERT_EQ(r->recipients.size(), 1u);
+      EXPECT_EQ(r->recipients[0].state, RecipientState::kDelivered) << r->recipients[0].reply;
+    }
+    ASSERT_EQ(peer.connections().size(), c.reused ? 1u : 2u);
+    EXPECT_EQ(peer.connections()[0].messages.size(), c.reused ? 2u : 1u);
+    EXPECT_EQ(out->second.connect_time == std::chrono::steady_clock::duration::zero(), c.reused);
+    // A swept session is ended with QUIT (it got there before the second message's end).
+    EXPECT_EQ(peer.connections()[0].commands.back() == "QUIT", c.idle_limit.count() == 0);
+  }
+}
+
 TEST(DeliveryClientTest, APeerGreetingWithOurOwnNameIsALoop) {
   asio::io_context io;
   ScriptedPeer peer(io, {{{"", {"220 Relay.Test ESMTP"}}, kQuit}});

@@ -169,71 +169,59 @@ bool HasDashLine(std::string_view encoded) {
   return encoded.find("\n--") != std::string_view::npos;
 }
 
-void PlanLeaf(GMimePart* part, bool frozen, bool bare, std::string_view content, Plan& plan) {
-  GMimeDataWrapper* wrapper = g_mime_part_get_content(part);
-  GMimeStream* stream = wrapper ? g_mime_data_wrapper_get_stream(wrapper) : nullptr;
-  if (!stream) return;  // no content
-  const auto begin = static_cast<size_t>(std::max<gint64>(stream->bound_start, 0));
-  const auto end = stream->bound_end < 0
-                       ? content.size()
-                       : std::min(static_cast<size_t>(stream->bound_end), content.size());
-  if (begin >= end) return;
-  const std::string_view data = content.substr(begin, end - begin);
-  GMimeContentType* type = g_mime_object_get_content_type(GMIME_OBJECT(part));
-  const GMimeContentEncoding declared = g_mime_data_wrapper_get_encoding(wrapper);
-  if (frozen) {
-    plan.opaque.push_back({begin, end, "in a part under a signature or encryption"});
-    return;
-  }
+// Why a leaf's content must stay as it is (it may not be re-encoded), or nullptr when it may.
+const char* OpaqueReason(GMimePart* part, bool frozen, GMimeContentType* type,
+                         GMimeContentEncoding declared) {
+  if (frozen) return "in a part under a signature or encryption";
   if (type && g_mime_content_type_is_type(type, "message", "*")) {
     // RFC 2046 §5.2.2, §5.2.3: message/partial and message/external-body are 7bit only.
-    plan.opaque.push_back({begin, end, "in a message/* part"});
-    return;
+    return "in a message/* part";
   }
   if (CountFields(GMIME_OBJECT(part), "Content-Transfer-Encoding") > 1) {
     // Readers differ on which one counts (GMime the last, others the first).
-    plan.opaque.push_back({begin, end, "in a part with two Content-Transfer-Encoding fields"});
-    return;
+    return "in a part with two Content-Transfer-Encoding fields";
   }
-  if (GMimeHeader* cte = Field(GMIME_OBJECT(part), "Content-Transfer-Encoding");
-      cte && declared == GMIME_CONTENT_ENCODING_DEFAULT) {
+  if (Field(GMIME_OBJECT(part), "Content-Transfer-Encoding") &&
+      declared == GMIME_CONTENT_ENCODING_DEFAULT) {
     // An encoding GMime does not know (x-token, RFC 2045 §6.3): re-encoding it would change
     // what the content means.
-    plan.opaque.push_back({begin, end, "in a part with an unknown transfer encoding"});
-    return;
+    return "in a part with an unknown transfer encoding";
   }
-  if (!IsIdentity(declared)) {
-    plan.opaque.push_back({begin, end, "in a part declared base64 or quoted-printable"});
-    return;
-  }
-  plan.convertible.emplace_back(begin, end);
-  if (std::none_of(data.begin(), data.end(), IsEightBit)) return;  // stays as it is
+  if (!IsIdentity(declared)) return "in a part declared base64 or quoted-printable";
+  return nullptr;
+}
 
-  // Only the CRLF before the content ends the part's header: fields go in just before it.
-  if (begin < 2 || content.substr(begin - 2, 2) != "\r\n") {
-    plan.error = "a body part does not start after a CRLF";
-    return;
-  }
-  const size_t header_end = begin - 2;
-  const bool text = (!type || g_mime_content_type_is_type(type, "text", "*")) &&
-                    declared != GMIME_CONTENT_ENCODING_BINARY;
-  auto encoding = Choose(data, text);
-  std::string encoded;
-  AppendEncoded(encoded, data, encoding);
-  if (encoding == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE && HasDashLine(encoded)) {
+struct Encoded {
+  GMimeContentEncoding encoding;
+  std::string bytes;
+};
+
+// `data` (which ends at `end` in `content`) in a 7-bit transfer encoding.
+Encoded EncodeLeaf(std::string_view data, bool text, std::string_view content, size_t end) {
+  Encoded out{Choose(data, text), {}};
+  AppendEncoded(out.bytes, data, out.encoding);
+  if (out.encoding == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE && HasDashLine(out.bytes)) {
     // A soft line break can put "--" and the enclosing boundary at the start of a line, which
     // would end the part there (RFC 2046 §5.1.1: the content must not hold a delimiter).
     // Base64's alphabet has no "-".
-    encoding = GMIME_CONTENT_ENCODING_BASE64;
-    encoded.clear();
-    AppendEncoded(encoded, data, encoding);
+    out.encoding = GMIME_CONTENT_ENCODING_BASE64;
+    out.bytes.clear();
+    AppendEncoded(out.bytes, data, out.encoding);
   }
   // Base64 ends its last line itself; where a boundary follows, its own CRLF does that
   // (RFC 2046 §5.1.1), and the encoder's would add a line.
-  if (encoding == GMIME_CONTENT_ENCODING_BASE64 && encoded.ends_with("\r\n") &&
+  if (out.encoding == GMIME_CONTENT_ENCODING_BASE64 && out.bytes.ends_with("\r\n") &&
       content.substr(end).starts_with("\r\n")) {
-    encoded.resize(encoded.size() - 2);
+    out.bytes.resize(out.bytes.size() - 2);
   }
+  return out;
+}
+
+// The header fields a re-encoded leaf needs, inserted before `header_end` (the CRLF that ends
+// the part's header) or replacing its Content-Transfer-Encoding. False (with plan.error) when
+// the header cannot be edited.
+bool PlanLeafHeader(GMimePart* part, bool bare, size_t header_end, GMimeContentEncoding encoding,
+                    std::string_view content, Plan& plan) {
   GMimeHeader* ct = Field(GMIME_OBJECT(part), "Content-Type");
   const bool has_type = ct && g_mime_header_get_offset(ct) >= 0;
   if (bare) {
@@ -252,14 +240,45 @@ void PlanLeaf(GMimePart* part, bool frozen, bool bare, std::string_view content,
     const size_t at = FieldStart(content, cte);
     if (at == std::string_view::npos) {
       plan.error = "a MIME part header that cannot be read unambiguously";
-      return;
+      return false;
     }
     plan.edits.push_back({at, FieldEnd(content, at), field});
   } else {
     plan.edits.push_back({header_end, header_end, field});
   }
-  plan.converted_bytes += encoded.size();
-  plan.edits.push_back({begin, end, std::move(encoded)});
+  return true;
+}
+
+void PlanLeaf(GMimePart* part, bool frozen, bool bare, std::string_view content, Plan& plan) {
+  GMimeDataWrapper* wrapper = g_mime_part_get_content(part);
+  GMimeStream* stream = wrapper ? g_mime_data_wrapper_get_stream(wrapper) : nullptr;
+  if (!stream) return;  // no content
+  const auto begin = static_cast<size_t>(std::max<gint64>(stream->bound_start, 0));
+  const auto end = stream->bound_end < 0
+                       ? content.size()
+                       : std::min(static_cast<size_t>(stream->bound_end), content.size());
+  if (begin >= end) return;
+  const std::string_view data = content.substr(begin, end - begin);
+  GMimeContentType* type = g_mime_object_get_content_type(GMIME_OBJECT(part));
+  const GMimeContentEncoding declared = g_mime_data_wrapper_get_encoding(wrapper);
+  if (const char* reason = OpaqueReason(part, frozen, type, declared)) {
+    plan.opaque.push_back({begin, end, reason});
+    return;
+  }
+  plan.convertible.emplace_back(begin, end);
+  if (std::none_of(data.begin(), data.end(), IsEightBit)) return;  // stays as it is
+
+  // Only the CRLF before the content ends the part's header: fields go in just before it.
+  if (begin < 2 || content.substr(begin - 2, 2) != "\r\n") {
+    plan.error = "a body part does not start after a CRLF";
+    return;
+  }
+  const bool text = (!type || g_mime_content_type_is_type(type, "text", "*")) &&
+                    declared != GMIME_CONTENT_ENCODING_BINARY;
+  Encoded encoded = EncodeLeaf(data, text, content, end);
+  if (!PlanLeafHeader(part, bare, begin - 2, encoded.encoding, content, plan)) return;
+  plan.converted_bytes += encoded.bytes.size();
+  plan.edits.push_back({begin, end, std::move(encoded.bytes)});
 }
 
 void PlanMessage(GMimeMessage* message, bool frozen, std::string_view content, Plan& plan);

@@ -27,8 +27,8 @@ bool Valid(const queue::TimePoint fetched, const sts::Policy& p, queue::TimePoin
 }  // namespace
 
 StsPolicies::StsPolicies(dns::Lookup& resolver, queue::Committer* committer,
-                         const MtaStsOptions& options)
-    : resolver_(resolver), committer_(committer), options_(options) {}
+                         const MtaStsOptions& options, HttpsFetch fetch)
+    : resolver_(resolver), committer_(committer), options_(options), fetch_(std::move(fetch)) {}
 
 StsPolicies::~StsPolicies() { pool_.join(); }
 
@@ -77,9 +77,8 @@ asio::awaitable<tl::expected<sts::Policy, StsPolicies::Failure>> StsPolicies::Fe
     co_return tl::unexpected(Failure{std::string(kFetchError), "no address for " + req.host});
   }
   // Named (GCC 12 and temporaries across a co_await); libcurl blocks, so it runs on the pool.
-  const auto get = [req]() -> asio::awaitable<tl::expected<HttpsResponse, HttpsError>> {
-    co_return HttpsRequestOnce(req);
-  };
+  const auto get = [req, fetch = fetch_]()
+      -> asio::awaitable<tl::expected<HttpsResponse, HttpsError>> { co_return fetch(req); };
   auto got = co_await asio::co_spawn(pool_, get, asio::use_awaitable);
   if (!got) {
     co_return tl::unexpected(

@@ -13,6 +13,7 @@
 #include <asio/thread_pool.hpp>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -21,6 +22,7 @@
 
 #include "queue/message.hpp"
 #include "relay/options.hpp"
+#include "relay/policy/https_client.hpp"
 #include "relay/policy/mta_sts.hpp"
 
 namespace danerelay::dns {
@@ -45,8 +47,12 @@ struct StsLookup {
 
 class StsPolicies {
  public:
+  // How a policy file is fetched: HttpsRequestOnce, or a unit test's stand-in. It blocks, so
+  // it runs on the fetch workers.
+  using HttpsFetch = std::function<tl::expected<HttpsResponse, HttpsError>(const HttpsRequest&)>;
   // `committer`: the queue, for the persistent cache; nullptr keeps policies in memory only.
-  StsPolicies(dns::Lookup& resolver, queue::Committer* committer, const MtaStsOptions& options);
+  StsPolicies(dns::Lookup& resolver, queue::Committer* committer, const MtaStsOptions& options,
+              HttpsFetch fetch = HttpsRequestOnce);
   ~StsPolicies();
 
   asio::awaitable<StsLookup> Get(const std::string& domain);
@@ -67,6 +73,7 @@ class StsPolicies {
   dns::Lookup& resolver_;
   queue::Committer* committer_;
   MtaStsOptions options_;
+  HttpsFetch fetch_;
   asio::thread_pool pool_{4};  // libcurl blocks
   // The fetches under way, by domain: another Get() for the domain waits for the timer (never
   // expiring, cancelled when the fetch ends) instead of fetching again.
