@@ -74,6 +74,9 @@ struct NewMessage {
   bool body_8bitmime = false;
   bool smtputf8 = false;
   bool requiretls = false;  // RFC 8689: only over TLS authenticated by DANE or MTA-STS
+  // A TLS-RPT report (RFC 8460 §5.3): delivered despite TLS failures (outside mandatory DANE),
+  // and its sessions left out of the reports.
+  bool tls_report = false;
   DsnRet dsn_ret = DsnRet::kUnspecified;
   std::string dsn_envid;  // RFC 3461 §4.4, xtext-decoded
   std::string auth_user;  // the SMTP AUTH user that submitted it, "" when none
@@ -113,6 +116,7 @@ struct MessageInfo {
   bool body_8bitmime = false;
   bool smtputf8 = false;
   bool requiretls = false;
+  bool tls_report = false;  // as in NewMessage
   DsnRet dsn_ret = DsnRet::kUnspecified;
   std::string dsn_envid;
   std::string auth_user;
@@ -159,6 +163,19 @@ struct AttemptRecord {
   std::string result_type;
   // Our end of the connection (RFC 8460 §4.4 sending-mta-ip); "" when none was made.
   std::string sending_ip;
+  // The SMTP session the attempt belonged to: the attempts of the recipients sent over one
+  // connection (or of one host passed over before connecting) share it, so TLS-RPT counts
+  // sessions (RFC 8460 §4.4), not recipients. 0: not known (recorded before schema 13).
+  std::int64_t session = 0;
+  // RFC 8460 §4.4: the policy the session was made under, typed where the host was planned
+  // (relay/delivery/host_planner.hpp, ReportPolicy): "tlsa", "sts" or "no-policy-found"; ""
+  // when no host was planned (the MX lookup failed).
+  std::string policy_type;
+  std::vector<std::string> tlsa_policy;  // with "tlsa": the host's TLSA records, zone-file form
+  std::string sts_policy_id;  // with "sts": the id of the policy applied, "" when none was had
+  // RFC 8460 §4.3.2: the result type of the failed fetch of the domain's MTA-STS policy (with
+  // "sts": none could be had, or the cached one applied), "" when no fetch failed.
+  std::string sts_problem;
 };
 
 }  // namespace danerelay::queue

@@ -169,6 +169,41 @@ ALTER TABLE recipients ADD COLUMN last_cause TEXT NOT NULL DEFAULT '';
     R"sql(
 ALTER TABLE attempts ADD COLUMN sending_ip TEXT NOT NULL DEFAULT '';
 )sql",
+    // 13: the SMTP session (connection) an attempt belonged to, so that TLS-RPT counts sessions
+    // and not recipients (RFC 8460 §4.4). Rows from before have 0: each counts on its own.
+    R"sql(
+ALTER TABLE attempts ADD COLUMN session INTEGER NOT NULL DEFAULT 0;
+)sql",
+    // 14: the TLS-RPT policy of an attempt, typed (RFC 8460 §4.4): its type, the TLSA records
+    // (one per line), the MTA-STS policy id, the result type of a failed policy fetch. Rows
+    // from before get them once, here, from the texts they recorded for people (the labels
+    // "no policy: <type>: ...", "<mode> id=<id>[ (cached)][, DANE applies]" and "secure: <TLSA
+    // records, comma-separated>"); nothing reads those texts afterwards.
+    R"sql(
+ALTER TABLE attempts ADD COLUMN policy_type TEXT NOT NULL DEFAULT '';
+ALTER TABLE attempts ADD COLUMN tlsa_policy TEXT NOT NULL DEFAULT '';
+ALTER TABLE attempts ADD COLUMN sts_policy_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE attempts ADD COLUMN sts_problem TEXT NOT NULL DEFAULT '';
+UPDATE attempts SET
+  policy_type = CASE
+    WHEN mta_sts LIKE 'no policy: %' THEN 'sts'
+    WHEN mta_sts <> '' AND mta_sts NOT LIKE '%, DANE applies' THEN 'sts'
+    WHEN dnssec_tlsa LIKE 'secure: %' THEN 'tlsa'
+    ELSE 'no-policy-found' END,
+  sts_problem = CASE WHEN mta_sts LIKE 'no policy: %'
+    THEN substr(mta_sts, 12, instr(substr(mta_sts, 12), ':') - 1) ELSE '' END,
+  sts_policy_id = CASE WHEN mta_sts LIKE '% id=%' AND mta_sts NOT LIKE 'no policy: %'
+    THEN rtrim(substr(mta_sts, instr(mta_sts, ' id=') + 4,
+                      instr(substr(mta_sts, instr(mta_sts, ' id=') + 4) || ' ', ' ') - 1), ',')
+    ELSE '' END,
+  tlsa_policy = CASE WHEN dnssec_tlsa LIKE 'secure: %'
+    THEN replace(substr(dnssec_tlsa, 9), ', ', char(10)) ELSE '' END;
+)sql",
+    // 15: TLS-RPT report mails (RFC 8460 §5.3), delivered despite TLS failures and left out of
+    // the reports.
+    R"sql(
+ALTER TABLE messages ADD COLUMN tls_report INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 const std::string kRecipientQuery =
@@ -308,7 +343,8 @@ tl::expected<void, StoreError> Store::Impl::InsertMessage(const NewMessage& m) {
     auto a = Prepare(
         "INSERT INTO messages (id, arrival_us, sender, size, client_address, client_helo, "
         "protocol, body_8bitmime, smtputf8, dsn_ret, dsn_envid, auth_user, requiretls, "
-        "mail_auth) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+        "mail_auth, tls_report) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+        "?15)");
     auto b = Prepare(
         "INSERT INTO recipients (message_id, idx, address, state, notify, orcpt, "
         "next_attempt_us, domain) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7)");
@@ -345,6 +381,7 @@ tl::expected<void, StoreError> Store::Impl::InsertMessage(const NewMessage& m) {
   } else {
     sqlite3_bind_null(ms, 14);
   }
+  sqlite3_bind_int(ms, 15, m.tls_report ? 1 : 0);
   const int rc = sqlite3_step(ms);
   sqlite3_reset(ms);
   if (rc != SQLITE_DONE) return tl::unexpected(Err("insert message " + m.id));

@@ -55,7 +55,7 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  static constexpr int kSchemaVersion = 12;
+  static constexpr int kSchemaVersion = 15;
   static std::filesystem::path DatabasePath(const StoreOptions& options);
 
   // Inserts the messages in one transaction, so one commit (one fsync) covers the batch.
@@ -128,12 +128,14 @@ class Store {
   tl::expected<std::optional<std::vector<int>>, StoreError> AttemptingRecipients(
       std::string_view message_id);
 
-  // TLS-RPT (RFC 8460): the delivery sessions to recipients in `domain` in [from, to), one
-  // entry per connection (the attempt rows of its recipients folded), oldest first.
+  // TLS-RPT (RFC 8460): the delivery attempts to recipients in `domain` in [from, to), oldest
+  // first; the attempts of one connection share AttemptRecord::session. Those of TLS-RPT report
+  // mails are left out (RFC 8460 §5.3: not in the next report).
   tl::expected<std::vector<AttemptRecord>, StoreError> GetDomainSessions(std::string_view domain,
                                                                          TimePoint from,
                                                                          TimePoint to);
-  // The recipient domains with delivery sessions in [from, to) (a scan of those attempts).
+  // The recipient domains with delivery sessions in [from, to) (a scan of those attempts),
+  // report mails' not counted.
   tl::expected<std::vector<std::string>, StoreError> GetSessionDomains(TimePoint from,
                                                                        TimePoint to);
   // The reports made for the UTC day starting at `day` (any domain when `domain` is empty).

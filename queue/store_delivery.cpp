@@ -144,6 +144,47 @@ tl::expected<bool, StoreError> Store::ChangedElsewhere() {
   return changed;
 }
 
+void BindAttempt(sqlite3_stmt* s, int first, const AttemptRecord& a) {
+  sqlite3_bind_int64(s, first, ToMicros(a.time));
+  const std::string_view fields[] = {
+      a.mx_host,     a.ip,          a.dnssec_mx, a.dnssec_address, a.dnssec_tlsa,
+      a.tls_verdict, a.tlsa_record, a.reply,     a.status,         a.note,
+      a.mta_sts,     a.result_type, a.sending_ip};
+  int col = first + 1;
+  for (const auto& f : fields) {
+    sqlite3_bind_text(s, col++, f.data(), static_cast<int>(f.size()), SQLITE_TRANSIENT);
+  }
+  sqlite3_bind_int64(s, col++, a.session);
+  std::string tlsa;  // one record a line
+  for (const auto& r : a.tlsa_policy) tlsa += (tlsa.empty() ? "" : "\n") + r;
+  const std::string_view typed[] = {a.policy_type, tlsa, a.sts_policy_id, a.sts_problem};
+  for (const auto& f : typed) {
+    sqlite3_bind_text(s, col++, f.data(), static_cast<int>(f.size()), SQLITE_TRANSIENT);
+  }
+}
+
+AttemptRecord ReadAttempt(sqlite3_stmt* s, int first) {
+  AttemptRecord a;
+  a.time = FromMicros(sqlite3_column_int64(s, first));
+  std::string* fields[] = {&a.mx_host,     &a.ip,          &a.dnssec_mx,   &a.dnssec_address,
+                           &a.dnssec_tlsa, &a.tls_verdict, &a.tlsa_record, &a.reply,
+                           &a.status,      &a.note,        &a.mta_sts,     &a.result_type,
+                           &a.sending_ip};
+  int col = first + 1;
+  for (std::string* f : fields) *f = ColumnText(s, col++);
+  a.session = sqlite3_column_int64(s, col++);
+  a.policy_type = ColumnText(s, col++);
+  const std::string tlsa = ColumnText(s, col++);
+  for (std::string_view rest = tlsa; !rest.empty();) {
+    const auto nl = rest.find('\n');
+    a.tlsa_policy.emplace_back(rest.substr(0, nl));
+    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+  }
+  a.sts_policy_id = ColumnText(s, col++);
+  a.sts_problem = ColumnText(s, col++);
+  return a;
+}
+
 tl::expected<void, StoreError> Store::RecordDelivery(std::string_view message_id,
                                                      const std::vector<RecipientUpdate>& updates,
                                                      const std::vector<AttemptRecord>& attempts,
@@ -158,11 +199,13 @@ tl::expected<void, StoreError> Store::RecordDelivery(std::string_view message_id
         "last_attempt_us = CASE WHEN ?10 THEN ?8 ELSE last_attempt_us END, "
         "delay_warned = MAX(delay_warned, ?9), attempts = attempts + ?10 "
         "WHERE message_id = ?1 AND idx = ?2");
-    auto ins = impl_->Prepare(
-        "INSERT INTO attempts (message_id, recipient_idx, time_us, mx_host, ip, dnssec_mx, "
-        "dnssec_address, dnssec_tlsa, tls_verdict, tlsa_record, reply, status, note, mta_sts, "
-        "result_type, sending_ip) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-        "?14, ?15, ?16)");
+    static const std::string kInsertAttempt = [] {
+      std::string values = "?1, ?2";
+      for (int i = 0; i < kAttemptColumnCount; ++i) values += fmt::format(", ?{}", 3 + i);
+      return fmt::format("INSERT INTO attempts (message_id, recipient_idx, {}) VALUES ({})",
+                         kAttemptColumns, values);
+    }();
+    auto ins = impl_->Prepare(kInsertAttempt.c_str());
     auto done = impl_->Prepare(
         "UPDATE messages SET completed_us = ?2 WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM "
         "recipients WHERE message_id = ?1 AND state NOT IN ('delivered', 'failed', 'expired'))");
@@ -198,12 +241,7 @@ tl::expected<void, StoreError> Store::RecordDelivery(std::string_view message_id
       sqlite3_reset(s);
       text(s, 1, message_id);
       sqlite3_bind_int(s, 2, a.recipient_index);
-      sqlite3_bind_int64(s, 3, ToMicros(a.time));
-      const std::string_view fields[] = {
-          a.mx_host,     a.ip,          a.dnssec_mx, a.dnssec_address, a.dnssec_tlsa,
-          a.tls_verdict, a.tlsa_record, a.reply,     a.status,         a.note,
-          a.mta_sts,     a.result_type, a.sending_ip};
-      for (int i = 0; i < 13; ++i) text(s, 4 + i, fields[i]);
+      BindAttempt(s, 3, a);
       if (auto r = impl_->StepDone(s, "insert attempt"); !r) return r;
     }
     for (const auto& notice : notices) {
@@ -242,25 +280,16 @@ tl::expected<std::optional<std::vector<int>>, StoreError> Store::AttemptingRecip
 
 tl::expected<std::vector<AttemptRecord>, StoreError> Store::GetAttempts(
     std::string_view message_id) {
-  auto s = impl_->Prepare(
-      "SELECT recipient_idx, time_us, mx_host, ip, dnssec_mx, dnssec_address, dnssec_tlsa, "
-      "tls_verdict, tlsa_record, reply, status, note, mta_sts, result_type, sending_ip "
-      "FROM attempts "
-      "WHERE message_id = ?1 "
-      "ORDER BY id");
+  static const std::string kSelect = fmt::format(
+      "SELECT recipient_idx, {} FROM attempts WHERE message_id = ?1 ORDER BY id", kAttemptColumns);
+  auto s = impl_->Prepare(kSelect.c_str());
   if (!s) return tl::unexpected(s.error());
   sqlite3_bind_text(s->get(), 1, message_id.data(), static_cast<int>(message_id.size()),
                     SQLITE_TRANSIENT);
   std::vector<AttemptRecord> out;
   auto r = impl_->EachRow(s->get(), "read attempts", [&](sqlite3_stmt* st) {
-    AttemptRecord a;
+    AttemptRecord a = ReadAttempt(st, 1);
     a.recipient_index = sqlite3_column_int(st, 0);
-    a.time = FromMicros(sqlite3_column_int64(st, 1));
-    std::string* fields[] = {&a.mx_host,     &a.ip,          &a.dnssec_mx,   &a.dnssec_address,
-                             &a.dnssec_tlsa, &a.tls_verdict, &a.tlsa_record, &a.reply,
-                             &a.status,      &a.note,        &a.mta_sts,     &a.result_type,
-                             &a.sending_ip};
-    for (int i = 0; i < 13; ++i) *fields[i] = ColumnText(st, 2 + i);
     out.push_back(std::move(a));
   });
   if (!r) return tl::unexpected(r.error());

@@ -42,11 +42,22 @@ using namespace internal;
 extern const char* const kMigrations[Store::kSchemaVersion];
 inline constexpr const char* kMessageColumns =
     "id, arrival_us, sender, size, client_address, client_helo, protocol, body_8bitmime, "
-    "smtputf8, dsn_ret, dsn_envid, auth_user, requiretls, mail_auth";
-inline constexpr int kMessageColumnCount = 14;  // the columns above: what follows them is at 14
+    "smtputf8, dsn_ret, dsn_envid, auth_user, requiretls, mail_auth, tls_report";
+inline constexpr int kMessageColumnCount = 15;  // the columns above: what follows them is at 15
 inline constexpr const char* kRecipientColumns =
     "idx, address, state, notify, orcpt, attempts, next_attempt_us, last_status, last_reply, "
     "last_remote, last_attempt_us, delay_warned, last_reply_remote, last_cause";
+// The columns of an attempt after its message and recipient, in the order BindAttempt binds
+// and ReadAttempt reads them (one list for the insert and both readers).
+inline constexpr const char* kAttemptColumns =
+    "time_us, mx_host, ip, dnssec_mx, dnssec_address, dnssec_tlsa, tls_verdict, tlsa_record, "
+    "reply, status, note, mta_sts, result_type, sending_ip, session, policy_type, tlsa_policy, "
+    "sts_policy_id, sts_problem";
+inline constexpr int kAttemptColumnCount = 19;
+// Binds `a` to ?first .. ?first + kAttemptColumnCount - 1.
+void BindAttempt(sqlite3_stmt* s, int first, const AttemptRecord& a);
+// Reads the columns from `first` on (all but recipient_index).
+AttemptRecord ReadAttempt(sqlite3_stmt* s, int first);
 
 struct Store::Impl {
   DbPtr db;
@@ -210,6 +221,7 @@ struct Store::Impl {
     m.auth_user = ColumnText(s, 11);
     m.requiretls = sqlite3_column_int(s, 12) != 0;
     if (sqlite3_column_type(s, 13) != SQLITE_NULL) m.mail_auth = ColumnText(s, 13);
+    m.tls_report = sqlite3_column_int(s, 14) != 0;
     return m;
   }
 };

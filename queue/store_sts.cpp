@@ -65,27 +65,31 @@ tl::expected<void, StoreError> Store::PutStsPolicy(const StsPolicyRecord& record
 
 tl::expected<std::vector<AttemptRecord>, StoreError> Store::GetDomainSessions(
     std::string_view domain, TimePoint from, TimePoint to) {
-  auto s = impl_->Prepare(
-      "SELECT DISTINCT a.time_us, a.mx_host, a.ip, a.dnssec_mx, a.dnssec_address, a.dnssec_tlsa, "
-      "a.tls_verdict, a.tlsa_record, a.reply, a.status, a.note, a.mta_sts, a.result_type, "
-      "a.sending_ip "
-      "FROM attempts a "
-      "JOIN recipients r ON r.message_id = a.message_id AND r.idx = a.recipient_idx "
-      "WHERE r.domain = ?1 AND a.time_us >= ?2 AND a.time_us < ?3 ORDER BY a.time_us");
+  // The attempt columns as they are named in the join: "a.time_us, a.mx_host, ...".
+  static const std::string kSelect = [] {
+    std::string columns;
+    std::string_view rest = kAttemptColumns;
+    while (!rest.empty()) {
+      const auto comma = rest.find(", ");
+      columns += fmt::format("{}a.{}", columns.empty() ? "" : ", ", rest.substr(0, comma));
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 2);
+    }
+    return fmt::format(
+        "SELECT DISTINCT {} FROM attempts a "
+        "JOIN recipients r ON r.message_id = a.message_id AND r.idx = a.recipient_idx "
+        "JOIN messages m ON m.id = a.message_id "
+        "WHERE r.domain = ?1 AND a.time_us >= ?2 AND a.time_us < ?3 AND m.tls_report = 0 "
+        "ORDER BY a.time_us",
+        columns);
+  }();
+  auto s = impl_->Prepare(kSelect.c_str());
   if (!s) return tl::unexpected(s.error());
   sqlite3_bind_text(s->get(), 1, domain.data(), static_cast<int>(domain.size()), SQLITE_TRANSIENT);
   sqlite3_bind_int64(s->get(), 2, ToMicros(from));
   sqlite3_bind_int64(s->get(), 3, ToMicros(to));
   std::vector<AttemptRecord> out;
   auto r = impl_->EachRow(s->get(), "read sessions", [&](sqlite3_stmt* st) {
-    AttemptRecord a;
-    a.time = FromMicros(sqlite3_column_int64(st, 0));
-    std::string* fields[] = {&a.mx_host,     &a.ip,          &a.dnssec_mx,   &a.dnssec_address,
-                             &a.dnssec_tlsa, &a.tls_verdict, &a.tlsa_record, &a.reply,
-                             &a.status,      &a.note,        &a.mta_sts,     &a.result_type,
-                             &a.sending_ip};
-    for (int i = 0; i < 13; ++i) *fields[i] = ColumnText(st, 1 + i);
-    out.push_back(std::move(a));
+    out.push_back(ReadAttempt(st, 0));
   });
   if (!r) return tl::unexpected(r.error());
   return out;
@@ -96,7 +100,8 @@ tl::expected<std::vector<std::string>, StoreError> Store::GetSessionDomains(Time
   auto s = impl_->Prepare(
       "SELECT DISTINCT r.domain FROM attempts a "
       "JOIN recipients r ON r.message_id = a.message_id AND r.idx = a.recipient_idx "
-      "WHERE a.time_us >= ?1 AND a.time_us < ?2 ORDER BY r.domain");
+      "JOIN messages m ON m.id = a.message_id "
+      "WHERE a.time_us >= ?1 AND a.time_us < ?2 AND m.tls_report = 0 ORDER BY r.domain");
   if (!s) return tl::unexpected(s.error());
   sqlite3_bind_int64(s->get(), 1, ToMicros(from));
   sqlite3_bind_int64(s->get(), 2, ToMicros(to));

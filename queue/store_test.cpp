@@ -9,6 +9,7 @@
 
 #include "queue/committer.hpp"
 #include "queue/queue_id.hpp"
+#include "queue/store_impl.hpp"
 #include "queue/store_test_fixture.hpp"
 
 namespace danerelay::queue {
@@ -224,6 +225,96 @@ TEST_F(StoreTest, DeliverySideClaimsRecordsAndCompletes) {
   EXPECT_EQ(store->PurgeCompleted(later + std::chrono::seconds(1)).value(), 1);
   EXPECT_FALSE(*store->GetMessage("D1"));
   EXPECT_TRUE(store->GetAttempts("D1")->empty());  // attempts go with their message
+}
+
+// The typed TLS-RPT facts of an attempt come back as written, and the attempts of a report
+// mail (RFC 8460 §5.3) are not among a domain's sessions.
+TEST_F(StoreTest, SessionsKeepTheirTypedFactsAndLeaveReportMailsOut) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  NewMessage report = Message("R2");
+  report.tls_report = true;
+  const NewMessage m = Message("M2");
+  const NewMessage* batch[] = {&m, &report};
+  ASSERT_TRUE(store->InsertBatch(batch)[0]);
+  EXPECT_TRUE((*store->GetMessage("R2"))->tls_report);
+  EXPECT_FALSE((*store->GetMessage("M2"))->tls_report);
+  const TimePoint day = TimePoint(std::chrono::seconds(1796169600));
+  AttemptRecord a;
+  a.time = day + std::chrono::hours(1);
+  a.mx_host = "mx.example.net";
+  a.tls_verdict = "Verified";
+  a.session = 4242;
+  a.policy_type = "tlsa";
+  a.tlsa_policy = {"3 1 1 AB", "2 0 1 CD"};
+  a.sts_policy_id = "";
+  a.sts_problem = "sts-policy-fetch-error";
+  ASSERT_TRUE(store->RecordDelivery("M2", {}, {a}, {}, a.time));
+  ASSERT_TRUE(store->RecordDelivery("R2", {}, {a}, {}, a.time));
+  auto got = store->GetDomainSessions("example.net", day, day + std::chrono::hours(24));
+  ASSERT_TRUE(got);
+  ASSERT_EQ(got->size(), 1u);  // M2's; R2's is a report's own session
+  EXPECT_EQ((*got)[0].session, 4242);
+  EXPECT_EQ((*got)[0].policy_type, "tlsa");
+  EXPECT_EQ((*got)[0].tlsa_policy, (std::vector<std::string>{"3 1 1 AB", "2 0 1 CD"}));
+  EXPECT_EQ((*got)[0].sts_problem, "sts-policy-fetch-error");
+  EXPECT_EQ(store->GetAttempts("R2")->size(), 1u);  // still recorded, for `queue show`
+  // A day on which only the report mail had sessions: no domain to report on.
+  const TimePoint next = day + std::chrono::hours(24);
+  a.time = next + std::chrono::hours(1);
+  ASSERT_TRUE(store->RecordDelivery("R2", {}, {a}, {}, a.time));
+  EXPECT_TRUE(store->GetSessionDomains(next, next + std::chrono::hours(24))->empty());
+  EXPECT_EQ(store->GetSessionDomains(day, next).value(), std::vector<std::string>{"example.net"});
+}
+
+// Schema 14 gives the attempts recorded before it their typed TLS-RPT facts, once, from the
+// texts they hold; schema 13 gives them no session (0: counted one each).
+TEST_F(StoreTest, MigrationTypesTheOldAttempts) {
+  std::filesystem::create_directories(options_.path);
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(Store::DatabasePath(options_).c_str(), &raw), SQLITE_OK);
+    DbPtr db(raw);
+    for (int v = 0; v < 12; ++v) {
+      ASSERT_EQ(sqlite3_exec(db.get(), kMigrations[v], nullptr, nullptr, nullptr), SQLITE_OK) << v;
+    }
+    const char* old = R"sql(
+INSERT INTO messages (id, arrival_us, sender, size, client_address, client_helo, protocol,
+  body_8bitmime, smtputf8, dsn_ret, dsn_envid) VALUES ('OLD', 0, '', 0, '', '', '', 0, 0, '', '');
+INSERT INTO recipients (message_id, idx, address, state, notify, orcpt, domain)
+  VALUES ('OLD', 0, 'a@x.example', 'delivered', 0, '', 'x.example');
+INSERT INTO attempts (message_id, recipient_idx, time_us, mx_host, ip, dnssec_mx, dnssec_address,
+  dnssec_tlsa, tls_verdict, tlsa_record, reply, status, mta_sts) VALUES
+  ('OLD', 0, 1, 'mx', '', '', '', 'secure: 3 1 1 AB, 2 0 1 CD', 'Verified', '', '', '', ''),
+  ('OLD', 0, 2, 'mx', '', '', '', 'secure: 3 1 1 AB', 'Verified', '', '', '',
+   'enforce id=7 (cached), DANE applies'),
+  ('OLD', 0, 3, 'mx', '', '', '', '', 'Trusted', '', '', '', 'testing id=20261201'),
+  ('OLD', 0, 4, 'mx', '', '', '', '', 'Anonymous', '', '', '',
+   'no policy: sts-webpki-invalid: https://mta-sts.x.example/: bad'),
+  ('OLD', 0, 5, 'mx', '', '', '', 'insecure', 'Anonymous', '', '', '', '');
+PRAGMA user_version = 12;
+)sql";
+    ASSERT_EQ(sqlite3_exec(db.get(), old, nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db.get());
+  }
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  auto got = store->GetAttempts("OLD");
+  ASSERT_TRUE(got);
+  ASSERT_EQ(got->size(), 5u);
+  const auto& a = *got;
+  EXPECT_EQ(a[0].session, 0);
+  EXPECT_EQ(a[0].policy_type, "tlsa");
+  EXPECT_EQ(a[0].tlsa_policy, (std::vector<std::string>{"3 1 1 AB", "2 0 1 CD"}));
+  EXPECT_EQ(a[1].policy_type, "tlsa");  // DANE applied, the MTA-STS policy set aside
+  EXPECT_EQ(a[2].policy_type, "sts");
+  EXPECT_EQ(a[2].sts_policy_id, "20261201");
+  EXPECT_EQ(a[2].sts_problem, "");
+  EXPECT_EQ(a[3].policy_type, "sts");
+  EXPECT_EQ(a[3].sts_policy_id, "");
+  EXPECT_EQ(a[3].sts_problem, "sts-webpki-invalid");
+  EXPECT_EQ(a[4].policy_type, "no-policy-found");
+  EXPECT_TRUE(a[4].tlsa_policy.empty());
 }
 
 TEST_F(StoreTest, TlsReportsAreRecordedWithTheirMailInOneTransaction) {

@@ -96,9 +96,12 @@ struct AttemptTags {
   std::string note;
   std::string mta_sts;
   std::string sending_ip;
+  std::int64_t session = 0;  // the connection's (ClientResult::session); 0: none was made
   // RFC 8461 §5: under a testing policy, the RFC 8460 result type of what enforce would have
   // refused (the session is let through, and still reported as a failure).
   std::string testing_result_type;
+  ReportPolicy report;               // RFC 8460 §4.4, as the host planner decided it
+  std::string session_result_type;  // HostDecision::session_result_type
   void Note(const std::string& text) { note += (note.empty() ? "" : "; ") + text; }
 };
 
@@ -121,13 +124,21 @@ queue::AttemptRecord Attempt(int index, const NextHop& host, const HostDnsFacts&
   a.note = tags.note;
   a.mta_sts = tags.mta_sts;
   a.sending_ip = tags.sending_ip;
-  a.result_type = tags.testing_result_type;
+  a.session = tags.session;
+  a.result_type =
+      tags.testing_result_type.empty() ? tags.session_result_type : tags.testing_result_type;
+  a.policy_type = tags.report.type;
+  a.tlsa_policy = tags.report.tlsa;
+  a.sts_policy_id = tags.report.sts_id;
+  a.sts_problem = tags.report.sts_problem;
   return a;
 }
 
 void RecordHost(const queue::MessageInfo& m, const NextHop& host, const HostDnsFacts& facts,
                 const std::string& ip, const std::string& verdict, const queue::Failure& f,
-                const std::string& matched, DomainOutcome& out, const AttemptTags& tags = {}) {
+                const std::string& matched, DomainOutcome& out, AttemptTags tags = {}) {
+  // A host passed over before connecting is one session for TLS-RPT, whatever the recipients.
+  if (tags.session == 0) tags.session = NewSessionId();
   for (const auto& r : m.recipients) {
     out.attempts.push_back(Attempt(r.index, host, facts, ip, verdict.empty() ? "none" : verdict,
                                    matched, f.text, f.status, tags));
@@ -205,6 +216,7 @@ class DomainPass {
     }
     policy_ = std::move(*domain_policy);
     policy_.requiretls = m_.requiretls;
+    policy_.tls_report = m_.tls_report;
     domain_ = policy_.domain;
 
     // While the resolver's self-check fails, no answer can be trusted to say "unsigned": defer
@@ -230,8 +242,10 @@ class DomainPass {
     if (hops_.hosts.empty()) {
       if (!hops_.permanent) CountDane("dns_failure");  // the MX lookup failed or was bogus
       // The attempt ended in DNS: recorded like any other, with no host (queue show lists it).
+      const std::int64_t session = NewSessionId();
       for (const auto& r : m_.recipients) {
         queue::AttemptRecord a;
+        a.session = session;
         a.recipient_index = r.index;
         a.time = queue::Clock::now();
         a.dnssec_mx = hops_.permanent ? "" : "failed";
@@ -264,6 +278,8 @@ class DomainPass {
       }
     }
     policy_.sts = sts_.policy;
+    // With the cached policy or without any (RFC 8460 §4.3.2): reported either way.
+    policy_.sts_problem = sts_.lookup.problem_type;
     co_return true;
   }
 
@@ -287,6 +303,8 @@ class DomainPass {
     const HostDnsFacts& facts = plan.dns.facts;
     const PolicyDecision& decision = plan.decision;
     AttemptTags tags;
+    tags.report = plan.report;
+    tags.session_result_type = plan.session_result_type;
     if (plan.dns.no_address) {
       Remember(*plan.skip);
       RecordHost(m_, host, facts, "", "", last_, "", out_);
@@ -399,6 +417,7 @@ class DomainPass {
       if (const auto& first = tried.handshake_failed) {
         AttemptTags first_tags = *tags;
         first_tags.sending_ip = first->local_ip;
+        first_tags.session = first->session;
         RecordHost(m_, host, facts, ip, "failed", first->failure, "", out_, first_tags);
         delays_.connect += first->connect_time;
       }
@@ -408,6 +427,7 @@ class DomainPass {
       const std::string verdict = r.verdict ? std::string(tls::ToString(r.verdict->kind)) : "none";
       AttemptTags host_tags = *tags;
       host_tags.sending_ip = r.local_ip;
+      host_tags.session = r.session;
       if (plan.sts_mode == sts::Mode::kTesting) NoteStsTesting(host, ip, tried, host_tags);
       CountVerdict(plan.decision, r, verdict);
       if (r.host_failed && r.loops_back) {

@@ -24,6 +24,54 @@ void ApplyMtaSts(sts::Mode mode, ClientRequest& req) {
   }
 }
 
+// RFC 8460 §5.3: a report mail outside mandatory DANE goes out under "may" (DomainPolicy).
+// Only a failed TLSA lookup is set aside: without MX or address records there is nowhere to go.
+void RelaxForReportMail(HostDecision& h) {
+  const HostDnsFacts& f = h.dns.facts;
+  const bool tlsa_failed_only = h.decision.defer && h.decision.step == 1 && f.tlsa &&
+                                !f.address_failed && !f.alias_failed &&
+                                f.mx != dns::DnssecState::kBogus &&
+                                f.mx != dns::DnssecState::kFailed &&
+                                f.address != dns::DnssecState::kBogus &&
+                                f.address != dns::DnssecState::kFailed;
+  if (h.decision.defer && !tlsa_failed_only) return;
+  h.decision.defer = false;
+  h.decision.tls = TlsRequirement::kMay;
+  h.decision.usable.clear();
+  h.decision.reason = "a TLS-RPT report: " + h.decision.reason;
+}
+
+bool SecureTlsa(const HostDnsFacts& f) {
+  return f.tlsa && f.tlsa->rcode == dns::Rcode::kNoError &&
+         f.tlsa->dnssec == dns::DnssecState::kSecure && !f.tlsa->records.empty();
+}
+
+// RFC 8460 §4.4: DANE where it applies; else MTA-STS where a policy applies or the domain
+// publishes one that could not be had; else TLSA records that are there but unusable (§4.3.1
+// tlsa-invalid); else no policy.
+ReportPolicy ReportPolicyOf(const DomainPolicy& policy, const HostDecision& h) {
+  ReportPolicy r;
+  const bool sts = !h.decision.defer && !h.dane_applies &&
+                   ((policy.sts && policy.sts->mode != sts::Mode::kNone) ||
+                    !policy.sts_problem.empty());
+  if (sts) {
+    r.type = "sts";
+    if (policy.sts) r.sts_id = policy.sts->id;
+    r.sts_problem = policy.sts_problem;
+  } else if (SecureTlsa(h.dns.facts)) {
+    r.type = "tlsa";
+    for (const auto& t : h.dns.facts.tlsa->records) r.tlsa.push_back(t.ToString());
+  } else {
+    r.type = "no-policy-found";
+  }
+  return r;
+}
+
+asio::awaitable<HostDecision> Plan(dns::Lookup& resolver, const NextHop& host,
+                                   const DomainPolicy& policy, const DeliveryOptions& options,
+                                   const std::string& helo_name,
+                                   std::shared_ptr<asio::ssl::context> tls_context);
+
 }  // namespace
 
 tl::expected<DomainPolicy, std::string> PolicyFor(const DeliveryOptions& options,
@@ -67,6 +115,22 @@ asio::awaitable<HostDecision> PlanHost(dns::Lookup& resolver, const NextHop& hos
                                        const DomainPolicy& policy, const DeliveryOptions& options,
                                        const std::string& helo_name,
                                        std::shared_ptr<asio::ssl::context> tls_context) {
+  HostDecision h = co_await Plan(resolver, host, policy, options, helo_name, tls_context);
+  h.report = ReportPolicyOf(policy, h);
+  // §4.3.1: TLSA records, none usable: DANE could not be had (opportunistic DANE goes on
+  // under "encrypt", mandatory DANE defers with this type already).
+  if (h.report.type == "tlsa" && !h.dane_applies && !policy.tls_report) {
+    h.session_result_type = queue::ResultType(Cause::kTlsaUnusable);
+  }
+  co_return h;
+}
+
+namespace {
+
+asio::awaitable<HostDecision> Plan(dns::Lookup& resolver, const NextHop& host,
+                                   const DomainPolicy& policy, const DeliveryOptions& options,
+                                   const std::string& helo_name,
+                                   std::shared_ptr<asio::ssl::context> tls_context) {
   HostDecision h;
   h.dns = co_await ResolveHost(resolver, host);
   if (h.dns.no_address) {
@@ -75,7 +139,9 @@ asio::awaitable<HostDecision> PlanHost(dns::Lookup& resolver, const NextHop& hos
     co_return h;
   }
   h.decision = Decide(policy.mode, h.dns.facts);
-  if (policy.testing) {
+  const bool report_mail = policy.tls_report && policy.mode != DaneMode::kMandatory;
+  if (report_mail) RelaxForReportMail(h);
+  if (policy.testing && !report_mail) {
     PolicyDecision strict = Decide(DaneMode::kMandatory, h.dns.facts);
     if (strict.defer && !h.decision.defer) h.would_defer = std::move(strict);
   }
@@ -88,7 +154,8 @@ asio::awaitable<HostDecision> PlanHost(dns::Lookup& resolver, const NextHop& hos
   // MTA-STS (RFC 8461) where DANE does not apply (§2: DANE wins where TLSA records do).
   h.dane_applies = h.decision.tls == TlsRequirement::kDane;
   h.sts_mx_allowed = policy.sts && sts::MxAllowed(*policy.sts, host.name);
-  h.sts_mode = policy.sts && !h.dane_applies ? policy.sts->mode : sts::Mode::kNone;
+  h.sts_mode =
+      policy.sts && !h.dane_applies && !report_mail ? policy.sts->mode : sts::Mode::kNone;
   if (h.sts_mode != sts::Mode::kNone && !h.sts_mx_allowed) {
     const std::string why = fmt::format("{} does not match the MTA-STS policy of {} (mx: {})",
                                         host.name, policy.domain, fmt::join(policy.sts->mx, ", "));
@@ -126,6 +193,8 @@ asio::awaitable<HostDecision> PlanHost(dns::Lookup& resolver, const NextHop& hos
   req.timeouts = options.timeouts;
   co_return h;
 }
+
+}  // namespace
 
 asio::awaitable<AddressResult> Connect(ClientRequest request, const std::string& ip,
                                        ConnectionCache* cache) {

@@ -40,6 +40,24 @@ struct DomainPolicy {
   bool testing = false;            // [dane] testing_domains: also judged as mandatory
   std::optional<sts::Policy> sts;  // the MTA-STS policy that applies (mode testing/enforce)
   bool requiretls = false;         // RFC 8689: the message asks for REQUIRETLS
+  // RFC 8460 §4.3.2: the result type of the failed fetch of the domain's MTA-STS policy ("" when
+  // none failed); `sts` is then the cached policy, or none.
+  std::string sts_problem;
+  // A TLS-RPT report mail (RFC 8460 §5.3: "MUST deliver reports despite any TLS-related
+  // failures"): unless the domain is under mandatory DANE (the operator's table wins), its hosts
+  // are used under "may" (STARTTLS when offered, the certificate not checked, plain text after a
+  // failed handshake; a TLSA lookup that failed does not hold it back), without MTA-STS.
+  // Verifying first and falling back after would protect nothing: a report goes out either way.
+  bool tls_report = false;
+};
+
+// RFC 8460 §4.4: the policy a host's sessions are reported under, typed here where it is
+// decided (the attempts record it, TLS-RPT reads it).
+struct ReportPolicy {
+  std::string type;               // "tlsa", "sts", "no-policy-found"
+  std::vector<std::string> tlsa;  // with "tlsa": the host's TLSA records, usable or not (§4.3.1)
+  std::string sts_id;             // with "sts": the id of the policy applied, "" when none was had
+  std::string sts_problem;        // with "sts": the §4.3.2 result type of a failed fetch, or ""
 };
 
 struct HostDecision {
@@ -53,6 +71,10 @@ struct HostDecision {
   bool sts_mx_allowed = false;            // the policy names this host (whatever its mode)
   std::string sts_mismatch;               // under MTA-STS testing: the host is not in the policy
   std::optional<queue::Failure> skip;     // the host is not used, and why
+  ReportPolicy report;                    // what TLS-RPT reports its sessions under
+  // Without a failure of its own, the RFC 8460 §4.3.1 result type of a session made under this
+  // plan: "tlsa-invalid" where TLSA records were found and none is usable ("" otherwise).
+  std::string session_result_type;
   ClientRequest request;  // for the addresses of a host that is used (ip, message to be set)
 };
 

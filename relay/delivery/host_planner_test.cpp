@@ -278,6 +278,109 @@ TEST(PlanHostTest, NoAddressBogusTlsaAndTheTestingNote) {
   EXPECT_EQ(h.would_defer->step, 4);
 }
 
+// RFC 8460 §4.4: the policy the host's sessions are reported under, typed by the planner; and
+// §4.3.1: TLSA records none of which is usable make a session tlsa-invalid.
+TEST(PlanHostTest, ReportPolicy) {
+  const DeliveryOptions options;
+  DomainPolicy policy;
+  policy.domain = "example.org";
+  const NextHop mx{"mx.example.org"};
+  FakeLookup dane = World(DnssecState::kSecure, true);
+  HostDecision h = Await(PlanHost(dane, mx, policy, options, "r", nullptr));
+  EXPECT_EQ(h.report.type, "tlsa");
+  EXPECT_EQ(h.report.tlsa, std::vector<std::string>{Usable().ToString()});
+  EXPECT_EQ(h.session_result_type, "");
+
+  // Only PKIX-EE (usage 1), and a DANE-EE record with a matching type nobody defined (9).
+  FakeLookup unusable = World(DnssecState::kSecure, true);
+  unusable.tlsa["_25._tcp.mx.example.org"].records = {
+      {1, 1, 1, std::vector<std::uint8_t>(32, 0xAB)}, {3, 1, 9, {0xCD}}};
+  h = Await(PlanHost(unusable, mx, policy, options, "r", nullptr));
+  EXPECT_FALSE(h.skip);
+  EXPECT_EQ(h.request.tls, TlsRequirement::kEncrypt);
+  EXPECT_EQ(h.report.type, "tlsa");
+  EXPECT_EQ(h.report.tlsa.size(), 2u);
+  EXPECT_EQ(h.session_result_type, "tlsa-invalid");
+  DomainPolicy mandatory = policy;
+  mandatory.mode = DaneMode::kMandatory;
+  h = Await(PlanHost(unusable, mx, mandatory, options, "r", nullptr));
+  ASSERT_TRUE(h.skip);
+  EXPECT_EQ(h.skip->result_type, "tlsa-invalid");
+  EXPECT_EQ(h.report.type, "tlsa");
+
+  // MTA-STS where DANE does not apply: the policy's id, and a failed fetch beside it.
+  FakeLookup plain = World(DnssecState::kInsecure, false);
+  DomainPolicy sts = policy;
+  sts.sts = sts::Policy{"20261201", sts::Mode::kEnforce, {"mx.example.org"}, {}};
+  sts.sts_problem = "sts-policy-fetch-error";
+  h = Await(PlanHost(plain, mx, sts, options, "r", nullptr));
+  EXPECT_EQ(h.report.type, "sts");
+  EXPECT_EQ(h.report.sts_id, "20261201");
+  EXPECT_EQ(h.report.sts_problem, "sts-policy-fetch-error");
+  // ... and none had at all.
+  sts.sts.reset();
+  h = Await(PlanHost(plain, mx, sts, options, "r", nullptr));
+  EXPECT_EQ(h.report.type, "sts");
+  EXPECT_EQ(h.report.sts_id, "");
+  // DANE wins: the fetch failure is not this host's matter.
+  h = Await(PlanHost(dane, mx, sts, options, "r", nullptr));
+  EXPECT_EQ(h.report.type, "tlsa");
+  EXPECT_EQ(h.report.sts_problem, "");
+  h = Await(PlanHost(plain, mx, policy, options, "r", nullptr));
+  EXPECT_EQ(h.report.type, "no-policy-found");
+}
+
+// RFC 8460 §5.3: a report mail gets through TLS failures, "may" instead of DANE or MTA-STS,
+// except under mandatory DANE, where the operator's table decides as for any mail.
+TEST(PlanHostTest, ReportMailGoesOutUnderMayExceptUnderMandatoryDane) {
+  const DeliveryOptions options;
+  DomainPolicy report;
+  report.domain = "example.org";
+  report.tls_report = true;
+  const NextHop mx{"mx.example.org"};
+  FakeLookup dane = World(DnssecState::kSecure, true);
+  HostDecision h = Await(PlanHost(dane, mx, report, options, "r", nullptr));
+  ASSERT_FALSE(h.skip);
+  EXPECT_EQ(h.request.tls, TlsRequirement::kMay);
+  EXPECT_FALSE(h.request.dane);
+  EXPECT_FALSE(h.dane_applies);
+
+  // A TLSA lookup that failed holds a report back no more.
+  FakeLookup bogus = World(DnssecState::kSecure, false);
+  bogus.tlsa["_25._tcp.mx.example.org"] = FakeLookup::Failed<dns::TlsaAnswer>(DnssecState::kBogus);
+  h = Await(PlanHost(bogus, mx, report, options, "r", nullptr));
+  ASSERT_FALSE(h.skip);
+  EXPECT_EQ(h.request.tls, TlsRequirement::kMay);
+  // An address lookup that failed does: there is nowhere to send it.
+  FakeLookup no_address = World(DnssecState::kSecure, false);
+  no_address.addresses[{"mx.example.org", false}] = FakeLookup::Failed<dns::AddressAnswer>();
+  h = Await(PlanHost(no_address, mx, report, options, "r", nullptr));
+  EXPECT_TRUE(h.skip);
+
+  // MTA-STS enforce without this host: not applied to a report.
+  FakeLookup plain = World(DnssecState::kInsecure, false);
+  DomainPolicy sts = report;
+  sts.sts = sts::Policy{"1", sts::Mode::kEnforce, {"other.example.org"}, {}};
+  h = Await(PlanHost(plain, mx, sts, options, "r", nullptr));
+  ASSERT_FALSE(h.skip);
+  EXPECT_EQ(h.request.tls, TlsRequirement::kMay);
+  EXPECT_FALSE(h.request.webpki_required);
+
+  // Mandatory DANE: as any mail.
+  DomainPolicy mandatory = report;
+  mandatory.mode = DaneMode::kMandatory;
+  h = Await(PlanHost(dane, mx, mandatory, options, "r", nullptr));
+  ASSERT_FALSE(h.skip);
+  EXPECT_EQ(h.request.tls, TlsRequirement::kDane);
+  h = Await(PlanHost(bogus, mx, mandatory, options, "r", nullptr));
+  ASSERT_TRUE(h.skip);
+  EXPECT_EQ(h.skip->cause, Cause::kDnssecInvalid);
+  FakeLookup unsigned_world = World(DnssecState::kInsecure, false);
+  h = Await(PlanHost(unsigned_world, mx, mandatory, options, "r", nullptr));
+  ASSERT_TRUE(h.skip);
+  EXPECT_EQ(h.skip->cause, Cause::kDaneRequired);
+}
+
 TEST(PolicyForTest, ALabelsModeAndTesting) {
   DeliveryOptions o;
   o.mandatory_domains = {".bank.example"};

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <random>
 
 #include "dns/idn.hpp"
 #include "queue/orcpt.hpp"
@@ -91,6 +92,7 @@ struct SmtpSession {
   Reply ehlo;
   std::string peer;
   std::string local_ip;
+  std::int64_t session = 0;
   bool starttls_offered = false;
   std::optional<tls::Verdict> verdict;
   std::chrono::steady_clock::time_point idle_since;
@@ -619,6 +621,12 @@ void ConnectionCache::Sweep(const asio::any_io_executor& ex, bool all) {
   }
 }
 
+std::int64_t NewSessionId() {
+  // The io thread's alone; a probe runs on its own thread, hence thread_local.
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  return static_cast<std::int64_t>(random() >> 1) | 1;  // positive, never 0 ("not known")
+}
+
 asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& req, ConnectionCache* cache) {
   using SteadyClock = std::chrono::steady_clock;
   ClientResult res;
@@ -629,6 +637,7 @@ asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& req, Connecti
     res.starttls_offered = s->starttls_offered;
     res.verdict = s->verdict;
     res.local_ip = s->local_ip;
+    res.session = s->session;
     const auto started = SteadyClock::now();
     const After after = co_await Transaction(*s, req, res);
     res.transfer_time = SteadyClock::now() - started;
@@ -642,9 +651,11 @@ asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& req, Connecti
     res = ClientResult{};
   }
   const auto opening = SteadyClock::now();
+  res.session = NewSessionId();
   s = co_await Open(req, res);
   res.connect_time = SteadyClock::now() - opening;
   if (!s) co_return res;
+  s->session = res.session;
   if (!req.message) {  // a probe: the TLS facts are all we wanted
     co_await s->Quit();
     co_return res;

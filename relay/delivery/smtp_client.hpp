@@ -62,6 +62,9 @@ struct ClientResult {
   bool starttls_offered = false;
   std::optional<tls::Verdict> verdict;
   std::string local_ip;     // our end of the connection, once connected (RFC 8460 sending-mta-ip)
+  // The connection's session id (NewSessionId), the same for every message sent over a cached
+  // connection: TLS-RPT counts sessions by it (RFC 8460 §4.4).
+  std::int64_t session = 0;
   bool remote_dsn = false;  // the server offered DSN
   // Where the time went (Postfix's delays=.../c/d): connecting, greeting, EHLO and TLS (zero
   // on a cached connection), then MAIL through the reply to the data.
@@ -100,6 +103,10 @@ class ConnectionCache {
 // With a cache, a clean session is kept for the next message instead of QUIT.
 asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& request,
                                               ConnectionCache* cache = nullptr);
+
+// A new SMTP session id for the attempts table: random, positive, unique in practice across
+// restarts (a report covers a day, whatever the daemon did in it).
+std::int64_t NewSessionId();
 
 // RFC 5321 §4.5.2: a leading "." on a line is doubled, and the data ends with CRLF "." CRLF.
 // The pieces to send, in order: slices of `content` with the added dots and the terminator

@@ -12,8 +12,9 @@
 
 namespace danerelay::relay::sts {
 
-// How an attempt records that the domain publishes MTA-STS but no policy could be had:
-// "no policy: <result type>: <why>" in AttemptRecord::mta_sts.
+// How an attempt tells people (`queue show`) that the domain publishes MTA-STS but no policy
+// could be had: "no policy: <result type>: <why>" in AttemptRecord::mta_sts. Nothing reads it
+// back: TLS-RPT reads AttemptRecord::sts_problem.
 inline constexpr std::string_view kNoStsPolicyLabel = "no policy: ";
 
 enum class Mode { kNone, kTesting, kEnforce };

@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <tuple>
 
@@ -18,10 +19,6 @@
 namespace danerelay::relay {
 namespace {
 
-bool Has(std::string_view text, std::string_view part) {
-  return text.find(part) != std::string_view::npos;
-}
-
 std::vector<std::string> Lines(std::string_view text) {
   std::vector<std::string> out;
   while (!text.empty()) {
@@ -30,20 +27,6 @@ std::vector<std::string> Lines(std::string_view text) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (!line.empty()) out.push_back(std::move(line));
     text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-  }
-  return out;
-}
-
-// "secure: 3 1 1 AB.., 2 0 1 CD.." -> the records.
-std::vector<std::string> TlsaRecords(std::string_view dnssec_tlsa) {
-  std::vector<std::string> out;
-  constexpr std::string_view kPrefix = "secure: ";
-  if (!dnssec_tlsa.starts_with(kPrefix)) return out;
-  std::string_view rest = dnssec_tlsa.substr(kPrefix.size());
-  while (!rest.empty()) {
-    const auto comma = rest.find(", ");
-    out.emplace_back(rest.substr(0, comma));
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 2);
   }
   return out;
 }
@@ -78,62 +61,77 @@ std::string ReportSubmitter(std::string_view sender) {
 }
 
 std::string ResultType(const queue::AttemptRecord& a) {
-  // "no policy: sts-policy-fetch-error: ...": the domain publishes MTA-STS, but no policy could
-  // be had for this delivery (host_planner.cpp).
-  if (std::string_view label = a.mta_sts; label.starts_with(sts::kNoStsPolicyLabel)) {
-    label.remove_prefix(sts::kNoStsPolicyLabel.size());
-    return std::string(label.substr(0, label.find(':')));
-  }
-  // Typed where the failure happened (queue/failure.hpp), never read back from the text.
-  return a.result_type;
+  // Typed where the failure happened (queue/failure.hpp, host_planner.hpp), never read back
+  // from the text. The domain publishes MTA-STS and no policy could be had: that is the
+  // session's failure (§4.3.2).
+  const bool sts = a.policy_type == "sts";
+  if (sts && a.sts_policy_id.empty() && !a.sts_problem.empty()) return a.sts_problem;
+  if (!a.result_type.empty()) return a.result_type;
+  // The cached policy applied, and fetching the domain's policy failed (§4.3.2): reported
+  // alongside that policy, unless the session failed on its own.
+  return sts ? a.sts_problem : "";
 }
 
-nlohmann::json BuildTlsReport(const std::string& domain, queue::TimePoint day,
-                              const std::vector<queue::AttemptRecord>& sessions,
-                              std::string_view sts_policy, const TlsReportHeader& header) {
-  using nlohmann::json;
-  struct Policy {
-    json policy;
-    int ok = 0, failed = 0;
-    // (result type, sending IP, MX host, receiving IP, reason) -> sessions
-    std::map<std::tuple<std::string, std::string, std::string, std::string, std::string>, int>
-        failures;
-  };
-  std::map<std::string, Policy> by_policy;  // keyed by the policy's JSON text
-  const std::vector<std::string> sts_lines = Lines(sts_policy);
-  for (const auto& s : sessions) {
-    json p = {{"policy-domain", domain}};
-    const bool no_sts_policy = s.mta_sts.starts_with(sts::kNoStsPolicyLabel);
-    const bool sts = !s.mta_sts.empty() && !Has(s.mta_sts, "DANE applies") && !no_sts_policy;
-    const auto tlsa = TlsaRecords(s.dnssec_tlsa);
-    if (no_sts_policy) {
-      // §4.3.2: the domain publishes MTA-STS, its policy could not be had; there is no
-      // policy text to show. §4.4 has policy-string an array of strings: an empty one (strict
-      // parsers, such as Perl's Mail::TLSRPT, take an array and nothing else).
-      p["policy-type"] = "sts";
-      p["policy-string"] = json::array();
-    } else if (!tlsa.empty() && !sts) {
-      p["policy-type"] = "tlsa";
-      p["policy-string"] = tlsa;
-    } else if (sts) {
-      p["policy-type"] = "sts";
-      p["policy-string"] = sts_lines;
-      json mx = json::array();
-      for (const auto& line : sts_lines) {
-        if (line.starts_with("mx: ")) mx.push_back(line.substr(4));
-      }
-      p["mx-host"] = mx;
-    } else {
-      // §4.4: no policy, so no policy text: an empty array rather than no field.
-      p["policy-type"] = "no-policy-found";
-      p["policy-string"] = json::array();
+namespace {
+
+using nlohmann::json;
+
+// §4.4: the policy object a session is reported under, from what its attempt recorded.
+json PolicyOf(const std::string& domain, const queue::AttemptRecord& s,
+              const std::vector<std::string>& sts_lines) {
+  json p = {{"policy-domain", domain}};
+  if (s.policy_type == "tlsa") {
+    p["policy-type"] = "tlsa";
+    p["policy-string"] = s.tlsa_policy;
+  } else if (s.policy_type == "sts" && !s.sts_policy_id.empty()) {
+    p["policy-type"] = "sts";
+    p["policy-string"] = sts_lines;
+    json mx = json::array();
+    for (const auto& line : sts_lines) {
+      if (line.starts_with("mx: ")) mx.push_back(line.substr(4));
     }
+    p["mx-host"] = mx;
+  } else if (s.policy_type == "sts") {
+    // §4.3.2: the domain publishes MTA-STS, its policy could not be had; there is no policy
+    // text to show. §4.4 has policy-string an array of strings: an empty one (strict parsers,
+    // such as Perl's Mail::TLSRPT, take an array and nothing else).
+    p["policy-type"] = "sts";
+    p["policy-string"] = json::array();
+  } else {
+    // §4.4: no policy, so no policy text: an empty array rather than no field.
+    p["policy-type"] = "no-policy-found";
+    p["policy-string"] = json::array();
+  }
+  return p;
+}
+
+// What the report says of one policy: its sessions, and the failed ones by their details.
+struct Tally {
+  json policy;
+  int ok = 0, failed = 0;
+  // (result type, sending IP, MX host, receiving IP, reason) -> sessions
+  std::map<std::tuple<std::string, std::string, std::string, std::string, std::string>, int>
+      failures;
+};
+
+// The sessions counted by policy (keyed by the policy's JSON text). A session is counted once
+// (§4.4 counts sessions: the recipients sent over one connection are one; rows from before
+// schema 13 have no session and count one each, as they always did), and only where TLS was
+// a matter: a refused connection or a plain-text session under no policy is not.
+std::map<std::string, Tally> CountSessions(const std::string& domain,
+                                           const std::vector<queue::AttemptRecord>& sessions,
+                                           const std::vector<std::string>& sts_lines) {
+  std::map<std::string, Tally> by_policy;
+  std::set<std::int64_t> counted;
+  for (const auto& s : sessions) {
     const std::string type = ResultType(s);
     const bool tls = s.tls_verdict == "Verified" || s.tls_verdict == "Trusted" ||
                      s.tls_verdict == "Untrusted" || s.tls_verdict == "Anonymous";
-    if (type.empty() && !tls) continue;  // not a TLS matter (refused connection, plain text)
-    Policy& entry = by_policy[p.dump()];
-    entry.policy = p;
+    if (type.empty() && !tls) continue;
+    if (s.session != 0 && !counted.insert(s.session).second) continue;
+    const json policy = PolicyOf(domain, s, sts_lines);
+    Tally& entry = by_policy[policy.dump()];
+    entry.policy = policy;
     if (type.empty()) {
       ++entry.ok;
     } else {
@@ -141,26 +139,39 @@ nlohmann::json BuildTlsReport(const std::string& domain, queue::TimePoint day,
       ++entry.failures[{type, s.sending_ip, s.mx_host, s.ip, s.reply.substr(0, 200)}];
     }
   }
+  return by_policy;
+}
+
+// One entry of "policies": the policy, its summary and its failure details.
+json PolicyEntry(const Tally& t) {
+  json details = json::array();
+  for (const auto& [k, n] : t.failures) {
+    const auto& [type, sending_ip, mx_host, receiving_ip, reason] = k;
+    json d = {{"result-type", type}, {"failed-session-count", n}};
+    // §4.4: sending-mta-ip is known where a connection was made (not for a host passed over
+    // before connecting, nor for an attempt recorded before schema 12).
+    if (!sending_ip.empty()) d["sending-mta-ip"] = sending_ip;
+    if (!mx_host.empty()) d["receiving-mx-hostname"] = mx_host;
+    if (!receiving_ip.empty()) d["receiving-ip"] = receiving_ip;
+    d["failure-reason-code"] = reason;
+    details.push_back(std::move(d));
+  }
+  json p = {
+      {"policy", t.policy},
+      {"summary",
+       {{"total-successful-session-count", t.ok}, {"total-failure-session-count", t.failed}}}};
+  if (!details.empty()) p["failure-details"] = std::move(details);
+  return p;
+}
+
+}  // namespace
+
+nlohmann::json BuildTlsReport(const std::string& domain, queue::TimePoint day,
+                              const std::vector<queue::AttemptRecord>& sessions,
+                              std::string_view sts_policy, const TlsReportHeader& header) {
   json policies = json::array();
-  for (auto& [key, e] : by_policy) {
-    json details = json::array();
-    for (const auto& [k, n] : e.failures) {
-      const auto& [type, sending_ip, mx_host, receiving_ip, reason] = k;
-      json d = {{"result-type", type}, {"failed-session-count", n}};
-      // §4.4: sending-mta-ip is known where a connection was made (not for a host passed over
-      // before connecting, nor for an attempt recorded before schema 12).
-      if (!sending_ip.empty()) d["sending-mta-ip"] = sending_ip;
-      if (!mx_host.empty()) d["receiving-mx-hostname"] = mx_host;
-      if (!receiving_ip.empty()) d["receiving-ip"] = receiving_ip;
-      d["failure-reason-code"] = reason;
-      details.push_back(std::move(d));
-    }
-    json p = {
-        {"policy", e.policy},
-        {"summary",
-         {{"total-successful-session-count", e.ok}, {"total-failure-session-count", e.failed}}}};
-    if (!details.empty()) p["failure-details"] = std::move(details);
-    policies.push_back(std::move(p));
+  for (const auto& [key, tally] : CountSessions(domain, sessions, Lines(sts_policy))) {
+    policies.push_back(PolicyEntry(tally));
   }
   const auto end = day + std::chrono::hours(24) - std::chrono::seconds(1);
   return json{{"organization-name", header.organization},

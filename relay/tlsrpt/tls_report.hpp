@@ -14,7 +14,6 @@
 
 #include "queue/message.hpp"
 #include "relay/options.hpp"
-#include "relay/policy/mta_sts.hpp"
 
 namespace danerelay::relay {
 
@@ -30,7 +29,8 @@ TlsReportHeader MakeTlsReportHeader(const TlsRptOptions& options, const std::str
 
 // The §4.3 result type of a failed session, "" when the attempt was not a TLS failure (a
 // connection refused, a recipient refused inside a good TLS session): the type recorded with the
-// attempt, or the MTA-STS policy failure its label names.
+// attempt, or the §4.3.2 type of a failed MTA-STS policy fetch (which is the failure when no
+// policy could be had, and is reported alongside a cached policy that applied).
 std::string ResultType(const queue::AttemptRecord& session);
 
 // The domains to report on, by their A-label form (RFC 8460 §3: the TXT lookup at
@@ -45,8 +45,10 @@ std::map<std::string, std::vector<std::string>> ReportDomains(
 // submitter, the From: and the contact name the same domain.
 std::string ReportSubmitter(std::string_view sender);
 
-// The report for `domain` for the UTC day that starts at `day`. `sts_policy`: the text of the
-// domain's MTA-STS policy as cached ("" when none).
+// The report for `domain` for the UTC day that starts at `day`, from the typed facts of the
+// attempts (AttemptRecord::policy_type, tlsa_policy, sts_policy_id, sts_problem, result_type,
+// session), never from their texts. `sts_policy`: the text of the domain's MTA-STS policy as
+// cached ("" when none).
 nlohmann::json BuildTlsReport(const std::string& domain, queue::TimePoint day,
                               const std::vector<queue::AttemptRecord>& sessions,
                               std::string_view sts_policy, const TlsReportHeader& header);

@@ -11,6 +11,9 @@
 namespace danerelay::relay {
 namespace {
 
+// A session as delivery records it: `tlsa` the host's TLSA record (policy "tlsa"), `sts` the id
+// of the MTA-STS policy applied (policy "sts"), neither: no policy. The texts for people are set
+// to words that would mislead a report read from them.
 queue::AttemptRecord Session(std::string mx, std::string verdict, std::string reply,
                              std::string tlsa = "", std::string sts = "",
                              std::string result_type = "") {
@@ -20,8 +23,11 @@ queue::AttemptRecord Session(std::string mx, std::string verdict, std::string re
   a.sending_ip = "198.51.100.7";
   a.tls_verdict = std::move(verdict);
   a.reply = std::move(reply);
-  a.dnssec_tlsa = std::move(tlsa);
-  a.mta_sts = std::move(sts);
+  a.dnssec_tlsa = "secure: 3 1 1 FF";
+  a.mta_sts = "no policy: sts-policy-invalid: (text for people), DANE applies";
+  a.policy_type = !tlsa.empty() ? "tlsa" : !sts.empty() ? "sts" : "no-policy-found";
+  if (!tlsa.empty()) a.tlsa_policy = {std::move(tlsa)};
+  a.sts_policy_id = std::move(sts);
   a.result_type = std::move(result_type);
   return a;
 }
@@ -59,11 +65,11 @@ TEST(TlsReportTest, ResultTypesOfTheCauses) {
 
 TEST(TlsReportTest, OneEntryPerPolicyWithCountsAndDetails) {
   const std::vector<queue::AttemptRecord> sessions = {
-      Session("mx.a.example", "Verified", "250 ok", "secure: 3 1 1 AB"),
+      Session("mx.a.example", "Verified", "250 ok", "3 1 1 AB"),
       Session("mx.a.example", "Untrusted", "Server certificate not verified (x): mx",
-              "secure: 3 1 1 AB", "", "validation-failure"),
-      Session("mx.a.example", "Trusted", "250 ok", "", "enforce id=1"),
-      Session("mx.a.example", "Trusted", "250 ok", "", "enforce id=1 (cached)"),
+              "3 1 1 AB", "", "validation-failure"),
+      Session("mx.a.example", "Trusted", "250 ok", "", "1"),
+      Session("mx.a.example", "Trusted", "250 ok", "", "1"),
       Session("mx.a.example", "none", "connect to mx: Connection refused"),  // not counted
   };
   const auto day = queue::TimePoint(std::chrono::seconds(1796169600));  // 2026-12-02 00:00 UTC
@@ -97,14 +103,45 @@ TEST(TlsReportTest, OneEntryPerPolicyWithCountsAndDetails) {
   EXPECT_EQ(d["failed-session-count"], 1);
 }
 
+// RFC 8460 §4.4 counts sessions: the recipients sent over one connection (one session id) are
+// one session, a second connection is another, and rows recorded before sessions were (0) count
+// one each.
+TEST(TlsReportTest, CountsSessionsNotRecipients) {
+  auto ok = Session("mx.s.example", "Verified", "250 ok", "3 1 1 AB");
+  auto bad = Session("mx.s.example", "Untrusted", "not verified", "3 1 1 AB", "",
+                     "validation-failure");
+  std::vector<queue::AttemptRecord> sessions;
+  for (int rcpt = 0; rcpt < 3; ++rcpt) {  // three recipients over connection 11
+    ok.session = 11;
+    sessions.push_back(ok);
+  }
+  ok.session = 12;  // a second connection
+  sessions.push_back(ok);
+  for (int rcpt = 0; rcpt < 4; ++rcpt) {  // four recipients refused in one failed session
+    bad.session = 13;
+    sessions.push_back(bad);
+  }
+  bad.session = 0;  // two old rows
+  sessions.push_back(bad);
+  sessions.push_back(bad);
+  const auto day = queue::TimePoint(std::chrono::seconds(1796169600));
+  const auto r = BuildTlsReport("s.example", day, sessions, "", {"o", "c", "h"});
+  ASSERT_EQ(r["policies"].size(), 1u);
+  const auto& summary = r["policies"][0]["summary"];
+  EXPECT_EQ(summary["total-successful-session-count"], 2);
+  EXPECT_EQ(summary["total-failure-session-count"], 3);
+  ASSERT_EQ(r["policies"][0]["failure-details"].size(), 1u);
+  EXPECT_EQ(r["policies"][0]["failure-details"][0]["failed-session-count"], 3);
+}
+
 // RFC 8460 §4.4: sending-mta-ip is our end of the failed session's connection; a host passed
 // over before any connection (or an attempt from before schema 12) has none to give.
 TEST(TlsReportTest, SendingMtaIpIsTheLocalAddressOfTheSession) {
-  auto a = Session("mx.c.example", "Untrusted", "not verified", "secure: 3 1 1 AB", "",
+  auto a = Session("mx.c.example", "Untrusted", "not verified", "3 1 1 AB", "",
                    "validation-failure");
   auto b = a;
   b.sending_ip = "2001:db8::25";
-  auto none = Session("mx.c.example", "none", "mandatory DANE: unusable", "secure: 3 1 1 AB", "",
+  auto none = Session("mx.c.example", "none", "mandatory DANE: unusable", "3 1 1 AB", "",
                       "tlsa-invalid");
   none.sending_ip.clear();
   none.ip.clear();
@@ -145,13 +182,13 @@ TEST(TlsReportTest, NoPolicyFoundHasAnEmptyPolicyString) {
 TEST(TlsReportTest, FailuresUnderATestingPolicyAreFailures) {
   const std::string policy = "version: STSv1\nmode: testing\nmax_age: 86400\nmx: mx.t.example\n";
   const std::vector<queue::AttemptRecord> sessions = {
-      Session("mx.t.example", "Untrusted", "250 2.0.0 Ok", "", "testing id=1",
+      Session("mx.t.example", "Untrusted", "250 2.0.0 Ok", "", "1",
               "certificate-host-mismatch"),
-      Session("mx.t.example", "none", "250 2.0.0 Ok", "", "testing id=1",
+      Session("mx.t.example", "none", "250 2.0.0 Ok", "", "1",
               "starttls-not-supported"),  // plain text: no STARTTLS
-      Session("mx.other.example", "Trusted", "250 2.0.0 Ok", "", "testing id=1",
+      Session("mx.other.example", "Trusted", "250 2.0.0 Ok", "", "1",
               "validation-failure"),  // an MX the policy does not name
-      Session("mx.t.example", "Trusted", "250 2.0.0 Ok", "", "testing id=1"),
+      Session("mx.t.example", "Trusted", "250 2.0.0 Ok", "", "1"),
   };
   const auto day = queue::TimePoint(std::chrono::seconds(1796169600));
   const auto r = BuildTlsReport("t.example", day, sessions, policy, {"o", "c", "h"});
@@ -167,11 +204,11 @@ TEST(TlsReportTest, FailuresUnderATestingPolicyAreFailures) {
 }
 
 TEST(TlsReportTest, StsPolicyThatCouldNotBeHadIsAFailureOfItsType) {
-  queue::AttemptRecord a = Session("mx.b.example", "Anonymous", "250 ok", "",
-                                   "no policy: sts-webpki-invalid: https://mta-sts.b.example/: "
-                                   "SSL certificate problem");
+  queue::AttemptRecord a = Session("mx.b.example", "Anonymous", "250 ok");
+  a.policy_type = "sts";  // published, no policy had: no id
+  a.sts_problem = "sts-webpki-invalid";
   EXPECT_EQ(ResultType(a), "sts-webpki-invalid");
-  a.mta_sts = "no policy: sts-policy-invalid: mode: bogus";
+  a.sts_problem = "sts-policy-invalid";
   EXPECT_EQ(ResultType(a), "sts-policy-invalid");
   const auto day = queue::TimePoint(std::chrono::seconds(1796169600));
   const auto r = BuildTlsReport("b.example", day, {a}, "", {"o", "c", "h"});
@@ -183,8 +220,55 @@ TEST(TlsReportTest, StsPolicyThatCouldNotBeHadIsAFailureOfItsType) {
   EXPECT_EQ(p["failure-details"][0]["result-type"], "sts-policy-invalid");
 }
 
-// RFC 8460 §3 and §4.4: an IDN domain is looked up and reported in A-labels, one report for
-// all the forms its recipients were stored under.
+// RFC 8460 §4.3.2: fetching the policy failed while the cached one applied: the sessions are
+// reported under that policy, as sts-policy-fetch-error failures (a session's own failure
+// wins; without a fetch failure the same session is a success).
+TEST(TlsReportTest, FetchFailureWhileTheCachedPolicyApplies) {
+  const std::string policy = "version: STSv1\nmode: enforce\nmax_age: 86400\nmx: mx.f.example\n";
+  auto cached = Session("mx.f.example", "Trusted", "250 ok", "", "7");
+  cached.sts_problem = "sts-policy-fetch-error";
+  cached.session = 1;
+  auto own = Session("mx.f.example", "Untrusted", "not trusted", "", "7",
+                     "certificate-not-trusted");
+  own.sts_problem = "sts-policy-fetch-error";
+  own.session = 2;
+  auto fresh = Session("mx.f.example", "Trusted", "250 ok", "", "7");
+  fresh.session = 3;
+  EXPECT_EQ(ResultType(cached), "sts-policy-fetch-error");
+  EXPECT_EQ(ResultType(own), "certificate-not-trusted");
+  EXPECT_EQ(ResultType(fresh), "");
+  const auto day = queue::TimePoint(std::chrono::seconds(1796169600));
+  const auto r = BuildTlsReport("f.example", day, {cached, own, fresh}, policy, {"o", "c", "h"});
+  ASSERT_EQ(r["policies"].size(), 1u);
+  const auto& p = r["policies"][0];
+  EXPECT_EQ(p["policy"]["policy-type"], "sts");
+  EXPECT_EQ(p["policy"]["policy-string"].size(), 4u);  // the cached policy, shown
+  EXPECT_EQ(p["summary"]["total-successful-session-count"], 1);
+  EXPECT_EQ(p["summary"]["total-failure-session-count"], 2);
+  std::set<std::string> types;
+  for (const auto& d : p["failure-details"]) types.insert(d["result-type"].get<std::string>());
+  EXPECT_EQ(types, (std::set<std::string>{"sts-policy-fetch-error", "certificate-not-trusted"}));
+}
+
+// RFC 8460 §4.3.1: TLSA records none of which is usable (only PKIX-TA/PKIX-EE, or a matching
+// type this relay does not support) are reported under the tlsa policy as tlsa-invalid, whether
+// the mail then went on under "encrypt" (opportunistic) or was deferred (mandatory).
+TEST(TlsReportTest, UnusableTlsaRecordsAreTlsaInvalid) {
+  auto encrypt = Session("mx.u.example", "Anonymous", "250 ok", "1 1 1 AB", "", "tlsa-invalid");
+  encrypt.session = 1;
+  auto deferred = Session("mx.u.example", "none", "deferred", "1 1 1 AB", "", "tlsa-invalid");
+  deferred.session = 2;
+  deferred.sending_ip.clear();
+  const auto day = queue::TimePoint(std::chrono::seconds(1796169600));
+  const auto r = BuildTlsReport("u.example", day, {encrypt, deferred}, "", {"o", "c", "h"});
+  ASSERT_EQ(r["policies"].size(), 1u);
+  const auto& p = r["policies"][0];
+  EXPECT_EQ(p["policy"]["policy-type"], "tlsa");
+  EXPECT_EQ(p["policy"]["policy-string"], nlohmann::json::array({"1 1 1 AB"}));
+  EXPECT_EQ(p["summary"]["total-failure-session-count"], 2);
+  for (const auto& d : p["failure-details"]) EXPECT_EQ(d["result-type"], "tlsa-invalid");
+}
+
 TEST(TlsReportTest, DomainsAreReportedInALabels) {
   // "\xFF.example" is not UTF-8: no domain, no report.
   const auto got =

@@ -125,10 +125,10 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
     co_return PostResult{};
   }
 
-  // `domain`: the A-label form, for the TXT lookup, the cached MTA-STS policy and the report;
-  // `stored`: the forms the day's recipients were stored under (U-labels, A-labels).
-  asio::awaitable<void> Report(const std::string& domain, const std::vector<std::string>& stored,
-                               queue::TimePoint day) {
+  // The domain's rua URIs (RFC 8460 §3), the first kMaxRuaUris; none when the TXT lookup
+  // failed (the report is tried again at the next run).
+  asio::awaitable<std::optional<std::vector<std::string>>> RuaOf(const std::string& domain,
+                                                                 queue::TimePoint day) {
     // Named: GCC 12 and temporaries across a co_await.
     const std::string txt_name = "_smtp._tls." + domain;
     const dns::TxtAnswer txt = co_await resolver.LookupTxt(txt_name);
@@ -137,7 +137,7 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
           "TLS-RPT: TXT lookup for {} failed ({}); the report for {:%Y-%m-%d} is tried "
           "again later",
           txt_name, LogSafe(txt.why), std::chrono::time_point_cast<std::chrono::seconds>(day));
-      co_return;
+      co_return std::nullopt;
     }
     std::vector<std::string> rua = ParseTlsRptTxt(txt.records);
     if (rua.size() > kMaxRuaUris) {
@@ -145,14 +145,18 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
                    rua.size(), kMaxRuaUris);
       rua.resize(kMaxRuaUris);
     }
-    const std::string rua_text = fmt::format("{}", fmt::join(rua, " "));
-    queue::Store::TlsReportRecord record{domain, day, "", queue::Clock::now(), rua_text, ""};
-    if (rua.empty()) {
-      record.outcome = "not sent: no TLS-RPT policy (_smtp._tls TXT with rua=)";
-      const auto put = [record](queue::Store& s) { return s.PutTlsReport(record); };
-      co_await OnStoreWrite(committer, put);
-      co_return;
-    }
+    co_return rua;
+  }
+
+  // The day's sessions to the domain in each form it was stored under, and its cached MTA-STS
+  // policy text; none when the queue cannot be read (logged).
+  struct Source {
+    std::vector<queue::AttemptRecord> sessions;
+    std::string sts_policy;
+  };
+  asio::awaitable<std::optional<Source>> ReadSource(const std::string& domain,
+                                                    const std::vector<std::string>& stored,
+                                                    queue::TimePoint day) {
     const auto read = [domain, stored, day](queue::Store& s) {
       tl::expected<std::vector<queue::AttemptRecord>, queue::StoreError> all =
           std::vector<queue::AttemptRecord>();
@@ -170,96 +174,135 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
     if (!sessions || !policy) {
       spdlog::warn("TLS-RPT: cannot read the sessions of {}: {}", domain,
                    (!sessions ? sessions.error() : policy.error()).message);
+      co_return std::nullopt;
+    }
+    co_return Source{*sessions, *policy ? (*policy)->policy : ""};
+  }
+
+  // Where one report goes: one mail to every mailto: address, a POST to every https: URI.
+  struct Sends {
+    std::optional<queue::NewMessage> mail;
+    std::vector<std::string> mail_to;
+    std::vector<queue::Store::TlsReportPost> posts;
+    std::vector<std::string> outcome;  // for tls_reports
+  };
+
+  // The mail (RFC 8460 §5.3), marked as a report so that it gets through (host_planner.hpp)
+  // and stays out of the next report.
+  queue::NewMessage ReportMail(const std::string& domain, queue::TimePoint day,
+                               const std::string& report_id, const std::string& gz,
+                               const std::vector<std::string>& to) {
+    queue::NewMessage mail;
+    mail.id = ids.Next(queue::Clock::now());
+    mail.arrival = queue::Clock::now();
+    mail.sender = Sender();
+    mail.protocol = "local";
+    mail.tls_report = true;
+    for (const auto& address : to) mail.recipients.push_back({address, queue::kNotifyNever, ""});
+    TlsReportMail m;
+    m.from = mail.sender;
+    m.recipients = to;
+    m.domain = domain;
+    m.submitter = ReportSubmitter(m.from);
+    m.report_id = report_id;
+    m.begin = day;
+    m.end = day + kDay - std::chrono::seconds(1);
+    m.gzipped_json = gz;
+    m.message_id = mail.id;
+    m.now = queue::Clock::now();
+    mail.content = ComposeTlsReportMail(m);
+    return mail;
+  }
+
+  Sends SendsFor(const std::vector<std::string>& rua, const queue::Store::TlsReportRecord& record,
+                 const std::string& gz) {
+    Sends out;
+    for (const auto& uri : rua) {
+      if (const auto address = MailtoAddress(uri)) {
+        out.mail_to.push_back(*address);
+      } else if (const auto https = ParseHttpsUri(uri)) {
+        queue::Store::TlsReportPost p;
+        p.domain = record.domain;
+        p.day = record.day;
+        p.url = fmt::format("https://{}:{}{}", https->host, https->port, https->path);
+        p.report_id = record.report_id;
+        p.payload = gz;
+        p.next = record.made;
+        out.posts.push_back(std::move(p));
+      } else {
+        out.outcome.push_back(fmt::format("{}: not a usable URI", uri));
+      }
+    }
+    if (!out.mail_to.empty()) {
+      out.mail = ReportMail(record.domain, record.day, record.report_id, gz, out.mail_to);
+      out.outcome.push_back(fmt::format("mail queued as {}", out.mail->id));
+    }
+    return out;
+  }
+
+  // Logs the sessions as the report counts them (RFC 8460 §4.4), not the attempt rows.
+  void LogSent(const queue::Store::TlsReportRecord& record, const nlohmann::json& report,
+               const Sends& sends) {
+    int failed = 0, sessions = 0;
+    for (const auto& p : report.value("policies", nlohmann::json::array())) {
+      failed += p["summary"].value("total-failure-session-count", 0);
+      sessions += p["summary"].value("total-successful-session-count", 0);
+    }
+    sessions += failed;
+    if (sends.mail) {
+      Metrics::Get().Add("danerelay_tls_rpt_reports_total", "outcome=\"mail_queued\"");
+      spdlog::info(
+          "TLS-RPT: report {} for {} ({} session(s), {} failed): {} <{}> to {}", record.report_id,
+          record.domain, sessions, failed, sends.mail->id, sends.mail->sender,
+          fmt::join(
+              sends.mail_to | std::views::transform([](const auto& a) { return LogSafe(a); }),
+              ", "));
+      if (queued) queued();
+    }
+    if (!sends.posts.empty()) {
+      spdlog::info(
+          "TLS-RPT: report {} for {} ({} session(s), {} failed) to be posted to {}",
+          record.report_id, record.domain, sessions, failed,
+          fmt::join(
+              sends.posts | std::views::transform([](const auto& p) { return LogSafe(p.url); }),
+              ", "));
+    }
+  }
+
+  // `domain`: the A-label form, for the TXT lookup, the cached MTA-STS policy and the report;
+  // `stored`: the forms the day's recipients were stored under (U-labels, A-labels). The
+  // report, its mail and its POSTs are recorded in one transaction (sent once).
+  asio::awaitable<void> Report(const std::string& domain, const std::vector<std::string>& stored,
+                               queue::TimePoint day) {
+    const std::optional<std::vector<std::string>> rua = co_await RuaOf(domain, day);
+    if (!rua) co_return;
+    queue::Store::TlsReportRecord record{
+        domain, day, "", queue::Clock::now(), fmt::format("{}", fmt::join(*rua, " ")), ""};
+    if (rua->empty()) {
+      record.outcome = "not sent: no TLS-RPT policy (_smtp._tls TXT with rua=)";
+      const auto put = [record](queue::Store& s) { return s.PutTlsReport(record); };
+      co_await OnStoreWrite(committer, put);
       co_return;
     }
+    const std::optional<Source> source = co_await ReadSource(domain, stored, day);
+    if (!source) co_return;
     const nlohmann::json report =
-        BuildTlsReport(domain, day, *sessions, *policy ? (*policy)->policy : "",
+        BuildTlsReport(domain, day, source->sessions, source->sts_policy,
                        MakeTlsReportHeader(options.tls_rpt, hostname));
     record.report_id = report.value("report-id", "");
     const std::string gz =
         Gzip(report.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-
-    // mailto: one message to every address, queued with the record.
-    std::vector<std::string> outcome;
-    std::optional<queue::NewMessage> mail;
-    std::vector<std::string> mail_to;
-    std::vector<HttpsUri> posts;
-    for (const auto& uri : rua) {
-      if (const auto address = MailtoAddress(uri)) {
-        if (!mail) {
-          mail.emplace();
-          mail->id = ids.Next(queue::Clock::now());
-          mail->arrival = queue::Clock::now();
-          mail->sender = Sender();
-          mail->protocol = "local";
-        }
-        mail->recipients.push_back({*address, queue::kNotifyNever, ""});
-        mail_to.push_back(*address);
-      } else if (const auto https = ParseHttpsUri(uri)) {
-        posts.push_back(*https);
-      } else {
-        outcome.push_back(fmt::format("{}: not a usable URI", uri));
-      }
-    }
-    if (mail) {
-      TlsReportMail m;
-      m.from = mail->sender;
-      m.recipients = mail_to;
-      m.domain = domain;
-      m.submitter = ReportSubmitter(m.from);
-      m.report_id = record.report_id;
-      m.begin = day;
-      m.end = day + kDay - std::chrono::seconds(1);
-      m.gzipped_json = gz;
-      m.message_id = mail->id;
-      m.now = queue::Clock::now();
-      mail->content = ComposeTlsReportMail(m);
-      outcome.push_back(fmt::format("mail queued as {}", mail->id));
-    }
-    record.outcome = fmt::format("{}", fmt::join(outcome, "; "));
-    std::vector<queue::Store::TlsReportPost> to_post;
-    for (const auto& uri : posts) {
-      queue::Store::TlsReportPost p;
-      p.domain = domain;
-      p.day = day;
-      p.url = fmt::format("https://{}:{}{}", uri.host, uri.port, uri.path);
-      p.report_id = record.report_id;
-      p.payload = gz;
-      p.next = record.made;
-      to_post.push_back(std::move(p));
-    }
-    const std::optional<queue::NewMessage> to_queue = mail;
-    const auto put = [record, to_queue, to_post](queue::Store& s) {
-      return s.PutTlsReport(record, to_queue ? &*to_queue : nullptr, to_post);
+    const Sends sends = SendsFor(*rua, record, gz);
+    record.outcome = fmt::format("{}", fmt::join(sends.outcome, "; "));
+    const auto put = [record, mail = sends.mail, posts = sends.posts](queue::Store& s) {
+      return s.PutTlsReport(record, mail ? &*mail : nullptr, posts);
     };
     if (auto w = co_await OnStoreWrite(committer, put); !w) {
       spdlog::warn("TLS-RPT: report {} not recorded, not sent: {}", record.report_id,
                    w.error().message);
       co_return;
     }
-    const int failed_sessions = [&] {
-      int n = 0;
-      for (const auto& p : report.value("policies", nlohmann::json::array())) {
-        n += p["summary"].value("total-failure-session-count", 0);
-      }
-      return n;
-    }();
-    if (mail) {
-      Metrics::Get().Add("danerelay_tls_rpt_reports_total", "outcome=\"mail_queued\"");
-      spdlog::info(
-          "TLS-RPT: report {} for {} ({} session(s), {} failed): {} <{}> to {}", record.report_id,
-          domain, sessions->size(), failed_sessions, mail->id, mail->sender,
-          fmt::join(mail_to | std::views::transform([](const auto& a) { return LogSafe(a); }),
-                    ", "));
-      if (queued) queued();
-    }
-    if (!posts.empty()) {
-      spdlog::info(
-          "TLS-RPT: report {} for {} ({} session(s), {} failed) to be posted to {}",
-          record.report_id, domain, sessions->size(), failed_sessions,
-          fmt::join(to_post | std::views::transform([](const auto& p) { return LogSafe(p.url); }),
-                    ", "));
-    }
+    LogSent(record, report, sends);
   }
 
   // The POSTs that are due: each tried once; taken, given up, or its next try set.

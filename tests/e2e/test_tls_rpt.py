@@ -15,6 +15,7 @@ import gzip
 import ipaddress
 import json
 import os
+import re
 import smtplib
 import tempfile
 import time
@@ -33,7 +34,10 @@ FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 CONTACT = "tls-reports@relay.test"
 # xn--rpt-bcher-u9a: rpt-bücher, mailed to in U-labels, reported in A-labels (RFC 8460 §3).
 IDN = "xn--rpt-bcher-u9a"
-REPORTED = ["rpt-dane", "rpt-sts", "rpt-fetch", "rpt-invalid", "rpt-webpki", IDN]
+REPORTED = ["rpt-dane", "rpt-sts", "rpt-fetch", "rpt-invalid", "rpt-webpki", IDN, "rpt-tlsa"]
+# Report mails (RFC 8460 §5.3) to mailboxes behind broken DANE: no STARTTLS where TLSA records
+# demand it. Opportunistic DANE: the report still goes out; mandatory DANE: it waits.
+BROKEN, MANDATORY = "broken-reports.example", "mandatory-reports.example"
 MANY, MAX_RUA = 50, 5
 
 # RFC 8460 §4.4: the fields a report, a policy entry, a summary and a failure detail may have.
@@ -76,6 +80,15 @@ class TlsRptTest(WorldCase):
                 .add(f'_smtp._tls TXT "v=TLSRPTv1; rua={rua}{extra}"')
         w.zone(f"{IDN}.example.", "unsigned").add("@ MX 10 mx").add(f"mx A {IPS['plain']}") \
             .add(f'_smtp._tls TXT "v=TLSRPTv1; rua={rua}"')
+        # RFC 8460 §4.3.1: TLSA records, none usable (PKIX-EE only): tlsa-invalid.
+        w.zone("rpt-tlsa.example.").add("@ MX 10 mx").add(f"mx A {IPS['plain']}") \
+            .add(f"_{port}._tcp.mx TLSA 1 1 1 {cls.dane_tlsa.split()[-1]}") \
+            .add(f'_smtp._tls TXT "v=TLSRPTv1; rua={rua}"')
+        for d, inbox in (("rpt-broken", BROKEN), ("rpt-mandatory", MANDATORY)):
+            w.zone(f"{d}.example.", "unsigned").add("@ MX 10 mx").add(f"mx A {IPS['plain']}") \
+                .add(f'_smtp._tls TXT "v=TLSRPTv1; rua=mailto:tlsrpt@{inbox}"')
+            w.zone(f"{inbox}.").add("@ MX 10 mx").add(f"mx A {IPS['inbox']}") \
+                .add(f"_{port}._tcp.mx TLSA {cls.dane_tlsa}")
         w.zone("rpt-none.example.", "unsigned").add("@ MX 10 mx").add(f"mx A {IPS['plain']}")
         # Issue 20: 50 mailto: URIs (in TXT strings of at most 255 octets); only the first
         # MAX_RUA are used.
@@ -122,6 +135,8 @@ ca_file = "{ca_crt}"
 https_port = {port}
 fetch_timeout = "10s"
 allow_special_addresses = true
+[dane]
+mandatory_domains = ["{MANDATORY}"]
 [tls_rpt]
 enabled = true
 organization = "Relay Test Org"
@@ -136,7 +151,10 @@ min_backoff = "1h"
         cls.day = datetime.now(timezone.utc).date()
         cls.ids = {d + str(n): cls.send(d) for n, d in enumerate(
             ["rpt-dane", "rpt-dane", "rpt-sts", "rpt-fetch", "rpt-invalid", "rpt-webpki",
-             "rpt-none", "rpt-many", "rpt-bücher"])}
+             "rpt-none", "rpt-many", "rpt-bücher", "rpt-tlsa", "rpt-broken", "rpt-mandatory",
+             "broken-reports"])}
+        # RFC 8460 §4.4 counts sessions: three recipients over one connection are one.
+        cls.ids["rpt-dane-three"] = cls.send("rpt-dane", rcpts=3)
         ids = list(cls.ids.values())
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -161,15 +179,17 @@ min_backoff = "1h"
         cls.relay.start()
         wait_for(lambda: len(cls.mails()) >= len(REPORTED)
                  and len(collector.received()) >= len(REPORTED)
-                 and cls.servers["inbox"].received_for("many00@reports.example"),
+                 and cls.servers["inbox"].received_for("many00@reports.example")
+                 and cls.servers["inbox"].received_for(f"tlsrpt@{BROKEN}"),
                  timeout=120, what="the reports by mail and by HTTPS")
 
     @classmethod
-    def send(cls, domain):
+    def send(cls, domain, rcpts=1):
         with smtplib.SMTP("127.0.0.1", cls.relay.port, timeout=30) as c:
             c.ehlo("test.example")
             c.mail("alice@sender.example", [] if domain.isascii() else ["SMTPUTF8"])
-            c.rcpt(f"user@{domain}.example")
+            for n in range(rcpts):
+                c.rcpt(f"user{n or ''}@{domain}.example")
             # An ASCII header: the MX does not offer SMTPUTF8.
             subject = domain if domain.isascii() else "an IDN domain"
             code, reply = c.data(f"Subject: to {subject}\r\n\r\nHello.\r\n".encode())
@@ -282,13 +302,63 @@ min_backoff = "1h"
 
     # --- what the reports say ----------------------------------------------------------------
 
-    def test_dane_domain_two_verified_sessions(self):
+    def test_dane_domain_counts_sessions_not_recipients(self):
+        # Three messages, five recipients: one session per connection (RFC 8460 §4.4); a
+        # message sent over a cached connection adds none.
+        reused = self.first_logs.count("reused the cached connection to mx.rpt-dane.example")
         report = self.mailed("rpt-dane")[3]
         self.assertEqual(report["policies"], [{
             "policy": {"policy-type": "tlsa", "policy-string": [self.dane_tlsa],
                        "policy-domain": "rpt-dane.example"},
-            "summary": {"total-successful-session-count": 2,
+            "summary": {"total-successful-session-count": 3 - reused,
                         "total-failure-session-count": 0}}])
+        m = self.show(self.ids["rpt-dane-three"])
+        self.assertEqual([r["state"] for r in m["recipients"]], ["delivered"] * 3)
+        self.assertEqual(len({a["session"] for a in m["attempts"]}), 1, m["attempts"])
+
+    def test_unusable_tlsa_records_are_reported_as_tlsa_invalid(self):
+        # RFC 8460 §4.3.1: PKIX-EE only, so no usable TLSA (RFC 7672 §3.1.3): the mail went
+        # out under "encrypt", and the session is a tlsa-invalid failure of the tlsa policy.
+        self.assertEqual(self.show(self.ids["rpt-tlsa9"])["recipients"][0]["state"], "delivered")
+        p = self.mailed("rpt-tlsa")[3]["policies"]
+        self.assertEqual(len(p), 1)
+        self.assertEqual(p[0]["policy"]["policy-type"], "tlsa")
+        self.assertEqual(p[0]["policy"]["policy-string"],
+                         [f"1 1 1 {self.dane_tlsa.split()[-1]}"])
+        self.assertEqual(p[0]["summary"], {"total-successful-session-count": 0,
+                                           "total-failure-session-count": 1})
+        self.assertEqual(p[0]["failure-details"][0]["result-type"], "tlsa-invalid")
+
+    # --- report mails get through (RFC 8460 §5.3) --------------------------------------------
+
+    def test_report_mail_gets_through_broken_dane(self):
+        # Ordinary mail to that domain waits: DANE demands STARTTLS, the MX has none.
+        m = self.show(self.ids["broken-reports12"])
+        self.assertEqual(m["recipients"][0]["state"], "deferred", m)
+        # The report went out all the same, in plain text, marked as a report.
+        got = self.servers["inbox"].received_for(f"tlsrpt@{BROKEN}")
+        self.assertEqual(len(got), 1)
+        msg = email.message_from_bytes(got[0]["content"], policy=email.policy.default)
+        self.assertEqual(msg["TLS-Report-Domain"], "rpt-broken.example")
+        report_id = self.queue_id_of_report("rpt-broken")
+        self.assertTrue(self.show(report_id)["tls_report"])
+
+    def test_report_mail_to_a_mandatory_dane_domain_waits(self):
+        # The operator's table wins: under mandatory DANE a report is held back like any mail.
+        queue_id = self.queue_id_of_report("rpt-mandatory")
+        wait_for(lambda: self.show(queue_id)["recipients"][0]["state"] == "deferred",
+                 timeout=30, what="the report to the mandatory-DANE domain tried")
+        self.assertEqual(self.servers["inbox"].received_for(f"tlsrpt@{MANDATORY}"), [])
+        m = self.show(queue_id)
+        self.assertTrue(m["tls_report"])
+        self.assertEqual(m["recipients"][0]["state"], "deferred", m)
+        self.assertEqual(m["recipients"][0]["last_status"], "4.7.5", m)
+
+    def queue_id_of_report(self, domain):
+        out = self.relay.cli("tls-rpt", "list", "--date", self.day.isoformat()).stdout.decode()
+        found = re.search(rf"(?ms)^{re.escape(domain)}\.example  .*?mail queued as ([^\s;]+)", out)
+        self.assertTrue(found, out)
+        return found.group(1)
 
     def test_sts_domain_certificate_for_another_name(self):
         report = self.mailed("rpt-sts")[3]
@@ -353,7 +423,8 @@ min_backoff = "1h"
         self.assertIn(f"not posted to {url}/reject: HTTP status 400 (given up after 1 try)", out)
         logs = self.relay.logs()
         self.assertIn("TLS-RPT: report", logs)
-        self.assertIn("(2 session(s), 0 failed)", logs)
+        reused = self.first_logs.count("reused the cached connection to mx.rpt-dane.example")
+        self.assertIn(f"rpt-dane.example ({3 - reused} session(s), 0 failed)", logs)
 
     def test_zzz_a_restart_sends_nothing_twice(self):
         mails, posts = len(self.mails()), len(self.servers["collector"].received())

@@ -55,6 +55,7 @@ nlohmann::json ToJson(const queue::MessageInfo& m) {
       {"body", m.body_8bitmime ? "8BITMIME" : "7BIT"},
       {"smtputf8", m.smtputf8},
       {"requiretls", m.requiretls},
+      {"tls_report", m.tls_report},
       {"dsn_ret", std::string(queue::ToString(m.dsn_ret))},
       {"dsn_envid", m.dsn_envid},
       {"recipients", std::move(rcpts)},
@@ -148,8 +149,9 @@ void PrintMessage(std::ostream& out, const queue::MessageInfo& m, const std::str
   if (m.mail_auth) {
     out << fmt::format("MAIL AUTH:  AUTH={}\n", m.mail_auth->empty() ? "<>" : *m.mail_auth);
   }
-  out << fmt::format("Body:       {}{}{}\n", m.body_8bitmime ? "8BITMIME" : "7BIT",
-                     m.smtputf8 ? ", SMTPUTF8" : "", m.requiretls ? ", REQUIRETLS" : "");
+  out << fmt::format("Body:       {}{}{}{}\n", m.body_8bitmime ? "8BITMIME" : "7BIT",
+                     m.smtputf8 ? ", SMTPUTF8" : "", m.requiretls ? ", REQUIRETLS" : "",
+                     m.tls_report ? ", a TLS-RPT report (RFC 8460 §5.3)" : "");
   out << fmt::format(
       "DSN:        RET={} ENVID={}\n",
       m.dsn_ret == queue::DsnRet::kUnspecified ? "(default)" : queue::ToString(m.dsn_ret),
@@ -207,6 +209,9 @@ void PrintMessageJson(std::ostream& out, const queue::MessageInfo& m, const std:
                        {"note", a.note},
                        {"mta_sts", a.mta_sts},
                        {"sending_ip", a.sending_ip},
+                       {"session", a.session},
+                       {"policy_type", a.policy_type},
+                       {"sts_problem", a.sts_problem},
                        {"result_type", a.result_type}});
   }
   j["attempts"] = std::move(history);
