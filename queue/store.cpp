@@ -343,7 +343,8 @@ tl::expected<void, StoreError> Store::Impl::InsertMessage(const NewMessage& m) {
     auto a = Prepare(
         "INSERT INTO messages (id, arrival_us, sender, size, client_address, client_helo, "
         "protocol, body_8bitmime, smtputf8, dsn_ret, dsn_envid, auth_user, requiretls, "
-        "mail_auth, tls_report) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+        "mail_auth, tls_report) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
+        "?14, "
         "?15)");
     auto b = Prepare(
         "INSERT INTO recipients (message_id, idx, address, state, notify, orcpt, "

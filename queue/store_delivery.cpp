@@ -146,10 +146,10 @@ tl::expected<bool, StoreError> Store::ChangedElsewhere() {
 
 void BindAttempt(sqlite3_stmt* s, int first, const AttemptRecord& a) {
   sqlite3_bind_int64(s, first, ToMicros(a.time));
-  const std::string_view fields[] = {
-      a.mx_host,     a.ip,          a.dnssec_mx, a.dnssec_address, a.dnssec_tlsa,
-      a.tls_verdict, a.tlsa_record, a.reply,     a.status,         a.note,
-      a.mta_sts,     a.result_type, a.sending_ip};
+  const std::string_view fields[] = {a.mx_host,     a.ip,          a.dnssec_mx,   a.dnssec_address,
+                                     a.dnssec_tlsa, a.tls_verdict, a.tlsa_record, a.reply,
+                                     a.status,      a.note,        a.mta_sts,     a.result_type,
+                                     a.sending_ip};
   int col = first + 1;
   for (const auto& f : fields) {
     sqlite3_bind_text(s, col++, f.data(), static_cast<int>(f.size()), SQLITE_TRANSIENT);

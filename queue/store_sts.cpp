@@ -88,9 +88,8 @@ tl::expected<std::vector<AttemptRecord>, StoreError> Store::GetDomainSessions(
   sqlite3_bind_int64(s->get(), 2, ToMicros(from));
   sqlite3_bind_int64(s->get(), 3, ToMicros(to));
   std::vector<AttemptRecord> out;
-  auto r = impl_->EachRow(s->get(), "read sessions", [&](sqlite3_stmt* st) {
-    out.push_back(ReadAttempt(st, 0));
-  });
+  auto r = impl_->EachRow(s->get(), "read sessions",
+                          [&](sqlite3_stmt* st) { out.push_back(ReadAttempt(st, 0)); });
   if (!r) return tl::unexpected(r.error());
   return out;
 }

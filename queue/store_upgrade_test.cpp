@@ -22,7 +22,8 @@ using Row = std::map<std::string, std::string>;  // column -> SQL literal
 void Exec(sqlite3* db, const std::string& sql) {
   char* err = nullptr;
   ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK)
-      << (err ? err : "") << "\n" << sql;
+      << (err ? err : "") << "\n"
+      << sql;
 }
 
 std::set<std::string> Columns(sqlite3* db, const std::string& table) {
@@ -54,12 +55,18 @@ constexpr const char* kContentHex = "X'5375626A6563743A206F6C640D0A0D0A626F64790
 constexpr const char* kContent = "Subject: old\r\n\r\nbody\r\n";
 
 Row MessageRow(const std::string& id, const std::string& completed) {
-  return {{"id", "'" + id + "'"},       {"arrival_us", "1790000000000000"},
-          {"sender", "'a@example.org'"}, {"size", "22"},
-          {"client_address", "'192.0.2.7'"}, {"client_helo", "'old.example'"},
-          {"protocol", "'ESMTPS'"},      {"body_8bitmime", "1"},
-          {"smtputf8", "0"},             {"dsn_ret", "'HDRS'"},
-          {"dsn_envid", "'env-" + id + "'"}, {"content", kContentHex},
+  return {{"id", "'" + id + "'"},
+          {"arrival_us", "1790000000000000"},
+          {"sender", "'a@example.org'"},
+          {"size", "22"},
+          {"client_address", "'192.0.2.7'"},
+          {"client_helo", "'old.example'"},
+          {"protocol", "'ESMTPS'"},
+          {"body_8bitmime", "1"},
+          {"smtputf8", "0"},
+          {"dsn_ret", "'HDRS'"},
+          {"dsn_envid", "'env-" + id + "'"},
+          {"content", kContentHex},
           {"completed_us", completed}};
 }
 

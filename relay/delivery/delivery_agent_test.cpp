@@ -120,7 +120,9 @@ const std::vector<AgentCase> kCases = {
     {"mandatory_dane_with_insecure_addresses",
      {},
      false,
-     [](FakeLookup& d) { d.addresses[{"mx.peer.test", false}].dnssec = DnssecState::kInsecure; },
+     [](FakeLookup& d) {
+       d.addresses[{"mx.peer.test", false}].dnssec = DnssecState::kInsecure;
+     },
      [](DeliveryOptions& o) { o.mandatory_domains = {"peer.test"}; },
      {},
      {{RecipientState::kDeferred, "4.7.5", Cause::kDaneRequired}}},
@@ -173,7 +175,8 @@ class DeliveryAgentTest : public ::testing::TestWithParam<AgentCase> {
     m.id = ids_.Next(queue::Clock::now());
     m.arrival = queue::Clock::now() - age;
     m.sender = "sender@example.org";
-    for (size_t i = 0; i < recipients; ++i) m.recipients.push_back({Rcpt(i), queue::kNotifyNone, ""});
+    for (size_t i = 0; i < recipients; ++i)
+      m.recipients.push_back({Rcpt(i), queue::kNotifyNone, ""});
     m.content = "Subject: agent test\r\n\r\nbody\r\n";
     m.client_address = "127.0.0.1";
     m.client_helo = "client.test";

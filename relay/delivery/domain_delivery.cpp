@@ -100,7 +100,7 @@ struct AttemptTags {
   // RFC 8461 §5: under a testing policy, the RFC 8460 result type of what enforce would have
   // refused (the session is let through, and still reported as a failure).
   std::string testing_result_type;
-  ReportPolicy report;               // RFC 8460 §4.4, as the host planner decided it
+  ReportPolicy report;              // RFC 8460 §4.4, as the host planner decided it
   std::string session_result_type;  // HostDecision::session_result_type
   void Note(const std::string& text) { note += (note.empty() ? "" : "; ") + text; }
 };

@@ -28,12 +28,10 @@ void ApplyMtaSts(sts::Mode mode, ClientRequest& req) {
 // Only a failed TLSA lookup is set aside: without MX or address records there is nowhere to go.
 void RelaxForReportMail(HostDecision& h) {
   const HostDnsFacts& f = h.dns.facts;
-  const bool tlsa_failed_only = h.decision.defer && h.decision.step == 1 && f.tlsa &&
-                                !f.address_failed && !f.alias_failed &&
-                                f.mx != dns::DnssecState::kBogus &&
-                                f.mx != dns::DnssecState::kFailed &&
-                                f.address != dns::DnssecState::kBogus &&
-                                f.address != dns::DnssecState::kFailed;
+  const bool tlsa_failed_only =
+      h.decision.defer && h.decision.step == 1 && f.tlsa && !f.address_failed && !f.alias_failed &&
+      f.mx != dns::DnssecState::kBogus && f.mx != dns::DnssecState::kFailed &&
+      f.address != dns::DnssecState::kBogus && f.address != dns::DnssecState::kFailed;
   if (h.decision.defer && !tlsa_failed_only) return;
   h.decision.defer = false;
   h.decision.tls = TlsRequirement::kMay;
@@ -51,9 +49,9 @@ bool SecureTlsa(const HostDnsFacts& f) {
 // tlsa-invalid); else no policy.
 ReportPolicy ReportPolicyOf(const DomainPolicy& policy, const HostDecision& h) {
   ReportPolicy r;
-  const bool sts = !h.decision.defer && !h.dane_applies &&
-                   ((policy.sts && policy.sts->mode != sts::Mode::kNone) ||
-                    !policy.sts_problem.empty());
+  const bool sts =
+      !h.decision.defer && !h.dane_applies &&
+      ((policy.sts && policy.sts->mode != sts::Mode::kNone) || !policy.sts_problem.empty());
   if (sts) {
     r.type = "sts";
     if (policy.sts) r.sts_id = policy.sts->id;
@@ -154,8 +152,7 @@ asio::awaitable<HostDecision> Plan(dns::Lookup& resolver, const NextHop& host,
   // MTA-STS (RFC 8461) where DANE does not apply (§2: DANE wins where TLSA records do).
   h.dane_applies = h.decision.tls == TlsRequirement::kDane;
   h.sts_mx_allowed = policy.sts && sts::MxAllowed(*policy.sts, host.name);
-  h.sts_mode =
-      policy.sts && !h.dane_applies && !report_mail ? policy.sts->mode : sts::Mode::kNone;
+  h.sts_mode = policy.sts && !h.dane_applies && !report_mail ? policy.sts->mode : sts::Mode::kNone;
   if (h.sts_mode != sts::Mode::kNone && !h.sts_mx_allowed) {
     const std::string why = fmt::format("{} does not match the MTA-STS policy of {} (mx: {})",
                                         host.name, policy.domain, fmt::join(policy.sts->mx, ", "));

@@ -61,7 +61,7 @@ struct ClientResult {
   bool loops_back = false;       // the server greeted us, or answered EHLO, with our own host name
   bool starttls_offered = false;
   std::optional<tls::Verdict> verdict;
-  std::string local_ip;     // our end of the connection, once connected (RFC 8460 sending-mta-ip)
+  std::string local_ip;  // our end of the connection, once connected (RFC 8460 sending-mta-ip)
   // The connection's session id (NewSessionId), the same for every message sent over a cached
   // connection: TLS-RPT counts sessions by it (RFC 8460 §4.4).
   std::int64_t session = 0;

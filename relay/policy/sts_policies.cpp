@@ -77,8 +77,10 @@ asio::awaitable<tl::expected<sts::Policy, StsPolicies::Failure>> StsPolicies::Fe
     co_return tl::unexpected(Failure{std::string(kFetchError), "no address for " + req.host});
   }
   // Named (GCC 12 and temporaries across a co_await); libcurl blocks, so it runs on the pool.
-  const auto get = [req, fetch = fetch_]()
-      -> asio::awaitable<tl::expected<HttpsResponse, HttpsError>> { co_return fetch(req); };
+  const auto get = [req,
+                    fetch = fetch_]() -> asio::awaitable<tl::expected<HttpsResponse, HttpsError>> {
+    co_return fetch(req);
+  };
   auto got = co_await asio::co_spawn(pool_, get, asio::use_awaitable);
   if (!got) {
     co_return tl::unexpected(

@@ -52,7 +52,9 @@ void ServerSession::Feed(std::string_view bytes) {
 
 std::string ServerSession::TakeOutput() { return std::exchange(out_, {}); }
 
-std::vector<ServerSession::Reject> ServerSession::TakeEvents() { return std::exchange(events_, {}); }
+std::vector<ServerSession::Reject> ServerSession::TakeEvents() {
+  return std::exchange(events_, {});
+}
 
 queue::NewMessage ServerSession::TakeMessage() { return std::move(message_); }
 

@@ -66,8 +66,8 @@ TEST(TlsReportTest, ResultTypesOfTheCauses) {
 TEST(TlsReportTest, OneEntryPerPolicyWithCountsAndDetails) {
   const std::vector<queue::AttemptRecord> sessions = {
       Session("mx.a.example", "Verified", "250 ok", "3 1 1 AB"),
-      Session("mx.a.example", "Untrusted", "Server certificate not verified (x): mx",
-              "3 1 1 AB", "", "validation-failure"),
+      Session("mx.a.example", "Untrusted", "Server certificate not verified (x): mx", "3 1 1 AB",
+              "", "validation-failure"),
       Session("mx.a.example", "Trusted", "250 ok", "", "1"),
       Session("mx.a.example", "Trusted", "250 ok", "", "1"),
       Session("mx.a.example", "none", "connect to mx: Connection refused"),  // not counted
@@ -108,8 +108,8 @@ TEST(TlsReportTest, OneEntryPerPolicyWithCountsAndDetails) {
 // one each.
 TEST(TlsReportTest, CountsSessionsNotRecipients) {
   auto ok = Session("mx.s.example", "Verified", "250 ok", "3 1 1 AB");
-  auto bad = Session("mx.s.example", "Untrusted", "not verified", "3 1 1 AB", "",
-                     "validation-failure");
+  auto bad =
+      Session("mx.s.example", "Untrusted", "not verified", "3 1 1 AB", "", "validation-failure");
   std::vector<queue::AttemptRecord> sessions;
   for (int rcpt = 0; rcpt < 3; ++rcpt) {  // three recipients over connection 11
     ok.session = 11;
@@ -137,12 +137,12 @@ TEST(TlsReportTest, CountsSessionsNotRecipients) {
 // RFC 8460 §4.4: sending-mta-ip is our end of the failed session's connection; a host passed
 // over before any connection (or an attempt from before schema 12) has none to give.
 TEST(TlsReportTest, SendingMtaIpIsTheLocalAddressOfTheSession) {
-  auto a = Session("mx.c.example", "Untrusted", "not verified", "3 1 1 AB", "",
-                   "validation-failure");
+  auto a =
+      Session("mx.c.example", "Untrusted", "not verified", "3 1 1 AB", "", "validation-failure");
   auto b = a;
   b.sending_ip = "2001:db8::25";
-  auto none = Session("mx.c.example", "none", "mandatory DANE: unusable", "3 1 1 AB", "",
-                      "tlsa-invalid");
+  auto none =
+      Session("mx.c.example", "none", "mandatory DANE: unusable", "3 1 1 AB", "", "tlsa-invalid");
   none.sending_ip.clear();
   none.ip.clear();
   const auto day = queue::TimePoint(std::chrono::seconds(1796169600));
@@ -182,8 +182,7 @@ TEST(TlsReportTest, NoPolicyFoundHasAnEmptyPolicyString) {
 TEST(TlsReportTest, FailuresUnderATestingPolicyAreFailures) {
   const std::string policy = "version: STSv1\nmode: testing\nmax_age: 86400\nmx: mx.t.example\n";
   const std::vector<queue::AttemptRecord> sessions = {
-      Session("mx.t.example", "Untrusted", "250 2.0.0 Ok", "", "1",
-              "certificate-host-mismatch"),
+      Session("mx.t.example", "Untrusted", "250 2.0.0 Ok", "", "1", "certificate-host-mismatch"),
       Session("mx.t.example", "none", "250 2.0.0 Ok", "", "1",
               "starttls-not-supported"),  // plain text: no STARTTLS
       Session("mx.other.example", "Trusted", "250 2.0.0 Ok", "", "1",
@@ -228,8 +227,8 @@ TEST(TlsReportTest, FetchFailureWhileTheCachedPolicyApplies) {
   auto cached = Session("mx.f.example", "Trusted", "250 ok", "", "7");
   cached.sts_problem = "sts-policy-fetch-error";
   cached.session = 1;
-  auto own = Session("mx.f.example", "Untrusted", "not trusted", "", "7",
-                     "certificate-not-trusted");
+  auto own =
+      Session("mx.f.example", "Untrusted", "not trusted", "", "7", "certificate-not-trusted");
   own.sts_problem = "sts-policy-fetch-error";
   own.session = 2;
   auto fresh = Session("mx.f.example", "Trusted", "250 ok", "", "7");

@@ -254,18 +254,16 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
       spdlog::info(
           "TLS-RPT: report {} for {} ({} session(s), {} failed): {} <{}> to {}", record.report_id,
           record.domain, sessions, failed, sends.mail->id, sends.mail->sender,
-          fmt::join(
-              sends.mail_to | std::views::transform([](const auto& a) { return LogSafe(a); }),
-              ", "));
+          fmt::join(sends.mail_to | std::views::transform([](const auto& a) { return LogSafe(a); }),
+                    ", "));
       if (queued) queued();
     }
     if (!sends.posts.empty()) {
-      spdlog::info(
-          "TLS-RPT: report {} for {} ({} session(s), {} failed) to be posted to {}",
-          record.report_id, record.domain, sessions, failed,
-          fmt::join(
-              sends.posts | std::views::transform([](const auto& p) { return LogSafe(p.url); }),
-              ", "));
+      spdlog::info("TLS-RPT: report {} for {} ({} session(s), {} failed) to be posted to {}",
+                   record.report_id, record.domain, sessions, failed,
+                   fmt::join(sends.posts | std::views::transform(
+                                               [](const auto& p) { return LogSafe(p.url); }),
+                             ", "));
     }
   }
 
@@ -286,9 +284,8 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
     }
     const std::optional<Source> source = co_await ReadSource(domain, stored, day);
     if (!source) co_return;
-    const nlohmann::json report =
-        BuildTlsReport(domain, day, source->sessions, source->sts_policy,
-                       MakeTlsReportHeader(options.tls_rpt, hostname));
+    const nlohmann::json report = BuildTlsReport(domain, day, source->sessions, source->sts_policy,
+                                                 MakeTlsReportHeader(options.tls_rpt, hostname));
     record.report_id = report.value("report-id", "");
     const std::string gz =
         Gzip(report.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
