@@ -107,7 +107,7 @@ asio::awaitable<tl::expected<sts::Policy, StsPolicies::Failure>> StsPolicies::Fe
   co_return *policy;
 }
 
-asio::awaitable<StsLookup> StsPolicies::Get(const std::string& domain) {
+asio::awaitable<StsLookup> StsPolicies::Get(std::string domain) {
   StsLookup out;
   const auto now = queue::Clock::now();
   std::optional<Entry> cached = co_await Cached(domain);

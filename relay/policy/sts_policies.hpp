@@ -55,7 +55,8 @@ class StsPolicies {
               HttpsFetch fetch = HttpsRequestOnce);
   ~StsPolicies();
 
-  asio::awaitable<StsLookup> Get(const std::string& domain);
+  // By value: the coroutine outlives its caller's temporaries.
+  asio::awaitable<StsLookup> Get(std::string domain);
   void Reload(const MtaStsOptions& options) { options_ = options; }
 
  private:
