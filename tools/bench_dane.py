@@ -221,42 +221,23 @@ smtp_address_preference = ipv4
 
 class DaneDanerelay(Danerelay):
     def __init__(self, work, sink_port, world, binary, cli):
-        super().__init__(work, sink_port)
-        self.world, self.binary, self.cli = world, binary, cli
+        super().__init__(work, sink_port, binary, cli)
+        self.world = world
         self.metrics_port = free_port()
 
-    def start(self, delivery=True):
-        with open(self.config, "w") as f:
-            f.write(f"""[server]
-hostname = "bench.test"
-[[listener]]
-address = "127.0.0.1"
-port = {self.port}
-[limits]
-max_connections = 1000
-max_connections_per_client = 1000
-[queue]
-path = "queue"
-[sender_checks]
-domain_exists = false
-[metrics]
+    def delivery_toml(self, delivery):
+        """MX delivery through the signed world, plus /metrics for the TLS verdicts."""
+        return f"""[metrics]
 address = "127.0.0.1"
 port = {self.metrics_port}
 [delivery]
 port = {self.sink_port}
 {self.world.toml()}validation_canary = ""
-""")
-        self.log = open(os.path.join(self.dir, "danerelayd.log"), "ab")
-        self.proc = subprocess.Popen([self.binary, "--config", self.config], stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        wait_port(self.port)
-        wait_port(self.metrics_port)
+"""
 
-    def pending(self):
-        import json
-        out = subprocess.run([self.cli, "--config", self.config, "queue", "stats", "--json"],
-                             check=True, capture_output=True, timeout=60).stdout
-        return json.loads(out)["messages"]
+    def wait_started(self):
+        super().wait_started()
+        wait_port(self.metrics_port)
 
     def cpu(self):
         s = proc_stat(self.proc.pid)

@@ -171,14 +171,28 @@ message_size_limit = 26214400
 
 
 class Danerelay:
-    def __init__(self, work, sink_port):
+    def __init__(self, work, sink_port, binary=DANERELAYD, cli=DANERELAY):
         self.dir = os.path.join(work, "danerelay")
         os.makedirs(self.dir, exist_ok=True)
         self.port = free_port()
         self.sink_port = sink_port
+        self.binary, self.cli = binary, cli
         self.name = "danerelayd"
         self.proc = None
         self.config = os.path.join(self.dir, "danerelay.toml")
+
+    def delivery_toml(self, delivery):
+        """The [dns], [delivery] and [routes] part: plain delivery to the sink by a route."""
+        return f"""[dns]
+validation_canary = ""  # loopback only: no self-check against the root servers
+[delivery]
+enabled = {"true" if delivery else "false"}
+[routes]
+"example.net" = "[127.0.0.1]:{self.sink_port}"
+"""
+
+    def wait_started(self):
+        wait_port(self.port)
 
     def start(self, delivery=True):
         with open(self.config, "w") as f:
@@ -194,17 +208,11 @@ max_connections_per_client = 1000
 path = "queue"
 [sender_checks]
 domain_exists = false  # the load's sender domains are in no DNS here
-[dns]
-validation_canary = ""  # loopback only: no self-check against the root servers
-[delivery]
-enabled = {"true" if delivery else "false"}
-[routes]
-"example.net" = "[127.0.0.1]:{self.sink_port}"
-""")
+{self.delivery_toml(delivery)}""")
         self.log = open(os.path.join(self.dir, "danerelayd.log"), "ab")
-        self.proc = subprocess.Popen([DANERELAYD, "--config", self.config], stdout=self.log,
+        self.proc = subprocess.Popen([self.binary, "--config", self.config], stdout=self.log,
                                      stderr=subprocess.STDOUT)
-        wait_port(self.port)
+        self.wait_started()
 
     def stop(self):
         if self.proc:
@@ -215,7 +223,7 @@ enabled = {"true" if delivery else "false"}
 
     def pending(self):
         import json
-        out = subprocess.run([DANERELAY, "--config", self.config, "queue", "stats", "--json"],
+        out = subprocess.run([self.cli, "--config", self.config, "queue", "stats", "--json"],
                              check=True, capture_output=True, timeout=60).stdout
         return json.loads(out)["messages"]
 

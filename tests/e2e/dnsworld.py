@@ -35,6 +35,14 @@ class Zone:
         self.records.append(line)
         return self
 
+    def mx(self, address, tlsa=None, port=25):
+        """The usual delivery zone: "@ MX 10 mx", "mx A address" and, given a TLSA record's
+        data, "_port._tcp.mx TLSA data"."""
+        self.add("@ MX 10 mx").add(f"mx A {address}")
+        if tlsa:
+            self.add(f"_{port}._tcp.mx TLSA {tlsa}")
+        return self
+
 
 class DnsWorld:
     def __init__(self, directory):

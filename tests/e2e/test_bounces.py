@@ -17,7 +17,6 @@ import os
 import smtplib
 import ssl
 import subprocess
-import tempfile
 import time
 import unittest
 
@@ -43,24 +42,19 @@ def field_blocks(payload):
 class BounceTest(WorldCase):
     @classmethod
     def build(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="danerelay-bounces-")
-        certs = os.path.join(cls.tmp, "certs")
-        os.makedirs(certs)
+        certs = cls.scratch("danerelay-bounces-")
         port = free_port_on(list(IPS.values()))
         senders_crt, senders_key = self_signed(certs, "mx.senders.example")
         noreq_crt, noreq_key = self_signed(certs, "mx.noreq.example")
         dest_crt, dest_key = self_signed(certs, "mx.dest.example")
 
         w = cls.world = DnsWorld(cls.tmp)
-        tlsa = f"_{port}._tcp.mx"
-        w.zone("dest.example.").add("@ MX 10 mx").add(f"mx A {IPS['dest']}")
+        w.zone("dest.example.").mx(IPS["dest"])
         # DANE-verified, so that a REQUIRETLS notice can go there (and nothing else blocks it).
-        w.zone("senders.example.").add("@ MX 10 mx").add(f"mx A {IPS['senders']}") \
-            .add(f"{tlsa} TLSA {tlsa_3_1_1(senders_crt)}")
-        w.zone("noreq.example.").add("@ MX 10 mx").add(f"mx A {IPS['noreq']}") \
-            .add(f"{tlsa} TLSA {tlsa_3_1_1(noreq_crt)}")
-        w.zone("plain.example.", "unsigned").add("@ MX 10 mx").add(f"mx A {IPS['noreq']}")
-        w.zone("dead.example.").add("@ MX 10 mx").add(f"mx A {IPS['dead']}")  # nobody listens
+        w.zone("senders.example.").mx(IPS["senders"], tlsa_3_1_1(senders_crt), port)
+        w.zone("noreq.example.").mx(IPS["noreq"], tlsa_3_1_1(noreq_crt), port)
+        w.zone("plain.example.", "unsigned").mx(IPS["noreq"])
+        w.zone("dead.example.").mx(IPS["dead"])  # nobody listens
         w.start()
 
         cls.servers.update({

@@ -8,10 +8,8 @@ the texts differ (so the rewording demonstrably happened)."""
 import email
 import email.policy
 import json
-import os
 import smtplib
 import ssl
-import tempfile
 import time
 import unittest
 import urllib.request
@@ -40,24 +38,17 @@ TIMING = ('outcome="deferred"', "danerelay_dane_total", "danerelay_connection")
 class RewordedTest(WorldCase):
     @classmethod
     def build(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="danerelay-reworded-")
-        certs = os.path.join(cls.tmp, "certs")
-        os.makedirs(certs)
+        certs = cls.scratch("danerelay-reworded-")
         port = cls.port = free_port_on(list(IPS.values()))
         crt = {n: self_signed(certs, f"mx.{n}.example") for n in ("dest", "senders", "noreq")}
         other_crt, _ = self_signed(certs, "someone.else")
         w = cls.world = DnsWorld(cls.tmp)
-        tlsa = f"_{port}._tcp.mx"
-        w.zone("dest.example.").add("@ MX 10 mx").add(f"mx A {IPS['dest']}")
-        w.zone("mismatch.example.").add("@ MX 10 mx").add(f"mx A {IPS['dest']}") \
-            .add(f"{tlsa} TLSA {tlsa_3_1_1(other_crt)}")
-        w.zone("plain.example.").add("@ MX 10 mx").add(f"mx A {IPS['plain']}") \
-            .add(f"{tlsa} TLSA {tlsa_3_1_1(other_crt)}")
-        w.zone("noreq.example.").add("@ MX 10 mx").add(f"mx A {IPS['noreq']}") \
-            .add(f"{tlsa} TLSA {tlsa_3_1_1(crt['noreq'][0])}")
-        w.zone("senders.example.").add("@ MX 10 mx").add(f"mx A {IPS['senders']}") \
-            .add(f"{tlsa} TLSA {tlsa_3_1_1(crt['senders'][0])}")
-        w.zone("dead.example.").add("@ MX 10 mx").add(f"mx A {IPS['dead']}")
+        w.zone("dest.example.").mx(IPS["dest"])
+        w.zone("mismatch.example.").mx(IPS["dest"], tlsa_3_1_1(other_crt), port)
+        w.zone("plain.example.").mx(IPS["plain"], tlsa_3_1_1(other_crt), port)
+        w.zone("noreq.example.").mx(IPS["noreq"], tlsa_3_1_1(crt["noreq"][0]), port)
+        w.zone("senders.example.").mx(IPS["senders"], tlsa_3_1_1(crt["senders"][0]), port)
+        w.zone("dead.example.").mx(IPS["dead"])
         w.start()
         cls.servers.update({
             "dest": MxServer(IPS["dest"], port, *crt["dest"]),

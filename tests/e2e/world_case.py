@@ -4,6 +4,7 @@ also when building failed half-way."""
 import json
 import os
 import shutil
+import tempfile
 import unittest
 
 
@@ -54,6 +55,14 @@ class WorldCase(unittest.TestCase):
                 cls.world.stop()
             if cls.tmp:
                 shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    @classmethod
+    def scratch(cls, prefix):
+        """Makes the class's temporary directory (removed at the end); returns its certs/."""
+        cls.tmp = tempfile.mkdtemp(prefix=prefix)
+        certs = os.path.join(cls.tmp, "certs")
+        os.makedirs(certs)
+        return certs
 
     @classmethod
     def show(cls, queue_id, relay=None):
