@@ -278,6 +278,12 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     const auto run = [req](queue::Store& s) { return queue::RunUpkeep(s, req); };
     const queue::UpkeepResult r = co_await OnStore(committer, run);
     if (r.error) Qmgr().error("queue: {}", r.error->message);
+    // Counted as the expiries at the end of a delivery pass are: which of the two returns a
+    // recipient is a matter of timing, not of meaning.
+    if (r.expired.recipients > 0) {
+      Metrics::Get().Add("danerelay_deliveries_total", "outcome=\"expired\"",
+                         static_cast<std::uint64_t>(r.expired.recipients));
+    }
     for (const auto& f : r.expired.finished) {
       // Postfix's qmgr words, then the notice linked to the message as Postfix's bounce does.
       Qmgr().info("{}: from=<{}>, status=expired, returned to sender (after {}s in the queue)",
