@@ -189,8 +189,8 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   // Every table is read, in this order, so that `config check` lists the problems of all.
   Reader top(root, "", source);
   top.OnlyKeys({"server", "log", "metrics", "listener", "access", "auth", "sender_checks", "limits",
-                "queue", "dns", "dane", "delivery", "retry", "routes", "mta_sts", "tls",
-                "tls_rpt"});
+                "queue", "dns", "dane", "delivery", "retry", "routes", "sender_routes",
+                "tls_policy", "mta_sts", "tls", "tls_rpt"});
   auto& server = config.server;
   auto& delivery = config.delivery;
   if (auto r = top.Table("server")) ReadServer(*r, server);
@@ -209,7 +209,9 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   if (auto r = top.Table("tls")) ReadTls(*r, delivery.mta_sts);
   if (auto r = top.Table("delivery")) ReadDelivery(*r, delivery);
   if (auto r = top.Table("retry")) ReadRetry(*r, delivery.retry);
-  if (auto r = top.Table("routes")) ReadRoutes(*r, delivery.routes);
+  if (auto r = top.Table("routes")) ReadRoutes(*r, delivery);
+  if (auto r = top.Table("sender_routes")) ReadSenderRoutes(*r, delivery);
+  if (auto r = top.Table("tls_policy")) ReadTlsPolicy(*r, delivery);
 
   if (source.errors.Count() > 0) return tl::unexpected(source.errors.Result());
   KnowOwnListeners(config);
@@ -255,6 +257,23 @@ std::vector<FileRead> FilesReadOnReload(const Config& config) {
   }
   if (!config.delivery.mta_sts.ca_file.empty()) {
     files.push_back({"[tls] ca_file", config.delivery.mta_sts.ca_file});
+  }
+  // Read by delivery at each connection, as the daemon's account.
+  const auto tls_files = [&](const std::string& where, const relay::TlsSettings& tls) {
+    if (tls.client_cert_file.empty()) return;
+    files.push_back({where + " client_cert_file", tls.client_cert_file});
+    files.push_back({where + " client_key_file", tls.client_key_file});
+  };
+  const auto& routes = config.delivery.routes;
+  for (const auto* table : {&routes.by_domain, &routes.by_sender}) {
+    for (const auto& [key, route] : *table) {
+      const std::string where = fmt::format("route \"{}\"", key);
+      if (route.auth) files.push_back({where + " password_file", route.auth->password_file});
+      tls_files(where, route.tls);
+    }
+  }
+  for (const auto& [key, tls] : routes.tls_policy) {
+    tls_files(fmt::format("[tls_policy] \"{}\"", key), tls);
   }
   return files;
 }

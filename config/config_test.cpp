@@ -216,17 +216,57 @@ max_lifetime = "2d"
   EXPECT_EQ(c->server.auth.failure_window, std::chrono::hours(1));
   EXPECT_EQ(c->server.auth.senders.at("alice"),
             (std::vector<std::string>{"alice@example.org", "@sales.example.org"}));
-  ASSERT_EQ(c->delivery.routes.size(), 2u);
-  EXPECT_EQ(c->delivery.routes.at("example.com"), "[mx.example.com]:2526");
-  auto route = relay::ParseRoute(c->delivery.routes.at("example.com"));
-  ASSERT_TRUE(route);
-  EXPECT_EQ(route->host, "mx.example.com");
-  EXPECT_EQ(route->port, 2526);
-  EXPECT_FALSE(route->ip_literal);
-  auto ip = relay::ParseRoute(c->delivery.routes.at("ip.example"));
-  ASSERT_TRUE(ip);
-  EXPECT_TRUE(ip->ip_literal);
-  EXPECT_EQ(ip->port, 0);
+  ASSERT_EQ(c->delivery.routes.by_domain.size(), 2u);
+  const relay::Route& route = c->delivery.routes.by_domain.at("example.com");
+  ASSERT_EQ(route.hosts.size(), 1u);
+  EXPECT_EQ(route.hosts[0].host, "mx.example.com");
+  EXPECT_EQ(route.hosts[0].port, 2526);
+  EXPECT_FALSE(route.hosts[0].ip_literal);
+  EXPECT_FALSE(route.hosts[0].mx_lookup);
+  EXPECT_EQ(route.tls.policy, relay::TlsPolicy::kDane);
+  const relay::Route& ip = c->delivery.routes.by_domain.at("ip.example");
+  EXPECT_TRUE(ip.hosts[0].ip_literal);
+  EXPECT_EQ(ip.hosts[0].port, 0);
+}
+
+TEST(ConfigTest, RouteTablesSenderRoutesAndTlsPolicies) {
+  auto c = LoadString(R"(
+[delivery]
+source_address = "127.0.0.9"
+ehlo_name = "out.example.org"
+[routes]
+"*" = { hosts = ["[smtp.provider.example]:587", "relay.provider.example:587"], fallback = ["[backup.example]"], tls = "verify", tls_names = ["smtp.provider.example"] }
+".partner.example" = { hosts = ["[gw.partner.example]"], tls = "fingerprint", fingerprints = ["AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89"], address_preference = "ipv6", address_families = ["ipv6"] }
+[sender_routes]
+"@dept.example.org" = "*"
+"boss@example.org" = "[boss-relay.example]:2525"
+[tls_policy]
+"bank.example" = "verify"
+".other.example" = { tls = "encrypt" }
+)",
+                      "t.toml", "/etc/danerelay");
+  ASSERT_TRUE(c) << c.error().message;
+  const auto& r = c->delivery.routes;
+  const relay::Route& star = r.by_domain.at("*");
+  ASSERT_EQ(star.hosts.size(), 2u);
+  EXPECT_FALSE(star.hosts[0].mx_lookup);
+  EXPECT_TRUE(star.hosts[1].mx_lookup);  // unbracketed: its MX hosts, as Postfix
+  EXPECT_EQ(star.hosts[1].port, 587);
+  ASSERT_EQ(star.fallback.size(), 1u);
+  EXPECT_EQ(star.tls.policy, relay::TlsPolicy::kVerify);
+  EXPECT_EQ(star.tls.names, std::vector<std::string>{"smtp.provider.example"});
+  EXPECT_EQ(star.source.address, "127.0.0.9");  // [delivery]'s, inherited
+  EXPECT_EQ(star.source.ehlo_name, "out.example.org");
+  const relay::Route& partner = r.by_domain.at(".partner.example");
+  EXPECT_EQ(partner.tls.fingerprints,
+            std::vector<std::string>{
+                "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789"});
+  EXPECT_EQ(partner.source.preference, relay::AddressPreference::kIpv6);
+  EXPECT_FALSE(partner.source.ipv4);
+  EXPECT_EQ(r.by_sender.at("@dept.example.org").hosts[0].host, "smtp.provider.example");
+  EXPECT_EQ(r.by_sender.at("boss@example.org").hosts[0].port, 2525);
+  EXPECT_EQ(r.tls_policy.at("bank.example").policy, relay::TlsPolicy::kVerify);
+  EXPECT_EQ(r.tls_policy.at(".other.example").policy, relay::TlsPolicy::kEncrypt);
 }
 
 struct BadCase {
@@ -295,6 +335,34 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.toml:2: routes.example.net: expected a next hop"},
         BadCase{"route not a string", "[routes]\n\"example.net\" = 25\n",
                 "bad.toml:2: routes.example.net: expected a string, got an integer"},
+        BadCase{"route key", "[routes]\n\"exa mple\" = \"[mx.example]\"\n",
+                "bad.toml:2: routes.exa mple: the key must be a domain"},
+        BadCase{"route without hosts", "[routes]\n\"*\" = { tls = \"verify\" }\n",
+                "bad.toml:2: routes.*.hosts: a route needs at least one host"},
+        BadCase{"unknown TLS policy", "[routes]\n\"*\" = { hosts = [\"[a.example]\"], tls = "
+                "\"secure\" }\n",
+                "bad.toml:2: routes.*.tls: expected one of dane, dane-only, verify"},
+        BadCase{"fingerprint without pins", "[tls_policy]\n\"a.example\" = \"fingerprint\"\n",
+                "bad.toml:2: tls_policy.a.example: fingerprint needs a table"},
+        BadCase{"bad pin", "[tls_policy]\n\"a.example\" = { tls = \"fingerprint\", "
+                "fingerprints = [\"abc\"] }\n",
+                "bad.toml:2: tls_policy.a.example.fingerprints: 'abc' is not a SHA-256"},
+        BadCase{"auth under may", "[routes]\n\"*\" = { hosts = [\"[a.example]\"], tls = "
+                "\"may\", auth = { user = \"u\", password_file = \"/etc/passwd\" } }\n",
+                "bad.toml:2: routes.*.auth: tls = \"may\" never verifies the upstream"},
+        BadCase{"password file readable by others",
+                "[routes]\n\"*\" = { hosts = [\"[a.example]\"], tls = \"verify\", auth = "
+                "{ user = \"u\", password_file = \"/etc/passwd\" } }\n",
+                "bad.toml:2: routes.*.auth.password_file: '/etc/passwd' is readable by group "
+                "or others"},
+        BadCase{"mandatory weakened", "[dane]\nmandatory_domains = [\".bank.example\"]\n"
+                "[tls_policy]\n\"x.bank.example\" = \"encrypt\"\n",
+                "bad.toml:4: tls_policy.x.bank.example: x.bank.example is in [dane] "
+                "mandatory_domains"},
+        BadCase{"sender route key", "[sender_routes]\n\"nobody\" = \"[a.example]\"\n",
+                "bad.toml:2: sender_routes.nobody: the key must be \"user@example.com\""},
+        BadCase{"source address family", "[delivery]\nsource_address = \"::1\"\n",
+                "bad.toml:2: delivery.source_address: expected an IPv4 address"},
         BadCase{"backoff order", "[retry]\nmin_backoff = \"1h\"\nmax_backoff = \"5m\"\n",
                 "bad.toml:3: retry.max_backoff: max_backoff must not be shorter than min_backoff"},
         BadCase{"lifetime beyond bound", "[retry]\nmax_lifetime = \"200000d\"\n",

@@ -1,5 +1,5 @@
 // The tables of the queue and of delivery: [queue], [dns], [dane], [mta_sts], [tls_rpt], [tls],
-// [delivery], [retry], [routes].
+// [delivery], [retry].
 #include <charconv>
 #include <system_error>
 
@@ -127,7 +127,9 @@ void ReadTls(Reader& r, relay::MtaStsOptions& mta_sts) {
 // [delivery]
 void ReadDelivery(Reader& r, relay::DeliveryOptions& delivery) {
   r.OnlyKeys({"enabled", "port", "max_parallel", "max_per_destination", "connect_timeout",
-              "postmaster", "max_mx_hosts", "max_addresses"});
+              "postmaster", "max_mx_hosts", "max_addresses", "source_address", "source_address6",
+              "ehlo_name", "address_preference", "address_families"});
+  ReadSource(r, delivery.source);
   r.Unsigned("max_mx_hosts", delivery.max_mx_hosts, 1, 100);
   r.Unsigned("max_addresses", delivery.max_addresses, 1, 100);
   r.String("postmaster", delivery.postmaster);
@@ -155,24 +157,6 @@ void ReadRetry(Reader& r, queue::RetryOptions& retry) {
   if (r.Ok() && retry.max_backoff < retry.min_backoff) {
     r.FailHere(r.Get("max_backoff") ? "max_backoff" : "min_backoff",
                "max_backoff must not be shorter than min_backoff");
-  }
-}
-
-// [routes]: "domain" = "next hop", the domain kept in its A-label form.
-void ReadRoutes(Reader& r, std::map<std::string, std::string>& routes) {
-  for (auto&& [k, v] : r.Entries()) {
-    const std::string domain(k.str());
-    std::string hop;
-    r.String(domain, hop);
-    if (!r.Ok()) break;
-    const std::string ascii = dns::ToAsciiDomain(domain).value_or("");
-    if (!ValidHostname(ascii)) {
-      r.FailHere(domain, "the key must be a domain such as \"example.net\"");
-    } else if (!relay::ParseRoute(hop)) {
-      r.FailHere(domain, "expected a next hop such as \"[mx.example.net]:25\" or \"[192.0.2.1]\"");
-    } else {
-      routes[ascii] = hop;
-    }
   }
 }
 

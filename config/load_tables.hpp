@@ -34,6 +34,12 @@ void ReadTlsRpt(Reader& r, relay::TlsRptOptions& tls_rpt);
 void ReadTls(Reader& r, relay::MtaStsOptions& mta_sts);
 void ReadDelivery(Reader& r, relay::DeliveryOptions& delivery);
 void ReadRetry(Reader& r, queue::RetryOptions& retry);
-void ReadRoutes(Reader& r, std::map<std::string, std::string>& routes);
+
+// load_routes.cpp: routes and TLS policies; [delivery] must be read first (its source options
+// are every route's defaults), and [dane] (mandatory domains cannot be weakened).
+void ReadSource(Reader& r, relay::SourceOptions& source);
+void ReadRoutes(Reader& r, relay::DeliveryOptions& delivery);
+void ReadSenderRoutes(Reader& r, relay::DeliveryOptions& delivery);  // after [routes]
+void ReadTlsPolicy(Reader& r, relay::DeliveryOptions& delivery);
 
 }  // namespace danerelay::config

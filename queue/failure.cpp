@@ -6,7 +6,7 @@
 namespace danerelay::queue {
 namespace {
 
-constexpr std::array<std::pair<Cause, std::string_view>, 25> kTokens = {{
+constexpr std::array<std::pair<Cause, std::string_view>, 28> kTokens = {{
     {Cause::kNone, ""},
     {Cause::kDns, "dns"},
     {Cause::kResolverNotValidating, "resolver-not-validating"},
@@ -32,6 +32,9 @@ constexpr std::array<std::pair<Cause, std::string_view>, 25> kTokens = {{
     {Cause::kRemoteReply, "remote-reply"},
     {Cause::kRecipientDomain, "recipient-domain"},
     {Cause::kOperator, "operator"},
+    {Cause::kTlsPolicyNotVerified, "tls-policy-not-verified"},
+    {Cause::kUpstreamAuth, "upstream-auth"},
+    {Cause::kLocalSetup, "local-setup"},
 }};
 
 }  // namespace
@@ -56,6 +59,7 @@ std::string ResultType(Cause c) {
     case Cause::kStartTlsRefused:
       return "starttls-not-supported";
     case Cause::kStsNotTrusted:
+    case Cause::kTlsPolicyNotVerified:
       return "certificate-not-trusted";
     case Cause::kDaneNotVerified:
     case Cause::kTlsHandshake:

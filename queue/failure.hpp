@@ -35,6 +35,9 @@ enum class Cause {
   kRemoteReply,            // the server answered MAIL, RCPT or the data with a failure
   kRecipientDomain,        // the recipient domain is unusable (IDNA) or has no mail (null MX)
   kOperator,               // returned by the operator (`queue bounce`)
+  kTlsPolicyNotVerified,   // the operator's TLS policy (verify, fingerprint) was not met
+  kUpstreamAuth,           // AUTH to an upstream failed or could not be done safely
+  kLocalSetup,             // our side: a source address or client certificate cannot be used
 };
 
 // The stable name of a cause, as stored in the queue ("dane-not-verified"); "" for kNone.

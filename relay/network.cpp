@@ -214,8 +214,8 @@ std::string LowerAscii(std::string_view text) {
   return out;
 }
 
-std::optional<Route> ParseRoute(std::string_view text) {
-  Route r;
+std::optional<RouteHost> ParseRoute(std::string_view text) {
+  RouteHost r;
   std::string_view rest = text;
   if (!rest.empty() && rest.front() == '[') {
     const auto close = rest.find(']');
@@ -239,6 +239,7 @@ std::optional<Route> ParseRoute(std::string_view text) {
   }
   if (r.host.empty() || r.host.find_first_of(" /") != std::string::npos) return std::nullopt;
   r.ip_literal = ParseAddress(r.host).has_value();
+  r.mx_lookup = text.front() != '[' && !r.ip_literal;
   return r;
 }
 

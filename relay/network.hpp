@@ -51,13 +51,16 @@ bool ReachesListener(const std::vector<ListenAddress>& listeners, std::string_vi
 enum class DnsblAnswer { kNotListed, kListed, kError };
 DnsblAnswer JudgeDnsbl(const std::vector<std::string>& addresses);
 
-// A next hop from [routes]: "[mx.example.net]:2525", "mx.example.net", "[192.0.2.1]".
-struct Route {
+// A next hop from [routes]: "[mx.example.net]:2525" (that host, no MX lookup), "mx.example.net"
+// or "relay.example.net:587" (the MX hosts of that name, as Postfix reads an unbracketed
+// relayhost), "[192.0.2.1]".
+struct RouteHost {
   std::string host;
   std::uint16_t port = 0;  // 0: the default delivery port
   bool ip_literal = false;
+  bool mx_lookup = false;  // not in brackets and not an address
 };
-std::optional<Route> ParseRoute(std::string_view text);
+std::optional<RouteHost> ParseRoute(std::string_view text);
 
 // Domain names compare case-insensitively (RFC 4343); this lowers ASCII letters only.
 std::string LowerAscii(std::string_view text);

@@ -10,6 +10,7 @@
 
 #include "queue/retry.hpp"
 #include "relay/network.hpp"
+#include "relay/routes.hpp"
 #include "tls/server_context.hpp"
 
 namespace danerelay::relay {
@@ -155,7 +156,8 @@ struct DeliveryOptions {
   // recorded ("would defer"), but the mail goes out under the opportunistic rules.
   std::vector<std::string> testing_domains;
   std::chrono::seconds preflight_interval = std::chrono::hours(6);  // 0: no pre-flight check
-  std::map<std::string, std::string> routes;  // [routes] "domain" = "[host]:port"
+  Routes routes;         // [routes], [sender_routes], [tls_policy]
+  SourceOptions source;  // [delivery] source_address, source_address6, ehlo_name, ...
   // Mail loops (RFC 5321 §6.3): a message with more Received header fields than [limits]
   // max_hops is returned 5.4.6, never relayed (Postfix: hopcount_limit = 50); a next hop that
   // is one of our own listeners (the listeners of [server], filled in by config/) is never

@@ -83,18 +83,18 @@ tl::expected<std::shared_ptr<asio::ssl::context>, std::string> MakeClientContext
 
 tl::expected<void, std::string> PrepareClient(ssl_st* ssl, const std::string& sni,
                                               const DaneSetup* dane,
-                                              const std::string& webpki_name) {
+                                              const std::vector<std::string>& webpki_names) {
   if (!dane) {
     if (!sni.empty()) SSL_set_tlsext_host_name(ssl, sni.c_str());
-    if (!webpki_name.empty()) {
+    for (size_t i = 0; i < webpki_names.size(); ++i) {
+      const std::string& name = webpki_names[i];
       // RFC 8461 §4.2 (by RFC 6125): the MX host must be a DNS-ID of the subjectAltName; a
       // certificate naming it in the subject CN only does not count, even without any SAN
       // (where OpenSSL would fall back to the CN).
       SSL_set_hostflags(ssl,
                         X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
-      if (SSL_set1_host(ssl, webpki_name.c_str()) != 1) {
-        return tl::unexpected("cannot check certificates for " + webpki_name);
-      }
+      const int ok = i == 0 ? SSL_set1_host(ssl, name.c_str()) : SSL_add1_host(ssl, name.c_str());
+      if (ok != 1) return tl::unexpected("cannot check certificates for " + name);
     }
     return {};
   }
@@ -113,6 +113,21 @@ tl::expected<void, std::string> PrepareClient(ssl_st* ssl, const std::string& sn
   }
   ERR_clear_error();
   if (added == 0) return tl::unexpected(std::string("no usable TLSA records"));
+  return {};
+}
+
+tl::expected<void, std::string> UseClientCertificate(ssl_st* ssl, const std::string& cert_file,
+                                                     const std::string& key_file) {
+  if (SSL_use_certificate_chain_file(ssl, cert_file.c_str()) != 1) {
+    ERR_clear_error();
+    return tl::unexpected("cannot use the client certificate in " + cert_file);
+  }
+  if (SSL_use_PrivateKey_file(ssl, key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
+      SSL_check_private_key(ssl) != 1) {
+    ERR_clear_error();
+    return tl::unexpected("cannot use the client key in " + key_file +
+                          " (unreadable, or not the certificate's key)");
+  }
   return {};
 }
 

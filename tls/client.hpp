@@ -48,9 +48,15 @@ struct DaneSetup {
 // Without `dane`, `webpki_name` (MTA-STS, RFC 8461 §4.2) makes the X.509 verification check
 // that name too, so that "Trusted" means: a chain to a trusted CA, valid for that host by a
 // subjectAltName DNS-ID (never by the subject CN).
+// With several `webpki_names`, any of them will do (the operator's "verify" with tls_names).
 tl::expected<void, std::string> PrepareClient(ssl_st* ssl, const std::string& sni,
                                               const DaneSetup* dane,
-                                              const std::string& webpki_name = "");
+                                              const std::vector<std::string>& webpki_names = {});
+
+// A client certificate for this connection (a chain in PEM, the leaf first) and its key, read
+// from the files now. An error names the file that could not be used.
+tl::expected<void, std::string> UseClientCertificate(ssl_st* ssl, const std::string& cert_file,
+                                                     const std::string& key_file);
 
 // One certificate of the chain the server sent, as posttls-finger shows it.
 struct CertInfo {

@@ -140,7 +140,7 @@ Verdict WebPkiHandshake(const Cert& leaf, const Cert& ca, const std::string& nam
   SSL_set_bio(server, s_bio, s_bio);
   SSL_set_connect_state(client);
   SSL_set_accept_state(server);
-  EXPECT_TRUE(PrepareClient(client, name, nullptr, name));
+  EXPECT_TRUE(PrepareClient(client, name, nullptr, {name}));
   bool client_done = false, server_done = false;
   for (int i = 0; i < 100 && !(client_done && server_done); ++i) {
     if (!client_done) client_done = SSL_do_handshake(client) == 1;

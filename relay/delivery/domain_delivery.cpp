@@ -204,7 +204,7 @@ class DomainPass {
   // The domain's side: its policy, the resolver's health, the next hops, MTA-STS. False when the
   // pass is over before any host (the outcome recorded).
   asio::awaitable<bool> Prepare(const std::string& recipient_domain) {
-    auto domain_policy = PolicyFor(ctx_.options, recipient_domain);
+    auto domain_policy = PolicyFor(ctx_.options, recipient_domain, false, m_.sender);
     if (!domain_policy) {
       Finish(RecipientState::kFailed,
              Fail(Cause::kRecipientDomain, "5.1.2",
@@ -235,9 +235,10 @@ class DomainPass {
                 domain_, ctx_.health->Problem());
     }
 
-    // The next hops: a static route, or the MX RRset (RFC 5321 §5.1).
+    // The next hops: a route's hosts, or the MX RRset (RFC 5321 §5.1).
     auto dns_started = SteadyClock::now();
-    hops_ = co_await FindNextHops(ctx_.resolver, domain_, ctx_.options, ctx_.rng);
+    const Route* route = policy_.route ? &*policy_.route : nullptr;
+    hops_ = co_await FindNextHops(ctx_.resolver, domain_, ctx_.options, ctx_.rng, route);
     delays_.dns += SteadyClock::now() - dns_started;
     if (hops_.hosts.empty()) {
       if (!hops_.permanent) CountDane("dns_failure");  // the MX lookup failed or was bogus
@@ -267,9 +268,9 @@ class DomainPass {
       Log(Service::kSmtp)
           .info("{}: TLS-Required: No; MTA-STS is not applied to this message", m_.id);
     }
-    if (ctx_.sts && !tls_required_no) {
+    if (ctx_.sts && !tls_required_no && !policy_.route) {
       dns_started = SteadyClock::now();
-      sts_ = co_await FindSts(*ctx_.sts, ctx_.options, domain_);
+      sts_ = co_await FindSts(*ctx_.sts, domain_);
       delays_.dns += SteadyClock::now() - dns_started;
       if (!sts_.lookup.problem.empty()) {
         Log(Service::kSmtp)
@@ -305,6 +306,10 @@ class DomainPass {
     AttemptTags tags;
     tags.report = plan.report;
     tags.session_result_type = plan.session_result_type;
+    if (policy_.route || policy_.tls.explicit_policy) {
+      tags.Note(fmt::format("{}tls={}{}", policy_.route ? "route=" + policy_.route->key + ", " : "",
+                            ToString(policy_.tls.policy), host.fallback ? ", fallback" : ""));
+    }
     if (plan.dns.no_address) {
       Remember(*plan.skip);
       RecordHost(m_, host, facts, "", "", last_, "", out_);
@@ -444,7 +449,9 @@ class DomainPass {
         RecordHost(m_, host, facts, ip, verdict, r.failure, matched, out_, host_tags);
         continue;
       }
-      const std::string relay = fmt::format("{}[{}]:{}", host.name, ip, host.port);
+      const std::string relay =
+          fmt::format("{}[{}]:{}{}", host.name, ip, host.port,
+                      policy_.route ? ", route=" + policy_.route->key : std::string());
       for (size_t i = 0; i < m_.recipients.size(); ++i) {
         const auto& rc = r.recipients[i];
         queue::RecipientUpdate u{

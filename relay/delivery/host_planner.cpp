@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "dns/idn.hpp"
+#include "relay/network.hpp"
 
 namespace danerelay::relay {
 
@@ -70,11 +71,73 @@ asio::awaitable<HostDecision> Plan(dns::Lookup& resolver, const NextHop& host,
                                    const std::string& helo_name,
                                    std::shared_ptr<asio::ssl::context> tls_context);
 
+// A SHA-256 pin as the DANE-EE records that match it: of the whole certificate (3 0 1) and of
+// its public key (3 1 1). OpenSSL's DANE code does the matching.
+std::vector<dns::TlsaRecord> PinRecords(const std::vector<std::string>& pins) {
+  std::vector<dns::TlsaRecord> out;
+  for (const std::string& hex : pins) {
+    std::vector<std::uint8_t> data;
+    for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+      data.push_back(static_cast<std::uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    }
+    for (std::uint8_t selector : {0, 1}) out.push_back({3, selector, 1, data});
+  }
+  return out;
+}
+
+// The operator's TLS policy where DANE does not decide: a route's, or a [tls_policy] entry's.
+// "dane" and "dane-only" are the DANE table itself; "fingerprint" pins over anything; the
+// others give way to DANE where usable TLSA records are (they can only add checks).
+void ApplyTlsPolicy(const DomainPolicy& policy, const NextHop& host, HostDecision& h) {
+  ClientRequest& req = h.request;
+  const TlsSettings& tls = policy.tls;
+  switch (tls.policy) {
+    case TlsPolicy::kDane:
+    case TlsPolicy::kDaneOnly:
+      return;
+    case TlsPolicy::kFingerprint:
+      h.dane_applies = false;
+      req.tls = TlsRequirement::kDane;
+      req.dane = tls::DaneSetup{LowerAscii(host.name), {}, PinRecords(tls.fingerprints)};
+      req.webpki_cause = Cause::kTlsPolicyNotVerified;
+      return;
+    default:
+      break;
+  }
+  if (h.dane_applies) return;
+  req.dane.reset();
+  req.tls = tls.policy == TlsPolicy::kVerify || tls.policy == TlsPolicy::kEncrypt
+                ? TlsRequirement::kEncrypt
+                : TlsRequirement::kMay;
+  req.no_tls = tls.policy == TlsPolicy::kNone;
+  if (tls.policy == TlsPolicy::kVerify) {
+    req.webpki_check = req.webpki_required = true;
+    req.webpki_names = tls.names.empty() ? std::vector<std::string>{host.name} : tls.names;
+    req.webpki_cause = Cause::kTlsPolicyNotVerified;
+  }
+}
+
+// What a route adds to the request: implicit TLS, a client certificate, AUTH, the source.
+void ApplyRouteAndSource(const DomainPolicy& policy, HostDecision& h) {
+  ClientRequest& req = h.request;
+  req.implicit_tls = policy.tls.implicit_tls && !req.no_tls;
+  req.client_cert_file = policy.tls.client_cert_file;
+  req.client_key_file = policy.tls.client_key_file;
+  if (policy.route) {
+    req.auth = policy.route->auth;
+    req.route = policy.route->key;
+  }
+  req.source_address = policy.source.address;
+  req.source_address6 = policy.source.address6;
+  if (!policy.source.ehlo_name.empty()) req.helo_name = policy.source.ehlo_name;
+  h.dns.addresses = OrderAddresses(std::move(h.dns.addresses), policy.source);
+}
+
 }  // namespace
 
 tl::expected<DomainPolicy, std::string> PolicyFor(const DeliveryOptions& options,
                                                   const std::string& recipient_domain,
-                                                  bool force_mandatory) {
+                                                  bool force_mandatory, std::string_view sender) {
   auto ascii = dns::ToAsciiDomain(recipient_domain);
   if (!ascii) return tl::unexpected(ascii.error());
   DomainPolicy p;
@@ -84,13 +147,21 @@ tl::expected<DomainPolicy, std::string> PolicyFor(const DeliveryOptions& options
                : DaneMode::kOpportunistic;
   // [dane] testing_domains: judged as mandatory as well, delivered under the opportunistic rules.
   p.testing = p.mode == DaneMode::kOpportunistic && IsMandatory(options.testing_domains, p.domain);
+  p.source = options.source;
+  if (const Route* route = FindRoute(options.routes, sender, p.domain)) {
+    p.route = *route;
+    p.tls = route->tls;
+    p.source = route->source;
+  } else if (const TlsSettings* tls = FindTlsPolicy(options.routes, p.domain)) {
+    p.tls = *tls;
+  }
+  if (p.tls.policy == TlsPolicy::kDaneOnly) p.mode = DaneMode::kMandatory;
+  if (p.mode == DaneMode::kMandatory) p.tls.policy = TlsPolicy::kDaneOnly;
   return p;
 }
 
-asio::awaitable<StsFinding> FindSts(StsPolicies& sts, const DeliveryOptions& options,
-                                    const std::string& domain) {
+asio::awaitable<StsFinding> FindSts(StsPolicies& sts, const std::string& domain) {
   StsFinding f;
-  if (options.routes.contains(domain)) co_return f;
   f.lookup = co_await sts.Get(domain);
   const auto& policy = f.lookup.policy;
   if (policy && policy->mode != sts::Mode::kNone) {
@@ -105,6 +176,7 @@ asio::awaitable<StsFinding> FindSts(StsPolicies& sts, const DeliveryOptions& opt
 }
 
 std::span<const NextHop> HostsToTry(const NextHops& hops, const DeliveryOptions& options) {
+  if (hops.routed) return hops.hosts;
   return std::span<const NextHop>(hops.hosts)
       .first(std::min<size_t>(hops.hosts.size(), options.max_mx_hosts));
 }
@@ -149,10 +221,14 @@ asio::awaitable<HostDecision> Plan(dns::Lookup& resolver, const NextHop& host,
                        fmt::format("{}: {}", host.name, h.decision.reason)};
     co_return h;
   }
-  // MTA-STS (RFC 8461) where DANE does not apply (§2: DANE wins where TLSA records do).
+  // MTA-STS (RFC 8461) where DANE does not apply (§2: DANE wins where TLSA records do), and
+  // the operator's table names no other TLS policy for the domain.
   h.dane_applies = h.decision.tls == TlsRequirement::kDane;
+  const bool dane_policy =
+      policy.tls.policy == TlsPolicy::kDane || policy.tls.policy == TlsPolicy::kDaneOnly;
   h.sts_mx_allowed = policy.sts && sts::MxAllowed(*policy.sts, host.name);
-  h.sts_mode = policy.sts && !h.dane_applies && !report_mail ? policy.sts->mode : sts::Mode::kNone;
+  h.sts_mode = policy.sts && !h.dane_applies && !report_mail && dane_policy ? policy.sts->mode
+                                                                            : sts::Mode::kNone;
   if (h.sts_mode != sts::Mode::kNone && !h.sts_mx_allowed) {
     const std::string why = fmt::format("{} does not match the MTA-STS policy of {} (mx: {})",
                                         host.name, policy.domain, fmt::join(policy.sts->mx, ", "));
@@ -170,10 +246,21 @@ asio::awaitable<HostDecision> Plan(dns::Lookup& resolver, const NextHop& host,
   req.tls = h.decision.tls;
   if (h.dane_applies) req.dane = MakeDaneSetup(h.dns, host, policy.domain, h.decision);
   ApplyMtaSts(h.sts_mode, req);
+  if (!report_mail) ApplyTlsPolicy(policy, host, h);
+  ApplyRouteAndSource(policy, h);
+  if (h.dns.addresses.empty()) {
+    h.skip = queue::Failure{Cause::kNoAddress, "4.4.4", "",
+                            fmt::format("no address of {} in the address families allowed "
+                                        "([delivery] address_families)",
+                                        host.name)};
+    co_return h;
+  }
   if (policy.requiretls) {
     // RFC 8689 §4.2.1: TLS authenticated by DANE, or by an MTA-STS policy that names the host
-    // (its certificate then valid under WebPKI, whatever the policy's mode).
-    if (!h.dane_applies && !h.sts_mx_allowed) {
+    // (its certificate then valid under WebPKI, whatever the policy's mode), or by the
+    // operator's "verify" or "fingerprint" (a trusted chain, or the pinned key).
+    const bool by_operator = Authenticates(policy.tls.policy);
+    if (!h.dane_applies && !h.sts_mx_allowed && !by_operator) {
       // RFC 8689 §5: "Unable to establish TLS-protected SMTP session", 5.7.10 (X.7.10
       // "Encryption Needed", RFC 5248); 5.7.30 is for a server without REQUIRETLS.
       h.skip = queue::Failure{
@@ -183,7 +270,7 @@ asio::awaitable<HostDecision> Plan(dns::Lookup& resolver, const NextHop& host,
           /*permanent=*/true};
       co_return h;
     }
-    if (!h.dane_applies) ApplyMtaSts(sts::Mode::kEnforce, req);
+    if (!h.dane_applies && !by_operator) ApplyMtaSts(sts::Mode::kEnforce, req);
     req.requiretls = true;
   }
   req.tls_context = std::move(tls_context);

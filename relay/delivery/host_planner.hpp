@@ -49,6 +49,12 @@ struct DomainPolicy {
   // failed handshake; a TLSA lookup that failed does not hold it back), without MTA-STS.
   // Verifying first and falling back after would protect nothing: a report goes out either way.
   bool tls_report = false;
+  // The route the mail takes (a copy: options may be reloaded while the pass runs), or none for
+  // MX delivery; the TLS policy that applies (the route's, a [tls_policy] entry's, or DANE);
+  // where connections come from.
+  std::optional<Route> route;
+  TlsSettings tls;
+  SourceOptions source;
 };
 
 // RFC 8460 §4.4: the policy a host's sessions are reported under, typed here where it is
@@ -81,21 +87,27 @@ struct HostDecision {
 // The domain's side, pure: its A-label form (IDNA2008: DNS, the TLSA base, DANE-TA names and the
 // mandatory list see it) and its DANE mode from [dane] mandatory_domains and testing_domains
 // (`force_mandatory`: dane-check --mandatory). An error when the name has no A-label form.
+// `sender` chooses a [sender_routes] entry. A route or [tls_policy] entry with "dane-only"
+// makes the mode mandatory; mandatory DANE is never weakened: a domain under it that a default
+// or subdomain route would take elsewhere goes there under "dane-only".
 tl::expected<DomainPolicy, std::string> PolicyFor(const DeliveryOptions& options,
                                                   const std::string& recipient_domain,
-                                                  bool force_mandatory = false);
+                                                  bool force_mandatory = false,
+                                                  std::string_view sender = "");
 
-// MTA-STS as delivery applies it: for MX-based delivery only (not for [routes]).
+// MTA-STS as delivery applies it: for MX-based delivery only. A routed domain's policy is not
+// looked up: RFC 8461 §4 validates the MX hosts of the recipient domain, and a route's upstream
+// is not one (its TLS policy is the route's); Postfix's mta-sts-resolver applied the policy to
+// the relayhost and deferred all mail (its issue #49).
 struct StsFinding {
   StsLookup lookup;                   // as the cache answered (problem logged by the caller)
   std::optional<sts::Policy> policy;  // in force, mode testing or enforce
   std::string label;                  // for the attempts: "enforce id=..." (" (cached)")
   std::string missing;  // the domain publishes MTA-STS, no policy could be had (TLS-RPT label)
 };
-asio::awaitable<StsFinding> FindSts(StsPolicies& sts, const DeliveryOptions& options,
-                                    const std::string& domain);
+asio::awaitable<StsFinding> FindSts(StsPolicies& sts, const std::string& domain);
 
-// The MX hosts delivery tries: the first [delivery] max_mx_hosts.
+// The MX hosts delivery tries: the first [delivery] max_mx_hosts (a route's: all).
 std::span<const NextHop> HostsToTry(const NextHops& hops, const DeliveryOptions& options);
 
 asio::awaitable<HostDecision> PlanHost(dns::Lookup& resolver, const NextHop& host,

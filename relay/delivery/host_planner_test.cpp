@@ -57,7 +57,7 @@ FakeLookup World(DnssecState state, bool tlsa) {
 
 NextHops Hops(FakeLookup& f, const std::string& domain, const DeliveryOptions& o = {}) {
   std::mt19937 rng(1);
-  return Await(FindNextHops(f, domain, o, rng));
+  return Await(FindNextHops(f, domain, o, rng, FindRoute(o.routes, "", domain)));
 }
 
 TEST(NextHopTest, WhatTheMxAnswerMeans) {
@@ -108,13 +108,52 @@ TEST(NextHopTest, MxHostsInPreferenceOrderAndRoutesWithoutLookup) {
   EXPECT_EQ(hops.hosts[0].name, "a.two.example");
 
   DeliveryOptions o;
-  o.routes["routed.example"] = "[relay.example.net]:2525";
+  o.routes.by_domain["routed.example"].hosts = {*ParseRoute("[relay.example.net]:2525")};
   f.asked.clear();
   const NextHops routed = Hops(f, "routed.example", o);
   ASSERT_EQ(routed.hosts.size(), 1u);
   EXPECT_EQ(routed.hosts[0].name, "relay.example.net");
   EXPECT_EQ(routed.hosts[0].port, 2525);
   EXPECT_TRUE(f.asked.empty());  // a static route: no MX lookup
+}
+
+// A route's hosts in order: bracketed as they are, unbracketed by their MX hosts, then the
+// fallback hosts; a host whose MX lookup fails is passed over, and with none left the attempt
+// fails temporarily (the operator's route, not the recipient's domain).
+TEST(NextHopTest, RouteHostsInOrderWithMxLookupAndFallback) {
+  FakeLookup f;
+  auto mx = FakeLookup::With<dns::MxAnswer>(DnssecState::kInsecure, "provider.example");
+  mx.records = {{20, "b.provider.example"}, {10, "a.provider.example"}};
+  f.mx["provider.example"] = mx;
+  f.mx["gone.example"] = FakeLookup::Failed<dns::MxAnswer>(DnssecState::kInsecure);
+  DeliveryOptions o;
+  Route& r = o.routes.by_domain["*"];
+  r.key = "*";
+  r.hosts = {*ParseRoute("[first.example]:587"), *ParseRoute("gone.example"),
+             *ParseRoute("provider.example:2525")};
+  r.fallback = {*ParseRoute("[192.0.2.99]")};
+  const NextHops hops = Hops(f, "anything.example", o);
+  ASSERT_EQ(hops.hosts.size(), 4u);
+  EXPECT_TRUE(hops.routed);
+  EXPECT_EQ(hops.hosts[0].name, "first.example");
+  EXPECT_EQ(hops.hosts[0].port, 587);
+  EXPECT_EQ(hops.hosts[1].name, "a.provider.example");
+  EXPECT_EQ(hops.hosts[1].port, 2525);
+  EXPECT_EQ(hops.hosts[1].mx_dnssec, DnssecState::kInsecure);
+  EXPECT_EQ(hops.hosts[2].name, "b.provider.example");
+  EXPECT_TRUE(hops.hosts[3].ip_literal);
+  EXPECT_TRUE(hops.hosts[3].fallback);
+  EXPECT_FALSE(hops.hosts[2].fallback);
+  // No [delivery] max_mx_hosts cap for the operator's own list.
+  o.max_mx_hosts = 1;
+  EXPECT_EQ(HostsToTry(hops, o).size(), 4u);
+
+  r.hosts = {*ParseRoute("gone.example")};
+  r.fallback.clear();
+  const NextHops none = Hops(f, "anything.example", o);
+  EXPECT_TRUE(none.hosts.empty());
+  EXPECT_FALSE(none.permanent);
+  EXPECT_EQ(none.status, "4.4.3");
 }
 
 HostPlan Resolve(FakeLookup& f, const std::string& host, DnssecState mx = DnssecState::kSecure) {
@@ -379,6 +418,79 @@ TEST(PlanHostTest, ReportMailGoesOutUnderMayExceptUnderMandatoryDane) {
   h = Await(PlanHost(unsigned_world, mx, mandatory, options, "r", nullptr));
   ASSERT_TRUE(h.skip);
   EXPECT_EQ(h.skip->cause, Cause::kDaneRequired);
+}
+
+// The operator's TLS policies, as the request carries them out.
+TEST(PlanHostTest, OperatorTlsPolicies) {
+  const DeliveryOptions options;
+  const NextHop mx{"mx.example.org"};
+  const auto with = [](TlsPolicy p, std::vector<std::string> names = {},
+                       std::vector<std::string> pins = {}) {
+    TlsSettings t;
+    t.policy = p;
+    t.names = std::move(names);
+    t.fingerprints = std::move(pins);
+    return t;
+  };
+  const auto plan = [&](TlsSettings tls, bool with_tlsa) {
+    FakeLookup f = World(DnssecState::kSecure, with_tlsa);
+    DomainPolicy policy;
+    policy.domain = "example.org";
+    policy.tls = std::move(tls);
+    return Await(PlanHost(f, mx, policy, options, "r", nullptr));
+  };
+  TlsSettings verify = with(TlsPolicy::kVerify, {"a.example", "b.example"});
+  HostDecision h = plan(verify, false);
+  EXPECT_EQ(h.request.tls, TlsRequirement::kEncrypt);
+  EXPECT_TRUE(h.request.webpki_required);
+  EXPECT_EQ(h.request.webpki_names, (std::vector<std::string>{"a.example", "b.example"}));
+  EXPECT_EQ(h.request.webpki_cause, Cause::kTlsPolicyNotVerified);
+  verify.names.clear();
+  EXPECT_EQ(plan(verify, false).request.webpki_names,
+            std::vector<std::string>{"mx.example.org"});
+  // DANE wins where TLSA records are usable...
+  h = plan(verify, true);
+  EXPECT_EQ(h.request.tls, TlsRequirement::kDane);
+  EXPECT_FALSE(h.request.webpki_required);
+  // ...but the operator's pins are the operator's: matched by OpenSSL's DANE code as 3 0 1 / 3 1 1.
+  const std::string pin(64, 'a');
+  h = plan(with(TlsPolicy::kFingerprint, {}, {pin}), true);
+  EXPECT_EQ(h.request.tls, TlsRequirement::kDane);
+  ASSERT_TRUE(h.request.dane);
+  ASSERT_EQ(h.request.dane->records.size(), 2u);
+  EXPECT_EQ(h.request.dane->records[0].ToString().substr(0, 6), "3 0 1 ");
+  EXPECT_EQ(h.request.dane->records[1].ToString().substr(0, 6), "3 1 1 ");
+  EXPECT_EQ(h.request.dane->records[1].data, std::vector<std::uint8_t>(32, 0xAA));
+  h = plan(with(TlsPolicy::kNone), false);
+  EXPECT_TRUE(h.request.no_tls);
+  EXPECT_EQ(plan(with(TlsPolicy::kEncrypt), false).request.tls, TlsRequirement::kEncrypt);
+  EXPECT_EQ(plan(with(TlsPolicy::kMay), true).request.tls, TlsRequirement::kDane);
+}
+
+TEST(PolicyForTest, RoutesTlsPolicyAndMandatoryDaneNeverWeakened) {
+  DeliveryOptions o;
+  o.mandatory_domains = {".bank.example"};
+  o.source.ehlo_name = "out.example";
+  Route star;
+  star.key = "*";
+  star.tls.policy = TlsPolicy::kVerify;
+  star.source.ehlo_name = "route.example";
+  o.routes.by_domain["*"] = star;
+  o.routes.tls_policy["partner.example"].policy = TlsPolicy::kDaneOnly;
+  auto p = PolicyFor(o, "other.example");
+  ASSERT_TRUE(p && p->route);
+  EXPECT_EQ(p->route->key, "*");
+  EXPECT_EQ(p->tls.policy, TlsPolicy::kVerify);
+  EXPECT_EQ(p->source.ehlo_name, "route.example");
+  // A mandatory domain that the default route takes: the route's host under dane-only.
+  p = PolicyFor(o, "pay.bank.example");
+  EXPECT_EQ(p->mode, DaneMode::kMandatory);
+  EXPECT_EQ(p->tls.policy, TlsPolicy::kDaneOnly);
+  o.routes.by_domain.clear();
+  p = PolicyFor(o, "partner.example");
+  EXPECT_FALSE(p->route);
+  EXPECT_EQ(p->mode, DaneMode::kMandatory);  // [tls_policy] dane-only
+  EXPECT_EQ(p->source.ehlo_name, "out.example");
 }
 
 TEST(PolicyForTest, ALabelsModeAndTesting) {

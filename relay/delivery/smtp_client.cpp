@@ -6,6 +6,7 @@
 #include <asio/this_coro.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <openssl/x509_vfy.h>
 
 #include <algorithm>
@@ -15,9 +16,12 @@
 #include "dns/idn.hpp"
 #include "queue/orcpt.hpp"
 #include "relay/daemon/logging.hpp"
+#include "relay/daemon/metrics.hpp"
 #include "relay/delivery/seven_bit.hpp"
+#include "relay/delivery/upstream_auth.hpp"
 #include "relay/io/connection.hpp"
 #include "relay/io/reply_reader.hpp"
+#include "relay/smtp/sasl.hpp"
 #include "relay/smtp/smtp_reply.hpp"
 
 namespace danerelay::relay {
@@ -142,6 +146,17 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Connect(const ClientRequest& req, 
   s->peer = fmt::format("{}[{}]:{}", req.mx_host, req.ip, req.port);
   Connection& conn = s->conn;
   conn.socket.open(address.is_v6() ? tcp::v6() : tcp::v4(), ec);
+  const std::string& source = address.is_v6() ? req.source_address6 : req.source_address;
+  if (!ec && !source.empty()) {
+    // A source address we do not have (or may not use) is our problem: deferred, said plainly.
+    conn.socket.bind(tcp::endpoint(asio::ip::make_address(source, ec), 0), ec);
+    if (ec) {
+      FailHost(res, Cause::kLocalSetup, "4.3.0",
+               fmt::format("cannot use source address {} for {}: {}", source, s->peer,
+                           ec.message()));
+      co_return nullptr;
+    }
+  }
   if (!ec) {
     conn.deadline.Arm(req.timeouts.connect);
     std::tie(ec) = co_await conn.socket.async_connect(tcp::endpoint(address, req.port), kUseTuple);
@@ -217,15 +232,22 @@ asio::awaitable<std::optional<Reply>> Ehlo(SmtpSession& s, const ClientRequest& 
 std::optional<queue::Failure> VerdictFailure(const ClientRequest& req, const tls::Verdict& v,
                                              const std::string& peer) {
   if (req.tls == tls::Requirement::kDane && v.kind != tls::Verdict::Kind::kVerified) {
+    if (req.webpki_cause == Cause::kTlsPolicyNotVerified) {  // "fingerprint": pins, not DNS
+      return queue::Failure{Cause::kTlsPolicyNotVerified, "4.7.5",
+                            CertificateResultType(v, Cause::kTlsPolicyNotVerified),
+                            fmt::format("Server certificate matches no pinned fingerprint "
+                                        "(TLS policy \"fingerprint\"): {}",
+                                        peer)};
+    }
     return queue::Failure{Cause::kDaneNotVerified, "4.7.5",
                           CertificateResultType(v, Cause::kDaneNotVerified),
                           fmt::format("Server certificate not verified ({}): {}", v.reason, peer)};
   }
   if (req.webpki_required && v.kind != tls::Verdict::Kind::kTrusted) {
-    return queue::Failure{Cause::kStsNotTrusted, "4.7.5",
-                          CertificateResultType(v, Cause::kStsNotTrusted),
-                          fmt::format("Server certificate not trusted under the "
-                                      "MTA-STS policy ({}): {}",
+    const bool sts = req.webpki_cause == Cause::kStsNotTrusted;
+    return queue::Failure{req.webpki_cause, "4.7.5", CertificateResultType(v, req.webpki_cause),
+                          fmt::format("Server certificate not trusted under the {} ({}): {}",
+                                      sts ? "MTA-STS policy" : "TLS policy \"verify\"",
                                       v.reason, peer)};
   }
   return std::nullopt;
@@ -237,13 +259,26 @@ std::optional<queue::Failure> VerdictFailure(const ClientRequest& req, const tls
 asio::awaitable<bool> Handshake(SmtpSession& s, const ClientRequest& req, ClientResult& res) {
   Connection& conn = s.conn;
   const tls::DaneSetup* dane = req.dane ? &*req.dane : nullptr;
-  std::string prepare_error;
+  std::string prepare_error, client_cert_error;
   const std::error_code hs = co_await conn.StartTls(
       *req.tls_context, asio::ssl::stream_base::client, req.timeouts.command, [&](ssl_st* ssl) {
-        auto ok = tls::PrepareClient(ssl, req.mx_host, dane,
-                                     req.webpki_check ? req.mx_host : std::string());
+        const std::vector<std::string> names =
+            !req.webpki_check            ? std::vector<std::string>{}
+            : req.webpki_names.empty() ? std::vector<std::string>{req.mx_host}
+                                         : req.webpki_names;
+        auto ok = tls::PrepareClient(ssl, req.mx_host, dane, names);
         if (!ok) prepare_error = ok.error();
+        if (ok && !req.client_cert_file.empty()) {
+          auto cert = tls::UseClientCertificate(ssl, req.client_cert_file.string(),
+                                                req.client_key_file.string());
+          if (!cert) client_cert_error = cert.error();
+        }
       });
+  if (!client_cert_error.empty()) {
+    co_await conn.Close();
+    co_return FailHost(res, Cause::kLocalSetup, "4.3.0",
+                       fmt::format("TLS with {}: {}", s.peer, client_cert_error));
+  }
   if (!prepare_error.empty() && (dane || req.webpki_required)) {
     co_await conn.Close();
     co_return FailHost(res, Cause::kDaneSetup, "4.7.5",
@@ -251,7 +286,7 @@ asio::awaitable<bool> Handshake(SmtpSession& s, const ClientRequest& req, Client
   }
   if (hs) {
     co_await conn.Close();
-    res.retry_plaintext = !TlsRequired(req);
+    res.retry_plaintext = !TlsRequired(req) && !req.implicit_tls;
     co_return FailHost(res, Cause::kTlsHandshake, "4.7.5",
                        fmt::format("TLS handshake with {} failed: {}", s.peer, hs.message()));
   }
@@ -288,11 +323,63 @@ asio::awaitable<bool> StartTls(SmtpSession& s, const ClientRequest& req, ClientR
   co_return true;
 }
 
+// A refused or impossible AUTH to an upstream: deferred, never bounced (a rotated password must
+// not return the queue to its senders), with a warning and a count.
+bool AuthFails(ClientResult& res, const SmtpSession& s, const ClientRequest& req,
+               std::string status, const std::string& why) {
+  Log(Service::kSmtp).warn("SASL authentication to {} (route {}) failed: {}", s.peer, req.route,
+                           why);
+  Metrics::Get().Add("danerelay_upstream_auth_failures_total");
+  return FailHost(res, Cause::kUpstreamAuth, std::move(status),
+                  fmt::format("SASL authentication to {} failed: {}", s.peer, why));
+}
+
+// RFC 4954 AUTH PLAIN (initial response, RFC 4616) or LOGIN, after TLS. False on failure.
+asio::awaitable<bool> Authenticate(SmtpSession& s, const ClientRequest& req, ClientResult& res) {
+  const UpstreamAuth& auth = *req.auth;
+  if (!MaySendCredentials(res.verdict, req.webpki_required, auth.allow_unverified)) {
+    co_await s.Quit();
+    co_return AuthFails(res, s, req, "4.7.5",
+                        "the connection is not authenticated; credentials not sent");
+  }
+  const auto mechanism = ChooseMechanism(s.ehlo.ExtensionParams("AUTH"));
+  if (!mechanism) {
+    co_await s.Quit();
+    co_return AuthFails(res, s, req, "4.7.0", "the server offers neither AUTH PLAIN nor LOGIN");
+  }
+  const auto password = ReadPassword(auth.password_file);
+  if (!password) {
+    co_await s.Quit();
+    co_return AuthFails(res, s, req, "4.3.0", password.error());
+  }
+  std::vector<std::string> steps;
+  if (*mechanism == AuthMechanism::kPlain) {
+    steps = {"AUTH PLAIN " + PlainInitialResponse(auth.user, *password)};
+  } else {
+    steps = {"AUTH LOGIN", EncodeBase64(auth.user), EncodeBase64(*password)};
+  }
+  for (size_t i = 0; i < steps.size(); ++i) {
+    auto reply = co_await s.Command(steps[i], req.timeouts.command);
+    if (!reply) {
+      co_return FailHost(res, Cause::kSession, "4.4.2",
+                         fmt::format("{} during AUTH with {}", reply.error(), s.peer));
+    }
+    const bool last = i + 1 == steps.size();
+    if (reply->code == (last ? 235 : 334)) continue;
+    co_await s.Quit();
+    co_return AuthFails(res, s, req, "4.7.0", "the server said: " + reply->Text());
+  }
+  Log(Service::kSmtp).info("authenticated to {} as {}", s.peer, auth.user);
+  co_return true;
+}
+
 // Connect, greeting, EHLO, STARTTLS as the policy requires, EHLO again. On failure `res` says
 // why and the result is null.
 asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, ClientResult& res) {
   auto s = co_await Connect(req, res);
   if (!s) co_return nullptr;
+  // RFC 8314 §3.3: implicit TLS, the handshake first; no STARTTLS after.
+  if (req.implicit_tls && !co_await Handshake(*s, req, res)) co_return nullptr;
   if (!co_await Greet(*s, req, res)) co_return nullptr;
   auto ehlo = co_await Ehlo(*s, req, res);
   if (!ehlo) co_return nullptr;
@@ -301,8 +388,11 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
     co_return nullptr;
   }
   s->ehlo = std::move(*ehlo);
-  s->starttls_offered = res.starttls_offered = s->ehlo.HasExtension("STARTTLS");
-  if (!req.plaintext_only && s->starttls_offered) {
+  s->starttls_offered = res.starttls_offered =
+      req.implicit_tls || s->ehlo.HasExtension("STARTTLS");
+  if (req.implicit_tls || req.no_tls) {
+    // TLS is up already, or never wanted.
+  } else if (!req.plaintext_only && s->starttls_offered) {
     if (!co_await StartTls(*s, req, res)) co_return nullptr;
   } else if (TlsRequired(req)) {
     co_await s->Quit();
@@ -319,6 +409,7 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
                    /*permanent=*/true});
     co_return nullptr;
   }
+  if (req.auth && !co_await Authenticate(*s, req, res)) co_return nullptr;
   co_return s;
 }
 
@@ -560,6 +651,11 @@ std::string CacheKey(const ClientRequest& req) {
       fmt::format("{}|{}|{}|{}|{}|{}|{}", req.ip, req.port, req.mx_host, static_cast<int>(req.tls),
                   req.plaintext_only, req.webpki_check, req.webpki_required);
   if (req.requiretls) key += "|REQUIRETLS";
+  // What a route adds: a session made with other credentials, certificate, source or name is
+  // not the same session.
+  key += fmt::format("|{}|{}|{}|{}|{}|{}|{}|{}|{}", req.route, req.helo_name, req.no_tls,
+                     req.implicit_tls, req.client_cert_file.string(), req.auth ? req.auth->user : "",
+                     req.source_address, req.source_address6, fmt::join(req.webpki_names, ","));
   if (req.dane) {
     key += "|" + req.dane->base_domain;
     for (const auto& n : req.dane->extra_names) key += "|" + n;

@@ -5,6 +5,7 @@
 // It reports what happened and does not decide what it means for the queue, except for the
 // per-recipient replies the server gave: the delivery agent maps host failures onto the policy.
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -18,6 +19,7 @@
 #include "queue/failure.hpp"
 #include "queue/message.hpp"
 #include "relay/options.hpp"
+#include "relay/routes.hpp"
 #include "relay/smtp/smtp_reply.hpp"
 #include "tls/client.hpp"
 
@@ -41,6 +43,19 @@ struct ClientRequest {
   // RFC 8689 §4.2.1: the next hop must offer REQUIRETLS (else 5.7.30, §5), and MAIL carries
   // it on.
   bool requiretls = false;
+  // The names a WebPKI check accepts (empty: mx_host), and the cause a failed check is
+  // recorded with (kStsNotTrusted under MTA-STS, kTlsPolicyNotVerified under the operator's
+  // "verify").
+  std::vector<std::string> webpki_names;
+  queue::Cause webpki_cause = queue::Cause::kStsNotTrusted;
+  bool no_tls = false;        // TLS policy "none": never STARTTLS
+  bool implicit_tls = false;  // RFC 8314: the handshake before the greeting
+  std::filesystem::path client_cert_file, client_key_file;  // read at each connection
+  // SMTP AUTH (RFC 4954) after TLS, only when the connection is authenticated (or the route
+  // allows it without).
+  std::optional<UpstreamAuth> auth;
+  std::string source_address, source_address6;  // "": the kernel's choice
+  std::string route;  // the route's key, for logs ("" for MX delivery)
   std::shared_ptr<asio::ssl::context> tls_context;
   bool plaintext_only = false;  // the retry after a failed opportunistic handshake
   // Envelope and recipients to deliver; nullptr probes: QUIT right after the TLS step

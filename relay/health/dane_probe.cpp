@@ -93,7 +93,8 @@ asio::awaitable<ProbeReport> ProbeDomain(const DeliveryOptions& options,
   report.domain = policy.domain;
   report.mandatory = policy.mode == DaneMode::kMandatory;
   std::mt19937 rng(0);
-  const NextHops hops = co_await FindNextHops(resolver, policy.domain, options, rng);
+  const Route* route = policy.route ? &*policy.route : nullptr;
+  const NextHops hops = co_await FindNextHops(resolver, policy.domain, options, rng, route);
   if (hops.hosts.empty()) {
     report.verdict = hops.permanent ? ProbeVerdict::kBounced : ProbeVerdict::kDeferred;
     report.status = hops.status;
@@ -101,8 +102,8 @@ asio::awaitable<ProbeReport> ProbeDomain(const DeliveryOptions& options,
     co_return report;
   }
   // MTA-STS as delivery applies it (not for [routes]; DANE wins where it applies).
-  if (sts && !options.routes.contains(policy.domain)) {
-    const StsFinding found = co_await FindSts(*sts, options, policy.domain);
+  if (sts && !route) {
+    const StsFinding found = co_await FindSts(*sts, policy.domain);
     report.mta_sts = found.lookup;
     policy.sts = found.policy;
   }

@@ -1,6 +1,7 @@
 #include "relay/policy/next_hop.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cctype>
@@ -8,17 +9,63 @@
 #include "dns/lookup.hpp"
 
 namespace danerelay::relay {
-asio::awaitable<NextHops> FindNextHops(dns::Lookup& resolver, const std::string& domain,
-                                       const DeliveryOptions& options, std::mt19937& rng) {
+namespace {
+
+// MX hosts in the order to try them: by preference, equal ones shuffled (RFC 5321 §5.1).
+std::vector<dns::MxRecord> Ordered(std::vector<dns::MxRecord> records, std::mt19937& rng) {
+  std::shuffle(records.begin(), records.end(), rng);
+  std::stable_sort(records.begin(), records.end(),
+                   [](const auto& a, const auto& b) { return a.preference < b.preference; });
+  return records;
+}
+
+// A route's hosts. A configured next hop is as trustworthy as an MX record from a signed zone;
+// one looked up by MX is as its answer was. A host whose MX lookup fails is passed over (the
+// next one may work); when none is left the attempt fails temporarily (never a bounce: the
+// route is the operator's, not the recipient's).
+asio::awaitable<NextHops> RouteHops(dns::Lookup& resolver, const Route& route,
+                                    const DeliveryOptions& options, std::mt19937& rng) {
   NextHops out;
-  if (auto it = options.routes.find(domain); it != options.routes.end()) {
-    // A configured next hop is as trustworthy as an MX record from a signed zone.
-    if (auto route = ParseRoute(it->second)) {
-      out.hosts.push_back({route->host, route->port ? route->port : options.port,
-                           dns::DnssecState::kSecure, route->ip_literal});
+  out.routed = true;
+  const std::uint16_t default_port = route.tls.implicit_tls ? 465 : options.port;
+  std::vector<std::string> problems;
+  for (const auto* list : {&route.hosts, &route.fallback}) {
+    for (const RouteHost& h : *list) {
+      const std::uint16_t port = h.port ? h.port : default_port;
+      const bool fallback = list == &route.fallback;
+      if (!h.mx_lookup) {
+        out.hosts.push_back({h.host, port, dns::DnssecState::kSecure, h.ip_literal, fallback});
+        continue;
+      }
+      const dns::MxAnswer mx = co_await resolver.LookupMx(h.host);
+      if (mx.rcode == dns::Rcode::kNoData) {
+        out.hosts.push_back({h.host, port, mx.dnssec, false, fallback});
+      } else if (mx.rcode == dns::Rcode::kNoError) {
+        for (const auto& r : Ordered(mx.records, rng)) {
+          if (!r.host.empty()) out.hosts.push_back({r.host, port, mx.dnssec, false, fallback});
+        }
+      } else {
+        problems.push_back(fmt::format("MX lookup for {} failed: {}", h.host,
+                                       mx.rcode == dns::Rcode::kNxDomain ? "no such domain" : mx.why));
+      }
     }
-    co_return out;
   }
+  if (out.hosts.empty()) {
+    out.status = "4.4.3";
+    out.cause = queue::Cause::kDns;
+    out.reason = fmt::format("route {}: no host could be found ({})", route.key,
+                             fmt::join(problems, "; "));
+  }
+  co_return out;
+}
+
+}  // namespace
+
+asio::awaitable<NextHops> FindNextHops(dns::Lookup& resolver, const std::string& domain,
+                                       const DeliveryOptions& options, std::mt19937& rng,
+                                       const Route* route) {
+  if (route) co_return co_await RouteHops(resolver, *route, options, rng);
+  NextHops out;
   const dns::MxAnswer mx = co_await resolver.LookupMx(domain);
   if (mx.rcode == dns::Rcode::kNxDomain) {
     out.permanent = true;
@@ -41,7 +88,7 @@ asio::awaitable<NextHops> FindNextHops(dns::Lookup& resolver, const std::string&
     out.hosts.push_back({domain, options.port, mx.dnssec});  // the implicit MX
     co_return out;
   }
-  std::vector<dns::MxRecord> records = mx.records;
+  const std::vector<dns::MxRecord>& records = mx.records;
   if (std::any_of(records.begin(), records.end(), [](const auto& r) { return r.host.empty(); })) {
     out.permanent = true;  // RFC 7505 §3
     out.status = "5.1.10";
@@ -49,10 +96,7 @@ asio::awaitable<NextHops> FindNextHops(dns::Lookup& resolver, const std::string&
     out.reason = fmt::format("Domain {} does not accept mail (null MX)", domain);
     co_return out;
   }
-  std::shuffle(records.begin(), records.end(), rng);
-  std::stable_sort(records.begin(), records.end(),
-                   [](const auto& a, const auto& b) { return a.preference < b.preference; });
-  for (const auto& r : records) out.hosts.push_back({r.host, options.port, mx.dnssec});
+  for (const auto& r : Ordered(records, rng)) out.hosts.push_back({r.host, options.port, mx.dnssec});
   co_return out;
 }
 

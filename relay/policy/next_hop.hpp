@@ -24,6 +24,7 @@ struct NextHop {
   std::uint16_t port = 25;
   dns::DnssecState mx_dnssec = dns::DnssecState::kSecure;  // of the MX RRset that named it
   bool ip_literal = false;
+  bool fallback = false;  // a route's fallback host: tried after every other one failed
 };
 
 // The hosts in the order to try them, or (when `hosts` is empty) why there are none.
@@ -33,11 +34,15 @@ struct NextHops {
   std::string status;
   std::string reason;
   queue::Cause cause = queue::Cause::kNone;  // kRecipientDomain, kDns or kDnssecInvalid
+  bool routed = false;  // from a route: every host is tried (no [delivery] max_mx_hosts)
 };
 
-// `rng` orders MX hosts of equal preference (RFC 5321 §5.1).
+// The recipient domain's MX hosts, or with `route` its hosts then its fallback hosts (a
+// bracketed host as it is, an unbracketed one by its MX hosts). `rng` orders MX hosts of equal
+// preference (RFC 5321 §5.1).
 asio::awaitable<NextHops> FindNextHops(dns::Lookup& resolver, const std::string& domain,
-                                       const DeliveryOptions& options, std::mt19937& rng);
+                                       const DeliveryOptions& options, std::mt19937& rng,
+                                       const Route* route = nullptr);
 
 struct HostPlan {
   HostDnsFacts facts;

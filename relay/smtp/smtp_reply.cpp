@@ -48,6 +48,24 @@ bool Reply::HasExtension(std::string_view keyword) const {
   return false;
 }
 
+std::vector<std::string> Reply::ExtensionParams(std::string_view keyword) const {
+  for (size_t i = 1; i < lines.size(); ++i) {
+    std::string l = lines[i];
+    for (char& c : l) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (l != keyword && !l.starts_with(std::string(keyword) + " ")) continue;
+    std::vector<std::string> out;
+    for (size_t pos = keyword.size(); pos < l.size();) {
+      const size_t start = l.find_first_not_of(' ', pos);
+      if (start == std::string::npos) break;
+      const size_t end = l.find(' ', start);
+      out.push_back(l.substr(start, end - start));
+      pos = end == std::string::npos ? l.size() : end;
+    }
+    return out;
+  }
+  return {};
+}
+
 std::optional<tl::expected<Reply, std::string>> ReplyParser::Next() {
   for (;;) {
     const size_t lf = buffer_.find('\n');

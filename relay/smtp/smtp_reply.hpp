@@ -21,6 +21,8 @@ struct Reply {
   std::string Text() const;
   // The EHLO keywords (upper case) after the first line: "PIPELINING", "SIZE", "STARTTLS", ...
   bool HasExtension(std::string_view keyword) const;
+  // The parameters of an EHLO keyword, upper case: {"PLAIN", "LOGIN"} for "AUTH PLAIN LOGIN".
+  std::vector<std::string> ExtensionParams(std::string_view keyword) const;
 };
 
 class ReplyParser {

@@ -21,6 +21,16 @@ TEST(ReplyParserTest, MultilineEhloAcrossFeeds) {
   EXPECT_FALSE(p.Next());  // "220 next" has no line end yet
 }
 
+TEST(ReplyParserTest, ExtensionParametersAreUpperCaseWords) {
+  ReplyParser p;
+  p.Feed("250-mx.example\r\n250-auth  plain LOGIN\r\n250-AUTHX Y\r\n250 SIZE\r\n");
+  auto r = p.Next();
+  ASSERT_TRUE(r && *r);
+  EXPECT_EQ((*r)->ExtensionParams("AUTH"), (std::vector<std::string>{"PLAIN", "LOGIN"}));
+  EXPECT_TRUE((*r)->ExtensionParams("SIZE").empty());
+  EXPECT_TRUE((*r)->ExtensionParams("STARTTLS").empty());
+}
+
 TEST(ReplyParserTest, EnhancedStatus) {
   ReplyParser p;
   p.Feed("550 5.1.1 <bob@example.net>: unknown user\r\n451 Try later\r\n250 4.0.0 mismatch\r\n");

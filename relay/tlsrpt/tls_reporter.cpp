@@ -368,7 +368,7 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
       const auto by_ascii = ReportDomains(*domains);
       for (const auto& [domain, stored] : by_ascii) {
         if (task.stopping() || !options.tls_rpt.enabled) co_return;
-        if (done.contains(domain) || options.routes.contains(domain)) continue;
+        if (done.contains(domain) || FindRoute(options.routes, "", domain)) continue;
         co_await Report(domain, stored, day);
       }
     }

@@ -61,9 +61,19 @@ int RunConfigCheck(const std::string& path, std::ostream& out, std::ostream& err
   if (!access.note.empty()) err << "danerelay: " << cfg->source << ": " << access.note << "\n";
   for (const auto& p : problems) err << "danerelay: " << cfg->source << ": " << p << "\n";
   if (!problems.empty()) return kExitConfig;
+  for (const auto* table : {&cfg->delivery.routes.by_domain, &cfg->delivery.routes.by_sender}) {
+    for (const auto& [key, route] : *table) {
+      if (route.auth && route.auth->allow_unverified) {
+        err << "danerelay: " << cfg->source << ": warning: route \"" << key
+            << "\" sends its credentials over TLS that is not verified "
+               "(allow_unverified_auth = true)\n";
+      }
+    }
+  }
   out << cfg->source << ": ok (" << cfg->server.listeners.size() << " listener(s), "
       << cfg->delivery.mandatory_domains.size() << " mandatory DANE domain(s), "
-      << cfg->delivery.routes.size() << " route(s))\n";
+      << cfg->delivery.routes.by_domain.size() + cfg->delivery.routes.by_sender.size()
+      << " route(s))\n";
   return 0;
 }
 
