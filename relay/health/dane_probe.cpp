@@ -92,6 +92,8 @@ asio::awaitable<ProbeReport> ProbeDomain(const DeliveryOptions& options,
   policy.testing = false;  // the prediction is for the mode delivery uses
   report.domain = policy.domain;
   report.mandatory = policy.mode == DaneMode::kMandatory;
+  if (policy.route) report.route = policy.route->key;
+  report.tls_policy = std::string(ToString(policy.tls.policy));
   std::mt19937 rng(0);
   const Route* route = policy.route ? &*policy.route : nullptr;
   const NextHops hops = co_await FindNextHops(resolver, policy.domain, options, rng, route);

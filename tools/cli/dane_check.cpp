@@ -107,7 +107,9 @@ json ToJson(const relay::ProbeReport& r) {
   json j = {{"domain", r.domain},
             {"mode", r.mandatory ? "mandatory" : "opportunistic"},
             {"hosts", json::array()},
+            {"tls_policy", r.tls_policy},
             {"verdict", kVerdicts[relay::ExitStatus(r)]}};
+  if (!r.route.empty()) j["route"] = r.route;
   if (r.mta_sts) {
     const relay::StsLookup& look = *r.mta_sts;
     json s = {{"problem", look.problem}, {"cached", look.cached}};
@@ -131,6 +133,12 @@ json ToJson(const relay::ProbeReport& r) {
 void PrintText(const json& r, std::ostream& out) {
   out << fmt::format("dane-check {} ({} DANE)\n", r["domain"].get<std::string>(),
                      r["mode"].get<std::string>());
+  if (r.contains("route")) {
+    out << fmt::format("route: {} (TLS policy {})\n", r["route"].get<std::string>(),
+                       r.value("tls_policy", ""));
+  } else if (r.value("tls_policy", "dane") != "dane") {
+    out << fmt::format("TLS policy: {} ([tls_policy])\n", r["tls_policy"].get<std::string>());
+  }
   if (r.contains("mta_sts")) {
     const auto& s = r["mta_sts"];
     if (s.contains("mode")) {
