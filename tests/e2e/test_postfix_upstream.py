@@ -18,7 +18,7 @@ import unittest
 
 from dnsworld import DnsWorld
 from harness import queued_id, wait_for, wait_for_port
-from mx import MxServer, free_port_on, self_signed, tlsa_3_1_1
+from mx import MxServer, free_port_on, private_ca, self_signed, signed_by, tlsa_3_1_1
 from readme import readme_block
 from upstream import maildir_messages, start_with_account, submission_relay
 
@@ -250,6 +250,60 @@ class PostfixUpstreamTest(unittest.TestCase):
             relay.cleanup()
             mx.stop()
             seven.stop()
+            world.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_chain_postfix_to_danerelay_to_an_authenticated_upstream(self):
+        """Postfix -> danerelay (AUTH) -> a provider's relay (STARTTLS, AUTH PLAIN, a private CA)
+        with the README's route as it stands; its first host is down, the second takes it."""
+        from test_routes import PASSWORD, USER, upstream
+        tmp = tempfile.mkdtemp(prefix="danerelay-chain-")
+        down_ip, up_ip = "127.0.0.64", "127.0.0.65"
+        port = free_port_on([POSTFIX_IP, down_ip, up_ip])
+        ca_crt, ca_key = private_ca(tmp)
+        up_crt, up_key = signed_by(tmp, "smtp2.provider.example", ca_crt, ca_key)
+        world = DnsWorld(tmp)
+        world.zone("provider.example.").add(f"smtp A {down_ip}").add(f"smtp2 A {up_ip}")
+        world.zone("postfix.example.").add("@ MX 10 mail").add(f"mail A {POSTFIX_IP}")
+        world.start()
+        pw = os.path.join(tmp, "provider.password")
+        with open(pw, "w") as f:
+            f.write(PASSWORD + "\n")
+        os.chmod(pw, 0o600)
+        route = "\n".join(readme_block("## Sending from it through a provider"))
+        route = route.replace(":587", f":{port}").replace("relay@example.org", USER) \
+            .replace("/etc/danerelay/provider.password", pw)
+        provider = upstream(up_ip, port, up_crt, up_key)
+        provider.start()
+        relay, submission = submission_relay(world, port)
+        with open(relay.config, "a") as f:
+            f.write(f'\n[tls]\nca_file = "{ca_crt}"\n{route}\n')
+        postfix = None
+        try:
+            start_with_account(relay, submission, "postfix-host", "s3cret")
+            postfix = PostfixInstance(tmp, port, f"[127.0.0.1]:{submission}", "postfix-host",
+                                      "s3cret").start()
+            with smtplib.SMTP(POSTFIX_IP, port, timeout=30) as c:
+                c.sendmail("alice@postfix.example", ["carol@far.example"],
+                           b"From: alice@postfix.example\r\nSubject: chain\r\n\r\nvia two\r\n")
+            rec = provider.recorder
+
+            def arrived():
+                with rec.lock:
+                    return [m for m in rec.messages if "carol@far.example" in m["to"]]
+            wait_for(arrived, timeout=60, what=f"the provider; danerelay log:\n"
+                     f"{relay.logs()[-3000:]}\npostfix log:\n{postfix.log()[-1500:]}")
+            self.assertTrue(arrived()[0]["authenticated"])
+            self.assertTrue(rec.auth_commands and all(a["tls"] for a in rec.auth_commands))
+            self.assertIn(f"relay=smtp2.provider.example[{up_ip}]:{port}, route=*", relay.logs())
+            self.assertIn(f"connect to smtp.provider.example[{down_ip}]:{port}", relay.logs())
+            self.assertIn("status=sent", postfix.log())
+            relay.stop()
+        finally:
+            if postfix:
+                postfix.stop()
+            relay.cleanup()
+            provider.stop()
             world.stop()
             shutil.rmtree(tmp, ignore_errors=True)
 
