@@ -190,7 +190,7 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   Reader top(root, "", source);
   top.OnlyKeys({"server", "log", "metrics", "listener", "access", "auth", "sender_checks", "limits",
                 "queue", "dns", "dane", "delivery", "retry", "routes", "sender_routes",
-                "tls_policy", "mta_sts", "tls", "tls_rpt"});
+                "tls_policy", "mta_sts", "tls", "tls_rpt", "quotas"});
   auto& server = config.server;
   auto& delivery = config.delivery;
   if (auto r = top.Table("server")) ReadServer(*r, server);
@@ -201,6 +201,7 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   if (auto r = top.Table("auth")) ReadAuth(*r, server.auth);
   if (auto r = top.Table("sender_checks")) ReadSenderChecks(*r, server.sender_checks);
   if (auto r = top.Table("limits")) ReadLimits(*r, server.limits, delivery.max_hops);
+  if (auto r = top.Table("quotas")) ReadQuotas(*r, server.quotas);
   if (auto r = top.Table("queue")) ReadQueue(*r, config.queue, delivery.keep_completed);
   if (auto r = top.Table("dns")) ReadDns(*r, config.dns);
   if (auto r = top.Table("dane")) ReadDane(*r, delivery);

@@ -25,6 +25,9 @@ void ReadAuth(Reader& r, relay::AuthOptions& auth);
 void ReadSenderChecks(Reader& r, relay::SenderCheckOptions& sc);
 void ReadLimits(Reader& r, relay::LimitsOptions& l, std::uint32_t& max_hops);
 
+// load_quotas.cpp: [quotas], the sending quotas.
+void ReadQuotas(Reader& r, relay::QuotaOptions& quotas);
+
 // load_delivery.cpp: the queue and delivery.
 void ReadQueue(Reader& r, queue::StoreOptions& store, std::chrono::seconds& keep_completed);
 void ReadDns(Reader& r, dns::ResolverOptions& dns);

@@ -204,6 +204,24 @@ UPDATE attempts SET
     R"sql(
 ALTER TABLE messages ADD COLUMN tls_report INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 16: the operator's suspensions (`queue suspend`; kind 'domain', later 'site') and the
+    // sending quotas' counters ([quotas]), both kept across restarts.
+    R"sql(
+CREATE TABLE suspensions (
+  kind TEXT NOT NULL,
+  name TEXT NOT NULL,
+  until_us INTEGER NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  user TEXT NOT NULL DEFAULT '',
+  created_us INTEGER NOT NULL,
+  PRIMARY KEY (kind, name)
+) WITHOUT ROWID;
+CREATE TABLE quota_usage (
+  key TEXT PRIMARY KEY,
+  window_start_us INTEGER NOT NULL,
+  count INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql",
 };
 
 const std::string kRecipientQuery =

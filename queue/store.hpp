@@ -55,7 +55,7 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  static constexpr int kSchemaVersion = 15;
+  static constexpr int kSchemaVersion = 16;
   static std::filesystem::path DatabasePath(const StoreOptions& options);
 
   // Inserts the messages in one transaction, so one commit (one fsync) covers the batch.
@@ -256,6 +256,38 @@ class Store {
     std::string notice_id;  // "bounce": the notice queued ("": none, a null sender)
   };
   tl::expected<std::vector<OperatorEntry>, StoreError> TakeOperatorLog(size_t limit = 1000);
+
+  // Suspensions (store_suspend.cpp, schema 16): the operator's `queue suspend`. Due mail of a
+  // suspended domain is not claimed: ClaimDue parks it (next attempt = the suspension's end,
+  // no attempt counted, state unchanged), so it wakes when the suspension ends without polling.
+  struct Suspension {
+    std::string kind = "domain";  // "domain"; "site" is reserved for shared MX sites
+    std::string name;             // lower case
+    TimePoint until;
+    std::string reason;
+    std::string user;
+    TimePoint created;
+  };
+  // Adds or replaces the suspension of (kind, name).
+  tl::expected<void, StoreError> Suspend(const Suspension& s);
+  // Ends it: the mail parked by it becomes due `now`. False: there was none.
+  tl::expected<bool, StoreError> Resume(std::string_view kind, std::string_view name,
+                                        TimePoint now);
+  // Every suspension, ended ones included (until <= now), ordered by kind and name.
+  tl::expected<std::vector<Suspension>, StoreError> ListSuspensions();
+
+  // Sending quotas' counters (store_suspend.cpp, schema 16): one row per quota key, the count
+  // in its current window.
+  struct QuotaUsage {
+    std::string key;
+    TimePoint window_start;
+    std::int64_t count = 0;
+  };
+  tl::expected<std::vector<QuotaUsage>, StoreError> LoadQuotaUsage();
+  // Writes the rows (joins a group commit when called from a write job), and drops rows whose
+  // window started before `drop_before`.
+  tl::expected<void, StoreError> PutQuotaUsage(const std::vector<QuotaUsage>& rows,
+                                               TimePoint drop_before);
 
   struct Stats {
     std::map<std::string, int> recipients_by_state;  // pending: queued, deferred, attempting, held

@@ -38,6 +38,17 @@ tl::expected<std::vector<MessageInfo>, StoreError> Store::ClaimDue(TimePoint now
                     "next_attempt_us <= ?1",
                     kDue)
             .c_str());
+    // Due recipients of a suspended domain are parked instead (store_suspend.cpp): their next
+    // attempt becomes the suspension's end, with no attempt and no state change, so they wait
+    // without being deferred and wake when it ends. A primary-key lookup per recipient.
+    auto park = impl_->Prepare(
+        fmt::format("UPDATE recipients SET next_attempt_us = (SELECT until_us FROM suspensions "
+                    "WHERE kind = 'domain' AND name = recipients.domain) WHERE message_id = ?2 "
+                    "AND {} AND next_attempt_us <= ?1 AND EXISTS (SELECT 1 FROM suspensions "
+                    "WHERE kind = 'domain' AND name = recipients.domain AND until_us > ?1)",
+                    kDue)
+            .c_str());
+    if (!park) return tl::unexpected(park.error());
     if (!rows) return tl::unexpected(rows.error());
     if (!msg) return tl::unexpected(msg.error());
     if (!rcpts) return tl::unexpected(rcpts.error());
@@ -60,18 +71,19 @@ tl::expected<std::vector<MessageInfo>, StoreError> Store::ClaimDue(TimePoint now
       const int rc = sqlite3_step(msg->get());
       if (rc != SQLITE_ROW) return tl::unexpected(impl_->Err("claim: read message " + id));
       MessageInfo m = Impl::ReadMessageRow(msg->get());
-      for (sqlite3_stmt* s : {rcpts->get(), claim->get()}) {
+      for (sqlite3_stmt* s : {park->get(), rcpts->get(), claim->get()}) {
         sqlite3_reset(s);
         sqlite3_bind_int64(s, 1, now_us);
         sqlite3_bind_text(s, 2, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
       }
+      if (auto r = impl_->StepDone(park->get(), "claim: park"); !r) return tl::unexpected(r.error());
       auto read = impl_->EachRow(rcpts->get(), "claim: read recipients", [&](sqlite3_stmt* s) {
         m.recipients.push_back(Impl::ReadRecipientRow(s));
         m.recipients.back().state = RecipientState::kAttempting;
       });
       if (!read) return tl::unexpected(read.error());
       if (auto r = impl_->StepDone(claim->get(), "claim"); !r) return tl::unexpected(r.error());
-      out.push_back(std::move(m));
+      if (!m.recipients.empty()) out.push_back(std::move(m));
     }
     return out;
   });

@@ -17,6 +17,10 @@ UpkeepResult RunUpkeep(Store& store, const UpkeepRequest& request) {
   auto taken = store.TakeOperatorLog();
   if (!taken) note(taken.error());
   if (taken) out.operator_log = std::move(*taken);
+  // Every tick too: a suspension's end is logged and counted when it passes.
+  auto suspended = store.ListSuspensions();
+  if (!suspended) note(suspended.error());
+  if (suspended) out.suspensions = std::move(*suspended);
 
   // max_lifetime holds for every state: held, queued and deferred recipients are returned to
   // the sender too. A message with a recipient in delivery is left to that attempt, which

@@ -31,6 +31,7 @@ struct UpkeepResult {
   std::optional<TimePoint> next_due;
   Store::Touched expired;  // messages returned to their senders (with .finished: the notices)
   std::vector<Store::OperatorEntry> operator_log;  // the command line's changes, to be logged
+  std::vector<Store::Suspension> suspensions;      // every row of the table (a small read)
   int purged = 0;
   Store::Returned returned;         // free pages given back to the file system
   bool reserve_made = false;        // the operator's reserve (Store::KeepReserve) was made again

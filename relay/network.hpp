@@ -19,6 +19,7 @@ class IpNetwork {
   // `address` in text form; an IPv4-mapped IPv6 address (::ffff:192.0.2.1) matches IPv4 networks.
   bool Contains(std::string_view address) const;
   std::string ToString() const;
+  int prefix() const { return prefix_; }
 
  private:
   bool v4_ = false;

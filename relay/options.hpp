@@ -96,6 +96,25 @@ struct MetricsOptions {
   std::uint16_t port = 9325;
 };
 
+// [quotas]: sending quotas (relay/inbound/sending_quotas.hpp). Each rule gives limits per
+// window; a key (the user, the client address, the sender, its domain) past one gets 450 4.7.1
+// at MAIL (messages) or RCPT (recipients).
+struct QuotaLimit {
+  std::uint64_t count = 0;
+  std::chrono::seconds window{0};
+  std::string text;  // as written: "2000/h"
+};
+struct QuotaRule {
+  enum class Kind { kUser, kClient, kSender, kSenderDomain };
+  Kind kind = Kind::kUser;
+  std::string match;                // user name, sender address or domain (lower case), or "*"
+  std::optional<IpNetwork> network;  // kClient: the trusted clients it counts, per address
+  std::vector<QuotaLimit> messages, recipients;
+};
+struct QuotaOptions {
+  std::vector<QuotaRule> rules;
+};
+
 struct ServerOptions {
   std::string hostname;  // announced in the greeting, EHLO and Received; default: gethostname()
   // The account the daemon runs as once its listeners are bound ("": stays as started; as
@@ -108,6 +127,7 @@ struct ServerOptions {
   LimitsOptions limits;
   AuthOptions auth;
   SenderCheckOptions sender_checks;
+  QuotaOptions quotas;
 };
 
 struct ClientTimeouts {

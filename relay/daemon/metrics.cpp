@@ -18,7 +18,7 @@ struct Family {
 // What an operator watches. DANE outcomes are per MX host attempt, following relay/DESIGN.md's
 // table: DNS failure (step 1), insecure MX or address (2, 3), no TLSA (4), no usable TLSA (5),
 // and for DANE hosts the handshake: verified, certificate mismatch, no STARTTLS.
-const std::array<Family, 12> kFamilies = {{
+const std::array<Family, 13> kFamilies = {{
     {"danerelay_messages_accepted_total", "Messages accepted and queued (250 after DATA).", "", {}},
     {"danerelay_smtpd_rejects_total",
      "Refusals by the SMTP server, by the command refused.",
@@ -64,6 +64,21 @@ const std::array<Family, 12> kFamilies = {{
      "recipient meanwhile, or the write failed (the recipients' states written alone).",
      "reason",
      {"deleted", "operator", "write_failed"}},
+    {"danerelay_quota_rejects_total",
+     "MAIL or RCPT commands refused with 450 4.7.1 by a sending quota ([quotas]), by its kind.",
+     "kind",
+     {"user", "client", "sender", "sender_domain"}},
+}};
+
+// Gauges: series come and go with what they describe.
+struct Gauge {
+  std::string_view name;
+  std::string_view help;
+};
+const std::array<Gauge, 1> kGauges = {{
+    {"danerelay_domain_suspended",
+     "1 for each recipient domain suspended by the operator (danerelay queue suspend); the "
+     "series goes when the suspension ends."},
 }};
 
 }  // namespace
@@ -107,6 +122,18 @@ void Metrics::CountReject(std::string_view command) {
   Add(kFamilies[1].name, "command=\"other\"");
 }
 
+void Metrics::SetGauge(std::string_view family, std::string_view labels, double value) {
+  auto it = gauges_.find(family);
+  if (it == gauges_.end()) it = gauges_.emplace(std::string(family), decltype(it->second){}).first;
+  it->second.insert_or_assign(std::string(labels), value);
+}
+
+void Metrics::EraseGauge(std::string_view family, std::string_view labels) {
+  auto it = gauges_.find(family);
+  if (it == gauges_.end()) return;
+  if (auto s = it->second.find(labels); s != it->second.end()) it->second.erase(s);
+}
+
 std::string Metrics::Render() const {
   std::string out;
   for (const auto& f : kFamilies) {
@@ -115,6 +142,14 @@ std::string Metrics::Render() const {
     for (const auto& [labels, value] : it->second) {
       out += labels.empty() ? fmt::format("{} {}\n", f.name, value)
                             : fmt::format("{}{{{}}} {}\n", f.name, labels, value);
+    }
+  }
+  for (const auto& g : kGauges) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n", g.name, g.help, g.name);
+    const auto it = gauges_.find(g.name);
+    if (it == gauges_.end()) continue;
+    for (const auto& [labels, value] : it->second) {
+      out += fmt::format("{}{{{}}} {}\n", g.name, labels, value);
     }
   }
   return out;

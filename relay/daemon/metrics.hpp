@@ -19,7 +19,12 @@ class Metrics {
   void Add(std::string_view family, std::string_view labels = {}, std::uint64_t n = 1);
   std::uint64_t Value(std::string_view family, std::string_view labels = {}) const;
 
-  // HELP, TYPE and every series of every counter family, in a stable order.
+  // The gauge `family` (listed in metrics.cpp) with `labels` is `value` (a gauge that is gone:
+  // EraseGauge).
+  void SetGauge(std::string_view family, std::string_view labels, double value);
+  void EraseGauge(std::string_view family, std::string_view labels);
+
+  // HELP, TYPE and every series of every family, in a stable order.
   std::string Render() const;
 
   // The SMTP server's refusals, by the command refused (ServerSession::Reject::command);
@@ -29,6 +34,7 @@ class Metrics {
  private:
   Metrics();
   std::map<std::string, std::map<std::string, std::uint64_t, std::less<>>, std::less<>> counters_;
+  std::map<std::string, std::map<std::string, double, std::less<>>, std::less<>> gauges_;
 };
 
 }  // namespace danerelay::relay

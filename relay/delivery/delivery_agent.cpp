@@ -17,6 +17,7 @@
 #include "relay/delivery/domain_delivery.hpp"
 #include "relay/delivery/pass_notices.hpp"
 #include "relay/delivery/scheduler.hpp"
+#include "relay/delivery/suspension_watch.hpp"
 #include "relay/health/resolver_health.hpp"
 #include "relay/io/connection.hpp"
 #include "relay/io/store_bridge.hpp"
@@ -60,6 +61,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   // Of those, outcomes waiting to try their write again (WriteBounded): they hold no slot.
   std::size_t unrecorded = 0;
   Scheduler scheduler;
+  SuspensionWatch suspensions;  // logs and counts `queue suspend`
   ExpiryClock expiry_clock;
   ConnectionCache connections{std::chrono::seconds(2)};  // Postfix: 2 s idle time limit
   DestinationSlots slots;
@@ -294,6 +296,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       }
     }
     for (const auto& e : r.operator_log) LogOperatorAction(e);
+    suspensions.Note(r.suspensions, queue::Clock::now());
     if (r.purged > 0) Qmgr().info("queue: purged {} completed messages", r.purged);
     if (r.returned.pages > 0) {
       Qmgr().info("queue: gave {} MiB of free space in the queue file back to the file system",

@@ -20,6 +20,7 @@
 #include "relay/daemon/metrics.hpp"
 #include "relay/inbound/accounts.hpp"
 #include "relay/inbound/client_limits.hpp"
+#include "relay/inbound/quota_gate.hpp"
 #include "relay/inbound/sender_checks.hpp"
 #include "relay/io/connection.hpp"
 #include "relay/io/store_bridge.hpp"
@@ -95,10 +96,16 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
   asio::thread_pool verifier{1};
   dns::Resolver& resolver;
   std::shared_ptr<const SenderChecks> sender_checks;  // replaced whole on reload
+  std::shared_ptr<QuotaGate> quotas;                  // [quotas]: one for every session
 
   Impl(asio::io_context& i, ServerOptions o, queue::Committer& c, queue::QueueIdGenerator& g,
        dns::Resolver& r)
-      : io(i), options(std::move(o)), committer(c), ids(g), resolver(r) {}
+      : io(i),
+        options(std::move(o)),
+        committer(c),
+        ids(g),
+        resolver(r),
+        quotas(std::make_shared<QuotaGate>(i, c, options.quotas)) {}
 
   tl::expected<void, std::string> LoadSenderChecks(const SenderCheckOptions& o) {
     auto checks = SenderChecks::Make(resolver, o, options.hostname);
@@ -354,6 +361,10 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     params.next_queue_id = [this] { return ids.Next(queue::Clock::now()); };
     params.now = [] { return queue::Clock::now(); };
     params.budget = &budget;
+    params.quota = [gate = quotas, ip = c.ip, trusted = c.trusted](
+                       std::string_view user, std::string_view sender, bool recipient) {
+      return gate->Check({std::string(user), ip, trusted, std::string(sender)}, recipient);
+    };
     return params;
   }
 
@@ -531,6 +542,7 @@ tl::expected<void, std::string> SmtpServer::Start() {
     impl_->listeners.push_back(std::move(*l));
     impl_->LogListening(lo, "");
   }
+  impl_->quotas->Start();
   for (auto& l : impl_->listeners) {
     asio::co_spawn(impl_->io, impl_->Accept(l), LogIfBug(Service::kSmtpd, "a listener"));
   }
@@ -546,6 +558,7 @@ void SmtpServer::Reload(const ServerOptions& options) {
     spdlog::warn("reload: keeping the old sender checks: {}", checks.error());
   }
   current = options;
+  impl_->quotas->Reload(options.quotas);
   impl_->budget.SetLimit(options.limits.max_inflight_bytes);
   if (impl_->stopping) return;
   // Listeners by address and port. One kept: its settings and TLS context are replaced (the

@@ -43,6 +43,11 @@ struct SessionParams {
   // Postfix's reject_sender_login_mismatch). Empty: any sender.
   std::function<bool(std::string_view user, std::string_view sender)> may_send_as;
   bool check_sender = false;  // MAIL FROM waits for the sender checks (kCheckSender)
+  // Sending quotas ([quotas]): asked just before MAIL (recipient false) or a RCPT (true) gets
+  // its 250; counts it, or says why not (450 4.7.1, nothing counted). Empty: no quotas.
+  std::function<std::optional<std::string>(std::string_view user, std::string_view sender,
+                                           bool recipient)>
+      quota;
 };
 
 // A reply that refuses something, decided outside the session (the sender checks).
@@ -139,6 +144,8 @@ class ServerSession {
   void OnRcpt(std::string_view argument);
   void OnData(std::string_view argument);
   void OnRset();
+  // The quota's verdict on the MAIL or RCPT being answered; false: refused with 450 4.7.1.
+  bool QuotaAllows(bool recipient, std::string_view address);
   void OnVrfy(std::string_view argument);
   bool OnStartTls(std::string_view argument);  // false: the handshake is due
   bool OnAuth(std::string_view argument);      // false: credentials are ready

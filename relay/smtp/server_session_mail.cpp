@@ -66,8 +66,22 @@ void ServerSession::OnMail(std::string_view argument) {
     state_ = State::kWaitSender;  // the null sender is exempt (bounces must get through)
     return;
   }
+  if (!QuotaAllows(false, message_.sender)) {
+    ResetTransaction();
+    return;
+  }
   state_ = State::kMail;
   Reply(250, "2.1.0", "Ok");
+}
+
+// RFC 3463 §3.8 X.7.1: not permitted now; 450 so that the client keeps the mail and retries
+// (never accepted and dropped).
+bool ServerSession::QuotaAllows(bool recipient, std::string_view address) {
+  if (!p_.quota) return true;
+  const auto refused = p_.quota(authenticated_, message_.sender, recipient);
+  if (!refused) return true;
+  Reply(450, "4.7.1", fmt::format("<{}>: {}", address, *refused));
+  return false;
 }
 
 void ServerSession::OnRcpt(std::string_view argument) {
@@ -91,6 +105,7 @@ void ServerSession::OnRcpt(std::string_view argument) {
     Reply(452, "4.5.3", "Error: too many recipients");
     return;
   }
+  if (!QuotaAllows(true, args->recipient)) return;
   message_.recipients.push_back({std::move(args->recipient), args->notify, std::move(args->orcpt)});
   --commands_without_mail_;  // bounded by max_recipients instead
   Reply(250, "2.1.5", "Ok");
@@ -129,6 +144,9 @@ void ServerSession::SenderChecked(const std::optional<Refusal>& refusal) {
   if (refusal) {
     state_ = State::kReady;
     Reply(refusal->code, refusal->enhanced, refusal->text);
+    ResetTransaction();
+  } else if (!QuotaAllows(false, message_.sender)) {
+    state_ = State::kReady;
     ResetTransaction();
   } else {
     state_ = State::kMail;

@@ -19,6 +19,7 @@
 #include "tools/cli/dane_check.hpp"
 #include "tools/cli/passwd.hpp"
 #include "tools/cli/queue_admin.hpp"
+#include "tools/cli/queue_suspend.hpp"
 #include "tools/cli/queue_filters.hpp"
 #include "tools/cli/queue_list.hpp"
 #include "tools/cli/queue_show.hpp"
@@ -148,6 +149,27 @@ void DeclareQueueActions(CLI::App& queue, const std::string& config_path, Comman
   }
 }
 
+void DeclareQueueSuspend(CLI::App& queue, const std::string& config_path, Commands& commands) {
+  auto req = std::make_shared<tools::SuspendRequest>();
+  auto* suspend = queue.add_subcommand("suspend", "stop delivery to a domain for a while");
+  suspend->add_option("--domain", req->domain, "recipient domain")->required();
+  suspend->add_option("--for", req->duration, "how long (30m, 2h, 1d)")->required();
+  suspend->add_option("--reason", req->reason, "shown by queue stats and logged");
+  commands.push_back({suspend, [req, &config_path] {
+                        return WithConfig(config_path, [&](const config::Config& cfg) {
+                          return tools::RunSuspend(cfg, *req, std::cout, std::cerr);
+                        });
+                      }});
+  auto domain = std::make_shared<std::string>();
+  auto* resume = queue.add_subcommand("resume", "end a suspension: its mail is due now");
+  resume->add_option("--domain", *domain, "recipient domain")->required();
+  commands.push_back({resume, [domain, &config_path] {
+                        return WithConfig(config_path, [&](const config::Config& cfg) {
+                          return tools::RunResume(cfg, *domain, std::cout, std::cerr);
+                        });
+                      }});
+}
+
 CLI::App* DeclareQueue(CLI::App& app, const std::string& config_path, Commands& commands) {
   auto* queue = app.add_subcommand("queue", "inspect the mail queue");
   queue->require_subcommand(1);
@@ -162,6 +184,7 @@ CLI::App* DeclareQueue(CLI::App& app, const std::string& config_path, Commands& 
                           return tools::RunStats(cfg, *stats_json, std::cout, std::cerr);
                         });
                       }});
+  DeclareQueueSuspend(*queue, config_path, commands);
   auto* compact = queue->add_subcommand(
       "compact", "give the queue file's free space back (VACUUM; with danerelayd stopped)");
   commands.push_back({compact, [&config_path] {

@@ -12,6 +12,7 @@
 #include "queue/notice.hpp"
 #include "queue/queue_id.hpp"
 #include "queue/queue_lock.hpp"
+#include "tools/cli/queue_suspend.hpp"
 #include "relay/health/preflight.hpp"
 #include "relay/health/resolver_health.hpp"
 
@@ -34,6 +35,8 @@ std::string_view Verb(AdminAction a) {
   return "?";
 }
 
+}  // namespace
+
 // Who acts, for the daemon's log: the user running the command, or under sudo the user who ran
 // sudo (root can set SUDO_USER, but root may do anything anyway).
 std::string OperatorName() {
@@ -45,6 +48,8 @@ std::string OperatorName() {
   }
   return name;
 }
+
+namespace {
 
 bool Empty(const queue::Store::Selection& s) {
   return s.ids.empty() && s.domain.empty() && s.sender.empty() && !s.state && !s.arrived_before;
@@ -164,6 +169,7 @@ struct StatsReport {
   std::vector<std::string> preflight;
   queue::Store::Space space;
   std::int64_t file_bytes = 0, free_bytes = 0;
+  std::vector<queue::Store::Suspension> suspensions;  // in force
 };
 
 void PrintStatsJson(const StatsReport& r, std::ostream& out) {
@@ -190,7 +196,8 @@ void PrintStatsJson(const StatsReport& r, std::ostream& out) {
                         {"preflight", r.preflight},
                         {"queue_file_bytes", r.file_bytes},
                         {"queue_file_free_bytes", r.free_bytes},
-                        {"queue_file_gives_back_free_space", r.space.incremental}}
+                        {"queue_file_gives_back_free_space", r.space.incremental},
+                        {"suspensions", SuspensionsJson(r.suspensions)}}
              .dump()
       << "\n";
 }
@@ -206,6 +213,7 @@ void PrintStatsText(const StatsReport& r, std::ostream& out) {
           ? " (kept: `danerelay queue compact` with danerelayd stopped gives it back)"
           : "");
   for (const auto& line : r.preflight) out << line << "\n";
+  for (const auto& line : SuspensionLines(r.suspensions)) out << line << "\n";
   out << fmt::format("messages:    {}\n", st.messages);
   for (const auto& [state, n] : st.recipients_by_state) {
     out << fmt::format("  {:<11} {}\n", state, n);
@@ -265,6 +273,14 @@ int RunStats(const config::Config& config, bool json, std::ostream& out, std::os
   }
   r.space = *space;
   r.file_bytes = space->pages * space->page_size;
+  auto suspended = (*store)->ListSuspensions();
+  if (!suspended) {
+    err << "danerelay: " << suspended.error().message << "\n";
+    return 2;
+  }
+  for (auto& s : *suspended) {
+    if (s.until > now) r.suspensions.push_back(std::move(s));
+  }
   r.free_bytes = space->free_pages * space->page_size;
   json ? PrintStatsJson(r, out) : PrintStatsText(r, out);
   return 0;

@@ -21,6 +21,8 @@ struct AdminRequest {
   bool json = false;
 };
 
+// Who runs the command, for the daemon's log ("root", "root (alice via sudo)").
+std::string OperatorName();
 // Exit status: 0 done (also when nothing matched), 1 bad selection, 2 queue error.
 int RunAdmin(const config::Config& config, const AdminRequest& request, std::ostream& out,
              std::ostream& err);

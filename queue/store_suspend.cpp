@@ -1,0 +1,115 @@
+// Suspensions and the sending quotas' counters (schema 16): small tables the daemon reads
+// whole, kept in the queue so that they survive a restart.
+#include "queue/store_impl.hpp"
+
+namespace danerelay::queue {
+namespace {
+
+void BindText(sqlite3_stmt* s, int i, std::string_view v) {
+  sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+}
+
+}  // namespace
+
+tl::expected<void, StoreError> Store::Suspend(const Suspension& s) {
+  return impl_->Write([&]() -> tl::expected<void, StoreError> {
+    auto q = impl_->Prepare(
+        "INSERT OR REPLACE INTO suspensions (kind, name, until_us, reason, user, created_us) "
+        "VALUES (?1, lower(?2), ?3, ?4, ?5, ?6)");
+    if (!q) return tl::unexpected(q.error());
+    BindText(q->get(), 1, s.kind);
+    BindText(q->get(), 2, s.name);
+    sqlite3_bind_int64(q->get(), 3, ToMicros(s.until));
+    BindText(q->get(), 4, s.reason);
+    BindText(q->get(), 5, s.user);
+    sqlite3_bind_int64(q->get(), 6, ToMicros(s.created));
+    return impl_->StepDone(q->get(), "suspend");
+  });
+}
+
+tl::expected<bool, StoreError> Store::Resume(std::string_view kind, std::string_view name,
+                                             TimePoint now) {
+  return impl_->Write([&]() -> tl::expected<bool, StoreError> {
+    auto get = impl_->Prepare(
+        "SELECT until_us FROM suspensions WHERE kind = ?1 AND name = lower(?2)");
+    if (!get) return tl::unexpected(get.error());
+    BindText(get->get(), 1, kind);
+    BindText(get->get(), 2, name);
+    const int rc = sqlite3_step(get->get());
+    if (rc == SQLITE_DONE) return false;
+    if (rc != SQLITE_ROW) return tl::unexpected(impl_->Err("read suspension"));
+    const std::int64_t until = sqlite3_column_int64(get->get(), 0);
+    auto del = impl_->Prepare("DELETE FROM suspensions WHERE kind = ?1 AND name = lower(?2)");
+    if (!del) return tl::unexpected(del.error());
+    BindText(del->get(), 1, kind);
+    BindText(del->get(), 2, name);
+    if (auto r = impl_->StepDone(del->get(), "resume"); !r) return tl::unexpected(r.error());
+    if (kind != "domain") return true;
+    // Parked mail has exactly the suspension's end as its next attempt (ClaimDue); mail
+    // deferred by its own backoff keeps its time. Index recipients_domain(domain, state).
+    auto wake = impl_->Prepare(
+        "UPDATE recipients SET next_attempt_us = ?1 WHERE domain = lower(?2) AND "
+        "state IN ('queued', 'deferred') AND next_attempt_us = ?3");
+    if (!wake) return tl::unexpected(wake.error());
+    sqlite3_bind_int64(wake->get(), 1, ToMicros(now));
+    BindText(wake->get(), 2, name);
+    sqlite3_bind_int64(wake->get(), 3, until);
+    if (auto r = impl_->StepDone(wake->get(), "resume: wake"); !r) return tl::unexpected(r.error());
+    return true;
+  });
+}
+
+tl::expected<std::vector<Store::Suspension>, StoreError> Store::ListSuspensions() {
+  using Out = std::vector<Suspension>;
+  return impl_->Read<Out>([&]() -> tl::expected<Out, StoreError> {
+    auto q = impl_->Prepare(
+        "SELECT kind, name, until_us, reason, user, created_us FROM suspensions "
+        "ORDER BY kind, name");
+    if (!q) return tl::unexpected(q.error());
+    Out out;
+    auto r = impl_->EachRow(q->get(), "suspensions", [&](sqlite3_stmt* st) {
+      out.push_back({ColumnText(st, 0), ColumnText(st, 1), FromMicros(sqlite3_column_int64(st, 2)),
+                     ColumnText(st, 3), ColumnText(st, 4),
+                     FromMicros(sqlite3_column_int64(st, 5))});
+    });
+    if (!r) return tl::unexpected(r.error());
+    return out;
+  });
+}
+
+tl::expected<std::vector<Store::QuotaUsage>, StoreError> Store::LoadQuotaUsage() {
+  using Out = std::vector<QuotaUsage>;
+  return impl_->Read<Out>([&]() -> tl::expected<Out, StoreError> {
+    auto q = impl_->Prepare("SELECT key, window_start_us, count FROM quota_usage");
+    if (!q) return tl::unexpected(q.error());
+    Out out;
+    auto r = impl_->EachRow(q->get(), "quota usage", [&](sqlite3_stmt* st) {
+      out.push_back(
+          {ColumnText(st, 0), FromMicros(sqlite3_column_int64(st, 1)), sqlite3_column_int64(st, 2)});
+    });
+    if (!r) return tl::unexpected(r.error());
+    return out;
+  });
+}
+
+tl::expected<void, StoreError> Store::PutQuotaUsage(const std::vector<QuotaUsage>& rows,
+                                                    TimePoint drop_before) {
+  return impl_->Write([&]() -> tl::expected<void, StoreError> {
+    auto put = impl_->Prepare(
+        "INSERT OR REPLACE INTO quota_usage (key, window_start_us, count) VALUES (?1, ?2, ?3)");
+    if (!put) return tl::unexpected(put.error());
+    for (const auto& u : rows) {
+      sqlite3_reset(put->get());
+      BindText(put->get(), 1, u.key);
+      sqlite3_bind_int64(put->get(), 2, ToMicros(u.window_start));
+      sqlite3_bind_int64(put->get(), 3, u.count);
+      if (auto r = impl_->StepDone(put->get(), "quota usage"); !r) return r;
+    }
+    auto drop = impl_->Prepare("DELETE FROM quota_usage WHERE window_start_us < ?1");
+    if (!drop) return tl::unexpected(drop.error());
+    sqlite3_bind_int64(drop->get(), 1, ToMicros(drop_before));
+    return impl_->StepDone(drop->get(), "quota usage: drop old");
+  });
+}
+
+}  // namespace danerelay::queue
