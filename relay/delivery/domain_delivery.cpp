@@ -449,9 +449,14 @@ class DomainPass {
         RecordHost(m_, host, facts, ip, verdict, r.failure, matched, out_, host_tags);
         continue;
       }
-      const std::string relay =
-          fmt::format("{}[{}]:{}{}", host.name, ip, host.port,
-                      policy_.route ? ", route=" + policy_.route->key : std::string());
+      const std::string relay = fmt::format("{}[{}]:{}", host.name, ip, host.port);
+      if (policy_.route) {
+        // Its own line: the disposition lines keep Postfix's shape (pflogsumm reads "relay=X,
+        // delay=").
+        Log(Service::kSmtp)
+            .info("{}: route={}, tls={}, relay={}", m_.id, policy_.route->key,
+                  ToString(policy_.tls.policy), relay);
+      }
       for (size_t i = 0; i < m_.recipients.size(); ++i) {
         const auto& rc = r.recipients[i];
         queue::RecipientUpdate u{

@@ -295,7 +295,7 @@ class PostfixUpstreamTest(unittest.TestCase):
                      f"{relay.logs()[-3000:]}\npostfix log:\n{postfix.log()[-1500:]}")
             self.assertTrue(arrived()[0]["authenticated"])
             self.assertTrue(rec.auth_commands and all(a["tls"] for a in rec.auth_commands))
-            self.assertIn(f"relay=smtp2.provider.example[{up_ip}]:{port}, route=*", relay.logs())
+            self.assertIn(f"route=*, tls=verify, relay=smtp2.provider.example[{up_ip}]:{port}", relay.logs())
             self.assertIn(f"connect to smtp.provider.example[{down_ip}]:{port}", relay.logs())
             self.assertIn("status=sent", postfix.log())
             relay.stop()

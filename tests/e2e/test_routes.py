@@ -188,7 +188,8 @@ min_backoff = "1h"
         self.assertTrue(rec.auth_commands)
         self.assertTrue(all(a["tls"] for a in rec.auth_commands), rec.auth_commands)
         self.assertIn("PLAIN", {a["mechanism"] for a in rec.auths})
-        self.assertIn("relay=127.0.0.81[127.0.0.81]:%d, route=*" % self.port, self.relay.logs())
+        self.assertIn("route=*, tls=verify, relay=127.0.0.81[127.0.0.81]:%d" % self.port,
+                      self.relay.logs())
 
     def test_no_credentials_to_an_upstream_that_does_not_verify(self):
         r = self.rcpt_state("badca")
