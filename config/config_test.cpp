@@ -258,9 +258,9 @@ ehlo_name = "out.example.org"
   EXPECT_EQ(star.source.address, "127.0.0.9");  // [delivery]'s, inherited
   EXPECT_EQ(star.source.ehlo_name, "out.example.org");
   const relay::Route& partner = r.by_domain.at(".partner.example");
-  EXPECT_EQ(partner.tls.fingerprints,
-            std::vector<std::string>{
-                "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789"});
+  EXPECT_EQ(
+      partner.tls.fingerprints,
+      std::vector<std::string>{"abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789"});
   EXPECT_EQ(partner.source.preference, relay::AddressPreference::kIpv6);
   EXPECT_FALSE(partner.source.ipv4);
   EXPECT_EQ(r.by_sender.at("@dept.example.org").hosts[0].host, "smtp.provider.example");
@@ -339,15 +339,18 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.toml:2: routes.exa mple: the key must be a domain"},
         BadCase{"route without hosts", "[routes]\n\"*\" = { tls = \"verify\" }\n",
                 "bad.toml:2: routes.*.hosts: a route needs at least one host"},
-        BadCase{"unknown TLS policy", "[routes]\n\"*\" = { hosts = [\"[a.example]\"], tls = "
+        BadCase{"unknown TLS policy",
+                "[routes]\n\"*\" = { hosts = [\"[a.example]\"], tls = "
                 "\"secure\" }\n",
                 "bad.toml:2: routes.*.tls: expected one of dane, dane-only, verify"},
         BadCase{"fingerprint without pins", "[tls_policy]\n\"a.example\" = \"fingerprint\"\n",
                 "bad.toml:2: tls_policy.a.example: fingerprint needs a table"},
-        BadCase{"bad pin", "[tls_policy]\n\"a.example\" = { tls = \"fingerprint\", "
+        BadCase{"bad pin",
+                "[tls_policy]\n\"a.example\" = { tls = \"fingerprint\", "
                 "fingerprints = [\"abc\"] }\n",
                 "bad.toml:2: tls_policy.a.example.fingerprints: 'abc' is not a SHA-256"},
-        BadCase{"auth under may", "[routes]\n\"*\" = { hosts = [\"[a.example]\"], tls = "
+        BadCase{"auth under may",
+                "[routes]\n\"*\" = { hosts = [\"[a.example]\"], tls = "
                 "\"may\", auth = { user = \"u\", password_file = \"/etc/passwd\" } }\n",
                 "bad.toml:2: routes.*.auth: tls = \"may\" never verifies the upstream"},
         BadCase{"password file readable by others",
@@ -355,7 +358,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "{ user = \"u\", password_file = \"/etc/passwd\" } }\n",
                 "bad.toml:2: routes.*.auth.password_file: '/etc/passwd' is readable by group "
                 "or others"},
-        BadCase{"mandatory weakened", "[dane]\nmandatory_domains = [\".bank.example\"]\n"
+        BadCase{"mandatory weakened",
+                "[dane]\nmandatory_domains = [\".bank.example\"]\n"
                 "[tls_policy]\n\"x.bank.example\" = \"encrypt\"\n",
                 "bad.toml:4: tls_policy.x.bank.example: x.bank.example is in [dane] "
                 "mandatory_domains"},

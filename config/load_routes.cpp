@@ -54,8 +54,8 @@ void SecretFile(Reader& r, std::string_view key, const std::filesystem::path& fi
   if (::stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
     r.FailHere(key, fmt::format("'{}' is not a readable file", file.string()));
   } else if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
-    r.FailHere(key, fmt::format("'{}' is readable by group or others (chmod 600 it)",
-                                file.string()));
+    r.FailHere(key,
+               fmt::format("'{}' is readable by group or others (chmod 600 it)", file.string()));
   }
 }
 
@@ -75,8 +75,9 @@ void ReadTlsSettings(Reader& r, TlsSettings& tls, std::string_view policy_key) {
       tls.policy = *p;
       tls.explicit_policy = true;
     } else {
-      r.FailHere(policy_key, "expected one of dane, dane-only, verify, fingerprint, encrypt, "
-                             "may, none");
+      r.FailHere(policy_key,
+                 "expected one of dane, dane-only, verify, fingerprint, encrypt, "
+                 "may, none");
     }
   }
   r.Strings("tls_names", tls.names, [](const std::string& n) {
@@ -230,8 +231,9 @@ void ReadRoutes(Reader& r, relay::DeliveryOptions& delivery) {
     const std::string key(k.str());
     const auto domain = DomainKey(key, /*star=*/true);
     if (!domain) {
-      r.FailHere(key, "the key must be a domain (\"example.net\"), \".example.net\" for its "
-                      "subdomains, or \"*\"");
+      r.FailHere(key,
+                 "the key must be a domain (\"example.net\"), \".example.net\" for its "
+                 "subdomains, or \"*\"");
       continue;
     }
     auto route = ReadRoute(r, key, delivery.source);
@@ -254,8 +256,7 @@ void ReadSenderRoutes(Reader& r, relay::DeliveryOptions& delivery) {
       r.FailHere(k.str(), "the key must be \"user@example.com\" or \"@example.com\"");
       continue;
     }
-    const std::string sender =
-        key.substr(0, at + 1) + *dns::ToAsciiDomain(key.substr(at + 1));
+    const std::string sender = key.substr(0, at + 1) + *dns::ToAsciiDomain(key.substr(at + 1));
     if (const auto* s = v.as_string()) {
       const auto named = DomainKey(s->get(), /*star=*/true);
       if (named && routes.by_domain.contains(*named)) {

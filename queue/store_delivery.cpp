@@ -76,7 +76,8 @@ tl::expected<std::vector<MessageInfo>, StoreError> Store::ClaimDue(TimePoint now
         sqlite3_bind_int64(s, 1, now_us);
         sqlite3_bind_text(s, 2, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
       }
-      if (auto r = impl_->StepDone(park->get(), "claim: park"); !r) return tl::unexpected(r.error());
+      if (auto r = impl_->StepDone(park->get(), "claim: park"); !r)
+        return tl::unexpected(r.error());
       auto read = impl_->EachRow(rcpts->get(), "claim: read recipients", [&](sqlite3_stmt* s) {
         m.recipients.push_back(Impl::ReadRecipientRow(s));
         m.recipients.back().state = RecipientState::kAttempting;

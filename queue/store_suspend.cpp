@@ -30,8 +30,8 @@ tl::expected<void, StoreError> Store::Suspend(const Suspension& s) {
 tl::expected<bool, StoreError> Store::Resume(std::string_view kind, std::string_view name,
                                              TimePoint now) {
   return impl_->Write([&]() -> tl::expected<bool, StoreError> {
-    auto get = impl_->Prepare(
-        "SELECT until_us FROM suspensions WHERE kind = ?1 AND name = lower(?2)");
+    auto get =
+        impl_->Prepare("SELECT until_us FROM suspensions WHERE kind = ?1 AND name = lower(?2)");
     if (!get) return tl::unexpected(get.error());
     BindText(get->get(), 1, kind);
     BindText(get->get(), 2, name);
@@ -84,8 +84,8 @@ tl::expected<std::vector<Store::QuotaUsage>, StoreError> Store::LoadQuotaUsage()
     if (!q) return tl::unexpected(q.error());
     Out out;
     auto r = impl_->EachRow(q->get(), "quota usage", [&](sqlite3_stmt* st) {
-      out.push_back(
-          {ColumnText(st, 0), FromMicros(sqlite3_column_int64(st, 1)), sqlite3_column_int64(st, 2)});
+      out.push_back({ColumnText(st, 0), FromMicros(sqlite3_column_int64(st, 1)),
+                     sqlite3_column_int64(st, 2)});
     });
     if (!r) return tl::unexpected(r.error());
     return out;

@@ -68,9 +68,8 @@ TEST_F(StoreTest, QuotaUsageSurvivesReopenAndOldWindowsGo) {
   {
     auto store = OpenRw();
     ASSERT_TRUE(store);
-    ASSERT_TRUE(store->PutQuotaUsage({{"user:a messages 86400", At(0), 7},
-                                      {"user:b messages 60", At(-600), 1}},
-                                     At(-3600)));
+    ASSERT_TRUE(store->PutQuotaUsage(
+        {{"user:a messages 86400", At(0), 7}, {"user:b messages 60", At(-600), 1}}, At(-3600)));
     ASSERT_TRUE(store->PutQuotaUsage({{"user:a messages 86400", At(0), 8}}, At(-60)));
   }
   auto store = OpenRw();

@@ -107,7 +107,7 @@ struct QuotaLimit {
 struct QuotaRule {
   enum class Kind { kUser, kClient, kSender, kSenderDomain };
   Kind kind = Kind::kUser;
-  std::string match;                // user name, sender address or domain (lower case), or "*"
+  std::string match;                 // user name, sender address or domain (lower case), or "*"
   std::optional<IpNetwork> network;  // kClient: the trusted clients it counts, per address
   std::vector<QuotaLimit> messages, recipients;
 };

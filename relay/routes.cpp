@@ -48,9 +48,8 @@ std::optional<AddressPreference> ParseAddressPreference(std::string_view text) {
 
 std::vector<std::string> OrderAddresses(std::vector<std::string> addresses,
                                         const SourceOptions& source) {
-  std::erase_if(addresses, [&](const std::string& ip) {
-    return IsIpv6(ip) ? !source.ipv6 : !source.ipv4;
-  });
+  std::erase_if(addresses,
+                [&](const std::string& ip) { return IsIpv6(ip) ? !source.ipv6 : !source.ipv4; });
   if (source.preference == AddressPreference::kIpv6) {
     std::stable_partition(addresses.begin(), addresses.end(), IsIpv6);
   } else if (source.preference == AddressPreference::kIpv4) {

@@ -37,9 +37,9 @@ bool Authenticates(TlsPolicy policy);
 
 struct TlsSettings {
   TlsPolicy policy = TlsPolicy::kDane;
-  std::vector<std::string> names;         // kVerify: accepted names ("" = the host's own name)
-  std::vector<std::string> fingerprints;  // kFingerprint: SHA-256, hex, lower case, no colons
-  bool implicit_tls = false;              // RFC 8314: TLS from the first byte (port 465)
+  std::vector<std::string> names;          // kVerify: accepted names ("" = the host's own name)
+  std::vector<std::string> fingerprints;   // kFingerprint: SHA-256, hex, lower case, no colons
+  bool implicit_tls = false;               // RFC 8314: TLS from the first byte (port 465)
   std::filesystem::path client_cert_file;  // read at each connection: a SIGHUP is not needed
   std::filesystem::path client_key_file;
   bool explicit_policy = false;  // set in the table (DANE still wins where TLSA is usable)
@@ -80,8 +80,8 @@ struct Route {
 };
 
 struct Routes {
-  std::map<std::string, Route> by_domain;   // A-label keys
-  std::map<std::string, Route> by_sender;   // "user@example.com" or "@example.com", lower case
+  std::map<std::string, Route> by_domain;  // A-label keys
+  std::map<std::string, Route> by_sender;  // "user@example.com" or "@example.com", lower case
   std::map<std::string, TlsSettings> tls_policy;  // [tls_policy], keys as in by_domain
   bool empty() const { return by_domain.empty() && by_sender.empty(); }
 };

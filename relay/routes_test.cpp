@@ -56,7 +56,8 @@ TEST(Routes, TlsPolicyEntriesMatchExactThenSubdomainsButHaveNoDefault) {
 }
 
 TEST(Routes, PolicyNamesRoundTrip) {
-  for (const char* name : {"dane", "dane-only", "verify", "fingerprint", "encrypt", "may", "none"}) {
+  for (const char* name :
+       {"dane", "dane-only", "verify", "fingerprint", "encrypt", "may", "none"}) {
     auto p = ParseTlsPolicy(name);
     ASSERT_TRUE(p) << name;
     EXPECT_EQ(ToString(*p), name);

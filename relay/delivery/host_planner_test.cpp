@@ -446,8 +446,7 @@ TEST(PlanHostTest, OperatorTlsPolicies) {
   EXPECT_EQ(h.request.webpki_names, (std::vector<std::string>{"a.example", "b.example"}));
   EXPECT_EQ(h.request.webpki_cause, Cause::kTlsPolicyNotVerified);
   verify.names.clear();
-  EXPECT_EQ(plan(verify, false).request.webpki_names,
-            std::vector<std::string>{"mx.example.org"});
+  EXPECT_EQ(plan(verify, false).request.webpki_names, std::vector<std::string>{"mx.example.org"});
   // DANE wins where TLSA records are usable...
   h = plan(verify, true);
   EXPECT_EQ(h.request.tls, TlsRequirement::kDane);

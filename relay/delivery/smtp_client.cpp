@@ -151,9 +151,9 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Connect(const ClientRequest& req, 
     // A source address we do not have (or may not use) is our problem: deferred, said plainly.
     conn.socket.bind(tcp::endpoint(asio::ip::make_address(source, ec), 0), ec);
     if (ec) {
-      FailHost(res, Cause::kLocalSetup, "4.3.0",
-               fmt::format("cannot use source address {} for {}: {}", source, s->peer,
-                           ec.message()));
+      FailHost(
+          res, Cause::kLocalSetup, "4.3.0",
+          fmt::format("cannot use source address {} for {}: {}", source, s->peer, ec.message()));
       co_return nullptr;
     }
   }
@@ -245,10 +245,10 @@ std::optional<queue::Failure> VerdictFailure(const ClientRequest& req, const tls
   }
   if (req.webpki_required && v.kind != tls::Verdict::Kind::kTrusted) {
     const bool sts = req.webpki_cause == Cause::kStsNotTrusted;
-    return queue::Failure{req.webpki_cause, "4.7.5", CertificateResultType(v, req.webpki_cause),
-                          fmt::format("Server certificate not trusted under the {} ({}): {}",
-                                      sts ? "MTA-STS policy" : "TLS policy \"verify\"",
-                                      v.reason, peer)};
+    return queue::Failure{
+        req.webpki_cause, "4.7.5", CertificateResultType(v, req.webpki_cause),
+        fmt::format("Server certificate not trusted under the {} ({}): {}",
+                    sts ? "MTA-STS policy" : "TLS policy \"verify\"", v.reason, peer)};
   }
   return std::nullopt;
 }
@@ -262,10 +262,10 @@ asio::awaitable<bool> Handshake(SmtpSession& s, const ClientRequest& req, Client
   std::string prepare_error, client_cert_error;
   const std::error_code hs = co_await conn.StartTls(
       *req.tls_context, asio::ssl::stream_base::client, req.timeouts.command, [&](ssl_st* ssl) {
-        const std::vector<std::string> names =
-            !req.webpki_check            ? std::vector<std::string>{}
-            : req.webpki_names.empty() ? std::vector<std::string>{req.mx_host}
-                                         : req.webpki_names;
+        const std::vector<std::string> names = !req.webpki_check ? std::vector<std::string>{}
+                                               : req.webpki_names.empty()
+                                                   ? std::vector<std::string>{req.mx_host}
+                                                   : req.webpki_names;
         auto ok = tls::PrepareClient(ssl, req.mx_host, dane, names);
         if (!ok) prepare_error = ok.error();
         if (ok && !req.client_cert_file.empty()) {
@@ -327,8 +327,8 @@ asio::awaitable<bool> StartTls(SmtpSession& s, const ClientRequest& req, ClientR
 // not return the queue to its senders), with a warning and a count.
 bool AuthFails(ClientResult& res, const SmtpSession& s, const ClientRequest& req,
                std::string status, const std::string& why) {
-  Log(Service::kSmtp).warn("SASL authentication to {} (route {}) failed: {}", s.peer, req.route,
-                           why);
+  Log(Service::kSmtp)
+      .warn("SASL authentication to {} (route {}) failed: {}", s.peer, req.route, why);
   Metrics::Get().Add("danerelay_upstream_auth_failures_total");
   return FailHost(res, Cause::kUpstreamAuth, std::move(status),
                   fmt::format("SASL authentication to {} failed: {}", s.peer, why));
@@ -388,8 +388,7 @@ asio::awaitable<std::shared_ptr<SmtpSession>> Open(const ClientRequest& req, Cli
     co_return nullptr;
   }
   s->ehlo = std::move(*ehlo);
-  s->starttls_offered = res.starttls_offered =
-      req.implicit_tls || s->ehlo.HasExtension("STARTTLS");
+  s->starttls_offered = res.starttls_offered = req.implicit_tls || s->ehlo.HasExtension("STARTTLS");
   if (req.implicit_tls || req.no_tls) {
     // TLS is up already, or never wanted.
   } else if (!req.plaintext_only && s->starttls_offered) {
@@ -653,9 +652,10 @@ std::string CacheKey(const ClientRequest& req) {
   if (req.requiretls) key += "|REQUIRETLS";
   // What a route adds: a session made with other credentials, certificate, source or name is
   // not the same session.
-  key += fmt::format("|{}|{}|{}|{}|{}|{}|{}|{}|{}", req.route, req.helo_name, req.no_tls,
-                     req.implicit_tls, req.client_cert_file.string(), req.auth ? req.auth->user : "",
-                     req.source_address, req.source_address6, fmt::join(req.webpki_names, ","));
+  key +=
+      fmt::format("|{}|{}|{}|{}|{}|{}|{}|{}|{}", req.route, req.helo_name, req.no_tls,
+                  req.implicit_tls, req.client_cert_file.string(), req.auth ? req.auth->user : "",
+                  req.source_address, req.source_address6, fmt::join(req.webpki_names, ","));
   if (req.dane) {
     key += "|" + req.dane->base_domain;
     for (const auto& n : req.dane->extra_names) key += "|" + n;

@@ -55,7 +55,7 @@ struct ClientRequest {
   // allows it without).
   std::optional<UpstreamAuth> auth;
   std::string source_address, source_address6;  // "": the kernel's choice
-  std::string route;  // the route's key, for logs ("" for MX delivery)
+  std::string route;                            // the route's key, for logs ("" for MX delivery)
   std::shared_ptr<asio::ssl::context> tls_context;
   bool plaintext_only = false;  // the retry after a failed opportunistic handshake
   // Envelope and recipients to deliver; nullptr probes: QUIT right after the TLS step

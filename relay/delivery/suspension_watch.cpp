@@ -10,7 +10,8 @@ namespace danerelay::relay {
 namespace {
 
 std::string Utc(queue::TimePoint t) {
-  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", std::chrono::time_point_cast<std::chrono::seconds>(t));
+  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}",
+                     std::chrono::time_point_cast<std::chrono::seconds>(t));
 }
 
 // A Prometheus label value: backslash, quote and newline escaped.

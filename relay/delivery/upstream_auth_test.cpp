@@ -15,12 +15,12 @@ tls::Verdict Of(tls::Verdict::Kind kind) {
 
 TEST(UpstreamAuth, CredentialsGoOnlyOverAuthenticatedTls) {
   using K = tls::Verdict::Kind;
-  EXPECT_TRUE(MaySendCredentials(Of(K::kVerified), false, false));     // DANE, or the pins
-  EXPECT_TRUE(MaySendCredentials(Of(K::kTrusted), true, false));       // "verify"
-  EXPECT_FALSE(MaySendCredentials(Of(K::kTrusted), false, false));     // trusted, not required
-  EXPECT_FALSE(MaySendCredentials(Of(K::kUntrusted), false, false));   // "encrypt"
-  EXPECT_FALSE(MaySendCredentials(std::nullopt, false, false));        // plain text
-  EXPECT_TRUE(MaySendCredentials(std::nullopt, false, true));          // the operator said so
+  EXPECT_TRUE(MaySendCredentials(Of(K::kVerified), false, false));    // DANE, or the pins
+  EXPECT_TRUE(MaySendCredentials(Of(K::kTrusted), true, false));      // "verify"
+  EXPECT_FALSE(MaySendCredentials(Of(K::kTrusted), false, false));    // trusted, not required
+  EXPECT_FALSE(MaySendCredentials(Of(K::kUntrusted), false, false));  // "encrypt"
+  EXPECT_FALSE(MaySendCredentials(std::nullopt, false, false));       // plain text
+  EXPECT_TRUE(MaySendCredentials(std::nullopt, false, true));         // the operator said so
 }
 
 TEST(UpstreamAuth, PlainIsPreferredThenLogin) {

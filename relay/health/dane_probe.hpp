@@ -48,8 +48,8 @@ struct ProbeHost {
 struct ProbeReport {
   std::string domain;  // A-label form (or as given, when it has none)
   bool mandatory = false;
-  std::string route;       // the [routes] key that applies ("": MX delivery)
-  std::string tls_policy;  // "dane", "verify", ... as the route or [tls_policy] says
+  std::string route;                 // the [routes] key that applies ("": MX delivery)
+  std::string tls_policy;            // "dane", "verify", ... as the route or [tls_policy] says
   std::optional<StsLookup> mta_sts;  // when MTA-STS was looked at
   std::vector<ProbeHost> hosts;
   ProbeVerdict verdict = ProbeVerdict::kDeferred;

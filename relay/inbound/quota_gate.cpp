@@ -1,8 +1,8 @@
 #include "relay/inbound/quota_gate.hpp"
 
+#include <fmt/format.h>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
-#include <fmt/format.h>
 
 #include "relay/daemon/logging.hpp"
 #include "relay/daemon/metrics.hpp"
@@ -58,20 +58,19 @@ void QuotaGate::Persist() {
   writing_ = true;
   const auto drop_before = queue::Clock::now() - kKeep;
   auto self = shared_from_this();
-  committer_.Write(
-      [rows = std::move(rows), drop_before](queue::Store& s) {
-        return s.PutQuotaUsage(rows, drop_before);
-      },
-      [self](tl::expected<void, queue::StoreError> done) {
-        asio::post(self->io_, [self, done = std::move(done)] {
-          if (!done) {
-            Log(Service::kSmtpd)
-                .warn("sending quotas: counters not written: {}", done.error().message);
-          }
-          self->writing_ = false;
-          self->Persist();
-        });
-      });
+  committer_.Write([rows = std::move(rows),
+                    drop_before](queue::Store& s) { return s.PutQuotaUsage(rows, drop_before); },
+                   [self](tl::expected<void, queue::StoreError> done) {
+                     asio::post(self->io_, [self, done = std::move(done)] {
+                       if (!done) {
+                         Log(Service::kSmtpd)
+                             .warn("sending quotas: counters not written: {}",
+                                   done.error().message);
+                       }
+                       self->writing_ = false;
+                       self->Persist();
+                     });
+                   });
 }
 
 }  // namespace danerelay::relay

@@ -54,8 +54,7 @@ const QuotaRule* ForClient(const QuotaOptions& o, const std::string& address) {
 
 }  // namespace
 
-std::vector<SendingQuotas::Check> SendingQuotas::Applicable(const Sender& s,
-                                                            bool recipient) const {
+std::vector<SendingQuotas::Check> SendingQuotas::Applicable(const Sender& s, bool recipient) const {
   const std::string sender = Lower(s.sender);
   const auto at = sender.rfind('@');
   const std::string domain = at == std::string::npos ? "" : sender.substr(at + 1);
@@ -69,9 +68,9 @@ std::vector<SendingQuotas::Check> SendingQuotas::Applicable(const Sender& s,
     if (!rule) continue;
     const std::string key = fmt::format("{} {}", KindName(rule->kind), value);
     for (const auto& l : recipient ? rule->recipients : rule->messages) {
-      out.push_back({&l, std::string(KindName(rule->kind)), key,
-                     fmt::format("{} {}/{}s", key, recipient ? "recipients" : "messages",
-                                 l.window.count())});
+      out.push_back(
+          {&l, std::string(KindName(rule->kind)), key,
+           fmt::format("{} {}/{}s", key, recipient ? "recipients" : "messages", l.window.count())});
     }
   }
   return out;
@@ -98,11 +97,11 @@ std::optional<SendingQuotas::Refusal> SendingQuotas::Count(const Sender& s, bool
     Counter& c = At(ch.counter, ch.limit->window, now);
     if (c.count + 1 > ch.limit->count) {
       const bool first = !std::exchange(c.warned, true);
-      return Refusal{ch.kind, ch.key,
-                     fmt::format("{} {} per {}", ch.limit->count,
-                                 recipient ? "recipients" : "messages", ch.limit->text.substr(
-                                     ch.limit->text.find('/') + 1)),
-                     first};
+      return Refusal{
+          ch.kind, ch.key,
+          fmt::format("{} {} per {}", ch.limit->count, recipient ? "recipients" : "messages",
+                      ch.limit->text.substr(ch.limit->text.find('/') + 1)),
+          first};
     }
   }
   for (const auto& ch : checks) {

@@ -31,15 +31,15 @@ class SendingQuotas {
   bool empty() const { return options_.rules.empty(); }
 
   struct Sender {
-    std::string user;     // the AUTH user; "" when not authenticated
-    std::string address;  // the client's IP address
+    std::string user;      // the AUTH user; "" when not authenticated
+    std::string address;   // the client's IP address
     bool trusted = false;  // in trusted_networks: client rules apply
-    std::string sender;   // the MAIL FROM address ("" for <>: sender rules do not apply)
+    std::string sender;    // the MAIL FROM address ("" for <>: sender rules do not apply)
   };
   struct Refusal {
-    std::string kind;   // "user", "client", "sender", "sender_domain" (the metric's label)
-    std::string key;    // "user alice", "client 192.0.2.7", ...
-    std::string limit;  // "5 messages per 10s"
+    std::string kind;    // "user", "client", "sender", "sender_domain" (the metric's label)
+    std::string key;     // "user alice", "client 192.0.2.7", ...
+    std::string limit;   // "5 messages per 10s"
     bool first = false;  // the first refusal of this key in this window: warn once
   };
   // One message (at MAIL) or one recipient (at RCPT), counted unless a quota refuses it.

@@ -39,7 +39,7 @@ TEST(SendingQuotasTest, SixthMessageIsRefusedOtherUsersAndNextWindowAreNot) {
   EXPECT_TRUE(refused->first);
   EXPECT_FALSE(q.Count(User("a"), false, At(2))->first);  // warned once per window
   EXPECT_FALSE(q.Count(User("b"), false, At(2)));
-  EXPECT_FALSE(q.Count(User("a"), true, At(2)));  // no recipient limit
+  EXPECT_FALSE(q.Count(User("a"), true, At(2)));    // no recipient limit
   EXPECT_FALSE(q.Count(User("a"), false, At(10)));  // the next window
 }
 

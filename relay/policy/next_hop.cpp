@@ -45,16 +45,17 @@ asio::awaitable<NextHops> RouteHops(dns::Lookup& resolver, const Route& route,
           if (!r.host.empty()) out.hosts.push_back({r.host, port, mx.dnssec, false, fallback});
         }
       } else {
-        problems.push_back(fmt::format("MX lookup for {} failed: {}", h.host,
-                                       mx.rcode == dns::Rcode::kNxDomain ? "no such domain" : mx.why));
+        problems.push_back(
+            fmt::format("MX lookup for {} failed: {}", h.host,
+                        mx.rcode == dns::Rcode::kNxDomain ? "no such domain" : mx.why));
       }
     }
   }
   if (out.hosts.empty()) {
     out.status = "4.4.3";
     out.cause = queue::Cause::kDns;
-    out.reason = fmt::format("route {}: no host could be found ({})", route.key,
-                             fmt::join(problems, "; "));
+    out.reason =
+        fmt::format("route {}: no host could be found ({})", route.key, fmt::join(problems, "; "));
   }
   co_return out;
 }
@@ -96,7 +97,8 @@ asio::awaitable<NextHops> FindNextHops(dns::Lookup& resolver, const std::string&
     out.reason = fmt::format("Domain {} does not accept mail (null MX)", domain);
     co_return out;
   }
-  for (const auto& r : Ordered(records, rng)) out.hosts.push_back({r.host, options.port, mx.dnssec});
+  for (const auto& r : Ordered(records, rng))
+    out.hosts.push_back({r.host, options.port, mx.dnssec});
   co_return out;
 }
 

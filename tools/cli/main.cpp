@@ -19,10 +19,10 @@
 #include "tools/cli/dane_check.hpp"
 #include "tools/cli/passwd.hpp"
 #include "tools/cli/queue_admin.hpp"
-#include "tools/cli/queue_suspend.hpp"
 #include "tools/cli/queue_filters.hpp"
 #include "tools/cli/queue_list.hpp"
 #include "tools/cli/queue_show.hpp"
+#include "tools/cli/queue_suspend.hpp"
 #include "tools/cli/tls_rpt.hpp"
 
 namespace {

@@ -12,9 +12,9 @@
 #include "queue/notice.hpp"
 #include "queue/queue_id.hpp"
 #include "queue/queue_lock.hpp"
-#include "tools/cli/queue_suspend.hpp"
 #include "relay/health/preflight.hpp"
 #include "relay/health/resolver_health.hpp"
+#include "tools/cli/queue_suspend.hpp"
 
 namespace danerelay::tools {
 namespace {

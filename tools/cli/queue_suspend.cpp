@@ -77,9 +77,8 @@ int RunResume(const config::Config& config, const std::string& domain, std::ostr
 std::vector<std::string> SuspensionLines(const std::vector<queue::Store::Suspension>& in_force) {
   std::vector<std::string> out;
   for (const auto& s : in_force) {
-    out.push_back(fmt::format("{} {}: suspended until {}: {} (by {})", s.kind, s.name,
-                              Utc(s.until), s.reason.empty() ? "no reason given" : s.reason,
-                              s.user));
+    out.push_back(fmt::format("{} {}: suspended until {}: {} (by {})", s.kind, s.name, Utc(s.until),
+                              s.reason.empty() ? "no reason given" : s.reason, s.user));
   }
   return out;
 }
