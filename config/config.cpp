@@ -190,7 +190,7 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   Reader top(root, "", source);
   top.OnlyKeys({"server", "log", "metrics", "listener", "access", "auth", "sender_checks", "limits",
                 "queue", "dns", "dane", "delivery", "retry", "routes", "mta_sts", "tls",
-                "tls_rpt"});
+                "tls_rpt", "dkim"});
   auto& server = config.server;
   auto& delivery = config.delivery;
   if (auto r = top.Table("server")) ReadServer(*r, server);
@@ -210,6 +210,7 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   if (auto r = top.Table("delivery")) ReadDelivery(*r, delivery);
   if (auto r = top.Table("retry")) ReadRetry(*r, delivery.retry);
   if (auto r = top.Table("routes")) ReadRoutes(*r, delivery.routes);
+  if (auto r = top.Table("dkim")) ReadDkim(*r, source, server.dkim, delivery.retry.max_lifetime);
 
   if (source.errors.Count() > 0) return tl::unexpected(source.errors.Result());
   KnowOwnListeners(config);

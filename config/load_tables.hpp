@@ -36,4 +36,8 @@ void ReadDelivery(Reader& r, relay::DeliveryOptions& delivery);
 void ReadRetry(Reader& r, queue::RetryOptions& retry);
 void ReadRoutes(Reader& r, std::map<std::string, std::string>& routes);
 
+// load_dkim.cpp: [dkim], after [retry] (x= must outlive max_lifetime).
+void ReadDkim(Reader& r, Source& source, relay::DkimOptions& dkim,
+              std::chrono::seconds max_lifetime);
+
 }  // namespace danerelay::config

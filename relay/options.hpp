@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "queue/retry.hpp"
+#include "relay/dkim/options.hpp"
 #include "relay/network.hpp"
 #include "tls/server_context.hpp"
 
@@ -107,6 +108,7 @@ struct ServerOptions {
   LimitsOptions limits;
   AuthOptions auth;
   SenderCheckOptions sender_checks;
+  DkimOptions dkim;
 };
 
 struct ClientTimeouts {

@@ -18,7 +18,7 @@ struct Family {
 // What an operator watches. DANE outcomes are per MX host attempt, following relay/DESIGN.md's
 // table: DNS failure (step 1), insecure MX or address (2, 3), no TLSA (4), no usable TLSA (5),
 // and for DANE hosts the handshake: verified, certificate mismatch, no STARTTLS.
-const std::array<Family, 12> kFamilies = {{
+const std::array<Family, 13> kFamilies = {{
     {"danerelay_messages_accepted_total", "Messages accepted and queued (250 after DATA).", "", {}},
     {"danerelay_smtpd_rejects_total",
      "Refusals by the SMTP server, by the command refused.",
@@ -64,6 +64,10 @@ const std::array<Family, 12> kFamilies = {{
      "recipient meanwhile, or the write failed (the recipients' states written alone).",
      "reason",
      {"deleted", "operator", "write_failed"}},
+    {"danerelay_dkim_total",
+     "DKIM signing at acceptance (relay/dkim): signed, or why not.",
+     "outcome",
+     {"signed", "no_key", "not_source", "already_signed", "error"}},
 }};
 
 }  // namespace
