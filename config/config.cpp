@@ -191,7 +191,7 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   top.OnlyKeys({"server",     "log",           "metrics", "listener", "access",
                 "auth",       "sender_checks", "limits",  "queue",    "dns",
                 "dane",       "delivery",      "retry",   "routes",   "sender_routes",
-                "tls_policy", "mta_sts",       "tls",     "tls_rpt",  "quotas"});
+                "tls_policy", "mta_sts",       "tls",     "tls_rpt",  "quotas",     "dkim"});
   auto& server = config.server;
   auto& delivery = config.delivery;
   if (auto r = top.Table("server")) ReadServer(*r, server);
@@ -214,6 +214,7 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   if (auto r = top.Table("routes")) ReadRoutes(*r, delivery);
   if (auto r = top.Table("sender_routes")) ReadSenderRoutes(*r, delivery);
   if (auto r = top.Table("tls_policy")) ReadTlsPolicy(*r, delivery);
+  if (auto r = top.Table("dkim")) ReadDkim(*r, source, server.dkim, delivery.retry.max_lifetime);
 
   if (source.errors.Count() > 0) return tl::unexpected(source.errors.Result());
   KnowOwnListeners(config);

@@ -45,4 +45,8 @@ void ReadRoutes(Reader& r, relay::DeliveryOptions& delivery);
 void ReadSenderRoutes(Reader& r, relay::DeliveryOptions& delivery);  // after [routes]
 void ReadTlsPolicy(Reader& r, relay::DeliveryOptions& delivery);
 
+// load_dkim.cpp: [dkim], after [retry] (x= must outlive max_lifetime).
+void ReadDkim(Reader& r, Source& source, relay::DkimOptions& dkim,
+              std::chrono::seconds max_lifetime);
+
 }  // namespace danerelay::config

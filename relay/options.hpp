@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "queue/retry.hpp"
+#include "relay/dkim/options.hpp"
 #include "relay/network.hpp"
 #include "relay/routes.hpp"
 #include "tls/server_context.hpp"
@@ -128,6 +129,7 @@ struct ServerOptions {
   AuthOptions auth;
   SenderCheckOptions sender_checks;
   QuotaOptions quotas;
+  DkimOptions dkim;
 };
 
 struct ClientTimeouts {

@@ -10,13 +10,15 @@ packages=(
   libasio-dev libssl-dev libunbound-dev libtomlplusplus-dev libsqlite3-dev
   libgtest-dev libgmock-dev libexpected-dev libcli11-dev nlohmann-json3-dev
   libfmt-dev libspdlog-dev libcrypt-dev libsystemd-dev libidn2-dev libcurl4-openssl-dev
-  zlib1g-dev libgmime-3.0-dev
+  zlib1g-dev libgmime-3.0-dev libopendkim-dev
   # runtime data: the DNSSEC root trust anchor
   dns-root-data
   # test and benchmark tools: real SMTP clients and peers, TLS, DNS
   openssl sqlite3 swaks libnet-ssleay-perl python3 python3-aiosmtpd postfix libsasl2-modules strace
   # a second MIME parser for the notices (tests/e2e/mime_parts.pl)
   libmime-tools-perl
+  # two independent DKIM verifiers (tests/e2e/test_dkim.py)
+  python3-dkim libmail-dkim-perl
   nsd ldnsutils unbound-anchor bind9-dnsutils faketime
   # tools/bench-dane.sh: the validating resolver a DANE-configured Postfix needs
   unbound

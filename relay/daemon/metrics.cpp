@@ -18,7 +18,7 @@ struct Family {
 // What an operator watches. DANE outcomes are per MX host attempt, following relay/DESIGN.md's
 // table: DNS failure (step 1), insecure MX or address (2, 3), no TLSA (4), no usable TLSA (5),
 // and for DANE hosts the handshake: verified, certificate mismatch, no STARTTLS.
-const std::array<Family, 13> kFamilies = {{
+const std::array<Family, 14> kFamilies = {{
     {"danerelay_messages_accepted_total", "Messages accepted and queued (250 after DATA).", "", {}},
     {"danerelay_smtpd_rejects_total",
      "Refusals by the SMTP server, by the command refused.",
@@ -68,6 +68,10 @@ const std::array<Family, 13> kFamilies = {{
      "MAIL or RCPT commands refused with 450 4.7.1 by a sending quota ([quotas]), by its kind.",
      "kind",
      {"user", "client", "sender", "sender_domain"}},
+    {"danerelay_dkim_total",
+     "DKIM signing at acceptance (relay/dkim): signed, or why not.",
+     "outcome",
+     {"signed", "no_key", "not_source", "already_signed", "error"}},
 }};
 
 // Gauges: series come and go with what they describe.

@@ -1,0 +1,126 @@
+#include "relay/dkim/signer.hpp"
+
+#include <algorithm>
+
+#include "relay/dkim/headers.hpp"
+#include "relay/dkim/opendkim.hpp"
+
+namespace danerelay::relay::dkim {
+
+const char* OutcomeName(Outcome o) {
+  switch (o) {
+    case Outcome::kSigned:
+      return "signed";
+    case Outcome::kNoKey:
+      return "no_key";
+    case Outcome::kNotSource:
+      return "not_source";
+    case Outcome::kAlreadySigned:
+      return "already_signed";
+    case Outcome::kError:
+      break;
+  }
+  return "error";
+}
+
+const std::vector<std::string>& DefaultSignedHeaders() {
+  static const std::vector<std::string> kHeaders = {
+      "From",       "Sender",      "Reply-To",     "Subject",      "Date",
+      "Message-ID", "To",          "Cc",           "MIME-Version", "Content-Type",
+      "Content-Transfer-Encoding", "In-Reply-To",  "References",   "List-Id",
+      "List-Help",  "List-Unsubscribe", "List-Unsubscribe-Post", "List-Post",
+      "List-Owner", "List-Archive", "Resent-Date", "Resent-From",  "Resent-To",
+      "Resent-Cc"};
+  return kHeaders;
+}
+
+Signer::Signer() = default;
+Signer::~Signer() = default;
+
+tl::expected<std::shared_ptr<const Signer>, std::string> Signer::Make(const DkimOptions& options) {
+  std::shared_ptr<Signer> s(new Signer());
+  s->options_ = options;
+  for (const auto& k : options.keys) {
+    auto key = LoadKey(k.key_file);
+    if (!key) return tl::unexpected("DKIM key " + k.selector + "._domainkey." + k.domain + ": " +
+                                    key.error());
+    s->keys_.push_back({k, std::move(*key)});
+  }
+  const auto& headers = options.headers.empty() ? DefaultSignedHeaders() : options.headers;
+  auto lib = OpenDkim::Make(headers, {"From"}, options.expire);
+  if (!lib) return tl::unexpected(lib.error());
+  s->lib_ = std::move(*lib);
+  return std::shared_ptr<const Signer>(std::move(s));
+}
+
+bool Signer::IsSource(const Submission& from) const {
+  if (from.authenticated) return options_.sign_auth;
+  if (!from.trusted || !options_.sign_trusted) return false;
+  if (options_.trusted_sources.empty()) return true;
+  return std::any_of(options_.trusted_sources.begin(), options_.trusted_sources.end(),
+                     [&](const IpNetwork& n) { return n.Contains(from.client_ip); });
+}
+
+// The keys of `domain`, else (sign_subdomains) of its closest parent with keys; `d` is the
+// domain they sign for.
+std::vector<const Signer::LoadedKey*> Signer::KeysFor(const std::string& domain,
+                                                      std::string* d) const {
+  std::vector<const LoadedKey*> out;
+  std::string candidate = domain;
+  for (;;) {
+    for (const auto& k : keys_) {
+      if (EqualsIgnoreCase(k.where.domain, candidate)) out.push_back(&k);
+    }
+    if (!out.empty() || !options_.sign_subdomains) break;
+    const auto dot = candidate.find('.');
+    if (dot == std::string::npos) break;
+    candidate.erase(0, dot + 1);
+  }
+  *d = candidate;
+  return out;
+}
+
+SignResult Signer::SignWith(std::string& content, const std::string& domain,
+                            const std::vector<const LoadedKey*>& keys, const std::string& d) const {
+  std::size_t body = 0;
+  const auto signed_for = SignedDomains(SplitHeader(content, &body));
+  if (std::find(signed_for.begin(), signed_for.end(), d) != signed_for.end()) {
+    return {Outcome::kAlreadySigned, domain, "already signed for d=" + d};
+  }
+  std::string fields, detail;
+  for (const LoadedKey* k : keys) {
+    auto field = lib_->Sign(content, k->key, d, k->where.selector);
+    if (!field) {
+      return {Outcome::kError, domain, "s=" + k->where.selector + " d=" + d + ": " + field.error()};
+    }
+    fields += *field;
+    detail += (detail.empty() ? "" : ", ") + std::string("d=") + d + " s=" + k->where.selector +
+              " (" + AlgorithmName(k->key.algorithm) + ")";
+  }
+  content.insert(0, fields);
+  return {Outcome::kSigned, domain, detail};
+}
+
+SignResult Signer::Sign(std::string& content, const Submission& from) const {
+  std::size_t body = 0;
+  auto domain = FromDomain(SplitHeader(content, &body));
+  if (!IsSource(from)) {
+    return {Outcome::kNotSource, domain ? *domain : "",
+            from.authenticated ? "authenticated clients are not a source (sources)"
+                               : "client is not authenticated and not a trusted source (sources)"};
+  }
+  if (!domain) return {Outcome::kNoKey, "", domain.error()};
+  std::string d;
+  const auto keys = KeysFor(*domain, &d);
+  if (keys.empty()) return {Outcome::kNoKey, *domain, "no key for the From domain " + *domain};
+  return SignWith(content, *domain, keys, d);
+}
+
+SignResult Signer::SignOwn(std::string& content, const std::string& domain) const {
+  std::string d;
+  const auto keys = KeysFor(domain, &d);
+  if (keys.empty()) return {Outcome::kNoKey, domain, "no key for the notices domain " + domain};
+  return SignWith(content, domain, keys, d);
+}
+
+}  // namespace danerelay::relay::dkim
