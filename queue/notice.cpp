@@ -325,6 +325,7 @@ NewMessage ComposeNotice(NoticeKind kind, const MessageInfo& original, const std
   n.content = fmt::format("Received: by {} (danerelay) id {}; {}\r\n", options.hostname, n.id,
                           FormatRfc5322Date(now)) +
               m;
+  if (options.sign) options.sign(n.content, n.id);
   n.client_address = "";
   n.client_helo = "";
   n.protocol = "local";

@@ -25,6 +25,8 @@ struct NoticeOptions {
   // How the notice's To: header writes an address: the relay gives IDN domains as A-labels,
   // so that a notice to an address with an ASCII local part needs no SMTPUTF8 for its header.
   std::function<std::string(const std::string&)> header_address;
+  // Signs the finished notice (DKIM: relay/dkim/slot.hpp) given its queue ID; unset: unsigned.
+  std::function<void(std::string& content, const std::string& id)> sign;
 };
 
 // Whether `rcpt` of `m` gets a notice of this kind: never for mail from <> (no bounce loops),

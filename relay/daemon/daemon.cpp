@@ -1,3 +1,4 @@
+#include "relay/dkim/slot.hpp"
 #include "relay/daemon/daemon.hpp"
 
 #include <spdlog/spdlog.h>
@@ -51,6 +52,7 @@ struct Daemon::Parts {
   std::shared_ptr<asio::ssl::context> probe_tls;
   std::optional<Preflight> preflight;
   std::optional<TlsReporter> tls_reporter;
+  dkim::SignerSlot dkim;  // [dkim]: signs submissions, notices and reports
   std::optional<MetricsServer> metrics;
   std::optional<asio::steady_timer> drain;
   // Delivery (the agent, the pre-flight check and the TLS reports) is started by Start when
@@ -153,6 +155,12 @@ tl::expected<void, StartFailure> Daemon::MakeServices() {
   p.server.emplace(*p.io, cfg.server, *p.committer, p.ids, *p.resolver);
   p.agent.emplace(*p.io, cfg.delivery, cfg.server.hostname, *p.resolver, *p.committer, p.ids);
   p.server->OnQueued([&p] { p.agent->Wake(); });
+  // Loaded as root, like the listeners' keys; a reload reads them as [server] user.
+  if (auto loaded = p.dkim.Load(cfg.server.dkim, cfg.server.hostname); !loaded) {
+    return Fail(kExitConfig, "[dkim] " + loaded.error());
+  }
+  p.server->UseDkim(&p.dkim);
+  p.agent->UseDkim(&p.dkim);
   if (auto started = p.server->Start(); !started) return Fail(kExitSoftware, started.error());
   p.health.emplace(*p.io, *p.resolver, cfg.dns, ResolverStatusFile(cfg.queue.path));
   p.agent->UseResolverHealth(&*p.health);
@@ -164,6 +172,7 @@ tl::expected<void, StartFailure> Daemon::MakeServices() {
                       PreflightStatusFile(cfg.queue.path));
   p.tls_reporter.emplace(*p.io, *p.resolver, *p.committer, p.ids, cfg.delivery, cfg.server.hostname,
                          [&p] { p.agent->Wake(); });
+  p.tls_reporter->UseDkim(&p.dkim);
   p.metrics.emplace(*p.io, cfg.metrics, cfg.queue,
                     [&p] { return p.health->MetricsText() + p.preflight->MetricsText(); });
   if (auto started = p.metrics->Start(); !started) return Fail(kExitSoftware, started.error());
@@ -251,6 +260,9 @@ void Daemon::Reload() {
 void Daemon::Apply(const config::Config& fresh) {
   Parts& p = *parts_;
   SetUpLogging("danerelay/master", fresh.log);
+  if (auto loaded = p.dkim.Load(fresh.server.dkim, fresh.server.hostname); !loaded) {
+    spdlog::warn("reload: keeping the old DKIM keys: {}", loaded.error());
+  }
   p.server->Reload(fresh.server);
   p.agent->Reload(fresh.delivery, fresh.server.hostname);
   p.health->Reload(fresh.dns);

@@ -50,6 +50,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   queue::QueueIdGenerator& ids;
   std::shared_ptr<asio::ssl::context> tls_context;
   const ResolverHealth* health = nullptr;
+  const dkim::SignerSlot* dkim = nullptr;  // signs notices (on the writer thread)
   std::unique_ptr<StsPolicies> sts;  // MTA-STS policies, fetched and cached
   // The loop sleeps on `kick` (never due: only cancelled, by Kick) while `alarm` stands at the
   // next time it must look anyway. Re-arming a timer is a system call, so the alarm moves only
@@ -275,7 +276,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
                           ? std::max<std::chrono::seconds>(options.keep_completed, kTlsRptKeep)
                           : options.keep_completed;
     if (purge) req.purge_before = queue::Clock::now() - keep;
-    req.notice = MakeNoticeOptions(helo_name);
+    req.notice = MakeNoticeOptions(helo_name, dkim);
     req.ids = &ids;
     const auto run = [req](queue::Store& s) { return queue::RunUpkeep(s, req); };
     const queue::UpkeepResult r = co_await OnStore(committer, run);
@@ -397,7 +398,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     const auto now = queue::Clock::now();
     const auto judged = JudgedNow();
     const queue::RetryOptions retry = options.retry;
-    const NoticeSettings settings{helo_name, options.postmaster, options.retry.max_lifetime};
+    const NoticeSettings settings{helo_name, options.postmaster, options.retry.max_lifetime, dkim};
     const auto seed = rng();
     auto recorded = std::make_shared<Recorded>();
     auto* id_source = &ids;
@@ -676,6 +677,8 @@ void DeliveryAgent::Reload(DeliveryOptions options, std::string helo_name) {
 std::size_t DeliveryAgent::InFlight() const { return impl_->active; }
 
 void DeliveryAgent::UseResolverHealth(const ResolverHealth* health) { impl_->health = health; }
+
+void DeliveryAgent::UseDkim(const dkim::SignerSlot* slot) { impl_->dkim = slot; }
 
 void DeliveryAgent::ValidationWorksAgain() { impl_->ValidationWorksAgain(); }
 

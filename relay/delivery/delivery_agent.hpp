@@ -29,6 +29,9 @@ class Lookup;
 namespace danerelay::relay {
 
 class ResolverHealth;
+namespace dkim {
+class SignerSlot;
+}
 
 class DeliveryAgent {
  public:
@@ -48,6 +51,9 @@ class DeliveryAgent {
   std::size_t InFlight() const;
   // The resolver's self-check, consulted before each delivery (nullptr: none).
   void UseResolverHealth(const ResolverHealth* health);
+  // Notices (bounces, delay warnings, "relayed") are DKIM-signed by `slot`, which must outlive
+  // the agent.
+  void UseDkim(const dkim::SignerSlot* slot);
   // The resolver's self-check passes again: the recipients deferred only because it failed
   // become due now instead of after their backoff. Call on the io thread.
   void ValidationWorksAgain();

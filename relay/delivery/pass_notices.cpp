@@ -4,12 +4,16 @@
 
 #include "dns/idn.hpp"
 #include "queue/notice.hpp"
+#include "relay/dkim/slot.hpp"
 
 namespace danerelay::relay {
 
-queue::NoticeOptions MakeNoticeOptions(std::string hostname) {
+queue::NoticeOptions MakeNoticeOptions(std::string hostname, const dkim::SignerSlot* dkim) {
   queue::NoticeOptions o(std::move(hostname));
   o.header_address = [](const std::string& a) { return dns::ToAsciiAddressIfPossible(a); };
+  if (dkim) {
+    o.sign = [dkim](std::string& content, const std::string& id) { dkim->SignOwn(content, id); };
+  }
   return o;
 }
 
@@ -17,7 +21,7 @@ std::vector<PassNotice> PassNotices(const queue::MessageInfo& m, const std::stri
                                     const queue::PassOutcome& pass, queue::TimePoint now,
                                     const NoticeSettings& settings, queue::QueueIdGenerator& ids) {
   std::vector<PassNotice> out;
-  const queue::NoticeOptions notice_options = MakeNoticeOptions(settings.hostname);
+  const queue::NoticeOptions notice_options = MakeNoticeOptions(settings.hostname, settings.dkim);
   if (!pass.bounce.empty()) {
     out.push_back({queue::ComposeNotice(queue::NoticeKind::kFailure, m, content, pass.bounce,
                                         ids.Next(now), now, std::nullopt, notice_options),

@@ -14,10 +14,15 @@
 
 namespace danerelay::relay {
 
+namespace dkim {
+class SignerSlot;
+}
+
 struct NoticeSettings {
   std::string hostname;    // Reporting-MTA
   std::string postmaster;  // "": no copies
   std::chrono::seconds max_lifetime{5 * 24 * 3600};
+  const dkim::SignerSlot* dkim = nullptr;  // signs the notices; null: unsigned
 };
 
 struct PassNotice {
@@ -31,7 +36,8 @@ std::vector<PassNotice> PassNotices(const queue::MessageInfo& m, const std::stri
                                     const queue::PassOutcome& pass, queue::TimePoint now,
                                     const NoticeSettings& settings, queue::QueueIdGenerator& ids);
 
-// The notices' options for this host: IDN domains in the To: header as A-labels.
-queue::NoticeOptions MakeNoticeOptions(std::string hostname);
+// The notices' options for this host: IDN domains in the To: header as A-labels, signed by
+// `dkim` when given.
+queue::NoticeOptions MakeNoticeOptions(std::string hostname, const dkim::SignerSlot* dkim);
 
 }  // namespace danerelay::relay

@@ -64,14 +64,14 @@ bool Signer::IsSource(const Submission& from) const {
 // The keys of `domain`, else (sign_subdomains) of its closest parent with keys; `d` is the
 // domain they sign for.
 std::vector<const Signer::LoadedKey*> Signer::KeysFor(const std::string& domain,
-                                                      std::string* d) const {
+                                                      std::string* d, bool parents) const {
   std::vector<const LoadedKey*> out;
   std::string candidate = domain;
   for (;;) {
     for (const auto& k : keys_) {
       if (EqualsIgnoreCase(k.where.domain, candidate)) out.push_back(&k);
     }
-    if (!out.empty() || !options_.sign_subdomains) break;
+    if (!out.empty() || !parents) break;
     const auto dot = candidate.find('.');
     if (dot == std::string::npos) break;
     candidate.erase(0, dot + 1);
@@ -111,16 +111,21 @@ SignResult Signer::Sign(std::string& content, const Submission& from) const {
   }
   if (!domain) return {Outcome::kNoKey, "", domain.error()};
   std::string d;
-  const auto keys = KeysFor(*domain, &d);
+  const auto keys = KeysFor(*domain, &d, options_.sign_subdomains);
   if (keys.empty()) return {Outcome::kNoKey, *domain, "no key for the From domain " + *domain};
   return SignWith(content, *domain, keys, d);
 }
 
 SignResult Signer::SignOwn(std::string& content, const std::string& domain) const {
   std::string d;
-  const auto keys = KeysFor(domain, &d);
+  const auto keys = KeysFor(domain, &d, true);
   if (keys.empty()) return {Outcome::kNoKey, domain, "no key for the notices domain " + domain};
   return SignWith(content, domain, keys, d);
+}
+
+bool Signer::HasOwnKey(const std::string& domain) const {
+  std::string d;
+  return !KeysFor(domain, &d, true).empty();
 }
 
 }  // namespace danerelay::relay::dkim

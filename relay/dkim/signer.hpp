@@ -48,8 +48,12 @@ class Signer {
   // Signs `content` (header and body, CRLF) in place when `from` is a source to sign and a key
   // matches the header From domain.
   SignResult Sign(std::string& content, const Submission& from) const;
-  // danerelay's own mail (notices, TLS-RPT): signed with the keys of `domain` whatever the From.
+  // danerelay's own mail (notices, TLS-RPT): signed with the keys of `domain` or of its nearest
+  // parent that has keys (a host name relay.example.org signs as example.org: aligned for
+  // DMARC's relaxed mode), whatever the From and sign_subdomains.
   SignResult SignOwn(std::string& content, const std::string& domain) const;
+  // Whether SignOwn(…, domain) finds a key.
+  bool HasOwnKey(const std::string& domain) const;
 
   bool Empty() const { return keys_.empty(); }
 
@@ -60,7 +64,10 @@ class Signer {
   };
   Signer();
   bool IsSource(const Submission& from) const;
-  std::vector<const LoadedKey*> KeysFor(const std::string& domain, std::string* d) const;
+  // The keys of `domain`, or (with `parents`) of its nearest parent that has any; *d: the
+  // domain they belong to.
+  std::vector<const LoadedKey*> KeysFor(const std::string& domain, std::string* d,
+                                        bool parents) const;
   SignResult SignWith(std::string& content, const std::string& domain,
                       const std::vector<const LoadedKey*>& keys, const std::string& d) const;
 

@@ -18,7 +18,7 @@
 
 #include "relay/daemon/logging.hpp"
 #include "relay/daemon/metrics.hpp"
-#include "relay/dkim/signer.hpp"
+#include "relay/dkim/slot.hpp"
 #include "relay/inbound/accounts.hpp"
 #include "relay/inbound/client_limits.hpp"
 #include "relay/inbound/quota_gate.hpp"
@@ -116,34 +116,14 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
   }
   ~Impl() { verifier.join(); }
 
-  // [dkim]: the keys loaded again (start and every reload); null when no key is configured.
-  std::shared_ptr<const dkim::Signer> signer;
-  tl::expected<void, std::string> LoadSigner(const DkimOptions& o) {
-    if (o.keys.empty()) {
-      signer = nullptr;
-      return {};
-    }
-    auto s = dkim::Signer::Make(o);
-    if (!s) return tl::unexpected(s.error());
-    signer = std::move(*s);
-    return {};
-  }
-
+  // [dkim]: the daemon's signer (null in tests that do not sign).
+  const dkim::SignerSlot* dkim = nullptr;
   // Signs the message before it is committed, so every delivery attempt sends these bytes.
   // Signing needs no I/O: it runs here, on the protocol thread (an RSA-2048 signature is ~1 ms).
   void Sign(queue::NewMessage& message, const dkim::Submission& from) {
-    if (!signer) return;
-    const dkim::SignResult r = signer->Sign(message.content, from);
-    Metrics::Get().Add("danerelay_dkim_total",
-                       fmt::format("outcome=\"{}\"", dkim::OutcomeName(r.outcome)));
-    auto& log = Log(Service::kCleanup);
-    if (r.outcome == dkim::Outcome::kSigned) {
-      log.info("{}: DKIM-Signature field added ({})", message.id, r.detail);
-    } else if (r.outcome == dkim::Outcome::kError) {
-      log.warn("{}: not DKIM-signed: {}, From domain {}", message.id, r.detail, r.domain);
-    } else {
-      log.info("{}: not DKIM-signed ({}): {}", message.id, dkim::OutcomeName(r.outcome),
-               r.detail);
+    if (!dkim) return;
+    if (const auto r = dkim->SignSubmission(message.content, message.id, from)) {
+      dkim::CountOutcome(*r);
     }
   }
 
@@ -558,6 +538,8 @@ SmtpServer::SmtpServer(asio::io_context& io, ServerOptions options, queue::Commi
 
 SmtpServer::~SmtpServer() { Stop(); }
 
+void SmtpServer::UseDkim(const dkim::SignerSlot* slot) { impl_->dkim = slot; }
+
 void SmtpServer::OnQueued(std::function<void()> callback) {
   impl_->on_queued = std::move(callback);
 }
@@ -568,9 +550,6 @@ tl::expected<void, std::string> SmtpServer::Start() {
   }
   if (auto checks = impl_->LoadSenderChecks(impl_->options.sender_checks); !checks) {
     return tl::unexpected("[sender_checks] allow_list " + checks.error());
-  }
-  if (auto dkim = impl_->LoadSigner(impl_->options.dkim); !dkim) {
-    return tl::unexpected("[dkim] " + dkim.error());
   }
   for (const auto& lo : impl_->options.listeners) {
     auto l = impl_->Open(lo);
@@ -592,9 +571,6 @@ void SmtpServer::Reload(const ServerOptions& options) {
   }
   if (auto checks = impl_->LoadSenderChecks(options.sender_checks); !checks) {
     spdlog::warn("reload: keeping the old sender checks: {}", checks.error());
-  }
-  if (auto dkim = impl_->LoadSigner(options.dkim); !dkim) {
-    spdlog::warn("reload: keeping the old DKIM keys: {}", dkim.error());
   }
   current = options;
   impl_->quotas->Reload(options.quotas);

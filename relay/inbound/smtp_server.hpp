@@ -21,6 +21,10 @@ class Resolver;
 
 namespace danerelay::relay {
 
+namespace dkim {
+class SignerSlot;
+}
+
 class SmtpServer {
  public:
   // `committer`, `ids` and `resolver` (the sender checks' DNS) must outlive the server.
@@ -28,6 +32,8 @@ class SmtpServer {
              queue::QueueIdGenerator& ids, dns::Resolver& resolver);
   ~SmtpServer();
 
+  // Submissions are DKIM-signed by `slot` (relay/dkim/slot.hpp), which must outlive the server.
+  void UseDkim(const dkim::SignerSlot* slot);
   // Called on the io thread after each message is committed (the delivery agent wakes up).
   void OnQueued(std::function<void()> callback);
   // Loads the TLS contexts and binds every listener; an error names the listener.

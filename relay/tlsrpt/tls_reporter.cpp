@@ -1,3 +1,4 @@
+#include "relay/dkim/slot.hpp"
 #include "relay/tlsrpt/tls_reporter.hpp"
 
 #include <spdlog/spdlog.h>
@@ -66,6 +67,7 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
   DeliveryOptions options;
   std::string hostname;
   std::function<void()> queued;
+  const dkim::SignerSlot* dkim = nullptr;  // signs report mail
   PeriodicTask task;
   asio::thread_pool pool{1};      // libcurl blocks
   queue::TimePoint next_round{};  // the next daily run (at once after start and reload)
@@ -211,6 +213,8 @@ struct TlsReporter::Impl : std::enable_shared_from_this<Impl> {
     m.message_id = mail.id;
     m.now = queue::Clock::now();
     mail.content = ComposeTlsReportMail(m);
+    // RFC 8460 §3: reports are DKIM-signed, or receivers may ignore them.
+    if (dkim) dkim->SignOwn(mail.content, mail.id);
     return mail;
   }
 
@@ -412,6 +416,8 @@ void TlsReporter::Start() {
 }
 
 void TlsReporter::Stop() { impl_->task.Stop(); }
+
+void TlsReporter::UseDkim(const dkim::SignerSlot* slot) { impl_->dkim = slot; }
 
 void TlsReporter::Reload(const DeliveryOptions& options, const std::string& hostname) {
   impl_->options = options;

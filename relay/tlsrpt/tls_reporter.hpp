@@ -31,6 +31,10 @@ namespace danerelay::relay {
 // report's source).
 inline constexpr std::chrono::seconds kTlsRptKeep = std::chrono::hours(48);
 
+namespace dkim {
+class SignerSlot;
+}
+
 class TlsReporter {
  public:
   // `queued`: called after a report mail was committed (wakes delivery).
@@ -38,6 +42,8 @@ class TlsReporter {
               queue::QueueIdGenerator& ids, DeliveryOptions options, std::string hostname,
               std::function<void()> queued);
   ~TlsReporter();
+  // Report mail is DKIM-signed by `slot` (RFC 8460 §3), which must outlive the reporter.
+  void UseDkim(const dkim::SignerSlot* slot);
   void Start();
   void Stop();
   // New options and host name; and look for unsent reports now.

@@ -17,6 +17,7 @@
 #include "relay/daemon/logging.hpp"
 #include "tools/cli/config_check.hpp"
 #include "tools/cli/dane_check.hpp"
+#include "tools/cli/dkim.hpp"
 #include "tools/cli/passwd.hpp"
 #include "tools/cli/queue_admin.hpp"
 #include "tools/cli/queue_filters.hpp"
@@ -254,6 +255,41 @@ void DeclareDaneCheck(CLI::App& app, const std::string& config_path, Commands& c
                       }});
 }
 
+CLI::App* DeclareDkim(CLI::App& app, const std::string& config_path, Commands& commands) {
+  auto* dkim = app.add_subcommand("dkim", "DKIM keys: make one, check the published records");
+  dkim->require_subcommand(1);
+  auto keygen_args = std::make_shared<tools::DkimKeygenArgs>();
+  auto* keygen = dkim->add_subcommand("keygen", "write a new key and print its TXT record");
+  keygen->add_option("domain", keygen_args->domain, "the signing domain (d=)")->required();
+  keygen->add_option("--selector", keygen_args->selector, "s= (default: dr and YYYYMM)");
+  keygen->add_option("--algorithm", keygen_args->algorithm, "rsa2048 (default), rsa3072, ed25519")
+      ->check(CLI::IsMember({"rsa2048", "rsa3072", "ed25519"}));
+  keygen->add_option("--key-file", keygen_args->key_file,
+                     "where to write it (default: dkim/DOMAIN.SELECTOR.pem beside the config)");
+  commands.push_back({keygen, [keygen_args, &config_path] {
+                        return WithConfig(config_path, [&](const config::Config& cfg) {
+                          return tools::RunDkimKeygen(cfg, *keygen_args, std::cout, std::cerr);
+                        });
+                      }});
+  struct CheckArgs {
+    std::string domain, selector;
+  };
+  auto check_args = std::make_shared<CheckArgs>();
+  auto* check = dkim->add_subcommand(
+      "check", "compare the TXT records in DNS with the configured keys of DOMAIN");
+  check->add_option("domain", check_args->domain, "the signing domain (d=)")->required();
+  check->add_option("--selector", check_args->selector, "only this selector");
+  commands.push_back({check, [check_args, &config_path] {
+                        spdlog::set_default_logger(spdlog::stderr_color_mt("danerelay"));
+                        spdlog::set_level(spdlog::level::warn);
+                        return WithConfig(config_path, [&](const config::Config& cfg) {
+                          return tools::RunDkimCheck(cfg, check_args->domain,
+                                                     check_args->selector, std::cout);
+                        });
+                      }});
+  return dkim;
+}
+
 CLI::App* DeclareTlsRpt(CLI::App& app, const std::string& config_path, Commands& commands) {
   struct Args {
     std::string domain, date, list_date;
@@ -336,8 +372,9 @@ int main(int argc, char** argv) {
   DeclarePasswd(app, config_path, commands);
   DeclareDaneCheck(app, config_path, commands);
   CLI::App* tls_rpt = DeclareTlsRpt(app, config_path, commands);
+  CLI::App* dkim = DeclareDkim(app, config_path, commands);
 
-  if (auto status = Parse(app, {queue, config, tls_rpt}, argc, argv)) return *status;
+  if (auto status = Parse(app, {queue, config, tls_rpt, dkim}, argc, argv)) return *status;
   for (const Command& command : commands) {
     if (command.app->parsed()) return command.run();
   }

@@ -12,6 +12,7 @@
 #include "queue/notice.hpp"
 #include "queue/queue_id.hpp"
 #include "queue/queue_lock.hpp"
+#include "relay/dkim/slot.hpp"
 #include "relay/health/preflight.hpp"
 #include "relay/health/resolver_health.hpp"
 #include "tools/cli/queue_suspend.hpp"
@@ -95,6 +96,7 @@ int RunAdmin(const config::Config& config, const AdminRequest& req, std::ostream
   if (req.action != AdminAction::kFlush) {
     selection.by = queue::Store::Selection::Operator{OperatorName(), std::string(Verb(req.action))};
   }
+  relay::dkim::SignerSlot dkim;
   const auto act = [&]() -> tl::expected<queue::Store::Touched, queue::StoreError> {
     switch (req.action) {
       case AdminAction::kFlush:
@@ -106,7 +108,13 @@ int RunAdmin(const config::Config& config, const AdminRequest& req, std::ostream
       case AdminAction::kDelete:
         return (*store)->Delete(selection);
       case AdminAction::kBounce: {
-        const queue::NoticeOptions options{config.server.hostname};
+        queue::NoticeOptions options{config.server.hostname};
+        // Signed as danerelayd signs its notices; a key that does not load leaves them unsigned.
+        if (auto loaded = dkim.Load(config.server.dkim, config.server.hostname); !loaded) {
+          fmt::print(stderr, "danerelay: bounces go unsigned: [dkim] {}\n", loaded.error());
+        } else {
+          options.sign = [&](std::string& c, const std::string& id) { dkim.SignOwn(c, id); };
+        }
         return (*store)->Finish(
             selection, queue::RecipientState::kFailed, "5.0.0",
             "returned to the sender by the mail administrator", queue::Cause::kOperator, now,
