@@ -1,7 +1,8 @@
 // The tables of the daemon and its SMTP server: [server], [[listener]], [log], [metrics],
-// [access], [auth], [sender_checks], [limits].
+// [access], [auth], [sender_checks], [privacy], [limits].
 #include <grp.h>
 #include <pwd.h>
+#include <strings.h>
 
 #include <algorithm>
 #include <array>
@@ -182,6 +183,27 @@ void ReadSenderChecks(Reader& r, relay::SenderCheckOptions& sc) {
   r.Bool("exempt_trusted", sc.exempt_trusted);
   r.Strings("rhsbl", sc.rhsbl, [](const std::string& d) -> std::string {
     return ValidHostname(d) ? "" : "'" + d + "' is not a domain";
+  });
+}
+
+// [privacy]
+void ReadPrivacy(Reader& r, relay::PrivacyOptions& p) {
+  r.OnlyKeys({"hide_client", "remove_headers"});
+  std::vector<std::string> hide;
+  r.Strings("hide_client", hide, [](const std::string& s) {
+    return s == "auth" || s == "trusted" ? "" : "expected \"auth\" or \"trusted\"";
+  });
+  p.hide_auth = std::count(hide.begin(), hide.end(), "auth") > 0;
+  p.hide_trusted = std::count(hide.begin(), hide.end(), "trusted") > 0;
+  r.Strings("remove_headers", p.remove_headers, [](const std::string& h) -> std::string {
+    if (h.empty() || h.find_first_of(": \t\r\n") != std::string::npos) {
+      return "expected a header field name";
+    }
+    // Hop counting (loop detection) and the signatures about to be made rely on these.
+    for (const char* kept : {"received", "dkim-signature", "from"}) {
+      if (strcasecmp(h.c_str(), kept) == 0) return "'" + h + "' cannot be removed";
+    }
+    return "";
   });
 }
 

@@ -116,6 +116,14 @@ struct QuotaOptions {
   std::vector<QuotaRule> rules;
 };
 
+// [privacy]: what the relay keeps of a client in the message. hide_client: the Received
+// header keeps its place, protocol and TLS but names no client ("from client.invalid").
+struct PrivacyOptions {
+  bool hide_auth = false;     // hide_client has "auth": authenticated submissions
+  bool hide_trusted = false;  // hide_client has "trusted": unauthenticated trusted clients
+  std::vector<std::string> remove_headers;  // header fields removed from every submission
+};
+
 struct ServerOptions {
   std::string hostname;  // announced in the greeting, EHLO and Received; default: gethostname()
   // The account the daemon runs as once its listeners are bound ("": stays as started; as
@@ -130,6 +138,7 @@ struct ServerOptions {
   SenderCheckOptions sender_checks;
   QuotaOptions quotas;
   DkimOptions dkim;
+  PrivacyOptions privacy;
 };
 
 struct ClientTimeouts {

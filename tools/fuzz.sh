@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-30}"
 shift || true
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(fuzz_command fuzz_session fuzz_reply fuzz_notice fuzz_config fuzz_seven_bit)
+[ "${#targets[@]}" -gt 0 ] || targets=(fuzz_command fuzz_session fuzz_reply fuzz_notice fuzz_config fuzz_seven_bit fuzz_dkim)
 
 ./tools/install-deps.sh --fuzz
 dir=build-fuzz

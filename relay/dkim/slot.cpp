@@ -35,11 +35,15 @@ std::shared_ptr<const Signer> SignerSlot::Current(std::string* own_domain) const
   return signer_;
 }
 
-std::optional<SignResult> SignerSlot::SignSubmission(std::string& content, const std::string& id,
-                                      const Submission& from) const {
+std::optional<SignResult> SignerSlot::SignSubmission(std::string& content,
+                                                     const Submission& from) const {
   const auto signer = Current(nullptr);
   if (!signer) return std::nullopt;
-  SignResult r = signer->Sign(content, from);
+  return signer->Sign(content, from);
+}
+
+void Report(const std::string& id, const SignResult& r) {
+  Metrics::Get().Add("danerelay_dkim_total", fmt::format("outcome=\"{}\"", OutcomeName(r.outcome)));
   auto& log = Log(Service::kCleanup);
   if (r.outcome == Outcome::kSigned) {
     log.info("{}: DKIM-Signature field added ({})", id, r.detail);
@@ -48,7 +52,6 @@ std::optional<SignResult> SignerSlot::SignSubmission(std::string& content, const
   } else {
     log.info("{}: not DKIM-signed ({}): {}", id, OutcomeName(r.outcome), r.detail);
   }
-  return r;
 }
 
 std::optional<SignResult> SignerSlot::SignOwn(std::string& content, const std::string& id) const {
@@ -62,10 +65,6 @@ std::optional<SignResult> SignerSlot::SignOwn(std::string& content, const std::s
     Log(Service::kCleanup).warn("{}: not DKIM-signed: {}", id, r.detail);
   }
   return r;
-}
-
-void CountOutcome(const SignResult& r) {
-  Metrics::Get().Add("danerelay_dkim_total", fmt::format("outcome=\"{}\"", OutcomeName(r.outcome)));
 }
 
 }  // namespace danerelay::relay::dkim

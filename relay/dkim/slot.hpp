@@ -22,10 +22,9 @@ class SignerSlot {
   // the signer in force stays.
   tl::expected<void, std::string> Load(const DkimOptions& options, const std::string& hostname);
 
-  // A submission, before it is committed; logs the outcome under `id`. Thread-safe. None:
-  // signing is off (no key configured).
-  std::optional<SignResult> SignSubmission(std::string& content, const std::string& id,
-                            const Submission& from) const;
+  // A submission, before it is committed. Thread-safe. None: signing is off (no key
+  // configured). Report the result once the message is queued (Report).
+  std::optional<SignResult> SignSubmission(std::string& content, const Submission& from) const;
   // danerelay's own mail; logs when it signed. Thread-safe. No key for the notices domain:
   // unsigned without a line per message (Load said so once).
   std::optional<SignResult> SignOwn(std::string& content, const std::string& id) const;
@@ -38,7 +37,8 @@ class SignerSlot {
   std::string own_domain_;
 };
 
-// danerelay_dkim_total{outcome} for a submission's result (io thread only, like every counter).
-void CountOutcome(const SignResult& r);
+// A queued submission's result: its log line (after Postfix's cleanup line, as OpenDKIM's
+// would follow it) and danerelay_dkim_total{outcome} (io thread only, like every counter).
+void Report(const std::string& id, const SignResult& r);
 
 }  // namespace danerelay::relay::dkim

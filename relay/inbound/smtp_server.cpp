@@ -25,6 +25,7 @@
 #include "relay/inbound/sender_checks.hpp"
 #include "relay/io/connection.hpp"
 #include "relay/io/store_bridge.hpp"
+#include "relay/smtp/received.hpp"
 #include "relay/smtp/server_session.hpp"
 
 namespace danerelay::relay {
@@ -120,11 +121,9 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
   const dkim::SignerSlot* dkim = nullptr;
   // Signs the message before it is committed, so every delivery attempt sends these bytes.
   // Signing needs no I/O: it runs here, on the protocol thread (an RSA-2048 signature is ~1 ms).
-  void Sign(queue::NewMessage& message, const dkim::Submission& from) {
-    if (!dkim) return;
-    if (const auto r = dkim->SignSubmission(message.content, message.id, from)) {
-      dkim::CountOutcome(*r);
-    }
+  std::optional<dkim::SignResult> Sign(queue::NewMessage& message, const dkim::Submission& from) {
+    if (!dkim) return std::nullopt;
+    return dkim->SignSubmission(message.content, from);
   }
 
   // [auth]: loads the users file when one is configured.
@@ -363,6 +362,8 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     params.starttls_offered = listener.tls != nullptr && listener.options.starttls;
     params.auth_offered = listener.options.auth && accounts != nullptr;
     params.require_tls = listener.options.require_tls;
+    params.hide_auth = options.privacy.hide_auth;
+    params.hide_trusted = options.privacy.hide_trusted;
     params.may_send_as = [map = senders](std::string_view user, std::string_view sender) {
       return MaySendAs(*map, user, sender);
     };
@@ -506,7 +507,8 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     const std::string id = message.id, sender = message.sender, auth_user = message.auth_user;
     const std::string message_id =
         queue::Printable(queue::HeaderValue(message.content, "Message-ID"), 250);
-    Sign(message, {!auth_user.empty(), client.trusted, client.ip});
+    RemoveHeaderFields(message.content, options.privacy.remove_headers);
+    const auto signature = Sign(message, {!auth_user.empty(), client.trusted, client.ip});
     const size_t size = message.content.size(), nrcpt = message.recipients.size();
     auto stored = co_await Enqueue(message);
     if (!stored) {
@@ -524,6 +526,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
                    session.AuthMechanism(), Printable(auth_user));
     }
     Log(Service::kCleanup).info("{}: message-id={}", id, message_id.empty() ? "<>" : message_id);
+    if (signature) dkim::Report(id, *signature);
     Log(Service::kQmgr)
         .info("{}: from=<{}>, size={}, nrcpt={} (queue active)", id, sender, size, nrcpt);
     Metrics::Get().Add("danerelay_messages_accepted_total");

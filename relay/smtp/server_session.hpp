@@ -39,6 +39,10 @@ struct SessionParams {
   ByteBudget* budget = nullptr;  // shared by all sessions; nullptr: no limit but max_message_size
   bool auth_offered = false;     // AUTH, inside TLS only ([auth] users_file set, listener auth)
   bool require_tls = false;      // MAIL only once TLS is active (STARTTLS or implicit TLS)
+  // [privacy] hide_client: the Received header names no client for authenticated submissions
+  // (hide_auth) and for unauthenticated ones from trusted networks (hide_trusted).
+  bool hide_auth = false;
+  bool hide_trusted = false;
   // Whether the authenticated `user` may use `sender` in MAIL FROM ([auth] senders; as
   // Postfix's reject_sender_login_mismatch). Empty: any sender.
   std::function<bool(std::string_view user, std::string_view sender)> may_send_as;

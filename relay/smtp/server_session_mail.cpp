@@ -200,6 +200,7 @@ std::string ServerSession::ReceivedHeader(const std::string& id) const {
     info.for_recipient = dns::ToAsciiAddressIfPossible(message_.recipients[0].address);
   }
   info.time = p_.now();
+  info.hide_client = authenticated_.empty() ? p_.trusted && p_.hide_trusted : p_.hide_auth;
   return FormatReceived(info);
 }
 

@@ -5,7 +5,9 @@ Ed25519). Keys are made by
 notices), their records published in signed zones and checked by `danerelay dkim check`.
 An authenticated submission is delivered with both signatures valid; a header changed after
 delivery breaks them; a From domain without a key and a trusted client under sources = ["auth"]
-go unsigned with a log line each; a bounce is signed for the notices domain."""
+go unsigned with a log line each; a bounce is signed for the notices domain. Header privacy
+([privacy], item 5): an authenticated submission's Received header names no client and its
+X-Originating-IP and User-Agent are gone before it is signed; a trusted client's stays as it is."""
 import os
 import re
 import smtplib
@@ -75,6 +77,9 @@ class DkimTest(WorldCase):
 users_file = "users"
 [delivery]
 port = {port}
+[privacy]
+hide_client = ["auth"]
+remove_headers = ["X-Originating-IP", "User-Agent"]
 [dkim]
 notices_domain = "{NOTICES}"
 {dkim_keys}""")
@@ -85,6 +90,7 @@ notices_domain = "{NOTICES}"
 
     def submit(self, from_domain, rcpt, authenticated=True, subject="signed"):
         msg = (f"From: Alice <alice@{from_domain}>\r\nTo: <{rcpt}>\r\nSubject: {subject}\r\n"
+               f"X-Originating-IP: [10.20.30.40]\r\nUser-Agent: Mailer/1.0\r\n (pc17.corp)\r\n"
                f"Date: Sat, 05 Dec 2026 20:00:00 +0000\r\nMessage-ID: <{time.time()}@x>\r\n"
                f"\r\nHello,\r\n\r\n  a line with  spaces \t\r\n.dot\r\n").encode()
         if authenticated:
@@ -153,6 +159,24 @@ notices_domain = "{NOTICES}"
                         content.replace(b"Hello,", b"Hallo,")):
             self.assertEqual(self.python_verify(changed), [False, False])
             self.assertIn(f"fail d={DOMAIN} s=rsa a=rsa-sha256", self.perl_verify(changed))
+
+    def test_authenticated_client_is_hidden_and_private_headers_removed_before_signing(self):
+        self.submit(DOMAIN, "erin@dest.example")
+        content = self.delivered("dest", "erin@dest.example")
+        header = content.split(b"\r\n\r\n", 1)[0]
+        self.assertIn(b"Received: from client.invalid\r\n", header)
+        self.assertIn(b"with ESMTPSA id", header)
+        for private in (b"127.0.0.1", b"client.example", b"X-Originating-IP", b"10.20.30.40",
+                        b"User-Agent", b"pc17.corp"):
+            self.assertNotIn(private, header)
+        self.assertEqual(self.python_verify(content), [True, True])
+
+    def test_trusted_client_is_not_hidden_under_hide_client_auth(self):
+        self.submit("nokey.example", "frank@dest.example", authenticated=False)
+        content = self.delivered("dest", "frank@dest.example")
+        self.assertIn(f"Received: from trusted.example (unknown [{IPS['trusted']}])".encode(),
+                      content)
+        self.assertNotIn(b"X-Originating-IP", content)  # remove_headers applies to every client
 
     def test_from_domain_without_key_goes_unsigned_with_a_log_line(self):
         qid = self.submit("nokey.example", "carol@dest.example")

@@ -89,6 +89,10 @@ def main():
     for s in literals("relay/delivery/seven_bit_test.cpp"):
         if b"\r\n\r\n" in s:  # whole messages (a header, an empty line, a body)
             write("fuzz_seven_bit", s)
+    for s in literals("relay/dkim/signer_test.cpp") + literals("relay/dkim/headers_test.cpp"):
+        if b"From:" in s or b"from:" in s:
+            for mode in (0x00, 0x01):  # sign_subdomains off/on
+                write("fuzz_dkim", bytes([mode]) + s)
     for target in sorted(os.listdir(os.path.join(HERE, "corpus"))):
         n = len(os.listdir(os.path.join(HERE, "corpus", target)))
         print(f"seed_corpus: {target}: {n} inputs")
