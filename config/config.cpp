@@ -191,7 +191,7 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   top.OnlyKeys({"server",     "log",           "metrics", "listener", "access",
                 "auth",       "sender_checks", "limits",  "queue",    "dns",
                 "dane",       "delivery",      "retry",   "routes",   "sender_routes",
-                "tls_policy", "mta_sts",       "tls",     "tls_rpt",  "quotas",     "dkim",     "privacy"});
+                "tls_policy", "mta_sts",       "tls",     "tls_rpt",  "quotas",     "dkim",     "privacy",  "archive"});
   auto& server = config.server;
   auto& delivery = config.delivery;
   if (auto r = top.Table("server")) ReadServer(*r, server);
@@ -202,6 +202,7 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   if (auto r = top.Table("auth")) ReadAuth(*r, server.auth);
   if (auto r = top.Table("sender_checks")) ReadSenderChecks(*r, server.sender_checks);
   if (auto r = top.Table("privacy")) ReadPrivacy(*r, server.privacy);
+  if (auto r = top.Table("archive")) ReadArchive(*r, server.archive);
   if (auto r = top.Table("limits")) ReadLimits(*r, server.limits, delivery.max_hops);
   if (auto r = top.Table("quotas")) ReadQuotas(*r, server.quotas);
   if (auto r = top.Table("queue")) ReadQueue(*r, config.queue, delivery.keep_completed);

@@ -207,6 +207,34 @@ void ReadPrivacy(Reader& r, relay::PrivacyOptions& p) {
   });
 }
 
+// [archive]: recipient, and "@domain" = address per envelope sender domain.
+void ReadArchive(Reader& r, relay::ArchiveOptions& a) {
+  const auto address = [](const std::string& s) -> std::string {
+    const auto at = s.find('@');
+    const bool ok = at != std::string::npos && at > 0 && at + 1 < s.size() &&
+                    s.find_first_of(" \t<>\r\n") == std::string::npos &&
+                    s.find('@', at + 1) == std::string::npos;
+    return ok ? "" : "'" + s + "' is not an address";
+  };
+  for (auto&& [k, v] : r.Entries()) {
+    const std::string key(k.str());
+    std::string value;
+    r.String(key, value);
+    if (!r.Ok()) return;
+    if (key != "recipient" && (key.size() < 2 || key[0] != '@' || !ValidHostname(key.substr(1)))) {
+      return r.FailHere(key, "expected recipient or \"@domain\" (a sender domain)");
+    }
+    if (const std::string why = address(value); !why.empty()) return r.FailHere(key, why);
+    if (key == "recipient") {
+      a.recipient = value;
+    } else {
+      std::string domain = key.substr(1);
+      for (char& c : domain) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      a.by_sender_domain[domain] = value;
+    }
+  }
+}
+
 // [limits]; max_hops is a limit of delivery.
 void ReadLimits(Reader& r, relay::LimitsOptions& l, std::uint32_t& max_hops) {
   r.OnlyKeys({"max_message_size", "max_recipients", "max_connections", "max_connections_per_client",

@@ -24,6 +24,7 @@ void ReadAccess(Reader& r, std::vector<relay::IpNetwork>& trusted_networks);
 void ReadAuth(Reader& r, relay::AuthOptions& auth);
 void ReadSenderChecks(Reader& r, relay::SenderCheckOptions& sc);
 void ReadPrivacy(Reader& r, relay::PrivacyOptions& p);
+void ReadArchive(Reader& r, relay::ArchiveOptions& a);
 void ReadLimits(Reader& r, relay::LimitsOptions& l, std::uint32_t& max_hops);
 
 // load_quotas.cpp: [quotas], the sending quotas.

@@ -124,6 +124,13 @@ struct PrivacyOptions {
   std::vector<std::string> remove_headers;  // header fields removed from every submission
 };
 
+// [archive]: a copy of every submission for archiving rules (Postfix's always_bcc and
+// sender_bcc_maps), added as envelope recipients with NOTIFY=NEVER, never in the header.
+struct ArchiveOptions {
+  std::string recipient;                                // all mail; "": none
+  std::map<std::string, std::string> by_sender_domain;  // lower-case domain -> address
+};
+
 struct ServerOptions {
   std::string hostname;  // announced in the greeting, EHLO and Received; default: gethostname()
   // The account the daemon runs as once its listeners are bound ("": stays as started; as
@@ -139,6 +146,7 @@ struct ServerOptions {
   QuotaOptions quotas;
   DkimOptions dkim;
   PrivacyOptions privacy;
+  ArchiveOptions archive;
 };
 
 struct ClientTimeouts {

@@ -20,6 +20,7 @@
 #include "relay/daemon/metrics.hpp"
 #include "relay/dkim/slot.hpp"
 #include "relay/inbound/accounts.hpp"
+#include "relay/inbound/archive.hpp"
 #include "relay/inbound/client_limits.hpp"
 #include "relay/inbound/quota_gate.hpp"
 #include "relay/inbound/sender_checks.hpp"
@@ -508,6 +509,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     const std::string message_id =
         queue::Printable(queue::HeaderValue(message.content, "Message-ID"), 250);
     RemoveHeaderFields(message.content, options.privacy.remove_headers);
+    AddArchiveRecipients(message, options.archive);
     const auto signature = Sign(message, {!auth_user.empty(), client.trusted, client.ip});
     const size_t size = message.content.size(), nrcpt = message.recipients.size();
     auto stored = co_await Enqueue(message);

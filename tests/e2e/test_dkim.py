@@ -7,7 +7,10 @@ An authenticated submission is delivered with both signatures valid; a header ch
 delivery breaks them; a From domain without a key and a trusted client under sources = ["auth"]
 go unsigned with a log line each; a bounce is signed for the notices domain. Header privacy
 ([privacy], item 5): an authenticated submission's Received header names no client and its
-X-Originating-IP and User-Agent are gone before it is signed; a trusted client's stays as it is."""
+X-Originating-IP and User-Agent are gone before it is signed; a trusted client's stays as it is.
+Archive copies ([archive], item 6): every submission also goes to the archive mailbox (and
+signer.example's mail to its own one), as an envelope recipient with NOTIFY=NEVER that no
+header names; `queue show` reports its delivery; a bounce never names it."""
 import os
 import re
 import smtplib
@@ -77,6 +80,9 @@ class DkimTest(WorldCase):
 users_file = "users"
 [delivery]
 port = {port}
+[archive]
+recipient = "archive@{DOMAIN}"
+"@{DOMAIN}" = "signer-archive@{DOMAIN}"
 [privacy]
 hide_client = ["auth"]
 remove_headers = ["X-Originating-IP", "User-Agent"]
@@ -178,6 +184,23 @@ notices_domain = "{NOTICES}"
                       content)
         self.assertNotIn(b"X-Originating-IP", content)  # remove_headers applies to every client
 
+    def test_archive_copies_go_to_both_archives_unnamed_and_are_reported(self):
+        qid = self.submit(DOMAIN, "gina@dest.example", subject="archived")
+        original = self.delivered("dest", "gina@dest.example")
+        for box in (f"archive@{DOMAIN}", f"signer-archive@{DOMAIN}"):
+            copy = self.delivered("inbox", box)
+            self.assertIn(b"Subject: archived", copy)
+            self.assertNotIn(b"archive@", copy)  # in the envelope only
+        self.assertEqual(self.python_verify(copy), [True, True])
+        self.assertNotIn(b"archive@", original)
+        wait_for(lambda: all(r["state"] == "delivered"
+                             for r in self.relay.show_json(qid)["recipients"]),
+                 what="every recipient delivered")
+        shown = {r["address"]: r for r in self.relay.show_json(qid)["recipients"]}
+        self.assertEqual(set(shown), {"gina@dest.example", f"archive@{DOMAIN}",
+                                      f"signer-archive@{DOMAIN}"})
+        self.assertEqual(shown[f"archive@{DOMAIN}"]["notify"], "NEVER")
+
     def test_from_domain_without_key_goes_unsigned_with_a_log_line(self):
         qid = self.submit("nokey.example", "carol@dest.example")
         content = self.delivered("dest", "carol@dest.example")
@@ -195,6 +218,7 @@ notices_domain = "{NOTICES}"
         self.submit(DOMAIN, "reject-me@dest.example", subject="to bounce")
         bounce = self.delivered("inbox", f"alice@{DOMAIN}")
         self.assertIn(b"multipart/report", bounce)
+        self.assertNotIn(b"archive@", bounce)  # NOTIFY=NEVER: the archive is never reported
         self.assertEqual(self.python_verify(bounce), [True])
         self.assertEqual(self.perl_verify(bounce), [f"pass d={NOTICES} s=bounces a=rsa-sha256"])
 
