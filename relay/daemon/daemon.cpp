@@ -170,6 +170,7 @@ tl::expected<void, StartFailure> Daemon::MakeServices() {
   p.probe_tls = *probe_tls;
   p.preflight.emplace(*p.io, *p.resolver, cfg.delivery, cfg.server.hostname, p.probe_tls,
                       PreflightStatusFile(cfg.queue.path));
+  p.preflight->CheckDkimKeys(cfg.server.dkim.keys);
   p.tls_reporter.emplace(*p.io, *p.resolver, *p.committer, p.ids, cfg.delivery, cfg.server.hostname,
                          [&p] { p.agent->Wake(); });
   p.tls_reporter->UseDkim(&p.dkim);
@@ -267,6 +268,7 @@ void Daemon::Apply(const config::Config& fresh) {
   p.agent->Reload(fresh.delivery, fresh.server.hostname);
   p.health->Reload(fresh.dns);
   if (p.delivery_started) {
+    p.preflight->CheckDkimKeys(fresh.server.dkim.keys);
     p.preflight->Reload(fresh.delivery, fresh.server.hostname);
     p.tls_reporter->Reload(fresh.delivery, fresh.server.hostname);
   }

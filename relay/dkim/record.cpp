@@ -71,6 +71,20 @@ std::optional<KeyRecord> FindKeyRecord(const std::vector<std::string>& txt, std:
   return found;
 }
 
+std::string KeyRecordProblem(const Key& key, const std::vector<std::string>& txt) {
+  std::string why;
+  const auto record = FindKeyRecord(txt, &why);
+  if (!record) return why;
+  if (record->public_b64.empty()) return "the record revokes the key (empty p=)";
+  const bool ed = key.algorithm == Algorithm::kEd25519Sha256;
+  if (record->key_type != (ed ? "ed25519" : "rsa")) {
+    return fmt::format("the record says k={}, the key is {}", record->key_type,
+                       ed ? "ed25519" : "rsa");
+  }
+  if (record->public_b64 != key.public_b64) return "the record holds another key";
+  return "";
+}
+
 std::string KeyRecordName(std::string_view selector, std::string_view domain) {
   return fmt::format("{}._domainkey.{}", selector, domain);
 }

@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "relay/dkim/key.hpp"
+
 namespace danerelay::relay::dkim {
 
 struct KeyRecord {
@@ -16,6 +18,10 @@ struct KeyRecord {
 // The key record among the TXT records of a selector: the one record that parses as a tag list
 // with v=DKIM1 first if present (§3.6.1) and a p= tag. None: no such record, or several.
 std::optional<KeyRecord> FindKeyRecord(const std::vector<std::string>& txt, std::string* why);
+
+// What is wrong with the key record among `txt` for `key`: "" when it holds that key with the
+// right k=; else missing, revoked (empty p=), another k=, or another key.
+std::string KeyRecordProblem(const Key& key, const std::vector<std::string>& txt);
 
 // "selector._domainkey.domain": where the key record lives.
 std::string KeyRecordName(std::string_view selector, std::string_view domain);

@@ -13,6 +13,9 @@
 #include "queue/message.hpp"
 #include "relay/daemon/logging.hpp"
 #include "relay/daemon/metrics.hpp"
+#include "relay/dkim/key.hpp"
+#include "relay/dkim/record.hpp"
+#include "dns/lookup.hpp"
 #include "relay/health/dane_probe.hpp"
 #include "relay/health/status_file.hpp"
 #include "relay/io/connection.hpp"
@@ -55,6 +58,7 @@ struct Preflight::Impl : std::enable_shared_from_this<Impl> {
   PeriodicTask task;
   // domain -> whether its mail would be deferred now, from the last completed round.
   std::map<std::string, bool> failing;
+  std::vector<DkimKeyOptions> dkim_keys;
 
   Impl(asio::io_context& i, dns::Lookup& r, DeliveryOptions o, std::string h,
        std::shared_ptr<asio::ssl::context> t, std::filesystem::path f)
@@ -100,6 +104,36 @@ struct Preflight::Impl : std::enable_shared_from_this<Impl> {
     }
     failing = std::move(result);
     WriteStatus(domains);
+    co_await CheckDkim();
+  }
+
+  // Each configured DKIM key against its published record.
+  asio::awaitable<void> CheckDkim() {
+    const std::vector<DkimKeyOptions> keys = dkim_keys;  // a reload may replace them
+    for (const auto& k : keys) {
+      const std::string name = dkim::KeyRecordName(k.selector, k.domain);
+      const dns::TxtAnswer a = co_await resolver.LookupTxt(name);
+      if (task.stopping()) co_return;
+      auto key = dkim::LoadKey(k.key_file);
+      std::string problem;
+      if (!key) {
+        problem = "the key does not load: " + key.error();
+      } else if (a.rcode == dns::Rcode::kFailed || a.dnssec == dns::DnssecState::kBogus) {
+        problem = fmt::format("lookup failed ({})", dns::ToString(a.dnssec));
+      } else if (a.rcode == dns::Rcode::kNxDomain || a.rcode == dns::Rcode::kNoData) {
+        problem = "no record";
+      } else {
+        problem = dkim::KeyRecordProblem(*key, a.records);
+      }
+      if (problem.empty()) {
+        spdlog::info("pre-flight: DKIM record {} matches {} (DNSSEC {})", name,
+                     k.key_file.string(), dns::ToString(a.dnssec));
+      } else {
+        spdlog::warn("pre-flight: DKIM record {} does not match the key {}: {}; receivers will "
+                     "fail these signatures",
+                     name, k.key_file.string(), problem);
+      }
+    }
   }
 
   // Checks the mandatory domains, then again every preflight_interval (0: once).
@@ -124,6 +158,10 @@ Preflight::~Preflight() { Stop(); }
 void Preflight::Start() { impl_->Start(); }
 
 void Preflight::Stop() { impl_->task.Stop(); }
+
+void Preflight::CheckDkimKeys(std::vector<DkimKeyOptions> keys) {
+  impl_->dkim_keys = std::move(keys);
+}
 
 void Preflight::Reload(const DeliveryOptions& options, const std::string& helo_name) {
   impl_->options = options;

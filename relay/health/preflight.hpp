@@ -33,6 +33,9 @@ class Preflight {
   ~Preflight();
   void Start();
   void Stop();
+  // [[dkim.key]]s whose TXT records each round checks too: a warning when a record is
+  // missing or holds another key (`danerelay dkim check` says more).
+  void CheckDkimKeys(std::vector<DkimKeyOptions> keys);
   // New options and EHLO name; and check again now.
   void Reload(const DeliveryOptions& options, const std::string& helo_name);
   std::string MetricsText() const;  // gauges for the Prometheus endpoint

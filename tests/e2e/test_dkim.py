@@ -57,13 +57,15 @@ class DkimTest(WorldCase):
         port = free_port_on(list(IPS.values()))
         keys = {sel: keygen(cls.tmp, d, sel, alg) for sel, d, alg in (
             ("rsa", DOMAIN, "rsa2048"), ("ed", DOMAIN, "ed25519"),
-            ("bounces", NOTICES, "rsa2048"))}
+            ("bounces", NOTICES, "rsa2048"), ("unpublished", "unpublished.example", "ed25519"))}
         w = cls.world = DnsWorld(cls.tmp)
         w.zone("dest.example.").mx(IPS["dest"], port=port)
         w.zone("nokey.example.").mx(IPS["inbox"], port=port)
         signer = w.zone(f"{DOMAIN}.").mx(IPS["inbox"], port=port)
         notices = w.zone(f"{NOTICES}.")
         for sel, (_, text) in keys.items():
+            if sel == "unpublished":
+                continue  # configured, never published: the pre-flight check must say so
             (notices if sel == "bounces" else signer).add(
                 f"{sel}._domainkey TXT {txt_strings(text)}")
         w.start()
@@ -71,8 +73,9 @@ class DkimTest(WorldCase):
         crt, key = self_signed(certs, "mx.dest.example")
         cls.servers["dest"] = MxServer(IPS["dest"], port, crt, key).start()
         cls.servers["inbox"] = MxServer(IPS["inbox"], port, crt, key).start()
+        domain_of = {"bounces": NOTICES, "unpublished": "unpublished.example"}
         dkim_keys = "".join(
-            f'[[dkim.key]]\ndomain = "{NOTICES if sel == "bounces" else DOMAIN}"\n'
+            f'[[dkim.key]]\ndomain = "{domain_of.get(sel, DOMAIN)}"\n'
             f'selector = "{sel}"\nkey_file = "{path}"\n' for sel, (path, _) in keys.items())
         cls.relay = Relay(deliver=True, starttls=True, trusted=[f"{IPS['trusted']}/32"],
                           extra_toml=w.toml() + f"""
@@ -222,6 +225,14 @@ notices_domain = "{NOTICES}"
         self.assertEqual(self.python_verify(bounce), [True])
         self.assertEqual(self.perl_verify(bounce), [f"pass d={NOTICES} s=bounces a=rsa-sha256"])
 
+    def test_preflight_check_warns_about_an_unpublished_record(self):
+        wait_for(lambda: "pre-flight: DKIM record unpublished._domainkey" in self.relay.logs(),
+                 what="the pre-flight DKIM check")
+        logs = self.relay.logs()
+        self.assertIn("warning: pre-flight: DKIM record unpublished._domainkey.unpublished.example "
+                      "does not match the key", logs)
+        self.assertIn(f"pre-flight: DKIM record rsa._domainkey.{DOMAIN} matches", logs)
+
     def test_dkim_check_finds_the_published_records_secure(self):
         r = self.relay.cli("dkim", "check", DOMAIN)
         out = r.stdout.decode()
@@ -229,6 +240,9 @@ notices_domain = "{NOTICES}"
         self.assertIn(f"ed._domainkey.{DOMAIN}: matches", out)
         self.assertEqual(out.count("DNSSEC: secure"), 2, out)
         self.assertEqual(self.relay.cli("dkim", "check", NOTICES).returncode, 0)
+        r = self.relay.cli("dkim", "check", "unpublished.example", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"unpublished._domainkey.unpublished.example: no record", r.stdout)
         r = self.relay.cli("dkim", "check", "nokey.example", check=False)
         self.assertEqual(r.returncode, 3)
         self.assertIn(b"no [[dkim.key]] for nokey.example", r.stdout)

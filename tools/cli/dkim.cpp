@@ -108,16 +108,10 @@ std::string Judge(const relay::DkimKeyOptions& k, const dns::TxtAnswer& a, bool*
                        a.why.empty() ? "" : ": " + a.why);
   }
   if (a.rcode == dns::Rcode::kNxDomain || a.rcode == dns::Rcode::kNoData) return "no record";
-  std::string why;
-  const auto record = relay::dkim::FindKeyRecord(a.records, &why);
-  if (!record) return why;
-  if (record->public_b64.empty()) return "the record revokes the key (empty p=)";
-  const bool ed = key->algorithm == relay::dkim::Algorithm::kEd25519Sha256;
-  if (record->key_type != (ed ? "ed25519" : "rsa")) {
-    return fmt::format("the record says k={}, the key is {}", record->key_type,
-                       ed ? "ed25519" : "rsa");
+  if (const std::string problem = relay::dkim::KeyRecordProblem(*key, a.records);
+      !problem.empty()) {
+    return "DIFFERS: " + problem;
   }
-  if (record->public_b64 != key->public_b64) return "DIFFERS: the record holds another key";
   *ok = true;
   return fmt::format("matches {} ({})", k.key_file.string(),
                      relay::dkim::AlgorithmName(key->algorithm));
