@@ -9,8 +9,38 @@
 
 #include "relay/dkim/headers.hpp"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#define DANERELAY_LSAN 1
+#endif
+
 namespace danerelay::relay::dkim {
 namespace {
+
+// libopendkim 2.11.0 (Debian 12's, and upstream's develop branch) frees a signature's key
+// material in dkim_free() only when its key type is RSA: every Ed25519 signature leaves its
+// EVP_PKEY, the key's BIO and the 64-byte output buffer behind (about 470 bytes; measured with
+// LeakSanitizer). The leak is real and documented (danerelay.toml(5), [dkim]); in sanitizer
+// builds LeakSanitizer is told to ignore what the library allocates while making an Ed25519
+// signature, so that the tests still catch every other leak (RSA signing is checked in full).
+class KnownEd25519Leak {
+ public:
+  explicit KnownEd25519Leak(bool ed25519) : on_(ed25519) {
+#ifdef DANERELAY_LSAN
+    if (on_) __lsan_disable();
+#endif
+  }
+  ~KnownEd25519Leak() {
+#ifdef DANERELAY_LSAN
+    if (on_) __lsan_enable();
+#endif
+  }
+  KnownEd25519Leak(const KnownEd25519Leak&) = delete;
+  KnownEd25519Leak& operator=(const KnownEd25519Leak&) = delete;
+
+ private:
+  [[maybe_unused]] bool on_;
+};
 
 struct LibClose {
   void operator()(DKIM_LIB* lib) const { dkim_close(lib); }
@@ -103,8 +133,9 @@ tl::expected<std::string, std::string> OpenDkim::Sign(std::string_view content, 
   const std::string d(domain), s(selector);
   std::string secret = key.secret;  // dkim_sign wants a mutable buffer
   DKIM_STAT stat = DKIM_STAT_OK;
-  const dkim_alg_t alg =
-      key.algorithm == Algorithm::kEd25519Sha256 ? DKIM_SIGN_ED25519SHA256 : DKIM_SIGN_RSASHA256;
+  const bool ed25519 = key.algorithm == Algorithm::kEd25519Sha256;
+  const dkim_alg_t alg = ed25519 ? DKIM_SIGN_ED25519SHA256 : DKIM_SIGN_RSASHA256;
+  const KnownEd25519Leak known(ed25519);
   Handle dkim(dkim_sign(impl_->lib.get(), reinterpret_cast<const u_char*>("danerelay"), nullptr,
                         reinterpret_cast<u_char*>(secret.data()),
                         reinterpret_cast<const u_char*>(s.c_str()),

@@ -123,6 +123,16 @@ SignResult Signer::SignOwn(std::string& content, const std::string& domain) cons
   return SignWith(content, domain, keys, d);
 }
 
+std::vector<std::string> Signer::Ed25519Keys() const {
+  std::vector<std::string> out;
+  for (const auto& k : keys_) {
+    if (k.key.algorithm == Algorithm::kEd25519Sha256) {
+      out.push_back(k.where.selector + "._domainkey." + k.where.domain);
+    }
+  }
+  return out;
+}
+
 bool Signer::HasOwnKey(const std::string& domain) const {
   std::string d;
   return !KeysFor(domain, &d, true).empty();

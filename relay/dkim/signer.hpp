@@ -56,6 +56,8 @@ class Signer {
   bool HasOwnKey(const std::string& domain) const;
 
   bool Empty() const { return keys_.empty(); }
+  // "selector._domainkey.domain" of each Ed25519 key (libopendkim leaks per such signature).
+  std::vector<std::string> Ed25519Keys() const;
 
  private:
   struct LoadedKey {
