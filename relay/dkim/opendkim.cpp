@@ -9,9 +9,15 @@
 
 #include "relay/dkim/headers.hpp"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
+#if defined(__SANITIZE_ADDRESS__)  // GCC
 #define DANERELAY_LSAN 1
+#elif defined(__has_feature)  // clang
+#if __has_feature(address_sanitizer)
+#define DANERELAY_LSAN 1
+#endif
+#endif
+#ifdef DANERELAY_LSAN
+#include <sanitizer/lsan_interface.h>
 #endif
 
 namespace danerelay::relay::dkim {
