@@ -188,10 +188,10 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
 
   // Every table is read, in this order, so that `config check` lists the problems of all.
   Reader top(root, "", source);
-  top.OnlyKeys({"server",     "log",           "metrics", "listener", "access",
-                "auth",       "sender_checks", "limits",  "queue",    "dns",
-                "dane",       "delivery",      "retry",   "routes",   "sender_routes",
-                "tls_policy", "mta_sts",       "tls",     "tls_rpt",  "quotas",     "dkim",     "privacy",  "archive"});
+  top.OnlyKeys({"server",        "log",    "metrics",       "listener",   "access",  "auth",
+                "sender_checks", "limits", "queue",         "dns",        "dane",    "delivery",
+                "retry",         "routes", "sender_routes", "tls_policy", "mta_sts", "tls",
+                "tls_rpt",       "quotas", "dkim",          "privacy",    "archive"});
   auto& server = config.server;
   auto& delivery = config.delivery;
   if (auto r = top.Table("server")) ReadServer(*r, server);

@@ -84,9 +84,8 @@ void ReadDkim(Reader& r, Source& source, relay::DkimOptions& dkim,
                ? "expected a header field name"
                : "";
   });
-  const bool has_from = std::any_of(dkim.headers.begin(), dkim.headers.end(), [](const auto& h) {
-    return Lower(h) == "from";
-  });
+  const bool has_from = std::any_of(dkim.headers.begin(), dkim.headers.end(),
+                                    [](const auto& h) { return Lower(h) == "from"; });
   if (r.Ok() && !dkim.headers.empty() && !has_from) {
     r.FailHere("headers", "must include From (RFC 6376 §5.4)");
   }

@@ -1,5 +1,5 @@
-#include "relay/dkim/slot.hpp"
 #include "relay/daemon/daemon.hpp"
+#include "relay/dkim/slot.hpp"
 
 #include <spdlog/spdlog.h>
 #include <asio/io_context.hpp>

@@ -51,7 +51,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   std::shared_ptr<asio::ssl::context> tls_context;
   const ResolverHealth* health = nullptr;
   const dkim::SignerSlot* dkim = nullptr;  // signs notices (on the writer thread)
-  std::unique_ptr<StsPolicies> sts;  // MTA-STS policies, fetched and cached
+  std::unique_ptr<StsPolicies> sts;        // MTA-STS policies, fetched and cached
   // The loop sleeps on `kick` (never due: only cancelled, by Kick) while `alarm` stands at the
   // next time it must look anyway. Re-arming a timer is a system call, so the alarm moves only
   // when it must ring earlier, and a kick after every delivery costs none.

@@ -41,8 +41,10 @@ std::string StripCommentsAndQuotes(std::string_view v) {
     } else if (c == ')' && depth > 0) {
       --depth;
     } else if (depth == 0) {
-      if (c == '"') quoted = true;
-      else out.push_back(c);
+      if (c == '"')
+        quoted = true;
+      else
+        out.push_back(c);
     }
   }
   return out;

@@ -34,8 +34,8 @@ std::string OpenSslError() {
 
 std::string Base64(const unsigned char* data, std::size_t size) {
   std::string out(4 * ((size + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data,
-                                static_cast<int>(size));
+  const int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(size));
   out.resize(n < 0 ? 0 : static_cast<std::size_t>(n));
   return out;
 }
@@ -60,8 +60,9 @@ tl::expected<Key, std::string> RsaKey(EVP_PKEY* pkey) {
   key.algorithm = Algorithm::kRsaSha256;
   key.bits = EVP_PKEY_get_bits(pkey);
   if (key.bits < kMinRsaBits) {  // RFC 8301 §3.2: smaller keys must not be used
-    return tl::unexpected("RSA key of " + std::to_string(key.bits) + " bits is too weak (at least " +
-                          std::to_string(kMinRsaBits) + ", 2048 recommended)");
+    return tl::unexpected("RSA key of " + std::to_string(key.bits) +
+                          " bits is too weak (at least " + std::to_string(kMinRsaBits) +
+                          ", 2048 recommended)");
   }
   auto pem = PrivatePem(pkey);
   if (!pem) return tl::unexpected(pem.error());

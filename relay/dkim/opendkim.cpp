@@ -126,8 +126,7 @@ tl::expected<std::unique_ptr<OpenDkim>, std::string> OpenDkim::Make(
           DKIM_STAT_OK ||
       dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_OVERSIGNHDRS, over.data(), sizeof(char**)) !=
           DKIM_STAT_OK ||
-      dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNATURETTL, &ttl, sizeof ttl) !=
-          DKIM_STAT_OK) {
+      dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNATURETTL, &ttl, sizeof ttl) != DKIM_STAT_OK) {
     return tl::unexpected(std::string("libopendkim: invalid signing options"));
   }
   return std::unique_ptr<OpenDkim>(new OpenDkim(std::move(impl)));

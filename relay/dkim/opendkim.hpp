@@ -27,8 +27,8 @@ class OpenDkim {
   // The whole "DKIM-Signature: ..." field, folded, ending in CRLF, for `content` (header and
   // body, CRLF line ends) signed with `key` as d=`domain`, s=`selector`.
   tl::expected<std::string, std::string> Sign(std::string_view content, const Key& key,
-                                               std::string_view domain,
-                                               std::string_view selector) const;
+                                              std::string_view domain,
+                                              std::string_view selector) const;
 
  private:
   struct Impl;

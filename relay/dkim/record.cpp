@@ -67,7 +67,8 @@ std::optional<KeyRecord> FindKeyRecord(const std::vector<std::string>& txt, std:
     }
     found = std::move(k);
   }
-  if (!found && why) *why = txt.empty() ? "no TXT record" : "no DKIM key record among the TXT records";
+  if (!found && why)
+    *why = txt.empty() ? "no TXT record" : "no DKIM key record among the TXT records";
   return found;
 }
 

@@ -24,13 +24,30 @@ const char* OutcomeName(Outcome o) {
 }
 
 const std::vector<std::string>& DefaultSignedHeaders() {
-  static const std::vector<std::string> kHeaders = {
-      "From",       "Sender",      "Reply-To",     "Subject",      "Date",
-      "Message-ID", "To",          "Cc",           "MIME-Version", "Content-Type",
-      "Content-Transfer-Encoding", "In-Reply-To",  "References",   "List-Id",
-      "List-Help",  "List-Unsubscribe", "List-Unsubscribe-Post", "List-Post",
-      "List-Owner", "List-Archive", "Resent-Date", "Resent-From",  "Resent-To",
-      "Resent-Cc"};
+  static const std::vector<std::string> kHeaders = {"From",
+                                                    "Sender",
+                                                    "Reply-To",
+                                                    "Subject",
+                                                    "Date",
+                                                    "Message-ID",
+                                                    "To",
+                                                    "Cc",
+                                                    "MIME-Version",
+                                                    "Content-Type",
+                                                    "Content-Transfer-Encoding",
+                                                    "In-Reply-To",
+                                                    "References",
+                                                    "List-Id",
+                                                    "List-Help",
+                                                    "List-Unsubscribe",
+                                                    "List-Unsubscribe-Post",
+                                                    "List-Post",
+                                                    "List-Owner",
+                                                    "List-Archive",
+                                                    "Resent-Date",
+                                                    "Resent-From",
+                                                    "Resent-To",
+                                                    "Resent-Cc"};
   return kHeaders;
 }
 
@@ -42,8 +59,9 @@ tl::expected<std::shared_ptr<const Signer>, std::string> Signer::Make(const Dkim
   s->options_ = options;
   for (const auto& k : options.keys) {
     auto key = LoadKey(k.key_file);
-    if (!key) return tl::unexpected("DKIM key " + k.selector + "._domainkey." + k.domain + ": " +
-                                    key.error());
+    if (!key)
+      return tl::unexpected("DKIM key " + k.selector + "._domainkey." + k.domain + ": " +
+                            key.error());
     s->keys_.push_back({k, std::move(*key)});
   }
   const auto& headers = options.headers.empty() ? DefaultSignedHeaders() : options.headers;
@@ -63,8 +81,8 @@ bool Signer::IsSource(const Submission& from) const {
 
 // The keys of `domain`, else (sign_subdomains) of its closest parent with keys; `d` is the
 // domain they sign for.
-std::vector<const Signer::LoadedKey*> Signer::KeysFor(const std::string& domain,
-                                                      std::string* d, bool parents) const {
+std::vector<const Signer::LoadedKey*> Signer::KeysFor(const std::string& domain, std::string* d,
+                                                      bool parents) const {
   std::vector<const LoadedKey*> out;
   std::string candidate = domain;
   for (;;) {

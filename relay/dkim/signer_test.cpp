@@ -47,7 +47,8 @@ TEST_F(DkimSigner, OneSignaturePerKeyOnTopOfTheUnchangedMessage) {
   ASSERT_EQ(r.outcome, Outcome::kSigned) << r.detail;
   ASSERT_TRUE(m.ends_with(message_));
   const std::string fields = m.substr(0, m.size() - message_.size());
-  EXPECT_TRUE(fields.starts_with("DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.org;"))
+  EXPECT_TRUE(
+      fields.starts_with("DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.org;"))
       << fields;
   EXPECT_NE(fields.find("\r\nDKIM-Signature: v=1; a=ed25519-sha256;"), std::string::npos);
   EXPECT_NE(fields.find("s=ed1;"), std::string::npos);

@@ -17,17 +17,19 @@ tl::expected<void, std::string> SignerSlot::Load(const DkimOptions& options,
     fresh = std::move(*made);
     for (const auto& name : fresh->Ed25519Keys()) {
       Log(Service::kCleanup)
-          .warn("[[dkim.key]] {} is Ed25519: libopendkim 2.11.0 does not free an Ed25519 key "
-                "after signing, so the daemon grows by about 0.5 KiB per message signed with it "
-                "(RSA keys do not); see danerelay.toml(5)",
-                name);
+          .warn(
+              "[[dkim.key]] {} is Ed25519: libopendkim 2.11.0 does not free an Ed25519 key "
+              "after signing, so the daemon grows by about 0.5 KiB per message signed with it "
+              "(RSA keys do not); see danerelay.toml(5)",
+              name);
     }
     if (!fresh->HasOwnKey(own)) {
       Log(Service::kCleanup)
-          .warn("no [[dkim.key]] for {} (or a parent domain): danerelay's own mail (bounces, "
-                "delay warnings, TLS reports) goes out unsigned; set [dkim] notices_domain or "
-                "add a key",
-                own);
+          .warn(
+              "no [[dkim.key]] for {} (or a parent domain): danerelay's own mail (bounces, "
+              "delay warnings, TLS reports) goes out unsigned; set [dkim] notices_domain or "
+              "add a key",
+              own);
     }
   }
   std::lock_guard lock(mutex_);

@@ -10,12 +10,12 @@
 #include <algorithm>
 #include <fstream>
 
+#include "dns/lookup.hpp"
 #include "queue/message.hpp"
 #include "relay/daemon/logging.hpp"
 #include "relay/daemon/metrics.hpp"
 #include "relay/dkim/key.hpp"
 #include "relay/dkim/record.hpp"
-#include "dns/lookup.hpp"
 #include "relay/health/dane_probe.hpp"
 #include "relay/health/status_file.hpp"
 #include "relay/io/connection.hpp"
@@ -126,12 +126,13 @@ struct Preflight::Impl : std::enable_shared_from_this<Impl> {
         problem = dkim::KeyRecordProblem(*key, a.records);
       }
       if (problem.empty()) {
-        spdlog::info("pre-flight: DKIM record {} matches {} (DNSSEC {})", name,
-                     k.key_file.string(), dns::ToString(a.dnssec));
+        spdlog::info("pre-flight: DKIM record {} matches {} (DNSSEC {})", name, k.key_file.string(),
+                     dns::ToString(a.dnssec));
       } else {
-        spdlog::warn("pre-flight: DKIM record {} does not match the key {}: {}; receivers will "
-                     "fail these signatures",
-                     name, k.key_file.string(), problem);
+        spdlog::warn(
+            "pre-flight: DKIM record {} does not match the key {}: {}; receivers will "
+            "fail these signatures",
+            name, k.key_file.string(), problem);
       }
     }
   }

@@ -9,10 +9,9 @@ namespace danerelay::relay {
 void AddArchiveRecipients(queue::NewMessage& message, const ArchiveOptions& archive) {
   const auto add = [&](const std::string& address) {
     if (address.empty()) return;
-    const bool there =
-        std::any_of(message.recipients.begin(), message.recipients.end(), [&](const auto& r) {
-          return strcasecmp(r.address.c_str(), address.c_str()) == 0;
-        });
+    const bool there = std::any_of(
+        message.recipients.begin(), message.recipients.end(),
+        [&](const auto& r) { return strcasecmp(r.address.c_str(), address.c_str()) == 0; });
     if (!there) message.recipients.push_back({address, queue::kNotifyNever, ""});
   };
   add(archive.recipient);

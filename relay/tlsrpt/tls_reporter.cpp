@@ -1,5 +1,5 @@
-#include "relay/dkim/slot.hpp"
 #include "relay/tlsrpt/tls_reporter.hpp"
+#include "relay/dkim/slot.hpp"
 
 #include <spdlog/spdlog.h>
 #include <asio/co_spawn.hpp>

@@ -36,7 +36,8 @@ void Write(const std::filesystem::path& path, const std::string& pem) {
 std::string Rsa1024Pem() {
   EVP_PKEY* key = EVP_RSA_gen(1024);
   BIO* bio = BIO_new(BIO_s_mem());
-  if (!key || !bio || PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+  if (!key || !bio ||
+      PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     std::abort();
   }
   char* data = nullptr;

@@ -1,13 +1,13 @@
 #include "tools/cli/dkim.hpp"
 
-#include <asio/co_spawn.hpp>
-#include <asio/io_context.hpp>
-#include <asio/steady_timer.hpp>
 #include <fcntl.h>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <pwd.h>
 #include <unistd.h>
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
 
 #include <chrono>
 #include <cstring>
@@ -65,7 +65,8 @@ std::string WriteKeyFile(const std::filesystem::path& file, const std::string& p
 int RunDkimKeygen(const config::Config& cfg, DkimKeygenArgs a, std::ostream& out,
                   std::ostream& err) {
   if (a.selector.empty()) a.selector = DefaultSelector();
-  const std::filesystem::path file = std::filesystem::absolute(a.key_file.empty() ? DefaultKeyFile(cfg, a) : std::filesystem::path(a.key_file));
+  const std::filesystem::path file = std::filesystem::absolute(
+      a.key_file.empty() ? DefaultKeyFile(cfg, a) : std::filesystem::path(a.key_file));
   auto pem = relay::dkim::GenerateKeyPem(a.algorithm);
   if (!pem) {
     err << "danerelay dkim keygen: " << pem.error() << "\n";
@@ -119,8 +120,8 @@ std::string Judge(const relay::DkimKeyOptions& k, const dns::TxtAnswer& a, bool*
 
 asio::awaitable<void> LookUp(dns::Resolver& resolver, std::vector<Checked>& checks) {
   for (auto& c : checks) {
-    c.answer = co_await resolver.LookupTxt(
-        relay::dkim::KeyRecordName(c.key->selector, c.key->domain));
+    c.answer =
+        co_await resolver.LookupTxt(relay::dkim::KeyRecordName(c.key->selector, c.key->domain));
   }
 }
 
@@ -128,8 +129,8 @@ constexpr std::chrono::seconds kCheckLimit(60);
 
 }  // namespace
 
-int RunDkimCheck(const config::Config& cfg, const std::string& domain,
-                 const std::string& selector, std::ostream& out) {
+int RunDkimCheck(const config::Config& cfg, const std::string& domain, const std::string& selector,
+                 std::ostream& out) {
   std::vector<Checked> checks;
   for (const auto& k : cfg.server.dkim.keys) {
     if (k.domain == domain && (selector.empty() || k.selector == selector)) {

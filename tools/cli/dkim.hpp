@@ -10,9 +10,9 @@ namespace danerelay::tools {
 
 struct DkimKeygenArgs {
   std::string domain;
-  std::string selector;            // "": "dr" and the year and month ("dr202612")
+  std::string selector;               // "": "dr" and the year and month ("dr202612")
   std::string algorithm = "rsa2048";  // rsa2048, rsa3072, ed25519
-  std::string key_file;            // "": <config directory>/dkim/<domain>.<selector>.pem
+  std::string key_file;               // "": <config directory>/dkim/<domain>.<selector>.pem
 };
 
 // Writes a new key (0600; owned by [server] user when run as root), never over an existing

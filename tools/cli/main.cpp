@@ -283,8 +283,8 @@ CLI::App* DeclareDkim(CLI::App& app, const std::string& config_path, Commands& c
                         spdlog::set_default_logger(spdlog::stderr_color_mt("danerelay"));
                         spdlog::set_level(spdlog::level::warn);
                         return WithConfig(config_path, [&](const config::Config& cfg) {
-                          return tools::RunDkimCheck(cfg, check_args->domain,
-                                                     check_args->selector, std::cout);
+                          return tools::RunDkimCheck(cfg, check_args->domain, check_args->selector,
+                                                     std::cout);
                         });
                       }});
   return dkim;
