@@ -246,7 +246,11 @@ asio::awaitable<HostDecision> Plan(dns::Lookup& resolver, const NextHop& host,
   req.tls = h.decision.tls;
   if (h.dane_applies) req.dane = MakeDaneSetup(h.dns, host, policy.domain, h.decision);
   ApplyMtaSts(h.sts_mode, req);
-  if (!report_mail) ApplyTlsPolicy(policy, host, h);
+  // A report mail too: the relaxation above is of what the recipient domain publishes (its
+  // TLSA and MTA-STS records, which may be the very failure reported). A route's or a
+  // [tls_policy] entry's verify, fingerprint, encrypt or none is the operator's own choice for
+  // that peer (a smarthost's credentials may depend on it) and is never weakened.
+  ApplyTlsPolicy(policy, host, h);
   ApplyRouteAndSource(policy, h);
   if (h.dns.addresses.empty()) {
     h.skip = queue::Failure{Cause::kNoAddress, "4.4.4", "",

@@ -46,7 +46,9 @@ struct DomainPolicy {
   // A TLS-RPT report mail (RFC 8460 §5.3: "MUST deliver reports despite any TLS-related
   // failures"): unless the domain is under mandatory DANE (the operator's table wins), its hosts
   // are used under "may" (STARTTLS when offered, the certificate not checked, plain text after a
-  // failed handshake; a TLSA lookup that failed does not hold it back), without MTA-STS.
+  // failed handshake; a TLSA lookup that failed does not hold it back), without MTA-STS. The
+  // operator's TLS policy for the domain or its route (verify, fingerprint, encrypt, none)
+  // still applies, as it does to any mail.
   // Verifying first and falling back after would protect nothing: a report goes out either way.
   bool tls_report = false;
   // The route the mail takes (a copy: options may be reloaded while the pass runs), or none for

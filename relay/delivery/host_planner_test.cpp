@@ -420,6 +420,36 @@ TEST(PlanHostTest, ReportMailGoesOutUnderMayExceptUnderMandatoryDane) {
   EXPECT_EQ(h.skip->cause, Cause::kDaneRequired);
 }
 
+// RFC 8460 §5.3 relaxes what the recipient domain publishes, not the operator's table: a report
+// mail to a domain with a [tls_policy] entry (or a route) keeps that entry's checks.
+TEST(PlanHostTest, ReportMailKeepsTheOperatorsTlsPolicy) {
+  const DeliveryOptions options;
+  const NextHop mx{"mx.example.org"};
+  FakeLookup dane = World(DnssecState::kSecure, true);
+  DomainPolicy report;
+  report.domain = "example.org";
+  report.tls_report = true;
+  report.tls.policy = TlsPolicy::kVerify;
+  HostDecision h = Await(PlanHost(dane, mx, report, options, "r", nullptr));
+  ASSERT_FALSE(h.skip);
+  EXPECT_EQ(h.request.tls, TlsRequirement::kEncrypt);
+  EXPECT_TRUE(h.request.webpki_required);
+  EXPECT_EQ(h.request.webpki_names, std::vector<std::string>{"mx.example.org"});
+  report.tls.policy = TlsPolicy::kFingerprint;
+  report.tls.fingerprints = {std::string(64, 'a')};
+  h = Await(PlanHost(dane, mx, report, options, "r", nullptr));
+  EXPECT_EQ(h.request.tls, TlsRequirement::kDane);
+  ASSERT_TRUE(h.request.dane);
+  EXPECT_EQ(h.request.dane->records.size(), 2u);
+  report.tls.policy = TlsPolicy::kNone;
+  EXPECT_TRUE(Await(PlanHost(dane, mx, report, options, "r", nullptr)).request.no_tls);
+  // The default (DANE where the domain publishes it) is what a report mail relaxes.
+  report.tls = TlsSettings{};
+  h = Await(PlanHost(dane, mx, report, options, "r", nullptr));
+  EXPECT_EQ(h.request.tls, TlsRequirement::kMay);
+  EXPECT_FALSE(h.request.dane);
+}
+
 // The operator's TLS policies, as the request carries them out.
 TEST(PlanHostTest, OperatorTlsPolicies) {
   const DeliveryOptions options;

@@ -407,6 +407,20 @@ min_backoff = "1h"
         self.assertIn("MTA-STS policy of sts-cache.example (id 2) not fetched", self.relay.logs())
         self.assertIn("the cached policy (id 1) stays in force", self.relay.logs())
         self.assertEqual(len(self.arrived("cache", "sts-cache")), 2)
+        # RFC 8460 §4.3.2: the failed fetch is reported alongside the cached policy's session
+        # (the first session, before the restart, had a fresh policy and no failure).
+        report = self.rpt("sts-cache.example", "--date", time.strftime("%Y-%m-%d", time.gmtime()))
+        self.check_schema(report)
+        sts = [p for p in report["policies"] if p["policy"]["policy-type"] == "sts"]
+        self.assertEqual(len(sts), 1, report)
+        self.assertIn("mode: enforce", sts[0]["policy"]["policy-string"])
+        self.assertEqual(sts[0]["policy"]["mx-host"], ["mx.sts-cache.example"])
+        self.assertEqual(sts[0]["summary"]["total-successful-session-count"], 1, report)
+        self.assertEqual(sts[0]["summary"]["total-failure-session-count"], 1, report)
+        self.assertEqual([d["result-type"] for d in sts[0]["failure-details"]],
+                         ["sts-policy-fetch-error"])
+        self.assertEqual(sts[0]["failure-details"][0]["receiving-mx-hostname"],
+                         "mx.sts-cache.example")
 
     # --- issue 20: what the daemon fetches, and what it logs -------------------------------------
 

@@ -36,8 +36,10 @@ CONTACT = "tls-reports@relay.test"
 IDN = "xn--rpt-bcher-u9a"
 REPORTED = ["rpt-dane", "rpt-sts", "rpt-fetch", "rpt-invalid", "rpt-webpki", IDN, "rpt-tlsa"]
 # Report mails (RFC 8460 §5.3) to mailboxes behind broken DANE: no STARTTLS where TLSA records
-# demand it. Opportunistic DANE: the report still goes out; mandatory DANE: it waits.
+# demand it. Opportunistic DANE: the report still goes out; mandatory DANE: it waits. So does a
+# report to a domain whose [tls_policy] entry requires STARTTLS ("encrypt"): the operator's table.
 BROKEN, MANDATORY = "broken-reports.example", "mandatory-reports.example"
+ENCRYPT = "encrypt-reports.example"
 MANY, MAX_RUA = 50, 5
 
 # RFC 8460 §4.4: the fields a report, a policy entry, a summary and a failure detail may have.
@@ -84,7 +86,8 @@ class TlsRptTest(WorldCase):
         w.zone("rpt-tlsa.example.").add("@ MX 10 mx").add(f"mx A {IPS['plain']}") \
             .add(f"_{port}._tcp.mx TLSA 1 1 1 {cls.dane_tlsa.split()[-1]}") \
             .add(f'_smtp._tls TXT "v=TLSRPTv1; rua={rua}"')
-        for d, inbox in (("rpt-broken", BROKEN), ("rpt-mandatory", MANDATORY)):
+        for d, inbox in (("rpt-broken", BROKEN), ("rpt-mandatory", MANDATORY),
+                         ("rpt-encrypt", ENCRYPT)):
             w.zone(f"{d}.example.", "unsigned").add("@ MX 10 mx").add(f"mx A {IPS['plain']}") \
                 .add(f'_smtp._tls TXT "v=TLSRPTv1; rua=mailto:tlsrpt@{inbox}"')
             w.zone(f"{inbox}.").add("@ MX 10 mx").add(f"mx A {IPS['inbox']}") \
@@ -137,6 +140,8 @@ fetch_timeout = "10s"
 allow_special_addresses = true
 [dane]
 mandatory_domains = ["{MANDATORY}"]
+[tls_policy]
+"{ENCRYPT}" = "encrypt"
 [tls_rpt]
 enabled = true
 organization = "Relay Test Org"
@@ -152,7 +157,7 @@ min_backoff = "1h"
         cls.ids = {d + str(n): cls.send(d) for n, d in enumerate(
             ["rpt-dane", "rpt-dane", "rpt-sts", "rpt-fetch", "rpt-invalid", "rpt-webpki",
              "rpt-none", "rpt-many", "rpt-bücher", "rpt-tlsa", "rpt-broken", "rpt-mandatory",
-             "broken-reports"])}
+             "broken-reports", "rpt-encrypt"])}
         # RFC 8460 §4.4 counts sessions: three recipients over one connection are one.
         cls.ids["rpt-dane-three"] = cls.send("rpt-dane", rcpts=3)
         ids = list(cls.ids.values())
@@ -353,6 +358,18 @@ min_backoff = "1h"
         self.assertTrue(m["tls_report"])
         self.assertEqual(m["recipients"][0]["state"], "deferred", m)
         self.assertEqual(m["recipients"][0]["last_status"], "4.7.5", m)
+
+    def test_report_mail_keeps_the_operators_tls_policy(self):
+        # DANE and MTA-STS of the recipient domain are set aside for a report, the operator's
+        # [tls_policy] is not: "encrypt" to an MX without STARTTLS holds the report back.
+        queue_id = self.queue_id_of_report("rpt-encrypt")
+        wait_for(lambda: self.show(queue_id)["recipients"][0]["state"] == "deferred",
+                 timeout=30, what="the report to the encrypt-only domain tried")
+        self.assertEqual(self.servers["inbox"].received_for(f"tlsrpt@{ENCRYPT}"), [])
+        m = self.show(queue_id)
+        self.assertTrue(m["tls_report"])
+        self.assertEqual(m["recipients"][0]["state"], "deferred", m)
+        self.assertTrue(m["recipients"][0]["last_status"].startswith("4.7."), m)
 
     def queue_id_of_report(self, domain):
         out = self.relay.cli("tls-rpt", "list", "--date", self.day.isoformat()).stdout.decode()
