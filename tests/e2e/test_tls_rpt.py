@@ -26,6 +26,7 @@ from dnsworld import DnsWorld
 from https_servers import PolicyServer, ReportCollector
 from harness import Relay, queued_id, wait_for
 from mx import MxServer, free_port_on, private_ca, self_signed, signed_by, tlsa_3_1_1
+from test_dkim import keygen, perl_verify, python_verify, txt_strings
 from world_case import WorldCase
 
 IPS = {name: f"127.0.0.{n}" for n, name in enumerate(
@@ -102,6 +103,9 @@ class TlsRptTest(WorldCase):
             .add(f"_smtp._tls TXT {strings}")
         w.zone("reports.example.", "unsigned").add("@ MX 10 mx").add(f"mx A {IPS['inbox']}") \
             .add(f"collector A {IPS['collector']}")
+        # RFC 8460 §3: reports are DKIM-signed, here for rpt-signing.example.
+        cls.dkim_key, dkim_text = keygen(cls.tmp, "rpt-signing.example", "reports", "rsa2048")
+        w.zone("rpt-signing.example.").add(f"reports._domainkey TXT {txt_strings(dkim_text)}")
         w.start()
 
         policy_chain, policy_key = signed_by(
@@ -132,6 +136,12 @@ class TlsRptTest(WorldCase):
             cls.servers[name] = MxServer(IPS[name], port, crt, key).start()
 
         cls.relay = Relay(deliver=True, extra_toml=w.toml() + f"""
+[dkim]
+notices_domain = "rpt-signing.example"
+[[dkim.key]]
+domain = "rpt-signing.example"
+selector = "reports"
+key_file = "{cls.dkim_key}"
 [tls]
 ca_file = "{ca_crt}"
 [mta_sts]
@@ -258,6 +268,14 @@ min_backoff = "1h"
             self.assertEqual(failed, p["summary"]["total-failure-session-count"])
 
     # --- the mail (RFC 8460 §5.3) ------------------------------------------------------------
+
+    def test_each_report_mail_is_dkim_signed_and_verifies(self):
+        self.assertGreaterEqual(len(self.mails()), len(REPORTED))
+        for m in self.mails():
+            # Signed under libfaketime one day ahead (t= is the daemon's time).
+            self.assertEqual(python_verify(m["content"], self.world.port, 86400), [True])
+            self.assertEqual(perl_verify(m["content"], self.world.port)[0],
+                             ["pass d=rpt-signing.example s=reports a=rsa-sha256"])
 
     def test_each_report_is_mailed_through_the_queue_as_rfc_8460_asks(self):
         start = int(datetime(self.day.year, self.day.month, self.day.day,
