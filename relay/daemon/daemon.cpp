@@ -44,6 +44,10 @@ struct Daemon::Parts {
   std::optional<asio::signal_set> hup;
   std::optional<asio::signal_set> signals;
   queue::QueueIdGenerator ids;
+  // [dkim]: signs submissions, notices and reports. Declared before the committer, the server,
+  // the agent and the reporter, which hold pointers to it: destroyed after them (the
+  // committer's destructor still runs queued writes that compose and sign notices).
+  dkim::SignerSlot dkim;
   std::optional<queue::Committer> committer;
   std::unique_ptr<dns::Resolver> resolver;
   std::optional<SmtpServer> server;
@@ -52,7 +56,6 @@ struct Daemon::Parts {
   std::shared_ptr<asio::ssl::context> probe_tls;
   std::optional<Preflight> preflight;
   std::optional<TlsReporter> tls_reporter;
-  dkim::SignerSlot dkim;  // [dkim]: signs submissions, notices and reports
   std::optional<MetricsServer> metrics;
   std::optional<asio::steady_timer> drain;
   // Delivery (the agent, the pre-flight check and the TLS reports) is started by Start when
