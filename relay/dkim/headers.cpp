@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "dns/idn.hpp"
+
 namespace danerelay::relay::dkim {
 namespace {
 
@@ -10,6 +12,33 @@ std::string Lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
+}
+
+// For a reason in a log line: no controls, no 8-bit bytes, bounded.
+std::string Printable(std::string_view s) {
+  std::string out;
+  for (char c : s.substr(0, 100)) {
+    const auto u = static_cast<unsigned char>(c);
+    out.push_back(u >= 32 && u < 127 ? c : '?');
+  }
+  return out;
+}
+
+// Letters, digits and hyphens in labels of 1 to 63 octets (RFC 1123 §2.1), as d= must be.
+bool IsHostName(std::string_view d) {
+  if (d.empty() || d.size() > 253) return false;
+  std::size_t label = 0;
+  for (char c : d) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+    } else if (std::isalnum(static_cast<unsigned char>(c)) || c == '-') {
+      if (++label > 63) return false;
+    } else {
+      return false;
+    }
+  }
+  return label > 0;
 }
 
 std::string_view Trim(std::string_view s) {
@@ -87,7 +116,7 @@ std::vector<HeaderField> SplitHeader(std::string_view content, std::size_t* body
   return fields;
 }
 
-tl::expected<std::string, std::string> FromDomain(const std::vector<HeaderField>& fields) {
+tl::expected<std::string, std::string> FromAddress(const std::vector<HeaderField>& fields) {
   const HeaderField* from = nullptr;
   for (const auto& f : fields) {
     if (!EqualsIgnoreCase(f.name, "From")) continue;
@@ -106,13 +135,33 @@ tl::expected<std::string, std::string> FromDomain(const std::vector<HeaderField>
   }
   addr = Trim(addr);
   const auto at = addr.rfind('@');
-  std::string domain = at == std::string_view::npos ? "" : Lower(Trim(addr.substr(at + 1)));
+  std::string domain(at == std::string_view::npos ? "" : Trim(addr.substr(at + 1)));
   while (!domain.empty() && domain.back() == '.') domain.pop_back();
   if (domain.empty() || domain.find_first_of(" \t\r\n<>@;\"") != std::string::npos) {
     return tl::unexpected(std::string("no domain in From"));
   }
-  return domain;
+  // d= is the A-label form (RFC 8616 §4); DMARC compares it with the From domain in that form.
+  auto ascii = dns::ToAsciiDomain(domain);
+  if (!ascii) return tl::unexpected("From domain " + Printable(domain) + ": " + ascii.error());
+  if (!IsHostName(*ascii)) {
+    return tl::unexpected("From domain " + Printable(domain) + " is not a host name");
+  }
+  const std::string local(Trim(addr.substr(0, at)));
+  const bool bad_local = std::any_of(local.begin(), local.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u <= 32 || u == 127 || c == '<' || c == '>';
+  });
+  if (local.empty() || bad_local) return tl::unexpected(std::string("no mailbox in From"));
+  return local + "@" + *ascii;
 }
+
+tl::expected<std::string, std::string> FromDomain(const std::vector<HeaderField>& fields) {
+  auto address = FromAddress(fields);
+  if (!address) return tl::unexpected(address.error());
+  return address->substr(address->rfind('@') + 1);
+}
+
+bool HasNul(std::string_view header) { return header.find('\0') != std::string_view::npos; }
 
 std::vector<std::string> SignedDomains(const std::vector<HeaderField>& fields) {
   std::vector<std::string> domains;

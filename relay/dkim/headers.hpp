@@ -21,9 +21,16 @@ struct HeaderField {
 // body starts (content.size() when there is none).
 std::vector<HeaderField> SplitHeader(std::string_view content, std::size_t* body_offset);
 
-// The lower-case domain of the single header From mailbox; an error says why there is none
-// (no From, several From fields, several mailboxes, no domain).
+// The single header From mailbox, "local@domain", its domain lower case in A-labels (a U-label
+// domain is converted: d= is always ASCII); an error says why there is none (no From, several
+// From fields, several mailboxes, no domain, a domain IDNA2008 does not allow).
+tl::expected<std::string, std::string> FromAddress(const std::vector<HeaderField>& fields);
+// Its domain.
 tl::expected<std::string, std::string> FromDomain(const std::vector<HeaderField>& fields);
+
+// Whether a header holds a NUL byte: libopendkim reads fields as C strings, so it would sign
+// something other than what is sent.
+bool HasNul(std::string_view header);
 
 // The lower-case d= of every DKIM-Signature field.
 std::vector<std::string> SignedDomains(const std::vector<HeaderField>& fields);

@@ -24,6 +24,14 @@ TEST(DkimHeaders, FromDomainOfTheCommonForms) {
   EXPECT_EQ(*From("from: \"Doe, J. <x@evil.example>\" <j@example.org>\r\n\r\n"), "example.org");
   EXPECT_EQ(*From("From: j@example.org (Doe @ evil.example)\r\n\r\n"), "example.org");
   EXPECT_EQ(*From("From : Name\r\n <j@sub.example.org.>\r\n\r\n"), "sub.example.org");
+  // A U-label domain (SMTPUTF8 header) is signed as its A-label form (RFC 8616 §4).
+  EXPECT_EQ(*From("From: j@b\xC3\xBC\x63her.example\r\n\r\n"), "xn--bcher-kva.example");
+}
+
+TEST(DkimHeaders, FromAddressKeepsTheLocalPart) {
+  const auto a = FromAddress(SplitHeader("From: \"J\" <Jo.Doe@Example.ORG>\r\n\r\n", nullptr));
+  ASSERT_TRUE(a) << a.error();
+  EXPECT_EQ(*a, "Jo.Doe@example.org");
 }
 
 TEST(DkimHeaders, FromDomainRefusesWhatItCannotAlign) {
@@ -31,6 +39,9 @@ TEST(DkimHeaders, FromDomainRefusesWhatItCannotAlign) {
   EXPECT_FALSE(From("From: a@a.example\r\nFrom: b@b.example\r\n\r\n"));
   EXPECT_FALSE(From("From: a@a.example, b@b.example\r\n\r\n"));
   EXPECT_FALSE(From("From: undisclosed\r\n\r\n"));
+  EXPECT_FALSE(From("From: a@ex_ample.org\r\n\r\n"));  // not a host name: no d= for it
+  EXPECT_FALSE(From("From: a@a..example\r\n\r\n"));
+  EXPECT_FALSE(From("From: a@-x\xFF.example\r\n\r\n"));
   // The body is not the header: a From line after the empty line is not a From field.
   EXPECT_FALSE(From("Subject: x\r\n\r\nFrom: a@a.example\r\n"));
 }

@@ -15,8 +15,12 @@ const char* OutcomeName(Outcome o) {
       return "no_key";
     case Outcome::kNotSource:
       return "not_source";
+    case Outcome::kNotPermitted:
+      return "not_permitted";
     case Outcome::kAlreadySigned:
       return "already_signed";
+    case Outcome::kMalformed:
+      return "malformed";
     case Outcome::kError:
       break;
   }
@@ -51,6 +55,41 @@ const std::vector<std::string>& DefaultSignedHeaders() {
   return kHeaders;
 }
 
+const std::vector<std::string>& OversignedHeaders() {
+  static const std::vector<std::string> kHeaders = {"From",
+                                                    "Sender",
+                                                    "Reply-To",
+                                                    "Subject",
+                                                    "Date",
+                                                    "Message-ID",
+                                                    "To",
+                                                    "Cc",
+                                                    "MIME-Version",
+                                                    "Content-Type",
+                                                    "Content-Transfer-Encoding",
+                                                    "In-Reply-To",
+                                                    "References",
+                                                    "List-Unsubscribe",
+                                                    "List-Unsubscribe-Post"};
+  return kHeaders;
+}
+
+namespace {
+
+// The oversigned fields among those signed (an operator's shorter h= list stays as given).
+std::vector<std::string> Oversign(const std::vector<std::string>& signed_fields) {
+  std::vector<std::string> out;
+  for (const auto& name : OversignedHeaders()) {
+    if (std::any_of(signed_fields.begin(), signed_fields.end(),
+                    [&](const std::string& f) { return EqualsIgnoreCase(f, name); })) {
+      out.push_back(name);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 Signer::Signer() = default;
 Signer::~Signer() = default;
 
@@ -65,7 +104,7 @@ tl::expected<std::shared_ptr<const Signer>, std::string> Signer::Make(const Dkim
     s->keys_.push_back({k, std::move(*key)});
   }
   const auto& headers = options.headers.empty() ? DefaultSignedHeaders() : options.headers;
-  auto lib = OpenDkim::Make(headers, {"From"}, options.expire);
+  auto lib = OpenDkim::Make(headers, Oversign(headers), options.expire);
   if (!lib) return tl::unexpected(lib.error());
   s->lib_ = std::move(*lib);
   return std::shared_ptr<const Signer>(std::move(s));
@@ -101,37 +140,47 @@ std::vector<const Signer::LoadedKey*> Signer::KeysFor(const std::string& domain,
 SignResult Signer::SignWith(std::string& content, const std::string& domain,
                             const std::vector<const LoadedKey*>& keys, const std::string& d) const {
   std::size_t body = 0;
-  const auto signed_for = SignedDomains(SplitHeader(content, &body));
+  const auto fields = SplitHeader(content, &body);
+  if (HasNul(std::string_view(content).substr(0, body))) {
+    return {Outcome::kMalformed, domain, "NUL byte in the header"};
+  }
+  const auto signed_for = SignedDomains(fields);
   if (std::find(signed_for.begin(), signed_for.end(), d) != signed_for.end()) {
     return {Outcome::kAlreadySigned, domain, "already signed for d=" + d};
   }
-  std::string fields, detail;
+  std::string added, detail;
   for (const LoadedKey* k : keys) {
     auto field = lib_->Sign(content, k->key, d, k->where.selector);
     if (!field) {
       return {Outcome::kError, domain, "s=" + k->where.selector + " d=" + d + ": " + field.error()};
     }
-    fields += *field;
+    added += *field;
     detail += (detail.empty() ? "" : ", ") + std::string("d=") + d + " s=" + k->where.selector +
               " (" + AlgorithmName(k->key.algorithm) + ")";
   }
-  content.insert(0, fields);
+  content.insert(0, added);
   return {Outcome::kSigned, domain, detail};
 }
 
 SignResult Signer::Sign(std::string& content, const Submission& from) const {
   std::size_t body = 0;
-  auto domain = FromDomain(SplitHeader(content, &body));
+  const auto address = FromAddress(SplitHeader(content, &body));
+  const std::string domain = address ? address->substr(address->rfind('@') + 1) : "";
   if (!IsSource(from)) {
-    return {Outcome::kNotSource, domain ? *domain : "",
+    return {Outcome::kNotSource, domain,
             from.authenticated ? "authenticated clients are not a source (sources)"
                                : "client is not authenticated and not a trusted source (sources)"};
   }
-  if (!domain) return {Outcome::kNoKey, "", domain.error()};
+  if (!address) return {Outcome::kNoKey, "", address.error()};
+  if (from.authenticated && from.may_use_from && !from.may_use_from(*address)) {
+    return {
+        Outcome::kNotPermitted, domain,
+        "header From " + *address + " is not among the senders [auth] allows user " + from.user};
+  }
   std::string d;
-  const auto keys = KeysFor(*domain, &d, options_.sign_subdomains);
-  if (keys.empty()) return {Outcome::kNoKey, *domain, "no key for the From domain " + *domain};
-  return SignWith(content, *domain, keys, d);
+  const auto keys = KeysFor(domain, &d, options_.sign_subdomains);
+  if (keys.empty()) return {Outcome::kNoKey, domain, "no key for the From domain " + domain};
+  return SignWith(content, domain, keys, d);
 }
 
 SignResult Signer::SignOwn(std::string& content, const std::string& domain) const {

@@ -5,8 +5,10 @@
 // signature for the same d=) and says why it did not. No I/O besides loading the keys in Make.
 // A reload makes a new Signer; messages being signed keep the one they started with.
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <tl/expected.hpp>
@@ -18,7 +20,17 @@ namespace danerelay::relay::dkim {
 
 class OpenDkim;
 
-enum class Outcome { kSigned, kNoKey, kNotSource, kAlreadySigned, kError };
+// kNotPermitted: an authenticated user's header From is not one [auth] senders allows it;
+// kMalformed: a header the library cannot sign as it is sent (a NUL byte).
+enum class Outcome {
+  kSigned,
+  kNoKey,
+  kNotSource,
+  kNotPermitted,
+  kAlreadySigned,
+  kMalformed,
+  kError
+};
 // "signed", "no_key", ...: the label of danerelay_dkim_total{outcome}.
 const char* OutcomeName(Outcome o);
 
@@ -27,6 +39,11 @@ struct Submission {
   bool authenticated = false;
   bool trusted = false;  // in trusted_networks
   std::string client_ip;
+  std::string user;  // the AUTH identity, when authenticated
+  // [auth] senders for `user`: whether it may use this header From address (null: any). The
+  // envelope sender was checked at MAIL; the header From is what DMARC aligns with, so a user
+  // allowed only sales.example.org never gets an example.org signature for ceo@example.org.
+  std::function<bool(std::string_view address)> may_use_from;
 };
 
 struct SignResult {
@@ -35,9 +52,12 @@ struct SignResult {
   std::string detail;  // signed: "s=sel1 (rsa-sha256), s=sel2 (ed25519-sha256)"; else the reason
 };
 
-// The default h= list: the fields RFC 6376 §5.4.1 recommends; From is signed once more than it
-// occurs (oversigned), so no second From can be added without breaking the signature.
+// The default h= list: the fields RFC 6376 §5.4.1 recommends.
 const std::vector<std::string>& DefaultSignedHeaders();
+// Of those, the ones signed once more than they occur (RFC 6376 §8.15), so that none can be
+// added (a second From or Subject, a To or Reply-To the message did not have) without breaking
+// the signature: From and the fields a reader sees or a client acts on.
+const std::vector<std::string>& OversignedHeaders();
 
 class Signer {
  public:

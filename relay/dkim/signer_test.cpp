@@ -11,6 +11,14 @@ namespace {
 
 namespace fs = std::filesystem;
 
+Submission Client(bool authenticated, bool trusted, const std::string& ip) {
+  Submission s;
+  s.authenticated = authenticated;
+  s.trusted = trusted;
+  s.client_ip = ip;
+  return s;
+}
+
 class DkimSigner : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -35,7 +43,7 @@ class DkimSigner : public ::testing::Test {
   fs::path dir_;
   const std::string message_ =
       "From: Jo <jo@example.org>\r\nTo: x@y.example\r\nSubject: hi\r\n\r\nbody\r\n.line\r\n";
-  const Submission auth_{true, false, "192.0.2.1"};
+  const Submission auth_ = Client(true, false, "192.0.2.1");
 };
 
 TEST_F(DkimSigner, OneSignaturePerKeyOnTopOfTheUnchangedMessage) {
@@ -63,19 +71,72 @@ TEST_F(DkimSigner, OneSignaturePerKeyOnTopOfTheUnchangedMessage) {
   }
 }
 
+TEST_F(DkimSigner, AUserIsSignedOnlyForTheFromAddressesItMayUse) {
+  DkimOptions o;
+  o.keys = {NewKey("example.org", "rsa1", "rsa2048")};
+  auto signer = Make(o);
+  Submission alice = auth_;
+  alice.user = "alice";
+  std::string seen;
+  alice.may_use_from = [&](std::string_view a) {
+    seen = a;
+    return a.ends_with("@sales.example.org");
+  };
+  std::string m = message_;
+  const SignResult r = signer->Sign(m, alice);
+  EXPECT_EQ(r.outcome, Outcome::kNotPermitted) << r.detail;
+  EXPECT_EQ(seen, "jo@example.org");
+  EXPECT_EQ(m, message_);
+  EXPECT_NE(r.detail.find("alice"), std::string::npos) << r.detail;
+  std::string sales = "From: s@Sales.Example.org\r\n\r\nx\r\n";
+  o.sign_subdomains = true;
+  EXPECT_EQ(Make(o)->Sign(sales, alice).outcome, Outcome::kSigned);
+}
+
+TEST_F(DkimSigner, OversignsTheFieldsAReaderSees) {
+  DkimOptions o;
+  o.keys = {NewKey("example.org", "rsa1", "rsa2048")};
+  std::string m = message_;
+  ASSERT_EQ(Make(o)->Sign(m, auth_).outcome, Outcome::kSigned);
+  std::string unfolded;
+  for (char c : m.substr(0, m.find("\r\n\r\n"))) {
+    if (c != '\r' && c != '\n' && c != '\t' && c != ' ') unfolded.push_back(c);
+  }
+  const auto h = unfolded.substr(unfolded.find(";h=") + 3);  // not bh=
+  const std::string list = h.substr(0, h.find(';'));
+  for (const char* name : {"From", "Subject", "To", "Reply-To", "Cc", "Date", "Message-ID",
+                           "Content-Type", "List-Unsubscribe"}) {
+    EXPECT_NE(list.find(std::string(name)), std::string::npos) << name << " in " << list;
+  }
+  // Present fields appear twice: signed, and signed as absent once more.
+  for (const char* name : {"From:", "Subject:"}) {
+    const auto first = list.find(name);
+    EXPECT_NE(list.find(name, first + 1), std::string::npos) << name << " in " << list;
+  }
+}
+
+TEST_F(DkimSigner, RefusesAHeaderWithANulByte) {
+  DkimOptions o;
+  o.keys = {NewKey("example.org", "rsa1", "rsa2048")};
+  std::string m = "From: jo@example.org\r\nSubject: a" + std::string(1, '\0') + "b\r\n\r\nx\r\n";
+  const std::string before = m;
+  EXPECT_EQ(Make(o)->Sign(m, auth_).outcome, Outcome::kMalformed);
+  EXPECT_EQ(m, before);
+}
+
 TEST_F(DkimSigner, SourcesDecideWhoIsSigned) {
   DkimOptions o;
   o.keys = {NewKey("example.org", "s", "ed25519")};
   auto signer = Make(o);
   std::string m = message_;
-  EXPECT_EQ(signer->Sign(m, {false, true, "10.0.0.1"}).outcome, Outcome::kNotSource);
+  EXPECT_EQ(signer->Sign(m, Client(false, true, "10.0.0.1")).outcome, Outcome::kNotSource);
   EXPECT_EQ(m, message_);
   o.sign_trusted = true;
   o.trusted_sources = {*IpNetwork::Parse("10.1.0.0/16")};
   signer = Make(o);
-  EXPECT_EQ(signer->Sign(m, {false, true, "10.0.0.1"}).outcome, Outcome::kNotSource);
-  EXPECT_EQ(signer->Sign(m, {false, false, "10.1.0.1"}).outcome, Outcome::kNotSource);
-  EXPECT_EQ(signer->Sign(m, {false, true, "10.1.0.1"}).outcome, Outcome::kSigned);
+  EXPECT_EQ(signer->Sign(m, Client(false, true, "10.0.0.1")).outcome, Outcome::kNotSource);
+  EXPECT_EQ(signer->Sign(m, Client(false, false, "10.1.0.1")).outcome, Outcome::kNotSource);
+  EXPECT_EQ(signer->Sign(m, Client(false, true, "10.1.0.1")).outcome, Outcome::kSigned);
 }
 
 TEST_F(DkimSigner, KeyByFromDomainAndSubdomainsOnlyWhenAsked) {

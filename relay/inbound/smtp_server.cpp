@@ -510,7 +510,10 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
         queue::Printable(queue::HeaderValue(message.content, "Message-ID"), 250);
     RemoveHeaderFields(message.content, options.privacy.remove_headers);
     AddArchiveRecipients(message, options.archive);
-    const auto signature = Sign(message, {!auth_user.empty(), client.trusted, client.ip});
+    const auto signature = Sign(message, {!auth_user.empty(), client.trusted, client.ip, auth_user,
+                                          [map = senders, user = auth_user](std::string_view from) {
+                                            return !map || MaySendAs(*map, user, from);
+                                          }});
     const size_t size = message.content.size(), nrcpt = message.recipients.size();
     auto stored = co_await Enqueue(message);
     if (!stored) {

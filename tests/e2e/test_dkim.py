@@ -114,6 +114,8 @@ class DkimTest(WorldCase):
                           extra_toml=w.toml() + f"""
 [auth]
 users_file = "users"
+[auth.senders]
+sales = ["@sales.{DOMAIN}"]
 [delivery]
 port = {port}
 [archive]
@@ -126,11 +128,13 @@ remove_headers = ["X-Originating-IP", "User-Agent"]
 notices_domain = "{NOTICES}"
 {dkim_keys}""")
         passwd(cls.relay, "alice", "pw-alice")
+        passwd(cls.relay, "sales", "pw-sales")
         cls.relay.start()
         cls.ctx = ssl.create_default_context(cafile=cls.relay.cert)
         cls.ctx.check_hostname = False
 
-    def submit(self, from_domain, rcpt, authenticated=True, subject="signed"):
+    def submit(self, from_domain, rcpt, authenticated=True, subject="signed", user="alice",
+               sender=None):
         msg = (f"From: Alice <alice@{from_domain}>\r\nTo: <{rcpt}>\r\nSubject: {subject}\r\n"
                f"X-Originating-IP: [10.20.30.40]\r\nUser-Agent: Mailer/1.0\r\n (pc17.corp)\r\n"
                f"Date: Sat, 05 Dec 2026 20:00:00 +0000\r\nMessage-ID: <{time.time()}@x>\r\n"
@@ -140,13 +144,13 @@ notices_domain = "{NOTICES}"
             c.ehlo("client.example")
             c.starttls(context=self.ctx)
             c.ehlo("client.example")
-            c.login("alice", "pw-alice")
+            c.login(user, f"pw-{user}")
         else:
             c = smtplib.SMTP("127.0.0.1", self.relay.port, timeout=30,
                              source_address=(IPS["trusted"], 0))
             c.ehlo("trusted.example")
         with c:
-            c.mail(f"alice@{from_domain}")
+            c.mail(sender or f"alice@{from_domain}")
             code, _ = c.rcpt(rcpt)
             self.assertEqual(code, 250)
             code, reply = c.data(msg)
@@ -225,6 +229,16 @@ notices_domain = "{NOTICES}"
         self.assertNotIn(b"DKIM-Signature", content)
         self.assertIn(f"{qid}: not DKIM-signed (no_key): no key for the From domain nokey.example",
                       self.relay.logs())
+
+    def test_user_is_not_signed_for_a_from_its_auth_senders_do_not_allow(self):
+        # [auth.senders] lets "sales" use @sales.<DOMAIN> only: the envelope passes, but the
+        # header From alice@<DOMAIN> must not get <DOMAIN>'s signature (DMARC would pass).
+        qid = self.submit(DOMAIN, "ivan@dest.example", user="sales",
+                          sender=f"team@sales.{DOMAIN}")
+        content = self.delivered("dest", "ivan@dest.example")
+        self.assertNotIn(b"DKIM-Signature", content)
+        self.assertIn(f"{qid}: not DKIM-signed (not_permitted): header From alice@{DOMAIN} is "
+                      "not among the senders [auth] allows user sales", self.relay.logs())
 
     def test_trusted_client_without_auth_goes_unsigned_under_sources_auth(self):
         qid = self.submit(DOMAIN, "dave@dest.example", authenticated=False)

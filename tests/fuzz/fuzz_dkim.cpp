@@ -84,10 +84,19 @@ std::size_t KeysOf(const std::string& d) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   danerelay::fuzz::Input in(data, size);
-  const bool subdomains = in.Byte() & 1;
+  const std::uint8_t flags = in.Byte();
+  const bool subdomains = flags & 1;
+  const bool restricted = flags & 2;  // [auth] senders allow this user only @example.net
   const std::string original(in.Rest());
   std::string content = original;
-  const dkim::SignResult r = SignerFor(subdomains).Sign(content, {true, false, "192.0.2.1"});
+  dkim::Submission client;
+  client.authenticated = true;
+  client.client_ip = "192.0.2.1";
+  client.user = "fuzz";
+  if (restricted) {
+    client.may_use_from = [](std::string_view a) { return a.ends_with("@example.net"); };
+  }
+  const dkim::SignResult r = SignerFor(subdomains).Sign(content, client);
   if (r.outcome != dkim::Outcome::kSigned) {
     if (content != original) Violated("an unsigned message was changed", content);
     return 0;
@@ -98,6 +107,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::size_t body = 0;
   const auto from = dkim::FromDomain(dkim::SplitHeader(original, &body));
   if (!from || *from != r.domain) Violated("signed for another domain than the From's", content);
+  if (restricted && *from != "example.net") Violated("signed a From the user may not use", content);
+  if (original.substr(0, body).find('\0') != std::string::npos) {
+    Violated("signed a header holding a NUL byte", content);
+  }
   std::size_t added_body = 0;
   const std::string added = content.substr(0, content.size() - original.size()) + "\r\n";
   const auto fields = dkim::SplitHeader(added, &added_body);
