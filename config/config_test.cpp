@@ -306,6 +306,9 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.toml:2: privacy.hide_client"},
         BadCase{"privacy header", "[privacy]\nremove_headers = [\"Received\"]\n",
                 "'Received' cannot be removed"},
+        BadCase{"dkim header pattern", "[dkim]\nheaders = [\"From\", \"X-*\"]\n",
+                "bad.toml:2: dkim.headers: expected a header field name (letters, digits, "
+                "hyphens)"},
         BadCase{"section not a table", "queue = 5\n",
                 "bad.toml:1: queue: expected a table [queue], got an integer"},
         BadCase{"bad duration", "[limits]\ncommand_timeout = \"5 minutes\"\n",

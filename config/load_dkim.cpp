@@ -79,10 +79,13 @@ void ReadDkim(Reader& r, Source& source, relay::DkimOptions& dkim,
               "notices_domain"});
   ReadSources(r, dkim);
   r.Bool("sign_subdomains", dkim.sign_subdomains);
+  // Letters, digits and hyphens: every field name in use, and nothing that libopendkim's
+  // pattern matching of these names would read as a pattern.
   r.Strings("headers", dkim.headers, [](const std::string& h) {
-    return h.empty() || h.find_first_of(": \t\r\n") != std::string::npos
-               ? "expected a header field name"
-               : "";
+    const bool ok = !h.empty() && h.size() <= 64 && std::all_of(h.begin(), h.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '-';
+    });
+    return ok ? "" : "expected a header field name (letters, digits, hyphens)";
   });
   const bool has_from = std::any_of(dkim.headers.begin(), dkim.headers.end(),
                                     [](const auto& h) { return Lower(h) == "from"; });

@@ -95,8 +95,13 @@ tl::expected<Key, std::string> Ed25519Key(EVP_PKEY* pkey) {
 
 tl::expected<Key, std::string> ParseKey(const std::string& pem) {
   Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  Pkey pkey(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
-  if (!pkey) return tl::unexpected("not a PEM private key: " + OpenSslError());
+  // No passphrase callback would make OpenSSL prompt on the terminal for an encrypted key; a
+  // daemon has no one to ask.
+  const auto no_passphrase = [](char*, int, int, void*) { return 0; };
+  Pkey pkey(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr));
+  if (!pkey) {
+    return tl::unexpected("not an unencrypted PEM private key: " + OpenSslError());
+  }
   switch (EVP_PKEY_get_base_id(pkey.get())) {
     case EVP_PKEY_RSA:
       return RsaKey(pkey.get());

@@ -50,5 +50,23 @@ TEST(DkimKey, RefusesWeakRsaAndOtherKeys) {
   EXPECT_FALSE(LoadKey("/nonexistent/dkim.key"));
 }
 
+// An encrypted key is refused at once: OpenSSL would otherwise prompt on the terminal (stdin
+// of a daemon or of `config check` under a script) for its passphrase.
+TEST(DkimKey, RefusesAnEncryptedKeyWithoutAsking) {
+  EVP_PKEY* k = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+  BIO* bio = BIO_new(BIO_s_mem());
+  char pass[] = "secret";
+  ASSERT_EQ(PEM_write_bio_PKCS8PrivateKey(bio, k, EVP_aes_256_cbc(), pass, 6, nullptr, nullptr), 1);
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(bio, &data);
+  const std::string pem(data, static_cast<std::size_t>(n));
+  BIO_free(bio);
+  EVP_PKEY_free(k);
+  ASSERT_NE(pem.find("ENCRYPTED"), std::string::npos);
+  const auto key = ParseKey(pem);
+  ASSERT_FALSE(key);
+  EXPECT_NE(key.error().find("not an unencrypted PEM private key"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace danerelay::relay::dkim

@@ -16,6 +16,8 @@
 #include <ostream>
 #include <vector>
 
+#include "config/reader.hpp"
+#include "dns/idn.hpp"
 #include "dns/resolver.hpp"
 #include "relay/dkim/key.hpp"
 #include "relay/dkim/record.hpp"
@@ -47,7 +49,8 @@ std::string WriteKeyFile(const std::filesystem::path& file, const std::string& p
   if (ec) return fmt::format("cannot create {}: {}", file.parent_path().string(), ec.message());
   const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return fmt::format("cannot create {}: {}", file.string(), std::strerror(errno));
-  const bool written = ::write(fd, pem.data(), pem.size()) == static_cast<ssize_t>(pem.size());
+  const bool written =
+      ::write(fd, pem.data(), pem.size()) == static_cast<ssize_t>(pem.size()) && ::fsync(fd) == 0;
   bool owned = true;
   if (written && ::geteuid() == 0 && !user.empty()) {
     const passwd* pw = ::getpwnam(user.c_str());
@@ -65,6 +68,17 @@ std::string WriteKeyFile(const std::filesystem::path& file, const std::string& p
 int RunDkimKeygen(const config::Config& cfg, DkimKeygenArgs a, std::ostream& out,
                   std::ostream& err) {
   if (a.selector.empty()) a.selector = DefaultSelector();
+  // Both end up in a DNS name and in the default file name: host-name labels only (no '/').
+  auto domain = dns::ToAsciiDomain(a.domain);
+  if (!domain || !config::ValidHostname(*domain)) {
+    err << "danerelay dkim keygen: '" << a.domain << "' is not a domain name\n";
+    return 64;
+  }
+  a.domain = *domain;
+  if (!config::ValidHostname(a.selector)) {
+    err << "danerelay dkim keygen: '" << a.selector << "' is not a selector (RFC 6376 §3.1)\n";
+    return 64;
+  }
   const std::filesystem::path file = std::filesystem::absolute(
       a.key_file.empty() ? DefaultKeyFile(cfg, a) : std::filesystem::path(a.key_file));
   auto pem = relay::dkim::GenerateKeyPem(a.algorithm);
@@ -129,8 +143,9 @@ constexpr std::chrono::seconds kCheckLimit(60);
 
 }  // namespace
 
-int RunDkimCheck(const config::Config& cfg, const std::string& domain, const std::string& selector,
+int RunDkimCheck(const config::Config& cfg, const std::string& name, const std::string& selector,
                  std::ostream& out) {
+  const std::string domain = dns::ToAsciiDomain(name).value_or(name);  // keys are lower case
   std::vector<Checked> checks;
   for (const auto& k : cfg.server.dkim.keys) {
     if (k.domain == domain && (selector.empty() || k.selector == selector)) {
