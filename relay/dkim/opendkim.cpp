@@ -93,9 +93,11 @@ DKIM_STAT Feed(DKIM* dkim, std::string_view content, const char** step) {
   *step = "end of header";
   if ((stat = dkim_eoh(dkim)) != DKIM_STAT_OK) return stat;
   *step = "body";
-  std::string rest(content.substr(body));
+  // dkim_body's buffer is not const in its prototype, but the library only reads it (it
+  // canonicalises into buffers of its own): no copy of a large body per key.
+  const std::string_view rest = content.substr(body);
   if (!rest.empty()) {
-    stat = dkim_body(dkim, reinterpret_cast<u_char*>(rest.data()), rest.size());
+    stat = dkim_body(dkim, reinterpret_cast<u_char*>(const_cast<char*>(rest.data())), rest.size());
     if (stat != DKIM_STAT_OK) return stat;
   }
   *step = "end of message";

@@ -41,6 +41,16 @@ std::optional<std::vector<Tag>> ParseTags(std::string_view text) {
   return tags;
 }
 
+// Whether a colon-separated tag value (whitespace removed) holds `item`.
+bool ListHas(std::string_view list, std::string_view item) {
+  while (true) {
+    const auto colon = list.find(':');
+    if (list.substr(0, colon) == item) return true;
+    if (colon == std::string_view::npos) return false;
+    list.remove_prefix(colon + 1);
+  }
+}
+
 }  // namespace
 
 std::optional<KeyRecord> FindKeyRecord(const std::vector<std::string>& txt, std::string* why) {
@@ -55,6 +65,8 @@ std::optional<KeyRecord> FindKeyRecord(const std::vector<std::string>& txt, std:
       const Tag& t = (*tags)[i];
       if (t.name == "v" && (i != 0 || t.value != "DKIM1")) ok = false;
       if (t.name == "k") k.key_type = t.value;
+      if (t.name == "h") k.hashes = Strip(t.value, true);
+      if (t.name == "s") k.services = Strip(t.value, true);
       if (t.name == "p") {
         has_p = true;
         k.public_b64 = Strip(t.value, true);
@@ -81,6 +93,12 @@ std::string KeyRecordProblem(const Key& key, const std::vector<std::string>& txt
   if (record->key_type != (ed ? "ed25519" : "rsa")) {
     return fmt::format("the record says k={}, the key is {}", record->key_type,
                        ed ? "ed25519" : "rsa");
+  }
+  if (!record->hashes.empty() && !ListHas(record->hashes, "sha256")) {
+    return "the record's h=" + record->hashes + " does not allow sha256, which danerelay signs with";
+  }
+  if (!ListHas(record->services, "*") && !ListHas(record->services, "email")) {
+    return "the record's s=" + record->services + " does not allow email";
   }
   if (record->public_b64 != key.public_b64) return "the record holds another key";
   return "";

@@ -13,6 +13,8 @@ namespace danerelay::relay::dkim {
 struct KeyRecord {
   std::string key_type = "rsa";  // k= (default rsa)
   std::string public_b64;        // p= without whitespace; "": the key was revoked
+  std::string hashes;            // h= (default: any), e.g. "sha1:sha256"
+  std::string services = "*";    // s= (default "*"), e.g. "email"
 };
 
 // The key record among the TXT records of a selector: the one record that parses as a tag list
@@ -20,7 +22,8 @@ struct KeyRecord {
 std::optional<KeyRecord> FindKeyRecord(const std::vector<std::string>& txt, std::string* why);
 
 // What is wrong with the key record among `txt` for `key`: "" when it holds that key with the
-// right k=; else missing, revoked (empty p=), another k=, or another key.
+// right k=; else missing, revoked (empty p=), another k=, an h= without sha256 or an s=
+// without email (RFC 6376 §3.6.1: verifiers then ignore the key), or another key.
 std::string KeyRecordProblem(const Key& key, const std::vector<std::string>& txt);
 
 // "selector._domainkey.domain": where the key record lives.

@@ -30,6 +30,20 @@ TEST(DkimRecordTest, RefusesVersionNotFirstDuplicateTagsAndTwoRecords) {
   EXPECT_EQ(why, "no TXT record");
 }
 
+// RFC 6376 §3.6.1: a record whose h= leaves out sha256, or whose s= leaves out email, makes
+// verifiers ignore the key: the check says so instead of "matches".
+TEST(DkimRecordTest, HashAndServiceTagsMustAllowWhatIsSigned) {
+  Key key;
+  key.algorithm = Algorithm::kEd25519Sha256;
+  key.public_b64 = "ABCD";
+  const auto problem = [&](const std::string& record) { return KeyRecordProblem(key, {record}); };
+  EXPECT_EQ(problem("v=DKIM1; k=ed25519; p=ABCD"), "");
+  EXPECT_EQ(problem("v=DKIM1; k=ed25519; h=sha1 : sha256; s=email; p=ABCD"), "");
+  EXPECT_NE(problem("v=DKIM1; k=ed25519; h=sha1; p=ABCD").find("h=sha1"), std::string::npos);
+  EXPECT_NE(problem("v=DKIM1; k=ed25519; s=tlsrpt; p=ABCD").find("s=tlsrpt"), std::string::npos);
+  EXPECT_EQ(problem("v=DKIM1; k=ed25519; p=ABCE"), "the record holds another key");
+}
+
 TEST(DkimRecordTest, ZoneLineSplitsLongTextIntoStringsOf255) {
   const std::string text(300, 'a');
   const std::string line = ZoneLine("s1", "example.org", text);
