@@ -95,7 +95,8 @@ std::string KeyRecordProblem(const Key& key, const std::vector<std::string>& txt
                        ed ? "ed25519" : "rsa");
   }
   if (!record->hashes.empty() && !ListHas(record->hashes, "sha256")) {
-    return "the record's h=" + record->hashes + " does not allow sha256, which danerelay signs with";
+    return "the record's h=" + record->hashes +
+           " does not allow sha256, which danerelay signs with";
   }
   if (!ListHas(record->services, "*") && !ListHas(record->services, "email")) {
     return "the record's s=" + record->services + " does not allow email";

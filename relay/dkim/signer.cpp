@@ -200,9 +200,9 @@ std::vector<std::string> Signer::Ed25519Keys() const {
   return out;
 }
 
-bool Signer::HasOwnKey(const std::string& domain) const {
+std::string Signer::OwnKeyDomain(const std::string& domain) const {
   std::string d;
-  return !KeysFor(domain, &d, true).empty();
+  return KeysFor(domain, &d, true).empty() ? "" : d;
 }
 
 }  // namespace danerelay::relay::dkim

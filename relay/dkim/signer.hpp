@@ -72,8 +72,8 @@ class Signer {
   // parent that has keys (a host name relay.example.org signs as example.org: aligned for
   // DMARC's relaxed mode), whatever the From and sign_subdomains.
   SignResult SignOwn(std::string& content, const std::string& domain) const;
-  // Whether SignOwn(…, domain) finds a key.
-  bool HasOwnKey(const std::string& domain) const;
+  // The d= SignOwn(…, domain) signs as ("": no key).
+  std::string OwnKeyDomain(const std::string& domain) const;
 
   bool Empty() const { return keys_.empty(); }
   // "selector._domainkey.domain" of each Ed25519 key (libopendkim leaks per such signature).

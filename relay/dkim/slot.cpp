@@ -23,7 +23,16 @@ tl::expected<void, std::string> SignerSlot::Load(const DkimOptions& options,
               "(RSA keys do not); see danerelay.toml(5)",
               name);
     }
-    if (!fresh->HasOwnKey(own)) {
+    const std::string d = fresh->OwnKeyDomain(own);
+    if (!d.empty() && hostname != d && !hostname.ends_with("." + d)) {
+      // Bounces and notices are From MAILER-DAEMON@hostname: DMARC aligns d= with that.
+      Log(Service::kCleanup)
+          .warn(
+              "danerelay's own mail is From MAILER-DAEMON@{} but signed d={} ([dkim] "
+              "notices_domain): DMARC does not align the two; use a key for {} or a parent",
+              hostname, d, hostname);
+    }
+    if (d.empty()) {
       Log(Service::kCleanup)
           .warn(
               "no [[dkim.key]] for {} (or a parent domain): danerelay's own mail (bounces, "

@@ -253,6 +253,10 @@ notices_domain = "{NOTICES}"
         self.assertNotIn(b"archive@", bounce)  # NOTIFY=NEVER: the archive is never reported
         self.assertEqual(self.python_verify(bounce), [True])
         self.assertEqual(self.perl_verify(bounce), [f"pass d={NOTICES} s=bounces a=rsa-sha256"])
+        # Its From is MAILER-DAEMON@relay.test, which d=notices.example does not align with:
+        # the daemon said so at start.
+        self.assertIn(f"danerelay's own mail is From MAILER-DAEMON@relay.test but signed "
+                      f"d={NOTICES}", self.relay.logs())
 
     def test_preflight_check_warns_about_an_unpublished_record(self):
         wait_for(lambda: "pre-flight: DKIM record unpublished._domainkey" in self.relay.logs(),
