@@ -168,7 +168,8 @@ Config Defaults() {
 }
 
 tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_view source_name,
-                                             const std::filesystem::path& base_dir) {
+                                             const std::filesystem::path& base_dir,
+                                             bool dkim_keys) {
   const std::string file(source_name);
   if (auto bad = NonAsciiOutsideStrings(text)) {
     return tl::unexpected(ConfigError{fmt::format(
@@ -216,14 +217,15 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   if (auto r = top.Table("routes")) ReadRoutes(*r, delivery);
   if (auto r = top.Table("sender_routes")) ReadSenderRoutes(*r, delivery);
   if (auto r = top.Table("tls_policy")) ReadTlsPolicy(*r, delivery);
-  if (auto r = top.Table("dkim")) ReadDkim(*r, source, server.dkim, delivery.retry.max_lifetime);
+  if (auto r = top.Table("dkim"))
+    ReadDkim(*r, source, server.dkim, delivery.retry.max_lifetime, dkim_keys);
 
   if (source.errors.Count() > 0) return tl::unexpected(source.errors.Result());
   KnowOwnListeners(config);
   return config;
 }
 
-tl::expected<Config, ConfigError> LoadFile(const std::filesystem::path& path) {
+tl::expected<Config, ConfigError> LoadFile(const std::filesystem::path& path, bool dkim_keys) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return tl::unexpected(
@@ -231,15 +233,18 @@ tl::expected<Config, ConfigError> LoadFile(const std::filesystem::path& path) {
   }
   std::ostringstream text;
   text << in.rdbuf();
-  return LoadString(text.str(), path.string(), path.parent_path());
+  return LoadString(text.str(), path.string(), path.parent_path(), dkim_keys);
 }
 
 std::filesystem::path DefaultConfigFile() { return DANERELAY_DEFAULT_CONFIG; }
 
-tl::expected<Config, ConfigError> LoadFileOrDefaults(const std::filesystem::path& path) {
-  if (!path.empty()) return LoadFile(path);
+tl::expected<Config, ConfigError> LoadFileOrDefaults(const std::filesystem::path& path,
+                                                     bool dkim_keys) {
+  if (!path.empty()) return LoadFile(path, dkim_keys);
   std::error_code ec;
-  if (std::filesystem::exists(DefaultConfigFile(), ec)) return LoadFile(DefaultConfigFile());
+  if (std::filesystem::exists(DefaultConfigFile(), ec)) {
+    return LoadFile(DefaultConfigFile(), dkim_keys);
+  }
   return Defaults();
 }
 
@@ -279,6 +284,10 @@ std::vector<FileRead> FilesReadOnReload(const Config& config) {
   }
   for (const auto& [key, tls] : routes.tls_policy) {
     tls_files(fmt::format("[tls_policy] \"{}\"", key), tls);
+  }
+  for (const auto& k : config.server.dkim.keys) {
+    files.push_back(
+        {fmt::format("[[dkim.key]] {}._domainkey.{} key_file", k.selector, k.domain), k.key_file});
   }
   return files;
 }

@@ -49,16 +49,21 @@ std::optional<std::chrono::seconds> ParseDuration(std::string_view text);
 Config Defaults();
 
 // Relative paths in a file are taken relative to the file's directory.
-tl::expected<Config, ConfigError> LoadFile(const std::filesystem::path& path);
+// `dkim_keys`: load every [[dkim.key]] key_file (false only for `danerelay dkim keygen`, which
+// may be creating one the configuration already names).
+tl::expected<Config, ConfigError> LoadFile(const std::filesystem::path& path,
+                                           bool dkim_keys = true);
 // Where both programs look when --config is not given (/etc/danerelay/danerelay.toml unless
 // built with -DDANERELAY_DEFAULT_CONFIG=...).
 std::filesystem::path DefaultConfigFile();
 // The --config option of both programs: the file; when `path` is empty, DefaultConfigFile()
 // when it exists, else the built-in defaults. Config::source says which.
-tl::expected<Config, ConfigError> LoadFileOrDefaults(const std::filesystem::path& path);
+tl::expected<Config, ConfigError> LoadFileOrDefaults(const std::filesystem::path& path,
+                                                     bool dkim_keys = true);
 // `source_name` is used in error messages; relative paths are relative to `base_dir`.
 tl::expected<Config, ConfigError> LoadString(std::string_view toml, std::string_view source_name,
-                                             const std::filesystem::path& base_dir);
+                                             const std::filesystem::path& base_dir,
+                                             bool dkim_keys = true);
 
 // A file the daemon reads again on reload (SIGHUP), when it no longer is root but [server] user:
 // the setting that names it ("[auth] users_file") and its path.
@@ -68,7 +73,8 @@ struct FileRead {
 };
 
 // Every file a reload reads: the configuration file itself (when `config` came from one), the
-// AUTH accounts, the sender allow-list, the certificates and keys of TLS listeners, [tls] ca_file.
+// AUTH accounts, the sender allow-list, the certificates and keys of TLS listeners, [tls] ca_file,
+// route credentials and client certificates, DKIM keys.
 // (The trust anchor and root hints are read at start only, as root.)
 std::vector<FileRead> FilesReadOnReload(const Config& config);
 

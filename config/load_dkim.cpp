@@ -5,10 +5,23 @@
 #include <algorithm>
 
 #include "config/load_tables.hpp"
+#include "dns/idn.hpp"
 #include "relay/dkim/key.hpp"
 
 namespace danerelay::config {
 namespace {
+
+// A domain as d= names it: lower case, A-labels (a U-label name is converted), no final dot.
+std::string AsciiDomain(Reader& r, const char* key, std::string name) {
+  while (!name.empty() && name.back() == '.') name.pop_back();
+  auto ascii = dns::ToAsciiDomain(name);
+  if (r.Ok() && (!ascii || !ValidHostname(*ascii))) {
+    r.FailHere(key,
+               fmt::format("'{}' is not a domain name{}", name, ascii ? "" : ": " + ascii.error()));
+    return name;
+  }
+  return ascii ? *ascii : name;
+}
 
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -16,26 +29,24 @@ std::string Lower(std::string s) {
 }
 
 // One [[dkim.key]]: domain, selector, key_file; the key must load.
-void ReadDkimKey(Reader& r, relay::DkimKeyOptions& key) {
+void ReadDkimKey(Reader& r, relay::DkimKeyOptions& key, bool load) {
   r.OnlyKeys({"domain", "selector", "key_file"});
   for (const char* k : {"domain", "selector", "key_file"}) {
     if (r.Ok() && !r.Get(k)) r.FailHere(k, "is required");
   }
   r.String("domain", key.domain);
-  key.domain = Lower(key.domain);
-  while (!key.domain.empty() && key.domain.back() == '.') key.domain.pop_back();
-  if (r.Ok() && !ValidHostname(key.domain)) r.FailHere("domain", "expected a domain name");
+  key.domain = AsciiDomain(r, "domain", key.domain);
   r.String("selector", key.selector);
   // RFC 6376 §3.1: a selector is one or more dot-separated labels.
   if (r.Ok() && !ValidHostname(key.selector)) r.FailHere("selector", "expected a selector");
   r.Path("key_file", key.key_file);
-  if (!r.Ok()) return;
+  if (!r.Ok() || !load) return;
   if (auto loaded = relay::dkim::LoadKey(key.key_file); !loaded) {
     r.FailHere("key_file", loaded.error());
   }
 }
 
-void ReadDkimKeys(Reader& r, Source& source, std::vector<relay::DkimKeyOptions>& keys) {
+void ReadDkimKeys(Reader& r, Source& source, std::vector<relay::DkimKeyOptions>& keys, bool load) {
   const toml::node* n = r.Get("key");
   if (!n || !r.Ok()) return;
   const toml::array* arr = n->as_array();
@@ -45,7 +56,15 @@ void ReadDkimKeys(Reader& r, Source& source, std::vector<relay::DkimKeyOptions>&
   for (size_t i = 0; i < arr->size(); ++i) {
     relay::DkimKeyOptions key;
     Reader kr(*arr->get(i)->as_table(), fmt::format("dkim.key[{}].", i), source);
-    ReadDkimKey(kr, key);
+    ReadDkimKey(kr, key, load);
+    // Two tables for one selector would sign twice with what DNS can hold only once.
+    const bool twice = std::any_of(keys.begin(), keys.end(), [&](const auto& k) {
+      return k.domain == key.domain && k.selector == key.selector;
+    });
+    if (kr.Ok() && twice) {
+      kr.FailHere("selector",
+                  fmt::format("{}._domainkey.{} is configured twice", key.selector, key.domain));
+    }
     keys.push_back(std::move(key));
   }
 }
@@ -74,19 +93,22 @@ void ReadSources(Reader& r, relay::DkimOptions& dkim) {
 
 // [dkim]
 void ReadDkim(Reader& r, Source& source, relay::DkimOptions& dkim,
-              std::chrono::seconds max_lifetime) {
+              std::chrono::seconds max_lifetime, bool load_keys) {
   r.OnlyKeys({"key", "sources", "trusted_sources", "sign_subdomains", "headers", "expire",
               "notices_domain"});
   ReadSources(r, dkim);
   r.Bool("sign_subdomains", dkim.sign_subdomains);
   // Letters, digits and hyphens: every field name in use, and nothing that libopendkim's
   // pattern matching of these names would read as a pattern.
-  r.Strings("headers", dkim.headers, [](const std::string& h) {
+  r.Strings("headers", dkim.headers, [](const std::string& h) -> std::string {
     const bool ok = !h.empty() && h.size() <= 64 && std::all_of(h.begin(), h.end(), [](char c) {
       return std::isalnum(static_cast<unsigned char>(c)) || c == '-';
     });
-    return ok ? "" : "expected a header field name (letters, digits, hyphens)";
+    return ok ? "" : "'" + h + "' is not a header field name (letters, digits, hyphens)";
   });
+  if (r.Ok() && r.Get("headers") && dkim.headers.empty()) {
+    r.FailHere("headers", "is empty; leave it out for the default list");
+  }
   const bool has_from = std::any_of(dkim.headers.begin(), dkim.headers.end(),
                                     [](const auto& h) { return Lower(h) == "from"; });
   if (r.Ok() && !dkim.headers.empty() && !has_from) {
@@ -99,11 +121,9 @@ void ReadDkim(Reader& r, Source& source, relay::DkimOptions& dkim,
                                      max_lifetime.count()));
   }
   r.String("notices_domain", dkim.notices_domain);
-  dkim.notices_domain = Lower(dkim.notices_domain);
-  if (r.Ok() && r.Get("notices_domain") && !ValidHostname(dkim.notices_domain)) {
-    r.FailHere("notices_domain", "expected a domain name");
-  }
-  ReadDkimKeys(r, source, dkim.keys);
+  if (r.Get("notices_domain"))
+    dkim.notices_domain = AsciiDomain(r, "notices_domain", dkim.notices_domain);
+  ReadDkimKeys(r, source, dkim.keys, load_keys);
 }
 
 }  // namespace danerelay::config

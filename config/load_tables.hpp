@@ -48,7 +48,8 @@ void ReadSenderRoutes(Reader& r, relay::DeliveryOptions& delivery);  // after [r
 void ReadTlsPolicy(Reader& r, relay::DeliveryOptions& delivery);
 
 // load_dkim.cpp: [dkim], after [retry] (x= must outlive max_lifetime).
+// `load_keys`: every key file must load (false: only the table's syntax).
 void ReadDkim(Reader& r, Source& source, relay::DkimOptions& dkim,
-              std::chrono::seconds max_lifetime);
+              std::chrono::seconds max_lifetime, bool load_keys);
 
 }  // namespace danerelay::config

@@ -1,12 +1,18 @@
 #include "relay/dkim/key.hpp"
 
+#include <fcntl.h>
+#include <fmt/format.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include <fstream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <memory>
 #include <sstream>
 #include <vector>
@@ -113,11 +119,33 @@ tl::expected<Key, std::string> ParseKey(const std::string& pem) {
 }
 
 tl::expected<Key, std::string> LoadKey(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return tl::unexpected("cannot read " + file.string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  auto key = ParseKey(text.str());
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    return tl::unexpected(fmt::format("cannot read {} (as uid {}): {}", file.string(), ::geteuid(),
+                                      std::strerror(errno)));
+  }
+  struct stat st {};
+  std::string text;
+  const bool stated = ::fstat(fd, &st) == 0;
+  if (stated && S_ISREG(st.st_mode) && (st.st_mode & (S_IROTH | S_IWOTH | S_IWGRP)) == 0) {
+    char buf[4096];
+    ssize_t n = 0;
+    while (text.size() < (1u << 20) && (n = ::read(fd, buf, sizeof buf)) > 0) {
+      text.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  ::close(fd);
+  if (!stated || !S_ISREG(st.st_mode)) {
+    return tl::unexpected(file.string() + ": not a regular file");
+  }
+  // As OpenDKIM's RequireSafeKeys: a private key others can read (or change) is no secret.
+  if ((st.st_mode & (S_IROTH | S_IWOTH | S_IWGRP)) != 0) {
+    return tl::unexpected(
+        fmt::format("{}: mode {:04o} lets others read or change the key; "
+                    "chmod 600 (or 640 for a group)",
+                    file.string(), st.st_mode & 07777));
+  }
+  auto key = ParseKey(text);
   if (!key) return tl::unexpected(file.string() + ": " + key.error());
   return key;
 }

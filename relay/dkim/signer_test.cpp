@@ -31,6 +31,7 @@ class DkimSigner : public ::testing::Test {
                         const std::string& algorithm) {
     const fs::path file = dir_ / (selector + "." + domain + ".pem");
     std::ofstream(file) << *GenerateKeyPem(algorithm);
+    fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write);
     return {domain, selector, file};
   }
 
@@ -115,9 +116,14 @@ TEST_F(DkimSigner, OversignsTheFieldsAReaderSees) {
   }
 }
 
-TEST_F(DkimSigner, RefusesAHeaderWithANulByte) {
+TEST_F(DkimSigner, RefusesAHeaderWithANulByteOrALineThatIsNoField) {
   DkimOptions o;
   o.keys = {NewKey("example.org", "rsa1", "rsa2048")};
+  std::string no_field = "From: jo@example.org\r\nno colon here\r\n\r\nx\r\n";
+  const std::string as_received = no_field;
+  const SignResult r = Make(o)->Sign(no_field, auth_);
+  EXPECT_EQ(r.outcome, Outcome::kMalformed) << r.detail;  // not kError: it is no passing fault
+  EXPECT_EQ(no_field, as_received);
   std::string m = "From: jo@example.org\r\nSubject: a" + std::string(1, '\0') + "b\r\n\r\nx\r\n";
   const std::string before = m;
   EXPECT_EQ(Make(o)->Sign(m, auth_).outcome, Outcome::kMalformed);
@@ -173,6 +179,21 @@ TEST_F(DkimSigner, OwnMailIsSignedForTheNoticesDomain) {
   std::string m = "From: MAILER-DAEMON@relay.example\r\nSubject: bounce\r\n\r\nx\r\n";
   EXPECT_EQ(signer->SignOwn(m, "relay.example").outcome, Outcome::kSigned);
   EXPECT_NE(m.find("d=relay.example;"), std::string::npos);
+}
+
+TEST_F(DkimSigner, AKeyOthersCanReadIsRefused) {
+  DkimOptions o;
+  o.keys = {NewKey("example.org", "s", "ed25519")};
+  fs::permissions(o.keys[0].key_file, fs::perms::others_read, fs::perm_options::add);
+  const auto s = Signer::Make(o);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().find("mode 0604 lets others read or change the key"), std::string::npos)
+      << s.error();
+  fs::permissions(o.keys[0].key_file, fs::perms::group_read, fs::perm_options::add);
+  fs::permissions(o.keys[0].key_file, fs::perms::others_read, fs::perm_options::remove);
+  EXPECT_TRUE(Signer::Make(o));  // 0640: a group may read it (the daemon's group)
+  o.keys[0].key_file = dir_;
+  EXPECT_FALSE(Signer::Make(o));  // a directory
 }
 
 TEST_F(DkimSigner, AnUnreadableKeyIsRefusedWithItsName) {

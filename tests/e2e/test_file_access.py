@@ -116,6 +116,25 @@ class ReadableByTheAccountTest(unittest.TestCase):
         err = self.check().stderr.decode()
         self.assertIn(f"configuration file {self.relay.config}: cannot read", err)
 
+    def test_keygen_gives_the_key_to_the_account_and_config_check_reads_it_as_that(self):
+        key = os.path.join(self.relay.dir, "dkim", "example.org.s1.pem")
+        r = subprocess.run([os.path.abspath(DANERELAY), "--config", self.relay.config, "dkim",
+                            "keygen", "example.org", "--selector", "s1", "--algorithm", "ed25519",
+                            "--key-file", key], capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        st = os.stat(key)
+        self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (self.nobody.pw_uid, 0o600))
+        os.chmod(os.path.dirname(key), 0o755)
+        with open(self.relay.config, "a") as f:
+            f.write(f'[[dkim.key]]\ndomain = "example.org"\nselector = "s1"\nkey_file = "{key}"\n')
+        r = self.check()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        os.chown(key, 0, 0)  # as a key copied in by root would be
+        r = self.check()
+        self.assertEqual(r.returncode, 78, r.stdout)
+        self.assertIn(f"as [server] user nobody: [[dkim.key]] s1._domainkey.example.org key_file "
+                      f"{key}: cannot read: Permission denied", r.stderr.decode())
+
     def test_a_reload_that_cannot_read_the_users_file_says_so(self):
         self.relay.start()
         try:

@@ -30,6 +30,8 @@ namespace dkim = danerelay::relay::dkim;
 
 void Write(const std::filesystem::path& path, const std::string& pem) {
   std::ofstream(path) << pem;
+  std::filesystem::permissions(
+      path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 }
 
 // RSA 1024 (the least the signer takes, RFC 8301) keeps the target fast; keygen makes >= 2048.

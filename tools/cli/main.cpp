@@ -33,8 +33,8 @@ constexpr int kExitConfig = 78;
 constexpr int kExitUsage = 64;  // EX_USAGE
 
 // The configuration, or nullopt after saying why on stderr.
-std::optional<config::Config> LoadConfig(const std::string& path) {
-  auto cfg = config::LoadFileOrDefaults(path);
+std::optional<config::Config> LoadConfig(const std::string& path, bool dkim_keys = true) {
+  auto cfg = config::LoadFileOrDefaults(path, dkim_keys);
   if (!cfg) {
     std::cerr << "danerelay: " << cfg.error().message << "\n";
     return std::nullopt;
@@ -266,10 +266,12 @@ CLI::App* DeclareDkim(CLI::App& app, const std::string& config_path, Commands& c
       ->check(CLI::IsMember({"rsa2048", "rsa3072", "ed25519"}));
   keygen->add_option("--key-file", keygen_args->key_file,
                      "where to write it (default: dkim/DOMAIN.SELECTOR.pem beside the config)");
+  // The configuration may already name the key file keygen is about to write: its keys are
+  // not loaded here.
   commands.push_back({keygen, [keygen_args, &config_path] {
-                        return WithConfig(config_path, [&](const config::Config& cfg) {
-                          return tools::RunDkimKeygen(cfg, *keygen_args, std::cout, std::cerr);
-                        });
+                        auto cfg = LoadConfig(config_path, /*dkim_keys=*/false);
+                        if (!cfg) return kExitConfig;
+                        return tools::RunDkimKeygen(*cfg, *keygen_args, std::cout, std::cerr);
                       }});
   struct CheckArgs {
     std::string domain, selector;
