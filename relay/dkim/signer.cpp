@@ -144,6 +144,9 @@ SignResult Signer::SignWith(std::string& content, const std::string& domain,
   if (HasNul(std::string_view(content).substr(0, body))) {
     return {Outcome::kMalformed, domain, "NUL byte in the header"};
   }
+  if (std::any_of(fields.begin(), fields.end(), [](const auto& f) { return f.name.empty(); })) {
+    return {Outcome::kMalformed, domain, "a header line that is no field (no colon)"};
+  }
   const auto signed_for = SignedDomains(fields);
   if (std::find(signed_for.begin(), signed_for.end(), d) != signed_for.end()) {
     return {Outcome::kAlreadySigned, domain, "already signed for d=" + d};
@@ -167,9 +170,11 @@ SignResult Signer::Sign(std::string& content, const Submission& from) const {
   const auto address = FromAddress(SplitHeader(content, &body));
   const std::string domain = address ? address->substr(address->rfind('@') + 1) : "";
   if (!IsSource(from)) {
-    return {Outcome::kNotSource, domain,
-            from.authenticated ? "authenticated clients are not a source (sources)"
-                               : "client is not authenticated and not a trusted source (sources)"};
+    return {
+        Outcome::kNotSource, domain,
+        from.authenticated
+            ? "authenticated clients are not a source (sources)"
+            : "client is not authenticated and not a trusted source (sources, trusted_sources)"};
   }
   if (!address) return {Outcome::kNoKey, "", address.error()};
   if (from.authenticated && from.may_use_from && !from.may_use_from(*address)) {

@@ -21,7 +21,8 @@ namespace danerelay::relay::dkim {
 class OpenDkim;
 
 // kNotPermitted: an authenticated user's header From is not one [auth] senders allows it;
-// kMalformed: a header the library cannot sign as it is sent (a NUL byte).
+// kMalformed: a header the library cannot sign as it is sent (a NUL byte, a line that is no
+// field); kError: the library failed otherwise (the submission is answered 451).
 enum class Outcome {
   kSigned,
   kNoKey,

@@ -119,7 +119,10 @@ struct Preflight::Impl : std::enable_shared_from_this<Impl> {
       if (!key) {
         problem = "the key does not load: " + key.error();
       } else if (a.rcode == dns::Rcode::kFailed || a.dnssec == dns::DnssecState::kBogus) {
-        problem = fmt::format("lookup failed ({})", dns::ToString(a.dnssec));
+        // Not a mismatch: nothing is known about the record.
+        spdlog::warn("pre-flight: DKIM record {} cannot be checked: lookup failed ({}{})", name,
+                     dns::ToString(a.dnssec), a.why.empty() ? "" : ": " + a.why);
+        continue;
       } else if (a.rcode == dns::Rcode::kNxDomain || a.rcode == dns::Rcode::kNoData) {
         problem = "no record";
       } else {

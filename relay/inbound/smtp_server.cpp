@@ -514,6 +514,14 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
                                           [map = senders, user = auth_user](std::string_view from) {
                                             return !map || MaySendAs(*map, user, from);
                                           }});
+    if (signature && signature->outcome == dkim::Outcome::kError) {
+      // As OpenDKIM's default for an internal error: the client keeps the message and tries
+      // again; sent unsigned, it could fail DMARC at the receiver.
+      dkim::Report(id, *signature);
+      Smtpd().warn("{}: reject: 451 4.3.0 DKIM signing failed; from=<{}>", id, Printable(sender));
+      session.EnqueueRefused("Error: DKIM signing failed, try again later");
+      co_return;
+    }
     const size_t size = message.content.size(), nrcpt = message.recipients.size();
     auto stored = co_await Enqueue(message);
     if (!stored) {

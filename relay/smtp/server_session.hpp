@@ -88,6 +88,9 @@ class ServerSession {
   queue::NewMessage TakeMessage();
   // Called after kEnqueue with the queue's answer; the reply goes to the output.
   void EnqueueDone(bool stored, std::string_view error = {});
+  // Instead of EnqueueDone: the message was not queued for a passing reason other than the
+  // queue (signing failed); 451 4.3.0 with `text`.
+  void EnqueueRefused(std::string_view text);
   // Called after kStartTls when the handshake succeeded. RFC 3207 §4.2: the session starts over.
   // On an implicit-TLS listener, called once before Start().
   void TlsStarted(std::string description);

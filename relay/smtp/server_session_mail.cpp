@@ -186,6 +186,12 @@ std::optional<ServerSession::Action> ServerSession::FinishData() {
   return std::nullopt;  // the session goes on with the next pipelined command
 }
 
+void ServerSession::EnqueueRefused(std::string_view text) {
+  Reply(451, "4.3.0", text);
+  ResetTransaction();
+  state_ = State::kReady;
+}
+
 std::string ServerSession::ReceivedHeader(const std::string& id) const {
   ReceivedInfo info;
   info.helo = helo_;
