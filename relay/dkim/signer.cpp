@@ -27,50 +27,23 @@ const char* OutcomeName(Outcome o) {
   return "error";
 }
 
+// Its first kOversigned fields are the oversigned ones.
+constexpr std::size_t kOversigned = 15;
+
 const std::vector<std::string>& DefaultSignedHeaders() {
-  static const std::vector<std::string> kHeaders = {"From",
-                                                    "Sender",
-                                                    "Reply-To",
-                                                    "Subject",
-                                                    "Date",
-                                                    "Message-ID",
-                                                    "To",
-                                                    "Cc",
-                                                    "MIME-Version",
-                                                    "Content-Type",
-                                                    "Content-Transfer-Encoding",
-                                                    "In-Reply-To",
-                                                    "References",
-                                                    "List-Id",
-                                                    "List-Help",
-                                                    "List-Unsubscribe",
-                                                    "List-Unsubscribe-Post",
-                                                    "List-Post",
-                                                    "List-Owner",
-                                                    "List-Archive",
-                                                    "Resent-Date",
-                                                    "Resent-From",
-                                                    "Resent-To",
-                                                    "Resent-Cc"};
-  return kHeaders;
+  static const std::vector<std::string> kSigned = {
+      "From", "Sender", "Reply-To", "Subject", "Date", "Message-ID", "To", "Cc", "MIME-Version",
+      "Content-Type", "Content-Transfer-Encoding", "In-Reply-To", "References", "List-Unsubscribe",
+      "List-Unsubscribe-Post",
+      // signed as often as they occur
+      "List-Id", "List-Help", "List-Post", "List-Owner", "List-Archive", "Resent-Date",
+      "Resent-From", "Resent-To", "Resent-Cc"};
+  return kSigned;
 }
 
 const std::vector<std::string>& OversignedHeaders() {
-  static const std::vector<std::string> kHeaders = {"From",
-                                                    "Sender",
-                                                    "Reply-To",
-                                                    "Subject",
-                                                    "Date",
-                                                    "Message-ID",
-                                                    "To",
-                                                    "Cc",
-                                                    "MIME-Version",
-                                                    "Content-Type",
-                                                    "Content-Transfer-Encoding",
-                                                    "In-Reply-To",
-                                                    "References",
-                                                    "List-Unsubscribe",
-                                                    "List-Unsubscribe-Post"};
+  static const std::vector<std::string> kHeaders(DefaultSignedHeaders().begin(),
+                                                 DefaultSignedHeaders().begin() + kOversigned);
   return kHeaders;
 }
 
