@@ -181,11 +181,16 @@ struct DeliveryOptions {
   bool enabled = true;      // false: accept and queue mail, deliver nothing (maintenance, tests)
   std::uint16_t port = 25;  // [delivery] port
   std::uint32_t max_parallel = 20;         // messages in delivery at once
-  std::uint32_t max_per_destination = 20;  // deliveries to one domain at once (Postfix: 20)
+  // [shaping.default] connections (its old name: [delivery] max_per_destination): deliveries
+  // to one recipient domain at once (Postfix: 20).
+  std::uint32_t max_per_destination = 20;
   // Per delivery attempt: MX hosts considered (in preference order) and addresses connected to
   // in all (Postfix: smtp_mx_address_limit = 5), so that a domain with hundreds of MX records
   // cannot tie a delivery slot up for hours. A cut list is logged.
   std::uint32_t max_mx_hosts = 5;
+  // [shaping.default] messages_per_connection: a cached connection carries at most this many
+  // messages, then QUIT and a new one (receivers throttle long sessions; KumoMTA's default).
+  std::uint32_t messages_per_connection = 100;
   std::uint32_t max_addresses = 5;
   std::string postmaster;     // gets a copy of undeliverable mail from <> ("": log only)
   queue::RetryOptions retry;  // [retry]

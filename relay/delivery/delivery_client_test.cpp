@@ -351,6 +351,30 @@ TEST(DeliveryClientTest, TheCacheCarriesTheNextMessageOverTheSameConnection) {
           "RSET", "MAIL FROM:<sender@example.org>", "RCPT TO:<good@peer.test>", "DATA", "RSET"}));
 }
 
+TEST(DeliveryClientTest, MessagesPerConnectionEndsACachedConnectionWithQuit) {
+  asio::io_context io;
+  // messages_per_connection = 1: each message on its own connection, QUIT instead of RSET.
+  ScriptedPeer peer(io, {Concat({{kGreeting, kEhlo}, Transaction(), {kQuit}}),
+                         Concat({{kGreeting, kEhlo}, Transaction(), {kQuit}})});
+  ConnectionCache cache(std::chrono::seconds(60));
+  const auto m = Message({"good@peer.test"});
+  const std::string content = "Subject: x\r\n\r\nbody\r\n";
+  ClientRequest req = Request(peer, &m, &content);
+  req.messages_per_connection = 1;
+  const auto out = RunClient(io, peer, Twice(&req, &cache));
+  ASSERT_TRUE(out);
+  EXPECT_TRUE(peer.problems().empty()) << peer.problems().front();
+  for (const ClientResult* r : {&out->first, &out->second}) {
+    ASSERT_EQ(r->recipients.size(), 1u);
+    EXPECT_EQ(r->recipients[0].state, RecipientState::kDelivered);
+  }
+  ASSERT_EQ(peer.connections().size(), 2u);
+  for (const auto& c : peer.connections()) {
+    EXPECT_EQ(c.messages.size(), 1u);
+    EXPECT_EQ(c.commands.back(), "QUIT");
+  }
+}
+
 // Two messages, with the cache swept between them, and the second one to `second`.
 asio::awaitable<std::pair<ClientResult, ClientResult>> TwiceWithSweep(const ClientRequest* first,
                                                                       const ClientRequest* second,

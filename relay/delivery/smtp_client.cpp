@@ -100,6 +100,7 @@ struct SmtpSession {
   bool starttls_offered = false;
   std::optional<tls::Verdict> verdict;
   std::chrono::steady_clock::time_point idle_since;
+  std::uint32_t transactions = 0;  // messages sent over it ([shaping] messages_per_connection)
 
   // Sends one command line and reads the reply. Arguments are views or named strings: GCC 12
   // destroys temporaries that live across a co_await twice.
@@ -673,7 +674,8 @@ asio::awaitable<void> Finish(const std::shared_ptr<SmtpSession>& s, After after,
     co_await s->conn.Close();
     co_return;
   }
-  if (after == After::kReusable && cache) {
+  ++s->transactions;
+  if (after == After::kReusable && cache && s->transactions < req.messages_per_connection) {
     auto rset = co_await s->Command("RSET", req.timeouts.command);
     if (rset && rset->Positive()) {
       cache->Put(key, s);

@@ -63,6 +63,7 @@ struct ClientRequest {
   const queue::MessageInfo* message = nullptr;
   const std::string* content = nullptr;
   ClientTimeouts timeouts;
+  std::uint32_t messages_per_connection = 100;  // then QUIT instead of back into the cache
 };
 
 struct ClientResult {

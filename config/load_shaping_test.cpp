@@ -1,0 +1,65 @@
+// [shaping]: what the file says becomes delivery options; mistakes are named by file, line and
+// key.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "config/config.hpp"
+
+namespace danerelay::config {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(ShapingConfigTest, DefaultsAreAHundredMessagesAndTwentyConnections) {
+  auto c = LoadString("", "s.toml", "/tmp");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->delivery.messages_per_connection, 100u);
+  EXPECT_EQ(c->delivery.max_per_destination, 20u);
+}
+
+TEST(ShapingConfigTest, ReadsTheDefaultTable) {
+  auto c = LoadString("[shaping.default]\nconnections = 2\nmessages_per_connection = 3\n",
+                      "s.toml", "/tmp");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->delivery.messages_per_connection, 3u);
+  EXPECT_EQ(c->delivery.max_per_destination, 2u);
+}
+
+TEST(ShapingConfigTest, TheOldNameOfConnectionsStillWorks) {
+  auto c = LoadString("[delivery]\nmax_per_destination = 7\n", "s.toml", "/tmp");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->delivery.max_per_destination, 7u);
+}
+
+struct BadShaping {
+  const char* toml;
+  const char* expected;
+};
+
+class ShapingErrorTest : public ::testing::TestWithParam<BadShaping> {};
+
+TEST_P(ShapingErrorTest, NamesFileLineAndKey) {
+  auto c = LoadString(GetParam().toml, "bad.toml", "/tmp");
+  ASSERT_FALSE(c) << GetParam().toml;
+  EXPECT_THAT(c.error().message, HasSubstr(GetParam().expected)) << c.error().message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EachMistake, ShapingErrorTest,
+    ::testing::Values(
+        BadShaping{"[shaping.default]\nmessages_per_connection = 0\n",
+                   "bad.toml:2: shaping.default.messages_per_connection: 0 is out of range "
+                   "(1..100000)"},
+        BadShaping{"[shaping.default]\n\nconnections = \"two\"\n",
+                   "bad.toml:3: shaping.default.connections: expected an integer, got a string"},
+        BadShaping{"[shaping.default]\nconnections = 0\n",
+                   "bad.toml:2: shaping.default.connections: 0 is out of range (1..10000)"},
+        BadShaping{"[delivery]\nmax_per_destination = 5\n[shaping.default]\nconnections = 2\n",
+                   "bad.toml:4: shaping.default.connections: [delivery] max_per_destination (its "
+                   "old name) is set too: keep one"},
+        BadShaping{"[shaping.default]\nrate = 5\n",
+                   "bad.toml:2: shaping.default.rate: unknown key"},
+        BadShaping{"[shaping.site]\nx = 1\n", "bad.toml:1: shaping.site: unknown key"}));
+
+}  // namespace
+}  // namespace danerelay::config
