@@ -31,6 +31,22 @@ TEST(ShapingConfigTest, TheOldNameOfConnectionsStillWorks) {
   EXPECT_EQ(c->delivery.max_per_destination, 7u);
 }
 
+TEST(ShapingConfigTest, ReadsReplyRulesInOrder) {
+  auto c = LoadString(R"([[shaping.on_reply]]
+match = "^421 4\\.7\\.28 "
+suspend = "20s"
+[[shaping.on_reply]]
+match = "too many connections"
+suspend = "0s"
+)",
+                      "s.toml", "/tmp");
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_EQ(c->delivery.on_reply.size(), 2u);
+  EXPECT_EQ(c->delivery.on_reply[0].match, "^421 4\\.7\\.28 ");
+  EXPECT_EQ(c->delivery.on_reply[0].suspend, std::chrono::seconds(20));
+  EXPECT_EQ(c->delivery.on_reply[1].suspend, std::chrono::seconds(0));
+}
+
 struct BadShaping {
   const char* toml;
   const char* expected;
@@ -59,7 +75,20 @@ INSTANTIATE_TEST_SUITE_P(
                    "old name) is set too: keep one"},
         BadShaping{"[shaping.default]\nrate = 5\n",
                    "bad.toml:2: shaping.default.rate: unknown key"},
-        BadShaping{"[shaping.site]\nx = 1\n", "bad.toml:1: shaping.site: unknown key"}));
+        BadShaping{"[shaping.site]\nx = 1\n", "bad.toml:1: shaping.site: unknown key"},
+        BadShaping{"[[shaping.on_reply]]\nmatch = \"(421\"\nsuspend = \"1m\"\n",
+                   "bad.toml:2: shaping.on_reply[0].match: not a POSIX extended regular "
+                   "expression: "},
+        BadShaping{"[[shaping.on_reply]]\nmatch = \"421\"\nsuspend = \"1m\"\n"
+                   "[[shaping.on_reply]]\nmatch = \"450\"\nsuspend = \"soon\"\n",
+                   "bad.toml:6: shaping.on_reply[1].suspend: expected a duration"},
+        BadShaping{"[[shaping.on_reply]]\nsuspend = \"1m\"\n",
+                   "shaping.on_reply[0].match: missing: a regular expression"},
+        BadShaping{"[[shaping.on_reply]]\nmatch = \"x\"\nsuspend = \"1m\"\nlower = 2\n",
+                   "bad.toml:4: shaping.on_reply[0].lower: unknown key"},
+        BadShaping{"[shaping]\non_reply = \"421\"\n",
+                   "bad.toml:2: shaping.on_reply: expected one or more [[shaping.on_reply]] "
+                   "tables"}));
 
 }  // namespace
 }  // namespace danerelay::config

@@ -11,6 +11,7 @@
 #include "queue/retry.hpp"
 #include "relay/dkim/options.hpp"
 #include "relay/network.hpp"
+#include "relay/reply_rules.hpp"
 #include "relay/routes.hpp"
 #include "tls/server_context.hpp"
 
@@ -191,6 +192,8 @@ struct DeliveryOptions {
   // [shaping.default] messages_per_connection: a cached connection carries at most this many
   // messages, then QUIT and a new one (receivers throttle long sessions; KumoMTA's default).
   std::uint32_t messages_per_connection = 100;
+  // [[shaping.on_reply]]: the operator's rules, tried before the shipped ones (reply_rules.hpp).
+  std::vector<ReplyRule> on_reply;
   std::uint32_t max_addresses = 5;
   std::string postmaster;     // gets a copy of undeliverable mail from <> ("": log only)
   queue::RetryOptions retry;  // [retry]
