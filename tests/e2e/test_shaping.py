@@ -34,6 +34,8 @@ class CountingMx:
         self.throttled_at = []  # times a throttling reply was sent
         self.open = 0
         self.max_open = 0
+        self.slow_delay = 0.0  # added to the end of data of mail to "slow..." recipients
+        self.in_slow_data = 0
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((ip, port))
@@ -99,7 +101,10 @@ class CountingMx:
             chunk = f.readline()
             if not chunk or chunk == b".\r\n":
                 break
-        time.sleep(self.data_delay)
+        slow = any(r.startswith("slow") for r in rcpts)
+        with self.lock:
+            self.in_slow_data += slow
+        time.sleep(self.data_delay + (self.slow_delay if slow else 0))
         with self.lock:
             for r in rcpts:
                 self.delivered.append((r, time.monotonic()))
@@ -273,6 +278,19 @@ suspend = "{suspend}"
         self.assertLess(max(starts), self.SUSPEND + 10)
         wait_for(lambda: "domain a.example: suspension ended" in self.relay.logs(),
                  what="the end logged")
+
+    def test_a_delivery_under_way_finishes(self):
+        self.start_throttled(f"{self.SUSPEND}s")
+        self.mx_a.throttle, self.mx_a.slow_delay = None, 3.0
+        slow = self.send(["slow@a.example"])[0]
+        wait_for(lambda: self.mx_a.in_slow_data, what="the slow message in its data")
+        self.mx_a.throttle = THROTTLE
+        self.send(["two@a.example"])
+        wait_for(lambda: self.mx_a.throttled_at, what="the throttling reply")
+        wait_for(lambda: "slow@a.example" in self.mx_a.recipients(), what="the slow one delivered")
+        wait_for(lambda: self.relay.show_json(slow)["recipients"][0]["state"] == "delivered",
+                 what="the slow one recorded as delivered")
+        self.assertIn("domain a.example: suspended until", self.stats())
 
     def test_operator_resume_lifts_it(self):
         self.start_throttled("1h")
