@@ -5,6 +5,8 @@
 //   [shaping.default]
 //   connections = 20               # [delivery] max_per_destination, its old name: one of them
 //   messages_per_connection = 100
+//   dead_after = 10                # connection failures in a row; 0: never
+//   dead_for = "5m"                # then suspended that long, then one delivery probes
 //
 //   [[shaping.on_reply]]            # before the shipped rules (relay/reply_rules.hpp)
 //   match = "^421 4\\.7\\.28 "
@@ -50,7 +52,9 @@ void ReadShaping(Reader& r, Source& source, relay::DeliveryOptions& delivery,
   ReadReplyRules(r, source, delivery.on_reply);
   auto d = r.Table("default");
   if (!d) return;
-  d->OnlyKeys({"messages_per_connection", "connections"});
+  d->OnlyKeys({"messages_per_connection", "connections", "dead_after", "dead_for"});
+  d->Unsigned("dead_after", delivery.dead_after, 0, 1000);
+  d->Duration("dead_for", delivery.dead_for, std::chrono::seconds(1), std::chrono::hours(24));
   d->Unsigned("messages_per_connection", delivery.messages_per_connection, 1, 100000);
   if (d->Get("connections") && max_per_destination_set) {
     return d->FailHere("connections",

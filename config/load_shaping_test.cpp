@@ -25,6 +25,17 @@ TEST(ShapingConfigTest, ReadsTheDefaultTable) {
   EXPECT_EQ(c->delivery.max_per_destination, 2u);
 }
 
+TEST(ShapingConfigTest, DeadDestinations) {
+  auto d = LoadString("", "s.toml", "/tmp");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->delivery.dead_after, 10u);
+  EXPECT_EQ(d->delivery.dead_for, std::chrono::minutes(5));
+  auto c = LoadString("[shaping.default]\ndead_after = 0\ndead_for = \"1h\"\n", "s.toml", "/tmp");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->delivery.dead_after, 0u);
+  EXPECT_EQ(c->delivery.dead_for, std::chrono::hours(1));
+}
+
 TEST(ShapingConfigTest, TheOldNameOfConnectionsStillWorks) {
   auto c = LoadString("[delivery]\nmax_per_destination = 7\n", "s.toml", "/tmp");
   ASSERT_TRUE(c) << c.error().message;
@@ -73,6 +84,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadShaping{"[delivery]\nmax_per_destination = 5\n[shaping.default]\nconnections = 2\n",
                    "bad.toml:4: shaping.default.connections: [delivery] max_per_destination (its "
                    "old name) is set too: keep one"},
+        BadShaping{"[shaping.default]\ndead_for = \"0s\"\n",
+                   "bad.toml:2: shaping.default.dead_for: must be at least 1s"},
+        BadShaping{"[shaping.default]\ndead_after = 1001\n",
+                   "bad.toml:2: shaping.default.dead_after: 1001 is out of range (0..1000)"},
         BadShaping{"[shaping.default]\nrate = 5\n",
                    "bad.toml:2: shaping.default.rate: unknown key"},
         BadShaping{"[shaping.site]\nx = 1\n", "bad.toml:1: shaping.site: unknown key"},

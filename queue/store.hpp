@@ -282,9 +282,10 @@ class Store {
   tl::expected<std::optional<TimePoint>, StoreError> Park(std::string_view message_id,
                                                           const std::vector<int>& indices,
                                                           TimePoint now);
-  // Ends it: the mail parked by it becomes due `now`. False: there was none.
+  // Ends it: the mail parked by it becomes due `now`. False: there was none (of `origin`, when
+  // one is given).
   tl::expected<bool, StoreError> Resume(std::string_view kind, std::string_view name,
-                                        TimePoint now);
+                                        TimePoint now, std::string_view origin = {});
   // Every suspension, ended ones included (until <= now), ordered by kind and name.
   tl::expected<std::vector<Suspension>, StoreError> ListSuspensions();
 

@@ -63,13 +63,15 @@ tl::expected<std::optional<TimePoint>, StoreError> Store::Park(std::string_view 
 }
 
 tl::expected<bool, StoreError> Store::Resume(std::string_view kind, std::string_view name,
-                                             TimePoint now) {
+                                             TimePoint now, std::string_view origin) {
   return impl_->Write([&]() -> tl::expected<bool, StoreError> {
-    auto get =
-        impl_->Prepare("SELECT until_us FROM suspensions WHERE kind = ?1 AND name = lower(?2)");
+    auto get = impl_->Prepare(
+        "SELECT until_us FROM suspensions WHERE kind = ?1 AND name = lower(?2) AND "
+        "(?3 = '' OR origin = ?3)");
     if (!get) return tl::unexpected(get.error());
     BindText(get->get(), 1, kind);
     BindText(get->get(), 2, name);
+    BindText(get->get(), 3, std::string(origin));  // "" (not NULL) for a default view
     const int rc = sqlite3_step(get->get());
     if (rc == SQLITE_DONE) return false;
     if (rc != SQLITE_ROW) return tl::unexpected(impl_->Err("read suspension"));

@@ -95,6 +95,8 @@ TEST_F(StoreTest, TheDaemonsSuspensionOnlyLengthensAndKeepsItsOrigin) {
   op.until = At(60);  // the operator may shorten it
   ASSERT_TRUE(store->Suspend(op));
   EXPECT_EQ(store->ListSuspensions()->at(0).until, At(60));
+  // The daemon ends only its own kind (a dead destination that answers again).
+  EXPECT_FALSE(*store->Resume("domain", "example.net", At(61), "dead"));
   EXPECT_TRUE(*store->Resume("domain", "example.net", At(61)));
 }
 

@@ -194,6 +194,11 @@ struct DeliveryOptions {
   std::uint32_t messages_per_connection = 100;
   // [[shaping.on_reply]]: the operator's rules, tried before the shipped ones (reply_rules.hpp).
   std::vector<ReplyRule> on_reply;
+  // [shaping.default] dead_after, dead_for: after that many connection or handshake failures in
+  // a row to a domain's MX hosts it is suspended that long, then probed with one delivery
+  // (relay/delivery/dead_destinations.hpp). 0: never.
+  std::uint32_t dead_after = 10;
+  std::chrono::seconds dead_for{300};
   std::uint32_t max_addresses = 5;
   std::string postmaster;     // gets a copy of undeliverable mail from <> ("": log only)
   queue::RetryOptions retry;  // [retry]

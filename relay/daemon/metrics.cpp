@@ -30,9 +30,10 @@ const std::array<Family, 15> kFamilies = {{
      {"sent", "deferred", "bounced", "expired"}},
     {"danerelay_suspensions_total",
      "Recipient domains the daemon suspended on its own: on_reply, a reply that matched a "
-     "[[shaping.on_reply]] rule.",
+     "[[shaping.on_reply]] rule; dead, connection failures in a row ([shaping.default] "
+     "dead_after).",
      "origin",
-     {"on_reply"}},
+     {"on_reply", "dead"}},
     {"danerelay_dane_total",
      "DANE outcomes per MX host tried (relay/DESIGN.md's table).",
      "outcome",

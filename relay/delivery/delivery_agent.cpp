@@ -14,6 +14,7 @@
 #include "queue/upkeep.hpp"
 #include "relay/daemon/logging.hpp"
 #include "relay/daemon/metrics.hpp"
+#include "relay/delivery/dead_destinations.hpp"
 #include "relay/delivery/destination_slots.hpp"
 #include "relay/delivery/domain_delivery.hpp"
 #include "relay/delivery/pass_notices.hpp"
@@ -65,6 +66,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   Scheduler scheduler;
   SuspensionWatch suspensions;  // `queue suspend` and [[shaping.on_reply]]: logged, counted
   std::optional<ReplyMatcher> on_reply;  // [[shaping.on_reply]], then the shipped rules
+  DeadDestinations dead;                 // connection failures in a row, per domain
   ExpiryClock expiry_clock;
   ConnectionCache connections{std::chrono::seconds(2)};  // Postfix: 2 s idle time limit
   DestinationSlots slots;
@@ -387,9 +389,16 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
                                         health,
                                         options.mta_sts.enabled ? sts.get() : nullptr,
                                         &*on_reply};
+        // A dead destination whose suspension ended: this delivery probes it, the rest waits.
+        if (dead.Dead(domain, options.dead_after)) {
+          co_await Suspend(domain, "dead", options.dead_for,
+                           fmt::format("probing with {}: {} connection failures in a row before",
+                                       id, options.dead_after));
+        }
         DomainOutcome out = co_await DeliverDomain(ctx, part, *body, domain);
         slots.Release(domain);
         if (out.throttle) co_await SuspendForReply(domain, *out.throttle);
+        co_await NoteReach(domain, out);
         updates.insert(updates.end(), out.updates.begin(), out.updates.end());
         attempts.insert(attempts.end(), out.attempts.begin(), out.attempts.end());
       }
@@ -404,17 +413,25 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   // the daemon's. A suspension in force that lasts as long already stays as it is.
   asio::awaitable<void> SuspendForReply(std::string domain, DomainOutcome::Throttle t) {
     auto self = shared_from_this();
+    co_await Suspend(domain, "on_reply", t.rule.suspend,
+                     fmt::format("{} said: {} ([[shaping.on_reply]] match \"{}\")", t.host,
+                                 queue::Printable(t.reply, 300),
+                                 queue::Printable(t.rule.match, 200)));
+  }
+
+  asio::awaitable<void> Suspend(std::string domain, std::string origin, std::chrono::seconds length,
+                                std::string reason) {
+    auto self = shared_from_this();
     queue::Store::Suspension s;
     s.name = domain;
     s.created = queue::Clock::now();
-    s.until = s.created + t.rule.suspend;
+    s.until = s.created + length;
     s.user = "danerelayd";
-    s.origin = "on_reply";
-    s.reason = fmt::format("{} said: {} ([[shaping.on_reply]] match \"{}\")", t.host,
-                           queue::Printable(t.reply, 300), queue::Printable(t.rule.match, 200));
+    s.origin = origin;
+    s.reason = std::move(reason);
     if (!suspensions.Decide(s, s.created)) co_return;
-    Metrics::Get().Add("danerelay_suspensions_total", "origin=\"on_reply\"");
-    Qmgr().warn("domain {}: suspended for {}s: {}", domain, t.rule.suspend.count(), s.reason);
+    Metrics::Get().Add("danerelay_suspensions_total", fmt::format("origin=\"{}\"", origin));
+    Qmgr().warn("domain {}: suspended for {}s: {}", domain, length.count(), s.reason);
     const queue::Store::WriteJob job = [s](queue::Store& st) { return st.Suspend(s); };
     if (auto r = co_await OnStoreWrite(committer, job); !r) {
       Qmgr().error("domain {}: recording the suspension failed ({}); it holds until a restart",
@@ -422,6 +439,43 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       co_return;
     }
     suspensions.Landed(domain);
+  }
+
+  // Dead destinations (dead_destinations.hpp), after a pass to `domain`.
+  asio::awaitable<void> NoteReach(std::string domain, const DomainOutcome& out) {
+    auto self = shared_from_this();
+    const std::string why = out.last_unreachable;
+    switch (dead.Note(domain, out.unreachable, out.reached, options.dead_after)) {
+      case DeadDestinations::Verdict::kDead:
+        co_await Suspend(domain, "dead", options.dead_for,
+                         fmt::format("{} connection failures in a row; the last: {}",
+                                     options.dead_after, queue::Printable(why, 300)));
+        break;
+      case DeadDestinations::Verdict::kAlive:
+        co_await EndDead(domain);
+        break;
+      case DeadDestinations::Verdict::kNothing:
+        break;
+    }
+  }
+
+  // A server of a dead domain answered (the probe): its "dead" suspension ends, the rest of its
+  // mail is due now. The operator's or an on_reply suspension stays.
+  asio::awaitable<void> EndDead(std::string domain) {
+    auto self = shared_from_this();
+    const queue::Store::WriteJob job = [domain](queue::Store& s) -> tl::expected<void, queue::StoreError> {
+      auto r = s.Resume("domain", domain, queue::Clock::now(), "dead");
+      if (!r) return tl::unexpected(r.error());
+      return {};
+    };
+    if (auto r = co_await OnStoreWrite(committer, job); !r) {
+      Qmgr().error("domain {}: ending its suspension failed ({})", domain, r.error().message);
+      co_return;
+    }
+    suspensions.Forget(domain);
+    Qmgr().info("domain {}: answers again; no longer a dead destination", domain);
+    scheduler.Due(queue::Clock::now());
+    Kick();
   }
 
   // Recipients that waited for a suspension instead of an attempt: due at its end again (as

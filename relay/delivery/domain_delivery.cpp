@@ -407,6 +407,19 @@ class DomainPass {
     }
   }
 
+  // Dead destinations: did a server answer at this address?
+  void NoteReach(const ClientResult& r) {
+    const bool unreachable = r.host_failed && (r.failure.cause == Cause::kConnect ||
+                                               r.failure.cause == Cause::kSession ||
+                                               r.failure.cause == Cause::kTlsHandshake);
+    if (!unreachable) {
+      out_.reached = out_.reached || !r.host_failed || r.failure.cause != Cause::kLocalSetup;
+      return;
+    }
+    ++out_.unreachable;
+    out_.last_unreachable = r.failure.text;
+  }
+
   // Tries the host's addresses. True when the pass is over: a host took the mail (each
   // recipient has the server's answer), or the mail loops back to us.
   asio::awaitable<bool> TryHost(const NextHop& host) {
@@ -432,6 +445,7 @@ class DomainPass {
       const AddressResult tried = co_await Connect(req, ip, ctx_.connections);
       if (tried.handshake_failed) NoteThrottle(*tried.handshake_failed, host);
       NoteThrottle(tried.result, host);
+      NoteReach(tried.result);
       if (const auto& first = tried.handshake_failed) {
         AttemptTags first_tags = *tags;
         first_tags.sending_ip = first->local_ip;

@@ -49,6 +49,11 @@ struct DomainOutcome {
     std::string host;   // the MX host that said it
   };
   std::optional<Throttle> throttle;
+  // For dead destinations: addresses that could not be connected to or failed before SMTP got
+  // going (connect, lost session, TLS handshake), and whether any server answered.
+  std::uint32_t unreachable = 0;
+  bool reached = false;
+  std::string last_unreachable;  // why the last of those failed
 };
 
 // `m` holds only the recipients in `domain`. Deferred updates carry no next attempt.

@@ -89,6 +89,14 @@ bool SuspensionWatch::Decide(const queue::Store::Suspension& s, queue::TimePoint
   return true;
 }
 
+void SuspensionWatch::Forget(const std::string& domain) {
+  own_.erase(domain);
+  // Ended for Until(); the next read lacks the row, and the end is logged and the gauge goes.
+  if (const auto it = in_force_.find("domain " + domain); it != in_force_.end()) {
+    it->second.until = queue::TimePoint::min();
+  }
+}
+
 void SuspensionWatch::Landed(const std::string& domain) {
   if (const auto it = own_.find(domain); it != own_.end()) it->second.landed_before = reads_;
 }

@@ -33,6 +33,8 @@ class SuspensionWatch {
   bool Decide(const queue::Store::Suspension& s, queue::TimePoint now);
   // Its write landed: a table read that starts after this and lacks it means `queue resume`.
   void Landed(const std::string& domain);
+  // The daemon ended its own suspension of `domain` (a dead destination answered).
+  void Forget(const std::string& domain);
 
  private:
   struct Seen {

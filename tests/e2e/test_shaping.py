@@ -1,5 +1,6 @@
-"""End to end: [shaping.default] messages_per_connection and connections, and
-[[shaping.on_reply]] (a throttling reply suspends the recipient domain).
+"""End to end: [shaping.default] messages_per_connection and connections,
+[[shaping.on_reply]] (a throttling reply suspends the recipient domain) and dead destinations
+([shaping.default] dead_after: connection failures in a row suspend it, then one message probes).
 
 The MX servers are plain SMTP servers on 127.0.0.x that count their sessions, with the time
 each began and ended, and the most that were open at once. Static routes send each domain to
@@ -16,6 +17,7 @@ from mx import free_port_on
 
 MX_A = "127.0.0.43"
 MX_B = "127.0.0.44"
+MX_C = "127.0.0.45"
 THROTTLE = "421 4.7.28 [127.0.0.1] Our system has detected an unusual rate of mail: rate limited"
 
 
@@ -301,6 +303,55 @@ suspend = "{suspend}"
         wait_for(lambda: "one@a.example" in self.mx_a.recipients(), timeout=10,
                  what="delivered on resume")
         self.assertNotIn("a.example", self.stats())
+
+
+class DeadDestinationTest(ShapingCase):
+    DEAD_FOR = 4
+
+    def attempts(self, ids):
+        return sum(self.relay.show_json(i)["recipients"][0]["attempts"] for i in ids)
+
+    def test_closed_port_three_failures_then_waiting_then_one_probe_at_a_time(self):
+        port = free_port_on([MX_C])  # nothing listens there yet: connections are refused
+        self.start([], f"""
+[shaping.default]
+connections = 1
+dead_after = 3
+dead_for = "{self.DEAD_FOR}s"
+[retry]
+min_backoff = "1s"
+[routes]
+"dead.example" = "[{MX_C}]:{port}"
+""")
+        rcpts = [f"user{i}@dead.example" for i in range(6)]
+        ids = self.queue_all_then_release("dead.example", rcpts)
+        stats = lambda: self.relay.cli("queue", "stats").stdout.decode()
+        wait_for(lambda: "(by danerelayd, dead)" in stats(), what="the dead destination")
+        self.assertRegex(stats(), r"domain dead\.example: suspended until \S+Z: 3 connection "
+                                  r"failures in a row; the last: connect to .*refused")
+        self.assertEqual(self.attempts(ids), 3)  # the other three waited without connecting
+        time.sleep(1.5)  # a backoff of the failed ones: they wait too
+        self.assertEqual(self.attempts(ids), 3)
+        waiting = [self.relay.show_json(i)["recipients"][0] for i in ids]
+        self.assertEqual(sum(r["state"] == "queued" and r["attempts"] == 0 for r in waiting), 3)
+
+        # The suspension ends: one message probes, fails, and the domain is suspended again.
+        probes = lambda: self.relay.logs().count(f"suspended for {self.DEAD_FOR}s: probing with")
+        wait_for(lambda: probes() == 1, timeout=self.DEAD_FOR + 10, what="the first probe")
+        wait_for(lambda: self.attempts(ids) == 4, what="the probe's outcome")
+        mx = CountingMx(MX_C, port)
+        self.mx.append(mx.start())
+        time.sleep(1)
+        self.assertEqual(self.attempts(ids), 4)
+        self.assertEqual(mx.sessions, [])
+
+        # The next probe finds a server: the rest goes at once, one attempt each.
+        wait_for(lambda: len(mx.recipients()) == 6, timeout=self.DEAD_FOR + 20,
+                 what="all delivered after a probe got through")
+        self.assertEqual(probes(), 2)
+        self.assertIn("domain dead.example: answers again", self.relay.logs())
+        self.assertEqual(self.attempts(ids), 3 + 1 + 6)
+        self.assertNotIn("dead.example", stats())
 
 
 if __name__ == "__main__":
