@@ -18,8 +18,8 @@ TEST(ShapingConfigTest, DefaultsAreAHundredMessagesAndTwentyConnections) {
 }
 
 TEST(ShapingConfigTest, ReadsTheDefaultTable) {
-  auto c = LoadString("[shaping.default]\nconnections = 2\nmessages_per_connection = 3\n",
-                      "s.toml", "/tmp");
+  auto c = LoadString("[shaping.default]\nconnections = 2\nmessages_per_connection = 3\n", "s.toml",
+                      "/tmp");
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c->delivery.messages_per_connection, 3u);
   EXPECT_EQ(c->delivery.max_per_destination, 2u);

@@ -284,8 +284,8 @@ class Store {
                                                           TimePoint now);
   // Ends it: the mail parked by it becomes due `now`. False: there was none (of `origin`, when
   // one is given).
-  tl::expected<bool, StoreError> Resume(std::string_view kind, std::string_view name,
-                                        TimePoint now, std::string_view origin = {});
+  tl::expected<bool, StoreError> Resume(std::string_view kind, std::string_view name, TimePoint now,
+                                        std::string_view origin = {});
   // Every suspension, ended ones included (until <= now), ordered by kind and name.
   tl::expected<std::vector<Suspension>, StoreError> ListSuspensions();
 

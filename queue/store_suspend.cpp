@@ -106,8 +106,8 @@ tl::expected<std::vector<Store::Suspension>, StoreError> Store::ListSuspensions(
     Out out;
     auto r = impl_->EachRow(q->get(), "suspensions", [&](sqlite3_stmt* st) {
       out.push_back({ColumnText(st, 0), ColumnText(st, 1), FromMicros(sqlite3_column_int64(st, 2)),
-                     ColumnText(st, 3), ColumnText(st, 4),
-                     FromMicros(sqlite3_column_int64(st, 5)), ColumnText(st, 6)});
+                     ColumnText(st, 3), ColumnText(st, 4), FromMicros(sqlite3_column_int64(st, 5)),
+                     ColumnText(st, 6)});
     });
     if (!r) return tl::unexpected(r.error());
     return out;

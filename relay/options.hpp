@@ -181,7 +181,7 @@ struct TlsRptOptions {
 struct DeliveryOptions {
   bool enabled = true;      // false: accept and queue mail, deliver nothing (maintenance, tests)
   std::uint16_t port = 25;  // [delivery] port
-  std::uint32_t max_parallel = 20;         // messages in delivery at once
+  std::uint32_t max_parallel = 20;  // messages in delivery at once
   // [shaping.default] connections (its old name: [delivery] max_per_destination): deliveries
   // to one recipient domain at once (Postfix: 20).
   std::uint32_t max_per_destination = 20;

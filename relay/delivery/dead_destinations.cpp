@@ -4,9 +4,8 @@
 
 namespace danerelay::relay {
 
-DeadDestinations::Verdict DeadDestinations::Note(const std::string& domain,
-                                                 std::uint32_t failures, bool reached,
-                                                 std::uint32_t limit) {
+DeadDestinations::Verdict DeadDestinations::Note(const std::string& domain, std::uint32_t failures,
+                                                 bool reached, std::uint32_t limit) {
   const auto it = failures_.find(domain);
   const std::uint32_t before = it == failures_.end() ? 0 : it->second;
   if (reached) {

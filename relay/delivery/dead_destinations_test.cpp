@@ -13,7 +13,7 @@ TEST(DeadDestinationsTest, DeadAtTheLimitOnceThenAliveWhenAServerAnswers) {
   EXPECT_FALSE(d.Dead("a.example", 3));
   EXPECT_EQ(d.Note("a.example", 5, false, 3), V::kDead);
   EXPECT_TRUE(d.Dead("a.example", 3));
-  EXPECT_EQ(d.Failures("a.example"), 3u);                 // capped
+  EXPECT_EQ(d.Failures("a.example"), 3u);                    // capped
   EXPECT_EQ(d.Note("a.example", 1, false, 3), V::kNothing);  // a failed probe: still dead
   EXPECT_TRUE(d.Dead("a.example", 3));
   EXPECT_FALSE(d.Dead("b.example", 3));  // per domain

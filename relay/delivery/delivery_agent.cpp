@@ -376,19 +376,16 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         if (const auto until = suspensions.Until(domain, queue::Clock::now())) {
           slots.Release(domain);
           for (const auto& r : rcpts) parked.push_back(r.index);
-          Qmgr().info("{}: {} recipients for {} wait: the domain is suspended until {}", id,
-                      rcpts.size(), domain, fmt::format("{:%FT%TZ}", std::chrono::time_point_cast<std::chrono::seconds>(*until)));
+          Qmgr().info(
+              "{}: {} recipients for {} wait: the domain is suspended until {}", id, rcpts.size(),
+              domain,
+              fmt::format("{:%FT%TZ}", std::chrono::time_point_cast<std::chrono::seconds>(*until)));
           continue;
         }
-        const DomainDeliveryContext ctx{options,
-                                        helo_name,
-                                        resolver,
-                                        tls_context,
-                                        &connections,
-                                        rng,
-                                        health,
-                                        options.mta_sts.enabled ? sts.get() : nullptr,
-                                        &*on_reply};
+        const DomainDeliveryContext ctx{
+            options,      helo_name, resolver, tls_context,
+            &connections, rng,       health,   options.mta_sts.enabled ? sts.get() : nullptr,
+            &*on_reply};
         // A dead destination whose suspension ended: this delivery probes it, the rest waits.
         if (dead.Dead(domain, options.dead_after)) {
           co_await Suspend(domain, "dead", options.dead_for,
@@ -413,10 +410,10 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   // the daemon's. A suspension in force that lasts as long already stays as it is.
   asio::awaitable<void> SuspendForReply(std::string domain, DomainOutcome::Throttle t) {
     auto self = shared_from_this();
-    co_await Suspend(domain, "on_reply", t.rule.suspend,
-                     fmt::format("{} said: {} ([[shaping.on_reply]] match \"{}\")", t.host,
-                                 queue::Printable(t.reply, 300),
-                                 queue::Printable(t.rule.match, 200)));
+    co_await Suspend(
+        domain, "on_reply", t.rule.suspend,
+        fmt::format("{} said: {} ([[shaping.on_reply]] match \"{}\")", t.host,
+                    queue::Printable(t.reply, 300), queue::Printable(t.rule.match, 200)));
   }
 
   asio::awaitable<void> Suspend(std::string domain, std::string origin, std::chrono::seconds length,
@@ -463,7 +460,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   // mail is due now. The operator's or an on_reply suspension stays.
   asio::awaitable<void> EndDead(std::string domain) {
     auto self = shared_from_this();
-    const queue::Store::WriteJob job = [domain](queue::Store& s) -> tl::expected<void, queue::StoreError> {
+    const queue::Store::WriteJob job =
+        [domain](queue::Store& s) -> tl::expected<void, queue::StoreError> {
       auto r = s.Resume("domain", domain, queue::Clock::now(), "dead");
       if (!r) return tl::unexpected(r.error());
       return {};

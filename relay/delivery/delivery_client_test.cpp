@@ -179,8 +179,8 @@ TEST(DeliveryClientTest, PlainDeliveryWithPerRecipientOutcomesAndDotStuffing) {
 // A throttling greeting (Gmail's words, two lines) is kept whole for [[shaping.on_reply]].
 TEST(DeliveryClientTest, ARefusingGreetingIsKeptAsTheServerSaidIt) {
   asio::io_context io;
-  ScriptedPeer peer(io, {{{"", {"421-4.7.28 unusual rate of mail", "421 4.7.28 rate limited"}},
-                          kQuit}});
+  ScriptedPeer peer(
+      io, {{{"", {"421-4.7.28 unusual rate of mail", "421 4.7.28 rate limited"}}, kQuit}});
   const auto m = Message({"good@peer.test"});
   const std::string content = "Subject: x\r\n\r\nbody\r\n";
   const auto res = RunClient(io, peer, DeliverOverSmtp(Request(peer, &m, &content)));

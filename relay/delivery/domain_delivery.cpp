@@ -402,7 +402,9 @@ class DomainPass {
     for (const auto& reply : r.refusals) {
       const ReplyRule* rule = ctx_.on_reply->Match(reply);
       if (!rule) continue;
-      if (rule->suspend.count() > 0) out_.throttle = DomainOutcome::Throttle{*rule, reply, host.name};
+      if (rule->suspend.count() > 0) {
+        out_.throttle = DomainOutcome::Throttle{*rule, reply, host.name};
+      }
       return;  // the first rule that matches decides, "0s" too
     }
   }

@@ -36,8 +36,8 @@ void Gauge(const std::string& kind, const std::string& name, bool on) {
 
 }  // namespace
 
-void SuspensionWatch::Note(const std::vector<queue::Store::Suspension>& rows,
-                           queue::TimePoint now, std::uint64_t read) {
+void SuspensionWatch::Note(const std::vector<queue::Store::Suspension>& rows, queue::TimePoint now,
+                           std::uint64_t read) {
   std::map<std::string, Seen> next;
   for (const auto& s : rows) {
     if (s.until <= now) continue;

@@ -78,8 +78,8 @@ std::vector<std::string> SuspensionLines(const std::vector<queue::Store::Suspens
   std::vector<std::string> out;
   for (const auto& s : in_force) {
     out.push_back(fmt::format("{} {}: suspended until {}: {} (by {}{})", s.kind, s.name,
-                              Utc(s.until), s.reason.empty() ? "no reason given" : s.reason,
-                              s.user, s.origin == "operator" ? "" : ", " + s.origin));
+                              Utc(s.until), s.reason.empty() ? "no reason given" : s.reason, s.user,
+                              s.origin == "operator" ? "" : ", " + s.origin));
   }
   return out;
 }
