@@ -192,7 +192,7 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   top.OnlyKeys({"server",        "log",    "metrics",       "listener",   "access",  "auth",
                 "sender_checks", "limits", "queue",         "dns",        "dane",    "delivery",
                 "retry",         "routes", "sender_routes", "tls_policy", "mta_sts", "tls",
-                "tls_rpt",       "quotas", "dkim",          "privacy",    "archive"});
+                "tls_rpt",       "quotas", "dkim",          "privacy",    "archive", "shaping"});
   auto& server = config.server;
   auto& delivery = config.delivery;
   if (auto r = top.Table("server")) ReadServer(*r, server);
@@ -214,6 +214,9 @@ tl::expected<Config, ConfigError> LoadString(std::string_view text, std::string_
   if (auto r = top.Table("tls")) ReadTls(*r, delivery.mta_sts);
   if (auto r = top.Table("delivery")) ReadDelivery(*r, delivery);
   if (auto r = top.Table("retry")) ReadRetry(*r, delivery.retry);
+  if (auto r = top.Table("shaping")) {
+    ReadShaping(*r, source, delivery, root["delivery"]["max_per_destination"].node() != nullptr);
+  }
   if (auto r = top.Table("routes")) ReadRoutes(*r, delivery);
   if (auto r = top.Table("sender_routes")) ReadSenderRoutes(*r, delivery);
   if (auto r = top.Table("tls_policy")) ReadTlsPolicy(*r, delivery);

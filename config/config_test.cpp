@@ -71,6 +71,9 @@ TEST(ConfigTest, ExampleFileLoadsAndEqualsTheDefaults) {
   EXPECT_EQ(c->delivery.enabled, d.delivery.enabled);
   EXPECT_EQ(c->delivery.max_parallel, d.delivery.max_parallel);
   EXPECT_EQ(c->delivery.max_per_destination, d.delivery.max_per_destination);
+  EXPECT_EQ(c->delivery.messages_per_connection, d.delivery.messages_per_connection);
+  EXPECT_EQ(c->delivery.dead_after, d.delivery.dead_after);
+  EXPECT_EQ(c->delivery.dead_for, d.delivery.dead_for);
   EXPECT_EQ(c->delivery.retry.min_backoff, d.delivery.retry.min_backoff);
   EXPECT_EQ(c->delivery.retry.max_backoff, d.delivery.retry.max_backoff);
   EXPECT_EQ(c->delivery.retry.max_lifetime, d.delivery.retry.max_lifetime);

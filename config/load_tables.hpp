@@ -30,6 +30,11 @@ void ReadLimits(Reader& r, relay::LimitsOptions& l, std::uint32_t& max_hops);
 // load_quotas.cpp: [quotas], the sending quotas.
 void ReadQuotas(Reader& r, relay::QuotaOptions& quotas);
 
+// load_shaping.cpp: [shaping]; `max_per_destination_set`: [delivery] gave the old name of
+// [shaping.default] connections.
+void ReadShaping(Reader& r, Source& source, relay::DeliveryOptions& delivery,
+                 bool max_per_destination_set);
+
 // load_delivery.cpp: the queue and delivery.
 void ReadQueue(Reader& r, queue::StoreOptions& store, std::chrono::seconds& keep_completed);
 void ReadDns(Reader& r, dns::ResolverOptions& dns);

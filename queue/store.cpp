@@ -222,6 +222,10 @@ CREATE TABLE quota_usage (
   count INTEGER NOT NULL
 ) WITHOUT ROWID;
 )sql",
+    // 17: who decided a suspension: the operator, or the daemon on a throttling reply.
+    R"sql(
+ALTER TABLE suspensions ADD COLUMN origin TEXT NOT NULL DEFAULT 'operator';
+)sql",
 };
 
 const std::string kRecipientQuery =

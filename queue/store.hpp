@@ -55,7 +55,7 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  static constexpr int kSchemaVersion = 16;
+  static constexpr int kSchemaVersion = 17;
   static std::filesystem::path DatabasePath(const StoreOptions& options);
 
   // Inserts the messages in one transaction, so one commit (one fsync) covers the batch.
@@ -267,12 +267,25 @@ class Store {
     std::string reason;
     std::string user;
     TimePoint created;
+    // Who decided it (schema 17): "operator" (`queue suspend`), "on_reply" (the daemon, on a
+    // [[shaping.on_reply]] rule). `queue resume` ends either.
+    std::string origin = "operator";
   };
-  // Adds or replaces the suspension of (kind, name).
+  // Adds or replaces the suspension of (kind, name). One the daemon decides (origin other than
+  // "operator") only ever lengthens the one in force, never shortens it.
   tl::expected<void, StoreError> Suspend(const Suspension& s);
-  // Ends it: the mail parked by it becomes due `now`. False: there was none.
-  tl::expected<bool, StoreError> Resume(std::string_view kind, std::string_view name,
-                                        TimePoint now);
+  // Recipients of `message_id` in delivery that waited for a suspension instead of being
+  // attempted (the daemon learnt of it after the claim): back to queued (never attempted) or
+  // deferred, with no attempt counted, due when the suspension in the table ends, or `now`
+  // when there is none in force (resumed meanwhile, or its write has not landed yet: then the
+  // claim looks again). Others are left alone. Returns the earliest time set, if any.
+  tl::expected<std::optional<TimePoint>, StoreError> Park(std::string_view message_id,
+                                                          const std::vector<int>& indices,
+                                                          TimePoint now);
+  // Ends it: the mail parked by it becomes due `now`. False: there was none (of `origin`, when
+  // one is given).
+  tl::expected<bool, StoreError> Resume(std::string_view kind, std::string_view name, TimePoint now,
+                                        std::string_view origin = {});
   // Every suspension, ended ones included (until <= now), ordered by kind and name.
   tl::expected<std::vector<Suspension>, StoreError> ListSuspensions();
 

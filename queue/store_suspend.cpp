@@ -13,9 +13,16 @@ void BindText(sqlite3_stmt* s, int i, std::string_view v) {
 
 tl::expected<void, StoreError> Store::Suspend(const Suspension& s) {
   return impl_->Write([&]() -> tl::expected<void, StoreError> {
+    // The operator's word replaces what is there; the daemon's only lengthens it.
     auto q = impl_->Prepare(
-        "INSERT OR REPLACE INTO suspensions (kind, name, until_us, reason, user, created_us) "
-        "VALUES (?1, lower(?2), ?3, ?4, ?5, ?6)");
+        s.origin == "operator"
+            ? "INSERT OR REPLACE INTO suspensions (kind, name, until_us, reason, user, "
+              "created_us, origin) VALUES (?1, lower(?2), ?3, ?4, ?5, ?6, ?7)"
+            : "INSERT INTO suspensions (kind, name, until_us, reason, user, created_us, origin) "
+              "VALUES (?1, lower(?2), ?3, ?4, ?5, ?6, ?7) ON CONFLICT (kind, name) DO UPDATE "
+              "SET until_us = excluded.until_us, reason = excluded.reason, user = excluded.user, "
+              "created_us = excluded.created_us, origin = excluded.origin "
+              "WHERE excluded.until_us > suspensions.until_us");
     if (!q) return tl::unexpected(q.error());
     BindText(q->get(), 1, s.kind);
     BindText(q->get(), 2, s.name);
@@ -23,18 +30,48 @@ tl::expected<void, StoreError> Store::Suspend(const Suspension& s) {
     BindText(q->get(), 4, s.reason);
     BindText(q->get(), 5, s.user);
     sqlite3_bind_int64(q->get(), 6, ToMicros(s.created));
+    BindText(q->get(), 7, s.origin);
     return impl_->StepDone(q->get(), "suspend");
   });
 }
 
+tl::expected<std::optional<TimePoint>, StoreError> Store::Park(std::string_view message_id,
+                                                               const std::vector<int>& indices,
+                                                               TimePoint now) {
+  using Result = tl::expected<std::optional<TimePoint>, StoreError>;
+  return impl_->Write([&]() -> Result {
+    auto q = impl_->Prepare(
+        "UPDATE recipients SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END, "
+        "next_attempt_us = COALESCE((SELECT until_us FROM suspensions WHERE kind = 'domain' AND "
+        "name = recipients.domain AND until_us > ?3), ?3) "
+        "WHERE message_id = ?1 AND idx = ?2 AND state = 'attempting' RETURNING next_attempt_us");
+    if (!q) return tl::unexpected(q.error());
+    std::optional<TimePoint> earliest;
+    for (int index : indices) {
+      sqlite3_reset(q->get());
+      BindText(q->get(), 1, message_id);
+      sqlite3_bind_int(q->get(), 2, index);
+      sqlite3_bind_int64(q->get(), 3, ToMicros(now));
+      auto r = impl_->EachRow(q->get(), "park", [&](sqlite3_stmt* st) {
+        const TimePoint t = FromMicros(sqlite3_column_int64(st, 0));
+        if (!earliest || t < *earliest) earliest = t;
+      });
+      if (!r) return tl::unexpected(r.error());
+    }
+    return earliest;
+  });
+}
+
 tl::expected<bool, StoreError> Store::Resume(std::string_view kind, std::string_view name,
-                                             TimePoint now) {
+                                             TimePoint now, std::string_view origin) {
   return impl_->Write([&]() -> tl::expected<bool, StoreError> {
-    auto get =
-        impl_->Prepare("SELECT until_us FROM suspensions WHERE kind = ?1 AND name = lower(?2)");
+    auto get = impl_->Prepare(
+        "SELECT until_us FROM suspensions WHERE kind = ?1 AND name = lower(?2) AND "
+        "(?3 = '' OR origin = ?3)");
     if (!get) return tl::unexpected(get.error());
     BindText(get->get(), 1, kind);
     BindText(get->get(), 2, name);
+    BindText(get->get(), 3, std::string(origin));  // "" (not NULL) for a default view
     const int rc = sqlite3_step(get->get());
     if (rc == SQLITE_DONE) return false;
     if (rc != SQLITE_ROW) return tl::unexpected(impl_->Err("read suspension"));
@@ -63,14 +100,14 @@ tl::expected<std::vector<Store::Suspension>, StoreError> Store::ListSuspensions(
   using Out = std::vector<Suspension>;
   return impl_->Read<Out>([&]() -> tl::expected<Out, StoreError> {
     auto q = impl_->Prepare(
-        "SELECT kind, name, until_us, reason, user, created_us FROM suspensions "
+        "SELECT kind, name, until_us, reason, user, created_us, origin FROM suspensions "
         "ORDER BY kind, name");
     if (!q) return tl::unexpected(q.error());
     Out out;
     auto r = impl_->EachRow(q->get(), "suspensions", [&](sqlite3_stmt* st) {
       out.push_back({ColumnText(st, 0), ColumnText(st, 1), FromMicros(sqlite3_column_int64(st, 2)),
-                     ColumnText(st, 3), ColumnText(st, 4),
-                     FromMicros(sqlite3_column_int64(st, 5))});
+                     ColumnText(st, 3), ColumnText(st, 4), FromMicros(sqlite3_column_int64(st, 5)),
+                     ColumnText(st, 6)});
     });
     if (!r) return tl::unexpected(r.error());
     return out;

@@ -11,6 +11,7 @@
 #include "queue/retry.hpp"
 #include "relay/dkim/options.hpp"
 #include "relay/network.hpp"
+#include "relay/reply_rules.hpp"
 #include "relay/routes.hpp"
 #include "tls/server_context.hpp"
 
@@ -180,12 +181,24 @@ struct TlsRptOptions {
 struct DeliveryOptions {
   bool enabled = true;      // false: accept and queue mail, deliver nothing (maintenance, tests)
   std::uint16_t port = 25;  // [delivery] port
-  std::uint32_t max_parallel = 20;         // messages in delivery at once
-  std::uint32_t max_per_destination = 20;  // deliveries to one domain at once (Postfix: 20)
+  std::uint32_t max_parallel = 20;  // messages in delivery at once
+  // [shaping.default] connections (its old name: [delivery] max_per_destination): deliveries
+  // to one recipient domain at once (Postfix: 20).
+  std::uint32_t max_per_destination = 20;
   // Per delivery attempt: MX hosts considered (in preference order) and addresses connected to
   // in all (Postfix: smtp_mx_address_limit = 5), so that a domain with hundreds of MX records
   // cannot tie a delivery slot up for hours. A cut list is logged.
   std::uint32_t max_mx_hosts = 5;
+  // [shaping.default] messages_per_connection: a cached connection carries at most this many
+  // messages, then QUIT and a new one (receivers throttle long sessions; KumoMTA's default).
+  std::uint32_t messages_per_connection = 100;
+  // [[shaping.on_reply]]: the operator's rules, tried before the shipped ones (reply_rules.hpp).
+  std::vector<ReplyRule> on_reply;
+  // [shaping.default] dead_after, dead_for: after that many connection or handshake failures in
+  // a row to a domain's MX hosts it is suspended that long, then probed with one delivery
+  // (relay/delivery/dead_destinations.hpp). 0: never.
+  std::uint32_t dead_after = 10;
+  std::chrono::seconds dead_for{300};
   std::uint32_t max_addresses = 5;
   std::string postmaster;     // gets a copy of undeliverable mail from <> ("": log only)
   queue::RetryOptions retry;  // [retry]

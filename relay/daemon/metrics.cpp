@@ -18,7 +18,7 @@ struct Family {
 // What an operator watches. DANE outcomes are per MX host attempt, following relay/DESIGN.md's
 // table: DNS failure (step 1), insecure MX or address (2, 3), no TLSA (4), no usable TLSA (5),
 // and for DANE hosts the handshake: verified, certificate mismatch, no STARTTLS.
-const std::array<Family, 14> kFamilies = {{
+const std::array<Family, 15> kFamilies = {{
     {"danerelay_messages_accepted_total", "Messages accepted and queued (250 after DATA).", "", {}},
     {"danerelay_smtpd_rejects_total",
      "Refusals by the SMTP server, by the command refused.",
@@ -28,6 +28,12 @@ const std::array<Family, 14> kFamilies = {{
      "Delivery outcomes per recipient.",
      "outcome",
      {"sent", "deferred", "bounced", "expired"}},
+    {"danerelay_suspensions_total",
+     "Recipient domains the daemon suspended on its own: on_reply, a reply that matched a "
+     "[[shaping.on_reply]] rule; dead, connection failures in a row ([shaping.default] "
+     "dead_after).",
+     "origin",
+     {"on_reply", "dead"}},
     {"danerelay_dane_total",
      "DANE outcomes per MX host tried (relay/DESIGN.md's table).",
      "outcome",
@@ -81,7 +87,8 @@ struct Gauge {
 };
 const std::array<Gauge, 1> kGauges = {{
     {"danerelay_domain_suspended",
-     "1 for each recipient domain suspended by the operator (danerelay queue suspend); the "
+     "1 for each recipient domain suspended, by the operator (danerelay queue suspend) or on a "
+     "throttling reply ([[shaping.on_reply]]); the "
      "series goes when the suspension ends."},
 }};
 

@@ -1,5 +1,6 @@
 #include "relay/delivery/delivery_agent.hpp"
 
+#include <fmt/chrono.h>
 #include <spdlog/spdlog.h>
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
@@ -13,6 +14,7 @@
 #include "queue/upkeep.hpp"
 #include "relay/daemon/logging.hpp"
 #include "relay/daemon/metrics.hpp"
+#include "relay/delivery/dead_destinations.hpp"
 #include "relay/delivery/destination_slots.hpp"
 #include "relay/delivery/domain_delivery.hpp"
 #include "relay/delivery/pass_notices.hpp"
@@ -62,7 +64,9 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   // Of those, outcomes waiting to try their write again (WriteBounded): they hold no slot.
   std::size_t unrecorded = 0;
   Scheduler scheduler;
-  SuspensionWatch suspensions;  // logs and counts `queue suspend`
+  SuspensionWatch suspensions;  // `queue suspend` and [[shaping.on_reply]]: logged, counted
+  std::optional<ReplyMatcher> on_reply;  // [[shaping.on_reply]], then the shipped rules
+  DeadDestinations dead;                 // connection failures in a row, per domain
   ExpiryClock expiry_clock;
   ConnectionCache connections{std::chrono::seconds(2)};  // Postfix: 2 s idle time limit
   DestinationSlots slots;
@@ -82,6 +86,17 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         scheduler(options.max_parallel),
         slots(i) {
     slots.SetLimit(options.max_per_destination);
+    MakeReplyMatcher();
+  }
+
+  // config/ has checked the operator's patterns; a failure here keeps the shipped rules.
+  void MakeReplyMatcher() {
+    auto m = ReplyMatcher::Make(options.on_reply);
+    if (!m) {
+      Qmgr().error("[[shaping.on_reply]]: {}; only the shipped rules apply", m.error());
+      m = ReplyMatcher::Make({});
+    }
+    on_reply = std::move(*m);
   }
 
   asio::awaitable<void> Run() {
@@ -278,6 +293,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     if (purge) req.purge_before = queue::Clock::now() - keep;
     req.notice = MakeNoticeOptions(helo_name, dkim);
     req.ids = &ids;
+    const std::uint64_t read = suspensions.Started();
     const auto run = [req](queue::Store& s) { return queue::RunUpkeep(s, req); };
     const queue::UpkeepResult r = co_await OnStore(committer, run);
     if (r.error) Qmgr().error("queue: {}", r.error->message);
@@ -297,7 +313,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       }
     }
     for (const auto& e : r.operator_log) LogOperatorAction(e);
-    suspensions.Note(r.suspensions, queue::Clock::now());
+    suspensions.Note(r.suspensions, queue::Clock::now(), read);
     if (r.purged > 0) Qmgr().info("queue: purged {} completed messages", r.purged);
     if (r.returned.pages > 0) {
       Qmgr().info("queue: gave {} MiB of free space in the queue file back to the file system",
@@ -320,6 +336,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     auto content = co_await OnStore(committer, read);
     std::vector<queue::RecipientUpdate> updates;
     std::vector<queue::AttemptRecord> attempts;
+    std::vector<int> parked;  // recipients waiting for a suspension: no attempt
     std::shared_ptr<const std::string> body;
     if (!content || !*content) {
       Qmgr().error("{}: cannot read the message: {}", id,
@@ -354,17 +371,127 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         queue::MessageInfo part = m;
         part.recipients = rcpts;
         co_await slots.Acquire(domain);
+        // Suspended since the claim (a throttling reply to another delivery, the operator):
+        // no connection; the recipients wait for its end without an attempt.
+        if (const auto until = suspensions.Until(domain, queue::Clock::now())) {
+          slots.Release(domain);
+          for (const auto& r : rcpts) parked.push_back(r.index);
+          Qmgr().info(
+              "{}: {} recipients for {} wait: the domain is suspended until {}", id, rcpts.size(),
+              domain,
+              fmt::format("{:%FT%TZ}", std::chrono::time_point_cast<std::chrono::seconds>(*until)));
+          continue;
+        }
         const DomainDeliveryContext ctx{
             options,      helo_name, resolver, tls_context,
-            &connections, rng,       health,   options.mta_sts.enabled ? sts.get() : nullptr};
+            &connections, rng,       health,   options.mta_sts.enabled ? sts.get() : nullptr,
+            &*on_reply};
+        // A dead destination whose suspension ended: this delivery probes it, the rest waits.
+        if (dead.Dead(domain, options.dead_after)) {
+          co_await Suspend(domain, "dead", options.dead_for,
+                           fmt::format("probing with {}: {} connection failures in a row before",
+                                       id, options.dead_after));
+        }
         DomainOutcome out = co_await DeliverDomain(ctx, part, *body, domain);
         slots.Release(domain);
+        if (out.throttle) co_await SuspendForReply(domain, *out.throttle);
+        co_await NoteReach(domain, out);
         updates.insert(updates.end(), out.updates.begin(), out.updates.end());
         attempts.insert(attempts.end(), out.attempts.begin(), out.attempts.end());
       }
     }
     co_await RecordOutcome(std::make_shared<const queue::MessageInfo>(std::move(m)), body,
                            std::move(updates), std::move(attempts));
+    if (!parked.empty()) co_await Park(id, std::move(parked));
+  }
+
+  // A reply matched a suspending [[shaping.on_reply]] rule: the domain is suspended in the
+  // operator's table (queue stats shows it, the claim enforces it, resume ends it), marked as
+  // the daemon's. A suspension in force that lasts as long already stays as it is.
+  asio::awaitable<void> SuspendForReply(std::string domain, DomainOutcome::Throttle t) {
+    auto self = shared_from_this();
+    co_await Suspend(
+        domain, "on_reply", t.rule.suspend,
+        fmt::format("{} said: {} ([[shaping.on_reply]] match \"{}\")", t.host,
+                    queue::Printable(t.reply, 300), queue::Printable(t.rule.match, 200)));
+  }
+
+  asio::awaitable<void> Suspend(std::string domain, std::string origin, std::chrono::seconds length,
+                                std::string reason) {
+    auto self = shared_from_this();
+    queue::Store::Suspension s;
+    s.name = domain;
+    s.created = queue::Clock::now();
+    s.until = s.created + length;
+    s.user = "danerelayd";
+    s.origin = origin;
+    s.reason = std::move(reason);
+    if (!suspensions.Decide(s, s.created)) co_return;
+    Metrics::Get().Add("danerelay_suspensions_total", fmt::format("origin=\"{}\"", origin));
+    Qmgr().warn("domain {}: suspended for {}s: {}", domain, length.count(), s.reason);
+    const queue::Store::WriteJob job = [s](queue::Store& st) { return st.Suspend(s); };
+    if (auto r = co_await OnStoreWrite(committer, job); !r) {
+      Qmgr().error("domain {}: recording the suspension failed ({}); it holds until a restart",
+                   domain, r.error().message);
+      co_return;
+    }
+    suspensions.Landed(domain);
+  }
+
+  // Dead destinations (dead_destinations.hpp), after a pass to `domain`.
+  asio::awaitable<void> NoteReach(std::string domain, const DomainOutcome& out) {
+    auto self = shared_from_this();
+    const std::string why = out.last_unreachable;
+    switch (dead.Note(domain, out.unreachable, out.reached, options.dead_after)) {
+      case DeadDestinations::Verdict::kDead:
+        co_await Suspend(domain, "dead", options.dead_for,
+                         fmt::format("{} connection failures in a row; the last: {}",
+                                     options.dead_after, queue::Printable(why, 300)));
+        break;
+      case DeadDestinations::Verdict::kAlive:
+        co_await EndDead(domain);
+        break;
+      case DeadDestinations::Verdict::kNothing:
+        break;
+    }
+  }
+
+  // A server of a dead domain answered (the probe): its "dead" suspension ends, the rest of its
+  // mail is due now. The operator's or an on_reply suspension stays.
+  asio::awaitable<void> EndDead(std::string domain) {
+    auto self = shared_from_this();
+    const queue::Store::WriteJob job =
+        [domain](queue::Store& s) -> tl::expected<void, queue::StoreError> {
+      auto r = s.Resume("domain", domain, queue::Clock::now(), "dead");
+      if (!r) return tl::unexpected(r.error());
+      return {};
+    };
+    if (auto r = co_await OnStoreWrite(committer, job); !r) {
+      Qmgr().error("domain {}: ending its suspension failed ({})", domain, r.error().message);
+      co_return;
+    }
+    suspensions.Forget(domain);
+    Qmgr().info("domain {}: answers again; no longer a dead destination", domain);
+    scheduler.Due(queue::Clock::now());
+    Kick();
+  }
+
+  // Recipients that waited for a suspension instead of an attempt: due at its end again (as
+  // the table says: a resume meanwhile makes them due at once).
+  asio::awaitable<void> Park(std::string id, std::vector<int> parked) {
+    auto self = shared_from_this();
+    auto next = std::make_shared<std::optional<queue::TimePoint>>();
+    const queue::Store::WriteJob job =
+        [id, parked, next](queue::Store& s) -> tl::expected<void, queue::StoreError> {
+      auto r = s.Park(id, parked, queue::Clock::now());
+      if (!r) return tl::unexpected(r.error());
+      *next = *r;
+      return {};
+    };
+    // On failure they stay in delivery until a restart (ReleaseAttempting), as any outcome.
+    if (!co_await WriteBounded(job, id, "the recipients waiting for a suspension")) co_return;
+    if (*next) scheduler.Due(**next);
+    Kick();
   }
 
   // Records a pass's outcome in the next group commit: the recipients' new states (when the
@@ -671,6 +798,7 @@ void DeliveryAgent::Reload(DeliveryOptions options, std::string helo_name) {
   impl_->connections.Sweep(impl_->io.get_executor(), /*all=*/true);
   impl_->scheduler.SetMaxParallel(impl_->options.max_parallel);
   impl_->slots.SetLimit(impl_->options.max_per_destination);
+  impl_->MakeReplyMatcher();
   impl_->Kick();
 }
 

@@ -160,6 +160,8 @@ TEST(DeliveryClientTest, PlainDeliveryWithPerRecipientOutcomesAndDotStuffing) {
   EXPECT_TRUE(res->recipients[1].from_remote);
   EXPECT_EQ(res->recipients[1].cause, Cause::kRemoteReply);
   EXPECT_NE(res->recipients[1].reply.find("no such user here"), std::string::npos);
+  // The refusal as the server said it, for [[shaping.on_reply]]; the 250s are not refusals.
+  EXPECT_EQ(res->refusals, (std::vector<std::string>{"550 5.1.1 no such user here"}));
 
   ASSERT_EQ(peer.connections().size(), 1u);
   const auto& c = peer.connections()[0];
@@ -172,6 +174,21 @@ TEST(DeliveryClientTest, PlainDeliveryWithPerRecipientOutcomesAndDotStuffing) {
   EXPECT_EQ(c.messages[0],
             "Subject: dots\r\n\r\n..leading dot\r\nmiddle . dot\r\n...two\r\n..\r\n");
   EXPECT_EQ(Unstuff(c.messages[0]), content);
+}
+
+// A throttling greeting (Gmail's words, two lines) is kept whole for [[shaping.on_reply]].
+TEST(DeliveryClientTest, ARefusingGreetingIsKeptAsTheServerSaidIt) {
+  asio::io_context io;
+  ScriptedPeer peer(
+      io, {{{"", {"421-4.7.28 unusual rate of mail", "421 4.7.28 rate limited"}}, kQuit}});
+  const auto m = Message({"good@peer.test"});
+  const std::string content = "Subject: x\r\n\r\nbody\r\n";
+  const auto res = RunClient(io, peer, DeliverOverSmtp(Request(peer, &m, &content)));
+  ASSERT_TRUE(res);
+  EXPECT_TRUE(peer.problems().empty()) << peer.problems().front();
+  EXPECT_TRUE(res->host_failed);
+  EXPECT_EQ(res->refusals,
+            (std::vector<std::string>{"421 4.7.28 unusual rate of mail 4.7.28 rate limited"}));
 }
 
 TEST(DeliveryClientTest, TlsRequiredButStartTlsNotOffered) {
@@ -349,6 +366,30 @@ TEST(DeliveryClientTest, TheCacheCarriesTheNextMessageOverTheSameConnection) {
       (std::vector<std::string>{
           "EHLO relay.test", "MAIL FROM:<sender@example.org>", "RCPT TO:<good@peer.test>", "DATA",
           "RSET", "MAIL FROM:<sender@example.org>", "RCPT TO:<good@peer.test>", "DATA", "RSET"}));
+}
+
+TEST(DeliveryClientTest, MessagesPerConnectionEndsACachedConnectionWithQuit) {
+  asio::io_context io;
+  // messages_per_connection = 1: each message on its own connection, QUIT instead of RSET.
+  ScriptedPeer peer(io, {Concat({{kGreeting, kEhlo}, Transaction(), {kQuit}}),
+                         Concat({{kGreeting, kEhlo}, Transaction(), {kQuit}})});
+  ConnectionCache cache(std::chrono::seconds(60));
+  const auto m = Message({"good@peer.test"});
+  const std::string content = "Subject: x\r\n\r\nbody\r\n";
+  ClientRequest req = Request(peer, &m, &content);
+  req.messages_per_connection = 1;
+  const auto out = RunClient(io, peer, Twice(&req, &cache));
+  ASSERT_TRUE(out);
+  EXPECT_TRUE(peer.problems().empty()) << peer.problems().front();
+  for (const ClientResult* r : {&out->first, &out->second}) {
+    ASSERT_EQ(r->recipients.size(), 1u);
+    EXPECT_EQ(r->recipients[0].state, RecipientState::kDelivered);
+  }
+  ASSERT_EQ(peer.connections().size(), 2u);
+  for (const auto& c : peer.connections()) {
+    EXPECT_EQ(c.messages.size(), 1u);
+    EXPECT_EQ(c.commands.back(), "QUIT");
+  }
 }
 
 // Two messages, with the cache swept between them, and the second one to `second`.

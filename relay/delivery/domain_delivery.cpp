@@ -167,7 +167,7 @@ class DomainPass {
                 domain_, hops_.hosts.size(), hosts.size());
     }
     for (const NextHop& host : hosts) {
-      if (reached_myself_) break;
+      if (reached_myself_ || out_.throttle) break;
       if (addresses_tried_ >= ctx_.options.max_addresses) {
         Log(Service::kSmtp)
             .info("{}: {} addresses tried for {}; no more this time ([delivery] max_addresses)",
@@ -396,6 +396,32 @@ class DomainPass {
     }
   }
 
+  // The first of the server's refusals that a suspending [[shaping.on_reply]] rule matches.
+  void NoteThrottle(const ClientResult& r, const NextHop& host) {
+    if (!ctx_.on_reply || out_.throttle) return;
+    for (const auto& reply : r.refusals) {
+      const ReplyRule* rule = ctx_.on_reply->Match(reply);
+      if (!rule) continue;
+      if (rule->suspend.count() > 0) {
+        out_.throttle = DomainOutcome::Throttle{*rule, reply, host.name};
+      }
+      return;  // the first rule that matches decides, "0s" too
+    }
+  }
+
+  // Dead destinations: did a server answer at this address?
+  void NoteReach(const ClientResult& r) {
+    const bool unreachable = r.host_failed && (r.failure.cause == Cause::kConnect ||
+                                               r.failure.cause == Cause::kSession ||
+                                               r.failure.cause == Cause::kTlsHandshake);
+    if (!unreachable) {
+      out_.reached = out_.reached || !r.host_failed || r.failure.cause != Cause::kLocalSetup;
+      return;
+    }
+    ++out_.unreachable;
+    out_.last_unreachable = r.failure.text;
+  }
+
   // Tries the host's addresses. True when the pass is over: a host took the mail (each
   // recipient has the server's answer), or the mail loops back to us.
   asio::awaitable<bool> TryHost(const NextHop& host) {
@@ -419,6 +445,9 @@ class DomainPass {
             *tags);
       }
       const AddressResult tried = co_await Connect(req, ip, ctx_.connections);
+      if (tried.handshake_failed) NoteThrottle(*tried.handshake_failed, host);
+      NoteThrottle(tried.result, host);
+      NoteReach(tried.result);
       if (const auto& first = tried.handshake_failed) {
         AttemptTags first_tags = *tags;
         first_tags.sending_ip = first->local_ip;
@@ -447,6 +476,7 @@ class DomainPass {
         Remember(r.failure);
         Log(Service::kSmtp).info("{}: {}", m_.id, r.failure.text);
         RecordHost(m_, host, facts, ip, verdict, r.failure, matched, out_, host_tags);
+        if (out_.throttle) co_return false;  // the domain is suspended: no other address
         continue;
       }
       const std::string relay = fmt::format("{}[{}]:{}", host.name, ip, host.port);

@@ -6,6 +6,7 @@
 #include <asio/awaitable.hpp>
 
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -34,11 +35,25 @@ struct DomainDeliveryContext {
   std::mt19937& rng;
   const ResolverHealth* health = nullptr;  // the resolver's self-check
   StsPolicies* sts = nullptr;              // MTA-STS; nullptr when [mta_sts] enabled = false
+  const ReplyMatcher* on_reply = nullptr;  // [[shaping.on_reply]]; nullptr: none
 };
 
 struct DomainOutcome {
   std::vector<queue::RecipientUpdate> updates;
   std::vector<queue::AttemptRecord> attempts;
+  // A server's reply matched a [[shaping.on_reply]] rule that suspends: no further host was
+  // tried, and the caller suspends the domain.
+  struct Throttle {
+    ReplyRule rule;
+    std::string reply;  // as the server said it
+    std::string host;   // the MX host that said it
+  };
+  std::optional<Throttle> throttle;
+  // For dead destinations: addresses that could not be connected to or failed before SMTP got
+  // going (connect, lost session, TLS handshake), and whether any server answered.
+  std::uint32_t unreachable = 0;
+  bool reached = false;
+  std::string last_unreachable;  // why the last of those failed
 };
 
 // `m` holds only the recipients in `domain`. Deferred updates carry no next attempt.

@@ -279,6 +279,7 @@ asio::awaitable<HostDecision> Plan(dns::Lookup& resolver, const NextHop& host,
   }
   req.tls_context = std::move(tls_context);
   req.timeouts = options.timeouts;
+  req.messages_per_connection = options.messages_per_connection;
   co_return h;
 }
 

@@ -100,6 +100,7 @@ struct SmtpSession {
   bool starttls_offered = false;
   std::optional<tls::Verdict> verdict;
   std::chrono::steady_clock::time_point idle_since;
+  std::uint32_t transactions = 0;  // messages sent over it ([shaping] messages_per_connection)
 
   // Sends one command line and reads the reply. Arguments are views or named strings: GCC 12
   // destroys temporaries that live across a co_await twice.
@@ -128,6 +129,12 @@ bool FailHost(ClientResult& res, queue::Failure failure) {
 
 bool FailHost(ClientResult& res, Cause cause, std::string status, std::string text) {
   return FailHost(res, {cause, std::move(status), "", std::move(text)});
+}
+
+// A negative reply, kept for [[shaping.on_reply]] (a few at most: one per recipient could be many).
+void NoteRefusal(ClientResult& res, const Reply& r) {
+  if (r.Positive() || res.refusals.size() >= ClientResult::kMaxRefusals) return;
+  res.refusals.push_back(r.Text());
 }
 
 bool TlsRequired(const ClientRequest& req) {
@@ -196,6 +203,7 @@ asio::awaitable<bool> Greet(SmtpSession& s, const ClientRequest& req, ClientResu
         fmt::format("{} while reading the greeting from {}", greeting.error(), s.peer));
   }
   if (!greeting->Positive()) {
+    NoteRefusal(res, *greeting);
     co_await s.Quit();
     co_return FailHost(res, Cause::kRefused, "4.4.2",
                        fmt::format("host {} refused to talk to me: {}", s.peer, greeting->Text()));
@@ -219,6 +227,7 @@ asio::awaitable<std::optional<Reply>> Ehlo(SmtpSession& s, const ClientRequest& 
     co_return std::nullopt;
   }
   if (!ehlo->Positive()) {
+    NoteRefusal(res, *ehlo);
     co_await s.Quit();
     FailHost(res, Cause::kRefused, "4.4.2",
              fmt::format("host {} said: {} (in reply to EHLO)", s.peer, ehlo->Text()));
@@ -310,6 +319,7 @@ asio::awaitable<bool> StartTls(SmtpSession& s, const ClientRequest& req, ClientR
                        fmt::format("{} after STARTTLS to {}", starttls.error(), s.peer));
   }
   if (starttls->code != 220) {
+    NoteRefusal(res, *starttls);
     if (!TlsRequired(req)) co_return true;
     co_await s.Quit();
     co_return FailHost(res, Cause::kStartTlsRefused, "4.7.5",
@@ -584,6 +594,7 @@ asio::awaitable<After> Data(SmtpSession& s, const ClientTimeouts& t, const Envel
   if (!data) co_return Lost(s, e, res, data.error(), "after DATA");
   if (accepted.empty()) co_return After::kQuit;
   if (data->code != 354) {
+    NoteRefusal(res, *data);
     for (size_t k : accepted) res.recipients[k] = FromReply(*data);
     co_return After::kQuit;
   }
@@ -593,6 +604,7 @@ asio::awaitable<After> Data(SmtpSession& s, const ClientTimeouts& t, const Envel
   }
   auto done = co_await s.reader.Read(t.data_done);
   if (!done) co_return Lost(s, e, res, done.error(), "after end of data");
+  NoteRefusal(res, *done);
   for (size_t k : accepted) res.recipients[k] = FromReply(*done);
   co_return After::kReusable;
 }
@@ -617,6 +629,7 @@ asio::awaitable<After> Exchange(SmtpSession& s, const ClientTimeouts& t, const E
     rcpt_replies = std::move(*replies);
   }
   if (!mail_reply->Positive()) {
+    NoteRefusal(res, *mail_reply);
     for (size_t k : e.sent) res.recipients[k] = FromReply(*mail_reply);
     if (pipelining) (void)co_await s.reader.Read(t.data_init);  // the DATA reply, a refusal
     co_return After::kQuit;
@@ -624,6 +637,7 @@ asio::awaitable<After> Exchange(SmtpSession& s, const ClientTimeouts& t, const E
   std::vector<size_t> accepted;
   for (size_t i = 0; i < rcpt_replies.size(); ++i) {
     res.recipients[e.sent[i]] = FromReply(rcpt_replies[i]);
+    NoteRefusal(res, rcpt_replies[i]);
     if (rcpt_replies[i].Positive()) accepted.push_back(e.sent[i]);
   }
   if (!pipelining && accepted.empty()) co_return After::kReusable;
@@ -673,7 +687,8 @@ asio::awaitable<void> Finish(const std::shared_ptr<SmtpSession>& s, After after,
     co_await s->conn.Close();
     co_return;
   }
-  if (after == After::kReusable && cache) {
+  ++s->transactions;
+  if (after == After::kReusable && cache && s->transactions < req.messages_per_connection) {
     auto rset = co_await s->Command("RSET", req.timeouts.command);
     if (rset && rset->Positive()) {
       cache->Put(key, s);

@@ -63,6 +63,7 @@ struct ClientRequest {
   const queue::MessageInfo* message = nullptr;
   const std::string* content = nullptr;
   ClientTimeouts timeouts;
+  std::uint32_t messages_per_connection = 100;  // then QUIT instead of back into the cache
 };
 
 struct ClientResult {
@@ -85,6 +86,10 @@ struct ClientResult {
   // on a cached connection), then MAIL through the reply to the data.
   std::chrono::steady_clock::duration connect_time{};
   std::chrono::steady_clock::duration transfer_time{};
+  // The server's negative replies (greeting, EHLO, STARTTLS, MAIL, RCPT, DATA, end of data) as
+  // it said them (Reply::Text()), the first kMaxRefusals: [[shaping.on_reply]] reads them.
+  static constexpr std::size_t kMaxRefusals = 8;
+  std::vector<std::string> refusals;
   // With !host_failed: one entry per recipient of the request, in order.
   struct Rcpt {
     queue::RecipientState state = queue::RecipientState::kDeferred;

@@ -36,8 +36,8 @@ void Gauge(const std::string& kind, const std::string& name, bool on) {
 
 }  // namespace
 
-void SuspensionWatch::Note(const std::vector<queue::Store::Suspension>& rows,
-                           queue::TimePoint now) {
+void SuspensionWatch::Note(const std::vector<queue::Store::Suspension>& rows, queue::TimePoint now,
+                           std::uint64_t read) {
   std::map<std::string, Seen> next;
   for (const auto& s : rows) {
     if (s.until <= now) continue;
@@ -48,7 +48,8 @@ void SuspensionWatch::Note(const std::vector<queue::Store::Suspension>& rows,
       continue;
     }
     Log(Service::kQmgr)
-        .info("{}: suspended until {} by {}: {}", key, Utc(s.until), s.user,
+        .info("{}: suspended until {} by {}{}: {}", key, Utc(s.until), s.user,
+              s.origin == "operator" ? "" : " (" + s.origin + ")",
               s.reason.empty() ? "no reason given" : s.reason);
     Gauge(s.kind, s.name, true);
   }
@@ -60,6 +61,44 @@ void SuspensionWatch::Note(const std::vector<queue::Store::Suspension>& rows,
     Gauge(key.substr(0, space), key.substr(space + 1), false);
   }
   in_force_ = std::move(next);
+  // The daemon's own: read back (in_force_ has them now), ended, or resumed by the operator
+  // (a read that started after the write landed does not show them).
+  std::erase_if(own_, [&](const auto& o) {
+    return in_force_.contains("domain " + o.first) || o.second.until <= now ||
+           read > o.second.landed_before;
+  });
+}
+
+std::optional<queue::TimePoint> SuspensionWatch::Until(const std::string& domain,
+                                                       queue::TimePoint now) const {
+  std::optional<queue::TimePoint> until;
+  if (const auto it = in_force_.find("domain " + domain); it != in_force_.end()) {
+    until = it->second.until;
+  }
+  if (const auto it = own_.find(domain); it != own_.end()) {
+    until = until ? std::max(*until, it->second.until) : it->second.until;
+  }
+  if (until && *until <= now) until.reset();
+  return until;
+}
+
+bool SuspensionWatch::Decide(const queue::Store::Suspension& s, queue::TimePoint now) {
+  const auto until = Until(s.name, now);
+  if (until && *until >= s.until) return false;
+  own_[s.name] = Own{s.until};
+  return true;
+}
+
+void SuspensionWatch::Forget(const std::string& domain) {
+  own_.erase(domain);
+  // Ended for Until(); the next read lacks the row, and the end is logged and the gauge goes.
+  if (const auto it = in_force_.find("domain " + domain); it != in_force_.end()) {
+    it->second.until = queue::TimePoint::min();
+  }
+}
+
+void SuspensionWatch::Landed(const std::string& domain) {
+  if (const auto it = own_.find(domain); it != own_.end()) it->second.landed_before = reads_;
 }
 
 }  // namespace danerelay::relay

@@ -77,8 +77,9 @@ int RunResume(const config::Config& config, const std::string& domain, std::ostr
 std::vector<std::string> SuspensionLines(const std::vector<queue::Store::Suspension>& in_force) {
   std::vector<std::string> out;
   for (const auto& s : in_force) {
-    out.push_back(fmt::format("{} {}: suspended until {}: {} (by {})", s.kind, s.name, Utc(s.until),
-                              s.reason.empty() ? "no reason given" : s.reason, s.user));
+    out.push_back(fmt::format("{} {}: suspended until {}: {} (by {}{})", s.kind, s.name,
+                              Utc(s.until), s.reason.empty() ? "no reason given" : s.reason, s.user,
+                              s.origin == "operator" ? "" : ", " + s.origin));
   }
   return out;
 }
@@ -90,7 +91,8 @@ nlohmann::json SuspensionsJson(const std::vector<queue::Store::Suspension>& in_f
                    {"name", s.name},
                    {"until", Utc(s.until)},
                    {"reason", s.reason},
-                   {"user", s.user}});
+                   {"user", s.user},
+                   {"origin", s.origin}});
   }
   return out;
 }
