@@ -18,11 +18,31 @@ TEST(ShapingConfigTest, DefaultsAreAHundredMessagesAndTwentyConnections) {
 }
 
 TEST(ShapingConfigTest, ReadsTheDefaultTable) {
-  auto c = LoadString("[shaping.default]\nconnections = 2\nmessages_per_connection = 3\n",
-                      "s.toml", "/tmp");
+  auto c = LoadString("[shaping.default]\nconnections = 2\nmessages_per_connection = 3\n", "s.toml",
+                      "/tmp");
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c->delivery.messages_per_connection, 3u);
   EXPECT_EQ(c->delivery.max_per_destination, 2u);
+}
+
+TEST(ShapingConfigTest, ReadsMessageRatesAndRefusesAMalformedOne) {
+  auto c = LoadString(
+      "[shaping.default]\nmessage_rate = \"60/min\"\n[shaping.domain.\"Gmail.com\"]\n"
+      "message_rate = \"600/h\"\n",
+      "s.toml", "/tmp");
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_TRUE(c->delivery.message_rate);
+  EXPECT_EQ(c->delivery.message_rate->count, 60u);
+  EXPECT_EQ(c->delivery.message_rate->window, std::chrono::seconds(60));
+  ASSERT_EQ(c->delivery.message_rate_by_domain.count("gmail.com"), 1u);
+  EXPECT_EQ(c->delivery.message_rate_by_domain.at("gmail.com").text, "600/h");
+  auto bad = LoadString("[shaping.default]\nmessage_rate = \"fast\"\n", "s.toml", "/tmp");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message,
+              HasSubstr("s.toml:2: shaping.default.message_rate: expected a rate"));
+  bad = LoadString("[shaping.domain.\"x.example\"]\nconnections = 2\n", "s.toml", "/tmp");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message, HasSubstr("shaping.domain.x.example.connections: unknown key"));
 }
 
 TEST(ShapingConfigTest, TheOldNameOfConnectionsStillWorks) {

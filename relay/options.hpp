@@ -181,7 +181,7 @@ struct TlsRptOptions {
 struct DeliveryOptions {
   bool enabled = true;      // false: accept and queue mail, deliver nothing (maintenance, tests)
   std::uint16_t port = 25;  // [delivery] port
-  std::uint32_t max_parallel = 20;         // messages in delivery at once
+  std::uint32_t max_parallel = 20;  // messages in delivery at once
   // [shaping.default] connections (its old name: [delivery] max_per_destination): deliveries
   // to one recipient domain at once (Postfix: 20).
   std::uint32_t max_per_destination = 20;
@@ -192,6 +192,11 @@ struct DeliveryOptions {
   // [shaping.default] messages_per_connection: a cached connection carries at most this many
   // messages, then QUIT and a new one (receivers throttle long sessions; KumoMTA's default).
   std::uint32_t messages_per_connection = 100;
+  // [shaping.default] message_rate, and [shaping.domain."D"] message_rate for one recipient
+  // domain: messages per window to it, paced evenly (relay/delivery/rate_gate.hpp). None: no
+  // limit.
+  std::optional<QuotaLimit> message_rate;
+  std::map<std::string, QuotaLimit> message_rate_by_domain;
   // [[shaping.on_reply]]: the operator's rules, tried before the shipped ones (reply_rules.hpp).
   std::vector<ReplyRule> on_reply;
   std::uint32_t max_addresses = 5;
