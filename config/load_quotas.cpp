@@ -11,12 +11,9 @@
 #include "config/load_tables.hpp"
 
 namespace danerelay::config {
-namespace {
-
-using Kind = relay::QuotaRule::Kind;
 
 // "5/min", "2000/h", "10000/d", "5/10s": a count, then a window of [N]s|min|h|d.
-std::optional<relay::QuotaLimit> ParseLimit(std::string_view text) {
+std::optional<relay::QuotaLimit> ParseRate(std::string_view text) {
   const auto slash = text.find('/');
   if (slash == std::string_view::npos) return std::nullopt;
   std::uint64_t count = 0, n = 1;
@@ -39,6 +36,10 @@ std::optional<relay::QuotaLimit> ParseLimit(std::string_view text) {
   return relay::QuotaLimit{count, std::chrono::seconds(n * unit), std::string(text)};
 }
 
+namespace {
+
+using Kind = relay::QuotaRule::Kind;
+
 // `messages` or `recipients` of one entry: a limit or an array of them.
 void ReadLimits(Reader& r, std::string_view key, std::vector<relay::QuotaLimit>& out) {
   const toml::node* n = r.Get(key);
@@ -51,7 +52,7 @@ void ReadLimits(Reader& r, std::string_view key, std::vector<relay::QuotaLimit>&
   }
   for (const toml::node* item : items) {
     std::optional<relay::QuotaLimit> limit;
-    if (item->is_string()) limit = ParseLimit(item->as_string()->get());
+    if (item->is_string()) limit = ParseRate(item->as_string()->get());
     if (!limit) {
       return r.Fail(*item, key,
                     "expected a quota such as \"2000/h\", \"10000/d\", \"5/min\" or \"5/10s\" "

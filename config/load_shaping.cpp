@@ -11,6 +11,8 @@
 //   [[shaping.on_reply]]            # before the shipped rules (relay/reply_rules.hpp)
 //   match = "^421 4\\.7\\.28 "
 //   suspend = "30m"
+#include <cctype>
+
 #include "config/load_tables.hpp"
 
 namespace danerelay::config {
@@ -44,17 +46,50 @@ void ReadReplyRules(Reader& r, Source& source, std::vector<relay::ReplyRule>& ru
   }
 }
 
+// message_rate of a [shaping] table.
+std::optional<relay::QuotaLimit> ReadRate(Reader& r) {
+  const toml::node* n = r.Get("message_rate");
+  if (!n) return std::nullopt;
+  std::optional<relay::QuotaLimit> rate;
+  if (n->is_string()) rate = ParseRate(n->as_string()->get());
+  if (!rate) {
+    r.Fail(*n, "message_rate",
+           "expected a rate such as \"600/h\", \"60/min\" or \"5/10s\" (a window of at most 31d)");
+  }
+  return rate;
+}
+
+// [shaping.domain."example.org"]: what differs for one recipient domain.
+void ReadDomains(Reader& r, Source& source, relay::DeliveryOptions& delivery) {
+  auto domains = r.Table("domain");
+  if (!domains) return;
+  for (auto&& [key, node] : domains->Entries()) {
+    std::string domain(key.str());
+    for (auto& c : domain) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const toml::table* t = node.as_table();
+    if (!t) return domains->Fail(node, domain, "expected a table of shaping settings");
+    Reader d(*t, fmt::format("shaping.domain.{}.", domain), source);
+    d.OnlyKeys({"message_rate"});
+    if (!ValidHostname(domain))
+      return d.FailHere("message_rate", "'" + domain + "' is not a domain");
+    if (auto rate = ReadRate(d)) delivery.message_rate_by_domain[domain] = *rate;
+    if (!d.Ok()) return;
+  }
+}
+
 }  // namespace
 
 void ReadShaping(Reader& r, Source& source, relay::DeliveryOptions& delivery,
                  bool max_per_destination_set) {
-  r.OnlyKeys({"default", "on_reply"});
+  r.OnlyKeys({"default", "domain", "on_reply"});
   ReadReplyRules(r, source, delivery.on_reply);
+  ReadDomains(r, source, delivery);
   auto d = r.Table("default");
   if (!d) return;
-  d->OnlyKeys({"messages_per_connection", "connections", "dead_after", "dead_for"});
+  d->OnlyKeys({"messages_per_connection", "connections", "dead_after", "dead_for", "message_rate"});
   d->Unsigned("dead_after", delivery.dead_after, 0, 1000);
   d->Duration("dead_for", delivery.dead_for, std::chrono::seconds(1), std::chrono::hours(24));
+  delivery.message_rate = ReadRate(*d);
   d->Unsigned("messages_per_connection", delivery.messages_per_connection, 1, 100000);
   if (d->Get("connections") && max_per_destination_set) {
     return d->FailHere("connections",

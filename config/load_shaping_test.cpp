@@ -36,6 +36,26 @@ TEST(ShapingConfigTest, DeadDestinations) {
   EXPECT_EQ(c->delivery.dead_for, std::chrono::hours(1));
 }
 
+TEST(ShapingConfigTest, ReadsMessageRatesAndRefusesAMalformedOne) {
+  auto c = LoadString(
+      "[shaping.default]\nmessage_rate = \"60/min\"\n[shaping.domain.\"Gmail.com\"]\n"
+      "message_rate = \"600/h\"\n",
+      "s.toml", "/tmp");
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_TRUE(c->delivery.message_rate);
+  EXPECT_EQ(c->delivery.message_rate->count, 60u);
+  EXPECT_EQ(c->delivery.message_rate->window, std::chrono::seconds(60));
+  ASSERT_EQ(c->delivery.message_rate_by_domain.count("gmail.com"), 1u);
+  EXPECT_EQ(c->delivery.message_rate_by_domain.at("gmail.com").text, "600/h");
+  auto bad = LoadString("[shaping.default]\nmessage_rate = \"fast\"\n", "s.toml", "/tmp");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message,
+              HasSubstr("s.toml:2: shaping.default.message_rate: expected a rate"));
+  bad = LoadString("[shaping.domain.\"x.example\"]\nconnections = 2\n", "s.toml", "/tmp");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message, HasSubstr("shaping.domain.x.example.connections: unknown key"));
+}
+
 TEST(ShapingConfigTest, TheOldNameOfConnectionsStillWorks) {
   auto c = LoadString("[delivery]\nmax_per_destination = 7\n", "s.toml", "/tmp");
   ASSERT_TRUE(c) << c.error().message;

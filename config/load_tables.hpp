@@ -32,6 +32,10 @@ void ReadQuotas(Reader& r, relay::QuotaOptions& quotas);
 
 // load_shaping.cpp: [shaping]; `max_per_destination_set`: [delivery] gave the old name of
 // [shaping.default] connections.
+// load_quotas.cpp: "5/min", "2000/h", "10000/d", "5/10s": a count, then a window of
+// [N]s|min|h|d (at most 31 days); none when malformed. Quotas and [shaping] rates.
+std::optional<relay::QuotaLimit> ParseRate(std::string_view text);
+
 void ReadShaping(Reader& r, Source& source, relay::DeliveryOptions& delivery,
                  bool max_per_destination_set);
 

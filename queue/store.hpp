@@ -278,10 +278,11 @@ class Store {
   // attempted (the daemon learnt of it after the claim): back to queued (never attempted) or
   // deferred, with no attempt counted, due when the suspension in the table ends, or `now`
   // when there is none in force (resumed meanwhile, or its write has not landed yet: then the
-  // claim looks again). Others are left alone. Returns the earliest time set, if any.
-  tl::expected<std::optional<TimePoint>, StoreError> Park(std::string_view message_id,
-                                                          const std::vector<int>& indices,
-                                                          TimePoint now);
+  // claim looks again). With `not_before` (a turn under [shaping] message_rate), not due
+  // before it either. Others are left alone. Returns the earliest time set, if any.
+  tl::expected<std::optional<TimePoint>, StoreError> Park(
+      std::string_view message_id, const std::vector<int>& indices, TimePoint now,
+      std::optional<TimePoint> not_before = std::nullopt);
   // Ends it: the mail parked by it becomes due `now`. False: there was none (of `origin`, when
   // one is given).
   tl::expected<bool, StoreError> Resume(std::string_view kind, std::string_view name, TimePoint now,

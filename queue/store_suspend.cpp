@@ -35,15 +35,15 @@ tl::expected<void, StoreError> Store::Suspend(const Suspension& s) {
   });
 }
 
-tl::expected<std::optional<TimePoint>, StoreError> Store::Park(std::string_view message_id,
-                                                               const std::vector<int>& indices,
-                                                               TimePoint now) {
+tl::expected<std::optional<TimePoint>, StoreError> Store::Park(
+    std::string_view message_id, const std::vector<int>& indices, TimePoint now,
+    std::optional<TimePoint> not_before) {
   using Result = tl::expected<std::optional<TimePoint>, StoreError>;
   return impl_->Write([&]() -> Result {
     auto q = impl_->Prepare(
         "UPDATE recipients SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END, "
-        "next_attempt_us = COALESCE((SELECT until_us FROM suspensions WHERE kind = 'domain' AND "
-        "name = recipients.domain AND until_us > ?3), ?3) "
+        "next_attempt_us = MAX(COALESCE((SELECT until_us FROM suspensions WHERE kind = 'domain' "
+        "AND name = recipients.domain AND until_us > ?3), ?3), ?4) "
         "WHERE message_id = ?1 AND idx = ?2 AND state = 'attempting' RETURNING next_attempt_us");
     if (!q) return tl::unexpected(q.error());
     std::optional<TimePoint> earliest;
@@ -52,6 +52,7 @@ tl::expected<std::optional<TimePoint>, StoreError> Store::Park(std::string_view 
       BindText(q->get(), 1, message_id);
       sqlite3_bind_int(q->get(), 2, index);
       sqlite3_bind_int64(q->get(), 3, ToMicros(now));
+      sqlite3_bind_int64(q->get(), 4, ToMicros(not_before.value_or(now)));
       auto r = impl_->EachRow(q->get(), "park", [&](sqlite3_stmt* st) {
         const TimePoint t = FromMicros(sqlite3_column_int64(st, 0));
         if (!earliest || t < *earliest) earliest = t;

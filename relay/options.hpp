@@ -192,6 +192,11 @@ struct DeliveryOptions {
   // [shaping.default] messages_per_connection: a cached connection carries at most this many
   // messages, then QUIT and a new one (receivers throttle long sessions; KumoMTA's default).
   std::uint32_t messages_per_connection = 100;
+  // [shaping.default] message_rate, and [shaping.domain."D"] message_rate for one recipient
+  // domain: messages per window to it, paced evenly (relay/delivery/rate_gate.hpp). None: no
+  // limit.
+  std::optional<QuotaLimit> message_rate;
+  std::map<std::string, QuotaLimit> message_rate_by_domain;
   // [[shaping.on_reply]]: the operator's rules, tried before the shipped ones (reply_rules.hpp).
   std::vector<ReplyRule> on_reply;
   // [shaping.default] dead_after, dead_for: after that many connection or handshake failures in

@@ -18,6 +18,7 @@
 #include "relay/delivery/destination_slots.hpp"
 #include "relay/delivery/domain_delivery.hpp"
 #include "relay/delivery/pass_notices.hpp"
+#include "relay/delivery/rate_gate.hpp"
 #include "relay/delivery/scheduler.hpp"
 #include "relay/delivery/suspension_watch.hpp"
 #include "relay/health/resolver_health.hpp"
@@ -70,6 +71,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   ExpiryClock expiry_clock;
   ConnectionCache connections{std::chrono::seconds(2)};  // Postfix: 2 s idle time limit
   DestinationSlots slots;
+  RateGate rates;  // [shaping] message_rate
   bool stopping = false;
   std::mt19937 rng{std::random_device{}()};
 
@@ -87,6 +89,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         slots(i) {
     slots.SetLimit(options.max_per_destination);
     MakeReplyMatcher();
+    rates.Configure(options.message_rate, options.message_rate_by_domain);
   }
 
   // config/ has checked the operator's patterns; a failure here keeps the shipped rules.
@@ -337,6 +340,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     std::vector<queue::RecipientUpdate> updates;
     std::vector<queue::AttemptRecord> attempts;
     std::vector<int> parked;  // recipients waiting for a suspension: no attempt
+    // Recipients waiting for their turn under the domain's message_rate, and the turn.
+    std::vector<std::pair<std::vector<int>, queue::TimePoint>> paced;
     std::shared_ptr<const std::string> body;
     if (!content || !*content) {
       Qmgr().error("{}: cannot read the message: {}", id,
@@ -370,6 +375,18 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       for (auto& [domain, rcpts] : by_domain) {
         queue::MessageInfo part = m;
         part.recipients = rcpts;
+        // Over the domain's message_rate: not attempted, parked until the turn booked for it.
+        if (const auto turn = rates.Take(domain, queue::Clock::now())) {
+          std::vector<int> indices;
+          for (const auto& r : rcpts) indices.push_back(r.index);
+          paced.emplace_back(std::move(indices), *turn);
+          Metrics::Get().Add("danerelay_shaping_waits_total", "reason=\"message_rate\"");
+          Qmgr().info(
+              "{}: {} recipients for {} wait for the message rate ({}) until {}", id, rcpts.size(),
+              domain, rates.RateOf(domain),
+              fmt::format("{:%FT%TZ}", std::chrono::time_point_cast<std::chrono::seconds>(*turn)));
+          continue;
+        }
         co_await slots.Acquire(domain);
         // Suspended since the claim (a throttling reply to another delivery, the operator):
         // no connection; the recipients wait for its end without an attempt.
@@ -403,6 +420,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     co_await RecordOutcome(std::make_shared<const queue::MessageInfo>(std::move(m)), body,
                            std::move(updates), std::move(attempts));
     if (!parked.empty()) co_await Park(id, std::move(parked));
+    for (auto& [indices, turn] : paced) co_await Park(id, std::move(indices), turn);
   }
 
   // A reply matched a suspending [[shaping.on_reply]] rule: the domain is suspended in the
@@ -478,12 +496,14 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
 
   // Recipients that waited for a suspension instead of an attempt: due at its end again (as
   // the table says: a resume meanwhile makes them due at once).
-  asio::awaitable<void> Park(std::string id, std::vector<int> parked) {
+  // `not_before`: the turn under a message_rate (none: the suspension's end decides).
+  asio::awaitable<void> Park(std::string id, std::vector<int> parked,
+                             std::optional<queue::TimePoint> not_before = std::nullopt) {
     auto self = shared_from_this();
     auto next = std::make_shared<std::optional<queue::TimePoint>>();
     const queue::Store::WriteJob job =
-        [id, parked, next](queue::Store& s) -> tl::expected<void, queue::StoreError> {
-      auto r = s.Park(id, parked, queue::Clock::now());
+        [id, parked, next, not_before](queue::Store& s) -> tl::expected<void, queue::StoreError> {
+      auto r = s.Park(id, parked, queue::Clock::now(), not_before);
       if (!r) return tl::unexpected(r.error());
       *next = *r;
       return {};
@@ -799,6 +819,7 @@ void DeliveryAgent::Reload(DeliveryOptions options, std::string helo_name) {
   impl_->scheduler.SetMaxParallel(impl_->options.max_parallel);
   impl_->slots.SetLimit(impl_->options.max_per_destination);
   impl_->MakeReplyMatcher();
+  impl_->rates.Configure(impl_->options.message_rate, impl_->options.message_rate_by_domain);
   impl_->Kick();
 }
 
