@@ -10,7 +10,6 @@
 #include <map>
 #include <random>
 
-#include "dns/lookup.hpp"
 #include "queue/retry.hpp"
 #include "queue/upkeep.hpp"
 #include "relay/daemon/logging.hpp"
@@ -21,7 +20,6 @@
 #include "relay/delivery/pass_notices.hpp"
 #include "relay/delivery/rate_gate.hpp"
 #include "relay/delivery/scheduler.hpp"
-#include "relay/delivery/sites.hpp"
 #include "relay/delivery/suspension_watch.hpp"
 #include "relay/health/resolver_health.hpp"
 #include "relay/io/connection.hpp"
@@ -91,7 +89,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         slots(i) {
     slots.SetLimit(options.max_per_destination);
     MakeReplyMatcher();
-    ConfigureRates();
+    rates.Configure(options.message_rate, options.message_rate_by_domain);
   }
 
   // config/ has checked the operator's patterns; a failure here keeps the shipped rules.
@@ -377,26 +375,23 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       for (auto& [domain, rcpts] : by_domain) {
         queue::MessageInfo part = m;
         part.recipients = rcpts;
-        // Where it goes: connections and rates are the site's, shared by its domains.
-        const std::string site = co_await SiteOf(domain, m.sender);
-        const std::string rate_key = RateKey(domain, site);
-        // Over the message_rate: not attempted, parked until the turn booked for it.
-        if (const auto turn = rates.Take(rate_key, queue::Clock::now())) {
+        // Over the domain's message_rate: not attempted, parked until the turn booked for it.
+        if (const auto turn = rates.Take(domain, queue::Clock::now())) {
           std::vector<int> indices;
           for (const auto& r : rcpts) indices.push_back(r.index);
           paced.emplace_back(std::move(indices), *turn);
           Metrics::Get().Add("danerelay_shaping_waits_total", "reason=\"message_rate\"");
           Qmgr().info(
-              "{}: {} recipients for {} wait for the message rate of {} ({}) until {}", id,
-              rcpts.size(), domain, rate_key, rates.RateOf(rate_key),
+              "{}: {} recipients for {} wait for the message rate ({}) until {}", id, rcpts.size(),
+              domain, rates.RateOf(domain),
               fmt::format("{:%FT%TZ}", std::chrono::time_point_cast<std::chrono::seconds>(*turn)));
           continue;
         }
-        co_await slots.Acquire(site);
+        co_await slots.Acquire(domain);
         // Suspended since the claim (a throttling reply to another delivery, the operator):
         // no connection; the recipients wait for its end without an attempt.
         if (const auto until = suspensions.Until(domain, queue::Clock::now())) {
-          slots.Release(site);
+          slots.Release(domain);
           for (const auto& r : rcpts) parked.push_back(r.index);
           Qmgr().info(
               "{}: {} recipients for {} wait: the domain is suspended until {}", id, rcpts.size(),
@@ -415,7 +410,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
                                        id, options.dead_after));
         }
         DomainOutcome out = co_await DeliverDomain(ctx, part, *body, domain);
-        slots.Release(site);
+        slots.Release(domain);
         if (out.throttle) co_await SuspendForReply(domain, *out.throttle);
         co_await NoteReach(domain, out);
         updates.insert(updates.end(), out.updates.begin(), out.updates.end());
@@ -501,31 +496,6 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
 
   // Recipients that waited for a suspension instead of an attempt: due at its end again (as
   // the table says: a resume meanwhile makes them due at once).
-  // The site of `domain` (sites.hpp): its route's next hops, else its MX hosts' provider or
-  // set (the resolver has them cached for the delivery that follows), else the domain.
-  asio::awaitable<std::string> SiteOf(std::string domain, std::string sender) {
-    if (const Route* route = FindRoute(options.routes, sender, domain)) {
-      co_return SiteOfRoute(*route);
-    }
-    const dns::MxAnswer mx = co_await resolver.LookupMx(domain);
-    std::vector<std::string> hosts;
-    for (const auto& r : mx.records) hosts.push_back(r.host);
-    std::string site = SiteOfMx(std::move(hosts), options.providers);
-    co_return site.empty() ? domain : site;
-  }
-
-  // Whose message_rate counts: the domain's own ([shaping.domain]), else its site's.
-  std::string RateKey(const std::string& domain, const std::string& site) const {
-    return options.message_rate_by_domain.count(domain) > 0 ? domain : "site " + site;
-  }
-
-  // The rates by the keys RateKey gives.
-  void ConfigureRates() {
-    auto own = options.message_rate_by_domain;
-    for (const auto& [site, rate] : options.message_rate_by_site) own["site " + site] = rate;
-    rates.Configure(options.message_rate, std::move(own));
-  }
-
   // `not_before`: the turn under a message_rate (none: the suspension's end decides).
   asio::awaitable<void> Park(std::string id, std::vector<int> parked,
                              std::optional<queue::TimePoint> not_before = std::nullopt) {
@@ -849,7 +819,7 @@ void DeliveryAgent::Reload(DeliveryOptions options, std::string helo_name) {
   impl_->scheduler.SetMaxParallel(impl_->options.max_parallel);
   impl_->slots.SetLimit(impl_->options.max_per_destination);
   impl_->MakeReplyMatcher();
-  impl_->ConfigureRates();
+  impl_->rates.Configure(impl_->options.message_rate, impl_->options.message_rate_by_domain);
   impl_->Kick();
 }
 
