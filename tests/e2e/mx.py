@@ -230,18 +230,17 @@ class MxServer:
             return [m for m in self.recorder.messages if rcpt in m["to"]]
 
 
-class RefusingStarttlsServer:
-    """An SMTP server that offers STARTTLS and answers it with 454 (RFC 3207 §4: "TLS not
-    available due to temporary reason"); it takes mail in plain text and records it."""
+class ThreadedSmtpServer:
+    """A hand-written SMTP server's frame: it listens on ip:port and runs `_session(conn)` in a
+    thread of its own for each connection, until stop()."""
 
-    def __init__(self, ip, port):
+    def __init__(self, ip, port, backlog=16):
         self.ip, self.port = ip, port
-        self.messages = []
         self.sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((ip, port))
-        self.sock.listen(16)
-        self.sock.settimeout(0.5)
+        self.sock.listen(backlog)
+        self.sock.settimeout(0.2)
         self.stopping = False
         self.thread = threading.Thread(target=self._serve, daemon=True)
 
@@ -261,6 +260,18 @@ class RefusingStarttlsServer:
             except OSError:
                 continue
             threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn):
+        raise NotImplementedError
+
+
+class RefusingStarttlsServer(ThreadedSmtpServer):
+    """An SMTP server that offers STARTTLS and answers it with 454 (RFC 3207 §4: "TLS not
+    available due to temporary reason"); it takes mail in plain text and records it."""
+
+    def __init__(self, ip, port):
+        super().__init__(ip, port)
+        self.messages = []
 
     def _session(self, conn):
         conn.settimeout(10)

@@ -7,13 +7,12 @@ each began and ended, and the most that were open at once. Static routes send ea
 its MX; no DNS. Mail is queued while its domain is suspended (`queue suspend`) and released
 with `queue resume`, so that all of it is due at the same moment."""
 import smtplib
-import socket
 import threading
 import time
 import unittest
 
 from harness import Relay, queued_id, wait_for
-from mx import free_port_on
+from mx import ThreadedSmtpServer, free_port_on
 
 MX_A = "127.0.0.43"
 MX_B = "127.0.0.44"
@@ -21,14 +20,14 @@ MX_C = "127.0.0.45"
 THROTTLE = "421 4.7.28 [127.0.0.1] Our system has detected an unusual rate of mail: rate limited"
 
 
-class CountingMx:
+class CountingMx(ThreadedSmtpServer):
     """Counts SMTP sessions: each one's start and end (time.monotonic()) and the recipients it
     took, and the most sessions open at once. `data_delay` slows each end of data down, so
     deliveries overlap. While `throttle` is set, RCPT is answered with it and the session ends
     (RFC 5321 §3.8: 421 closes); `throttle_once` clears it after the first time."""
 
     def __init__(self, ip, port, data_delay=0.0, throttle=None, throttle_once=False):
-        self.ip, self.port = ip, port
+        super().__init__(ip, port, backlog=64)
         self.data_delay, self.throttle, self.throttle_once = data_delay, throttle, throttle_once
         self.lock = threading.Lock()
         self.sessions = []      # {"start", "end", "rcpts"}
@@ -38,34 +37,10 @@ class CountingMx:
         self.max_open = 0
         self.slow_delay = 0.0  # added to the end of data of mail to "slow..." recipients
         self.in_slow_data = 0
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((ip, port))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.stopping = True
-        self.thread.join(timeout=10)
-        self.sock.close()
 
     def recipients(self):
         with self.lock:
             return [r for r, _ in self.delivered]
-
-    def _serve(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
 
     def _begin(self):
         with self.lock:
