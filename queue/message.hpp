@@ -176,6 +176,9 @@ struct AttemptRecord {
   // RFC 8460 §4.3.2: the result type of the failed fetch of the domain's MTA-STS policy (with
   // "sts": none could be had, or the cached one applied), "" when no fetch failed.
   std::string sts_problem;
+  // The site the attempt went to (relay/delivery/sites.hpp: "google", "mx1.example.net,...",
+  // "route [192.0.2.1]:25"), "" when none was known (the MX lookup failed; before schema 18).
+  std::string site;
 };
 
 }  // namespace danerelay::queue
