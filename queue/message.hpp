@@ -102,6 +102,8 @@ struct StoredRecipient {
   Cause last_cause = Cause::kNone;  // why the last attempt failed (kNone: delivered, or unknown)
   std::optional<TimePoint> last_attempt;
   bool delay_warned = false;
+  // The site of its last attempt or park (AttemptRecord::site), "" while not yet known.
+  std::string site;
 };
 
 // Everything about a message except its content.

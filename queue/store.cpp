@@ -226,6 +226,15 @@ CREATE TABLE quota_usage (
     R"sql(
 ALTER TABLE suspensions ADD COLUMN origin TEXT NOT NULL DEFAULT 'operator';
 )sql",
+    // 18: sites (issue 26): where an attempt went ("google", the sorted MX host set, "route
+    // ..."), and each recipient's site as of its last attempt or park, so that a suspension of
+    // kind 'site' finds its mail, and `queue stats` counts mail by site, through the index.
+    // Rows from before have '' (not yet known) until their next attempt.
+    R"sql(
+ALTER TABLE attempts ADD COLUMN site TEXT NOT NULL DEFAULT '';
+ALTER TABLE recipients ADD COLUMN site TEXT NOT NULL DEFAULT '';
+CREATE INDEX recipients_site ON recipients(site, state);
+)sql",
 };
 
 const std::string kRecipientQuery =

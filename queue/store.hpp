@@ -55,7 +55,7 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  static constexpr int kSchemaVersion = 17;
+  static constexpr int kSchemaVersion = 18;
   static std::filesystem::path DatabasePath(const StoreOptions& options);
 
   // Inserts the messages in one transaction, so one commit (one fsync) covers the batch.
@@ -258,10 +258,12 @@ class Store {
   tl::expected<std::vector<OperatorEntry>, StoreError> TakeOperatorLog(size_t limit = 1000);
 
   // Suspensions (store_suspend.cpp, schema 16): the operator's `queue suspend`. Due mail of a
-  // suspended domain is not claimed: ClaimDue parks it (next attempt = the suspension's end,
-  // no attempt counted, state unchanged), so it wakes when the suspension ends without polling.
+  // suspended domain, or of a suspended site (schema 18: the recipient's site, as its last
+  // attempt or park found it), is not claimed: ClaimDue parks it (next attempt = the
+  // suspension's end, the later one when both are suspended; no attempt counted, state
+  // unchanged), so it wakes when the suspension ends without polling.
   struct Suspension {
-    std::string kind = "domain";  // "domain"; "site" is reserved for shared MX sites
+    std::string kind = "domain";  // "domain" or "site" (AttemptRecord::site)
     std::string name;             // lower case
     TimePoint until;
     std::string reason;
@@ -279,12 +281,15 @@ class Store {
   // deferred, with no attempt counted, due when the suspension in the table ends, or `now`
   // when there is none in force (resumed meanwhile, or its write has not landed yet: then the
   // claim looks again). With `not_before` (a turn under [shaping] message_rate), not due
-  // before it either. Others are left alone. Returns the earliest time set, if any.
+  // before it either. A non-empty `site` (the site the delivery found) becomes the
+  // recipients' site; the suspension of their site (that one, else the one they had) counts
+  // as their domain's does: due at the latest end in force. Others are left alone. Returns the
+  // earliest time set, if any.
   tl::expected<std::optional<TimePoint>, StoreError> Park(
       std::string_view message_id, const std::vector<int>& indices, TimePoint now,
-      std::optional<TimePoint> not_before = std::nullopt);
-  // Ends it: the mail parked by it becomes due `now`. False: there was none (of `origin`, when
-  // one is given).
+      std::optional<TimePoint> not_before = std::nullopt, std::string_view site = {});
+  // Ends it: the mail parked by it (kind "domain" or "site") becomes due `now`. False: there
+  // was none (of `origin`, when one is given).
   tl::expected<bool, StoreError> Resume(std::string_view kind, std::string_view name, TimePoint now,
                                         std::string_view origin = {});
   // Every suspension, ended ones included (until <= now), ordered by kind and name.
@@ -310,6 +315,15 @@ class Store {
     std::vector<std::pair<std::string, int>> top_domains;  // pending recipients per domain
   };
   tl::expected<Stats, StoreError> GetStats(size_t top);
+  // The queued and deferred recipients by site (schema 18), the `top` sites with the most of
+  // them first (ties by name); one covering scan of index recipients_site.
+  struct SiteCounts {
+    std::vector<std::pair<std::string, int>> top;
+    int more_sites = 0;       // sites beyond the top
+    int more_recipients = 0;  // their recipients
+    int unknown = 0;          // recipients whose site is not yet known (no attempt or park yet)
+  };
+  tl::expected<SiteCounts, StoreError> GetSites(size_t top);
   // Postfix's qshape: for each of `domains`, its pending recipients by the age of their
   // message, in buckets of under 5, 10, 20, 40, 80, 160, 320, 640, 1280 minutes and older.
   static constexpr int kShapeBuckets = 10;

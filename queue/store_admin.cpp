@@ -1,5 +1,7 @@
 // The operator's side of the store: selections of recipients, and what the command line does
 // to them (list, flush, hold, release, delete, bounce) plus statistics.
+#include <algorithm>
+
 #include "queue/store_impl.hpp"
 
 namespace danerelay::queue {
@@ -348,6 +350,40 @@ tl::expected<std::vector<std::array<int, Store::kShapeBuckets>>, StoreError> Sto
         }
         return out;
       });
+}
+
+tl::expected<Store::SiteCounts, StoreError> Store::GetSites(size_t top) {
+  return impl_->Read<SiteCounts>([&]() -> tl::expected<SiteCounts, StoreError> {
+    // A covering scan of recipients_site(site, state), as the domains' of recipients_domain;
+    // the groups come out in site order, and there are far fewer sites than recipients.
+    auto q = impl_->Prepare(
+        "SELECT site, COUNT(*) FROM recipients INDEXED BY recipients_site "
+        "WHERE state IN ('queued', 'deferred') GROUP BY site");
+    if (!q) return tl::unexpected(q.error());
+    SiteCounts out;
+    std::vector<std::pair<std::string, int>> sites;
+    auto r = impl_->EachRow(q->get(), "stats: sites", [&](sqlite3_stmt* s) {
+      std::string site = ColumnText(s, 0);
+      const int n = sqlite3_column_int(s, 1);
+      if (site.empty()) {
+        out.unknown = n;
+      } else {
+        sites.emplace_back(std::move(site), n);
+      }
+    });
+    if (!r) return tl::unexpected(r.error());
+    const auto shown = sites.begin() + static_cast<std::ptrdiff_t>(std::min(top, sites.size()));
+    std::partial_sort(sites.begin(), shown, sites.end(), [](const auto& a, const auto& b) {
+      return a.second != b.second ? a.second > b.second : a.first < b.first;
+    });
+    for (auto it = shown; it != sites.end(); ++it) {
+      ++out.more_sites;
+      out.more_recipients += it->second;
+    }
+    sites.erase(shown, sites.end());
+    out.top = std::move(sites);
+    return out;
+  });
 }
 
 tl::expected<std::vector<Store::OperatorEntry>, StoreError> Store::TakeOperatorLog(size_t limit) {

@@ -1,6 +1,7 @@
 // The delivery side of the store: claiming due recipients, recording attempts and outcomes.
 // Every query here is an index lookup bounded by what it returns (relay/DESIGN.md: the cost per
 // message must not grow with the queue).
+#include <map>
 #include <set>
 
 #include "queue/store_impl.hpp"
@@ -13,6 +14,43 @@ namespace {
 // recipients_due(state, next_attempt_us) and sorts every due row to return the first few,
 // which made each claim cost as much as the backlog (EXPLAIN QUERY PLAN).
 constexpr const char* kDue = "state IN ('queued', 'deferred')";
+
+// Due recipients of a suspended domain or site are parked instead of claimed
+// (store_suspend.cpp): their next attempt becomes the suspension's end (the later one when both
+// are suspended), with no attempt and no state change, so they wait without being deferred and
+// wake when it ends. The statement for one message (?2) at ?1, a primary-key lookup in
+// suspensions per due recipient and kind in force; a null statement when no suspension is in
+// force, so that an empty table costs one scan of it per claim and nothing per message.
+tl::expected<StmtPtr, StoreError> ParkSuspended(Store::Impl& impl, std::int64_t now_us) {
+  auto kinds = impl.Prepare("SELECT DISTINCT kind FROM suspensions WHERE until_us > ?1");
+  if (!kinds) return tl::unexpected(kinds.error());
+  sqlite3_bind_int64(kinds->get(), 1, now_us);
+  // Per kind in force: the end of the recipient's suspension of that kind (NULL: none).
+  std::vector<std::string> until;
+  auto r = impl.EachRow(kinds->get(), "claim: suspensions", [&](sqlite3_stmt* s) {
+    const std::string kind = ColumnText(s, 0);
+    if (kind == "domain") {
+      until.push_back(
+          "(SELECT until_us FROM suspensions WHERE kind = 'domain' AND name = recipients.domain "
+          "AND until_us > ?1)");
+    } else if (kind == "site") {  // '': not yet known (no attempt or park found it yet)
+      until.push_back(
+          "(SELECT until_us FROM suspensions WHERE kind = 'site' AND name = recipients.site "
+          "AND recipients.site <> '' AND until_us > ?1)");
+    }
+  });
+  if (!r) return tl::unexpected(r.error());
+  if (until.empty()) return StmtPtr();
+  std::string value = until[0], any = until[0] + " IS NOT NULL";
+  if (until.size() == 2) {
+    value = fmt::format("MAX(COALESCE({}, 0), COALESCE({}, 0))", until[0], until[1]);
+    any = fmt::format("({} IS NOT NULL OR {} IS NOT NULL)", until[0], until[1]);
+  }
+  return impl.Prepare(fmt::format("UPDATE recipients SET next_attempt_us = {} WHERE message_id "
+                                  "= ?2 AND {} AND next_attempt_us <= ?1 AND {}",
+                                  value, kDue, any)
+                          .c_str());
+}
 
 }  // namespace
 
@@ -38,22 +76,13 @@ tl::expected<std::vector<MessageInfo>, StoreError> Store::ClaimDue(TimePoint now
                     "next_attempt_us <= ?1",
                     kDue)
             .c_str());
-    // Due recipients of a suspended domain are parked instead (store_suspend.cpp): their next
-    // attempt becomes the suspension's end, with no attempt and no state change, so they wait
-    // without being deferred and wake when it ends. A primary-key lookup per recipient.
-    auto park = impl_->Prepare(
-        fmt::format("UPDATE recipients SET next_attempt_us = (SELECT until_us FROM suspensions "
-                    "WHERE kind = 'domain' AND name = recipients.domain) WHERE message_id = ?2 "
-                    "AND {} AND next_attempt_us <= ?1 AND EXISTS (SELECT 1 FROM suspensions "
-                    "WHERE kind = 'domain' AND name = recipients.domain AND until_us > ?1)",
-                    kDue)
-            .c_str());
-    if (!park) return tl::unexpected(park.error());
     if (!rows) return tl::unexpected(rows.error());
     if (!msg) return tl::unexpected(msg.error());
     if (!rcpts) return tl::unexpected(rcpts.error());
     if (!claim) return tl::unexpected(claim.error());
     const std::int64_t now_us = ToMicros(now);
+    auto park = ParkSuspended(*impl_, now_us);
+    if (!park) return tl::unexpected(park.error());
     sqlite3_bind_int64(rows->get(), 1, now_us);
     sqlite3_bind_int64(rows->get(), 2, static_cast<sqlite3_int64>(limit * 4));
     std::vector<std::string> due_ids;
@@ -72,12 +101,16 @@ tl::expected<std::vector<MessageInfo>, StoreError> Store::ClaimDue(TimePoint now
       if (rc != SQLITE_ROW) return tl::unexpected(impl_->Err("claim: read message " + id));
       MessageInfo m = Impl::ReadMessageRow(msg->get());
       for (sqlite3_stmt* s : {park->get(), rcpts->get(), claim->get()}) {
+        if (!s) continue;  // nothing to park
         sqlite3_reset(s);
         sqlite3_bind_int64(s, 1, now_us);
         sqlite3_bind_text(s, 2, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
       }
-      if (auto r = impl_->StepDone(park->get(), "claim: park"); !r)
-        return tl::unexpected(r.error());
+      if (*park) {
+        if (auto r = impl_->StepDone(park->get(), "claim: park"); !r) {
+          return tl::unexpected(r.error());
+        }
+      }
       auto read = impl_->EachRow(rcpts->get(), "claim: read recipients", [&](sqlite3_stmt* s) {
         m.recipients.push_back(Impl::ReadRecipientRow(s));
         m.recipients.back().state = RecipientState::kAttempting;
@@ -170,7 +203,7 @@ void BindAttempt(sqlite3_stmt* s, int first, const AttemptRecord& a) {
   sqlite3_bind_int64(s, col++, a.session);
   std::string tlsa;  // one record a line
   for (const auto& r : a.tlsa_policy) tlsa += (tlsa.empty() ? "" : "\n") + r;
-  const std::string_view typed[] = {a.policy_type, tlsa, a.sts_policy_id, a.sts_problem};
+  const std::string_view typed[] = {a.policy_type, tlsa, a.sts_policy_id, a.sts_problem, a.site};
   for (const auto& f : typed) {
     sqlite3_bind_text(s, col++, f.data(), static_cast<int>(f.size()), SQLITE_TRANSIENT);
   }
@@ -195,6 +228,7 @@ AttemptRecord ReadAttempt(sqlite3_stmt* s, int first) {
   }
   a.sts_policy_id = ColumnText(s, col++);
   a.sts_problem = ColumnText(s, col++);
+  a.site = ColumnText(s, col++);
   return a;
 }
 
@@ -249,6 +283,9 @@ tl::expected<void, StoreError> Store::RecordDelivery(std::string_view message_id
       text(s, 12, Token(u.cause));
       if (auto r = impl_->StepDone(s, "update recipient"); !r) return r;
     }
+    // Each recipient's site is that of its last attempt here that knew one (an attempt whose
+    // MX lookup failed knows none, and leaves the site it had).
+    std::map<int, std::string_view> sites;
     for (const auto& a : attempts) {
       sqlite3_stmt* s = ins->get();
       sqlite3_reset(s);
@@ -256,6 +293,19 @@ tl::expected<void, StoreError> Store::RecordDelivery(std::string_view message_id
       sqlite3_bind_int(s, 2, a.recipient_index);
       BindAttempt(s, 3, a);
       if (auto r = impl_->StepDone(s, "insert attempt"); !r) return r;
+      if (!a.site.empty()) sites[a.recipient_index] = a.site;
+    }
+    if (!sites.empty()) {
+      auto site = impl_->Prepare(
+          "UPDATE recipients SET site = lower(?3) WHERE message_id = ?1 AND idx = ?2");
+      if (!site) return tl::unexpected(site.error());
+      for (const auto& [index, name] : sites) {
+        sqlite3_reset(site->get());
+        text(site->get(), 1, message_id);
+        sqlite3_bind_int(site->get(), 2, index);
+        text(site->get(), 3, name);
+        if (auto r = impl_->StepDone(site->get(), "recipient site"); !r) return r;
+      }
     }
     for (const auto& notice : notices) {
       if (auto r = impl_->InsertMessage(notice); !r) return r;

@@ -46,14 +46,14 @@ inline constexpr const char* kMessageColumns =
 inline constexpr int kMessageColumnCount = 15;  // the columns above: what follows them is at 15
 inline constexpr const char* kRecipientColumns =
     "idx, address, state, notify, orcpt, attempts, next_attempt_us, last_status, last_reply, "
-    "last_remote, last_attempt_us, delay_warned, last_reply_remote, last_cause";
+    "last_remote, last_attempt_us, delay_warned, last_reply_remote, last_cause, site";
 // The columns of an attempt after its message and recipient, in the order BindAttempt binds
 // and ReadAttempt reads them (one list for the insert and both readers).
 inline constexpr const char* kAttemptColumns =
     "time_us, mx_host, ip, dnssec_mx, dnssec_address, dnssec_tlsa, tls_verdict, tlsa_record, "
     "reply, status, note, mta_sts, result_type, sending_ip, session, policy_type, tlsa_policy, "
-    "sts_policy_id, sts_problem";
-inline constexpr int kAttemptColumnCount = 19;
+    "sts_policy_id, sts_problem, site";
+inline constexpr int kAttemptColumnCount = 20;
 // Binds `a` to ?first .. ?first + kAttemptColumnCount - 1.
 void BindAttempt(sqlite3_stmt* s, int first, const AttemptRecord& a);
 // Reads the columns from `first` on (all but recipient_index).
@@ -191,6 +191,7 @@ struct Store::Impl {
     r.delay_warned = sqlite3_column_int(s, 11) != 0;
     r.last_reply_remote = sqlite3_column_int(s, 12) != 0;
     r.last_cause = CauseFromToken(ColumnText(s, 13));
+    r.site = ColumnText(s, 14);
     return r;
   }
 

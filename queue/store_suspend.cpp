@@ -35,15 +35,21 @@ tl::expected<void, StoreError> Store::Suspend(const Suspension& s) {
   });
 }
 
-tl::expected<std::optional<TimePoint>, StoreError> Store::Park(
-    std::string_view message_id, const std::vector<int>& indices, TimePoint now,
-    std::optional<TimePoint> not_before) {
+tl::expected<std::optional<TimePoint>, StoreError> Store::Park(std::string_view message_id,
+                                                               const std::vector<int>& indices,
+                                                               TimePoint now,
+                                                               std::optional<TimePoint> not_before,
+                                                               std::string_view site) {
   using Result = tl::expected<std::optional<TimePoint>, StoreError>;
   return impl_->Write([&]() -> Result {
+    // ?5: the site found now, else the one the recipient had (SET sees the old row).
     auto q = impl_->Prepare(
         "UPDATE recipients SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END, "
+        "site = CASE WHEN ?5 <> '' THEN lower(?5) ELSE site END, "
         "next_attempt_us = MAX(COALESCE((SELECT until_us FROM suspensions WHERE kind = 'domain' "
-        "AND name = recipients.domain AND until_us > ?3), ?3), ?4) "
+        "AND name = recipients.domain AND until_us > ?3), ?3), COALESCE((SELECT until_us FROM "
+        "suspensions WHERE kind = 'site' AND name = CASE WHEN ?5 <> '' THEN lower(?5) ELSE "
+        "recipients.site END AND name <> '' AND until_us > ?3), ?3), ?4) "
         "WHERE message_id = ?1 AND idx = ?2 AND state = 'attempting' RETURNING next_attempt_us");
     if (!q) return tl::unexpected(q.error());
     std::optional<TimePoint> earliest;
@@ -53,6 +59,7 @@ tl::expected<std::optional<TimePoint>, StoreError> Store::Park(
       sqlite3_bind_int(q->get(), 2, index);
       sqlite3_bind_int64(q->get(), 3, ToMicros(now));
       sqlite3_bind_int64(q->get(), 4, ToMicros(not_before.value_or(now)));
+      BindText(q->get(), 5, site);
       auto r = impl_->EachRow(q->get(), "park", [&](sqlite3_stmt* st) {
         const TimePoint t = FromMicros(sqlite3_column_int64(st, 0));
         if (!earliest || t < *earliest) earliest = t;
@@ -82,12 +89,22 @@ tl::expected<bool, StoreError> Store::Resume(std::string_view kind, std::string_
     BindText(del->get(), 1, kind);
     BindText(del->get(), 2, name);
     if (auto r = impl_->StepDone(del->get(), "resume"); !r) return tl::unexpected(r.error());
-    if (kind != "domain") return true;
     // Parked mail has exactly the suspension's end as its next attempt (ClaimDue); mail
-    // deferred by its own backoff keeps its time. Index recipients_domain(domain, state).
-    auto wake = impl_->Prepare(
-        "UPDATE recipients SET next_attempt_us = ?1 WHERE domain = lower(?2) AND "
-        "state IN ('queued', 'deferred') AND next_attempt_us = ?3");
+    // deferred by its own backoff keeps its time. Index recipients_domain(domain, state) or
+    // recipients_site(site, state).
+    const char* wake_sql = nullptr;
+    if (kind == "domain") {
+      wake_sql =
+          "UPDATE recipients SET next_attempt_us = ?1 WHERE domain = lower(?2) AND "
+          "state IN ('queued', 'deferred') AND next_attempt_us = ?3";
+    } else if (kind == "site") {
+      wake_sql =
+          "UPDATE recipients SET next_attempt_us = ?1 WHERE site = lower(?2) AND "
+          "state IN ('queued', 'deferred') AND next_attempt_us = ?3";
+    } else {
+      return true;
+    }
+    auto wake = impl_->Prepare(wake_sql);
     if (!wake) return tl::unexpected(wake.error());
     sqlite3_bind_int64(wake->get(), 1, ToMicros(now));
     BindText(wake->get(), 2, name);

@@ -1,4 +1,6 @@
 // Suspensions park due mail without an attempt and wake it on resume; quota counters persist.
+#include <algorithm>
+
 #include "queue/store_test_fixture.hpp"
 
 namespace danerelay::queue {
@@ -130,6 +132,213 @@ TEST_F(StoreTest, ParkedRecipientsWaitWithoutAnAttempt) {
   ASSERT_TRUE(store->Resume("domain", "example.net", At(901)));
   EXPECT_EQ(*store->Park("S3", {0}, At(902)), std::optional<TimePoint>(At(902)));
   EXPECT_EQ(*store->Park("S3", {0}, At(903)), std::nullopt);  // no longer in delivery
+}
+
+// A deferred delivery whose attempt went to `site`: bob (0) deferred until `next`, carol (1)
+// delivered.
+void DeferBobAt(Store& store, const std::string& id, const std::string& site, TimePoint now,
+                TimePoint next) {
+  AttemptRecord a;
+  a.recipient_index = 0;
+  a.time = now;
+  a.mx_host = "mx1.example.net";
+  a.status = "4.4.1";
+  a.reply = "connection refused";
+  a.site = site;
+  AttemptRecord c = a;
+  c.recipient_index = 1;
+  c.status = "2.0.0";
+  c.site = "";  // the attempt knew no site: carol's stays unknown
+  ASSERT_TRUE(store.RecordDelivery(
+      id,
+      {{0, RecipientState::kDeferred, next, "4.4.1", "connection refused", "mx1.example.net"},
+       {1, RecipientState::kDelivered, std::nullopt, "2.0.0", "250 ok", "mx1.example.net"}},
+      {a, c}, {}, now));
+}
+
+// An attempt's site is stored with it, and becomes its recipient's (the last attempt that
+// knew one); `queue stats` counts the waiting recipients by it.
+TEST_F(StoreTest, AttemptsSiteIsStoredAndBecomesTheRecipientsSite) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  NewMessage m = Message("T1");
+  NewMessage n = Message("T2");
+  const NewMessage* batch[] = {&m, &n};
+  ASSERT_TRUE(store->InsertBatch(batch)[0]);
+  EXPECT_EQ(store->GetMessage("T1").value()->recipients[0].site, "");
+  ASSERT_TRUE(store->ClaimDue(At(1), 10));
+  AttemptRecord first;
+  first.recipient_index = 0;
+  first.time = At(1);
+  first.site = "mx1.example.net,mx2.example.net";
+  AttemptRecord second = first;
+  second.site = "Google";  // lower-cased for the recipient
+  AttemptRecord third = first;
+  third.site = "";  // the MX lookup failed on the next host: keeps the last known
+  ASSERT_TRUE(store->RecordDelivery(
+      "T1", {{0, RecipientState::kDeferred, At(600), "4.4.1", "refused", "mx"}},
+      {first, second, third}, {}, At(2)));
+  auto attempts = store->GetAttempts("T1");
+  ASSERT_TRUE(attempts && attempts->size() == 3u);
+  EXPECT_EQ((*attempts)[0].site, "mx1.example.net,mx2.example.net");
+  EXPECT_EQ((*attempts)[1].site, "Google");
+  EXPECT_EQ((*attempts)[2].site, "");
+  auto info = store->GetMessage("T1");
+  ASSERT_TRUE(info && *info);
+  EXPECT_EQ((*info)->recipients[0].site, "google");
+  EXPECT_EQ((*info)->recipients[1].site, "");
+  DeferBobAt(*store, "T2", "google", At(2), At(600));
+
+  // Waiting: T1's bob (deferred, google) and carol (attempting: not counted); T2's bob
+  // (google); nothing else.
+  auto sites = store->GetSites(20);
+  ASSERT_TRUE(sites);
+  ASSERT_EQ(sites->top.size(), 1u);
+  EXPECT_EQ(sites->top[0], (std::pair<std::string, int>("google", 2)));
+  EXPECT_EQ(sites->unknown, 0);
+  NewMessage fresh = Message("T3");  // two recipients, no site yet
+  const NewMessage* more[] = {&fresh};
+  ASSERT_TRUE(store->InsertBatch(more)[0]);
+  ASSERT_TRUE(store->Park("T1", {1}, At(3), std::nullopt, "mx.example.com"));
+  sites = store->GetSites(1);
+  ASSERT_TRUE(sites);
+  ASSERT_EQ(sites->top.size(), 1u);
+  EXPECT_EQ(sites->top[0].first, "google");
+  EXPECT_EQ(sites->more_sites, 1);
+  EXPECT_EQ(sites->more_recipients, 1);
+  EXPECT_EQ(sites->unknown, 2);
+}
+
+// Mail of a suspended site waits as a suspended domain's does: parked without an attempt at
+// the claim, due again when the suspension ends or is resumed; mail of other sites, and mail
+// whose site is not yet known, goes on.
+TEST_F(StoreTest, SuspendedSiteIsParkedNotClaimedAndResumeWakesIt) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  NewMessage m = Message("U1");
+  NewMessage other = Message("U2");
+  NewMessage fresh = Message("U3");
+  const NewMessage* batch[] = {&m, &other};
+  ASSERT_TRUE(store->InsertBatch(batch)[0]);
+  ASSERT_EQ(store->ClaimDue(At(1), 10)->size(), 2u);
+  DeferBobAt(*store, "U1", "google", At(2), At(100));
+  DeferBobAt(*store, "U2", "mx.example.org", At(2), At(100));
+  const NewMessage* later[] = {&fresh};
+  ASSERT_TRUE(store->InsertBatch(later)[0]);  // due at At(0), its site not yet known
+  Store::Suspension s;
+  s.kind = "site";
+  s.name = "Google";
+  s.until = At(7200);
+  s.reason = "421 4.7.28 rate limited";
+  s.created = At(50);
+  ASSERT_TRUE(store->Suspend(s));
+
+  auto claimed = store->ClaimDue(At(101), 10);
+  ASSERT_TRUE(claimed);
+  std::vector<std::string> ids;
+  for (const auto& c : *claimed) ids.push_back(c.id);
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<std::string>{"U2", "U3"}));  // not U1
+  auto info = store->GetMessage("U1");
+  ASSERT_TRUE(info && *info);
+  const StoredRecipient& bob = (*info)->recipients[0];
+  EXPECT_EQ(bob.state, RecipientState::kDeferred);  // as it was
+  EXPECT_EQ(bob.attempts, 1);                       // no attempt counted
+  EXPECT_EQ(bob.next_attempt, At(7200));
+  EXPECT_EQ(store->ClaimDue(At(7199), 10)->size(), 0u);
+
+  // A domain suspension that ends later wins; resuming the site wakes only what waits for it.
+  Store::Suspension d;
+  d.name = "example.net";
+  d.until = At(9000);
+  d.created = At(50);
+  ASSERT_TRUE(store->Resume("site", "google", At(200)).value());
+  EXPECT_EQ(store->GetMessage("U1").value()->recipients[0].next_attempt, At(200));
+  ASSERT_TRUE(store->Suspend(s));
+  ASSERT_TRUE(store->Suspend(d));
+  EXPECT_EQ(store->ClaimDue(At(201), 10)->size(), 0u);
+  EXPECT_EQ(store->GetMessage("U1").value()->recipients[0].next_attempt, At(9000));
+  EXPECT_TRUE(store->Resume("site", "google", At(202)).value());
+  EXPECT_EQ(store->GetMessage("U1").value()->recipients[0].next_attempt, At(9000));
+  EXPECT_TRUE(store->Resume("domain", "example.net", At(203)).value());
+  EXPECT_FALSE(store->Resume("site", "google", At(204)).value());
+  claimed = store->ClaimDue(At(204), 10);
+  ASSERT_TRUE(claimed && claimed->size() == 1u);
+  EXPECT_EQ((*claimed)[0].id, "U1");
+  EXPECT_EQ((*claimed)[0].recipients[0].address, "bob@example.net");
+}
+
+TEST_F(StoreTest, EndedSiteSuspensionLetsMailBeClaimed) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  NewMessage m = Message("V1");
+  const NewMessage* batch[] = {&m};
+  ASSERT_TRUE(store->InsertBatch(batch)[0]);
+  ASSERT_TRUE(store->ClaimDue(At(1), 10));
+  DeferBobAt(*store, "V1", "google", At(2), At(100));
+  Store::Suspension s;
+  s.kind = "site";
+  s.name = "google";
+  s.until = At(100);
+  s.created = At(0);
+  ASSERT_TRUE(store->Suspend(s));
+  auto claimed = store->ClaimDue(At(100), 10);
+  ASSERT_TRUE(claimed && claimed->size() == 1u);
+  EXPECT_EQ((*claimed)[0].recipients[0].address, "bob@example.net");
+}
+
+// Claimed, then found to go to a suspended site (the MX lookup is after the claim): parked
+// with that site, due at the latest end in force among its domain's, its site's and
+// `not_before`.
+TEST_F(StoreTest, ParkWithASiteWaitsForTheSitesSuspension) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  NewMessage m = Message("W1");
+  const NewMessage* batch[] = {&m};
+  ASSERT_TRUE(store->InsertBatch(batch)[0]);
+  ASSERT_TRUE(store->ClaimDue(At(1), 10));
+  Store::Suspension s;
+  s.kind = "site";
+  s.name = "google";
+  s.until = At(900);
+  s.created = At(0);
+  ASSERT_TRUE(store->Suspend(s));
+  Store::Suspension ended = s;
+  ended.name = "mx.example.com";
+  ended.until = At(2);
+  ASSERT_TRUE(store->Suspend(ended));
+  auto parked = store->Park("W1", {0}, At(2), At(60), "Google");
+  ASSERT_TRUE(parked);
+  EXPECT_EQ(*parked, std::optional<TimePoint>(At(900)));
+  auto info = store->GetMessage("W1");
+  ASSERT_TRUE(info && *info);
+  EXPECT_EQ((*info)->recipients[0].site, "google");
+  EXPECT_EQ((*info)->recipients[0].state, RecipientState::kQueued);
+  EXPECT_EQ((*info)->recipients[0].attempts, 0);
+  EXPECT_EQ((*info)->recipients[0].next_attempt, At(900));
+  // Another site, whose suspension has ended: only not_before counts.
+  EXPECT_EQ(*store->Park("W1", {1}, At(3), At(60), "mx.example.com"),
+            std::optional<TimePoint>(At(60)));
+  EXPECT_EQ(store->GetMessage("W1").value()->recipients[1].site, "mx.example.com");
+  // The domain's suspension ends later than the site's: it wins.
+  ASSERT_EQ(store->ClaimDue(At(900), 10)->size(), 1u);
+  Store::Suspension d;
+  d.name = "example.net";
+  d.until = At(5000);
+  d.created = At(0);
+  s.until = At(4000);
+  ASSERT_TRUE(store->Suspend(s));
+  ASSERT_TRUE(store->Suspend(d));
+  EXPECT_EQ(*store->Park("W1", {0}, At(901)), std::optional<TimePoint>(At(5000)));
+  // The domain resumed, the claim parks bob by the site it has.
+  ASSERT_TRUE(store->Resume("domain", "example.net", At(902)));
+  EXPECT_EQ(store->ClaimDue(At(902), 10)->size(), 0u);
+  EXPECT_EQ(store->GetMessage("W1").value()->recipients[0].next_attempt, At(4000));
+  EXPECT_EQ(store->GetMessage("W1").value()->recipients[0].site, "google");
+  // Without a site given, Park too goes by the one the recipient has.
+  ended.until = At(3000);
+  ASSERT_TRUE(store->Suspend(ended));
+  EXPECT_EQ(*store->Park("W1", {1}, At(903)), std::optional<TimePoint>(At(3000)));
 }
 
 TEST_F(StoreTest, QuotaUsageSurvivesReopenAndOldWindowsGo) {

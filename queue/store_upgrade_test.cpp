@@ -85,7 +85,8 @@ Row RecipientRow(const std::string& id, int idx, const std::string& address,
           {"last_remote", attempts ? "'mx.example.net'" : "''"},
           {"last_attempt_us", attempts ? "1790000300000000" : "NULL"},
           {"delay_warned", "0"},
-          {"domain", "'" + address.substr(address.find('@') + 1) + "'"}};
+          {"domain", "'" + address.substr(address.find('@') + 1) + "'"},
+          {"site", attempts ? "'mx.example.net'" : "''"}};
 }
 
 Row AttemptRow(const std::string& id, int idx) {
@@ -100,7 +101,8 @@ Row AttemptRow(const std::string& id, int idx) {
           {"tls_verdict", "'none'"},
           {"tlsa_record", "''"},
           {"reply", "'connection refused'"},
-          {"status", "'4.4.1'"}};
+          {"status", "'4.4.1'"},
+          {"site", "'mx.example.net'"}};
 }
 
 // A queue at schema `version`: one pending message (a deferred recipient with two attempts and
@@ -148,6 +150,14 @@ TEST_P(UpgradeTest, MigratesInPlaceKeepingEverything) {
   EXPECT_EQ(p1->recipients[1].state, RecipientState::kHeld);
   EXPECT_EQ(store->GetContent("P1").value(), std::optional<std::string>(kContent));
   EXPECT_EQ(store->GetAttempts("P1").value().size(), 2u);
+  // Sites (schema 18): unknown ('') in a queue from before, kept in one written since.
+  const std::string site = version >= 18 ? "mx.example.net" : "";
+  EXPECT_EQ(p1->recipients[0].site, site);
+  EXPECT_EQ(store->GetAttempts("P1").value().at(0).site, site);
+  auto sites = store->GetSites(10);
+  ASSERT_TRUE(sites);
+  EXPECT_EQ(sites->unknown, version >= 18 ? 0 : 1);  // the deferred recipient
+  EXPECT_EQ(sites->top.size(), version >= 18 ? 1u : 0u);
 
   auto c1 = store->GetMessage("C1").value();
   ASSERT_TRUE(c1);
