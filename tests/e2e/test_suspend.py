@@ -1,4 +1,4 @@
-"""End to end: `danerelay queue suspend --domain D --for T` and `queue resume`.
+"""End to end: `danerelay queue suspend --domain D --for T` (or --site S) and `queue resume`.
 
 Mail to a suspended domain waits without an attempt (not deferred), the other domain is
 delivered, the suspension survives a restart of the daemon, and resume delivers at once.
@@ -91,6 +91,64 @@ port = {self.metrics_port}
         self.assertNotIn("danerelay_domain_suspended{", self.metrics())
         r = self.relay.cli("queue", "resume", "--domain", "paused.example", check=False)
         self.assertEqual(r.returncode, 1)
+
+    def test_site_suspension_is_shown_and_resumed(self):
+        """A site (the delivery's grouping of MX hosts) is suspended and resumed by name, and
+        `queue stats` shows the sites of waiting mail; no delivery needed."""
+        site = "mx1.example.net,mx2.example.net"
+        r = self.relay.cli("queue", "suspend", "--site", "MX1.Example.NET,mx2.example.net",
+                           "--for", "2h", "--reason", "421 4.7.0 try later")
+        self.assertIn(f"site {site} suspended until ".encode(), r.stdout)
+        route = "route [127.0.0.40]:2525,relay.example.net"
+        r = self.relay.cli("queue", "suspend", "--site", route, "--for", "1h")
+        self.assertIn(f"site {route} suspended until ".encode(), r.stdout)
+        wait_for(lambda: f"site {site}: suspended until " in self.relay.logs(),
+                 what="the site's suspension logged")
+        stats = self.relay.cli("queue", "stats").stdout.decode()
+        self.assertRegex(stats, re.escape(f"site {site}: suspended until ") +
+                         r"\S+Z: 421 4\.7\.0 try later \(by \S+")
+        self.assertIn(f"site {route}: suspended until ", stats)
+
+        # Mail waiting for its domain has not been tried: its site is not yet known.
+        self.relay.cli("queue", "suspend", "--domain", "paused.example", "--for", "2h")
+        held = self.send("bob@paused.example")
+        wait_for(lambda: "site not yet known" in self.relay.cli("queue", "stats").stdout.decode(),
+                 what="the waiting recipient counted without a site")
+        stats = self.relay.cli("queue", "stats").stdout.decode()
+        self.assertRegex(stats, r"(?m)^sites: queued and deferred recipients by site\n"
+                                r" +1  \(site not yet known")
+        j = json.loads(self.relay.cli("queue", "stats", "--json").stdout)
+        self.assertEqual(sorted((s["kind"], s["name"]) for s in j["suspensions"]),
+                         [("domain", "paused.example"), ("site", site), ("site", route)])
+        self.assertEqual(j["sites"], [])
+        self.assertEqual(j["site_unknown_recipients"], 1)
+        self.assertEqual(j["sites_not_shown"], 0)
+        self.assertEqual(self.relay.show_json(held)["recipients"][0]["site"], "")
+
+        r = self.relay.cli("queue", "resume", "--site", site.upper())
+        self.assertEqual(r.stdout, f"site {site} resumed\n".encode())
+        wait_for(lambda: f"site {site}: resumed" in self.relay.logs(), what="resume log")
+        r = self.relay.cli("queue", "resume", "--site", site, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"site {site} is not suspended".encode(), r.stderr)
+        suspended = json.loads(self.relay.cli("queue", "stats", "--json").stdout)["suspensions"]
+        self.assertEqual(sorted(s["name"] for s in suspended), ["paused.example", route])
+
+    def test_bad_site_arguments_are_named(self):
+        for args, said in [
+                (["--site", "mx1.example.net, mx2.example.net"], b"not a site"),
+                (["--site", ""], b"exactly one of --domain and --site"),
+                (["--site", "x" * 1001], b"not a site"),
+                (["--domain", "a.example", "--site", "google"], b"exactly one of"),
+                ([], b"exactly one of --domain and --site")]:
+            with self.subTest(args=args[:2]):
+                r = self.relay.cli("queue", "suspend", *args, "--for", "1h", check=False)
+                self.assertEqual(r.returncode, 64, r.stderr)
+                self.assertIn(said, r.stderr)
+                r = self.relay.cli("queue", "resume", *args, check=False)
+                self.assertEqual(r.returncode, 64, r.stderr)
+                self.assertIn(said, r.stderr)
+        self.assertNotIn(b"suspended", self.relay.cli("queue", "stats").stdout)
 
     def test_bad_arguments_are_named(self):
         r = self.relay.cli("queue", "suspend", "--domain", "x.example", "--for", "soon",

@@ -151,9 +151,15 @@ void DeclareQueueActions(CLI::App& queue, const std::string& config_path, Comman
 }
 
 void DeclareQueueSuspend(CLI::App& queue, const std::string& config_path, Commands& commands) {
+  // Exactly one of --domain and --site: RunSuspend and RunResume say so when it is not.
+  constexpr const char* kSiteHelp =
+      "site, as queue stats and queue show name it: google, mx1.example.net,mx2.example.net, "
+      "\"route [192.0.2.1]:25\"";
   auto req = std::make_shared<tools::SuspendRequest>();
-  auto* suspend = queue.add_subcommand("suspend", "stop delivery to a domain for a while");
-  suspend->add_option("--domain", req->domain, "recipient domain")->required();
+  auto* suspend =
+      queue.add_subcommand("suspend", "stop delivery to a domain or a site for a while");
+  suspend->add_option("--domain", req->target.domain, "recipient domain");
+  suspend->add_option("--site", req->target.site, kSiteHelp);
   suspend->add_option("--for", req->duration, "how long (30m, 2h, 1d)")->required();
   suspend->add_option("--reason", req->reason, "shown by queue stats and logged");
   commands.push_back({suspend, [req, &config_path] {
@@ -161,12 +167,13 @@ void DeclareQueueSuspend(CLI::App& queue, const std::string& config_path, Comman
                           return tools::RunSuspend(cfg, *req, std::cout, std::cerr);
                         });
                       }});
-  auto domain = std::make_shared<std::string>();
+  auto target = std::make_shared<tools::SuspendTarget>();
   auto* resume = queue.add_subcommand("resume", "end a suspension: its mail is due now");
-  resume->add_option("--domain", *domain, "recipient domain")->required();
-  commands.push_back({resume, [domain, &config_path] {
+  resume->add_option("--domain", target->domain, "recipient domain");
+  resume->add_option("--site", target->site, kSiteHelp);
+  commands.push_back({resume, [target, &config_path] {
                         return WithConfig(config_path, [&](const config::Config& cfg) {
-                          return tools::RunResume(cfg, *domain, std::cout, std::cerr);
+                          return tools::RunResume(cfg, *target, std::cout, std::cerr);
                         });
                       }});
 }

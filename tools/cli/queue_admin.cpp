@@ -178,7 +178,52 @@ struct StatsReport {
   queue::Store::Space space;
   std::int64_t file_bytes = 0, free_bytes = 0;
   std::vector<queue::Store::Suspension> suspensions;  // in force
+  queue::Store::SiteCounts sites;
 };
+
+constexpr size_t kTopSites = 20;
+
+// The suspension in force of `site`, if any.
+const queue::Store::Suspension* SiteSuspension(const StatsReport& r, const std::string& site) {
+  for (const auto& s : r.suspensions) {
+    if (s.kind == "site" && s.name == site) return &s;
+  }
+  return nullptr;
+}
+
+nlohmann::json SitesJson(const StatsReport& r) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [site, n] : r.sites.top) {
+    const auto* s = SiteSuspension(r, site);
+    out.push_back({{"site", site},
+                   {"recipients", n},
+                   {"suspension", s ? SuspensionJson(*s) : nlohmann::json(nullptr)}});
+  }
+  return out;
+}
+
+// Where the waiting mail goes, by site (the delivery's grouping: a provider, an MX host set, a
+// route), with the suspension of each that has one.
+void PrintSites(const StatsReport& r, std::ostream& out) {
+  const auto& sites = r.sites;
+  if (sites.top.empty() && sites.unknown == 0) return;
+  const size_t known = sites.top.size() + static_cast<size_t>(sites.more_sites);
+  out << fmt::format(
+      "sites: queued and deferred recipients by site{}\n",
+      sites.more_sites > 0 ? fmt::format(" (the {} largest of {})", sites.top.size(), known) : "");
+  for (const auto& [site, n] : sites.top) {
+    const auto* s = SiteSuspension(r, site);
+    out << fmt::format("  {:>7}  {}{}\n", n, site, s ? ": " + SuspensionText(*s) : "");
+  }
+  if (sites.more_sites > 0) {
+    out << fmt::format("  {:>7}  in {} more site{}\n", sites.more_recipients, sites.more_sites,
+                       sites.more_sites == 1 ? "" : "s");
+  }
+  if (sites.unknown > 0) {
+    out << fmt::format("  {:>7}  (site not yet known: no attempt has found it yet)\n",
+                       sites.unknown);
+  }
+}
 
 void PrintStatsJson(const StatsReport& r, std::ostream& out) {
   const auto& st = r.st;
@@ -205,7 +250,11 @@ void PrintStatsJson(const StatsReport& r, std::ostream& out) {
                         {"queue_file_bytes", r.file_bytes},
                         {"queue_file_free_bytes", r.free_bytes},
                         {"queue_file_gives_back_free_space", r.space.incremental},
-                        {"suspensions", SuspensionsJson(r.suspensions)}}
+                        {"suspensions", SuspensionsJson(r.suspensions)},
+                        {"sites", SitesJson(r)},
+                        {"sites_not_shown", r.sites.more_sites},
+                        {"sites_not_shown_recipients", r.sites.more_recipients},
+                        {"site_unknown_recipients", r.sites.unknown}}
              .dump()
       << "\n";
 }
@@ -242,6 +291,7 @@ void PrintStatsText(const StatsReport& r, std::ostream& out) {
     for (int n : r.shape[i]) out << fmt::format(" {:>5}", n);
     out << "\n";
   }
+  PrintSites(r, out);
 }
 
 }  // namespace
@@ -290,6 +340,12 @@ int RunStats(const config::Config& config, bool json, std::ostream& out, std::os
     if (s.until > now) r.suspensions.push_back(std::move(s));
   }
   r.free_bytes = space->free_pages * space->page_size;
+  auto sites = (*store)->GetSites(kTopSites);
+  if (!sites) {
+    err << "danerelay: " << sites.error().message << "\n";
+    return 2;
+  }
+  r.sites = std::move(*sites);
   json ? PrintStatsJson(r, out) : PrintStatsText(r, out);
   return 0;
 }

@@ -40,6 +40,7 @@ nlohmann::json ToJson(const queue::MessageInfo& m) {
         {"last_reply", r.last_reply}, {"last_cause", std::string(queue::Token(r.last_cause))},
     };
     j["next_attempt"] = r.next_attempt ? nlohmann::json(Iso8601(*r.next_attempt)) : nullptr;
+    j["site"] = r.site;  // "": not yet known
     rcpts.push_back(std::move(j));
   }
   return {
@@ -163,6 +164,7 @@ void PrintMessage(std::ostream& out, const queue::MessageInfo& m, const std::str
     if (r.next_attempt) out << " next_attempt=" << Iso8601(*r.next_attempt);
     if (r.notify) out << " NOTIFY=" << queue::NotifyToString(r.notify);
     if (!r.orcpt.empty()) out << " ORCPT=" << r.orcpt;
+    if (!r.site.empty()) out << " site=" << r.site;
     out << "\n";
     if (!r.last_reply.empty()) out << fmt::format("    last: {} {}\n", r.last_status, r.last_reply);
     if (r.last_cause != queue::Cause::kNone && r.state != queue::RecipientState::kDelivered) {
@@ -175,8 +177,9 @@ void PrintMessage(std::ostream& out, const queue::MessageInfo& m, const std::str
         a.recipient_index >= 0 && static_cast<size_t>(a.recipient_index) < m.recipients.size()
             ? m.recipients[static_cast<size_t>(a.recipient_index)].address
             : "?";
-    out << fmt::format("  {} <{}> via {}[{}]: {} {}\n", Iso8601(a.time), rcpt, a.mx_host,
-                       a.ip.empty() ? "-" : a.ip, a.status, a.reply);
+    out << fmt::format("  {} <{}> via {}[{}]{}: {} {}\n", Iso8601(a.time), rcpt, a.mx_host,
+                       a.ip.empty() ? "-" : a.ip, a.site.empty() ? "" : " site=" + a.site, a.status,
+                       a.reply);
     out << fmt::format("      DNSSEC: MX {}, address {}, TLSA {}; TLS: {}{}\n", a.dnssec_mx,
                        a.dnssec_address, a.dnssec_tlsa.empty() ? "not looked up" : a.dnssec_tlsa,
                        a.tls_verdict, a.tlsa_record.empty() ? "" : ", matched " + a.tlsa_record);
@@ -212,7 +215,8 @@ void PrintMessageJson(std::ostream& out, const queue::MessageInfo& m, const std:
                        {"session", a.session},
                        {"policy_type", a.policy_type},
                        {"sts_problem", a.sts_problem},
-                       {"result_type", a.result_type}});
+                       {"result_type", a.result_type},
+                       {"site", a.site}});
   }
   j["attempts"] = std::move(history);
   nlohmann::json headers = nlohmann::json::array();
