@@ -90,8 +90,8 @@ tl::expected<bool, StoreError> Store::Resume(std::string_view kind, std::string_
     BindText(del->get(), 2, name);
     if (auto r = impl_->StepDone(del->get(), "resume"); !r) return tl::unexpected(r.error());
     // Parked mail has exactly the suspension's end as its next attempt (ClaimDue); mail
-    // deferred by its own backoff keeps its time. Index recipients_domain(domain, state) or
-    // recipients_site(site, state).
+    // deferred by its own backoff keeps its time. SQLite picks recipients_due(state,
+    // next_attempt_us = the end): what it parked, and little else (EXPLAIN QUERY PLAN).
     const char* wake_sql = nullptr;
     if (kind == "domain") {
       wake_sql =
