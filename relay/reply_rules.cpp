@@ -11,10 +11,10 @@ const std::vector<ReplyRule>& ShippedReplyRules() {
       // originating from your IP address ... temporarily rate limited"
       // (mail-in-a-box/mailinabox#1771).
       {"^421 4\\.7\\.28 ", minutes(30)},
-      // Gmail, per mailbox: "450-4.2.1 The user you are trying to contact is receiving mail at
-      // a rate that prevents additional messages from being delivered" (sisimai/p5-sisimai#466,
-      // zone-eu/zone-mta#110). Short: the rest of the domain may be fine.
-      {"^45[0-9] 4\\.2\\.1 .*receiving mail at a rate", minutes(5)},
+      // Not shipped: Gmail's per-mailbox "450-4.2.1 ... receiving mail at a rate" (sisimai
+      // #466). It is about one mailbox: suspending the site for it would let anyone who can
+      // make one Gmail mailbox busy stop the organisation's mail to all of Google. The
+      // recipient is deferred as any 4xx.
       // "452 4.3.2 Connection rate limit exceeded." (sisimai/p5-sisimai#466).
       {"^4[0-9][0-9] 4\\.3\\.2 .*connection rate limit", minutes(10)},
       // Microsoft 365 / Outlook.com: "451 4.7.500 Server busy. Please try again later from
@@ -76,7 +76,14 @@ tl::expected<ReplyMatcher, std::string> ReplyMatcher::Make(const std::vector<Rep
 
 const ReplyRule* ReplyMatcher::Match(std::string_view reply) const {
   // Bounded: a server's reply may be long; what tells a throttle comes first.
-  const std::string text(reply.substr(0, kMaxReplyText));
+  std::string text(reply.substr(0, kMaxReplyText));
+  // Servers echo the addresses of the transaction ("<rate limit@victim.example>: ..."): those
+  // are chosen by senders, not by the server, so they match nothing.
+  for (size_t open = text.find('<'); open != std::string::npos; open = text.find('<', open + 1)) {
+    const size_t close = text.find('>', open);
+    if (close == std::string::npos) break;
+    text.replace(open, close - open + 1, "<>");
+  }
   for (const auto& c : rules_) {
     if (regexec(&c->regex, text.c_str(), 0, nullptr, 0) == 0) return &c->rule;
   }
