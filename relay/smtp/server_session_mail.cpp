@@ -76,8 +76,10 @@ void ServerSession::OnMail(std::string_view argument) {
 
 // RFC 3463 §3.8 X.7.1: not permitted now; 450 so that the client keeps the mail and retries
 // (never accepted and dropped).
+// Only for clients that may relay: an untrusted, unauthenticated one is refused at RCPT anyway,
+// and must not use up the quota of the sender it claims to be.
 bool ServerSession::QuotaAllows(bool recipient, std::string_view address) {
-  if (!p_.quota) return true;
+  if (!p_.quota || !(p_.trusted || !authenticated_.empty())) return true;
   const auto refused = p_.quota(authenticated_, message_.sender, recipient);
   if (!refused) return true;
   Reply(450, "4.7.1", fmt::format("<{}>: {}", address, *refused));
