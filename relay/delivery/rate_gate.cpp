@@ -7,6 +7,9 @@ namespace {
 
 // Destinations whose turns all lie in the past are forgotten once this many are known.
 constexpr std::size_t kPruneAt = 10000;
+// A booked turn not taken this long after it came (the message was deleted, delivered by a
+// flush, or woke later than this) is given up: it holds fresh mail back no longer.
+constexpr auto kTurnKept = std::chrono::minutes(2);
 
 queue::Clock::duration Interval(const QuotaLimit& l) {
   return std::chrono::duration_cast<queue::Clock::duration>(l.window) /
@@ -17,8 +20,13 @@ queue::Clock::duration Interval(const QuotaLimit& l) {
 
 void RateGate::Configure(std::optional<QuotaLimit> fallback,
                          std::map<std::string, QuotaLimit> own) {
+  const auto text = [](const QuotaLimit* l) { return l ? l->text : std::string(); };
+  std::vector<std::string> before;
+  for (const auto& [destination, turns] : turns_) before.push_back(text(LimitOf(destination)));
   fallback_ = std::move(fallback);
   own_ = std::move(own);
+  size_t i = 0;
+  std::erase_if(turns_, [&](const auto& e) { return text(LimitOf(e.first)) != before[i++]; });
 }
 
 const QuotaLimit* RateGate::LimitOf(const std::string& destination) const {
@@ -31,29 +39,48 @@ std::string RateGate::RateOf(const std::string& destination) const {
   return l ? l->text : "";
 }
 
-std::optional<RateGate::TimePoint> RateGate::Take(const std::string& destination, TimePoint now) {
+std::optional<RateGate::TimePoint> RateGate::Take(const std::string& destination, TimePoint now,
+                                                  std::optional<TimePoint> presented) {
   const QuotaLimit* limit = LimitOf(destination);
   if (!limit || limit->count == 0) return std::nullopt;
-  if (turns_.size() >= kPruneAt) Prune(now);
+  if (turns_.size() >= prune_at_) {
+    Prune(now);
+    prune_at_ = std::max(kPruneAt, 2 * turns_.size());
+  }
   const auto interval = Interval(*limit);
-  auto [it, fresh] = turns_.try_emplace(destination, Turns{now, now});
+  auto [it, fresh] = turns_.try_emplace(destination, Turns{now, now, {}});
   Turns& t = it->second;
+  std::erase_if(t.waiting, [&](TimePoint turn) { return turn + kTurnKept < now; });
+  // A parked message back for its turn: it goes (up to half an interval early, as below).
+  // The turn as stored: to the microsecond, and no earlier than the park was written.
+  if (presented && now + interval / 2 >= *presented) {
+    const auto mine =
+        t.waiting.lower_bound(*presented - interval / 2 - std::chrono::microseconds(1));
+    if (mine != t.waiting.end() && *mine <= *presented + std::chrono::microseconds(1)) {
+      t.waiting.erase(mine);
+      return std::nullopt;
+    }
+  }
   // The generic cell rate algorithm (ITU-T I.371): a message may come up to half an interval
   // early, as a parked one woken a little late after one woken on time does, and the next turn
   // is reckoned from the schedule, not from the message, so the lateness is not passed on. In
-  // any window W at most W / interval + 1 go (61 in a minute at "60/min").
-  if (now + interval / 2 >= t.next) {
+  // any window W at most W / interval + 1 go (61 in a minute at "60/min"). Only while no turn
+  // is booked: then fresh mail queues behind the parked.
+  if (t.waiting.empty() && now + interval / 2 >= t.next) {
     t.next = std::max(t.next, now) + interval;
     return std::nullopt;
   }
-  const TimePoint turn = std::max(t.next, t.booked);
+  const TimePoint turn = std::max({t.next, t.booked, now});
   t.booked = turn + interval;
+  t.next = std::max(t.next, t.booked);
+  t.waiting.insert(turn);
   return turn;
 }
 
 void RateGate::Prune(TimePoint now) {
-  std::erase_if(turns_,
-                [now](const auto& e) { return e.second.next <= now && e.second.booked <= now; });
+  std::erase_if(turns_, [now](const auto& e) {
+    return e.second.next <= now && e.second.booked <= now && e.second.waiting.empty();
+  });
 }
 
 }  // namespace danerelay::relay

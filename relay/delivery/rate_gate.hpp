@@ -5,11 +5,15 @@
 // over the rate is not delivered and not deferred: it is booked the next free turn, and the
 // agent parks it until then (no attempt counted; the scheduler wakes it, nothing polls). Turns
 // are handed out in order, so a backlog drains at the rate in the order it was booked, and
-// each parked message wakes alone instead of the whole backlog at every free turn.
-// In memory: a restart starts every destination afresh (parked mail keeps its turn).
+// each parked message wakes alone instead of the whole backlog at every free turn. While turns
+// are booked, fresh mail is booked behind them: it never takes a parked message's turn, so a
+// backlog cannot be starved by a steady inflow.
+// In memory: a restart starts every destination afresh (parked mail keeps its turn, and is
+// fresh mail when it wakes).
 #include <chrono>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 
@@ -25,9 +29,13 @@ class RateGate {
   // `fallback`: the rate of every destination without its own (none: unlimited).
   void Configure(std::optional<QuotaLimit> fallback, std::map<std::string, QuotaLimit> own);
 
+  // A new rate for a destination starts its turns afresh (mail already parked keeps the turn
+  // it was given; `queue flush` books it again).
   // One message to `destination` at `now`: nullopt when it may go now (and it is counted),
-  // else the turn booked for it.
-  std::optional<TimePoint> Take(const std::string& destination, TimePoint now);
+  // else the turn booked for it. `presented`: the turn it was parked for, if it was (the
+  // recipients' next attempt): a booked turn that has come goes, whatever fresh mail did.
+  std::optional<TimePoint> Take(const std::string& destination, TimePoint now,
+                                std::optional<TimePoint> presented = std::nullopt);
   // The rate that applies to `destination`, as written ("" for none).
   std::string RateOf(const std::string& destination) const;
 
@@ -36,12 +44,14 @@ class RateGate {
   void Prune(TimePoint now);
 
   struct Turns {
-    TimePoint next;    // the earliest time the next message may go
-    TimePoint booked;  // the end of the turns booked for parked messages
+    TimePoint next;               // the earliest time the next fresh message may go
+    TimePoint booked;             // the end of the turns booked for parked messages
+    std::set<TimePoint> waiting;  // the booked turns not yet taken
   };
   std::optional<QuotaLimit> fallback_;
   std::map<std::string, QuotaLimit> own_;
   std::unordered_map<std::string, Turns> turns_;
+  std::size_t prune_at_ = 10000;  // grows with the destinations in use: pruning stays amortised
 };
 
 }  // namespace danerelay::relay
