@@ -1,6 +1,7 @@
 """Sending quotas (issue 26 item 6) on the real daemon: user A at 5 messages per 10 s gets
 450 4.7.1 on the 6th while user B goes on; A sends again in the next window; 12 parallel
-sessions of A together get no more than the quota; a trusted network's per-client quota."""
+sessions of A together get no more than the quota; a trusted network's per-client quota; an
+untrusted client cannot use up the quota of the sender it claims to be."""
 import smtplib
 import ssl
 import threading
@@ -24,6 +25,8 @@ users_file = "users"
 "b" = { messages = "100/10s" }
 [quotas.client]
 "127.0.0.77/32" = { recipients = "3/10s" }
+[quotas.sender]
+"victim@example.org" = { messages = "2/10s" }
 """)
         cls.ctx = ssl.create_default_context(cafile=cls.relay.cert)
         cls.ctx.check_hostname = False
@@ -103,6 +106,25 @@ users_file = "users"
             self.assertEqual(self.send(c, ["1@example.net", "2@example.net"])[0], 250)
             code, reply = self.send(c, ["3@example.net", "4@example.net"])
             self.assertEqual(code, 450, reply)  # the 4th recipient of the window
+
+    def test_an_untrusted_client_cannot_use_up_a_senders_quota(self):
+        # An outsider (not trusted, not authenticated) claims victim@example.org as sender:
+        # refused as relaying, and the victim's quota stays whole.
+        self.wait_for_window_start()
+        with smtplib.SMTP("127.0.0.1", self.relay.port, timeout=30,
+                          source_address=("127.0.0.88", 0)) as c:
+            c.ehlo("outsider.example")
+            for _ in range(5):
+                code, reply = c.mail("victim@example.org")
+                self.assertEqual(code, 250, reply)
+                code, reply = c.rcpt("x@example.net")
+                self.assertEqual(code, 554, reply)
+                self.assertIn(b"Relay access denied", reply)
+                c.rset()
+        with self.session("b") as b:
+            b.user = "victim"
+            codes = [self.send(b)[0] for _ in range(3)]
+        self.assertEqual(codes, [250, 250, 450], codes)
 
 
 if __name__ == "__main__":
