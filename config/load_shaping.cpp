@@ -59,21 +59,45 @@ std::optional<relay::QuotaLimit> ReadRate(Reader& r) {
   return rate;
 }
 
-// [shaping.domain."example.org"]: what differs for one recipient domain.
-void ReadDomains(Reader& r, Source& source, relay::DeliveryOptions& delivery) {
-  auto domains = r.Table("domain");
-  if (!domains) return;
-  for (auto&& [key, node] : domains->Entries()) {
-    std::string domain(key.str());
-    for (auto& c : domain) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+std::string Lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// [shaping.domain."example.org"] or [shaping.site."google"] (`what`): what differs for one
+// recipient domain or one site.
+void ReadOverrides(Reader& r, Source& source, const char* what,
+                   std::map<std::string, relay::QuotaLimit>& rates) {
+  auto table = r.Table(what);
+  if (!table) return;
+  for (auto&& [key, node] : table->Entries()) {
+    const std::string name = Lower(std::string(key.str()));
     const toml::table* t = node.as_table();
-    if (!t) return domains->Fail(node, domain, "expected a table of shaping settings");
-    Reader d(*t, fmt::format("shaping.domain.{}.", domain), source);
+    if (!t) return table->Fail(node, name, "expected a table of shaping settings");
+    Reader d(*t, fmt::format("shaping.{}.{}.", what, name), source);
     d.OnlyKeys({"message_rate"});
-    if (!ValidHostname(domain))
-      return d.FailHere("message_rate", "'" + domain + "' is not a domain");
-    if (auto rate = ReadRate(d)) delivery.message_rate_by_domain[domain] = *rate;
+    const bool domain = std::string_view(what) == "domain";
+    if (domain ? !ValidHostname(name) : name.empty() || name.size() > 1000) {
+      return d.FailHere("message_rate", fmt::format("'{}' is not a {}", name, what));
+    }
+    if (auto rate = ReadRate(d)) rates[name] = *rate;
     if (!d.Ok()) return;
+  }
+}
+
+// [shaping.providers]: NAME = [".suffix", ...].
+void ReadProviders(Reader& r, std::vector<relay::SiteProvider>& providers) {
+  auto table = r.Table("providers");
+  if (!table) return;
+  for (auto&& [key, node] : table->Entries()) {
+    relay::SiteProvider p{Lower(std::string(key.str())), {}};
+    table->Strings(std::string(key.str()), p.suffixes, [](const std::string& s) -> std::string {
+      const bool ok = s.size() > 1 && s.front() == '.' && ValidHostname(s.substr(1));
+      return ok ? "" : "'" + s + "' is not a suffix such as \".mail.protection.outlook.com\"";
+    });
+    if (!table->Ok()) return;
+    for (auto& s : p.suffixes) s = Lower(s);
+    providers.push_back(std::move(p));
   }
 }
 
@@ -81,9 +105,11 @@ void ReadDomains(Reader& r, Source& source, relay::DeliveryOptions& delivery) {
 
 void ReadShaping(Reader& r, Source& source, relay::DeliveryOptions& delivery,
                  bool max_per_destination_set) {
-  r.OnlyKeys({"default", "domain", "on_reply"});
+  r.OnlyKeys({"default", "domain", "site", "providers", "on_reply"});
   ReadReplyRules(r, source, delivery.on_reply);
-  ReadDomains(r, source, delivery);
+  ReadOverrides(r, source, "domain", delivery.message_rate_by_domain);
+  ReadOverrides(r, source, "site", delivery.message_rate_by_site);
+  ReadProviders(r, delivery.providers);
   auto d = r.Table("default");
   if (!d) return;
   d->OnlyKeys({"messages_per_connection", "connections", "dead_after", "dead_for", "message_rate"});

@@ -110,7 +110,10 @@ INSTANTIATE_TEST_SUITE_P(
                    "bad.toml:2: shaping.default.dead_after: 1001 is out of range (0..1000)"},
         BadShaping{"[shaping.default]\nrate = 5\n",
                    "bad.toml:2: shaping.default.rate: unknown key"},
-        BadShaping{"[shaping.site]\nx = 1\n", "bad.toml:1: shaping.site: unknown key"},
+        BadShaping{"[shaping.site]\nx = 1\n",
+                   "bad.toml:2: shaping.site.x: expected a table of shaping settings"},
+        BadShaping{"[shaping.providers]\nhoster = [\"mx.hoster.example\"]\n",
+                   "bad.toml:2: shaping.providers.hoster: 'mx.hoster.example' is not a suffix"},
         BadShaping{"[[shaping.on_reply]]\nmatch = \"(421\"\nsuspend = \"1m\"\n",
                    "bad.toml:2: shaping.on_reply[0].match: not a POSIX extended regular "
                    "expression: "},

@@ -288,6 +288,12 @@ class Store {
   tl::expected<std::optional<TimePoint>, StoreError> Park(
       std::string_view message_id, const std::vector<int>& indices, TimePoint now,
       std::optional<TimePoint> not_before = std::nullopt, std::string_view site = {});
+  // Recipients of `message_id` parked until `until` (Park) become due `now`: those still
+  // queued or deferred with exactly that next attempt (nothing else changed them meanwhile).
+  // Returns how many.
+  tl::expected<int, StoreError> WakeParked(std::string_view message_id,
+                                           const std::vector<int>& indices, TimePoint until,
+                                           TimePoint now);
   // Ends it: the mail parked by it (kind "domain" or "site") becomes due `now`. False: there
   // was none (of `origin`, when one is given).
   tl::expected<bool, StoreError> Resume(std::string_view kind, std::string_view name, TimePoint now,

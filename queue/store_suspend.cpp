@@ -70,6 +70,28 @@ tl::expected<std::optional<TimePoint>, StoreError> Store::Park(std::string_view 
   });
 }
 
+tl::expected<int, StoreError> Store::WakeParked(std::string_view message_id,
+                                                const std::vector<int>& indices, TimePoint until,
+                                                TimePoint now) {
+  return impl_->Write([&]() -> tl::expected<int, StoreError> {
+    auto q = impl_->Prepare(
+        "UPDATE recipients SET next_attempt_us = ?4 WHERE message_id = ?1 AND idx = ?2 AND "
+        "state IN ('queued', 'deferred') AND next_attempt_us = ?3");
+    if (!q) return tl::unexpected(q.error());
+    int woken = 0;
+    for (int index : indices) {
+      sqlite3_reset(q->get());
+      BindText(q->get(), 1, message_id);
+      sqlite3_bind_int(q->get(), 2, index);
+      sqlite3_bind_int64(q->get(), 3, ToMicros(until));
+      sqlite3_bind_int64(q->get(), 4, ToMicros(now));
+      if (auto r = impl_->StepDone(q->get(), "wake parked"); !r) return tl::unexpected(r.error());
+      woken += sqlite3_changes(impl_->db.get());
+    }
+    return woken;
+  });
+}
+
 tl::expected<bool, StoreError> Store::Resume(std::string_view kind, std::string_view name,
                                              TimePoint now, std::string_view origin) {
   return impl_->Write([&]() -> tl::expected<bool, StoreError> {

@@ -178,12 +178,19 @@ struct TlsRptOptions {
   std::string contact;       // default: postmaster@<host name>
 };
 
+// [shaping.providers]: a provider whose hosted domains have MX hosts under these suffixes
+// (".mail.protection.outlook.com"): all of them are one site, `name`.
+struct SiteProvider {
+  std::string name;
+  std::vector<std::string> suffixes;  // lower case, with the leading dot
+};
+
 struct DeliveryOptions {
   bool enabled = true;      // false: accept and queue mail, deliver nothing (maintenance, tests)
   std::uint16_t port = 25;  // [delivery] port
   std::uint32_t max_parallel = 20;  // messages in delivery at once
   // [shaping.default] connections (its old name: [delivery] max_per_destination): deliveries
-  // to one recipient domain at once (Postfix: 20).
+  // to one site (relay/delivery/sites.hpp) at once (Postfix: 20, per domain).
   std::uint32_t max_per_destination = 20;
   // Per delivery attempt: MX hosts considered (in preference order) and addresses connected to
   // in all (Postfix: smtp_mx_address_limit = 5), so that a domain with hundreds of MX records
@@ -197,6 +204,11 @@ struct DeliveryOptions {
   // limit.
   std::optional<QuotaLimit> message_rate;
   std::map<std::string, QuotaLimit> message_rate_by_domain;
+  // [shaping.site."S"] message_rate: for a site (sites.hpp: "google", "route [h]:p", or the MX
+  // set "mx1.example.net,mx2.example.net"), shared by its domains.
+  std::map<std::string, QuotaLimit> message_rate_by_site;
+  // [shaping.providers]: NAME = [".suffix", ...], before the shipped ones.
+  std::vector<SiteProvider> providers;
   // [[shaping.on_reply]]: the operator's rules, tried before the shipped ones (reply_rules.hpp).
   std::vector<ReplyRule> on_reply;
   // [shaping.default] dead_after, dead_for: after that many connection or handshake failures in

@@ -85,11 +85,17 @@ struct Gauge {
   std::string_view name;
   std::string_view help;
 };
-const std::array<Gauge, 1> kGauges = {{
+const std::array<Gauge, 3> kGauges = {{
     {"danerelay_domain_suspended",
-     "1 for each recipient domain suspended, by the operator (danerelay queue suspend) or on a "
-     "throttling reply ([[shaping.on_reply]]); the "
-     "series goes when the suspension ends."},
+     "1 for each recipient domain suspended by the operator (danerelay queue suspend --domain); "
+     "the series goes when the suspension ends."},
+    {"danerelay_site_suspended",
+     "1 for each site suspended: by the operator (danerelay queue suspend --site), on a "
+     "throttling reply ([[shaping.on_reply]]) or as a dead destination; the series goes when the "
+     "suspension ends."},
+    {"danerelay_site_deliveries",
+     "Deliveries under way to each site ([shaping] connections limits them); the series goes "
+     "when none is."},
 }};
 
 }  // namespace
@@ -162,6 +168,15 @@ std::string Metrics::Render() const {
     for (const auto& [labels, value] : it->second) {
       out += fmt::format("{}{{{}}} {}\n", g.name, labels, value);
     }
+  }
+  return out;
+}
+
+std::string LabelValue(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    out += c == '\n' ? 'n' : c;
   }
   return out;
 }

@@ -37,4 +37,7 @@ class Metrics {
   std::map<std::string, std::map<std::string, double, std::less<>>, std::less<>> gauges_;
 };
 
+// A label value for the text format: backslash, quote and newline escaped.
+std::string LabelValue(std::string_view v);
+
 }  // namespace danerelay::relay

@@ -7,6 +7,7 @@
 #include <asio/steady_timer.hpp>
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <random>
 
@@ -20,6 +21,7 @@
 #include "relay/delivery/pass_notices.hpp"
 #include "relay/delivery/rate_gate.hpp"
 #include "relay/delivery/scheduler.hpp"
+#include "relay/delivery/sites.hpp"
 #include "relay/delivery/suspension_watch.hpp"
 #include "relay/health/resolver_health.hpp"
 #include "relay/io/connection.hpp"
@@ -71,7 +73,19 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   ExpiryClock expiry_clock;
   ConnectionCache connections{std::chrono::seconds(2)};  // Postfix: 2 s idle time limit
   DestinationSlots slots;
-  RateGate rates;  // [shaping] message_rate
+  RateGate rates;                              // [shaping] message_rate
+  std::map<std::string, int> site_deliveries;  // for the gauge danerelay_site_deliveries
+  // Of `active`, deliveries waiting for a connection of their site (AcquireSlot): they hold no
+  // place under max_parallel, so one slow site does not hold every other back.
+  std::size_t slot_waiting = 0;
+  // Mail parked because its site was at its connections (and max_parallel deliveries already
+  // waited), in arrival order: one is woken each time a connection ends.
+  struct ParkedForSlot {
+    std::string id;
+    std::vector<int> indices;
+    queue::TimePoint until;
+  };
+  std::map<std::string, std::deque<ParkedForSlot>> slot_parked;
   bool stopping = false;
   std::mt19937 rng{std::random_device{}()};
 
@@ -89,7 +103,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         slots(i) {
     slots.SetLimit(options.max_per_destination);
     MakeReplyMatcher();
-    rates.Configure(options.message_rate, options.message_rate_by_domain);
+    ConfigureRates();
   }
 
   // config/ has checked the operator's patterns; a failure here keeps the shipped rules.
@@ -148,7 +162,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         // deliveries under way finish.
         SetAlarm(steady_now + Scheduler::kTick);
       } else {
-        if (const size_t n = scheduler.ToClaim(now, active - unrecorded); n > 0) {
+        if (const size_t n = scheduler.ToClaim(now, active - unrecorded - slot_waiting); n > 0) {
           co_await Claim(n);
           continue;
         }
@@ -339,9 +353,14 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     auto content = co_await OnStore(committer, read);
     std::vector<queue::RecipientUpdate> updates;
     std::vector<queue::AttemptRecord> attempts;
-    std::vector<int> parked;  // recipients waiting for a suspension: no attempt
-    // Recipients waiting for their turn under the domain's message_rate, and the turn.
-    std::vector<std::pair<std::vector<int>, queue::TimePoint>> paced;
+    // Recipients waiting for a suspension or their turn under a message_rate: no attempt.
+    struct Waiting {
+      std::vector<int> indices;
+      std::optional<queue::TimePoint> until;
+      std::string site;
+      bool for_connection = false;  // woken when a connection to the site ends
+    };
+    std::vector<Waiting> waiting;
     std::shared_ptr<const std::string> body;
     if (!content || !*content) {
       Qmgr().error("{}: cannot read the message: {}", id,
@@ -375,70 +394,207 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       for (auto& [domain, rcpts] : by_domain) {
         queue::MessageInfo part = m;
         part.recipients = rcpts;
-        // Over the domain's message_rate: not attempted, parked until the turn booked for it.
-        if (const auto turn = rates.Take(domain, queue::Clock::now())) {
-          std::vector<int> indices;
-          for (const auto& r : rcpts) indices.push_back(r.index);
-          paced.emplace_back(std::move(indices), *turn);
-          Metrics::Get().Add("danerelay_shaping_waits_total", "reason=\"message_rate\"");
-          Qmgr().info(
-              "{}: {} recipients for {} wait for the message rate ({}) until {}", id, rcpts.size(),
-              domain, rates.RateOf(domain),
-              fmt::format("{:%FT%TZ}", std::chrono::time_point_cast<std::chrono::seconds>(*turn)));
+        std::vector<int> indices;
+        for (const auto& r : rcpts) indices.push_back(r.index);
+        // Suspended since the claim (the operator): no lookup, no connection; the recipients
+        // wait for its end without an attempt.
+        if (const auto until = suspensions.Until("domain", domain, queue::Clock::now())) {
+          Qmgr().info("{}: {} recipients for {} wait: the domain is suspended until {}", id,
+                      rcpts.size(), domain, Utc(*until));
+          waiting.push_back({std::move(indices), *until, "", false});
           continue;
         }
-        co_await slots.Acquire(domain);
-        // Suspended since the claim (a throttling reply to another delivery, the operator):
-        // no connection; the recipients wait for its end without an attempt.
-        if (const auto until = suspensions.Until(domain, queue::Clock::now())) {
-          slots.Release(domain);
-          for (const auto& r : rcpts) parked.push_back(r.index);
-          Qmgr().info(
-              "{}: {} recipients for {} wait: the domain is suspended until {}", id, rcpts.size(),
-              domain,
-              fmt::format("{:%FT%TZ}", std::chrono::time_point_cast<std::chrono::seconds>(*until)));
-          continue;
-        }
-        const DomainDeliveryContext ctx{
-            options,      helo_name, resolver, tls_context,
-            &connections, rng,       health,   options.mta_sts.enabled ? sts.get() : nullptr,
-            &*on_reply};
-        // A dead destination whose suspension ended: this delivery probes it, the rest waits.
-        if (dead.Dead(domain, options.dead_after)) {
-          co_await Suspend(domain, "dead", options.dead_for,
-                           fmt::format("probing with {}: {} connection failures in a row before",
-                                       id, options.dead_after));
-        }
+        DomainDeliveryContext ctx{
+            options,
+            helo_name,
+            resolver,
+            tls_context,
+            &connections,
+            rng,
+            health,
+            options.mta_sts.enabled ? sts.get() : nullptr,
+            &*on_reply,
+            [this, id, domain, turn = rcpts.front().next_attempt](const std::string& site) {
+              return Admit(id, domain, site, turn);
+            }};
         DomainOutcome out = co_await DeliverDomain(ctx, part, *body, domain);
-        slots.Release(domain);
-        if (out.throttle) co_await SuspendForReply(domain, *out.throttle);
-        co_await NoteReach(domain, out);
+        if (out.admission && out.admission->holds_slot) ReleaseSlot(out.site);
+        if (out.admission && !out.admission->go) {
+          Qmgr().info("{}: {} recipients for {} wait: {}", id, rcpts.size(), domain,
+                      out.admission->why);
+          waiting.push_back(
+              {std::move(indices), out.admission->until, out.site, out.admission->for_connection});
+          continue;
+        }
+        if (out.throttle) co_await SuspendForReply(out.site, *out.throttle);
+        if (!out.site.empty()) co_await NoteReach(out.site, out);
         updates.insert(updates.end(), out.updates.begin(), out.updates.end());
         attempts.insert(attempts.end(), out.attempts.begin(), out.attempts.end());
       }
     }
     co_await RecordOutcome(std::make_shared<const queue::MessageInfo>(std::move(m)), body,
                            std::move(updates), std::move(attempts));
-    if (!parked.empty()) co_await Park(id, std::move(parked));
-    for (auto& [indices, turn] : paced) co_await Park(id, std::move(indices), turn);
+    for (auto& w : waiting) {
+      const bool parked = co_await Park(id, w.indices, w.until, w.site);
+      if (!parked || !w.for_connection) continue;
+      slot_parked[w.site].push_back({id, std::move(w.indices), *w.until});
+      if (slots.Free(w.site)) WakeForSlot(w.site);  // a connection ended meanwhile
+    }
   }
 
-  // A reply matched a suspending [[shaping.on_reply]] rule: the domain is suspended in the
+  // How long mail parked for a connection waits at most when no connection ends meanwhile
+  // (then it is claimed again, also after a restart, which forgets slot_parked).
+  static constexpr auto kParkedForSlot = std::chrono::minutes(10);
+
+  // A connection to `site` ended and nobody waits here: the first mail parked for one is due.
+  void WakeForSlot(const std::string& site) {
+    const auto it = slot_parked.find(site);
+    if (it == slot_parked.end()) return;
+    ParkedForSlot p = std::move(it->second.front());
+    it->second.pop_front();
+    if (it->second.empty()) slot_parked.erase(it);
+    asio::co_spawn(io, WakeParked(site, std::move(p)),
+                   LogIfBug(Service::kQmgr, "waking mail parked for a connection"));
+  }
+
+  asio::awaitable<void> WakeParked(std::string site, ParkedForSlot p) {
+    auto self = shared_from_this();
+    auto woken = std::make_shared<int>(0);
+    const queue::Store::WriteJob job =
+        [p, woken](queue::Store& s) -> tl::expected<void, queue::StoreError> {
+      auto r = s.WakeParked(p.id, p.indices, p.until, queue::Clock::now());
+      if (!r) return tl::unexpected(r.error());
+      *woken = *r;
+      return {};
+    };
+    if (auto r = co_await OnStoreWrite(committer, job); !r) {
+      Qmgr().error("{}: waking it for a connection to site {} failed ({}); it waits until {}", p.id,
+                   site, r.error().message, Utc(p.until));
+      co_return;
+    }
+    if (*woken == 0) {  // deleted, flushed, or due already: the next one
+      if (slots.Free(site)) WakeForSlot(site);
+      co_return;
+    }
+    scheduler.Due(queue::Clock::now());
+    Kick();
+  }
+
+  // Whether a delivery for `domain` may connect to `site` now (traffic shaping, in this
+  // order): the site's suspension, the message_rate (the domain's own, else the site's: over
+  // it, the mail is booked a turn and waits for it), a slot under the site's connections (in
+  // arrival order), and, for a dead site whose suspension ended, the probe.
+  // `turn`: the recipients' next attempt, the turn they were parked for if they were.
+  asio::awaitable<Admission> Admit(std::string id, std::string domain, std::string site,
+                                   std::optional<queue::TimePoint> turn_given) {
+    auto self = shared_from_this();
+    if (auto held = Suspended(domain, site)) co_return *held;
+    const std::string rate_key = RateKey(domain, site);
+    if (const auto turn = rates.Take(rate_key, queue::Clock::now(), turn_given)) {
+      Metrics::Get().Add("danerelay_shaping_waits_total", "reason=\"message_rate\"");
+      co_return Admission{false, false, *turn,
+                          fmt::format("wait for the message rate of {} ({}) until {}", rate_key,
+                                      rates.RateOf(rate_key), Utc(*turn))};
+    }
+    if (!slots.Free(site)) {
+      // At its connections: up to max_parallel deliveries wait here, in arrival order, without
+      // a place under max_parallel; more are parked and woken one by one as connections end.
+      if (slot_waiting >= options.max_parallel) {
+        Metrics::Get().Add("danerelay_shaping_waits_total", "reason=\"connections\"");
+        const auto until = queue::Clock::now() + kParkedForSlot;
+        co_return Admission{false, false, until,
+                            fmt::format("site {} has its {} connections; waits for one to end",
+                                        site, slots.limit()),
+                            true};
+      }
+      ++slot_waiting;
+      Kick();  // a place under max_parallel is free
+      co_await AcquireSlot(site);
+      --slot_waiting;
+    } else {
+      co_await AcquireSlot(site);
+    }
+    // Suspended while it waited (a throttling reply to another delivery, the operator).
+    if (auto held = Suspended(domain, site)) {
+      ReleaseSlot(site);
+      co_return *held;
+    }
+    // A dead destination whose suspension ended: this delivery probes it, the rest waits.
+    if (dead.Dead(site, options.dead_after)) {
+      co_await Suspend("site", site, "dead", options.dead_for,
+                       fmt::format("probing with {}: {} connection failures in a row before", id,
+                                   options.dead_after));
+    }
+    co_return Admission{true, true, std::nullopt, ""};
+  }
+
+  std::optional<Admission> Suspended(const std::string& domain, const std::string& site) {
+    const auto now = queue::Clock::now();
+    if (const auto until = suspensions.Until("site", site, now)) {
+      return Admission{false, false, *until,
+                       fmt::format("site {} is suspended until {}", site, Utc(*until))};
+    }
+    if (const auto until = suspensions.Until("domain", domain, now)) {
+      return Admission{false, false, *until,
+                       fmt::format("the domain is suspended until {}", Utc(*until))};
+    }
+    return std::nullopt;
+  }
+
+  // Connections per site, and the gauge of deliveries under way to each.
+  asio::awaitable<void> AcquireSlot(std::string site) {
+    auto self = shared_from_this();
+    co_await slots.Acquire(site);
+    SiteGauge(site, +1);
+  }
+  void ReleaseSlot(const std::string& site) {
+    slots.Release(site);
+    SiteGauge(site, -1);
+    if (slots.Free(site)) WakeForSlot(site);
+  }
+  void SiteGauge(const std::string& site, int change) {
+    auto& n = site_deliveries[site];
+    n += change;
+    const std::string labels = fmt::format("site=\"{}\"", LabelValue(site));
+    if (n > 0) {
+      Metrics::Get().SetGauge("danerelay_site_deliveries", labels, n);
+    } else {
+      site_deliveries.erase(site);
+      Metrics::Get().EraseGauge("danerelay_site_deliveries", labels);
+    }
+  }
+
+  // Whose message_rate counts: the domain's own ([shaping.domain]), else its site's.
+  std::string RateKey(const std::string& domain, const std::string& site) const {
+    return options.message_rate_by_domain.contains(domain) ? "domain " + domain : "site " + site;
+  }
+
+  // The rates by the keys RateKey gives.
+  void ConfigureRates() {
+    std::map<std::string, QuotaLimit> own;
+    for (const auto& [domain, rate] : options.message_rate_by_domain)
+      own["domain " + domain] = rate;
+    for (const auto& [site, rate] : options.message_rate_by_site) own["site " + site] = rate;
+    rates.Configure(options.message_rate, std::move(own));
+  }
+
+  // A reply matched a suspending [[shaping.on_reply]] rule: the site is suspended in the
   // operator's table (queue stats shows it, the claim enforces it, resume ends it), marked as
   // the daemon's. A suspension in force that lasts as long already stays as it is.
-  asio::awaitable<void> SuspendForReply(std::string domain, DomainOutcome::Throttle t) {
+  asio::awaitable<void> SuspendForReply(std::string site, DomainOutcome::Throttle t) {
     auto self = shared_from_this();
     co_await Suspend(
-        domain, "on_reply", t.rule.suspend,
+        "site", site, "on_reply", t.rule.suspend,
         fmt::format("{} said: {} ([[shaping.on_reply]] match \"{}\")", t.host,
                     queue::Printable(t.reply, 300), queue::Printable(t.rule.match, 200)));
   }
 
-  asio::awaitable<void> Suspend(std::string domain, std::string origin, std::chrono::seconds length,
-                                std::string reason) {
+  asio::awaitable<void> Suspend(std::string kind, std::string name, std::string origin,
+                                std::chrono::seconds length, std::string reason) {
     auto self = shared_from_this();
     queue::Store::Suspension s;
-    s.name = domain;
+    s.kind = kind;
+    s.name = name;
     s.created = queue::Clock::now();
     s.until = s.created + length;
     s.user = "danerelayd";
@@ -446,72 +602,74 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     s.reason = std::move(reason);
     if (!suspensions.Decide(s, s.created)) co_return;
     Metrics::Get().Add("danerelay_suspensions_total", fmt::format("origin=\"{}\"", origin));
-    Qmgr().warn("domain {}: suspended for {}s: {}", domain, length.count(), s.reason);
+    Qmgr().warn("{} {}: suspended for {}s: {}", kind, name, length.count(), s.reason);
     const queue::Store::WriteJob job = [s](queue::Store& st) { return st.Suspend(s); };
     if (auto r = co_await OnStoreWrite(committer, job); !r) {
-      Qmgr().error("domain {}: recording the suspension failed ({}); it holds until a restart",
-                   domain, r.error().message);
+      Qmgr().error("{} {}: recording the suspension failed ({}); it holds until a restart", kind,
+                   name, r.error().message);
       co_return;
     }
-    suspensions.Landed(domain);
+    suspensions.Landed(kind, name);
   }
 
-  // Dead destinations (dead_destinations.hpp), after a pass to `domain`.
-  asio::awaitable<void> NoteReach(std::string domain, const DomainOutcome& out) {
+  // Dead destinations (dead_destinations.hpp), after a pass to `site`.
+  asio::awaitable<void> NoteReach(std::string site, const DomainOutcome& out) {
     auto self = shared_from_this();
     const std::string why = out.last_unreachable;
-    switch (dead.Note(domain, out.unreachable, out.reached, options.dead_after)) {
+    switch (dead.Note(site, out.unreachable, out.reached, options.dead_after)) {
       case DeadDestinations::Verdict::kDead:
-        co_await Suspend(domain, "dead", options.dead_for,
+        co_await Suspend("site", site, "dead", options.dead_for,
                          fmt::format("{} connection failures in a row; the last: {}",
                                      options.dead_after, queue::Printable(why, 300)));
         break;
       case DeadDestinations::Verdict::kAlive:
-        co_await EndDead(domain);
+        co_await EndDead(site);
         break;
       case DeadDestinations::Verdict::kNothing:
         break;
     }
   }
 
-  // A server of a dead domain answered (the probe): its "dead" suspension ends, the rest of its
+  // A server of a dead site answered (the probe): its "dead" suspension ends, the rest of its
   // mail is due now. The operator's or an on_reply suspension stays.
-  asio::awaitable<void> EndDead(std::string domain) {
+  asio::awaitable<void> EndDead(std::string site) {
     auto self = shared_from_this();
     const queue::Store::WriteJob job =
-        [domain](queue::Store& s) -> tl::expected<void, queue::StoreError> {
-      auto r = s.Resume("domain", domain, queue::Clock::now(), "dead");
+        [site](queue::Store& s) -> tl::expected<void, queue::StoreError> {
+      auto r = s.Resume("site", site, queue::Clock::now(), "dead");
       if (!r) return tl::unexpected(r.error());
       return {};
     };
     if (auto r = co_await OnStoreWrite(committer, job); !r) {
-      Qmgr().error("domain {}: ending its suspension failed ({})", domain, r.error().message);
+      Qmgr().error("site {}: ending its suspension failed ({})", site, r.error().message);
       co_return;
     }
-    suspensions.Forget(domain);
-    Qmgr().info("domain {}: answers again; no longer a dead destination", domain);
+    suspensions.Forget("site", site);
+    Qmgr().info("site {}: answers again; no longer a dead destination", site);
     scheduler.Due(queue::Clock::now());
     Kick();
   }
 
-  // Recipients that waited for a suspension instead of an attempt: due at its end again (as
-  // the table says: a resume meanwhile makes them due at once).
-  // `not_before`: the turn under a message_rate (none: the suspension's end decides).
-  asio::awaitable<void> Park(std::string id, std::vector<int> parked,
-                             std::optional<queue::TimePoint> not_before = std::nullopt) {
+  // Recipients that waited instead of an attempt (a suspension, a turn under a message_rate):
+  // due at `until` (none: the suspension in the table decides; a resume meanwhile makes them
+  // due at once). `site`: where they go, when known.
+  // Returns whether it was recorded.
+  asio::awaitable<bool> Park(std::string id, std::vector<int> parked,
+                             std::optional<queue::TimePoint> until, std::string site) {
     auto self = shared_from_this();
     auto next = std::make_shared<std::optional<queue::TimePoint>>();
     const queue::Store::WriteJob job =
-        [id, parked, next, not_before](queue::Store& s) -> tl::expected<void, queue::StoreError> {
-      auto r = s.Park(id, parked, queue::Clock::now(), not_before);
+        [id, parked, next, until, site](queue::Store& s) -> tl::expected<void, queue::StoreError> {
+      auto r = s.Park(id, parked, queue::Clock::now(), until, site);
       if (!r) return tl::unexpected(r.error());
       *next = *r;
       return {};
     };
     // On failure they stay in delivery until a restart (ReleaseAttempting), as any outcome.
-    if (!co_await WriteBounded(job, id, "the recipients waiting for a suspension")) co_return;
+    if (!co_await WriteBounded(job, id, "the recipients waiting for a suspension")) co_return false;
     if (*next) scheduler.Due(**next);
     Kick();
+    co_return true;
   }
 
   // Records a pass's outcome in the next group commit: the recipients' new states (when the
@@ -819,7 +977,7 @@ void DeliveryAgent::Reload(DeliveryOptions options, std::string helo_name) {
   impl_->scheduler.SetMaxParallel(impl_->options.max_parallel);
   impl_->slots.SetLimit(impl_->options.max_per_destination);
   impl_->MakeReplyMatcher();
-  impl_->rates.Configure(impl_->options.message_rate, impl_->options.message_rate_by_domain);
+  impl_->ConfigureRates();
   impl_->Kick();
 }
 

@@ -24,4 +24,14 @@ void DestinationSlots::Release(const std::string& domain) {
   if (it->second.empty()) waiters_.erase(it);
 }
 
+bool DestinationSlots::Free(const std::string& domain) const {
+  const auto it = in_use_.find(domain);
+  return (it == in_use_.end() || it->second < limit_) && Waiting(domain) == 0;
+}
+
+std::size_t DestinationSlots::Waiting(const std::string& domain) const {
+  const auto it = waiters_.find(domain);
+  return it == waiters_.end() ? 0 : it->second.size();
+}
+
 }  // namespace danerelay::relay

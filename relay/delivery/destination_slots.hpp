@@ -1,6 +1,6 @@
 #pragma once
 // Per-destination concurrency (Postfix: default_destination_concurrency_limit): at most `limit`
-// deliveries to one domain at once; the others wait in arrival order for a slot.
+// deliveries to one site at once; the others wait in arrival order for a slot.
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
@@ -20,6 +20,11 @@ class DestinationSlots {
   // Resumes once a slot for `domain` is held; give it back with Release.
   asio::awaitable<void> Acquire(std::string domain);
   void Release(const std::string& domain);
+  // Whether Acquire would resume at once (a slot is free and nobody waits for one).
+  bool Free(const std::string& domain) const;
+  // Deliveries waiting in Acquire for a slot of `domain`.
+  std::size_t Waiting(const std::string& domain) const;
+  std::uint32_t limit() const { return limit_; }
 
  private:
   asio::io_context& io_;

@@ -13,6 +13,7 @@
 #include "relay/daemon/logging.hpp"
 #include "relay/daemon/metrics.hpp"
 #include "relay/delivery/host_planner.hpp"
+#include "relay/delivery/sites.hpp"
 #include "relay/health/resolver_health.hpp"
 #include "relay/network.hpp"
 #include "relay/policy/next_hop.hpp"
@@ -160,6 +161,30 @@ class DomainPass {
 
   asio::awaitable<DomainOutcome> Run(const std::string& recipient_domain) {
     if (!co_await Prepare(recipient_domain)) co_return std::move(out_);
+    // Where it goes decides the shaping (sites.hpp): from the next hops just found, no lookup
+    // of its own.
+    out_.site = SiteOfHops();
+    if (ctx_.admit) {
+      out_.admission = co_await ctx_.admit(out_.site);
+      if (!out_.admission->go) co_return std::move(out_);
+    }
+    DomainOutcome out = co_await TryHosts();
+    for (auto& a : out.attempts) a.site = out.site;
+    co_return out;
+  }
+
+ private:
+  using SteadyClock = std::chrono::steady_clock;
+
+  std::string SiteOfHops() const {
+    if (policy_.route) return SiteOfRoute(*policy_.route);
+    std::vector<std::string> hosts;
+    for (const auto& h : hops_.hosts) hosts.push_back(h.name);
+    std::string site = SiteOfMx(std::move(hosts), ctx_.options.providers);
+    return site.empty() ? domain_ : site;
+  }
+
+  asio::awaitable<DomainOutcome> TryHosts() {
     const std::span<const NextHop> hosts = HostsToTry(hops_, ctx_.options);
     if (hosts.size() < hops_.hosts.size()) {
       Log(Service::kSmtp)
@@ -182,9 +207,6 @@ class DomainPass {
     Finish(last_.permanent ? RecipientState::kFailed : RecipientState::kDeferred, last_, "");
     co_return std::move(out_);
   }
-
- private:
-  using SteadyClock = std::chrono::steady_clock;
 
   // A host's failure, the last one so far (its text reworded under DANERELAY_TEST_REWORD).
   void Remember(const queue::Failure& f) {

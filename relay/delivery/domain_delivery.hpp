@@ -5,6 +5,7 @@
 // recipient and every attempt; what the outcome means for the queue is decided by the caller.
 #include <asio/awaitable.hpp>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
@@ -26,6 +27,20 @@ namespace danerelay::relay {
 class ResolverHealth;
 class StsPolicies;
 
+// The agent's word on a site (sites.hpp), asked once the pass knows where it goes and before it
+// connects: its suspensions, message_rate and connections (traffic shaping).
+struct Admission {
+  bool go = true;  // false: no connection now; the recipients wait without an attempt
+  // With go: a slot of the site is held, which the caller gives back after the pass.
+  bool holds_slot = false;
+  // Without go: not due before this (a rate turn, a suspension's end; none: the store decides).
+  std::optional<queue::TimePoint> until;
+  std::string why;  // without go, for the log: "site S is suspended until T"
+  // Without go: the site is at its connections; the agent wakes the mail when one ends.
+  bool for_connection = false;
+};
+using AdmitFn = std::function<asio::awaitable<Admission>(const std::string& site)>;
+
 struct DomainDeliveryContext {
   const DeliveryOptions& options;
   const std::string& helo_name;
@@ -36,9 +51,15 @@ struct DomainDeliveryContext {
   const ResolverHealth* health = nullptr;  // the resolver's self-check
   StsPolicies* sts = nullptr;              // MTA-STS; nullptr when [mta_sts] enabled = false
   const ReplyMatcher* on_reply = nullptr;  // [[shaping.on_reply]]; nullptr: none
+  AdmitFn admit;                           // empty: every site is admitted
 };
 
 struct DomainOutcome {
+  // The site the pass went to (sites.hpp), "" when the next hops could not be found.
+  std::string site;
+  // The agent's admission of the site, when it was asked: without go, nothing was attempted
+  // (no updates, no attempts) and the recipients wait.
+  std::optional<Admission> admission;
   std::vector<queue::RecipientUpdate> updates;
   std::vector<queue::AttemptRecord> attempts;
   // A server's reply matched a [[shaping.on_reply]] rule that suspends: no further host was

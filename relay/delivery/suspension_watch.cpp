@@ -9,39 +9,32 @@
 namespace danerelay::relay {
 namespace {
 
+void Gauge(const std::string& kind, const std::string& name, bool on) {
+  if (kind != "domain" && kind != "site") return;
+  const std::string family = fmt::format("danerelay_{}_suspended", kind);
+  const std::string labels = fmt::format("{}=\"{}\"", kind, LabelValue(name));
+  if (on) {
+    Metrics::Get().SetGauge(family, labels, 1);
+  } else {
+    Metrics::Get().EraseGauge(family, labels);
+  }
+}
+
+std::string Key(const std::string& kind, const std::string& name) { return kind + " " + name; }
+
+}  // namespace
+
 std::string Utc(queue::TimePoint t) {
   return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}",
                      std::chrono::time_point_cast<std::chrono::seconds>(t));
 }
-
-// A Prometheus label value: backslash, quote and newline escaped.
-std::string LabelValue(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out += '\\';
-    out += c == '\n' ? 'n' : c;
-  }
-  return out;
-}
-
-void Gauge(const std::string& kind, const std::string& name, bool on) {
-  if (kind != "domain") return;  // sites get their own family when they exist
-  const std::string labels = fmt::format("domain=\"{}\"", LabelValue(name));
-  if (on) {
-    Metrics::Get().SetGauge("danerelay_domain_suspended", labels, 1);
-  } else {
-    Metrics::Get().EraseGauge("danerelay_domain_suspended", labels);
-  }
-}
-
-}  // namespace
 
 void SuspensionWatch::Note(const std::vector<queue::Store::Suspension>& rows, queue::TimePoint now,
                            std::uint64_t read) {
   std::map<std::string, Seen> next;
   for (const auto& s : rows) {
     if (s.until <= now) continue;
-    const std::string key = s.kind + " " + s.name;
+    const std::string key = Key(s.kind, s.name);
     next[key] = Seen{s.until, s.reason};
     const auto old = in_force_.find(key);
     if (old != in_force_.end() && old->second.until == s.until && old->second.reason == s.reason) {
@@ -64,18 +57,17 @@ void SuspensionWatch::Note(const std::vector<queue::Store::Suspension>& rows, qu
   // The daemon's own: read back (in_force_ has them now), ended, or resumed by the operator
   // (a read that started after the write landed does not show them).
   std::erase_if(own_, [&](const auto& o) {
-    return in_force_.contains("domain " + o.first) || o.second.until <= now ||
-           read > o.second.landed_before;
+    return in_force_.contains(o.first) || o.second.until <= now || read > o.second.landed_before;
   });
 }
 
-std::optional<queue::TimePoint> SuspensionWatch::Until(const std::string& domain,
+std::optional<queue::TimePoint> SuspensionWatch::Until(const std::string& kind,
+                                                       const std::string& name,
                                                        queue::TimePoint now) const {
+  const std::string key = Key(kind, name);
   std::optional<queue::TimePoint> until;
-  if (const auto it = in_force_.find("domain " + domain); it != in_force_.end()) {
-    until = it->second.until;
-  }
-  if (const auto it = own_.find(domain); it != own_.end()) {
+  if (const auto it = in_force_.find(key); it != in_force_.end()) until = it->second.until;
+  if (const auto it = own_.find(key); it != own_.end()) {
     until = until ? std::max(*until, it->second.until) : it->second.until;
   }
   if (until && *until <= now) until.reset();
@@ -83,22 +75,25 @@ std::optional<queue::TimePoint> SuspensionWatch::Until(const std::string& domain
 }
 
 bool SuspensionWatch::Decide(const queue::Store::Suspension& s, queue::TimePoint now) {
-  const auto until = Until(s.name, now);
+  const auto until = Until(s.kind, s.name, now);
   if (until && *until >= s.until) return false;
-  own_[s.name] = Own{s.until};
+  own_[Key(s.kind, s.name)] = Own{s.until};
   return true;
 }
 
-void SuspensionWatch::Forget(const std::string& domain) {
-  own_.erase(domain);
+void SuspensionWatch::Forget(const std::string& kind, const std::string& name) {
+  const std::string key = Key(kind, name);
+  own_.erase(key);
   // Ended for Until(); the next read lacks the row, and the end is logged and the gauge goes.
-  if (const auto it = in_force_.find("domain " + domain); it != in_force_.end()) {
+  if (const auto it = in_force_.find(key); it != in_force_.end()) {
     it->second.until = queue::TimePoint::min();
   }
 }
 
-void SuspensionWatch::Landed(const std::string& domain) {
-  if (const auto it = own_.find(domain); it != own_.end()) it->second.landed_before = reads_;
+void SuspensionWatch::Landed(const std::string& kind, const std::string& name) {
+  if (const auto it = own_.find(Key(kind, name)); it != own_.end()) {
+    it->second.landed_before = reads_;
+  }
 }
 
 }  // namespace danerelay::relay

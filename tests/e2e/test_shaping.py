@@ -6,6 +6,7 @@ The MX servers are plain SMTP servers on 127.0.0.x that count their sessions, wi
 each began and ended, and the most that were open at once. Static routes send each domain to
 its MX; no DNS. Mail is queued while its domain is suspended (`queue suspend`) and released
 with `queue resume`, so that all of it is due at the same moment."""
+import re
 import smtplib
 import threading
 import time
@@ -226,14 +227,19 @@ suspend = "{suspend}"
     def stats(self):
         return self.relay.cli("queue", "stats").stdout.decode()
 
-    def test_throttled_domain_waits_other_domain_goes_then_it_is_delivered(self):
+    def site_a(self):
+        """a.example is routed: its site is its next hop."""
+        return f"route [{MX_A}]:{self.port_a}"
+
+    def test_throttled_site_waits_other_site_goes_then_it_is_delivered(self):
         self.start_throttled(f"{self.SUSPEND}s")
         first = self.send(["one@a.example"])[0]
         wait_for(lambda: self.mx_a.throttled_at, what="the throttling reply")
         t0 = self.mx_a.throttled_at[0]
-        wait_for(lambda: "domain a.example: suspended until" in self.stats(),
+        site = re.escape(self.site_a())
+        wait_for(lambda: f"site {self.site_a()}: suspended until" in self.stats(),
                  what="the suspension in queue stats")
-        self.assertRegex(self.stats(), r"domain a\.example: suspended until \S+Z: \S+ said: "
+        self.assertRegex(self.stats(), f"site {site}: suspended until \\S+Z: \\S+ said: "
                                        r"421 4\.7\.28 .*rate limited \(\[\[shaping\.on_reply\]\] "
                                        r"match .*\) \(by danerelayd, on_reply\)")
         waiting = self.send(["two@a.example"])[0]
@@ -253,8 +259,10 @@ suspend = "{suspend}"
         print(f"a.example sessions began at {[round(s, 2) for s in starts]}s after the 421")
         self.assertGreaterEqual(min(starts[1:]), self.SUSPEND - 1)
         self.assertLess(max(starts), self.SUSPEND + 10)
-        wait_for(lambda: "domain a.example: suspension ended" in self.relay.logs(),
+        wait_for(lambda: f"site {self.site_a()}: suspension ended" in self.relay.logs(),
                  what="the end logged")
+        # The attempts name the site they went to.
+        self.assertEqual(self.relay.show_json(first)["recipients"][0]["site"], self.site_a())
 
     def test_a_delivery_under_way_finishes(self):
         self.start_throttled(f"{self.SUSPEND}s")
@@ -267,17 +275,17 @@ suspend = "{suspend}"
         wait_for(lambda: "slow@a.example" in self.mx_a.recipients(), what="the slow one delivered")
         wait_for(lambda: self.relay.show_json(slow)["recipients"][0]["state"] == "delivered",
                  what="the slow one recorded as delivered")
-        self.assertIn("domain a.example: suspended until", self.stats())
+        self.assertIn(f"site {self.site_a()}: suspended until", self.stats())
 
     def test_operator_resume_lifts_it(self):
         self.start_throttled("1h")
         self.send(["one@a.example"])
-        wait_for(lambda: "domain a.example: suspended until" in self.stats(),
+        wait_for(lambda: f"site {self.site_a()}: suspended until" in self.stats(),
                  what="the suspension in queue stats")
-        self.relay.cli("queue", "resume", "--domain", "a.example")
+        self.relay.cli("queue", "resume", "--site", self.site_a())
         wait_for(lambda: "one@a.example" in self.mx_a.recipients(), timeout=10,
                  what="delivered on resume")
-        self.assertNotIn("a.example", self.stats())
+        self.assertNotIn("suspended", self.stats())
 
 
 class DeadDestinationTest(ShapingCase):
@@ -302,7 +310,8 @@ min_backoff = "1s"
         ids = self.queue_all_then_release("dead.example", rcpts)
         stats = lambda: self.relay.cli("queue", "stats").stdout.decode()
         wait_for(lambda: "(by danerelayd, dead)" in stats(), what="the dead destination")
-        self.assertRegex(stats(), r"domain dead\.example: suspended until \S+Z: 3 connection "
+        site = re.escape(f"route [{MX_C}]:{port}")
+        self.assertRegex(stats(), f"site {site}: suspended until \\S+Z: 3 connection "
                                   r"failures in a row; the last: connect to .*refused")
         self.assertEqual(self.attempts(ids), 3)  # the other three waited without connecting
         time.sleep(1.5)  # a backoff of the failed ones: they wait too
@@ -324,9 +333,9 @@ min_backoff = "1s"
         wait_for(lambda: len(mx.recipients()) == 6, timeout=self.DEAD_FOR + 20,
                  what="all delivered after a probe got through")
         self.assertEqual(probes(), 2)
-        self.assertIn("domain dead.example: answers again", self.relay.logs())
+        self.assertIn(f"site route [{MX_C}]:{port}: answers again", self.relay.logs())
         self.assertEqual(self.attempts(ids), 3 + 1 + 6)
-        self.assertNotIn("dead.example", stats())
+        self.assertNotIn("suspended", stats())
 
 
 if __name__ == "__main__":
