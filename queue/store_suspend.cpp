@@ -47,9 +47,9 @@ tl::expected<std::optional<TimePoint>, StoreError> Store::Park(std::string_view 
         "UPDATE recipients SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END, "
         "site = CASE WHEN ?5 <> '' THEN lower(?5) ELSE site END, "
         "next_attempt_us = MAX(COALESCE((SELECT until_us FROM suspensions WHERE kind = 'domain' "
-        "AND name = recipients.domain AND until_us > ?3), ?3), COALESCE((SELECT until_us FROM "
+        "AND name = recipients.domain AND until_us > ?3), ?4), COALESCE((SELECT until_us FROM "
         "suspensions WHERE kind = 'site' AND name = CASE WHEN ?5 <> '' THEN lower(?5) ELSE "
-        "recipients.site END AND name <> '' AND until_us > ?3), ?3), ?4) "
+        "recipients.site END AND name <> '' AND until_us > ?3), ?4), ?4) "
         "WHERE message_id = ?1 AND idx = ?2 AND state = 'attempting' RETURNING next_attempt_us");
     if (!q) return tl::unexpected(q.error());
     std::optional<TimePoint> earliest;

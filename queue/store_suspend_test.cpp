@@ -341,6 +341,27 @@ TEST_F(StoreTest, ParkWithASiteWaitsForTheSitesSuspension) {
   EXPECT_EQ(*store->Park("W1", {1}, At(903)), std::optional<TimePoint>(At(3000)));
 }
 
+// A turn under a message_rate is kept exactly, even when the write comes after it: the agent
+// knows the turn it booked by it. WakeParked makes mail parked for a connection due at once,
+// only while it still waits for that turn.
+TEST_F(StoreTest, ParkKeepsAPassedTurnAndWakeParkedWakesOnlyTheParked) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  NewMessage m = Message("P1");
+  const NewMessage* batch[] = {&m};
+  ASSERT_TRUE(store->InsertBatch(batch)[0]);
+  ASSERT_TRUE(store->ClaimDue(At(1), 10));
+  const TimePoint turn = At(5) + std::chrono::microseconds(123);
+  EXPECT_EQ(*store->Park("P1", {0}, At(9), turn, "mx.example.com"), std::optional<TimePoint>(turn));
+  EXPECT_EQ(store->GetMessage("P1").value()->recipients[0].next_attempt, turn);
+  EXPECT_EQ(*store->Park("P1", {1}, At(9), At(600), "mx.example.com"),
+            std::optional<TimePoint>(At(600)));
+  EXPECT_EQ(*store->WakeParked("P1", {1}, At(599), At(10)), 0);  // not the time it waits for
+  EXPECT_EQ(*store->WakeParked("P1", {1}, At(600), At(10)), 1);
+  EXPECT_EQ(store->GetMessage("P1").value()->recipients[1].next_attempt, At(10));
+  EXPECT_EQ(*store->WakeParked("P1", {1}, At(600), At(11)), 0);  // woken already
+}
+
 TEST_F(StoreTest, QuotaUsageSurvivesReopenAndOldWindowsGo) {
   {
     auto store = OpenRw();

@@ -52,7 +52,7 @@ std::optional<RateGate::TimePoint> RateGate::Take(const std::string& destination
   Turns& t = it->second;
   std::erase_if(t.waiting, [&](TimePoint turn) { return turn + kTurnKept < now; });
   // A parked message back for its turn: it goes (up to half an interval early, as below).
-  // The turn as stored: to the microsecond, and no earlier than the park was written.
+  // The turn as stored: to the microsecond (Store::Park keeps it even when it has passed).
   if (presented && now + interval / 2 >= *presented) {
     const auto mine =
         t.waiting.lower_bound(*presented - interval / 2 - std::chrono::microseconds(1));
