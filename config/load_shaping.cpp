@@ -1,12 +1,16 @@
-// [shaping]: how mail goes out to each destination (issue 26). So far [shaping.default] only,
-// which applies per recipient domain; sites (MX host sets), rates and per-site overrides are
-// to come:
+// [shaping]: how mail goes out to each site (relay/delivery/sites.hpp: the MX host set, route
+// or provider a delivery goes to), issue 26:
 //
 //   [shaping.default]
 //   connections = 20               # [delivery] max_per_destination, its old name: one of them
 //   messages_per_connection = 100
+//   message_rate = "600/h"         # none by default
 //   dead_after = 10                # connection failures in a row; 0: never
 //   dead_for = "5m"                # then suspended that long, then one delivery probes
+//
+//   [shaping.site."google"]         # connections, messages_per_connection, message_rate
+//   [shaping.domain."example.org"]  # message_rate
+//   [shaping.providers]             # NAME = [".mx.suffix", ...]: one site
 //
 //   [[shaping.on_reply]]            # before the shipped rules (relay/reply_rules.hpp)
 //   match = "^421 4\\.7\\.28 "
@@ -64,10 +68,10 @@ std::string Lower(std::string s) {
   return s;
 }
 
-// [shaping.domain."example.org"] or [shaping.site."google"] (`what`): what differs for one
-// recipient domain or one site.
-void ReadOverrides(Reader& r, Source& source, const char* what,
-                   std::map<std::string, relay::QuotaLimit>& rates) {
+// [shaping.domain."example.org"] or [shaping.site."google"] (`what`): calls `read` with the
+// reader of each entry and its name (lower case).
+template <typename Read>
+void ReadOverrides(Reader& r, Source& source, const char* what, Read read) {
   auto table = r.Table(what);
   if (!table) return;
   for (auto&& [key, node] : table->Entries()) {
@@ -75,14 +79,43 @@ void ReadOverrides(Reader& r, Source& source, const char* what,
     const toml::table* t = node.as_table();
     if (!t) return table->Fail(node, name, "expected a table of shaping settings");
     Reader d(*t, fmt::format("shaping.{}.{}.", what, name), source);
-    d.OnlyKeys({"message_rate"});
-    const bool domain = std::string_view(what) == "domain";
-    if (domain ? !ValidHostname(name) : name.empty() || name.size() > 1000) {
-      return d.FailHere("message_rate", fmt::format("'{}' is not a {}", name, what));
-    }
-    if (auto rate = ReadRate(d)) rates[name] = *rate;
+    read(d, name);
     if (!d.Ok()) return;
   }
+}
+
+// [shaping.domain."D"]: a recipient domain's own message_rate (its connections are its site's).
+void ReadDomains(Reader& r, Source& source, std::map<std::string, relay::QuotaLimit>& rates) {
+  ReadOverrides(r, source, "domain", [&](Reader& d, const std::string& name) {
+    d.OnlyKeys({"message_rate"});
+    if (!ValidHostname(name)) {
+      return d.FailHere("message_rate", fmt::format("'{}' is not a domain", name));
+    }
+    if (auto rate = ReadRate(d)) rates[name] = *rate;
+  });
+}
+
+// [shaping.site."S"]: connections, messages_per_connection and message_rate of one site.
+void ReadSites(Reader& r, Source& source,
+               std::map<std::string, relay::DeliveryOptions::SiteShaping>& sites) {
+  ReadOverrides(r, source, "site", [&](Reader& d, const std::string& name) {
+    d.OnlyKeys({"connections", "messages_per_connection", "message_rate"});
+    if (name.empty() || name.size() > 1000) {
+      return d.FailHere("connections", fmt::format("'{}' is not a site", name));
+    }
+    auto& site = sites[name];
+    site.message_rate = ReadRate(d);
+    if (d.Get("connections")) {
+      std::uint32_t n = 0;
+      d.Unsigned("connections", n, 1, 10000);
+      site.connections = n;
+    }
+    if (d.Get("messages_per_connection")) {
+      std::uint32_t n = 0;
+      d.Unsigned("messages_per_connection", n, 1, 100000);
+      site.messages_per_connection = n;
+    }
+  });
 }
 
 // [shaping.providers]: NAME = [".suffix", ...].
@@ -107,8 +140,8 @@ void ReadShaping(Reader& r, Source& source, relay::DeliveryOptions& delivery,
                  bool max_per_destination_set) {
   r.OnlyKeys({"default", "domain", "site", "providers", "on_reply"});
   ReadReplyRules(r, source, delivery.on_reply);
-  ReadOverrides(r, source, "domain", delivery.message_rate_by_domain);
-  ReadOverrides(r, source, "site", delivery.message_rate_by_site);
+  ReadDomains(r, source, delivery.message_rate_by_domain);
+  ReadSites(r, source, delivery.site_shaping);
   ReadProviders(r, delivery.providers);
   auto d = r.Table("default");
   if (!d) return;

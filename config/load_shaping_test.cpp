@@ -78,6 +78,32 @@ suspend = "0s"
   EXPECT_EQ(c->delivery.on_reply[1].suspend, std::chrono::seconds(0));
 }
 
+TEST(ShapingConfigTest, ReadsSitesAndProviders) {
+  auto c = LoadString(R"([shaping.site."Google"]
+connections = 4
+messages_per_connection = 50
+message_rate = "600/h"
+[shaping.site."mx1.example.net,mx2.example.net"]
+message_rate = "10/min"
+[shaping.providers]
+hoster = [".mx.hoster.example"]
+)",
+                      "s.toml", "/tmp");
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_EQ(c->delivery.site_shaping.size(), 2u);
+  const auto& google = c->delivery.site_shaping.at("google");
+  EXPECT_EQ(google.connections, 4u);
+  EXPECT_EQ(google.messages_per_connection, 50u);
+  ASSERT_TRUE(google.message_rate);
+  EXPECT_EQ(google.message_rate->text, "600/h");
+  const auto& pair = c->delivery.site_shaping.at("mx1.example.net,mx2.example.net");
+  EXPECT_FALSE(pair.connections);  // [shaping.default]'s
+  EXPECT_FALSE(pair.messages_per_connection);
+  ASSERT_EQ(c->delivery.providers.size(), 1u);
+  EXPECT_EQ(c->delivery.providers[0].name, "hoster");
+  EXPECT_EQ(c->delivery.providers[0].suffixes, std::vector<std::string>{".mx.hoster.example"});
+}
+
 struct BadShaping {
   const char* toml;
   const char* expected;
@@ -112,6 +138,10 @@ INSTANTIATE_TEST_SUITE_P(
                    "bad.toml:2: shaping.default.rate: unknown key"},
         BadShaping{"[shaping.site]\nx = 1\n",
                    "bad.toml:2: shaping.site.x: expected a table of shaping settings"},
+        BadShaping{"[shaping.site.google]\nconnections = 0\n",
+                   "bad.toml:2: shaping.site.google.connections: 0 is out of range (1..10000)"},
+        BadShaping{"[shaping.site.google]\ndead_after = 3\n",
+                   "bad.toml:2: shaping.site.google.dead_after: unknown key"},
         BadShaping{"[shaping.providers]\nhoster = [\"mx.hoster.example\"]\n",
                    "bad.toml:2: shaping.providers.hoster: 'mx.hoster.example' is not a suffix"},
         BadShaping{"[[shaping.on_reply]]\nmatch = \"(421\"\nsuspend = \"1m\"\n",

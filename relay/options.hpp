@@ -204,9 +204,14 @@ struct DeliveryOptions {
   // limit.
   std::optional<QuotaLimit> message_rate;
   std::map<std::string, QuotaLimit> message_rate_by_domain;
-  // [shaping.site."S"] message_rate: for a site (sites.hpp: "google", "route [h]:p", or the MX
-  // set "mx1.example.net,mx2.example.net"), shared by its domains.
-  std::map<std::string, QuotaLimit> message_rate_by_site;
+  // [shaping.site."S"]: what differs for a site (sites.hpp: "google", "route [h]:p", or the MX
+  // set "mx1.example.net,mx2.example.net"), shared by its domains; unset: [shaping.default].
+  struct SiteShaping {
+    std::optional<std::uint32_t> connections;
+    std::optional<std::uint32_t> messages_per_connection;
+    std::optional<QuotaLimit> message_rate;
+  };
+  std::map<std::string, SiteShaping> site_shaping;
   // [shaping.providers]: NAME = [".suffix", ...], before the shipped ones.
   std::vector<SiteProvider> providers;
   // [[shaping.on_reply]]: the operator's rules, tried before the shipped ones (reply_rules.hpp).

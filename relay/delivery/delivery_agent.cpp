@@ -101,9 +101,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         alarm(i),
         scheduler(options.max_parallel),
         slots(i) {
-    slots.SetLimit(options.max_per_destination);
     MakeReplyMatcher();
-    ConfigureRates();
+    ConfigureShaping();
   }
 
   // config/ has checked the operator's patterns; a failure here keeps the shipped rules.
@@ -504,7 +503,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         const auto until = queue::Clock::now() + kParkedForSlot;
         co_return Admission{false, false, until,
                             fmt::format("site {} has its {} connections; waits for one to end",
-                                        site, slots.limit()),
+                                        site, slots.LimitOf(site)),
                             true};
       }
       ++slot_waiting;
@@ -569,13 +568,19 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     return options.message_rate_by_domain.contains(domain) ? "domain " + domain : "site " + site;
   }
 
-  // The rates by the keys RateKey gives.
-  void ConfigureRates() {
-    std::map<std::string, QuotaLimit> own;
-    for (const auto& [domain, rate] : options.message_rate_by_domain)
-      own["domain " + domain] = rate;
-    for (const auto& [site, rate] : options.message_rate_by_site) own["site " + site] = rate;
-    rates.Configure(options.message_rate, std::move(own));
+  // The sites' connections, and the rates by the keys RateKey gives.
+  void ConfigureShaping() {
+    std::map<std::string, std::uint32_t> connections_of;
+    std::map<std::string, QuotaLimit> rate_of;
+    for (const auto& [domain, rate] : options.message_rate_by_domain) {
+      rate_of["domain " + domain] = rate;
+    }
+    for (const auto& [site, shaping] : options.site_shaping) {
+      if (shaping.connections) connections_of[site] = *shaping.connections;
+      if (shaping.message_rate) rate_of["site " + site] = *shaping.message_rate;
+    }
+    slots.SetLimits(options.max_per_destination, std::move(connections_of));
+    rates.Configure(options.message_rate, std::move(rate_of));
   }
 
   // A reply matched a suspending [[shaping.on_reply]] rule: the site is suspended in the
@@ -975,9 +980,8 @@ void DeliveryAgent::Reload(DeliveryOptions options, std::string helo_name) {
   // Idle sessions were opened under the old settings (trust store, HELO name, TLS policy).
   impl_->connections.Sweep(impl_->io.get_executor(), /*all=*/true);
   impl_->scheduler.SetMaxParallel(impl_->options.max_parallel);
-  impl_->slots.SetLimit(impl_->options.max_per_destination);
   impl_->MakeReplyMatcher();
-  impl_->ConfigureRates();
+  impl_->ConfigureShaping();
   impl_->Kick();
 }
 

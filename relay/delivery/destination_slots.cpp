@@ -5,8 +5,22 @@
 
 namespace danerelay::relay {
 
+void DestinationSlots::SetLimits(std::uint32_t limit, std::map<std::string, std::uint32_t> own) {
+  limit_ = limit;
+  own_ = std::move(own);
+  for (auto& [domain, waiting] : waiters_) {
+    for (auto& w : waiting) w->cancel();
+  }
+  waiters_.clear();
+}
+
+std::uint32_t DestinationSlots::LimitOf(const std::string& domain) const {
+  const auto it = own_.find(domain);
+  return it == own_.end() ? limit_ : it->second;
+}
+
 asio::awaitable<void> DestinationSlots::Acquire(std::string domain) {
-  while (in_use_[domain] >= limit_) {
+  while (in_use_[domain] >= LimitOf(domain)) {
     auto waiter = std::make_shared<asio::steady_timer>(io_, asio::steady_timer::time_point::max());
     waiters_[domain].push_back(waiter);
     // Woken by Release (the timer is cancelled); the loop checks again.
@@ -26,7 +40,7 @@ void DestinationSlots::Release(const std::string& domain) {
 
 bool DestinationSlots::Free(const std::string& domain) const {
   const auto it = in_use_.find(domain);
-  return (it == in_use_.end() || it->second < limit_) && Waiting(domain) == 0;
+  return (it == in_use_.end() || it->second < LimitOf(domain)) && Waiting(domain) == 0;
 }
 
 std::size_t DestinationSlots::Waiting(const std::string& domain) const {

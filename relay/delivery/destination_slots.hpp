@@ -16,7 +16,9 @@ namespace danerelay::relay {
 class DestinationSlots {
  public:
   explicit DestinationSlots(asio::io_context& io) : io_(io) {}
-  void SetLimit(std::uint32_t limit) { limit_ = limit; }
+  // `limit` for every site but those in `own` ([shaping.site."S"] connections). Deliveries
+  // waiting for a slot check again under the new limits.
+  void SetLimits(std::uint32_t limit, std::map<std::string, std::uint32_t> own = {});
   // Resumes once a slot for `domain` is held; give it back with Release.
   asio::awaitable<void> Acquire(std::string domain);
   void Release(const std::string& domain);
@@ -24,11 +26,12 @@ class DestinationSlots {
   bool Free(const std::string& domain) const;
   // Deliveries waiting in Acquire for a slot of `domain`.
   std::size_t Waiting(const std::string& domain) const;
-  std::uint32_t limit() const { return limit_; }
+  std::uint32_t LimitOf(const std::string& domain) const;
 
  private:
   asio::io_context& io_;
   std::uint32_t limit_ = 20;
+  std::map<std::string, std::uint32_t> own_;
   std::map<std::string, std::uint32_t> in_use_;
   std::map<std::string, std::deque<std::shared_ptr<asio::steady_timer>>> waiters_;
 };

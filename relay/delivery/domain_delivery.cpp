@@ -455,6 +455,7 @@ class DomainPass {
     if (!tags) co_return false;
     const HostDnsFacts& facts = plan.dns.facts;
     ClientRequest req = plan.request;
+    req.messages_per_connection = MessagesPerConnection(ctx_.options, out_.site);
     req.message = &m_;
     req.content = &content_;
     for (const auto& ip : plan.dns.addresses) {

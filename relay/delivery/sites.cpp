@@ -55,4 +55,12 @@ std::string SiteOfRoute(const Route& route) {
   return "route " + fmt::format("{}", fmt::join(hops, ","));
 }
 
+std::uint32_t MessagesPerConnection(const DeliveryOptions& options, const std::string& site) {
+  const auto it = options.site_shaping.find(site);
+  if (it == options.site_shaping.end() || !it->second.messages_per_connection) {
+    return options.messages_per_connection;
+  }
+  return *it->second.messages_per_connection;
+}
+
 }  // namespace danerelay::relay

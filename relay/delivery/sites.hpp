@@ -23,4 +23,7 @@ std::string SiteOfMx(std::vector<std::string> mx_hosts, const std::vector<SitePr
 // The site of a routed domain: "route [host]:port,..." of its hosts.
 std::string SiteOfRoute(const Route& route);
 
+// [shaping.site."S"] messages_per_connection, else [shaping.default]'s.
+std::uint32_t MessagesPerConnection(const DeliveryOptions& options, const std::string& site);
+
 }  // namespace danerelay::relay

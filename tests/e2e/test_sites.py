@@ -1,6 +1,7 @@
 """End to end: sites. Two recipient domains whose MX records name the same host, in a signed
 DNS world, share one site and so one message_rate budget; a domain with an MX host of its own
-is another site and is not held back. The MX servers timestamp every delivery (CountingMx)."""
+is another site and is not held back. The site's own connections and messages_per_connection
+hold for it alone. The MX servers timestamp every delivery (CountingMx)."""
 import time
 import unittest
 
@@ -26,12 +27,16 @@ class SitesTest(WorldCase, ShapingCase):
         w.zone("own.example.").mx(OWN_IP, port=port)
         w.start()
         cls.shared = cls.servers["shared"] = CountingMx(SHARED_IP, port).start()
-        cls.own = cls.servers["own"] = CountingMx(OWN_IP, port).start()
+        cls.own = cls.servers["own"] = CountingMx(OWN_IP, port, data_delay=0.3).start()
         cls.relay = Relay(deliver=True, trusted=["127.0.0.0/8"], extra_toml=w.toml() + f"""
 [delivery]
 port = {port}
 [shaping.site."mx.shared.example"]
 message_rate = "60/min"
+connections = 1
+messages_per_connection = 3
+[shaping.site."mx.own.example"]
+connections = 2
 """).start()
 
     def tearDown(self):
@@ -61,6 +66,17 @@ message_rate = "60/min"
                       self.relay.logs())
         own_done = max(t for _, t in self.own.delivered)
         self.assertLess(own_done - first, 5)  # another site: not paced
+        # [shaping.site."mx.shared.example"] connections = 1, messages_per_connection = 3: one
+        # session at a time, none with more than 3 messages (each a session of its own at most).
+        with self.shared.lock:
+            sessions = [len(s["rcpts"]) for s in self.shared.sessions]
+        print(f"site mx.shared.example: at most {self.shared.max_open} open at once; messages "
+              f"per session {sessions}; own.example: {len(self.own.sessions)} sessions")
+        self.assertEqual(self.shared.max_open, 1)
+        self.assertLessEqual(max(sessions), 3)
+        self.assertIn(3, sessions)  # the cached connection is reused up to the limit
+        # mx.own.example's connections = 2, the default 20 elsewhere: two at once, never more.
+        self.assertEqual(self.own.max_open, 2)
 
 
 if __name__ == "__main__":
