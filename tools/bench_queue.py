@@ -2,7 +2,8 @@
 """Benchmark (not a test, not in CI): danerelayd with a large queue.
 
 A queue of MESSAGES messages with RCPTS recipients each (default 100,000 x 10 = 1,000,000
-recipients, in 100 domains of 10,000 recipients) is written through the store's own insert path
+recipients, in 100 domains of 10,000 recipients, each domain a site of its own: its recipients
+were deferred at its MX host) is written through the store's own insert path
 (danerelay-bench-fill), every recipient deferred one to two hours ahead, as a backlog for
 destinations that are down looks. Then, with danerelayd running on it:
 
@@ -72,6 +73,8 @@ def main():
     parser.add_argument("--messages", type=int, default=100000)
     parser.add_argument("--rcpts", type=int, default=10)
     parser.add_argument("--domains", type=int, default=100)
+    parser.add_argument("--sites", type=int, default=None,
+                        help="MX host sets of the domains (default: one per domain)")
     args = parser.parse_args()
     for path in (DANERELAYD, DANERELAY, FILL):
         if not os.path.exists(path):
@@ -89,9 +92,11 @@ def main():
         print(f"danerelay large-queue benchmark; {os.cpu_count()} cores; {os.uname().release}")
         t0 = time.monotonic()
         subprocess.run([FILL, os.path.join(work, "queue"), str(args.messages), str(args.rcpts),
-                        str(args.domains)], check=True, timeout=3600)
+                        str(args.domains), str(args.sites or args.domains)], check=True,
+                       timeout=3600)
         print(f"fill: {total} deferred recipients in {args.messages} messages, "
-              f"{args.domains} domains: {time.monotonic() - t0:.1f} s, "
+              f"{args.domains} domains, {min(args.sites or args.domains, args.domains)} sites: "
+              f"{time.monotonic() - t0:.1f} s, "
               f"{os.path.getsize(os.path.join(work, 'queue', 'queue.db')) / 2**20:.0f} MiB")
 
         port = free_port()
