@@ -5,10 +5,11 @@
 //   connections = 20               # [delivery] max_per_destination, its old name: one of them
 //   messages_per_connection = 100
 //   message_rate = "600/h"         # none by default
+//   connection_rate = "60/min"     # new connections; none by default
 //   dead_after = 10                # connection failures in a row; 0: never
 //   dead_for = "5m"                # then suspended that long, then one delivery probes
 //
-//   [shaping.site."google"]         # connections, messages_per_connection, message_rate
+//   [shaping.site."google"]         # connections, messages_per_connection, the two rates
 //   [shaping.domain."example.org"]  # message_rate
 //   [shaping.providers]             # NAME = [".mx.suffix", ...]: one site
 //
@@ -50,14 +51,14 @@ void ReadReplyRules(Reader& r, Source& source, std::vector<relay::ReplyRule>& ru
   }
 }
 
-// message_rate of a [shaping] table.
-std::optional<relay::QuotaLimit> ReadRate(Reader& r) {
-  const toml::node* n = r.Get("message_rate");
+// message_rate or connection_rate (`key`) of a [shaping] table.
+std::optional<relay::QuotaLimit> ReadRate(Reader& r, const char* key = "message_rate") {
+  const toml::node* n = r.Get(key);
   if (!n) return std::nullopt;
   std::optional<relay::QuotaLimit> rate;
   if (n->is_string()) rate = ParseRate(n->as_string()->get());
   if (!rate) {
-    r.Fail(*n, "message_rate",
+    r.Fail(*n, key,
            "expected a rate such as \"600/h\", \"60/min\" or \"5/10s\" (a window of at most 31d)");
   }
   return rate;
@@ -95,16 +96,18 @@ void ReadDomains(Reader& r, Source& source, std::map<std::string, relay::QuotaLi
   });
 }
 
-// [shaping.site."S"]: connections, messages_per_connection and message_rate of one site.
+// [shaping.site."S"]: connections, messages_per_connection, message_rate and connection_rate of
+// one site.
 void ReadSites(Reader& r, Source& source,
                std::map<std::string, relay::DeliveryOptions::SiteShaping>& sites) {
   ReadOverrides(r, source, "site", [&](Reader& d, const std::string& name) {
-    d.OnlyKeys({"connections", "messages_per_connection", "message_rate"});
+    d.OnlyKeys({"connections", "messages_per_connection", "message_rate", "connection_rate"});
     if (name.empty() || name.size() > 1000) {
       return d.FailHere("connections", fmt::format("'{}' is not a site", name));
     }
     auto& site = sites[name];
     site.message_rate = ReadRate(d);
+    site.connection_rate = ReadRate(d, "connection_rate");
     if (d.Get("connections")) {
       std::uint32_t n = 0;
       d.Unsigned("connections", n, 1, 10000);
@@ -145,10 +148,12 @@ void ReadShaping(Reader& r, Source& source, relay::DeliveryOptions& delivery,
   ReadProviders(r, delivery.providers);
   auto d = r.Table("default");
   if (!d) return;
-  d->OnlyKeys({"messages_per_connection", "connections", "dead_after", "dead_for", "message_rate"});
+  d->OnlyKeys({"messages_per_connection", "connections", "dead_after", "dead_for", "message_rate",
+               "connection_rate"});
   d->Unsigned("dead_after", delivery.dead_after, 0, 1000);
   d->Duration("dead_for", delivery.dead_for, std::chrono::seconds(1), std::chrono::hours(24));
   delivery.message_rate = ReadRate(*d);
+  delivery.connection_rate = ReadRate(*d, "connection_rate");
   d->Unsigned("messages_per_connection", delivery.messages_per_connection, 1, 100000);
   if (d->Get("connections") && max_per_destination_set) {
     return d->FailHere("connections",

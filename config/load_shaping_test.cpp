@@ -83,6 +83,7 @@ TEST(ShapingConfigTest, ReadsSitesAndProviders) {
 connections = 4
 messages_per_connection = 50
 message_rate = "600/h"
+connection_rate = "1/s"
 [shaping.site."mx1.example.net,mx2.example.net"]
 message_rate = "10/min"
 [shaping.providers]
@@ -96,6 +97,9 @@ hoster = [".mx.hoster.example"]
   EXPECT_EQ(google.messages_per_connection, 50u);
   ASSERT_TRUE(google.message_rate);
   EXPECT_EQ(google.message_rate->text, "600/h");
+  ASSERT_TRUE(google.connection_rate);
+  EXPECT_EQ(google.connection_rate->count, 1u);
+  EXPECT_EQ(google.connection_rate->window, std::chrono::seconds(1));
   const auto& pair = c->delivery.site_shaping.at("mx1.example.net,mx2.example.net");
   EXPECT_FALSE(pair.connections);  // [shaping.default]'s
   EXPECT_FALSE(pair.messages_per_connection);
@@ -140,6 +144,8 @@ INSTANTIATE_TEST_SUITE_P(
                    "bad.toml:2: shaping.site.x: expected a table of shaping settings"},
         BadShaping{"[shaping.site.google]\nconnections = 0\n",
                    "bad.toml:2: shaping.site.google.connections: 0 is out of range (1..10000)"},
+        BadShaping{"[shaping.default]\nconnection_rate = 10\n",
+                   "bad.toml:2: shaping.default.connection_rate: expected a rate"},
         BadShaping{"[shaping.site.google]\ndead_after = 3\n",
                    "bad.toml:2: shaping.site.google.dead_after: unknown key"},
         BadShaping{"[shaping.providers]\nhoster = [\"mx.hoster.example\"]\n",

@@ -204,12 +204,16 @@ struct DeliveryOptions {
   // limit.
   std::optional<QuotaLimit> message_rate;
   std::map<std::string, QuotaLimit> message_rate_by_domain;
+  // [shaping.default] connection_rate: new connections per window to one site, paced evenly; a
+  // delivery that finds an idle cached connection to its site needs none. None: no limit.
+  std::optional<QuotaLimit> connection_rate;
   // [shaping.site."S"]: what differs for a site (sites.hpp: "google", "route [h]:p", or the MX
   // set "mx1.example.net,mx2.example.net"), shared by its domains; unset: [shaping.default].
   struct SiteShaping {
     std::optional<std::uint32_t> connections;
     std::optional<std::uint32_t> messages_per_connection;
     std::optional<QuotaLimit> message_rate;
+    std::optional<QuotaLimit> connection_rate;
   };
   std::map<std::string, SiteShaping> site_shaping;
   // [shaping.providers]: NAME = [".suffix", ...], before the shipped ones.

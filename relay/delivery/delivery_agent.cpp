@@ -74,6 +74,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   ConnectionCache connections{std::chrono::seconds(2)};  // Postfix: 2 s idle time limit
   DestinationSlots slots;
   RateGate rates;                              // [shaping] message_rate
+  RateGate connection_rates;                   // [shaping] connection_rate, by site
   std::map<std::string, int> site_deliveries;  // for the gauge danerelay_site_deliveries
   // Of `active`, deliveries waiting for a connection of their site (AcquireSlot): they hold no
   // place under max_parallel, so one slow site does not hold every other back.
@@ -480,14 +481,24 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   }
 
   // Whether a delivery for `domain` may connect to `site` now (traffic shaping, in this
-  // order): the site's suspension, the message_rate (the domain's own, else the site's: over
-  // it, the mail is booked a turn and waits for it), a slot under the site's connections (in
-  // arrival order), and, for a dead site whose suspension ended, the probe.
+  // order): the site's suspension, its connection_rate (unless an idle cached connection to it is
+  // kept; a delivery that goes on to a further host connects without asking again), the
+  // message_rate (the domain's own, else the site's; over a rate, the mail is booked a turn and
+  // waits for it), a slot under the site's connections (in arrival order), and, for a dead
+  // site whose suspension ended, the probe.
   // `turn`: the recipients' next attempt, the turn they were parked for if they were.
   asio::awaitable<Admission> Admit(std::string id, std::string domain, std::string site,
                                    std::optional<queue::TimePoint> turn_given) {
     auto self = shared_from_this();
     if (auto held = Suspended(domain, site)) co_return *held;
+    if (!connections.HasIdle(site)) {
+      if (const auto turn = connection_rates.Take(site, queue::Clock::now(), turn_given)) {
+        Metrics::Get().Add("danerelay_shaping_waits_total", "reason=\"connection_rate\"");
+        co_return Admission{false, false, *turn,
+                            fmt::format("wait for the connection rate of site {} ({}) until {}",
+                                        site, connection_rates.RateOf(site), Utc(*turn))};
+      }
+    }
     const std::string rate_key = RateKey(domain, site);
     if (const auto turn = rates.Take(rate_key, queue::Clock::now(), turn_given)) {
       Metrics::Get().Add("danerelay_shaping_waits_total", "reason=\"message_rate\"");
@@ -572,15 +583,18 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   void ConfigureShaping() {
     std::map<std::string, std::uint32_t> connections_of;
     std::map<std::string, QuotaLimit> rate_of;
+    std::map<std::string, QuotaLimit> opening_of;  // connection_rate
     for (const auto& [domain, rate] : options.message_rate_by_domain) {
       rate_of["domain " + domain] = rate;
     }
     for (const auto& [site, shaping] : options.site_shaping) {
       if (shaping.connections) connections_of[site] = *shaping.connections;
       if (shaping.message_rate) rate_of["site " + site] = *shaping.message_rate;
+      if (shaping.connection_rate) opening_of[site] = *shaping.connection_rate;
     }
     slots.SetLimits(options.max_per_destination, std::move(connections_of));
     rates.Configure(options.message_rate, std::move(rate_of));
+    connection_rates.Configure(options.connection_rate, std::move(opening_of));
   }
 
   // A reply matched a suspending [[shaping.on_reply]] rule: the site is suspended in the

@@ -456,6 +456,7 @@ class DomainPass {
     const HostDnsFacts& facts = plan.dns.facts;
     ClientRequest req = plan.request;
     req.messages_per_connection = MessagesPerConnection(ctx_.options, out_.site);
+    req.site = out_.site;
     req.message = &m_;
     req.content = &content_;
     for (const auto& ip : plan.dns.addresses) {

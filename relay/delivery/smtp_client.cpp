@@ -101,6 +101,7 @@ struct SmtpSession {
   std::optional<tls::Verdict> verdict;
   std::chrono::steady_clock::time_point idle_since;
   std::uint32_t transactions = 0;  // messages sent over it ([shaping] messages_per_connection)
+  std::string site;                // ClientRequest::site
 
   // Sends one command line and reads the reply. Arguments are views or named strings: GCC 12
   // destroys temporaries that live across a co_await twice.
@@ -710,12 +711,22 @@ std::shared_ptr<SmtpSession> ConnectionCache::Take(const std::string& key) {
   if (it == idle_.end()) return nullptr;
   auto s = std::move(it->second);
   idle_.erase(it);
+  Forget(s->site);
   return s;
 }
 
 void ConnectionCache::Put(const std::string& key, std::shared_ptr<SmtpSession> s) {
   s->idle_since = std::chrono::steady_clock::now();
+  ++idle_sites_[s->site];
   idle_.emplace(key, std::move(s));
+}
+
+bool ConnectionCache::HasIdle(const std::string& site) const { return idle_sites_.contains(site); }
+
+void ConnectionCache::Forget(const std::string& site) {
+  if (auto it = idle_sites_.find(site); it != idle_sites_.end() && --it->second == 0) {
+    idle_sites_.erase(it);
+  }
 }
 
 void ConnectionCache::Sweep(const asio::any_io_executor& ex, bool all) {
@@ -724,6 +735,7 @@ void ConnectionCache::Sweep(const asio::any_io_executor& ex, bool all) {
     if (all || now - it->second->idle_since >= idle_limit_) {
       auto s = std::move(it->second);
       it = idle_.erase(it);
+      Forget(s->site);
       asio::co_spawn(
           ex, [s]() -> asio::awaitable<void> { co_await s->Quit(); }, [](std::exception_ptr) {});
     } else {
@@ -764,6 +776,7 @@ asio::awaitable<ClientResult> DeliverOverSmtp(const ClientRequest& req, Connecti
   const auto opening = SteadyClock::now();
   res.session = NewSessionId();
   s = co_await Open(req, res);
+  if (s) s->site = req.site;
   res.connect_time = SteadyClock::now() - opening;
   if (!s) co_return res;
   s->session = res.session;

@@ -64,6 +64,7 @@ struct ClientRequest {
   const std::string* content = nullptr;
   ClientTimeouts timeouts;
   std::uint32_t messages_per_connection = 100;  // then QUIT instead of back into the cache
+  std::string site;  // where it goes (relay/delivery/sites.hpp), for ConnectionCache::HasIdle
 };
 
 struct ClientResult {
@@ -114,10 +115,15 @@ class ConnectionCache {
   void Put(const std::string& key, std::shared_ptr<SmtpSession> session);
   // QUITs sessions idle for longer than the limit (or all of them).
   void Sweep(const asio::any_io_executor& ex, bool all = false);
+  // Whether an idle session to `site` (ClientRequest::site) is kept: the next delivery there
+  // may need no new connection ([shaping] connection_rate).
+  bool HasIdle(const std::string& site) const;
 
  private:
+  void Forget(const std::string& site);
   std::chrono::seconds idle_limit_;
   std::multimap<std::string, std::shared_ptr<SmtpSession>> idle_;
+  std::map<std::string, std::size_t> idle_sites_;  // idle sessions per site
 };
 
 // With a cache, a clean session is kept for the next message instead of QUIT.

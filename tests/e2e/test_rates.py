@@ -1,6 +1,7 @@
 """End to end: [shaping] message_rate. 200 messages queued for one domain under "60/min" are
 paced: at most 61 reach its MX in the first minute, over several connections, and the mail
 waiting for its turn is neither attempted nor deferred. Another domain keeps its own pace.
+connection_rate paces new connections to a site the same way.
 
 The MX servers count and timestamp every delivery (CountingMx from test_shaping)."""
 import time
@@ -58,6 +59,44 @@ message_rate = "600/min"
         times = sorted(t for _, t in mx_a.delivered)
         gaps = [b - a for a, b in zip(times, times[1:])]
         self.assertGreater(min(gaps), 0.25, gaps[:10])
+
+    def test_a_connection_rate_paces_new_connections_not_messages_over_a_kept_one(self):
+        # messages_per_connection = 1: every message needs a new connection, so "30/min" (one
+        # every 2 s) paces them; c.example, another site, has none.
+        port_a, port_b = free_port_on([MX_A]), free_port_on([MX_B])
+        mx_a, mx_b = CountingMx(MX_A, port_a), CountingMx(MX_B, port_b)
+        self.start([mx_a, mx_b], f"""
+[shaping.default]
+messages_per_connection = 1
+[shaping.site."route [{MX_A}]:{port_a}"]
+connection_rate = "30/min"
+[routes]
+"a.example" = "[{MX_A}]:{port_a}"
+"c.example" = "[{MX_B}]:{port_b}"
+""")
+        self.send([f"user{i}@a.example" for i in range(12)] +
+                  [f"user{i}@c.example" for i in range(12)])
+        wait_for(lambda: mx_a.sessions, timeout=30, what="the first session at a.example's MX")
+        first = mx_a.sessions[0]["start"]
+        wait_for(lambda: len(mx_b.recipients()) == 12, timeout=30, what="c.example's 12")
+        time.sleep(max(0.0, first + 10.5 - time.monotonic()))
+        with mx_a.lock:
+            starts = sorted(s["start"] for s in mx_a.sessions)
+        in_ten = [t for t in starts if t < first + 10]
+        print(f"a.example: {len(in_ten)} sessions in the first 10 s at \"30/min\"; "
+              f"c.example: {len(mx_b.sessions)} sessions, done "
+              f"{max(t for _, t in mx_b.delivered) - first:.1f} s after a's first")
+        self.assertLessEqual(len(in_ten), 6)   # 10 s / 2 s + 1
+        self.assertGreaterEqual(len(in_ten), 4)  # paced, not stalled
+        self.assertEqual(len(mx_b.sessions), 12)
+        self.assertLess(max(t for _, t in mx_b.delivered) - first, 8)
+        self.assertIn(f"wait for the connection rate of site route [{MX_A}]:{port_a} (30/min)",
+                      self.relay.logs())
+        waiting = [m for m in self.relay.queue_json()
+                   if any(r["address"].endswith("@a.example") for r in m["recipients"])]
+        self.assertTrue(waiting)
+        self.assertTrue(all(r["attempts"] == 0 for m in waiting for r in m["recipients"]),
+                        waiting[:2])
 
 
 if __name__ == "__main__":
