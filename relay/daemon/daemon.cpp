@@ -25,6 +25,7 @@
 #include "relay/daemon/privileges.hpp"
 #include "relay/daemon/reload.hpp"
 #include "relay/delivery/delivery_agent.hpp"
+#include "relay/delivery/shaping_status.hpp"
 #include "relay/health/preflight.hpp"
 #include "relay/health/resolver_health.hpp"
 #include "relay/inbound/smtp_server.hpp"
@@ -167,6 +168,7 @@ tl::expected<void, StartFailure> Daemon::MakeServices() {
   if (auto started = p.server->Start(); !started) return Fail(kExitSoftware, started.error());
   p.health.emplace(*p.io, *p.resolver, cfg.dns, ResolverStatusFile(cfg.queue.path));
   p.agent->UseResolverHealth(&*p.health);
+  p.agent->WriteShapingStatus(ShapingStatusFile(cfg.queue.path));
   p.health->OnRecovered([&p] { p.agent->ValidationWorksAgain(); });
   auto probe_tls = tls::MakeClientContext();
   if (!probe_tls) return Fail(kExitSoftware, fmt::format("tls: {}", probe_tls.error()));

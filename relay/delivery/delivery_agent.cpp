@@ -21,10 +21,13 @@
 #include "relay/delivery/pass_notices.hpp"
 #include "relay/delivery/rate_gate.hpp"
 #include "relay/delivery/scheduler.hpp"
+#include "relay/delivery/shaping_status.hpp"
 #include "relay/delivery/sites.hpp"
 #include "relay/delivery/suspension_watch.hpp"
 #include "relay/health/resolver_health.hpp"
+#include "relay/health/status_file.hpp"
 #include "relay/io/connection.hpp"
+#include "relay/io/periodic_task.hpp"
 #include "relay/io/store_bridge.hpp"
 #include "relay/policy/sts_policies.hpp"
 #include "relay/tlsrpt/tls_reporter.hpp"
@@ -87,6 +90,14 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     queue::TimePoint until;
   };
   std::map<std::string, std::deque<ParkedForSlot>> slot_parked;
+  // shaping.status (shaping_status.hpp): looked at every kStatusEvery, written when it changed,
+  // and at least every kStatusRenew while it shows anything (queue stats tells a stale one).
+  static constexpr auto kStatusEvery = std::chrono::seconds(2);
+  static constexpr auto kStatusRenew = std::chrono::seconds(30);
+  std::filesystem::path status_file;
+  std::string status_written;  // without its time
+  std::chrono::steady_clock::time_point status_written_at;
+  PeriodicTask status_task{io, "the shaping status"};
   bool stopping = false;
   std::mt19937 rng{std::random_device{}()};
 
@@ -440,6 +451,24 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       slot_parked[w.site].push_back({id, std::move(w.indices), *w.until});
       if (slots.Free(w.site)) WakeForSlot(w.site);  // a connection ended meanwhile
     }
+  }
+
+  asio::awaitable<std::optional<std::chrono::steady_clock::duration>> WriteStatus() {
+    std::map<std::string, std::size_t> parked;
+    for (const auto& [site, q] : slot_parked) parked[site] = q.size();
+    nlohmann::json j = ShapingStatus(slots, rates, connection_rates, parked, queue::Clock::now());
+    nlohmann::json what = j;
+    what.erase("written");
+    what.erase("written_us");
+    std::string text = what.dump();
+    const auto now = std::chrono::steady_clock::now();
+    const bool empty = j["sites"].empty() && j["domains"].empty();
+    if (text != status_written || (!empty && now - status_written_at >= kStatusRenew)) {
+      WriteStatusFile(status_file, j, "shaping status");
+      status_written = std::move(text);
+      status_written_at = now;
+    }
+    co_return kStatusEvery;
   }
 
   // How long mail parked for a connection waits at most when no connection ends meanwhile
@@ -1001,6 +1030,11 @@ void DeliveryAgent::Reload(DeliveryOptions options, std::string helo_name) {
 
 std::size_t DeliveryAgent::InFlight() const { return impl_->active; }
 
+void DeliveryAgent::WriteShapingStatus(std::filesystem::path file) {
+  impl_->status_file = std::move(file);
+  impl_->status_task.Start([self = impl_] { return self->WriteStatus(); });
+}
+
 void DeliveryAgent::UseResolverHealth(const ResolverHealth* health) { impl_->health = health; }
 
 void DeliveryAgent::UseDkim(const dkim::SignerSlot* slot) { impl_->dkim = slot; }
@@ -1009,6 +1043,11 @@ void DeliveryAgent::ValidationWorksAgain() { impl_->ValidationWorksAgain(); }
 
 void DeliveryAgent::Stop() {
   impl_->stopping = true;
+  impl_->status_task.Stop();
+  if (!impl_->status_file.empty()) {  // what it held is gone with it
+    std::error_code ignored;
+    std::filesystem::remove(impl_->status_file, ignored);
+  }
   impl_->connections.Sweep(impl_->io.get_executor(), /*all=*/true);
   impl_->alarm.cancel();
   impl_->Kick();

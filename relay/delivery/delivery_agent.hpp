@@ -9,6 +9,7 @@
 // pass; bounces and delay warnings (pass_notices.hpp) are queued in the same transaction as the
 // recipient states they report.
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -49,6 +50,8 @@ class DeliveryAgent {
   void Stop();
   // Messages in delivery or waiting for their outcome's commit.
   std::size_t InFlight() const;
+  // Writes what traffic shaping holds to `file` (shaping_status.hpp) as it changes.
+  void WriteShapingStatus(std::filesystem::path file);
   // The resolver's self-check, consulted before each delivery (nullptr: none).
   void UseResolverHealth(const ResolverHealth* health);
   // Notices (bounces, delay warnings, "relayed") are DKIM-signed by `slot`, which must outlive

@@ -43,6 +43,13 @@ bool DestinationSlots::Free(const std::string& domain) const {
   return (it == in_use_.end() || it->second < LimitOf(domain)) && Waiting(domain) == 0;
 }
 
+std::map<std::string, DestinationSlots::Use> DestinationSlots::InUse() const {
+  std::map<std::string, Use> out;
+  for (const auto& [site, n] : in_use_) out[site] = {n, LimitOf(site), Waiting(site)};
+  for (const auto& [site, w] : waiters_) out[site] = {out[site].in_use, LimitOf(site), w.size()};
+  return out;
+}
+
 std::size_t DestinationSlots::Waiting(const std::string& domain) const {
   const auto it = waiters_.find(domain);
   return it == waiters_.end() ? 0 : it->second.size();

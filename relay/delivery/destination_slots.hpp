@@ -27,6 +27,13 @@ class DestinationSlots {
   // Deliveries waiting in Acquire for a slot of `domain`.
   std::size_t Waiting(const std::string& domain) const;
   std::uint32_t LimitOf(const std::string& domain) const;
+  // Each site with a slot in use or a delivery waiting for one (for queue stats).
+  struct Use {
+    std::uint32_t in_use = 0;
+    std::uint32_t limit = 0;
+    std::size_t waiting = 0;
+  };
+  std::map<std::string, Use> InUse() const;
 
  private:
   asio::io_context& io_;

@@ -77,6 +77,16 @@ std::optional<RateGate::TimePoint> RateGate::Take(const std::string& destination
   return turn;
 }
 
+std::map<std::string, RateGate::Budget> RateGate::Budgets(TimePoint now) const {
+  std::map<std::string, Budget> out;
+  for (const auto& [destination, t] : turns_) {
+    const QuotaLimit* limit = LimitOf(destination);
+    if (!limit || (t.next <= now && t.waiting.empty())) continue;
+    out[destination] = {limit->text, std::max({t.next, t.booked, now}), t.waiting.size()};
+  }
+  return out;
+}
+
 void RateGate::Prune(TimePoint now) {
   std::erase_if(turns_, [now](const auto& e) {
     return e.second.next <= now && e.second.booked <= now && e.second.waiting.empty();

@@ -39,6 +39,15 @@ class RateGate {
   // The rate that applies to `destination`, as written ("" for none).
   std::string RateOf(const std::string& destination) const;
 
+  // The budget of each destination that has spent some at `now` (for queue stats): its rate,
+  // when the next fresh message may go, and the turns booked for parked ones.
+  struct Budget {
+    std::string rate;
+    TimePoint next;
+    std::size_t booked = 0;
+  };
+  std::map<std::string, Budget> Budgets(TimePoint now) const;
+
  private:
   const QuotaLimit* LimitOf(const std::string& destination) const;
   void Prune(TimePoint now);

@@ -121,5 +121,22 @@ TEST(RateGateTest, ADestinationsOwnRateWins) {
   EXPECT_EQ(g.Take("slow.example", t0 + seconds(10)), t0 + seconds(3600));
 }
 
+// What queue stats shows: the booked turns, until the parked mail comes back for them.
+TEST(RateGateTest, BudgetsShowTheBookedTurnsUntilTaken) {
+  RateGate g;
+  g.Configure(Rate(600, seconds(60), "600/min"), {});
+  EXPECT_TRUE(g.Budgets(t0).empty());
+  std::vector<queue::TimePoint> turns;
+  EXPECT_FALSE(g.Take("b.example", t0));
+  for (int i = 0; i < 29; ++i) turns.push_back(*g.Take("b.example", t0));
+  auto b = g.Budgets(t0);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b["b.example"].rate, "600/min");
+  EXPECT_EQ(b["b.example"].booked, 29u);
+  EXPECT_EQ(b["b.example"].next, t0 + seconds(3));
+  for (const auto& turn : turns) EXPECT_FALSE(g.Take("b.example", turn, turn));
+  EXPECT_TRUE(g.Budgets(turns.back() + seconds(1)).empty());
+}
+
 }  // namespace
 }  // namespace danerelay::relay

@@ -1,9 +1,12 @@
 """End to end: [shaping] message_rate. 200 messages queued for one domain under "60/min" are
 paced: at most 61 reach its MX in the first minute, over several connections, and the mail
 waiting for its turn is neither attempted nor deferred. Another domain keeps its own pace.
-connection_rate paces new connections to a site the same way.
+connection_rate paces new connections to a site the same way. queue stats shows the budgets
+danerelayd holds.
 
 The MX servers count and timestamp every delivery (CountingMx from test_shaping)."""
+import json
+import re
 import time
 import unittest
 
@@ -46,8 +49,20 @@ message_rate = "600/min"
         self.assertTrue(all(r["attempts"] == 0 for m in waiting for r in m["recipients"]),
                         waiting[:2])
         # a.example is routed: its site is its next hop.
-        self.assertIn(f"wait for the message rate of site route [{MX_A}]:{port_a} (60/min) until",
+        site = f"route [{MX_A}]:{port_a}"
+        self.assertIn(f"wait for the message rate of site {site} (60/min) until",
                       self.relay.logs())
+        # queue stats shows the budget danerelayd holds: the turns booked for the waiting mail.
+        def budget():
+            shaping = json.loads(self.relay.cli("queue", "stats", "--json").stdout)["shaping"]
+            rate = ((shaping or {}).get("sites", {}).get(site) or {}).get("message_rate")
+            return rate if rate and rate["turns_booked"] > 100 else None
+        wait_for(budget, timeout=10, what="the site's message_rate budget in queue stats")
+        self.assertEqual(budget()["rate"], "60/min")
+        stats = self.relay.cli("queue", "stats").stdout.decode()
+        print(stats[stats.find("sites:"):])
+        self.assertRegex(stats, rf"site {re.escape(site)}: .*message_rate 60/min: next free "
+                                r"\S+Z, \d+ waiting for booked turns")
         time.sleep(max(0.0, first + 65 - time.monotonic()))
         in_first_minute = [t for _, t in mx_a.delivered if t < first + 60]
         print(f"a.example: {len(in_first_minute)} in the first minute, "

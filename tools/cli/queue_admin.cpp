@@ -12,6 +12,7 @@
 #include "queue/notice.hpp"
 #include "queue/queue_id.hpp"
 #include "queue/queue_lock.hpp"
+#include "relay/delivery/shaping_status.hpp"
 #include "relay/dkim/slot.hpp"
 #include "relay/health/preflight.hpp"
 #include "relay/health/resolver_health.hpp"
@@ -179,6 +180,8 @@ struct StatsReport {
   std::int64_t file_bytes = 0, free_bytes = 0;
   std::vector<queue::Store::Suspension> suspensions;  // in force
   queue::Store::SiteCounts sites;
+  std::string shaping;  // what danerelayd holds (shaping_status.hpp), "" for nothing
+  nlohmann::json shaping_json;
 };
 
 constexpr size_t kTopSites = 20;
@@ -254,7 +257,8 @@ void PrintStatsJson(const StatsReport& r, std::ostream& out) {
                         {"sites", SitesJson(r)},
                         {"sites_not_shown", r.sites.more_sites},
                         {"sites_not_shown_recipients", r.sites.more_recipients},
-                        {"site_unknown_recipients", r.sites.unknown}}
+                        {"site_unknown_recipients", r.sites.unknown},
+                        {"shaping", r.shaping_json}}
              .dump()
       << "\n";
 }
@@ -292,6 +296,7 @@ void PrintStatsText(const StatsReport& r, std::ostream& out) {
     out << "\n";
   }
   PrintSites(r, out);
+  out << r.shaping;
 }
 
 }  // namespace
@@ -323,6 +328,7 @@ int RunStats(const config::Config& config, bool json, std::ostream& out, std::os
   }
   r.shape = std::move(*shape);
   r.resolver = relay::DescribeResolverStatus(config.queue.path, &r.resolver_ok);
+  r.shaping = relay::DescribeShapingStatus(config.queue.path, &r.shaping_json);
   r.preflight = relay::DescribePreflightStatus(config.queue.path, &r.preflight_failing);
   auto space = (*store)->GetSpace();
   if (!space) {
