@@ -15,7 +15,7 @@
 //
 //   [[shaping.on_reply]]            # before the shipped rules (relay/reply_rules.hpp)
 //   match = "^421 4\\.7\\.28 "
-//   suspend = "30m"
+//   suspend = "30m"                # or: connections = 1 with for = "30m"
 #include <cctype>
 
 #include "config/load_tables.hpp"
@@ -24,16 +24,30 @@ namespace danerelay::config {
 namespace {
 
 void ReadReplyRule(Reader& r, relay::ReplyRule& rule) {
-  r.OnlyKeys({"match", "suspend"});
+  r.OnlyKeys({"match", "suspend", "connections", "for"});
   if (!r.Get("match")) return r.FailHere("match", "missing: a regular expression over the reply");
-  if (!r.Get("suspend")) return r.FailHere("suspend", "missing: a duration such as \"30m\"");
+  const bool lower = r.Get("connections") != nullptr;
+  if (lower == (r.Get("suspend") != nullptr)) {
+    return r.FailHere(lower ? "suspend" : "match",
+                      lower ? "give either suspend or connections, not both"
+                            : "missing: suspend = \"30m\", or connections = 1 with for = \"30m\"");
+  }
+  if (lower && !r.Get("for")) {
+    return r.FailHere("connections", "missing: for = \"30m\", how long the lower limit holds");
+  }
+  if (!lower && r.Get("for")) return r.FailHere("for", "only with connections");
   r.String("match", rule.match);
   if (r.Ok()) {
     if (std::string why = relay::CheckReplyPattern(rule.match); !why.empty()) {
       r.FailHere("match", why);
     }
   }
-  r.Duration("suspend", rule.suspend, std::chrono::seconds(0), std::chrono::hours(24 * 7));
+  if (lower) {
+    r.Unsigned("connections", rule.connections, 1, 10000);
+    r.Duration("for", rule.lower_for, std::chrono::seconds(1), std::chrono::hours(24 * 7));
+  } else {
+    r.Duration("suspend", rule.suspend, std::chrono::seconds(0), std::chrono::hours(24 * 7));
+  }
 }
 
 void ReadReplyRules(Reader& r, Source& source, std::vector<relay::ReplyRule>& rules) {

@@ -108,6 +108,21 @@ hoster = [".mx.hoster.example"]
   EXPECT_EQ(c->delivery.providers[0].suffixes, std::vector<std::string>{".mx.hoster.example"});
 }
 
+TEST(ShapingConfigTest, AReplyRuleMayLowerTheConnectionsInstead) {
+  auto c = LoadString(R"([[shaping.on_reply]]
+match = "too many connections"
+connections = 2
+for = "30m"
+)",
+                      "s.toml", "/tmp");
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_EQ(c->delivery.on_reply.size(), 1u);
+  EXPECT_EQ(c->delivery.on_reply[0].connections, 2u);
+  EXPECT_EQ(c->delivery.on_reply[0].lower_for, std::chrono::minutes(30));
+  EXPECT_EQ(c->delivery.on_reply[0].suspend, std::chrono::seconds(0));
+  EXPECT_TRUE(c->delivery.on_reply[0].Acts());
+}
+
 struct BadShaping {
   const char* toml;
   const char* expected;
@@ -156,6 +171,14 @@ INSTANTIATE_TEST_SUITE_P(
         BadShaping{"[[shaping.on_reply]]\nmatch = \"421\"\nsuspend = \"1m\"\n"
                    "[[shaping.on_reply]]\nmatch = \"450\"\nsuspend = \"soon\"\n",
                    "bad.toml:6: shaping.on_reply[1].suspend: expected a duration"},
+        BadShaping{"[[shaping.on_reply]]\nmatch = \"x\"\nsuspend = \"1m\"\nconnections = 1\n",
+                   "bad.toml:3: shaping.on_reply[0].suspend: give either suspend or connections"},
+        BadShaping{"[[shaping.on_reply]]\nmatch = \"x\"\nconnections = 1\n",
+                   "bad.toml:3: shaping.on_reply[0].connections: missing: for = \"30m\""},
+        BadShaping{"[[shaping.on_reply]]\nmatch = \"x\"\nsuspend = \"1m\"\nfor = \"1m\"\n",
+                   "bad.toml:4: shaping.on_reply[0].for: only with connections"},
+        BadShaping{"[[shaping.on_reply]]\nmatch = \"x\"\n",
+                   "shaping.on_reply[0].match: missing: suspend = \"30m\", or connections"},
         BadShaping{"[[shaping.on_reply]]\nsuspend = \"1m\"\n",
                    "shaping.on_reply[0].match: missing: a regular expression"},
         BadShaping{"[[shaping.on_reply]]\nmatch = \"x\"\nsuspend = \"1m\"\nlower = 2\n",

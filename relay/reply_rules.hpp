@@ -7,6 +7,7 @@
 // rule with `suspend = "0s"` ahead of a shipped one turns it off. No Asio: config/ uses it to
 // check the patterns at load.
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -19,6 +20,12 @@ namespace danerelay::relay {
 struct ReplyRule {
   std::string match;                // POSIX ERE, case-insensitive
   std::chrono::seconds suspend{0};  // 0: the reply matches, nothing is suspended
+  // Instead of a suspension: at most this many connections to the site for `lower_for` (a
+  // server that says "too many connections" still takes mail, just less at once).
+  std::uint32_t connections = 0;  // 0: not this kind of rule
+  std::chrono::seconds lower_for{0};
+  // Whether a match does anything (a "0s" rule only stops the rules after it).
+  bool Acts() const { return suspend.count() > 0 || connections > 0; }
 };
 
 // The well-known throttling replies of large providers (reply_rules.cpp says where each is from).

@@ -437,7 +437,11 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
               {std::move(indices), out.admission->until, out.site, out.admission->for_connection});
           continue;
         }
-        if (out.throttle) co_await SuspendForReply(out.site, *out.throttle);
+        if (out.throttle && out.throttle->rule.connections > 0) {
+          LowerForReply(out.site, *out.throttle);
+        } else if (out.throttle) {
+          co_await SuspendForReply(out.site, *out.throttle);
+        }
         if (!out.site.empty()) co_await NoteReach(out.site, out);
         updates.insert(updates.end(), out.updates.begin(), out.updates.end());
         attempts.insert(attempts.end(), out.attempts.begin(), out.attempts.end());
@@ -629,6 +633,18 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   // A reply matched a suspending [[shaping.on_reply]] rule: the site is suspended in the
   // operator's table (queue stats shows it, the claim enforces it, resume ends it), marked as
   // the daemon's. A suspension in force that lasts as long already stays as it is.
+  // A reply matched a [[shaping.on_reply]] rule with connections: the site gets at most that
+  // many for a while (in memory; queue stats shows it).
+  void LowerForReply(const std::string& site, const DomainOutcome::Throttle& t) {
+    slots.Lower(site, t.rule.connections, t.rule.lower_for);
+    Metrics::Get().Add("danerelay_connection_limit_lowered_total", "");
+    Qmgr().warn(
+        "site {}: at most {} connections for {}s: {} said: {} ([[shaping.on_reply]] match "
+        "\"{}\")",
+        site, t.rule.connections, t.rule.lower_for.count(), t.host, queue::Printable(t.reply, 300),
+        queue::Printable(t.rule.match, 200));
+  }
+
   asio::awaitable<void> SuspendForReply(std::string site, DomainOutcome::Throttle t) {
     auto self = shared_from_this();
     co_await Suspend(

@@ -5,9 +5,18 @@
 
 namespace danerelay::relay {
 
+DestinationSlots::~DestinationSlots() {
+  *alive_ = false;
+  for (auto& t : lowering_ends_) t->cancel();
+}
+
 void DestinationSlots::SetLimits(std::uint32_t limit, std::map<std::string, std::uint32_t> own) {
   limit_ = limit;
   own_ = std::move(own);
+  WakeAll();
+}
+
+void DestinationSlots::WakeAll() {
   for (auto& [domain, waiting] : waiters_) {
     for (auto& w : waiting) w->cancel();
   }
@@ -16,7 +25,33 @@ void DestinationSlots::SetLimits(std::uint32_t limit, std::map<std::string, std:
 
 std::uint32_t DestinationSlots::LimitOf(const std::string& domain) const {
   const auto it = own_.find(domain);
-  return it == own_.end() ? limit_ : it->second;
+  const std::uint32_t limit = it == own_.end() ? limit_ : it->second;
+  const Lowered* l = LoweredOf(domain);
+  return l ? std::min(limit, l->limit) : limit;
+}
+
+const DestinationSlots::Lowered* DestinationSlots::LoweredOf(const std::string& site) const {
+  const auto it = lowered_.find(site);
+  if (it == lowered_.end() || it->second.until <= std::chrono::steady_clock::now()) return nullptr;
+  return &it->second;
+}
+
+void DestinationSlots::Lower(const std::string& site, std::uint32_t limit,
+                             std::chrono::seconds length) {
+  const auto until = std::chrono::steady_clock::now() + length;
+  if (const Lowered* l = LoweredOf(site); l && l->limit <= limit && l->until >= until) return;
+  lowered_[site] = {limit, until};
+  auto end = std::make_shared<asio::steady_timer>(io_, until);
+  lowering_ends_.push_back(end);
+  end->async_wait([this, alive = alive_, site, end](const asio::error_code&) {
+    if (!*alive) return;  // the slots are gone
+    std::erase(lowering_ends_, end);
+    if (auto it = lowered_.find(site);
+        it != lowered_.end() && it->second.until <= std::chrono::steady_clock::now()) {
+      lowered_.erase(it);
+    }
+    WakeAll();
+  });
 }
 
 asio::awaitable<void> DestinationSlots::Acquire(std::string domain) {

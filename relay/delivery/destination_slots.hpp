@@ -5,17 +5,22 @@
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace danerelay::relay {
 
 class DestinationSlots {
  public:
   explicit DestinationSlots(asio::io_context& io) : io_(io) {}
+  ~DestinationSlots();
+  DestinationSlots(const DestinationSlots&) = delete;
+  DestinationSlots& operator=(const DestinationSlots&) = delete;
   // `limit` for every site but those in `own` ([shaping.site."S"] connections). Deliveries
   // waiting for a slot check again under the new limits.
   void SetLimits(std::uint32_t limit, std::map<std::string, std::uint32_t> own = {});
@@ -27,6 +32,16 @@ class DestinationSlots {
   // Deliveries waiting in Acquire for a slot of `domain`.
   std::size_t Waiting(const std::string& domain) const;
   std::uint32_t LimitOf(const std::string& domain) const;
+  // At most `limit` for `site` (if lower than its own) for `length` ([[shaping.on_reply]]
+  // connections); a longer or lower one in force stays. When it ends, waiting deliveries check
+  // again.
+  void Lower(const std::string& site, std::uint32_t limit, std::chrono::seconds length);
+  // The lowered limit of `site` in force, if any, and its end (steady clock).
+  struct Lowered {
+    std::uint32_t limit = 0;
+    std::chrono::steady_clock::time_point until;
+  };
+  const Lowered* LoweredOf(const std::string& site) const;
   // Each site with a slot in use or a delivery waiting for one (for queue stats).
   struct Use {
     std::uint32_t in_use = 0;
@@ -37,8 +52,14 @@ class DestinationSlots {
 
  private:
   asio::io_context& io_;
+  void WakeAll();
   std::uint32_t limit_ = 20;
   std::map<std::string, std::uint32_t> own_;
+  std::map<std::string, Lowered> lowered_;
+  // The timers that end lowered limits; cancelled on destruction, and their handlers touch
+  // nothing once `alive_` is false.
+  std::vector<std::shared_ptr<asio::steady_timer>> lowering_ends_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::map<std::string, std::uint32_t> in_use_;
   std::map<std::string, std::deque<std::shared_ptr<asio::steady_timer>>> waiters_;
 };

@@ -418,13 +418,13 @@ class DomainPass {
     }
   }
 
-  // The first of the server's refusals that a suspending [[shaping.on_reply]] rule matches.
+  // The first of the server's refusals that a [[shaping.on_reply]] rule that acts matches.
   void NoteThrottle(const ClientResult& r, const NextHop& host) {
     if (!ctx_.on_reply || out_.throttle) return;
     for (const auto& reply : r.refusals) {
       const ReplyRule* rule = ctx_.on_reply->Match(reply);
       if (!rule) continue;
-      if (rule->suspend.count() > 0) {
+      if (rule->Acts()) {
         out_.throttle = DomainOutcome::Throttle{*rule, reply, host.name};
       }
       return;  // the first rule that matches decides, "0s" too

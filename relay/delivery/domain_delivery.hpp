@@ -62,8 +62,8 @@ struct DomainOutcome {
   std::optional<Admission> admission;
   std::vector<queue::RecipientUpdate> updates;
   std::vector<queue::AttemptRecord> attempts;
-  // A server's reply matched a [[shaping.on_reply]] rule that suspends: no further host was
-  // tried, and the caller suspends the domain.
+  // A server's reply matched a [[shaping.on_reply]] rule that acts: no further host was tried,
+  // and the caller suspends the site or lowers its connections.
   struct Throttle {
     ReplyRule rule;
     std::string reply;  // as the server said it

@@ -288,6 +288,38 @@ suspend = "{suspend}"
         self.assertNotIn("suspended", self.stats())
 
 
+class LowerOnReplyTest(ShapingCase):
+    """A rule with connections instead of suspend: "too many connections" lowers the site's
+    limit for a while; mail still goes, one connection at a time."""
+
+    def test_too_many_connections_lowers_the_sites_limit_to_one(self):
+        port = free_port_on([MX_A])
+        mx = CountingMx(MX_A, port, data_delay=0.3,
+                        throttle="421 4.7.0 Too many concurrent SMTP connections",
+                        throttle_once=True)
+        self.start([mx], f"""
+[retry]
+min_backoff = "1s"
+[[shaping.on_reply]]
+match = "too many concurrent smtp connections"
+connections = 1
+for = "10m"
+[routes]
+"a.example" = "[{MX_A}]:{port}"
+""")
+        self.send(["first@a.example"])
+        wait_for(lambda: mx.throttled_at, what="the 421")
+        wait_for(lambda: "at most 1 connections for 600s" in self.relay.logs(),
+                 what="the lower limit logged")
+        with mx.lock:
+            mx.max_open = mx.open
+        self.send([f"user{i}@a.example" for i in range(8)])
+        wait_for(lambda: len(mx.recipients()) == 9, timeout=60, what="all nine delivered")
+        print(f"after the 421: at most {mx.max_open} sessions at once, {len(mx.sessions)} in all")
+        self.assertEqual(mx.max_open, 1)  # default 20; 0.3 s each would overlap without it
+        self.assertNotIn("suspended", self.relay.cli("queue", "stats").stdout.decode())
+
+
 class DeadDestinationTest(ShapingCase):
     DEAD_FOR = 10  # long enough that the checks before the probe finish first, under ASan too
 
