@@ -299,8 +299,10 @@ class Store {
   // was none (of `origin`, when one is given).
   tl::expected<bool, StoreError> Resume(std::string_view kind, std::string_view name, TimePoint now,
                                         std::string_view origin = {});
-  // Every suspension, ended ones included (until <= now), ordered by kind and name.
-  tl::expected<std::vector<Suspension>, StoreError> ListSuspensions();
+  // The suspensions in force at `now` (until > now), ordered by kind and name. (Ended ones
+  // are deleted as the next one is written: the table holds what is in force, and is read
+  // every tick.)
+  tl::expected<std::vector<Suspension>, StoreError> ListSuspensions(TimePoint now);
 
   // Sending quotas' counters (store_suspend.cpp, schema 16): one row per quota key, the count
   // in its current window.

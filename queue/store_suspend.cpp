@@ -31,7 +31,12 @@ tl::expected<void, StoreError> Store::Suspend(const Suspension& s) {
     BindText(q->get(), 5, s.user);
     sqlite3_bind_int64(q->get(), 6, ToMicros(s.created));
     BindText(q->get(), 7, s.origin);
-    return impl_->StepDone(q->get(), "suspend");
+    if (auto r = impl_->StepDone(q->get(), "suspend"); !r) return r;
+    // Those ended by now go: nothing looks at them, and the daemon reads the table every tick.
+    auto ended = impl_->Prepare("DELETE FROM suspensions WHERE until_us <= ?1");
+    if (!ended) return tl::unexpected(ended.error());
+    sqlite3_bind_int64(ended->get(), 1, ToMicros(s.created));
+    return impl_->StepDone(ended->get(), "suspend: drop the ended");
   });
 }
 
@@ -136,13 +141,14 @@ tl::expected<bool, StoreError> Store::Resume(std::string_view kind, std::string_
   });
 }
 
-tl::expected<std::vector<Store::Suspension>, StoreError> Store::ListSuspensions() {
+tl::expected<std::vector<Store::Suspension>, StoreError> Store::ListSuspensions(TimePoint now) {
   using Out = std::vector<Suspension>;
   return impl_->Read<Out>([&]() -> tl::expected<Out, StoreError> {
     auto q = impl_->Prepare(
         "SELECT kind, name, until_us, reason, user, created_us, origin FROM suspensions "
-        "ORDER BY kind, name");
+        "WHERE until_us > ?1 ORDER BY kind, name");
     if (!q) return tl::unexpected(q.error());
+    sqlite3_bind_int64(q->get(), 1, ToMicros(now));
     Out out;
     auto r = impl_->EachRow(q->get(), "suspensions", [&](sqlite3_stmt* st) {
       out.push_back({ColumnText(st, 0), ColumnText(st, 1), FromMicros(sqlite3_column_int64(st, 2)),

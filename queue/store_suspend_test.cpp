@@ -36,7 +36,7 @@ TEST_F(StoreTest, SuspendedDomainIsParkedNotClaimedAndResumeWakesIt) {
   ASSERT_TRUE(next && *next);
   EXPECT_EQ(**next, At(7200));  // the scheduler wakes at the suspension's end
 
-  auto list = store->ListSuspensions();
+  auto list = store->ListSuspensions(At(0));
   ASSERT_TRUE(list && list->size() == 1);
   EXPECT_EQ((*list)[0].name, "example.net");
   EXPECT_EQ((*list)[0].reason, "maintenance");
@@ -84,19 +84,19 @@ TEST_F(StoreTest, TheDaemonsSuspensionOnlyLengthensAndKeepsItsOrigin) {
   mine.user = "danerelayd";
   mine.origin = "on_reply";
   ASSERT_TRUE(store->Suspend(mine));
-  auto list = store->ListSuspensions();
+  auto list = store->ListSuspensions(At(0));
   ASSERT_TRUE(list && list->size() == 1);
   EXPECT_EQ((*list)[0].until, At(7200));
   EXPECT_EQ((*list)[0].origin, "operator");
   mine.until = At(9000);
   ASSERT_TRUE(store->Suspend(mine));
-  list = store->ListSuspensions();
+  list = store->ListSuspensions(At(0));
   EXPECT_EQ((*list)[0].until, At(9000));
   EXPECT_EQ((*list)[0].origin, "on_reply");
   EXPECT_EQ((*list)[0].reason, mine.reason);
   op.until = At(60);  // the operator may shorten it
   ASSERT_TRUE(store->Suspend(op));
-  EXPECT_EQ(store->ListSuspensions()->at(0).until, At(60));
+  EXPECT_EQ(store->ListSuspensions(At(0))->at(0).until, At(60));
   // The daemon ends only its own kind (a dead destination that answers again).
   EXPECT_FALSE(*store->Resume("domain", "example.net", At(61), "dead"));
   EXPECT_TRUE(*store->Resume("domain", "example.net", At(61)));
@@ -360,6 +360,31 @@ TEST_F(StoreTest, ParkKeepsAPassedTurnAndWakeParkedWakesOnlyTheParked) {
   EXPECT_EQ(*store->WakeParked("P1", {1}, At(600), At(10)), 1);
   EXPECT_EQ(store->GetMessage("P1").value()->recipients[1].next_attempt, At(10));
   EXPECT_EQ(*store->WakeParked("P1", {1}, At(600), At(11)), 0);  // woken already
+}
+
+// The table holds what is in force: the daemon reads it every tick, so ended rows go when the
+// next suspension is written, and the list leaves them out before that.
+TEST_F(StoreTest, EndedSuspensionsAreNotListedAndGoWithTheNextWrite) {
+  auto store = OpenRw();
+  ASSERT_TRUE(store);
+  Store::Suspension s;
+  s.kind = "site";
+  s.created = At(0);
+  for (int i = 0; i < 100; ++i) {
+    s.name = "mx" + std::to_string(i) + ".example";
+    s.until = At(10 + i);
+    ASSERT_TRUE(store->Suspend(s));
+  }
+  EXPECT_EQ(store->ListSuspensions(At(0))->size(), 100u);
+  EXPECT_EQ(store->ListSuspensions(At(59))->size(), 50u);  // until At(60) .. At(109)
+  s.name = "google";
+  s.created = At(100);
+  s.until = At(1000);
+  ASSERT_TRUE(store->Suspend(s));
+  // Written at At(100): the 91 ended by then are gone, even to a list as of At(0).
+  const auto left = store->ListSuspensions(At(0));
+  ASSERT_TRUE(left);
+  EXPECT_EQ(left->size(), 10u);
 }
 
 TEST_F(StoreTest, QuotaUsageSurvivesReopenAndOldWindowsGo) {

@@ -18,7 +18,7 @@ UpkeepResult RunUpkeep(Store& store, const UpkeepRequest& request) {
   if (!taken) note(taken.error());
   if (taken) out.operator_log = std::move(*taken);
   // Every tick too: a suspension's end is logged and counted when it passes.
-  auto suspended = store.ListSuspensions();
+  auto suspended = store.ListSuspensions(request.now);
   if (!suspended) note(suspended.error());
   if (suspended) out.suspensions = std::move(*suspended);
 

@@ -337,14 +337,12 @@ int RunStats(const config::Config& config, bool json, std::ostream& out, std::os
   }
   r.space = *space;
   r.file_bytes = space->pages * space->page_size;
-  auto suspended = (*store)->ListSuspensions();
+  auto suspended = (*store)->ListSuspensions(now);
   if (!suspended) {
     err << "danerelay: " << suspended.error().message << "\n";
     return 2;
   }
-  for (auto& s : *suspended) {
-    if (s.until > now) r.suspensions.push_back(std::move(s));
-  }
+  r.suspensions = std::move(*suspended);
   r.free_bytes = space->free_pages * space->page_size;
   auto sites = (*store)->GetSites(kTopSites);
   if (!sites) {
