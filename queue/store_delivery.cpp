@@ -283,8 +283,15 @@ tl::expected<void, StoreError> Store::RecordDelivery(std::string_view message_id
       text(s, 12, Token(u.cause));
       if (auto r = impl_->StepDone(s, "update recipient"); !r) return r;
     }
-    // Each recipient's site is that of its last attempt here that knew one (an attempt whose
-    // MX lookup failed knows none, and leaves the site it had).
+    // Each recipient that still waits has the site of its last attempt here that knew one (an
+    // attempt whose MX lookup failed knows none, and leaves the site it had); a finished one
+    // needs none (queue show takes it from the attempts), which spares a write per delivery.
+    std::set<int> finished;
+    for (const auto& u : updates) {
+      if (u.state != RecipientState::kQueued && u.state != RecipientState::kDeferred) {
+        finished.insert(u.index);
+      }
+    }
     std::map<int, std::string_view> sites;
     for (const auto& a : attempts) {
       sqlite3_stmt* s = ins->get();
@@ -293,11 +300,14 @@ tl::expected<void, StoreError> Store::RecordDelivery(std::string_view message_id
       sqlite3_bind_int(s, 2, a.recipient_index);
       BindAttempt(s, 3, a);
       if (auto r = impl_->StepDone(s, "insert attempt"); !r) return r;
-      if (!a.site.empty()) sites[a.recipient_index] = a.site;
+      if (!a.site.empty() && !finished.contains(a.recipient_index)) {
+        sites[a.recipient_index] = a.site;
+      }
     }
     if (!sites.empty()) {
       auto site = impl_->Prepare(
-          "UPDATE recipients SET site = lower(?3) WHERE message_id = ?1 AND idx = ?2");
+          "UPDATE recipients SET site = lower(?3) WHERE message_id = ?1 AND idx = ?2 AND "
+          "site <> lower(?3)");
       if (!site) return tl::unexpected(site.error());
       for (const auto& [index, name] : sites) {
         sqlite3_reset(site->get());

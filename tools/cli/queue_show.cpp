@@ -24,6 +24,13 @@ int RunQueueShow(const config::Config& config, const std::string& id, ShowFormat
     err << "danerelay: " << id << ": no such message in the queue\n";
     return 1;
   }
+  // The queue keeps the site of recipients that still wait (queue stats counts them by it); a
+  // finished one's is that of its last attempt that knew one.
+  for (auto& r : (**info).recipients) {
+    for (auto a = attempts->rbegin(); r.site.empty() && a != attempts->rend(); ++a) {
+      if (a->recipient_index == r.index) r.site = a->site;
+    }
+  }
   switch (format) {
     case ShowFormat::kRaw:
       out.write((*content)->data(), static_cast<std::streamsize>((*content)->size()));
