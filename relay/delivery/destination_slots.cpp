@@ -26,29 +26,41 @@ void DestinationSlots::WakeAll() {
 std::uint32_t DestinationSlots::LimitOf(const std::string& domain) const {
   const auto it = own_.find(domain);
   const std::uint32_t limit = it == own_.end() ? limit_ : it->second;
-  const Lowered* l = LoweredOf(domain);
-  return l ? std::min(limit, l->limit) : limit;
+  const auto lowered = LoweredOf(domain);
+  return lowered ? std::min(limit, *lowered) : limit;
 }
 
-const DestinationSlots::Lowered* DestinationSlots::LoweredOf(const std::string& site) const {
+std::optional<std::uint32_t> DestinationSlots::LoweredOf(const std::string& site) const {
   const auto it = lowered_.find(site);
-  if (it == lowered_.end() || it->second.until <= std::chrono::steady_clock::now()) return nullptr;
-  return &it->second;
+  if (it == lowered_.end()) return std::nullopt;
+  const auto now = std::chrono::steady_clock::now();
+  std::optional<std::uint32_t> lowest;
+  for (const auto& l : it->second) {
+    if (l.until > now && (!lowest || l.limit < *lowest)) lowest = l.limit;
+  }
+  return lowest;
 }
 
 void DestinationSlots::Lower(const std::string& site, std::uint32_t limit,
                              std::chrono::seconds length) {
-  const auto until = std::chrono::steady_clock::now() + length;
-  if (const Lowered* l = LoweredOf(site); l && l->limit <= limit && l->until >= until) return;
-  lowered_[site] = {limit, until};
+  const auto now = std::chrono::steady_clock::now();
+  const auto until = now + length;
+  auto& in_force = lowered_[site];
+  std::erase_if(in_force, [now](const Lowered& l) { return l.until <= now; });
+  // One that is as low and lasts as long already covers it.
+  for (const auto& l : in_force) {
+    if (l.limit <= limit && l.until >= until) return;
+  }
+  in_force.push_back({limit, until});
   auto end = std::make_shared<asio::steady_timer>(io_, until);
   lowering_ends_.push_back(end);
   end->async_wait([this, alive = alive_, site, end](const asio::error_code&) {
     if (!*alive) return;  // the slots are gone
     std::erase(lowering_ends_, end);
-    if (auto it = lowered_.find(site);
-        it != lowered_.end() && it->second.until <= std::chrono::steady_clock::now()) {
-      lowered_.erase(it);
+    if (auto it = lowered_.find(site); it != lowered_.end()) {
+      const auto ended = std::chrono::steady_clock::now();
+      std::erase_if(it->second, [ended](const Lowered& l) { return l.until <= ended; });
+      if (it->second.empty()) lowered_.erase(it);
     }
     WakeAll();
   });

@@ -10,6 +10,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,15 +34,11 @@ class DestinationSlots {
   std::size_t Waiting(const std::string& domain) const;
   std::uint32_t LimitOf(const std::string& domain) const;
   // At most `limit` for `site` (if lower than its own) for `length` ([[shaping.on_reply]]
-  // connections); a longer or lower one in force stays. When it ends, waiting deliveries check
-  // again.
+  // connections). Several in force at once: the lowest counts, each until its own end. When
+  // one ends, waiting deliveries check again.
   void Lower(const std::string& site, std::uint32_t limit, std::chrono::seconds length);
-  // The lowered limit of `site` in force, if any, and its end (steady clock).
-  struct Lowered {
-    std::uint32_t limit = 0;
-    std::chrono::steady_clock::time_point until;
-  };
-  const Lowered* LoweredOf(const std::string& site) const;
+  // The lowest lowered limit of `site` in force; nullopt: none.
+  std::optional<std::uint32_t> LoweredOf(const std::string& site) const;
   // Each site with a slot in use or a delivery waiting for one (for queue stats).
   struct Use {
     std::uint32_t in_use = 0;
@@ -55,7 +52,11 @@ class DestinationSlots {
   void WakeAll();
   std::uint32_t limit_ = 20;
   std::map<std::string, std::uint32_t> own_;
-  std::map<std::string, Lowered> lowered_;
+  struct Lowered {
+    std::uint32_t limit = 0;
+    std::chrono::steady_clock::time_point until;
+  };
+  std::map<std::string, std::vector<Lowered>> lowered_;
   // The timers that end lowered limits; cancelled on destruction, and their handlers touch
   // nothing once `alive_` is false.
   std::vector<std::shared_ptr<asio::steady_timer>> lowering_ends_;
