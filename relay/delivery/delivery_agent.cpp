@@ -79,6 +79,9 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   RateGate rates;                              // [shaping] message_rate
   RateGate connection_rates;                   // [shaping] connection_rate, by site
   std::map<std::string, int> site_deliveries;  // for the gauge danerelay_site_deliveries
+  // Deliveries under way admitted on an idle cached connection of their site instead of a
+  // connection_rate token (Admit).
+  std::map<std::string, std::size_t> reusing;
   // Of `active`, deliveries waiting for a connection of their site (AcquireSlot): they hold no
   // place under max_parallel, so one slow site does not hold every other back.
   std::size_t slot_waiting = 0;
@@ -91,7 +94,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   };
   std::map<std::string, std::deque<ParkedForSlot>> slot_parked;
   // shaping.status (shaping_status.hpp): looked at every kStatusEvery, written when it changed,
-  // and at least every kStatusRenew while it shows anything (queue stats tells a stale one).
+  // and at least every kStatusRenew (queue stats tells a stale one).
   static constexpr auto kStatusEvery = std::chrono::seconds(2);
   static constexpr auto kStatusRenew = std::chrono::seconds(30);
   std::filesystem::path status_file;
@@ -415,21 +418,21 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
           waiting.push_back({std::move(indices), *until, "", false});
           continue;
         }
-        DomainDeliveryContext ctx{
-            options,
-            helo_name,
-            resolver,
-            tls_context,
-            &connections,
-            rng,
-            health,
-            options.mta_sts.enabled ? sts.get() : nullptr,
-            &*on_reply,
-            [this, id, domain, turn = rcpts.front().next_attempt](const std::string& site) {
-              return Admit(id, domain, site, turn);
-            }};
+        DomainDeliveryContext ctx{options,
+                                  helo_name,
+                                  resolver,
+                                  tls_context,
+                                  &connections,
+                                  rng,
+                                  health,
+                                  options.mta_sts.enabled ? sts.get() : nullptr,
+                                  &*on_reply,
+                                  [this, id, domain](const std::string& site) { return Admit(id, domain, site); }};
         DomainOutcome out = co_await DeliverDomain(ctx, part, *body, domain);
         if (out.admission && out.admission->holds_slot) ReleaseSlot(out.site);
+        if (out.admission && out.admission->reuses && --reusing[out.site] == 0) {
+          reusing.erase(out.site);
+        }
         if (out.admission && !out.admission->go) {
           Qmgr().info("{}: {} recipients for {} wait: {}", id, rcpts.size(), domain,
                       out.admission->why);
@@ -442,7 +445,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         } else if (out.throttle) {
           co_await SuspendForReply(out.site, *out.throttle);
         }
-        if (!out.site.empty()) co_await NoteReach(out.site, out);
+        if (!out.site.empty()) co_await NoteReach(DeadKeyOf(domain, out.site), out);
         updates.insert(updates.end(), out.updates.begin(), out.updates.end());
         attempts.insert(attempts.end(), out.attempts.begin(), out.attempts.end());
       }
@@ -466,8 +469,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     what.erase("written_us");
     std::string text = what.dump();
     const auto now = std::chrono::steady_clock::now();
-    const bool empty = j["sites"].empty() && j["domains"].empty();
-    if (text != status_written || (!empty && now - status_written_at >= kStatusRenew)) {
+    if (text != status_written || now - status_written_at >= kStatusRenew) {
       WriteStatusFile(status_file, j, "shaping status");
       status_written = std::move(text);
       status_written_at = now;
@@ -519,13 +521,16 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   // message_rate (the domain's own, else the site's; over a rate, the mail is booked a turn and
   // waits for it), a slot under the site's connections (in arrival order), and, for a dead
   // site whose suspension ended, the probe.
-  // `turn`: the recipients' next attempt, the turn they were parked for if they were.
-  asio::awaitable<Admission> Admit(std::string id, std::string domain, std::string site,
-                                   std::optional<queue::TimePoint> turn_given) {
+  asio::awaitable<Admission> Admit(std::string id, std::string domain, std::string site) {
     auto self = shared_from_this();
     if (auto held = Suspended(domain, site)) co_return *held;
-    if (!connections.HasIdle(site)) {
-      if (const auto turn = connection_rates.Take(site, queue::Clock::now(), turn_given)) {
+    // The rates know a parked message by this when it is back for its turn.
+    const std::string holder = id + " " + domain;
+    const auto now = queue::Clock::now();
+    // An idle cached connection not counted on by another delivery yet: none is opened.
+    const bool opens = connections.IdleCount(site) <= reusing[site];
+    if (opens) {
+      if (const auto turn = connection_rates.Take(site, now, holder)) {
         Metrics::Get().Add("danerelay_shaping_waits_total", "reason=\"connection_rate\"");
         co_return Admission{false, false, *turn,
                             fmt::format("wait for the connection rate of site {} ({}) until {}",
@@ -533,7 +538,14 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       }
     }
     const std::string rate_key = RateKey(domain, site);
-    if (const auto turn = rates.Take(rate_key, queue::Clock::now(), turn_given)) {
+    // Let through by a rate but held back after it: the mail keeps what it was given, and
+    // goes on it when it is back.
+    const auto give_back = [&](bool message_rate_too) {
+      if (opens) connection_rates.Hold(site, holder, now);
+      if (message_rate_too) rates.Hold(rate_key, holder, now);
+    };
+    if (const auto turn = rates.Take(rate_key, now, holder)) {
+      give_back(false);
       Metrics::Get().Add("danerelay_shaping_waits_total", "reason=\"message_rate\"");
       co_return Admission{false, false, *turn,
                           fmt::format("wait for the message rate of {} ({}) until {}", rate_key,
@@ -543,6 +555,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
       // At its connections: up to max_parallel deliveries wait here, in arrival order, without
       // a place under max_parallel; more are parked and woken one by one as connections end.
       if (slot_waiting >= options.max_parallel) {
+        give_back(true);
         Metrics::Get().Add("danerelay_shaping_waits_total", "reason=\"connections\"");
         const auto until = queue::Clock::now() + kParkedForSlot;
         co_return Admission{false, false, until,
@@ -559,16 +572,18 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     }
     // Suspended while it waited (a throttling reply to another delivery, the operator).
     if (auto held = Suspended(domain, site)) {
+      give_back(true);
       ReleaseSlot(site);
       co_return *held;
     }
+    if (!opens) ++reusing[site];
     // A dead destination whose suspension ended: this delivery probes it, the rest waits.
-    if (dead.Dead(site, options.dead_after)) {
-      co_await Suspend("site", site, "dead", options.dead_for,
+    if (const DeadKey key = DeadKeyOf(domain, site); dead.Dead(key.Text(), options.dead_after)) {
+      co_await Suspend(key.kind, key.name, "dead", options.dead_for,
                        fmt::format("probing with {}: {} connection failures in a row before", id,
                                    options.dead_after));
     }
-    co_return Admission{true, true, std::nullopt, ""};
+    co_return Admission{true, true, std::nullopt, "", false, !opens};
   }
 
   std::optional<Admission> Suspended(const std::string& domain, const std::string& site) {
@@ -676,40 +691,52 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     suspensions.Landed(kind, name);
   }
 
-  // Dead destinations (dead_destinations.hpp), after a pass to `site`.
-  asio::awaitable<void> NoteReach(std::string site, const DomainOutcome& out) {
+  // What a dead destination is: a site; but for a provider's site (google), the recipient
+  // domain: any domain can name MX hosts under a provider's suffixes that do not answer, and
+  // must not get the provider's site suspended for every other domain.
+  struct DeadKey {
+    std::string kind, name;
+    std::string Text() const { return kind + " " + name; }
+  };
+  DeadKey DeadKeyOf(const std::string& domain, const std::string& site) const {
+    if (IsProviderSite(site, options.providers)) return {"domain", domain};
+    return {"site", site};
+  }
+
+  // Dead destinations (dead_destinations.hpp), after a pass to `key`.
+  asio::awaitable<void> NoteReach(DeadKey key, const DomainOutcome& out) {
     auto self = shared_from_this();
     const std::string why = out.last_unreachable;
-    switch (dead.Note(site, out.unreachable, out.reached, options.dead_after)) {
+    switch (dead.Note(key.Text(), out.unreachable, out.reached, options.dead_after)) {
       case DeadDestinations::Verdict::kDead:
-        co_await Suspend("site", site, "dead", options.dead_for,
+        co_await Suspend(key.kind, key.name, "dead", options.dead_for,
                          fmt::format("{} connection failures in a row; the last: {}",
                                      options.dead_after, queue::Printable(why, 300)));
         break;
       case DeadDestinations::Verdict::kAlive:
-        co_await EndDead(site);
+        co_await EndDead(std::move(key));
         break;
       case DeadDestinations::Verdict::kNothing:
         break;
     }
   }
 
-  // A server of a dead site answered (the probe): its "dead" suspension ends, the rest of its
-  // mail is due now. The operator's or an on_reply suspension stays.
-  asio::awaitable<void> EndDead(std::string site) {
+  // A server of a dead site (or domain) answered (the probe): its "dead" suspension ends, the
+  // rest of its mail is due now. The operator's or an on_reply suspension stays.
+  asio::awaitable<void> EndDead(DeadKey key) {
     auto self = shared_from_this();
     const queue::Store::WriteJob job =
-        [site](queue::Store& s) -> tl::expected<void, queue::StoreError> {
-      auto r = s.Resume("site", site, queue::Clock::now(), "dead");
+        [key](queue::Store& s) -> tl::expected<void, queue::StoreError> {
+      auto r = s.Resume(key.kind, key.name, queue::Clock::now(), "dead");
       if (!r) return tl::unexpected(r.error());
       return {};
     };
     if (auto r = co_await OnStoreWrite(committer, job); !r) {
-      Qmgr().error("site {}: ending its suspension failed ({})", site, r.error().message);
+      Qmgr().error("{}: ending its suspension failed ({})", key.Text(), r.error().message);
       co_return;
     }
-    suspensions.Forget("site", site);
-    Qmgr().info("site {}: answers again; no longer a dead destination", site);
+    suspensions.Forget(key.kind, key.name);
+    Qmgr().info("{}: answers again; no longer a dead destination", key.Text());
     scheduler.Due(queue::Clock::now());
     Kick();
   }

@@ -38,6 +38,9 @@ struct Admission {
   std::string why;  // without go, for the log: "site S is suspended until T"
   // Without go: the site is at its connections; the agent wakes the mail when one ends.
   bool for_connection = false;
+  // With go: admitted without a connection_rate token, counting on an idle cached connection
+  // (the agent counts such deliveries until the pass ends).
+  bool reuses = false;
 };
 using AdmitFn = std::function<asio::awaitable<Admission>(const std::string& site)>;
 

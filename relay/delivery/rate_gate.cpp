@@ -10,6 +10,7 @@ constexpr std::size_t kPruneAt = 10000;
 // A booked turn not taken this long after it came (the message was deleted, delivered by a
 // flush, or woke later than this) is given up: it holds fresh mail back no longer.
 constexpr auto kTurnKept = std::chrono::minutes(2);
+constexpr auto kSweepEvery = std::chrono::seconds(10);
 
 queue::Clock::duration Interval(const QuotaLimit& l) {
   return std::chrono::duration_cast<queue::Clock::duration>(l.window) /
@@ -40,7 +41,7 @@ std::string RateGate::RateOf(const std::string& destination) const {
 }
 
 std::optional<RateGate::TimePoint> RateGate::Take(const std::string& destination, TimePoint now,
-                                                  std::optional<TimePoint> presented) {
+                                                  const std::string& holder) {
   const QuotaLimit* limit = LimitOf(destination);
   if (!limit || limit->count == 0) return std::nullopt;
   if (turns_.size() >= prune_at_) {
@@ -48,18 +49,17 @@ std::optional<RateGate::TimePoint> RateGate::Take(const std::string& destination
     prune_at_ = std::max(kPruneAt, 2 * turns_.size());
   }
   const auto interval = Interval(*limit);
-  auto [it, fresh] = turns_.try_emplace(destination, Turns{now, now, {}});
+  auto [it, fresh] = turns_.try_emplace(destination, Turns{now, now, {}, now});
   Turns& t = it->second;
-  std::erase_if(t.waiting, [&](TimePoint turn) { return turn + kTurnKept < now; });
+  if (now - t.swept >= kSweepEvery) {  // a pass over all: not at every message
+    std::erase_if(t.waiting, [&](const auto& w) { return w.second + kTurnKept < now; });
+    t.swept = now;
+  }
   // A parked message back for its turn: it goes (up to half an interval early, as below).
-  // The turn as stored: to the microsecond (Store::Park keeps it even when it has passed).
-  if (presented && now + interval / 2 >= *presented) {
-    const auto mine =
-        t.waiting.lower_bound(*presented - interval / 2 - std::chrono::microseconds(1));
-    if (mine != t.waiting.end() && *mine <= *presented + std::chrono::microseconds(1)) {
-      t.waiting.erase(mine);
-      return std::nullopt;
-    }
+  if (const auto mine = t.waiting.find(holder); mine != t.waiting.end()) {
+    if (now + interval / 2 < mine->second) return mine->second;  // woken early: not yet
+    t.waiting.erase(mine);
+    return std::nullopt;
   }
   // The generic cell rate algorithm (ITU-T I.371): a message may come up to half an interval
   // early, as a parked one woken a little late after one woken on time does, and the next turn
@@ -73,8 +73,14 @@ std::optional<RateGate::TimePoint> RateGate::Take(const std::string& destination
   const TimePoint turn = std::max({t.next, t.booked, now});
   t.booked = turn + interval;
   t.next = std::max(t.next, t.booked);
-  t.waiting.insert(turn);
+  t.waiting[holder] = turn;
   return turn;
+}
+
+void RateGate::Hold(const std::string& destination, const std::string& holder, TimePoint turn) {
+  if (!LimitOf(destination)) return;
+  auto it = turns_.find(destination);
+  if (it != turns_.end()) it->second.waiting[holder] = turn;
 }
 
 std::map<std::string, RateGate::Budget> RateGate::Budgets(TimePoint now) const {

@@ -13,7 +13,6 @@
 #include <chrono>
 #include <map>
 #include <optional>
-#include <set>
 #include <string>
 #include <unordered_map>
 
@@ -31,11 +30,15 @@ class RateGate {
 
   // A new rate for a destination starts its turns afresh (mail already parked keeps the turn
   // it was given; `queue flush` books it again).
-  // One message to `destination` at `now`: nullopt when it may go now (and it is counted),
-  // else the turn booked for it. `presented`: the turn it was parked for, if it was (the
-  // recipients' next attempt): a booked turn that has come goes, whatever fresh mail did.
+  // One message of `holder` (the agent: message ID and recipient domain) to `destination` at
+  // `now`: nullopt when it may go now (and it is counted), else the turn booked for it. A
+  // holder back for the turn booked for it goes once the turn has come (up to half an interval
+  // early), whatever fresh mail did; before that, it is told its turn again.
   std::optional<TimePoint> Take(const std::string& destination, TimePoint now,
-                                std::optional<TimePoint> presented = std::nullopt);
+                                const std::string& holder);
+  // Take let `holder` go, but it could not (another gate held it back): it keeps the turn as
+  // booked at `turn` and goes when it comes back.
+  void Hold(const std::string& destination, const std::string& holder, TimePoint turn);
   // The rate that applies to `destination`, as written ("" for none).
   std::string RateOf(const std::string& destination) const;
 
@@ -53,9 +56,10 @@ class RateGate {
   void Prune(TimePoint now);
 
   struct Turns {
-    TimePoint next;               // the earliest time the next fresh message may go
-    TimePoint booked;             // the end of the turns booked for parked messages
-    std::set<TimePoint> waiting;  // the booked turns not yet taken
+    TimePoint next;                            // the earliest time the next fresh message may go
+    TimePoint booked;                          // the end of the turns booked for parked messages
+    std::map<std::string, TimePoint> waiting;  // the booked turns not yet taken, by holder
+    TimePoint swept;                           // when turns given up were last removed
   };
   std::optional<QuotaLimit> fallback_;
   std::map<std::string, QuotaLimit> own_;

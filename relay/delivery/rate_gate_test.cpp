@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
-#include <set>
+#include <map>
+#include <string>
+#include <vector>
 
 namespace danerelay::relay {
 namespace {
@@ -16,7 +18,7 @@ QuotaLimit Rate(std::uint64_t count, seconds window, std::string text) {
 
 TEST(RateGateTest, UnlimitedWithoutARate) {
   RateGate g;
-  for (int i = 0; i < 100; ++i) EXPECT_FALSE(g.Take("example.org", t0));
+  for (int i = 0; i < 100; ++i) EXPECT_FALSE(g.Take("example.org", t0, "m" + std::to_string(i)));
   EXPECT_EQ(g.RateOf("example.org"), "");
 }
 
@@ -25,52 +27,69 @@ TEST(RateGateTest, UnlimitedWithoutARate) {
 TEST(RateGateTest, PacesEvenlyAndBooksTurnsInOrder) {
   RateGate g;
   g.Configure(Rate(60, seconds(60), "60/min"), {});
-  EXPECT_FALSE(g.Take("example.org", t0));
-  EXPECT_EQ(g.Take("example.org", t0), t0 + seconds(1));
-  EXPECT_EQ(g.Take("example.org", t0), t0 + seconds(2));
-  EXPECT_EQ(g.Take("example.org", t0 + seconds(0)), t0 + seconds(3));
+  EXPECT_FALSE(g.Take("example.org", t0, "a"));
+  EXPECT_EQ(g.Take("example.org", t0, "b"), t0 + seconds(1));
+  EXPECT_EQ(g.Take("example.org", t0, "c"), t0 + seconds(2));
+  EXPECT_EQ(g.Take("example.org", t0, "d"), t0 + seconds(3));
+  // Back too early: told its turn again, which it keeps.
+  EXPECT_EQ(g.Take("example.org", t0 + std::chrono::milliseconds(200), "b"), t0 + seconds(1));
   // Each booked message, back at its turn, goes.
-  EXPECT_FALSE(g.Take("example.org", t0 + seconds(1), t0 + seconds(1)));
-  EXPECT_FALSE(g.Take("example.org", t0 + seconds(2), t0 + seconds(2)));
-  // Fresh mail between turns waits behind the booked ones.
-  EXPECT_EQ(g.Take("example.org", t0 + std::chrono::milliseconds(2400)), t0 + seconds(4));
+  EXPECT_FALSE(g.Take("example.org", t0 + seconds(1), "b"));
+  EXPECT_FALSE(g.Take("example.org", t0 + seconds(2), "c"));
+  // Fresh mail between turns waits behind the booked ones, even at the very time of one.
+  EXPECT_EQ(g.Take("example.org", t0 + seconds(3), "e"), t0 + seconds(4));
   // A booked one woken late does not push the next one out of its turn.
-  EXPECT_FALSE(g.Take("example.org", t0 + std::chrono::milliseconds(3300), t0 + seconds(3)));
-  EXPECT_FALSE(g.Take("example.org", t0 + seconds(4), t0 + seconds(4)));
-  // A turn comes only once; one never given is fresh mail.
-  EXPECT_EQ(g.Take("example.org", t0 + seconds(4), t0 + seconds(4)), t0 + seconds(5));
+  EXPECT_FALSE(g.Take("example.org", t0 + std::chrono::milliseconds(3300), "d"));
+  EXPECT_FALSE(g.Take("example.org", t0 + seconds(4), "e"));
+  // A turn comes only once: back again, it is fresh mail.
+  EXPECT_FALSE(g.Take("example.org", t0 + seconds(5), "e"));
+  EXPECT_EQ(g.Take("example.org", t0 + seconds(5), "e"), t0 + seconds(6));
   // Another destination has its own turns.
-  EXPECT_FALSE(g.Take("example.net", t0));
+  EXPECT_FALSE(g.Take("example.net", t0, "a"));
 }
 
-// Offers `fresh` new messages every 100 ms for `ms_total`, parked ones coming back at their
-// turns (as the scheduler wakes them); returns {fresh sent, parked sent, still waiting}.
+// Let through, then held back by another gate: it keeps its turn and goes when back, while
+// fresh mail queues behind it.
+TEST(RateGateTest, AHeldTurnIsKept) {
+  RateGate g;
+  g.Configure(Rate(60, seconds(60), "60/min"), {});
+  EXPECT_FALSE(g.Take("example.org", t0, "a"));
+  g.Hold("example.org", "a", t0);
+  EXPECT_EQ(g.Take("example.org", t0 + seconds(5), "fresh"), t0 + seconds(5));
+  EXPECT_FALSE(g.Take("example.org", t0 + seconds(5), "a"));
+}
+
+// Offers a fresh message every `fresh_every_ms` for `ms_total`, parked ones coming back at
+// their turns (as the scheduler wakes them); returns {fresh sent, parked sent, still waiting}.
 struct Offered {
   int fresh = 0, parked = 0, waiting = 0;
 };
 Offered Offer(RateGate& g, int fresh_every_ms, int ms_total, int parked_at_start) {
   Offered run;
-  std::multiset<queue::TimePoint> booked;
-  if (parked_at_start > 0 && !g.Take("example.org", t0)) ++run.fresh;  // the first goes
-  for (int i = 0; i < parked_at_start; ++i) booked.insert(*g.Take("example.org", t0));
+  std::multimap<queue::TimePoint, std::string> booked;
+  int n = 0;
+  const auto offer = [&](queue::TimePoint now) {
+    const std::string holder = "m" + std::to_string(n++);
+    if (auto turn = g.Take("example.org", now, holder)) {
+      booked.emplace(*turn, holder);
+      return false;
+    }
+    return true;
+  };
+  if (parked_at_start > 0 && offer(t0)) ++run.fresh;  // the first goes
+  for (int i = 0; i < parked_at_start; ++i) offer(t0);
   for (int ms = 0; ms <= ms_total; ms += 100) {
     const auto now = t0 + std::chrono::milliseconds(ms);
-    while (!booked.empty() && *booked.begin() <= now) {
-      const auto turn = *booked.begin();
+    while (!booked.empty() && booked.begin()->first <= now) {
+      const std::string holder = booked.begin()->second;
       booked.erase(booked.begin());
-      if (auto again = g.Take("example.org", now, turn)) {
-        booked.insert(*again);
+      if (auto again = g.Take("example.org", now, holder)) {
+        booked.emplace(*again, holder);
       } else {
         ++run.parked;
       }
     }
-    if (ms % fresh_every_ms == 0) {
-      if (auto turn = g.Take("example.org", now)) {
-        booked.insert(*turn);
-      } else {
-        ++run.fresh;
-      }
-    }
+    if (ms % fresh_every_ms == 0 && offer(now)) ++run.fresh;
   }
   run.waiting = static_cast<int>(booked.size());
   return run;
@@ -102,13 +121,13 @@ TEST(RateGateTest, FreshMailNeverTakesAParkedTurn) {
 TEST(RateGateTest, ANewRateStartsAfresh) {
   RateGate g;
   g.Configure(Rate(1, seconds(3600), "1/h"), {});
-  EXPECT_FALSE(g.Take("example.org", t0));
-  for (int i = 0; i < 200; ++i) ASSERT_TRUE(g.Take("example.org", t0));
+  EXPECT_FALSE(g.Take("example.org", t0, "first"));
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(g.Take("example.org", t0, "m" + std::to_string(i)));
   g.Configure(Rate(6000, seconds(60), "6000/min"), {});
-  EXPECT_FALSE(g.Take("example.org", t0 + seconds(1)));
+  EXPECT_FALSE(g.Take("example.org", t0 + seconds(1), "x"));
   // The same rate again keeps what was booked.
   g.Configure(Rate(6000, seconds(60), "6000/min"), {});
-  EXPECT_EQ(g.Take("example.org", t0 + seconds(1)),
+  EXPECT_EQ(g.Take("example.org", t0 + seconds(1), "y"),
             t0 + seconds(1) + std::chrono::milliseconds(10));
 }
 
@@ -117,8 +136,8 @@ TEST(RateGateTest, ADestinationsOwnRateWins) {
   g.Configure(Rate(60, seconds(60), "60/min"), {{"slow.example", Rate(1, seconds(3600), "1/h")}});
   EXPECT_EQ(g.RateOf("slow.example"), "1/h");
   EXPECT_EQ(g.RateOf("other.example"), "60/min");
-  EXPECT_FALSE(g.Take("slow.example", t0));
-  EXPECT_EQ(g.Take("slow.example", t0 + seconds(10)), t0 + seconds(3600));
+  EXPECT_FALSE(g.Take("slow.example", t0, "a"));
+  EXPECT_EQ(g.Take("slow.example", t0 + seconds(10), "b"), t0 + seconds(3600));
 }
 
 // What queue stats shows: the booked turns, until the parked mail comes back for them.
@@ -127,14 +146,16 @@ TEST(RateGateTest, BudgetsShowTheBookedTurnsUntilTaken) {
   g.Configure(Rate(600, seconds(60), "600/min"), {});
   EXPECT_TRUE(g.Budgets(t0).empty());
   std::vector<queue::TimePoint> turns;
-  EXPECT_FALSE(g.Take("b.example", t0));
-  for (int i = 0; i < 29; ++i) turns.push_back(*g.Take("b.example", t0));
+  EXPECT_FALSE(g.Take("b.example", t0, "first"));
+  for (int i = 0; i < 29; ++i) turns.push_back(*g.Take("b.example", t0, "m" + std::to_string(i)));
   auto b = g.Budgets(t0);
   ASSERT_EQ(b.size(), 1u);
   EXPECT_EQ(b["b.example"].rate, "600/min");
   EXPECT_EQ(b["b.example"].booked, 29u);
   EXPECT_EQ(b["b.example"].next, t0 + seconds(3));
-  for (const auto& turn : turns) EXPECT_FALSE(g.Take("b.example", turn, turn));
+  for (size_t i = 0; i < turns.size(); ++i) {
+    EXPECT_FALSE(g.Take("b.example", turns[i], "m" + std::to_string(i)));
+  }
   EXPECT_TRUE(g.Budgets(turns.back() + seconds(1)).empty());
 }
 

@@ -12,7 +12,7 @@ namespace danerelay::relay {
 namespace {
 
 // A status file older than this was written by a daemon that is gone (it rewrites the file
-// at least every 30 s while anything is in use: delivery_agent.cpp).
+// at least every 30 s: delivery_agent.cpp).
 constexpr auto kStale = std::chrono::seconds(60);
 
 nlohmann::json BudgetJson(const RateGate::Budget& b) {

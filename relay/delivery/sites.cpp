@@ -55,6 +55,15 @@ std::string SiteOfRoute(const Route& route) {
   return "route " + fmt::format("{}", fmt::join(hops, ","));
 }
 
+bool IsProviderSite(const std::string& site, const std::vector<SiteProvider>& own) {
+  for (const auto* list : {&own, &ShippedProviders()}) {
+    for (const auto& p : *list) {
+      if (p.name == site) return true;
+    }
+  }
+  return false;
+}
+
 std::uint32_t MessagesPerConnection(const DeliveryOptions& options, const std::string& site) {
   const auto it = options.site_shaping.find(site);
   if (it == options.site_shaping.end() || !it->second.messages_per_connection) {

@@ -23,6 +23,10 @@ std::string SiteOfMx(std::vector<std::string> mx_hosts, const std::vector<SitePr
 // The site of a routed domain: "route [host]:port,..." of its hosts.
 std::string SiteOfRoute(const Route& route);
 
+// Whether `site` is a provider's ([shaping.providers] or shipped): a site any domain joins by
+// naming MX hosts under the provider's suffixes in its own DNS.
+bool IsProviderSite(const std::string& site, const std::vector<SiteProvider>& own);
+
 // [shaping.site."S"] messages_per_connection, else [shaping.default]'s.
 std::uint32_t MessagesPerConnection(const DeliveryOptions& options, const std::string& site);
 

@@ -32,4 +32,13 @@ TEST(SitesTest, ARoutedDomainsSiteIsItsNextHops) {
 }
 
 }  // namespace
+// Dead destinations of a provider's site are counted per domain (delivery_agent.cpp).
+TEST(SitesTest, ProviderSitesAreKnownByName) {
+  const std::vector<SiteProvider> own = {{"hoster", {".mx.hoster.example"}}};
+  EXPECT_TRUE(IsProviderSite("google", own));
+  EXPECT_TRUE(IsProviderSite("hoster", own));
+  EXPECT_FALSE(IsProviderSite("hoster", {}));
+  EXPECT_FALSE(IsProviderSite("mx1.example.net,mx2.example.net", own));
+}
+
 }  // namespace danerelay::relay

@@ -721,7 +721,10 @@ void ConnectionCache::Put(const std::string& key, std::shared_ptr<SmtpSession> s
   idle_.emplace(key, std::move(s));
 }
 
-bool ConnectionCache::HasIdle(const std::string& site) const { return idle_sites_.contains(site); }
+std::size_t ConnectionCache::IdleCount(const std::string& site) const {
+  const auto it = idle_sites_.find(site);
+  return it == idle_sites_.end() ? 0 : it->second;
+}
 
 void ConnectionCache::Forget(const std::string& site) {
   if (auto it = idle_sites_.find(site); it != idle_sites_.end() && --it->second == 0) {

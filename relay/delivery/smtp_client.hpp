@@ -115,9 +115,9 @@ class ConnectionCache {
   void Put(const std::string& key, std::shared_ptr<SmtpSession> session);
   // QUITs sessions idle for longer than the limit (or all of them).
   void Sweep(const asio::any_io_executor& ex, bool all = false);
-  // Whether an idle session to `site` (ClientRequest::site) is kept: the next delivery there
-  // may need no new connection ([shaping] connection_rate).
-  bool HasIdle(const std::string& site) const;
+  // Idle sessions to `site` (ClientRequest::site) kept: so many deliveries there may need no
+  // new connection ([shaping] connection_rate).
+  std::size_t IdleCount(const std::string& site) const;
 
  private:
   void Forget(const std::string& site);

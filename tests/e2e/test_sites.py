@@ -13,21 +13,30 @@ from world_case import WorldCase
 
 SHARED_IP = "127.0.0.45"
 OWN_IP = "127.0.0.46"
+DEAD_IP = "127.0.0.47"  # nothing listens there: connections are refused
+LIVE_IP = "127.0.0.48"
 
 
 class SitesTest(WorldCase, ShapingCase):
     @classmethod
     def build(cls):
         cls.scratch("danerelay-sites-")
-        port = free_port_on([SHARED_IP, OWN_IP])
+        port = free_port_on([SHARED_IP, OWN_IP, DEAD_IP, LIVE_IP])
         w = cls.world = DnsWorld(cls.tmp)
         w.zone("shared.example.").add(f"mx A {SHARED_IP}")
         w.zone("one.example.").add("@ MX 10 mx.shared.example.")
         w.zone("two.example.").add("@ MX 10 mx.shared.example.")
         w.zone("own.example.").mx(OWN_IP, port=port)
+        # Two domains in a provider's site ("hoster": every MX host under .hoster.example, as
+        # "google" is for .google.com), one naming an MX host there that does not answer: only
+        # that domain becomes a dead destination, not the provider.
+        w.zone("hoster.example.").add(f"mx-live A {LIVE_IP}").add(f"mx-dead A {DEAD_IP}")
+        w.zone("victim.example.").add("@ MX 10 mx-live.hoster.example.")
+        w.zone("attacker.example.").add("@ MX 10 mx-dead.hoster.example.")
         w.start()
         cls.shared = cls.servers["shared"] = CountingMx(SHARED_IP, port).start()
         cls.own = cls.servers["own"] = CountingMx(OWN_IP, port, data_delay=0.3).start()
+        cls.live = cls.servers["live"] = CountingMx(LIVE_IP, port).start()
         cls.relay = Relay(deliver=True, trusted=["127.0.0.0/8"], extra_toml=w.toml() + f"""
 [delivery]
 port = {port}
@@ -37,6 +46,11 @@ connections = 1
 messages_per_connection = 3
 [shaping.site."mx.own.example"]
 connections = 2
+[shaping.default]
+dead_after = 2
+dead_for = "10m"
+[shaping.providers]
+hoster = [".hoster.example"]
 """).start()
 
     def tearDown(self):
@@ -77,6 +91,17 @@ connections = 2
         self.assertIn(3, sessions)  # the cached connection is reused up to the limit
         # mx.own.example's connections = 2, the default 20 elsewhere: two at once, never more.
         self.assertEqual(self.own.max_open, 2)
+
+    def test_a_domain_naming_dead_hosts_under_a_provider_does_not_kill_the_provider(self):
+        self.send([f"u{i}@attacker.example" for i in range(3)])
+        wait_for(lambda: "domain attacker.example: suspended for 600s" in self.relay.logs(),
+                 timeout=30, what="attacker.example a dead destination")
+        self.send(["alice@victim.example"])
+        wait_for(lambda: "alice@victim.example" in self.live.recipients(), timeout=30,
+                 what="victim.example, in the same site, delivered")
+        logs = self.relay.logs()
+        self.assertNotIn("site hoster: suspended", logs)
+        self.assertIn("connection failures in a row", logs)
 
 
 if __name__ == "__main__":
