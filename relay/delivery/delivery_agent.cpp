@@ -415,7 +415,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         if (const auto until = suspensions.Until("domain", domain, queue::Clock::now())) {
           Qmgr().info("{}: {} recipients for {} wait: the domain is suspended until {}", id,
                       rcpts.size(), domain, Utc(*until));
-          waiting.push_back({std::move(indices), *until, "", false});
+          waiting.push_back({std::move(indices), SuspendedUntil(*until), "", false});
           continue;
         }
         DomainDeliveryContext ctx{options,
@@ -589,14 +589,23 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   std::optional<Admission> Suspended(const std::string& domain, const std::string& site) {
     const auto now = queue::Clock::now();
     if (const auto until = suspensions.Until("site", site, now)) {
-      return Admission{false, false, *until,
+      return Admission{false, false, SuspendedUntil(*until),
                        fmt::format("site {} is suspended until {}", site, Utc(*until))};
     }
     if (const auto until = suspensions.Until("domain", domain, now)) {
-      return Admission{false, false, *until,
+      return Admission{false, false, SuspendedUntil(*until),
                        fmt::format("the domain is suspended until {}", Utc(*until))};
     }
     return std::nullopt;
+  }
+
+  // Mail that waits for a suspension the agent knows of is not due before its end as the
+  // table says it (Store::Park), nor before a few seconds have passed: the agent's knowledge
+  // may be ahead of the table (its own suspension, not written yet) or behind it (resumed
+  // meanwhile: the resume has woken what was parked before it, not what is parked after).
+  static constexpr auto kSuspensionRecheck = std::chrono::seconds(5);
+  static queue::TimePoint SuspendedUntil(queue::TimePoint until) {
+    return std::min(until, queue::Clock::now() + kSuspensionRecheck);
   }
 
   // Connections per site, and the gauge of deliveries under way to each.
