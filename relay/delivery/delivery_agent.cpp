@@ -528,7 +528,9 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     const std::string holder = id + " " + domain;
     const auto now = queue::Clock::now();
     // An idle cached connection not counted on by another delivery yet: none is opened.
-    const bool opens = connections.IdleCount(site) <= reusing[site];
+    const auto counted = reusing.find(site);
+    const bool opens =
+        connections.IdleCount(site) <= (counted == reusing.end() ? 0 : counted->second);
     if (opens) {
       if (const auto turn = connection_rates.Take(site, now, holder)) {
         Metrics::Get().Add("danerelay_shaping_waits_total", "reason=\"connection_rate\"");
