@@ -280,12 +280,12 @@ class Store {
   // attempted (the daemon learnt of it after the claim): back to queued (never attempted) or
   // deferred, with no attempt counted, due when the suspension in the table ends, or `now`
   // when there is none in force (resumed meanwhile, or its write has not landed yet: then the
-  // claim looks again). With `not_before` (a turn under [shaping] message_rate), not due
-  // before it either, and due exactly at it when no suspension is in force, even if it has
-  // passed by the time this is written (the agent knows its turn by it). A non-empty `site` (the site the delivery found) becomes the
-  // recipients' site; the suspension of their site (that one, else the one they had) counts
-  // as their domain's does: due at the latest end in force. Others are left alone. Returns the
-  // earliest time set, if any.
+  // claim looks again). With `not_before` (a turn under a [shaping] rate, or when the agent
+  // looks at a suspension again), not due before it either, and due exactly at it when no
+  // suspension is in force, even if it has passed by the time this is written. A non-empty
+  // `site` (the site the delivery found) becomes the recipients' site; the suspension of their site
+  // (that one, else the one they had) counts as their domain's does: due at the latest end in
+  // force. Others are left alone. Returns the earliest time set, if any.
   tl::expected<std::optional<TimePoint>, StoreError> Park(
       std::string_view message_id, const std::vector<int>& indices, TimePoint now,
       std::optional<TimePoint> not_before = std::nullopt, std::string_view site = {});
