@@ -76,9 +76,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   ExpiryClock expiry_clock;
   ConnectionCache connections{std::chrono::seconds(2)};  // Postfix: 2 s idle time limit
   DestinationSlots slots;
-  RateGate rates;                              // [shaping] message_rate
-  RateGate connection_rates;                   // [shaping] connection_rate, by site
-  std::map<std::string, int> site_deliveries;  // for the gauge danerelay_site_deliveries
+  RateGate rates;             // [shaping] message_rate
+  RateGate connection_rates;  // [shaping] connection_rate, by site
   // Deliveries under way admitted on an idle cached connection of their site instead of a
   // connection_rate token (Admit).
   std::map<std::string, std::size_t> reusing;
@@ -614,21 +613,20 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
   asio::awaitable<void> AcquireSlot(std::string site) {
     auto self = shared_from_this();
     co_await slots.Acquire(site);
-    SiteGauge(site, +1);
+    SiteGauge(site);
   }
   void ReleaseSlot(const std::string& site) {
     slots.Release(site);
-    SiteGauge(site, -1);
+    SiteGauge(site);
     if (slots.Free(site)) WakeForSlot(site);
   }
-  void SiteGauge(const std::string& site, int change) {
-    auto& n = site_deliveries[site];
-    n += change;
+  // danerelay_site_deliveries{site}: the site's slots in use.
+  void SiteGauge(const std::string& site) {
+    const std::uint32_t n = slots.InUseOf(site);
     const std::string labels = fmt::format("site=\"{}\"", LabelValue(site));
     if (n > 0) {
       Metrics::Get().SetGauge("danerelay_site_deliveries", labels, n);
     } else {
-      site_deliveries.erase(site);
       Metrics::Get().EraseGauge("danerelay_site_deliveries", labels);
     }
   }

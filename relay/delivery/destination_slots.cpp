@@ -97,6 +97,11 @@ std::map<std::string, DestinationSlots::Use> DestinationSlots::InUse() const {
   return out;
 }
 
+std::uint32_t DestinationSlots::InUseOf(const std::string& site) const {
+  const auto it = in_use_.find(site);
+  return it == in_use_.end() ? 0 : it->second;
+}
+
 std::size_t DestinationSlots::Waiting(const std::string& domain) const {
   const auto it = waiters_.find(domain);
   return it == waiters_.end() ? 0 : it->second.size();

@@ -46,6 +46,7 @@ class DestinationSlots {
     std::size_t waiting = 0;
   };
   std::map<std::string, Use> InUse() const;
+  std::uint32_t InUseOf(const std::string& site) const;
 
  private:
   asio::io_context& io_;
