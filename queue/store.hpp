@@ -333,6 +333,9 @@ class Store {
     int unknown = 0;          // recipients whose site is not yet known (no attempt or park yet)
   };
   tl::expected<SiteCounts, StoreError> GetSites(size_t top);
+  // Whether any recipient in the queue has `site` (lower case) as its site, or any attempt went
+  // there.
+  tl::expected<bool, StoreError> KnowsSite(std::string_view site);
   // Postfix's qshape: for each of `domains`, its pending recipients by the age of their
   // message, in buckets of under 5, 10, 20, 40, 80, 160, 320, 640, 1280 minutes and older.
   static constexpr int kShapeBuckets = 10;

@@ -386,6 +386,22 @@ tl::expected<Store::SiteCounts, StoreError> Store::GetSites(size_t top) {
   });
 }
 
+tl::expected<bool, StoreError> Store::KnowsSite(std::string_view site) {
+  return impl_->Read<bool>([&]() -> tl::expected<bool, StoreError> {
+    // recipients_site(site, state) answers the first; the attempts are scanned only without it.
+    auto q = impl_->Prepare(
+        "SELECT EXISTS (SELECT 1 FROM recipients WHERE site = ?1) OR "
+        "EXISTS (SELECT 1 FROM attempts WHERE site = ?1)");
+    if (!q) return tl::unexpected(q.error());
+    sqlite3_bind_text(q->get(), 1, site.data(), static_cast<int>(site.size()), SQLITE_TRANSIENT);
+    bool known = false;
+    auto r = impl_->EachRow(q->get(), "known site",
+                            [&](sqlite3_stmt* s) { known = sqlite3_column_int(s, 0) != 0; });
+    if (!r) return tl::unexpected(r.error());
+    return known;
+  });
+}
+
 tl::expected<std::vector<Store::OperatorEntry>, StoreError> Store::TakeOperatorLog(size_t limit) {
   using Entries = std::vector<OperatorEntry>;
   auto found = impl_->Read<Entries>([&]() -> tl::expected<Entries, StoreError> {

@@ -99,6 +99,11 @@ port = {self.metrics_port}
         r = self.relay.cli("queue", "suspend", "--site", "MX1.Example.NET,mx2.example.net",
                            "--for", "2h", "--reason", "421 4.7.0 try later")
         self.assertIn(f"site {site} suspended until ".encode(), r.stdout)
+        # No mail has gone there, and no route or provider is named so: said, but done.
+        self.assertIn(b"warning: no mail in the queue has gone or goes to site", r.stderr)
+        r = self.relay.cli("queue", "suspend", "--site", "google", "--for", "1m")
+        self.assertNotIn(b"warning", r.stderr)  # a provider's site
+        self.relay.cli("queue", "resume", "--site", "google")
         route = "route [127.0.0.40]:2525,relay.example.net"
         r = self.relay.cli("queue", "suspend", "--site", route, "--for", "1h")
         self.assertIn(f"site {route} suspended until ".encode(), r.stdout)

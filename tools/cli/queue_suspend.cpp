@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "queue/message.hpp"
+#include "relay/delivery/sites.hpp"
 #include "tools/cli/queue_admin.hpp"
 
 namespace danerelay::tools {
@@ -66,6 +67,19 @@ std::optional<Target> ReadTarget(const SuspendTarget& t, std::string_view comman
   return Target{"site", std::move(site)};
 }
 
+// Whether `site` is one mail has gone or goes to, a route's or a provider's.
+bool KnownSite(const config::Config& config, queue::Store& store, const std::string& site) {
+  if (relay::IsProviderSite(site, config.delivery.providers)) return true;
+  for (const auto& [domain, route] : config.delivery.routes.by_domain) {
+    if (Lower(relay::SiteOfRoute(route)) == site) return true;
+  }
+  for (const auto& [sender, route] : config.delivery.routes.by_sender) {
+    if (Lower(relay::SiteOfRoute(route)) == site) return true;
+  }
+  const auto known = store.KnowsSite(site);
+  return !known || *known;  // a failed read: no warning
+}
+
 }  // namespace
 
 int RunSuspend(const config::Config& config, const SuspendRequest& req, std::ostream& out,
@@ -95,6 +109,13 @@ int RunSuspend(const config::Config& config, const SuspendRequest& req, std::ost
     return 2;
   }
   out << fmt::format("{} {} suspended until {}\n", s.kind, s.name, Utc(s.until));
+  if (s.kind == "site" && !KnownSite(config, **store, s.name)) {
+    err << fmt::format(
+        "danerelay: warning: no mail in the queue has gone or goes to site {}, and no route or "
+        "provider is named so; sites are named as queue stats and queue show name them, such as "
+        "\"route [192.0.2.1]:25\", \"google\" or \"mx1.example.net,mx2.example.net\"\n",
+        s.name);
+  }
   return 0;
 }
 
